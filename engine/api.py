@@ -1,0 +1,230 @@
+"""Helpers for JSON resources: validation at the edge, keyset pages, OpenAPI.
+
+A responder declares what it takes and returns; the decorator validates the
+input with marshmallow (bad input → 422 problem+json with field messages,
+nothing runs) and dumps the return value::
+
+    class ServiceList:
+        @operation("List your services", query=PageQuery, response=ServicePage)
+        def on_get(self, req, resp, query):
+            return paginate(owned(Service, req.context.customer_id), Service.id, query)
+"""
+from __future__ import annotations
+
+import base64
+import functools
+import json
+import re
+from dataclasses import dataclass
+from typing import Any
+
+import falcon
+from apispec import APISpec
+from apispec.ext.marshmallow import MarshmallowPlugin
+from marshmallow import Schema, ValidationError, fields, validate
+
+from engine.errors import invalid
+
+API_PREFIX = "/api/v1"
+RESPONDERS = ("get", "post", "put", "patch", "delete")
+
+
+@dataclass
+class OperationInfo:
+    summary: str
+    body: type[Schema] | None
+    query: type[Schema] | None
+    response: type[Schema] | None
+    status: int
+    description: str
+    many: bool
+    money: bool
+
+
+def operation(summary: str, *, body: type[Schema] | None = None,
+              query: type[Schema] | None = None, response: type[Schema] | None = None,
+              status: int = 200, description: str = "", many: bool = False,
+              money: bool = False):
+    """Declare a JSON responder: validates ``body``/``query``, dumps the result with ``response``.
+
+    ``money=True`` documents the ``Idempotency-Key`` header (money-moving POSTs).
+    """
+    info = OperationInfo(summary, body, query, response, status, description, many, money)
+
+    def decorate(fn):
+        @functools.wraps(fn)
+        def responder(self, req, resp, **params):
+            if body is not None:
+                params["body"] = load(body, _media(req))
+            if query is not None:
+                params["query"] = load(query, req.params)
+            result = fn(self, req, resp, **params)
+            resp.status = falcon.code_to_http_status(status) if resp.status == falcon.HTTP_200 \
+                else resp.status
+            if result is not None:
+                resp.media = response(many=many).dump(result) if response else result
+        responder.__openapi__ = info
+        return responder
+
+    return decorate
+
+
+def _media(req: falcon.Request) -> Any:
+    if not req.content_length:
+        return {}
+    if req.content_type and req.content_type.split(";")[0].strip() != "application/json":
+        raise falcon.HTTPUnsupportedMediaType(description="Send application/json.")
+    try:
+        return req.get_media()
+    except falcon.MediaMalformedError:
+        raise falcon.HTTPBadRequest(title="Malformed JSON",
+                                    description="The request body is not valid JSON.") from None
+
+
+def load(schema_cls: type[Schema], data: Any) -> dict:
+    """Validate ``data``; any problem becomes a 422 with field-by-field messages."""
+    if not isinstance(data, dict):
+        raise invalid({"_schema": ["Expected a JSON object."]})
+    try:
+        return schema_cls().load(data)
+    except ValidationError as exc:
+        messages = exc.messages if isinstance(exc.messages, dict) else {"_schema": exc.messages}
+        raise invalid(messages) from None
+
+
+# -- lists: {"items": [...], "next": cursor} with keyset pagination -----------
+
+class PageQuery(Schema):
+    limit = fields.Integer(load_default=50, validate=validate.Range(1, 200))
+    cursor = fields.String(load_default=None, allow_none=True)
+
+
+def page_schema(item: type[Schema], name: str) -> type[Schema]:
+    """The list envelope for ``item``: ``{"items": [...], "next": str|null}``."""
+    return Schema.from_dict({
+        "items": fields.List(fields.Nested(item)),
+        "next": fields.String(allow_none=True, metadata={"description": "cursor of the next page"}),
+    }, name=name)
+
+
+def encode_cursor(value: Any) -> str:
+    return base64.urlsafe_b64encode(json.dumps(value).encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> Any:
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        return json.loads(base64.urlsafe_b64decode(padded.encode()))
+    except (ValueError, UnicodeDecodeError):
+        raise invalid({"cursor": ["Not a valid cursor: use the 'next' value of the previous page."]}) \
+            from None
+
+
+def paginate(query, key_field, page: dict, descending: bool = True) -> dict:
+    """One keyset page of ``query`` ordered by ``key_field`` (an integer id)."""
+    limit = page.get("limit", 50)
+    if page.get("cursor"):
+        after = decode_cursor(page["cursor"])
+        if not isinstance(after, int):
+            raise invalid({"cursor": ["Not a valid cursor."]})
+        query = query.where(key_field < after if descending else key_field > after)
+    order = key_field.desc() if descending else key_field.asc()
+    rows = list(query.order_by(order).limit(limit + 1))
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return {"items": rows,
+            "next": encode_cursor(getattr(rows[-1], key_field.name)) if more else None}
+
+
+# -- shared shapes ------------------------------------------------------------
+
+class MoneySchema(Schema):
+    """Money: integer minor units and an ISO currency, e.g. {"amount": 1050, "currency": "GBP"}."""
+    amount = fields.Integer(required=True)
+    currency = fields.String(required=True, validate=validate.Length(equal=3))
+
+
+def money(amount: int, currency: str) -> dict:
+    return {"amount": int(amount), "currency": currency}
+
+
+class ProblemSchema(Schema):
+    type = fields.String()
+    title = fields.String()
+    status = fields.Integer()
+    detail = fields.String()
+    errors = fields.Dict(keys=fields.String())
+
+
+# -- OpenAPI -----------------------------------------------------------------
+
+def build_openapi(app) -> dict:
+    """The OpenAPI 3.1 document of every mounted JSON route, tagged by plugin."""
+    spec = APISpec(title="Portico API", version=app.version, openapi_version="3.1.0",
+                   plugins=[MarshmallowPlugin()],
+                   info={"description": "Customer self-service API. Authenticate with the "
+                                        "session cookie or `Authorization: Bearer <token or API key>`."})
+    spec.components.schema("Problem", schema=ProblemSchema)
+    spec.components.security_scheme("bearer", {"type": "http", "scheme": "bearer"})
+    spec.components.security_scheme("session", {"type": "apiKey", "in": "cookie",
+                                                "name": "portico_session"})
+    tags = set()
+    for plugin, route in app.routes:
+        if not route.path.startswith(API_PREFIX):
+            continue
+        ops = {}
+        for method in RESPONDERS:
+            name = f"on_{method}_{route.suffix}" if route.suffix else f"on_{method}"
+            info = getattr(getattr(route.resource, name, None), "__openapi__", None)
+            if info is not None:
+                ops[method] = _operation(info, plugin, route.resource, method, route.path)
+        if ops:
+            tags.add(plugin)
+            spec.path(path=route.path[len(API_PREFIX):] or "/", operations=ops)
+    spec.options["servers"] = [{"url": app.settings.base_url.rstrip("/") + API_PREFIX}]
+    app.plugins.hook.openapi(app=app, spec=spec)
+    doc = spec.to_dict()
+    doc["tags"] = [{"name": t} for t in sorted(tags)]
+    return doc
+
+
+def _operation(info: OperationInfo, plugin: str, resource, method: str, path: str) -> dict:
+    auth = getattr(resource, "auth", "customer")
+    op: dict = {"summary": info.summary, "tags": [plugin],
+                "operationId": f"{plugin}_{method}_{path[len(API_PREFIX):].strip('/').replace('/', '_').replace('{', '').replace('}', '') or 'root'}"}
+    if info.description:
+        op["description"] = info.description
+    params = [{"in": "path", "name": n, "required": True, "schema": {"type": "string"}}
+              for n in _path_params(path)]
+    if info.query is not None:
+        params.append({"in": "query", "schema": info.query})
+    if info.money:
+        params.append({"in": "header", "name": "Idempotency-Key", "required": False,
+                       "schema": {"type": "string", "maxLength": 255},
+                       "description": "Repeat the request with the same key to get the first "
+                                      "result; the money moves once."})
+    if params:
+        op["parameters"] = params
+    if info.body is not None:
+        op["requestBody"] = {"required": True,
+                             "content": {"application/json": {"schema": info.body}}}
+    ok: dict = {"description": "OK"}
+    if info.response is not None:
+        schema = {"type": "array", "items": info.response} if info.many else info.response
+        ok["content"] = {"application/json": {"schema": schema}}
+    problem = {"content": {"application/problem+json": {"schema": "Problem"}}}
+    op["responses"] = {str(info.status): ok}
+    if auth != "public":
+        op["security"] = [{"bearer": []}, {"session": []}]
+        op["responses"]["401"] = {"description": "Not signed in", **problem}
+    if params and any(p["in"] == "path" for p in params):
+        op["responses"]["404"] = {"description": "Not found (or not yours)", **problem}
+    if info.body is not None or info.query is not None:
+        op["responses"]["422"] = {"description": "Invalid input; see errors", **problem}
+    if method != "get" and auth != "public":
+        op["responses"]["403"] = {"description": "Read-only key or not allowed", **problem}
+    return op
+
+
+def _path_params(path: str) -> list[str]:
+    return [m.split(":")[0] for m in re.findall(r"{([^}]+)}", path)]

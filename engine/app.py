@@ -1,0 +1,120 @@
+"""``create_app(settings)``: the Falcon app with its middleware and every plugin's routes."""
+from __future__ import annotations
+
+import logging
+from typing import Any, Iterable
+
+import falcon
+
+import engine
+from engine import db, errors, tasks
+from engine.context import Context
+from engine.i18n import Translator
+from engine.middleware import RequestMiddleware
+from engine.plugins import Plugins, load_plugins
+from engine.registry import Route, Section
+from engine.settings import Settings, load_settings
+from engine.theming import Theme
+
+log = logging.getLogger("portico")
+
+
+class PorticoRequest(falcon.Request):
+    context_type = Context  # type: ignore[assignment]
+
+
+class Portico:
+    """One configured portal: settings, plugins, database, theme, broker and the WSGI app.
+
+    Hooks receive this object as ``app``, so a plugin never needs globals.
+    """
+
+    version = engine.__version__
+
+    def __init__(self, settings: Settings, plugins: Plugins):
+        self.settings = settings
+        self.plugins = plugins
+        self.database = db.open_database(settings.database_url)
+        db.bind(self.database)
+        self.models = self._collect_models()
+        self.translator = Translator(plugins)
+        self.theme = Theme(settings, plugins, self.translator)
+        self.sections = self._collect_sections()
+        self.providers = {k: v[1] for k, v in plugins.unique(
+            plugins.collect("payment_providers", app=self), lambda p: p.id,
+            "payment provider").items()}
+        self.channels = {k: v[1] for k, v in plugins.unique(
+            plugins.collect("notification_channels", app=self), lambda c: c.id,
+            "notification channel").items()}
+        self.tasks = tasks.TaskRunner(self)
+        self.routes: list[tuple[str, Route]] = []
+        self.wsgi = self._build_wsgi()
+
+    # -- assembly ------------------------------------------------------------
+
+    def _collect_models(self) -> dict[str, list]:
+        out: dict[str, list] = {}
+        index = self.plugins.unique(self.plugins.collect("register_models"),
+                                    lambda m: m._meta.table_name, "table")
+        for table, (plugin, model) in index.items():
+            out.setdefault(plugin, []).append(model)
+        return out
+
+    def _collect_sections(self) -> list[tuple[str, Section]]:
+        pairs = self.plugins.collect("register_sections", app=self)
+        self.plugins.unique(pairs, lambda s: s.id, "section")
+        return sorted(pairs, key=lambda p: (p[1].order, p[1].id))
+
+    def _build_wsgi(self) -> falcon.App:
+        app = falcon.App(request_type=PorticoRequest, middleware=[RequestMiddleware(self)])
+        app.req_options.strip_url_path_trailing_slash = True
+        app.req_options.auto_parse_form_urlencoded = False
+        app.resp_options.secure_cookies_by_default = self.settings.security.cookie_secure
+        errors.install(app)
+        seen = self.plugins.unique(self.plugins.collect("register_routes", app=self),
+                                   lambda r: (r.path, r.suffix or ""), "route")
+        for (path, _), (plugin, route) in seen.items():
+            route.resource.plugin = plugin
+            try:
+                app.add_route(route.path, route.resource, suffix=route.suffix)
+            except (ValueError, TypeError) as exc:
+                raise errors_for_route(plugin, route, exc) from None
+            self.routes.append((plugin, route))
+        app.add_sink(self._not_found, "/")
+        return app
+
+    @staticmethod
+    def _not_found(req, resp, **_):
+        raise falcon.HTTPNotFound(title="Page not found")
+
+    # -- what resources use ---------------------------------------------------
+
+    def render(self, req: falcon.Request, template: str, **values: Any) -> str:
+        """Render a themed template with the shell's context (navigation, user, CSRF, ...)."""
+        return self.theme.render(req, template, **values)
+
+    def page(self, req, resp, template: str, status: int = 200, **values: Any) -> None:
+        """Answer an HTML page."""
+        resp.status = falcon.code_to_http_status(status)
+        resp.content_type = falcon.MEDIA_HTML
+        resp.text = self.render(req, template, **values)
+
+    def url(self, path: str) -> str:
+        """An absolute URL on the operator's base URL (for emails and links sent out)."""
+        return self.settings.base_url.rstrip("/") + "/" + path.lstrip("/")
+
+    def __call__(self, environ, start_response):
+        return self.wsgi(environ, start_response)
+
+
+def errors_for_route(plugin: str, route: Route, exc: Exception) -> Exception:
+    from engine.plugins import PluginError
+    return PluginError(f"plugin '{plugin}' route '{route.path}': {exc}")
+
+
+def create_app(settings: Settings | None = None, *, extra_plugins: Iterable[tuple[str, Any]] = (),
+               plugins: Plugins | None = None) -> Portico:
+    """Build the configured portal. ``extra_plugins`` adds (name, plugin) pairs (tests)."""
+    settings = settings or load_settings()
+    plugins = plugins or load_plugins(settings, extra_plugins)
+    return Portico(settings, plugins)

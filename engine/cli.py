@@ -1,0 +1,196 @@
+"""The ``portico`` command line: serve, worker, scheduler, migrate, plugins, check, and plugin commands."""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+import time
+from pathlib import Path
+
+import click
+
+from engine.plugins import PluginError
+from engine.settings import SettingsError, load_settings
+
+
+class State:
+    """What the commands share: the config path, overrides, and the app once built."""
+
+    def __init__(self, config: str | None):
+        self.config = config
+        self.overrides: dict = {}
+        self._app = None
+
+    def settings(self):
+        return load_settings(self.config, overrides=self.overrides)
+
+    def app(self):
+        if self._app is None:
+            from engine.app import create_app
+            try:
+                self._app = create_app(self.settings())
+            except (SettingsError, PluginError) as exc:
+                raise click.ClickException(str(exc)) from None
+        return self._app
+
+
+class PorticoCLI(click.Group):
+    """Adds the commands of enabled plugins (``register_commands``) after the built-ins."""
+
+    def _with_plugins(self, ctx) -> click.Group:
+        if "plugin_group" not in ctx.meta:
+            group = click.Group()
+            try:
+                from engine.plugins import load_plugins
+                settings = load_settings(ctx.params.get("config"))
+                plugins = load_plugins(settings)
+                state = ctx.ensure_object(State)
+                plugins.hook.register_commands(cli=group, app_factory=state.app)
+            except (SettingsError, PluginError):
+                pass  # `portico check` reports the problem; built-in commands still work
+            ctx.meta["plugin_group"] = group
+        return ctx.meta["plugin_group"]
+
+    def list_commands(self, ctx):
+        return sorted(set(super().list_commands(ctx)) | set(self._with_plugins(ctx).commands))
+
+    def get_command(self, ctx, name):
+        return super().get_command(ctx, name) or self._with_plugins(ctx).commands.get(name)
+
+
+@click.group(cls=PorticoCLI)
+@click.option("--config", envvar="PORTICO_CONFIG", type=click.Path(dir_okay=False),
+              help="portico.toml to read (default: $PORTICO_CONFIG).")
+@click.pass_context
+def cli(ctx, config):
+    """Portico: the self-service portal engine."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    logging.getLogger("dramatiq").setLevel(logging.WARNING)
+    ctx.obj = State(config)
+
+
+@cli.command()
+@click.option("--demo", is_flag=True, help="Embedded defaults, migrated and seeded with demo data.")
+@click.option("--host", default=None, help="Address to bind (default: [web] host).")
+@click.option("--port", type=int, default=None, help="Port (default: [web] port).")
+@click.option("--workers", type=int, default=None, help="Web processes (default: [web] workers).")
+@click.pass_obj
+def serve(state: State, demo, host, port, workers):
+    """Run the web portal with gunicorn."""
+    from engine import migrations
+    from engine.demo import seed_demo
+    from engine.serve import Gunicorn, demo_hooks, gunicorn_options, spawn_scheduler
+
+    started = time.monotonic()
+    if demo:
+        os.environ["PORTICO_DEMO"] = "true"
+        os.environ.setdefault("PORTICO_DATA_DIR", str(Path("var").resolve()))
+        state.overrides.update(demo=True)
+    app = state.app()
+    settings = app.settings
+    options = gunicorn_options(settings, host, port, workers)
+    if demo or settings.demo:
+        migrations.migrate(app)
+        created = seed_demo(app)
+        options.update(demo_hooks(app))
+        scheduler = spawn_scheduler(dict(os.environ))
+        options["on_exit"] = lambda server: scheduler.terminate()
+        _print_demo(settings, options["bind"], created)
+    else:
+        pending = migrations.pending(app)
+        if pending:
+            raise click.ClickException(f"{len(pending)} migrations pending "
+                                       f"({', '.join(pending[:3])}...): run `portico migrate`")
+        options["post_fork"] = lambda server, worker: app.database.close_all()
+    app.database.close_all()
+    options["when_ready"] = lambda server: click.echo(
+        f"ready in {time.monotonic() - started:.1f}s", err=True)
+    Gunicorn(app, options).run()
+
+
+def _print_demo(settings, bind: str, created: dict | None) -> None:
+    host, _, port = bind.rpartition(":")
+    url = f"http://{'127.0.0.1' if host in ('0.0.0.0', '') else host}:{port}/"
+    click.echo(f"\n  Portico demo: {url}")
+    click.echo(f"  Data: {settings.data_path}   Mail: {settings.data_path / 'mail'}")
+    if created:
+        click.echo(f"  Demo password for every login: {created.get('password')}")
+        for kind, email in created.get("logins", []):
+            click.echo(f"    {kind:9} {email}")
+    else:
+        click.echo("  Demo data already present (PORTICO_DEMO_PASSWORD or the password printed "
+                   "at first start).")
+    click.echo("")
+
+
+@cli.command()
+@click.option("--threads", type=int, default=2, show_default=True)
+@click.pass_obj
+def worker(state: State, threads):
+    """Run background tasks (dramatiq) and relay the outbox."""
+    from engine.serve import run_worker
+    run_worker(state.app(), threads=threads)
+
+
+@cli.command()
+@click.pass_obj
+def scheduler(state: State):
+    """Run the periodic job scheduler (periodiq). Run one per deployment."""
+    from engine.serve import run_scheduler
+    sys.exit(run_scheduler(state.app()))
+
+
+@cli.command()
+@click.pass_obj
+def migrate(state: State):
+    """Apply pending schema migrations of every enabled plugin."""
+    from engine import migrations
+    applied = migrations.migrate(state.app())
+    for line in applied:
+        click.echo(f"applied {line}")
+    click.echo(f"{len(applied)} migrations applied" if applied else "database is up to date")
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.pass_obj
+def plugins(state: State, as_json):
+    """List installed plugins: name, version, enabled, hooks."""
+    from engine.plugins import load_plugins
+    try:
+        found = load_plugins(state.settings())
+    except (SettingsError, PluginError) as exc:
+        raise click.ClickException(str(exc)) from None
+    rows = [{"name": i.name, "version": i.version, "source": i.source, "enabled": i.enabled,
+             "hooks": found.hooks_of(i.name)} for i in found.info.values()]
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    click.echo(f"{'name':16} {'version':9} {'enabled':8} hooks")
+    for r in rows:
+        click.echo(f"{r['name']:16} {r['version']:9} {'yes' if r['enabled'] else 'no':8} "
+                   f"{', '.join(r['hooks'])}")
+
+
+@cli.command()
+@click.pass_obj
+def check(state: State):
+    """Validate the configuration and print it, secrets redacted."""
+    from engine.plugins import load_plugins
+    try:
+        settings = state.settings()
+        load_plugins(settings)
+    except (SettingsError, PluginError) as exc:
+        click.echo(f"configuration error:\n{exc}", err=True)
+        sys.exit(1)
+    click.echo(f"# configuration OK ({settings.source or 'defaults and environment'})")
+    click.echo(json.dumps(settings.redacted(), indent=2, default=str))
+
+
+def main() -> None:
+    cli(prog_name="portico")
+
+
+if __name__ == "__main__":
+    main()

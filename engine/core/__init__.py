@@ -1,0 +1,28 @@
+"""The essential plugin: core tables, health, the OpenAPI document, static files, core demo data."""
+from __future__ import annotations
+
+from engine import hookimpl
+from engine.models import MODELS
+from engine.registry import Route
+
+
+@hookimpl
+def register_models():
+    return list(MODELS)
+
+
+@hookimpl
+def register_routes(app):
+    from engine.core import resources
+    return [
+        Route("/healthz", resources.Health()),
+        Route("/api/v1/openapi.json", resources.OpenAPI()),
+        Route("/static/{path:path}", resources.Static()),
+        Route("/lang", resources.Language()),
+    ]
+
+
+@hookimpl
+def demo_data(app, demo):
+    from engine.core.demo import seed
+    seed(app, demo)

@@ -1,0 +1,125 @@
+"""The database: one peewee proxy, opened from a URL, and the helpers every plugin uses.
+
+SQLite is the embedded default (WAL, foreign keys, busy timeout); PostgreSQL is
+the production database. Connections come from a pool and are taken per
+request by the app's middleware.
+"""
+from __future__ import annotations
+
+import contextlib
+from datetime import datetime, timezone
+from pathlib import Path
+from urllib.parse import parse_qsl, urlparse
+
+import peewee
+from playhouse.pool import PooledPostgresqlDatabase, PooledSqliteDatabase
+
+database = peewee.DatabaseProxy()
+
+SQLITE_PRAGMAS = {
+    "journal_mode": "wal",
+    "foreign_keys": 1,
+    "busy_timeout": 10000,
+    "synchronous": "normal",
+    "cache_size": -16000,
+}
+
+
+def open_database(url: str) -> peewee.Database:
+    """Open a pooled database from ``sqlite:///path`` or ``postgresql://...``."""
+    parts = urlparse(url)
+    if parts.scheme == "sqlite":
+        path = parts.path if parts.netloc in ("", "localhost") else parts.netloc + parts.path
+        if path not in (":memory:", "/:memory:"):
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        db = PooledSqliteDatabase(path, pragmas=SQLITE_PRAGMAS, max_connections=32,
+                                  stale_timeout=300, check_same_thread=False, timeout=10)
+    elif parts.scheme in ("postgres", "postgresql"):
+        options = dict(parse_qsl(parts.query))
+        db = PooledPostgresqlDatabase(
+            parts.path.lstrip("/"), user=parts.username, password=parts.password,
+            host=parts.hostname or "127.0.0.1", port=parts.port or 5432,
+            max_connections=int(options.pop("max_connections", 20)), stale_timeout=300,
+            **options)
+    else:
+        raise ValueError(f"database_url: unsupported scheme '{parts.scheme}' "
+                         "(use sqlite:///path or postgresql://user@host/db)")
+    return db
+
+
+def bind(db: peewee.Database) -> None:
+    """Point the shared proxy at ``db``."""
+    database.initialize(db)
+
+
+def is_postgres() -> bool:
+    return isinstance(database.obj, peewee.PostgresqlDatabase)
+
+
+def locked_transaction():
+    """A transaction that holds a write lock from its first statement.
+
+    On SQLite ``BEGIN IMMEDIATE`` takes the write lock up front: a deferred
+    transaction that reads then writes can fail the lock upgrade under load.
+    On PostgreSQL use ``for_update()`` on the rows you change (see ``lock_rows``).
+    """
+    if is_postgres():
+        return database.atomic()
+    if database.in_transaction():
+        return database.atomic()
+    return database.atomic("IMMEDIATE")
+
+
+def lock_rows(query: peewee.Select) -> peewee.Select:
+    """``SELECT ... FOR UPDATE`` on PostgreSQL; on SQLite the transaction already holds the lock."""
+    return query.for_update() if is_postgres() else query
+
+
+@contextlib.contextmanager
+def connection():
+    """Hold a pooled connection for the block (used by workers and commands)."""
+    opened = database.connect(reuse_if_open=True)
+    try:
+        yield
+    finally:
+        if opened and not database.is_closed():
+            database.close()
+
+
+def utcnow() -> datetime:
+    """The current time, timezone-aware UTC. Tests move it with time-machine."""
+    return datetime.now(timezone.utc)
+
+
+class UTCDateTimeField(peewee.DateTimeField):
+    """Stores UTC without a zone (both databases alike); reads back timezone-aware UTC."""
+
+    def db_value(self, value):
+        if isinstance(value, datetime) and value.tzinfo is not None:
+            value = value.astimezone(timezone.utc).replace(tzinfo=None)
+        return super().db_value(value)
+
+    def python_value(self, value):
+        value = super().python_value(value)
+        if isinstance(value, datetime) and value.tzinfo is None:
+            value = value.replace(tzinfo=timezone.utc)
+        return value
+
+
+class CurrencyField(peewee.CharField):
+    """An ISO 4217 currency code, upper case."""
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("max_length", 3)
+        super().__init__(**kwargs)
+
+    def db_value(self, value):
+        return value.upper() if isinstance(value, str) else value
+
+
+class BaseModel(peewee.Model):
+    """Base for every Portico table: bound to the shared proxy."""
+
+    class Meta:
+        database = database
+        legacy_table_names = False

@@ -1,0 +1,96 @@
+"""Errors as RFC 9457 ``application/problem+json``; HTML pages get a themed page.
+
+A problem has a stable ``type`` (a URI under the operator's base URL), a human
+``title``, the ``status``, and for bad input ``errors``: field → messages.
+No stack trace ever reaches a user.
+"""
+from __future__ import annotations
+
+import json
+import logging
+
+import falcon
+from marshmallow import ValidationError
+
+log = logging.getLogger("portico.errors")
+
+PROBLEM_TYPES = {
+    400: "bad-request", 401: "unauthorized", 403: "forbidden", 404: "not-found",
+    405: "method-not-allowed", 409: "conflict", 410: "gone", 413: "too-large",
+    415: "unsupported-media-type", 422: "invalid-input", 429: "too-many-requests",
+    500: "server-error", 502: "provider-error", 503: "unavailable",
+}
+
+
+class Problem(falcon.HTTPError):
+    """An HTTP error with a stable problem ``type`` slug and optional field ``errors``."""
+
+    def __init__(self, status: int, title: str, detail: str | None = None, *,
+                 type: str | None = None, errors: dict | None = None, headers=None, **extra):
+        super().__init__(falcon.code_to_http_status(status), title=title, description=detail,
+                         headers=headers)
+        self.slug = type or PROBLEM_TYPES.get(status, "error")
+        self.errors = errors
+        self.extra = extra
+
+
+def invalid(errors: dict, title: str = "Some fields are not valid") -> Problem:
+    """422 with field messages, the shape every form and API call uses."""
+    return Problem(422, title, "Correct the fields listed in 'errors' and try again.",
+                   errors=errors)
+
+
+def problem_body(req: falcon.Request, error: falcon.HTTPError) -> dict:
+    status = int(error.status_code)
+    slug = getattr(error, "slug", None) or PROBLEM_TYPES.get(status, "error")
+    body = {"type": f"/problems/{slug}", "title": error.title or str(error.status)[4:],
+            "status": status}
+    if error.description:
+        body["detail"] = error.description
+    if getattr(error, "errors", None):
+        body["errors"] = error.errors
+    body.update(getattr(error, "extra", None) or {})
+    return body
+
+
+def wants_html(req: falcon.Request) -> bool:
+    """Portal pages answer HTML; the API, webhooks and anything asking JSON get problem+json."""
+    if req.path.startswith(("/api/", "/webhooks/", "/healthz", "/static/")):
+        return False
+    accept = req.get_header("Accept") or ""
+    return "json" not in accept
+
+
+def serialize_error(req: falcon.Request, resp: falcon.Response, error: falcon.HTTPError) -> None:
+    """Falcon error serializer: problem+json, or a themed error page for browsers."""
+    body = problem_body(req, error)
+    app = getattr(req.context, "app", None)
+    if app is not None and wants_html(req):
+        try:
+            resp.content_type = falcon.MEDIA_HTML
+            resp.text = app.render(req, "error.html", problem=body)
+            return
+        except Exception:  # the error page must never raise: fall back to JSON
+            log.exception("error page failed to render")
+    resp.content_type = "application/problem+json"
+    resp.text = json.dumps(body)
+
+
+def handle_validation_error(req, resp, ex: ValidationError, params) -> None:
+    messages = ex.messages if isinstance(ex.messages, dict) else {"_schema": ex.messages}
+    raise invalid(messages)
+
+
+def handle_uncaught(req, resp, ex: Exception, params) -> None:
+    """Last resort: log it with the request id, answer a bare 500 problem."""
+    if isinstance(ex, falcon.HTTPError):
+        raise ex
+    log.exception("unhandled error on %s %s", req.method, req.path)
+    raise Problem(500, "Something went wrong on our side",
+                  "The error has been logged. Please try again in a moment.")
+
+
+def install(app: falcon.App) -> None:
+    app.set_error_serializer(serialize_error)
+    app.add_error_handler(Exception, handle_uncaught)
+    app.add_error_handler(ValidationError, handle_validation_error)

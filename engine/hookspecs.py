@@ -1,0 +1,200 @@
+"""Every extension point of Portico, in one file.
+
+A plugin is a module (or object) with functions decorated ``@hookimpl`` whose
+names match the specifications below. Implement only the hooks you need; a
+function that declares fewer arguments than the spec gets only those.
+
+Hooks that *register* something return a list; the engine attributes each item
+to the plugin that returned it, so a collision (two plugins on one route,
+provider id, actor name or section id) is a start-up error naming both.
+Hooks marked "first result" stop at the first plugin that answers.
+Event hooks are named in the past tense and their return value is ignored.
+Specs only ever gain arguments, never lose them.
+"""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import pluggy
+
+if TYPE_CHECKING:  # pragma: no cover - imports for annotations only
+    import click
+    from apispec import APISpec
+    from marshmallow import Schema
+
+    from engine.app import Portico
+    from engine.context import Context
+    from engine.models import Service
+    from engine.registry import (
+        Action,
+        Alert,
+        Balance,
+        Card,
+        Credit,
+        Route,
+        Section,
+    )
+
+hookspec = pluggy.HookspecMarker("portico")
+
+
+# -- describing the plugin ---------------------------------------------------
+
+@hookspec
+def plugin_requires() -> list[str]:
+    """Return the names of the plugins this plugin needs to be enabled.
+
+    Disabling a needed plugin is a start-up error naming both plugins.
+    """
+
+
+@hookspec
+def register_settings() -> type[Schema]:
+    """Return a marshmallow ``Schema`` for this plugin's ``[<plugin name>]`` table.
+
+    Values are validated at start-up (messages name the key) and read with
+    ``app.settings.plugin("<name>")``. Mark secret fields with
+    ``metadata={"secret": True}`` so ``portico check`` redacts them.
+    """
+
+
+# -- what a plugin brings: data, code, pages ---------------------------------
+
+@hookspec
+def register_models() -> list[type]:
+    """Return the peewee model classes this plugin owns.
+
+    Tables are created by the plugin's ``migrations/`` (``portico migrate``).
+    """
+
+
+@hookspec
+def register_routes(app: Portico) -> list[Route]:
+    """Return ``Route(path, resource)`` items to mount on the Falcon app.
+
+    JSON routes live under ``/api/v1``; portal pages anywhere else. A resource
+    sets ``auth = "customer" | "staff" | None`` (default ``"customer"``).
+    """
+
+
+@hookspec
+def register_actors() -> list[Any]:
+    """Return functions decorated with ``engine.tasks.task`` to run in the worker.
+
+    The engine names each actor ``<plugin>.<function>`` and creates it on the
+    configured broker, in the web and the worker processes alike.
+    """
+
+
+@hookspec
+def template_dirs() -> list[str]:
+    """Return extra template folders (a plugin's own ``templates/`` is found without this)."""
+
+
+@hookspec
+def static_dirs() -> list[str]:
+    """Return extra static folders (a plugin's own ``static/`` is found without this).
+
+    Files are served under ``/static/<plugin>/...``; a theme overrides them.
+    """
+
+
+@hookspec
+def register_sections(app: Portico) -> list[Section]:
+    """Return the navigation ``Section`` items this plugin adds (ACC-3)."""
+
+
+@hookspec
+def dashboard_cards(app: Portico, ctx: Context) -> list[Card]:
+    """Return the dashboard ``Card`` items for the signed-in customer (DASH-1)."""
+
+
+@hookspec
+def portal_alerts(app: Portico, ctx: Context) -> list[Alert]:
+    """Return the in-portal ``Alert`` items for the signed-in customer (NOT-2)."""
+
+
+@hookspec
+def service_actions(app: Portico, ctx: Context, service: Service) -> list[Action]:
+    """Return the ``Action`` links this plugin offers on a service (SVC-3)."""
+
+
+@hookspec
+def register_commands(cli: click.Group, app_factory: Any) -> None:
+    """Add click commands to the ``portico`` command line.
+
+    ``app_factory()`` builds the configured app when a command needs it.
+    """
+
+
+@hookspec
+def demo_data(app: Portico, demo: dict) -> None:
+    """Seed demo records; ``demo`` holds what earlier plugins created.
+
+    Called in plugin dependency order by ``portico serve --demo`` on an empty
+    database. Add what you create to ``demo`` for the plugins after you.
+    """
+
+
+@hookspec
+def openapi(app: Portico, spec: APISpec) -> None:
+    """Add components or paths to the OpenAPI document beyond the routes' own."""
+
+
+# -- resolving one thing -----------------------------------------------------
+
+@hookspec(firstresult=True)
+def authenticate_request(app: Portico, req: Any) -> Any:
+    """Return the ``Principal`` for a request, or ``None`` to let others try.
+
+    First result wins. The identity plugin reads the session cookie and
+    ``Authorization: Bearer`` headers.
+    """
+
+
+@hookspec(firstresult=True)
+def service_balances(app: Portico, service: Service) -> list[Balance]:
+    """Return the ``Balance`` rows of a service, in consumption order (USE-1).
+
+    First result wins: the usage plugin answers from its buckets, a partner's
+    adapter to an external charging system could answer instead.
+    """
+
+
+@hookspec(firstresult=True)
+def credit_balance(app: Portico, service: Service, credit: Credit) -> Any:
+    """Add a ``Credit`` (a top-up or refund) to a service's balances; return the new bucket.
+
+    First result wins. Must run inside the caller's transaction.
+    """
+
+
+# -- providers and channels --------------------------------------------------
+
+@hookspec
+def payment_providers(app: Portico) -> list[Any]:
+    """Return payment provider objects, each with a unique ``id``.
+
+    See ``engine.payments.PaymentProvider`` for the interface.
+    """
+
+
+@hookspec
+def notification_channels(app: Portico) -> list[Any]:
+    """Return notification channel objects (email, SMS, web push), each with a unique ``id``."""
+
+
+# -- events (past tense; return values are ignored) --------------------------
+
+@hookspec
+def audit_recorded(app: Portico, event: Any) -> None:
+    """Called after an ``AuditEvent`` row is written (in the same transaction)."""
+
+
+@hookspec
+def notification_requested(app: Portico, event: Any) -> None:
+    """Called when something happened that a customer may be told about.
+
+    ``event`` is an ``engine.notify.Event`` (kind, customer, data); channels
+    decide whether and how to deliver it.
+    """

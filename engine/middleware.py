@@ -1,0 +1,125 @@
+"""Per-request work: database connection, who is asking, CSRF, locale, security headers."""
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from urllib.parse import quote
+
+import falcon
+
+from engine import db
+from engine.errors import Problem
+from engine.forms import read_form
+
+UNSAFE = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+CSRF_COOKIE = "portico_csrf"
+CSRF_FIELD = "csrf_token"
+CSRF_HEADER = "X-CSRF-Token"
+# JSON and machine paths get no CSRF cookie unless they ask (API login hands one out).
+NO_CSRF_COOKIE = ("/api/", "/healthz", "/static/", "/webhooks/")
+
+# APPSEC: one strict policy for every response; pages load only our own assets.
+SECURITY_HEADERS = {
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "strict-origin-when-cross-origin",
+    "Cross-Origin-Opener-Policy": "same-origin",
+    "Permissions-Policy": "camera=(), microphone=(), geolocation=(), payment=(self)",
+}
+CSP = ("default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'{extra}; "
+       "frame-src 'self'{extra}; connect-src 'self'{extra}; object-src 'none'; "
+       "base-uri 'self'; form-action 'self'; frame-ancestors 'none'")
+
+
+class RequestMiddleware:
+    """Opens the database, authenticates, enforces auth/scope/CSRF, sets headers."""
+
+    def __init__(self, app):
+        self.app = app
+        self.csp = CSP.format(extra="".join(f" {o}" for o in app.settings.get("csp_extra", [])))
+        self.hsts = app.settings.base_url.startswith("https://")
+
+    def process_request(self, req: falcon.Request, resp: falcon.Response) -> None:
+        ctx = req.context
+        ctx.app = self.app
+        ctx.ip = req.remote_addr or ""
+        ctx.user_agent = (req.user_agent or "")[:300]
+        db.database.connect(reuse_if_open=True)
+        cookie = req.cookies.get(CSRF_COOKIE)
+        if not cookie and not req.path.startswith(NO_CSRF_COOKIE):
+            # Issue the CSRF cookie on first contact so any form rendered now can carry the token.
+            cookie, ctx.extra["csrf_set"] = new_csrf_cookie(), True
+        ctx.extra["csrf_cookie"] = cookie or ""
+        ctx.csrf_token = csrf_token(self.app, cookie) if cookie else ""
+
+    def process_resource(self, req, resp, resource, params) -> None:
+        if resource is None:
+            return
+        ctx = req.context
+        ctx.principal = self.app.plugins.hook.authenticate_request(app=self.app, req=req)
+        ctx.locale = self.app.translator.negotiate(req, ctx.principal)
+        ctx.timezone = (ctx.principal and ctx.principal.timezone) or \
+            self.app.settings.default_timezone
+        auth = getattr(resource, "auth", "customer")
+        page = req.path.startswith("/api/") is False
+        if auth == "customer" and not (ctx.principal and ctx.principal.is_customer):
+            self._unauthorized(req, page)
+        if auth == "staff" and not (ctx.principal and ctx.principal.is_staff):
+            self._unauthorized(req, page)
+        if req.method in UNSAFE and ctx.principal and "write" not in ctx.principal.scopes:
+            raise Problem(403, "This API key is read-only",
+                          "Create a read-write key to make changes.", type="read-only-key")
+        self._check_csrf(req, resource, page)
+
+    @staticmethod
+    def _unauthorized(req, page: bool) -> None:
+        if page and req.method == "GET":
+            raise falcon.HTTPSeeOther("/login?next=" + quote(req.relative_uri, safe=""))
+        raise falcon.HTTPUnauthorized(title="Sign in required",
+                                      description="Sign in, or send a valid bearer token or API key.")
+
+    def _check_csrf(self, req, resource, page: bool) -> None:
+        """Unsafe requests that ride on cookies must carry the CSRF token."""
+        if req.method not in UNSAFE or getattr(resource, "csrf", True) is False:
+            return
+        principal = req.context.principal
+        if not page and (principal is None or principal.via != "session"):
+            return  # bearer tokens and API keys cannot be sent by a third-party page
+        sent = req.get_header(CSRF_HEADER) or (read_form(req).get(CSRF_FIELD, "") if page else "")
+        if req.context.extra.get("csrf_set") or not sent or not hmac.compare_digest(
+                str(sent), req.context.csrf_token):
+            raise Problem(403, "The form has expired",
+                          "Reload the page and submit it again.", type="csrf")
+
+    def process_response(self, req, resp, resource, req_succeeded) -> None:
+        ctx = req.context
+        if ctx.extra.get("csrf_set"):
+            resp.set_cookie(CSRF_COOKIE, ctx.extra["csrf_cookie"], http_only=True,
+                            same_site="Lax", path="/", max_age=60 * 60 * 24 * 7,
+                            secure=self.app.settings.security.cookie_secure)
+        for name, value in SECURITY_HEADERS.items():
+            if not resp.get_header(name):
+                resp.set_header(name, value)
+        if not resp.get_header("Content-Security-Policy"):
+            resp.set_header("Content-Security-Policy", self.csp)
+        if self.hsts:
+            resp.set_header("Strict-Transport-Security", "max-age=31536000; includeSubDomains")
+        if ctx.principal is not None and not resp.get_header("Cache-Control"):
+            resp.set_header("Cache-Control", "no-store")
+        try:
+            if req_succeeded:
+                self.app.tasks.relay_after_request(ctx)
+        finally:
+            if not db.database.is_closed() and not db.database.in_transaction():
+                db.database.close()
+
+
+def new_csrf_cookie() -> str:
+    return secrets.token_urlsafe(32)
+
+
+def csrf_token(app, cookie: str) -> str:
+    """The token forms carry: an HMAC of the browser's CSRF cookie under the secret key."""
+    return hmac.new(app.settings.secret_key.encode(), b"csrf:" + cookie.encode(),
+                    hashlib.sha256).hexdigest()

@@ -1,0 +1,186 @@
+"""The core domain every plugin hangs on.
+
+Customer → Contact → User (login identity); Customer → Site; Customer →
+Service → Product; StaffUser; AuditEvent; OutboxMessage (work to enqueue).
+Money is integer minor units with a currency; times are UTC.
+"""
+from __future__ import annotations
+
+from datetime import timedelta
+
+import peewee
+from peewee import (
+    BooleanField,
+    CharField,
+    ForeignKeyField,
+    IntegerField,
+    TextField,
+)
+
+from engine.db import BaseModel, CurrencyField, UTCDateTimeField, utcnow
+
+CUSTOMER_KINDS = ("individual", "business")
+SERVICE_STATUSES = ("active", "suspended", "expired", "cancelled")
+SERVICE_TYPES = ("mobile", "broadband", "iptv", "prepaid", "landline", "other")
+EXPIRING_SOON = timedelta(days=7)
+
+
+class Customer(BaseModel):
+    """A customer account. ``number`` is what the customer quotes to support (SUP-1)."""
+    number = CharField(max_length=20, unique=True)
+    name = CharField(max_length=200)
+    kind = CharField(max_length=20, default="individual",
+                     constraints=[peewee.Check("kind in ('individual', 'business')")])
+    api_access = BooleanField(default=False)  # individuals the operator allows (API-1)
+    created_at = UTCDateTimeField(default=utcnow)
+
+
+class Contact(BaseModel):
+    """A person linked to a customer account (ACCT-2)."""
+    customer = ForeignKeyField(Customer, backref="contacts", on_delete="CASCADE")
+    first_name = CharField(max_length=100)
+    last_name = CharField(max_length=100, default="")
+    email = CharField(max_length=254)
+    phone = CharField(max_length=32, default="")
+    role = CharField(max_length=50, default="")
+    is_primary = BooleanField(default=False)
+    created_at = UTCDateTimeField(default=utcnow)
+
+    @property
+    def full_name(self) -> str:
+        return f"{self.first_name} {self.last_name}".strip()
+
+
+class Site(BaseModel):
+    """An address where the customer takes service (ACCT-2)."""
+    customer = ForeignKeyField(Customer, backref="sites", on_delete="CASCADE")
+    label = CharField(max_length=100, default="")
+    line1 = CharField(max_length=200)
+    line2 = CharField(max_length=200, default="")
+    city = CharField(max_length=100)
+    postcode = CharField(max_length=20, default="")
+    country = CharField(max_length=2, default="GB")
+
+
+class User(BaseModel):
+    """A customer's login identity, linked to one contact.
+
+    A person with several customer accounts has one user per contact (SUP-2).
+    """
+    contact = ForeignKeyField(Contact, backref="users", unique=True, on_delete="CASCADE")
+    email = CharField(max_length=254, unique=True)  # stored lower-case
+    password_hash = CharField(max_length=255, default="")
+    locale = CharField(max_length=10, default="")
+    timezone = CharField(max_length=64, default="")
+    is_active = BooleanField(default=True)
+    email_verified_at = UTCDateTimeField(null=True)
+    password_changed_at = UTCDateTimeField(default=utcnow)
+    created_at = UTCDateTimeField(default=utcnow)
+
+    @property
+    def customer_id(self) -> int:
+        return self.contact.customer_id
+
+
+class StaffUser(BaseModel):
+    """An operator's support agent or administrator.
+
+    ``permissions`` is a space-separated set: ``admin``, ``can_impersonate``, ...
+    """
+    email = CharField(max_length=254, unique=True)
+    name = CharField(max_length=200)
+    password_hash = CharField(max_length=255, default="")
+    permissions = CharField(max_length=500, default="")
+    is_active = BooleanField(default=True)
+    created_at = UTCDateTimeField(default=utcnow)
+
+    def has(self, permission: str) -> bool:
+        perms = set(self.permissions.split())
+        return "admin" in perms or permission in perms
+
+
+class Product(BaseModel):
+    """A plan a service runs on."""
+    code = CharField(max_length=50, unique=True)
+    name = CharField(max_length=200)
+    service_type = CharField(max_length=20, default="mobile")
+    monthly_fee = IntegerField(default=0)
+    currency = CurrencyField(default="GBP")
+    period_days = IntegerField(default=30)
+    allow_cancel = BooleanField(default=False)  # self-service cancellation (SVC-4)
+    allow_modify = BooleanField(default=False)
+    description = TextField(default="")
+
+
+class Service(BaseModel):
+    """A service a customer takes (SVC-1)."""
+    customer = ForeignKeyField(Customer, backref="services", on_delete="CASCADE")
+    product = ForeignKeyField(Product, backref="services")
+    site = ForeignKeyField(Site, null=True, backref="services", on_delete="SET NULL")
+    service_type = CharField(max_length=20, default="mobile")
+    name = CharField(max_length=200)  # readable: "Mobile - +44 7700 900123"
+    identifier = CharField(max_length=100, default="")  # MSISDN, line id, ...
+    status = CharField(max_length=20, default="active")
+    suspended_reason = CharField(max_length=200, default="")
+    created_at = UTCDateTimeField(default=utcnow)
+    period_start = UTCDateTimeField(default=utcnow)  # last renewal (USE-2)
+    renews_at = UTCDateTimeField(null=True)
+    expires_at = UTCDateTimeField(null=True)
+    monthly_fee = IntegerField(default=0)
+    currency = CurrencyField(default="GBP")
+    auto_renew = BooleanField(default=True)
+    esim_activation_code = CharField(max_length=255, default="")  # LPA:1$... (MOB-2)
+
+    class Meta:
+        indexes = ((("customer", "id"), False),)
+
+    def indicator(self, now=None) -> str:
+        """The SVC-2 status light: active, expiring, suspended, expired or cancelled."""
+        now = now or utcnow()
+        if self.status == "cancelled":
+            return "cancelled"
+        if self.status == "expired" or (self.expires_at and self.expires_at <= now):
+            return "expired"
+        if self.status == "suspended":
+            return "suspended"
+        upcoming = [d for d in (self.renews_at, self.expires_at) if d]
+        if upcoming and min(upcoming) - now < EXPIRING_SOON:
+            return "expiring"
+        return "active"
+
+
+class AuditEvent(BaseModel):
+    """One line of the activity log (ACCT-5, IMP-3): who, what, when, from where."""
+    customer = ForeignKeyField(Customer, null=True, backref="audit_events", on_delete="CASCADE")
+    user = ForeignKeyField(User, null=True, on_delete="SET NULL")
+    staff = ForeignKeyField(StaffUser, null=True, on_delete="SET NULL")
+    impersonated = BooleanField(default=False)
+    action = CharField(max_length=100)
+    target = CharField(max_length=200, default="")
+    data = peewee.JSONField(default=dict)
+    ip = CharField(max_length=64, default="")
+    user_agent = CharField(max_length=300, default="")
+    created_at = UTCDateTimeField(default=utcnow, index=True)
+
+    class Meta:
+        indexes = ((("customer", "id"), False),)
+
+
+class OutboxMessage(BaseModel):
+    """Work enqueued with a business change, written in the same transaction.
+
+    The relay moves rows to the broker after commit; a crash or a broker outage
+    leaves them here to be sent later, so nothing is lost.
+    """
+    message_id = CharField(max_length=36, unique=True)
+    actor = CharField(max_length=200)
+    queue = CharField(max_length=100, default="default")
+    payload = peewee.JSONField()
+    delay_ms = IntegerField(default=0)
+    created_at = UTCDateTimeField(default=utcnow)
+    sent_at = UTCDateTimeField(null=True, index=True)
+    attempts = IntegerField(default=0)
+    last_error = TextField(default="")
+
+
+MODELS = (Customer, Contact, Site, User, StaffUser, Product, Service, AuditEvent, OutboxMessage)

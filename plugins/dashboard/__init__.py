@@ -1,0 +1,21 @@
+"""The portal shell: the Dashboard section, dashboard cards, navigation and alerts (DASH-1, ACC-3)."""
+from __future__ import annotations
+
+from engine import hookimpl
+from engine.registry import Route, Section
+
+
+@hookimpl
+def register_sections(app):
+    return [Section("dashboard", "Dashboard", "/", icon="home", order=0)]
+
+
+@hookimpl
+def register_routes(app):
+    from plugins.dashboard import resources
+    return [
+        Route("/", resources.Home()),
+        Route("/api/v1/dashboard", resources.DashboardAPI()),
+        Route("/api/v1/sections", resources.SectionsAPI()),
+        Route("/api/v1/alerts", resources.AlertsAPI()),
+    ]
