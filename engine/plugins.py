@@ -21,6 +21,7 @@ ENTRY_POINT_GROUP = "portico.plugins"
 #: Built-in plugins, in load order: (name, module).
 BUILTIN_PLUGINS: tuple[tuple[str, str], ...] = (
     ("core", "engine.core"),
+    ("email", "plugins.email"),
     ("dashboard", "plugins.dashboard"),
 )
 

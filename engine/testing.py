@@ -24,7 +24,7 @@ from urllib.parse import urlencode, urlparse
 import falcon.testing
 import pytest
 
-from engine import db
+from engine import db, hookimpl
 from engine.middleware import CSRF_COOKIE, csrf_token
 
 PG_ADMIN_URL = os.environ.get("PORTICO_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
@@ -228,6 +228,40 @@ class Client:
         return self.request("DELETE", path, **kw)
 
 
+class PrincipalHeader:
+    """A plugin for one test: authenticates ``X-Test-User: <user id>`` (or ``staff:<id>``).
+
+    Lets a feature's API tests run without the login flow, e.g.
+    ``make_app(plugins=[("test-auth", PrincipalHeader())])``. Never shipped in an app.
+    """
+
+    @hookimpl(tryfirst=True)
+    def authenticate_request(self, app, req):
+        from engine.context import Principal
+        from engine.models import StaffUser, User
+        value = req.get_header("X-Test-User")
+        if not value:
+            return None
+        scopes = frozenset((req.get_header("X-Test-Scopes") or "read,write").split(","))
+        if value.startswith("staff:"):
+            staff = StaffUser.get_by_id(int(value[6:]))
+            return Principal(kind="staff", staff_id=staff.id, via="token",
+                             permissions=frozenset(staff.permissions.split()), scopes=scopes)
+        user = User.get_by_id(int(value))
+        return Principal(kind="customer", user_id=user.id, customer_id=user.contact.customer_id,
+                         contact_id=user.contact_id, via="token", scopes=scopes,
+                         locale=user.locale, timezone=user.timezone)
+
+
+def as_user(client: "Client", user) -> "Client":
+    """A copy of ``client`` that acts as ``user`` (a User or StaffUser) via ``PrincipalHeader``."""
+    from engine.models import StaffUser
+    other = Client(client.app, headers=dict(client.headers))
+    other.headers["X-Test-User"] = (f"staff:{user.id}" if isinstance(user, StaffUser)
+                                    else str(user.id))
+    return other
+
+
 def problem(result) -> dict:
     """Assert a problem+json answer and return its body."""
     assert result.headers.get("content-type", "").startswith("application/problem+json"), \
@@ -239,4 +273,4 @@ def pytest_configure(config):
     config.addinivalue_line("markers", "spec(*ids): the SPEC.md requirement IDs this test proves")
 
 
-__all__ = ["Client", "problem", "need_service", "DEMO_PASSWORD", "IN_CI"]
+__all__ = ["Client", "PrincipalHeader", "as_user", "problem", "need_service", "DEMO_PASSWORD", "IN_CI"]

@@ -1,0 +1,27 @@
+"""The built-in email channel (NOT-4): records each delivery once, sends it from the worker."""
+from __future__ import annotations
+
+from engine import hookimpl
+
+
+@hookimpl
+def register_models():
+    from plugins.email.models import EmailDelivery
+    return [EmailDelivery]
+
+
+@hookimpl
+def register_actors():
+    from plugins.email.tasks import deliver_email
+    return [deliver_email]
+
+
+@hookimpl
+def notification_channels(app):
+    from plugins.email.channel import EmailChannel
+    return [EmailChannel()]
+
+
+@hookimpl
+def notification_requested(app, event):
+    app.channels["email"].accept(app, event)
