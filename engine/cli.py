@@ -174,16 +174,22 @@ def plugins(state: State, as_json):
 
 
 @cli.command()
+@click.option("--reference", is_flag=True,
+              help="Print the configuration reference (every key of the engine and plugins).")
 @click.pass_obj
-def check(state: State):
+def check(state: State, reference):
     """Validate the configuration and print it, secrets redacted."""
     from engine.plugins import load_plugins
+    from engine.settings import reference as settings_reference
     try:
         settings = state.settings()
-        load_plugins(settings)
+        found = load_plugins(settings)
     except (SettingsError, PluginError) as exc:
         click.echo(f"configuration error:\n{exc}", err=True)
         sys.exit(1)
+    if reference:
+        click.echo(settings_reference(dict(found.each("register_settings"))), nl=False)
+        return
     click.echo(f"# configuration OK ({settings.source or 'defaults and environment'})")
     click.echo(json.dumps(settings.redacted(), indent=2, default=str))
 

@@ -41,6 +41,9 @@ class RequestMiddleware:
         self.hsts = app.settings.base_url.startswith("https://")
 
     def process_request(self, req: falcon.Request, resp: falcon.Response) -> None:
+        if req.method == "HEAD":
+            # NOTE: answer HEAD like GET; the WSGI server drops the body.
+            req.method = "GET"
         ctx = req.context
         ctx.app = self.app
         ctx.ip = req.remote_addr or ""

@@ -19,7 +19,7 @@ class Gunicorn(BaseApplication):
 
     def __init__(self, wsgi: Callable | None, options: dict[str, Any],
                  factory: Callable | None = None):
-        self.wsgi = wsgi
+        self.application = wsgi  # not `self.wsgi`: gunicorn's BaseApplication has a wsgi() method
         self.factory = factory
         self.options = options
         super().__init__()
@@ -30,7 +30,7 @@ class Gunicorn(BaseApplication):
                 self.cfg.set(key, value)
 
     def load(self):
-        return self.wsgi if self.wsgi is not None else self.factory()
+        return self.application if self.application is not None else self.factory()
 
 
 def gunicorn_options(settings, host=None, port=None, workers=None, threads=None) -> dict:

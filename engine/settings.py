@@ -93,18 +93,30 @@ class CoreSettings(Schema):
         unknown = RAISE
 
     base_url = fields.String(load_default="http://127.0.0.1:8000",
-                             validate=validate.URL(require_tld=False, schemes={"http", "https"}))
+                             validate=validate.URL(require_tld=False, schemes={"http", "https"}),
+                             metadata={"description": "public URL of the portal; links in emails "
+                                       "use it; https turns on Secure cookies and HSTS"})
     secret_key = secret(fields.String(load_default=None, allow_none=True,
-                                      validate=validate.Length(min=32)))
-    data_dir = fields.String(load_default="./var")
-    database_url = secret(fields.String(load_default=None, allow_none=True))
-    broker_url = secret(fields.String(load_default=None, allow_none=True))
-    theme = fields.String(load_default="default")
-    theme_paths = CommaList(fields.String(), load_default=list)
+                                      validate=validate.Length(min=32), metadata={
+                                          "description": "signs CSRF tokens and links; required "
+                                          "outside demo mode, at least 32 characters"}))
+    data_dir = fields.String(load_default="./var", metadata={
+        "description": "where SQLite files, stored invoice PDFs and demo mail live"})
+    database_url = secret(fields.String(load_default=None, allow_none=True, metadata={
+        "description": "sqlite:///path (default: <data_dir>/portico.sqlite3) or "
+                       "postgresql://user:password@host:5432/db"}))
+    broker_url = secret(fields.String(load_default=None, allow_none=True, metadata={
+        "description": "redis://host:6379/0?namespace=portico, amqp://user:pw@host:5672/ or "
+                       "sqlite:///path (default: the embedded queue in <data_dir>)"}))
+    theme = fields.String(load_default="default", metadata={
+        "description": "theme name, looked up in theme_paths then the shipped themes/"})
+    theme_paths = CommaList(fields.String(), load_default=list, metadata={
+        "description": "folders holding the operator's themes"})
     default_locale = fields.String(load_default="en", validate=validate.OneOf(["en", "zh_Hans"]))
     default_timezone = fields.String(load_default="Europe/London")
     currency = fields.String(load_default="GBP", validate=validate.Length(equal=3))
-    demo = fields.Boolean(load_default=False)
+    demo = fields.Boolean(load_default=False, metadata={
+        "description": "demo mode: generated secret key, migrate and seed on serve"})
     plugins = fields.Nested(PluginsSettings)
     web = fields.Nested(WebSettings)
     mail = fields.Nested(MailSettings)
@@ -323,3 +335,33 @@ def _demo_secret(data_dir: Path) -> str:
 
 
 __all__ = ["Settings", "SettingsError", "load_settings", "secret", "CommaList", "EXCLUDE"]
+
+
+def reference(schemas: dict[str, type[Schema]] | None = None) -> str:
+    """The configuration reference (docs/configuration.md body), generated from the schemas."""
+    lines = ["| key | type | default | environment variable | notes |", "|---|---|---|---|---|"]
+
+    def rows(schema: Schema, table: str | None):
+        for name, f in schema.fields.items():
+            if isinstance(f, fields.Nested):
+                continue
+            key = f"{table}.{name}" if table else name
+            env = "PORTICO_" + key.replace(".", "_").replace("-", "_").upper()
+            default = f.load_default
+            default = "—" if default is None else ("[]" if default is list else repr(default))
+            notes = f.metadata.get("description", "")
+            if f.metadata.get("secret"):
+                notes = ("secret: redacted by `portico check`; use `$env:` or `$file:`. " + notes).strip()
+            choices = getattr(f.validate, "choices", None) if f.validate else None
+            if choices:
+                notes = (f"one of {', '.join(map(str, choices))}. " + notes).strip()
+            lines.append(f"| `{key}` | {type(f).__name__.lower()} | `{default}` | `{env}` | {notes} |")
+
+    core = CoreSettings()
+    rows(core, None)
+    for name, f in core.fields.items():
+        if isinstance(f, fields.Nested):
+            rows(f.schema, name)
+    for plugin, schema_cls in sorted((schemas or {}).items()):
+        rows(schema_cls(), plugin)
+    return "\n".join(lines) + "\n"
