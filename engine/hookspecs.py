@@ -195,6 +195,25 @@ def audit_recorded(app: Portico, event: Any) -> None:
 def notification_requested(app: Portico, event: Any) -> None:
     """Called when something happened that a customer may be told about.
 
-    ``event`` is an ``engine.notify.Event`` (kind, customer, data); channels
-    decide whether and how to deliver it.
+    ``event`` is an ``engine.notify.Notice``. Observers only: delivery is
+    decided per channel by ``notification_route`` and done by the channel.
+    """
+
+
+@hookspec(firstresult=True)
+def notification_route(app: Portico, notice: Any, channel: str) -> str:
+    """Decide how ``notice`` reaches ``channel``: "send", "digest" or "skip".
+
+    First result wins; with no answer the notice is sent. The notifications
+    plugin answers from the customer's preferences (NOT-3).
+    """
+
+
+@hookspec(firstresult=True)
+def balance_threshold(app: Portico, customer_id: int, balance_type: str) -> int:
+    """Return the low-balance threshold for a customer and balance type (NOT-3).
+
+    Percent of the initial amount for data, voice, sms and mms; minor units for
+    monetary credit. First result wins; the notifications plugin answers from
+    the customer's preferences. Callers fall back to 10 (percent) when no one answers.
     """

@@ -1,9 +1,11 @@
 """Telling people things: one call for every feature, channels decide how.
 
 Feature code calls ``notify(app, Notice(...))`` inside its transaction. The
-engine fires the ``notification_requested`` hook; each channel plugin (email
-built in; SMS, web push from partners) records what it will deliver and
-enqueues it through the outbox, so a crash or an SMTP/broker outage delays a
+engine fires the ``notification_requested`` hook, asks ``notification_route``
+how each channel should get it (the customer's preferences: send now, keep
+for the daily digest, or skip), and hands it to each channel that should send
+it. A channel (email built in; SMS, web push from partners) records what it
+will deliver and enqueues it through the outbox, so a crash or an SMTP/broker outage delays a
 message but never loses or doubles it (one delivery per notice key, channel
 and recipient).
 """
@@ -38,8 +40,37 @@ class Notice:
         return asdict(self)
 
 
+class Channel:
+    """What a notification channel plugin returns from ``notification_channels``.
+
+    ``accept`` runs inside the caller's transaction: record the delivery
+    (idempotent on ``notice.key`` and the recipient) and enqueue the sending
+    with ``app.tasks.enqueue``. It must never send anything itself.
+    """
+    id = ""
+    label = ""
+
+    def accept(self, app, notice: Notice) -> None:  # pragma: no cover - interface
+        raise NotImplementedError
+
+
+DEFAULT_THRESHOLD_PERCENT = 10
+
+
+def threshold(app, customer_id: int, balance_type: str) -> int:
+    """The customer's low-balance threshold for a balance type (default 10%)."""
+    found = app.plugins.hook.balance_threshold(app=app, customer_id=customer_id,
+                                               balance_type=balance_type)
+    return DEFAULT_THRESHOLD_PERCENT if found is None else found
+
+
 def notify(app, notice: Notice) -> None:
-    """Hand a notice to every channel (call inside the business transaction)."""
+    """Hand a notice to every channel it is routed to (call inside the business transaction)."""
     if notice.category not in CATEGORIES:
         raise ValueError(f"notice category must be one of {CATEGORIES}, not {notice.category!r}")
     app.plugins.hook.notification_requested(app=app, event=notice)
+    for channel_id, channel in app.channels.items():
+        route = "send" if notice.mandatory else (app.plugins.hook.notification_route(
+            app=app, notice=notice, channel=channel_id) or "send")
+        if route == "send":
+            channel.accept(app, notice)

@@ -21,7 +21,3 @@ def notification_channels(app):
     from plugins.email.channel import EmailChannel
     return [EmailChannel()]
 
-
-@hookimpl
-def notification_requested(app, event):
-    app.channels["email"].accept(app, event)

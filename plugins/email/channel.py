@@ -4,11 +4,13 @@ from __future__ import annotations
 import peewee
 
 from engine.models import User
+from engine.notify import Channel
 from plugins.email.models import EmailDelivery
 
 
-class EmailChannel:
+class EmailChannel(Channel):
     id = "email"
+    label = "Email"
 
     def accept(self, app, notice) -> None:
         address, locale = notice.email, notice.locale
