@@ -5,7 +5,10 @@ route, actor and command a plugin registers exists in each of them.
 """
 from __future__ import annotations
 
+import difflib
 import importlib
+import re
+import types
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
@@ -84,11 +87,18 @@ class Plugins:
                 self.pm.set_blocked(name)
                 self.info[name] = PluginInfo(name, None, source, version, False)
                 continue
-            module = load()
-            self.pm.register(module, name=name)
+            module = self._load(name, load, source)
+            self._check_marked(name, module)
+            try:
+                self.pm.register(module, name=name)
+            except pluggy.PluginValidationError as exc:
+                raise PluginError(
+                    f"plugin '{name}': {_pluggy_message(exc)}; a hookimpl may take only the "
+                    "arguments its spec in engine/hookspecs.py names") from None
             self.info[name] = PluginInfo(name, module, source, version, True)
         self._check_pending()
         self._check_requires()
+        self._order_by_requires()
 
     # -- loading -------------------------------------------------------------
 
@@ -104,14 +114,46 @@ class Plugins:
             version = ep.dist.version if ep.dist else "?"
             yield ep.name, ep.load, dist, version
 
-    def _check_pending(self) -> None:
+    @staticmethod
+    def _load(name: str, load, source: str) -> Any:
+        """Import one plugin; a broken partner package is a start-up error naming it."""
         try:
-            self.pm.check_pending()
-        except pluggy.PluginValidationError as exc:
-            name = self.pm.get_name(exc.plugin) if exc.plugin else "?"
+            return load()
+        except Exception as exc:
+            where = "" if source in ("builtin", "test") else f" (distribution '{source}')"
             raise PluginError(
-                f"plugin '{name}': {exc}. Hook names are listed in engine/hookspecs.py; "
-                "check the spelling of the function marked @hookimpl") from None
+                f"plugin '{name}'{where} failed to load: {type(exc).__name__}: {exc}. "
+                f"Fix or uninstall it, or add '{name}' to [plugins] disabled") from None
+
+    @staticmethod
+    def _check_marked(name: str, module: Any) -> None:
+        """A function named like a hook but not marked ``@hookimpl`` would be silently ignored."""
+        own = getattr(module, "__name__", None)
+        for hook in _hook_names():
+            fn = getattr(module, hook, None)
+            if not callable(fn) or hasattr(fn, "portico_impl"):
+                continue
+            if isinstance(module, types.ModuleType) and getattr(fn, "__module__", None) != own:
+                continue  # imported from elsewhere, not meant as a hookimpl
+            raise PluginError(
+                f"plugin '{name}' defines {hook}() without @hookimpl, so it would never be "
+                "called; decorate it with @engine.hookimpl")
+
+    def _check_pending(self) -> None:
+        """A hookimpl whose name is no hook (a typo) is a start-up error, not silence."""
+        known = _hook_names()
+        for hook_name in sorted(self.pm.hook.__dict__):
+            caller = getattr(self.pm.hook, hook_name)
+            if hook_name.startswith("_") or caller.has_spec():
+                continue
+            for impl in caller.get_hookimpls():
+                if impl.optionalhook:
+                    continue
+                close = difflib.get_close_matches(hook_name, known, n=1)
+                hint = f" (did you mean '{close[0]}'?)" if close else ""
+                raise PluginError(
+                    f"plugin '{self.pm.get_name(impl.plugin)}' implements unknown hook "
+                    f"'{hook_name}'{hint}; hook names are listed in engine/hookspecs.py")
 
     def _check_requires(self) -> None:
         for name, needed in self.collect("plugin_requires"):
@@ -123,6 +165,31 @@ class Plugins:
                 raise PluginError(
                     f"plugin '{name}' needs plugin '{needed}', which is disabled; enable "
                     f"'{needed}' or also disable '{name}' in [plugins] disabled")
+
+    def _order_by_requires(self) -> None:
+        """Keep load order, but put every plugin after the plugins it needs."""
+        needs: dict[str, list[str]] = {n: [] for n in self.info}
+        for name, needed in self.collect("plugin_requires"):
+            needs[name].append(needed)
+        ordered: dict[str, PluginInfo] = {}
+        visiting: list[str] = []
+
+        def place(name: str) -> None:
+            if name in ordered:
+                return
+            if name in visiting:
+                cycle = " -> ".join(visiting[visiting.index(name):] + [name])
+                raise PluginError(f"plugins need each other in a cycle ({cycle}); "
+                                  "remove one plugin_requires entry")
+            visiting.append(name)
+            for needed in needs[name]:
+                place(needed)
+            visiting.pop()
+            ordered[name] = self.info[name]
+
+        for name in list(self.info):
+            place(name)
+        self.info = ordered
 
     # -- asking the plugins --------------------------------------------------
 
@@ -182,6 +249,20 @@ class Plugins:
         if base is not None and (base / sub).is_dir():
             return base / sub
         return None
+
+
+def _hook_names() -> list[str]:
+    return [n for n in dir(hookspecs) if hasattr(getattr(hookspecs, n), "portico_spec")]
+
+
+def _pluggy_message(exc: Exception) -> str:
+    """pluggy's validation message on one line, without the object's repr."""
+    text = str(exc)
+    found = re.search(r"hookimpl definition: (.+)\nArgument\(s\) (\{.*?\})", text)
+    if found:
+        return f"{found[1]} declares argument(s) {found[2]} that the hook does not pass"
+    lines = text.splitlines()[1:] or [text]
+    return re.sub(r"\s*<[^>]*>\s*$", "", " ".join(line.strip() for line in lines))
 
 
 def installed_plugin_names() -> set[str]:

@@ -2,8 +2,10 @@
 
 Fixtures:
 
-- ``make_app(plugins=[(name, module)], disabled=[...], **settings)``: a migrated app on a
-  fresh database (SQLite, and PostgreSQL too: tests using it run once per backend).
+- ``make_app(plugins=[(name, module)], disabled=[...], entry_points=False, **settings)``: a
+  migrated app on a fresh database (SQLite, and PostgreSQL too: tests using it run once per
+  backend). ``entry_points=True`` also loads installed partner plugins; a plugin's settings
+  table is a keyword too: ``make_app(acme_weather={"units": "imperial"})``.
 - ``app``: ``make_app()`` with the default plugins.
 - ``client``: a ``Client`` for ``app`` that keeps cookies and sends the CSRF token.
 - ``demo_app``: an app seeded with the demo data (``demo_app.demo`` holds it).
@@ -122,12 +124,14 @@ def make_app(database_url, tmp_path, monkeypatch):
     built = []
 
     def factory(plugins: Iterable[tuple[str, Any]] = (), disabled: Iterable[str] = (),
-                migrate: bool = True, **overrides):
+                migrate: bool = True, entry_points: bool = False, **overrides):
+        # Installed partner plugins load only when a test asks (entry_points=True), so one
+        # distribution in the environment cannot change every other test.
         values = {"data_dir": str(tmp_path / "data"), "database_url": database_url,
                   "broker_url": f"sqlite:///{tmp_path / 'queue.sqlite3'}",
                   "secret_key": "test-secret-key-" + "x" * 32,
                   "base_url": "http://portal.test",
-                  "plugins": {"disabled": list(disabled), "entry_points": False}}
+                  "plugins": {"disabled": list(disabled), "entry_points": entry_points}}
         for key, value in overrides.items():
             if isinstance(value, dict) and isinstance(values.get(key), dict):
                 values[key] = {**values[key], **value}
