@@ -74,3 +74,19 @@ def notify(app, notice: Notice) -> None:
             app=app, notice=notice, channel=channel_id) or "send")
         if route == "send":
             channel.accept(app, notice)
+
+
+def customer_users(customer_id: int):
+    """The active logins of a customer's contacts, primary contact first."""
+    from engine.models import Contact, User
+    return (User.select().join(Contact)
+            .where((Contact.customer == customer_id) & (User.is_active == True))  # noqa: E712
+            .order_by(Contact.is_primary.desc(), User.id))
+
+
+def notify_customer(app, customer_id: int, kind: str, key: str, category: str,
+                    data: dict | None = None) -> None:
+    """Tell every login of a customer (each by their own preferences and language)."""
+    for user in customer_users(customer_id):
+        notify(app, Notice(kind=kind, key=key, category=category, user_id=user.id,
+                           customer_id=customer_id, data=data or {}))

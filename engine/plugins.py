@@ -25,6 +25,7 @@ ENTRY_POINT_GROUP = "portico.plugins"
 BUILTIN_PLUGINS: tuple[tuple[str, str], ...] = (
     ("core", "engine.core"),
     ("email", "plugins.email"),
+    ("notifications", "plugins.notifications"),
     ("dashboard", "plugins.dashboard"),
 )
 

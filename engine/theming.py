@@ -173,14 +173,18 @@ class Formatter:
     def percent(self, value: float) -> str:
         return babel_numbers.format_percent(value, locale=self.locale)
 
-    def datetime(self, value: datetime | None, format: str = "medium") -> str:
-        if value is None:
+    def datetime(self, value: datetime | str | None, format: str = "medium") -> str:
+        if not value:
             return ""
+        if isinstance(value, str):  # ISO text, as stored in notices and JSON
+            value = datetime.fromisoformat(value)
         return babel_dates.format_datetime(value.astimezone(self.tz), format, locale=self.locale)
 
-    def date(self, value: datetime | None, format: str = "medium") -> str:
-        if value is None:
+    def date(self, value: datetime | str | None, format: str = "medium") -> str:
+        if not value:
             return ""
+        if isinstance(value, str):
+            value = datetime.fromisoformat(value)
         if isinstance(value, datetime):
             value = value.astimezone(self.tz).date()
         return babel_dates.format_date(value, format, locale=self.locale)
