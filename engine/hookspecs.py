@@ -217,3 +217,50 @@ def balance_threshold(app: Portico, customer_id: int, balance_type: str) -> int:
     monetary credit. First result wins; the notifications plugin answers from
     the customer's preferences. Callers fall back to 10 (percent) when no one answers.
     """
+
+
+# -- services and usage (SVC, USE) ---------------------------------------------
+
+@hookspec(firstresult=True)
+def auto_topup_status(app: Portico, service: Service) -> dict | None:
+    """Return the auto top-up state of a service's monetary credit (USE-6, TOP-3).
+
+    ``{"enabled": bool, "threshold": int, "amount": int, "currency": str}`` in
+    minor units, or ``None`` when no plugin manages auto top-ups. First result wins.
+    """
+
+
+@hookspec
+def service_status_changed(app: Portico, service: Service, old_status: str, new_status: str,
+                           reason: str) -> None:
+    """Called inside the transaction that changed a service's status (cancelled, expired, ...)."""
+
+
+@hookspec
+def service_renewed(app: Portico, service: Service, previous_period_start: Any) -> None:
+    """Called inside the renewal transaction once a service has entered a new period.
+
+    ``service.period_start`` is the new period's start. The usage plugin resets
+    base-plan buckets here; a billing plugin may charge the period's fee.
+    """
+
+
+@hookspec
+def usage_rated(app: Portico, service: Service, before: dict, after: dict) -> None:
+    """Called once per service per rated batch, inside the rating transaction.
+
+    ``before`` and ``after`` map a balance type (data, voice, sms, mms,
+    monetary) to its remaining total, e.g. for auto top-up to watch the credit.
+    """
+
+
+@hookspec
+def balance_low(app: Portico, service: Service, balance: Balance, threshold: int) -> None:
+    """Called once when a balance type falls below the customer's threshold.
+
+    ``threshold`` is what ``balance_threshold`` answered (percent of the initial
+    amount; minor units for monetary credit). ``balance`` is the total of that
+    type (``id`` is None). Fired inside the rating transaction, once per
+    crossing: it fires again only after the balance has gone back above the
+    threshold (a top-up or a renewal).
+    """
