@@ -264,3 +264,30 @@ def balance_low(app: Portico, service: Service, balance: Balance, threshold: int
     crossing: it fires again only after the balance has gone back above the
     threshold (a top-up or a renewal).
     """
+
+
+@hookspec
+def invoice_issued(app: Portico, invoice: Any) -> None:
+    """Called inside the issuing transaction once an invoice exists with its lines and totals.
+
+    ``invoice`` is a ``plugins.billing.models.Invoice``; its PDF is rendered
+    after commit (``invoice.pdf_ready`` tells).
+    """
+
+
+@hookspec
+def payment_succeeded(app: Portico, payment: Any) -> None:
+    """Called once per payment, inside the transaction that records it as succeeded.
+
+    ``payment`` is a ``plugins.billing.models.Payment`` (``invoice`` is set when
+    it paid an invoice; ``purpose`` says what it was for).
+    """
+
+
+@hookspec
+def payment_failed(app: Portico, payment: Any) -> None:
+    """Called once per payment, inside the transaction that records it as failed.
+
+    ``payment.failure_code`` and ``payment.failure_message`` say why (a
+    decline, failed 3-D Secure, ...). Nothing was charged.
+    """

@@ -1,0 +1,197 @@
+"""Idempotency for money-moving requests: a repeated ``Idempotency-Key`` returns the first result.
+
+A client that lost the answer to ``POST /invoices/7/pay`` sends it again with
+the same key and gets the first answer back; the money moved once. Records
+live in the database (never in process memory), so any web process answers the
+retry. The table is created by the billing plugin's migration; every plugin
+that moves money needs billing's payment methods anyway.
+
+JSON responders use the decorator, outside ``@operation``::
+
+    class InvoicePay:
+        @idempotent
+        @operation("Pay an invoice", body=PayIn, response=PaymentOut, money=True)
+        def on_post(self, req, resp, invoice_id, body): ...
+
+HTML forms carry a key generated when the form was rendered (a double click
+submits it twice) and call ``once()`` directly.
+"""
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import re
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any, Callable
+
+import falcon
+import peewee
+from peewee import CharField, IntegerField
+
+from engine.db import BaseModel, UTCDateTimeField, database, utcnow
+from engine.errors import Problem, problem_body
+
+HEADER = "Idempotency-Key"
+#: How long a key is remembered. Clients retry within minutes; a day is generous.
+KEEP_FOR = timedelta(hours=24)
+#: A "running" record older than this belongs to a process that died: the retry takes over.
+#: Safe because the operations below it reconcile with the provider instead of charging again.
+TAKE_OVER_AFTER = timedelta(minutes=2)
+_KEY_RE = re.compile(r"^[\x21-\x7e]{1,255}$")
+
+
+class IdempotencyRecord(BaseModel):
+    """One remembered request: who sent it, its key, what it was, and the first answer."""
+    owner = CharField(max_length=64)  # "customer:12", "staff:3", "guest:7"
+    key = CharField(max_length=255)
+    request = CharField(max_length=100)  # method, path and a hash of the body
+    state = CharField(max_length=10, default="running")  # running, done
+    status = IntegerField(null=True)
+    body = peewee.JSONField(null=True)
+    problem = peewee.BooleanField(default=False)
+    started_at = UTCDateTimeField(default=utcnow)
+    finished_at = UTCDateTimeField(null=True, index=True)
+
+    class Meta:
+        indexes = ((("owner", "key"), True),)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    status: int
+    body: Any
+    problem: bool = False
+    replayed: bool = False
+
+
+def owner_of(ctx) -> str:
+    """Whose keys these are: keys are scoped per customer (or staff member, or guest link)."""
+    p = ctx.principal
+    if p is not None and p.is_customer:
+        return f"customer:{p.customer_id}"
+    if p is not None and p.is_staff:
+        return f"staff:{p.staff_id}"
+    return str(ctx.extra.get("idempotency_owner") or "anonymous")
+
+
+def request_id(method: str, path: str, payload: Any) -> str:
+    """A short fingerprint of a request: the same key with another request is refused."""
+    digest = hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
+    return f"{method} {path}"[:60] + " " + digest[:32]
+
+
+def check_key(key: str | None, field: str = HEADER) -> str | None:
+    if key is None or key == "":
+        return None
+    if not _KEY_RE.match(key):
+        raise Problem(422, "Invalid idempotency key",
+                      "Use 1 to 255 printable ASCII characters, e.g. a UUID.",
+                      errors={field: ["Use 1 to 255 printable ASCII characters, e.g. a UUID."]})
+    return key
+
+
+def once(owner: str, key: str | None, request: str, fn: Callable[[], tuple[int, Any]],
+         describe_error: Callable[[falcon.HTTPError], dict] | None = None) -> Outcome:
+    """Run ``fn`` once per (owner, key); a repeat returns the stored ``(status, body)``.
+
+    ``fn`` returns ``(status, body)``. A client error it raises (4xx) is stored
+    and replayed too (a declined card stays declined for that key); anything
+    else forgets the key, so a retry runs again.
+    """
+    if key is None:
+        status, body = fn()
+        return Outcome(status, body)
+    record = _claim(owner, key, request)
+    if isinstance(record, Outcome):
+        return record
+    try:
+        status, body = fn()
+    except falcon.HTTPError as exc:
+        code = int(exc.status_code)
+        if code < 500 and code != 409 and describe_error is not None:
+            _finish(record, code, describe_error(exc), problem=True)
+        else:
+            _forget(record)
+        raise
+    except BaseException:
+        _forget(record)
+        raise
+    _finish(record, status, body)
+    return Outcome(status, body)
+
+
+def _claim(owner: str, key: str, request: str) -> IdempotencyRecord | Outcome:
+    try:
+        with database.atomic():
+            return IdempotencyRecord.create(owner=owner, key=key, request=request)
+    except peewee.IntegrityError:
+        pass
+    record = IdempotencyRecord.get_or_none((IdempotencyRecord.owner == owner) &
+                                           (IdempotencyRecord.key == key))
+    if record is None:  # forgotten between our insert and this read: claim it again
+        return _claim(owner, key, request)
+    if record.request != request:
+        raise Problem(422, "This Idempotency-Key was used for a different request",
+                      "Use a new key for a new request.", type="idempotency-key-reused",
+                      errors={HEADER: ["Already used for a different request."]})
+    if record.state == "done":
+        return Outcome(record.status, record.body, record.problem, replayed=True)
+    stale = utcnow() - TAKE_OVER_AFTER
+    if record.started_at < stale:
+        taken = (IdempotencyRecord.update(started_at=utcnow())
+                 .where((IdempotencyRecord.id == record.id) &
+                        (IdempotencyRecord.state == "running") &
+                        (IdempotencyRecord.started_at == record.started_at)).execute())
+        if taken:
+            return IdempotencyRecord.get_by_id(record.id)
+    raise Problem(409, "This request is still being processed",
+                  "Wait a moment, then repeat it with the same Idempotency-Key to get the answer.",
+                  type="idempotency-in-progress", headers={"Retry-After": "2"})
+
+
+def _finish(record: IdempotencyRecord, status: int, body: Any, problem: bool = False) -> None:
+    (IdempotencyRecord.update(state="done", status=status, body=body, problem=problem,
+                              finished_at=utcnow())
+     .where(IdempotencyRecord.id == record.id).execute())
+
+
+def _forget(record: IdempotencyRecord) -> None:
+    IdempotencyRecord.delete().where(IdempotencyRecord.id == record.id).execute()
+
+
+def purge(now=None) -> int:
+    """Delete records older than ``KEEP_FOR`` (a periodic job calls this)."""
+    cutoff = (now or utcnow()) - KEEP_FOR
+    return IdempotencyRecord.delete().where(IdempotencyRecord.started_at < cutoff).execute()
+
+
+def idempotent(responder: Callable) -> Callable:
+    """Honour ``Idempotency-Key`` on a JSON responder (put it above ``@operation``)."""
+    @functools.wraps(responder)
+    def wrapper(self, req, resp, **params):
+        key = check_key(req.get_header(HEADER))
+        payload = req.get_media(default_when_empty={}) if req.content_length else {}
+        request = request_id(req.method, req.path, payload)
+
+        def run() -> tuple[int, Any]:
+            responder(self, req, resp, **params)
+            return int(resp.status_code if hasattr(resp, "status_code") else
+                       str(resp.status)[:3]), resp.media
+
+        outcome = once(owner_of(req.context), key, request, run,
+                       describe_error=lambda exc: problem_body(req, exc))
+        if outcome.replayed:
+            resp.status = falcon.code_to_http_status(outcome.status)
+            resp.set_header("Idempotent-Replayed", "true")
+            if outcome.problem:
+                resp.content_type = "application/problem+json"
+                resp.text = json.dumps(outcome.body)
+            else:
+                resp.media = outcome.body
+    return wrapper
+
+
+__all__ = ["IdempotencyRecord", "Outcome", "once", "idempotent", "owner_of", "request_id",
+           "check_key", "purge", "HEADER"]
