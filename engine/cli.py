@@ -45,7 +45,9 @@ class PorticoCLI(click.Group):
                 from engine.plugins import load_plugins
                 settings = load_settings(ctx.params.get("config"))
                 plugins = load_plugins(settings)
-                state = ctx.ensure_object(State)
+                if ctx.obj is None:
+                    ctx.obj = State(ctx.params.get("config"))
+                state = ctx.obj
                 plugins.hook.register_commands(cli=group, app_factory=state.app)
             except (SettingsError, PluginError):
                 pass  # `portico check` reports the problem; built-in commands still work
@@ -181,9 +183,11 @@ def check(state: State, reference):
     """Validate the configuration and print it, secrets redacted."""
     from engine.plugins import load_plugins
     from engine.settings import reference as settings_reference
+    from engine.theming import find_theme
     try:
         settings = state.settings()
         found = load_plugins(settings)
+        find_theme(settings.theme, list(settings.theme_paths))
     except (SettingsError, PluginError) as exc:
         click.echo(f"configuration error:\n{exc}", err=True)
         sys.exit(1)

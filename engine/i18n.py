@@ -1,13 +1,22 @@
 """Translations (Babel): catalogues compiled in memory from the shipped ``.po`` files.
 
-Locale: the user's preference, else a ``lang`` cookie (the language switcher),
-else ``Accept-Language``, else the operator's default.
+Catalogues merge in this order, later ones winning: the engine's
+``engine/locale/``, each enabled plugin's ``locale/``, the default theme's
+``locale/``, the operator theme's ``locale/`` (so an operator can reword any
+string without touching code).
+
+Locale of a request: the signed-in user's preference, else the ``lang`` cookie
+set by the language switcher (``POST /lang``), else ``Accept-Language``, else
+the operator's ``default_locale``. Under impersonation the cookie comes first,
+so staff can read the portal in their own language without changing the
+customer's preference.
 """
 from __future__ import annotations
 
 import contextvars
 import io
 from pathlib import Path
+from typing import Iterable
 
 from babel import Locale, UnknownLocaleError
 from babel.messages.mofile import write_mo
@@ -16,40 +25,80 @@ from babel.support import NullTranslations, Translations
 
 LOCALES = ("en", "zh_Hans")
 LANGUAGE_NAMES = {"en": "English", "zh_Hans": "简体中文"}
+#: The Babel locale used for numbers, money and dates of each language. English
+#: formats the British way (5 Mar 2026, 14:30), as the default operator is in the UK.
+FORMAT_LOCALES = {"en": "en_GB", "zh_Hans": "zh_Hans_CN"}
 ENGINE_LOCALE_DIR = Path(__file__).parent / "locale"
 current_locale: contextvars.ContextVar[str] = contextvars.ContextVar("portico_locale", default="en")
 
 
+def N_(message: str) -> str:
+    """Mark a string for extraction without translating it now (``Section(..., N_("Usage"))``).
+
+    Templates translate such values when they show them (``{{ _(section.title) }}``).
+    """
+    return message
+
+
 def _aliases(tag: str) -> str | None:
-    """Map a browser language tag onto a shipped locale (zh-CN, zh-SG, zh-Hans → zh_Hans)."""
+    """Map a language tag onto a shipped locale (zh-CN, zh-SG, zh-Hans → zh_Hans; en-GB → en)."""
     tag = tag.strip().replace("-", "_")
-    if not tag:
+    if not tag or tag == "*":
         return None
     try:
         loc = Locale.parse(tag)
-    except (ValueError, UnknownLocaleError):
+    except (ValueError, TypeError, UnknownLocaleError):
         return None
     if loc.language == "zh":
-        return "zh_Hans" if (loc.script or "Hans") == "Hans" and loc.territory not in ("TW", "HK", "MO") else None
+        traditional = (loc.script == "Hant" or
+                       (loc.script is None and loc.territory in ("TW", "HK", "MO")))
+        return None if traditional else "zh_Hans"
     return loc.language if loc.language in LOCALES else None
 
 
+def accept_language(header: str) -> list[str]:
+    """The tags of an ``Accept-Language`` header, most wanted first (q=0 left out)."""
+    ranked = []
+    for position, part in enumerate(header.split(",")):
+        tag, _, params = part.partition(";")
+        q = 1.0
+        for param in params.split(";"):
+            name, _, value = param.strip().partition("=")
+            if name == "q":
+                try:
+                    q = float(value)
+                except ValueError:
+                    q = 0.0
+        if tag.strip() and q > 0:
+            ranked.append((-q, position, tag.strip()))
+    return [tag for _, _, tag in sorted(ranked)]
+
+
 class Translator:
-    """All catalogues (engine + each plugin's ``locale/``), one ``Translations`` per locale."""
+    """All catalogues (engine, plugins, themes), one merged ``Translations`` per locale."""
 
     def __init__(self, plugins=None):
-        dirs = [ENGINE_LOCALE_DIR]
+        self.dirs: list[Path] = [ENGINE_LOCALE_DIR]
         if plugins is not None:
-            dirs += [d for n in plugins.enabled if (d := plugins.folder(n, "locale"))]
+            self.dirs += [d for n in plugins.enabled if (d := plugins.folder(n, "locale"))]
         self.catalogs: dict[str, NullTranslations] = {}
+        self._build()
+
+    def add_dirs(self, dirs: Iterable[Path]) -> None:
+        """Merge more ``locale/`` folders on top (the themes use this)."""
+        self.dirs += [Path(d) for d in dirs if Path(d).is_dir()]
+        self._build()
+
+    def _build(self) -> None:
         for locale in LOCALES:
-            merged: Translations | None = None
-            for base in dirs:
+            merged: NullTranslations = NullTranslations()
+            for base in self.dirs:
                 po = base / locale / "LC_MESSAGES" / "messages.po"
                 if po.exists():
-                    t = _compile(po, locale)
-                    merged = t if merged is None else merged.merge(t)
-            self.catalogs[locale] = merged or NullTranslations()
+                    compiled = _compile(po, locale)
+                    merged = compiled if not isinstance(merged, Translations) \
+                        else merged.merge(compiled)
+            self.catalogs[locale] = merged
 
     def get(self, locale: str) -> NullTranslations:
         return self.catalogs.get(locale) or self.catalogs["en"]
@@ -64,25 +113,29 @@ class Translator:
         return text % variables
 
     def negotiate(self, req, principal=None) -> str:
-        """Pick the request's locale and make it current for gettext."""
-        chosen = None
-        if principal is not None and principal.locale in LOCALES:
-            chosen = principal.locale
-        if chosen is None:
-            chosen = _aliases(req.cookies.get("lang", "") if req is not None else "")
+        """Pick the request's locale, make it current for gettext, and return it."""
+        preferred = principal.locale if principal is not None and principal.locale in LOCALES \
+            else None
+        cookie = _aliases(req.cookies.get("lang", "")) if req is not None else None
+        if principal is not None and principal.impersonated:
+            chosen = cookie or preferred
+        else:
+            chosen = preferred or cookie
         if chosen is None and req is not None:
-            for part in (req.get_header("Accept-Language") or "").split(","):
-                chosen = _aliases(part.split(";")[0])
-                if chosen:
+            for tag in accept_language(req.get_header("Accept-Language") or ""):
+                if (chosen := _aliases(tag)):
                     break
         if chosen is None:
             app = getattr(req.context, "app", None) if req is not None else None
             chosen = app.settings.default_locale if app is not None else "en"
         current_locale.set(chosen)
+        if req is not None:
+            req.context.extra["locale_negotiated"] = True
         return chosen
 
 
 def _compile(po_path: Path, locale: str) -> Translations:
+    """Compile a ``.po`` file in memory: no ``.mo`` files to build or to forget."""
     with po_path.open("rb") as f:
         catalog = read_po(f, locale=locale)
     buf = io.BytesIO()
@@ -92,4 +145,8 @@ def _compile(po_path: Path, locale: str) -> Translations:
 
 
 def babel_locale(locale: str) -> Locale:
-    return Locale.parse("zh_Hans_CN" if locale == "zh_Hans" else locale)
+    """The Babel locale for formatting in ``locale`` (see ``FORMAT_LOCALES``)."""
+    try:
+        return Locale.parse(FORMAT_LOCALES.get(locale, locale))
+    except (ValueError, TypeError, UnknownLocaleError):
+        return Locale.parse(FORMAT_LOCALES["en"])

@@ -185,8 +185,6 @@ class Client:
                 headers: dict | None = None, params: dict | None = None, csrf: bool = True,
                 **kwargs) -> falcon.testing.Result:
         hdrs = {**self.headers, **(headers or {})}
-        if self.cookies:
-            hdrs["Cookie"] = "; ".join(f"{k}={v}" for k, v in self.cookies.items())
         body = None
         if form is not None:
             form = dict(form)
@@ -197,6 +195,8 @@ class Client:
             hdrs.setdefault("Accept", "text/html")
         elif csrf and method in ("POST", "PUT", "PATCH", "DELETE") and CSRF_COOKIE in self.cookies:
             hdrs.setdefault("X-CSRF-Token", self.csrf_token())
+        if self.cookies:  # after csrf_token(): a first request may have just set the cookie
+            hdrs["Cookie"] = "; ".join(f"{k}={v}" for k, v in self.cookies.items())
         result = self.raw.simulate_request(method, path, json=json, body=body, headers=hdrs,
                                            params=params, **kwargs)
         self._store_cookies(result)

@@ -1,15 +1,22 @@
-"""Themes: templates and static files resolved through one chain.
+"""Themes: templates and static files resolved through one chain (ENG-4, ENG-5).
 
-Lookup order: the operator's theme → the default theme → plugin folders →
-the engine. ``{% extends "default:base.html" %}`` skips the operator theme, so
-an override can extend what it replaces (ENG-5). Static files resolve the
-same way; a plugin's files live under ``/static/<plugin>/``.
+Template lookup order: the operator's theme → the default theme → plugin
+folders → the engine. ``{% extends "default:base.html" %}`` skips the
+operator's theme, so an override can extend what it replaces. Static files
+resolve the same way: ``/static/css/portico.css`` from the operator's theme,
+else the default theme; ``/static/<plugin>/...`` from the operator's theme,
+the default theme, then the plugin's own ``static/`` folder.
+
+A theme is a folder with any of ``templates/``, ``static/``, ``locale/`` and an
+optional ``theme.toml`` (``brand_name``). See docs/themes.md.
 """
 from __future__ import annotations
 
 import hashlib
 import mimetypes
+import tomllib
 from datetime import datetime
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -17,25 +24,53 @@ from zoneinfo import ZoneInfo
 import jinja2
 from babel import dates as babel_dates
 from babel import numbers as babel_numbers
+from babel import units as babel_units
 
-from engine.i18n import LANGUAGE_NAMES, LOCALES, babel_locale
+from engine.i18n import LANGUAGE_NAMES, LOCALES, babel_locale, current_locale
+from engine.settings import SettingsError
 
 THEMES_DIR = Path(__file__).resolve().parent.parent / "themes"
 ENGINE_TEMPLATES = Path(__file__).parent / "templates"
 
 
-class ThemeError(Exception):
-    pass
+class ThemeError(SettingsError):
+    """The configured theme cannot be used (a start-up error naming the key and the fix)."""
+
+
+def shipped_themes() -> list[str]:
+    return sorted(p.name for p in THEMES_DIR.iterdir() if _is_theme(p))
+
+
+def _is_theme(folder: Path) -> bool:
+    return (folder / "theme.toml").is_file() or any(
+        (folder / sub).is_dir() for sub in ("templates", "static", "locale"))
 
 
 def find_theme(name: str, search: list[str]) -> Path:
-    """The folder of theme ``name`` in the operator's ``theme_paths``, else the shipped themes."""
-    for base in [*map(Path, search), THEMES_DIR]:
-        candidate = (base / name).expanduser()
-        if (candidate / "templates").is_dir() or (candidate / "static").is_dir():
+    """The folder of theme ``name``: in the operator's ``theme_paths`` first, then the shipped ones."""
+    for base in search:
+        if not Path(base).expanduser().is_dir():
+            raise ThemeError(f"theme_paths: '{base}' is not a folder")
+    if not name or "/" in name or "\\" in name or name.startswith("."):
+        raise ThemeError(f"theme: '{name}' is not a theme name (a folder name, e.g. 'default')")
+    for base in [*search, THEMES_DIR]:
+        candidate = Path(base).expanduser() / name
+        if _is_theme(candidate):
             return candidate.resolve()
-    raise ThemeError(f"theme: no theme named '{name}' in {', '.join(search) or 'theme_paths'} "
-                     f"or {THEMES_DIR}")
+    where = ", ".join([*search, str(THEMES_DIR)])
+    raise ThemeError(f"theme: no theme named '{name}' in {where}. Shipped themes: "
+                     f"{', '.join(shipped_themes())}; for your own, add its parent folder "
+                     f"to theme_paths (a theme folder holds theme.toml, templates/, static/ or locale/)")
+
+
+def _read_meta(folder: Path) -> dict:
+    meta = folder / "theme.toml"
+    if not meta.is_file():
+        return {}
+    try:
+        return tomllib.loads(meta.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise ThemeError(f"theme: {meta} is not valid TOML: {exc}") from None
 
 
 class Theme:
@@ -46,11 +81,14 @@ class Theme:
         self.plugins = plugins
         self.translator = translator
         self.name = settings.theme
-        default = THEMES_DIR / "default"
-        own = find_theme(self.name, settings.theme_paths)
-        self.theme_dirs = [own] if own != default.resolve() else []
-        self.theme_dirs.append(default.resolve())
-        plugin_templates = []
+        default = (THEMES_DIR / "default").resolve()
+        own = find_theme(self.name, list(settings.theme_paths))
+        #: Theme folders, most specific first: [operator theme, default] or [default].
+        self.theme_dirs = [own, default] if own != default else [default]
+        self.meta = {**_read_meta(default), **_read_meta(own)}
+        translator.add_dirs(d / "locale" for d in reversed(self.theme_dirs))
+
+        plugin_templates: list[Path] = []
         self.plugin_static: dict[str, list[Path]] = {}
         for name in plugins.enabled:
             if (d := plugins.folder(name, "templates")):
@@ -61,48 +99,59 @@ class Theme:
             plugin_templates += [Path(d) for d in dirs]
         for name, dirs in plugins.each("static_dirs"):
             self.plugin_static.setdefault(name, []).extend(Path(d) for d in dirs)
+
         fallback = [default / "templates", *plugin_templates, ENGINE_TEMPLATES]
         chain = [d / "templates" for d in self.theme_dirs[:-1]] + fallback
         self.env = jinja2.Environment(
             loader=jinja2.ChoiceLoader([
-                jinja2.PrefixLoader({"default": jinja2.FileSystemLoader(
-                    [str(p) for p in fallback if p.is_dir()])}, delimiter=":"),
-                jinja2.FileSystemLoader([str(p) for p in chain if p.is_dir()]),
+                # "default:x.html" is everything but the operator's theme.
+                jinja2.PrefixLoader({"default": _folders(fallback)}, delimiter=":"),
+                _folders(chain),
             ]),
             autoescape=jinja2.select_autoescape(["html", "xml", "svg"], default_for_string=True),
             extensions=["jinja2.ext.i18n"],
             trim_blocks=True, lstrip_blocks=True, auto_reload=False,
         )
         self.env.install_gettext_callables(translator.gettext, translator.ngettext, newstyle=True)
-        self.env.globals.update(static_url=self.static_url, languages=LANGUAGE_NAMES,
-                                locales=LOCALES)
+        self.env.filters["translate"] = translator.gettext  # dynamic text, never %-formatted
+        self.env.globals.update(static_url=self.static_url, has_static=self.has_static,
+                                languages=LANGUAGE_NAMES, locales=LOCALES,
+                                brand_name=self.meta.get("brand_name", "Portico"))
         self._fingerprints: dict[str, str | None] = {}
 
     # -- static files -----------------------------------------------------------
 
     def find_static(self, path: str) -> Path | None:
         """Resolve ``/static/<path>`` through the theme chain, then the plugin's folder."""
-        if ".." in Path(path).parts or path.startswith("/"):
+        parts = path.split("/")
+        # APPSEC: no way out of a static folder: no "..", no absolute paths, no dotfiles.
+        if not path or "\x00" in path or "\\" in path or any(
+                p in ("", ".", "..") or p.startswith(".") for p in parts):
             return None
         for theme in self.theme_dirs:
-            candidate = theme / "static" / path
-            if candidate.is_file():
-                return candidate
-        plugin, _, rest = path.partition("/")
-        for base in self.plugin_static.get(plugin, []):
-            candidate = base / rest
-            if rest and candidate.is_file():
-                return candidate
+            if (found := _inside(theme / "static", parts)):
+                return found
+        plugin, rest = parts[0], parts[1:]
+        for base in self.plugin_static.get(plugin, []) if rest else []:
+            if (found := _inside(base, rest)):
+                return found
         return None
 
+    def has_static(self, path: str) -> bool:
+        """Whether a static file exists in the chain (``{% if has_static('css/theme.css') %}``)."""
+        return self._fingerprint(path) is not None
+
     def static_url(self, path: str) -> str:
-        """A fingerprinted URL: long-cached, changing whenever the file changes."""
+        """A fingerprinted URL: cached for a year, changing whenever the file changes."""
+        digest = self._fingerprint(path)
+        return f"/static/{path}?v={digest}" if digest else f"/static/{path}"
+
+    def _fingerprint(self, path: str) -> str | None:
+        # PERF: files do not change under a running server; hash each once.
         if path not in self._fingerprints:
             found = self.find_static(path)
-            self._fingerprints[path] = (hashlib.sha256(found.read_bytes()).hexdigest()[:12]
-                                        if found else None)
-        digest = self._fingerprints[path]
-        return f"/static/{path}?v={digest}" if digest else f"/static/{path}"
+            self._fingerprints[path] = _digest(found.read_bytes()) if found else None
+        return self._fingerprints[path]
 
     def static_bytes(self, path: str) -> tuple[bytes, str, str] | None:
         """(content, content type, fingerprint) of a static file, or None."""
@@ -111,27 +160,40 @@ class Theme:
             return None
         data = found.read_bytes()
         ctype = mimetypes.guess_type(found.name)[0] or "application/octet-stream"
-        if ctype.startswith("text/") or ctype in ("application/javascript", "image/svg+xml"):
-            ctype += "; charset=utf-8"
         if found.suffix == ".webmanifest":
             ctype = "application/manifest+json"
-        return data, ctype, hashlib.sha256(data).hexdigest()[:12]
+        if ctype.startswith("text/") or ctype in ("application/javascript", "image/svg+xml",
+                                                  "application/json", "application/manifest+json"):
+            ctype += "; charset=utf-8"
+        return data, ctype, _digest(data)
 
     # -- rendering ----------------------------------------------------------------
 
     def render(self, req, template: str, **values: Any) -> str:
+        """Render ``template`` with the shell's context, in the request's locale."""
         ctx = req.context if req is not None else None
-        base = self.shell_context(ctx) if ctx is not None else {}
+        base: dict = {}
+        if ctx is not None and getattr(ctx, "app", None) is not None:
+            if not ctx.extra.get("locale_negotiated"):
+                # Pages answered before routing (404s) still speak the visitor's language.
+                ctx.locale = self.translator.negotiate(req, ctx.principal)
+            base = self.shell_context(ctx)
+            base["ctx_path"] = req.relative_uri
         base.update(values)
-        return self.env.get_template(template).render(base)
+        token = current_locale.set(ctx.locale if ctx is not None else
+                                   self.settings.default_locale)
+        try:
+            return self.env.get_template(template).render(base)
+        finally:
+            current_locale.reset(token)
 
     def render_plain(self, template: str, locale: str = "en", tz: str = "UTC", **values) -> str:
         """Render outside a request (emails, PDFs) in a given locale and time zone."""
-        from engine.i18n import current_locale
         token = current_locale.set(locale)
         try:
             values.setdefault("fmt", Formatter(locale, tz))
             values.setdefault("settings", self.settings)
+            values.setdefault("locale", locale)
             return self.env.get_template(template).render(values)
         finally:
             current_locale.reset(token)
@@ -153,6 +215,25 @@ class Theme:
         }
 
 
+def _folders(paths: list[Path]) -> jinja2.FileSystemLoader:
+    return jinja2.FileSystemLoader([str(p) for p in paths if p.is_dir()])
+
+
+def _inside(base: Path, parts: list[str]) -> Path | None:
+    """``base/parts`` if it is a file that really lies inside ``base`` (symlinks included)."""
+    candidate = base.joinpath(*parts)
+    try:
+        if candidate.is_file() and candidate.resolve().is_relative_to(base.resolve()):
+            return candidate
+    except (OSError, ValueError):
+        pass
+    return None
+
+
+def _digest(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()[:12]
+
+
 class Formatter:
     """Locale- and time-zone-aware formatting for templates: ``fmt.money(1050, "GBP")``."""
 
@@ -164,8 +245,10 @@ class Formatter:
             self.tz = ZoneInfo("UTC")
 
     def money(self, amount: int, currency: str) -> str:
+        """Minor units as money: ``money(1050, "GBP")`` → "£10.50"."""
         digits = babel_numbers.get_currency_precision(currency)
-        return babel_numbers.format_currency(amount / (10 ** digits), currency, locale=self.locale)
+        return babel_numbers.format_currency(Decimal(amount).scaleb(-digits),
+                                             currency, locale=self.locale)
 
     def number(self, value) -> str:
         return babel_numbers.format_decimal(value, locale=self.locale)
@@ -174,13 +257,15 @@ class Formatter:
         return babel_numbers.format_percent(value, locale=self.locale)
 
     def datetime(self, value: datetime | str | None, format: str = "medium") -> str:
+        """An aware datetime in the customer's time zone ("5 Mar 2026, 14:30:00")."""
         if not value:
             return ""
-        if isinstance(value, str):  # ISO text, as stored in notices and JSON
+        if isinstance(value, str):  # ISO text, as kept in notices and JSON columns
             value = datetime.fromisoformat(value)
         return babel_dates.format_datetime(value.astimezone(self.tz), format, locale=self.locale)
 
     def date(self, value: datetime | str | None, format: str = "medium") -> str:
+        """A date; an aware datetime (or ISO text) is first moved to the customer's time zone."""
         if not value:
             return ""
         if isinstance(value, str):
@@ -200,10 +285,12 @@ class Formatter:
         return f"{shown} {units[unit]}"
 
     def duration(self, seconds: int) -> str:
-        minutes = seconds // 60
-        return babel_numbers.format_decimal(minutes, locale=self.locale) + " min"
+        """Voice time in whole minutes, in the customer's language ("125 mins", "125分钟")."""
+        return babel_units.format_unit(seconds // 60, "duration-minute", length="short",
+                                       locale=self.locale)
 
     def quantity(self, value: int, unit: str) -> str:
+        """A balance amount by its unit: bytes, seconds, messages, or a currency code."""
         if unit == "bytes":
             return self.bytes(value)
         if unit == "seconds":

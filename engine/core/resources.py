@@ -5,8 +5,10 @@ import falcon
 
 from engine import db
 from engine.api import build_openapi
+from engine.audit import record
 from engine.forms import read_form
 from engine.i18n import LOCALES
+from engine.models import User
 
 
 class Health:
@@ -40,13 +42,8 @@ def _safe(fn):
 
 
 def _ping_broker(broker) -> None:
-    client = getattr(broker, "client", None)
-    if client is not None and hasattr(client, "ping"):
-        client.ping()  # Redis
-    elif hasattr(broker, "connection"):
-        broker.connection  # RabbitMQ: opens (or reuses) the connection
-    elif hasattr(broker, "pending"):
-        broker.pending()  # embedded SQLite
+    from engine.tasks import ping_broker
+    ping_broker(broker)  # Redis, RabbitMQ or the embedded queue
 
 
 class OpenAPI:
@@ -61,7 +58,11 @@ class OpenAPI:
 
 
 class Static:
-    """``GET /static/{path}``: theme → default theme → plugin static files, fingerprinted."""
+    """``GET /static/{path}``: theme → default theme → plugin static files, fingerprinted.
+
+    A URL carrying the file's current fingerprint (``?v=``, from ``static_url``) is
+    cached for a year; any other gets five minutes and revalidates by ETag.
+    """
     auth = "public"
 
     def on_get(self, req, resp, path):
@@ -69,30 +70,49 @@ class Static:
         if found is None:
             raise falcon.HTTPNotFound()
         data, ctype, digest = found
-        resp.content_type = ctype
         resp.etag = digest
         if req.get_param("v") == digest:
             resp.cache_control = ["public", "max-age=31536000", "immutable"]
         else:
             resp.cache_control = ["public", "max-age=300"]
-        if req.if_none_match and any(getattr(t, "strip", lambda: t)() == digest
-                                     for t in req.if_none_match):
-            resp.status = falcon.HTTP_304
+        if req.if_none_match and (digest in req.if_none_match or "*" in req.if_none_match):
+            resp.status = falcon.HTTP_304  # no body, so no Content-Type either
             return
+        resp.content_type = ctype
         resp.data = data
 
 
 class Language:
-    """``POST /lang``: the language switcher; remembers the choice in a cookie."""
+    """``POST /lang``: the language switcher.
+
+    Remembers the choice in a cookie; a signed-in customer's choice also becomes
+    their preference (and is audited). Staff acting as a customer change only
+    their own cookie, never the customer's preference.
+    """
     auth = "public"
 
     def on_post(self, req, resp):
         form = read_form(req)
         lang = form.get("lang", "")
         if lang not in LOCALES:
-            raise falcon.HTTPBadRequest(title="Unknown language")
+            raise falcon.HTTPBadRequest(title="Unknown language",
+                                        description=f"Choose one of: {', '.join(LOCALES)}.")
+        ctx = req.context
+        principal = ctx.principal
+        if principal is not None and principal.user_id and not principal.impersonated \
+                and principal.locale != lang:
+            with db.database.atomic():
+                User.update(locale=lang).where(User.id == principal.user_id).execute()
+                record(ctx, "account.language_changed", f"user:{principal.user_id}",
+                       {"from": principal.locale, "to": lang})
         resp.set_cookie("lang", lang, max_age=60 * 60 * 24 * 365, path="/", same_site="Lax",
-                        http_only=True, secure=req.context.app.settings.security.cookie_secure)
-        target = form.get("next", "/")
-        raise falcon.HTTPSeeOther(target if target.startswith("/") and not target.startswith("//")
-                                  else "/")
+                        http_only=True, secure=ctx.app.settings.security.cookie_secure)
+        raise falcon.HTTPSeeOther(_local_path(form.get("next", "/")))
+
+
+def _local_path(target: str) -> str:
+    """Only a path on this site: never an open redirect to another host."""
+    if (not target.startswith("/") or target.startswith(("//", "/\\"))
+            or any(ord(c) < 32 for c in target)):
+        return "/"
+    return target
