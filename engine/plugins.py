@@ -26,6 +26,7 @@ BUILTIN_PLUGINS: tuple[tuple[str, str], ...] = (
     ("core", "engine.core"),
     ("email", "plugins.email"),
     ("notifications", "plugins.notifications"),
+    ("webpush", "plugins.webpush"),
     ("dashboard", "plugins.dashboard"),
 )
 
@@ -75,8 +76,11 @@ class Plugins:
         known = {c[0] for c in candidates}
         unknown = disabled - known
         if unknown:
+            typo = sorted(unknown)[0]
+            close = difflib.get_close_matches(typo, known, n=1)
+            hint = f" (did you mean '{close[0]}'?)" if close else ""
             raise PluginError(
-                f"[plugins] disabled names unknown plugin '{sorted(unknown)[0]}'; "
+                f"[plugins] disabled names unknown plugin '{typo}'{hint}; "
                 f"installed plugins: {', '.join(sorted(known))}")
         for name, load, source, version in candidates:
             if name in self.info:
@@ -231,8 +235,8 @@ class Plugins:
             k = key(item)
             if k in seen:
                 raise PluginError(
-                    f"plugin '{name}' registers {what} '{k}' already registered by "
-                    f"'{seen[k][0]}'; rename one of them, or disable one plugin in "
+                    f"plugin '{name}' registers {what} {_show_key(k)} already registered by "
+                    f"plugin '{seen[k][0]}'; rename one of them, or disable one plugin in "
                     "[plugins] disabled")
             seen[k] = (name, item)
         return seen
@@ -254,6 +258,13 @@ class Plugins:
 
 def _hook_names() -> list[str]:
     return [n for n in dir(hookspecs) if hasattr(getattr(hookspecs, n), "portico_spec")]
+
+
+def _show_key(key: Any) -> str:
+    """``'/api/v1/x'``, or for a route with a responder suffix ``'/api/v1/x' (suffix 'refresh')``."""
+    if isinstance(key, tuple) and len(key) == 2:
+        return f"'{key[0]}'" + (f" (suffix '{key[1]}')" if key[1] else "")
+    return f"'{key}'"
 
 
 def _pluggy_message(exc: Exception) -> str:

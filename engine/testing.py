@@ -266,6 +266,19 @@ def as_user(client: "Client", user) -> "Client":
     return other
 
 
+def run_tasks(app, timeout_ms: int = 20000) -> None:
+    """Relay the outbox and run a real dramatiq worker until every queue is empty."""
+    app.tasks.relay()
+    worker = app.tasks.worker(threads=2)
+    worker.start()
+    try:
+        for queue in list(app.tasks.broker.get_declared_queues()):
+            app.tasks.broker.join(queue, timeout=timeout_ms)
+        worker.join()
+    finally:
+        worker.stop()
+
+
 def problem(result) -> dict:
     """Assert a problem+json answer and return its body."""
     assert result.headers.get("content-type", "").startswith("application/problem+json"), \
@@ -277,4 +290,4 @@ def pytest_configure(config):
     config.addinivalue_line("markers", "spec(*ids): the SPEC.md requirement IDs this test proves")
 
 
-__all__ = ["Client", "PrincipalHeader", "as_user", "problem", "need_service", "DEMO_PASSWORD", "IN_CI"]
+__all__ = ["Client", "PrincipalHeader", "as_user", "run_tasks", "problem", "need_service", "DEMO_PASSWORD", "IN_CI"]

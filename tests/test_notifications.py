@@ -1,0 +1,211 @@
+"""Notifications: preferences, routing, digests, expiry warnings, delivery through real SMTP."""
+from datetime import timedelta
+
+import pytest
+import time_machine
+
+from engine.db import utcnow
+from engine.models import Product, Service, User
+from engine.notify import Notice, notify, notify_customer
+from engine.testing import PrincipalHeader, as_user, problem, run_tasks
+from plugins.email.models import EmailDelivery
+from plugins.notifications import tasks as note_tasks
+from plugins.notifications.models import DigestItem
+from tests.mailserver import body_text, smtp  # noqa: F401  (fixture)
+
+pytestmark = pytest.mark.usefixtures("smtp")
+
+
+@pytest.fixture
+def napp(make_app, smtp):
+    from engine.demo import seed_demo
+    app = make_app(plugins=[("test-auth", PrincipalHeader())], **smtp.settings())
+    app.demo = seed_demo(app)
+    return app
+
+
+def alice(app) -> User:
+    return User.get(User.email == "alice@example.com")
+
+
+def mobile_service(app, customer, **fields) -> Service:
+    product = Product.get_or_create(code="mob-30", defaults={"name": "Mobile 30"})[0]
+    values = {"customer": customer, "product": product, "name": "Mobile - +44 7700 900123",
+              "status": "active", **fields}
+    return Service.create(**values)
+
+
+@pytest.mark.spec("NOT-1")
+def test_expiry_warnings_go_out_7_3_and_1_days_before_each_once(napp, smtp):
+    customer = napp.demo["customers"]["alice"]
+    start = utcnow()
+    service = mobile_service(napp, customer, expires_at=start + timedelta(days=7, hours=12),
+                             auto_renew=False)
+    for days_before in (8, 6.9, 6.5, 2.9, 2.5, 0.9, 0.5):
+        with time_machine.travel(service.expires_at - timedelta(days=days_before), tick=False):
+            note_tasks.warn_expiring_services(napp)
+    run_tasks(napp)
+    assert sorted(smtp.inbox.subjects("alice@example.com")) == [
+        "Mobile - +44 7700 900123 ends in 3 days",
+        "Mobile - +44 7700 900123 ends in 7 days",
+        "Mobile - +44 7700 900123 ends tomorrow"]
+
+
+@pytest.mark.spec("NOT-1")
+def test_auto_renewing_services_get_no_expiry_warning(napp, smtp):
+    customer = napp.demo["customers"]["alice"]
+    mobile_service(napp, customer, renews_at=utcnow() + timedelta(days=2), auto_renew=True)
+    assert note_tasks.warn_expiring_services(napp) == 0
+
+
+@pytest.mark.spec("NOT-3")
+def test_preferences_default_and_round_trip(napp):
+    client = as_user(napp_client(napp), alice(napp))
+    got = client.get("/api/v1/account/notification-preferences").json
+    assert got["frequency"] == "immediate"
+    assert got["channels"]["billing"] == ["email"] and got["channels"]["security"] == ["email"]
+    assert got["thresholds"]["data"] == 10
+    new = {"frequency": "digest", "channels": {"billing": ["email"], "usage": [],
+                                                "service": ["email"], "account": ["email"]},
+           "thresholds": {"data": 20, "voice": 15, "sms": 5, "monetary": 300}}
+    saved = client.put("/api/v1/account/notification-preferences", json=new)
+    assert saved.status_code == 200, saved.text
+    again = client.get("/api/v1/account/notification-preferences").json
+    assert again["frequency"] == "digest" and again["thresholds"]["data"] == 20
+    assert again["channels"]["usage"] == []
+
+
+@pytest.mark.spec("NOT-3")
+def test_invalid_preferences_are_refused_field_by_field_and_nothing_is_saved(napp):
+    client = as_user(napp_client(napp), alice(napp))
+    bad = {"frequency": "hourly", "channels": {"billing": ["pigeon"]},
+           "thresholds": {"data": 0, "voice": 10, "sms": 10, "monetary": -1}}
+    body = problem(client.put("/api/v1/account/notification-preferences", json=bad))
+    assert body["status"] == 422
+    assert "frequency" in body["errors"] and "thresholds" in body["errors"]
+    assert set(body["errors"]["thresholds"]) == {"data", "monetary"}
+    ok_shape_bad_channel = {"frequency": "immediate", "channels": {"billing": ["pigeon"]},
+                            "thresholds": {"data": 10, "voice": 10, "sms": 10, "monetary": 0}}
+    body = problem(client.put("/api/v1/account/notification-preferences",
+                              json=ok_shape_bad_channel))
+    assert "pigeon" in str(body["errors"]["channels"])
+    assert client.get("/api/v1/account/notification-preferences").json["frequency"] == "immediate"
+
+
+@pytest.mark.spec("NOT-3")
+def test_a_category_switched_off_sends_nothing_but_security_always_goes(napp, smtp):
+    user = alice(napp)
+    client = as_user(napp_client(napp), user)
+    client.put("/api/v1/account/notification-preferences", json={
+        "frequency": "immediate", "channels": {"billing": [], "usage": [], "service": [],
+                                               "account": []},
+        "thresholds": {"data": 10, "voice": 10, "sms": 10, "monetary": 500}})
+    with napp.database.atomic():
+        notify_customer(napp, user.contact.customer_id, "service_expiring", "k-1", "service",
+                        {"service": "Mobile", "service_id": 1, "days": 3,
+                         "ends_at": utcnow().isoformat()})
+        notify(napp, Notice(kind="service_expiring", key="k-2", category="security",
+                            user_id=user.id, data={"service": "Security", "service_id": 1,
+                                                   "days": 3, "ends_at": utcnow().isoformat()}))
+    run_tasks(napp)
+    assert smtp.inbox.subjects("alice@example.com") == ["Security ends in 3 days"]
+
+
+@pytest.mark.spec("NOT-3")
+def test_digest_holds_notices_and_sends_one_summary(napp, smtp):
+    user = alice(napp)
+    client = as_user(napp_client(napp), user)
+    client.put("/api/v1/account/notification-preferences", json={
+        "frequency": "digest", "channels": {"billing": ["email"], "usage": ["email"],
+                                            "service": ["email"], "account": ["email"]},
+        "thresholds": {"data": 10, "voice": 10, "sms": 10, "monetary": 500}})
+    for n, days in enumerate((7, 3)):
+        with napp.database.atomic():
+            notify_customer(napp, user.contact.customer_id, "service_expiring", f"e-{n}",
+                            "service", {"service": "TV", "service_id": 1, "days": days,
+                                        "ends_at": utcnow().isoformat()})
+    # The same notice again is held once.
+    with napp.database.atomic():
+        notify_customer(napp, user.contact.customer_id, "service_expiring", "e-0", "service",
+                        {"service": "TV", "service_id": 1, "days": 7,
+                         "ends_at": utcnow().isoformat()})
+    run_tasks(napp)
+    assert smtp.inbox.messages == []
+    assert DigestItem.select().count() == 2
+    assert note_tasks.send_digests(napp) == 1
+    assert note_tasks.send_digests(napp) == 0  # nothing left to summarise
+    run_tasks(napp)
+    [message] = smtp.inbox.to("alice@example.com")
+    assert message["Subject"] == "Your daily summary: 2 updates"
+    text = body_text(message)
+    assert "TV ends in 7 days" in text and "TV ends in 3 days" in text
+
+
+@pytest.mark.spec("NOT-3")
+def test_preferences_page_saves_and_shows_field_errors(napp):
+    client = as_user(napp_client(napp), alice(napp))
+    page = client.get("/account/notifications")
+    assert page.status_code == 200 and 'name="threshold_data"' in page.text
+    form = {"frequency": "immediate", "channels_billing": "email", "threshold_data": "0",
+            "threshold_voice": "10", "threshold_sms": "10", "threshold_monetary": "500"}
+    bad = client.post("/account/notifications", form=form)
+    assert bad.status_code == 422 and 'id="threshold_data-error"' in bad.text
+    form["threshold_data"] = "25"
+    ok = client.post("/account/notifications", form=form)
+    assert ok.status_code == 303
+    prefs = client.get("/api/v1/account/notification-preferences").json
+    assert prefs["thresholds"]["data"] == 25 and prefs["channels"]["usage"] == []
+
+
+def test_preferences_form_needs_the_csrf_token(napp):
+    client = as_user(napp_client(napp), alice(napp))
+    result = client.post("/account/notifications", form={"frequency": "digest"}, csrf=False)
+    assert result.status_code == 403
+
+
+@pytest.mark.spec("NOT-4")
+def test_smtp_outage_delays_but_loses_and_doubles_nothing(napp, smtp):
+    user = alice(napp)
+    smtp.stop()
+    with napp.database.atomic():
+        notify(napp, Notice(kind="service_expiring", key="outage-1", category="security",
+                            user_id=user.id, data={"service": "Line", "service_id": 1, "days": 3,
+                                                   "ends_at": utcnow().isoformat()}))
+    napp.tasks.relay()
+    worker = napp.tasks.worker(threads=1)
+    worker.start()
+    try:
+        from tests.mailserver import wait_for
+        wait_for(lambda: EmailDelivery.get().attempts >= 1)
+        assert EmailDelivery.get().status == "pending"
+        smtp.start()
+        wait_for(lambda: EmailDelivery.get().status == "sent", timeout=30)
+    finally:
+        worker.stop()
+    assert smtp.inbox.subjects("alice@example.com") == ["Line ends in 3 days"]
+
+
+@pytest.mark.spec("NOT-4")
+def test_broker_outage_keeps_work_in_the_outbox_until_it_returns(make_app, smtp):
+    from engine.demo import seed_demo
+    from engine.models import OutboxMessage
+    from tests.mailserver import free_port
+    down = make_app(broker_url=f"redis://127.0.0.1:{free_port()}/0", **smtp.settings())
+    seed_demo(down)
+    user = User.get(User.email == "alice@example.com")
+    with down.database.atomic():
+        notify(down, Notice(kind="service_expiring", key="b-1", category="security",
+                            user_id=user.id, data={"service": "Box", "service_id": 1, "days": 1,
+                                                   "ends_at": utcnow().isoformat()}))
+    assert down.tasks.relay() == 0
+    row = OutboxMessage.get()
+    assert row.sent_at is None and row.attempts == 1 and row.last_error
+    up = make_app(migrate=False, **smtp.settings())  # same database, a working broker
+    run_tasks(up)
+    run_tasks(up)
+    assert smtp.inbox.subjects("alice@example.com") == ["Box ends tomorrow"]
+
+
+def napp_client(app):
+    from engine.testing import Client
+    return Client(app)

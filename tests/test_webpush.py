@@ -1,0 +1,148 @@
+"""Web push channel: a real encrypted push to a push service on loopback (NOT-4, MOB-3)."""
+import base64
+import json
+import os
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import http_ece
+import pytest
+from click.testing import CliRunner
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from engine.cli import cli
+from engine.db import utcnow
+from engine.models import User
+from engine.notify import Notice, notify
+from engine.testing import Client, PrincipalHeader, as_user, problem, run_tasks
+from plugins.webpush.models import PushSubscription
+
+
+def b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).decode().rstrip("=")
+
+
+class PushService:
+    """Stands in for a browser vendor's push service: records each POST, answers ``status``."""
+
+    def __init__(self):
+        self.received: list[tuple[dict, bytes]] = []
+        self.status = 201
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                outer.received.append((dict(self.headers), body))
+                self.send_response(outer.status)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_port}/push/"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.server.shutdown()
+
+
+@pytest.fixture
+def push_service():
+    service = PushService()
+    yield service
+    service.close()
+
+
+@pytest.fixture
+def vapid():
+    result = CliRunner().invoke(cli, ["webpush", "keys"], env={"PORTICO_DEMO": "true",
+                                                              "PORTICO_DATA_DIR": "/tmp/vapid"})
+    assert result.exit_code == 0, result.output
+    lines = dict(line.split(" = ") for line in result.output.splitlines() if " = " in line)
+    return {k: v.split('"')[1] for k, v in lines.items()}
+
+
+@pytest.fixture
+def papp(make_app, vapid):
+    from engine.demo import seed_demo
+    app = make_app(plugins=[("test-auth", PrincipalHeader())], webpush=vapid)
+    seed_demo(app)
+    return app
+
+
+def browser_keys():
+    private = ec.generate_private_key(ec.SECP256R1())
+    public = private.public_key().public_bytes(serialization.Encoding.X962,
+                                               serialization.PublicFormat.UncompressedPoint)
+    return private, b64(public), os.urandom(16)
+
+
+@pytest.mark.spec("NOT-4", "MOB-3")
+def test_a_notice_reaches_a_subscribed_browser_encrypted_and_signed(papp, push_service, vapid):
+    user = User.get(User.email == "alice@example.com")
+    client = as_user(Client(papp), user)
+    assert client.get("/api/v1/push/key").json["public_key"] == vapid["vapid_public_key"]
+    private, public, auth = browser_keys()
+    created = client.post("/api/v1/push/subscriptions", json={
+        "endpoint": push_service.url + "abc", "keys": {"p256dh": public, "auth": b64(auth)}})
+    assert created.status_code == 201, created.text
+    prefs = client.get("/api/v1/account/notification-preferences").json
+    assert {"id": "push", "label": "Push"} in prefs["available_channels"]
+    prefs["channels"]["service"] = ["email", "push"]
+    prefs = {k: prefs[k] for k in ("frequency", "channels", "thresholds")}
+    del prefs["channels"]["security"]
+    assert client.put("/api/v1/account/notification-preferences", json=prefs).status_code == 200
+    with papp.database.atomic():
+        notice = Notice(kind="service_expiring", key="p-1", category="service", user_id=user.id,
+                        data={"service": "Fibre", "service_id": 1, "days": 3,
+                              "ends_at": utcnow().isoformat()})
+        notify(papp, notice)
+        notify(papp, notice)  # raised twice, pushed once
+    run_tasks(papp)
+    [(headers, body)] = push_service.received
+    headers = {k.lower(): v for k, v in headers.items()}
+    assert headers["content-encoding"] == "aes128gcm"
+    assert headers["authorization"].startswith("vapid t=")
+    plain = http_ece.decrypt(body, private_key=private, auth_secret=auth, version="aes128gcm")
+    assert json.loads(plain)["title"] == "Fibre ends in 3 days"
+
+
+def test_a_gone_subscription_is_forgotten(papp, push_service):
+    user = User.get(User.email == "alice@example.com")
+    client = as_user(Client(papp), user)
+    _, public, auth = browser_keys()
+    client.post("/api/v1/push/subscriptions", json={
+        "endpoint": push_service.url + "gone", "keys": {"p256dh": public, "auth": b64(auth)}})
+    push_service.status = 410
+    with papp.database.atomic():
+        notify(papp, Notice(kind="service_expiring", key="p-2", category="security",
+                            user_id=user.id, data={"service": "TV", "service_id": 1, "days": 1,
+                                                   "ends_at": utcnow().isoformat()}))
+    run_tasks(papp)
+    assert len(push_service.received) == 1
+    assert PushSubscription.select().count() == 0
+
+
+def test_subscriptions_are_private_and_validated(papp, push_service):
+    alice = as_user(Client(papp), User.get(User.email == "alice@example.com"))
+    bob = as_user(Client(papp), User.get(User.email == "bob@example.com"))
+    _, public, auth = browser_keys()
+    sub = alice.post("/api/v1/push/subscriptions", json={
+        "endpoint": push_service.url + "a", "keys": {"p256dh": public, "auth": b64(auth)}}).json
+    assert bob.get("/api/v1/push/subscriptions").json["items"] == []
+    assert bob.delete(f"/api/v1/push/subscriptions/{sub['id']}").status_code == 404
+    body = problem(alice.post("/api/v1/push/subscriptions", json={"endpoint": "not a url",
+                                                                  "keys": {"p256dh": "x"}}))
+    assert set(body["errors"]) == {"endpoint", "keys"}
+    assert alice.delete(f"/api/v1/push/subscriptions/{sub['id']}").status_code == 204
+    assert PushSubscription.select().count() == 0
+
+
+def test_without_vapid_keys_the_channel_and_api_are_absent(make_app):
+    app = make_app(plugins=[("test-auth", PrincipalHeader())])
+    assert "push" not in app.channels
+    assert Client(app).get("/api/v1/push/key").status_code == 404
