@@ -168,9 +168,10 @@ class Settings(Section):
                     f"unknown settings table [{key}]: no installed plugin is named "
                     f"'{key}' (plugins: {', '.join(sorted(known))})")
         for name, schema_cls in schemas.items():
-            raw = self._plugin_raw.get(name.replace("-", "_"), {})
-            self._plugin_values[name] = Section(_load(schema_cls(), raw, prefix=name))
-            self._secret_fields |= {f"{name}.{f}" for f in _secret_names(schema_cls())}
+            table = name.replace("-", "_")  # messages name the table as the operator writes it
+            raw = self._plugin_raw.get(table, {})
+            self._plugin_values[name] = Section(_load(schema_cls(), raw, prefix=table))
+            self._secret_fields |= {f"{table}.{f}" for f in _secret_names(schema_cls())}
 
     def redacted(self) -> dict:
         """The effective configuration with every secret replaced by a mask."""
@@ -181,8 +182,9 @@ class Settings(Section):
             else:
                 out[key] = self._mask(key, value)
         for name, values in self._plugin_values.items():
+            table = name.replace("-", "_")
             if values:
-                out[name] = {k: self._mask(f"{name}.{k}", v) for k, v in values.items()}
+                out[table] = {k: self._mask(f"{table}.{k}", v) for k, v in values.items()}
         return out
 
     def _mask(self, dotted: str, value: Any) -> Any:
@@ -195,7 +197,8 @@ class Settings(Section):
 
 def _redact_url(url: str) -> str:
     """Keep a URL readable but hide its password: ``postgresql://u:***@h/db``."""
-    return re.sub(r"(://[^:/@]+:)[^@]+@", r"\1" + SECRET_MASK + "@", url)
+    url = re.sub(r"(://[^:/@]*:)[^@]+@", r"\1" + SECRET_MASK + "@", url)  # redis://:pw@h too
+    return re.sub(r"([?&]password=)[^&]+", r"\1" + SECRET_MASK, url)
 
 
 def _secret_names(schema: Schema) -> set[str]:
@@ -363,5 +366,5 @@ def reference(schemas: dict[str, type[Schema]] | None = None) -> str:
         if isinstance(f, fields.Nested):
             rows(f.schema, name)
     for plugin, schema_cls in sorted((schemas or {}).items()):
-        rows(schema_cls(), plugin)
+        rows(schema_cls(), plugin.replace("-", "_"))
     return "\n".join(lines) + "\n"
