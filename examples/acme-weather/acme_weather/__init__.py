@@ -58,6 +58,12 @@ def register_actors():
 
 
 @hookimpl
+def register_commands(cli, app_factory):
+    from acme_weather.commands import add_commands
+    add_commands(cli, app_factory)
+
+
+@hookimpl
 def demo_data(app, demo):
     from acme_weather import service
     for customer in demo.get("customers", {}).values():
