@@ -1,0 +1,113 @@
+"""The demo portal's shell in a real browser: navigation, layout per screen size, languages."""
+from __future__ import annotations
+
+import json
+from urllib.parse import urlparse
+
+import pytest
+
+from engine.i18n import Translator
+
+pytestmark = pytest.mark.browser
+
+ZH = Translator().get("zh_Hans")
+HERO = "Your account, whenever you need it"
+
+
+def sections(live_server) -> list[dict]:
+    status, _, body = live_server.get("/api/v1/sections")
+    assert status == 200
+    return json.loads(body)["items"]
+
+
+def assert_only_own_host(live_server, urls: list[str]) -> None:
+    own = urlparse(live_server.url).netloc
+    foreign = [u for u in urls if urlparse(u).scheme in ("http", "https", "ws", "wss")
+               and urlparse(u).netloc != own]
+    assert not foreign, f"requests to third-party hosts: {foreign}"
+
+
+@pytest.mark.spec("ACC-3", "MOB-1")
+@pytest.mark.parametrize("viewport", ["phone", "desktop"], indirect=True)
+def test_home_page_navigation_comes_from_the_sections_hook(live_server, page, viewport,
+                                                            requests_seen, console_errors):
+    answer = page.goto(live_server.url + "/")
+    assert answer.status == 200
+    assert page.locator("h1").inner_text() == HERO
+
+    expected = [(s["path"], s["title"]) for s in sections(live_server)]
+    assert ("/", "Dashboard") in expected
+    links = page.locator("nav.sections a")
+    shown = [(links.nth(i).get_attribute("href"), links.nth(i).inner_text().strip())
+             for i in range(links.count())]
+    assert shown == expected
+
+    # Touch-friendly and on screen: every link visible and at least 44 px tall.
+    for i in range(links.count()):
+        assert links.nth(i).is_visible()
+        assert links.nth(i).bounding_box()["height"] >= 44
+    # Phones get a bottom tab bar; desktops a bar under the header.
+    nav = page.locator("nav.sections").bounding_box()
+    main = page.locator("main").bounding_box()
+    size = page.viewport_size
+    if viewport == "phone":
+        assert abs(nav["y"] + nav["height"] - size["height"]) <= 1
+    else:
+        assert nav["y"] + nav["height"] <= main["y"] + 1
+    assert page.evaluate("document.documentElement.scrollWidth") <= size["width"]
+
+    # Every section link leads to a page (or to sign-in), never to a 404.
+    for href, title in shown:
+        status, headers, _ = live_server.get(href)
+        assert status in (200, 303), (title, href, status)
+        if status == 303:
+            assert headers["Location"].startswith("/login"), (title, href, headers["Location"])
+
+    page.locator("nav.sections a[data-section=dashboard]").click()
+    page.wait_for_url(live_server.url + "/")
+    assert page.locator("h1").inner_text() == HERO
+    assert_only_own_host(live_server, requests_seen)
+    assert not console_errors
+
+
+@pytest.mark.parametrize("viewport", ["phone", "desktop"], indirect=True)
+def test_language_switcher_switches_to_chinese_and_back(live_server, page, viewport,
+                                                        requests_seen, console_errors):
+    page.goto(live_server.url + "/")
+    assert page.locator("html").get_attribute("lang") == "en"
+
+    page.select_option("#lang", "zh_Hans")
+    with page.expect_navigation():
+        page.locator(".lang-switch button[type=submit]").click()
+    assert page.url == live_server.url + "/"
+    assert page.locator("html").get_attribute("lang") == "zh-Hans"
+    assert page.locator("h1").inner_text() == ZH.gettext(HERO) != HERO
+    nav = page.locator("nav.sections a[data-section=dashboard]").inner_text().strip()
+    assert nav == ZH.gettext("Dashboard")
+    assert page.locator("#lang").input_value() == "zh_Hans"
+
+    page.goto(live_server.url + "/")  # remembered by the cookie
+    assert page.locator("html").get_attribute("lang") == "zh-Hans"
+
+    page.select_option("#lang", "en")
+    with page.expect_navigation():
+        page.locator(".lang-switch button[type=submit]").click()
+    assert page.locator("h1").inner_text() == HERO
+    assert_only_own_host(live_server, requests_seen)
+    assert not console_errors
+
+
+def test_a_chinese_browser_gets_chinese_first(live_server, new_page, requests_seen):
+    page = new_page("phone", locale="zh-CN")
+    page.goto(live_server.url + "/")
+    assert page.locator("html").get_attribute("lang") == "zh-Hans"
+    assert page.locator("h1").inner_text() == ZH.gettext(HERO)
+    assert page.title().startswith(ZH.gettext("Welcome"))
+    assert page.evaluate("document.documentElement.scrollWidth") <= page.viewport_size["width"]
+    assert_only_own_host(live_server, requests_seen)
+
+
+def test_demo_server_keeps_its_state_in_the_data_folder(live_server):
+    assert (live_server.data_dir / "portico.sqlite3").exists() or \
+        any(live_server.data_dir.glob("*.sqlite3"))
+    assert live_server.get("/healthz")[0] == 200
