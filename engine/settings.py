@@ -205,17 +205,18 @@ def _secret_names(schema: Schema) -> set[str]:
     return {name for name, f in schema.fields.items() if f.metadata.get("secret")}
 
 
-def _resolve_refs(value: Any, key: str) -> Any:
+def _resolve_refs(value: Any, key: str, environ: dict | None = None) -> Any:
     """Replace ``$env:NAME`` and ``$file:PATH`` references, recursively."""
+    environ = os.environ if environ is None else environ
     if isinstance(value, dict):
-        return {k: _resolve_refs(v, f"{key}.{k}" if key else k) for k, v in value.items()}
+        return {k: _resolve_refs(v, f"{key}.{k}" if key else k, environ) for k, v in value.items()}
     if isinstance(value, list):
-        return [_resolve_refs(v, key) for v in value]
+        return [_resolve_refs(v, key, environ) for v in value]
     if isinstance(value, str) and value.startswith("$env:"):
         name = value[5:]
-        if name not in os.environ:
+        if name not in environ:
             raise SettingsError(f"{key}: environment variable {name} is not set")
-        return os.environ[name]
+        return environ[name]
     if isinstance(value, str) and value.startswith("$file:"):
         path = Path(value[6:]).expanduser()
         try:
@@ -300,7 +301,7 @@ def load_settings(path: str | os.PathLike | None = None, *, environ: dict | None
     plugin_tables = {n.replace("-", "_") for n in plugin_names}
     raw = _merge(raw, _env_overrides(environ, plugin_tables))
     raw = _merge(raw, overrides or {})
-    raw = _resolve_refs(raw, "")
+    raw = _resolve_refs(raw, "", environ)
 
     core_schema = CoreSettings()
     core_raw = {k: v for k, v in raw.items() if k in core_schema.fields or not isinstance(v, dict)}
