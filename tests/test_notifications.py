@@ -209,3 +209,29 @@ def test_broker_outage_keeps_work_in_the_outbox_until_it_returns(make_app, smtp)
 def napp_client(app):
     from engine.testing import Client
     return Client(app)
+
+
+@pytest.mark.spec("NOT-1")
+def test_low_balance_and_status_changes_become_emails(napp, smtp):
+    from engine.registry import Balance
+    customer = napp.demo["customers"]["alice"]
+    service = mobile_service(napp, customer)
+    low = Balance(id=None, type="data", remaining=400_000_000, initial=5_000_000_000,
+                  unit="bytes", weight=30, expires_at=None)
+    with napp.database.atomic():
+        napp.plugins.hook.balance_low(app=napp, service=service, balance=low, threshold=10)
+        napp.plugins.hook.service_status_changed(app=napp, service=service, old_status="active",
+                                                 new_status="suspended", reason="Unpaid bill")
+        napp.plugins.hook.service_status_changed(app=napp, service=service,
+                                                 old_status="suspended", new_status="active",
+                                                 reason="")
+    run_tasks(napp)
+    subjects = sorted(smtp.inbox.subjects("alice@example.com"))
+    assert subjects == ["Mobile - +44 7700 900123 is active",
+                        "Mobile - +44 7700 900123 is no longer active",
+                        "Running low: 400 MB of data left on Mobile - +44 7700 900123"]
+    [suspended] = [m for m in smtp.inbox.messages if "no longer" in m["Subject"]]
+    text = body_text(suspended)
+    assert "Reason: Unpaid bill" in text and "http://portal.test/services/" in text
+    html = [p for p in suspended.walk() if p.get_content_type() == "text/html"][0]
+    assert "http://portal.test/services/" in html.get_payload(decode=True).decode()

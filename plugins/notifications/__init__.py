@@ -36,3 +36,15 @@ def notification_route(app, notice, channel):
 def balance_threshold(app, customer_id, balance_type):
     from plugins.notifications.service import threshold_for_customer
     return threshold_for_customer(customer_id, balance_type)
+
+
+@hookimpl
+def balance_low(app, service, balance, threshold):
+    from plugins.notifications.events import tell_balance_low
+    tell_balance_low(app, service, balance, threshold)
+
+
+@hookimpl
+def service_status_changed(app, service, old_status, new_status, reason):
+    from plugins.notifications.events import tell_status_changed
+    tell_status_changed(app, service, old_status, new_status, reason)
