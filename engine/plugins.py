@@ -27,7 +27,11 @@ BUILTIN_PLUGINS: tuple[tuple[str, str], ...] = (
     ("email", "plugins.email"),
     ("notifications", "plugins.notifications"),
     ("webpush", "plugins.webpush"),
+    ("identity", "plugins.identity"),
+    ("account", "plugins.account"),
     ("dashboard", "plugins.dashboard"),
+    ("services", "plugins.services"),
+    ("usage", "plugins.usage"),
 )
 
 #: Built-ins an operator cannot disable.

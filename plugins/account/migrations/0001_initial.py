@@ -1,0 +1,11 @@
+"""Pending email changes."""
+
+
+def up(migrator, db):
+    from plugins.account.models import MODELS
+    db.create_tables(MODELS)
+
+
+def down(migrator, db):
+    from plugins.account.models import MODELS
+    db.drop_tables(MODELS)

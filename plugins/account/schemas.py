@@ -1,0 +1,208 @@
+"""Shapes of the account API and forms (one schema validates both faces)."""
+from __future__ import annotations
+
+from zoneinfo import ZoneInfo, available_timezones
+
+import phonenumbers
+from email_validator import EmailNotValidError, validate_email
+from marshmallow import RAISE, Schema, ValidationError, fields, pre_load, validate
+
+from engine.i18n import LOCALES
+
+#: Fields a customer can see but never set (ACCT-2, LIM-1, LIM-2); the answer says where to go.
+PROTECTED = {
+    "id": "Your customer ID never changes.",
+    "customer_id": "Your customer ID never changes.",
+    "number": "Your customer ID never changes.",
+    "kind": "Only support can change the customer type.",
+    "customer_type": "Only support can change the customer type.",
+    "name": "Contact support to change the account name.",
+    "created_at": "The creation date is read-only.",
+    "email": "Change your email address with POST /account/email: the new address must confirm it.",
+    "password": "Change your password with POST /account/password.",
+    "balance": "Balances change only through top-ups and usage.",
+    "balances": "Balances change only through top-ups and usage.",
+    "status": "Only support can change the account status.",
+    "api_access": "Contact support to enable API access.",
+    "is_primary": "Only support can change the primary contact.",
+    "contacts": "Contact support to change contacts.",
+    "sites": "Contact support to change sites.",
+}
+
+
+def normalise_phone(value: str, region: str = "GB") -> str:
+    """E.164 form of a phone number, or ValidationError with a reason."""
+    value = (value or "").strip()
+    if not value:
+        return ""
+    try:
+        number = phonenumbers.parse(value, region)
+    except phonenumbers.NumberParseException:
+        raise ValidationError("Enter a phone number like 07700 900123 or +44 7700 900123.") from None
+    if not phonenumbers.is_possible_number(number):
+        raise ValidationError("This is not a valid phone number.")
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+class PhoneField(fields.String):
+    def _deserialize(self, value, attr, data, **kwargs):
+        return normalise_phone(super()._deserialize(value, attr, data, **kwargs))
+
+
+class EmailField(fields.String):
+    def _deserialize(self, value, attr, data, **kwargs):
+        value = super()._deserialize(value, attr, data, **kwargs).strip()
+        try:
+            return validate_email(value, check_deliverability=False).normalized.lower()
+        except EmailNotValidError as exc:
+            raise ValidationError(f"Enter a valid email address ({exc}).") from None
+
+
+def _timezone(value: str) -> None:
+    if value not in available_timezones():
+        raise ValidationError("Choose a time zone such as Europe/London.")
+    ZoneInfo(value)
+
+
+class AccountPatch(Schema):
+    """What a customer may change on ``PATCH /account``; everything else is refused by name."""
+
+    class Meta:
+        unknown = RAISE
+
+    phone = PhoneField(validate=validate.Length(max=32), metadata={
+        "description": "any common format; stored as E.164 (+447700900123); empty removes it"})
+    locale = fields.String(validate=validate.OneOf(LOCALES))
+    timezone = fields.String(validate=_timezone)
+
+    @pre_load
+    def _protected(self, data, **kwargs):
+        if isinstance(data, dict):
+            refused = {k: [PROTECTED[k]] for k in data if k in PROTECTED}
+            if refused:
+                raise ValidationError(refused)
+        return data
+
+
+class PhoneForm(Schema):
+    phone = PhoneField(load_default="", validate=validate.Length(max=32))
+
+
+class EmailChangeBody(Schema):
+    email = EmailField(required=True, validate=validate.Length(max=254),
+                       error_messages={"required": "Enter the new email address."})
+    password = fields.String(required=True, validate=validate.Length(max=4096),
+                             error_messages={"required": "Enter your password."})
+
+
+class TokenBody(Schema):
+    token = fields.String(required=True, validate=validate.Length(max=200))
+
+
+class PasswordChangeBody(Schema):
+    current_password = fields.String(required=True, validate=validate.Length(max=4096),
+                                     error_messages={"required": "Enter your current password."})
+    new_password = fields.String(required=True, validate=validate.Length(max=4096),
+                                 error_messages={"required": "Choose a new password."})
+    end_other_sessions = fields.Boolean(load_default=True, metadata={
+        "description": "sign out every other session (default true)"})
+
+
+class PasswordChangeForm(PasswordChangeBody):
+    new_password_confirm = fields.String(load_default="")
+    end_other_sessions = fields.Boolean(load_default=False)
+
+
+# -- answers -------------------------------------------------------------------
+
+class ContactOut(Schema):
+    id = fields.Integer()
+    first_name = fields.String()
+    last_name = fields.String()
+    email = fields.String()
+    phone = fields.String()
+    role = fields.String()
+    is_primary = fields.Boolean()
+
+
+class SiteOut(Schema):
+    id = fields.Integer()
+    label = fields.String()
+    line1 = fields.String()
+    line2 = fields.String()
+    city = fields.String()
+    postcode = fields.String()
+    country = fields.String()
+
+
+class CustomerOut(Schema):
+    id = fields.Integer()
+    number = fields.String(metadata={"description": "the customer ID to quote to support"})
+    name = fields.String()
+    kind = fields.String(metadata={"enum": ["individual", "business"]})
+    created_at = fields.DateTime()
+    api_access = fields.Boolean()
+
+
+class AccountOut(Schema):
+    customer = fields.Nested(CustomerOut, metadata={"description": "read-only"})
+    contact = fields.Nested(ContactOut, metadata={"description": "you; read-only but phone"})
+    email = fields.String()
+    email_verified = fields.Boolean()
+    pending_email = fields.String(allow_none=True)
+    phone = fields.String()
+    locale = fields.String()
+    timezone = fields.String()
+    two_factor = fields.Boolean()
+    read_only = fields.List(fields.String(), metadata={"description": "fields you cannot change"})
+
+
+class MeOut(Schema):
+    user_id = fields.Integer()
+    email = fields.String()
+    customer = fields.Nested(CustomerOut)
+    contact = fields.Nested(ContactOut)
+    via = fields.String(metadata={"enum": ["session", "token", "api_key"]})
+    scopes = fields.List(fields.String())
+    impersonated = fields.Boolean()
+    impersonator = fields.String(allow_none=True)
+    two_factor = fields.Boolean()
+
+
+class ActivityOut(Schema):
+    id = fields.Integer()
+    action = fields.String()
+    description = fields.String()
+    target = fields.String()
+    data = fields.Dict()
+    at = fields.DateTime()
+    actor = fields.String(metadata={"description": "who did it"})
+    impersonated = fields.Boolean()
+    staff = fields.String(allow_none=True, metadata={"description": "the staff member, if any"})
+    ip = fields.String()
+    user_agent = fields.String()
+
+
+def page_of(item) -> type[Schema]:
+    return Schema.from_dict({"items": fields.List(fields.Nested(item)),
+                             "next": fields.String(allow_none=True)},
+                            name=item.__name__.replace("Out", "Page"))
+
+
+ContactPage, SitePage, ActivityPage = page_of(ContactOut), page_of(SiteOut), page_of(ActivityOut)
+
+
+class SupportOut(Schema):
+    phone = fields.String()
+    email = fields.String()
+    chat_url = fields.String()
+    hours = fields.String()
+    customer_number = fields.String(allow_none=True, metadata={
+        "description": "quote it when you call (when signed in)"})
+    staff_only = fields.List(fields.Dict(), metadata={
+        "description": "what only support can do, and why"})
+
+
+class AccountStatusOut(Schema):
+    status = fields.String()
+    detail = fields.String()

@@ -1,0 +1,208 @@
+"""Account rules both faces call: details, email change, password change, activity, support."""
+from __future__ import annotations
+
+from datetime import timedelta
+
+from engine import audit
+from engine.db import database, utcnow
+from engine.errors import invalid
+from engine.models import AuditEvent, Contact, StaffUser, User
+from engine.notify import Notice, notify
+from engine.security import hash_password, new_token, token_hash, verify_password
+from plugins.identity import guards, lockout, sessions, twofactor
+from plugins.identity.ratelimit import limiter
+from plugins.identity.resources import password_errors
+from plugins.account.models import EmailChange
+from plugins.account.schemas import PROTECTED
+
+EMAIL_LINK_VALID = timedelta(hours=24)
+EMAIL_LINK_INVALID = "This confirmation link has expired or was already used. Ask for a new one."
+
+#: LIM-1: what only staff can do, shown on the support page and in the API.
+STAFF_ONLY = [
+    {"id": "customer_type", "title": "Change the customer type (individual or business)"},
+    {"id": "move_services", "title": "Move services between customer accounts"},
+    {"id": "cancel_services", "title": "Cancel a service, unless its product allows "
+                                      "self-service cancellation"},
+    {"id": "disputes", "title": "Dispute an invoice"},
+    {"id": "refunds", "title": "Refunds"},
+    {"id": "primary_contact", "title": "Change the primary contact, or add and remove contacts "
+                                       "and sites"},
+    {"id": "configuration", "title": "Complex service configuration beyond add-ons and top-ups"},
+    {"id": "void", "title": "Void invoices or transactions"},
+]
+
+ACTIONS = {
+    "login": "Signed in", "logout": "Signed out", "login.failed": "Failed sign-in attempt",
+    "login.locked": "Sign-in paused after failed attempts",
+    "password.changed": "Password changed", "password.reset": "Password reset by email link",
+    "email.change_requested": "Email change requested", "email.changed": "Email address changed",
+    "account.updated": "Account details changed", "2fa.enabled": "Two-step verification turned on",
+    "2fa.disabled": "Two-step verification turned off",
+    "2fa.backup_codes_renewed": "New backup codes", "2fa.backup_code_used": "Backup code used",
+    "2fa.replay_refused": "A reused verification code was refused",
+    "api_key.created": "API key generated", "api_key.revoked": "API key revoked",
+    "sessions.ended_others": "Signed out other sessions", "session.revoked": "Session signed out",
+    "impersonation.started": "Support staff opened your account",
+    "impersonation.ended": "Support staff left your account",
+    "impersonation.action": "Support staff made a change",
+}
+
+
+def update_details(app, ctx, user: User, changes: dict) -> dict:
+    """Apply phone, language and time-zone changes; returns what changed (old → new)."""
+    changed = {}
+    contact = user.contact
+    with database.atomic():
+        if "phone" in changes and changes["phone"] != contact.phone:
+            changed["phone"] = [contact.phone, changes["phone"]]
+            Contact.update(phone=changes["phone"]).where(Contact.id == contact.id).execute()
+            contact.phone = changes["phone"]
+        for name in ("locale", "timezone"):
+            if name in changes and changes[name] != getattr(user, name):
+                changed[name] = [getattr(user, name), changes[name]]
+                User.update({getattr(User, name): changes[name]}).where(User.id == user.id).execute()
+                setattr(user, name, changes[name])
+        if changed:
+            audit.record(ctx, "account.updated", f"user:{user.id}", {"changed": changed})
+    return changed
+
+
+def request_email_change(app, ctx, user: User, new_email: str, password: str) -> EmailChange:
+    """Send a confirmation link to the new address and a notice to the old one."""
+    guards.require_account_holder(ctx)
+    limiter(app).hit("reset", "email-change", str(user.id))
+    if not verify_password(user.password_hash, password):
+        raise invalid({"password": ["This is not your current password."]})
+    if new_email == user.email:
+        raise invalid({"email": ["This is already your email address."]})
+    token = new_token(32)
+    with database.atomic():
+        # Only the newest request counts.
+        EmailChange.delete().where((EmailChange.user == user.id)
+                                   & EmailChange.used_at.is_null()).execute()
+        row = EmailChange.create(user=user.id, old_email=user.email, new_email=new_email,
+                                 token_hash=token_hash(token))
+        audit.record(ctx, "email.change_requested", f"user:{user.id}", {"new_email": new_email})
+        notify(app, Notice(kind="email_change_verify", key=f"email_change:{row.id}",
+                           user_id=user.id, email=new_email, category="security",
+                           customer_id=user.contact.customer_id, mandatory=True,
+                           data={"url": app.url(f"/account/email/verify?token={token}"),
+                                 "hours": int(EMAIL_LINK_VALID.total_seconds() // 3600)}))
+        notify(app, Notice(kind="email_change_requested", key=f"email_change_notice:{row.id}",
+                           user_id=user.id, category="security", mandatory=True,
+                           customer_id=user.contact.customer_id,
+                           data={"new_email": new_email}))
+    return row
+
+
+def pending_email(user: User) -> str | None:
+    row = (EmailChange.select().where((EmailChange.user == user.id) & EmailChange.used_at.is_null()
+                                      & (EmailChange.created_at > utcnow() - EMAIL_LINK_VALID))
+           .order_by(EmailChange.id.desc()).first())
+    return row.new_email if row else None
+
+
+def valid_email_change(token: str) -> EmailChange | None:
+    if not token or len(token) > 200:
+        return None
+    row = EmailChange.get_or_none(EmailChange.token_hash == token_hash(token))
+    if row is None or row.used_at is not None or utcnow() - row.created_at > EMAIL_LINK_VALID:
+        return None
+    if row.user.email != row.old_email or not row.user.is_active:
+        return None  # the address changed since: this link is stale
+    return row
+
+
+def confirm_email_change(app, ctx, token: str) -> User:
+    """Switch to the new address; the old one is told. Raises 422 with a reason."""
+    guards.require_account_holder(ctx)
+    row = valid_email_change(token)
+    if row is None:
+        raise invalid({"token": [EMAIL_LINK_INVALID]})
+    if User.select().where((User.email == row.new_email) & (User.id != row.user_id)).exists():
+        raise invalid({"email": ["This email address is already used by another account."]})
+    user, now = row.user, utcnow()
+    with database.atomic():
+        spent = (EmailChange.update(used_at=now)
+                 .where((EmailChange.id == row.id) & EmailChange.used_at.is_null()).execute())
+        if not spent:
+            raise invalid({"token": [EMAIL_LINK_INVALID]})
+        User.update(email=row.new_email, email_verified_at=now).where(User.id == user.id).execute()
+        if user.contact.email.lower() == row.old_email:
+            Contact.update(email=row.new_email).where(Contact.id == user.contact_id).execute()
+        lockout.lift(lockout.guard_key("customer", row.old_email))
+        audit.record(ctx, "email.changed", f"user:{user.id}",
+                     {"old_email": row.old_email, "new_email": row.new_email},
+                     customer_id=user.contact.customer_id, user_id=user.id)
+        notify(app, Notice(kind="email_changed", key=f"email_changed:{row.id}",
+                           email=row.old_email, category="security", mandatory=True,
+                           customer_id=user.contact.customer_id, locale=user.locale or None,
+                           data={"new_email": row.new_email}))
+    return User.get_by_id(user.id)
+
+
+def change_password(app, ctx, user: User, current: str, new: str, end_others: bool) -> int:
+    """ACCT-4: the current password, then the policy; returns how many sessions were ended."""
+    guards.require_account_holder(ctx)
+    limiter(app).hit("login_account", "password-change", str(user.id))
+    if not verify_password(user.password_hash, current):
+        raise invalid({"current_password": ["This is not your current password."]})
+    errors = password_errors(app, new, user.email, field="new_password")
+    if not errors and current == new:
+        errors = {"new_password": ["Choose a password different from the current one."]}
+    if errors:
+        raise invalid(errors)
+    now = utcnow()
+    with database.atomic():
+        User.update(password_hash=hash_password(new), password_changed_at=now).where(
+            User.id == user.id).execute()
+        ended = 0
+        if end_others:
+            keep = ctx.principal.session_id if ctx.principal.via in ("session", "token") else None
+            ended = sessions.revoke_user_sessions(user.id, keep=keep)
+        audit.record(ctx, "password.changed", f"user:{user.id}", {"ended_other_sessions": ended})
+        notify(app, Notice(kind="password_changed", key=f"password_changed:{user.id}:{now.isoformat()}",
+                           user_id=user.id, customer_id=user.contact.customer_id,
+                           category="security", mandatory=True,
+                           data={"when": now.strftime("%Y-%m-%d %H:%M UTC"), "ip": ctx.ip,
+                                 "how": "change"}))
+    return ended
+
+
+def account_view(user: User) -> dict:
+    contact = user.contact
+    return {"customer": contact.customer, "contact": contact, "email": user.email,
+            "email_verified": user.email_verified_at is not None,
+            "pending_email": pending_email(user), "phone": contact.phone,
+            "locale": user.locale, "timezone": user.timezone,
+            "two_factor": twofactor.enabled(user),
+            "read_only": sorted(k for k in PROTECTED if k != "password")}
+
+
+def describe_events(rows, viewer_id: int | None = None) -> list[dict]:
+    """Activity rows for people: who did what, when, from where (ACCT-5)."""
+    rows = list(rows)
+    users = {u.id: u.email for u in User.select(User.id, User.email).where(
+        User.id.in_({r.user_id for r in rows if r.user_id}))} if rows else {}
+    staff = {s.id: s.name for s in StaffUser.select(StaffUser.id, StaffUser.name).where(
+        StaffUser.id.in_({r.staff_id for r in rows if r.staff_id}))} if rows else {}
+    out = []
+    for r in rows:
+        person = "You" if viewer_id and r.user_id == viewer_id else users.get(r.user_id, "")
+        staff_name = staff.get(r.staff_id) if r.staff_id else None
+        if r.impersonated and staff_name:
+            actor = f"{staff_name} (support staff, acting as {users.get(r.user_id, 'you')})"
+        elif staff_name:
+            actor = f"{staff_name} (support staff)"
+        else:
+            actor = person or "System"
+        out.append({"id": r.id, "action": r.action, "description": ACTIONS.get(r.action, r.action),
+                    "target": r.target, "data": r.data, "at": r.created_at, "actor": actor,
+                    "impersonated": r.impersonated, "staff": staff_name, "ip": r.ip,
+                    "user_agent": r.user_agent})
+    return out
+
+
+def activity_query(customer_id: int):
+    return AuditEvent.select().where(AuditEvent.customer == customer_id)

@@ -1,0 +1,102 @@
+"""Who is asking: the ``authenticate_request`` implementation.
+
+- ``Authorization: Bearer ptk_...``: a customer API key (scoped read or read-write).
+- ``Authorization: Bearer <token>``: a session token from ``POST /api/v1/auth/login``
+  (or ``/api/v1/staff/auth/login`` on staff paths).
+- Otherwise the session cookie: ``portico_staff`` on staff paths (``/staff``,
+  ``/api/v1/staff``), ``portico_session`` everywhere else. Keeping the two
+  apart lets an agent's console stay signed in while an impersonation tab
+  uses the customer cookie.
+"""
+from __future__ import annotations
+
+from engine import audit
+from engine.context import Principal
+from engine.middleware import UNSAFE
+from engine.models import Contact, Customer, StaffUser, User
+from plugins.identity import apikeys, sessions
+from plugins.identity.models import Session
+
+STAFF_PREFIXES = ("/staff", "/api/v1/staff")
+SKIP_PREFIXES = ("/static/", "/healthz")
+
+
+def is_staff_path(path: str) -> bool:
+    return any(path == p or path.startswith(p + "/") for p in STAFF_PREFIXES)
+
+
+def bearer(req) -> str | None:
+    header = req.get_header("Authorization") or ""
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() == "bearer" and value.strip():
+        return value.strip()
+    return None
+
+
+def authenticate(app, req) -> Principal | None:
+    path = req.path
+    if path.startswith(SKIP_PREFIXES):
+        return None
+    apikeys.refuse_in_query(req)
+    staff_path = is_staff_path(path)
+    token = bearer(req)
+    via = "token"
+    if token is not None and token.startswith(apikeys.KEY_PREFIX):
+        return None if staff_path else _api_key_principal(req, token)
+    if token is None:
+        token = req.cookies.get(sessions.STAFF_COOKIE if staff_path else sessions.SESSION_COOKIE)
+        via = "session"
+    if not token:
+        return None
+    kinds = ("staff",) if staff_path else ("customer", "impersonation")
+    row = sessions.find(token, kinds)
+    if row is None:
+        return None
+    req.context.extra["session"] = row
+    if row.kind == "staff":
+        return _staff_principal(row, via)
+    return _customer_principal(req, row, via)
+
+
+def _staff_principal(row: Session, via: str) -> Principal | None:
+    staff = StaffUser.get_or_none(StaffUser.id == row.staff_id)
+    if staff is None or not staff.is_active:
+        return None
+    return Principal(kind="staff", staff_id=staff.id, via=via, session_id=row.id,
+                     permissions=frozenset(staff.permissions.split()))
+
+
+def load_user(user_id: int) -> User | None:
+    """The user with contact and customer, in one query."""
+    return (User.select(User, Contact, Customer).join(Contact).join(Customer)
+            .where(User.id == user_id).first())
+
+
+def _customer_principal(req, row: Session, via: str) -> Principal | None:
+    user = load_user(row.user_id)
+    if user is None or not user.is_active:
+        return None
+    req.context.extra["customer_number"] = user.contact.customer.number
+    req.context.extra["user"] = user
+    principal = Principal(kind="customer", user_id=user.id, customer_id=user.contact.customer_id,
+                          contact_id=user.contact_id, session_id=row.id, via=via,
+                          impersonator_id=row.staff_id if row.kind == "impersonation" else None,
+                          locale=user.locale, timezone=user.timezone)
+    if principal.impersonated and req.method in UNSAFE:
+        # IMP-3: every action under impersonation is on the record with both people,
+        # even where a plugin records nothing of its own.
+        req.context.principal = principal
+        audit.record(req.context, "impersonation.action", req.path,
+                     {"method": req.method, "impersonation_id": row.impersonation_id})
+    return principal
+
+
+def _api_key_principal(req, key: str) -> Principal:
+    row = apikeys.resolve(key, req.remote_addr or "")
+    user = load_user(row.user_id)
+    req.context.extra["customer_number"] = user.contact.customer.number
+    req.context.extra["user"] = user
+    req.context.extra["api_key"] = row
+    return Principal(kind="customer", user_id=user.id, customer_id=row.customer_id,
+                     contact_id=user.contact_id, via="api_key", scopes=row.scopes,
+                     locale=user.locale, timezone=user.timezone)

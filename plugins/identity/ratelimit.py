@@ -1,0 +1,108 @@
+"""Rate limits on login, password reset, 2FA codes and API-key creation (the ``limits`` library).
+
+Counters live where every web worker and host sees them: in the database
+(default), or in Redis when ``security.rate_limit_storage`` is a ``redis://``
+URL. Never in process memory. Limits are operator settings in ``[identity]``.
+"""
+from __future__ import annotations
+
+import time
+
+import limits
+import peewee
+from limits.storage import Storage, storage_from_string
+from limits.strategies import FixedWindowRateLimiter
+
+from engine.errors import Problem
+from plugins.identity.models import RateCounter
+
+
+class DatabaseStorage(Storage):
+    """A ``limits`` storage on the Portico database: one upserted row per window."""
+
+    STORAGE_SCHEME = ["portico+db"]
+
+    def __init__(self, uri: str | None = None, wrap_exceptions: bool = False, **options):
+        super().__init__(uri, wrap_exceptions=wrap_exceptions, **options)
+
+    @property
+    def base_exceptions(self):
+        return peewee.DatabaseError
+
+    def incr(self, key: str, expiry: int, amount: int = 1) -> int:
+        now = time.time()
+        expired = RateCounter.expires_at <= now
+        # One statement, so concurrent hits from many workers never lose a count.
+        query = (RateCounter.insert(key=key, count=amount, expires_at=now + expiry)
+                 .on_conflict(conflict_target=[RateCounter.key], update={
+                     RateCounter.count: peewee.Case(None, [(expired, amount)],
+                                                    RateCounter.count + amount),
+                     RateCounter.expires_at: peewee.Case(None, [(expired, now + expiry)],
+                                                         RateCounter.expires_at)})
+                 .returning(RateCounter.count))
+        return list(query.tuples().execute())[0][0]
+
+    def get(self, key: str) -> int:
+        row = RateCounter.get_or_none(RateCounter.key == key)
+        return row.count if row is not None and row.expires_at > time.time() else 0
+
+    def get_expiry(self, key: str) -> float:
+        row = RateCounter.get_or_none(RateCounter.key == key)
+        return row.expires_at if row is not None else time.time()
+
+    def check(self) -> bool:
+        return True
+
+    def reset(self) -> int | None:
+        return RateCounter.delete().execute()
+
+    def clear(self, key: str) -> None:
+        RateCounter.delete().where(RateCounter.key == key).execute()
+
+
+def purge_expired() -> int:
+    return RateCounter.delete().where(RateCounter.expires_at < time.time()).execute()
+
+
+class RateLimits:
+    """The app's limiter: ``app.rate_limits.hit("login", ip)`` raises 429 when over."""
+
+    def __init__(self, app):
+        url = app.settings.security.rate_limit_storage
+        if url.startswith(("redis://", "rediss://")):
+            storage = storage_from_string(url, key_prefix="portico")
+        else:
+            storage = DatabaseStorage()
+        self.storage = storage
+        self.limiter = FixedWindowRateLimiter(storage)
+        conf = app.settings.plugin("identity")
+        self.items = {name: limits.parse(conf[name + "_rate"]) for name in
+                      ("login", "login_account", "reset", "otp", "api_key")}
+
+    def allowed(self, name: str, *identifiers: str) -> bool:
+        """Count one hit; False when the limit is used up for this window."""
+        return self.limiter.hit(self.items[name], name, *identifiers)
+
+    def retry_after(self, name: str, *identifiers: str) -> int:
+        reset, _ = self.limiter.get_window_stats(self.items[name], name, *identifiers)
+        return max(1, int(reset - time.time()) + 1)
+
+    def hit(self, name: str, *identifiers: str) -> None:
+        """Count one hit, or answer 429 with ``Retry-After`` when over the limit."""
+        if not self.allowed(name, *identifiers):
+            raise too_many(self.retry_after(name, *identifiers))
+
+
+def too_many(retry_after: int) -> Problem:
+    minutes = max(1, (retry_after + 59) // 60)
+    return Problem(429, "Too many attempts",
+                   f"Please wait {minutes} minute{'s' if minutes != 1 else ''} and try again.",
+                   headers={"Retry-After": str(retry_after)})
+
+
+def limiter(app) -> RateLimits:
+    """The app's ``RateLimits``, built once."""
+    found = getattr(app, "_identity_rate_limits", None)
+    if found is None:
+        found = app._identity_rate_limits = RateLimits(app)
+    return found

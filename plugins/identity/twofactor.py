@@ -1,0 +1,137 @@
+"""Two-factor authentication with TOTP (ACCT-6, PWD-4).
+
+Set-up shows a QR code (segno) and the manual key; 2FA turns on once a code
+from the app checks out. Ten backup codes are shown once and stored as HMACs;
+each works once. A code for a time step already used is a replay: refused and
+logged. Turning 2FA off needs the password and a code.
+"""
+from __future__ import annotations
+
+import re
+import secrets
+import time
+
+import pyotp
+import segno
+
+from engine.db import database, utcnow
+from engine.security import sign
+from plugins.identity.models import BackupCode, TwoFactor
+
+STEP = 30
+BACKUP_CODES = 10
+_BACKUP_ALPHABET = "abcdefghjkmnpqrstuvwxyz23456789"  # no 0/o, 1/l/i look-alikes
+
+
+def status(user) -> TwoFactor | None:
+    """The user's confirmed authenticator, or None when 2FA is off."""
+    row = TwoFactor.get_or_none(TwoFactor.user == user.id)
+    return row if row is not None and row.confirmed_at is not None else None
+
+
+def enabled(user) -> bool:
+    return status(user) is not None
+
+
+def begin_setup(user) -> TwoFactor:
+    """A new secret awaiting its first code (replaces an unfinished set-up)."""
+    with database.atomic():
+        TwoFactor.delete().where((TwoFactor.user == user.id)
+                                 & TwoFactor.confirmed_at.is_null()).execute()
+        return TwoFactor.create(user=user.id, secret=pyotp.random_base32(32))
+
+
+def pending(user) -> TwoFactor | None:
+    return TwoFactor.get_or_none((TwoFactor.user == user.id) & TwoFactor.confirmed_at.is_null())
+
+
+def provisioning_uri(app, user, row: TwoFactor) -> str:
+    issuer = app.settings.get("brand_name") or "Portico"
+    return pyotp.TOTP(row.secret).provisioning_uri(name=user.email, issuer_name=issuer)
+
+
+def qr_data_uri(uri: str) -> str:
+    """The QR code as an SVG data: URI (the CSP allows data: images, nothing external)."""
+    return segno.make(uri, error="m").svg_data_uri(scale=5, border=2, dark="#000", light="#fff")
+
+
+def manual_key(secret: str) -> str:
+    return " ".join(secret[i:i + 4] for i in range(0, len(secret), 4))
+
+
+def _clean(code: str) -> str:
+    return re.sub(r"[\s-]", "", str(code or "")).lower()
+
+
+def check_totp(row: TwoFactor, code: str) -> str:
+    """"ok", "replay" or "wrong". Accepts the previous, current and next 30 s step."""
+    code = _clean(code)
+    if not re.fullmatch(r"\d{6}", code):
+        return "wrong"
+    totp = pyotp.TOTP(row.secret)
+    now_step = int(time.time()) // STEP
+    for step in (now_step - 1, now_step, now_step + 1):
+        if secrets.compare_digest(totp.at(step * STEP), code):
+            # APPSEC: a step is accepted once; the conditional update wins for one caller only.
+            claimed = (TwoFactor.update(last_step=step)
+                       .where((TwoFactor.id == row.id) & (TwoFactor.last_step < step)).execute())
+            if claimed:
+                row.last_step = step
+                return "ok"
+            return "replay"
+    return "wrong"
+
+
+def confirm(row: TwoFactor, code: str) -> str:
+    """Turn 2FA on with the first code; returns the check result."""
+    result = check_totp(row, code)
+    if result == "ok":
+        TwoFactor.update(confirmed_at=utcnow()).where(TwoFactor.id == row.id).execute()
+    return result
+
+
+def disable(user) -> None:
+    with database.atomic():
+        TwoFactor.delete().where(TwoFactor.user == user.id).execute()
+        BackupCode.delete().where(BackupCode.user == user.id).execute()
+
+
+def _code_hash(app, code: str) -> str:
+    return sign(app.settings.secret_key, "backup-code:" + _clean(code))
+
+
+def new_backup_codes(app, user) -> list[str]:
+    """Replace the user's backup codes; returns the new ones (shown once, never again)."""
+    codes = ["".join(secrets.choice(_BACKUP_ALPHABET) for _ in range(10)) for _ in range(BACKUP_CODES)]
+    with database.atomic():
+        BackupCode.delete().where(BackupCode.user == user.id).execute()
+        BackupCode.insert_many([{"user": user.id, "code_hash": _code_hash(app, c)} for c in codes]
+                               ).execute()
+    return [f"{c[:5]}-{c[5:]}" for c in codes]
+
+
+def use_backup_code(app, user, code: str) -> bool:
+    """Spend a backup code; True once per code."""
+    if len(_clean(code)) != 10:
+        return False
+    row = BackupCode.get_or_none((BackupCode.user == user.id) & BackupCode.used_at.is_null()
+                                 & (BackupCode.code_hash == _code_hash(app, code)))
+    if row is None:
+        return False
+    return bool(BackupCode.update(used_at=utcnow())
+                .where((BackupCode.id == row.id) & BackupCode.used_at.is_null()).execute())
+
+
+def backup_codes_left(user) -> int:
+    return BackupCode.select().where((BackupCode.user == user.id)
+                                     & BackupCode.used_at.is_null()).count()
+
+
+def verify_second_factor(app, user, code: str) -> str:
+    """Check a TOTP or a backup code for a user with 2FA on: "ok", "backup", "replay", "wrong"."""
+    row = status(user)
+    if row is None:
+        return "wrong"
+    if re.fullmatch(r"\d{6}", _clean(code)):
+        return check_totp(row, code)
+    return "backup" if use_backup_code(app, user, code) else "wrong"
