@@ -9,6 +9,8 @@ import sys
 import threading
 from typing import Any, Callable
 
+import pendulum
+import periodiq
 from gunicorn.app.base import BaseApplication
 
 log = logging.getLogger("portico.serve")
@@ -69,33 +71,96 @@ class Relay(threading.Thread):
         self.stopped.set()
 
 
-def run_worker(app, threads: int = 2, stop: threading.Event | None = None) -> None:
-    """Run the dramatiq worker and the outbox relay until SIGINT/SIGTERM (or ``stop``)."""
+def _on_signals(handler: Callable[[], None]) -> None:
+    """Call ``handler`` on the first SIGINT/SIGTERM; a second one exits at once."""
+    received = []
+
+    def on_signal(signum, frame):
+        if received:
+            log.warning("second %s: exiting now; unfinished tasks will run again",
+                        signal.Signals(signum).name)
+            os._exit(1)
+        received.append(signum)
+        log.info("%s: stopping (send it again to exit at once)", signal.Signals(signum).name)
+        handler()
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, on_signal)
+
+
+def run_worker(app, threads: int = 2, stop: threading.Event | None = None,
+               shutdown_timeout_ms: int = 60_000) -> None:
+    """Run the dramatiq worker and the outbox relay until SIGINT/SIGTERM (or ``stop``).
+
+    On stop, running tasks get ``shutdown_timeout_ms`` to finish; messages not
+    started go back to the queue, and a task cut short runs again later.
+    """
     stop = stop or threading.Event()
     worker = app.tasks.worker(threads=threads)
     relay = Relay(app)
+    if threading.current_thread() is threading.main_thread():
+        _on_signals(stop.set)
     worker.start()
     relay.start()
-    if threading.current_thread() is threading.main_thread():
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            signal.signal(sig, lambda *_: stop.set())
-    log.info("worker running %d actors: %s", len(app.tasks.actors), ", ".join(app.tasks.actors))
+    log.info("worker running %d actors: %s", len(app.tasks.actors),
+             ", ".join(sorted(app.tasks.actors)))
     stop.wait()
     relay.stop()
-    worker.stop()
+    relay.join()
+    worker.stop(timeout=shutdown_timeout_ms)
+    log.info("worker stopped")
+
+
+class Scheduler(periodiq.Scheduler):
+    """periodiq's clock over the app's periodic actors; each run goes through the outbox.
+
+    So a run due while the broker is down is sent when it is back, and two
+    schedulers (or a restarted one) record each minute's run once.
+    """
+
+    def __init__(self, app):
+        super().__init__(actors=app.tasks.periodic_actors())
+        self.app = app
+
+    def send_actors(self, actors, now):
+        if not actors:
+            return
+        try:
+            self.app.tasks.record_ticks(actors, now)
+        except Exception:  # the database is down: this run is lost, the clock goes on
+            log.exception("could not record the %s run of %s", now,
+                          ", ".join(a.actor_name for a in actors))
+            return
+        log.info("scheduled %s at %s", ", ".join(a.actor_name for a in actors), now)
+        self.app.tasks.relay()
+
+    def stop(self) -> None:
+        signal.alarm(0)
+        self.alarm_q.put_nowait(False)  # ends loop()
 
 
 def run_scheduler(app) -> int:
-    """Run periodiq's scheduler over the app's periodic actors (blocks; main thread only)."""
-    from periodiq import Scheduler
-    actors = [a for a in app.tasks.actors.values() if "periodic" in a.options]
-    if not actors:
-        log.warning("no periodic actors to schedule")
-        signal.pause()
+    """Run periodiq's scheduler over the app's periodic actors until SIGINT/SIGTERM.
+
+    Cron specs are read in the portal's ``default_timezone``. Run one per
+    deployment (a second one is harmless: each minute's run is recorded once).
+    Main thread only: periodiq's clock is ``SIGALRM``.
+    """
+    pendulum.set_local_timezone(pendulum.timezone(app.settings.default_timezone))
+    scheduler = Scheduler(app)
+    _on_signals(scheduler.stop)
+    if not scheduler.actors:
+        log.warning("no periodic actors to schedule; waiting for a signal")
+        scheduler.alarm_q.get()
         return 0
-    scheduler = Scheduler(actors=actors)
+    width = max(len(str(a.options["periodic"])) for a in scheduler.actors)
+    for actor in scheduler.actors:
+        log.info("  %-*s  %s", width, actor.options["periodic"], actor.actor_name)
+    log.info("scheduler running %d periodic actors (%s)", len(scheduler.actors),
+             app.settings.default_timezone)
     scheduler.schedule()
     scheduler.loop()
+    log.info("scheduler stopped")
     return 0
 
 

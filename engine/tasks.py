@@ -1,24 +1,37 @@
 """Background work: dramatiq actors from plugins, a transactional outbox, the broker by URL.
 
 A plugin writes plain functions taking ``app`` first and marks them ``@task``;
-``register_actors`` returns them. Business code calls
+``register_actors`` returns them, and each becomes the actor
+``<plugin>.<function>``. Business code calls
 ``app.tasks.enqueue("billing.render_pdf", invoice_id)`` *inside* its
 transaction: that writes an outbox row, so the work exists exactly when the
 change does. After commit the relay moves rows to the broker; if the process
 dies first or the broker is down, the rows wait and the next relay (after the
-next request, or the worker's periodic relay) sends them.
+next request, or the worker's relay thread) sends them.
+
+Delivery is at least once: a message can run twice (a relay that died after
+sending but before marking its row, a worker killed mid-task). Tasks are
+written to be safe to repeat; ``current_message_id()`` helps them.
+See ``docs/background-work.md``.
 """
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import json
 import logging
+import os
 import threading
+import time
 import uuid
-from typing import Any, Callable
-from urllib.parse import parse_qsl, urlparse
+from datetime import timedelta
+from typing import Any, Callable, Iterator
+from urllib.parse import parse_qsl, urlencode, urlparse
 
 import dramatiq
+import pendulum
 from dramatiq.message import Message
-from dramatiq.middleware import CurrentMessage
+from dramatiq.middleware import CurrentMessage, SkipMessage
 from periodiq import PeriodiqMiddleware, cron
 
 from engine import db
@@ -26,13 +39,29 @@ from engine.models import OutboxMessage
 
 log = logging.getLogger("portico.tasks")
 TASK_ATTR = "__portico_task__"
+#: Periodic runs get a message id derived from (actor, minute): one run per minute.
+TICK_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "https://portico/periodic-tick")
+#: Sent outbox rows are kept this long (to answer "was it sent?"), then pruned.
+KEEP_SENT = timedelta(days=7)
 
 
 def task(fn: Callable | None = None, *, queue: str = "default", max_retries: int = 10,
          min_backoff: int = 1000, max_backoff: int = 5 * 60 * 1000,
          time_limit: int = 5 * 60 * 1000, periodic: str | None = None):
-    """Mark ``fn(app, ...)`` as a background task; ``periodic`` is a cron spec ("0 * * * *")."""
+    """Mark ``fn(app, ...)`` as a background task.
+
+    ``periodic`` is a cron spec ("0 2 * * *") read in the portal's
+    ``default_timezone``; ``portico scheduler`` sends the task on it. Times are
+    milliseconds; a failing task is retried ``max_retries`` times with
+    exponential backoff between ``min_backoff`` and ``max_backoff``.
+    """
     def mark(f):
+        if periodic is not None:
+            try:
+                cron(periodic)
+            except (ValueError, IndexError, KeyError) as exc:
+                raise ValueError(f"task '{f.__name__}': periodic={periodic!r} is not a cron "
+                                 f"spec like '0 2 * * *' ({exc})") from None
         setattr(f, TASK_ATTR, {"queue_name": queue, "max_retries": max_retries,
                                "min_backoff": min_backoff, "max_backoff": max_backoff,
                                "time_limit": time_limit, "periodic": periodic})
@@ -40,25 +69,73 @@ def task(fn: Callable | None = None, *, queue: str = "default", max_retries: int
     return mark(fn) if fn is not None else mark
 
 
+class PeriodicMiddleware(PeriodiqMiddleware):
+    """periodiq's middleware, coalescing late runs instead of dropping them.
+
+    A run that arrives late (the broker was down at its time) still runs,
+    unless the next run of the same schedule is already due: after an outage a
+    daily job runs once, late; an every-minute job does not run once per
+    missed minute.
+    """
+
+    def before_process_message(self, broker, message):
+        actor = broker.actors[message.actor_name]
+        spec = actor.options.get("periodic")
+        scheduled = message.options.get("scheduled_at")
+        if spec is None or scheduled is None:
+            return  # an ordinary message, or a periodic task sent by hand
+        if spec.next_valid_date(pendulum.parse(scheduled)) <= pendulum.now():
+            log.info("skipping %s run of %s: a newer run is due", scheduled, message.actor_name)
+            raise SkipMessage()
+
+
 def make_broker(url: str) -> dramatiq.Broker:
     """``redis://host:port/db?namespace=x``, ``amqp://user:pw@host/vhost`` or ``sqlite:///path``."""
     parts = urlparse(url)
     middleware = [m() for m in dramatiq.middleware.default_middleware] + \
-        [CurrentMessage(), PeriodiqMiddleware(skip_delay=60)]
+        [CurrentMessage(), PeriodicMiddleware()]
+    options = dict(parse_qsl(parts.query))
     if parts.scheme in ("redis", "rediss"):
+        import redis
         from dramatiq.brokers.redis import RedisBroker
-        options = dict(parse_qsl(parts.query))
         namespace = options.pop("namespace", "portico")
-        clean = parts._replace(query="").geturl()
-        return RedisBroker(url=clean, namespace=namespace, middleware=middleware)
+        # Time-outs, so an unreachable Redis fails a relay or /healthz instead of hanging it.
+        pool = redis.ConnectionPool.from_url(
+            parts._replace(query=urlencode(options)).geturl(),
+            **{"socket_connect_timeout": 5, "socket_timeout": 30, **options})
+        return RedisBroker(client=redis.Redis(connection_pool=pool), namespace=namespace,
+                           middleware=middleware)
     if parts.scheme in ("amqp", "amqps"):
         from dramatiq.brokers.rabbitmq import RabbitmqBroker
-        return RabbitmqBroker(url=url, middleware=middleware)
+        defaults = {"connection_attempts": "1", "socket_timeout": "5",
+                    "blocked_connection_timeout": "30"}  # a blocked RabbitMQ fails the send
+        query = urlencode({**defaults, **options})
+        # confirm_delivery: the outbox marks a row sent only once RabbitMQ has it.
+        return RabbitmqBroker(url=parts._replace(query=query).geturl(), confirm_delivery=True,
+                              middleware=middleware)
     if parts.scheme == "sqlite":
         from engine.queue_sqlite import SQLiteBroker
-        return SQLiteBroker(parts.path, middleware=middleware)
+        path = parts.path if parts.netloc in ("", "localhost") else parts.netloc + parts.path
+        return SQLiteBroker(path, middleware=middleware)
     raise ValueError(f"broker_url: unsupported scheme '{parts.scheme}' "
                      "(use redis://, amqp:// or sqlite:///path)")
+
+
+def ping_broker(broker: dramatiq.Broker) -> None:
+    """Raise unless the broker answers now (``/healthz``)."""
+    from dramatiq.brokers.rabbitmq import RabbitmqBroker
+    from dramatiq.brokers.redis import RedisBroker
+    if isinstance(broker, RedisBroker):
+        broker.client.ping()
+    elif isinstance(broker, RabbitmqBroker):
+        try:
+            broker.connection.process_data_events(time_limit=0)
+        except Exception:
+            with contextlib.suppress(Exception):
+                del broker.connection  # the next check or send reconnects
+            raise
+    else:
+        broker.ping()
 
 
 def current_message_id() -> str | None:
@@ -74,8 +151,9 @@ class TaskRunner:
         self.app = app
         self.broker = make_broker(app.settings.broker_url)
         self.actors: dict[str, dramatiq.Actor] = {}
-        self._relay_lock = threading.Lock()
         self._local = threading.local()
+        self._thread_lock = threading.Lock()
+        self._pruned_at: float | None = None
         named = [(p, (f"{p}.{f.__name__}", f)) for p, f in app.plugins.collect("register_actors")]
         for name, (plugin, (_, fn)) in app.plugins.unique(named, lambda i: i[0], "actor").items():
             options = dict(getattr(fn, TASK_ATTR, None) or {})
@@ -90,72 +168,191 @@ class TaskRunner:
                                                actor_name=name, **options)
 
     def _bind(self, fn: Callable) -> Callable:
-        app = self.app
+        runner = self
 
         def run(*args, **kwargs):
             with db.connection():
-                return fn(app, *args, **kwargs)
+                result = fn(runner.app, *args, **kwargs)
+                runner.relay_after_request(None)  # work this task enqueued goes out now
+                return result
         run.__name__ = fn.__name__
         run.__module__ = fn.__module__
+        run.__doc__ = fn.__doc__
         return run
 
     # -- enqueueing -------------------------------------------------------------
 
     def enqueue(self, actor_name: str, *args: Any, delay_ms: int = 0, **kwargs: Any) -> str:
-        """Record work to run after the current transaction commits; returns the message id."""
+        """Record work to run after the current transaction commits; returns the message id.
+
+        Arguments must be JSON values: pass ids, not model objects.
+        """
         actor = self.actors.get(actor_name)
         if actor is None:
             raise LookupError(f"no actor named '{actor_name}' (is its plugin enabled?)")
+        payload = {"args": list(args), "kwargs": kwargs}
+        try:
+            json.dumps(payload)
+        except (TypeError, ValueError) as exc:
+            raise TypeError(f"task '{actor_name}': arguments must be JSON values "
+                            f"(pass ids, not objects): {exc}") from None
         message_id = str(uuid.uuid4())
         OutboxMessage.create(message_id=message_id, actor=actor_name, queue=actor.queue_name,
-                             payload={"args": list(args), "kwargs": kwargs}, delay_ms=delay_ms)
+                             payload=payload, delay_ms=max(0, int(delay_ms)))
         self._local.dirty = True
         return message_id
 
-    def relay(self, limit: int = 200) -> int:
-        """Send unsent outbox rows to the broker; returns how many went. Safe to call anywhere."""
-        if not self._relay_lock.acquire(blocking=False):
+    def periodic_actors(self) -> list[dramatiq.Actor]:
+        return [a for a in self.actors.values() if "periodic" in a.options]
+
+    def record_ticks(self, actors: list[dramatiq.Actor], now: pendulum.DateTime) -> list[str]:
+        """Record one run of each actor scheduled at ``now``; returns the message ids.
+
+        The message id is derived from the actor and the minute, so a second
+        scheduler (or a restarted one) recording the same minute adds nothing.
+        """
+        minute = now.in_timezone("UTC").replace(second=0, microsecond=0).isoformat()
+        ids = []
+        with db.connection():
+            for actor in actors:
+                message_id = str(uuid.uuid5(TICK_NAMESPACE, f"{actor.actor_name}@{minute}"))
+                (OutboxMessage.insert(
+                    message_id=message_id, actor=actor.actor_name, queue=actor.queue_name,
+                    payload={"args": [], "kwargs": {}, "options": {"scheduled_at": str(now)}})
+                 .on_conflict_ignore().execute())
+                ids.append(message_id)
+        return ids
+
+    # -- relaying ---------------------------------------------------------------
+
+    def relay(self, limit: int = 100) -> int:
+        """Send unsent outbox rows to the broker; returns how many went. Safe to call anywhere.
+
+        Only committed rows go: called inside a transaction it does nothing. Any
+        number of relays may run at once (threads, web and worker processes):
+        each row is claimed by one of them.
+        """
+        if db.database.obj is None or db.database.in_transaction():
             return 0
         sent = 0
-        try:
-            with db.connection():
-                rows = list(OutboxMessage.select()
-                            .where(OutboxMessage.sent_at.is_null())
-                            .order_by(OutboxMessage.id).limit(limit))
-                for row in rows:
-                    if row.actor not in self.actors:
-                        continue  # its plugin is disabled here; leave it for a node that has it
-                    message = Message(queue_name=row.queue, actor_name=row.actor,
-                                      args=tuple(row.payload["args"]),
-                                      kwargs=row.payload["kwargs"], options={},
-                                      message_id=row.message_id)
-                    try:
-                        self.broker.enqueue(message, delay=row.delay_ms or None)
-                    except Exception as exc:  # broker down: keep the row, try again later
-                        (OutboxMessage.update(attempts=OutboxMessage.attempts + 1,
-                                              last_error=str(exc)[:500])
-                         .where(OutboxMessage.id == row.id).execute())
-                        log.warning("broker unavailable, %s stays in the outbox: %s",
-                                    row.message_id, exc)
-                        break
-                    (OutboxMessage.update(sent_at=db.utcnow())
-                     .where(OutboxMessage.id == row.id).execute())
-                    sent += 1
-        finally:
-            self._relay_lock.release()
+        with db.connection():
+            while True:
+                with self._claimed(limit) as rows:
+                    if rows is None:
+                        return sent  # another relay holds the outbox right now
+                    batch, failed = self._send(rows)
+                sent += batch
+                if failed or len(rows) < limit:
+                    break
+            self._prune_hourly()
         return sent
 
+    @contextlib.contextmanager
+    def _claimed(self, limit: int) -> Iterator[list[OutboxMessage] | None]:
+        """Unsent rows no other relay is sending, or None when the outbox is busy.
+
+        PostgreSQL: rows locked ``FOR UPDATE SKIP LOCKED`` in a transaction
+        that also records the sends, so concurrent relays share the work.
+        SQLite (one host): an exclusive lock on a file beside the database;
+        unlike a write transaction it never makes a web request wait.
+        """
+        query = (OutboxMessage.select()
+                 .where(OutboxMessage.sent_at.is_null(),
+                        OutboxMessage.actor.in_(list(self.actors) or [""]))
+                 .order_by(OutboxMessage.attempts, OutboxMessage.id)  # a failing row goes last
+                 .limit(limit))
+        if db.is_postgres():
+            with db.database.atomic():
+                yield list(query.for_update(skip_locked=True))
+            return
+        with self._relay_lock() as locked:
+            yield list(query) if locked else None
+
+    @contextlib.contextmanager
+    def _relay_lock(self) -> Iterator[bool]:
+        path = getattr(db.database.obj, "database", ":memory:")
+        if not path or ":memory:" in path:
+            locked = self._thread_lock.acquire(blocking=False)
+            try:
+                yield locked
+            finally:
+                if locked:
+                    self._thread_lock.release()
+            return
+        fd = os.open(f"{path}-relay.lock", os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # per open file: threads too
+            except BlockingIOError:
+                yield False
+                return
+            yield True
+        finally:
+            os.close(fd)  # closing releases the lock
+
+    def _send(self, rows: list[OutboxMessage]) -> tuple[int, bool]:
+        """Send rows in order; stop at the first failure. Returns (sent, failed)."""
+        sent = 0
+        for row in rows:
+            try:
+                self.broker.enqueue(self._message(row), delay=self._delay(row))
+            except Exception as exc:  # broker down: keep the row, try again later
+                error = f"{type(exc).__name__}: {exc}"[:500]
+                (OutboxMessage.update(attempts=OutboxMessage.attempts + 1, last_error=error)
+                 .where(OutboxMessage.id == row.id).execute())
+                log.warning("broker unavailable, %d message(s) wait in the outbox: %s",
+                            len(rows) - sent, error)
+                return sent, True
+            (OutboxMessage.update(sent_at=db.utcnow())
+             .where(OutboxMessage.id == row.id).execute())
+            sent += 1
+        return sent, False
+
+    @staticmethod
+    def _message(row: OutboxMessage) -> Message:
+        payload = row.payload
+        return Message(queue_name=row.queue, actor_name=row.actor,
+                       args=tuple(payload["args"]), kwargs=payload["kwargs"],
+                       options=dict(payload.get("options") or {}), message_id=row.message_id,
+                       message_timestamp=int(row.created_at.timestamp() * 1000))
+
+    @staticmethod
+    def _delay(row: OutboxMessage) -> int | None:
+        """What is left of the requested delay (the row may have waited out an outage)."""
+        if not row.delay_ms:
+            return None
+        due = row.created_at + timedelta(milliseconds=row.delay_ms)
+        left = int((due - db.utcnow()).total_seconds() * 1000)
+        return left if left > 0 else None
+
+    def _prune_hourly(self) -> None:
+        if self._pruned_at is not None and time.monotonic() - self._pruned_at < 3600:
+            return
+        self._pruned_at = time.monotonic()
+        self.prune()
+
+    def prune(self) -> int:
+        """Delete outbox rows sent more than a week ago (the relay does it hourly)."""
+        with db.connection():
+            return (OutboxMessage.delete()
+                    .where(OutboxMessage.sent_at < db.utcnow() - KEEP_SENT).execute())
+
     def relay_after_request(self, ctx) -> None:
-        """Cheap after a request: relay only when this process wrote to the outbox."""
+        """Cheap after a request: relay only when this thread wrote to the outbox."""
         if getattr(self._local, "dirty", False):
             self._local.dirty = False
             self.relay()
 
     def pending(self) -> int:
+        """Outbox rows not yet sent."""
         with db.connection():
             return OutboxMessage.select().where(OutboxMessage.sent_at.is_null()).count()
+
+    # -- running ----------------------------------------------------------------
+
+    def ping(self) -> None:
+        ping_broker(self.broker)
 
     def worker(self, threads: int = 2) -> dramatiq.Worker:
         """A dramatiq worker for this app's broker (start() it; stop() it)."""
         return dramatiq.Worker(self.broker, worker_threads=threads, worker_timeout=200)
-

@@ -1,0 +1,6 @@
+"""The job runs table."""
+
+
+def up(migrator, db):
+    from jobs_plugin.models import JobRun
+    db.create_tables([JobRun])
