@@ -30,8 +30,6 @@ BUILTIN_PLUGINS: tuple[tuple[str, str], ...] = (
     ("identity", "plugins.identity"),
     ("account", "plugins.account"),
     ("dashboard", "plugins.dashboard"),
-    ("services", "plugins.services"),
-    ("usage", "plugins.usage"),
 )
 
 #: Built-ins an operator cannot disable.
