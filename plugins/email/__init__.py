@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from engine import hookimpl
+from engine.registry import Route
 
 
 @hookimpl
@@ -21,3 +22,12 @@ def notification_channels(app):
     from plugins.email.channel import EmailChannel
     return [EmailChannel()]
 
+
+
+@hookimpl
+def register_routes(app):
+    if not app.settings.demo:
+        return []
+    from plugins.email import resources
+    return [Route("/demo/mail", resources.MailList()),
+            Route("/demo/mail/{name}", resources.MailView())]
