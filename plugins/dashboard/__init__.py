@@ -11,11 +11,19 @@ def register_sections(app):
 
 
 @hookimpl
+def register_models():
+    from plugins.dashboard.models import AlertDismissal
+    return [AlertDismissal]
+
+
+@hookimpl
 def register_routes(app):
     from plugins.dashboard import resources
     return [
         Route("/", resources.Home()),
+        Route("/alerts/{alert_id}/dismiss", resources.DismissPage()),
         Route("/api/v1/dashboard", resources.DashboardAPI()),
         Route("/api/v1/sections", resources.SectionsAPI()),
         Route("/api/v1/alerts", resources.AlertsAPI()),
+        Route("/api/v1/alerts/{alert_id}/dismiss", resources.DismissAPI()),
     ]

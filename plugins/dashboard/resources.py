@@ -3,8 +3,12 @@ from __future__ import annotations
 
 from dataclasses import asdict
 
+import falcon
+
+from engine import audit
 from engine.api import operation
 from plugins.dashboard import schemas
+from plugins.dashboard.models import AlertDismissal
 
 
 def cards_for(app, ctx) -> list[dict]:
@@ -13,8 +17,26 @@ def cards_for(app, ctx) -> list[dict]:
 
 
 def alerts_for(app, ctx) -> list[dict]:
-    return [{**asdict(a), "plugin": p}
-            for p, a in app.plugins.collect("portal_alerts", app=app, ctx=ctx)]
+    """Every plugin's alerts for this customer, less those this user dismissed."""
+    alerts = [{**asdict(a), "plugin": p}
+              for p, a in app.plugins.collect("portal_alerts", app=app, ctx=ctx)]
+    ids = [a["id"] for a in alerts if a["dismissible"]]
+    if ids and ctx.principal is not None and ctx.principal.user_id:
+        gone = {d.alert_id for d in AlertDismissal.select(AlertDismissal.alert_id).where(
+            (AlertDismissal.user == ctx.principal.user_id) & AlertDismissal.alert_id.in_(ids))}
+        alerts = [a for a in alerts if a["id"] not in gone]
+    return alerts
+
+
+def dismiss(app, ctx, alert_id: str) -> None:
+    """Hide a dismissible alert for this user; an undismissible or unknown one is a 404."""
+    known = {a["id"]: a for a in alerts_for(app, ctx)}
+    if alert_id not in known or not known[alert_id]["dismissible"]:
+        raise falcon.HTTPNotFound(title="No such alert")
+    with app.database.atomic():
+        (AlertDismissal.insert(user=ctx.principal.user_id, alert_id=alert_id)
+         .on_conflict_ignore().execute())
+        audit.record(ctx, "alert.dismissed", alert_id)
 
 
 class Home:
@@ -51,3 +73,16 @@ class AlertsAPI:
     @operation("In-portal alerts for the signed-in customer", response=schemas.AlertList)
     def on_get(self, req, resp):
         return {"items": alerts_for(req.context.app, req.context), "next": None}
+
+
+class DismissAPI:
+    @operation("Dismiss an alert (where it can be dismissed)", status=204)
+    def on_post(self, req, resp, alert_id):
+        req.context.require_customer()
+        dismiss(req.context.app, req.context, alert_id)
+
+
+class DismissPage:
+    def on_post(self, req, resp, alert_id):
+        dismiss(req.context.app, req.context, alert_id)
+        raise falcon.HTTPSeeOther("/")

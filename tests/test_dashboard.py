@@ -1,0 +1,63 @@
+"""The portal shell: dashboard cards and alerts from plugins, dismissal (DASH-1, NOT-2)."""
+import pytest
+
+from engine import hookimpl
+from engine.models import AuditEvent, User
+from engine.registry import Alert, Card
+from engine.testing import Client, PrincipalHeader, as_user
+
+
+class Contributions:
+    @hookimpl
+    def dashboard_cards(self, app, ctx):
+        return [Card("weather", "Weather", "dashboard/_test_card.html", {"sky": "clear"}, order=5)]
+
+    @hookimpl
+    def portal_alerts(self, app, ctx):
+        return [Alert("verify-email", "warning", "Verify your email", "/account", dismissible=False),
+                Alert("promo-7", "info", "New bundles are here")]
+
+
+@pytest.fixture
+def dapp(make_app, tmp_path):
+    from engine.demo import seed_demo
+    theme = tmp_path / "themes" / "t" / "templates" / "dashboard"
+    theme.mkdir(parents=True)
+    (theme / "_test_card.html").write_text("<p class='sky'>{{ card.data.sky }}</p>")
+    app = make_app(plugins=[("test-auth", PrincipalHeader()), ("extras", Contributions())],
+                   theme="t", theme_paths=[str(tmp_path / "themes")])
+    seed_demo(app)
+    return app
+
+
+@pytest.mark.spec("DASH-1", "NOT-2")
+def test_cards_and_alerts_come_from_plugins(dapp):
+    client = as_user(Client(dapp), User.get(User.email == "alice@example.com"))
+    body = client.get("/api/v1/dashboard").json
+    assert [c["id"] for c in body["cards"]][:1] == ["weather"]
+    assert {a["id"] for a in body["alerts"]} >= {"verify-email", "promo-7"}
+    page = client.get("/", headers={"Accept": "text/html"})
+    assert "<p class='sky'>clear</p>" in page.text and "Verify your email" in page.text
+
+
+@pytest.mark.spec("NOT-2")
+def test_dismissible_alerts_can_be_dismissed_per_user_others_cannot(dapp):
+    alice = as_user(Client(dapp), User.get(User.email == "alice@example.com"))
+    bob = as_user(Client(dapp), User.get(User.email == "bob@example.com"))
+    assert alice.post("/api/v1/alerts/promo-7/dismiss").status_code == 204
+    assert alice.post("/api/v1/alerts/verify-email/dismiss").status_code == 404
+    assert alice.post("/api/v1/alerts/no-such/dismiss").status_code == 404
+    ids = {a["id"] for a in alice.get("/api/v1/alerts").json["items"]}
+    assert "promo-7" not in ids and "verify-email" in ids
+    assert "promo-7" in {a["id"] for a in bob.get("/api/v1/alerts").json["items"]}
+    assert AuditEvent.select().where(AuditEvent.action == "alert.dismissed").count() == 1
+
+
+def test_dismiss_form_on_the_dashboard(dapp):
+    alice = as_user(Client(dapp), User.get(User.email == "alice@example.com"))
+    page = alice.get("/", headers={"Accept": "text/html"})
+    assert 'action="/alerts/promo-7/dismiss"' in page.text
+    assert 'action="/alerts/verify-email/dismiss"' not in page.text
+    done = alice.post("/alerts/promo-7/dismiss", form={})
+    assert done.status_code == 303
+    assert "New bundles are here" not in alice.get("/", headers={"Accept": "text/html"}).text
