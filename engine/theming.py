@@ -113,7 +113,9 @@ class Theme:
             trim_blocks=True, lstrip_blocks=True, auto_reload=False,
         )
         self.env.install_gettext_callables(translator.gettext, translator.ngettext, newstyle=True)
-        self.env.filters["translate"] = translator.gettext  # dynamic text, never %-formatted
+        # ``{{ value|translate }}``: text known only at run time, never %-formatted.
+        self.env.filters["translate"] = lambda v: translator.gettext(v) if isinstance(v, str) \
+            and v else v
         self.env.globals.update(static_url=self.static_url, has_static=self.has_static,
                                 languages=LANGUAGE_NAMES, locales=LOCALES,
                                 brand_name=self.meta.get("brand_name", "Portico"))
