@@ -29,7 +29,10 @@ BUILTIN_PLUGINS: tuple[tuple[str, str], ...] = (
     ("webpush", "plugins.webpush"),
     ("identity", "plugins.identity"),
     ("account", "plugins.account"),
+    ("staff", "plugins.staff"),
     ("dashboard", "plugins.dashboard"),
+    ("services", "plugins.services"),
+    ("usage", "plugins.usage"),
 )
 
 #: Built-ins an operator cannot disable.

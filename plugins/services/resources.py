@@ -1,0 +1,159 @@
+"""The services section: JSON API and portal pages over the same rules (``service.py``)."""
+from __future__ import annotations
+
+import falcon
+
+from engine.api import load, operation, paginate
+from engine.context import get_owned
+from engine.errors import Problem
+from engine.forms import validate_form
+from engine.models import Service
+from plugins.services import schemas, service as rules
+
+DONE_MESSAGES = {
+    "cancelled": "The service has been cancelled.",
+    "modified": "Your changes have been saved.",
+}
+
+
+def _owned(req, service_id) -> Service:
+    return get_owned(Service, service_id, req.context)
+
+
+# -- JSON API ---------------------------------------------------------------------
+
+class ServicesAPI:
+    """``GET /api/v1/services``"""
+
+    @operation("List your services (SVC-1)", query=schemas.ServiceQuery,
+               response=schemas.ServicePage)
+    def on_get(self, req, resp, query):
+        app, ctx = req.context.app, req.context
+        page = paginate(rules.services_of(ctx.require_customer(), query["status"], query["type"]),
+                        Service.id, query)
+        page["items"] = [rules.describe(app, ctx, s) for s in page["items"]]
+        return page
+
+
+class ServiceAPI:
+    """``GET|PATCH /api/v1/services/{service_id}``"""
+
+    @operation("One of your services, with its actions and eSIM code (SVC-1..3, MOB-2)",
+               response=schemas.ServiceSchema)
+    def on_get(self, req, resp, service_id):
+        return rules.describe(req.context.app, req.context, _owned(req, service_id))
+
+    @operation("Switch auto-renew on or off, where the product allows it",
+               body=schemas.ServicePatch, response=schemas.ServiceSchema)
+    def on_patch(self, req, resp, service_id, body):
+        app, ctx = req.context.app, req.context
+        service = rules.set_auto_renew(app, ctx, _owned(req, service_id), body["auto_renew"])
+        return rules.describe(app, ctx, service)
+
+
+class ServiceCancelAPI:
+    """``POST /api/v1/services/{service_id}/cancel``"""
+
+    @operation("Cancel a service, where the operator and the product allow it (SVC-4)",
+               body=schemas.CancelIn, response=schemas.ServiceSchema,
+               description="Refused with 403 `cancel-not-allowed` (and the support contacts) "
+                           "when self-service cancellation is off.")
+    def on_post(self, req, resp, service_id, body):
+        app, ctx = req.context.app, req.context
+        service = rules.cancel(app, ctx, _owned(req, service_id), body["reason"])
+        return rules.describe(app, ctx, service)
+
+
+# -- portal pages -------------------------------------------------------------------
+
+def _section(req) -> None:
+    req.context.extra["section"] = "services"
+
+
+class ServicesPage:
+    """``GET /services``: every service, live ones first."""
+
+    def on_get(self, req, resp):
+        app, ctx = req.context.app, req.context
+        _section(req)
+        query = load(schemas.ServiceQuery, dict(req.params))
+        page = paginate(rules.services_of(ctx.require_customer(), query["status"], query["type"]),
+                        Service.id, query)
+        items = [rules.describe(app, ctx, s) for s in page["items"]]
+        app.page(req, resp, "services/list.html",
+                 live=[s for s in items if s["status"] in rules.LIVE],
+                 ended=[s for s in items if s["status"] not in rules.LIVE],
+                 next_cursor=page["next"])
+
+
+class ServicePage:
+    """``GET /services/{service_id}``: full details, eSIM QR code, actions, cancellation."""
+
+    def on_get(self, req, resp, service_id):
+        app, ctx = req.context.app, req.context
+        _section(req)
+        service = _owned(req, service_id)
+        done = req.get_param("done")
+        app.page(req, resp, "services/detail.html", service=rules.describe(app, ctx, service),
+                 esim_qr=rules.esim_qr(service), support=rules.contact_support(app),
+                 flash=DONE_MESSAGES.get(done) and app.translator.gettext(DONE_MESSAGES[done]))
+
+
+class ServiceCancelPage:
+    """``GET|POST /services/{service_id}/cancel``: confirm, or how to reach support."""
+
+    def on_get(self, req, resp, service_id):
+        self._render(req, resp, _owned(req, service_id))
+
+    def on_post(self, req, resp, service_id):
+        app, ctx = req.context.app, req.context
+        service = _owned(req, service_id)
+        data, errors = validate_form(req, schemas.CancelForm)
+        if errors:
+            self._render(req, resp, service, errors=errors, status=422)
+            return
+        try:
+            rules.cancel(app, ctx, service, data["reason"])
+        except Problem as exc:
+            self._render(req, resp, service, refusal=exc.description or exc.title,
+                         status=int(exc.status_code))
+            return
+        raise falcon.HTTPSeeOther(f"/services/{service.id}?done=cancelled")
+
+    @staticmethod
+    def _render(req, resp, service, errors=None, refusal=None, status=200):
+        app, ctx = req.context.app, req.context
+        _section(req)
+        app.page(req, resp, "services/cancel.html", status=status,
+                 service=rules.describe(app, ctx, service), errors=errors or {},
+                 refusal=refusal, support=rules.contact_support(app))
+
+
+class ServiceModifyPage:
+    """``GET|POST /services/{service_id}/modify``: switch auto-renew where the product allows."""
+
+    def on_get(self, req, resp, service_id):
+        self._render(req, resp, _owned(req, service_id))
+
+    def on_post(self, req, resp, service_id):
+        app, ctx = req.context.app, req.context
+        service = _owned(req, service_id)
+        data, errors = validate_form(req, schemas.ServicePatch)
+        if errors:
+            self._render(req, resp, service, errors=errors, status=422)
+            return
+        try:
+            rules.set_auto_renew(app, ctx, service, data["auto_renew"])
+        except Problem as exc:
+            self._render(req, resp, service, refusal=exc.description or exc.title,
+                         status=int(exc.status_code))
+            return
+        raise falcon.HTTPSeeOther(f"/services/{service.id}?done=modified")
+
+    @staticmethod
+    def _render(req, resp, service, errors=None, refusal=None, status=200):
+        app, ctx = req.context.app, req.context
+        _section(req)
+        app.page(req, resp, "services/modify.html", status=status,
+                 service=rules.describe(app, ctx, service), errors=errors or {},
+                 refusal=refusal, support=rules.contact_support(app))

@@ -1,0 +1,240 @@
+"""The rules of the services section: what a customer sees and may do with a service.
+
+Both faces (the JSON API and the portal pages) call these functions; so does
+the periodic renewal job.
+"""
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+import peewee
+import segno
+
+from engine import audit
+from engine.api import money
+from engine.context import owned
+from engine.db import connection, lock_rows, locked_transaction, utcnow
+from engine.errors import Problem
+from engine.models import EXPIRING_SOON, Product, Service
+
+#: Statuses in which a service still runs (and may be cancelled or renewed).
+LIVE = ("active", "suspended")
+
+
+# -- reading -------------------------------------------------------------------
+
+def services_of(customer_id: int, status: str | None = None, kind: str | None = None):
+    """The customer's services with their products (one query, no N+1)."""
+    query = owned(Service, customer_id).select_extend(Product).join(Product)
+    if status:
+        query = query.where(Service.status == status)
+    if kind:
+        query = query.where(Service.service_type == kind)
+    return query
+
+
+def actions_for(app, ctx, service: Service) -> list[dict]:
+    """SVC-3: the links every enabled plugin offers on this service, in order."""
+    pairs = app.plugins.collect("service_actions", app=app, ctx=ctx, service=service)
+    ordered = sorted(pairs, key=lambda p: (p[1].order, p[1].id))
+    return [{"id": a.id, "label": a.label, "href": a.href, "plugin": plugin}
+            for plugin, a in ordered]
+
+
+def esim_of(service: Service) -> dict | None:
+    """MOB-2: the eSIM activation code split into what a phone's manual entry asks for."""
+    code = (service.esim_activation_code or "").strip()
+    if not code:
+        return None
+    parts = code.split("$")
+    return {"activation_code": code,
+            "smdp_address": parts[1] if len(parts) > 1 else "",
+            "matching_id": parts[2] if len(parts) > 2 else ""}
+
+
+def esim_qr(service: Service) -> str | None:
+    """The eSIM activation QR code as an SVG data URI (dark on white, readable in dark mode too)."""
+    esim = esim_of(service)
+    if esim is None:
+        return None
+    qr = segno.make(esim["activation_code"], error="m", micro=False)
+    return qr.svg_data_uri(scale=5, border=3, dark="#000000", light="#ffffff")
+
+
+def cancel_allowed(app, service: Service) -> bool:
+    """SVC-4: the operator enabled self-service cancellation and the product allows it."""
+    return bool(app.settings.plugin("services").get("allow_cancel")
+                and service.product.allow_cancel and service.status in LIVE)
+
+
+def modify_allowed(service: Service) -> bool:
+    """Where the product allows it, the customer may switch auto-renew on or off."""
+    return bool(service.product.allow_modify and service.status in LIVE)
+
+
+def describe(app, ctx, service: Service, now: datetime | None = None) -> dict:
+    """Everything SVC-1 shows about a service, as the API returns it and pages render it."""
+    return {
+        "id": service.id, "name": service.name, "identifier": service.identifier,
+        "service_type": service.service_type, "status": service.status,
+        "indicator": service.indicator(now), "suspended_reason": service.suspended_reason,
+        "product": service.product, "site_id": service.site_id,
+        "created_at": service.created_at, "period_start": service.period_start,
+        "renews_at": service.renews_at, "expires_at": service.expires_at,
+        "monthly_fee": money(service.monthly_fee, service.currency),
+        "auto_renew": service.auto_renew,
+        "cancellable": cancel_allowed(app, service), "modifiable": modify_allowed(service),
+        "actions": actions_for(app, ctx, service), "esim": esim_of(service),
+    }
+
+
+def summary_counts(customer_id: int, now: datetime | None = None) -> dict:
+    """Counts per status light for the dashboard card (two grouped queries)."""
+    now = now or utcnow()
+    counts = {k: 0 for k in ("active", "expiring", "suspended", "expired", "cancelled")}
+    rows = (owned(Service, customer_id).select(Service.status, peewee.fn.COUNT(Service.id))
+            .group_by(Service.status).tuples())
+    for status, n in rows:
+        counts[status] = counts.get(status, 0) + n
+    soon = now + EXPIRING_SOON
+    expiring = owned(Service, customer_id).where(
+        (Service.status == "active")
+        & (((Service.renews_at.is_null(False)) & (Service.renews_at < soon))
+           | ((Service.expires_at.is_null(False)) & (Service.expires_at < soon)))).count()
+    counts["active"] -= expiring
+    counts["expiring"] = expiring
+    return counts
+
+
+def ending_soon(customer_id: int, now: datetime | None = None) -> list[Service]:
+    """Live services that end within 7 days: an expiry date, or a renewal date without auto-renew."""
+    now = now or utcnow()
+    soon = now + EXPIRING_SOON
+    return list(owned(Service, customer_id).where(
+        (Service.status == "active")
+        & (((Service.expires_at > now) & (Service.expires_at < soon))
+           | ((Service.auto_renew == False) & (Service.renews_at > now)  # noqa: E712
+              & (Service.renews_at < soon)))).order_by(Service.id))
+
+
+# -- changing -------------------------------------------------------------------
+
+def _locked(service_id: int) -> Service:
+    """Re-read a service under the write lock (call inside ``locked_transaction``)."""
+    return lock_rows(Service.select(Service, Product).join(Product)
+                     .where(Service.id == service_id)).get()
+
+
+def contact_support(app) -> dict:
+    support = app.settings.support
+    return {"phone": support.phone, "email": support.email, "chat_url": support.chat_url}
+
+
+def cancel(app, ctx, service: Service, reason: str = "") -> Service:
+    """SVC-4: cancel at once, if allowed; refusals say how to reach support instead."""
+    with locked_transaction():
+        service = _locked(service.id)
+        if service.status == "cancelled":
+            raise Problem(409, "This service is already cancelled", type="already-cancelled")
+        if service.status not in LIVE:
+            raise Problem(409, "This service has ended and cannot be cancelled",
+                          type="service-ended")
+        if not cancel_allowed(app, service):
+            support = contact_support(app)
+            raise Problem(403, "Cancellation is not available in the portal",
+                          f"To cancel this service, contact support: {support['phone']} or "
+                          f"{support['email']}.", type="cancel-not-allowed", support=support)
+        old = service.status
+        service.status, service.auto_renew = "cancelled", False
+        service.save(only=[Service.status, Service.auto_renew])
+        audit.record(ctx, "service.cancelled", f"service:{service.id}",
+                     {"name": service.name, "previous_status": old, "reason": reason})
+        app.plugins.hook.service_status_changed(app=app, service=service, old_status=old,
+                                                new_status="cancelled",
+                                                reason="cancelled by the customer")
+    return service
+
+
+def set_auto_renew(app, ctx, service: Service, value: bool) -> Service:
+    """Switch auto-renew, where the product allows the customer to modify the service."""
+    with locked_transaction():
+        service = _locked(service.id)
+        if not modify_allowed(service):
+            support = contact_support(app)
+            raise Problem(403, "This service cannot be changed in the portal",
+                          f"Contact support to change it: {support['phone']} or "
+                          f"{support['email']}.", type="modify-not-allowed", support=support)
+        if service.auto_renew != value:
+            service.auto_renew = value
+            service.save(only=[Service.auto_renew])
+            audit.record(ctx, "service.auto_renew_changed", f"service:{service.id}",
+                         {"name": service.name, "auto_renew": value})
+    return service
+
+
+# -- renewal and expiry (the periodic job) ----------------------------------------
+
+def renew(app, service_id: int, now: datetime | None = None) -> bool:
+    """Move an active, auto-renewing service into its next period once its renewal date passed.
+
+    Catches up missed periods in one step; fires ``service_renewed`` once, inside
+    the transaction, so the usage plugin resets base-plan buckets atomically.
+    """
+    now = now or utcnow()
+    with locked_transaction():
+        service = _locked(service_id)
+        if not (service.status == "active" and service.auto_renew and service.renews_at
+                and service.renews_at <= now):
+            return False
+        if service.expires_at is not None and service.expires_at <= now:
+            return False  # past its end date: it expires instead
+        previous = service.period_start
+        step = timedelta(days=max(1, service.product.period_days))
+        while service.renews_at <= now:
+            service.period_start = service.renews_at
+            service.renews_at = service.renews_at + step
+        service.save(only=[Service.period_start, Service.renews_at])
+        audit.record_system(app, "service.renewed", f"service:{service.id}",
+                            {"period_start": service.period_start.isoformat(),
+                             "renews_at": service.renews_at.isoformat()},
+                            customer_id=service.customer_id)
+        app.plugins.hook.service_renewed(app=app, service=service,
+                                         previous_period_start=previous)
+    return True
+
+
+def expire(app, service_id: int, now: datetime | None = None) -> bool:
+    """Mark a live service expired once its expiry date, or its renewal date without auto-renew, passed."""
+    now = now or utcnow()
+    with locked_transaction():
+        service = _locked(service_id)
+        ended = (service.expires_at is not None and service.expires_at <= now) or (
+            not service.auto_renew and service.renews_at is not None and service.renews_at <= now)
+        if service.status not in LIVE or not ended:
+            return False
+        old = service.status
+        service.status = "expired"
+        service.save(only=[Service.status])
+        audit.record_system(app, "service.expired", f"service:{service.id}",
+                            {"previous_status": old}, customer_id=service.customer_id)
+        app.plugins.hook.service_status_changed(app=app, service=service, old_status=old,
+                                                new_status="expired", reason="expired")
+    return True
+
+
+def run_renewals(app, now: datetime | None = None, limit: int = 1000) -> dict:
+    """Renew what is due and expire what has ended; each service in its own transaction."""
+    now = now or utcnow()
+    with connection():
+        due = [s.id for s in Service.select(Service.id).where(
+            (Service.status == "active") & (Service.auto_renew == True)  # noqa: E712
+            & (Service.renews_at <= now)).order_by(Service.id).limit(limit)]
+        ended = [s.id for s in Service.select(Service.id).where(
+            Service.status.in_(LIVE)
+            & ((Service.expires_at <= now)
+               | ((Service.auto_renew == False) & (Service.renews_at <= now)))  # noqa: E712
+        ).order_by(Service.id).limit(limit)]
+        # Expire first: a service that has both expired and fallen due must not renew.
+        expired = sum(expire(app, sid, now) for sid in ended)
+        renewed = sum(renew(app, sid, now) for sid in due)
+    return {"renewed": renewed, "expired": expired}

@@ -1,0 +1,34 @@
+"""What the usage plugin adds to the dashboard (DASH-1) and to the alerts (NOT-2)."""
+from __future__ import annotations
+
+from engine.registry import Alert, Card
+from engine.theming import Formatter
+from plugins.usage.service import customer_totals, low_balances
+
+NAMES = {"data": "data", "voice": "minutes", "sms": "texts", "mms": "picture messages",
+         "monetary": "credit"}
+
+
+def balances_card(app, ctx) -> Card | None:
+    """Each live service's totals per balance type, with the share left (no card without any)."""
+    rows = [{"service_id": r["service"].id, "name": r["service"].name,
+             "href": f"/services/{r['service'].id}/usage", "balances": r["totals"]}
+            for r in customer_totals(app, ctx.customer_id) if r["totals"]]
+    if not rows:
+        return None
+    return Card("balances", "Balances", "usage/card.html", order=30, data={"services": rows})
+
+
+def low_balance_alerts(app, ctx) -> list[Alert]:
+    """One alert per service and balance type below the customer's threshold."""
+    _ = app.translator.gettext
+    fmt = Formatter(ctx.locale, ctx.timezone)
+    alerts = []
+    for service, total, threshold in low_balances(app, ctx.customer_id):
+        left = fmt.quantity(total["remaining"], total["unit"])
+        alerts.append(Alert(
+            f"low-{total['type']}-{service.id}", "warning",
+            _("Low %(what)s on %(name)s: %(left)s left.", what=_(NAMES[total["type"]]),
+              name=service.name, left=left),
+            link=f"/services/{service.id}/usage"))
+    return alerts

@@ -1,0 +1,122 @@
+"""Bulk import of usage from CSV (USE-7): validate line by line, rate in batches.
+
+Columns (a header line names them; order is free): ``id``, ``service_id``,
+``type``, ``quantity``, ``occurred_at`` and optionally ``destination``,
+``international``, ``counterparty``. Valid lines are rated; each invalid line
+is reported with its number and field, and rating it is left out.
+Re-importing a file changes nothing: event ids apply once.
+"""
+from __future__ import annotations
+
+import csv
+import re
+from dataclasses import dataclass, field
+from typing import Callable, Iterable, TextIO
+
+from marshmallow import ValidationError
+
+from engine import audit
+from engine.db import connection
+from plugins.usage.rating import UsageIn, rate, unknown_services
+from plugins.usage.schemas import UsageEventIn
+
+REQUIRED = ("id", "service_id", "type", "quantity", "occurred_at")
+OPTIONAL = ("destination", "international", "counterparty")
+DIGITS = re.compile(r"^\d+$")
+
+
+@dataclass
+class LineError:
+    line: int
+    field: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"line {self.line}: {self.field}: {self.message}"
+
+
+@dataclass
+class ImportReport:
+    lines: int = 0
+    rated: int = 0
+    duplicates: int = 0
+    errors: list[LineError] = field(default_factory=list)
+
+
+class BadHeader(ValueError):
+    pass
+
+
+def parse_line(raw: dict) -> dict:
+    """CSV text to the API's shapes: whole numbers as ints, blank optional cells left out."""
+    row = {k.strip(): (v or "").strip() for k, v in raw.items() if k}
+    for key in ("quantity", "service_id"):
+        if DIGITS.match(row.get(key, "")):
+            row[key] = int(row[key])
+    return {k: v for k, v in row.items() if v != "" or k in REQUIRED}
+
+
+def import_csv(app, stream: TextIO, *, batch_size: int = 1000, dry_run: bool = False,
+               progress: Callable[[int], None] = lambda n: None) -> ImportReport:
+    """Read ``stream``, rate its valid lines in batches; ``progress(n)`` after each n lines."""
+    reader = csv.DictReader(stream)
+    header = [h.strip() for h in (reader.fieldnames or [])]
+    missing = [c for c in REQUIRED if c not in header]
+    unknown = [c for c in header if c not in REQUIRED + OPTIONAL]
+    if missing or unknown:
+        raise BadHeader("the header line must name the columns "
+                        f"{', '.join(REQUIRED)} (optional: {', '.join(OPTIONAL)}); "
+                        + (f"missing: {', '.join(missing)}" if missing else
+                           f"unknown: {', '.join(unknown)}"))
+    report = ImportReport()
+    schema = UsageEventIn()
+    pending: list[tuple[int, dict]] = []
+    with connection():
+        for number, raw in enumerate(reader, start=2):  # line 1 is the header
+            report.lines += 1
+            try:
+                pending.append((number, schema.load(parse_line(raw))))
+            except ValidationError as exc:
+                report.errors += [LineError(number, f, "; ".join(_flat(m)))
+                                  for f, m in exc.messages.items()]
+            if len(pending) >= batch_size:
+                _flush(app, pending, report, dry_run)
+                progress(len(pending))
+                pending = []
+        if pending:
+            _flush(app, pending, report, dry_run)
+            progress(len(pending))
+        if not dry_run:
+            audit.record_system(app, "usage.imported", "usage",
+                                {"lines": report.lines, "rated": report.rated,
+                                 "duplicates": report.duplicates, "errors": len(report.errors)})
+    report.errors.sort(key=lambda e: e.line)
+    return report
+
+
+def _flush(app, pending: list[tuple[int, dict]], report: ImportReport, dry_run: bool) -> None:
+    unknown = unknown_services({row["service_id"] for _, row in pending})
+    good = []
+    for number, row in pending:
+        if row["service_id"] in unknown:
+            report.errors.append(LineError(number, "service_id", "No such service."))
+        else:
+            good.append(UsageIn(**row))
+    if dry_run or not good:
+        return
+    for outcome in rate(app, good):
+        if outcome.status == "rated":
+            report.rated += 1
+        else:
+            report.duplicates += 1
+
+
+def _flat(messages) -> Iterable[str]:
+    if isinstance(messages, dict):
+        for v in messages.values():
+            yield from _flat(v)
+    elif isinstance(messages, list):
+        for v in messages:
+            yield from _flat(v)
+    else:
+        yield str(messages)

@@ -1,0 +1,170 @@
+"""Usage views (portal and API) and the staff usage intake."""
+from __future__ import annotations
+
+from engine import audit
+from engine.api import PageQuery, load, operation, paginate
+from engine.context import get_owned
+from engine.db import locked_transaction, utcnow
+from engine.errors import Problem, invalid
+from engine.models import Service
+from engine.theming import Formatter
+from plugins.usage import charts, schemas
+from plugins.usage import service as usage
+from plugins.usage.models import UsageEvent
+from plugins.usage.rating import UsageIn, rate, unknown_services
+from plugins.usage.settings import Policy, settings
+
+CHARTS = ("data", "voice", "sms", "monetary")
+
+
+def _service(req, service_id) -> Service:
+    return get_owned(Service, service_id, req.context)
+
+
+def calls_enabled(app) -> bool:
+    return bool(settings(app)["call_records"])
+
+
+# -- customer API -----------------------------------------------------------------------
+
+class BalancesAPI:
+    """``GET /api/v1/services/{service_id}/balances``"""
+
+    @operation("A service's balances, one row per bucket in consumption order (USE-1..3)",
+               query=schemas.BalancesQuery, response=schemas.BalanceList)
+    def on_get(self, req, resp, service_id, query):
+        service = _service(req, service_id)
+        rows = usage.buckets_of(service.id, Policy.of(req.context.app), utcnow(),
+                                query["include_expired"])
+        return {"items": [usage.bucket_row(b, service) for b in rows], "next": None}
+
+
+class UsageAPI:
+    """``GET /api/v1/services/{service_id}/usage``"""
+
+    @operation("A service's usage: totals, this period, breakdowns, forecast, daily history",
+               query=schemas.UsageQuery, response=schemas.UsageSummarySchema)
+    def on_get(self, req, resp, service_id, query):
+        ctx = req.context
+        return usage.summary(ctx.app, _service(req, service_id), days=query["days"],
+                             tz=ctx.timezone)
+
+
+class CallsAPI:
+    """``GET /api/v1/services/{service_id}/calls`` (mounted when the operator enables it)."""
+
+    @operation("Recent call records of a service, newest first (USE-4)", query=PageQuery,
+               response=schemas.CallPage)
+    def on_get(self, req, resp, service_id, query):
+        service = _service(req, service_id)
+        return paginate(usage.calls(service.id), UsageEvent.id, query)
+
+
+# -- staff intake ----------------------------------------------------------------------------
+
+class StaffUsageAPI:
+    """``POST /api/v1/staff/usage``: batches from the network or charging side (USE-7)."""
+    auth = "staff"
+
+    @operation("Rate a batch of usage events; each event id is applied once",
+               body=schemas.UsageBatchIn, response=schemas.BatchResultSchema,
+               description="Idempotent by event id: a re-sent event answers `duplicate` and "
+                           "charges nothing. The whole batch is refused (422, errors by "
+                           "index) if any event is invalid.")
+    def on_post(self, req, resp, body):
+        ctx = req.context
+        if not ctx.principal.can("can_post_usage"):
+            raise Problem(403, "Not allowed", "Posting usage needs the can_post_usage "
+                                              "permission.", type="forbidden")
+        events = body["events"]
+        limit = settings(ctx.app)["max_batch"]
+        if len(events) > limit:
+            raise invalid({"events": [f"At most {limit} events per batch."]})
+        unknown = unknown_services({e["service_id"] for e in events})
+        if unknown:
+            raise invalid({"events": {str(i): {"service_id": ["No such service."]}
+                                      for i, e in enumerate(events) if e["service_id"] in unknown}})
+        with locked_transaction():
+            outcomes = rate(ctx.app, [UsageIn(**e) for e in events])
+            result = batch_result(outcomes)
+            audit.record(ctx, "usage.batch_rated", "usage",
+                         {"rated": result["rated"], "duplicates": result["duplicates"]})
+        return result
+
+
+def batch_result(outcomes) -> dict:
+    return {"rated": sum(o.status == "rated" for o in outcomes),
+            "duplicates": sum(o.status == "duplicate" for o in outcomes),
+            "results": outcomes}
+
+
+# -- portal pages -------------------------------------------------------------------------------
+
+def _section(req) -> None:
+    req.context.extra["section"] = "usage"
+
+
+class UsagePage:
+    """``GET /usage``: every live service's balances at a glance."""
+
+    def on_get(self, req, resp):
+        app, ctx = req.context.app, req.context
+        _section(req)
+        app.page(req, resp, "usage/overview.html",
+                 rows=usage.customer_totals(app, ctx.require_customer()))
+
+
+class ServiceUsagePage:
+    """``GET /services/{service_id}/usage``: balances, breakdowns, chart and forecast."""
+
+    def on_get(self, req, resp, service_id):
+        app, ctx = req.context.app, req.context
+        _section(req)
+        service = _service(req, service_id)
+        query = load(schemas.UsageQuery, {k: v for k, v in req.params.items() if k == "days"})
+        chart = req.get_param("chart") or "data"
+        if chart not in CHARTS:
+            raise invalid({"chart": [f"Must be one of: {', '.join(CHARTS)}."]})
+        data = usage.summary(app, service, days=query["days"], tz=ctx.timezone)
+        fmt = Formatter(ctx.locale, ctx.timezone)
+        app.page(req, resp, "usage/service.html", service=service, usage=data,
+                 days=query["days"], chart=chart, charts=CHARTS,
+                 chart_svg=render_chart(app, fmt, data, chart, service),
+                 calls_enabled=calls_enabled(app))
+
+
+def render_chart(app, fmt: Formatter, data: dict, chart: str, service: Service):
+    _ = app.translator.gettext
+    unit = {"data": "bytes", "voice": "seconds", "sms": "messages"}.get(chart, service.currency)
+    key = "charged" if chart == "monetary" else chart
+    days = data["history"]["items"]
+    if chart == "monetary":
+        days = [{**d, "charged": d["charged"] + d["monetary"]} for d in days]
+
+    def value(v: int) -> str:
+        return fmt.quantity(v, unit)
+
+    def when(iso: str, short: bool = False) -> str:
+        return fmt.date(charts.day(iso), "d MMM" if short else "EEE d MMM")
+
+    def label(total: int, peak_day: str, peak: int) -> str:
+        return _("Total %(total)s over %(days)d days; highest on %(day)s with %(peak)s.",
+                 total=value(total), days=len(days), day=when(peak_day) if peak_day else "-",
+                 peak=value(peak))
+
+    names = {"data": _("Data used per day"), "voice": _("Call time per day"),
+             "sms": _("Texts sent per day"), "monetary": _("Credit spent per day")}
+    return charts.bar_chart(days, key, label, value, when, names[chart])
+
+
+class CallsPage:
+    """``GET /services/{service_id}/calls``: recent call records, when the operator shows them."""
+
+    def on_get(self, req, resp, service_id):
+        app, ctx = req.context.app, req.context
+        _section(req)
+        service = _service(req, service_id)
+        page = paginate(usage.calls(service.id), UsageEvent.id,
+                        load(PageQuery, dict(req.params)))
+        app.page(req, resp, "usage/calls.html", service=service, calls=page["items"],
+                 next_cursor=page["next"])
