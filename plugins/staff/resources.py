@@ -1,0 +1,303 @@
+"""Staff console pages, the staff API, and the impersonation links (ACC-2, IMP-1..5)."""
+from __future__ import annotations
+
+from urllib.parse import quote
+
+import falcon
+
+from engine import audit
+from engine.api import PageQuery, operation, paginate
+from engine.context import Principal
+from engine.db import database
+from engine.errors import Problem
+from engine.forms import read_form, validate_form
+from engine.models import Customer, Service, Site, StaffUser
+from plugins.identity import lockout, login, sessions
+from plugins.identity.auth import bearer
+from plugins.identity.login import LoginRefused
+from plugins.identity.resources import end_session, redirect, rotate_csrf
+from plugins.staff import schemas, service
+from plugins.staff.models import Impersonation
+
+
+def _staff_page(req, resp, template: str, status: int = 200, **values) -> None:
+    # The console has no customer navigation: the sections belong to the portal.
+    req.context.app.page(req, resp, template, status, sections=[], staff_console=True, **values)
+
+
+def staff_login(app, ctx, req, resp, email: str, password: str):
+    """Check the password (lockout and rate limits as for customers) and open a staff session."""
+    staff = login.check_password(app, ctx, "staff", email, password)
+    with database.atomic():
+        lockout.succeeded(lockout.guard_key("staff", staff.email))
+        token, row = sessions.create(app, ctx, "staff", staff_id=staff.id)
+        ctx.principal = Principal(kind="staff", staff_id=staff.id, session_id=row.id,
+                                  permissions=frozenset(staff.permissions.split()))
+        audit.record(ctx, "staff.login", f"staff:{staff.id}")
+    sessions.set_cookie(app, resp, sessions.STAFF_COOKIE, token, row)
+    return token, row
+
+
+# -- pages ---------------------------------------------------------------------------
+
+class StaffLoginPage:
+    auth = "public"
+
+    def on_get(self, req, resp):
+        if req.context.principal is not None and req.context.principal.is_staff:
+            return redirect(resp, "/staff")
+        _staff_page(req, resp, "staff/login.html", errors={}, email="",
+                    next=login.safe_next(req.get_param("next"), "/staff"))
+
+    def on_post(self, req, resp):
+        app, ctx = req.context.app, req.context
+        data, errors = validate_form(req, schemas.StaffLoginForm)
+        email = str(read_form(req).get("email", ""))[:254]
+        target = login.safe_next(read_form(req).get("next"), "/staff")
+        if not target.startswith("/staff"):
+            target = "/staff"
+        if not errors:
+            try:
+                staff_login(app, ctx, req, resp, data["email"], data["password"])
+                rotate_csrf(app, ctx, resp)
+                return redirect(resp, target)
+            except LoginRefused as exc:
+                errors, status = {"_form": [exc.message]}, exc.status
+            except Problem as exc:
+                resp.set_headers(exc.headers or {})
+                errors, status = {"_form": [exc.title + ". " + exc.description]}, exc.status_code
+        else:
+            status = 422
+        _staff_page(req, resp, "staff/login.html", status, errors=errors, email=email, next=target)
+
+
+class StaffLogoutPage:
+    auth = "public"
+
+    def on_post(self, req, resp):
+        ctx = req.context
+        row = ctx.extra.get("session")
+        if row is not None and row.kind == "staff":
+            with database.atomic():
+                sessions.revoke(row.id)
+                audit.record(ctx, "staff.logout", f"staff:{row.staff_id}")
+        sessions.clear_cookie(ctx.app, resp, sessions.STAFF_COOKIE)
+        redirect(resp, "/staff/login")
+
+
+def _staff_only_page(req):
+    """Staff pages send anyone else to the staff sign-in (not the customer one)."""
+    p = req.context.principal
+    if p is None or not p.is_staff:
+        raise falcon.HTTPSeeOther("/staff/login?next=" + quote(req.relative_uri, safe=""))
+
+
+class ConsolePage:
+    """``/staff``: find a customer by number, name, email or phone."""
+    auth = "public"
+
+    def on_get(self, req, resp):
+        _staff_only_page(req)
+        query = schemas.CustomerQuery().load({k: v for k, v in req.params.items()
+                                              if k in ("q", "cursor", "limit")})
+        page = paginate(service.search_customers(query["q"]), Customer.id, query)
+        _staff_page(req, resp, "staff/customers.html", customers=page["items"], next=page["next"],
+                    q=query["q"] or "", staff=StaffUser.get_by_id(req.context.principal.staff_id))
+
+
+class CustomerPage:
+    """``/staff/customers/{id}``: contacts (with "Log in as user"), sites, services."""
+    auth = "public"
+
+    def on_get(self, req, resp, customer_id):
+        _staff_only_page(req)
+        customer = service.customer_or_404(customer_id)
+        self.render(req, resp, customer)
+
+    @staticmethod
+    def render(req, resp, customer, status=200, errors=None, values=None):
+        p = req.context.principal
+        _staff_page(req, resp, "staff/customer.html", status, customer=customer,
+                    contacts=service.contacts_of(customer.id),
+                    sites=list(service.sites_of(customer.id)),
+                    services=list(service.services_of(customer.id)),
+                    can_impersonate=p.can("can_impersonate"), errors=errors or {},
+                    values=values or {}, staff=StaffUser.get_by_id(p.staff_id))
+
+
+class ImpersonatePage:
+    """``POST /staff/customers/{id}/impersonate``: the form posts to a new tab, which follows
+    the one-time link into the customer's portal."""
+    auth = "public"
+
+    def on_post(self, req, resp, customer_id):
+        _staff_only_page(req)
+        ctx = req.context
+        customer = service.customer_or_404(customer_id)
+        data, errors = validate_form(req, schemas.ImpersonationBody)
+        values = {k: v for k, v in read_form(req).items() if k in ("contact_id", "reason")}
+        if not errors and not any(c.id == data["contact_id"] for c in service.contacts_of(customer.id)):
+            errors = {"contact_id": ["This contact is not on this customer."]}
+        if not errors:
+            try:
+                url, _ = service.start(ctx.app, ctx, data["contact_id"], data["reason"])
+                return redirect(resp, url)
+            except Problem as exc:
+                if exc.status_code not in (403, 422):
+                    raise
+                errors = exc.errors or {"_form": [exc.description or exc.title]}
+        CustomerPage.render(req, resp, customer, 422, errors, values)
+
+
+class OpenImpersonation:
+    """``GET /impersonate/{token}``: the one-time link; opens the portal as the customer."""
+    auth = "public"
+
+    def on_get(self, req, resp, token):
+        app, ctx = req.context.app, req.context
+        resp.set_header("Referrer-Policy", "no-referrer")
+        token_value, row = service.open_link(app, ctx, token)
+        sessions.set_cookie(app, resp, sessions.SESSION_COOKIE, token_value, row)
+        redirect(resp, "/")
+
+
+class EndImpersonation:
+    """``POST /impersonation/end``: the banner's button; back to the staff console."""
+    auth = "public"
+
+    def on_post(self, req, resp):
+        ctx = req.context
+        row = ctx.extra.get("session")
+        if row is not None and row.kind == "impersonation":
+            end_session(ctx.app, ctx, row)
+            sessions.clear_cookie(ctx.app, resp, sessions.SESSION_COOKIE)
+        redirect(resp, "/staff")
+
+
+# -- JSON API ---------------------------------------------------------------------------
+
+class StaffLoginAPI:
+    auth = "public"
+
+    @operation("Staff sign-in: a bearer token for /api/v1/staff", body=schemas.StaffLoginBody,
+               response=schemas.StaffTokenOut)
+    def on_post(self, req, resp, body):
+        app, ctx = req.context.app, req.context
+        try:
+            token, row = staff_login(app, ctx, req, resp, body["email"], body["password"])
+        except LoginRefused as exc:
+            raise Problem(exc.status, exc.message, type=exc.slug) from None
+        return {"token": token, "expires_at": row.expires_at}
+
+
+class StaffLogoutAPI:
+    auth = "staff"
+
+    @operation("Staff sign-out", status=204)
+    def on_post(self, req, resp):
+        ctx = req.context
+        row = ctx.extra.get("session")
+        if row is not None:
+            with database.atomic():
+                sessions.revoke(row.id)
+                audit.record(ctx, "staff.logout", f"staff:{row.staff_id}")
+        if bearer(req) is None:
+            sessions.clear_cookie(ctx.app, resp, sessions.STAFF_COOKIE)
+
+
+class StaffMeAPI:
+    auth = "staff"
+
+    @operation("The signed-in staff member and their permissions", response=schemas.StaffOut)
+    def on_get(self, req, resp):
+        return StaffUser.get_by_id(req.context.principal.staff_id)
+
+
+class CustomersAPI:
+    auth = "staff"
+
+    @operation("Find customers", query=schemas.CustomerQuery, response=schemas.CustomerPage)
+    def on_get(self, req, resp, query):
+        return paginate(service.search_customers(query["q"]), Customer.id, query)
+
+
+class CustomerAPI:
+    auth = "staff"
+
+    @operation("One customer", response=schemas.StaffCustomerOut)
+    def on_get(self, req, resp, customer_id):
+        return service.customer_or_404(customer_id)
+
+
+class CustomerContactsAPI:
+    auth = "staff"
+
+    @operation("A customer's contacts, and whether each has a portal login",
+               response=schemas.ContactPage)
+    def on_get(self, req, resp, customer_id):
+        customer = service.customer_or_404(customer_id)
+        return {"items": service.contacts_of(customer.id), "next": None}
+
+
+class CustomerSitesAPI:
+    auth = "staff"
+
+    @operation("A customer's sites", query=PageQuery, response=schemas.SitePage)
+    def on_get(self, req, resp, customer_id, query):
+        customer = service.customer_or_404(customer_id)
+        return paginate(service.sites_of(customer.id), Site.id, query, descending=False)
+
+
+class CustomerServicesAPI:
+    auth = "staff"
+
+    @operation("A customer's services", query=PageQuery, response=schemas.ServicePage)
+    def on_get(self, req, resp, customer_id, query):
+        customer = service.customer_or_404(customer_id)
+        return paginate(service.services_of(customer.id), Service.id, query, descending=False)
+
+
+def _out(row: Impersonation, url: str | None = None) -> dict:
+    return {"id": row.id, "url": url, "staff_id": row.staff_id, "contact_id": row.contact_id,
+            "customer_id": row.customer_id, "user_id": row.user_id, "reason": row.reason,
+            "created_at": row.created_at, "link_expires_at": row.link_expires_at,
+            "opened_at": row.opened_at, "status": service.status(row)}
+
+
+class ImpersonationsAPI:
+    auth = "staff"
+
+    @operation("Start impersonating a contact: returns a one-time portal URL",
+               body=schemas.ImpersonationBody, response=schemas.ImpersonationOut, status=201,
+               description="Needs `can_impersonate` or `admin`. Open `url` in a new tab within "
+                           "2 minutes; it works once. The customer sees the visit and the "
+                           "reason in their activity log.")
+    def on_post(self, req, resp, body):
+        ctx = req.context
+        url, row = service.start(ctx.app, ctx, body["contact_id"], body["reason"])
+        return _out(row, url)
+
+    @operation("Impersonations: your own, or everyone's for admins", query=PageQuery,
+               response=schemas.ImpersonationPage)
+    def on_get(self, req, resp, query):
+        p = req.context.principal
+        q = Impersonation.select()
+        if not p.can("admin"):
+            q = q.where(Impersonation.staff == p.staff_id)
+        page = paginate(q, Impersonation.id, query)
+        return {"items": [_out(r) for r in page["items"]], "next": page["next"]}
+
+
+class ImpersonationAPI:
+    auth = "staff"
+
+    @operation("End an impersonation: its session stops at once",
+               response=schemas.ImpersonationOut)
+    def on_delete(self, req, resp, impersonation_id):
+        ctx = req.context
+        try:
+            row = Impersonation.get_by_id(int(impersonation_id))
+        except (ValueError, Impersonation.DoesNotExist):
+            raise falcon.HTTPNotFound(title="Not found") from None
+        service.end(ctx.app, ctx, row)
+        return _out(Impersonation.get_by_id(row.id))

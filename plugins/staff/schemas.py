@@ -1,0 +1,122 @@
+"""Shapes of the staff API."""
+from __future__ import annotations
+
+from marshmallow import Schema, fields, validate
+
+from engine.api import PageQuery
+
+
+class StaffLoginBody(Schema):
+    email = fields.String(required=True, validate=validate.Length(min=3, max=254))
+    password = fields.String(required=True, validate=validate.Length(max=4096))
+
+
+class StaffLoginForm(StaffLoginBody):
+    next = fields.String(load_default="/staff")
+
+
+class StaffTokenOut(Schema):
+    token = fields.String()
+    expires_at = fields.DateTime()
+
+
+class StaffOut(Schema):
+    id = fields.Integer()
+    email = fields.String()
+    name = fields.String()
+    permissions = fields.Method("_perms")
+
+    def _perms(self, obj):
+        return sorted(obj.permissions.split())
+
+
+class CustomerQuery(PageQuery):
+    q = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=100),
+                      metadata={"description": "part of a customer number, name, email or phone"})
+
+
+class StaffCustomerOut(Schema):
+    id = fields.Integer()
+    number = fields.String()
+    name = fields.String()
+    kind = fields.String()
+    api_access = fields.Boolean()
+    created_at = fields.DateTime()
+
+
+class StaffContactOut(Schema):
+    id = fields.Integer()
+    customer_id = fields.Integer()
+    first_name = fields.String()
+    last_name = fields.String()
+    email = fields.String()
+    phone = fields.String()
+    role = fields.String()
+    is_primary = fields.Boolean()
+    has_login = fields.Boolean()
+    user_id = fields.Integer(allow_none=True)
+
+
+class StaffSiteOut(Schema):
+    id = fields.Integer()
+    label = fields.String()
+    line1 = fields.String()
+    line2 = fields.String()
+    city = fields.String()
+    postcode = fields.String()
+    country = fields.String()
+
+
+class StaffServiceOut(Schema):
+    id = fields.Integer()
+    name = fields.String()
+    service_type = fields.String()
+    identifier = fields.String()
+    status = fields.String()
+    product = fields.Method("_product")
+    created_at = fields.DateTime()
+    expires_at = fields.DateTime(allow_none=True)
+    renews_at = fields.DateTime(allow_none=True)
+    monthly_fee = fields.Method("_fee")
+    auto_renew = fields.Boolean()
+
+    def _product(self, obj):
+        return {"id": obj.product_id, "code": obj.product.code, "name": obj.product.name}
+
+    def _fee(self, obj):
+        return {"amount": obj.monthly_fee, "currency": obj.currency}
+
+
+def page(item, name):
+    return Schema.from_dict({"items": fields.List(fields.Nested(item)),
+                             "next": fields.String(allow_none=True)}, name=name)
+
+
+CustomerPage = page(StaffCustomerOut, "StaffCustomerPage")
+ContactPage = page(StaffContactOut, "StaffContactPage")
+SitePage = page(StaffSiteOut, "StaffSitePage")
+ServicePage = page(StaffServiceOut, "StaffServicePage")
+
+
+class ImpersonationBody(Schema):
+    contact_id = fields.Integer(required=True, strict=False)
+    reason = fields.String(required=True, validate=validate.Length(
+        min=5, max=500, error="Give a reason of 5 to 500 characters (it is shown to the customer)."),
+        error_messages={"required": "Give a reason (it is shown to the customer)."})
+
+
+class ImpersonationOut(Schema):
+    id = fields.Integer()
+    url = fields.String(metadata={"description": "one-time; open it in a new tab within 2 minutes"})
+    staff_id = fields.Integer()
+    contact_id = fields.Integer()
+    customer_id = fields.Integer()
+    user_id = fields.Integer()
+    reason = fields.String()
+    created_at = fields.DateTime()
+    link_expires_at = fields.DateTime()
+    opened_at = fields.DateTime(allow_none=True)
+    status = fields.String(metadata={"enum": ["pending", "active", "ended", "expired"]})
+
+
+ImpersonationPage = page(ImpersonationOut, "ImpersonationPage")
