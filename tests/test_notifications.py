@@ -4,6 +4,7 @@ from datetime import timedelta
 import pytest
 import time_machine
 
+from engine import hookimpl
 from engine.db import utcnow
 from engine.models import Product, Service, User
 from engine.notify import Notice, notify, notify_customer
@@ -212,7 +213,7 @@ def napp_client(app):
 
 
 @pytest.mark.spec("NOT-1")
-def test_low_balance_and_status_changes_become_emails(napp, smtp):
+def test_hook_balance_low_and_service_status_changed_become_emails(napp, smtp):
     from engine.registry import Balance
     customer = napp.demo["customers"]["alice"]
     service = mobile_service(napp, customer)
@@ -235,3 +236,50 @@ def test_low_balance_and_status_changes_become_emails(napp, smtp):
     assert "Reason: Unpaid bill" in text and "http://portal.test/services/" in text
     html = [p for p in suspended.walk() if p.get_content_type() == "text/html"][0]
     assert "http://portal.test/services/" in html.get_payload(decode=True).decode()
+
+
+class Quiet:
+    """A partner's routing rule: nothing about usage goes out by email."""
+
+    @hookimpl(tryfirst=True)
+    def notification_route(self, app, notice, channel):
+        return "skip" if notice.category == "usage" else None
+
+
+def test_hook_notification_route(make_app, smtp):
+    from engine.demo import seed_demo
+    app = make_app(plugins=[("quiet", Quiet())], **smtp.settings())
+    seed_demo(app)
+    user = User.get(User.email == "alice@example.com")
+    data = {"service": "TV", "service_id": 1, "days": 3, "ends_at": utcnow().isoformat()}
+    with app.database.atomic():
+        notify(app, Notice(kind="service_expiring", key="r-1", category="usage",
+                           user_id=user.id, data=data))
+        notify(app, Notice(kind="service_expiring", key="r-2", category="service",
+                           user_id=user.id, data=data))
+    run_tasks(app)
+    assert EmailDelivery.select().count() == 1
+    assert smtp.inbox.subjects() == ["TV ends in 3 days"]
+
+
+class Strict:
+    @hookimpl(tryfirst=True)
+    def balance_threshold(self, app, customer_id, balance_type):
+        return 50 if balance_type == "data" else None
+
+
+def test_hook_balance_threshold(make_app, napp):
+    from engine.notify import threshold
+    alice_user = alice(napp)
+    customer_id = alice_user.contact.customer_id
+    assert threshold(napp, customer_id, "data") == 10  # the notifications plugin's default
+    client = as_user(napp_client(napp), alice_user)
+    client.put("/api/v1/account/notification-preferences", json={
+        "frequency": "immediate", "channels": {"billing": ["email"]},
+        "thresholds": {"data": 20, "voice": 15, "sms": 5, "monetary": 300}})
+    assert threshold(napp, customer_id, "data") == 20
+    assert threshold(napp, customer_id, "mms") == 5  # MMS follows the SMS threshold
+    assert threshold(napp, customer_id, "monetary") == 300
+    strict = make_app(plugins=[("strict", Strict())], migrate=False)
+    assert threshold(strict, customer_id, "data") == 50
+    assert threshold(strict, customer_id, "voice") == 15
