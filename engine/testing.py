@@ -231,6 +231,19 @@ class Client:
     def delete(self, path, **kw):
         return self.request("DELETE", path, **kw)
 
+    def login(self, email: str, password: str = DEMO_PASSWORD, otp: str | None = None,
+              staff: bool = False) -> dict:
+        """Sign in for real (the identity plugin's API login); the cookies then carry the session.
+
+        Returns the answer (``token``, ``expires_at``); fails the test if sign-in is refused.
+        ``staff=True`` signs in on ``/api/v1/staff/auth/login`` instead.
+        """
+        path = "/api/v1/staff/auth/login" if staff else "/api/v1/auth/login"
+        body = {"email": email, "password": password, **({"otp": otp} if otp else {})}
+        result = self.post(path, json=body)
+        assert result.status_code == 200, f"login as {email} failed: {result.text[:300]}"
+        return result.json
+
 
 class PrincipalHeader:
     """A plugin for one test: authenticates ``X-Test-User: <user id>`` (or ``staff:<id>``).
