@@ -225,7 +225,7 @@ def test_every_string_has_a_chinese_translation():
     assert not untranslated, f"untranslated or fuzzy in zh_Hans: {untranslated}"
 
 
-PLACEHOLDER = re.compile(r"%\((\w+)\)[sd]")
+PLACEHOLDER = re.compile(r"%\((\w+)\)[#0 +-]*\d*(?:\.\d+)?[sdif]")
 
 
 def test_translations_keep_the_placeholders_and_format_cleanly():
