@@ -104,6 +104,8 @@ def run_worker(app, threads: int = 2, stop: threading.Event | None = None,
     relay.start()
     log.info("worker running %d actors: %s", len(app.tasks.actors),
              ", ".join(sorted(app.tasks.actors)))
+    log.info("broker: %s, queues: %s", type(app.tasks.broker).__name__,
+             ", ".join(sorted(app.tasks.broker.get_declared_queues())))
     stop.wait()
     relay.stop()
     relay.join()
