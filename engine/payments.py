@@ -130,16 +130,24 @@ class PaymentProvider:
 
     ``id`` is unique across plugins (a start-up error names both plugins
     otherwise); ``name`` is shown to customers; ``widget_template`` is the
-    template that renders the card entry of ``start_setup`` and the 3-D Secure
-    step of a charge (it receives ``setup``, ``provider`` and ``payment``).
+    template billing includes inside its own forms. It receives ``mode``:
+    ``"setup"`` (card entry for ``setup``, a ``SetupSession``; it must post a
+    ``setup_ref`` and, if it needs one, a ``token`` field with the form) or
+    ``"authenticate"`` (3-D Secure for ``payment`` with ``client_secret``, then
+    go to ``return_url``), plus ``provider``, ``widget`` (``page_data()``) and
+    ``csrf_token``.
     """
     id: str = ""
     name: str = ""
     widget_template: str = ""
 
-    def content_security(self, app) -> dict[str, list[str]]:
-        """Extra CSP origins the widget needs: {"script-src": [...], "frame-src": [...], ...}."""
+    def page_data(self, app) -> dict:
+        """Values ``widget_template`` needs on every page (a publishable key, a script URL)."""
         return {}
+
+    def content_security(self, app) -> list[str]:
+        """Origins the widget loads scripts, frames or API calls from (added to the page's CSP)."""
+        return []
 
     def ensure_customer(self, app, customer, email: str = "") -> str:
         """Create the provider's customer record for a Portico ``Customer``; return its reference.

@@ -1,0 +1,106 @@
+"""Billing (BILL-1..7, LIM-3): invoices, transactions, saved cards, payments, guest links.
+
+Payment providers (``plugins/stripe``, ``plugins/sandbox``, a partner's) plug in
+through ``payment_providers``; this plugin is their only caller.
+"""
+from __future__ import annotations
+
+from engine import hookimpl
+from engine.i18n import N_
+from engine.registry import Route, Section
+
+
+@hookimpl
+def register_settings():
+    from plugins.billing.schemas import BillingSettings
+    return BillingSettings
+
+
+@hookimpl
+def register_models():
+    from engine.idempotency import IdempotencyRecord
+    from plugins.billing.models import MODELS
+    return [*MODELS, IdempotencyRecord]
+
+
+@hookimpl
+def register_sections(app):
+    return [Section("billing", N_("Billing"), "/billing", icon="billing", order=40)]
+
+
+@hookimpl
+def register_routes(app):
+    from plugins.billing import guest, pages as p, resources as r
+    guest.redact_tokens()
+    api = "/api/v1"
+    return [
+        Route(f"{api}/invoices", r.InvoicesAPI()),
+        Route(f"{api}/invoices/archive", r.InvoiceArchiveAPI()),
+        Route(f"{api}/invoices/{{invoice_id}}", r.InvoiceAPI()),
+        Route(f"{api}/invoices/{{invoice_id}}/pdf", r.InvoicePdfAPI()),
+        Route(f"{api}/invoices/{{invoice_id}}/pay", r.InvoicePayAPI()),
+        Route(f"{api}/invoices/{{invoice_id}}/payment-links", r.InvoiceLinksAPI()),
+        Route(f"{api}/payment-links/{{link_id}}", r.PaymentLinkAPI()),
+        Route(f"{api}/payments/{{payment_id}}", r.PaymentAPI()),
+        Route(f"{api}/payments/{{payment_id}}/complete", r.PaymentCompleteAPI()),
+        Route(f"{api}/transactions", r.TransactionsAPI()),
+        Route(f"{api}/payment-methods", r.PaymentMethodsAPI()),
+        Route(f"{api}/payment-methods/setup", r.PaymentMethodSetupAPI()),
+        Route(f"{api}/payment-methods/{{method_id}}", r.PaymentMethodAPI()),
+        Route(f"{api}/payment-methods/{{method_id}}/default", r.PaymentMethodDefaultAPI()),
+        Route(f"{api}/staff/customers/{{customer_id}}/transactions",
+              r.StaffTransactionsAPI()),
+        Route(f"{api}/staff/customers/{{customer_id}}/invoices", r.StaffInvoicesAPI()),
+        Route(f"{api}/staff/invoices/{{invoice_id}}", r.StaffInvoiceAPI()),
+        Route(f"{api}/staff/invoices/{{invoice_id}}/payments", r.StaffInvoicePaymentsAPI()),
+        Route(f"{api}/staff/invoices/{{invoice_id}}/payment-links", r.StaffInvoiceLinksAPI()),
+        Route(f"{api}/staff/payment-links/{{link_id}}", r.StaffPaymentLinkAPI()),
+        Route(f"{api}/staff/payments/{{payment_id}}/refund", r.StaffRefundAPI()),
+        Route("/webhooks/{provider_id}", r.Webhook()),
+        Route("/billing", p.InvoicesPage()),
+        Route("/billing/archive", p.ArchivePage()),
+        Route("/billing/invoices/{invoice_id}", p.InvoicePage()),
+        Route("/billing/invoices/{invoice_id}/pdf", p.InvoicePdfPage()),
+        Route("/billing/invoices/{invoice_id}/pay", p.PayPage()),
+        Route("/billing/invoices/{invoice_id}/links", p.LinksPage()),
+        Route("/billing/links/{link_id}/revoke", p.RevokeLinkPage()),
+        Route("/billing/payments/{payment_id}", p.PaymentPage()),
+        Route("/billing/transactions", p.TransactionsPage()),
+        Route("/billing/payment-methods", p.PaymentMethodsPage()),
+        Route("/billing/payment-methods/{method_id}/default", p.DefaultCardPage()),
+        Route("/billing/payment-methods/{method_id}/delete", p.DeleteCardPage()),
+        Route("/pay/{token}", p.GuestLinkPage()),
+        Route("/pay", p.GuestPayPage()),
+        Route("/pay/payments/{payment_id}", p.GuestPaymentPage()),
+    ]
+
+
+@hookimpl
+def register_actors():
+    from plugins.billing import tasks
+    return [tasks.render_invoice_pdf, tasks.mark_overdue_invoices, tasks.reconcile_payments,
+            tasks.forget_card, tasks.warn_expiring_cards, tasks.purge_idempotency_records]
+
+
+@hookimpl
+def dashboard_cards(app, ctx):
+    from plugins.billing.cards import billing_card
+    return [billing_card(app, ctx)] if ctx.customer_id else []
+
+
+@hookimpl
+def portal_alerts(app, ctx):
+    from plugins.billing.cards import billing_alerts
+    return billing_alerts(app, ctx) if ctx.customer_id else []
+
+
+@hookimpl
+def service_renewed(app, service, previous_period_start):
+    from plugins.billing.invoicing import charge_renewal
+    charge_renewal(app, service, previous_period_start)
+
+
+@hookimpl
+def demo_data(app, demo):
+    from plugins.billing.demo import seed
+    seed(app, demo)

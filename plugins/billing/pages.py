@@ -1,0 +1,441 @@
+"""The billing portal pages: invoices, paying, transactions, cards, and the guest payment page.
+
+Pages call the same rules as the API (``payments``, ``guest``, ``documents``).
+Card entry is the payment provider's widget inside our forms: card numbers go
+from the browser to the provider, never to this server (BILL-5).
+"""
+from __future__ import annotations
+
+import uuid
+
+import falcon
+from marshmallow import ValidationError
+
+from engine.api import paginate
+from engine.audit import record
+from engine.context import get_owned
+from engine.db import utcnow
+from engine.errors import Problem, problem_body
+from engine.forms import validate_form
+from engine.idempotency import once, owner_of, request_id
+from engine.middleware import CSP
+from plugins.billing import guest, payments, schemas
+from plugins.billing.models import GuestPayLink, Invoice, Payment, PaymentMethod, Transaction
+from plugins.billing.resources import (
+    path_id,
+    archive_selection,
+    invoices_of,
+    send_archive,
+    send_pdf,
+    transactions_of,
+    with_invoice_numbers,
+)
+
+DONE = {
+    "paid": "Payment received — thank you. A confirmation email is on its way.",
+    "card-added": "Your card has been saved.",
+    "card-deleted": "The card has been deleted.",
+    "card-default": "Your default card has been changed.",
+    "link-revoked": "The payment link no longer works.",
+}
+
+
+def _section(req) -> None:
+    req.context.extra["section"] = "billing"
+
+
+def _flash(req) -> str | None:
+    done = req.get_param("done")
+    return req.context.app.translator.gettext(DONE[done]) if done in DONE else None
+
+
+def _widget_csp(resp, app, provider) -> None:
+    """Let the provider's widget load its script and reach its API on this page only."""
+    origins = provider.content_security(app) if provider is not None else []
+    if origins:
+        resp.set_header("Content-Security-Policy",
+                        CSP.format(extra="".join(f" {o}" for o in sorted(set(origins)))))
+
+
+# -- invoices (BILL-1, BILL-3, BILL-7) --------------------------------------------------------
+
+class InvoicesPage:
+    """``GET /billing``: the invoice list, with the archive download."""
+
+    def on_get(self, req, resp):
+        app, ctx = req.context.app, req.context
+        _section(req)
+        status = req.get_param("status")
+        status = status if status in ("open", "paid", "overdue", "unpaid") else None
+        try:
+            query = schemas.PageQuery().load({k: v for k, v in req.params.items()
+                                              if k in ("limit", "cursor")})
+        except ValidationError:
+            query = {"limit": 50, "cursor": None}
+        page = paginate(invoices_of(ctx.require_customer(), status), Invoice.id, query)
+        app.page(req, resp, "billing/invoices.html", invoices=page["items"],
+                 next_cursor=page["next"], filter_status=status, flash=_flash(req),
+                 archive_errors=None)
+
+
+class ArchivePage:
+    """``GET /billing/archive?ids=..`` or ``?from=..&to=..``: one zip of many PDFs (BILL-7)."""
+
+    def on_get(self, req, resp):
+        app, ctx = req.context.app, req.context
+        _section(req)
+        params = dict(req.params)
+        ids = req.get_param_as_list("ids") or []
+        if ids:
+            params["ids"] = ",".join(ids)
+        params = {k: v for k, v in params.items() if v not in ("", None)}
+        try:
+            query = schemas.ArchiveQuery().load(params, unknown="exclude")
+            selection = archive_selection(ctx.require_customer(), query)
+            send_archive(app, resp, selection)
+        except (ValidationError, Problem) as exc:
+            errors = exc.messages if isinstance(exc, ValidationError) else \
+                (exc.errors or {"from": [exc.title]})
+            page = paginate(invoices_of(ctx.customer_id), Invoice.id, {"limit": 50})
+            app.page(req, resp, "billing/invoices.html", invoices=page["items"],
+                     next_cursor=page["next"], archive_errors=errors, flash=None,
+                     archive_values=params, status=422)
+
+
+class InvoicePage:
+    """``GET /billing/invoices/{invoice_id}``: lines, tax, payments, pay and share actions."""
+
+    def on_get(self, req, resp, invoice_id):
+        self.render(req, resp, get_owned(Invoice, invoice_id, req.context))
+
+    @staticmethod
+    def render(req, resp, invoice: Invoice, **extra) -> None:
+        app = req.context.app
+        _section(req)
+        app.page(req, resp, "billing/invoice.html", invoice=invoice,
+                 lines=list(invoice.lines.order_by(invoice.lines.model.position)),
+                 tax_lines=list(invoice.tax_lines),
+                 payments=list(invoice.payments.where(Payment.status == "succeeded")
+                               .order_by(Payment.id)),
+                 links=list(invoice.guest_links.order_by(GuestPayLink.id.desc())),
+                 flash=_flash(req), **extra)
+
+
+class InvoicePdfPage:
+    """``GET /billing/invoices/{invoice_id}/pdf``: the stored PDF (BILL-3)."""
+
+    def on_get(self, req, resp, invoice_id):
+        send_pdf(req.context.app, resp, get_owned(Invoice, invoice_id, req.context))
+
+
+class LinksPage:
+    """``POST /billing/invoices/{invoice_id}/links``: a guest payment link, shown once (BILL-6)."""
+
+    def on_post(self, req, resp, invoice_id):
+        app, ctx = req.context.app, req.context
+        invoice = get_owned(Invoice, invoice_id, ctx)
+        try:
+            _, url = guest.create_link(app, ctx, invoice,
+                                       created_by=f"user:{ctx.principal.user_id}")
+        except Problem as exc:
+            InvoicePage.render(req, resp, invoice, link_error=exc.title)
+            resp.status = falcon.HTTP_409
+            return
+        # Shown in this answer only; the page is never cached and the URL never stored.
+        resp.set_header("Cache-Control", "no-store")
+        InvoicePage.render(req, resp, invoice, new_link_url=url)
+
+
+class RevokeLinkPage:
+    """``POST /billing/links/{link_id}/revoke``"""
+
+    def on_post(self, req, resp, link_id):
+        app, ctx = req.context.app, req.context
+        link = guest.revoke_link(app, ctx, get_owned(GuestPayLink, link_id, ctx))
+        raise falcon.HTTPSeeOther(f"/billing/invoices/{link.invoice_id}?done=link-revoked")
+
+
+# -- paying (BILL-2), signed in or as a guest ---------------------------------------------------
+
+class PayFlow:
+    """The pay form and its outcome, for a signed-in customer or a guest link."""
+
+    def __init__(self, req, resp, invoice: Invoice, link: GuestPayLink | None = None):
+        self.req, self.resp, self.invoice, self.link = req, resp, invoice, link
+        self.app, self.ctx = req.context.app, req.context
+        self.guest = link is not None
+        self.base = "/pay" if self.guest else f"/billing/invoices/{invoice.id}/pay"
+
+    def payment_url(self, payment: Payment) -> str:
+        return f"/pay/payments/{payment.id}" if self.guest else f"/billing/payments/{payment.id}"
+
+    def show_form(self, *, error: str | None = None, errors: dict | None = None,
+                  status: int = 200) -> None:
+        invoice = self.invoice
+        cards = [] if self.guest else list(payments.cards_of(invoice.customer_id))
+        provider = setup = None
+        try:
+            provider, setup = payments.start_setup(self.app, invoice.customer_id)
+        except Problem as exc:  # the provider is down: saved cards still work
+            error = error or exc.title
+        _widget_csp(self.resp, self.app, provider)
+        self.app.page(self.req, self.resp, "billing/pay.html", status=status, invoice=invoice,
+                      cards=cards, provider=provider, setup=setup, mode="setup", guest=self.guest,
+                      widget=provider.page_data(self.app) if provider else {},
+                      action=self.base, idempotency_key=uuid.uuid4().hex, error=error,
+                      errors=errors or {})
+
+    def show_payment(self, payment: Payment, client_secret: str = "") -> None:
+        """Where a payment stands: paid, declined, or waiting for 3-D Secure."""
+        if payment.status == "succeeded":
+            target = "/pay?done=paid" if self.guest else \
+                f"/billing/invoices/{self.invoice.id}?done=paid"
+            raise falcon.HTTPSeeOther(target)
+        if payment.status in ("failed", "canceled"):
+            self.show_form(error=payment.failure_message or payments.DECLINED, status=402)
+            return
+        provider = self.app.providers.get(payment.provider)
+        if payment.status == "requires_action" and not client_secret and provider is not None:
+            client_secret = payments.complete(self.app, payment).client_secret
+        _widget_csp(self.resp, self.app, provider)
+        self.app.page(self.req, self.resp, "billing/payment.html", invoice=self.invoice,
+                      payment=payment, provider=provider, mode="authenticate",
+                      widget=provider.page_data(self.app) if provider else {},
+                      client_secret=client_secret, return_url=self.payment_url(payment),
+                      guest=self.guest)
+
+    def submit(self) -> None:
+        data, errors = validate_form(self.req, schemas.PayForm)
+        if errors:
+            self.show_form(errors=errors, status=422)
+            return
+        if self.guest:
+            self.ctx.extra["idempotency_owner"] = f"guest:{self.link.id}"
+        fingerprint = request_id("POST", self.req.path, {
+            "invoice": self.invoice.id, "method": data["method"], "setup": data["setup_ref"]})
+        try:
+            outcome = once(owner_of(self.ctx), data["idempotency_key"], fingerprint,
+                           lambda: self._pay(data),
+                           describe_error=lambda exc: problem_body(self.req, exc))
+        except falcon.HTTPError as exc:
+            if int(exc.status_code) == 404:
+                raise
+            self.show_form(error=exc.description or exc.title, status=int(exc.status_code))
+            return
+        if outcome.problem:
+            self.show_form(error=outcome.body.get("detail") or outcome.body.get("title"),
+                           status=outcome.status)
+            return
+        payment = Payment.get_by_id(outcome.body["payment_id"])
+        self.show_payment(payment, outcome.body.get("client_secret", "")
+                          if not outcome.replayed else "")
+
+    def _pay(self, data: dict) -> tuple[int, dict]:
+        app, invoice = self.app, self.invoice
+        if data["method"] == "new":
+            method = payments.save_card(
+                app, None if self.guest else self.ctx, invoice.customer_id, data["setup_ref"],
+                data["token"], single_use=self.guest or not data["save_card"])
+        elif self.guest:
+            raise falcon.HTTPNotFound(title="Not found")
+        else:
+            method = get_owned(PaymentMethod, data["method"], self.ctx)
+        attempt = payments.pay_invoice(
+            app, invoice.id, method, via="guest" if self.guest else "portal",
+            user_id=None if self.guest else self.ctx.principal.user_id,
+            guest_link_id=self.link.id if self.guest else None)
+        record(self.ctx, "invoice.pay", f"invoice:{invoice.id}",
+               {"payment": attempt.payment.id, "status": attempt.status,
+                "guest_link": self.link.id if self.guest else None},
+               customer_id=invoice.customer_id)
+        # The client secret is not stored with the idempotency record; a replay asks again.
+        return 200, {"payment_id": attempt.payment.id, "client_secret": attempt.client_secret}
+
+
+class PayPage:
+    """``GET|POST /billing/invoices/{invoice_id}/pay``: saved card or a new one (BILL-2)."""
+
+    def on_get(self, req, resp, invoice_id):
+        _section(req)
+        invoice = get_owned(Invoice, invoice_id, req.context)
+        if not invoice.is_open:
+            raise falcon.HTTPSeeOther(f"/billing/invoices/{invoice.id}")
+        PayFlow(req, resp, invoice).show_form()
+
+    def on_post(self, req, resp, invoice_id):
+        _section(req)
+        invoice = get_owned(Invoice, invoice_id, req.context)
+        PayFlow(req, resp, invoice).submit()
+
+
+class PaymentPage:
+    """``GET /billing/payments/{payment_id}``: where 3-D Secure returns; records the outcome."""
+
+    def on_get(self, req, resp, payment_id):
+        _section(req)
+        payment = get_owned(Payment, payment_id, req.context)
+        attempt = payments.complete(req.context.app, payment)
+        invoice = Invoice.get_by_id(payment.invoice_id)
+        PayFlow(req, resp, invoice).show_payment(attempt.payment, attempt.client_secret)
+
+
+# -- guest payment (BILL-6) ------------------------------------------------------------------
+
+class GuestLinkPage:
+    """``GET /pay/{token}``: swap the token for a cookie and leave the address bar clean."""
+    auth = "public"
+
+    def on_get(self, req, resp, token):
+        app = req.context.app
+        guest.no_referrer(resp)
+        try:
+            link = guest.resolve(app, token)
+        except Problem as exc:
+            _guest_gone(req, resp, exc)
+            return
+        guest.set_cookie(app, resp, token, link)
+        resp.status = falcon.HTTP_303
+        resp.location = "/pay"
+
+
+def _guest_gone(req, resp, exc: Problem) -> None:
+    guest.no_referrer(resp)
+    req.context.app.page(req, resp, "billing/guest_gone.html", status=404,
+                         problem=problem_body(req, exc))
+
+
+def _guest_link(req, resp) -> GuestPayLink | None:
+    try:
+        return guest.from_cookie(req.context.app, req)
+    except Problem as exc:
+        _guest_gone(req, resp, exc)
+        return None
+
+
+class GuestPayPage:
+    """``GET|POST /pay``: pay the link's invoice with a new card, without signing in."""
+    auth = "public"
+
+    def on_get(self, req, resp):
+        guest.no_referrer(resp)
+        link = _guest_link(req, resp)
+        if link is None:
+            return
+        invoice = Invoice.get_by_id(link.invoice_id)
+        if not invoice.is_open:
+            req.context.app.page(req, resp, "billing/guest_paid.html", invoice=invoice,
+                                 flash=_flash(req))
+            return
+        PayFlow(req, resp, invoice, link).show_form()
+
+    def on_post(self, req, resp):
+        guest.no_referrer(resp)
+        link = _guest_link(req, resp)
+        if link is None:
+            return
+        invoice = Invoice.get_by_id(link.invoice_id)
+        if not invoice.is_open:
+            raise falcon.HTTPSeeOther("/pay")
+        GuestPayLink.update(last_used_at=utcnow()).where(
+            GuestPayLink.id == link.id).execute()
+        PayFlow(req, resp, invoice, link).submit()
+
+
+class GuestPaymentPage:
+    """``GET /pay/payments/{payment_id}``: a guest's payment, after 3-D Secure."""
+    auth = "public"
+
+    def on_get(self, req, resp, payment_id):
+        guest.no_referrer(resp)
+        link = _guest_link(req, resp)
+        if link is None:
+            return
+        payment = Payment.get_or_none((Payment.id == path_id(payment_id)) &
+                                      (Payment.guest_link == link.id))
+        if payment is None:
+            raise falcon.HTTPNotFound(title="Not found")
+        attempt = payments.complete(req.context.app, payment)
+        invoice = Invoice.get_by_id(payment.invoice_id)
+        PayFlow(req, resp, invoice, link).show_payment(attempt.payment, attempt.client_secret)
+
+
+# -- transactions and cards (BILL-4, BILL-5) -------------------------------------------------
+
+class TransactionsPage:
+    """``GET /billing/transactions``"""
+
+    def on_get(self, req, resp):
+        app, ctx = req.context.app, req.context
+        _section(req)
+        status = req.get_param("status")
+        status = status if status in ("invoiced", "not_invoiced") else None
+        try:
+            query = schemas.PageQuery().load({k: v for k, v in req.params.items()
+                                              if k in ("limit", "cursor")})
+        except ValidationError:
+            query = {"limit": 50, "cursor": None}
+        page = paginate(transactions_of(ctx.require_customer(), status), Transaction.id,
+                        query)
+        app.page(req, resp, "billing/transactions.html",
+                 transactions=with_invoice_numbers(page["items"]), next_cursor=page["next"],
+                 filter_status=status)
+
+
+class PaymentMethodsPage:
+    """``GET|POST /billing/payment-methods``: list, add through the provider's widget."""
+
+    def on_get(self, req, resp):
+        self.render(req, resp)
+
+    def on_post(self, req, resp):
+        app, ctx = req.context.app, req.context
+        data, errors = validate_form(req, schemas.CardForm)
+        if errors:
+            self.render(req, resp, errors=errors, status=422)
+            return
+        try:
+            payments.save_card(app, ctx, ctx.require_customer(), data["setup_ref"], data["token"],
+                               make_default=data["make_default"])
+        except Problem as exc:
+            if int(exc.status_code) == 404:
+                raise
+            self.render(req, resp, error=exc.description or exc.title,
+                        status=int(exc.status_code))
+            return
+        raise falcon.HTTPSeeOther("/billing/payment-methods?done=card-added")
+
+    @staticmethod
+    def render(req, resp, *, error=None, errors=None, status=200) -> None:
+        app, ctx = req.context.app, req.context
+        _section(req)
+        customer_id = ctx.require_customer()
+        provider = setup = None
+        try:
+            provider, setup = payments.start_setup(app, customer_id)
+        except Problem as exc:
+            error = error or exc.title
+        _widget_csp(resp, app, provider)
+        expiring = {c.id for c in payments.expiring_cards(app, customer_id)}
+        app.page(req, resp, "billing/payment_methods.html", status=status,
+                 cards=list(payments.cards_of(customer_id)), expiring=expiring,
+                 provider=provider, setup=setup, mode="setup",
+                 widget=provider.page_data(app) if provider else {}, error=error,
+                 errors=errors or {}, flash=_flash(req))
+
+
+class DefaultCardPage:
+    """``POST /billing/payment-methods/{method_id}/default``"""
+
+    def on_post(self, req, resp, method_id):
+        app, ctx = req.context.app, req.context
+        payments.set_default(app, ctx, get_owned(PaymentMethod, method_id, ctx))
+        raise falcon.HTTPSeeOther("/billing/payment-methods?done=card-default")
+
+
+class DeleteCardPage:
+    """``POST /billing/payment-methods/{method_id}/delete``"""
+
+    def on_post(self, req, resp, method_id):
+        app, ctx = req.context.app, req.context
+        payments.delete_card(app, ctx, get_owned(PaymentMethod, method_id, ctx))
+        raise falcon.HTTPSeeOther("/billing/payment-methods?done=card-deleted")

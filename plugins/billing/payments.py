@@ -1,0 +1,465 @@
+"""Taking money: saved cards (BILL-5), paying an invoice (BILL-2), refunds, reconciliation.
+
+Money moves at most once per payment, whatever fails:
+
+1. *Claim* — in a locked transaction: the invoice is still open and has no
+   payment in flight; a ``Payment`` row (``pending``) is written and committed.
+   A second, simultaneous payment of the same invoice finds it and stops.
+2. *Charge* — the provider creates its payment object; its reference is
+   committed to the ``Payment`` row (``on_created``) before money moves.
+3. *Record* — in a locked transaction: the result is applied once (a payment
+   already final is left alone): invoice paid, a transaction, the
+   "payment received" notice and the ``payment_succeeded`` event.
+
+If the process dies between 2 and 3, ``reconcile()`` (a periodic job, a
+webhook, or the client's retry) asks the provider and records the truth once.
+"""
+from __future__ import annotations
+
+import logging
+import uuid
+from datetime import timedelta
+
+import peewee
+
+from engine import db
+from engine.audit import record, record_system
+from engine.db import locked_transaction, lock_rows, utcnow
+from engine.errors import Problem
+from engine.models import Customer
+from engine.notify import notify_customer
+from engine.payments import (
+    CANCELED,
+    FAILED,
+    NOT_CONFIRMED,
+    PROCESSING,
+    REQUIRES_ACTION,
+    SUCCEEDED,
+    ChargeRequest,
+    ChargeResult,
+    PaymentError,
+    PaymentProvider,
+)
+from plugins.billing.invoicing import apply_payment
+from plugins.billing.models import (
+    OPEN_PAYMENT,
+    Invoice,
+    Payment,
+    PaymentMethod,
+    ProviderCustomer,
+    Transaction,
+)
+
+log = logging.getLogger("portico.billing")
+
+#: A pending payment younger than this may still be in another process's hands.
+IN_FLIGHT = timedelta(minutes=2)
+#: A customer who has not finished 3-D Secure by then has given up.
+ABANDONED = timedelta(hours=1)
+DECLINED = "Your card was declined. No money was taken; try another card."
+
+
+# -- providers ------------------------------------------------------------------------
+
+def provider_for(app, provider_id: str | None = None) -> PaymentProvider:
+    """The provider named ``provider_id``, or the operator's default (``[billing] provider``)."""
+    wanted = provider_id or app.settings.plugin("billing").provider
+    found = app.providers.get(wanted)
+    if found is None:
+        raise Problem(503, "Card payments are not available right now",
+                      "Please try again later, or contact support.", type="provider-unavailable")
+    return found
+
+
+def customer_ref(app, provider: PaymentProvider, customer_id: int) -> str:
+    """The customer's record at ``provider``, created on first use."""
+    row = ProviderCustomer.get_or_none((ProviderCustomer.customer == customer_id) &
+                                       (ProviderCustomer.provider == provider.id))
+    if row is not None:
+        return row.ref
+    customer = Customer.get_by_id(customer_id)
+    primary = customer.contacts.order_by(peewee.SQL("is_primary DESC")).first()
+    ref = _provider_call(provider.ensure_customer, app, customer, primary.email if primary else "")
+    try:
+        with db.database.atomic():
+            ProviderCustomer.create(customer=customer_id, provider=provider.id, ref=ref)
+    except peewee.IntegrityError:  # created concurrently: use the one that was stored first
+        return ProviderCustomer.get((ProviderCustomer.customer == customer_id) &
+                                    (ProviderCustomer.provider == provider.id)).ref
+    return ref
+
+
+def _provider_call(fn, *args, **kwargs):
+    try:
+        return fn(*args, **kwargs)
+    except PaymentError as exc:
+        status = 503 if exc.retryable else 402
+        raise Problem(status, exc.message, type=exc.code.replace("_", "-")) from None
+
+
+# -- saved cards (BILL-5) ---------------------------------------------------------------
+
+def start_setup(app, customer_id: int, provider_id: str | None = None):
+    """Begin adding a card: returns (provider, SetupSession) for the provider's widget."""
+    provider = provider_for(app, provider_id)
+    ref = customer_ref(app, provider, customer_id)
+    return provider, _provider_call(provider.start_setup, app, ref)
+
+
+def save_card(app, ctx, customer_id: int, setup_ref: str, token: str = "", *,
+              make_default: bool = False, provider_id: str | None = None,
+              single_use: bool = False) -> PaymentMethod:
+    """Store the card of a finished setup (the provider confirms it is this customer's).
+
+    A ``single_use`` card pays once and is then forgotten; it is never listed.
+    """
+    provider = provider_for(app, provider_id)
+    ref = customer_ref(app, provider, customer_id)
+    card = _provider_call(provider.finish_setup, app, ref, setup_ref, token)
+    with locked_transaction():
+        method = PaymentMethod.get_or_none((PaymentMethod.provider == provider.id) &
+                                           (PaymentMethod.ref == card.ref))
+        if method is not None:
+            if method.customer_id != customer_id:  # never adopt someone else's card
+                raise Problem(404, "Not found")
+            return method
+        has_default = single_use or PaymentMethod.select().where(
+            (PaymentMethod.customer == customer_id) & PaymentMethod.is_default).exists()
+        if make_default and has_default and not single_use:
+            (PaymentMethod.update(is_default=False)
+             .where(PaymentMethod.customer == customer_id).execute())
+        method = PaymentMethod.create(
+            customer=customer_id, provider=provider.id, ref=card.ref, brand=card.brand,
+            last4=card.last4, exp_month=card.exp_month, exp_year=card.exp_year,
+            is_default=not single_use and (make_default or not has_default),
+            single_use=single_use)
+        if ctx is not None and not single_use:
+            record(ctx, "payment_method.added", f"payment_method:{method.id}",
+                   {"label": method.label, "default": method.is_default})
+    return method
+
+
+def set_default(app, ctx, method: PaymentMethod) -> PaymentMethod:
+    with locked_transaction():
+        (PaymentMethod.update(is_default=(PaymentMethod.id == method.id))
+         .where(PaymentMethod.customer == method.customer_id).execute())
+        record(ctx, "payment_method.default", f"payment_method:{method.id}",
+               {"label": method.label})
+    return PaymentMethod.get_by_id(method.id)
+
+
+def delete_card(app, ctx, method: PaymentMethod) -> None:
+    """Forget a card here and at the provider; the newest other card becomes the default."""
+    provider = app.providers.get(method.provider)
+    if provider is not None:
+        ref = customer_ref(app, provider, method.customer_id)
+        _provider_call(provider.detach, app, ref, method.ref)
+    with locked_transaction():
+        PaymentMethod.delete().where(PaymentMethod.id == method.id).execute()
+        if method.is_default:
+            newest = cards_of(method.customer_id).order_by(PaymentMethod.id.desc()).first()
+            if newest is not None:
+                newest.is_default = True
+                newest.save(only=[PaymentMethod.is_default])
+        if ctx is not None and not method.single_use:
+            record(ctx, "payment_method.deleted", f"payment_method:{method.id}",
+                   {"label": method.label})
+
+
+def cards_of(customer_id: int):
+    """The customer's saved cards, the default first."""
+    return (PaymentMethod.for_customer(customer_id)
+            .order_by(PaymentMethod.is_default.desc(), PaymentMethod.id.desc()))
+
+
+def expiring_cards(app, customer_id: int, now=None) -> list[PaymentMethod]:
+    """Cards that have expired or expire within ``[billing] card_expiry_warning_days``."""
+    now = now or utcnow()
+    horizon = now + timedelta(days=app.settings.plugin("billing").card_expiry_warning_days)
+    # A card is valid through the last day of its expiry month: it lapses before the
+    # horizon when its month is earlier than the horizon's.
+    return [c for c in cards_of(customer_id) if c.expires_before(horizon.year, horizon.month)]
+
+
+# -- paying an invoice (BILL-2) -----------------------------------------------------------
+
+class Attempt:
+    """The outcome of a payment attempt: the row, and what the browser needs for 3-D Secure."""
+
+    def __init__(self, payment: Payment, client_secret: str = ""):
+        self.payment = payment
+        self.client_secret = client_secret
+
+    @property
+    def status(self) -> str:
+        return self.payment.status
+
+
+def pay_invoice(app, invoice_id: int, method: PaymentMethod, *, via: str = "portal",
+                user_id: int | None = None, guest_link_id: int | None = None) -> Attempt:
+    """Charge ``method`` for what the invoice still owes (the server's amount, never the client's).
+
+    Raises ``Problem`` 409 when the invoice is paid or another payment of it is
+    in flight. A decline is a failed ``Attempt`` (no exception): the invoice
+    stays unpaid.
+    """
+    payment = _claim(app, invoice_id, method, via, user_id, guest_link_id)
+    return _charge(app, payment, method)
+
+
+def _claim(app, invoice_id, method, via, user_id, guest_link_id) -> Payment:
+    for _ in range(2):
+        with locked_transaction():
+            invoice = lock_rows(Invoice.select().where(Invoice.id == invoice_id)).get()
+            if not invoice.is_open or invoice.amount_due <= 0:
+                raise Problem(409, "This invoice is already paid", type="invoice-paid")
+            open_payment = (Payment.select()
+                            .where((Payment.invoice == invoice.id) &
+                                   Payment.status.in_(OPEN_PAYMENT)).first())
+            if open_payment is None:
+                return Payment.create(
+                    customer=invoice.customer_id, invoice=invoice.id, purpose="invoice",
+                    amount=invoice.amount_due, currency=invoice.currency,
+                    provider=method.provider, method=method.id, method_label=method.label,
+                    attempt_key=f"pay-{uuid.uuid4().hex}", via=via, user_id=user_id,
+                    guest_link=guest_link_id, detach_after=method.single_use)
+        # Another attempt exists: settle it with the provider (outside the lock), then retry.
+        settled = reconcile(app, open_payment, abandon=open_payment.status == REQUIRES_ACTION)
+        if settled.status in OPEN_PAYMENT:
+            raise Problem(409, "A payment of this invoice is already in progress",
+                          "Wait a moment and reload the invoice.", type="payment-in-progress")
+    raise Problem(409, "A payment of this invoice is already in progress",
+                  type="payment-in-progress")
+
+
+def _charge(app, payment: Payment, method: PaymentMethod) -> Attempt:
+    provider = provider_for(app, payment.provider)
+    request = ChargeRequest(
+        customer_ref=customer_ref(app, provider, payment.customer_id), method_ref=method.ref,
+        amount=payment.amount, currency=payment.currency,
+        idempotency_key=payment.attempt_key, off_session=payment.off_session,
+        description=_description(payment),
+        metadata={"portico_payment": str(payment.id),
+                  "portico_invoice": str(payment.invoice_id or "")})
+
+    def remember(ref: str) -> None:
+        # Committed on its own before money moves: a lost answer is reconciled, not re-charged.
+        (Payment.update(provider_ref=ref, updated_at=utcnow())
+         .where(Payment.id == payment.id).execute())
+
+    try:
+        result = provider.charge(app, request, on_created=remember)
+    except PaymentError as exc:
+        current = Payment.get_by_id(payment.id)
+        if current.provider_ref:
+            log.warning("payment %s: provider error after creation (%s); reconciling",
+                        payment.id, exc.code)
+            return Attempt(reconcile(app, current))
+        return Attempt(_fail(app, payment.id, exc.code, exc.message))
+    return Attempt(record_result(app, payment.id, result), result.client_secret)
+
+
+def _description(payment: Payment) -> str:
+    if payment.invoice_id:
+        return f"Invoice {payment.invoice.number}"
+    return payment.purpose.title()
+
+
+def record_result(app, payment_id: int, result: ChargeResult) -> Payment:
+    """Apply what the provider says to a payment, once (a final payment is left as it is)."""
+    if result.status == SUCCEEDED:
+        return _succeed(app, payment_id, result)
+    if result.status in (FAILED, CANCELED):
+        message = result.message or DECLINED
+        return _fail(app, payment_id, result.code or "card_declined", message,
+                     status="canceled" if result.status == CANCELED else "failed")
+    with locked_transaction():
+        payment = lock_rows(Payment.select().where(Payment.id == payment_id)).get()
+        if payment.status in OPEN_PAYMENT:
+            payment.status = "requires_action" if result.status == REQUIRES_ACTION else "pending"
+            payment.provider_ref = payment.provider_ref or result.ref
+            payment.updated_at = utcnow()
+            payment.save()
+        return payment
+
+
+def _succeed(app, payment_id: int, result: ChargeResult) -> Payment:
+    now = utcnow()
+    with locked_transaction():
+        payment = lock_rows(Payment.select().where(Payment.id == payment_id)).get()
+        if payment.status == "succeeded":
+            return payment  # recorded already (a retry, a webhook, the reconciler)
+        if payment.status not in OPEN_PAYMENT:
+            # Final as failed, but the provider says it succeeded: the provider is the truth.
+            log.error("payment %s was %s here but succeeded at the provider; recording it",
+                      payment.id, payment.status)
+        payment.status, payment.succeeded_at, payment.updated_at = "succeeded", now, now
+        payment.provider_ref = payment.provider_ref or result.ref
+        payment.failure_code = payment.failure_message = ""
+        payment.save()
+        invoice = None
+        if payment.invoice_id:
+            invoice = lock_rows(Invoice.select().where(Invoice.id == payment.invoice_id)).get()
+            apply_payment(invoice, payment.amount, now)
+        Transaction.create(
+            customer=payment.customer_id, kind="payment", occurred_at=now,
+            description=_payment_text(payment), amount=-payment.amount, currency=payment.currency,
+            invoice=payment.invoice_id, payment=payment.id, reference=f"payment:{payment.id}")
+        notify_customer(app, payment.customer_id, "payment_received",
+                        f"payment-received:{payment.id}", "billing",
+                        data={"amount": payment.amount, "currency": payment.currency,
+                              "method": payment.method_label,
+                              "invoice": invoice.number if invoice else "",
+                              "invoice_url": app.url(f"/billing/invoices/{invoice.id}")
+                              if invoice else "",
+                              "paid_at": now.isoformat()})
+        record_system(app, "payment.succeeded", f"payment:{payment.id}",
+                      {"amount": payment.amount, "currency": payment.currency,
+                       "invoice": invoice.number if invoice else None, "via": payment.via},
+                      customer_id=payment.customer_id, user_id=payment.user_id)
+        if payment.detach_after and payment.method_id:
+            app.tasks.enqueue("billing.forget_card", payment.method_id)
+        app.plugins.hook.payment_succeeded(app=app, payment=payment)
+    return payment
+
+
+def _payment_text(payment: Payment) -> str:
+    label = payment.method_label or payment.provider
+    if payment.provider == "offline":
+        return f"Payment received ({label})"
+    return f"Card payment — {label}"
+
+
+def _fail(app, payment_id: int, code: str, message: str, status: str = "failed") -> Payment:
+    with locked_transaction():
+        payment = lock_rows(Payment.select().where(Payment.id == payment_id)).get()
+        if payment.status not in OPEN_PAYMENT:
+            return payment
+        payment.status, payment.updated_at = status, utcnow()
+        payment.failure_code, payment.failure_message = code[:60], message[:300]
+        payment.save()
+        record_system(app, "payment.failed", f"payment:{payment.id}",
+                      {"code": code, "amount": payment.amount, "via": payment.via},
+                      customer_id=payment.customer_id, user_id=payment.user_id)
+        if payment.detach_after and payment.method_id:
+            app.tasks.enqueue("billing.forget_card", payment.method_id)
+        app.plugins.hook.payment_failed(app=app, payment=payment)
+    return payment
+
+
+def complete(app, payment: Payment) -> Attempt:
+    """After 3-D Secure in the browser: ask the provider and record the outcome."""
+    if payment.status not in OPEN_PAYMENT or not payment.provider_ref:
+        return Attempt(payment)
+    provider = provider_for(app, payment.provider)
+    result = _provider_call(provider.retrieve, app, payment.provider_ref)
+    return Attempt(record_result(app, payment.id, result), result.client_secret)
+
+
+def reconcile(app, payment: Payment, *, abandon: bool = False, now=None) -> Payment:
+    """Settle a payment whose outcome we did not record: ask the provider, record the truth once.
+
+    ``abandon`` cancels one still waiting for 3-D Secure (the customer started
+    again). A payment never confirmed at the provider moved no money: once it
+    is old enough not to be in another process's hands, it is cancelled.
+    """
+    now = now or utcnow()
+    payment = Payment.get_by_id(payment.id)
+    if payment.status not in OPEN_PAYMENT:
+        return payment
+    age = now - payment.updated_at
+    provider = app.providers.get(payment.provider)
+    if provider is None:
+        return payment
+    if not payment.provider_ref:
+        if age > IN_FLIGHT:  # the provider never created it: nothing was charged
+            return _fail(app, payment.id, "not_started", "The payment was not started.",
+                         status="canceled")
+        return payment
+    try:
+        result = provider.retrieve(app, payment.provider_ref)
+        waiting = result.status in (NOT_CONFIRMED, REQUIRES_ACTION)
+        if waiting and (abandon or age > (ABANDONED if result.status == REQUIRES_ACTION
+                                          else IN_FLIGHT)):
+            result = provider.cancel(app, payment.provider_ref)
+    except PaymentError as exc:
+        log.warning("payment %s: cannot reconcile yet (%s)", payment.id, exc.code)
+        return payment
+    if result.status == NOT_CONFIRMED:
+        return payment
+    return record_result(app, payment.id, result)
+
+
+def reconcile_open(app, now=None) -> int:
+    """Reconcile every payment left open for longer than a request could take; returns how many."""
+    now = now or utcnow()
+    stale = (Payment.select().where(Payment.status.in_(OPEN_PAYMENT) &
+                                    (Payment.updated_at < now - IN_FLIGHT))
+             .order_by(Payment.id).limit(500))
+    done = 0
+    for payment in stale:
+        if reconcile(app, payment, now=now).status not in OPEN_PAYMENT:
+            done += 1
+    return done
+
+
+def apply_event(app, provider_id: str, event) -> Payment | None:
+    """A verified webhook said something about a charge: record it (once, as ever)."""
+    if not event.payment_ref:
+        return None
+    payment = Payment.get_or_none((Payment.provider == provider_id) &
+                                  (Payment.provider_ref == event.payment_ref))
+    if payment is None:
+        return None
+    if event.status in (SUCCEEDED, FAILED, CANCELED, REQUIRES_ACTION, PROCESSING):
+        return record_result(app, payment.id, ChargeResult(
+            status=event.status, ref=event.payment_ref,
+            code=event.data.get("code", ""), message=event.data.get("message", "")))
+    return payment
+
+
+# -- staff: money received another way, refunds ---------------------------------------------
+
+def record_offline_payment(app, invoice_id: int, amount: int, reference: str, method: str,
+                           staff_id: int | None = None) -> Payment:
+    """Staff record money that arrived outside the portal (a bank transfer, a cheque)."""
+    with locked_transaction():
+        invoice = lock_rows(Invoice.select().where(Invoice.id == invoice_id)).get()
+        if amount > invoice.amount_due:
+            raise Problem(422, "More than the invoice owes",
+                          errors={"amount": [f"At most {invoice.amount_due} is due."]})
+        payment = Payment.create(
+            customer=invoice.customer_id, invoice=invoice.id, amount=amount,
+            currency=invoice.currency, provider="offline", method_label=method,
+            attempt_key=f"offline-{uuid.uuid4().hex}", via="staff", reference=reference)
+    return _succeed(app, payment.id, ChargeResult(status=SUCCEEDED, ref=reference))
+
+
+def refund(app, payment: Payment, amount: int, staff_id: int | None = None) -> Payment:
+    """Give money back to the card (staff only: LIM-1). A credit transaction records it."""
+    if payment.status != "succeeded" or payment.provider == "offline":
+        raise Problem(422, "Only a succeeded card payment can be refunded here",
+                      errors={"payment": ["Not a succeeded card payment."]})
+    if amount > payment.amount - payment.refunded_amount:
+        raise Problem(422, "More than the payment can give back", errors={"amount": [
+            f"At most {payment.amount - payment.refunded_amount} is left to refund."]})
+    provider = provider_for(app, payment.provider)
+    key = f"refund-{payment.id}-{payment.refunded_amount}-{amount}"
+    result = _provider_call(provider.refund, app, payment.provider_ref, amount, key)
+    if result.status == "failed":
+        raise Problem(402, "The provider refused the refund", type="refund-failed")
+    with locked_transaction():
+        current = lock_rows(Payment.select().where(Payment.id == payment.id)).get()
+        reference = f"refund:{result.ref}"
+        if Transaction.select().where(Transaction.reference == reference).exists():
+            return current
+        current.refunded_amount += amount
+        current.save(only=[Payment.refunded_amount])
+        Transaction.create(customer=current.customer_id, kind="refund",
+                           description=f"Refund to {current.method_label}", amount=amount,
+                           currency=current.currency, invoice=current.invoice_id,
+                           payment=current.id, reference=reference)
+        record_system(app, "payment.refunded", f"payment:{current.id}",
+                      {"amount": amount, "refund": result.ref},
+                      customer_id=current.customer_id, staff_id=staff_id)
+    return current

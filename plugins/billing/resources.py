@@ -1,0 +1,519 @@
+"""The billing JSON API: customers' invoices, transactions, cards and payments; staff; webhooks.
+
+Customer routes only read invoices and transactions (LIM-3): paying is the
+one way a customer changes an invoice. Every object is fetched through
+``get_owned``, so another customer's id is a 404 (LIM-2).
+"""
+from __future__ import annotations
+
+import falcon
+import peewee
+
+from engine import db
+from engine.api import operation, paginate
+from engine.audit import record
+from engine.context import get_owned, owned
+from engine.errors import Problem, invalid
+from engine.idempotency import idempotent
+from engine.models import Customer
+from engine.payments import WebhookError
+from plugins.billing import documents, guest, invoicing, payments, schemas
+from plugins.billing.models import (
+    GuestPayLink,
+    Invoice,
+    Payment,
+    PaymentMethod,
+    ProviderEvent,
+    Transaction,
+)
+
+WEBHOOK_MAX_BYTES = 1024 * 1024
+
+
+# -- shared by the API and the pages ----------------------------------------------------------
+
+def invoices_of(customer_id: int, status: str | None = None):
+    query = owned(Invoice, customer_id)
+    if status == "open":
+        return query.where(Invoice.status.in_(("unpaid", "overdue")))
+    if status:
+        return query.where(Invoice.status == status)
+    return query
+
+
+def transactions_of(customer_id: int, status: str | None = None):
+    query = owned(Transaction, customer_id)
+    if status == "invoiced":
+        return query.where(Transaction.invoice.is_null(False))
+    if status == "not_invoiced":
+        return query.where(Transaction.invoice.is_null())
+    return query
+
+
+def with_invoice_numbers(rows: list[Transaction]) -> list[Transaction]:
+    """Attach ``invoice_number`` to each transaction with one query for the whole page."""
+    ids = {t.invoice_id for t in rows if t.invoice_id}
+    numbers = dict(Invoice.select(Invoice.id, Invoice.number).where(Invoice.id.in_(ids))
+                   .tuples()) if ids else {}
+    for t in rows:
+        t.invoice_number = numbers.get(t.invoice_id)
+    return rows
+
+
+def archive_selection(customer_id: int, query: dict) -> list[Invoice]:
+    """The customer's invoices an archive asks for; a foreign or unknown id is a 404."""
+    selected = owned(Invoice, customer_id)
+    ids = query.get("id_list")
+    if ids:
+        rows = list(selected.where(Invoice.id.in_(ids)).order_by(Invoice.issued_at, Invoice.id))
+        if len(rows) != len(set(ids)):
+            raise falcon.HTTPNotFound(title="Not found")
+        return rows
+    from datetime import datetime, time, timezone
+    if query.get("start"):
+        selected = selected.where(Invoice.issued_at >= datetime.combine(
+            query["start"], time.min, timezone.utc))
+    if query.get("end"):
+        selected = selected.where(Invoice.issued_at <= datetime.combine(
+            query["end"], time.max, timezone.utc))
+    rows = list(selected.order_by(Invoice.issued_at, Invoice.id).limit(
+        documents.ARCHIVE_LIMIT + 1))
+    if len(rows) > documents.ARCHIVE_LIMIT:
+        raise invalid({"from": [f"At most {documents.ARCHIVE_LIMIT} invoices per archive: "
+                                "choose a shorter range."]})
+    return rows
+
+
+def send_archive(app, resp, invoices: list[Invoice]) -> None:
+    if not invoices:
+        raise Problem(404, "No invoices in that range", type="no-invoices")
+    resp.content_type = "application/zip"
+    resp.downloadable_as = documents.archive_name(invoices)
+    resp.stream = documents.stream_archive(app, invoices)
+
+
+def send_pdf(app, resp, invoice: Invoice) -> None:
+    resp.content_type = "application/pdf"
+    resp.downloadable_as = documents.download_name(invoice)
+    resp.data = documents.pdf_bytes(app, invoice)
+
+
+def card_answer(app, method: PaymentMethod, expiring: set[int]) -> dict:
+    return {"id": method.id, "provider": method.provider, "brand": method.brand,
+            "last4": method.last4, "exp_month": method.exp_month, "exp_year": method.exp_year,
+            "is_default": method.is_default, "expiring": method.id in expiring,
+            "created_at": method.created_at}
+
+
+def pay_answer(resp, attempt: payments.Attempt) -> dict:
+    """The API's answer to a payment attempt: 200 paid, 202 waiting, 402 declined."""
+    payment = attempt.payment
+    if payment.status in ("failed", "canceled"):
+        raise Problem(402, payment.failure_message or payments.DECLINED,
+                      type="payment-failed", payment_id=payment.id,
+                      code=payment.failure_code or "card_declined")
+    next_action = None
+    if payment.status == "requires_action":
+        resp.status = falcon.HTTP_202
+        next_action = {"type": "authenticate", "provider": payment.provider,
+                       "client_secret": attempt.client_secret,
+                       "complete_url": f"/api/v1/payments/{payment.id}/complete"}
+    elif payment.status == "pending":
+        resp.status = falcon.HTTP_202
+    invoice = Invoice.get_by_id(payment.invoice_id) if payment.invoice_id else None
+    return {"payment": payment, "invoice": invoice, "next_action": next_action}
+
+
+def require_billing_staff(req) -> None:
+    principal = req.context.principal
+    if not (principal and principal.is_staff and principal.can("billing")):
+        raise Problem(403, "You need the billing permission", type="forbidden")
+
+
+# -- invoices -----------------------------------------------------------------------------
+
+class InvoicesAPI:
+    """``GET /api/v1/invoices``"""
+
+    @operation("List your invoices, newest first (BILL-1)", query=schemas.InvoiceQuery,
+               response=schemas.InvoicePage)
+    def on_get(self, req, resp, query):
+        ctx = req.context
+        return paginate(invoices_of(ctx.require_customer(), query["status"]), Invoice.id, query)
+
+
+class InvoiceAPI:
+    """``GET /api/v1/invoices/{invoice_id}``"""
+
+    @operation("One invoice with its lines and tax lines (BILL-3)",
+               response=schemas.InvoiceDetailSchema)
+    def on_get(self, req, resp, invoice_id):
+        return get_owned(Invoice, invoice_id, req.context)
+
+
+class InvoicePdfAPI:
+    """``GET /api/v1/invoices/{invoice_id}/pdf``"""
+
+    @operation("The invoice as the PDF stored when it was issued (BILL-3)",
+               description="Answers `application/pdf`.")
+    def on_get(self, req, resp, invoice_id):
+        send_pdf(req.context.app, resp, get_owned(Invoice, invoice_id, req.context))
+
+
+class InvoiceArchiveAPI:
+    """``GET /api/v1/invoices/archive?ids=1,2`` or ``?from=2026-01-01&to=2026-12-31``"""
+
+    @operation("Download many invoices as one zip of their PDFs (BILL-7)",
+               query=schemas.ArchiveQuery,
+               description="Answers `application/zip`, streamed: each invoice's stored PDF "
+                           "and an `invoices.csv` index.")
+    def on_get(self, req, resp, query):
+        ctx = req.context
+        send_archive(ctx.app, resp, archive_selection(ctx.require_customer(), query))
+
+
+class InvoicePayAPI:
+    """``POST /api/v1/invoices/{invoice_id}/pay``"""
+
+    @idempotent
+    @operation("Pay an invoice with a saved card (BILL-2)", body=schemas.PayIn,
+               response=schemas.PayOut, money=True,
+               description="Charges what the invoice still owes. 200: paid. 202 with "
+                           "`next_action`: the card asks for 3-D Secure — finish it with the "
+                           "provider's script, then POST `complete_url`. 402: declined, the "
+                           "invoice stays unpaid. 409: already paid, or a payment is in progress.")
+    def on_post(self, req, resp, invoice_id, body):
+        app, ctx = req.context.app, req.context
+        invoice = get_owned(Invoice, invoice_id, ctx)
+        if body["payment_method_id"] is not None:
+            method = get_owned(PaymentMethod, body["payment_method_id"], ctx)
+        else:
+            method = payments.cards_of(invoice.customer_id).where(PaymentMethod.is_default).first()
+            if method is None:
+                raise invalid({"payment_method_id": ["You have no saved card: add one first."]})
+        attempt = payments.pay_invoice(app, invoice.id, method, via="api",
+                                       user_id=ctx.principal.user_id)
+        record(ctx, "invoice.pay", f"invoice:{invoice.id}",
+               {"payment": attempt.payment.id, "status": attempt.status})
+        return pay_answer(resp, attempt)
+
+
+class PaymentAPI:
+    """``GET /api/v1/payments/{payment_id}``"""
+
+    @operation("One of your payments", response=schemas.PaymentSchema)
+    def on_get(self, req, resp, payment_id):
+        return get_owned(Payment, payment_id, req.context)
+
+
+class PaymentCompleteAPI:
+    """``POST /api/v1/payments/{payment_id}/complete``"""
+
+    @operation("Record the outcome of a payment after 3-D Secure (BILL-2)",
+               response=schemas.PayOut, money=True,
+               description="Asks the provider where the payment stands and records it once; "
+                           "safe to repeat.")
+    def on_post(self, req, resp, payment_id):
+        app = req.context.app
+        payment = get_owned(Payment, payment_id, req.context)
+        return pay_answer(resp, payments.complete(app, payment))
+
+
+# -- guest links (BILL-6) -------------------------------------------------------------------
+
+class InvoiceLinksAPI:
+    """``GET|POST /api/v1/invoices/{invoice_id}/payment-links``"""
+
+    @operation("The guest payment links of an invoice (their URLs are never shown again)",
+               response=schemas.LinkList)
+    def on_get(self, req, resp, invoice_id):
+        invoice = get_owned(Invoice, invoice_id, req.context)
+        links = list(invoice.guest_links.order_by(GuestPayLink.id.desc()))
+        return {"items": links, "next": None}
+
+    @operation("Create a link that pays this invoice without signing in (BILL-6)",
+               body=schemas.LinkIn, response=schemas.LinkSchema, status=201,
+               description="The answer holds the URL once; keep it. It expires, and can be "
+                           "revoked with DELETE /payment-links/{id}.")
+    def on_post(self, req, resp, invoice_id, body):
+        app, ctx = req.context.app, req.context
+        invoice = get_owned(Invoice, invoice_id, ctx)
+        link, url = guest.create_link(app, ctx, invoice, body["days"],
+                                      created_by=f"user:{ctx.principal.user_id}")
+        link.url = url
+        return link
+
+
+class PaymentLinkAPI:
+    """``DELETE /api/v1/payment-links/{link_id}``"""
+
+    @operation("Revoke a guest payment link", response=schemas.LinkSchema)
+    def on_delete(self, req, resp, link_id):
+        app, ctx = req.context.app, req.context
+        return guest.revoke_link(app, ctx, get_owned(GuestPayLink, link_id, ctx))
+
+
+# -- transactions (BILL-4) ------------------------------------------------------------------
+
+class TransactionsAPI:
+    """``GET /api/v1/transactions``"""
+
+    @operation("Your transactions, newest first: charges positive, credits negative (BILL-4)",
+               query=schemas.TransactionQuery, response=schemas.TransactionPage)
+    def on_get(self, req, resp, query):
+        ctx = req.context
+        page = paginate(transactions_of(ctx.require_customer(), query["status"]),
+                        Transaction.id, query)
+        with_invoice_numbers(page["items"])
+        return page
+
+
+# -- payment methods (BILL-5) ----------------------------------------------------------------
+
+class PaymentMethodsAPI:
+    """``GET|POST /api/v1/payment-methods``"""
+
+    @operation("Your saved cards, the default first (BILL-5)", response=schemas.PaymentMethodList)
+    def on_get(self, req, resp):
+        app, ctx = req.context.app, req.context
+        customer_id = ctx.require_customer()
+        expiring = {c.id for c in payments.expiring_cards(app, customer_id)}
+        return {"items": [card_answer(app, c, expiring) for c in payments.cards_of(customer_id)],
+                "next": None}
+
+    @operation("Save the card of a finished setup (BILL-5)", body=schemas.CardIn,
+               response=schemas.PaymentMethodSchema, status=201,
+               description="First POST /payment-methods/setup and let the provider's widget "
+                           "collect the card (card data never reaches this server); then send "
+                           "its `setup_ref` (and `token`, for the sandbox) here.")
+    def on_post(self, req, resp, body):
+        app, ctx = req.context.app, req.context
+        customer_id = ctx.require_customer()
+        method = payments.save_card(app, ctx, customer_id, body["setup_ref"], body["token"],
+                                    make_default=body["make_default"],
+                                    provider_id=body["provider"])
+        expiring = {c.id for c in payments.expiring_cards(app, customer_id)}
+        return card_answer(app, method, expiring)
+
+
+class PaymentMethodSetupAPI:
+    """``POST /api/v1/payment-methods/setup``"""
+
+    @operation("Start adding a card with the payment provider (BILL-5)", body=schemas.SetupIn,
+               response=schemas.SetupOut, status=201,
+               description="Returns what the provider's browser widget needs (Stripe: the "
+                           "SetupIntent's client secret and publishable key).")
+    def on_post(self, req, resp, body):
+        app, ctx = req.context.app, req.context
+        provider, setup = payments.start_setup(app, ctx.require_customer(), body["provider"])
+        return {"provider": provider.id, "setup_ref": setup.ref,
+                "client_secret": setup.client_secret, "widget": setup.widget}
+
+
+class PaymentMethodAPI:
+    """``DELETE /api/v1/payment-methods/{method_id}``"""
+
+    @operation("Delete a saved card (here and at the provider)", status=204)
+    def on_delete(self, req, resp, method_id):
+        app, ctx = req.context.app, req.context
+        payments.delete_card(app, ctx, get_owned(PaymentMethod, method_id, ctx))
+
+
+class PaymentMethodDefaultAPI:
+    """``POST /api/v1/payment-methods/{method_id}/default``"""
+
+    @operation("Make a saved card the default", response=schemas.PaymentMethodSchema)
+    def on_post(self, req, resp, method_id):
+        app, ctx = req.context.app, req.context
+        method = payments.set_default(app, ctx, get_owned(PaymentMethod, method_id, ctx))
+        expiring = {c.id for c in payments.expiring_cards(app, method.customer_id)}
+        return card_answer(app, method, expiring)
+
+
+# -- staff ------------------------------------------------------------------------------------
+
+class StaffTransactionsAPI:
+    """``GET|POST /api/v1/staff/customers/{customer_id}/transactions``"""
+    auth = "staff"
+
+    @operation("A customer's transactions", query=schemas.TransactionQuery,
+               response=schemas.TransactionPage)
+    def on_get(self, req, resp, customer_id, query):
+        require_billing_staff(req)
+        customer_id = _customer(customer_id).id
+        page = paginate(transactions_of(customer_id, query["status"]), Transaction.id, query)
+        with_invoice_numbers(page["items"])
+        return page
+
+    @operation("Record a charge or a credit on a customer's account (not yet invoiced)",
+               body=schemas.StaffTransactionIn, response=schemas.TransactionSchema, status=201)
+    def on_post(self, req, resp, customer_id, body):
+        require_billing_staff(req)
+        app, ctx = req.context.app, req.context
+        customer_id = _customer(customer_id).id
+        if body["service_id"] is not None:
+            from engine.models import Service
+            if not Service.select().where((Service.id == body["service_id"]) &
+                                          (Service.customer == customer_id)).exists():
+                raise invalid({"service_id": ["Not a service of this customer."]})
+        with db.database.atomic():
+            tx = invoicing.record_transaction(
+                app, customer_id, kind=body["kind"], description=body["description"],
+                amount=body["amount"], currency=body["currency"], tax_rate=body["tax_rate"],
+                occurred_at=body["occurred_at"], service_id=body["service_id"],
+                reference=body["reference"])
+            record(ctx, "transaction.recorded", f"transaction:{tx.id}",
+                   {"kind": tx.kind, "amount": tx.amount}, customer_id=customer_id)
+        return tx
+
+
+class StaffInvoicesAPI:
+    """``GET|POST /api/v1/staff/customers/{customer_id}/invoices``"""
+    auth = "staff"
+
+    @operation("A customer's invoices", query=schemas.InvoiceQuery, response=schemas.InvoicePage)
+    def on_get(self, req, resp, customer_id, query):
+        require_billing_staff(req)
+        customer_id = _customer(customer_id).id
+        return paginate(invoices_of(customer_id, query["status"]), Invoice.id, query)
+
+    @operation("Issue an invoice from the customer's uninvoiced transactions (BILL-1)",
+               body=schemas.IssueIn, response=schemas.InvoiceDetailSchema, status=201,
+               description="Its PDF is rendered once, in the background, and stored.")
+    def on_post(self, req, resp, customer_id, body):
+        require_billing_staff(req)
+        app, ctx = req.context.app, req.context
+        customer_id = _customer(customer_id).id
+        return invoicing.issue_invoice(
+            app, customer_id, currency=body["currency"], transaction_ids=body["transaction_ids"],
+            due_days=body["due_days"], notes=body["notes"], staff_id=ctx.principal.staff_id)
+
+
+class StaffInvoiceAPI:
+    """``GET /api/v1/staff/invoices/{invoice_id}``"""
+    auth = "staff"
+
+    @operation("Any invoice", response=schemas.InvoiceDetailSchema)
+    def on_get(self, req, resp, invoice_id):
+        require_billing_staff(req)
+        return _invoice(invoice_id)
+
+
+class StaffInvoicePaymentsAPI:
+    """``POST /api/v1/staff/invoices/{invoice_id}/payments``"""
+    auth = "staff"
+
+    @idempotent
+    @operation("Record money received outside the portal (a bank transfer)",
+               body=schemas.OfflinePaymentIn, response=schemas.PaymentSchema, status=201,
+               money=True)
+    def on_post(self, req, resp, invoice_id, body):
+        require_billing_staff(req)
+        app, ctx = req.context.app, req.context
+        invoice = _invoice(invoice_id)
+        payment = payments.record_offline_payment(app, invoice.id, body["amount"],
+                                                  body["reference"], body["method"],
+                                                  staff_id=ctx.principal.staff_id)
+        record(ctx, "invoice.payment_recorded", f"invoice:{invoice.id}",
+               {"payment": payment.id, "amount": payment.amount}, customer_id=invoice.customer_id)
+        return payment
+
+
+class StaffRefundAPI:
+    """``POST /api/v1/staff/payments/{payment_id}/refund``"""
+    auth = "staff"
+
+    @idempotent
+    @operation("Refund (part of) a card payment (staff only: LIM-1)", body=schemas.RefundIn,
+               response=schemas.PaymentSchema, money=True)
+    def on_post(self, req, resp, payment_id, body):
+        require_billing_staff(req)
+        app, ctx = req.context.app, req.context
+        payment = Payment.get_or_none(Payment.id == path_id(payment_id))
+        if payment is None:
+            raise falcon.HTTPNotFound(title="Not found")
+        refunded = payments.refund(app, payment, body["amount"], staff_id=ctx.principal.staff_id)
+        record(ctx, "payment.refund", f"payment:{payment.id}", {"amount": body["amount"]},
+               customer_id=payment.customer_id)
+        return refunded
+
+
+class StaffInvoiceLinksAPI:
+    """``POST /api/v1/staff/invoices/{invoice_id}/payment-links``"""
+    auth = "staff"
+
+    @operation("Create a guest payment link for any invoice (BILL-6)", body=schemas.LinkIn,
+               response=schemas.LinkSchema, status=201)
+    def on_post(self, req, resp, invoice_id, body):
+        require_billing_staff(req)
+        app, ctx = req.context.app, req.context
+        link, url = guest.create_link(app, ctx, _invoice(invoice_id), body["days"],
+                                      created_by=f"staff:{ctx.principal.staff_id}")
+        link.url = url
+        return link
+
+
+class StaffPaymentLinkAPI:
+    """``DELETE /api/v1/staff/payment-links/{link_id}``"""
+    auth = "staff"
+
+    @operation("Revoke a guest payment link", response=schemas.LinkSchema)
+    def on_delete(self, req, resp, link_id):
+        require_billing_staff(req)
+        link = GuestPayLink.get_or_none(GuestPayLink.id == path_id(link_id))
+        if link is None:
+            raise falcon.HTTPNotFound(title="Not found")
+        return guest.revoke_link(req.context.app, req.context, link)
+
+
+def path_id(value) -> int:
+    """A path id as an integer; anything else is simply not found."""
+    text = str(value)
+    if not text.isdigit() or len(text) > 18:
+        raise falcon.HTTPNotFound(title="Not found")
+    return int(text)
+
+
+def _customer(customer_id) -> Customer:
+    found = Customer.get_or_none(Customer.id == path_id(customer_id))
+    if found is None:
+        raise falcon.HTTPNotFound(title="Not found")
+    return found
+
+
+def _invoice(invoice_id) -> Invoice:
+    found = Invoice.get_or_none(Invoice.id == path_id(invoice_id))
+    if found is None:
+        raise falcon.HTTPNotFound(title="Not found")
+    return found
+
+
+# -- webhooks -----------------------------------------------------------------------------------
+
+class Webhook:
+    """``POST /webhooks/{provider_id}``: a provider's signed event, acted on once per event id."""
+    auth = "public"
+    csrf = False
+
+    def on_post(self, req, resp, provider_id):
+        app = req.context.app
+        provider = app.providers.get(provider_id)
+        if provider is None:
+            raise falcon.HTTPNotFound(title="Not found")
+        if (req.content_length or 0) > WEBHOOK_MAX_BYTES:
+            raise Problem(413, "Payload too large")
+        payload = req.bounded_stream.read(WEBHOOK_MAX_BYTES)
+        headers = {k.lower(): v for k, v in req.headers.items()}
+        try:
+            event = provider.parse_webhook(app, payload, headers)
+        except WebhookError as exc:
+            raise Problem(400, "Webhook refused", str(exc), type="webhook-invalid") from None
+        try:
+            with db.locked_transaction():
+                ProviderEvent.create(provider=provider_id, event_id=event.id, type=event.type)
+                payments.apply_event(app, provider_id, event)
+        except peewee.IntegrityError:
+            resp.media = {"received": True, "duplicate": True}
+            return
+        resp.media = {"received": True}
+

@@ -1,0 +1,295 @@
+"""Billing settings, and the shapes of the billing API and forms (one schema for both faces)."""
+from __future__ import annotations
+
+from marshmallow import Schema, ValidationError, fields, validate, validates_schema
+
+from engine.api import MoneySchema, PageQuery
+
+TAX_RATE = validate.Range(0, 10000, error="Basis points from 0 to 10000 (2000 = 20%).")
+
+
+class BillingSettings(Schema):
+    provider = fields.String(load_default="sandbox", metadata={
+        "description": "id of the payment provider for new cards: 'sandbox' (demo) or 'stripe'"})
+    tax_name = fields.String(load_default="VAT")
+    tax_rate = fields.Integer(load_default=2000, validate=TAX_RATE, metadata={
+        "description": "default tax rate in basis points (2000 = 20%)"})
+    payment_terms_days = fields.Integer(load_default=14, validate=validate.Range(0, 365))
+    invoice_prefix = fields.String(load_default="INV-", validate=validate.Length(max=10))
+    guest_link_days = fields.Integer(load_default=14, validate=validate.Range(1, 90))
+    card_expiry_warning_days = fields.Integer(load_default=30, validate=validate.Range(1, 120))
+    seller_name = fields.String(load_default="Portico Telecom Ltd")
+    seller_address = fields.String(load_default="1 Example Street, London, EC1A 1AA")
+    seller_tax_id = fields.String(load_default="GB 123 4567 89")
+
+
+def _money(obj, amount_attr: str) -> dict:
+    return {"amount": int(getattr(obj, amount_attr)), "currency": obj.currency}
+
+
+# -- invoices (BILL-1, BILL-3) -----------------------------------------------------------------
+
+class InvoiceLineSchema(Schema):
+    description = fields.String()
+    quantity = fields.Integer()
+    unit_amount = fields.Function(lambda l: {"amount": l.unit_amount,
+                                             "currency": l.invoice.currency})
+    amount = fields.Function(lambda l: {"amount": l.amount, "currency": l.invoice.currency})
+    tax_rate = fields.Integer(metadata={"description": "basis points"})
+    tax = fields.Function(lambda l: {"amount": l.tax_amount, "currency": l.invoice.currency})
+
+
+class TaxLineSchema(Schema):
+    name = fields.String()
+    rate = fields.Integer(metadata={"description": "basis points"})
+    taxable = fields.Function(lambda t: {"amount": t.taxable_amount,
+                                         "currency": t.invoice.currency})
+    tax = fields.Function(lambda t: {"amount": t.tax_amount, "currency": t.invoice.currency})
+
+
+class InvoiceSchema(Schema):
+    id = fields.Integer()
+    number = fields.String()
+    issued_at = fields.DateTime()
+    due_at = fields.DateTime()
+    status = fields.String(metadata={"enum": ["paid", "unpaid", "overdue"]})
+    subtotal = fields.Function(lambda i: _money(i, "subtotal"), metadata={"type": "object"})
+    tax = fields.Function(lambda i: _money(i, "tax_total"))
+    total = fields.Function(lambda i: _money(i, "total"))
+    amount_paid = fields.Function(lambda i: _money(i, "amount_paid"))
+    amount_due = fields.Function(lambda i: _money(i, "amount_due"))
+    paid_at = fields.DateTime(allow_none=True)
+    pdf_url = fields.Function(lambda i: f"/api/v1/invoices/{i.id}/pdf")
+    pay_url = fields.Function(lambda i: f"/api/v1/invoices/{i.id}/pay" if i.is_open else None)
+
+
+def _children(invoice, rows, schema) -> list:
+    rows = list(rows)
+    for row in rows:
+        row.invoice = invoice  # the parent is at hand: no query per line
+    return schema(many=True).dump(rows)
+
+
+class InvoiceDetailSchema(InvoiceSchema):
+    period_start = fields.DateTime(allow_none=True)
+    period_end = fields.DateTime(allow_none=True)
+    lines = fields.Function(lambda i: _children(i, i.lines.order_by(i.lines.model.position),
+                                                InvoiceLineSchema))
+    tax_lines = fields.Function(lambda i: _children(i, i.tax_lines, TaxLineSchema))
+    notes = fields.String()
+
+
+class InvoicePage(Schema):
+    items = fields.List(fields.Nested(InvoiceSchema))
+    next = fields.String(allow_none=True)
+
+
+class InvoiceQuery(PageQuery):
+    status = fields.String(load_default=None, validate=validate.OneOf(
+        ["paid", "unpaid", "overdue", "open"]), metadata={
+        "description": "'open' is unpaid and overdue together"})
+
+
+class ArchiveQuery(Schema):
+    """Which invoices to zip: a list of ids, or a date range of issue dates (BILL-7)."""
+    ids = fields.String(load_default=None, metadata={"description": "comma-separated ids"})
+    start = fields.Date(data_key="from", load_default=None)
+    end = fields.Date(data_key="to", load_default=None)
+
+    @validates_schema
+    def one_way(self, data, **kwargs):
+        if not data.get("ids") and not (data.get("start") or data.get("end")):
+            raise ValidationError("Choose invoices, or a date range.", "ids")
+        if data.get("start") and data.get("end") and data["start"] > data["end"]:
+            raise ValidationError("The start date is after the end date.", "from")
+        if data.get("ids"):
+            try:
+                data["id_list"] = [int(x) for x in data["ids"].split(",") if x.strip()]
+            except ValueError:
+                raise ValidationError("Comma-separated invoice ids, e.g. 12,13.", "ids") \
+                    from None
+
+
+# -- transactions (BILL-4) --------------------------------------------------------------------
+
+class TransactionSchema(Schema):
+    id = fields.Integer()
+    occurred_at = fields.DateTime(data_key="date")
+    kind = fields.String(metadata={"enum": ["charge", "credit", "payment", "refund"]})
+    description = fields.String()
+    amount = fields.Function(lambda t: _money(t, "total"), metadata={
+        "description": "including tax; charges positive, credits and payments negative"})
+    net = fields.Function(lambda t: _money(t, "amount"))
+    tax = fields.Function(lambda t: _money(t, "tax"))
+    status = fields.Function(lambda t: "invoiced" if t.invoiced else "not_invoiced")
+    invoice_id = fields.Integer(allow_none=True)
+    invoice_number = fields.Function(lambda t: getattr(t, "invoice_number", None), metadata={
+        "description": "the number of the invoice that holds it"})
+
+
+class TransactionPage(Schema):
+    items = fields.List(fields.Nested(TransactionSchema))
+    next = fields.String(allow_none=True)
+
+
+class TransactionQuery(PageQuery):
+    status = fields.String(load_default=None, validate=validate.OneOf(
+        ["invoiced", "not_invoiced"]))
+
+
+# -- payment methods (BILL-5) -----------------------------------------------------------------
+
+class PaymentMethodSchema(Schema):
+    id = fields.Integer()
+    provider = fields.String()
+    brand = fields.String()
+    last4 = fields.String()
+    exp_month = fields.Integer()
+    exp_year = fields.Integer()
+    is_default = fields.Boolean()
+    expiring = fields.Boolean(metadata={"description": "expired or expiring soon"})
+    created_at = fields.DateTime()
+
+
+class PaymentMethodList(Schema):
+    items = fields.List(fields.Nested(PaymentMethodSchema))
+    next = fields.String(allow_none=True)
+
+
+class SetupIn(Schema):
+    provider = fields.String(load_default=None)
+
+
+class SetupOut(Schema):
+    provider = fields.String()
+    setup_ref = fields.String()
+    client_secret = fields.String()
+    widget = fields.Dict()
+
+
+class CardIn(Schema):
+    """Save the card of a finished setup; ``token`` is what the provider's widget produced."""
+    setup_ref = fields.String(required=True, validate=validate.Length(1, 255))
+    token = fields.String(load_default="", validate=validate.Length(max=255))
+    make_default = fields.Boolean(load_default=False)
+    provider = fields.String(load_default=None)
+
+
+# -- paying (BILL-2) ---------------------------------------------------------------------------
+
+class PayIn(Schema):
+    payment_method_id = fields.Integer(load_default=None, metadata={
+        "description": "a saved card; default: your default card"})
+
+
+class PaymentSchema(Schema):
+    id = fields.Integer()
+    status = fields.String(metadata={
+        "enum": ["pending", "requires_action", "succeeded", "failed", "canceled"]})
+    amount = fields.Function(lambda p: _money(p, "amount"))
+    invoice_id = fields.Integer(allow_none=True)
+    method = fields.String(attribute="method_label")
+    provider = fields.String()
+    failure_code = fields.String()
+    failure_message = fields.String()
+    created_at = fields.DateTime()
+    succeeded_at = fields.DateTime(allow_none=True)
+
+
+class PayOut(Schema):
+    payment = fields.Nested(PaymentSchema)
+    invoice = fields.Nested(InvoiceSchema, allow_none=True)
+    next_action = fields.Dict(allow_none=True, metadata={
+        "description": "when status is requires_action: {type: 'authenticate', provider, "
+                       "client_secret}; finish in the browser, then POST /payments/{id}/complete"})
+
+
+# -- guest links (BILL-6) ----------------------------------------------------------------------
+
+class LinkIn(Schema):
+    days = fields.Integer(load_default=None, validate=validate.Range(1, 90))
+
+
+class LinkSchema(Schema):
+    id = fields.Integer()
+    invoice_id = fields.Integer()
+    state = fields.Function(lambda l: l.state(), metadata={"enum": ["active", "expired",
+                                                                    "revoked"]})
+    expires_at = fields.DateTime()
+    created_at = fields.DateTime()
+    revoked_at = fields.DateTime(allow_none=True)
+    url = fields.Function(lambda l: getattr(l, "url", None), metadata={
+        "description": "only in the answer that created it: it is not stored"})
+
+
+class LinkList(Schema):
+    items = fields.List(fields.Nested(LinkSchema))
+    next = fields.String(allow_none=True)
+
+
+# -- staff ------------------------------------------------------------------------------------
+
+class StaffTransactionIn(Schema):
+    kind = fields.String(required=True, validate=validate.OneOf(["charge", "credit"]))
+    description = fields.String(required=True, validate=validate.Length(1, 300))
+    amount = fields.Integer(required=True, metadata={
+        "description": "net minor units: positive for a charge, negative for a credit"})
+    currency = fields.String(load_default=None, validate=validate.Length(equal=3))
+    tax_rate = fields.Integer(load_default=None, validate=TAX_RATE)
+    occurred_at = fields.AwareDateTime(load_default=None, default_timezone=None)
+    service_id = fields.Integer(load_default=None)
+    reference = fields.String(load_default=None, validate=validate.Length(1, 120), metadata={
+        "description": "your id for it: sending the same reference again records nothing new"})
+
+    @validates_schema
+    def signed(self, data, **kwargs):
+        if data["kind"] == "charge" and data["amount"] <= 0:
+            raise ValidationError("A charge is a positive amount.", "amount")
+        if data["kind"] == "credit" and data["amount"] >= 0:
+            raise ValidationError("A credit is a negative amount.", "amount")
+
+
+class IssueIn(Schema):
+    currency = fields.String(load_default=None, validate=validate.Length(equal=3))
+    transaction_ids = fields.List(fields.Integer(), load_default=None)
+    due_days = fields.Integer(load_default=None, validate=validate.Range(0, 365))
+    notes = fields.String(load_default="", validate=validate.Length(max=2000))
+
+
+class OfflinePaymentIn(Schema):
+    amount = fields.Integer(required=True, validate=validate.Range(min=1))
+    method = fields.String(load_default="Bank transfer", validate=validate.Length(1, 60))
+    reference = fields.String(load_default="", validate=validate.Length(max=100))
+
+
+class RefundIn(Schema):
+    amount = fields.Integer(required=True, validate=validate.Range(min=1))
+
+
+__all__ = ["BillingSettings", "MoneySchema"]
+
+
+# -- portal forms --------------------------------------------------------------------------------
+
+class PayForm(Schema):
+    """The pay page: a saved card's id or "new" (then the provider widget's setup fields)."""
+    idempotency_key = fields.String(required=True, validate=validate.Length(8, 100))
+    method = fields.String(required=True, error_messages={"required": "Choose how to pay."})
+    setup_ref = fields.String(load_default="", validate=validate.Length(max=255))
+    token = fields.String(load_default="", validate=validate.Length(max=255))
+    save_card = fields.Boolean(load_default=False)
+
+    @validates_schema
+    def card_chosen(self, data, **kwargs):
+        if data["method"] == "new":
+            if not data["setup_ref"]:
+                raise ValidationError("Enter your card details.", "method")
+        elif not data["method"].isdigit():
+            raise ValidationError("Choose how to pay.", "method")
+
+
+class CardForm(Schema):
+    setup_ref = fields.String(required=True, validate=validate.Length(1, 255),
+                              error_messages={"required": "Enter your card details."})
+    token = fields.String(load_default="", validate=validate.Length(max=255))
+    make_default = fields.Boolean(load_default=False)

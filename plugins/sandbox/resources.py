@@ -1,0 +1,60 @@
+"""The sandbox's 3-D Secure step: the cardholder confirms or refuses, as their bank would ask.
+
+It stands in for the bank's page a real provider shows; it needs the
+payment's client secret, like Stripe's, and answers nothing else.
+"""
+from __future__ import annotations
+
+import falcon
+from marshmallow import Schema, fields, validate
+
+from engine.api import operation
+from engine.errors import Problem
+from engine.forms import read_form
+from engine.payments import PaymentError
+
+
+class AuthenticateIn(Schema):
+    client_secret = fields.String(required=True, validate=validate.Length(1, 80))
+    success = fields.Boolean(required=True)
+
+
+class AuthenticateOut(Schema):
+    ref = fields.String()
+    status = fields.String()
+
+
+def _authenticate(req, ref: str, client_secret: str, success: bool):
+    provider = req.context.app.providers["sandbox"]
+    try:
+        return provider.authenticate(ref, client_secret, success)
+    except PaymentError:
+        raise falcon.HTTPNotFound(title="Not found") from None
+
+
+class AuthenticatePage:
+    """``POST /sandbox/charges/{ref}/authenticate``: the challenge form, then back to the portal."""
+    auth = "public"
+
+    def on_post(self, req, resp, ref):
+        form = read_form(req)
+        _authenticate(req, ref, str(form.get("client_secret", "")), form.get("result") == "complete")
+        target = str(form.get("return_to", "/"))
+        # Only back into this portal: never an open redirect.
+        if not target.startswith("/") or target.startswith("//") or "\\" in target:
+            target = "/"
+        raise falcon.HTTPSeeOther(target)
+
+
+class AuthenticateAPI:
+    """``POST /api/v1/sandbox/charges/{ref}/authenticate``: 3-D Secure for API clients and tests."""
+    auth = "public"
+
+    @operation("Sandbox: answer a test card's 3-D Secure challenge", body=AuthenticateIn,
+               response=AuthenticateOut, description="Like the bank's page of a real provider; "
+               "then POST /payments/{id}/complete.")
+    def on_post(self, req, resp, ref, body):
+        result = _authenticate(req, ref, body["client_secret"], body["success"])
+        if result.status not in ("succeeded", "failed"):
+            raise Problem(409, "This payment is not waiting for authentication")
+        return {"ref": result.ref, "status": result.status}
