@@ -223,6 +223,9 @@ class ResetPage:
 class LoginAPI:
     """``POST /api/v1/auth/login``."""
     auth = "public"
+    # APPSEC: no CSRF token needed even when a session cookie rides along: the body must be
+    # JSON (other types get 415), which a cross-site page cannot send without a CORS preflight.
+    csrf = False
 
     @operation("Sign in: returns a bearer token and sets the session cookie",
                body=schemas.LoginBody, response=schemas.TokenOut,
