@@ -63,14 +63,25 @@ def find_theme(name: str, search: list[str]) -> Path:
                      f"to theme_paths (a theme folder holds theme.toml, templates/, static/ or locale/)")
 
 
+#: What a ``theme.toml`` may say.
+THEME_KEYS = {"brand_name": str}
+
+
 def _read_meta(folder: Path) -> dict:
     meta = folder / "theme.toml"
     if not meta.is_file():
         return {}
     try:
-        return tomllib.loads(meta.read_text(encoding="utf-8"))
+        values = tomllib.loads(meta.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as exc:
         raise ThemeError(f"theme: {meta} is not valid TOML: {exc}") from None
+    for key, value in values.items():
+        if key not in THEME_KEYS:
+            raise ThemeError(f"theme: {meta}: unknown key '{key}' "
+                             f"(known: {', '.join(sorted(THEME_KEYS))})")
+        if not isinstance(value, THEME_KEYS[key]):
+            raise ThemeError(f"theme: {meta}: '{key}' must be a {THEME_KEYS[key].__name__}")
+    return values
 
 
 class Theme:

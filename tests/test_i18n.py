@@ -133,13 +133,19 @@ def test_error_pages_speak_the_visitors_language(client):
 # -- the user's preference -----------------------------------------------------------
 
 @pytest.fixture
-def alice(demo_app):
-    return demo_app.demo["users"]["alice"]
-
-
-def test_user_preference_beats_cookie_and_browser(make_app, demo_app, alice):
+def signed_in(make_app):
+    """An app that authenticates ``X-Test-User``, and a customer user with no language set."""
+    from engine.models import Contact, Customer
     from engine.testing import PrincipalHeader
-    app = make_app(plugins=[("test-auth", PrincipalHeader())], migrate=False)
+    app = make_app(plugins=[("test-auth", PrincipalHeader())])
+    customer = Customer.create(number="C-900001", name="Li Na", kind="individual")
+    contact = Contact.create(customer=customer, first_name="Li", last_name="Na",
+                             email="li.na@example.com", is_primary=True)
+    return app, User.create(contact=contact, email="li.na@example.com")
+
+
+def test_user_preference_beats_cookie_and_browser(signed_in):
+    app, alice = signed_in
     User.update(locale="zh_Hans").where(User.id == alice.id).execute()
     client = as_user(Client(app), alice)
     client.cookies["lang"] = "en"
@@ -148,9 +154,8 @@ def test_user_preference_beats_cookie_and_browser(make_app, demo_app, alice):
     assert '<html lang="zh-Hans">' in page.text and zh("Dashboard") in page.text
 
 
-def test_signed_in_switch_saves_the_preference_and_audits_it(make_app, demo_app, alice):
-    from engine.testing import PrincipalHeader
-    app = make_app(plugins=[("test-auth", PrincipalHeader())], migrate=False)
+def test_signed_in_switch_saves_the_preference_and_audits_it(signed_in):
+    app, alice = signed_in
     client = as_user(Client(app), alice)
     answer = client.post("/lang", form={"lang": "zh_Hans"})
     assert answer.status_code == 303
@@ -173,8 +178,8 @@ class Impersonating:
                          contact_id=u.contact_id, impersonator_id=1, locale="en")
 
 
-def test_staff_switch_under_impersonation_leaves_the_customers_preference(make_app, demo_app,
-                                                                          alice):
+def test_staff_switch_under_impersonation_leaves_the_customers_preference(make_app, signed_in):
+    _, alice = signed_in
     app = make_app(plugins=[("test-auth", Impersonating(alice))], migrate=False)
     client = Client(app)
     answer = client.post("/lang", form={"lang": "zh_Hans"})

@@ -214,6 +214,22 @@ def test_plugin_static_files_are_served_under_their_name_and_a_theme_overrides_t
     assert client.get("/static/acme_widgets/img/w.svg").status_code == 200  # rest from the plugin
 
 
+def test_a_hyphenated_plugin_name_is_its_static_prefix(make_app, acme_plugin):
+    client = Client(make_app(plugins=[("acme-widgets", acme_plugin)]))
+    assert client.get("/static/acme-widgets/widget.js").status_code == 200
+
+
+@pytest.mark.parametrize("toml,error", [
+    ('brandname = "Acme"', "unknown key 'brandname' (known: brand_name)"),
+    ("brand_name = 42", "'brand_name' must be a str"),
+    ("brand_name = ", "is not valid TOML"),
+])
+def test_a_mistake_in_theme_toml_is_a_start_up_error(make_app, themes, toml, error):
+    write(themes / "acme" / "theme.toml", toml)
+    with pytest.raises(ThemeError, match=re.escape(error)):
+        themed(make_app, themes)
+
+
 def test_extra_static_and_template_dirs_from_hooks(make_app, tmp_path):
     from engine import hookimpl
     extra = tmp_path / "extra"
