@@ -128,12 +128,17 @@ def ping_broker(broker: dramatiq.Broker) -> None:
     if isinstance(broker, RedisBroker):
         broker.client.ping()
     elif isinstance(broker, RabbitmqBroker):
-        try:
-            broker.connection.process_data_events(time_limit=0)
-        except Exception:
-            with contextlib.suppress(Exception):
-                del broker.connection  # the next check or send reconnects
-            raise
+        # A thread's connection may have been closed by the server while idle
+        # (missed heartbeats): one fresh connection decides.
+        for attempt in (1, 2):
+            try:
+                broker.connection.process_data_events(time_limit=0)
+                return
+            except Exception:
+                with contextlib.suppress(Exception):
+                    del broker.connection
+                if attempt == 2:
+                    raise
     else:
         broker.ping()
 
