@@ -13,7 +13,7 @@ from engine.tasks import make_broker
 from jobs_plugin.harness import (  # noqa: F401  (fixtures)
     RunningWorker, free_port, jobs_app, jobs_plugin, queues, runs, wait_for)
 
-KINDS = ["sqlite", "redis", "amqp"]
+KINDS = ["sqlite", pytest.param("redis", marks=pytest.mark.redis), "amqp"]
 
 
 @pytest.fixture(params=KINDS)

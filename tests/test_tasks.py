@@ -128,7 +128,7 @@ def test_a_bad_cron_spec_fails_at_import():
 # -- broker outage -------------------------------------------------------------------
 
 @pytest.mark.parametrize("kind,down", [
-    ("redis", "redis://127.0.0.1:{port}/0"),
+    pytest.param("redis", "redis://127.0.0.1:{port}/0", marks=pytest.mark.redis),
     ("amqp", "amqp://guest:guest@127.0.0.1:{port}/%2F"),
 ])
 def test_broker_outage_keeps_work_until_a_later_relay_sends_it_once(
