@@ -1,6 +1,8 @@
 """What the services plugin adds to the dashboard (DASH-1) and to the alerts (NOT-2)."""
 from __future__ import annotations
 
+import math
+
 from engine.context import owned
 from engine.models import Service
 from engine.registry import Alert, Card
@@ -32,7 +34,7 @@ def service_alerts(app, ctx) -> list[Alert]:
     fmt_days = app.translator.ngettext
     for s in rules.ending_soon(ctx.customer_id):
         ends = min(d for d in (s.expires_at, None if s.auto_renew else s.renews_at) if d)
-        days = max(0, (ends - rules.utcnow()).days)
+        days = max(1, math.ceil((ends - rules.utcnow()).total_seconds() / 86400))
         alerts.append(Alert(f"service-ending-{s.id}", "warning",
                             fmt_days("%(name)s ends in %(num)d day.",
                                      "%(name)s ends in %(num)d days.", days, name=s.name),
