@@ -58,7 +58,7 @@ def test_list_filters_and_pages(site):
     first = alice.get("/api/v1/services", params={"limit": 1}).json
     assert len(first["items"]) == 1 and first["next"]
     second = alice.get("/api/v1/services", params={"limit": 1, "cursor": first["next"]}).json
-    assert {first["items"][0]["id"], second["items"][0]["id"]} == {mobile.id, tv.id}
+    assert [first["items"][0]["id"], second["items"][0]["id"]] == [mobile.id, tv.id]  # oldest first
     assert problem(alice.get("/api/v1/services", params={"status": "happy"}))["errors"]["status"]
 
 

@@ -233,7 +233,7 @@ class Recorder:
 
 
 @pytest.mark.spec("NOT-1")
-def test_balance_low_fires_once_per_crossing(make_app):
+def test_hook_balance_low_fires_once_per_crossing(make_app):
     recorder = Recorder()
     app = make_app(plugins=[("recorder", recorder)])
     service = service_for(customer_user())
@@ -250,6 +250,20 @@ def test_balance_low_fires_once_per_crossing(make_app):
                                     credit=Credit("data", 1000, "bytes", reference="t-1"))
     rate(app, [event(service, 1000)])  # from 1070 of 2000 down to 70: below again
     assert len(recorder.low) == 2 and recorder.low[-1][2] == 70
+
+
+def test_hook_usage_rated_reports_each_service_once_per_batch(make_app):
+    recorder = Recorder()
+    app = make_app(plugins=[("recorder", recorder)])
+    one, two = service_for(customer_user()), service_for(customer_user())
+    bucket(one, amount=1000)
+    bucket(two, "voice", 600)
+    rate(app, [event(one, 100), event(one, 50), event(two, 60, "voice")])
+    assert sorted(recorder.rated) == sorted([(one.id, {"data": 1000}, {"data": 850}),
+                                             (two.id, {"voice": 600}, {"voice": 540})])
+    rate(app, [event(one, 100, id="again")])
+    rate(app, [event(one, 100, id="again")])  # a duplicate-only batch changes nothing: no call
+    assert len(recorder.rated) == 3
 
 
 @pytest.mark.spec("NOT-3")

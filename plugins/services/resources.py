@@ -30,7 +30,7 @@ class ServicesAPI:
     def on_get(self, req, resp, query):
         app, ctx = req.context.app, req.context
         page = paginate(rules.services_of(ctx.require_customer(), query["status"], query["type"]),
-                        Service.id, query)
+                        Service.id, query, descending=False)
         page["items"] = [rules.describe(app, ctx, s) for s in page["items"]]
         return page
 
@@ -78,7 +78,7 @@ class ServicesPage:
         _section(req)
         query = load(schemas.ServiceQuery, dict(req.params))
         page = paginate(rules.services_of(ctx.require_customer(), query["status"], query["type"]),
-                        Service.id, query)
+                        Service.id, query, descending=False)
         items = [rules.describe(app, ctx, s) for s in page["items"]]
         app.page(req, resp, "services/list.html",
                  live=[s for s in items if s["status"] in rules.LIVE],
