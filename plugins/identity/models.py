@@ -14,7 +14,7 @@ from peewee import (
 )
 
 from engine.db import BaseModel, UTCDateTimeField, utcnow
-from engine.models import Customer, StaffUser, User
+from engine.models import Contact, Customer, StaffUser, User
 
 SESSION_KINDS = ("customer", "staff", "impersonation", "otp")
 
@@ -39,6 +39,11 @@ class Session(BaseModel):
     user_agent = CharField(max_length=300, default="")
     next_path = CharField(max_length=500, default="")  # where an "otp" session goes after 2FA
     revoked_at = UTCDateTimeField(null=True)
+
+    @classmethod
+    def for_customer(cls, customer_id: int):
+        """Sessions of the customer's logins (tenant scoping for ``engine.context.owned``)."""
+        return cls.select().join(User).join(Contact).where(Contact.customer == customer_id)
 
 
 class KnownDevice(BaseModel):
