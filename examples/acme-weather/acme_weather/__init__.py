@@ -5,6 +5,7 @@ Found by Portico through the ``portico.plugins`` entry point in ``setup.cfg``.
 from __future__ import annotations
 
 from engine import hookimpl
+from engine.i18n import N_
 from engine.registry import Card, Route, Section
 
 __version__ = "0.1.0"
@@ -38,8 +39,8 @@ def register_routes(app):
 
 @hookimpl
 def register_sections(app):
-    # The shell translates section titles, so "Weather" needs an entry in our locale/.
-    return [Section("weather", "Weather", "/weather", icon="sun", order=70)]
+    # The shell translates section titles; N_ marks the string for extraction into our locale/.
+    return [Section("weather", N_("Weather"), "/weather", icon="sun", order=70)]
 
 
 @hookimpl
@@ -48,7 +49,7 @@ def dashboard_cards(app, ctx):
     sites = service.today(app, ctx.customer_id)
     if not sites:
         return []
-    return [Card("weather", "Weather today", "acme_weather/card.html", {"sites": sites}, order=80)]
+    return [Card("weather", N_("Weather today"), "acme_weather/card.html", {"sites": sites}, order=80)]
 
 
 @hookimpl

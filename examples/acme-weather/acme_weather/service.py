@@ -6,15 +6,11 @@ from datetime import date, timedelta
 
 from engine import audit, db
 from engine.context import owned
+from engine.i18n import N_
 from engine.models import Site
 
 from acme_weather import NAME
 from acme_weather.models import Forecast
-
-
-def N_(message: str) -> str:
-    """Mark a string for translation where it is defined; templates translate it with ``_()``."""
-    return message
 
 
 SUMMARIES = (N_("sunny"), N_("partly cloudy"), N_("cloudy"), N_("showers"), N_("rain"),
