@@ -352,7 +352,9 @@ def reference(schemas: dict[str, type[Schema]] | None = None) -> str:
             key = f"{table}.{name}" if table else name
             env = "PORTICO_" + key.replace(".", "_").replace("-", "_").upper()
             default = f.load_default
-            default = "—" if default is None else ("[]" if default is list else repr(default))
+            if callable(default):  # e.g. list, or a lambda making a fresh value
+                default = default()
+            default = "—" if default is None else repr(default)
             notes = f.metadata.get("description", "")
             if f.metadata.get("secret"):
                 notes = ("secret: redacted by `portico check`; use `$env:` or `$file:`. " + notes).strip()
