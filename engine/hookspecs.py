@@ -291,3 +291,13 @@ def payment_failed(app: Portico, payment: Any) -> None:
     ``payment.failure_code`` and ``payment.failure_message`` say why (a
     decline, failed 3-D Secure, ...). Nothing was charged.
     """
+
+
+@hookspec(firstresult=True)
+def balance_thresholds(app: Portico, customer_ids: list[int], balance_type: str) -> dict[int, int]:
+    """Return ``{customer_id: threshold}`` for many customers at once (bulk ``balance_threshold``).
+
+    First result wins. Rating asks once per batch and balance type instead of
+    once per customer; customers missing from the answer (or every customer,
+    when no plugin answers) fall back to ``balance_threshold`` one by one.
+    """

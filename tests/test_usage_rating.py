@@ -314,3 +314,23 @@ def test_hook_service_balances_answers_in_consumption_order(app):
     assert [r.id for r in rows] == [promo.id, plan.id]
     empty = service_for(customer_user())
     assert app.plugins.hook.service_balances(app=app, service=empty) is None
+
+
+def test_hook_balance_thresholds_is_asked_once_per_batch(make_app):
+    asked = []
+
+    class BulkPrefs:
+        @hookimpl(tryfirst=True)
+        def balance_thresholds(self, app, customer_ids, balance_type):
+            asked.append((tuple(customer_ids), balance_type))
+            return {customer_ids[0]: 50}  # the others fall back one by one
+
+    recorder = Recorder()
+    app = make_app(plugins=[("bulk", BulkPrefs()), ("recorder", recorder)])
+    one, two = service_for(customer_user()), service_for(customer_user())
+    bucket(one, amount=1000)
+    bucket(two, amount=1000)
+    rate(app, [event(one, 600), event(two, 600), event(one, 1), event(two, 1)])
+    assert asked == [(tuple(sorted([one.customer_id, two.customer_id])), "data")]
+    # 400 left: below the bulk answer's 50% for the first customer, above 10% for the second.
+    assert [(sid, threshold) for sid, _, _, threshold in recorder.low] == [(one.id, 50)]

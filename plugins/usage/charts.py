@@ -12,7 +12,7 @@ from datetime import date
 from markupsafe import Markup, escape
 
 WIDTH, HEIGHT = 360, 200
-LEFT, RIGHT, TOP, BOTTOM = 52, 8, 10, 26
+LEFT, RIGHT, TOP, BOTTOM = 52, 20, 10, 26
 
 
 def nice_ceiling(value: float) -> int:
