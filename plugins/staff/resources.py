@@ -141,7 +141,8 @@ class ImpersonatePage:
         if not errors:
             try:
                 url, _ = service.start(ctx.app, ctx, data["contact_id"], data["reason"])
-                return redirect(resp, url)
+                # Same site, relative: the new tab stays on the origin the console is on.
+                return redirect(resp, "/" + url.split("://", 1)[1].split("/", 1)[1])
             except Problem as exc:
                 if exc.status_code not in (403, 422):
                     raise
