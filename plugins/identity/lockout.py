@@ -10,8 +10,6 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-import peewee
-
 from engine.db import database, utcnow
 from plugins.identity.models import LoginGuard
 
@@ -38,11 +36,7 @@ def failed(key: str) -> bool:
     """Count a failure; True only for the one failure that locks the email."""
     now = utcnow()
     with database.atomic():
-        try:
-            with database.atomic():
-                LoginGuard.insert(key=key, failures=0, updated_at=now).on_conflict_ignore().execute()
-        except peewee.IntegrityError:
-            pass
+        LoginGuard.insert(key=key, failures=0, updated_at=now).on_conflict_ignore().execute()
         # A lock that has run out starts a fresh count.
         (LoginGuard.update(failures=0, locked_until=None)
          .where((LoginGuard.key == key) & (LoginGuard.locked_until <= now)).execute())
