@@ -1,12 +1,13 @@
 """What the usage plugin adds to the dashboard (DASH-1) and to the alerts (NOT-2)."""
 from __future__ import annotations
 
+from engine.i18n import N_
 from engine.registry import Alert, Card
 from engine.theming import Formatter
 from plugins.usage.service import customer_totals, low_balances
 
-NAMES = {"data": "data", "voice": "minutes", "sms": "texts", "mms": "picture messages",
-         "monetary": "credit"}
+NAMES = {"data": N_("data"), "voice": N_("minutes"), "sms": N_("texts"),
+         "mms": N_("picture messages"), "monetary": N_("credit")}
 
 
 def balances_card(app, ctx) -> Card | None:

@@ -129,6 +129,7 @@ class ServiceUsagePage:
         fmt = Formatter(ctx.locale, ctx.timezone)
         app.page(req, resp, "usage/service.html", service=service, usage=data,
                  days=query["days"], chart=chart, charts=CHARTS,
+                 day_label=lambda iso: fmt.date(charts.day(iso), "EEE d MMM"),
                  chart_svg=render_chart(app, fmt, data, chart, service),
                  calls_enabled=calls_enabled(app))
 
