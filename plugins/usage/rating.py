@@ -281,8 +281,9 @@ def _rate_locked(app, events: list[UsageIn], policy: Policy, now: datetime,
         mode = policy.overage_mode(services[e.service_id].service_type)
         outcome, moves = apply(e, slots[e.service_id], policy, mode, now)
         done[e.id] = outcome
+        abroad = e.international or e.destination == "international"
         event_rows.append((e.id, e.service_id, e.type, e.quantity, e.occurred_at, e.destination,
-                           e.international, e.counterparty, outcome.covered, outcome.charged,
+                           abroad, e.counterparty, outcome.covered, outcome.charged,
                            outcome.overage, now))
         for slot, delta, kind in moves:
             ledger_rows.append((slot.id, kind, delta, e.id, now))

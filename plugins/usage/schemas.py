@@ -5,10 +5,9 @@ from datetime import timedelta, timezone
 
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
-from engine.api import MoneySchema, PageQuery, page_schema
+from engine.api import MoneySchema, page_schema
 from engine.db import utcnow
 from plugins.usage.models import BALANCE_TYPES, DESTINATIONS, EVENT_TYPES, SCOPES, SOURCES
-from plugins.usage.settings import UsageSettings  # noqa: F401  (re-exported for register_settings)
 
 #: How far ahead of the server's clock an event may claim to have happened (clock skew).
 FUTURE_SKEW = timedelta(minutes=10)

@@ -1,7 +1,6 @@
 """The usage rules both faces call: balances, credits, renewal, and the usage summary (USE-1..6)."""
 from __future__ import annotations
 
-import math
 from collections import defaultdict
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -13,9 +12,8 @@ from engine.db import locked_transaction, utcnow
 from engine.models import Service
 from engine.registry import Balance, Credit
 from plugins.usage.models import BALANCE_TYPES, UNITS, Bucket, LedgerEntry, UsageEvent
-from plugins.usage.rating import (
-    Slot, is_low, load_slots, lock_services, threshold_for, totals)
-from plugins.usage.settings import Policy, settings
+from plugins.usage.rating import is_low, load_slots, lock_services, threshold_for, totals
+from plugins.usage.settings import Policy
 
 LIVE = ("active", "suspended")
 FORECAST_DAYS = 7  # the "current rate" is the average of the last week
@@ -284,7 +282,3 @@ def calls(service_id: int):
     """Voice usage events of a service, newest first (USE-4 call records)."""
     return UsageEvent.select().where((UsageEvent.service == service_id)
                                      & (UsageEvent.type == "voice"))
-
-
-__all__ = ["balances", "credit", "refill_plan", "summary", "history", "forecast",
-           "customer_totals", "low_balances", "calls", "Slot", "settings"]
