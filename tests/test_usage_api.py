@@ -325,3 +325,19 @@ def test_csv_import_dry_run_and_bad_header(setup, tmp_path):
     path.write_text("id,service,kind\n1,2,3\n")
     result = CliRunner().invoke(usage_group(lambda: app), ["import", str(path)])
     assert result.exit_code == 1 and "missing: service_id, type, quantity" in result.output
+
+
+def test_csv_import_reports_progress_for_every_line(setup, tmp_path):
+    from plugins.usage.importer import import_csv
+    app, user, service, _, _ = setup
+    at = utcnow().isoformat()
+    lines = [f"z{i},{service.id},data,{-1 if i == 3 else 10},{at},,," for i in range(7)]
+    path = tmp_path / "usage.csv"
+    path.write_text(CSV_HEADER + "\n".join(lines) + "\n")
+    seen = []
+    with path.open() as f:
+        report = import_csv(app, f, batch_size=2, progress=seen.append)
+    assert sum(seen) == 7 and report.rated == 6
+    assert [str(e) for e in report.errors] == [
+        "line 5: quantity: Must be greater than or equal to 1 and less than or equal to "
+        "1000000000000000."]

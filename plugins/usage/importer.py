@@ -22,7 +22,7 @@ from plugins.usage.schemas import UsageEventIn
 
 REQUIRED = ("id", "service_id", "type", "quantity", "occurred_at")
 OPTIONAL = ("destination", "international", "counterparty")
-DIGITS = re.compile(r"^\d+$")
+DIGITS = re.compile(r"^-?\d+$")
 
 
 @dataclass
@@ -71,9 +71,11 @@ def import_csv(app, stream: TextIO, *, batch_size: int = 1000, dry_run: bool = F
     report = ImportReport()
     schema = UsageEventIn()
     pending: list[tuple[int, dict]] = []
+    read = 0  # lines read since the last progress report
     with connection():
         for number, raw in enumerate(reader, start=2):  # line 1 is the header
             report.lines += 1
+            read += 1
             try:
                 pending.append((number, schema.load(parse_line(raw))))
             except ValidationError as exc:
@@ -81,11 +83,10 @@ def import_csv(app, stream: TextIO, *, batch_size: int = 1000, dry_run: bool = F
                                   for f, m in exc.messages.items()]
             if len(pending) >= batch_size:
                 _flush(app, pending, report, dry_run)
-                progress(len(pending))
-                pending = []
-        if pending:
-            _flush(app, pending, report, dry_run)
-            progress(len(pending))
+                progress(read)
+                pending, read = [], 0
+        _flush(app, pending, report, dry_run)
+        progress(read)
         if not dry_run:
             audit.record_system(app, "usage.imported", "usage",
                                 {"lines": report.lines, "rated": report.rated,
