@@ -173,3 +173,11 @@ def test_staff_console_log_in_as_user_needs_a_reason(core_demo):
     assert go.status_code == 303 and go.headers["location"].startswith("/impersonate/")
     assert console.post("/staff/logout", form={}).headers["location"] == "/staff/login"
     assert console.get("/staff").status_code == 303
+
+
+@pytest.mark.spec("IMP-2")
+def test_a_deactivated_staff_member_loses_the_impersonation_at_once(core_demo):
+    browser, _ = open_portal(core_demo, start(staff_client(core_demo)).json["url"])
+    assert browser.get("/api/v1/me").status_code == 200
+    StaffUser.update(is_active=False).where(StaffUser.email == "agent@example.com").execute()
+    assert browser.get("/api/v1/me").status_code == 401

@@ -76,6 +76,9 @@ def _customer_principal(req, row: Session, via: str) -> Principal | None:
     user = load_user(row.user_id)
     if user is None or not user.is_active:
         return None
+    if row.kind == "impersonation" and not StaffUser.select().where(
+            (StaffUser.id == row.staff_id) & (StaffUser.is_active == True)).exists():  # noqa: E712
+        return None  # a staff member switched off mid-visit loses the customer's portal at once
     req.context.extra["customer_number"] = user.contact.customer.number
     req.context.extra["user"] = user
     principal = Principal(kind="customer", user_id=user.id, customer_id=user.contact.customer_id,
