@@ -5,6 +5,11 @@ Side by side in one run, per database:
 - **rated, batches of 1000**: ``plugins.usage.rating.rate`` on batches of mixed
   events (data, voice, SMS) spread over many services, each batch one locked
   transaction writing the events, the ledger and the new balances;
+- **rated, batches of 1000, notifications off**: the same with the
+  notifications plugin disabled, so low-balance thresholds come from the
+  operator's defaults instead of one preferences query per customer (that
+  plugin answers ``balance_threshold`` but not yet the bulk
+  ``balance_thresholds``);
 - **rated, one at a time**: the same code with one event per call;
 - **raw executemany, ledger rows**: the very ledger rows the batched run wrote,
   inserted with the DB-API ``cursor.executemany`` in the same batches, one
@@ -46,14 +51,14 @@ BATCH = 1000
 
 # -- a database with services and buckets ------------------------------------------------------
 
-def open_app(database_url: str, workdir: Path):
+def open_app(database_url: str, workdir: Path, disabled: tuple = ()):
     from engine import migrations
     from engine.app import create_app
     from engine.settings import load_settings
     settings = load_settings(None, environ={}, overrides={
         "data_dir": str(workdir), "database_url": database_url,
         "broker_url": f"sqlite:///{workdir / 'queue.sqlite3'}", "secret_key": "b" * 40,
-        "plugins": {"entry_points": False}})
+        "plugins": {"entry_points": False, "disabled": list(disabled)}})
     app = create_app(settings)
     migrations.migrate(app)
     return app
@@ -115,7 +120,6 @@ def make_events(rng: random.Random, service_ids: list, count: int, tag: str) -> 
 # -- the measurements ----------------------------------------------------------------------------
 
 def rate_batched(app, events: list) -> tuple[float, int]:
-    from engine.db import database
     from plugins.usage.models import LedgerEntry
     from plugins.usage.rating import rate
     before = LedgerEntry.select().count()
@@ -123,8 +127,6 @@ def rate_batched(app, events: list) -> tuple[float, int]:
     for i in range(0, len(events), BATCH):
         rate(app, events[i:i + BATCH], quiet=False)
     elapsed = time.perf_counter() - started
-    database.close()
-    database.connect()
     return elapsed, LedgerEntry.select().count() - before
 
 
@@ -211,12 +213,19 @@ def run_backend(label: str, url: str, workdir: Path, events: int, single: int,
     from engine import db
     from plugins.usage.models import Bucket, LedgerEntry
     app = open_app(url, workdir)
+    quiet_app = open_app(url, workdir, disabled=("notifications",))
+    db.bind(app.database)
     postgres = db.is_postgres()
     with db.connection():
         service_ids = seed(SERVICES)
         rng = random.Random(42)
-        batched, singles, raw_ledger, raw_all, rows_per_event = [], [], [], [], []
+        batched, no_notes, singles, raw_ledger, raw_all, rows_per_event = [], [], [], [], [], []
         for r in range(repeat):
+            db.bind(quiet_app.database)
+            with db.connection():
+                evs = make_events(rng, service_ids, events, f"q{r}")
+                no_notes.append(events / rate_batched(quiet_app, evs)[0])
+            db.bind(app.database)
             evs = make_events(rng, service_ids, events, f"r{r}")
             elapsed, ledger_rows = rate_batched(app, evs)
             batched.append(events / elapsed)
@@ -230,6 +239,7 @@ def run_backend(label: str, url: str, workdir: Path, events: int, single: int,
         bad = [b.id for b in Bucket.select() if b.remaining != b.initial + sum(
             e.delta for e in LedgerEntry.select(LedgerEntry.delta).where(LedgerEntry.bucket == b.id))]
     app.database.close_all()
+    quiet_app.database.close_all()
 
     def stats(samples):
         return {"max": round(max(samples)), "median": round(statistics.median(samples)),
@@ -237,7 +247,8 @@ def run_backend(label: str, url: str, workdir: Path, events: int, single: int,
 
     return {"database": label, "events_per_run": events, "batch": BATCH,
             "ledger_rows_per_event": round(statistics.mean(rows_per_event), 3),
-            "rated_batched": stats(batched), "rated_one_at_a_time": stats(singles),
+            "rated_batched": stats(batched), "rated_batched_notifications_off": stats(no_notes),
+            "rated_one_at_a_time": stats(singles),
             "raw_executemany_ledger": stats(raw_ledger),
             "raw_executemany_events_and_ledger": stats(raw_all),
             "ledger_consistent": not bad}
@@ -282,6 +293,7 @@ def measure(events: int = 50_000, single: int = 1_000, repeat: int = 3,
 
 def table(results: dict) -> str:
     rows = [("rated, batches of 1000", "rated_batched"),
+            ("rated, batches of 1000, notifications plugin off", "rated_batched_notifications_off"),
             ("rated, one event per call", "rated_one_at_a_time"),
             ("raw executemany: ledger rows only", "raw_executemany_ledger"),
             ("raw executemany: events + ledger rows", "raw_executemany_events_and_ledger")]
