@@ -124,13 +124,15 @@ class Theme:
             trim_blocks=True, lstrip_blocks=True, auto_reload=False,
         )
         self.env.install_gettext_callables(translator.gettext, translator.ngettext, newstyle=True)
-        # ``{{ value|translate }}``: text known only at run time, never %-formatted.
-        self.env.filters["translate"] = lambda v: translator.gettext(v) if isinstance(v, str) \
-            and v else v
+        self.env.filters["translate"] = self.translate
         self.env.globals.update(static_url=self.static_url, has_static=self.has_static,
                                 languages=LANGUAGE_NAMES, locales=LOCALES,
                                 brand_name=self.meta.get("brand_name", "Portico"))
         self._fingerprints: dict[str, str | None] = {}
+
+    def translate(self, value):
+        """``{{ value|translate }}``: text known only at run time, never %-formatted."""
+        return self.translator.gettext(value) if isinstance(value, str) and value else value
 
     # -- static files -----------------------------------------------------------
 

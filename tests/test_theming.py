@@ -324,3 +324,20 @@ def test_head_request_for_a_static_file(client):
     result = client.request("HEAD", "/static/css/portico.css")
     assert result.status_code == 200
     assert result.headers["etag"]
+
+
+def test_error_page_titles_go_through_the_catalogues(make_app, themes):
+    write(themes / "acme" / "locale" / "zh_Hans" / "LC_MESSAGES" / "messages.po", '''
+        msgid ""
+        msgstr ""
+        "Content-Type: text/plain; charset=utf-8\\n"
+
+        msgid "Page not found"
+        msgstr "找不到页面"
+        ''')
+    client = themed(make_app, themes)
+    page = client.get("/nowhere", headers={"Accept-Language": "zh-CN", "Accept": "text/html"})
+    assert page.status_code == 404
+    assert '<h1 id="error-title">找不到页面</h1>' in page.text
+    english = client.get("/nowhere", headers={"Accept": "text/html"}).text
+    assert '<h1 id="error-title">Page not found</h1>' in english
