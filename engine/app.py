@@ -11,7 +11,7 @@ from engine import db, errors, tasks
 from engine.context import Context
 from engine.i18n import Translator
 from engine.middleware import RequestMiddleware
-from engine.plugins import Plugins, load_plugins
+from engine.plugins import PluginError, Plugins, load_plugins
 from engine.registry import Route, Section
 from engine.settings import Settings, load_settings
 from engine.theming import Theme
@@ -77,8 +77,8 @@ class Portico:
             route.resource.plugin = plugin
             try:
                 app.add_route(route.path, route.resource, suffix=route.suffix)
-            except (ValueError, TypeError) as exc:
-                raise errors_for_route(plugin, route, exc) from None
+            except (ValueError, TypeError) as exc:  # Falcon names the problem; we name the plugin
+                raise PluginError(f"plugin '{plugin}' route '{route.path}': {exc}") from None
             self.routes.append((plugin, route))
         app.add_sink(self._not_found, "/")
         return app
@@ -105,11 +105,6 @@ class Portico:
 
     def __call__(self, environ, start_response):
         return self.wsgi(environ, start_response)
-
-
-def errors_for_route(plugin: str, route: Route, exc: Exception) -> Exception:
-    from engine.plugins import PluginError
-    return PluginError(f"plugin '{plugin}' route '{route.path}': {exc}")
 
 
 def create_app(settings: Settings | None = None, *, extra_plugins: Iterable[tuple[str, Any]] = (),
