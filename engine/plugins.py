@@ -33,6 +33,9 @@ BUILTIN_PLUGINS: tuple[tuple[str, str], ...] = (
     ("dashboard", "plugins.dashboard"),
     ("services", "plugins.services"),
     ("usage", "plugins.usage"),
+    ("sandbox", "plugins.sandbox"),
+    ("stripe", "plugins.stripe"),
+    ("billing", "plugins.billing"),
 )
 
 #: Built-ins an operator cannot disable.

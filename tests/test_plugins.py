@@ -242,8 +242,8 @@ COLLISIONS = {
                  "payment provider 'card'"),
     "channel": ("notification_channels", [Provider("sms")], [Provider("sms")],
                 "notification channel 'sms'"),
-    "section": ("register_sections", [Section("billing", "Billing", "/billing")],
-                [Section("billing", "Pay", "/pay")], "section 'billing'"),
+    "section": ("register_sections", [Section("bills", "Billing", "/bills")],
+                [Section("bills", "Pay", "/pay")], "section 'bills'"),
     "table": ("register_models", [Thing], [OtherThing], "table 'acme_thing'"),
 }
 

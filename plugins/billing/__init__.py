@@ -85,7 +85,8 @@ def register_actors():
 @hookimpl
 def dashboard_cards(app, ctx):
     from plugins.billing.cards import billing_card
-    return [billing_card(app, ctx)] if ctx.customer_id else []
+    card = billing_card(app, ctx) if ctx.customer_id else None
+    return [card] if card else []
 
 
 @hookimpl

@@ -12,13 +12,15 @@ def _open_invoices(customer_id: int) -> list[Invoice]:
     return list(invoices_of(customer_id, "open").order_by(Invoice.due_at, Invoice.id))
 
 
-def billing_card(app, ctx) -> Card:
-    """Unpaid total (per currency), the next due date, and the newest invoice."""
+def billing_card(app, ctx) -> Card | None:
+    """Unpaid total (per currency), the next due date, and the newest invoice (none: no card)."""
+    latest = invoices_of(ctx.customer_id).order_by(Invoice.id.desc()).first()
+    if latest is None:
+        return None
     open_ = _open_invoices(ctx.customer_id)
     totals: dict[str, int] = {}
     for inv in open_:
         totals[inv.currency] = totals.get(inv.currency, 0) + inv.amount_due
-    latest = invoices_of(ctx.customer_id).order_by(Invoice.id.desc()).first()
     next_due = open_[0] if open_ else None
     return Card("billing", "Billing", "billing/card.html", order=40, data={
         "unpaid": [{"amount": v, "currency": k} for k, v in sorted(totals.items())],
@@ -30,7 +32,7 @@ def billing_card(app, ctx) -> Card:
                              if next_due else None),
         "latest": ({"id": latest.id, "number": latest.number, "status": latest.status,
                     "total": {"amount": latest.total, "currency": latest.currency},
-                    "href": f"/billing/invoices/{latest.id}"} if latest else None),
+                    "href": f"/billing/invoices/{latest.id}"}),
     })
 
 

@@ -11,16 +11,25 @@ TAX_RATE = validate.Range(0, 10000, error="Basis points from 0 to 10000 (2000 = 
 class BillingSettings(Schema):
     provider = fields.String(load_default="sandbox", metadata={
         "description": "id of the payment provider for new cards: 'sandbox' (demo) or 'stripe'"})
-    tax_name = fields.String(load_default="VAT")
+    tax_name = fields.String(load_default="VAT", metadata={
+        "description": "the tax's name on invoices"})
     tax_rate = fields.Integer(load_default=2000, validate=TAX_RATE, metadata={
         "description": "default tax rate in basis points (2000 = 20%)"})
-    payment_terms_days = fields.Integer(load_default=14, validate=validate.Range(0, 365))
-    invoice_prefix = fields.String(load_default="INV-", validate=validate.Length(max=10))
-    guest_link_days = fields.Integer(load_default=14, validate=validate.Range(1, 90))
-    card_expiry_warning_days = fields.Integer(load_default=30, validate=validate.Range(1, 120))
-    seller_name = fields.String(load_default="Portico Telecom Ltd")
-    seller_address = fields.String(load_default="1 Example Street, London, EC1A 1AA")
-    seller_tax_id = fields.String(load_default="GB 123 4567 89")
+    payment_terms_days = fields.Integer(load_default=14, validate=validate.Range(0, 365), metadata={
+        "description": "days from issue to the due date"})
+    invoice_prefix = fields.String(load_default="INV-", validate=validate.Length(max=10), metadata={
+        "description": "invoice numbers are this prefix and six digits"})
+    guest_link_days = fields.Integer(load_default=14, validate=validate.Range(1, 90), metadata={
+        "description": "how long a guest payment link works (BILL-6)"})
+    card_expiry_warning_days = fields.Integer(load_default=30, validate=validate.Range(1, 120),
+                                              metadata={"description": "warn this many days "
+                                                        "before a saved card expires"})
+    seller_name = fields.String(load_default="Portico Telecom Ltd", metadata={
+        "description": "the operator's legal name, on invoice PDFs"})
+    seller_address = fields.String(load_default="1 Example Street, London, EC1A 1AA",
+                                   metadata={"description": "the operator's address, on invoices"})
+    seller_tax_id = fields.String(load_default="GB 123 4567 89", metadata={
+        "description": "the operator's VAT or tax number, on invoices"})
 
 
 def _money(obj, amount_attr: str) -> dict:

@@ -20,7 +20,7 @@ class SandboxCustomer(BaseModel):
 class SandboxSetup(BaseModel):
     ref = CharField(max_length=40, unique=True)
     customer_ref = CharField(max_length=40, index=True)
-    status = CharField(max_length=20, default="requires_payment_method")  # or succeeded
+    status = CharField(max_length=30, default="requires_payment_method")  # or succeeded
     card_ref = CharField(max_length=40, default="")
     created_at = UTCDateTimeField(default=utcnow)
 

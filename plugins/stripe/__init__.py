@@ -23,7 +23,8 @@ class StripeSettings(Schema):
     js_url = fields.String(load_default="https://js.stripe.com/v3/", validate=validate.URL(
         require_tld=False, schemes={"http", "https"}), metadata={
         "description": "where stripe.js is loaded from"})
-    max_network_retries = fields.Integer(load_default=2, validate=validate.Range(0, 5))
+    max_network_retries = fields.Integer(load_default=2, validate=validate.Range(0, 5), metadata={
+        "description": "retries of a failed API call (safe: every call has an idempotency key)"})
     webhook_tolerance = fields.Integer(load_default=300, validate=validate.Range(10, 3600),
                                        metadata={"description": "seconds a webhook may be old"})
 

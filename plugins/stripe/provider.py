@@ -65,6 +65,11 @@ def _unwrap(error: stripe.StripeError) -> PaymentError:
                         getattr(error, "code", None) or "provider_error")
 
 
+def _field(obj, name: str) -> str:
+    """A field of a Stripe object that may be missing (they are not dicts)."""
+    return (getattr(obj, name, None) or "") if obj is not None else ""
+
+
 def _origin(url: str) -> str:
     parts = urlparse(url)
     return f"{parts.scheme}://{parts.netloc}"
@@ -183,9 +188,9 @@ class StripeProvider(PaymentProvider):
     @staticmethod
     def _result(intent) -> ChargeResult:
         status = _STATUS.get(intent.status, PROCESSING)
-        error = getattr(intent, "last_payment_error", None) or {}
-        code = error.get("code", "") if status == FAILED else ""
-        message = error.get("message", "") if status == FAILED else ""
+        error = getattr(intent, "last_payment_error", None)
+        code = _field(error, "code") if status == FAILED else ""
+        message = _field(error, "message") if status == FAILED else ""
         return ChargeResult(
             status=status, ref=intent.id, amount=intent.amount,
             currency=(intent.currency or "").upper(),
@@ -231,7 +236,7 @@ class StripeProvider(PaymentProvider):
         status = _EVENTS.get(event.type, "")
         if not status or getattr(obj, "object", "") != "payment_intent":
             return WebhookEvent(id=event.id, type=event.type)
-        error = getattr(obj, "last_payment_error", None) or {}
+        error = getattr(obj, "last_payment_error", None)
         return WebhookEvent(id=event.id, type=event.type, payment_ref=obj.id, status=status,
-                            data={"code": error.get("code", ""),
-                                  "message": error.get("message", "")})
+                            data={"code": _field(error, "code"),
+                                  "message": _field(error, "message")})
