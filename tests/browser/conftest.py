@@ -5,6 +5,8 @@ Fixtures:
 - ``live_server``: ``portico serve --demo`` on a free port with its own data folder
   (one per test module). ``.url``, ``.data_dir``, ``.mail_dir``, ``.password``,
   ``.mails()`` (the ``.eml`` files written so far), ``.get(path)``.
+- ``live_server_env``: extra ``PORTICO_*`` variables for that server (``{}``); a test module
+  overrides this module-scoped fixture to configure it (e.g. Stripe pointed at localstripe).
 - ``browser``: headless Chromium from ``/usr/bin/chromium`` (``PORTICO_TEST_CHROMIUM``
   to change); never downloaded. Missing Chromium or Playwright skips, except with
   ``CI=true``, where it fails.
@@ -100,13 +102,19 @@ def portico_command() -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def live_server(tmp_path_factory):
+def live_server_env() -> dict:
+    """Extra ``PORTICO_*`` settings for this module's live server; a test module overrides it."""
+    return {}
+
+
+@pytest.fixture(scope="module")
+def live_server(tmp_path_factory, live_server_env):
     """``portico serve --demo`` in a fresh data folder, stopped when the module ends."""
     data_dir = tmp_path_factory.mktemp("live") / "var"
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("PORTICO_")}
     env.update(PORTICO_DATA_DIR=str(data_dir), PORTICO_DEMO_PASSWORD=DEMO_PASSWORD,
-               PYTHONUNBUFFERED="1")
+               PYTHONUNBUFFERED="1", **live_server_env)
     log = data_dir.parent / "serve.log"
     with log.open("wb") as out:
         process = subprocess.Popen(
