@@ -279,6 +279,14 @@ def as_user(client: "Client", user) -> "Client":
     return other
 
 
+def seed_people(app) -> dict:
+    """Only the core demo records (alice, bob, carol, admin, agent): fast, for focused tests."""
+    from engine.core.demo import seed
+    demo: dict = {}
+    seed(app, demo)
+    return demo
+
+
 def run_tasks(app, timeout_ms: int = 20000) -> None:
     """Relay the outbox and run a real dramatiq worker until every queue is empty."""
     app.tasks.relay()
@@ -303,4 +311,4 @@ def pytest_configure(config):
     config.addinivalue_line("markers", "spec(*ids): the SPEC.md requirement IDs this test proves")
 
 
-__all__ = ["Client", "PrincipalHeader", "as_user", "run_tasks", "problem", "need_service", "DEMO_PASSWORD", "IN_CI"]
+__all__ = ["Client", "PrincipalHeader", "as_user", "seed_people", "run_tasks", "problem", "need_service", "DEMO_PASSWORD", "IN_CI"]

@@ -20,13 +20,13 @@ class Contributions:
 
 @pytest.fixture
 def dapp(make_app, tmp_path):
-    from engine.demo import seed_demo
+    from engine.testing import seed_people
     theme = tmp_path / "themes" / "t" / "templates" / "dashboard"
     theme.mkdir(parents=True)
     (theme / "_test_card.html").write_text("<p class='sky'>{{ card.data.sky }}</p>")
     app = make_app(plugins=[("test-auth", PrincipalHeader()), ("extras", Contributions())],
                    theme="t", theme_paths=[str(tmp_path / "themes")])
-    seed_demo(app)
+    seed_people(app)
     return app
 
 

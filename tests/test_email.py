@@ -7,9 +7,9 @@ from engine.testing import Client, run_tasks
 
 
 def test_demo_mailbox_lists_and_shows_emails_written_to_the_data_dir(make_app, tmp_path):
-    from engine.demo import seed_demo
+    from engine.testing import seed_people
     app = make_app(demo=True)
-    seed_demo(app)
+    seed_people(app)
     user = User.get(User.email == "bob@example.com")
     with app.database.atomic():
         notify(app, Notice(kind="service_expiring", key="demo-1", category="security",

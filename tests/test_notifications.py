@@ -19,9 +19,9 @@ pytestmark = pytest.mark.usefixtures("smtp")
 
 @pytest.fixture
 def napp(make_app, smtp):
-    from engine.demo import seed_demo
+    from engine.testing import seed_people
     app = make_app(plugins=[("test-auth", PrincipalHeader())], **smtp.settings())
-    app.demo = seed_demo(app)
+    app.demo = seed_people(app)
     return app
 
 
@@ -190,11 +190,11 @@ def test_smtp_outage_delays_but_loses_and_doubles_nothing(napp, smtp):
 
 @pytest.mark.spec("NOT-4")
 def test_broker_outage_keeps_work_in_the_outbox_until_it_returns(make_app, smtp):
-    from engine.demo import seed_demo
+    from engine.testing import seed_people
     from engine.models import OutboxMessage
     from tests.mailserver import free_port
     down = make_app(broker_url=f"redis://127.0.0.1:{free_port()}/0", **smtp.settings())
-    seed_demo(down)
+    seed_people(down)
     user = User.get(User.email == "alice@example.com")
     with down.database.atomic():
         notify(down, Notice(kind="service_expiring", key="b-1", category="security",
@@ -248,9 +248,9 @@ class Quiet:
 
 
 def test_hook_notification_route(make_app, smtp):
-    from engine.demo import seed_demo
+    from engine.testing import seed_people
     app = make_app(plugins=[("quiet", Quiet())], **smtp.settings())
-    seed_demo(app)
+    seed_people(app)
     user = User.get(User.email == "alice@example.com")
     data = {"service": "TV", "service_id": 1, "days": 3, "ends_at": utcnow().isoformat()}
     with app.database.atomic():

@@ -68,9 +68,9 @@ def vapid():
 
 @pytest.fixture
 def papp(make_app, vapid):
-    from engine.demo import seed_demo
+    from engine.testing import seed_people
     app = make_app(plugins=[("test-auth", PrincipalHeader())], webpush=vapid)
-    seed_demo(app)
+    seed_people(app)
     return app
 
 
