@@ -436,7 +436,7 @@ def test_a_guest_link_pays_only_its_invoice_for_the_servers_amount(app, alice, c
     assert "£12.00" in page.text
     assert f'name="method" value="{saved.id}"' not in page.text  # no saved cards for guests
     assert page.headers["referrer-policy"] == "no-referrer"
-    assert paid.status_code == 303 and paid.headers["location"] == "/pay?done=paid"
+    assert paid.status_code == 303 and paid.headers["location"] == "/pay?done=guest-paid"
     assert Invoice.get_by_id(invoice.id).status == "paid"
     assert Invoice.get_by_id(other.id).status == "unpaid"
     [charge] = SandboxCharge.select()
@@ -631,3 +631,14 @@ def test_hook_payment_failed(app, alice, events):
     attempt = payments.pay_invoice(app, invoice.id, card)
     assert events.failed == [(attempt.payment.id, "insufficient_funds")]
     assert events.succeeded == []
+
+
+def test_payment_attempts_are_rate_limited(make_app):
+    app = make_app(plugins=[("test-auth", PrincipalHeader())], billing={"pay_rate": "2/hour"})
+    c, user = customer("alice")
+    card = sandbox_card(app, c.id, number="4000000000000341")
+    invoice = invoice_for(app, c.id, 1000)
+    api = api_for(app, user)
+    assert [pay(api, invoice, payment_method_id=card.id).status_code for _ in range(3)] == \
+        [402, 402, 429]
+    assert SandboxCharge.select().count() == 2

@@ -17,6 +17,7 @@ from datetime import timedelta
 from engine.audit import record
 from engine.db import utcnow
 from engine.errors import Problem
+from engine.i18n import N_
 from engine.security import new_token, same, sign, token_hash
 from plugins.billing.models import GuestPayLink, Invoice
 
@@ -32,7 +33,7 @@ def create_link(app, ctx, invoice: Invoice, days: int | None = None,
                 created_by: str = "") -> tuple[GuestPayLink, str]:
     """A new link for ``invoice``; returns (row, URL). The URL is shown once and never stored."""
     if not invoice.is_open:
-        raise Problem(409, "This invoice is already paid", type="invoice-paid")
+        raise Problem(409, N_("This invoice is already paid"), type="invoice-paid")
     days = days or app.settings.plugin("billing").guest_link_days
     expires = (utcnow() + timedelta(days=days)).replace(microsecond=0)
     nonce = new_token(24)
@@ -56,8 +57,9 @@ def revoke_link(app, ctx, link: GuestPayLink) -> GuestPayLink:
 
 def resolve(app, token: str | None) -> GuestPayLink:
     """The live link a token names, or 404 (expired, revoked, tampered or unknown alike)."""
-    gone = Problem(404, "This payment link is not valid",
-                   "It may have expired or been withdrawn. Ask for a new link, or sign in to pay.",
+    gone = Problem(404, N_("This payment link is not valid"),
+                   N_("It may have expired or been withdrawn. Ask for a new link, or sign in "
+                      "to pay."),
                    type="payment-link-invalid")
     if not token or "." not in token or len(token) > 200:
         raise gone

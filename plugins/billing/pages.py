@@ -17,9 +17,10 @@ from engine.context import get_owned
 from engine.db import utcnow
 from engine.errors import Problem, problem_body
 from engine.forms import validate_form
+from engine.i18n import N_
 from engine.idempotency import once, owner_of, request_id
 from engine.middleware import CSP
-from plugins.billing import guest, payments, schemas
+from plugins.billing import guest, payments, ratelimits, schemas
 from plugins.billing.models import GuestPayLink, Invoice, Payment, PaymentMethod, Transaction
 from plugins.billing.resources import (
     path_id,
@@ -32,11 +33,12 @@ from plugins.billing.resources import (
 )
 
 DONE = {
-    "paid": "Payment received — thank you. A confirmation email is on its way.",
-    "card-added": "Your card has been saved.",
-    "card-deleted": "The card has been deleted.",
-    "card-default": "Your default card has been changed.",
-    "link-revoked": "The payment link no longer works.",
+    "paid": N_("Payment received — thank you. A confirmation email is on its way."),
+    "guest-paid": N_("Payment received — thank you."),
+    "card-added": N_("Your card has been saved."),
+    "card-deleted": N_("The card has been deleted."),
+    "card-default": N_("Your default card has been changed."),
+    "link-revoked": N_("The payment link no longer works."),
 }
 
 
@@ -172,12 +174,13 @@ class PayFlow:
     def show_form(self, *, error: str | None = None, errors: dict | None = None,
                   status: int = 200) -> None:
         invoice = self.invoice
+        error = self.app.translator.gettext(error) if error else None
         cards = [] if self.guest else list(payments.cards_of(invoice.customer_id))
         provider = setup = None
         try:
             provider, setup = payments.start_setup(self.app, invoice.customer_id)
         except Problem as exc:  # the provider is down: saved cards still work
-            error = error or exc.title
+            error = error or self.app.translator.gettext(exc.title)
         _widget_csp(self.resp, self.app, provider)
         self.app.page(self.req, self.resp, "billing/pay.html", status=status, invoice=invoice,
                       cards=cards, provider=provider, setup=setup, mode="setup", guest=self.guest,
@@ -188,7 +191,7 @@ class PayFlow:
     def show_payment(self, payment: Payment, client_secret: str = "") -> None:
         """Where a payment stands: paid, declined, or waiting for 3-D Secure."""
         if payment.status == "succeeded":
-            target = "/pay?done=paid" if self.guest else \
+            target = "/pay?done=guest-paid" if self.guest else \
                 f"/billing/invoices/{self.invoice.id}?done=paid"
             raise falcon.HTTPSeeOther(target)
         if payment.status in ("failed", "canceled"):
@@ -232,6 +235,11 @@ class PayFlow:
 
     def _pay(self, data: dict) -> tuple[int, dict]:
         app, invoice = self.app, self.invoice
+        if self.guest:
+            ratelimits.hit(app, "pay", "guest", self.link.id)
+            ratelimits.hit(app, "pay", "address", self.ctx.ip)
+        else:
+            ratelimits.hit(app, "pay", "customer", invoice.customer_id)
         if data["method"] == "new":
             method = payments.save_card(
                 app, None if self.guest else self.ctx, invoice.customer_id, data["setup_ref"],
@@ -300,8 +308,9 @@ class GuestLinkPage:
 
 def _guest_gone(req, resp, exc: Problem) -> None:
     guest.no_referrer(resp)
+    gettext = req.context.app.translator.gettext
     req.context.app.page(req, resp, "billing/guest_gone.html", status=404,
-                         problem=problem_body(req, exc))
+                         title=gettext(exc.title), detail=gettext(exc.description or ""))
 
 
 def _guest_link(req, resp) -> GuestPayLink | None:
@@ -394,6 +403,7 @@ class PaymentMethodsPage:
             self.render(req, resp, errors=errors, status=422)
             return
         try:
+            ratelimits.hit(app, "card", "customer", ctx.require_customer())
             payments.save_card(app, ctx, ctx.require_customer(), data["setup_ref"], data["token"],
                                make_default=data["make_default"])
         except Problem as exc:
@@ -409,11 +419,12 @@ class PaymentMethodsPage:
         app, ctx = req.context.app, req.context
         _section(req)
         customer_id = ctx.require_customer()
+        error = app.translator.gettext(error) if error else None
         provider = setup = None
         try:
             provider, setup = payments.start_setup(app, customer_id)
         except Problem as exc:
-            error = error or exc.title
+            error = error or app.translator.gettext(exc.title)
         _widget_csp(resp, app, provider)
         expiring = {c.id for c in payments.expiring_cards(app, customer_id)}
         app.page(req, resp, "billing/payment_methods.html", status=status,

@@ -26,6 +26,7 @@ from engine import db
 from engine.audit import record, record_system
 from engine.db import locked_transaction, lock_rows, utcnow
 from engine.errors import Problem
+from engine.i18n import N_
 from engine.models import Customer
 from engine.notify import notify_customer
 from engine.payments import (
@@ -56,7 +57,7 @@ log = logging.getLogger("portico.billing")
 IN_FLIGHT = timedelta(minutes=2)
 #: A customer who has not finished 3-D Secure by then has given up.
 ABANDONED = timedelta(hours=1)
-DECLINED = "Your card was declined. No money was taken; try another card."
+DECLINED = N_("Your card was declined. No money was taken; try another card.")
 
 
 # -- providers ------------------------------------------------------------------------
@@ -66,7 +67,7 @@ def provider_for(app, provider_id: str | None = None) -> PaymentProvider:
     wanted = provider_id or app.settings.plugin("billing").provider
     found = app.providers.get(wanted)
     if found is None:
-        raise Problem(503, "Card payments are not available right now",
+        raise Problem(503, N_("Card payments are not available right now"),
                       "Please try again later, or contact support.", type="provider-unavailable")
     return found
 
@@ -121,7 +122,7 @@ def save_card(app, ctx, customer_id: int, setup_ref: str, token: str = "", *,
                                            (PaymentMethod.ref == card.ref))
         if method is not None:
             if method.customer_id != customer_id:  # never adopt someone else's card
-                raise Problem(404, "Not found")
+                raise Problem(404, N_("Not found"))
             return method
         has_default = single_use or PaymentMethod.select().where(
             (PaymentMethod.customer == customer_id) & PaymentMethod.is_default).exists()
@@ -212,7 +213,7 @@ def _claim(app, invoice_id, method, via, user_id, guest_link_id) -> Payment:
         with locked_transaction():
             invoice = lock_rows(Invoice.select().where(Invoice.id == invoice_id)).get()
             if not invoice.is_open or invoice.amount_due <= 0:
-                raise Problem(409, "This invoice is already paid", type="invoice-paid")
+                raise Problem(409, N_("This invoice is already paid"), type="invoice-paid")
             open_payment = (Payment.select()
                             .where((Payment.invoice == invoice.id) &
                                    Payment.status.in_(OPEN_PAYMENT)).first())
@@ -226,9 +227,9 @@ def _claim(app, invoice_id, method, via, user_id, guest_link_id) -> Payment:
         # Another attempt exists: settle it with the provider (outside the lock), then retry.
         settled = reconcile(app, open_payment, abandon=open_payment.status == REQUIRES_ACTION)
         if settled.status in OPEN_PAYMENT:
-            raise Problem(409, "A payment of this invoice is already in progress",
+            raise Problem(409, N_("A payment of this invoice is already in progress"),
                           "Wait a moment and reload the invoice.", type="payment-in-progress")
-    raise Problem(409, "A payment of this invoice is already in progress",
+    raise Problem(409, N_("A payment of this invoice is already in progress"),
                   type="payment-in-progress")
 
 
@@ -373,7 +374,7 @@ def reconcile(app, payment: Payment, *, abandon: bool = False, now=None) -> Paym
         return payment
     if not payment.provider_ref:
         if age > IN_FLIGHT:  # the provider never created it: nothing was charged
-            return _fail(app, payment.id, "not_started", "The payment was not started.",
+            return _fail(app, payment.id, "not_started", N_("The payment was not started."),
                          status="canceled")
         return payment
     try:
@@ -426,7 +427,7 @@ def record_offline_payment(app, invoice_id: int, amount: int, reference: str, me
     with locked_transaction():
         invoice = lock_rows(Invoice.select().where(Invoice.id == invoice_id)).get()
         if amount > invoice.amount_due:
-            raise Problem(422, "More than the invoice owes",
+            raise Problem(422, N_("More than the invoice owes"),
                           errors={"amount": [f"At most {invoice.amount_due} is due."]})
         payment = Payment.create(
             customer=invoice.customer_id, invoice=invoice.id, amount=amount,
@@ -438,16 +439,16 @@ def record_offline_payment(app, invoice_id: int, amount: int, reference: str, me
 def refund(app, payment: Payment, amount: int, staff_id: int | None = None) -> Payment:
     """Give money back to the card (staff only: LIM-1). A credit transaction records it."""
     if payment.status != "succeeded" or payment.provider == "offline":
-        raise Problem(422, "Only a succeeded card payment can be refunded here",
+        raise Problem(422, N_("Only a succeeded card payment can be refunded here"),
                       errors={"payment": ["Not a succeeded card payment."]})
     if amount > payment.amount - payment.refunded_amount:
-        raise Problem(422, "More than the payment can give back", errors={"amount": [
+        raise Problem(422, N_("More than the payment can give back"), errors={"amount": [
             f"At most {payment.amount - payment.refunded_amount} is left to refund."]})
     provider = provider_for(app, payment.provider)
     key = f"refund-{payment.id}-{payment.refunded_amount}-{amount}"
     result = _provider_call(provider.refund, app, payment.provider_ref, amount, key)
     if result.status == "failed":
-        raise Problem(402, "The provider refused the refund", type="refund-failed")
+        raise Problem(402, N_("The provider refused the refund"), type="refund-failed")
     with locked_transaction():
         current = lock_rows(Payment.select().where(Payment.id == payment.id)).get()
         reference = f"refund:{result.ref}"

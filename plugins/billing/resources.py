@@ -17,7 +17,7 @@ from engine.errors import Problem, invalid
 from engine.idempotency import idempotent
 from engine.models import Customer
 from engine.payments import WebhookError
-from plugins.billing import documents, guest, invoicing, payments, schemas
+from plugins.billing import documents, guest, invoicing, payments, ratelimits, schemas
 from plugins.billing.models import (
     GuestPayLink,
     Invoice,
@@ -191,6 +191,7 @@ class InvoicePayAPI:
             method = payments.cards_of(invoice.customer_id).where(PaymentMethod.is_default).first()
             if method is None:
                 raise invalid({"payment_method_id": ["You have no saved card: add one first."]})
+        ratelimits.hit(app, "pay", "customer", invoice.customer_id)
         attempt = payments.pay_invoice(app, invoice.id, method, via="api",
                                        user_id=ctx.principal.user_id)
         record(ctx, "invoice.pay", f"invoice:{invoice.id}",
@@ -305,6 +306,7 @@ class PaymentMethodSetupAPI:
                            "SetupIntent's client secret and publishable key).")
     def on_post(self, req, resp, body):
         app, ctx = req.context.app, req.context
+        ratelimits.hit(app, "card", "customer", ctx.require_customer())
         provider, setup = payments.start_setup(app, ctx.require_customer(), body["provider"])
         return {"provider": provider.id, "setup_ref": setup.ref,
                 "client_secret": setup.client_secret, "widget": setup.widget}

@@ -4,6 +4,7 @@ from __future__ import annotations
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
 from engine.api import MoneySchema, PageQuery
+from engine.i18n import N_
 
 TAX_RATE = validate.Range(0, 10000, error="Basis points from 0 to 10000 (2000 = 20%).")
 
@@ -24,6 +25,12 @@ class BillingSettings(Schema):
     card_expiry_warning_days = fields.Integer(load_default=30, validate=validate.Range(1, 120),
                                               metadata={"description": "warn this many days "
                                                         "before a saved card expires"})
+    pay_rate = fields.String(load_default="10/hour", validate=validate.Regexp(
+        r"^\d+\s*/\s*(\d+\s*)?(second|minute|hour|day)s?$"), metadata={
+        "description": "payment attempts per customer (and per guest link and address)"})
+    card_rate = fields.String(load_default="20/hour", validate=validate.Regexp(
+        r"^\d+\s*/\s*(\d+\s*)?(second|minute|hour|day)s?$"), metadata={
+        "description": "cards a customer may start adding"})
     seller_name = fields.String(load_default="Portico Telecom Ltd", metadata={
         "description": "the operator's legal name, on invoice PDFs"})
     seller_address = fields.String(load_default="1 Example Street, London, EC1A 1AA",
@@ -108,14 +115,14 @@ class ArchiveQuery(Schema):
     @validates_schema
     def one_way(self, data, **kwargs):
         if not data.get("ids") and not (data.get("start") or data.get("end")):
-            raise ValidationError("Choose invoices, or a date range.", "ids")
+            raise ValidationError(N_("Choose invoices, or a date range."), "ids")
         if data.get("start") and data.get("end") and data["start"] > data["end"]:
-            raise ValidationError("The start date is after the end date.", "from")
+            raise ValidationError(N_("The start date is after the end date."), "from")
         if data.get("ids"):
             try:
                 data["id_list"] = [int(x) for x in data["ids"].split(",") if x.strip()]
             except ValueError:
-                raise ValidationError("Comma-separated invoice ids, e.g. 12,13.", "ids") \
+                raise ValidationError(N_("Comma-separated invoice ids, e.g. 12,13."), "ids") \
                     from None
 
 
@@ -283,7 +290,7 @@ __all__ = ["BillingSettings", "MoneySchema"]
 class PayForm(Schema):
     """The pay page: a saved card's id or "new" (then the provider widget's setup fields)."""
     idempotency_key = fields.String(required=True, validate=validate.Length(8, 100))
-    method = fields.String(required=True, error_messages={"required": "Choose how to pay."})
+    method = fields.String(required=True, error_messages={"required": N_("Choose how to pay.")})
     setup_ref = fields.String(load_default="", validate=validate.Length(max=255))
     token = fields.String(load_default="", validate=validate.Length(max=255))
     save_card = fields.Boolean(load_default=False)
@@ -292,13 +299,13 @@ class PayForm(Schema):
     def card_chosen(self, data, **kwargs):
         if data["method"] == "new":
             if not data["setup_ref"]:
-                raise ValidationError("Enter your card details.", "method")
+                raise ValidationError(N_("Enter your card details."), "method")
         elif not data["method"].isdigit():
-            raise ValidationError("Choose how to pay.", "method")
+            raise ValidationError(N_("Choose how to pay."), "method")
 
 
 class CardForm(Schema):
     setup_ref = fields.String(required=True, validate=validate.Length(1, 255),
-                              error_messages={"required": "Enter your card details."})
+                              error_messages={"required": N_("Enter your card details.")})
     token = fields.String(load_default="", validate=validate.Length(max=255))
     make_default = fields.Boolean(load_default=False)

@@ -16,6 +16,7 @@ import secrets
 import peewee
 
 from engine.db import database, utcnow
+from engine.i18n import N_
 from engine.payments import (
     CANCELED,
     FAILED,
@@ -50,8 +51,8 @@ TEST_CARDS = {
 }
 TOKEN_RE = re.compile(r"^sbx_(ok|decline|funds|auth)_(visa|mastercard)_(\d{4})_(\d{2})_(\d{4})$")
 OUTCOMES = {
-    "decline": ("card_declined", "Your card was declined."),
-    "funds": ("insufficient_funds", "Your card has insufficient funds."),
+    "decline": ("card_declined", N_("Your card was declined.")),
+    "funds": ("insufficient_funds", N_("Your card has insufficient funds.")),
 }
 _STATUS = {"requires_confirmation": NOT_CONFIRMED, "requires_action": REQUIRES_ACTION,
            "succeeded": SUCCEEDED, "failed": FAILED, "canceled": CANCELED}
@@ -87,21 +88,21 @@ class SandboxProvider(PaymentProvider):
         setup = SandboxSetup.get_or_none((SandboxSetup.ref == setup_ref) &
                                          (SandboxSetup.customer_ref == customer_ref))
         if setup is None:
-            raise PaymentError("This card form has expired. Please enter the card again.",
+            raise PaymentError(N_("This card form has expired. Please enter the card again."),
                                "setup_invalid")
         if setup.status == "succeeded":  # the same form sent twice: the same card
             return self._saved(SandboxCard.get(SandboxCard.ref == setup.card_ref))
         match = TOKEN_RE.match(token or "")
         if not match:
-            raise PaymentError("Enter one of the sandbox test card numbers, e.g. "
-                               "4242 4242 4242 4242.", "invalid_card")
+            raise PaymentError(N_("Enter one of the sandbox test card numbers, e.g. "
+                               "4242 4242 4242 4242."), "invalid_card")
         kind, brand, last4, month, year = match.groups()
         month, year = int(month), int(year)
         now = utcnow()
         if not 1 <= month <= 12:
-            raise PaymentError("The expiry month is not valid.", "invalid_expiry_month")
+            raise PaymentError(N_("The expiry month is not valid."), "invalid_expiry_month")
         if (year, month) < (now.year, now.month):
-            raise PaymentError("Your card has expired.", "expired_card")
+            raise PaymentError(N_("Your card has expired."), "expired_card")
         with database.atomic():
             card = SandboxCard.create(ref=_ref("pm"), customer_ref=customer_ref, kind=kind,
                                       brand=brand, last4=last4, exp_month=month, exp_year=year)
@@ -132,7 +133,7 @@ class SandboxProvider(PaymentProvider):
                                        (SandboxCard.customer_ref == request.customer_ref) &
                                        ~SandboxCard.detached)
         if card is None:
-            raise PaymentError("This card is no longer available. Choose another card.",
+            raise PaymentError(N_("This card is no longer available. Choose another card."),
                                "card_missing")
         try:
             with database.atomic():
@@ -151,12 +152,12 @@ class SandboxProvider(PaymentProvider):
         now = utcnow()
         expired = (card.exp_year, card.exp_month) < (now.year, now.month)
         if expired:
-            self._set(charge, "failed", "expired_card", "Your card has expired.")
+            self._set(charge, "failed", "expired_card", N_("Your card has expired."))
         elif card.kind in OUTCOMES:
             self._set(charge, "failed", *OUTCOMES[card.kind])
         elif card.kind == "auth" and charge.off_session:
             self._set(charge, "failed", "authentication_required",
-                      "Your bank asks you to confirm this payment; pay it in the portal.")
+                      N_("Your bank asks you to confirm this payment; pay it in the portal."))
         elif card.kind == "auth":
             self._set(charge, "requires_action")
         else:
@@ -172,14 +173,14 @@ class SandboxProvider(PaymentProvider):
     def retrieve(self, app, ref: str) -> ChargeResult:
         charge = SandboxCharge.get_or_none(SandboxCharge.ref == ref)
         if charge is None:
-            raise PaymentError("Unknown payment.", "not_found")
+            raise PaymentError(N_("Unknown payment."), "not_found")
         return _result(charge)
 
     def cancel(self, app, ref: str) -> ChargeResult:
         with database.atomic():
             charge = SandboxCharge.get(SandboxCharge.ref == ref)
             if charge.status in ("requires_confirmation", "requires_action"):
-                self._set(charge, "canceled", "canceled", "The payment was cancelled.")
+                self._set(charge, "canceled", "canceled", N_("The payment was cancelled."))
         return _result(charge)
 
     def authenticate(self, ref: str, client_secret: str, success: bool) -> ChargeResult:
@@ -187,13 +188,13 @@ class SandboxProvider(PaymentProvider):
         with database.atomic():
             charge = SandboxCharge.get_or_none(SandboxCharge.ref == ref)
             if charge is None or not secrets.compare_digest(charge.client_secret, client_secret):
-                raise PaymentError("Unknown payment.", "not_found")
+                raise PaymentError(N_("Unknown payment."), "not_found")
             if charge.status == "requires_action":
                 if success:
                     self._set(charge, "succeeded")
                 else:
                     self._set(charge, "failed", "authentication_failed",
-                              "Your bank could not confirm the payment. No money was taken.")
+                              N_("Your bank could not confirm the payment. No money was taken."))
         return _result(charge)
 
     def refund(self, app, ref: str, amount: int, idempotency_key: str) -> RefundResult:
@@ -203,9 +204,9 @@ class SandboxProvider(PaymentProvider):
         with database.atomic():
             charge = SandboxCharge.get_or_none(SandboxCharge.ref == ref)
             if charge is None or charge.status != "succeeded":
-                raise PaymentError("Only a succeeded payment can be refunded.", "not_refundable")
+                raise PaymentError(N_("Only a succeeded payment can be refunded."), "not_refundable")
             if amount > charge.amount - charge.refunded:
-                raise PaymentError("More than the payment can give back.", "amount_too_large")
+                raise PaymentError(N_("More than the payment can give back."), "amount_too_large")
             refund = SandboxRefund.create(ref=_ref("re"), idempotency_key=idempotency_key,
                                           charge_ref=ref, amount=amount)
             (SandboxCharge.update(refunded=SandboxCharge.refunded + amount)

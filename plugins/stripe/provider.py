@@ -17,6 +17,7 @@ from urllib.parse import urlparse
 
 import stripe
 
+from engine.i18n import N_
 from engine.payments import (
     CANCELED,
     FAILED,
@@ -47,13 +48,14 @@ _EVENTS = {
     "payment_intent.canceled": CANCELED, "payment_intent.requires_action": REQUIRES_ACTION,
     "payment_intent.processing": PROCESSING,
 }
-UNAVAILABLE = "Card payments are not available right now. Please try again in a few minutes."
+UNAVAILABLE = N_("Card payments are not available right now. Please try again in a few "
+                 "minutes.")
 
 
 def _unwrap(error: stripe.StripeError) -> PaymentError:
     """A Stripe error as a PaymentError whose message is safe to show a customer."""
     if isinstance(error, stripe.CardError):
-        return PaymentError(error.user_message or "Your card was declined.",
+        return PaymentError(error.user_message or N_("Your card was declined."),
                             error.code or "card_declined")
     if isinstance(error, (stripe.APIConnectionError, stripe.RateLimitError, stripe.APIError)):
         return PaymentError(UNAVAILABLE, "provider_unavailable", retryable=True)
@@ -61,7 +63,7 @@ def _unwrap(error: stripe.StripeError) -> PaymentError:
         log.error("Stripe refused our API key: check [stripe] secret_key")
         return PaymentError(UNAVAILABLE, "provider_misconfigured")
     log.warning("Stripe refused a request: %s", error.user_message or error.__class__.__name__)
-    return PaymentError(error.user_message or "The payment provider refused the request.",
+    return PaymentError(error.user_message or N_("The payment provider refused the request."),
                         getattr(error, "code", None) or "provider_error")
 
 
@@ -121,13 +123,13 @@ class StripeProvider(PaymentProvider):
 
     def finish_setup(self, app, customer_ref: str, setup_ref: str, token: str = "") -> SavedCard:
         if not setup_ref.startswith("seti_"):
-            raise PaymentError("Enter your card details.", "setup_invalid")
+            raise PaymentError(N_("Enter your card details."), "setup_invalid")
         seti = self._call(self.client.v1.setup_intents.retrieve, setup_ref)
         if seti.customer != customer_ref:
-            raise PaymentError("This card form has expired. Please enter the card again.",
+            raise PaymentError(N_("This card form has expired. Please enter the card again."),
                                "setup_invalid")
         if seti.status != "succeeded" or not seti.payment_method:
-            raise PaymentError("Your bank has not confirmed the card. Please try again.",
+            raise PaymentError(N_("Your bank has not confirmed the card. Please try again."),
                                "setup_incomplete")
         method_id = seti.payment_method if isinstance(seti.payment_method, str) \
             else seti.payment_method.id
@@ -137,7 +139,7 @@ class StripeProvider(PaymentProvider):
             method = self._call(self.client.v1.payment_methods.attach, method_id,
                                 params={"customer": customer_ref})
         elif method.customer != customer_ref:
-            raise PaymentError("This card form has expired. Please enter the card again.",
+            raise PaymentError(N_("This card form has expired. Please enter the card again."),
                                "setup_invalid")
         card = method.card
         return SavedCard(ref=method.id, brand=card.brand or "card", last4=card.last4,
@@ -172,7 +174,7 @@ class StripeProvider(PaymentProvider):
         except stripe.CardError as exc:
             return ChargeResult(status=FAILED, ref=intent.id, amount=request.amount,
                                 currency=request.currency, code=exc.code or "card_declined",
-                                message=exc.user_message or "Your card was declined.")
+                                message=exc.user_message or N_("Your card was declined."))
         except stripe.StripeError as exc:
             raise _unwrap(exc) from None
         result = self._result(intent)
@@ -181,8 +183,8 @@ class StripeProvider(PaymentProvider):
             self.cancel(app, intent.id)
             return ChargeResult(status=FAILED, ref=intent.id, amount=request.amount,
                                 currency=request.currency, code="authentication_required",
-                                message="Your bank asks you to confirm this payment; "
-                                        "pay it in the portal.")
+                                message=N_("Your bank asks you to confirm this payment; "
+                                           "pay it in the portal."))
         return result
 
     @staticmethod
@@ -196,7 +198,7 @@ class StripeProvider(PaymentProvider):
             currency=(intent.currency or "").upper(),
             client_secret=intent.client_secret if status == REQUIRES_ACTION else "",
             code=code or ("card_declined" if status == FAILED else ""),
-            message=message or ("Your card was declined." if status == FAILED else ""))
+            message=message or (N_("Your card was declined.") if status == FAILED else ""))
 
     def retrieve(self, app, ref: str) -> ChargeResult:
         return self._result(self._call(self.client.v1.payment_intents.retrieve, ref))

@@ -1,0 +1,50 @@
+"""Rate limits on paying and adding cards: a payment form must not become a card-testing tool.
+
+Counters live where the identity plugin keeps its own (the database, or Redis
+when ``security.rate_limit_storage`` says so), so every web worker sees them.
+Without the identity plugin nobody can sign in, and only guest links are left:
+they are then not limited here (the log says so once).
+"""
+from __future__ import annotations
+
+import logging
+import time
+
+import limits
+from limits.strategies import FixedWindowRateLimiter
+
+log = logging.getLogger("portico.billing")
+
+
+class PaymentLimits:
+    def __init__(self, app):
+        from plugins.identity.ratelimit import DatabaseStorage
+        url = app.settings.security.rate_limit_storage
+        if url.startswith(("redis://", "rediss://")):
+            from limits.storage import storage_from_string
+            storage = storage_from_string(url, key_prefix="portico")
+        else:
+            storage = DatabaseStorage()
+        self.limiter = FixedWindowRateLimiter(storage)
+        conf = app.settings.plugin("billing")
+        self.items = {"pay": limits.parse(conf.pay_rate), "card": limits.parse(conf.card_rate)}
+
+    def hit(self, name: str, *identifiers: str) -> None:
+        from plugins.identity.ratelimit import too_many
+        item = self.items[name]
+        if not self.limiter.hit(item, "billing", name, *identifiers):
+            reset, _ = self.limiter.get_window_stats(item, "billing", name, *identifiers)
+            raise too_many(max(1, int(reset - time.time()) + 1))
+
+
+def hit(app, name: str, *identifiers) -> None:
+    """Count one payment attempt (``"pay"``) or card setup (``"card"``); 429 when over."""
+    limiter = getattr(app, "_billing_limits", None)
+    if limiter is None:
+        if "identity" not in app.plugins.enabled:
+            if not getattr(app, "_billing_limits_warned", False):
+                log.warning("identity plugin disabled: payment attempts are not rate-limited")
+                app._billing_limits_warned = True
+            return
+        limiter = app._billing_limits = PaymentLimits(app)
+    limiter.hit(name, *(str(i) for i in identifiers))
