@@ -419,6 +419,81 @@ def apply_event(app, provider_id: str, event) -> Payment | None:
     return payment
 
 
+# -- paying for something bought at once: a top-up, an add-on ---------------------------------
+
+def new_payment(customer_id: int, amount: int, currency: str, method: PaymentMethod, *,
+                purpose: str, via: str = "portal", user_id: int | None = None,
+                off_session: bool = False) -> Payment:
+    """A pending payment for ``purpose`` (not an invoice), to ``charge()`` once committed.
+
+    Create it inside the transaction that records what it pays for. The outcome
+    reaches the purpose's plugin through ``payment_succeeded`` / ``payment_failed``,
+    inside the transaction that records it, exactly as for invoices.
+    """
+    return Payment.create(
+        customer=customer_id, purpose=purpose, amount=amount, currency=currency.upper(),
+        provider=method.provider, method=method.id, method_label=method.label,
+        attempt_key=f"pay-{uuid.uuid4().hex}", via=via, user_id=user_id,
+        off_session=off_session, detach_after=method.single_use)
+
+
+def charge(app, payment: Payment) -> Attempt:
+    """Charge a committed ``new_payment`` through the invoice flow's steps (idempotent at the
+    provider, 3-D Secure, reconciliation); a decline is a failed ``Attempt``."""
+    return _charge(app, payment, PaymentMethod.get_by_id(payment.method_id))
+
+
+def split_tax(price: int, rate: int) -> tuple[int, int]:
+    """(net, tax) of a price that includes tax at ``rate`` basis points; they add up to it."""
+    tax = (price * rate + (10000 + rate) // 2) // (10000 + rate)
+    return price - tax, tax
+
+
+def record_inclusive_charge(app, customer_id: int, *, description: str, price: int,
+                            currency: str, service_id: int | None = None,
+                            reference: str | None = None, occurred_at=None) -> Transaction:
+    """A charge whose ``price`` includes tax (catalogue prices do): net and tax add up to it."""
+    from plugins.billing.invoicing import record_transaction
+    rate = app.settings.plugin("billing").tax_rate
+    net, tax = split_tax(price, rate)
+    tx = record_transaction(app, customer_id, kind="charge", description=description,
+                            amount=net, currency=currency, tax_rate=rate,
+                            occurred_at=occurred_at, service_id=service_id, reference=reference)
+    if tx.tax != tax and tx.invoice_id is None:  # the 1p rounding of the net amount's tax
+        tx.tax = tax
+        tx.save(only=[Transaction.tax])
+    return tx
+
+
+def invoice_purchase(app, payment: Payment, description: str,
+                     service_id: int | None = None) -> Invoice:
+    """A succeeded purchase payment becomes a paid receipt: its charge on an invoice of its own.
+
+    Call inside ``payment_succeeded``. The charge (tax included) and the payment's
+    transaction both name the receipt, so nothing of it reaches a later invoice.
+    Once per payment: a second call returns the same receipt.
+    """
+    from plugins.billing.invoicing import issue_invoice
+    current = lock_rows(Payment.select().where(Payment.id == payment.id)).get()
+    if current.invoice_id:
+        return Invoice.get_by_id(current.invoice_id)
+    now = utcnow()
+    tx = record_inclusive_charge(app, current.customer_id, description=description,
+                                 price=current.amount, currency=current.currency,
+                                 service_id=service_id, reference=f"purchase:{current.id}",
+                                 occurred_at=now)
+    invoice = issue_invoice(app, current.customer_id, currency=current.currency,
+                            transaction_ids=[tx.id], due_days=0, issued_at=now, notify=False,
+                            notes="Paid online at purchase.")
+    invoice = lock_rows(Invoice.select().where(Invoice.id == invoice.id)).get()
+    apply_payment(invoice, current.amount, now)
+    Payment.update(invoice=invoice.id).where(Payment.id == current.id).execute()
+    (Transaction.update(invoice=invoice.id)
+     .where((Transaction.payment == current.id) & (Transaction.kind == "payment")).execute())
+    payment.invoice_id = invoice.id
+    return invoice
+
+
 # -- staff: money received another way, refunds ---------------------------------------------
 
 def record_offline_payment(app, invoice_id: int, amount: int, reference: str, method: str,
