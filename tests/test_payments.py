@@ -642,3 +642,22 @@ def test_payment_attempts_are_rate_limited(make_app):
     assert [pay(api, invoice, payment_method_id=card.id).status_code for _ in range(3)] == \
         [402, 402, 429]
     assert SandboxCharge.select().count() == 2
+
+
+def test_other_plugins_charge_a_card_for_their_own_purpose(app, alice, events):
+    c, _ = alice
+    card = sandbox_card(app, c.id)
+    attempt = payments.charge_card(app, c.id, card, 500, "gbp", purpose="topup",
+                                   reference="topup:7", via="auto", off_session=True)
+    payment = attempt.payment
+    assert payment.status == "succeeded" and payment.invoice_id is None
+    assert (payment.purpose, payment.reference, payment.currency) == ("topup", "topup:7", "GBP")
+    assert events.succeeded == [payment.id]
+    tx = Transaction.get(Transaction.payment == payment.id)
+    assert tx.amount == -500 and "topup" in tx.description
+    needs_auth = sandbox_card(app, c.id, number="4000002500003155", default=False)
+    refused = payments.charge_card(app, c.id, needs_auth, 500, "GBP", purpose="topup",
+                                   off_session=True).payment
+    assert refused.status == "failed" and refused.failure_code == "authentication_required"
+    with pytest.raises(Exception):
+        payments.charge_card(app, customer("bob")[0].id, card, 500, "GBP", purpose="topup")
