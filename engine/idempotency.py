@@ -177,8 +177,7 @@ def idempotent(responder: Callable) -> Callable:
 
         def run() -> tuple[int, Any]:
             responder(self, req, resp, **params)
-            return int(resp.status_code if hasattr(resp, "status_code") else
-                       str(resp.status)[:3]), resp.media
+            return resp.status_code, resp.media
 
         outcome = once(owner_of(req.context), key, request, run,
                        describe_error=lambda exc: problem_body(req, exc))
