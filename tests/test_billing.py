@@ -166,7 +166,7 @@ def test_invoice_list_and_detail(app, alice):
 
 @pytest.mark.spec("LIM-2")
 def test_another_customers_invoices_are_404_everywhere(app, alice, bob):
-    (a, alice_user), (b, bob_user) = alice, bob
+    (_, alice_user), (b, _) = alice, bob
     theirs = invoice_for(app, b.id, 1000)
     api = client_for(app, alice_user)
     for path in (f"/api/v1/invoices/{theirs.id}", f"/api/v1/invoices/{theirs.id}/pdf",

@@ -43,6 +43,13 @@ def api_for(app, user) -> Client:
     return as_user(Client(app), user)
 
 
+def browser_for(app, user) -> Client:
+    """A browser-like client signed in for real (session cookie, CSRF token)."""
+    browser = Client(app, headers={"Accept": "text/html"})
+    browser.login(user.email)
+    return browser
+
+
 def pay(api, invoice, key=None, **body):
     headers = {"Idempotency-Key": key} if key else {}
     return api.post(f"/api/v1/invoices/{invoice.id}/pay", json=body, headers=headers)
@@ -507,7 +514,7 @@ def test_pay_page_with_a_saved_card_and_a_double_submit(app, alice):
     c, user = alice
     invoice = invoice_for(app, c.id, 1000)
     card = sandbox_card(app, c.id)
-    browser = as_user(Client(app, headers={"Accept": "text/html"}), user)
+    browser = browser_for(app, user)
     page = browser.get(f"/billing/invoices/{invoice.id}/pay")
     assert page.status_code == 200 and card.label in page.text and "£12.00" in page.text
     assert 'data-sandbox-number' in page.text and 'name="number"' not in page.text
@@ -526,7 +533,7 @@ def test_pay_page_with_a_saved_card_and_a_double_submit(app, alice):
 def test_pay_page_with_a_new_card_that_asks_for_3ds(app, alice):
     c, user = alice
     invoice = invoice_for(app, c.id, 1000)
-    browser = as_user(Client(app, headers={"Accept": "text/html"}), user)
+    browser = browser_for(app, user)
     page = browser.get(f"/billing/invoices/{invoice.id}/pay")
     setup_ref = page.text.split('name="setup_ref" value="', 1)[1].split('"', 1)[0]
     challenge = browser.post(f"/billing/invoices/{invoice.id}/pay", form={
@@ -551,7 +558,7 @@ def test_pay_page_shows_a_decline_beside_the_form(app, alice):
     c, user = alice
     invoice = invoice_for(app, c.id, 1000)
     card = sandbox_card(app, c.id, number="4000000000009995")
-    browser = as_user(Client(app, headers={"Accept": "text/html"}), user)
+    browser = browser_for(app, user)
     r = browser.post(f"/billing/invoices/{invoice.id}/pay",
                      form={"idempotency_key": uuid.uuid4().hex, "method": str(card.id)})
     assert r.status_code == 402 and "Your card has insufficient funds." in r.text
@@ -564,7 +571,7 @@ def test_pay_page_shows_a_decline_beside_the_form(app, alice):
 
 def test_card_pages(app, alice):
     c, user = alice
-    browser = as_user(Client(app, headers={"Accept": "text/html"}), user)
+    browser = browser_for(app, user)
     page = browser.get("/billing/payment-methods")
     setup_ref = page.text.split('name="setup_ref" value="', 1)[1].split('"', 1)[0]
     added = browser.post("/billing/payment-methods", form={
