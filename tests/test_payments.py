@@ -654,17 +654,16 @@ def test_payment_attempts_are_rate_limited(make_app):
 def test_other_plugins_charge_a_card_for_their_own_purpose(app, alice, events):
     c, _ = alice
     card = sandbox_card(app, c.id)
-    attempt = payments.charge_card(app, c.id, card, 500, "gbp", purpose="topup",
-                                   reference="topup:7", via="auto", off_session=True)
-    payment = attempt.payment
-    assert payment.status == "succeeded" and payment.invoice_id is None
-    assert (payment.purpose, payment.reference, payment.currency) == ("topup", "topup:7", "GBP")
-    assert events.succeeded == [payment.id]
-    tx = Transaction.get(Transaction.payment == payment.id)
+    payment = payments.new_payment(c.id, 500, "gbp", card, purpose="topup", via="auto",
+                                   off_session=True)
+    attempt = payments.charge(app, payment)
+    paid = attempt.payment
+    assert paid.status == "succeeded" and paid.invoice_id is None
+    assert (paid.purpose, paid.currency) == ("topup", "GBP")
+    assert events.succeeded == [paid.id] and SandboxCharge.get().off_session
+    tx = Transaction.get(Transaction.payment == paid.id)
     assert tx.amount == -500 and "topup" in tx.description
     needs_auth = sandbox_card(app, c.id, number="4000002500003155", default=False)
-    refused = payments.charge_card(app, c.id, needs_auth, 500, "GBP", purpose="topup",
-                                   off_session=True).payment
+    refused = payments.charge(app, payments.new_payment(
+        c.id, 500, "GBP", needs_auth, purpose="topup", off_session=True)).payment
     assert refused.status == "failed" and refused.failure_code == "authentication_required"
-    with pytest.raises(Exception):
-        payments.charge_card(app, customer("bob")[0].id, card, 500, "GBP", purpose="topup")

@@ -208,29 +208,6 @@ def pay_invoice(app, invoice_id: int, method: PaymentMethod, *, via: str = "port
     return _charge(app, payment, method)
 
 
-def charge_card(app, customer_id: int, method: PaymentMethod, amount: int, currency: str, *,
-                purpose: str, reference: str = "", via: str = "portal",
-                user_id: int | None = None, off_session: bool = False) -> Attempt:
-    """Charge a saved card for something other than an invoice (a top-up, an add-on).
-
-    The same guarantees as paying an invoice: one charge, the reference kept
-    before money moves, reconciliation. Deliver what was bought in your
-    ``payment_succeeded`` hookimpl (``payment.purpose``, ``payment.reference``):
-    it runs inside the transaction that records the payment, exactly once.
-    Guard against two purchases at once with your own lock or idempotency key.
-    """
-    if method.customer_id != customer_id or method.single_use:
-        raise Problem(404, N_("Not found"))
-    if amount <= 0:
-        raise Problem(422, N_("Nothing to charge"), errors={"amount": ["Must be positive."]})
-    payment = Payment.create(
-        customer=customer_id, purpose=purpose, amount=amount, currency=currency.upper(),
-        provider=method.provider, method=method.id, method_label=method.label,
-        attempt_key=f"{purpose[:20]}-{uuid.uuid4().hex}", via=via, user_id=user_id,
-        reference=reference[:100], off_session=off_session)
-    return _charge(app, payment, method)
-
-
 def _claim(app, invoice_id, method, via, user_id, guest_link_id) -> Payment:
     for _ in range(2):
         with locked_transaction():
@@ -286,7 +263,7 @@ def _charge(app, payment: Payment, method: PaymentMethod) -> Attempt:
 def _description(payment: Payment) -> str:
     if payment.invoice_id:
         return f"Invoice {payment.invoice.number}"
-    return f"{payment.purpose.title()} {payment.reference}".strip()
+    return payment.purpose.title()
 
 
 def record_result(app, payment_id: int, result: ChargeResult) -> Payment:
