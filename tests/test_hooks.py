@@ -263,7 +263,7 @@ def test_hook_register_sections(make_app):
     items = Client(app).get("/api/v1/sections").json["items"]
     assert {"id": "gadgets", "title": "Gadgets", "path": "/gadgets", "icon": "circle",
             "order": 5, "plugin": "acme"} in items
-    assert [s["id"] for s in items][:2] == ["dashboard", "gadgets"]  # sorted by order
+    assert items == sorted(items, key=lambda s: (s["order"], s["id"]))  # the menu's order
 
 
 @pytest.mark.spec("DASH-1")
@@ -276,8 +276,8 @@ def test_hook_dashboard_cards(make_app):
     app = make_app(plugins=[AUTH, ("acme", Cards())])
     user = customer_user()
     cards = signed_in(app, user).get("/api/v1/dashboard").json["cards"]
-    assert [(c["id"], c["plugin"], c["data"]) for c in cards] == \
-        [("gadgets", "acme", {"customer": user.contact.customer_id})]
+    assert [(c["id"], c["data"]) for c in cards if c["plugin"] == "acme"] == \
+        [("gadgets", {"customer": user.contact.customer_id})]
 
 
 @pytest.mark.spec("NOT-2")
@@ -289,8 +289,9 @@ def test_hook_portal_alerts(make_app):
 
     app = make_app(plugins=[AUTH, ("acme", Alerts())])
     items = signed_in(app).get("/api/v1/alerts").json["items"]
-    assert items == [{"id": "verify-email", "level": "warning", "message": "Verify your email address",
-                      "link": "/account", "dismissible": True, "plugin": "acme"}]
+    assert [a for a in items if a["plugin"] == "acme"] == [
+        {"id": "verify-email", "level": "warning", "message": "Verify your email address",
+         "link": "/account", "dismissible": True, "plugin": "acme"}]
 
 
 @pytest.mark.spec("SVC-3")
