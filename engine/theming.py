@@ -64,7 +64,9 @@ def find_theme(name: str, search: list[str]) -> Path:
 
 
 #: What a ``theme.toml`` may say.
-THEME_KEYS = {"brand_name": str}
+THEME_KEYS = {"brand_name": str, "theme_color": str}
+#: The browser UI colour (``<meta name="theme-color">``, the app manifest) unless a theme sets one.
+DEFAULT_THEME_COLOR = "#1f5fbf"
 
 
 def _read_meta(folder: Path) -> dict:
@@ -127,7 +129,8 @@ class Theme:
         self.env.filters["translate"] = self.translate
         self.env.globals.update(static_url=self.static_url, has_static=self.has_static,
                                 languages=LANGUAGE_NAMES, locales=LOCALES,
-                                brand_name=self.meta.get("brand_name", "Portico"))
+                                brand_name=self.meta.get("brand_name", "Portico"),
+                                theme_color=self.meta.get("theme_color", DEFAULT_THEME_COLOR))
         self._fingerprints: dict[str, str | None] = {}
 
     def translate(self, value):

@@ -132,8 +132,9 @@ def test_theme_css_is_linked_only_when_the_theme_has_one(make_app):
 def test_harbour_overrides_only_logo_colours_and_one_template(make_app):
     harbour = THEMES_DIR / "harbour"
     own = sorted(str(p.relative_to(harbour)) for p in harbour.rglob("*") if p.is_file())
-    assert own == ["static/css/theme.css", "static/img/logo.svg",
-                   "templates/dashboard/welcome.html", "theme.toml"]
+    assert own == ["static/css/theme.css", "static/img/icon-180.png", "static/img/icon-192.png",
+                   "static/img/icon-512.png", "static/img/icon-maskable-512.png",
+                   "static/img/logo.svg", "templates/dashboard/welcome.html", "theme.toml"]
     client = Client(make_app(theme="harbour"))
     page = client.get("/").text
     assert "Welcome to Harbour Telecom" in page
@@ -220,7 +221,7 @@ def test_a_hyphenated_plugin_name_is_its_static_prefix(make_app, acme_plugin):
 
 
 @pytest.mark.parametrize("toml,error", [
-    ('brandname = "Acme"', "unknown key 'brandname' (known: brand_name)"),
+    ('brandname = "Acme"', "unknown key 'brandname' (known: brand_name, theme_color)"),
     ("brand_name = 42", "'brand_name' must be a str"),
     ("brand_name = ", "is not valid TOML"),
 ])

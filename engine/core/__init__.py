@@ -1,4 +1,5 @@
-"""The essential plugin: core tables, health, the OpenAPI document, static files, core demo data."""
+"""The essential plugin: core tables, health, the OpenAPI document, static files, the web app
+manifest and service worker, core demo data."""
 from __future__ import annotations
 
 from engine import hookimpl
@@ -13,12 +14,15 @@ def register_models():
 
 @hookimpl
 def register_routes(app):
-    from engine.core import resources
+    from engine.core import pwa, resources
     return [
         Route("/healthz", resources.Health()),
         Route("/api/v1/openapi.json", resources.OpenAPI()),
         Route("/static/{path:path}", resources.Static()),
         Route("/lang", resources.Language()),
+        Route("/manifest.webmanifest", pwa.Manifest()),
+        Route("/sw.js", pwa.ServiceWorker()),
+        Route("/offline", pwa.OfflinePage()),
     ]
 
 
