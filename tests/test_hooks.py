@@ -20,7 +20,7 @@ from marshmallow import Schema, fields, validate
 
 from engine import hookimpl, hookspecs
 from engine.audit import record_system
-from engine.context import Principal
+from engine.context import Context, Principal
 from engine.db import BaseModel
 from engine.models import Contact, Customer, Product, Service, Site, User
 from engine.notify import Notice, notify
@@ -302,8 +302,11 @@ def test_hook_service_actions(make_app):
             return [Action("gadget", "Add a gadget", f"/services/{service.id}/gadget")]
 
     app = make_app(plugins=[("acme", Actions())])
-    service = service_of(customer_user())
-    pairs = app.plugins.collect("service_actions", app=app, ctx=None, service=service)
+    user = customer_user()
+    service = service_of(user)
+    ctx = Context(app=app, principal=Principal(kind="customer", user_id=user.id,
+                                               customer_id=user.contact.customer_id))
+    pairs = app.plugins.collect("service_actions", app=app, ctx=ctx, service=service)
     assert ("acme", Action("gadget", "Add a gadget", f"/services/{service.id}/gadget")) in pairs
 
 
