@@ -57,7 +57,7 @@ class SubBalanceSchema(Schema):
     buckets = fields.List(fields.Nested(BalanceSchema))
 
 
-class AutoTopupSchema(Schema):
+class AutoTopupStatusSchema(Schema):
     enabled = fields.Boolean()
     threshold = fields.Integer()
     amount = fields.Integer()
@@ -89,7 +89,7 @@ class BalanceGroupSchema(Schema):
     mms_used_this_period = fields.Integer()
     mms_counts_against_sms = fields.Boolean()
     last_topup = fields.Nested(LastTopupSchema, allow_none=True)
-    auto_topup = fields.Nested(AutoTopupSchema, allow_none=True, metadata={
+    auto_topup = fields.Nested(AutoTopupStatusSchema, allow_none=True, metadata={
         "description": "null when no plugin manages auto top-up"})
 
 
