@@ -301,3 +301,20 @@ def balance_thresholds(app: Portico, customer_ids: list[int], balance_type: str)
     once per customer; customers missing from the answer (or every customer,
     when no plugin answers) fall back to ``balance_threshold`` one by one.
     """
+
+
+# -- add-ons (ADD-2) ---------------------------------------------------------------
+
+@hookspec(firstresult=True)
+def provision_addon(app: Portico, service: Service, addon: Any, action: str) -> dict | None:
+    """Carry out an add-on on the network side; return the outcome, or ``None`` if not yours.
+
+    ``addon`` is a ``plugins.addons.models.ServiceAddon``: answer only when its
+    ``provisioner`` is one you own. ``action`` is "activate" or "remove". Return
+    ``{"status": "active"}`` (done; optional ``"reference"`` and ``"detail"`` to
+    show the customer), ``{"status": "failed", "message": ...}`` (refused: the
+    one-off charge is refunded) or ``{"status": "pending"}`` (still working: you
+    are asked again later). Raise for a temporary error: the task retries with
+    backoff. Called from a background task, outside any transaction, maybe more
+    than once for one add-on: be idempotent on ``addon.id``. First result wins.
+    """

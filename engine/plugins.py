@@ -36,6 +36,8 @@ BUILTIN_PLUGINS: tuple[tuple[str, str], ...] = (
     ("sandbox", "plugins.sandbox"),
     ("stripe", "plugins.stripe"),
     ("billing", "plugins.billing"),
+    ("topups", "plugins.topups"),
+    ("addons", "plugins.addons"),
 )
 
 #: Built-ins an operator cannot disable.

@@ -59,6 +59,23 @@ def _widget_csp(resp, app, provider) -> None:
                         CSP.format(extra="".join(f" {o}" for o in sorted(set(origins)))))
 
 
+def pay_with(req, resp, customer_id: int, error: str | None = None) -> tuple[dict, str | None]:
+    """What ``billing/_pay_with.html`` needs inside any form that takes a card payment (a
+    top-up, an add-on): saved cards and the provider's widget, allowed by the page's CSP.
+
+    Returns (template values, error): with the provider down, saved cards still work.
+    """
+    app = req.context.app
+    provider = setup = None
+    try:
+        provider, setup = payments.start_setup(app, customer_id)
+    except Problem as exc:
+        error = error or exc.title
+    _widget_csp(resp, app, provider)
+    return {"cards": list(payments.cards_of(customer_id)), "provider": provider, "setup": setup,
+            "mode": "setup", "guest": False,
+            "widget": provider.page_data(app) if provider else {}}, error
+
 # -- invoices (BILL-1, BILL-3, BILL-7) --------------------------------------------------------
 
 class InvoicesPage:

@@ -445,6 +445,16 @@ def charge(app, payment: Payment) -> Attempt:
     return _charge(app, payment, PaymentMethod.get_by_id(payment.method_id))
 
 
+def chosen_card(app, ctx, data: dict) -> PaymentMethod:
+    """The card a ``PayForm`` names: a new one from the provider's widget (kept only when
+    ``save_card`` is ticked) or one of the customer's saved cards (another's is a 404)."""
+    from engine.context import get_owned
+    customer_id = ctx.require_customer()
+    if data["method"] == "new":
+        return save_card(app, ctx, customer_id, data["setup_ref"], data["token"],
+                         single_use=not data["save_card"])
+    return get_owned(PaymentMethod, data["method"], ctx)
+
 def split_tax(price: int, rate: int) -> tuple[int, int]:
     """(net, tax) of a price that includes tax at ``rate`` basis points; they add up to it."""
     tax = (price * rate + (10000 + rate) // 2) // (10000 + rate)

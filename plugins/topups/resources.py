@@ -1,0 +1,414 @@
+"""Top-ups: the JSON API and the portal pages over the same rules (``service.py``).
+
+Every service and purchase is fetched through ``get_owned`` (another customer's
+id is a 404). Buying goes through billing's payment flow; a repeated
+``Idempotency-Key`` (the API) or the form's key (a double click) charges once.
+"""
+from __future__ import annotations
+
+import uuid
+from decimal import Decimal
+
+import falcon
+from babel.numbers import get_currency_precision
+from marshmallow import ValidationError
+
+from engine.api import load, operation, paginate
+from engine.context import get_owned
+from engine.errors import Problem, invalid, problem_body
+from engine.forms import read_form, validate_form
+from engine.i18n import N_
+from engine.idempotency import idempotent, once, owner_of, request_id
+from engine.models import Service
+from plugins.billing import payments, ratelimits
+from plugins.billing.models import Payment, PaymentMethod
+from plugins.billing.pages import pay_with
+from plugins.billing.resources import pay_answer, path_id
+from plugins.billing.schemas import PayForm
+from plugins.topups import schemas, service as rules
+from plugins.topups.models import TopupProduct, TopupPurchase
+
+DONE = {"auto-saved": N_("Your auto top-up settings have been saved.")}
+
+
+def owned_service(req, service_id) -> Service:
+    return get_owned(Service, service_id, req.context)
+
+
+def owned_purchase(req, service: Service, purchase_id) -> TopupPurchase:
+    purchase = get_owned(TopupPurchase, purchase_id, req.context)
+    if purchase.service_id != service.id:
+        raise falcon.HTTPNotFound(title="Not found")
+    return purchase
+
+
+def default_card(customer_id: int) -> PaymentMethod | None:
+    return payments.cards_of(customer_id).where(PaymentMethod.is_default).first()
+
+
+def to_minor(value: Decimal | None, currency: str) -> int | None:
+    """Pounds as typed (12.50) to minor units (1250)."""
+    if value is None:
+        return None
+    return int(value.scaleb(get_currency_precision(currency)))
+
+
+def auto_answer(app, service: Service) -> dict:
+    status = rules.auto_status(app, service)
+    if status is None:
+        raise Problem(409, N_("Auto top-up is not available for this service"),
+                      "Only services that can buy credit can top it up automatically.",
+                      type="auto-topup-unavailable")
+    return {**status, "amounts": rules.auto_amounts(service)}
+
+
+# -- JSON API ---------------------------------------------------------------------------------
+
+class TopupsAPI:
+    """``GET|POST /api/v1/services/{service_id}/topups``"""
+
+    @operation("The top-ups this service can buy (TOP-2)", response=schemas.TopupCatalogue)
+    def on_get(self, req, resp, service_id):
+        return {"items": rules.offered(owned_service(req, service_id)), "next": None}
+
+    @idempotent
+    @operation("Buy a top-up (TOP-1)", body=schemas.TopupPurchaseIn, response=schemas.TopupPurchaseOut,
+               status=201, money=True,
+               description="Charges a saved card (default: your default card) and credits the "
+                           "balance at once. 201: credited (`purchase.status` is `credited`). "
+                           "202 with `next_action`: the card asks for 3-D Secure; finish it, "
+                           "then POST `complete_url` and read the purchase again. 402: "
+                           "declined, nothing added. Send an `Idempotency-Key`: a retry with "
+                           "it charges once.")
+    def on_post(self, req, resp, service_id, body):
+        app, ctx = req.context.app, req.context
+        service = owned_service(req, service_id)
+        choice = rules.choose(service, body["product_id"], body["amount"])
+        if body["payment_method_id"] is not None:
+            method = get_owned(PaymentMethod, body["payment_method_id"], ctx)
+        else:
+            method = default_card(service.customer_id)
+            if method is None:
+                raise invalid({"payment_method_id": ["You have no saved card: add one first."]})
+        ratelimits.hit(app, "pay", "customer", service.customer_id)
+        purchase, attempt = rules.buy(app, ctx, service, choice, method, via="api",
+                                      key=req.get_header("Idempotency-Key"))
+        answer = pay_answer(resp, attempt)
+        answer["purchase"] = TopupPurchase.get_by_id(purchase.id)
+        return answer
+
+
+class ReviewAPI:
+    """``GET /api/v1/services/{service_id}/topups/review``"""
+
+    @operation("Review a top-up before buying it: price, what is added, expiry, bucket order",
+               query=schemas.TopupChoiceQuery, response=schemas.TopupReviewOut)
+    def on_get(self, req, resp, service_id, query):
+        service = owned_service(req, service_id)
+        choice = rules.choose(service, query["product_id"], query["amount"])
+        return rules.review(req.context.app, service, choice)
+
+
+class PurchasesAPI:
+    """``GET /api/v1/services/{service_id}/topups/purchases``"""
+
+    @operation("The top-ups bought for this service, newest first", query=schemas.PageQuery,
+               response=schemas.TopupPurchasePage)
+    def on_get(self, req, resp, service_id, query):
+        service = owned_service(req, service_id)
+        return paginate(rules.purchases_of(service), TopupPurchase.id, query)
+
+
+class PurchaseAPI:
+    """``GET /api/v1/services/{service_id}/topups/purchases/{purchase_id}``"""
+
+    @operation("One top-up purchase", response=schemas.TopupPurchaseSchema)
+    def on_get(self, req, resp, service_id, purchase_id):
+        return owned_purchase(req, owned_service(req, service_id), purchase_id)
+
+
+class AutoTopupAPI:
+    """``GET|PUT /api/v1/services/{service_id}/auto-topup``"""
+
+    @operation("Auto top-up of this service's credit (TOP-3)", response=schemas.AutoTopupOut)
+    def on_get(self, req, resp, service_id):
+        return auto_answer(req.context.app, owned_service(req, service_id))
+
+    @operation("Switch auto top-up on or off (TOP-3)", body=schemas.AutoTopupIn,
+               response=schemas.AutoTopupOut,
+               description="When credit falls below `threshold`, `amount` of credit is bought "
+                           "with your default card. Switching it on while already below the "
+                           "threshold buys at once. A failed charge switches it off.")
+    def on_put(self, req, resp, service_id, body):
+        app, ctx = req.context.app, req.context
+        service = owned_service(req, service_id)
+        rules.set_auto(app, ctx, service, body["enabled"], body["threshold"], body["amount"])
+        return auto_answer(app, service)
+
+
+# -- staff: the catalogue -----------------------------------------------------------------------
+
+def require_catalogue_staff(req) -> None:
+    principal = req.context.principal
+    if not (principal and principal.is_staff and principal.can("catalogue")):
+        raise Problem(403, "You need the catalogue permission", type="forbidden")
+
+
+def staff_product(product_id) -> TopupProduct:
+    found = TopupProduct.get_or_none(TopupProduct.id == path_id(product_id))
+    if found is None:
+        raise falcon.HTTPNotFound(title="Not found")
+    return found
+
+
+class StaffProductsAPI:
+    """``GET|POST /api/v1/staff/topup-products``"""
+    auth = "staff"
+
+    @operation("The top-up catalogue, every service type, retired entries too",
+               query=schemas.StaffTopupCatalogueQuery, response=schemas.StaffTopupCatalogue)
+    def on_get(self, req, resp, query):
+        require_catalogue_staff(req)
+        return paginate(rules.catalogue(query["service_type"], active_only=False),
+                        TopupProduct.id, query, descending=False)
+
+    @operation("Add a catalogue entry (TOP-2)", body=schemas.TopupProductIn,
+               response=schemas.StaffTopupProductSchema, status=201)
+    def on_post(self, req, resp, body):
+        require_catalogue_staff(req)
+        return rules.save_product(req.context, None, body)
+
+
+class StaffProductAPI:
+    """``GET|PATCH|DELETE /api/v1/staff/topup-products/{product_id}``"""
+    auth = "staff"
+
+    @operation("One catalogue entry", response=schemas.StaffTopupProductSchema)
+    def on_get(self, req, resp, product_id):
+        require_catalogue_staff(req)
+        return staff_product(product_id)
+
+    @operation("Change a catalogue entry (past purchases keep what they bought)",
+               body=schemas.TopupProductPatch, response=schemas.StaffTopupProductSchema)
+    def on_patch(self, req, resp, product_id, body):
+        require_catalogue_staff(req)
+        return rules.save_product(req.context, staff_product(product_id), body)
+
+    @operation("Retire a catalogue entry: no longer offered, kept for the purchases' history",
+               response=schemas.StaffTopupProductSchema)
+    def on_delete(self, req, resp, product_id):
+        require_catalogue_staff(req)
+        return rules.save_product(req.context, staff_product(product_id), {"active": False})
+
+
+# -- portal pages -------------------------------------------------------------------------------
+
+def _section(req) -> None:
+    req.context.extra["section"] = "topup"
+
+
+class SectionPage:
+    """``GET /topup``: the services that can be topped up, and the latest purchases."""
+
+    def on_get(self, req, resp):
+        app, ctx = req.context.app, req.context
+        _section(req)
+        customer_id = ctx.require_customer()
+        services = [s for s in Service.select().where(
+            (Service.customer == customer_id) & Service.status.in_(rules.LIVE))
+            .order_by(Service.id) if rules.offered(s)]
+        recent = list(TopupPurchase.select(TopupPurchase, Service).join(Service)
+                      .where(TopupPurchase.customer == customer_id)
+                      .order_by(TopupPurchase.id.desc()).limit(10))
+        app.page(req, resp, "topups/section.html", services=services, recent=recent,
+                 auto={s.id: rules.auto_status(app, s) for s in services})
+
+
+class CataloguePage:
+    """``GET /services/{service_id}/topup``: choose a top-up and, for credit, an amount."""
+
+    def on_get(self, req, resp, service_id):
+        render_catalogue(req, resp, owned_service(req, service_id))
+
+
+def render_catalogue(req, resp, service: Service, errors: dict | None = None,
+                     values: dict | None = None, status: int = 200) -> None:
+    app = req.context.app
+    _section(req)
+    products = rules.offered(service)
+    groups: dict[str, list] = {}
+    for p in products:
+        groups.setdefault(p.kind, []).append(p)
+    app.page(req, resp, "topups/catalogue.html", status=status, service=service, groups=groups,
+             auto=rules.auto_status(app, service), errors=errors or {}, values=values or {},
+             recent=list(rules.purchases_of(service).order_by(TopupPurchase.id.desc()).limit(5)))
+
+
+def read_choice(req, service: Service, params: dict) -> rules.Choice:
+    """The product and amount of a form (pounds) as a checked ``Choice``; Problem 422 if not."""
+    try:
+        data = schemas.TopupChoiceForm().load({k: params.get(k, "") for k in ("product_id", "amount")},
+                                         unknown="exclude")
+    except ValidationError as exc:
+        raise invalid(exc.messages) from None
+    return rules.choose(service, data["product_id"], to_minor(data["amount"], service.currency))
+
+
+class ReviewPage:
+    """``GET /services/{service_id}/topup/review?product_id=..&amount=..``: review, then pay."""
+
+    def on_get(self, req, resp, service_id):
+        service = owned_service(req, service_id)
+        try:
+            choice = read_choice(req, service, req.params)
+        except Problem as exc:
+            render_catalogue(req, resp, service, errors=exc.errors, values=req.params, status=422)
+            return
+        render_review(req, resp, service, choice)
+
+
+def render_review(req, resp, service: Service, choice: rules.Choice, *, error: str | None = None,
+                  errors: dict | None = None, status: int = 200) -> None:
+    app = req.context.app
+    _section(req)
+    pay, error = pay_with(req, resp, service.customer_id, error)
+    amount = None
+    if choice.product.custom:
+        amount = str(Decimal(choice.quantity).scaleb(-get_currency_precision(choice.currency)))
+    app.page(req, resp, "topups/review.html", status=status, service=service,
+             review=rules.review(app, service, choice), amount=amount,
+             idempotency_key=uuid.uuid4().hex, error=error, errors=errors or {}, **pay)
+
+
+class BuyPage:
+    """``POST /services/{service_id}/topup``: the review page's pay form (TOP-1)."""
+
+    def on_post(self, req, resp, service_id):
+        app, ctx = req.context.app, req.context
+        service = owned_service(req, service_id)
+        try:
+            choice = read_choice(req, service, read_form(req))
+        except Problem as exc:
+            render_catalogue(req, resp, service, errors=exc.errors, status=422)
+            return
+        data, errors = validate_form(req, PayForm)
+        if errors:
+            render_review(req, resp, service, choice, errors=errors, status=422)
+            return
+        fingerprint = request_id("POST", req.path, {
+            "product": choice.product.id, "amount": choice.quantity, "method": data["method"],
+            "setup": data["setup_ref"]})
+        try:
+            outcome = once(owner_of(ctx), data["idempotency_key"], fingerprint,
+                           lambda: self._buy(req, service, choice, data),
+                           describe_error=lambda exc: problem_body(req, exc))
+        except falcon.HTTPError as exc:
+            if int(exc.status_code) == 404:
+                raise
+            render_review(req, resp, service, choice, error=exc.description or exc.title,
+                          status=int(exc.status_code))
+            return
+        if outcome.problem:
+            render_review(req, resp, service, choice, status=outcome.status,
+                          error=outcome.body.get("detail") or outcome.body.get("title"))
+            return
+        purchase = TopupPurchase.get_by_id(outcome.body["purchase_id"])
+        if purchase.status == "failed":
+            render_review(req, resp, service, choice, status=402,
+                          error=app.translator.gettext(purchase.failure_message))
+            return
+        show_purchase(req, resp, service, purchase,
+                      "" if outcome.replayed else outcome.body.get("client_secret", ""))
+
+    @staticmethod
+    def _buy(req, service: Service, choice: rules.Choice, data: dict) -> tuple[int, dict]:
+        app, ctx = req.context.app, req.context
+        ratelimits.hit(app, "pay", "customer", service.customer_id)
+        method = payments.chosen_card(app, ctx, data)
+        purchase, attempt = rules.buy(app, ctx, service, choice, method, via="portal",
+                                      key=data["idempotency_key"])
+        # The client secret is not stored with the idempotency record; a replay asks again.
+        return 200, {"purchase_id": purchase.id, "client_secret": attempt.client_secret}
+
+
+def show_purchase(req, resp, service: Service, purchase: TopupPurchase,
+                  client_secret: str = "") -> None:
+    """Where a purchase stands: done (see the purchase page), or waiting for 3-D Secure."""
+    app = req.context.app
+    payment = Payment.get_by_id(purchase.payment_id) if purchase.payment_id else None
+    url = f"/services/{service.id}/topup/purchases/{purchase.id}"
+    if purchase.status != "pending" or payment is None or payment.status != "requires_action":
+        raise falcon.HTTPSeeOther(url)
+    provider = app.providers.get(payment.provider)
+    if not client_secret and provider is not None:
+        client_secret = payments.complete(app, payment).client_secret
+    render_purchase(req, resp, service, purchase, payment, client_secret=client_secret)
+
+
+def render_purchase(req, resp, service, purchase, payment, client_secret: str = "") -> None:
+    from plugins.billing.pages import _widget_csp
+    app = req.context.app
+    _section(req)
+    provider = app.providers.get(payment.provider) if payment else None
+    waiting = payment is not None and payment.status == "requires_action" and provider
+    if waiting:
+        _widget_csp(resp, app, provider)
+    app.page(req, resp, "topups/purchase.html", service=service, purchase=purchase,
+             payment=payment, provider=provider, mode="authenticate", client_secret=client_secret,
+             widget=provider.page_data(app) if waiting else {}, waiting=waiting,
+             return_url=f"/services/{service.id}/topup/purchases/{purchase.id}",
+             balances=app.plugins.hook.service_balances(app=app, service=service) or [])
+
+
+class PurchasePage:
+    """``GET /services/{service_id}/topup/purchases/{purchase_id}``: the outcome; 3-D Secure
+    returns here, and the outcome is recorded once."""
+
+    def on_get(self, req, resp, service_id, purchase_id):
+        app = req.context.app
+        service = owned_service(req, service_id)
+        purchase = owned_purchase(req, service, purchase_id)
+        payment = Payment.get_by_id(purchase.payment_id) if purchase.payment_id else None
+        client_secret = ""
+        if purchase.status == "pending" and payment is not None:
+            attempt = payments.complete(app, payment)
+            payment, client_secret = attempt.payment, attempt.client_secret
+            purchase = TopupPurchase.get_by_id(purchase.id)
+        render_purchase(req, resp, service, purchase, payment, client_secret)
+
+
+class AutoTopupPage:
+    """``GET|POST /services/{service_id}/auto-topup``: threshold and amount (TOP-3)."""
+
+    def on_get(self, req, resp, service_id):
+        self.render(req, resp, owned_service(req, service_id))
+
+    def on_post(self, req, resp, service_id):
+        app, ctx = req.context.app, req.context
+        service = owned_service(req, service_id)
+        data, errors = validate_form(req, schemas.AutoTopupForm)
+        if errors:
+            self.render(req, resp, service, errors=errors, status=422)
+            return
+        try:
+            rules.set_auto(app, ctx, service, data["enabled"],
+                           to_minor(data["threshold"], service.currency),
+                           to_minor(data["amount"], service.currency))
+        except Problem as exc:
+            self.render(req, resp, service, errors=exc.errors or {},
+                        error=None if exc.errors else exc.title, status=int(exc.status_code))
+            return
+        raise falcon.HTTPSeeOther(f"/services/{service.id}/auto-topup?done=auto-saved")
+
+    @staticmethod
+    def render(req, resp, service, errors=None, error=None, status=200) -> None:
+        app = req.context.app
+        _section(req)
+        status_now = rules.auto_status(app, service)
+        done = req.get_param("done")
+        posted = req.context.extra.get("form") if errors else None
+        app.page(req, resp, "topups/auto.html", status=status, service=service,
+                 auto=status_now, amounts=rules.auto_amounts(service), errors=errors or {},
+                 error=error, posted=posted, has_card=default_card(service.customer_id) is not None,
+                 credit=rules.credit_left(app, service) if status_now else None,
+                 flash=app.translator.gettext(DONE[done]) if done in DONE else None)

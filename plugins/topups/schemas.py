@@ -1,0 +1,218 @@
+"""Top-up settings, and the shapes of the top-up API and forms (one schema for both faces)."""
+from __future__ import annotations
+
+from marshmallow import Schema, ValidationError, fields, pre_load, validate, validates
+
+from engine.api import PageQuery
+from engine.i18n import N_
+from engine.models import SERVICE_TYPES
+from plugins.billing.schemas import PayOut
+from plugins.topups.models import KINDS
+
+
+def _money(amount, currency) -> dict | None:
+    return None if amount is None else {"amount": int(amount), "currency": currency}
+
+
+class FormSchema(Schema):
+    """A portal form: an empty field is a field left out."""
+
+    @pre_load
+    def drop_blanks(self, data, **kwargs):
+        return {k: v for k, v in data.items() if v != ""}
+
+
+class TopupSettings(Schema):
+    """``[topups]``"""
+    auto_daily_limit = fields.Integer(load_default=3, validate=validate.Range(1, 50), metadata={
+        "description": "automatic top-ups one service may make in 24 hours before auto top-up "
+                       "switches itself off (protects a card from a runaway usage feed)"})
+
+
+# -- the catalogue ----------------------------------------------------------------------------
+
+class TopupProductSchema(Schema):
+    """A catalogue entry as customers see it. ``price`` includes tax."""
+    id = fields.Integer()
+    code = fields.String()
+    kind = fields.String(metadata={"enum": list(KINDS)})
+    name = fields.String()
+    description = fields.String()
+    quantity = fields.Integer(metadata={"description": "bytes, seconds, messages, or minor "
+                                                       "units of credit; 0 when custom"})
+    unit = fields.String()
+    price = fields.Function(lambda p: _money(p.price, p.currency))
+    custom = fields.Boolean(metadata={"description": "the customer chooses the amount"})
+    min_amount = fields.Function(lambda p: _money(p.min_amount, p.currency) if p.custom else None)
+    max_amount = fields.Function(lambda p: _money(p.max_amount, p.currency) if p.custom else None)
+    validity_days = fields.Integer(allow_none=True, metadata={"description": "null: no expiry"})
+    weight = fields.Integer(metadata={"description": "USE-3 consumption order (lowest first)"})
+
+
+class TopupCatalogue(Schema):
+    items = fields.List(fields.Nested(TopupProductSchema))
+    next = fields.String(allow_none=True)
+
+
+class StaffTopupProductSchema(TopupProductSchema):
+    service_type = fields.String()
+    currency = fields.String()
+    position = fields.Integer()
+    active = fields.Boolean()
+    raw_min_amount = fields.Integer(attribute="min_amount", data_key="min_amount_minor",
+                                    allow_none=True)
+    raw_max_amount = fields.Integer(attribute="max_amount", data_key="max_amount_minor",
+                                    allow_none=True)
+    created_at = fields.DateTime()
+    updated_at = fields.DateTime()
+
+
+class StaffTopupCatalogue(Schema):
+    items = fields.List(fields.Nested(StaffTopupProductSchema))
+    next = fields.String(allow_none=True)
+
+
+class StaffTopupCatalogueQuery(PageQuery):
+    service_type = fields.String(load_default=None, validate=validate.OneOf(SERVICE_TYPES))
+
+
+class TopupProductIn(Schema):
+    """A new catalogue entry (staff). Amounts in minor units; ``price`` includes tax."""
+    code = fields.String(required=True, validate=validate.Regexp(
+        r"^[a-z0-9][a-z0-9._-]{0,59}$", error="Lower-case letters, digits, '.', '_' and '-' "
+                                              "(up to 60)."))
+    service_type = fields.String(required=True, validate=validate.OneOf(SERVICE_TYPES))
+    kind = fields.String(required=True, validate=validate.OneOf(KINDS))
+    name = fields.String(required=True, validate=validate.Length(1, 100))
+    description = fields.String(load_default="", validate=validate.Length(max=1000))
+    quantity = fields.Integer(load_default=0, validate=validate.Range(0, 10 ** 15))
+    price = fields.Integer(load_default=0, validate=validate.Range(0, 10 ** 7))
+    currency = fields.String(load_default="GBP", validate=validate.Regexp(
+        r"^[A-Za-z]{3}$", error="An ISO 4217 code, e.g. GBP."))
+    custom = fields.Boolean(load_default=False)
+    min_amount = fields.Integer(load_default=None, allow_none=True,
+                                validate=validate.Range(1, 10 ** 7))
+    max_amount = fields.Integer(load_default=None, allow_none=True,
+                                validate=validate.Range(1, 10 ** 7))
+    validity_days = fields.Integer(load_default=None, allow_none=True,
+                                   validate=validate.Range(1, 3650))
+    weight = fields.Integer(load_default=20, validate=validate.Range(0, 1000))
+    position = fields.Integer(load_default=0, validate=validate.Range(0, 10000))
+    active = fields.Boolean(load_default=True)
+
+
+class TopupProductPatch(TopupProductIn):
+    """Change a catalogue entry: any of its fields (the code stays)."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("partial", True)
+        super().__init__(*args, **kwargs)
+
+    @validates("code")
+    def code_stays(self, value, **kwargs):
+        raise ValidationError("The code of an entry cannot change; create a new entry.")
+
+
+# -- review and purchase ---------------------------------------------------------------------
+
+class TopupChoiceQuery(Schema):
+    """``GET .../topups/review?product_id=3&amount=1250``"""
+    product_id = fields.Integer(required=True, error_messages={
+        "required": N_("Choose a top-up.")})
+    amount = fields.Integer(load_default=None, allow_none=True, metadata={
+        "description": "minor units, for a custom amount of credit"})
+
+
+class TopupBucketRow(Schema):
+    name = fields.String()
+    type = fields.String()
+    remaining = fields.Integer()
+    unit = fields.String()
+    weight = fields.Integer()
+    expires_at = fields.DateTime(allow_none=True)
+    new = fields.Boolean(metadata={"description": "the bucket this top-up would add"})
+
+
+class TopupReviewOut(Schema):
+    product_id = fields.Function(lambda r: r["product"].id)
+    kind = fields.String()
+    name = fields.String()
+    quantity = fields.Integer()
+    unit = fields.String()
+    price = fields.Dict()
+    weight = fields.Integer()
+    expires_at = fields.DateTime(allow_none=True)
+    balance_after = fields.Dict(metadata={"description": "{remaining, unit} of this type"})
+    order = fields.List(fields.Nested(TopupBucketRow), metadata={
+        "description": "the buckets of this type in the order they would be used"})
+
+
+class TopupPurchaseIn(Schema):
+    product_id = fields.Integer(required=True)
+    amount = fields.Integer(load_default=None, allow_none=True, metadata={
+        "description": "minor units, for a custom amount of credit"})
+    payment_method_id = fields.Integer(load_default=None, allow_none=True, metadata={
+        "description": "a saved card; default: your default card"})
+
+
+class TopupPurchaseSchema(Schema):
+    id = fields.Integer()
+    service_id = fields.Integer()
+    status = fields.String(metadata={"enum": ["pending", "credited", "failed", "refunding",
+                                              "refunded"]})
+    kind = fields.String()
+    name = fields.String()
+    quantity = fields.Integer()
+    unit = fields.String()
+    price = fields.Function(lambda p: _money(p.price, p.currency))
+    weight = fields.Integer()
+    expires_at = fields.DateTime(allow_none=True)
+    auto = fields.Boolean()
+    payment_id = fields.Integer(allow_none=True)
+    failure_message = fields.String()
+    created_at = fields.DateTime()
+    credited_at = fields.DateTime(allow_none=True)
+
+
+class TopupPurchasePage(Schema):
+    items = fields.List(fields.Nested(TopupPurchaseSchema))
+    next = fields.String(allow_none=True)
+
+
+class TopupPurchaseOut(PayOut):
+    purchase = fields.Nested(TopupPurchaseSchema)
+
+
+class TopupChoiceForm(FormSchema):
+    """The catalogue page's form (a GET): the product, and a custom amount in pounds."""
+    product_id = fields.Integer(required=True, error_messages={
+        "required": N_("Choose a top-up."), "invalid": N_("Choose a top-up.")})
+    amount = fields.Decimal(load_default=None, allow_none=True, places=2, error_messages={
+        "invalid": N_("Enter an amount such as 12.50.")})
+
+
+# -- auto top-up --------------------------------------------------------------------------
+
+class AutoTopupOut(Schema):
+    enabled = fields.Boolean()
+    threshold = fields.Integer(metadata={"description": "minor units: top up below this"})
+    amount = fields.Integer(metadata={"description": "minor units of credit to buy"})
+    currency = fields.String()
+    disabled_reason = fields.String(metadata={"description": "why it was switched off for you"})
+    amounts = fields.Dict(metadata={"description": "{presets: [...], min, max} on offer"})
+
+
+class AutoTopupIn(Schema):
+    enabled = fields.Boolean(required=True)
+    threshold = fields.Integer(load_default=None, allow_none=True,
+                               validate=validate.Range(1, 100_000))
+    amount = fields.Integer(load_default=None, allow_none=True, validate=validate.Range(1))
+
+
+class AutoTopupForm(FormSchema):
+    """The auto top-up page: pounds, as people type them."""
+    enabled = fields.Boolean(load_default=False)
+    threshold = fields.Decimal(load_default=None, allow_none=True, places=2, error_messages={
+        "invalid": N_("Enter an amount such as 5.00.")})
+    amount = fields.Decimal(load_default=None, allow_none=True, places=2, error_messages={
+        "invalid": N_("Enter an amount such as 10.00.")})
