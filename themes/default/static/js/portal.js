@@ -9,6 +9,20 @@
     navigator.serviceWorker.register("/sw.js").catch(function () { /* the portal works without */ });
   }
 
+  // -- the phone's "More" sheet closes on a tap outside it, or on Escape ----------------------
+  var more = document.querySelector(".tab-more details");
+  if (more) {
+    document.addEventListener("click", function (event) {
+      if (more.open && !more.contains(event.target)) more.open = false;
+    });
+    document.addEventListener("keydown", function (event) {
+      if (event.key === "Escape" && more.open) {
+        more.open = false;
+        more.querySelector("summary").focus();
+      }
+    });
+  }
+
   // -- install prompt: offered only when the browser says the portal can be installed --------
   var install = document.querySelector("[data-install]");
   var offer = null;

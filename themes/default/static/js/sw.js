@@ -103,15 +103,19 @@ async function savePage(url, response, html) {
 async function savedCopy(saved) {
   const fetchedAt = saved.headers.get("X-Portico-Fetched-At");
   const html = await saved.text();
-  const lang = (html.match(/<html lang="([^"]+)"/) || ["", "en"])[1];
-  let shown = fetchedAt;
-  try {
-    shown = new Intl.DateTimeFormat(lang, {dateStyle: "medium", timeStyle: "short"}).format(new Date(fetchedAt));
-  } catch (unknownLocale) { /* keep the ISO time */ }
+  // The page says how it formats times: <time data-fetched-at data-locale="en-GB" data-tz="Europe/London">
   const marked = html
     .replace("data-offline-note hidden", "data-offline-note")
-    .replace("<time data-fetched-at></time>",
-             `<time data-fetched-at datetime="${fetchedAt}">${shown}</time>`);
+    .replace(/<time data-fetched-at([^>]*)><\/time>/, (element, attributes) => {
+      const locale = (attributes.match(/data-locale="([^"]+)"/) || ["", "en-GB"])[1];
+      const timeZone = (attributes.match(/data-tz="([^"]+)"/) || ["", undefined])[1];
+      let shown = fetchedAt;
+      try {
+        shown = new Intl.DateTimeFormat(locale, {dateStyle: "medium", timeStyle: "short", timeZone})
+          .format(new Date(fetchedAt));
+      } catch (unknownLocaleOrZone) { /* keep the ISO time */ }
+      return `<time data-fetched-at${attributes} datetime="${fetchedAt}">${shown}</time>`;
+    });
   return new Response(marked, {status: 200, headers: saved.headers});
 }
 
