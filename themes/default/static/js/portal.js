@@ -49,15 +49,17 @@
   if (saved && window.caches) {
     caches.open("portico-pages").then(function (cache) {
       return cache.keys().then(function (keys) {
-        return Promise.all(keys.map(function (key) { return cache.match(key); }));
+        return Promise.all(keys.map(function (key) {
+          return cache.match(key).then(function (page) { return {url: new URL(key.url), page: page}; });
+        }));
       });
     }).then(function (pages) {
       var list = saved.querySelector("ul");
-      pages.filter(Boolean).reverse().forEach(function (page) {
+      pages.reverse().forEach(function (entry) {
         var link = document.createElement("a");
-        link.href = new URL(page.url).pathname + new URL(page.url).search;
-        var title = decodeURIComponent(page.headers.get("X-Portico-Title") || "");
-        link.textContent = title.split(" · ")[0] || link.pathname;
+        link.href = entry.url.pathname + entry.url.search;
+        var title = decodeURIComponent(entry.page.headers.get("X-Portico-Title") || "");
+        link.textContent = title.split(" · ")[0] || entry.url.pathname;
         var item = document.createElement("li");
         item.appendChild(link);
         list.appendChild(item);
