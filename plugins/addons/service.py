@@ -217,9 +217,13 @@ def provision(app, addon_id: int, now: datetime | None = None) -> None:
 
 def _check_again(app, addon: ServiceAddon, action: str) -> None:
     addon.attempts += 1
-    if addon.attempts > MAX_PENDING_CHECKS and action == "activate":
-        service = Service.get_by_id(addon.service_id)
-        _fail(app, addon, service, NOT_AVAILABLE)
+    if addon.attempts > MAX_PENDING_CHECKS:  # an hour of "pending": give up, say so
+        if action == "activate":
+            _fail(app, addon, Service.get_by_id(addon.service_id), NOT_AVAILABLE)
+        else:
+            addon.status, addon.failure_message = "active", REMOVE_FAILED
+            addon.save(only=[ServiceAddon.status, ServiceAddon.failure_message,
+                             ServiceAddon.attempts])
         return
     addon.save(only=[ServiceAddon.attempts])
     app.tasks.enqueue("addons.provision", addon.id, delay_ms=CHECK_AGAIN_MS)
@@ -328,8 +332,9 @@ def remove(app, ctx, addon: ServiceAddon) -> ServiceAddon:
         if addon.status != "active":
             raise Problem(409, N_("Only an active add-on can be removed"),
                           type="addon-not-active")
-        addon.status, addon.failure_message = "removing", ""
-        addon.save(only=[ServiceAddon.status, ServiceAddon.failure_message])
+        addon.status, addon.failure_message, addon.attempts = "removing", "", 0
+        addon.save(only=[ServiceAddon.status, ServiceAddon.failure_message,
+                         ServiceAddon.attempts])
         app.tasks.enqueue("addons.provision", addon.id)
         record(ctx, "addon.remove", f"addon:{addon.id}", {"service": addon.service_id})
     return addon
