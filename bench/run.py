@@ -95,7 +95,12 @@ def section(bench_def, bench, outcome: dict, meta: dict, result_file: Path) -> s
              f"gunicorn: {bench.workers} worker(s) × {bench.threads} thread(s) on CPU "
              f"{bench.server_cpus}; wrk: {bench.wrk_threads} thread(s), {bench.connections} "
              f"connections on CPU {bench.client_cpus}; {bench.repeat} runs of {bench.duration}s "
-             f"each after a {bench.warmup}s warm-up.", "", outcome["table"], ""]
+             f"each after a {bench.warmup}s warm-up. Load average (1 min) before/after: "
+             f"{meta['load_average_1min'][0]} / {meta['load_average_1min'][1]}"
+             + (" — other work shared the CPUs, so absolute figures are low; the targets ran "
+                "interleaved, so the ratios are the figures to read." if max(
+                    meta["load_average_1min"]) > (meta["machine"]["cpus"] or 1) / 2 else "."),
+             "", outcome["table"], ""]
     for key, value in outcome.get("ratios", {}).items():
         lines.append(f"- `{key}`: {value:.1%}")
     lines += [f"- {note}" for note in outcome.get("notes", [])]
@@ -141,10 +146,12 @@ def main(argv=None) -> int:
         bench_def = harness.BENCHMARKS[name]
         print(f"== {name}: {bench_def.title}", flush=True)
         now = datetime.now(timezone.utc)
+        load_before = os.getloadavg()[0]
         outcome = bench_def.fn(bench)
         meta = {"benchmark": name, "title": bench_def.title,
                 "when": now.strftime("%Y-%m-%d %H:%M UTC"), "commit": git_commit(),
-                "machine": machine(), "options": bench.settings()}
+                "machine": machine(), "options": bench.settings(),
+                "load_average_1min": [round(load_before, 2), round(os.getloadavg()[0], 2)]}
         result_file = RESULTS / f"{name}-{now.strftime('%Y%m%dT%H%M%SZ')}.json"
         result_file.write_text(json.dumps({**meta, **{k: v for k, v in outcome.items()
                                                       if k != "table"}}, indent=2) + "\n")
