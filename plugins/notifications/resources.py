@@ -45,7 +45,7 @@ class PreferencesPage:
         ctx.extra["section"] = "account"
         app.page(req, resp, "notifications/preferences.html",
                  prefs=service.preferences(app, _require_user(ctx)), errors={},
-                 categories=service.CATEGORIES)
+                 categories=service.CATEGORIES, saved=req.get_param("saved") == "1")
 
     def on_post(self, req, resp):
         app, ctx = req.context.app, req.context
