@@ -108,7 +108,7 @@ def test_actions_come_from_the_enabled_plugins(make_app):
     page = as_user(Client(app), user).get("/services").text
     assert f'href="/services/{service.id}/topup"' in page
 
-    bare = make_app(plugins=[AUTH], disabled=["usage"])
+    bare = make_app(plugins=[AUTH], disabled=["usage", "topups"])  # top-ups need usage
     user = customer_user()
     service = service_for(user)
     actions = as_user(Client(bare), user).get(f"/api/v1/services/{service.id}").json["actions"]

@@ -125,8 +125,9 @@ class AddonsOut(Schema):
 
 
 class AddonChoiceQuery(Schema):
-    product_id = fields.Integer(required=True, error_messages={
-        "required": "Choose an add-on.", "invalid": "Choose an add-on."})
+    # Not required here: the service is checked first (another customer's is a 404).
+    product_id = fields.Integer(load_default=None, allow_none=True, error_messages={
+        "invalid": "Choose an add-on."})
 
 
 class AddonReviewOut(Schema):

@@ -97,6 +97,8 @@ def review(service: Service, product: AddonProduct) -> dict:
 
 
 def pick(service: Service, product_id) -> AddonProduct:
+    if product_id is None:
+        raise invalid({"product_id": ["Choose an add-on."]})
     product = next((p for p in offered(service) if str(p.id) == str(product_id)), None)
     if product is None:
         raise invalid({"product_id": ["Choose one of the add-ons offered for this service."]})

@@ -117,8 +117,8 @@ class TopupProductPatch(TopupProductIn):
 
 class TopupChoiceQuery(Schema):
     """``GET .../topups/review?product_id=3&amount=1250``"""
-    product_id = fields.Integer(required=True, error_messages={
-        "required": N_("Choose a top-up.")})
+    # Not required here: the service is checked first (another customer's is a 404).
+    product_id = fields.Integer(load_default=None, allow_none=True)
     amount = fields.Integer(load_default=None, allow_none=True, metadata={
         "description": "minor units, for a custom amount of credit"})
 

@@ -134,6 +134,8 @@ class Choice:
 
 def choose(service: Service, product_id, amount: int | None) -> Choice:
     """The customer's pick, checked against this service's catalogue and the operator's bounds."""
+    if product_id is None:
+        raise invalid({"product_id": ["Choose a top-up."]})
     product = next((p for p in offered(service) if str(p.id) == str(product_id)), None)
     if product is None:
         raise invalid({"product_id": ["Choose one of the top-ups offered for this service."]})
