@@ -304,3 +304,36 @@ def test_staff_edit_the_add_on_catalogue(app, world):
     assert {p["code"] for p in items["items"]} >= {"broadband-boost-900", "broadband-static-ip"}
     assert as_user(api_for(app, world["user"]), staff("billing", name="b")).get(
         "/api/v1/staff/addon-products").status_code == 403
+
+
+class CrashOnce:
+    """Dies after the provider charged, before billing's commit (once)."""
+
+    def __init__(self):
+        self.armed = True
+
+    @hookimpl(tryfirst=True)
+    def payment_succeeded(self, app, payment):
+        if self.armed:
+            self.armed = False
+            raise RuntimeError("the process died after the charge, before the commit")
+
+
+@pytest.mark.spec("ADD-2")
+def test_a_retry_after_a_crash_settles_the_first_order(make_app):
+    app = make_app(plugins=[("test-auth", PrincipalHeader()), ("crash", CrashOnce())])
+    c, user = customer("alice")
+    sandbox_card(app, c.id)
+    world = {"service": service_of(c, "broadband"), "products": addon_catalogue(app),
+             "api": api_for(app, user)}
+    assert problem(order(world, "broadband-static-ip", "order-1"))["status"] == 500
+    assert ServiceAddon.get().status == "awaiting_payment"
+    again = order(world, "broadband-static-ip", "order-1")
+    assert again.status_code == 201, again.text
+    assert again.json["addon"]["status"] == "pending" and again.json["payment"]["status"] == \
+        "succeeded"
+    assert ServiceAddon.select().count() == 1 and SandboxCharge.select().count() == 1
+    run_tasks(app)
+    assert ServiceAddon.get().status == "active"
+    other = problem(order(world, "broadband-boost-900", "order-1"))
+    assert other["type"] == "/problems/idempotency-key-reused"

@@ -69,6 +69,8 @@ class ServiceAddon(BaseModel):
     attempts = IntegerField(default=0)  # provisioning answers of "pending" so far
     via = CharField(max_length=20, default="portal")
     user_id = IntegerField(null=True)
+    # "<owner>:<Idempotency-Key>": a retry after a crash settles this order, never a second.
+    request_key = CharField(max_length=330, null=True, unique=True)
     created_at = UTCDateTimeField(default=utcnow)
     activated_at = UTCDateTimeField(null=True)
     removed_at = UTCDateTimeField(null=True)

@@ -81,7 +81,8 @@ class AddonsAPI:
                 method = payments.cards_of(service.customer_id).where(
                     PaymentMethod.is_default).first()
             ratelimits.hit(app, "pay", "customer", service.customer_id)
-        addon, attempt = rules.order(app, ctx, service, product, method, via="api")
+        addon, attempt = rules.order(app, ctx, service, product, method, via="api",
+                                     key=req.get_header("Idempotency-Key"))
         return answer(resp, addon, attempt)
 
 
@@ -252,7 +253,9 @@ class OrderPage:
             "product": product.id, "method": data["method"], "setup": data["setup_ref"]})
         try:
             outcome = once(owner_of(ctx), data["idempotency_key"], fingerprint,
-                           lambda: self._order(req, service, product, data if pay_now else None),
+                           lambda: self._order(req, service, product,
+                                               data if pay_now else None,
+                                               data["idempotency_key"]),
                            describe_error=lambda exc: problem_body(req, exc))
         except falcon.HTTPError as exc:
             if int(exc.status_code) == 404:
@@ -273,13 +276,13 @@ class OrderPage:
         show_addon(req, resp, service, addon, secret)
 
     @staticmethod
-    def _order(req, service, product, data) -> tuple[int, dict]:
+    def _order(req, service, product, data, key: str) -> tuple[int, dict]:
         app, ctx = req.context.app, req.context
         method = None
         if data is not None:
             ratelimits.hit(app, "pay", "customer", service.customer_id)
             method = payments.chosen_card(app, ctx, data)
-        addon, attempt = rules.order(app, ctx, service, product, method, via="portal")
+        addon, attempt = rules.order(app, ctx, service, product, method, via="portal", key=key)
         return 200, {"addon_id": addon.id,
                      "client_secret": attempt.client_secret if attempt else ""}
 
