@@ -6,8 +6,20 @@ if [ ! -x .venv/bin/python ]; then
   "$PY" -m venv .venv
   .venv/bin/python -m pip install -q --upgrade pip
 fi
-stamp=.venv/.portico-installed
+
+# pip_install ARGS...: quiet unless it fails (its full log is then printed).
+pip_install() {
+  local log
+  log=$(mktemp)
+  if ! .venv/bin/python -m pip install -q "$@" >"$log" 2>&1; then
+    cat "$log"; rm -f "$log"; return 1
+  fi
+  rm -f "$log"
+}
+
+stamp=.venv/.portico-installed${EXTRAS:-}
 if [ ! -f "$stamp" ] || [ setup.cfg -nt "$stamp" ] || [ -n "${PORTICO_REINSTALL:-}" ]; then
-  .venv/bin/python -m pip install -q -e ".${EXTRAS:-}" 2>&1 | grep -v "^WARNING: Location" || true
+  echo "Installing Portico${EXTRAS:-} into .venv ..." >&2
+  pip_install -e ".${EXTRAS:-}"
   touch "$stamp"
 fi
