@@ -139,3 +139,16 @@ def test_the_sign_in_cookies_are_a_real_session(live_server):
     assert "portico_session" in cookies
     account = api_get(live_server, "alice@example.com", "/api/v1/me")
     assert account
+
+
+@pytest.mark.spec("MOB-1")
+@pytest.mark.parametrize("viewport", ["phone"], indirect=True)
+@pytest.mark.parametrize("path", ["/", "/services/{mobile}/usage", "/billing", "/account",
+                                  "/account/notifications"])
+def test_chinese_pages_pass_too(live_server, new_page, viewport, path, ids, requests_seen):
+    page = signed_in(new_page, live_server, "alice@example.com", viewport, locale="zh-CN")
+    assert page.goto(live_server.url + path.format(**ids)).status == 200
+    assert page.locator("html").get_attribute("lang") == "zh-Hans"
+    tabs = page.locator("nav.sections > ul > li:visible").all_inner_texts()
+    assert "Dashboard" not in tabs and "概览" in " ".join(tabs)
+    check_page(page, live_server, requests_seen)
