@@ -163,7 +163,11 @@ def test_forecast_at_the_current_rate(setup):
     app, user, service, _, customer = setup
     bucket(service, amount=10 * GB, renewable=True)
     now = utcnow()
-    rate(app, [event(service, GB // 2, occurred_at=now - timedelta(days=d, hours=1))
+    # One event on each of the last 7 calendar days, each earlier than now on its day
+    # (so the test holds just after midnight too).
+    day_start = now.replace(hour=0, minute=0, second=0, microsecond=0)
+    rate(app, [event(service, GB // 2,
+                     occurred_at=day_start - timedelta(days=d) + (now - day_start) / 2)
                for d in range(7)])
     forecast = customer.get(f"/api/v1/services/{service.id}/usage").json["balances"][0]["forecast"]
     assert forecast["daily_rate"] == GB // 2
