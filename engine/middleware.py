@@ -39,6 +39,8 @@ class RequestMiddleware:
         self.app = app
         self.csp = CSP.format(extra="".join(f" {o}" for o in app.settings.get("csp_extra", [])))
         self.hsts = app.settings.base_url.startswith("https://")
+        self.trusted_proxies = {a.strip() for a in
+                                app.settings.web.forwarded_allow_ips.split(",") if a.strip()}
 
     def process_request(self, req: falcon.Request, resp: falcon.Response) -> None:
         if req.method == "HEAD":
@@ -46,7 +48,7 @@ class RequestMiddleware:
             req.method = "GET"
         ctx = req.context
         ctx.app = self.app
-        ctx.ip = req.remote_addr or ""
+        ctx.ip = client_ip(req, self.trusted_proxies)
         ctx.user_agent = (req.user_agent or "")[:300]
         db.database.connect(reuse_if_open=True)
         cookie = req.cookies.get(CSRF_COOKIE)
@@ -126,3 +128,20 @@ def csrf_token(app, cookie: str) -> str:
     """The token forms carry: an HMAC of the browser's CSRF cookie under the secret key."""
     return hmac.new(app.settings.secret_key.encode(), b"csrf:" + cookie.encode(),
                     hashlib.sha256).hexdigest()
+
+
+def client_ip(req, trusted: set[str]) -> str:
+    """The customer's address: ``X-Forwarded-For`` is believed only from a trusted proxy.
+
+    APPSEC: walking the header right to left and stopping at the first address
+    that is not one of our proxies means a client cannot choose its own IP
+    (rate limits, lockout notices and the activity log rely on it).
+    """
+    remote = req.remote_addr or ""
+    if remote not in trusted and "*" not in trusted:
+        return remote
+    hops = [h.strip() for h in (req.get_header("X-Forwarded-For") or "").split(",") if h.strip()]
+    for hop in reversed(hops):
+        if hop not in trusted:
+            return hop
+    return hops[0] if hops else remote

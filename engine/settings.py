@@ -53,7 +53,8 @@ class WebSettings(Schema):
     port = fields.Integer(load_default=8000, validate=validate.Range(1, 65535))
     workers = fields.Integer(load_default=2, validate=validate.Range(1, 64))
     threads = fields.Integer(load_default=1, validate=validate.Range(1, 64))
-    forwarded_allow_ips = fields.String(load_default="127.0.0.1")
+    forwarded_allow_ips = fields.String(load_default="127.0.0.1", metadata={
+        "description": "proxies (comma-separated, or *) whose X-Forwarded-For is believed"})
 
 
 class MailSettings(Schema):

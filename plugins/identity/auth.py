@@ -95,7 +95,7 @@ def _customer_principal(req, row: Session, via: str) -> Principal | None:
 
 
 def _api_key_principal(req, key: str) -> Principal:
-    row = apikeys.resolve(key, req.remote_addr or "")
+    row = apikeys.resolve(key, req.context.ip)
     user = load_user(row.user_id)
     req.context.extra["customer_number"] = user.contact.customer.number
     req.context.extra["user"] = user
