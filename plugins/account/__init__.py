@@ -22,6 +22,14 @@ def register_sections(app):
 
 
 @hookimpl
+def dashboard_cards(app, ctx):
+    if ctx.customer_id is None:
+        return []
+    from plugins.account.cards import activity_card
+    return [activity_card(app, ctx)]
+
+
+@hookimpl
 def register_routes(app):
     from plugins.account import resources as r
     return [
