@@ -73,7 +73,7 @@ def register_routes(app: Portico) -> list[Route]:
     """Return ``Route(path, resource)`` items to mount on the Falcon app.
 
     JSON routes live under ``/api/v1``; portal pages anywhere else. A resource
-    sets ``auth = "customer" | "staff" | None`` (default ``"customer"``).
+    sets ``auth = "customer" | "staff" | "public"`` (default ``"customer"``).
     """
 
 
