@@ -190,3 +190,28 @@ def test_invoice_details_and_transactions(live_server, new_page, viewport, reque
     page.wait_for_url(live_server.url + "/billing/transactions")
     expect(page.locator("tr[data-transaction]").first).to_be_visible()
     check_page(page, live_server, requests_seen)
+
+
+@pytest.mark.spec("ADD-1", "ADD-2", "SVC-3", "MOB-1")
+@pytest.mark.parametrize("viewport", ["phone"], indirect=True)
+def test_add_an_add_on_and_watch_it_become_active(live_server, new_page, viewport,
+                                                  requests_seen):
+    page = signed_in(new_page, live_server, "alice@example.com", viewport)
+    page.goto(live_server.url + "/services")
+    card = page.locator("article.service-card", has_text="Mobile - +44 7700 900123")
+    card.get_by_role("link", name="Add-ons").click()
+    page.wait_for_url(re.compile(r".*/services/\d+/addons$"))
+    check_page(page, live_server, requests_seen)
+    offer = page.locator("li[data-product]", has_text="5G Max speed")
+    offer.get_by_role("link", name="Add 5G Max speed to this service").click()
+    expect(page.locator("[data-review]")).to_contain_text("5G Max speed")
+    expect(page.locator("[data-review-recurring]")).to_have_text("£3.00")
+    check_page(page, live_server, requests_seen)
+    page.locator("[data-confirm-button]").click()
+    page.wait_for_url(re.compile(r".*/services/\d+/addons/\d+(\?.*)?$"))
+    # Provisioned in the background; the page refreshes itself until it is done.
+    expect(page.locator("[data-addon-page]")).to_have_attribute("data-addon-page", "active",
+                                                                timeout=30_000)
+    check_page(page, live_server, requests_seen)
+    page.get_by_role("link", name="Add-ons").last.click()
+    expect(page.locator("li[data-addon]", has_text="5G Max speed")).to_be_visible()
