@@ -76,7 +76,7 @@ def test_service_worker_changes_with_the_shell(make_app):
 
 
 @pytest.mark.parametrize("path, kept", [
-    ("/", True), ("/services", True), ("/services/12", True), ("/usage", True),
+    ("/", True), ("/services", True), ("/services/12", False), ("/usage", True),
     ("/services/12/usage", True), ("/billing", True), ("/billing/invoices/3", True),
     ("/billing/transactions", True), ("/account", False), ("/account/api-keys", False),
     ("/billing/invoices/3/pay", False), ("/login", False), ("/services/12/cancel", False)])

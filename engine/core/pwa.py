@@ -20,8 +20,10 @@ import falcon
 #: Files every page needs, kept by the service worker when it installs.
 SHELL_STATIC = ("css/portico.css", "css/theme.css", "js/portal.js", "img/icons.svg",
                 "img/logo.svg", "img/icon-192.png")
-#: Pages kept for offline viewing, newest copy only (matched by the worker on the path).
-OFFLINE_PAGES = (r"^/$", r"^/services(/\d+)?$", r"^/usage$", r"^/services/\d+/usage$",
+#: Pages kept for offline viewing, newest copy only (matched by the worker on the path): the
+#: dashboard, services, usage and billing overviews. Not a service's own page: it can hold
+#: the eSIM activation code, which should not outlive the page on the device.
+OFFLINE_PAGES = (r"^/$", r"^/services$", r"^/usage$", r"^/services/\d+/usage$",
                  r"^/billing$", r"^/billing/transactions$", r"^/billing/invoices/\d+$")
 
 

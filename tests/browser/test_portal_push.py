@@ -96,7 +96,9 @@ def test_turn_on_push_choose_it_for_bills_and_get_one(live_server, new_page, vie
     box = page.get_by_label("Bills and payments: Push")
     box.check()
     page.get_by_role("button", name="Save changes").click()
+    page.wait_for_url(re.compile(r".*/account/notifications\?saved=1$"))
     expect(page.get_by_label("Bills and payments: Push")).to_be_checked()
+    expect(state).to_have_text("Notifications are on for this device.")
 
     # Pay a bill: the payment-received notice goes out as a push, encrypted for this browser.
     page.goto(live_server.url + "/billing")
