@@ -3,7 +3,6 @@ import pytest
 
 from engine.audit import record
 from engine.context import Context, Principal
-from engine.models import User
 from engine.testing import Client, PrincipalHeader, as_user, seed_people
 
 
