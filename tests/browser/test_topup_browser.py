@@ -60,7 +60,7 @@ def test_buy_a_data_topup_with_a_saved_card_on_a_phone(live_server, page, viewpo
     expect(page.locator("[data-review-price]")).to_have_text("£5.00")
     expect(page.locator("[data-review-adds]")).to_contain_text("5 GB")
     expect(page.locator("[data-review-expires]")).not_to_have_text("Never")
-    expect(page.locator("tr[data-new-bucket]")).to_contain_text("5 GB data")
+    expect(page.locator("[data-new-bucket]")).to_contain_text("5 GB data")
     assert fits_the_screen(page)
     expect(page.get_by_label(re.compile("Visa •••• 4242"))).to_be_checked()  # the saved card
     page.get_by_role("button", name="Pay £5.00").click()
