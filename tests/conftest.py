@@ -1,2 +1,22 @@
 """Portico's own tests use the same fixtures partners get (engine.testing, loaded as a pytest plugin)."""
 from stripe_fixtures import localstripe, localstripe_server  # noqa: F401 - the Stripe tests' server
+
+import os  # noqa: E402
+
+import pytest  # noqa: E402
+
+LONG = os.environ.get("PORTICO_LONG_TESTS") == "1"
+
+
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers", "long: the long variant of a reliability test; runs with PORTICO_LONG_TESTS=1")
+
+
+def pytest_collection_modifyitems(config, items):
+    if LONG:
+        return
+    skip = pytest.mark.skip(reason="long variant: set PORTICO_LONG_TESTS=1")
+    for item in items:
+        if "long" in item.keywords:
+            item.add_marker(skip)
