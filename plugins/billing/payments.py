@@ -400,7 +400,9 @@ def reconcile_open(app, now=None) -> int:
                                     (Payment.updated_at < now - IN_FLIGHT))
              .order_by(Payment.id).limit(500))
     done = 0
-    for payment in stale:
+    # Read them all first: on SQLite (WAL) a read still open on this connection would make
+    # each record's write transaction fail with "database is locked" once another writer commits.
+    for payment in list(stale):
         if reconcile(app, payment, now=now).status not in OPEN_PAYMENT:
             done += 1
     return done
