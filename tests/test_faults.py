@@ -1,0 +1,139 @@
+"""Faults (issue 10, item 4): processes that die, duplicated webhooks, Redis, workers and SMTP down.
+
+Real parts only. A dying process is a real one: ``tests/fault_child.py`` forks a
+portal process per run that sends one real request and leaves with
+``os._exit`` at the fault point (no rollback, no ``finally``). Recovery is the
+portal's own: billing's periodic reconciliation (``billing.reconcile_payments``,
+run by a real worker), the outbox relay, dramatiq's redelivery. The default
+variants run in CI with small counts; ``@pytest.mark.long`` runs the issue's
+figures (``PORTICO_LONG_TESTS=1``).
+"""
+from __future__ import annotations
+
+import json
+import os
+import random
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+import time_machine
+
+from billing_helpers import customer, sandbox_card
+from engine.testing import PrincipalHeader, run_tasks
+from fault_child import DIED, POINTS
+from plugins.billing.models import Payment, ProviderEvent, Transaction
+from plugins.email.models import EmailDelivery
+from plugins.sandbox.models import SandboxCharge
+from plugins.topups.models import TopupPurchase
+from plugins.usage.models import Bucket
+from topups_helpers import api_for, service_of, topup_catalogue
+
+TESTS = Path(__file__).resolve().parent
+CHILD = TESTS / "fault_child.py"
+#: Many purchases by one customer in a few seconds: no per-customer attempt limit in the way.
+NO_LIMIT = {"billing": {"pay_rate": "100000/minute"}}
+
+
+def settings_of(app, **extra) -> dict:
+    """``make_app``'s settings for a child process sharing this app's database and files."""
+    s = app.settings
+    return {"data_dir": str(s.data_dir), "database_url": s.database_url,
+            "broker_url": s.broker_url, "secret_key": s.secret_key, "base_url": s.base_url,
+            "plugins": {"disabled": [], "entry_points": False}, **extra}
+
+
+def child(app, extra: dict, *args) -> list[int]:
+    """Run ``fault_child.py <args>``; the exit status of each of its runs."""
+    env = {**os.environ, "PORTICO_FAULT_SETTINGS": json.dumps(settings_of(app, **extra))}
+    app.database.close_all()
+    done = subprocess.run([sys.executable, str(CHILD), *map(str, args)], env=env,
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def make_world(make_app, **extra):
+    app = make_app(plugins=[("test-auth", PrincipalHeader())], **{**NO_LIMIT, **extra})
+    c, user = customer("alice")
+    return app, {"customer": c, "user": user, "service": service_of(c, "prepaid"),
+                 "products": topup_catalogue(app), "api": api_for(app, user)}
+
+
+def reconcile(app) -> None:
+    """Billing's periodic reconciliation, later than a request could take, twice, by a worker."""
+    later = datetime.now(timezone.utc) + timedelta(minutes=3)
+    with time_machine.travel(later):
+        for _ in range(2):
+            app.tasks.actors["billing.reconcile_payments"].send()
+            run_tasks(app)
+
+
+def ledger(world, charged: list[int]) -> dict:
+    """Check money against credit for every purchase; ``charged``: the provider's succeeded
+    charge amounts. Returns the counts."""
+    purchases = list(TopupPurchase.select())
+    assert {p.status for p in purchases} <= {"credited", "failed"}, \
+        Counter(p.status for p in purchases)
+    assert not Payment.select().where(Payment.status.in_(("pending", "requires_action"))).exists()
+    credited = [p for p in purchases if p.status == "credited"]
+    buckets = list(Bucket.select().where((Bucket.service == world["service"].id) &
+                                         (Bucket.type == "monetary")))
+    succeeded = list(Payment.select().where(Payment.status == "succeeded"))
+    received = list(Transaction.select().where(Transaction.kind == "payment"))
+    # No lost credit, no double credit, no money without credit, no credit without money.
+    assert len(buckets) == len(credited) == len(succeeded) == len(received) == len(charged)
+    assert sorted(b.reference for b in buckets) == sorted(p.reference for p in credited)
+    assert sum(b.remaining for b in buckets) == sum(charged) == \
+        sum(p.amount for p in succeeded) == -sum(t.amount for t in received)
+    mails = EmailDelivery.select().where(EmailDelivery.kind == "topup_confirmed").count()
+    assert mails == len(credited)
+    return {"purchases": len(purchases), "credited": len(credited),
+            "failed": len(purchases) - len(credited), "credit": sum(b.remaining for b in buckets)}
+
+
+def sandbox_charged() -> list[int]:
+    return [c.amount for c in SandboxCharge.select().where(SandboxCharge.status == "succeeded")]
+
+
+# -- the process dies at a point of a purchase ---------------------------------------------------------
+
+#: What each death must end as after reconciliation: no money moved, or credited once.
+EXPECTED = {"before_charge": "failed", "after_created": "failed", "after_charge": "credited",
+            "after_commit": "credited"}
+
+
+def die_then_reconcile(make_app, runs: int) -> None:
+    """``runs`` purchases die at each point; reconciliation settles each once, as it should."""
+    app, world = make_world(make_app)
+    sandbox_card(app, world["customer"].id)
+    product = world["products"]["prepaid-credit-5"]
+    started = time.monotonic()
+    codes = child(app, NO_LIMIT, "purchase", ",".join(POINTS), runs, world["service"].id, product.id,
+                  world["user"].id)
+    assert codes == [DIED] * runs * len(POINTS), codes  # every run really died at its point
+    left_open = Payment.select().where(Payment.status == "pending").count()
+    reconcile(app)
+    counts = ledger(world, sandbox_charged())
+    # The runs went in order, point after point: each purchase ends as its point says.
+    purchases = list(TopupPurchase.select().order_by(TopupPurchase.id))
+    got = [p.status for p in purchases]
+    assert got == [EXPECTED[point] for point in POINTS for _ in range(runs)], got
+    print(f"\n{runs} deaths at each of {', '.join(POINTS)}: {left_open} payments "
+          f"left open, after reconciliation {counts} ({time.monotonic() - started:.1f}s)")
+
+
+@pytest.mark.spec("BILL-2", "TOP-1")
+def test_a_purchase_killed_at_any_point_is_reconciled_once(make_app):
+    die_then_reconcile(make_app, runs=5)
+
+
+@pytest.mark.long
+@pytest.mark.spec("BILL-2", "TOP-1")
+def test_a_purchase_killed_at_any_point_is_reconciled_once_long(make_app):
+    die_then_reconcile(make_app, runs=50)
