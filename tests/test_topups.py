@@ -353,6 +353,7 @@ def test_staff_edit_the_catalogue_and_customers_see_it(app, world):
     assert {"custom", "min_amount", "max_amount"} <= set(bad["errors"])
     path = f"/api/v1/staff/topup-products/{created['id']}"
     assert admin.patch(path, json={"price": 300}).json["price"]["amount"] == 300
+    assert admin.patch(path, json={}).json["price"]["amount"] == 300  # an empty change: no 500
     assert "code" in problem(admin.patch(path, json={"code": "other"}))["errors"]
     listed = world["api"].get(f"/api/v1/services/{world['service'].id}/topups").json["items"]
     assert "prepaid-data-2gb" in {i["code"] for i in listed}
@@ -360,7 +361,7 @@ def test_staff_edit_the_catalogue_and_customers_see_it(app, world):
     listed = world["api"].get(f"/api/v1/services/{world['service'].id}/topups").json["items"]
     assert "prepaid-data-2gb" not in {i["code"] for i in listed}
     assert TopupProduct.get_by_id(created["id"]).active is False  # kept for history
-    assert AuditEvent.select().where(AuditEvent.action.startswith("topup.product")).count() == 3
+    assert AuditEvent.select().where(AuditEvent.action.startswith("topup.product")).count() == 4
     nobody = as_user(api_for(app, world["user"]), staff("billing", name="bil"))
     assert nobody.get("/api/v1/staff/topup-products").status_code == 403
     assert world["api"].get("/api/v1/staff/topup-products").status_code == 401

@@ -107,7 +107,7 @@ def save_product(ctx, product: TopupProduct | None, values: dict) -> TopupProduc
                     setattr(product, key, value)
                 product.updated_at = utcnow()
                 product.save()
-            record(ctx, "topup.product_" + ("saved" if values.keys() - {"active"} else
+            record(ctx, "topup.product_" + ("saved" if set(values) != {"active"} else
                                             "retired" if not values["active"] else "restored"),
                    f"topup_product:{product.id}", {k: v for k, v in values.items()},
                    customer_id=None)
