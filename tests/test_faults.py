@@ -137,3 +137,92 @@ def test_a_purchase_killed_at_any_point_is_reconciled_once(make_app):
 @pytest.mark.spec("BILL-2", "TOP-1")
 def test_a_purchase_killed_at_any_point_is_reconciled_once_long(make_app):
     die_then_reconcile(make_app, runs=50)
+
+
+# -- the webhook: a process dies applying it; every event arrives three times, shuffled --------------
+
+def stripe_world(make_app, localstripe):
+    from test_stripe import add_card
+    app, world = make_world(make_app, **localstripe.settings())
+    confirmed, saved = add_card(world["api"], localstripe)
+    assert saved.status_code == 201, saved.text
+    return app, world
+
+
+def stripe_charged(localstripe) -> list[int]:
+    from test_stripe import charges_at_stripe
+    return [c.amount for c in charges_at_stripe(localstripe)]
+
+
+def webhooks_die_then_arrive_three_times(make_app, localstripe, tmp_path, runs: int) -> None:
+    from test_stripe import post_webhook, signed, stripe_event
+    app, world = stripe_world(make_app, localstripe)
+    product = world["products"]["prepaid-credit-5"]
+    started = time.monotonic()
+    for i in range(runs):  # answered normally: their webhooks come later, and must change nothing
+        bought = world["api"].post(f"/api/v1/services/{world['service'].id}/topups",
+                                   json={"product_id": product.id},
+                                   headers={"Idempotency-Key": f"ok-{i}"})
+        assert bought.status_code == 201, bought.text
+    settings = {**NO_LIMIT, **localstripe.settings()}
+    # These die after Stripe charged them: only the webhook can bring the news...
+    codes = child(app, settings, "purchase", "after_charge", runs, world["service"].id,
+                  product.id, world["user"].id)
+    assert codes == [DIED] * runs, codes
+    lost = list(Payment.select().where(Payment.status == "pending"))
+    assert len(lost) == runs and all(p.provider_ref for p in lost)
+    # ...and the process applying it dies too, inside its transaction.
+    files = []
+    for payment in lost:
+        path = tmp_path / f"{payment.provider_ref}.json"
+        path.write_bytes(stripe_event(localstripe, "payment_intent.succeeded", payment.provider_ref))
+        path.with_suffix(".sig").write_text(signed(path.read_bytes()))
+        files.append(path)
+    assert child(app, settings, "webhook", "stripe", *files) == [DIED] * runs
+    assert Payment.select().where(Payment.status == "pending").count() == runs
+    assert ProviderEvent.select().count() == 0  # rolled back with the death
+
+    # Stripe retries: every event of every payment three times, shuffled, four at a time.
+    payloads = [stripe_event(localstripe, "payment_intent.succeeded", p.provider_ref)
+                for p in Payment.select()]
+    deliveries = payloads * 3
+    random.Random(10).shuffle(deliveries)
+    answers: list = []
+    lock = threading.Lock()
+
+    def deliver(batch):
+        try:
+            for payload in batch:
+                r = post_webhook(app, payload, signed(payload))
+                with lock:
+                    answers.append((r.status_code, r.json.get("duplicate", False)))
+        finally:
+            app.database.close()
+
+    threads = [threading.Thread(target=deliver, args=(deliveries[i::4],)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert Counter(code for code, _ in answers) == {200: len(deliveries)}, answers
+    assert sum(1 for _, dup in answers if not dup) == len(payloads)  # each acted on once
+    assert ProviderEvent.select().count() == len(payloads)
+    reconcile(app)
+    counts = ledger(world, stripe_charged(localstripe))
+    assert counts["credited"] == 2 * runs, counts
+    print(f"\nStripe: {runs} answered + {runs} lost purchases, {runs} webhook processes killed, "
+          f"then {len(deliveries)} deliveries ({len(payloads)} events x 3, shuffled, 4 threads): "
+          f"{counts} ({time.monotonic() - started:.1f}s)")
+
+
+@pytest.mark.spec("BILL-2", "TOP-1")
+def test_a_webhook_killed_midway_then_delivered_three_times_acts_once(make_app, localstripe,
+                                                                      tmp_path):
+    webhooks_die_then_arrive_three_times(make_app, localstripe, tmp_path, runs=4)
+
+
+@pytest.mark.long
+@pytest.mark.spec("BILL-2", "TOP-1")
+def test_a_webhook_killed_midway_then_delivered_three_times_acts_once_long(make_app, localstripe,
+                                                                           tmp_path):
+    webhooks_die_then_arrive_three_times(make_app, localstripe, tmp_path, runs=40)
