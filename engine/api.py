@@ -21,7 +21,7 @@ from typing import Any
 import falcon
 from apispec import APISpec
 from apispec.ext.marshmallow import MarshmallowPlugin
-from marshmallow import Schema, ValidationError, fields, validate
+from marshmallow import INCLUDE, Schema, ValidationError, fields, validate
 
 from engine.errors import invalid
 
@@ -39,17 +39,20 @@ class OperationInfo:
     description: str
     many: bool
     money: bool
+    errors: dict
 
 
 def operation(summary: str, *, body: type[Schema] | None = None,
               query: type[Schema] | None = None, response: type[Schema] | None = None,
               status: int = 200, description: str = "", many: bool = False,
-              money: bool = False):
+              money: bool = False, errors: dict[int, str] | None = None):
     """Declare a JSON responder: validates ``body``/``query``, dumps the result with ``response``.
 
     ``money=True`` documents the ``Idempotency-Key`` header (money-moving POSTs).
+    ``errors`` documents the other problem answers it gives, e.g. ``{409: "Already on"}``.
     """
-    info = OperationInfo(summary, body, query, response, status, description, many, money)
+    info = OperationInfo(summary, body, query, response, status, description, many, money,
+                         dict(errors or {}))
 
     def decorate(fn):
         @functools.wraps(fn)
@@ -149,6 +152,10 @@ def money(amount: int, currency: str) -> dict:
 
 
 class ProblemSchema(Schema):
+    """RFC 9457: a problem may carry extension members (e.g. ``support``), so more keys are allowed."""
+    class Meta:
+        unknown = INCLUDE
+
     type = fields.String()
     title = fields.String()
     status = fields.Integer()
@@ -219,10 +226,19 @@ def _operation(info: OperationInfo, plugin: str, resource, method: str, path: st
         op["responses"]["401"] = {"description": "Not signed in", **problem}
     if params and any(p["in"] == "path" for p in params):
         op["responses"]["404"] = {"description": "Not found (or not yours)", **problem}
+    if info.body is not None:
+        op["responses"]["400"] = {"description": "The body is not valid JSON", **problem}
+        op["responses"]["415"] = {"description": "The body is not application/json", **problem}
     if info.body is not None or info.query is not None:
         op["responses"]["422"] = {"description": "Invalid input; see errors", **problem}
     if method != "get" and auth != "public":
         op["responses"]["403"] = {"description": "Read-only key or not allowed", **problem}
+    if info.money:
+        op["responses"]["409"] = {"description": "A request with this Idempotency-Key is "
+                                                 "still being processed", **problem}
+    for code, text in info.errors.items():  # a 2xx is another success with the same body
+        op["responses"][str(code)] = {**ok, "description": text} if code < 400 \
+            else {"description": text, **problem}
     return op
 
 

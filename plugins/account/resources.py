@@ -232,7 +232,8 @@ class EmailAPI:
     """``POST /api/v1/account/email``."""
 
     @operation("Change your email address: a link goes to the new address", status=202,
-               body=schemas.EmailChangeBody, response=schemas.AccountStatusOut)
+               body=schemas.EmailChangeBody, response=schemas.AccountStatusOut,
+               errors={429: "Too many email changes asked for"})
     def on_post(self, req, resp, body):
         ctx = req.context
         service.request_email_change(ctx.app, ctx, current_user(ctx), body["email"],
@@ -256,7 +257,7 @@ class PasswordAPI:
     """``POST /api/v1/account/password``."""
 
     @operation("Change your password (needs the current one)", body=schemas.PasswordChangeBody,
-               response=schemas.AccountStatusOut)
+               response=schemas.AccountStatusOut, errors={429: "Too many attempts"})
     def on_post(self, req, resp, body):
         ctx = req.context
         ended = service.change_password(ctx.app, ctx, current_user(ctx), body["current_password"],

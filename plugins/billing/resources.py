@@ -164,7 +164,7 @@ class InvoiceArchiveAPI:
     """``GET /api/v1/invoices/archive?ids=1,2`` or ``?from=2026-01-01&to=2026-12-31``"""
 
     @operation("Download many invoices as one zip of their PDFs (BILL-7)",
-               query=schemas.ArchiveQuery,
+               query=schemas.ArchiveQuery, errors={404: "No invoices in that range"},
                description="Answers `application/zip`, streamed: each invoice's stored PDF "
                            "and an `invoices.csv` index.")
     def on_get(self, req, resp, query):
@@ -178,6 +178,10 @@ class InvoicePayAPI:
     @idempotent
     @operation("Pay an invoice with a saved card (BILL-2)", body=schemas.PayIn,
                response=schemas.PayOut, money=True,
+               errors={202: "The card asks for 3-D Secure: see next_action",
+                       402: "Declined: the invoice stays unpaid",
+                       409: "Already paid, or a payment is in progress",
+                       429: "Too many payment attempts"},
                description="Charges what the invoice still owes. 200: paid. 202 with "
                            "`next_action`: the card asks for 3-D Secure — finish it with the "
                            "provider's script, then POST `complete_url`. 402: declined, the "
@@ -211,7 +215,8 @@ class PaymentCompleteAPI:
     """``POST /api/v1/payments/{payment_id}/complete``"""
 
     @operation("Record the outcome of a payment after 3-D Secure (BILL-2)",
-               response=schemas.PayOut, money=True,
+               response=schemas.PayOut, errors={202: "Still waiting for 3-D Secure",
+                                                402: "Declined"},
                description="Asks the provider where the payment stands and records it once; "
                            "safe to repeat.")
     def on_post(self, req, resp, payment_id):
@@ -234,6 +239,7 @@ class InvoiceLinksAPI:
 
     @operation("Create a link that pays this invoice without signing in (BILL-6)",
                body=schemas.LinkIn, response=schemas.LinkSchema, status=201,
+               errors={409: "This invoice is already paid"},
                description="The answer holds the URL once; keep it. It expires, and can be "
                            "revoked with DELETE /payment-links/{id}.")
     def on_post(self, req, resp, invoice_id, body):
@@ -271,6 +277,14 @@ class TransactionsAPI:
 
 # -- payment methods (BILL-5) ----------------------------------------------------------------
 
+def known_provider(app, name: str | None) -> str | None:
+    """A client-named provider must be one of the operator's: otherwise a field error."""
+    if name is not None and name not in app.providers:
+        raise invalid({"provider": [f"Unknown payment provider; use one of: "
+                                    f"{', '.join(sorted(app.providers))}."]})
+    return name
+
+
 class PaymentMethodsAPI:
     """``GET|POST /api/v1/payment-methods``"""
 
@@ -284,6 +298,7 @@ class PaymentMethodsAPI:
 
     @operation("Save the card of a finished setup (BILL-5)", body=schemas.CardIn,
                response=schemas.PaymentMethodSchema, status=201,
+               errors={402: "The provider refused the card setup"},
                description="First POST /payment-methods/setup and let the provider's widget "
                            "collect the card (card data never reaches this server); then send "
                            "its `setup_ref` (and `token`, for the sandbox) here.")
@@ -292,7 +307,7 @@ class PaymentMethodsAPI:
         customer_id = ctx.require_customer()
         method = payments.save_card(app, ctx, customer_id, body["setup_ref"], body["token"],
                                     make_default=body["make_default"],
-                                    provider_id=body["provider"])
+                                    provider_id=known_provider(app, body["provider"]))
         expiring = {c.id for c in payments.expiring_cards(app, customer_id)}
         return card_answer(app, method, expiring)
 
@@ -302,12 +317,14 @@ class PaymentMethodSetupAPI:
 
     @operation("Start adding a card with the payment provider (BILL-5)", body=schemas.SetupIn,
                response=schemas.SetupOut, status=201,
+               errors={402: "The provider refused", 429: "Too many card set-ups"},
                description="Returns what the provider's browser widget needs (Stripe: the "
                            "SetupIntent's client secret and publishable key).")
     def on_post(self, req, resp, body):
         app, ctx = req.context.app, req.context
         ratelimits.hit(app, "card", "customer", ctx.require_customer())
-        provider, setup = payments.start_setup(app, ctx.require_customer(), body["provider"])
+        provider, setup = payments.start_setup(app, ctx.require_customer(),
+                                               known_provider(app, body["provider"]))
         return {"provider": provider.id, "setup_ref": setup.ref,
                 "client_secret": setup.client_secret, "widget": setup.widget}
 
@@ -445,7 +462,8 @@ class StaffInvoiceLinksAPI:
     auth = "staff"
 
     @operation("Create a guest payment link for any invoice (BILL-6)", body=schemas.LinkIn,
-               response=schemas.LinkSchema, status=201)
+               response=schemas.LinkSchema, status=201,
+               errors={409: "This invoice is already paid"})
     def on_post(self, req, resp, invoice_id, body):
         require_billing_staff(req)
         app, ctx = req.context.app, req.context

@@ -336,7 +336,7 @@ class TwoFactorSetupAPI:
     """``POST /api/v1/account/2fa/setup``."""
 
     @operation("Start 2FA set-up: a new secret, its otpauth URI and a QR code",
-               response=schemas.TwoFactorSetup)
+               response=schemas.TwoFactorSetup, errors={409: "2FA is already on"})
     def on_post(self, req, resp):
         ctx = req.context
         return start_setup(ctx.app, ctx, current_user(ctx))
@@ -346,7 +346,9 @@ class TwoFactorEnableAPI:
     """``POST /api/v1/account/2fa/enable``."""
 
     @operation("Turn 2FA on with a code from the app; returns the backup codes (shown once)",
-               body=schemas.CodeBody, response=schemas.BackupCodesOut)
+               body=schemas.CodeBody, response=schemas.BackupCodesOut,
+               errors={409: "2FA is already on, or set-up was not started",
+                       429: "Too many codes tried"})
     def on_post(self, req, resp, body):
         ctx = req.context
         return {"backup_codes": enable(ctx.app, ctx, current_user(ctx), body["code"])}
@@ -356,7 +358,8 @@ class TwoFactorDisableAPI:
     """``POST /api/v1/account/2fa/disable``."""
 
     @operation("Turn 2FA off (password and a code or backup code)",
-               body=schemas.PasswordAndCode, response=schemas.TwoFactorStatus)
+               body=schemas.PasswordAndCode, response=schemas.TwoFactorStatus,
+               errors={409: "2FA is already off", 429: "Too many codes tried"})
     def on_post(self, req, resp, body):
         ctx = req.context
         disable(ctx.app, ctx, current_user(ctx), body["password"], body["code"])
@@ -367,7 +370,8 @@ class BackupCodesAPI:
     """``POST /api/v1/account/2fa/backup-codes``."""
 
     @operation("Replace the backup codes (password and a code); returns the new ones once",
-               body=schemas.PasswordAndCode, response=schemas.BackupCodesOut)
+               body=schemas.PasswordAndCode, response=schemas.BackupCodesOut,
+               errors={409: "2FA is off", 429: "Too many codes tried"})
     def on_post(self, req, resp, body):
         ctx = req.context
         return {"backup_codes": renew_backup_codes(ctx.app, ctx, current_user(ctx),
@@ -422,7 +426,8 @@ class ApiKeysAPI:
         return paginate(owned(ApiKey, req.context.require_customer()), ApiKey.id, query)
 
     @operation("Generate an API key: the key is in this answer only", body=schemas.ApiKeyBody,
-               response=schemas.ApiKeyCreated, status=201)
+               response=schemas.ApiKeyCreated, status=201,
+               errors={429: "Too many keys made recently"})
     def on_post(self, req, resp, body):
         ctx = req.context
         return create_key(ctx.app, ctx, current_user(ctx), body)

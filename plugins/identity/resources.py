@@ -229,6 +229,8 @@ class LoginAPI:
 
     @operation("Sign in: returns a bearer token and sets the session cookie",
                body=schemas.LoginBody, response=schemas.TokenOut,
+               errors={401: "Wrong email or password, or the 2FA code is missing or wrong",
+                       429: "Too many attempts, or the email is locked"},
                description="Send `otp` too when 2FA is on; without it the answer is 401 "
                            "with type `otp-required`. Five failures lock the email for 30 "
                            "minutes (429, type `login-locked`).")
@@ -275,6 +277,7 @@ class ForgotAPI:
 
     @operation("Ask for a password reset link", body=schemas.ForgotBody,
                response=schemas.StatusOut, status=202,
+               errors={429: "Too many requests"},
                description="The answer is the same whether or not the email is registered.")
     def on_post(self, req, resp, body):
         app, ctx = req.context.app, req.context

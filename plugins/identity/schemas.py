@@ -8,8 +8,10 @@ from marshmallow import Schema, ValidationError, fields, post_load, validate, va
 from engine.db import utcnow
 from plugins.identity import apikeys
 
+_EMAIL = validate.Email(error="Enter a valid email address.")
 Email = lambda **kw: fields.String(  # noqa: E731
-    validate=validate.Length(min=3, max=254), metadata={"format": "email"}, **kw)
+    validate=[validate.Length(min=3, max=254), lambda value: _EMAIL(value.strip())],
+    metadata={"format": "email"}, **kw)
 Password = lambda **kw: fields.String(validate=validate.Length(max=4096), **kw)  # noqa: E731
 
 

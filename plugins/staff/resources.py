@@ -181,7 +181,9 @@ class StaffLoginAPI:
     auth = "public"
 
     @operation("Staff sign-in: a bearer token for /api/v1/staff", body=schemas.StaffLoginBody,
-               response=schemas.StaffTokenOut)
+               response=schemas.StaffTokenOut,
+               errors={401: "Wrong email or password",
+                       429: "Too many attempts, or the email is locked"})
     def on_post(self, req, resp, body):
         app, ctx = req.context.app, req.context
         try:

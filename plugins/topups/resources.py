@@ -130,12 +130,14 @@ class PurchaseAPI:
 class AutoTopupAPI:
     """``GET|PUT /api/v1/services/{service_id}/auto-topup``"""
 
-    @operation("Auto top-up of this service's credit (TOP-3)", response=schemas.AutoTopupOut)
+    @operation("Auto top-up of this service's credit (TOP-3)", response=schemas.AutoTopupOut,
+               errors={409: "Auto top-up is not available for this service"})
     def on_get(self, req, resp, service_id):
         return auto_answer(req.context.app, owned_service(req, service_id))
 
     @operation("Switch auto top-up on or off (TOP-3)", body=schemas.AutoTopupIn,
                response=schemas.AutoTopupOut,
+               errors={409: "Auto top-up is not available for this service"},
                description="When credit falls below `threshold`, `amount` of credit is bought "
                            "with your default card. Switching it on while already below the "
                            "threshold buys at once. A failed charge switches it off.")
