@@ -105,7 +105,9 @@ def fuzz(app, max_examples: int) -> tuple[collections.Counter, dict]:
 def stateful(app, max_examples: int, steps: int) -> int:
     """schemathesis' state machine over the inferred links, as alice; returns steps run."""
     schema, auth = load_schema(app), tokens(app)
-    schema = schema.exclude(path_regex=r"^/staff")
+    # Staff routes want another principal; signing out one's own session ends the run early.
+    schema = schema.exclude(path_regex=r"^/staff").exclude(method="DELETE",
+                                                          path="/account/sessions/{session_id}")
     schema.config.update(headers={"Authorization": f"Bearer {auth['customer']}"})
     calls = collections.Counter()
 
