@@ -72,6 +72,11 @@ class RequestMiddleware:
             self._unauthorized(req, page)
         if auth == "staff" and not (ctx.principal and ctx.principal.is_staff):
             self._unauthorized(req, page)
+        permission = getattr(resource, "permission", None)
+        if permission and ctx.principal and ctx.principal.is_staff \
+                and not ctx.principal.can(permission):
+            # Before the input is read: staff without the permission get a 403, not a 422.
+            raise Problem(403, f"You need the {permission} permission", type="forbidden")
         if req.method in UNSAFE and ctx.principal and "write" not in ctx.principal.scopes:
             raise Problem(403, "This API key is read-only",
                           "Create a read-write key to make changes.", type="read-only-key")

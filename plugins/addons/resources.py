@@ -131,6 +131,7 @@ def staff_product(product_id) -> AddonProduct:
 class StaffProductsAPI:
     """``GET|POST /api/v1/staff/addon-products``"""
     auth = "staff"
+    permission = "catalogue"
 
     @operation("The add-on catalogue, every service type, retired entries too",
                query=schemas.StaffAddonCatalogueQuery, response=schemas.StaffAddonCatalogue)
@@ -149,6 +150,7 @@ class StaffProductsAPI:
 class StaffProductAPI:
     """``GET|PATCH|DELETE /api/v1/staff/addon-products/{product_id}``"""
     auth = "staff"
+    permission = "catalogue"
 
     @operation("One catalogue entry", response=schemas.StaffAddonProductSchema)
     def on_get(self, req, resp, product_id):

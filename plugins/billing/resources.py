@@ -354,6 +354,7 @@ class PaymentMethodDefaultAPI:
 class StaffTransactionsAPI:
     """``GET|POST /api/v1/staff/customers/{customer_id}/transactions``"""
     auth = "staff"
+    permission = "billing"
 
     @operation("A customer's transactions", query=schemas.TransactionQuery,
                response=schemas.TransactionPage)
@@ -389,6 +390,7 @@ class StaffTransactionsAPI:
 class StaffInvoicesAPI:
     """``GET|POST /api/v1/staff/customers/{customer_id}/invoices``"""
     auth = "staff"
+    permission = "billing"
 
     @operation("A customer's invoices", query=schemas.InvoiceQuery, response=schemas.InvoicePage)
     def on_get(self, req, resp, customer_id, query):
@@ -411,6 +413,7 @@ class StaffInvoicesAPI:
 class StaffInvoiceAPI:
     """``GET /api/v1/staff/invoices/{invoice_id}``"""
     auth = "staff"
+    permission = "billing"
 
     @operation("Any invoice", response=schemas.InvoiceDetailSchema)
     def on_get(self, req, resp, invoice_id):
@@ -421,6 +424,7 @@ class StaffInvoiceAPI:
 class StaffInvoicePaymentsAPI:
     """``POST /api/v1/staff/invoices/{invoice_id}/payments``"""
     auth = "staff"
+    permission = "billing"
 
     @idempotent
     @operation("Record money received outside the portal (a bank transfer)",
@@ -441,6 +445,7 @@ class StaffInvoicePaymentsAPI:
 class StaffRefundAPI:
     """``POST /api/v1/staff/payments/{payment_id}/refund``"""
     auth = "staff"
+    permission = "billing"
 
     @idempotent
     @operation("Refund (part of) a card payment (staff only: LIM-1)", body=schemas.RefundIn,
@@ -460,6 +465,7 @@ class StaffRefundAPI:
 class StaffInvoiceLinksAPI:
     """``POST /api/v1/staff/invoices/{invoice_id}/payment-links``"""
     auth = "staff"
+    permission = "billing"
 
     @operation("Create a guest payment link for any invoice (BILL-6)", body=schemas.LinkIn,
                response=schemas.LinkSchema, status=201,
@@ -476,6 +482,7 @@ class StaffInvoiceLinksAPI:
 class StaffPaymentLinkAPI:
     """``DELETE /api/v1/staff/payment-links/{link_id}``"""
     auth = "staff"
+    permission = "billing"
 
     @operation("Revoke a guest payment link", response=schemas.LinkSchema)
     def on_delete(self, req, resp, link_id):

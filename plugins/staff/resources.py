@@ -129,6 +129,7 @@ class ImpersonatePage:
     """``POST /staff/customers/{id}/impersonate``: the form posts to a new tab, which follows
     the one-time link into the customer's portal."""
     auth = "public"
+    permission = "can_impersonate"
 
     def on_post(self, req, resp, customer_id):
         _staff_only_page(req)

@@ -166,6 +166,7 @@ def staff_product(product_id) -> TopupProduct:
 class StaffProductsAPI:
     """``GET|POST /api/v1/staff/topup-products``"""
     auth = "staff"
+    permission = "catalogue"
 
     @operation("The top-up catalogue, every service type, retired entries too",
                query=schemas.StaffTopupCatalogueQuery, response=schemas.StaffTopupCatalogue)
@@ -184,6 +185,7 @@ class StaffProductsAPI:
 class StaffProductAPI:
     """``GET|PATCH|DELETE /api/v1/staff/topup-products/{product_id}``"""
     auth = "staff"
+    permission = "catalogue"
 
     @operation("One catalogue entry", response=schemas.StaffTopupProductSchema)
     def on_get(self, req, resp, product_id):
