@@ -27,15 +27,20 @@ METHODS = ("get", "post", "put", "patch", "delete")
 MISSING_ID = "987654321"
 
 
-def customer_routes(app):
-    """(plugin, path, resource, [methods]) of every route a signed-in customer may call."""
+def all_routes(app):
+    """(plugin, path, auth, [methods]) of every route the app has."""
     for plugin, route in app.routes:
         resource = route.resource
-        if getattr(resource, "auth", "customer") != "customer" or "/staff" in route.path:
-            continue
         suffix = f"_{route.suffix}" if route.suffix else ""
         methods = [m for m in METHODS if hasattr(resource, f"on_{m}{suffix}")]
-        yield plugin, route.path, methods
+        yield plugin, route.path, getattr(resource, "auth", "customer"), methods
+
+
+def customer_routes(app):
+    """(plugin, path, [methods]) of every route a signed-in customer may call."""
+    for plugin, path, auth, methods in all_routes(app):
+        if auth == "customer" and "/staff" not in path:
+            yield plugin, path, methods
 
 
 def scoped_models(app):
@@ -52,7 +57,11 @@ def foreign_values(app, param: str, victim: Customer) -> list[str]:
             User.contact.rel_model.customer == victim.id).first()
         ctx = Context(app=app, principal=Principal(kind="customer", user_id=victim_user.id,
                                                    customer_id=victim.id))
-        return [a.id for _, a in app.plugins.collect("portal_alerts", app=app, ctx=ctx)][:2]
+        # Alerts about one of the victim's rows ("low-data-5"), dismissible ones first; a
+        # general alert id ("invoices-unpaid") names nothing of the victim's.
+        alerts = [a for _, a in app.plugins.collect("portal_alerts", app=app, ctx=ctx)
+                  if any(c.isdigit() for c in a.id)]
+        return [a.id for a in sorted(alerts, key=lambda a: not a.dismissible)][:2]
     name = param[:-3]
     values = []
     for model in scoped_models(app):
@@ -62,11 +71,18 @@ def foreign_values(app, param: str, victim: Customer) -> list[str]:
     return values
 
 
-def fingerprint(app, customer: Customer) -> str:
-    """A digest of every row the customer owns, to prove nothing of theirs changed."""
+# Bookkeeping a mere visit updates (session idle clock, API key last use): not the customer's data.
+VOLATILE = frozenset({"last_seen_at", "last_used_at", "last_used_ip"})
+
+
+def fingerprint(app, customer: Customer, skip: tuple[str, ...] = ()) -> str:
+    """A digest of every row the customer owns (but tables in ``skip``), to prove nothing changed."""
     digest = hashlib.sha256()
     for model in sorted(scoped_models(app), key=lambda m: m._meta.table_name):
+        if model._meta.table_name in skip:
+            continue
         for row in owned(model, customer.id).order_by(model._meta.primary_key).dicts():
+            row = {k: v for k, v in row.items() if k not in VOLATILE}
             digest.update(json.dumps(row, default=str, sort_keys=True).encode())
     return digest.hexdigest()
 
