@@ -1,7 +1,8 @@
 """Rate limits on paying and adding cards: a payment form must not become a card-testing tool.
 
 Counters live where the identity plugin keeps its own (the database, or Redis
-when ``security.rate_limit_storage`` says so), so every web worker sees them.
+when ``security.rate_limit_storage`` says so, with the database while Redis is down), so
+every web worker sees them.
 Without the identity plugin nobody can sign in, and only guest links are left:
 they are then not limited here (the log says so once).
 """
@@ -18,14 +19,8 @@ log = logging.getLogger("portico.billing")
 
 class PaymentLimits:
     def __init__(self, app):
-        from plugins.identity.ratelimit import DatabaseStorage
-        url = app.settings.security.rate_limit_storage
-        if url.startswith(("redis://", "rediss://")):
-            from limits.storage import storage_from_string
-            storage = storage_from_string(url, key_prefix="portico")
-        else:
-            storage = DatabaseStorage()
-        self.limiter = FixedWindowRateLimiter(storage)
+        from plugins.identity.ratelimit import storage_for
+        self.limiter = FixedWindowRateLimiter(storage_for(app.settings.security.rate_limit_storage))
         conf = app.settings.plugin("billing")
         self.items = {"pay": limits.parse(conf.pay_rate), "card": limits.parse(conf.card_rate)}
 

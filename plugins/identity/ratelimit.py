@@ -3,9 +3,12 @@
 Counters live where every web worker and host sees them: in the database
 (default), or in Redis when ``security.rate_limit_storage`` is a ``redis://``
 URL. Never in process memory. Limits are operator settings in ``[identity]``.
+While Redis is unreachable the counters are kept in the database instead
+(``FallbackStorage``): an outage neither fails the request nor lifts the limit.
 """
 from __future__ import annotations
 
+import logging
 import time
 
 import limits
@@ -15,6 +18,8 @@ from limits.strategies import FixedWindowRateLimiter
 
 from engine.errors import Problem
 from plugins.identity.models import RateCounter
+
+log = logging.getLogger("portico.identity")
 
 
 class DatabaseStorage(Storage):
@@ -64,16 +69,60 @@ def purge_expired() -> int:
     return RateCounter.delete().where(RateCounter.expires_at < time.time()).execute()
 
 
+class FallbackStorage(Storage):
+    """Counters in Redis; in the database while Redis does not answer."""
+
+    STORAGE_SCHEME = ["portico+fallback"]
+
+    def __init__(self, url: str, **options):
+        super().__init__(url, wrap_exceptions=False, **options)
+        # Short time-outs: a hung Redis must not hold a login or a payment for long.
+        self.redis = storage_from_string(url, key_prefix="portico", socket_timeout=2,
+                                         socket_connect_timeout=2)
+        self.database = DatabaseStorage()
+
+    @property
+    def base_exceptions(self):
+        return Exception
+
+    def _call(self, name: str, *args, **kwargs):
+        try:
+            return getattr(self.redis, name)(*args, **kwargs)
+        except self.redis.base_exceptions as exc:
+            log.warning("rate-limit storage unavailable, counting in the database: %s", exc)
+            return getattr(self.database, name)(*args, **kwargs)
+
+    def incr(self, key: str, expiry: int, amount: int = 1) -> int:
+        return self._call("incr", key, expiry, amount=amount)
+
+    def get(self, key: str) -> int:
+        return self._call("get", key)
+
+    def get_expiry(self, key: str) -> float:
+        return self._call("get_expiry", key)
+
+    def check(self) -> bool:
+        return self._call("check")
+
+    def reset(self) -> int | None:
+        return self._call("reset")
+
+    def clear(self, key: str) -> None:
+        return self._call("clear", key)
+
+
+def storage_for(url: str) -> Storage:
+    """``security.rate_limit_storage``: ``database``, or a ``redis://`` URL (with the fallback)."""
+    if url.startswith(("redis://", "rediss://")):
+        return FallbackStorage(url)
+    return DatabaseStorage()
+
+
 class RateLimits:
     """The app's limiter: ``app.rate_limits.hit("login", ip)`` raises 429 when over."""
 
     def __init__(self, app):
-        url = app.settings.security.rate_limit_storage
-        if url.startswith(("redis://", "rediss://")):
-            storage = storage_from_string(url, key_prefix="portico")
-        else:
-            storage = DatabaseStorage()
-        self.storage = storage
+        self.storage = storage = storage_for(app.settings.security.rate_limit_storage)
         self.limiter = FixedWindowRateLimiter(storage)
         conf = app.settings.plugin("identity")
         self.items = {name: limits.parse(conf[name + "_rate"]) for name in
