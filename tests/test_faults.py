@@ -25,7 +25,9 @@ import pytest
 import time_machine
 
 from billing_helpers import customer, sandbox_card
+from engine.serve import run_worker
 from engine.testing import PrincipalHeader, run_tasks
+from jobs_plugin.harness import free_port, wait_for
 from fault_child import DIED, POINTS
 from plugins.billing.models import Payment, ProviderEvent, Transaction
 from plugins.email.models import EmailDelivery
@@ -226,3 +228,126 @@ def test_a_webhook_killed_midway_then_delivered_three_times_acts_once(make_app, 
 def test_a_webhook_killed_midway_then_delivered_three_times_acts_once_long(make_app, localstripe,
                                                                            tmp_path):
     webhooks_die_then_arrive_three_times(make_app, localstripe, tmp_path, runs=40)
+
+
+# -- Redis down for a while during purchases --------------------------------------------------------
+
+class RedisServer:
+    """A redis-server of this test's own on a free port (never the shared one), stop/start-able."""
+
+    def __init__(self, folder: Path):
+        self.port, self.folder, self.process = free_port(), folder, None
+        folder.mkdir(parents=True, exist_ok=True)
+
+    def url(self, db: int = 0) -> str:
+        return f"redis://127.0.0.1:{self.port}/{db}"
+
+    def start(self) -> None:
+        import redis
+        self.process = subprocess.Popen(
+            # A broker keeps what it accepted across a restart: append-only file, as deployed.
+            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+             "--appendonly", "yes", "--appendfsync", "always", "--dir", str(self.folder)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                redis.Redis.from_url(self.url(), socket_connect_timeout=1).ping()
+                return
+            except redis.ConnectionError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()  # our own process, by its id
+            self.process.wait(10)
+        self.process = None
+
+
+@pytest.fixture
+def own_redis(tmp_path):
+    import shutil
+    if shutil.which("redis-server") is None:
+        from engine.testing import need_service
+        need_service("redis-server", FileNotFoundError("redis-server is not installed"))
+    server = RedisServer(tmp_path / "redis")
+    server.start()
+    yield server
+    server.stop()
+
+
+def purchases_through_a_redis_outage(make_app, own_redis, purchases: int, seconds: float,
+                                     outage: float) -> None:
+    """``purchases`` spread over ``seconds``; Redis (the broker and the rate-limit counters) is
+    down for ``outage`` seconds from a sixth of the way in."""
+    app, world = make_world(make_app, broker_url=own_redis.url(0) + "?namespace=faults",
+                            security={"rate_limit_storage": own_redis.url(1)})
+    sandbox_card(app, world["customer"].id)
+    product = world["products"]["prepaid-credit-5"]
+    answers: Counter = Counter()
+    during: Counter = Counter()
+    stop = threading.Event()  # a real worker (dramatiq + the outbox relay) lives through it too
+    worker = threading.Thread(target=run_worker, args=(app,), kwargs={"stop": stop})
+    worker.start()
+    start = time.monotonic()
+    down_at, up_at = seconds / 6, seconds / 6 + outage
+    down = False
+    for i in range(purchases):
+        now = time.monotonic() - start
+        if not down and down_at <= now < up_at:
+            own_redis.stop()
+            down = True
+        elif down and now >= up_at:
+            own_redis.start()
+            down = False
+        r = world["api"].post(f"/api/v1/services/{world['service'].id}/topups",
+                              json={"product_id": product.id},
+                              headers={"Idempotency-Key": f"redis-{i}"})
+        answers[r.status_code] += 1
+        if down:
+            during[r.status_code] += 1
+        assert r.status_code < 500, r.text[:500]  # never a server error for the customer
+        pause = start + seconds * (i + 1) / purchases - time.monotonic()
+        if pause > 0:
+            time.sleep(pause)
+    if down:
+        own_redis.start()
+    assert answers == {201: purchases} and during[201] > 0, (answers, during)
+    waiting = app.tasks.pending()
+    try:
+        try:
+            wait_for(lambda: EmailDelivery.select().where(EmailDelivery.status == "sent").count()
+                     == 2 * purchases, timeout=120, what="every email after the outage")
+        except BaseException:
+            print("outbox:", app.tasks.pending(), Counter(d.status for d in EmailDelivery.select()))
+            raise
+        recovered = time.monotonic() - start - up_at
+    finally:
+        stop.set()
+        worker.join(120)
+    counts = ledger(world, sandbox_charged())
+    assert counts["credited"] == purchases
+    deliveries = list(EmailDelivery.select())
+    assert len(deliveries) == 2 * purchases  # payment received + top-up added, per purchase
+    assert Counter(d.status for d in deliveries) == {"sent": 2 * purchases}
+    mails = list((Path(app.settings.data_dir) / "mail").glob("*.eml"))
+    ids = Counter(m.read_text().split("Message-ID: ", 1)[1].split("\n", 1)[0] for m in mails)
+    assert len(mails) == 2 * purchases and max(ids.values()) == 1  # each delivered once
+    print(f"\nRedis down {outage:.0f}s of {time.monotonic() - start:.0f}s: {purchases} purchases "
+          f"({during[201]} during the outage), answers {dict(answers)}, {waiting} tasks waited in "
+          f"the outbox at the end, {len(mails)} emails delivered once each, all out "
+          f"{recovered:.1f}s after Redis came back")
+
+
+@pytest.mark.spec("ENG-2", "TOP-1")
+def test_redis_down_during_purchases_no_5xx_and_every_email_once(make_app, own_redis):
+    purchases_through_a_redis_outage(make_app, own_redis, purchases=30, seconds=6, outage=3)
+
+
+@pytest.mark.long
+@pytest.mark.spec("ENG-2", "TOP-1")
+def test_redis_down_during_purchases_no_5xx_and_every_email_once_long(make_app, own_redis):
+    purchases_through_a_redis_outage(make_app, own_redis, purchases=1000, seconds=180,
+                                      outage=120)
