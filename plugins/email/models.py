@@ -14,7 +14,7 @@ class EmailDelivery(BaseModel):
     customer_id = IntegerField(null=True, index=True)
     locale = CharField(max_length=10, default="en")
     data = peewee.JSONField(default=dict)
-    status = CharField(max_length=20, default="pending")  # pending, sent, failed
+    status = CharField(max_length=20, default="pending")  # pending, sending, sent, unconfirmed
     attempts = IntegerField(default=0)
     last_error = TextField(default="")
     created_at = UTCDateTimeField(default=utcnow)
