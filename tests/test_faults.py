@@ -27,7 +27,8 @@ import time_machine
 from billing_helpers import customer, sandbox_card
 from engine.serve import run_worker
 from engine.testing import PrincipalHeader, run_tasks
-from jobs_plugin.harness import free_port, wait_for
+from jobs_plugin.harness import RunningWorker, free_port, portico, portico_env, wait_for
+from mailserver import Inbox, SMTPServer, smtp  # noqa: F401 - smtp: the fixture
 from fault_child import DIED, POINTS
 from plugins.billing.models import Payment, ProviderEvent, Transaction
 from plugins.email.models import EmailDelivery
@@ -351,3 +352,96 @@ def test_redis_down_during_purchases_no_5xx_and_every_email_once(make_app, own_r
 def test_redis_down_during_purchases_no_5xx_and_every_email_once_long(make_app, own_redis):
     purchases_through_a_redis_outage(make_app, own_redis, purchases=1000, seconds=180,
                                       outage=120)
+
+
+# -- a worker killed mid-task; SMTP down ------------------------------------------------------------
+
+class KillingInbox(Inbox):
+    """An SMTP inbox that SIGKILLs ``victim`` (a worker) once it has a message in hand, before
+    answering: the worker dies mid-task, after the server took the email."""
+
+    def __init__(self):
+        super().__init__()
+        self.victim: subprocess.Popen | None = None
+
+    async def handle_DATA(self, server, session, envelope):
+        answer = await super().handle_DATA(server, session, envelope)
+        if self.victim is not None:
+            self.victim.kill()  # the worker process this test started, by its id
+            self.victim = None
+        return answer
+
+
+def message_ids(inbox: Inbox) -> Counter:
+    return Counter(m["Message-ID"] for m in inbox.messages)
+
+
+def buy_credit(world, n: int) -> None:
+    product = world["products"]["prepaid-credit-5"]
+    for i in range(n):
+        r = world["api"].post(f"/api/v1/services/{world['service'].id}/topups",
+                              json={"product_id": product.id}, headers={"Idempotency-Key": f"b{i}"})
+        assert r.status_code == 201, r.text
+
+
+@pytest.mark.spec("ENG-2")
+def test_a_worker_killed_while_sending_is_redelivered_and_sends_each_email_at_most_once(
+        make_app, tmp_path):
+    smtp = SMTPServer()
+    smtp.inbox = KillingInbox()
+    smtp.start()
+    try:
+        app, world = make_world(make_app, **smtp.settings())
+        sandbox_card(app, world["customer"].id)
+        buy_credit(world, 1)  # two emails: payment received, top-up added
+        env = portico_env(app, tmp_path, PORTICO_MAIL_BACKEND="smtp",
+                          PORTICO_MAIL_SMTP_HOST="127.0.0.1", PORTICO_MAIL_SMTP_PORT=str(smtp.port))
+        log = tmp_path / "worker.log"
+        worker = portico("worker", env=env, log=log)
+        smtp.inbox.victim = worker
+        assert worker.wait(timeout=90) == -9, log.read_text()  # SIGKILLed mid-task
+        [first] = smtp.inbox.messages
+        assert Counter(d.status for d in EmailDelivery.select())["sending"] == 1
+        # Its messages are redelivered once their lease runs out, to another worker.
+        app.tasks.relay()
+        lease = app.tasks.broker.lease_ms("default")
+        with time_machine.travel(timedelta(milliseconds=lease + 1000), tick=True):
+            with RunningWorker(app):
+                wait_for(lambda: not EmailDelivery.select().where(
+                    EmailDelivery.status.in_(("pending", "sending"))).exists(),
+                    timeout=60, what="the redelivered tasks")
+    finally:
+        smtp.stop()
+    statuses = Counter(d.status for d in EmailDelivery.select())
+    assert statuses == {"unconfirmed": 1, "sent": 1}, statuses  # the redelivery ran
+    ids = message_ids(smtp.inbox)
+    assert len(ids) == 2 and max(ids.values()) == 1, ids  # each email at most once
+    assert first["Message-ID"] in ids
+    print(f"\nworker SIGKILLed after the SMTP server took email 1 of 2: redelivered, "
+          f"statuses {dict(statuses)}, {len(smtp.inbox.messages)} messages, none twice")
+
+
+@pytest.mark.spec("ENG-2")
+def test_smtp_down_loses_nothing_and_sends_each_email_once(make_app, smtp):
+    app, world = make_world(make_app, **smtp.settings())
+    sandbox_card(app, world["customer"].id)
+    smtp.stop()
+    buy_credit(world, 3)
+    stop = threading.Event()
+    worker = threading.Thread(target=run_worker, args=(app,), kwargs={"stop": stop})
+    worker.start()
+    try:
+        wait_for(lambda: EmailDelivery.select().where(EmailDelivery.attempts > 0).count() == 6,
+                 timeout=60, what="every email to be tried while SMTP is down")
+        assert not EmailDelivery.select().where(EmailDelivery.status == "sent").exists()
+        smtp.start()
+        wait_for(lambda: EmailDelivery.select().where(EmailDelivery.status == "sent").count()
+                 == 6, timeout=120, what="every email after SMTP came back")
+    finally:
+        stop.set()
+        worker.join(120)
+    ids = message_ids(smtp.inbox)
+    assert len(ids) == 6 and max(ids.values()) == 1, ids
+    tries = [d.attempts for d in EmailDelivery.select()]
+    print(f"\nSMTP down for 3 purchases: 6 emails, tried {sum(tries)} times in all, "
+          f"each delivered once when SMTP came back")
