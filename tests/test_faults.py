@@ -62,7 +62,8 @@ def child(app, extra: dict, *args) -> list[int]:
 
 
 def make_world(make_app, **extra):
-    app = make_app(plugins=[("test-auth", PrincipalHeader())], **{**NO_LIMIT, **extra})
+    billing = {**NO_LIMIT["billing"], **extra.pop("billing", {})}
+    app = make_app(plugins=[("test-auth", PrincipalHeader())], billing=billing, **extra)
     c, user = customer("alice")
     return app, {"customer": c, "user": user, "service": service_of(c, "prepaid"),
                  "products": topup_catalogue(app), "api": api_for(app, user)}
@@ -74,7 +75,7 @@ def reconcile(app) -> None:
     with time_machine.travel(later):
         for _ in range(2):
             app.tasks.actors["billing.reconcile_payments"].send()
-            run_tasks(app)
+            run_tasks(app, timeout_ms=600_000)  # receipts' PDFs and emails too
 
 
 def ledger(world, charged: list[int]) -> dict:
@@ -167,7 +168,8 @@ def webhooks_die_then_arrive_three_times(make_app, localstripe, tmp_path, runs: 
                                    json={"product_id": product.id},
                                    headers={"Idempotency-Key": f"ok-{i}"})
         assert bought.status_code == 201, bought.text
-    settings = {**NO_LIMIT, **localstripe.settings()}
+    settings = localstripe.settings()
+    settings["billing"].update(NO_LIMIT["billing"])
     # These die after Stripe charged them: only the webhook can bring the news...
     codes = child(app, settings, "purchase", "after_charge", runs, world["service"].id,
                   product.id, world["user"].id)
