@@ -25,8 +25,8 @@ def authenticate_request(app, req):
 
 @hookimpl
 def register_actors():
-    from plugins.identity.tasks import purge_expired
-    return [purge_expired]
+    from plugins.identity.tasks import purge_expired, send_reset_link
+    return [purge_expired, send_reset_link]
 
 
 @hookimpl

@@ -39,12 +39,24 @@ def issue(app, user: User, reason: str = "forgot") -> str:
 
 
 def request_reset(app, email: str) -> None:
-    """``Forgot password``: the same quiet answer whether or not the email is registered."""
+    """``Forgot password``: the same quiet answer, and the same work, for any email.
+
+    APPSEC: the request only queues ``send_reset_link`` (one outbox row), whether or not
+    the email is registered; looking the user up and writing the link happen in the
+    worker. Doing them here made a registered email answer measurably slower.
+    """
+    with database.atomic():
+        app.tasks.enqueue("identity.send_reset_link", email=email.strip().lower()[:254])
+
+
+def send_reset_link(app, email: str) -> bool:
+    """The worker's half of ``request_reset``: a link for a registered, active user."""
     user = find_user(email)
     if user is None:
-        return
+        return False
     with database.atomic():
         issue(app, user)
+    return True
 
 
 def valid(token: str) -> PasswordReset | None:

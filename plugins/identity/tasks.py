@@ -5,7 +5,7 @@ from datetime import timedelta
 
 from engine.db import utcnow
 from engine.tasks import task
-from plugins.identity import lockout, ratelimit
+from plugins.identity import lockout, ratelimit, reset
 from plugins.identity.models import PasswordReset, Session
 
 
@@ -20,3 +20,9 @@ def purge_expired(app) -> dict:
         "guards": lockout.purge_stale(),
         "rate_counters": ratelimit.purge_expired(),
     }
+
+
+@task
+def send_reset_link(app, email: str) -> bool:
+    """Email a reset link if ``email`` is a user's (see ``reset.request_reset``)."""
+    return reset.send_reset_link(app, email)
