@@ -16,6 +16,7 @@ import functools
 import json
 import re
 from dataclasses import dataclass
+from datetime import timezone
 from typing import Any
 
 import falcon
@@ -23,6 +24,7 @@ from apispec import APISpec
 from apispec.ext.marshmallow import MarshmallowPlugin
 from marshmallow import INCLUDE, Schema, ValidationError, fields, validate
 
+from engine.context import MAX_ID
 from engine.errors import invalid
 
 API_PREFIX = "/api/v1"
@@ -128,7 +130,7 @@ def paginate(query, key_field, page: dict, descending: bool = True) -> dict:
     limit = page.get("limit", 50)
     if page.get("cursor"):
         after = decode_cursor(page["cursor"])
-        if not isinstance(after, int):
+        if isinstance(after, bool) or not isinstance(after, int) or not 0 <= after <= MAX_ID + 1:
             raise invalid({"cursor": ["Not a valid cursor."]})
         query = query.where(key_field < after if descending else key_field > after)
     order = key_field.desc() if descending else key_field.asc()
@@ -141,9 +143,31 @@ def paginate(query, key_field, page: dict, descending: bool = True) -> dict:
 
 # -- shared shapes ------------------------------------------------------------
 
+def Id(**kwargs) -> fields.Integer:  # noqa: N802 - a field type, like fields.Integer
+    """A row id sent by a client: too big for the database is a field error, not a 500."""
+    kwargs.setdefault("validate", validate.Range(1, MAX_ID, error="Not a valid id."))
+    return fields.Integer(**kwargs)
+
+
+class AwareDateTime(fields.AwareDateTime):
+    """An ISO 8601 time that has a UTC equivalent (0001-01-01T00:00+14:00 has none)."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        moment = super()._deserialize(value, attr, data, **kwargs)
+        try:
+            moment.astimezone(timezone.utc)
+        except OverflowError:
+            raise ValidationError("Not a valid time: out of range.") from None
+        return moment
+
+
+#: The largest amount of money, in minor units, a request may name (a database bigint holds it).
+MAX_AMOUNT = 10 ** 15
+
+
 class MoneySchema(Schema):
     """Money: integer minor units and an ISO currency, e.g. {"amount": 1050, "currency": "GBP"}."""
-    amount = fields.Integer(required=True)
+    amount = fields.Integer(required=True, validate=validate.Range(-MAX_AMOUNT, MAX_AMOUNT))
     currency = fields.String(required=True, validate=validate.Length(equal=3))
 
 

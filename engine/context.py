@@ -88,11 +88,22 @@ def owned(model: type[peewee.Model], customer_id: int) -> peewee.Select:
     return model.select().where(model.customer == customer_id)
 
 
+#: The largest row id (PostgreSQL ``serial``); a bigger number would overflow the driver.
+MAX_ID = 2 ** 31 - 1
+
+
+def as_id(value: Any) -> int:
+    """``value`` (a path segment, a number) as a row id; ValueError if it cannot be one."""
+    number = int(value)
+    if not 0 < number <= MAX_ID:
+        raise ValueError(f"{value!r} is not a row id")
+    return number
+
+
 def get_owned(model: type[peewee.Model], obj_id: Any, ctx: Context) -> peewee.Model:
     """One row of the current customer's, or 404 (never a hint that it exists)."""
     customer_id = ctx.require_customer()
     try:
-        obj_id = int(obj_id)
-        return owned(model, customer_id).where(model.id == obj_id).get()
+        return owned(model, customer_id).where(model.id == as_id(obj_id)).get()
     except (ValueError, TypeError, model.DoesNotExist):
         raise falcon.HTTPNotFound(title="Not found") from None

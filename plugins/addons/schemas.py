@@ -5,7 +5,7 @@ import ipaddress
 
 from marshmallow import Schema, ValidationError, fields, validate, validates
 
-from engine.api import PageQuery
+from engine.api import Id, PageQuery
 from engine.models import SERVICE_TYPES
 from plugins.addons.models import CATEGORIES, STATUSES
 from plugins.billing.schemas import PayOut
@@ -126,7 +126,7 @@ class AddonsOut(Schema):
 
 class AddonChoiceQuery(Schema):
     # Not required here: the service is checked first (another customer's is a 404).
-    product_id = fields.Integer(load_default=None, allow_none=True, error_messages={
+    product_id = Id(load_default=None, allow_none=True, error_messages={
         "invalid": "Choose an add-on."})
 
 
@@ -143,8 +143,8 @@ class AddonReviewOut(Schema):
 
 
 class AddonOrderIn(Schema):
-    product_id = fields.Integer(required=True)
-    payment_method_id = fields.Integer(load_default=None, allow_none=True, metadata={
+    product_id = Id(required=True)
+    payment_method_id = Id(load_default=None, allow_none=True, metadata={
         "description": "a saved card for the one-off price; default: your default card"})
 
 

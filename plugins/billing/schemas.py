@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
-from engine.api import MoneySchema, PageQuery
+from engine.api import AwareDateTime, Id, MoneySchema, PageQuery
 from engine.i18n import N_
 
 TAX_RATE = validate.Range(0, 10000, error="Basis points from 0 to 10000 (2000 = 20%).")
@@ -194,7 +194,7 @@ class CardIn(Schema):
 # -- paying (BILL-2) ---------------------------------------------------------------------------
 
 class PayIn(Schema):
-    payment_method_id = fields.Integer(load_default=None, metadata={
+    payment_method_id = Id(load_default=None, metadata={
         "description": "a saved card; default: your default card"})
 
 
@@ -252,8 +252,8 @@ class StaffTransactionIn(Schema):
         "description": "net minor units: positive for a charge, negative for a credit"})
     currency = fields.String(load_default=None, validate=validate.Length(equal=3))
     tax_rate = fields.Integer(load_default=None, validate=TAX_RATE)
-    occurred_at = fields.AwareDateTime(load_default=None, default_timezone=None)
-    service_id = fields.Integer(load_default=None)
+    occurred_at = AwareDateTime(load_default=None, default_timezone=None)
+    service_id = Id(load_default=None)
     reference = fields.String(load_default=None, validate=validate.Length(1, 120), metadata={
         "description": "your id for it: sending the same reference again records nothing new"})
 
@@ -267,7 +267,7 @@ class StaffTransactionIn(Schema):
 
 class IssueIn(Schema):
     currency = fields.String(load_default=None, validate=validate.Length(equal=3))
-    transaction_ids = fields.List(fields.Integer(), load_default=None)
+    transaction_ids = fields.List(Id(), load_default=None)
     due_days = fields.Integer(load_default=None, validate=validate.Range(0, 365))
     notes = fields.String(load_default="", validate=validate.Length(max=2000))
 

@@ -6,7 +6,7 @@ from marshmallow import Schema, fields
 
 from engine import audit
 from engine.api import PageQuery, operation, paginate
-from engine.context import get_owned, owned
+from engine.context import as_id, get_owned, owned
 from engine.db import database, utcnow
 from engine.errors import Problem, invalid
 from engine.forms import read_form, validate_form
@@ -408,7 +408,7 @@ class SessionAPI:
         ctx = req.context
         user = current_user(ctx)
         try:
-            row = Session.get((Session.id == int(session_id)) & (Session.user == user.id)
+            row = Session.get((Session.id == as_id(session_id)) & (Session.user == user.id)
                               & (Session.kind == "customer"))
         except (ValueError, Session.DoesNotExist):
             raise falcon.HTTPNotFound(title="Not found") from None

@@ -7,7 +7,7 @@ import falcon
 
 from engine import audit
 from engine.api import PageQuery, operation, paginate
-from engine.context import Principal
+from engine.context import Principal, as_id
 from engine.db import database
 from engine.errors import Problem
 from engine.forms import read_form, validate_form
@@ -300,7 +300,7 @@ class ImpersonationAPI:
     def on_delete(self, req, resp, impersonation_id):
         ctx = req.context
         try:
-            row = Impersonation.get_by_id(int(impersonation_id))
+            row = Impersonation.get_by_id(as_id(impersonation_id))
         except (ValueError, Impersonation.DoesNotExist):
             raise falcon.HTTPNotFound(title="Not found") from None
         service.end(ctx.app, ctx, row)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from marshmallow import Schema, fields, validate
 
-from engine.api import PageQuery
+from engine.api import Id, PageQuery
 
 
 class StaffLoginBody(Schema):
@@ -99,7 +99,7 @@ ServicePage = page(StaffServiceOut, "StaffServicePage")
 
 
 class ImpersonationBody(Schema):
-    contact_id = fields.Integer(required=True, strict=False)
+    contact_id = Id(required=True, strict=False)
     reason = fields.String(required=True, validate=validate.Length(
         min=5, max=500, error="Give a reason of 5 to 500 characters (it is shown to the customer)."),
         error_messages={"required": "Give a reason (it is shown to the customer)."})

@@ -6,6 +6,7 @@ from datetime import timedelta
 import falcon
 
 from engine import audit
+from engine.context import as_id
 from engine.db import database, utcnow
 from engine.errors import Problem, invalid
 from engine.models import Contact, Customer, Service, Site, User
@@ -21,7 +22,7 @@ INVALID_LINK = "This impersonation link has expired or was already used. Start a
 
 def customer_or_404(customer_id) -> Customer:
     try:
-        return Customer.get_by_id(int(customer_id))
+        return Customer.get_by_id(as_id(customer_id))
     except (ValueError, TypeError, Customer.DoesNotExist):
         raise falcon.HTTPNotFound(title="Not found") from None
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from marshmallow import Schema, ValidationError, fields, pre_load, validate, validates
 
-from engine.api import PageQuery
+from engine.api import Id, PageQuery
 from engine.i18n import N_
 from engine.models import SERVICE_TYPES
 from plugins.billing.schemas import PayOut
@@ -118,7 +118,7 @@ class TopupProductPatch(TopupProductIn):
 class TopupChoiceQuery(Schema):
     """``GET .../topups/review?product_id=3&amount=1250``"""
     # Not required here: the service is checked first (another customer's is a 404).
-    product_id = fields.Integer(load_default=None, allow_none=True)
+    product_id = Id(load_default=None, allow_none=True)
     amount = fields.Integer(load_default=None, allow_none=True, metadata={
         "description": "minor units, for a custom amount of credit"})
 
@@ -148,10 +148,10 @@ class TopupReviewOut(Schema):
 
 
 class TopupPurchaseIn(Schema):
-    product_id = fields.Integer(required=True)
+    product_id = Id(required=True)
     amount = fields.Integer(load_default=None, allow_none=True, metadata={
         "description": "minor units, for a custom amount of credit"})
-    payment_method_id = fields.Integer(load_default=None, allow_none=True, metadata={
+    payment_method_id = Id(load_default=None, allow_none=True, metadata={
         "description": "a saved card; default: your default card"})
 
 
@@ -185,7 +185,7 @@ class TopupPurchaseOut(PayOut):
 
 class TopupChoiceForm(FormSchema):
     """The catalogue page's form (a GET): the product, and a custom amount in pounds."""
-    product_id = fields.Integer(required=True, error_messages={
+    product_id = Id(required=True, error_messages={
         "required": N_("Choose a top-up."), "invalid": N_("Choose a top-up.")})
     amount = fields.Decimal(load_default=None, allow_none=True, places=2, error_messages={
         "invalid": N_("Enter an amount such as 12.50.")})

@@ -5,7 +5,7 @@ from datetime import timedelta, timezone
 
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
-from engine.api import MoneySchema, page_schema
+from engine.api import AwareDateTime, Id, MoneySchema, page_schema
 from engine.db import utcnow
 from plugins.usage.models import BALANCE_TYPES, DESTINATIONS, EVENT_TYPES, SCOPES, SOURCES
 
@@ -141,11 +141,11 @@ class UsageEventIn(Schema):
     """One usage event from the network or charging side."""
     id = fields.String(required=True, validate=validate.Length(1, 100), metadata={
         "description": "unique per event: a re-sent id is not charged again"})
-    service_id = fields.Integer(required=True, validate=validate.Range(min=1))
+    service_id = Id(required=True)
     type = fields.String(required=True, validate=validate.OneOf(EVENT_TYPES))
     quantity = fields.Integer(required=True, strict=True, validate=validate.Range(
         1, 10 ** 15), metadata={"description": "bytes, seconds, messages, or minor units"})
-    occurred_at = fields.AwareDateTime(required=True, default_timezone=timezone.utc, metadata={
+    occurred_at = AwareDateTime(required=True, default_timezone=timezone.utc, metadata={
         "description": "ISO 8601; without an offset it is read as UTC"})
     destination = fields.String(load_default="", validate=validate.OneOf(["", *DESTINATIONS]),
                                 metadata={"description": "voice only"})
