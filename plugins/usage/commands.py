@@ -28,9 +28,11 @@ def usage_group(app_factory) -> click.Group:
         from plugins.usage.importer import BadHeader, import_csv
 
         app = app_factory()
-        with open(path, encoding="utf-8-sig", newline="") as f:
+        # Bytes that are not UTF-8 become a per-line error, not a crash (see importer.NOT_TEXT).
+        text = {"encoding": "utf-8-sig", "errors": "surrogateescape", "newline": ""}
+        with open(path, **text) as f:
             total = max(0, sum(1 for _ in f) - 1)
-        with open(path, encoding="utf-8-sig", newline="") as f, \
+        with open(path, **text) as f, \
                 click.progressbar(length=total, label="Rating usage", file=sys.stderr,
                                   show_pos=True) as bar:
             try:

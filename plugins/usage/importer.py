@@ -11,7 +11,7 @@ from __future__ import annotations
 import csv
 import re
 from dataclasses import dataclass, field
-from typing import Callable, Iterable, TextIO
+from typing import Callable, Iterable, Iterator, TextIO
 
 from marshmallow import ValidationError
 
@@ -23,6 +23,8 @@ from plugins.usage.schemas import UsageEventIn
 REQUIRED = ("id", "service_id", "type", "quantity", "occurred_at")
 OPTIONAL = ("destination", "international", "counterparty")
 DIGITS = re.compile(r"^-?\d+$")
+#: NUL, or a byte that was not UTF-8 (read with errors="surrogateescape").
+NOT_TEXT = re.compile("[\x00\udc80-\udcff]")
 
 
 @dataclass
@@ -73,11 +75,16 @@ def import_csv(app, stream: TextIO, *, batch_size: int = 1000, dry_run: bool = F
     pending: list[tuple[int, dict]] = []
     read = 0  # lines read since the last progress report
     with connection():
-        for number, raw in enumerate(reader, start=2):  # line 1 is the header
+        for number, raw in _records(reader, report):
             report.lines += 1
             read += 1
+            row = parse_line(raw)
+            not_text = [k for k, v in row.items() if isinstance(v, str) and NOT_TEXT.search(v)]
             try:
-                pending.append((number, schema.load(parse_line(raw))))
+                if not_text:
+                    raise ValidationError({k: ["Not text: a NUL or a byte that is not UTF-8."]
+                                           for k in not_text})
+                pending.append((number, schema.load(row)))
             except ValidationError as exc:
                 report.errors += [LineError(number, f, "; ".join(_flat(m)))
                                   for f, m in exc.messages.items()]
@@ -93,6 +100,27 @@ def import_csv(app, stream: TextIO, *, batch_size: int = 1000, dry_run: bool = F
                                  "duplicates": report.duplicates, "errors": len(report.errors)})
     report.errors.sort(key=lambda e: e.line)
     return report
+
+
+def _records(reader: csv.DictReader, report: ImportReport) -> Iterator[tuple[int, dict]]:
+    """(first line number, row) of each record, blank lines skipped; a record the CSV reader
+    refuses (e.g. a field over its size limit) is reported and reading goes on."""
+    lines = reader.reader  # DictReader.line_num is only updated by its own next()
+    last = lines.line_num  # the header's last line
+    while True:
+        try:
+            cells = next(lines)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            report.lines += 1
+            report.errors.append(LineError(last + 1, "line", f"Not readable as CSV: {exc}."))
+            last = lines.line_num
+            continue
+        number, last = last + 1, lines.line_num
+        if cells:
+            names = reader.fieldnames
+            yield number, {**dict(zip(names, cells)), None: cells[len(names):]}
 
 
 def _flush(app, pending: list[tuple[int, dict]], report: ImportReport, dry_run: bool) -> None:
