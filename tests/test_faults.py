@@ -38,6 +38,9 @@ from plugins.usage.models import Bucket
 from topups_helpers import api_for, service_of, topup_catalogue
 
 TESTS = Path(__file__).resolve().parent
+#: Where the backend makes no difference to the fault, one is enough (CI time).
+ON_POSTGRES = pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+ON_SQLITE = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 CHILD = TESTS / "fault_child.py"
 #: Many purchases by one customer in a few seconds: no per-customer attempt limit in the way.
 NO_LIMIT = {"billing": {"pay_rate": "100000/minute"}}
@@ -344,11 +347,13 @@ def purchases_through_a_redis_outage(make_app, own_redis, purchases: int, second
           f"{recovered:.1f}s after Redis came back")
 
 
+@ON_POSTGRES
 @pytest.mark.spec("ENG-2", "TOP-1")
 def test_redis_down_during_purchases_no_5xx_and_every_email_once(make_app, own_redis):
     purchases_through_a_redis_outage(make_app, own_redis, purchases=30, seconds=6, outage=3)
 
 
+@ON_POSTGRES
 @pytest.mark.long
 @pytest.mark.spec("ENG-2", "TOP-1")
 def test_redis_down_during_purchases_no_5xx_and_every_email_once_long(make_app, own_redis):
@@ -386,6 +391,7 @@ def buy_credit(world, n: int) -> None:
         assert r.status_code == 201, r.text
 
 
+@ON_SQLITE
 @pytest.mark.spec("ENG-2")
 def test_a_worker_killed_while_sending_is_redelivered_and_sends_each_email_at_most_once(
         make_app, tmp_path):
@@ -423,6 +429,7 @@ def test_a_worker_killed_while_sending_is_redelivered_and_sends_each_email_at_mo
           f"statuses {dict(statuses)}, {len(smtp.inbox.messages)} messages, none twice")
 
 
+@ON_SQLITE
 @pytest.mark.spec("ENG-2")
 def test_smtp_down_loses_nothing_and_sends_each_email_once(make_app, smtp):
     app, world = make_world(make_app, **smtp.settings())
