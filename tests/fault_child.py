@@ -1,6 +1,6 @@
 """A portal process that dies on purpose, for tests/test_faults.py: ``os._exit`` at a fault point.
 
-    python tests/fault_child.py purchase <point,point...> <runs each> <service id> <product id> <user id>
+    python tests/fault_child.py purchase <point,...> <runs each> <service> <product> <user id>
     python tests/fault_child.py webhook <provider id> <payload file>...
 
 The settings are ``make_app``'s, as JSON in ``PORTICO_FAULT_SETTINGS``. The app is

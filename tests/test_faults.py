@@ -108,7 +108,7 @@ def sandbox_charged() -> list[int]:
     return [c.amount for c in SandboxCharge.select().where(SandboxCharge.status == "succeeded")]
 
 
-# -- the process dies at a point of a purchase ---------------------------------------------------------
+# -- the process dies at a point of a purchase -----------------------------------------------------
 
 #: What each death must end as after reconciliation: no money moved, or credited once.
 EXPECTED = {"before_charge": "failed", "after_created": "failed", "after_charge": "credited",
@@ -121,8 +121,8 @@ def die_then_reconcile(make_app, runs: int) -> None:
     sandbox_card(app, world["customer"].id)
     product = world["products"]["prepaid-credit-5"]
     started = time.monotonic()
-    codes = child(app, NO_LIMIT, "purchase", ",".join(POINTS), runs, world["service"].id, product.id,
-                  world["user"].id)
+    codes = child(app, NO_LIMIT, "purchase", ",".join(POINTS), runs, world["service"].id,
+                  product.id, world["user"].id)
     assert codes == [DIED] * runs * len(POINTS), codes  # every run really died at its point
     left_open = Payment.select().where(Payment.status == "pending").count()
     reconcile(app)
@@ -146,7 +146,7 @@ def test_a_purchase_killed_at_any_point_is_reconciled_once_long(make_app):
     die_then_reconcile(make_app, runs=50)
 
 
-# -- the webhook: a process dies applying it; every event arrives three times, shuffled --------------
+# -- the webhook: a process dies applying it; every event arrives three times, shuffled ------------
 
 def stripe_world(make_app, localstripe):
     from test_stripe import add_card
@@ -183,7 +183,8 @@ def webhooks_die_then_arrive_three_times(make_app, localstripe, tmp_path, runs: 
     files = []
     for payment in lost:
         path = tmp_path / f"{payment.provider_ref}.json"
-        path.write_bytes(stripe_event(localstripe, "payment_intent.succeeded", payment.provider_ref))
+        path.write_bytes(stripe_event(localstripe, "payment_intent.succeeded",
+                                      payment.provider_ref))
         path.with_suffix(".sig").write_text(signed(path.read_bytes()))
         files.append(path)
     assert child(app, settings, "webhook", "stripe", *files) == [DIED] * runs
@@ -236,7 +237,7 @@ def test_a_webhook_killed_midway_then_delivered_three_times_acts_once_long(make_
     webhooks_die_then_arrive_three_times(make_app, localstripe, tmp_path, runs=40)
 
 
-# -- Redis down for a while during purchases --------------------------------------------------------
+# -- Redis down for a while during purchases -------------------------------------------------------
 
 class RedisServer:
     """A redis-server of this test's own on a free port (never the shared one), stop/start-able."""
@@ -361,7 +362,7 @@ def test_redis_down_during_purchases_no_5xx_and_every_email_once_long(make_app, 
                                       outage=120)
 
 
-# -- a worker killed mid-task; SMTP down ------------------------------------------------------------
+# -- a worker killed mid-task; SMTP down -----------------------------------------------------------
 
 class KillingInbox(Inbox):
     """An SMTP inbox that SIGKILLs ``victim`` (a worker) once it has a message in hand, before

@@ -77,7 +77,7 @@ def pay(api, invoice_id: int, key: str | None = None):
     return api.post(f"/api/v1/invoices/{invoice_id}/pay", json={}, headers=headers)
 
 
-# -- 50 concurrent top-ups x 20 rounds --------------------------------------------------------------
+# -- 50 concurrent top-ups x 20 rounds -------------------------------------------------------------
 
 def concurrent_topups(app, world, threads: int, rounds: int) -> None:
     started = time.monotonic()
@@ -116,7 +116,7 @@ def test_concurrent_topups_lose_no_credit_long(app, world):
     concurrent_topups(app, world, threads=50, rounds=20)
 
 
-# -- two simultaneous payments of one invoice x 100 --------------------------------------------------
+# -- two simultaneous payments of one invoice x 100 ------------------------------------------------
 
 def invoice_races(app, world, rounds: int) -> None:
     c, api = world["customer"], world["api"]
@@ -152,7 +152,7 @@ def test_two_simultaneous_payments_of_one_invoice_charge_once_long(app, world):
     invoice_races(app, world, rounds=100)
 
 
-# -- 10 parallel requests with one Idempotency-Key ----------------------------------------------------
+# -- 10 parallel requests with one Idempotency-Key -------------------------------------------------
 
 def one_key_races(app, world, rounds: int, parallel: int = 10) -> None:
     c, api = world["customer"], world["api"]
