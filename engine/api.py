@@ -55,6 +55,17 @@ def operation(summary: str, *, body: type[Schema] | None = None,
     """
     info = OperationInfo(summary, body, query, response, status, description, many, money,
                          dict(errors or {}))
+    dumper: list[Schema] = []  # one schema instance, made on first use: building one per
+    # request (marshmallow deep-copies every field) cost more than many a dump
+
+    def dump(result):
+        if isinstance(result, Dumped):
+            return result.data
+        if response is None:
+            return result
+        if not dumper:
+            dumper.append(response(many=many))
+        return dumper[0].dump(result)
 
     def decorate(fn):
         @functools.wraps(fn)
@@ -67,11 +78,17 @@ def operation(summary: str, *, body: type[Schema] | None = None,
             resp.status = falcon.code_to_http_status(status) if resp.status == falcon.HTTP_200 \
                 else resp.status
             if result is not None:
-                resp.media = response(many=many).dump(result) if response else result
+                resp.media = dump(result)
         responder.__openapi__ = info
         return responder
 
     return decorate
+
+
+@dataclass(frozen=True)
+class Dumped:
+    """A result already dumped by the operation's response schema (kept from a cache)."""
+    data: Any
 
 
 def _media(req: falcon.Request) -> Any:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from engine import audit
 from engine.context import Principal
+from engine.db import Prepared
 from engine.middleware import UNSAFE
 from engine.models import Contact, Customer, StaffUser, User
 from plugins.identity import apikeys, sessions
@@ -66,10 +67,13 @@ def _staff_principal(row: Session, via: str) -> Principal | None:
                      permissions=frozenset(staff.permissions.split()))
 
 
+_USER = Prepared(lambda user_id: User.select(User, Contact, Customer).join(Contact)
+                 .join(Customer).where(User.id == user_id).limit(1))
+
+
 def load_user(user_id: int) -> User | None:
-    """The user with contact and customer, in one query."""
-    return (User.select(User, Contact, Customer).join(Contact).join(Customer)
-            .where(User.id == user_id).first())
+    """The user with contact and customer, in one query (run on every request)."""
+    return _USER.first(user_id)
 
 
 def _customer_principal(req, row: Session, via: str) -> Principal | None:

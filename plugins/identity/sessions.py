@@ -12,7 +12,7 @@ from datetime import timedelta
 
 import falcon
 
-from engine.db import utcnow
+from engine.db import Prepared, utcnow
 from engine.security import new_token, token_hash
 from plugins.identity.models import Session
 
@@ -47,11 +47,14 @@ def alive(row: Session, now=None) -> bool:
             and now - row.last_seen_at < timedelta(seconds=row.idle_seconds))
 
 
+_BY_HASH = Prepared(lambda digest: Session.select().where(Session.token_hash == digest).limit(1))
+
+
 def find(token: str | None, kinds: tuple[str, ...]) -> Session | None:
     """The live session of ``token`` if it is one of ``kinds``; refreshes its idle clock."""
     if not token or len(token) > 200:
         return None
-    row = Session.get_or_none(Session.token_hash == token_hash(token))
+    row = _BY_HASH.first(token_hash(token))
     if row is None or row.kind not in kinds:
         return None
     now = utcnow()
