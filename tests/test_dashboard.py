@@ -61,3 +61,81 @@ def test_dismiss_form_on_the_dashboard(dapp):
     done = alice.post("/alerts/promo-7/dismiss", form={})
     assert done.status_code == 303
     assert "New bundles are here" not in alice.get("/", headers={"Accept": "text/html"}).text
+
+
+class Counting:
+    """A card that counts how often the dashboard was built."""
+    builds = 0
+
+    @hookimpl
+    def dashboard_cards(self, app, ctx):
+        Counting.builds += 1
+        return [Card("count", "Count", "dashboard/_test_card.html", {"sky": str(Counting.builds)},
+                     order=1)]
+
+
+@pytest.fixture
+def counted(make_app, tmp_path):
+    def build(**settings):
+        from engine.testing import seed_people
+        theme = tmp_path / "themes" / "t" / "templates" / "dashboard"
+        theme.mkdir(parents=True, exist_ok=True)
+        (theme / "_test_card.html").write_text("<p class='sky'>{{ card.data.sky }}</p>")
+        app = make_app(plugins=[("test-auth", PrincipalHeader()), ("count", Counting())],
+                       theme="t", theme_paths=[str(tmp_path / "themes")], **settings)
+        seed_people(app)
+        Counting.builds = 0
+        return app
+    return build
+
+
+@pytest.mark.spec("DASH-1")
+def test_the_dashboard_is_kept_until_the_customer_has_an_audited_change(counted):
+    from engine import audit
+    app = counted()
+    alice_user = User.get(User.email == "alice@example.com")
+    alice = as_user(Client(app), alice_user)
+    assert alice.get("/api/v1/dashboard").json["cards"][0]["data"] == {"sky": "1"}
+    assert alice.get("/api/v1/dashboard").json["cards"][0]["data"] == {"sky": "1"}
+    assert "<p class='sky'>1</p>" in alice.get("/", headers={"Accept": "text/html"}).text
+    assert Counting.builds == 1  # the API and the page share one cached dashboard
+
+    bob_user = User.get(User.email == "bob@example.com")
+    audit.record_system(app, "elsewhere", customer_id=bob_user.contact.customer_id)
+    alice.get("/api/v1/dashboard")
+    assert Counting.builds == 1  # another customer's change leaves alice's dashboard alone
+
+    # Any audited change of alice's customer, written by any worker or job, refreshes it.
+    audit.record_system(app, "topup.credited", customer_id=alice_user.contact.customer_id)
+    assert alice.get("/api/v1/dashboard").json["cards"][0]["data"] == {"sky": "2"}
+    assert Counting.builds == 2
+
+
+def test_unaudited_changes_show_within_cache_seconds(counted):
+    import time
+    app = counted(dashboard={"cache_seconds": 0.3})
+    alice = as_user(Client(app), User.get(User.email == "alice@example.com"))
+    alice.get("/api/v1/dashboard")
+    alice.get("/api/v1/dashboard")
+    assert Counting.builds == 1
+    time.sleep(0.35)  # e.g. usage rated from the network: no audit event, so the clock decides
+    alice.get("/api/v1/dashboard")
+    assert Counting.builds == 2
+
+
+def test_each_viewer_and_language_has_its_own_dashboard(counted):
+    app = counted()
+    alice = as_user(Client(app), User.get(User.email == "alice@example.com"))
+    bob = as_user(Client(app), User.get(User.email == "bob@example.com"))
+    alice.get("/api/v1/dashboard")
+    bob.get("/api/v1/dashboard")
+    alice.get("/api/v1/dashboard", headers={"Accept-Language": "zh-Hans"})
+    assert Counting.builds == 3
+
+
+def test_cache_seconds_zero_turns_the_cache_off(counted):
+    app = counted(dashboard={"cache_seconds": 0})
+    alice = as_user(Client(app), User.get(User.email == "alice@example.com"))
+    alice.get("/api/v1/dashboard")
+    alice.get("/api/v1/dashboard")
+    assert Counting.builds == 2

@@ -6,6 +6,12 @@ from engine.registry import Route, Section
 
 
 @hookimpl
+def register_settings():
+    from plugins.dashboard.schemas import DashboardSettings
+    return DashboardSettings
+
+
+@hookimpl
 def register_sections(app):
     return [Section("dashboard", "Dashboard", "/", icon="home", order=0)]
 

@@ -4,10 +4,12 @@ from __future__ import annotations
 from dataclasses import asdict
 
 import falcon
+from markupsafe import Markup
 
 from engine import audit
-from engine.api import operation
+from engine.api import Dumped, operation
 from plugins.dashboard import schemas
+from plugins.dashboard.cache import dashboard_cache
 from plugins.dashboard.models import AlertDismissal
 
 
@@ -26,6 +28,12 @@ def alerts_for(app, ctx) -> list[dict]:
             (AlertDismissal.user == ctx.principal.user_id) & AlertDismissal.alert_id.in_(ids))}
         alerts = [a for a in alerts if a["id"] not in gone]
     return alerts
+
+
+def dashboard_for(app, ctx) -> dict:
+    """Cards and alerts for the signed-in customer (cached briefly, see ``cache.py``)."""
+    return dashboard_cache(app).get(
+        app, ctx, lambda: {"cards": cards_for(app, ctx), "alerts": alerts_for(app, ctx)})
 
 
 def dismiss(app, ctx, alert_id: str) -> None:
@@ -48,15 +56,21 @@ class Home:
         if ctx.customer_id is None:
             app.page(req, resp, "dashboard/welcome.html")
             return
-        app.page(req, resp, "dashboard/home.html", cards=cards_for(app, ctx),
-                 alerts=alerts_for(app, ctx))
+        board = dashboard_for(app, ctx)
+        if "cards_html" not in board:
+            # Rendered once per cached dashboard, like the data: card templates hold no
+            # per-request values (no forms, no CSRF token), so every visit can share them.
+            board["cards_html"] = Markup(app.render(req, "dashboard/_cards.html", **board))
+        app.page(req, resp, "dashboard/home.html", **board)
 
 
 class DashboardAPI:
     @operation("Your dashboard: cards from every plugin, and alerts", response=schemas.Dashboard)
     def on_get(self, req, resp):
-        app, ctx = req.context.app, req.context
-        return {"cards": cards_for(app, ctx), "alerts": alerts_for(app, ctx)}
+        board = dashboard_for(req.context.app, req.context)
+        if "api" not in board:  # dumped once per cached dashboard
+            board["api"] = schemas.Dashboard().dump(board)
+        return Dumped(board["api"])
 
 
 class SectionsAPI:

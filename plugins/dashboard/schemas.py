@@ -1,5 +1,15 @@
 """Shapes of the shell API."""
-from marshmallow import Schema, fields
+from marshmallow import Schema, fields, validate
+
+
+class DashboardSettings(Schema):
+    """``[dashboard]`` in portico.toml."""
+    cache_seconds = fields.Float(load_default=15.0, validate=validate.Range(0, 3600), metadata={
+        "description": "keep each customer's dashboard (cards and alerts) this long in each web "
+                       "worker; any audited change (a purchase, a payment, an edit) refreshes it "
+                       "at once, usage and the clock within this time; 0 turns the cache off"})
+    cache_size = fields.Integer(load_default=10_000, validate=validate.Range(0), metadata={
+        "description": "dashboards kept per web worker (least recently used go first)"})
 
 
 class SectionSchema(Schema):

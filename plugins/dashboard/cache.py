@@ -1,0 +1,59 @@
+"""A short-lived, per-worker cache of each customer's dashboard (cards and alerts).
+
+The dashboard asks every plugin for its cards and alerts: a dozen queries that
+rarely change between two visits. An entry is kept for ``[dashboard]
+cache_seconds`` and is stale as soon as the customer's activity log has a newer
+event: every change writes an audit event (the house rule), so a purchase, a
+payment, a dismissed alert or an edit in any worker shows on the next visit.
+What changes without an audit event (usage rated from the network, the clock)
+shows within ``cache_seconds``. The freshness check is one index-only query.
+"""
+from __future__ import annotations
+
+import threading
+
+from cachetools import TTLCache
+
+from engine.models import AuditEvent
+
+
+class DashboardCache:
+    def __init__(self, seconds: float, size: int):
+        self.enabled = seconds > 0 and size > 0
+        self._entries = TTLCache(maxsize=max(size, 1), ttl=max(seconds, 0.001))
+        self._lock = threading.Lock()
+        self._sql = None
+
+    def latest_change(self, database, customer_id: int) -> int:
+        """The id of the customer's newest audit event (0 when none)."""
+        if self._sql is None:  # compiled once: the hot path skips peewee's query builder
+            table = AuditEvent._meta.table_name
+            self._sql = (f'SELECT MAX("id") FROM "{table}" '
+                         f'WHERE "customer_id" = {database.param}')
+        row = database.execute_sql(self._sql, (customer_id,)).fetchone()
+        return row[0] or 0
+
+    def get(self, app, ctx, build):
+        """The cached payload for this viewer, or ``build()`` stored under the latest change."""
+        if not self.enabled:
+            return build()
+        p = ctx.principal
+        key = (ctx.customer_id, p.user_id, p.impersonated, ctx.locale, ctx.timezone)
+        stamp = self.latest_change(app.database, ctx.customer_id)
+        with self._lock:
+            hit = self._entries.get(key)
+        if hit is not None and hit[0] == stamp:
+            return hit[1]
+        payload = build()
+        with self._lock:
+            self._entries[key] = (stamp, payload)
+        return payload
+
+
+def dashboard_cache(app) -> DashboardCache:
+    """The app's dashboard cache, built once from ``[dashboard]``."""
+    found = getattr(app, "_dashboard_cache", None)
+    if found is None:
+        conf = app.settings.plugin("dashboard")
+        found = app._dashboard_cache = DashboardCache(conf["cache_seconds"], conf["cache_size"])
+    return found
