@@ -52,7 +52,8 @@ class Bucket(BaseModel):
 
 class LedgerEntry(BaseModel):
     """One change to a bucket: usage (negative), a charge to credit, a renewal, an adjustment."""
-    bucket = ForeignKeyField(Bucket, backref="ledger", on_delete="CASCADE")
+    # Indexed by (bucket, id) below, which serves every lookup by bucket (migration 0002).
+    bucket = ForeignKeyField(Bucket, backref="ledger", on_delete="CASCADE", index=False)
     kind = CharField(max_length=15)  # usage, charge, renewal, adjustment
     delta = BigIntegerField()
     reference = CharField(max_length=100, default="")  # the usage event id, or the period
@@ -73,7 +74,8 @@ class UsageEvent(BaseModel):
     monetary credit, and ``overage`` (in the event's unit) is what nothing paid for.
     """
     event_id = CharField(max_length=100, unique=True)
-    service = ForeignKeyField(Service, backref="usage_events", on_delete="CASCADE")
+    # Indexed by (service, occurred_at) and (service, type, id) below (migration 0002).
+    service = ForeignKeyField(Service, backref="usage_events", on_delete="CASCADE", index=False)
     type = CharField(max_length=10)
     quantity = BigIntegerField()
     occurred_at = UTCDateTimeField()
@@ -86,7 +88,8 @@ class UsageEvent(BaseModel):
     rated_at = UTCDateTimeField(default=utcnow)
 
     class Meta:
-        indexes = ((("service", "occurred_at"), False),)
+        indexes = ((("service", "occurred_at"), False),  # usage totals and history by date
+                   (("service", "type", "id"), False))  # call records, keyset pages by id
 
     @classmethod
     def for_customer(cls, customer_id: int) -> peewee.Select:
