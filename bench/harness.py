@@ -225,6 +225,7 @@ def summarize(results: list[WrkResult]) -> dict:
     return {"rps": rps, "rps_min": min(rps), "rps_median": statistics.median(rps),
             "p50_ms_median": statistics.median(r.p50_ms for r in results),
             "p99_ms_median": statistics.median(r.p99_ms for r in results),
+            "p99_ms_min": min(r.p99_ms for r in results),
             "requests": sum(r.requests for r in results),
             "errors": sum(r.errors for r in results)}
 
