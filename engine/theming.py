@@ -22,6 +22,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import jinja2
+from markupsafe import Markup
 from babel import dates as babel_dates
 from babel import numbers as babel_numbers
 from babel import units as babel_units
@@ -130,8 +131,25 @@ class Theme:
         self.env.globals.update(static_url=self.static_url, has_static=self.has_static,
                                 languages=LANGUAGE_NAMES, locales=LOCALES,
                                 brand_name=self.meta.get("brand_name", "Portico"),
-                                theme_color=self.meta.get("theme_color", DEFAULT_THEME_COLOR))
+                                theme_color=self.meta.get("theme_color", DEFAULT_THEME_COLOR),
+                                fragment=self.fragment)
         self._fingerprints: dict[str, str | None] = {}
+        self._fragments: dict[tuple, Markup] = {}
+
+    @jinja2.pass_context
+    def fragment(self, context, template: str, **values):
+        """``{{ fragment("_nav.html", current=current) }}``: a piece rendered once per language
+        and arguments, then reused (the navigation is the same on every page but for
+        ``current``). Only for pieces that depend on nothing else: no user, no CSRF token."""
+        locale = context.get("locale", "")
+        key = (template, locale, tuple(sorted(values.items())))
+        found = self._fragments.get(key)
+        if found is None:
+            shared = {k: context[k] for k in ("sections", "locale") if k in context}
+            found = Markup(self.env.get_template(template).render({**shared, **values}))
+            if len(self._fragments) < 1000:  # a bound: arguments come from a small, fixed set
+                self._fragments[key] = found
+        return found
 
     def translate(self, value):
         """``{{ value|translate }}``: text known only at run time, never %-formatted."""
