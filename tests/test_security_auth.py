@@ -225,9 +225,12 @@ def test_every_answer_carries_the_security_headers(make_app, base_url):
     paths = [("get", "/no/such/page"), ("get", "/api/v1/no/such"), ("delete", "/healthz"),
              ("get", "/static/billing/billing.css"), ("get", "/static/nothing.css"),
              ("get", "/boom"), ("get", "/api/v1/boom")]
+    private = set()  # a signed-in customer's pages and API: never stored by a cache
     for plugin, path, auth, methods in all_routes(app):
         concrete = PARAM.sub("1", path)
         paths += [(m, concrete) for m in methods]
+        if auth == "customer":
+            private.add(concrete)
     statuses, problems = set(), []
     for method, path in paths:
         # Signed in, only reads: a POST to /logout would sign the client out mid-run.
@@ -236,6 +239,10 @@ def test_every_answer_carries_the_security_headers(make_app, base_url):
             statuses.add(answer.status_code)
             problems += [f"{method.upper()} {path} {answer.status_code}: {p}"
                          for p in header_problems(answer, hsts)]
+            if client is customer and path in private and \
+                    "no-store" not in answer.headers.get("cache-control", ""):
+                problems.append(f"GET {path} signed in: Cache-Control "
+                                f"{answer.headers['cache-control']!r}")
     refused = anonymous.post("/lang", form={"lang": "en"}, csrf=False)  # a 403 too
     statuses.add(refused.status_code)
     problems += [f"POST /lang without CSRF: {p}" for p in header_problems(refused, hsts)]
