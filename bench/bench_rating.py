@@ -7,9 +7,8 @@ Side by side in one run, per database:
   transaction writing the events, the ledger and the new balances;
 - **rated, batches of 1000, notifications off**: the same with the
   notifications plugin disabled, so low-balance thresholds come from the
-  operator's defaults instead of one preferences query per customer (that
-  plugin answers ``balance_threshold`` but not yet the bulk
-  ``balance_thresholds``);
+  operator's defaults instead of the customers' preferences (one bulk
+  ``balance_thresholds`` query per batch and balance type);
 - **rated, one at a time**: the same code with one event per call;
 - **raw executemany, ledger rows**: the very ledger rows the batched run wrote,
   inserted with the DB-API ``cursor.executemany`` in the same batches, one

@@ -281,6 +281,12 @@ def test_hook_balance_threshold(make_app, napp):
     assert threshold(napp, customer_id, "data") == 20
     assert threshold(napp, customer_id, "mms") == 5  # MMS follows the SMS threshold
     assert threshold(napp, customer_id, "monetary") == 300
+    # the bulk form rating uses answers the same, many customers in one query
+    bob_id = User.get(User.email == "bob@example.com").contact.customer_id
+    for kind, mine in (("data", 20), ("mms", 5), ("monetary", 300)):
+        bulk = napp.plugins.hook.balance_thresholds(app=napp, customer_ids=[customer_id, bob_id],
+                                                    balance_type=kind)
+        assert bulk == {customer_id: mine, bob_id: threshold(napp, bob_id, kind)}
     strict = make_app(plugins=[("strict", Strict())], migrate=False)
     assert threshold(strict, customer_id, "data") == 50
     assert threshold(strict, customer_id, "voice") == 15

@@ -39,6 +39,12 @@ def balance_threshold(app, customer_id, balance_type):
 
 
 @hookimpl
+def balance_thresholds(app, customer_ids, balance_type):
+    from plugins.notifications.service import thresholds_for_customers
+    return thresholds_for_customers(customer_ids, balance_type)
+
+
+@hookimpl
 def balance_low(app, service, balance, threshold):
     from plugins.notifications.events import tell_balance_low
     tell_balance_low(app, service, balance, threshold)

@@ -84,3 +84,18 @@ def threshold_for_customer(customer_id: int, balance_type: str) -> int | None:
     if row is not None and kind in row.thresholds:
         return row.thresholds[kind]
     return DEFAULT_THRESHOLDS.get(kind)
+
+
+def thresholds_for_customers(customer_ids: list[int], balance_type: str) -> dict[int, int]:
+    """``threshold_for_customer`` for many customers in one query (rating asks per batch)."""
+    kind = "sms" if balance_type == "mms" else balance_type
+    rows = (NotificationPreference.select(Contact.customer, NotificationPreference.thresholds)
+            .join(User).join(Contact)
+            .where(Contact.customer.in_(list(customer_ids)))
+            .order_by(Contact.customer, Contact.is_primary.desc(), Contact.id).tuples())
+    first: dict[int, dict] = {}
+    for customer_id, thresholds in rows:
+        first.setdefault(customer_id, thresholds)
+    found = {cid: first.get(cid, {}).get(kind, DEFAULT_THRESHOLDS.get(kind))
+             for cid in customer_ids}
+    return {cid: value for cid, value in found.items() if value is not None}
