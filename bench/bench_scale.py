@@ -250,17 +250,18 @@ def scale(bench: Bench) -> dict:
         for big in group:
             if big is small:
                 continue
-            for stat in ("p99_ms_median", "p99_ms_min"):
+            # p99 is the target; p50 (the work of a typical request) is steadier on a busy machine.
+            for stat in ("p99_ms_median", "p50_ms_median"):
                 ratio = {label: big["pages"][label][stat] / small["pages"][label][stat]
                          for label in big["pages"]}
                 if stat == "p99_ms_median":
                     ratios.update({f"{kind}_{big['customers']}_vs_{small['customers']}_p99_"
                                    f"{label}": round(r, 3) for label, r in ratio.items()})
-                notes.append(f"{kind}: p99 ({'median' if stat.endswith('median') else 'best'} "
-                             f"of the runs) at {big['customers']:,} customers vs "
-                             f"{small['customers']:,}: " + ", ".join(
+                notes.append(f"{kind}: {stat[:3]} (median of the runs) at {big['customers']:,} "
+                             f"customers vs {small['customers']:,}: " + ", ".join(
                                  f"{label} {r:.2f}×" for label, r in ratio.items())
-                             + f"; worst {max(ratio.values()):.2f}× (target ≤ 1.3×).")
+                             + f"; worst {max(ratio.values()):.2f}×"
+                             + (" (target ≤ 1.3×)." if stat.startswith("p99") else "."))
     return {"results": runs, "ratios": ratios, "table": "\n".join(lines), "notes": notes + [
         f"Scales run: `{SCALES}` (database:customers:events, PORTICO_BENCH_SCALES).",
         "Bulk load: the database generates the rows (`INSERT … SELECT` over a series, "
@@ -268,7 +269,8 @@ def scale(bench: Bench) -> dict:
         "service with two buckets; the events are rated data events spread pseudo-randomly "
         "over those services in the last 365 days. The pages measured are alice's (a demo "
         "customer) with her session cookie, by wrk over one connection (latency without "
-        "queueing)."]}
+        "queueing; the connection count in the heading is the other benchmarks'), the small "
+        "and the big database served at once and measured in the same rounds."]}
 
 
 def main() -> None:
