@@ -26,6 +26,7 @@ from marshmallow import INCLUDE, Schema, ValidationError, fields, validate
 
 from engine.context import MAX_ID
 from engine.errors import invalid
+from engine.forms import nul_errors
 
 API_PREFIX = "/api/v1"
 RESPONDERS = ("get", "post", "put", "patch", "delete")
@@ -107,6 +108,8 @@ def load(schema_cls: type[Schema], data: Any) -> dict:
     """Validate ``data``; any problem becomes a 422 with field-by-field messages."""
     if not isinstance(data, dict):
         raise invalid({"_schema": ["Expected a JSON object."]})
+    if nul_errors(data):
+        raise invalid(nul_errors(data))
     try:
         return schema_cls().load(data)
     except ValidationError as exc:

@@ -10,9 +10,15 @@
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import re
 from datetime import timedelta
+from html import unescape as html_unescape
+from html.parser import HTMLParser
+from urllib.parse import urlencode
+
+import peewee
 
 import pytest
 from click.testing import CliRunner
@@ -20,11 +26,16 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from conftest import LONG
-from engine.db import utcnow
-from engine.models import AuditEvent
+from engine.db import database, utcnow
+from engine.models import AuditEvent, Customer, Service, User
+from engine.testing import DEMO_PASSWORD, Client
+from identity_support import enable_2fa
+from plugins.identity import reset
+from plugins.topups import service as topups_service
 from plugins.usage.commands import usage_group
 from plugins.usage.models import LedgerEntry, UsageEvent
 from plugins.usage.schemas import UsageEventIn
+from test_isolation import foreign_values
 from usage_helpers import GB, bucket, customer_user, service_for
 
 CSV_COLUMNS = ["id", "service_id", "type", "quantity", "occurred_at", "destination",
@@ -166,3 +177,267 @@ def test_csv_import_reports_lines_that_are_not_text_or_not_csv(usage_app, tmp_pa
         assert "line 3: " in result.stderr and "line 2" not in result.stderr, result.output
         assert "3 lines: 1 rated, 1 duplicates, 1 with errors" in result.stdout, result.output
         assert ledger()[0] == before[0] + 1
+
+
+# -- every HTML form -------------------------------------------------------------------------
+
+#: Forms with nothing a person types (sign out, language, buttons) or another principal's.
+NOT_FUZZED = re.compile(r"^/(logout|lang|staff/|impersonation/|webhooks/)|/(revoke|delete|default)$"
+                        r"|/end-others$|/dismiss$")
+#: Bookkeeping a refused attempt may legitimately write: rate-limit and lockout counters,
+#: the session's last-seen time, and the sandbox provider's card-widget session that every
+#: rendering of a card form starts (as a GET does), and the Idempotency-Key's stored answer
+#: (a refused payment is answered the same way when repeated, by design). Everything else
+#: must stay as it was.
+BOOKKEEPING = {"rate_counter", "login_guard", "session", "known_device", "sandbox_setup",
+               "idempotency_record"}
+#: The card widget's fields, read only when "A new card" is the chosen way to pay.
+NEW_CARD_FIELDS = {"token", "save_card"}
+FIELD_ERROR = re.compile(r'class="field-error"|id="form-errors"|role="alert"')
+
+
+class FormParser(HTMLParser):
+    """The POST forms of a page: [(action, {name: field}), ...]; a field is a dict of its
+    tag, type, value, constraints (required, maxlength, min, max, pattern) and options."""
+
+    def __init__(self):
+        super().__init__()
+        self.forms: list[tuple[str, str, dict]] = []
+        self._fields: dict | None = None
+        self._select: dict | None = None
+
+    def handle_starttag(self, tag, attrs):
+        a = dict(attrs)
+        if tag == "form":
+            self._fields = {}
+            self.forms.append(((a.get("method") or "get").lower(), a.get("action") or "",
+                               self._fields))
+        elif self._fields is not None and tag in ("input", "select", "textarea") and a.get("name"):
+            kind = a.get("type", "text") if tag == "input" else tag
+            if kind in ("submit", "button", "image", "reset", "file"):
+                return
+            if kind in ("checkbox", "radio") and a.get("name") in self._fields:
+                self._fields[a["name"]]["options"].append(a.get("value", "on"))
+                if "checked" in a:
+                    self._fields[a["name"]]["value"] = a.get("value", "on")
+                return
+            value = a.get("value", "") if kind not in ("checkbox", "radio") or "checked" in a \
+                else ""
+            self._fields[a["name"]] = {"tag": tag, "type": kind, "value": value, "options": (
+                [a.get("value", "on")] if kind in ("checkbox", "radio") else []), **{
+                k: a[k] for k in ("required", "maxlength", "min", "max", "pattern") if k in a}}
+            if tag == "select":
+                self._select = self._fields[a["name"]]
+        elif tag == "option" and self._select is not None:
+            self._select["options"].append(a.get("value", ""))
+            if "selected" in a or not self._select["value"]:
+                self._select["value"] = a.get("value", "")
+
+    def handle_endtag(self, tag):
+        if tag == "form":
+            self._fields = None
+        elif tag == "select":
+            self._select = None
+
+
+def page_forms(html: str) -> list[tuple[str, str, dict]]:
+    """(method, action, fields) of the page's forms that take typed input."""
+    parser = FormParser()
+    parser.feed(html)
+    return [(method, action, fields) for method, action, fields in parser.forms
+            if not NOT_FUZZED.search(action.split("?")[0])
+            and any(f["type"] != "hidden" and n != "csrf_token" for n, f in fields.items())]
+
+
+def invalid_values(field: dict) -> st.SearchStrategy[str]:
+    """Values the field's own markup says are wrong, and what no field takes (a NUL)."""
+    wrong = [st.just("\x00"), st.text(min_size=1, max_size=5).map(lambda t: t + "\x00")]
+    if field.get("required") is not None and field["type"] not in ("checkbox", "radio"):
+        wrong.append(st.sampled_from(["", " ", "\t\n"]))
+    if "maxlength" in field:
+        wrong.append(st.text(alphabet="aé1 ", min_size=int(field["maxlength"]) + 1,
+                             max_size=int(field["maxlength"]) + 50).filter(str.strip))
+    if field["type"] == "email":
+        wrong.append(st.sampled_from(["not-an-email", "@", "a@", "a b@example.com"]))
+    if field["type"] == "number" or field.get("inputmode") == "numeric":
+        wrong.append(st.sampled_from(["abc", "1e309", "NaN", "--1", "99999999999999999999999"]))
+    for bound, side in (("min", -1), ("max", 1)):
+        if bound in field:
+            try:
+                wrong.append(st.just(str(float(field[bound]) + side * 1000)))
+            except ValueError:
+                pass
+    if field["options"]:  # a select, radio buttons or a checkbox: only what they offer
+        unchecked = [""] if field["type"] == "checkbox" else []  # as if not ticked
+        wrong.append(st.text(max_size=20).filter(
+            lambda v: v not in field["options"] + unchecked))
+    return st.one_of(wrong)
+
+
+def table_digest(app) -> dict[str, str]:
+    """Per table: its row count and a digest of its rows (append-only big tables: count and
+    the largest id), bookkeeping tables left out."""
+    out = {}
+    for models in app.models.values():
+        for model in models:
+            name = model._meta.table_name
+            if name in BOOKKEEPING:
+                continue
+            count = model.select().count()
+            if count > 2000 or name == "outbox_message":  # the relay updates sent messages
+                out[name] = f"{count}:{model.select(peewee.fn.MAX(model._meta.primary_key)).scalar()}"
+                continue
+            rows = model.select().order_by(model._meta.primary_key).tuples()
+            out[name] = f"{count}:" + hashlib.sha256(repr(list(rows)).encode()).hexdigest()
+    return out
+
+
+def crawl(client, starts: list[str], limit: int = 250) -> dict[tuple[str, str], tuple[str, dict]]:
+    """Follow the portal's links and GET forms from ``starts`` (reading only):
+    {(method, action): (page, fields)}."""
+    seen, queue, forms = set(), list(starts), {}
+    while queue and len(seen) < limit:
+        path = queue.pop(0)
+        if path in seen:
+            continue
+        seen.add(path)
+        answer = client.get(path)
+        assert answer.status_code < 500, (path, answer.text[:300])
+        if "text/html" not in answer.headers.get("content-type", ""):
+            continue
+        for method, action, fields in page_forms(answer.text):
+            forms.setdefault((method, action or path), (path, fields))
+            if method == "get":  # e.g. choosing a top-up leads to its review page
+                queue.append(f"{action or path}?{urlencode(defaults(fields))}")
+        for link in re.findall(r'href="(/[^"#]*)"', answer.text):
+            if not link.startswith(("/static/", "/api/", "/logout", "/staff")) and \
+                    link not in seen and not link.endswith((".pdf", ".zip", ".csv")):
+                queue.append(html_unescape(link))
+    return forms
+
+
+def defaults(fields: dict) -> dict:
+    """What a person would send: the rendered values, the demo password in password fields."""
+    return {name: (DEMO_PASSWORD if f["type"] == "password" else f["value"])
+            for name, f in fields.items() if name != "csrf_token"}
+
+
+def fuzz_forms(app, client, forms: dict, examples: int) -> tuple[int, dict]:
+    """Post invalid values into each field of each form; returns (submissions, findings)."""
+    findings: dict[str, str] = {}
+    sent, before = 0, table_digest(app)
+    for (method, action), (page, fields) in sorted(forms.items()):
+        for name, field in fields.items():
+            if name == "csrf_token" or field["type"] == "hidden":
+                continue
+
+            @settings(max_examples=examples, deadline=None, database=None,
+                      suppress_health_check=list(HealthCheck))
+            @given(value=invalid_values(field))
+            def submit(value):
+                nonlocal sent, before
+                sent += 1
+                sent_values = {**defaults(fields), name: value}
+                if name in NEW_CARD_FIELDS and "new" in fields.get("method", {}).get("options", []):
+                    sent_values["method"] = "new"  # they count only when paying with a new card
+                answer = client.post(action, form=sent_values) if method == "post" else \
+                    client.get(action, params=sent_values)
+                where = f"{method.upper()} {action} {name}={value[:40]!r} (form on {page})"
+                if answer.status_code >= 500:
+                    findings.setdefault(where, f"{answer.status_code}: {answer.text[:200]}")
+                elif method == "get":  # a filter may ignore what it cannot use
+                    pass
+                elif answer.status_code < 400:
+                    findings.setdefault(where, f"accepted: {answer.status_code} "
+                                               f"{answer.headers.get('location')}")
+                elif answer.status_code == 404 and value.strip().isdigit():
+                    pass  # another customer's card or product: a foreign id is a 404
+                elif not FIELD_ERROR.search(answer.text):
+                    findings.setdefault(where, f"{answer.status_code} without a field message")
+                after = table_digest(app)
+                changed = [t for t in after if after[t] != before.get(t)]
+                if changed and answer.status_code >= 400:
+                    findings.setdefault(where, f"refused, yet wrote to {changed}")
+                before = after
+
+            submit()
+    return sent, findings
+
+
+def principals_and_forms(app) -> list[tuple[Client, dict]]:
+    """Each form of the portal with a client that sees it: alice (API access on, so the key
+    form shows), carol with 2FA on (turn-off and backup-code forms), and anonymous visitors
+    (sign-in, its 2FA step, forgotten and reset password)."""
+    Customer.update(api_access=True).where(Customer.number == "C-100001").execute()
+    alice = Client(app)
+    alice.login("alice@example.com")
+    customer = Customer.get(Customer.number == "C-100001")
+    pages = ["/", "/account", "/account/security", "/account/api-keys", "/account/notifications",
+             "/billing", "/billing/payment-methods"]
+    for service_id in foreign_values(app, "service_id", customer):
+        pages += [f"/services/{service_id}/{p}" for p in ("cancel", "topup", "addons")]
+        offered = topups_service.offered(Service.get_by_id(service_id))
+        if offered:  # the catalogue leaves the choice to the person: choose the first
+            pages.append(f"/services/{service_id}/topup/review?product_id={offered[0].id}")
+    alice_forms = crawl(alice, pages)
+    carol = Client(app)
+    carol.login("carol@example.com")
+    enable_2fa(carol, User.get(User.email == "carol@example.com"))
+    carol_forms = {k: v for k, v in crawl(carol, ["/account/security"], limit=3).items()
+                   if k not in alice_forms}
+    anonymous = Client(app)
+    with database.atomic():
+        token = reset.issue(app, User.get(User.email == "bob@example.com"))
+    public = crawl(anonymous, ["/login", "/password/forgot", f"/password/reset?token={token}"],
+                   limit=6)
+    second_step = Client(app)  # carol's sign-in waits for her code
+    second_step.post("/login", form={"email": "carol@example.com", "password": DEMO_PASSWORD})
+    step_forms = crawl(second_step, ["/login/2fa"], limit=1)
+    return [(alice, alice_forms), (carol, carol_forms), (anonymous, public),
+            (second_step, step_forms)]
+
+
+def check_every_form(app, examples: int) -> None:
+    groups = principals_and_forms(app)
+    actions = {action for _, forms in groups for _, action in forms}
+    for wanted in ("/login", "/login/2fa", "/password/forgot", "/password/reset",
+                   "/account/password", "/account/email", "/account/edit/phone",
+                   "/account/2fa/setup", "/account/2fa/disable", "/account/2fa/backup-codes",
+                   "/account/api-keys", "/account/notifications", "/billing/payment-methods"):
+        assert wanted in actions, (wanted, sorted(actions))
+    for wanted in ("/topup/buy", "/addons/order", "/auto-topup", "/modify", "/pay"):
+        assert any(a.endswith(wanted) for a in actions), (wanted, sorted(actions))
+    sent, findings = 0, {}
+    for client, forms in groups:
+        more, found = fuzz_forms(app, client, forms, examples)
+        sent, findings = sent + more, {**findings, **found}
+    print(f"\nforms: {len(actions)} forms, {sent} invalid submissions")
+    assert not findings, "\n".join(f"{k}: {v}" for k, v in findings.items())
+
+
+@pytest.mark.spec("ACCT-3")
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_every_form_refuses_invalid_input_with_a_field_message_and_writes_nothing(demo_app):
+    check_every_form(demo_app, examples=3)
+
+
+@pytest.mark.spec("ACCT-3")
+@pytest.mark.long
+def test_every_form_refuses_invalid_input_long(demo_app):
+    check_every_form(demo_app, examples=25)
+
+
+def test_a_nul_is_a_field_error_not_a_500(demo_app):
+    """Found by fuzzing: PostgreSQL cannot store a NUL, so an API key named 'a\\x00b' was a 500
+    (API and form). A NUL in any field is now refused at the edge, field by field."""
+    Customer.update(api_access=True).where(Customer.number == "C-100001").execute()
+    alice = Client(demo_app)
+    alice.login("alice@example.com")
+    body = {"name": "a\x00b", "access": "read", "expires_at": "2099-01-01"}
+    before = table_digest(demo_app)
+    answer = alice.post("/api/v1/account/api-keys", json=body)
+    assert answer.status_code == 422 and "name" in answer.json["errors"], answer.text
+    page = alice.post("/account/api-keys", form=body)
+    assert page.status_code == 422 and 'id="f-name-error"' in page.text or \
+        'name-error' in page.text, page.text[:300]
+    assert table_digest(demo_app) == before
