@@ -107,7 +107,8 @@ class ImpersonationBody(Schema):
 
 class ImpersonationOut(Schema):
     id = fields.Integer()
-    url = fields.String(metadata={"description": "one-time; open it in a new tab within 2 minutes"})
+    url = fields.String(allow_none=True, metadata={
+        "description": "one-time; open it in a new tab within 2 minutes (null once ended)"})
     staff_id = fields.Integer()
     contact_id = fields.Integer()
     customer_id = fields.Integer()
