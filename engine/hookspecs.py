@@ -216,6 +216,8 @@ def balance_threshold(app: Portico, customer_id: int, balance_type: str) -> int:
     Percent of the initial amount for data, voice, sms and mms; minor units for
     monetary credit. First result wins; the notifications plugin answers from
     the customer's preferences. Callers fall back to 10 (percent) when no one answers.
+    Rating asks the bulk ``balance_thresholds`` first: a plugin that answers this
+    should answer that too.
     """
 
 

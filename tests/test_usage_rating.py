@@ -268,10 +268,14 @@ def test_hook_usage_rated_reports_each_service_once_per_batch(make_app):
 
 @pytest.mark.spec("NOT-3")
 def test_the_customers_own_threshold_wins(make_app):
-    class Prefs:
+    class Prefs:  # a plugin with its own thresholds answers the bulk hook rating asks first
         @hookimpl(tryfirst=True)
         def balance_threshold(self, app, customer_id, balance_type):
             return 50
+
+        @hookimpl(tryfirst=True)
+        def balance_thresholds(self, app, customer_ids, balance_type):
+            return {cid: 50 for cid in customer_ids}
 
     recorder = Recorder()
     app = make_app(plugins=[("prefs", Prefs()), ("recorder", recorder)])

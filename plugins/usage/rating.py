@@ -20,6 +20,7 @@ from typing import Iterable, Iterator
 
 import peewee
 
+from engine.audit import record_system
 from engine.db import database, is_postgres, locked_transaction, utcnow
 from engine.models import Service
 from engine.registry import Balance
@@ -384,6 +385,11 @@ def after_events(app, services: dict[int, Service], before: dict, slots: dict,
         if is_low(kind, remaining, initial, threshold) and not is_low(kind, *was[:2], threshold):
             balance = Balance(id=None, type=kind, remaining=remaining, initial=initial,
                               unit=unit, weight=0, expires_at=None, name="")
+            # On the customer's record (rare: once per crossing), which also refreshes a
+            # dashboard kept between visits, so the low-balance alert shows at once.
+            record_system(app, "usage.balance_low", f"service:{service.id}",
+                          {"type": kind, "remaining": remaining, "threshold": threshold},
+                          customer_id=service.customer_id)
             hook.balance_low(app=app, service=service, balance=balance, threshold=threshold)
 
 
