@@ -24,6 +24,7 @@ import pytest
 from click.testing import CliRunner
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from marshmallow import fields
 
 from conftest import LONG
 from engine.db import database, utcnow
@@ -268,9 +269,13 @@ def invalid_values(field: dict) -> st.SearchStrategy[str]:
             except ValueError:
                 pass
     if field["options"]:  # a select, radio buttons or a checkbox: only what they offer
-        unchecked = [""] if field["type"] == "checkbox" else []  # as if not ticked
+        # A checkbox or a yes/no choice: "" is as if not ticked, and "TRUE", "on", "0"...
+        # are spellings of yes and no (marshmallow's Boolean), not wrong values.
+        spellings = {"", *map(str, fields.Boolean.truthy), *map(str, fields.Boolean.falsy)}
+        yes_no = spellings if field["type"] == "checkbox" or set(field["options"]) <= spellings \
+            else set()
         wrong.append(st.text(max_size=20).filter(
-            lambda v: v not in field["options"] + unchecked))
+            lambda v: v not in field["options"] and v not in yes_no))
     return st.one_of(wrong)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
 from engine.api import AwareDateTime, Id, MoneySchema, PageQuery
+from engine.context import as_id
 from engine.i18n import N_
 
 TAX_RATE = validate.Range(0, 10000, error="Basis points from 0 to 10000 (2000 = 20%).")
@@ -120,7 +121,7 @@ class ArchiveQuery(Schema):
             raise ValidationError(N_("The start date is after the end date."), "from")
         if data.get("ids"):
             try:
-                data["id_list"] = [int(x) for x in data["ids"].split(",") if x.strip()]
+                data["id_list"] = [as_id(x) for x in data["ids"].split(",") if x.strip()]
             except ValueError:
                 raise ValidationError(N_("Comma-separated invoice ids, e.g. 12,13."), "ids") \
                     from None
