@@ -1,4 +1,6 @@
 """The portal shell: dashboard cards and alerts from plugins, dismissal (DASH-1, NOT-2)."""
+import re
+
 import pytest
 
 from engine import hookimpl
@@ -139,3 +141,20 @@ def test_cache_seconds_zero_turns_the_cache_off(counted):
     alice.get("/api/v1/dashboard")
     alice.get("/api/v1/dashboard")
     assert Counting.builds == 2
+
+
+def test_a_kept_dashboard_page_carries_each_visitors_own_csrf_token(counted):
+    app = counted()
+    user = User.get(User.email == "alice@example.com")
+    phone, laptop = as_user(Client(app), user), as_user(Client(app), user)
+    pages = [c.get("/", headers={"Accept": "text/html"}).text for c in (phone, laptop)]
+    assert Counting.builds == 1  # one dashboard for both visits
+    for client, page in zip((phone, laptop), pages):
+        assert f'name="csrf_token" value="{client.csrf_token()}"' in page
+    assert phone.csrf_token() != laptop.csrf_token()
+    assert "csrf-" not in pages[0].replace(phone.csrf_token(), "")  # no stand-in left over
+    # the token in a kept page is accepted: the language switch posted from it goes through
+    token = re.search(r'name="csrf_token" value="([^"]+)"', pages[1])[1]
+    switched = laptop.post("/lang", form={"lang": "zh_Hans", "next": "/", "csrf_token": token},
+                           csrf=False)
+    assert switched.status_code == 303

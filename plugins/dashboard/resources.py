@@ -1,6 +1,7 @@
 """The home page and the shell API: sections, dashboard cards, alerts."""
 from __future__ import annotations
 
+import secrets
 from dataclasses import asdict
 
 import falcon
@@ -11,6 +12,9 @@ from engine.api import Dumped, operation
 from plugins.dashboard import schemas
 from plugins.dashboard.cache import dashboard_cache
 from plugins.dashboard.models import AlertDismissal
+
+
+CSRF_MARK = "csrf-" + secrets.token_hex(16)  # stands in for the visitor's token in a kept page
 
 
 def cards_for(app, ctx) -> list[dict]:
@@ -61,7 +65,15 @@ class Home:
             # Rendered once per cached dashboard, like the data: card templates hold no
             # per-request values (no forms, no CSRF token), so every visit can share them.
             board["cards_html"] = Markup(app.render(req, "dashboard/_cards.html", **board))
-        app.page(req, resp, "dashboard/home.html", **board)
+        if req.query_string:  # rare (e.g. back from a language switch): render it all
+            app.page(req, resp, "dashboard/home.html", **board)
+            return
+        if "page" not in board:
+            # The whole page is kept too: the viewer, language and time zone are the cache
+            # key; the one per-visit value, the CSRF token, is put in on the way out.
+            board["page"] = app.render(req, "dashboard/home.html", **board, csrf_token=CSRF_MARK)
+        resp.content_type = falcon.MEDIA_HTML
+        resp.text = board["page"].replace(CSRF_MARK, ctx.csrf_token)
 
 
 class DashboardAPI:

@@ -49,8 +49,10 @@ def authenticate(app, req) -> Principal | None:
         via = "session"
     if not token:
         return None
-    kinds = ("staff",) if staff_path else ("customer", "impersonation")
-    row = sessions.find(token, kinds)
+    if staff_path:
+        row = sessions.find(token, ("staff",))
+    else:  # the session with its user, contact and customer: one round trip per request
+        row = sessions.find(token, ("customer", "impersonation"), _SESSION_USER)
     if row is None:
         return None
     req.context.extra["session"] = row
@@ -71,13 +73,18 @@ _USER = Prepared(lambda user_id: User.select(User, Contact, Customer).join(Conta
                  .join(Customer).where(User.id == user_id).limit(1))
 
 
+_SESSION_USER = Prepared(lambda digest: Session.select(Session, User, Contact, Customer)
+                         .join(User).join(Contact).join(Customer)
+                         .where(Session.token_hash == digest).limit(1))
+
+
 def load_user(user_id: int) -> User | None:
     """The user with contact and customer, in one query (run on every request)."""
     return _USER.first(user_id)
 
 
 def _customer_principal(req, row: Session, via: str) -> Principal | None:
-    user = load_user(row.user_id)
+    user = row.user  # joined by _SESSION_USER
     if user is None or not user.is_active:
         return None
     if row.kind == "impersonation" and not StaffUser.select().where(

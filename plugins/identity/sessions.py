@@ -50,11 +50,13 @@ def alive(row: Session, now=None) -> bool:
 _BY_HASH = Prepared(lambda digest: Session.select().where(Session.token_hash == digest).limit(1))
 
 
-def find(token: str | None, kinds: tuple[str, ...]) -> Session | None:
-    """The live session of ``token`` if it is one of ``kinds``; refreshes its idle clock."""
+def find(token: str | None, kinds: tuple[str, ...], lookup: Prepared = _BY_HASH) -> Session | None:
+    """The live session of ``token`` if it is one of ``kinds``; refreshes its idle clock.
+
+    ``lookup`` may fetch more with the session in the same query (the customer's user)."""
     if not token or len(token) > 200:
         return None
-    row = _BY_HASH.first(token_hash(token))
+    row = lookup.first(token_hash(token))
     if row is None or row.kind not in kinds:
         return None
     now = utcnow()
