@@ -158,3 +158,30 @@ def test_a_kept_dashboard_page_carries_each_visitors_own_csrf_token(counted):
     switched = laptop.post("/lang", form={"lang": "zh_Hans", "next": "/", "csrf_token": token},
                            csrf=False)
     assert switched.status_code == 303
+
+
+def test_a_signed_in_customers_latest_change_comes_with_the_session(counted):
+    """With a real session the freshness stamp is read in the session's own query."""
+    import logging
+    from engine import audit
+    from engine.testing import DEMO_PASSWORD
+    app = counted()
+    client = Client(app)
+    client.login("alice@example.com", DEMO_PASSWORD)
+    client.get("/api/v1/dashboard")
+    seen = []
+    handler = logging.Handler()
+    handler.emit = lambda record: seen.append(record.getMessage())
+    log = logging.getLogger("peewee")
+    log.addHandler(handler)
+    log.setLevel(logging.DEBUG)
+    try:
+        client.get("/api/v1/dashboard")
+    finally:
+        log.removeHandler(handler)
+        log.setLevel(logging.WARNING)
+    assert sum("SELECT" in q for q in seen) == 1 and Counting.builds == 1
+    user = User.get(User.email == "alice@example.com")
+    audit.record_system(app, "service.renewed", customer_id=user.contact.customer_id)
+    client.get("/api/v1/dashboard")
+    assert Counting.builds == 2
