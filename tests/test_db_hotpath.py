@@ -33,6 +33,9 @@ def test_prepared_compiles_once_and_answers_like_peewee(app, monkeypatch):
     assert [u.id for u in BY_EMAIL.rows("bob@example.com")] == \
         [u.id for u in users if u.email == "bob@example.com"]
     assert BY_EMAIL.rows("x' OR '1'='1") == []  # values stay parameters
+    if db.is_postgres():  # planned once per connection, on the server
+        names = [r[0] for r in db.database.execute_sql("SELECT name FROM pg_prepared_statements")]
+        assert USER.name in names and BY_EMAIL.name in names
 
 
 def test_postgres_pool_reuses_a_fresh_connection_and_pings_an_old_one(postgres_server):
