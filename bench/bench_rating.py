@@ -29,6 +29,7 @@ from __future__ import annotations
 import argparse
 import os
 import random
+import shutil
 import statistics
 import sys
 import tempfile
@@ -277,7 +278,8 @@ def measure(events: int = 50_000, single: int = 1_000, repeat: int = 3,
     base = Path(workdir or tempfile.mkdtemp(prefix="portico-bench-rating-"))
     results = {}
     sqlite_dir = base / "sqlite"
-    sqlite_dir.mkdir(parents=True, exist_ok=True)
+    shutil.rmtree(sqlite_dir, ignore_errors=True)  # a run cut short leaves its database
+    sqlite_dir.mkdir(parents=True)
     results["SQLite"] = run_backend("SQLite", f"sqlite:///{sqlite_dir / 'bench.sqlite3'}",
                                     sqlite_dir, events, single, repeat)
     schema, url = postgres_schema()
@@ -307,7 +309,8 @@ def table(results: dict) -> str:
 
 @benchmark("rating", "Usage rating: events/s in batches on PostgreSQL and SQLite vs raw executemany")
 def rating(bench: Bench) -> dict:
-    results = measure(repeat=bench.repeat, workdir=bench.workdir / "rating")
+    events = int(os.environ.get("PORTICO_BENCH_RATING_EVENTS", 50_000))
+    results = measure(events=events, repeat=bench.repeat, workdir=bench.workdir / "rating")
     first = next(iter(results.values()))
     return {
         "results": results,

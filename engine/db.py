@@ -7,6 +7,7 @@ request by the app's middleware.
 from __future__ import annotations
 
 import contextlib
+import io
 import itertools
 import re
 import time
@@ -116,6 +117,29 @@ def connection():
     finally:
         if opened and not database.is_closed():
             database.close()
+
+
+def copy_rows(table: str, columns: list[str], rows) -> None:
+    """PostgreSQL ``COPY table (columns) FROM STDIN`` of plain rows, on the current connection.
+
+    For bulk writes on hot paths (rating): several times faster than a multi-row INSERT,
+    whose thousands of parameters psycopg2 quotes one by one and the server then parses.
+    Values: None, bool, int, str, and naive datetimes (already in UTC).
+    """
+    def text(value) -> str:
+        if type(value) is int:  # most values: ids and quantities
+            return str(value)
+        if value is None:
+            return "\\N"
+        if isinstance(value, bool):
+            return "t" if value else "f"
+        if isinstance(value, datetime):
+            return value.isoformat()
+        return (str(value).replace("\\", "\\\\").replace("\t", "\\t")
+                .replace("\n", "\\n").replace("\r", "\\r"))
+    body = "".join("\t".join(map(text, row)) + "\n" for row in rows)
+    names = ", ".join(f'"{c}"' for c in columns)
+    database.cursor().copy_expert(f'COPY "{table}" ({names}) FROM STDIN', io.StringIO(body))
 
 
 def utcnow() -> datetime:

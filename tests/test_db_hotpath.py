@@ -65,3 +65,17 @@ def test_postgres_pool_reuses_a_fresh_connection_and_pings_an_old_one(postgres_s
         pool.close()
     finally:
         pool.close_all()
+
+
+def test_copy_rows_writes_every_kind_of_value_as_given(app):
+    """PostgreSQL COPY (rating's bulk writes): awkward strings, None, bools, times, ints."""
+    if not db.is_postgres():
+        pytest.skip("COPY is PostgreSQL's")
+    from datetime import datetime
+    db.database.execute_sql('CREATE TEMP TABLE copied (n bigint, s text, b boolean, t timestamp)')
+    when = datetime(2026, 11, 26, 3, 4, 5, 678901)
+    rows = [(1, "tab\there", True, when), (2**40, "new\nline\\N and \\ back\rslash", False, None),
+            (3, None, None, when), (-4, "", True, when)]
+    db.copy_rows("copied", ["n", "s", "b", "t"], rows)
+    back = db.database.execute_sql("SELECT n, s, b, t FROM copied ORDER BY n").fetchall()
+    assert back == sorted(rows, key=lambda r: r[0])

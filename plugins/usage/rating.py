@@ -21,7 +21,7 @@ from typing import Iterable, Iterator
 import peewee
 
 from engine.audit import record_system
-from engine.db import database, is_postgres, locked_transaction, utcnow
+from engine.db import copy_rows, database, is_postgres, locked_transaction, utcnow
 from engine.models import Service
 from engine.registry import Balance
 from plugins.usage.models import Bucket, LedgerEntry, UsageEvent
@@ -340,24 +340,29 @@ def write(event_rows: list, ledger_rows: list, changed: Iterable[Slot]) -> None:
 
 
 def bulk_insert(model, fields: list, rows: list) -> None:
-    """Multi-row ``INSERT ... VALUES (...), (...)`` of plain rows (times through ``db_value``).
+    """Multi-row ``INSERT ... VALUES (...), (...)`` of plain rows (times through ``db_value``);
+    ``COPY`` on PostgreSQL.
 
     PERF: peewee builds an ``insert_many`` statement value by value (about
     0.1 ms a row); this writes the same SQL with a flat parameter list.
     """
     if not rows:
         return
-    columns = ", ".join(f'"{f.column_name}"' for f in fields)
     # Rows come from rating with plain ints, strings and bools; only times need converting.
     times = [i for i, f in enumerate(fields) if isinstance(f, peewee.DateTimeField)]
+
+    def plain(row):
+        row = list(row)
+        for i in times:
+            row[i] = fields[i].db_value(row[i])
+        return row
+    if is_postgres():
+        copy_rows(model._meta.table_name, [f.column_name for f in fields], map(plain, rows))
+        return
+    columns = ", ".join(f'"{f.column_name}"' for f in fields)
     one = f"({marks(len(fields))})"
     for part in chunks(rows):
-        params = []
-        for row in part:
-            row = list(row)
-            for i in times:
-                row[i] = fields[i].db_value(row[i])
-            params += row
+        params = [v for row in part for v in plain(row)]
         database.execute_sql(f'INSERT INTO "{model._meta.table_name}" ({columns}) VALUES '
                        + ", ".join([one] * len(part)), params)
 
