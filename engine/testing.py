@@ -31,6 +31,7 @@ from engine.middleware import CSRF_COOKIE, csrf_token
 
 PG_ADMIN_URL = os.environ.get("PORTICO_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+LONG = os.environ.get("PORTICO_LONG_TESTS") == "1"  # long variants of reliability tests
 DEMO_PASSWORD = "Portico-demo-2026!"
 
 

@@ -1,11 +1,9 @@
 """Portico's own tests use the same fixtures partners get (engine.testing, loaded as a pytest plugin)."""
 from stripe_fixtures import localstripe, localstripe_server  # noqa: F401 - the Stripe tests' server
 
-import os  # noqa: E402
-
 import pytest  # noqa: E402
 
-LONG = os.environ.get("PORTICO_LONG_TESTS") == "1"
+from engine.testing import LONG  # noqa: E402
 
 
 def pytest_configure(config):

@@ -26,7 +26,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from marshmallow import fields
 
-from conftest import LONG
+from engine.testing import LONG
 from engine.db import database, utcnow
 from engine.models import AuditEvent, Customer, Service, User
 from engine.testing import DEMO_PASSWORD, Client

@@ -26,13 +26,12 @@ from engine.middleware import CSRF_COOKIE
 from engine.models import Customer
 from engine.registry import Route
 from engine.security import token_hash
-from engine.testing import DEMO_PASSWORD, Client, need_service
+from engine.testing import DEMO_PASSWORD, LONG, Client, need_service
 from identity_support import enable_2fa, signed_in, totp_code, user
 from plugins.identity import lockout
 from plugins.identity.models import PasswordReset, Session
 from test_isolation import MISSING_ID, PARAM, all_routes, fingerprint, foreign_values
 
-LONG = os.environ.get("PORTICO_LONG_TESTS") == "1"
 UNSAFE_METHODS = ("post", "put", "patch", "delete")
 ROOT = Path(__file__).resolve().parent.parent
 WRONG = "Wrong-Pass-2026!"
