@@ -66,10 +66,11 @@ def paired_fastest(client, path, body_for, pairs: int) -> tuple[float, float]:
 
 
 def assert_close(what: str, known: float, unknown: float) -> None:
-    # A quarter of the slower time (at least 2 ms).
     # A leak this is here to catch (argon2 skipped for unknown emails, a link written only
-    # for known ones) is a 2x to 60x difference.
-    tolerance = max(2.0, 0.25 * max(known, unknown))
+    # for known ones) is a 2x to 60x difference; on a quiet machine the two are within 2%.
+    # Under a whole CI run (four test processes on two cores) even the fastest times moved
+    # by 1.35x on load alone, so the bar is "less than 2x": half the slower time.
+    tolerance = max(2.0, 0.5 * max(known, unknown))
     print(f"{what}: known {known:.1f} ms, unknown {unknown:.1f} ms (tolerance {tolerance:.1f})")
     assert abs(known - unknown) <= tolerance, \
         f"{what} tells a registered email by time: {known:.1f} ms vs {unknown:.1f} ms"

@@ -56,7 +56,7 @@ def test_the_portal_is_installable_and_offers_its_install_button(live_server, br
         page.screenshot(path=str(SCREENSHOTS / "test_portal_pwa__install_button.png"),
                         full_page=True)
         install.click()
-        expect(install).to_be_hidden()
+        expect(install).to_be_hidden(timeout=15_000)  # after the prompt answers; slow under load
     finally:
         context.close()
 
