@@ -333,7 +333,7 @@ def purchases_through_a_redis_outage(make_app, own_redis, purchases: int, second
     try:
         try:
             wait_for(lambda: EmailDelivery.select().where(EmailDelivery.status == "sent").count()
-                     == 2 * purchases, timeout=120, what="every email after the outage")
+                     == 2 * purchases, timeout=240, what="every email after the outage")
         except BaseException:
             print("outbox:", app.tasks.pending(), Counter(d.status for d in EmailDelivery.select()))
             raise
