@@ -55,8 +55,11 @@ def test_the_portal_is_installable_and_offers_its_install_button(live_server, br
         assert install.bounding_box()["height"] >= 44
         page.screenshot(path=str(SCREENSHOTS / "test_portal_pwa__install_button.png"),
                         full_page=True)
-        install.click()
-        expect(install).to_be_hidden(timeout=15_000)  # after the prompt answers; slow under load
+        # Pressing it hides it and shows the browser's prompt. Checked in the click's own turn:
+        # Chromium may offer again (a new beforeinstallprompt) once that prompt goes away.
+        hidden = page.evaluate("() => { const b = document.querySelector('[data-install]');"
+                               " b.click(); return b.hidden; }")
+        assert hidden is True
     finally:
         context.close()
 
