@@ -12,6 +12,7 @@ axe-core comes from the npm registry: ``npm ci`` in tests/browser (package.json 
 from __future__ import annotations
 
 import json
+import time
 import urllib.request
 from pathlib import Path
 from urllib.parse import urlparse
@@ -23,6 +24,19 @@ AXE = Path(__file__).resolve().parent / "node_modules" / "axe-core" / "axe.min.j
 AXE_TAGS = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "wcag22aa", "best-practice"]
 HTML_LIMIT = 100 * 1024
 _sessions: dict[tuple[str, str], list[dict]] = {}
+
+
+def wait_until(target, expression: str, arg=None, timeout: float = 15.0) -> None:
+    """Until `expression` (a JavaScript function) is true on a page or element.
+
+    Playwright's own wait_for_function compiles its predicate with eval inside the page, which
+    the portal's Content-Security-Policy forbids once the first check has passed; evaluate()
+    goes through DevTools and is allowed, so this polls with it instead."""
+    deadline = time.monotonic() + timeout
+    while not (target.evaluate(expression, arg) if arg is not None else target.evaluate(expression)):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"still false after {timeout:g} s: {expression}")
+        time.sleep(0.05)
 
 
 def axe_source() -> str:

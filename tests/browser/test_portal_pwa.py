@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import expect
 
-from portal_checks import api_get, check_page, signed_in
+from portal_checks import api_get, check_page, signed_in, wait_until
 
 pytestmark = pytest.mark.browser
 SCREENSHOTS = Path(__file__).resolve().parent.parent / "screenshots"
@@ -23,7 +23,7 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"]
 def wait_for_worker(page) -> None:
     """Until the service worker runs and controls the page (it claims open pages at once)."""
     page.evaluate("navigator.serviceWorker.ready.then(() => true)")
-    page.wait_for_function("navigator.serviceWorker.controller !== null")
+    wait_until(page, "() => navigator.serviceWorker.controller !== null")
 
 
 def saved_pages(page) -> list[str]:

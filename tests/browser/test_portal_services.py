@@ -11,7 +11,7 @@ import re
 import pytest
 from playwright.sync_api import expect
 
-from portal_checks import api_get, check_page, signed_in
+from portal_checks import api_get, check_page, signed_in, wait_until
 
 pytestmark = pytest.mark.browser
 
@@ -82,9 +82,8 @@ def test_service_cards_swipe_on_a_phone_and_lead_to_the_details(live_server, new
         assert second.bounding_box()["x"] > width * 0.8
         first.hover()
         page.mouse.wheel(box["width"] * 0.6, 0)  # a sideways swipe, as a trackpad sends it
-        page.wait_for_function(
-            "el => Math.abs(el.children[1].getBoundingClientRect().left - "
-            "el.getBoundingClientRect().left) < 40", arg=first.element_handle())
+        wait_until(first, "el => Math.abs(el.children[1].getBoundingClientRect().left - "
+                   "el.getBoundingClientRect().left) < 40")
     else:
         assert first.evaluate("el => el.scrollWidth <= el.clientWidth")
     check_page(page, live_server, requests_seen)
