@@ -15,6 +15,7 @@ from peewee import (
     ForeignKeyField,
     IntegerField,
     TextField,
+    fn,
 )
 
 from engine.db import BaseModel, CurrencyField, UTCDateTimeField, utcnow
@@ -164,6 +165,16 @@ class AuditEvent(BaseModel):
 
     class Meta:
         indexes = ((("customer", "id"), False),)
+
+    @classmethod
+    def latest_id(cls, customer):
+        """Select the id of the customer's newest event: "has anything changed since?" for caches.
+
+        Every change writes an event, so a cache keyed on this id is never stale.
+        ``customer`` is an id or a column (``Customer.id``, to use it as a subquery).
+        The ``(customer, id)`` index answers it without reading a row.
+        """
+        return cls.select(fn.MAX(cls.id)).where(cls.customer == customer)
 
 
 class OutboxMessage(BaseModel):

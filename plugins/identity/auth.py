@@ -10,7 +10,6 @@
 """
 from __future__ import annotations
 
-from peewee import fn
 
 from engine import audit
 from engine.context import Principal
@@ -77,9 +76,8 @@ _USER = Prepared(lambda user_id: User.select(User, Contact, Customer).join(Conta
 
 # The customer's newest audit event id rides along: "has anything changed" for caches such
 # as the dashboard's, without a round trip of their own (ctx.extra["customer_version"]).
-_LATEST_CHANGE = AuditEvent.select(fn.MAX(AuditEvent.id)).where(AuditEvent.customer == Customer.id)
 _SESSION_USER = Prepared(lambda digest: Session.select(
-    Session, User, Contact, Customer, _LATEST_CHANGE.alias("customer_version"))
+    Session, User, Contact, Customer, AuditEvent.latest_id(Customer.id).alias("customer_version"))
     .join(User).join(Contact).join(Customer)
     .where(Session.token_hash == digest).limit(1))
 
