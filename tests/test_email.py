@@ -1,9 +1,16 @@
-"""The email channel's file backend and the demo mailbox."""
+"""The email channel: the file backend, the demo mailbox and the sweep for stalled emails."""
+import importlib
+from datetime import timedelta
+
 import pytest
+import time_machine
 
 from engine.models import User
 from engine.notify import Notice, notify
 from engine.testing import Client, run_tasks
+from plugins.email.models import EmailDelivery
+from plugins.email.tasks import GIVE_UP_AFTER, STALLED_AFTER, resend_stalled_emails
+from tests.mailserver import smtp  # noqa: F401  (fixture)
 
 
 def test_demo_mailbox_lists_and_shows_emails_written_to_the_data_dir(make_app, tmp_path):
@@ -28,3 +35,88 @@ def test_demo_mailbox_lists_and_shows_emails_written_to_the_data_dir(make_app, t
 
 def test_no_demo_mailbox_outside_demo_mode(app):
     assert Client(app).get("/demo/mail").status_code == 404
+
+
+# -- the stalled-email sweep -------------------------------------------------------------------
+
+def expiry_notice(app, key: str) -> None:
+    user = User.get(User.email == "alice@example.com")
+    with app.database.atomic():
+        notify(app, Notice(kind="service_expiring", key=key, category="security", user_id=user.id,
+                           data={"service": "Fibre", "service_id": 7, "days": 3,
+                                 "ends_at": "2026-12-01T10:00:00+00:00"}))
+
+
+@pytest.fixture
+def mail_app(make_app, smtp):
+    from engine.testing import seed_people
+    app = make_app(**smtp.settings())
+    seed_people(app)
+    return app
+
+
+@pytest.mark.spec("NOT-4", "ENG-2")
+def test_an_email_whose_queue_message_was_lost_is_sent_by_the_sweep_once(mail_app, smtp):
+    expiry_notice(mail_app, "lost-1")
+    assert mail_app.tasks.relay() == 1
+    mail_app.tasks.broker.flush_all()  # the broker restarted empty: the message is gone
+    run_tasks(mail_app)
+    assert smtp.inbox.messages == [] and EmailDelivery.get().status == "pending"
+
+    with time_machine.travel(STALLED_AFTER - timedelta(minutes=1)):
+        assert resend_stalled_emails(mail_app)["resent"] == 0  # it may still be retrying
+    with time_machine.travel(STALLED_AFTER + timedelta(minutes=1)):
+        assert resend_stalled_emails(mail_app) == {"resent": 1, "failed": 0, "unconfirmed": 0}
+        assert resend_stalled_emails(mail_app)["resent"] == 0  # touched: enqueued once
+    run_tasks(mail_app)
+    assert smtp.inbox.subjects("alice@example.com") == ["Fibre ends in 3 days"]
+    assert EmailDelivery.get().status == "sent"
+    with time_machine.travel(STALLED_AFTER * 3):
+        assert resend_stalled_emails(mail_app)["resent"] == 0  # sent is done
+    run_tasks(mail_app)
+    assert len(smtp.inbox.messages) == 1
+
+
+@pytest.mark.spec("NOT-4")
+def test_the_sweep_settles_what_cannot_be_sent_and_never_sends_twice(mail_app, smtp, caplog):
+    expiry_notice(mail_app, "dead-worker")
+    expiry_notice(mail_app, "too-old")
+    dead, old = EmailDelivery.select().order_by(EmailDelivery.id)
+    # A worker died handing `dead` to the mail server, and its redelivery was lost too.
+    EmailDelivery.update(status="sending").where(EmailDelivery.id == dead.id).execute()
+    mail_app.tasks.relay()
+    mail_app.tasks.broker.flush_all()
+    with time_machine.travel(GIVE_UP_AFTER + timedelta(hours=1)):
+        assert resend_stalled_emails(mail_app) == {"resent": 0, "failed": 1, "unconfirmed": 1}
+    run_tasks(mail_app)
+    assert smtp.inbox.messages == []
+    assert EmailDelivery.get_by_id(dead.id).status == "unconfirmed"
+    assert EmailDelivery.get_by_id(old.id).status == "failed"
+    assert f"email {old.id} (service_expiring) gave up" in caplog.text
+    with time_machine.travel(GIVE_UP_AFTER * 2):
+        assert resend_stalled_emails(mail_app) == {"resent": 0, "failed": 0, "unconfirmed": 0}
+
+
+def test_the_sweep_is_scheduled(app):
+    assert "email.resend_stalled_emails" in {a.actor_name for a in app.tasks.periodic_actors()}
+
+
+def test_migration_0002_gives_older_deliveries_a_touched_at_and_reverts(mail_app):
+    from playhouse.migrate import SchemaMigrator
+
+    from engine import db
+    migration = importlib.import_module("plugins.email.migrations.0002_touched_at")
+    migrator = SchemaMigrator.from_database(db.database)
+    expiry_notice(mail_app, "before-0002")
+    migration.down(migrator, db.database)
+    assert "touched_at" not in migration.columns(db.database, "email_delivery")
+    migration.up(migrator, db.database)
+    migration.up(migrator, db.database)  # idempotent, and a no-op on a database made by 0001
+    row = EmailDelivery.get()
+    assert row.touched_at == row.created_at and row.status == "pending"
+    schema = db.database.execute_sql("SELECT current_schema()").fetchone()[0] \
+        if db.is_postgres() else None
+    indexes = {i.name for i in db.database.get_indexes("email_delivery", schema)}
+    assert {"email_delivery_status_touched_at", "email_delivery_key_address"} <= indexes
+    with time_machine.travel(STALLED_AFTER + timedelta(minutes=1)):
+        assert resend_stalled_emails(mail_app)["resent"] == 1

@@ -14,11 +14,12 @@ class EmailDelivery(BaseModel):
     customer_id = IntegerField(null=True, index=True)
     locale = CharField(max_length=10, default="en")
     data = peewee.JSONField(default=dict)
-    status = CharField(max_length=20, default="pending")  # pending, sending, sent, unconfirmed
+    status = CharField(max_length=20, default="pending")  # pending, sending, sent, unconfirmed, failed
     attempts = IntegerField(default=0)
     last_error = TextField(default="")
     created_at = UTCDateTimeField(default=utcnow)
+    touched_at = UTCDateTimeField(default=utcnow)  # queued, claimed or failed: the last sign of life
     sent_at = UTCDateTimeField(null=True)
 
     class Meta:
-        indexes = ((("key", "address"), True),)
+        indexes = ((("key", "address"), True), (("status", "touched_at"), False))
