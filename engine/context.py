@@ -100,10 +100,18 @@ def as_id(value: Any) -> int:
     return number
 
 
-def get_owned(model: type[peewee.Model], obj_id: Any, ctx: Context) -> peewee.Model:
-    """One row of the current customer's, or 404 (never a hint that it exists)."""
-    customer_id = ctx.require_customer()
+def get_or_404(model: type[peewee.Model], obj_id: Any,
+               query: peewee.Select | None = None) -> peewee.Model:
+    """The row of ``query`` (default: every row, as staff see them) with this path id, or 404.
+
+    An id that is not a number, or too big for a row id, is simply not found.
+    """
     try:
-        return owned(model, customer_id).where(model.id == as_id(obj_id)).get()
+        return (model.select() if query is None else query).where(model.id == as_id(obj_id)).get()
     except (ValueError, TypeError, model.DoesNotExist):
         raise falcon.HTTPNotFound(title="Not found") from None
+
+
+def get_owned(model: type[peewee.Model], obj_id: Any, ctx: Context) -> peewee.Model:
+    """One row of the current customer's, or 404 (never a hint that it exists)."""
+    return get_or_404(model, obj_id, owned(model, ctx.require_customer()))

@@ -12,7 +12,7 @@ import falcon
 from marshmallow import ValidationError
 
 from engine.api import operation, paginate
-from engine.context import get_owned
+from engine.context import get_or_404, get_owned
 from engine.errors import Problem, invalid, problem_body
 from engine.forms import read_form, validate_form
 from engine.i18n import N_
@@ -23,7 +23,7 @@ from plugins.addons.models import AddonProduct, ServiceAddon
 from plugins.billing import payments, ratelimits
 from plugins.billing.models import Payment, PaymentMethod
 from plugins.billing.pages import _widget_csp, pay_with
-from plugins.billing.resources import pay_answer, path_id
+from plugins.billing.resources import pay_answer
 from plugins.billing.schemas import PayForm
 
 DONE = {"removing": N_("We are removing the add-on; this page shows when it is done.")}
@@ -115,19 +115,6 @@ class AddonAPI:
 
 # -- staff: the catalogue ----------------------------------------------------------------------
 
-def require_catalogue_staff(req) -> None:
-    principal = req.context.principal
-    if not (principal and principal.is_staff and principal.can("catalogue")):
-        raise Problem(403, "You need the catalogue permission", type="forbidden")
-
-
-def staff_product(product_id) -> AddonProduct:
-    found = AddonProduct.get_or_none(AddonProduct.id == path_id(product_id))
-    if found is None:
-        raise falcon.HTTPNotFound(title="Not found")
-    return found
-
-
 class StaffProductsAPI:
     """``GET|POST /api/v1/staff/addon-products``"""
     auth = "staff"
@@ -136,14 +123,12 @@ class StaffProductsAPI:
     @operation("The add-on catalogue, every service type, retired entries too",
                query=schemas.StaffAddonCatalogueQuery, response=schemas.StaffAddonCatalogue)
     def on_get(self, req, resp, query):
-        require_catalogue_staff(req)
         return paginate(rules.catalogue(query["service_type"], active_only=False),
                         AddonProduct.id, query, descending=False)
 
     @operation("Add a catalogue entry (ADD-1)", body=schemas.AddonProductIn,
                response=schemas.StaffAddonProductSchema, status=201)
     def on_post(self, req, resp, body):
-        require_catalogue_staff(req)
         return rules.save_product(req.context, None, body)
 
 
@@ -154,20 +139,18 @@ class StaffProductAPI:
 
     @operation("One catalogue entry", response=schemas.StaffAddonProductSchema)
     def on_get(self, req, resp, product_id):
-        require_catalogue_staff(req)
-        return staff_product(product_id)
+        return get_or_404(AddonProduct, product_id)
 
     @operation("Change a catalogue entry (add-ons already taken keep their prices)",
                body=schemas.AddonProductPatch, response=schemas.StaffAddonProductSchema)
     def on_patch(self, req, resp, product_id, body):
-        require_catalogue_staff(req)
-        return rules.save_product(req.context, staff_product(product_id), body)
+        return rules.save_product(req.context, get_or_404(AddonProduct, product_id), body)
 
     @operation("Retire a catalogue entry: no longer offered; add-ons already taken stay",
                response=schemas.StaffAddonProductSchema)
     def on_delete(self, req, resp, product_id):
-        require_catalogue_staff(req)
-        return rules.save_product(req.context, staff_product(product_id), {"active": False})
+        product = get_or_404(AddonProduct, product_id)
+        return rules.save_product(req.context, product, {"active": False})
 
 
 # -- portal pages ---------------------------------------------------------------------------------

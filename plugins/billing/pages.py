@@ -13,7 +13,7 @@ from marshmallow import ValidationError
 
 from engine.api import paginate
 from engine.audit import record
-from engine.context import get_owned
+from engine.context import get_or_404, get_owned
 from engine.db import utcnow
 from engine.errors import Problem, problem_body
 from engine.forms import validate_form
@@ -23,7 +23,6 @@ from engine.middleware import CSP
 from plugins.billing import guest, payments, ratelimits, schemas
 from plugins.billing.models import GuestPayLink, Invoice, Payment, PaymentMethod, Transaction
 from plugins.billing.resources import (
-    path_id,
     archive_selection,
     invoices_of,
     send_archive,
@@ -376,10 +375,8 @@ class GuestPaymentPage:
         link = _guest_link(req, resp)
         if link is None:
             return
-        payment = Payment.get_or_none((Payment.id == path_id(payment_id)) &
-                                      (Payment.guest_link == link.id))
-        if payment is None:
-            raise falcon.HTTPNotFound(title="Not found")
+        payment = get_or_404(Payment, payment_id,
+                             Payment.select().where(Payment.guest_link == link.id))
         attempt = payments.complete(req.context.app, payment)
         invoice = Invoice.get_by_id(payment.invoice_id)
         PayFlow(req, resp, invoice, link).show_payment(attempt.payment, attempt.client_secret)

@@ -12,7 +12,7 @@ import peewee
 from engine import db
 from engine.api import operation, paginate
 from engine.audit import record
-from engine.context import get_owned, owned
+from engine.context import get_or_404, get_owned, owned
 from engine.errors import Problem, invalid
 from engine.idempotency import idempotent
 from engine.models import Customer
@@ -122,12 +122,6 @@ def pay_answer(resp, attempt: payments.Attempt) -> dict:
         resp.status = falcon.HTTP_202
     invoice = Invoice.get_by_id(payment.invoice_id) if payment.invoice_id else None
     return {"payment": payment, "invoice": invoice, "next_action": next_action}
-
-
-def require_billing_staff(req) -> None:
-    principal = req.context.principal
-    if not (principal and principal.is_staff and principal.can("billing")):
-        raise Problem(403, "You need the billing permission", type="forbidden")
 
 
 # -- invoices -----------------------------------------------------------------------------
@@ -359,8 +353,7 @@ class StaffTransactionsAPI:
     @operation("A customer's transactions", query=schemas.TransactionQuery,
                response=schemas.TransactionPage)
     def on_get(self, req, resp, customer_id, query):
-        require_billing_staff(req)
-        customer_id = _customer(customer_id).id
+        customer_id = get_or_404(Customer, customer_id).id
         page = paginate(transactions_of(customer_id, query["status"]), Transaction.id, query)
         with_invoice_numbers(page["items"])
         return page
@@ -368,9 +361,8 @@ class StaffTransactionsAPI:
     @operation("Record a charge or a credit on a customer's account (not yet invoiced)",
                body=schemas.StaffTransactionIn, response=schemas.TransactionSchema, status=201)
     def on_post(self, req, resp, customer_id, body):
-        require_billing_staff(req)
         app, ctx = req.context.app, req.context
-        customer_id = _customer(customer_id).id
+        customer_id = get_or_404(Customer, customer_id).id
         if body["service_id"] is not None:
             from engine.models import Service
             if not Service.select().where((Service.id == body["service_id"]) &
@@ -394,17 +386,15 @@ class StaffInvoicesAPI:
 
     @operation("A customer's invoices", query=schemas.InvoiceQuery, response=schemas.InvoicePage)
     def on_get(self, req, resp, customer_id, query):
-        require_billing_staff(req)
-        customer_id = _customer(customer_id).id
+        customer_id = get_or_404(Customer, customer_id).id
         return paginate(invoices_of(customer_id, query["status"]), Invoice.id, query)
 
     @operation("Issue an invoice from the customer's uninvoiced transactions (BILL-1)",
                body=schemas.IssueIn, response=schemas.InvoiceDetailSchema, status=201,
                description="Its PDF is rendered once, in the background, and stored.")
     def on_post(self, req, resp, customer_id, body):
-        require_billing_staff(req)
         app, ctx = req.context.app, req.context
-        customer_id = _customer(customer_id).id
+        customer_id = get_or_404(Customer, customer_id).id
         return invoicing.issue_invoice(
             app, customer_id, currency=body["currency"], transaction_ids=body["transaction_ids"],
             due_days=body["due_days"], notes=body["notes"], staff_id=ctx.principal.staff_id)
@@ -417,8 +407,7 @@ class StaffInvoiceAPI:
 
     @operation("Any invoice", response=schemas.InvoiceDetailSchema)
     def on_get(self, req, resp, invoice_id):
-        require_billing_staff(req)
-        return _invoice(invoice_id)
+        return get_or_404(Invoice, invoice_id)
 
 
 class StaffInvoicePaymentsAPI:
@@ -431,9 +420,8 @@ class StaffInvoicePaymentsAPI:
                body=schemas.OfflinePaymentIn, response=schemas.PaymentSchema, status=201,
                money=True)
     def on_post(self, req, resp, invoice_id, body):
-        require_billing_staff(req)
         app, ctx = req.context.app, req.context
-        invoice = _invoice(invoice_id)
+        invoice = get_or_404(Invoice, invoice_id)
         payment = payments.record_offline_payment(app, invoice.id, body["amount"],
                                                   body["reference"], body["method"],
                                                   staff_id=ctx.principal.staff_id)
@@ -451,11 +439,8 @@ class StaffRefundAPI:
     @operation("Refund (part of) a card payment (staff only: LIM-1)", body=schemas.RefundIn,
                response=schemas.PaymentSchema, money=True)
     def on_post(self, req, resp, payment_id, body):
-        require_billing_staff(req)
         app, ctx = req.context.app, req.context
-        payment = Payment.get_or_none(Payment.id == path_id(payment_id))
-        if payment is None:
-            raise falcon.HTTPNotFound(title="Not found")
+        payment = get_or_404(Payment, payment_id)
         refunded = payments.refund(app, payment, body["amount"], staff_id=ctx.principal.staff_id)
         record(ctx, "payment.refund", f"payment:{payment.id}", {"amount": body["amount"]},
                customer_id=payment.customer_id)
@@ -471,9 +456,8 @@ class StaffInvoiceLinksAPI:
                response=schemas.LinkSchema, status=201,
                errors={409: "This invoice is already paid"})
     def on_post(self, req, resp, invoice_id, body):
-        require_billing_staff(req)
         app, ctx = req.context.app, req.context
-        link, url = guest.create_link(app, ctx, _invoice(invoice_id), body["days"],
+        link, url = guest.create_link(app, ctx, get_or_404(Invoice, invoice_id), body["days"],
                                       created_by=f"staff:{ctx.principal.staff_id}")
         link.url = url
         return link
@@ -486,33 +470,8 @@ class StaffPaymentLinkAPI:
 
     @operation("Revoke a guest payment link", response=schemas.LinkSchema)
     def on_delete(self, req, resp, link_id):
-        require_billing_staff(req)
-        link = GuestPayLink.get_or_none(GuestPayLink.id == path_id(link_id))
-        if link is None:
-            raise falcon.HTTPNotFound(title="Not found")
+        link = get_or_404(GuestPayLink, link_id)
         return guest.revoke_link(req.context.app, req.context, link)
-
-
-def path_id(value) -> int:
-    """A path id as an integer; anything else is simply not found."""
-    text = str(value)
-    if not text.isdigit() or len(text) > 18:
-        raise falcon.HTTPNotFound(title="Not found")
-    return int(text)
-
-
-def _customer(customer_id) -> Customer:
-    found = Customer.get_or_none(Customer.id == path_id(customer_id))
-    if found is None:
-        raise falcon.HTTPNotFound(title="Not found")
-    return found
-
-
-def _invoice(invoice_id) -> Invoice:
-    found = Invoice.get_or_none(Invoice.id == path_id(invoice_id))
-    if found is None:
-        raise falcon.HTTPNotFound(title="Not found")
-    return found
 
 
 # -- webhooks -----------------------------------------------------------------------------------

@@ -13,8 +13,8 @@ import falcon
 from babel.numbers import get_currency_precision
 from marshmallow import ValidationError
 
-from engine.api import load, operation, paginate
-from engine.context import get_owned
+from engine.api import operation, paginate
+from engine.context import get_or_404, get_owned
 from engine.errors import Problem, invalid, problem_body
 from engine.forms import read_form, validate_form
 from engine.i18n import N_
@@ -23,7 +23,7 @@ from engine.models import Service
 from plugins.billing import payments, ratelimits
 from plugins.billing.models import Payment, PaymentMethod
 from plugins.billing.pages import pay_with
-from plugins.billing.resources import pay_answer, path_id
+from plugins.billing.resources import pay_answer
 from plugins.billing.schemas import PayForm
 from plugins.topups import schemas, service as rules
 from plugins.topups.models import TopupProduct, TopupPurchase
@@ -150,19 +150,6 @@ class AutoTopupAPI:
 
 # -- staff: the catalogue -----------------------------------------------------------------------
 
-def require_catalogue_staff(req) -> None:
-    principal = req.context.principal
-    if not (principal and principal.is_staff and principal.can("catalogue")):
-        raise Problem(403, "You need the catalogue permission", type="forbidden")
-
-
-def staff_product(product_id) -> TopupProduct:
-    found = TopupProduct.get_or_none(TopupProduct.id == path_id(product_id))
-    if found is None:
-        raise falcon.HTTPNotFound(title="Not found")
-    return found
-
-
 class StaffProductsAPI:
     """``GET|POST /api/v1/staff/topup-products``"""
     auth = "staff"
@@ -171,14 +158,12 @@ class StaffProductsAPI:
     @operation("The top-up catalogue, every service type, retired entries too",
                query=schemas.StaffTopupCatalogueQuery, response=schemas.StaffTopupCatalogue)
     def on_get(self, req, resp, query):
-        require_catalogue_staff(req)
         return paginate(rules.catalogue(query["service_type"], active_only=False),
                         TopupProduct.id, query, descending=False)
 
     @operation("Add a catalogue entry (TOP-2)", body=schemas.TopupProductIn,
                response=schemas.StaffTopupProductSchema, status=201)
     def on_post(self, req, resp, body):
-        require_catalogue_staff(req)
         return rules.save_product(req.context, None, body)
 
 
@@ -189,20 +174,18 @@ class StaffProductAPI:
 
     @operation("One catalogue entry", response=schemas.StaffTopupProductSchema)
     def on_get(self, req, resp, product_id):
-        require_catalogue_staff(req)
-        return staff_product(product_id)
+        return get_or_404(TopupProduct, product_id)
 
     @operation("Change a catalogue entry (past purchases keep what they bought)",
                body=schemas.TopupProductPatch, response=schemas.StaffTopupProductSchema)
     def on_patch(self, req, resp, product_id, body):
-        require_catalogue_staff(req)
-        return rules.save_product(req.context, staff_product(product_id), body)
+        return rules.save_product(req.context, get_or_404(TopupProduct, product_id), body)
 
     @operation("Retire a catalogue entry: no longer offered, kept for the purchases' history",
                response=schemas.StaffTopupProductSchema)
     def on_delete(self, req, resp, product_id):
-        require_catalogue_staff(req)
-        return rules.save_product(req.context, staff_product(product_id), {"active": False})
+        product = get_or_404(TopupProduct, product_id)
+        return rules.save_product(req.context, product, {"active": False})
 
 
 # -- portal pages -------------------------------------------------------------------------------
