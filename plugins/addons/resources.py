@@ -12,6 +12,7 @@ import falcon
 from marshmallow import ValidationError
 
 from engine.api import operation, paginate
+from engine.catalogue import CatalogueQuery
 from engine.context import get_or_404, get_owned
 from engine.errors import Problem, invalid, problem_body
 from engine.forms import read_form, validate_form
@@ -121,7 +122,7 @@ class StaffProductsAPI:
     permission = "catalogue"
 
     @operation("The add-on catalogue, every service type, retired entries too",
-               query=schemas.StaffAddonCatalogueQuery, response=schemas.StaffAddonCatalogue)
+               query=CatalogueQuery, response=schemas.StaffAddonCatalogue)
     def on_get(self, req, resp, query):
         return paginate(rules.catalogue(query["service_type"], active_only=False),
                         AddonProduct.id, query, descending=False)

@@ -3,16 +3,12 @@ from __future__ import annotations
 
 import ipaddress
 
-from marshmallow import Schema, ValidationError, fields, validate, validates
+from marshmallow import Schema, ValidationError, fields, validate
 
-from engine.api import Id, PageQuery
-from engine.models import SERVICE_TYPES
+from engine.api import Id, money, page_schema
+from engine.catalogue import CatalogueEntryIn, CataloguePatch
 from plugins.addons.models import CATEGORIES, STATUSES
 from plugins.billing.schemas import PayOut
-
-
-def _money(amount, currency) -> dict:
-    return {"amount": int(amount), "currency": currency}
 
 
 def _network(value: str) -> None:
@@ -35,8 +31,8 @@ class AddonProductSchema(Schema):
     category = fields.String(metadata={"enum": list(CATEGORIES)})
     name = fields.String()
     description = fields.String()
-    one_off_price = fields.Function(lambda p: _money(p.one_off_price, p.currency))
-    recurring_price = fields.Function(lambda p: _money(p.recurring_price, p.currency))
+    one_off_price = fields.Function(lambda p: money(p.one_off_price, p.currency))
+    recurring_price = fields.Function(lambda p: money(p.recurring_price, p.currency))
     period_days = fields.Integer(metadata={"description": "the recurring price is per this "
                                                           "many days"})
     removable = fields.Boolean(metadata={"description": "can be removed online"})
@@ -52,47 +48,23 @@ class StaffAddonProductSchema(AddonProductSchema):
     updated_at = fields.DateTime()
 
 
-class StaffAddonCatalogue(Schema):
-    items = fields.List(fields.Nested(StaffAddonProductSchema))
-    next = fields.String(allow_none=True)
+StaffAddonCatalogue = page_schema(StaffAddonProductSchema, "StaffAddonCatalogue")
 
 
-class StaffAddonCatalogueQuery(PageQuery):
-    service_type = fields.String(load_default=None, validate=validate.OneOf(SERVICE_TYPES))
-
-
-class AddonProductIn(Schema):
+class AddonProductIn(CatalogueEntryIn):
     """A new catalogue entry (staff). Prices in minor units, tax included."""
-    code = fields.String(required=True, validate=validate.Regexp(
-        r"^[a-z0-9][a-z0-9._-]{0,59}$", error="Lower-case letters, digits, '.', '_' and '-' "
-                                              "(up to 60)."))
-    service_type = fields.String(required=True, validate=validate.OneOf(SERVICE_TYPES))
     category = fields.String(required=True, validate=validate.OneOf(CATEGORIES))
-    name = fields.String(required=True, validate=validate.Length(1, 100))
-    description = fields.String(load_default="", validate=validate.Length(max=1000))
     one_off_price = fields.Integer(load_default=0, validate=validate.Range(0, 10 ** 7))
     recurring_price = fields.Integer(load_default=0, validate=validate.Range(0, 10 ** 7))
-    currency = fields.String(load_default="GBP", validate=validate.Regexp(
-        r"^[A-Za-z]{3}$", error="An ISO 4217 code, e.g. GBP."))
     period_days = fields.Integer(load_default=30, validate=validate.Range(1, 366))
     provisioner = fields.String(load_default="instant", validate=validate.Length(1, 60),
                                 metadata={"description": "who sets it up: 'instant', "
                                           "'static_ip', or a partner plugin's id"})
     removable = fields.Boolean(load_default=True)
-    position = fields.Integer(load_default=0, validate=validate.Range(0, 10000))
-    active = fields.Boolean(load_default=True)
 
 
-class AddonProductPatch(AddonProductIn):
+class AddonProductPatch(CataloguePatch, AddonProductIn):
     """Change a catalogue entry: any of its fields (the code stays)."""
-
-    def __init__(self, *args, **kwargs):
-        kwargs.setdefault("partial", True)
-        super().__init__(*args, **kwargs)
-
-    @validates("code")
-    def code_stays(self, value, **kwargs):
-        raise ValidationError("The code of an entry cannot change; create a new entry.")
 
 
 class AddonSchema(Schema):
@@ -103,8 +75,8 @@ class AddonSchema(Schema):
     name = fields.String()
     category = fields.String()
     status = fields.String(metadata={"enum": list(STATUSES)})
-    one_off_price = fields.Function(lambda a: _money(a.one_off_price, a.currency))
-    recurring_price = fields.Function(lambda a: _money(a.recurring_price, a.currency))
+    one_off_price = fields.Function(lambda a: money(a.one_off_price, a.currency))
+    recurring_price = fields.Function(lambda a: money(a.recurring_price, a.currency))
     period_days = fields.Integer()
     removable = fields.Boolean()
     detail = fields.String(metadata={"description": "e.g. the static IP address"})

@@ -13,7 +13,8 @@ import falcon
 from babel.numbers import get_currency_precision
 from marshmallow import ValidationError
 
-from engine.api import operation, paginate
+from engine.api import PageQuery, operation, paginate
+from engine.catalogue import CatalogueQuery
 from engine.context import get_or_404, get_owned
 from engine.errors import Problem, invalid, problem_body
 from engine.forms import read_form, validate_form
@@ -112,7 +113,7 @@ class ReviewAPI:
 class PurchasesAPI:
     """``GET /api/v1/services/{service_id}/topups/purchases``"""
 
-    @operation("The top-ups bought for this service, newest first", query=schemas.PageQuery,
+    @operation("The top-ups bought for this service, newest first", query=PageQuery,
                response=schemas.TopupPurchasePage)
     def on_get(self, req, resp, service_id, query):
         service = owned_service(req, service_id)
@@ -156,7 +157,7 @@ class StaffProductsAPI:
     permission = "catalogue"
 
     @operation("The top-up catalogue, every service type, retired entries too",
-               query=schemas.StaffTopupCatalogueQuery, response=schemas.StaffTopupCatalogue)
+               query=CatalogueQuery, response=schemas.StaffTopupCatalogue)
     def on_get(self, req, resp, query):
         return paginate(rules.catalogue(query["service_type"], active_only=False),
                         TopupProduct.id, query, descending=False)

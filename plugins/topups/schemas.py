@@ -1,17 +1,17 @@
 """Top-up settings, and the shapes of the top-up API and forms (one schema for both faces)."""
 from __future__ import annotations
 
-from marshmallow import Schema, ValidationError, fields, pre_load, validate, validates
+from marshmallow import Schema, fields, pre_load, validate
 
-from engine.api import Id, PageQuery
+from engine.api import Id, money, page_schema
+from engine.catalogue import CatalogueEntryIn, CataloguePatch
 from engine.i18n import N_
-from engine.models import SERVICE_TYPES
 from plugins.billing.schemas import PayOut
 from plugins.topups.models import KINDS
 
 
 def _money(amount, currency) -> dict | None:
-    return None if amount is None else {"amount": int(amount), "currency": currency}
+    return None if amount is None else money(amount, currency)
 
 
 class FormSchema(Schema):
@@ -67,28 +67,14 @@ class StaffTopupProductSchema(TopupProductSchema):
     updated_at = fields.DateTime()
 
 
-class StaffTopupCatalogue(Schema):
-    items = fields.List(fields.Nested(StaffTopupProductSchema))
-    next = fields.String(allow_none=True)
+StaffTopupCatalogue = page_schema(StaffTopupProductSchema, "StaffTopupCatalogue")
 
 
-class StaffTopupCatalogueQuery(PageQuery):
-    service_type = fields.String(load_default=None, validate=validate.OneOf(SERVICE_TYPES))
-
-
-class TopupProductIn(Schema):
+class TopupProductIn(CatalogueEntryIn):
     """A new catalogue entry (staff). Amounts in minor units; ``price`` includes tax."""
-    code = fields.String(required=True, validate=validate.Regexp(
-        r"^[a-z0-9][a-z0-9._-]{0,59}$", error="Lower-case letters, digits, '.', '_' and '-' "
-                                              "(up to 60)."))
-    service_type = fields.String(required=True, validate=validate.OneOf(SERVICE_TYPES))
     kind = fields.String(required=True, validate=validate.OneOf(KINDS))
-    name = fields.String(required=True, validate=validate.Length(1, 100))
-    description = fields.String(load_default="", validate=validate.Length(max=1000))
     quantity = fields.Integer(load_default=0, validate=validate.Range(0, 10 ** 15))
     price = fields.Integer(load_default=0, validate=validate.Range(0, 10 ** 7))
-    currency = fields.String(load_default="GBP", validate=validate.Regexp(
-        r"^[A-Za-z]{3}$", error="An ISO 4217 code, e.g. GBP."))
     custom = fields.Boolean(load_default=False)
     min_amount = fields.Integer(load_default=None, allow_none=True,
                                 validate=validate.Range(1, 10 ** 7))
@@ -97,20 +83,10 @@ class TopupProductIn(Schema):
     validity_days = fields.Integer(load_default=None, allow_none=True,
                                    validate=validate.Range(1, 3650))
     weight = fields.Integer(load_default=20, validate=validate.Range(0, 1000))
-    position = fields.Integer(load_default=0, validate=validate.Range(0, 10000))
-    active = fields.Boolean(load_default=True)
 
 
-class TopupProductPatch(TopupProductIn):
+class TopupProductPatch(CataloguePatch, TopupProductIn):
     """Change a catalogue entry: any of its fields (the code stays)."""
-
-    def __init__(self, *args, **kwargs):
-        kwargs.setdefault("partial", True)
-        super().__init__(*args, **kwargs)
-
-    @validates("code")
-    def code_stays(self, value, **kwargs):
-        raise ValidationError("The code of an entry cannot change; create a new entry.")
 
 
 # -- review and purchase ---------------------------------------------------------------------
