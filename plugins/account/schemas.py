@@ -7,6 +7,8 @@ import phonenumbers
 from email_validator import EmailNotValidError, validate_email
 from marshmallow import RAISE, Schema, ValidationError, fields, pre_load, validate
 
+from engine.api import page_schema
+from engine.core.schemas import ContactOut, SiteOut
 from engine.i18n import LOCALES
 
 #: Fields a customer can see but never set (ACCT-2, LIM-1, LIM-2); the answer says where to go.
@@ -115,26 +117,6 @@ class PasswordChangeForm(PasswordChangeBody):
 
 # -- answers -------------------------------------------------------------------
 
-class ContactOut(Schema):
-    id = fields.Integer()
-    first_name = fields.String()
-    last_name = fields.String()
-    email = fields.String()
-    phone = fields.String()
-    role = fields.String()
-    is_primary = fields.Boolean()
-
-
-class SiteOut(Schema):
-    id = fields.Integer()
-    label = fields.String()
-    line1 = fields.String()
-    line2 = fields.String()
-    city = fields.String()
-    postcode = fields.String()
-    country = fields.String()
-
-
 class CustomerOut(Schema):
     id = fields.Integer()
     number = fields.String(metadata={"description": "the customer ID to quote to support"})
@@ -183,13 +165,9 @@ class ActivityOut(Schema):
     user_agent = fields.String()
 
 
-def page_of(item) -> type[Schema]:
-    return Schema.from_dict({"items": fields.List(fields.Nested(item)),
-                             "next": fields.String(allow_none=True)},
-                            name=item.__name__.replace("Out", "Page"))
-
-
-ContactPage, SitePage, ActivityPage = page_of(ContactOut), page_of(SiteOut), page_of(ActivityOut)
+ContactPage = page_schema(ContactOut, "ContactPage")
+SitePage = page_schema(SiteOut, "SitePage")
+ActivityPage = page_schema(ActivityOut, "ActivityPage")
 
 
 class SupportOut(Schema):

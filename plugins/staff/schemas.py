@@ -3,7 +3,8 @@ from __future__ import annotations
 
 from marshmallow import Schema, fields, validate
 
-from engine.api import Id, PageQuery
+from engine.api import Id, PageQuery, money, page_schema
+from engine.core.schemas import ContactOut, SiteOut
 
 
 class StaffLoginBody(Schema):
@@ -44,27 +45,10 @@ class StaffCustomerOut(Schema):
     created_at = fields.DateTime()
 
 
-class StaffContactOut(Schema):
-    id = fields.Integer()
+class StaffContactOut(ContactOut):
     customer_id = fields.Integer()
-    first_name = fields.String()
-    last_name = fields.String()
-    email = fields.String()
-    phone = fields.String()
-    role = fields.String()
-    is_primary = fields.Boolean()
     has_login = fields.Boolean()
     user_id = fields.Integer(allow_none=True)
-
-
-class StaffSiteOut(Schema):
-    id = fields.Integer()
-    label = fields.String()
-    line1 = fields.String()
-    line2 = fields.String()
-    city = fields.String()
-    postcode = fields.String()
-    country = fields.String()
 
 
 class StaffServiceOut(Schema):
@@ -84,18 +68,13 @@ class StaffServiceOut(Schema):
         return {"id": obj.product_id, "code": obj.product.code, "name": obj.product.name}
 
     def _fee(self, obj):
-        return {"amount": obj.monthly_fee, "currency": obj.currency}
+        return money(obj.monthly_fee, obj.currency)
 
 
-def page(item, name):
-    return Schema.from_dict({"items": fields.List(fields.Nested(item)),
-                             "next": fields.String(allow_none=True)}, name=name)
-
-
-CustomerPage = page(StaffCustomerOut, "StaffCustomerPage")
-ContactPage = page(StaffContactOut, "StaffContactPage")
-SitePage = page(StaffSiteOut, "StaffSitePage")
-ServicePage = page(StaffServiceOut, "StaffServicePage")
+CustomerPage = page_schema(StaffCustomerOut, "StaffCustomerPage")
+ContactPage = page_schema(StaffContactOut, "StaffContactPage")
+SitePage = page_schema(SiteOut, "StaffSitePage")
+ServicePage = page_schema(StaffServiceOut, "StaffServicePage")
 
 
 class ImpersonationBody(Schema):
@@ -120,4 +99,4 @@ class ImpersonationOut(Schema):
     status = fields.String(metadata={"enum": ["pending", "active", "ended", "expired"]})
 
 
-ImpersonationPage = page(ImpersonationOut, "ImpersonationPage")
+ImpersonationPage = page_schema(ImpersonationOut, "ImpersonationPage")
