@@ -99,61 +99,54 @@ class ServicePage:
                  flash=DONE_MESSAGES.get(done) and app.translator.gettext(DONE_MESSAGES[done]))
 
 
-class ServiceCancelPage:
+class ServiceFormPage:
+    """A form about one service: shown, checked with ``schema``, applied by ``apply()``, then
+    back to the service page with the ``done`` message. A refusal by the rules (a Problem)
+    shows on the form, with how to reach support."""
+    template: str
+    schema: type
+    done: str
+
+    def apply(self, app, ctx, service, data: dict) -> None:
+        raise NotImplementedError
+
+    def on_get(self, req, resp, service_id):
+        self._render(req, resp, _owned(req, service_id))
+
+    def on_post(self, req, resp, service_id):
+        app, ctx = req.context.app, req.context
+        service = _owned(req, service_id)
+        data, errors = validate_form(req, self.schema)
+        if errors:
+            self._render(req, resp, service, errors=errors, status=422)
+            return
+        try:
+            self.apply(app, ctx, service, data)
+        except Problem as exc:
+            self._render(req, resp, service, refusal=exc.description or exc.title,
+                         status=int(exc.status_code))
+            return
+        raise falcon.HTTPSeeOther(f"/services/{service.id}?done={self.done}")
+
+    def _render(self, req, resp, service, errors=None, refusal=None, status=200):
+        app, ctx = req.context.app, req.context
+        _section(req)
+        app.page(req, resp, self.template, status=status,
+                 service=rules.describe(app, ctx, service), errors=errors or {},
+                 refusal=refusal, support=rules.contact_support(app))
+
+
+class ServiceCancelPage(ServiceFormPage):
     """``GET|POST /services/{service_id}/cancel``: confirm, or how to reach support."""
+    template, schema, done = "services/cancel.html", schemas.CancelForm, "cancelled"
 
-    def on_get(self, req, resp, service_id):
-        self._render(req, resp, _owned(req, service_id))
-
-    def on_post(self, req, resp, service_id):
-        app, ctx = req.context.app, req.context
-        service = _owned(req, service_id)
-        data, errors = validate_form(req, schemas.CancelForm)
-        if errors:
-            self._render(req, resp, service, errors=errors, status=422)
-            return
-        try:
-            rules.cancel(app, ctx, service, data["reason"])
-        except Problem as exc:
-            self._render(req, resp, service, refusal=exc.description or exc.title,
-                         status=int(exc.status_code))
-            return
-        raise falcon.HTTPSeeOther(f"/services/{service.id}?done=cancelled")
-
-    @staticmethod
-    def _render(req, resp, service, errors=None, refusal=None, status=200):
-        app, ctx = req.context.app, req.context
-        _section(req)
-        app.page(req, resp, "services/cancel.html", status=status,
-                 service=rules.describe(app, ctx, service), errors=errors or {},
-                 refusal=refusal, support=rules.contact_support(app))
+    def apply(self, app, ctx, service, data):
+        rules.cancel(app, ctx, service, data["reason"])
 
 
-class ServiceModifyPage:
+class ServiceModifyPage(ServiceFormPage):
     """``GET|POST /services/{service_id}/modify``: switch auto-renew where the product allows."""
+    template, schema, done = "services/modify.html", schemas.ServicePatch, "modified"
 
-    def on_get(self, req, resp, service_id):
-        self._render(req, resp, _owned(req, service_id))
-
-    def on_post(self, req, resp, service_id):
-        app, ctx = req.context.app, req.context
-        service = _owned(req, service_id)
-        data, errors = validate_form(req, schemas.ServicePatch)
-        if errors:
-            self._render(req, resp, service, errors=errors, status=422)
-            return
-        try:
-            rules.set_auto_renew(app, ctx, service, data["auto_renew"])
-        except Problem as exc:
-            self._render(req, resp, service, refusal=exc.description or exc.title,
-                         status=int(exc.status_code))
-            return
-        raise falcon.HTTPSeeOther(f"/services/{service.id}?done=modified")
-
-    @staticmethod
-    def _render(req, resp, service, errors=None, refusal=None, status=200):
-        app, ctx = req.context.app, req.context
-        _section(req)
-        app.page(req, resp, "services/modify.html", status=status,
-                 service=rules.describe(app, ctx, service), errors=errors or {},
-                 refusal=refusal, support=rules.contact_support(app))
+    def apply(self, app, ctx, service, data):
+        rules.set_auto_renew(app, ctx, service, data["auto_renew"])
