@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import time
 import urllib.request
+from email.header import decode_header, make_header
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -60,6 +61,39 @@ def session_cookies(live_server, email: str) -> list[dict]:
                        for c in answer.headers.get_all("Set-Cookie")]
         _sessions[key] = [{"name": n, "value": v, "url": live_server.url} for n, v in cookies]
     return _sessions[key]
+
+
+def sign_in(page, live_server, email: str, password: str | None = None, *, home: bool = True):
+    """Through the login form, as a person does; waits for the dashboard unless ``home`` is
+    False (a wrong password, or a second step such as 2FA, comes next)."""
+    page.goto(live_server.url + "/login")
+    page.get_by_label("Email address").fill(email)
+    page.get_by_label("Password").fill(password or live_server.password)
+    page.get_by_role("button", name="Sign in").click()
+    if home:
+        page.wait_for_url(live_server.url + "/")
+
+
+def subject_of(message) -> str:
+    return str(make_header(decode_header(message["Subject"])))
+
+
+def body_text(message) -> str:
+    part = next(p for p in message.walk() if p.get_content_type() == "text/plain")
+    return part.get_payload(decode=True).decode()
+
+
+def wait_for_mail(live_server, subject: str, to: str | None = None, timeout: float = 30.0):
+    """The first email whose subject holds ``subject`` (sent to ``to``, when given): the demo's
+    in-process worker writes each as an .eml file into the mail folder."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for message in live_server.mails():
+            if subject in subject_of(message) and (to is None or to in str(message["To"])):
+                return message
+        time.sleep(0.2)
+    raise AssertionError(f"no email '{subject}' to {to or 'anyone'}; got "
+                         f"{[(str(m['To']), subject_of(m)) for m in live_server.mails()]}")
 
 
 def signed_in(new_page, live_server, email: str, viewport: str = "desktop", **options):

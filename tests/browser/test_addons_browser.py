@@ -12,20 +12,14 @@ import re
 import pytest
 from playwright.sync_api import expect
 
+from portal_checks import assert_fits_the_screen, sign_in
+
 pytestmark = pytest.mark.browser
 BROADBAND = "Broadband - 1 High Street"
 
 
-def sign_in(page, live_server, email: str) -> None:
-    page.goto(live_server.url + "/login")
-    page.get_by_label("Email address").fill(email)
-    page.get_by_label("Password").fill(live_server.password)
-    page.get_by_role("button", name="Sign in").click()
-    page.wait_for_url(live_server.url + "/")
 
 
-def fits_the_screen(page) -> bool:
-    return page.evaluate("document.documentElement.scrollWidth") <= page.viewport_size["width"]
 
 
 def open_addons(page, service_name: str) -> None:
@@ -45,14 +39,14 @@ def test_add_a_router_with_a_one_off_price_on_a_phone(live_server, page, viewpor
     expect(mine.locator("[data-addon-status]")).to_have_text("Active")  # from the demo
     router = page.locator('li.addon[data-product="broadband-router-wifi6"]')
     expect(router).to_contain_text("£25.00 now + £3.00 a month")
-    assert fits_the_screen(page)
+    assert_fits_the_screen(page)
     router.get_by_role("link", name=re.compile(r"^Add .+ to this service$")).click()
 
     expect(page.locator("[data-review-one-off]")).to_have_text("£25.00")
     expect(page.locator("[data-review-recurring]")).to_have_text("£3.00")
     expect(page.locator("[data-review]")).to_contain_text("No, contact support")
     expect(page.get_by_label(re.compile("Visa •••• 4242"))).to_be_checked()
-    assert fits_the_screen(page)
+    assert_fits_the_screen(page)
     page.get_by_role("button", name="Pay £25.00 and add").click()
 
     page.wait_for_url(re.compile(r".*/services/\d+/addons/\d+$"))
@@ -60,7 +54,7 @@ def test_add_a_router_with_a_one_off_price_on_a_phone(live_server, page, viewpor
     expect(page.locator("h1 [data-addon-status]")).to_have_text("Active", timeout=20_000)
     expect(page.locator("[data-addon-page]")).to_contain_text("Next charge")
     expect(page.locator("[data-addon-page]")).to_contain_text("contact support")
-    assert fits_the_screen(page)
+    assert_fits_the_screen(page)
     page.get_by_role("link", name="Add-ons", exact=True).first.click()
     expect(page.locator("li.addon[data-addon]", has_text="Wi-Fi 6 router rental")
            .locator("[data-addon-status]")).to_have_text("Active")

@@ -7,12 +7,11 @@ from __future__ import annotations
 
 import json
 import re
-from email.header import decode_header, make_header
-import time
 from urllib.parse import urlparse
 
 import pytest
 
+from portal_checks import sign_in, subject_of, wait_for_mail
 from stripe_fixtures import PUBLISHABLE_KEY, SECRET_KEY, WEBHOOK_SECRET
 
 pytestmark = pytest.mark.browser
@@ -30,12 +29,6 @@ def live_server_env(localstripe_server) -> dict:
             "PORTICO_STRIPE_MAX_NETWORK_RETRIES": "0"}
 
 
-def sign_in(page, live_server, email: str) -> None:
-    page.goto(live_server.url + "/login")
-    page.get_by_label("Email address").fill(email)
-    page.get_by_label("Password").fill(live_server.password)
-    page.get_by_role("button", name="Sign in").click()
-    page.wait_for_url(live_server.url + "/")
 
 
 def open_unpaid_invoice(page, live_server) -> str:
@@ -61,19 +54,8 @@ def fill_card(page, number: str) -> None:
     element.get_by_placeholder("postal_code").fill("SW1A1")
 
 
-def subject_of(mail) -> str:
-    return str(make_header(decode_header(mail["Subject"])))
 
 
-def wait_for_mail(live_server, subject_part: str, to: str, timeout: float = 20) -> str:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        for mail in live_server.mails():
-            if subject_part in subject_of(mail) and to in str(mail["To"]):
-                return subject_of(mail)
-        time.sleep(0.25)
-    pytest.fail(f"no email '{subject_part}' to {to}; got "
-                f"{[(str(m['To']), str(m['Subject'])) for m in live_server.mails()]}")
 
 
 @pytest.mark.spec("BILL-2", "BILL-5")
@@ -101,7 +83,7 @@ def test_pay_an_invoice_with_a_new_card_through_stripe_elements(live_server, pag
     to_stripe = [data for url, data in posted if url.startswith(localstripe_server.url)]
     assert any(VISA in d for d in to_stripe)
     assert to_portal and not any(VISA in d or "4242" in d for d in to_portal)
-    subject = wait_for_mail(live_server, "Payment received", "alice@example.com")
+    subject = subject_of(wait_for_mail(live_server, "Payment received", "alice@example.com"))
     assert amount.replace("\xa0", " ") in subject.replace("\xa0", " ")
     # The card was kept (the box was ticked) and is listed with its brand and last four.
     page.goto(live_server.url + "/billing/payment-methods")

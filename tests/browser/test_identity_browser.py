@@ -8,31 +8,16 @@ import pyotp
 import pytest
 from playwright.sync_api import expect
 
+from portal_checks import body_text, sign_in, wait_for_mail
+
 pytestmark = pytest.mark.browser
 NEW_PASSWORD = "Browser-Reset-2031!"
 
 
-def sign_in(page, live_server, email, password=None):
-    page.goto(live_server.url + "/login")
-    page.get_by_label("Email address").fill(email)
-    page.get_by_label("Password").fill(password or live_server.password)
-    page.get_by_role("button", name="Sign in").click()
 
 
-def wait_for_mail(live_server, to: str, subject: str, timeout: float = 30.0):
-    """The demo's worker writes .eml files into the mail folder; wait for ours."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        for message in live_server.mails():
-            if message["To"] == to and message["Subject"] == subject:
-                return message
-        time.sleep(0.2)
-    raise AssertionError(f"no '{subject}' email to {to} in {live_server.mail_dir}")
 
 
-def body_text(message) -> str:
-    part = next(p for p in message.walk() if p.get_content_type() == "text/plain")
-    return part.get_payload(decode=True).decode()
 
 
 @pytest.mark.spec("ACC-1")
@@ -70,7 +55,7 @@ def test_two_factor_set_up_then_sign_in_with_a_code(live_server, page):
     expect(page.locator("#two-factor").get_by_text("On", exact=True)).to_be_visible()
     page.get_by_role("button", name="Sign out", exact=True).click()
 
-    sign_in(page, live_server, "bob@example.com")
+    sign_in(page, live_server, "bob@example.com", home=False)
     page.wait_for_url(live_server.url + "/login/2fa")
     # The next 30-second step: the one just used to turn 2FA on would be a replay.
     page.get_by_label("Code").fill(pyotp.TOTP(secret).at(int(time.time()) + 30))
@@ -86,7 +71,7 @@ def test_password_reset_with_the_emailed_link(live_server, page):
     page.get_by_label("Email address").fill("carol@example.com")
     page.get_by_role("button", name="Send the link").click()
     expect(page.get_by_role("status").first).to_contain_text("If an account uses this email")
-    message = wait_for_mail(live_server, "carol@example.com", "Reset your password")
+    message = wait_for_mail(live_server, "Reset your password", "carol@example.com")
     link = re.search(r"https?://\S+/password/reset\?token=\S+", body_text(message)).group(0)
     page.goto(live_server.url + "/password/reset?" + link.split("?", 1)[1])
     page.get_by_label("New password", exact=True).fill("password1")

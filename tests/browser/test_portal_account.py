@@ -14,8 +14,7 @@ from datetime import date, timedelta
 import pytest
 from playwright.sync_api import expect
 
-from portal_checks import check_page, signed_in
-from test_identity_browser import body_text, sign_in, wait_for_mail
+from portal_checks import body_text, check_page, sign_in, signed_in, wait_for_mail
 
 pytestmark = pytest.mark.browser
 
@@ -91,8 +90,8 @@ def test_change_the_email_address_through_the_emailed_link(live_server, new_page
     expect(page.locator('[data-field="email"]')).to_contain_text("carol@example.com")
     expect(page.locator('[data-field="email"]')).to_contain_text("carol.accounts@example.com")
 
-    message = wait_for_mail(live_server, "carol.accounts@example.com",
-                            "Confirm your new email address")
+    message = wait_for_mail(live_server, "Confirm your new email address",
+                            "carol.accounts@example.com")
     link = re.search(r"https?://\S+/account/email/verify\?token=\S+", body_text(message)).group(0)
     page.goto(live_server.url + "/account/email/verify?" + link.split("?", 1)[1])
     check_page(page, live_server, requests_seen)

@@ -2,11 +2,11 @@
 from __future__ import annotations
 
 import json
-from urllib.parse import urlparse
 
 import pytest
 
 from engine.i18n import Translator
+from portal_checks import assert_only_own_host
 
 pytestmark = pytest.mark.browser
 
@@ -20,11 +20,6 @@ def sections(live_server) -> list[dict]:
     return json.loads(body)["items"]
 
 
-def assert_only_own_host(live_server, urls: list[str]) -> None:
-    own = urlparse(live_server.url).netloc
-    foreign = [u for u in urls if urlparse(u).scheme in ("http", "https", "ws", "wss")
-               and urlparse(u).netloc != own]
-    assert not foreign, f"requests to third-party hosts: {foreign}"
 
 
 @pytest.mark.spec("ACC-3", "MOB-1")

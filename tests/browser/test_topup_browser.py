@@ -7,25 +7,18 @@ The live demo portal uses the sandbox provider (its default), with its in-proces
 from __future__ import annotations
 
 import re
-import time
 
 import pytest
 from playwright.sync_api import expect
+
+from portal_checks import assert_fits_the_screen, sign_in, wait_for_mail
 
 pytestmark = pytest.mark.browser
 PREPAID = "Prepaid - +44 7700 900555"
 
 
-def sign_in(page, live_server, email: str) -> None:
-    page.goto(live_server.url + "/login")
-    page.get_by_label("Email address").fill(email)
-    page.get_by_label("Password").fill(live_server.password)
-    page.get_by_role("button", name="Sign in").click()
-    page.wait_for_url(live_server.url + "/")
 
 
-def fits_the_screen(page) -> bool:
-    return page.evaluate("document.documentElement.scrollWidth") <= page.viewport_size["width"]
 
 
 def open_topup(page, service_name: str) -> None:
@@ -35,13 +28,6 @@ def open_topup(page, service_name: str) -> None:
     page.wait_for_url(re.compile(r".*/services/\d+/topup$"))
 
 
-def wait_for_mail(live_server, subject_part: str, timeout: float = 20) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if any(subject_part in str(m["Subject"]) for m in live_server.mails()):
-            return
-        time.sleep(0.25)
-    pytest.fail(f"no email '{subject_part}': {[str(m['Subject']) for m in live_server.mails()]}")
 
 
 @pytest.mark.spec("TOP-1", "TOP-2", "MOB-1")
@@ -50,7 +36,7 @@ def test_buy_a_data_topup_with_a_saved_card_on_a_phone(live_server, page, viewpo
                                                         console_errors):
     sign_in(page, live_server, "alice@example.com")
     open_topup(page, PREPAID)
-    assert fits_the_screen(page)
+    assert_fits_the_screen(page)
     for name in ("1 GB data", "50 GB data", "100 minutes", "500 texts", "£100 credit"):
         expect(page.locator(".topup-option", has_text=name).first).to_be_visible()
     page.locator('.topup-option[data-product="prepaid-data-5gb"]').click()
@@ -61,7 +47,7 @@ def test_buy_a_data_topup_with_a_saved_card_on_a_phone(live_server, page, viewpo
     expect(page.locator("[data-review-adds]")).to_contain_text("5 GB")
     expect(page.locator("[data-review-expires]")).not_to_have_text("Never")
     expect(page.locator("[data-new-bucket]")).to_contain_text("5 GB data")
-    assert fits_the_screen(page)
+    assert_fits_the_screen(page)
     expect(page.get_by_label(re.compile("Visa •••• 4242"))).to_be_checked()  # the saved card
     page.get_by_role("button", name="Pay £5.00").click()
 
@@ -69,7 +55,7 @@ def test_buy_a_data_topup_with_a_saved_card_on_a_phone(live_server, page, viewpo
     expect(page.locator("[data-purchase-status]")).to_have_text("Added")
     expect(page.locator("[data-topup-done]")).to_contain_text("5 GB")
     expect(page.locator("[data-balance-now]")).to_be_visible()
-    assert fits_the_screen(page)
+    assert_fits_the_screen(page)
     wait_for_mail(live_server, "Top-up added: 5 GB data")
     page.get_by_role("link", name="View usage").click()
     expect(page.locator('section[data-balance="data"]')).to_contain_text("5 GB data")
@@ -102,7 +88,7 @@ def test_a_custom_amount_of_credit_with_a_new_card_and_3ds(live_server, page, vi
     expect(page.locator("[data-purchase-status]")).to_have_text("Added")
     expect(page.locator("[data-topup-done]")).to_contain_text("£7.50")
     # The only console message is the refused amount's 422, which is the page's answer.
-    assert fits_the_screen(page)
+    assert_fits_the_screen(page)
     assert [e for e in console_errors if "422" not in e] == [], console_errors
 
 
@@ -119,4 +105,4 @@ def test_auto_topup_settings_on_a_phone(live_server, page, viewport):
     page.get_by_role("button", name="Save").click()
     expect(page.locator(".flash")).to_contain_text("saved")
     expect(page.get_by_label(re.compile("When credit falls below"))).to_have_value("4.00")
-    assert fits_the_screen(page)
+    assert_fits_the_screen(page)

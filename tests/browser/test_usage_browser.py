@@ -6,15 +6,11 @@ import re
 import pytest
 from playwright.sync_api import expect
 
+from portal_checks import sign_in
+
 pytestmark = pytest.mark.browser
 
 
-def sign_in(page, live_server, email):
-    page.goto(live_server.url + "/login")
-    page.get_by_label("Email address").fill(email)
-    page.get_by_label("Password").fill(live_server.password)
-    page.get_by_role("button", name="Sign in").click()
-    page.wait_for_url(live_server.url + "/")
 
 
 @pytest.mark.spec("USE-1", "USE-2", "USE-4", "USE-5", "MOB-1", "NOT-2")
