@@ -1,11 +1,84 @@
 """What every staff-edited product catalogue shares (top-ups, add-ons, a partner's own): the
-fields of an entry, the staff listing's query, and the rule that an entry's code never changes."""
+table's common columns and how staff save an entry, the fields of an entry in the API, the
+staff listing's query, and the rule that an entry's code never changes."""
 from __future__ import annotations
 
-from marshmallow import Schema, ValidationError, fields, validate, validates
+from typing import Callable, ClassVar
 
+import peewee
+from marshmallow import Schema, ValidationError, fields, validate, validates
+from peewee import BooleanField, CharField, IntegerField, TextField
+
+from engine import db
 from engine.api import PageQuery
+from engine.audit import record
+from engine.db import BaseModel, CurrencyField, UTCDateTimeField, utcnow
+from engine.errors import invalid
 from engine.models import SERVICE_TYPES
+
+
+class CatalogueEntry(BaseModel):
+    """The columns every catalogue table has; a catalogue subclasses it and adds its own.
+
+    Entries are offered by ``position`` within a service type. Staff retire an
+    entry (``active`` false) rather than delete it: what customers bought keeps
+    a copy of it, so editing the catalogue never rewrites history.
+    """
+    audit_prefix: ClassVar[str]  # "topup": audit events topup.product_saved, _retired, _restored
+
+    code = CharField(max_length=60, unique=True)
+    service_type = CharField(max_length=20)
+    name = CharField(max_length=100)
+    description = TextField(default="")
+    currency = CurrencyField(default="GBP")
+    position = IntegerField(default=0)
+    active = BooleanField(default=True)
+    created_at = UTCDateTimeField(default=utcnow)
+    updated_at = UTCDateTimeField(default=utcnow)
+
+    class Meta:
+        indexes = ((("service_type", "active", "position"), False),)
+
+    @classmethod
+    def listing(cls, service_type: str | None = None, active_only: bool = True,
+                first_by=()) -> peewee.Select:
+        """Entries of one service type (or all), by ``first_by`` columns, then position."""
+        query = cls.select()
+        if service_type:
+            query = query.where(cls.service_type == service_type)
+        if active_only:
+            query = query.where(cls.active)
+        return query.order_by(*first_by, cls.position, cls.id)
+
+    @classmethod
+    def save_entry(cls, ctx, entry: CatalogueEntry | None, values: dict,
+                   check: Callable[[dict], None] | None = None) -> CatalogueEntry:
+        """Staff create (``entry`` None) or change an entry, audited. ``check(merged)`` sees the
+        entry as it would be (raise ``invalid`` to refuse); a taken code is a field error."""
+        editable = [f for f in cls._meta.sorted_field_names
+                    if f not in ("id", "created_at", "updated_at")]
+        merged = {f: getattr(entry, f) for f in editable} if entry is not None else {}
+        merged.update(values)
+        if "currency" in values:
+            merged["currency"] = values["currency"].upper()
+        if check is not None:
+            check(merged)
+        verb = "saved" if set(values) != {"active"} else \
+            "retired" if not values["active"] else "restored"
+        try:
+            with db.database.atomic():
+                if entry is None:
+                    entry = cls.create(**merged)
+                else:
+                    for key, value in merged.items():
+                        setattr(entry, key, value)
+                    entry.updated_at = utcnow()
+                    entry.save()
+                record(ctx, f"{cls.audit_prefix}.product_{verb}",
+                       f"{cls.audit_prefix}_product:{entry.id}", dict(values))
+        except peewee.IntegrityError:
+            raise invalid({"code": ["Another catalogue entry has this code."]}) from None
+        return entry
 
 
 class CatalogueQuery(PageQuery):

@@ -6,8 +6,9 @@ copy of what was bought, so editing the catalogue never rewrites history.
 from __future__ import annotations
 
 import peewee
-from peewee import BooleanField, CharField, ForeignKeyField, IntegerField, TextField
+from peewee import BooleanField, CharField, ForeignKeyField, IntegerField
 
+from engine.catalogue import CatalogueEntry
 from engine.db import BaseModel, CurrencyField, UTCDateTimeField, utcnow
 from engine.models import Customer, Service
 from plugins.billing.models import Payment
@@ -21,29 +22,19 @@ STATUSES = ("awaiting_payment", "pending", "active", "failed", "canceled", "remo
 LIVE_STATUSES = ("awaiting_payment", "pending", "active", "removing")
 
 
-class AddonProduct(BaseModel):
+class AddonProduct(CatalogueEntry):
     """One catalogue entry for one service type. ``provisioner`` names who sets it up on the
     network (a ``provision_addon`` hook implementation); ``removable``: the customer may
     take it off online."""
-    code = CharField(max_length=60, unique=True)
-    service_type = CharField(max_length=20)
+    audit_prefix = "addon"
+
     category = CharField(max_length=20, constraints=[peewee.Check(
         "category in ('roaming', 'static_ip', 'premium_content', 'hardware', 'speed_boost')")])
-    name = CharField(max_length=100)
-    description = TextField(default="")
     one_off_price = IntegerField(default=0)
     recurring_price = IntegerField(default=0)
-    currency = CurrencyField(default="GBP")
     period_days = IntegerField(default=30)
     provisioner = CharField(max_length=60, default="instant")
     removable = BooleanField(default=True)
-    position = IntegerField(default=0)
-    active = BooleanField(default=True)
-    created_at = UTCDateTimeField(default=utcnow)
-    updated_at = UTCDateTimeField(default=utcnow)
-
-    class Meta:
-        indexes = ((("service_type", "active", "position"), False),)
 
 
 class ServiceAddon(BaseModel):

@@ -12,9 +12,6 @@ from __future__ import annotations
 import logging
 from datetime import datetime, timedelta
 
-import peewee
-
-from engine import db
 from engine.audit import record, record_system
 from engine.db import lock_rows, locked_transaction, utcnow
 from engine.errors import Problem, invalid
@@ -40,12 +37,7 @@ REMOVE_FAILED = N_("We could not remove this add-on. Contact support and we will
 # -- the catalogue (ADD-1) -----------------------------------------------------------------------
 
 def catalogue(service_type: str | None = None, active_only: bool = True):
-    query = AddonProduct.select()
-    if service_type:
-        query = query.where(AddonProduct.service_type == service_type)
-    if active_only:
-        query = query.where(AddonProduct.active)
-    return query.order_by(AddonProduct.position, AddonProduct.id)
+    return AddonProduct.listing(service_type, active_only)
 
 
 def offered(service: Service) -> list[AddonProduct]:
@@ -61,26 +53,7 @@ def types_with_addons() -> set[str]:
 
 def save_product(ctx, product: AddonProduct | None, values: dict) -> AddonProduct:
     """Staff create (``product`` None) or change a catalogue entry; audited."""
-    fields = ("code", "service_type", "category", "name", "description", "one_off_price",
-              "recurring_price", "currency", "period_days", "provisioner", "removable",
-              "position", "active")
-    merged = {f: getattr(product, f) for f in fields} if product is not None else {}
-    merged.update(values)
-    if "currency" in values:
-        merged["currency"] = values["currency"].upper()
-    try:
-        with db.database.atomic():
-            if product is None:
-                product = AddonProduct.create(**merged)
-            else:
-                for key, value in merged.items():
-                    setattr(product, key, value)
-                product.updated_at = utcnow()
-                product.save()
-            record(ctx, "addon.product_saved", f"addon_product:{product.id}", dict(values))
-    except peewee.IntegrityError:
-        raise invalid({"code": ["Another catalogue entry has this code."]}) from None
-    return product
+    return AddonProduct.save_entry(ctx, product, values)
 
 
 def addons_of(service: Service):

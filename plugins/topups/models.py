@@ -7,9 +7,9 @@ of what was bought, so editing the catalogue never rewrites history.
 from __future__ import annotations
 
 import peewee
-from peewee import BigIntegerField, BooleanField, CharField, ForeignKeyField, IntegerField, \
-    TextField
+from peewee import BigIntegerField, BooleanField, CharField, ForeignKeyField, IntegerField
 
+from engine.catalogue import CatalogueEntry
 from engine.db import BaseModel, CurrencyField, UTCDateTimeField, utcnow
 from engine.models import Customer, Service
 from plugins.billing.models import Payment
@@ -21,34 +21,24 @@ UNITS = {"data": "bytes", "voice": "seconds", "sms": "messages", "mms": "message
 PURCHASE_STATUSES = ("pending", "credited", "failed", "refunding", "refunded")
 
 
-class TopupProduct(BaseModel):
+class TopupProduct(CatalogueEntry):
     """One catalogue entry, for one service type (TOP-2). Operators edit these, not code.
 
     ``quantity`` is what is added; a ``custom`` monetary product lets the
     customer choose the amount between ``min_amount`` and ``max_amount`` (the
     price is the amount). ``price`` includes tax.
     """
-    code = CharField(max_length=60, unique=True)
-    service_type = CharField(max_length=20)
+    audit_prefix = "topup"
+
     kind = CharField(max_length=10, constraints=[peewee.Check(
         "kind in ('data', 'voice', 'sms', 'mms', 'monetary')")])
-    name = CharField(max_length=100)
-    description = TextField(default="")
     quantity = BigIntegerField(default=0)
     price = IntegerField(default=0)
-    currency = CurrencyField(default="GBP")
     custom = BooleanField(default=False)
     min_amount = IntegerField(null=True)
     max_amount = IntegerField(null=True)
     validity_days = IntegerField(null=True)  # None: the credit never expires
     weight = IntegerField(default=20)  # USE-3: 10 promo, 20 top-ups, 30 base plan
-    position = IntegerField(default=0)
-    active = BooleanField(default=True)
-    created_at = UTCDateTimeField(default=utcnow)
-    updated_at = UTCDateTimeField(default=utcnow)
-
-    class Meta:
-        indexes = ((("service_type", "active", "position"), False),)
 
     @property
     def unit(self) -> str:

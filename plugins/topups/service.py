@@ -44,12 +44,7 @@ def settings(app) -> dict:
 # -- the catalogue (TOP-2) -------------------------------------------------------------------
 
 def catalogue(service_type: str | None = None, active_only: bool = True):
-    query = TopupProduct.select()
-    if service_type:
-        query = query.where(TopupProduct.service_type == service_type)
-    if active_only:
-        query = query.where(TopupProduct.active)
-    return query.order_by(TopupProduct.kind, TopupProduct.position, TopupProduct.id)
+    return TopupProduct.listing(service_type, active_only, first_by=(TopupProduct.kind,))
 
 
 def offered(service: Service) -> list[TopupProduct]:
@@ -89,31 +84,7 @@ def check_product(values: dict) -> None:
 
 def save_product(ctx, product: TopupProduct | None, values: dict) -> TopupProduct:
     """Staff create (``product`` None) or change a catalogue entry; audited."""
-    import peewee
-    fields = ("code", "service_type", "kind", "name", "description", "quantity", "price",
-              "currency", "custom", "min_amount", "max_amount", "validity_days", "weight",
-              "position", "active")
-    merged = {f: getattr(product, f) for f in fields} if product is not None else {}
-    merged.update(values)
-    if "currency" in values:
-        merged["currency"] = values["currency"].upper()
-    check_product(merged)
-    try:
-        with db.database.atomic():
-            if product is None:
-                product = TopupProduct.create(**merged)
-            else:
-                for key, value in merged.items():
-                    setattr(product, key, value)
-                product.updated_at = utcnow()
-                product.save()
-            record(ctx, "topup.product_" + ("saved" if set(values) != {"active"} else
-                                            "retired" if not values["active"] else "restored"),
-                   f"topup_product:{product.id}", {k: v for k, v in values.items()},
-                   customer_id=None)
-    except peewee.IntegrityError:
-        raise invalid({"code": ["Another catalogue entry has this code."]}) from None
-    return product
+    return TopupProduct.save_entry(ctx, product, values, check=check_product)
 
 
 @dataclass(frozen=True)
