@@ -10,8 +10,9 @@ from marshmallow import Schema, ValidationError, fields, validate, validates
 from peewee import BooleanField, CharField, IntegerField, TextField
 
 from engine import db
-from engine.api import PageQuery
+from engine.api import PageQuery, operation, paginate
 from engine.audit import record
+from engine.context import get_or_404
 from engine.db import BaseModel, CurrencyField, UTCDateTimeField, utcnow
 from engine.errors import invalid
 from engine.models import SERVICE_TYPES
@@ -111,3 +112,45 @@ class CataloguePatch:
     @validates("code")
     def code_stays(self, value, **kwargs):
         raise ValidationError("The code of an entry cannot change; create a new entry.")
+
+
+def staff_api(model: type[CatalogueEntry], save: Callable, *, noun: str, spec: str,
+              entry: type[Schema], page: type[Schema], new: type[Schema],
+              patch: type[Schema]) -> tuple[type, type]:
+    """The staff catalogue API of one catalogue, for staff with the ``catalogue`` permission:
+    ``(Entries, Entry)``, resources for ``GET|POST .../<noun>-products`` and
+    ``GET|PATCH|DELETE .../<noun>-products/{product_id}``. ``save(ctx, entry|None, values)``
+    is the plugin's rule (usually ``model.save_entry`` with its checks)."""
+    class Entries:
+        auth, permission = "staff", "catalogue"
+
+        @operation(f"The {noun} catalogue, every service type, retired entries too",
+                   query=CatalogueQuery, response=page)
+        def on_get(self, req, resp, query):
+            return paginate(model.listing(query["service_type"], active_only=False),
+                            model.id, query, descending=False)
+
+        @operation(f"Add a catalogue entry ({spec})", body=new, response=entry, status=201)
+        def on_post(self, req, resp, body):
+            return save(req.context, None, body)
+
+    class Entry:
+        auth, permission = "staff", "catalogue"
+
+        @operation("One catalogue entry", response=entry)
+        def on_get(self, req, resp, product_id):
+            return get_or_404(model, product_id)
+
+        @operation("Change a catalogue entry (what customers already bought keeps its terms)",
+                   body=patch, response=entry)
+        def on_patch(self, req, resp, product_id, body):
+            return save(req.context, get_or_404(model, product_id), body)
+
+        @operation("Retire a catalogue entry: no longer offered; what customers bought stays",
+                   response=entry)
+        def on_delete(self, req, resp, product_id):
+            return save(req.context, get_or_404(model, product_id), {"active": False})
+
+    for cls in (Entries, Entry):
+        cls.__qualname__ = cls.__name__ = f"Staff{model.__name__}{cls.__name__}"
+    return Entries, Entry

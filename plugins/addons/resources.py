@@ -11,9 +11,9 @@ import uuid
 import falcon
 from marshmallow import ValidationError
 
-from engine.api import operation, paginate
-from engine.catalogue import CatalogueQuery
-from engine.context import get_or_404, get_owned
+from engine.api import operation
+from engine.catalogue import staff_api
+from engine.context import get_owned
 from engine.errors import Problem, invalid, problem_body
 from engine.forms import read_form, validate_form
 from engine.i18n import N_
@@ -116,42 +116,10 @@ class AddonAPI:
 
 # -- staff: the catalogue ----------------------------------------------------------------------
 
-class StaffProductsAPI:
-    """``GET|POST /api/v1/staff/addon-products``"""
-    auth = "staff"
-    permission = "catalogue"
-
-    @operation("The add-on catalogue, every service type, retired entries too",
-               query=CatalogueQuery, response=schemas.StaffAddonCatalogue)
-    def on_get(self, req, resp, query):
-        return paginate(rules.catalogue(query["service_type"], active_only=False),
-                        AddonProduct.id, query, descending=False)
-
-    @operation("Add a catalogue entry (ADD-1)", body=schemas.AddonProductIn,
-               response=schemas.StaffAddonProductSchema, status=201)
-    def on_post(self, req, resp, body):
-        return rules.save_product(req.context, None, body)
-
-
-class StaffProductAPI:
-    """``GET|PATCH|DELETE /api/v1/staff/addon-products/{product_id}``"""
-    auth = "staff"
-    permission = "catalogue"
-
-    @operation("One catalogue entry", response=schemas.StaffAddonProductSchema)
-    def on_get(self, req, resp, product_id):
-        return get_or_404(AddonProduct, product_id)
-
-    @operation("Change a catalogue entry (add-ons already taken keep their prices)",
-               body=schemas.AddonProductPatch, response=schemas.StaffAddonProductSchema)
-    def on_patch(self, req, resp, product_id, body):
-        return rules.save_product(req.context, get_or_404(AddonProduct, product_id), body)
-
-    @operation("Retire a catalogue entry: no longer offered; add-ons already taken stay",
-               response=schemas.StaffAddonProductSchema)
-    def on_delete(self, req, resp, product_id):
-        product = get_or_404(AddonProduct, product_id)
-        return rules.save_product(req.context, product, {"active": False})
+StaffProductsAPI, StaffProductAPI = staff_api(
+    AddonProduct, rules.save_product, noun="add-on", spec="ADD-1",
+    entry=schemas.StaffAddonProductSchema, page=schemas.StaffAddonCatalogue,
+    new=schemas.AddonProductIn, patch=schemas.AddonProductPatch)
 
 
 # -- portal pages ---------------------------------------------------------------------------------

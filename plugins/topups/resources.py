@@ -14,8 +14,8 @@ from babel.numbers import get_currency_precision
 from marshmallow import ValidationError
 
 from engine.api import PageQuery, operation, paginate
-from engine.catalogue import CatalogueQuery
-from engine.context import get_or_404, get_owned
+from engine.catalogue import staff_api
+from engine.context import get_owned
 from engine.errors import Problem, invalid, problem_body
 from engine.forms import read_form, validate_form
 from engine.i18n import N_
@@ -151,42 +151,10 @@ class AutoTopupAPI:
 
 # -- staff: the catalogue -----------------------------------------------------------------------
 
-class StaffProductsAPI:
-    """``GET|POST /api/v1/staff/topup-products``"""
-    auth = "staff"
-    permission = "catalogue"
-
-    @operation("The top-up catalogue, every service type, retired entries too",
-               query=CatalogueQuery, response=schemas.StaffTopupCatalogue)
-    def on_get(self, req, resp, query):
-        return paginate(rules.catalogue(query["service_type"], active_only=False),
-                        TopupProduct.id, query, descending=False)
-
-    @operation("Add a catalogue entry (TOP-2)", body=schemas.TopupProductIn,
-               response=schemas.StaffTopupProductSchema, status=201)
-    def on_post(self, req, resp, body):
-        return rules.save_product(req.context, None, body)
-
-
-class StaffProductAPI:
-    """``GET|PATCH|DELETE /api/v1/staff/topup-products/{product_id}``"""
-    auth = "staff"
-    permission = "catalogue"
-
-    @operation("One catalogue entry", response=schemas.StaffTopupProductSchema)
-    def on_get(self, req, resp, product_id):
-        return get_or_404(TopupProduct, product_id)
-
-    @operation("Change a catalogue entry (past purchases keep what they bought)",
-               body=schemas.TopupProductPatch, response=schemas.StaffTopupProductSchema)
-    def on_patch(self, req, resp, product_id, body):
-        return rules.save_product(req.context, get_or_404(TopupProduct, product_id), body)
-
-    @operation("Retire a catalogue entry: no longer offered, kept for the purchases' history",
-               response=schemas.StaffTopupProductSchema)
-    def on_delete(self, req, resp, product_id):
-        product = get_or_404(TopupProduct, product_id)
-        return rules.save_product(req.context, product, {"active": False})
+StaffProductsAPI, StaffProductAPI = staff_api(
+    TopupProduct, rules.save_product, noun="top-up", spec="TOP-2",
+    entry=schemas.StaffTopupProductSchema, page=schemas.StaffTopupCatalogue,
+    new=schemas.TopupProductIn, patch=schemas.TopupProductPatch)
 
 
 # -- portal pages -------------------------------------------------------------------------------
