@@ -99,8 +99,10 @@ class CoreSettings(Schema):
                                        "use it; https turns on Secure cookies and HSTS"})
     secret_key = secret(fields.String(load_default=None, allow_none=True,
                                       validate=validate.Length(min=32), metadata={
-                                          "description": "signs CSRF tokens and links; required "
-                                          "outside demo mode, at least 32 characters"}))
+                                          "description": "signs CSRF tokens and links, and seals "
+                                          "2FA seeds and backup codes (keep it: a new one makes "
+                                          "them unreadable); required outside demo mode, at "
+                                          "least 32 characters"}))
     data_dir = fields.String(load_default="./var", metadata={
         "description": "where SQLite files, stored invoice PDFs and demo mail live"})
     database_url = secret(fields.String(load_default=None, allow_none=True, metadata={

@@ -13,6 +13,7 @@ from engine import db
 from engine.models import User
 from engine.testing import DEMO_PASSWORD, Client, run_tasks
 from plugins.email.models import EmailDelivery
+from plugins.identity import twofactor
 from plugins.identity.models import TwoFactor
 
 NEW_PASSWORD = "Fresh-Start-2031!"
@@ -68,8 +69,9 @@ def reset_link(kind: str = "password_reset", address: str | None = None) -> str:
     return "/" + url.split("://", 1)[1].split("/", 1)[1]
 
 
-def totp_code(u: User, offset_steps: int = 0) -> str:
-    secret = TwoFactor.get(TwoFactor.user == u.id).secret
+def totp_code(app, u: User, offset_steps: int = 0) -> str:
+    """The code the user's authenticator app shows now (or ``offset_steps`` 30 s steps on)."""
+    secret = twofactor.seed(app, TwoFactor.get(TwoFactor.user == u.id))
     return pyotp.TOTP(secret).at(int(time.time()) + 30 * offset_steps)
 
 

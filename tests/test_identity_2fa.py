@@ -1,4 +1,6 @@
 """Two-step verification (ACCT-6, PWD-4): set-up, sign-in, replay refusal, backup codes, removal."""
+import time
+
 import pyotp
 import pytest
 
@@ -6,6 +8,7 @@ from engine.models import AuditEvent
 from engine.security import token_hash
 from engine.testing import DEMO_PASSWORD, Client, problem
 from identity_support import core_demo, enable_2fa, signed_in, totp_code, user  # noqa: F401
+from plugins.identity import twofactor
 from plugins.identity.models import BackupCode, Session, TwoFactor
 
 
@@ -15,7 +18,8 @@ def test_setup_shows_a_qr_code_and_the_manual_key_then_a_code_turns_it_on(core_d
     page = client.get("/account/2fa/setup")
     assert page.status_code == 200
     assert 'src="data:image/svg+xml' in page.text  # segno's QR code, no external request
-    secret = TwoFactor.get(TwoFactor.user == user("alice@example.com").id).secret
+    row = TwoFactor.get(TwoFactor.user == user("alice@example.com").id)
+    secret = twofactor.seed(core_demo, row)
     assert " ".join(secret[i:i + 4] for i in range(0, len(secret), 4)) in page.text
     wrong = client.post("/account/2fa/setup", form={"code": "123456"})
     assert wrong.status_code == 422 and "That code is not right" in wrong.text
@@ -57,7 +61,7 @@ def test_sign_in_asks_for_the_code_and_issues_a_new_token_after_it(core_demo):
     assert client.get("/login/2fa").status_code == 200
     bad = client.post("/login/2fa", form={"otp": "000000"})
     assert bad.status_code == 401 and "That code is not right." in bad.text
-    done = client.post("/login/2fa", form={"otp": totp_code(alice, 1)})
+    done = client.post("/login/2fa", form={"otp": totp_code(core_demo, alice, 1)})
     assert done.status_code == 303
     assert client.cookies["portico_session"] != pending_token
     assert Session.get(Session.token_hash == token_hash(pending_token)).revoked_at is not None
@@ -70,7 +74,7 @@ def test_sign_in_asks_for_the_code_and_issues_a_new_token_after_it(core_demo):
 def test_a_replayed_code_is_refused_and_logged(core_demo):
     alice = user("alice@example.com")
     enable_2fa(signed_in(core_demo, "alice@example.com"), alice)
-    code = totp_code(alice, 1)
+    code = totp_code(core_demo, alice, 1)
     body = {"email": "alice@example.com", "password": DEMO_PASSWORD, "otp": code}
     assert Client(core_demo).post("/api/v1/auth/login", json=body).status_code == 200
     replay = Client(core_demo).post("/api/v1/auth/login", json=body)
@@ -110,7 +114,8 @@ def test_turning_2fa_off_needs_the_password_and_a_code(core_demo):
     client = signed_in(core_demo, "alice@example.com")
     enable_2fa(client, alice)
     no_password = client.post("/api/v1/account/2fa/disable",
-                              json={"password": "Wrong-Pass-2026!", "code": totp_code(alice, 1)})
+                              json={"password": "Wrong-Pass-2026!",
+                                    "code": totp_code(core_demo, alice, 1)})
     assert no_password.json["errors"] == {"password": ["This is not your current password."]}
     no_code = client.post("/api/v1/account/2fa/disable",
                           json={"password": DEMO_PASSWORD, "code": "000000"})
@@ -119,7 +124,7 @@ def test_turning_2fa_off_needs_the_password_and_a_code(core_demo):
     assert set(missing.json["errors"]) == {"password", "code"}
     assert client.get("/api/v1/account/2fa").json["enabled"]
     off = client.post("/api/v1/account/2fa/disable",
-                      json={"password": DEMO_PASSWORD, "code": totp_code(alice, 1)})
+                      json={"password": DEMO_PASSWORD, "code": totp_code(core_demo, alice, 1)})
     assert off.status_code == 200 and not client.get("/api/v1/account/2fa").json["enabled"]
     assert AuditEvent.select().where(AuditEvent.action == "2fa.disabled").count() == 1
 
@@ -132,3 +137,27 @@ def test_backup_codes_can_be_renewed_with_password_and_code(core_demo):
                           json={"password": DEMO_PASSWORD, "code": old[0]})
     assert renewed.status_code == 200 and len(renewed.json["backup_codes"]) == 10
     assert client.get("/api/v1/account/2fa").json["backup_codes_left"] == 10
+
+
+@pytest.mark.spec("ACCT-6")
+def test_the_seed_is_sealed_at_rest_and_an_older_plaintext_one_is_sealed_on_use(core_demo, caplog):
+    alice = user("alice@example.com")
+    enable_2fa(signed_in(core_demo, "alice@example.com"), alice)
+    row = TwoFactor.get(TwoFactor.user == alice.id)
+    seed = twofactor.seed(core_demo, row)
+    assert len(seed) == 32 and seed not in row.secret and row.secret.startswith("sealed1:")
+
+    # A seed stored before sealing (plaintext) still works, and is sealed by its first code.
+    TwoFactor.update(secret=seed).where(TwoFactor.id == row.id).execute()
+    body = {"email": "alice@example.com", "password": DEMO_PASSWORD,
+            "otp": totp_code(core_demo, alice, 1)}
+    assert Client(core_demo).post("/api/v1/auth/login", json=body).status_code == 200
+    stored = TwoFactor.get_by_id(row.id).secret
+    assert stored.startswith("sealed1:") and stored != row.secret
+    assert twofactor.seed(core_demo, TwoFactor.get_by_id(row.id)) == seed
+
+    # Under another secret_key the seal does not open: every code is refused, and logged.
+    core_demo.settings.secret_key = "another-key-" + "x" * 40
+    body["otp"] = pyotp.TOTP(seed).at(int(time.time()) + 60)
+    assert Client(core_demo).post("/api/v1/auth/login", json=body).status_code == 401
+    assert "cannot be opened with this secret_key" in caplog.text

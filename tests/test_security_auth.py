@@ -112,7 +112,7 @@ def test_no_token_from_before_sign_in_survives_it(make_app):
     assert first.headers["location"] == "/login/2fa"
     pending = victim.cookies["portico_session"]
     assert pending != planted and victim.cookies[CSRF_COOKIE] != csrf_before
-    done = victim.post("/login/2fa", form={"otp": totp_code(user("alice@example.com"), 1)})
+    done = victim.post("/login/2fa", form={"otp": totp_code(app, user("alice@example.com"), 1)})
     assert done.status_code == 303
     final = victim.cookies["portico_session"]
     assert final not in (planted, pending)

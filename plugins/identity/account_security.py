@@ -64,9 +64,9 @@ def start_setup(app, ctx, user) -> dict:
     if twofactor.enabled(user):
         raise Problem(409, "Two-step verification is already on",
                       "Turn it off first to move it to a new phone.", type="2fa-enabled")
-    row = twofactor.pending(user) or twofactor.begin_setup(user)
-    uri = twofactor.provisioning_uri(app, user, row)
-    return {"secret": row.secret, "manual_key": twofactor.manual_key(row.secret),
+    row = twofactor.pending(user) or twofactor.begin_setup(app, user)
+    uri, secret = twofactor.provisioning_uri(app, user, row), twofactor.seed(app, row)
+    return {"secret": secret, "manual_key": twofactor.manual_key(secret),
             "otpauth_uri": uri, "qr_svg": twofactor.qr_data_uri(uri)}
 
 
@@ -79,7 +79,7 @@ def enable(app, ctx, user, code: str) -> list[str]:
     row = twofactor.pending(user)
     if row is None:
         raise invalid({"code": ["Start the set-up first."]})
-    result = twofactor.confirm(row, code)
+    result = twofactor.confirm(app, row, code)
     if result != "ok":
         raise invalid({"code": ["That code is not right. Check the time on your phone and "
                                 "enter the newest code."]})

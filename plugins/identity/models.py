@@ -1,8 +1,8 @@
 """Identity tables: sessions, login guards, reset links, 2FA, API keys, known devices, rate counters.
 
 Every secret here is stored as a hash (SHA-256 of a random token, or an HMAC
-for short backup codes); the TOTP seed is the one exception, since checking a
-code needs it.
+for short backup codes); the TOTP seed, which checking a code needs, is sealed
+(encrypted and authenticated under a key derived from ``secret_key``).
 """
 from __future__ import annotations
 
@@ -84,7 +84,7 @@ class PasswordReset(BaseModel):
 class TwoFactor(BaseModel):
     """A user's TOTP authenticator (ACCT-6). ``last_step`` refuses a replayed code."""
     user = ForeignKeyField(User, backref="two_factor", unique=True, on_delete="CASCADE")
-    secret = CharField(max_length=64)
+    secret = CharField(max_length=200)  # engine.security.seal(); see twofactor.seed()
     confirmed_at = UTCDateTimeField(null=True)  # null while being set up
     last_step = IntegerField(default=0)
     created_at = UTCDateTimeField(default=utcnow)

@@ -3,10 +3,13 @@
 Set-up shows a QR code (segno) and the manual key; 2FA turns on once a code
 from the app checks out. Ten backup codes are shown once and stored as HMACs;
 each works once. A code for a time step already used is a replay: refused and
-logged. Turning 2FA off needs the password and a code.
+logged. Turning 2FA off needs the password and a code. The seed is stored
+sealed under the secret key (``engine.security.seal``), so a copy of the
+database alone cannot mint codes.
 """
 from __future__ import annotations
 
+import logging
 import re
 import secrets
 import time
@@ -15,12 +18,13 @@ import pyotp
 import segno
 
 from engine.db import database, utcnow
-from engine.security import sign
+from engine.security import UnsealError, is_sealed, seal, sign, unseal
 from plugins.identity.models import BackupCode, TwoFactor
 
 STEP = 30
 BACKUP_CODES = 10
 _BACKUP_ALPHABET = "abcdefghjkmnpqrstuvwxyz23456789"  # no 0/o, 1/l/i look-alikes
+log = logging.getLogger("portico.identity")
 
 
 def status(user) -> TwoFactor | None:
@@ -33,12 +37,18 @@ def enabled(user) -> bool:
     return status(user) is not None
 
 
-def begin_setup(user) -> TwoFactor:
+def begin_setup(app, user) -> TwoFactor:
     """A new secret awaiting its first code (replaces an unfinished set-up)."""
     with database.atomic():
         TwoFactor.delete().where((TwoFactor.user == user.id)
                                  & TwoFactor.confirmed_at.is_null()).execute()
-        return TwoFactor.create(user=user.id, secret=pyotp.random_base32(32))
+        return TwoFactor.create(user=user.id,
+                                secret=seal(app.settings.secret_key, pyotp.random_base32(32)))
+
+
+def seed(app, row: TwoFactor) -> str:
+    """The authenticator's seed in clear (base32), for the set-up page and for checking codes."""
+    return unseal(app.settings.secret_key, row.secret)
 
 
 def pending(user) -> TwoFactor | None:
@@ -47,7 +57,7 @@ def pending(user) -> TwoFactor | None:
 
 def provisioning_uri(app, user, row: TwoFactor) -> str:
     issuer = app.settings.get("brand_name") or "Portico"
-    return pyotp.TOTP(row.secret).provisioning_uri(name=user.email, issuer_name=issuer)
+    return pyotp.TOTP(seed(app, row)).provisioning_uri(name=user.email, issuer_name=issuer)
 
 
 def qr_data_uri(uri: str) -> str:
@@ -63,12 +73,17 @@ def _clean(code: str) -> str:
     return re.sub(r"[\s-]", "", str(code or "")).lower()
 
 
-def check_totp(row: TwoFactor, code: str) -> str:
+def check_totp(app, row: TwoFactor, code: str) -> str:
     """"ok", "replay" or "wrong". Accepts the previous, current and next 30 s step."""
     code = _clean(code)
     if not re.fullmatch(r"\d{6}", code):
         return "wrong"
-    totp = pyotp.TOTP(row.secret)
+    try:
+        totp = pyotp.TOTP(seed(app, row))
+    except UnsealError:
+        log.error("2FA seed of user %s cannot be opened with this secret_key (was it changed?): "
+                  "no code can pass until the old key is back", row.user_id)
+        return "wrong"
     now_step = int(time.time()) // STEP
     for step in (now_step - 1, now_step, now_step + 1):
         if secrets.compare_digest(totp.at(step * STEP), code):
@@ -77,14 +92,17 @@ def check_totp(row: TwoFactor, code: str) -> str:
                        .where((TwoFactor.id == row.id) & (TwoFactor.last_step < step)).execute())
             if claimed:
                 row.last_step = step
+                if not is_sealed(row.secret):  # stored before seeds were sealed: seal it now
+                    row.secret = seal(app.settings.secret_key, row.secret)
+                    TwoFactor.update(secret=row.secret).where(TwoFactor.id == row.id).execute()
                 return "ok"
             return "replay"
     return "wrong"
 
 
-def confirm(row: TwoFactor, code: str) -> str:
+def confirm(app, row: TwoFactor, code: str) -> str:
     """Turn 2FA on with the first code; returns the check result."""
-    result = check_totp(row, code)
+    result = check_totp(app, row, code)
     if result == "ok":
         TwoFactor.update(confirmed_at=utcnow()).where(TwoFactor.id == row.id).execute()
     return result
@@ -133,5 +151,5 @@ def verify_second_factor(app, user, code: str) -> str:
     if row is None:
         return "wrong"
     if re.fullmatch(r"\d{6}", _clean(code)):
-        return check_totp(row, code)
+        return check_totp(app, row, code)
     return "backup" if use_backup_code(app, user, code) else "wrong"
