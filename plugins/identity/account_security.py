@@ -65,9 +65,7 @@ def start_setup(app, ctx, user) -> dict:
         raise Problem(409, "Two-step verification is already on",
                       "Turn it off first to move it to a new phone.", type="2fa-enabled")
     row = twofactor.pending(user) or twofactor.begin_setup(app, user)
-    uri, secret = twofactor.provisioning_uri(app, user, row), twofactor.seed(app, row)
-    return {"secret": secret, "manual_key": twofactor.manual_key(secret),
-            "otpauth_uri": uri, "qr_svg": twofactor.qr_data_uri(uri)}
+    return twofactor.setup_view(app, user.email, row)
 
 
 def enable(app, ctx, user, code: str) -> list[str]:

@@ -42,22 +42,34 @@ def begin_setup(app, user) -> TwoFactor:
     with database.atomic():
         TwoFactor.delete().where((TwoFactor.user == user.id)
                                  & TwoFactor.confirmed_at.is_null()).execute()
-        return TwoFactor.create(user=user.id,
-                                secret=seal(app.settings.secret_key, pyotp.random_base32(32)))
+        return TwoFactor.create(user=user.id, secret=new_seed(app))
 
 
-def seed(app, row: TwoFactor) -> str:
-    """The authenticator's seed in clear (base32), for the set-up page and for checking codes."""
+def new_seed(app) -> str:
+    """A new random authenticator seed, sealed for storing."""
+    return seal(app.settings.secret_key, pyotp.random_base32(32))
+
+
+def seed(app, row) -> str:
+    """The authenticator's seed in clear (base32), for the set-up page and for checking codes.
+
+    ``row`` is a customer's ``TwoFactor`` or any table with the same ``secret`` and
+    ``last_step`` columns (the staff plugin's), as are ``check_totp`` and ``confirm``.
+    """
     return unseal(app.settings.secret_key, row.secret)
+
+
+def setup_view(app, email: str, row) -> dict:
+    """What a set-up page shows: the key in clear and in groups, the otpauth URI, its QR code."""
+    issuer = app.settings.get("brand_name") or "Portico"
+    secret = seed(app, row)
+    uri = pyotp.TOTP(secret).provisioning_uri(name=email, issuer_name=issuer)
+    return {"secret": secret, "manual_key": manual_key(secret), "otpauth_uri": uri,
+            "qr_svg": qr_data_uri(uri)}
 
 
 def pending(user) -> TwoFactor | None:
     return TwoFactor.get_or_none((TwoFactor.user == user.id) & TwoFactor.confirmed_at.is_null())
-
-
-def provisioning_uri(app, user, row: TwoFactor) -> str:
-    issuer = app.settings.get("brand_name") or "Portico"
-    return pyotp.TOTP(seed(app, row)).provisioning_uri(name=user.email, issuer_name=issuer)
 
 
 def qr_data_uri(uri: str) -> str:
@@ -73,7 +85,7 @@ def _clean(code: str) -> str:
     return re.sub(r"[\s-]", "", str(code or "")).lower()
 
 
-def check_totp(app, row: TwoFactor, code: str) -> str:
+def check_totp(app, row, code: str) -> str:
     """"ok", "replay" or "wrong". Accepts the previous, current and next 30 s step."""
     code = _clean(code)
     if not re.fullmatch(r"\d{6}", code):
@@ -88,23 +100,25 @@ def check_totp(app, row: TwoFactor, code: str) -> str:
     for step in (now_step - 1, now_step, now_step + 1):
         if secrets.compare_digest(totp.at(step * STEP), code):
             # APPSEC: a step is accepted once; the conditional update wins for one caller only.
-            claimed = (TwoFactor.update(last_step=step)
-                       .where((TwoFactor.id == row.id) & (TwoFactor.last_step < step)).execute())
+            model = type(row)
+            claimed = (model.update(last_step=step)
+                       .where((model.id == row.id) & (model.last_step < step)).execute())
             if claimed:
                 row.last_step = step
                 if not is_sealed(row.secret):  # stored before seeds were sealed: seal it now
                     row.secret = seal(app.settings.secret_key, row.secret)
-                    TwoFactor.update(secret=row.secret).where(TwoFactor.id == row.id).execute()
+                    model.update(secret=row.secret).where(model.id == row.id).execute()
                 return "ok"
             return "replay"
     return "wrong"
 
 
-def confirm(app, row: TwoFactor, code: str) -> str:
+def confirm(app, row, code: str) -> str:
     """Turn 2FA on with the first code; returns the check result."""
     result = check_totp(app, row, code)
     if result == "ok":
-        TwoFactor.update(confirmed_at=utcnow()).where(TwoFactor.id == row.id).execute()
+        model = type(row)
+        model.update(confirmed_at=utcnow()).where(model.id == row.id).execute()
     return result
 
 

@@ -1,4 +1,5 @@
-"""``portico staff add|set-password``: create staff users and set their passwords."""
+"""``portico staff add|set-password|reset-2fa``: create staff users, set their passwords, reset a
+lost authenticator."""
 from __future__ import annotations
 
 import click
@@ -51,5 +52,21 @@ def staff_group(app_factory) -> click.Group:
         if not changed:
             raise click.ClickException(f"no staff user {email}")
         click.echo(f"password of {email} set")
+
+    @group.command("reset-2fa")
+    @click.argument("email")
+    def reset_2fa(email):
+        """Turn off a staff user's two-step sign-in (a lost phone); they set it up again."""
+        from engine import db
+        from engine.audit import record_system
+        from engine.models import StaffUser
+        from plugins.staff import twofactor
+        app = app_factory()
+        with db.connection(), db.database.atomic():
+            if not twofactor.reset(email):
+                raise click.ClickException(f"no staff user {email}")
+            staff = StaffUser.get(StaffUser.email == email.strip().lower())
+            record_system(app, "staff.2fa_reset", f"staff:{staff.id}", staff_id=staff.id)
+        click.echo(f"two-step sign-in of {email} is off; they can set it up again")
 
     return group

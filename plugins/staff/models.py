@@ -1,7 +1,8 @@
-"""Impersonations (IMP-1..5): who opened which customer's portal, why, and the one-time link."""
+"""Impersonations (IMP-1..5): who opened which customer's portal, why, and the one-time link;
+and each staff member's authenticator for two-step sign-in."""
 from __future__ import annotations
 
-from peewee import CharField, ForeignKeyField
+from peewee import CharField, ForeignKeyField, IntegerField
 
 from engine.db import BaseModel, UTCDateTimeField, utcnow
 from engine.models import Contact, Customer, StaffUser, User
@@ -23,4 +24,14 @@ class Impersonation(BaseModel):
         indexes = ((("customer", "id"), False),)
 
 
-MODELS = (Impersonation,)
+class StaffTwoFactor(BaseModel):
+    """A staff member's TOTP authenticator, kept as customers' are (``identity.TwoFactor``): a
+    sealed seed, ``last_step`` against replays, ``confirmed_at`` once the first code passed."""
+    staff = ForeignKeyField(StaffUser, backref="two_factor", unique=True, on_delete="CASCADE")
+    secret = CharField(max_length=200)
+    confirmed_at = UTCDateTimeField(null=True)
+    last_step = IntegerField(default=0)
+    created_at = UTCDateTimeField(default=utcnow)
+
+
+MODELS = (Impersonation, StaffTwoFactor)

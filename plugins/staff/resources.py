@@ -7,7 +7,7 @@ import falcon
 
 from engine import audit
 from engine.api import PageQuery, operation, paginate
-from engine.context import Principal, as_id
+from engine.context import Principal, as_id, get_or_404
 from engine.db import database
 from engine.errors import Problem
 from engine.forms import read_form, validate_form
@@ -16,7 +16,8 @@ from plugins.identity import lockout, login, sessions
 from plugins.identity.auth import bearer
 from plugins.identity.login import LoginRefused
 from plugins.identity.resources import end_session, redirect, rotate_csrf
-from plugins.staff import schemas, service
+from plugins.identity.schemas import CodeBody, PasswordAndCode, TwoFactorSetup
+from plugins.staff import schemas, service, twofactor
 from plugins.staff.models import Impersonation
 
 
@@ -25,9 +26,11 @@ def _staff_page(req, resp, template: str, status: int = 200, **values) -> None:
     req.context.app.page(req, resp, template, status, sections=[], staff_console=True, **values)
 
 
-def staff_login(app, ctx, req, resp, email: str, password: str):
-    """Check the password (lockout and rate limits as for customers) and open a staff session."""
+def staff_login(app, ctx, req, resp, email: str, password: str, code: str | None = None):
+    """Check the password (lockout and rate limits as for customers), then the authenticator's
+    code when two-step sign-in is on, and open a staff session."""
     staff = login.check_password(app, ctx, "staff", email, password)
+    twofactor.check(app, ctx, staff, code)
     with database.atomic():
         lockout.succeeded(lockout.guard_key("staff", staff.email))
         token, row = sessions.create(app, ctx, "staff", staff_id=staff.id)
@@ -58,11 +61,11 @@ class StaffLoginPage:
             target = "/staff"
         if not errors:
             try:
-                staff_login(app, ctx, req, resp, data["email"], data["password"])
+                staff_login(app, ctx, req, resp, data["email"], data["password"], data["otp"])
                 rotate_csrf(app, ctx, resp)
                 return redirect(resp, target)
             except LoginRefused as exc:
-                errors, status = {"_form": [exc.message]}, exc.status
+                errors, status = {exc.field or "_form": [exc.message]}, exc.status
             except Problem as exc:
                 resp.set_headers(exc.headers or {})
                 errors, status = {"_form": [exc.title + ". " + exc.description]}, exc.status_code
@@ -105,13 +108,59 @@ class ConsolePage:
                     q=query["q"] or "", staff=StaffUser.get_by_id(req.context.principal.staff_id))
 
 
+class TwoFactorPage:
+    """``GET|POST /staff/2fa``: set up two-step sign-in (QR code, key, first code), or see it on."""
+    auth = "public"
+
+    def on_get(self, req, resp):
+        _staff_only_page(req)
+        self.render(req, resp)
+
+    def on_post(self, req, resp):
+        _staff_only_page(req)
+        app, ctx = req.context.app, req.context
+        data, errors = validate_form(req, CodeBody)
+        if not errors:
+            try:
+                twofactor.enable(app, ctx, _me(req), data["code"])
+                return redirect(resp, "/staff/2fa?done=on")
+            except Problem as exc:
+                errors = exc.errors or {"_form": [exc.title]}
+        self.render(req, resp, 422, errors)
+
+    @staticmethod
+    def render(req, resp, status: int = 200, errors=None, off_errors=None):
+        app, staff = req.context.app, _me(req)
+        on = twofactor.factor(staff.id) is not None
+        _staff_page(req, resp, "staff/2fa.html", status, staff=staff, on=on,
+                    setup=None if on else twofactor.start_setup(app, staff),
+                    errors=errors or {}, off_errors=off_errors or {}, done=req.get_param("done"))
+
+
+class TwoFactorOffPage:
+    """``POST /staff/2fa/off``: turn two-step sign-in off with the password and a code."""
+    auth = "public"
+
+    def on_post(self, req, resp):
+        _staff_only_page(req)
+        app, ctx = req.context.app, req.context
+        data, errors = validate_form(req, PasswordAndCode)
+        if not errors:
+            try:
+                twofactor.disable(app, ctx, _me(req), data["password"], data["code"])
+                return redirect(resp, "/staff/2fa?done=off")
+            except LoginRefused as exc:
+                errors = {exc.field or "_form": [exc.message]}
+        TwoFactorPage.render(req, resp, 422, off_errors=errors)
+
+
 class CustomerPage:
     """``/staff/customers/{id}``: contacts (with "Log in as user"), sites, services."""
     auth = "public"
 
     def on_get(self, req, resp, customer_id):
         _staff_only_page(req)
-        customer = service.customer_or_404(customer_id)
+        customer = get_or_404(Customer, customer_id)
         self.render(req, resp, customer)
 
     @staticmethod
@@ -134,7 +183,7 @@ class ImpersonatePage:
     def on_post(self, req, resp, customer_id):
         _staff_only_page(req)
         ctx = req.context
-        customer = service.customer_or_404(customer_id)
+        customer = get_or_404(Customer, customer_id)
         data, errors = validate_form(req, schemas.ImpersonationBody)
         values = {k: v for k, v in read_form(req).items() if k in ("contact_id", "reason")}
         if not errors and not any(c.id == data["contact_id"] for c in service.contacts_of(customer.id)):
@@ -183,12 +232,14 @@ class StaffLoginAPI:
 
     @operation("Staff sign-in: a bearer token for /api/v1/staff", body=schemas.StaffLoginBody,
                response=schemas.StaffTokenOut,
-               errors={401: "Wrong email or password",
+               errors={401: "Wrong email or password; or two-step sign-in is on and "
+                            "`otp` is missing (`otp-required`) or wrong (`otp-invalid`)",
                        429: "Too many attempts, or the email is locked"})
     def on_post(self, req, resp, body):
         app, ctx = req.context.app, req.context
         try:
-            token, row = staff_login(app, ctx, req, resp, body["email"], body["password"])
+            token, row = staff_login(app, ctx, req, resp, body["email"], body["password"],
+                                     body["otp"])
         except LoginRefused as exc:
             raise Problem(exc.status, exc.message, type=exc.slug) from None
         return {"token": token, "expires_at": row.expires_at}
@@ -217,6 +268,53 @@ class StaffMeAPI:
         return StaffUser.get_by_id(req.context.principal.staff_id)
 
 
+class StaffTwoFactorAPI:
+    """``GET|DELETE /api/v1/staff/2fa``"""
+    auth = "staff"
+
+    @operation("Whether two-step sign-in is on for you", response=schemas.StaffTwoFactorStatus)
+    def on_get(self, req, resp):
+        return {"enabled": twofactor.factor(req.context.principal.staff_id) is not None}
+
+    @operation("Turn two-step sign-in off (your password and a current code)",
+               body=PasswordAndCode, response=schemas.StaffTwoFactorStatus,
+               errors={401: "Wrong password or code",
+                       429: "Too many attempts, or the email is locked"})
+    def on_delete(self, req, resp, body):
+        app, ctx = req.context.app, req.context
+        try:
+            twofactor.disable(app, ctx, _me(req), body["password"], body["code"])
+        except LoginRefused as exc:
+            raise Problem(exc.status, exc.message, type=exc.slug) from None
+        return {"enabled": False}
+
+
+class StaffTwoFactorSetupAPI:
+    """``POST /api/v1/staff/2fa/setup``"""
+    auth = "staff"
+
+    @operation("Start setting up two-step sign-in: the key and QR code for an authenticator app",
+               response=TwoFactorSetup, errors={409: "Two-step sign-in is already on"})
+    def on_post(self, req, resp):
+        return twofactor.start_setup(req.context.app, _me(req))
+
+
+class StaffTwoFactorEnableAPI:
+    """``POST /api/v1/staff/2fa/enable``"""
+    auth = "staff"
+
+    @operation("Turn two-step sign-in on with the first code from the app", body=CodeBody,
+               response=schemas.StaffTwoFactorStatus,
+               errors={409: "Already on, or no set-up started", 429: "Too many attempts"})
+    def on_post(self, req, resp, body):
+        twofactor.enable(req.context.app, req.context, _me(req), body["code"])
+        return {"enabled": True}
+
+
+def _me(req) -> StaffUser:
+    return StaffUser.get_by_id(req.context.principal.staff_id)
+
+
 class CustomersAPI:
     auth = "staff"
 
@@ -230,7 +328,7 @@ class CustomerAPI:
 
     @operation("One customer", response=schemas.StaffCustomerOut)
     def on_get(self, req, resp, customer_id):
-        return service.customer_or_404(customer_id)
+        return get_or_404(Customer, customer_id)
 
 
 class CustomerContactsAPI:
@@ -239,7 +337,7 @@ class CustomerContactsAPI:
     @operation("A customer's contacts, and whether each has a portal login",
                response=schemas.ContactPage)
     def on_get(self, req, resp, customer_id):
-        customer = service.customer_or_404(customer_id)
+        customer = get_or_404(Customer, customer_id)
         return {"items": service.contacts_of(customer.id), "next": None}
 
 
@@ -248,7 +346,7 @@ class CustomerSitesAPI:
 
     @operation("A customer's sites", query=PageQuery, response=schemas.SitePage)
     def on_get(self, req, resp, customer_id, query):
-        customer = service.customer_or_404(customer_id)
+        customer = get_or_404(Customer, customer_id)
         return paginate(service.sites_of(customer.id), Site.id, query, descending=False)
 
 
@@ -257,7 +355,7 @@ class CustomerServicesAPI:
 
     @operation("A customer's services", query=PageQuery, response=schemas.ServicePage)
     def on_get(self, req, resp, customer_id, query):
-        customer = service.customer_or_404(customer_id)
+        customer = get_or_404(Customer, customer_id)
         return paginate(service.services_of(customer.id), Service.id, query, descending=False)
 
 

@@ -10,6 +10,13 @@ from engine.core.schemas import ContactOut, SiteOut
 class StaffLoginBody(Schema):
     email = fields.String(required=True, validate=validate.Length(min=3, max=254))
     password = fields.String(required=True, validate=validate.Length(max=4096))
+    otp = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=20),
+                        metadata={"description": "the authenticator's current code, when "
+                                                 "two-step sign-in is on"})
+
+
+class StaffTwoFactorStatus(Schema):
+    enabled = fields.Boolean()
 
 
 class StaffLoginForm(StaffLoginBody):

@@ -6,7 +6,6 @@ from datetime import timedelta
 import falcon
 
 from engine import audit
-from engine.context import as_id
 from engine.db import database, utcnow
 from engine.errors import Problem, invalid
 from engine.models import Contact, Customer, Service, Site, User
@@ -18,13 +17,6 @@ from plugins.staff.models import Impersonation
 
 LINK_VALID = timedelta(minutes=2)
 INVALID_LINK = "This impersonation link has expired or was already used. Start a new one."
-
-
-def customer_or_404(customer_id) -> Customer:
-    try:
-        return Customer.get_by_id(as_id(customer_id))
-    except (ValueError, TypeError, Customer.DoesNotExist):
-        raise falcon.HTTPNotFound(title="Not found") from None
 
 
 def search_customers(q: str | None):
