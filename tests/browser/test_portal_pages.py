@@ -116,7 +116,7 @@ def test_a_service_s_actions_pages_pass_too(live_server, new_page, ids, requests
         check_page(page, live_server, requests_seen)
 
 
-@pytest.mark.spec("IMP-1")
+@pytest.mark.spec("IMP-1", "ACC-2")
 def test_staff_console_pages_pass(live_server, new_page, requests_seen):
     page = new_page("desktop")
     page.goto(live_server.url + "/staff")
@@ -130,6 +130,10 @@ def test_staff_console_pages_pass(live_server, new_page, requests_seen):
     check_page(page, live_server, requests_seen)
     page.get_by_role("link", name="C-100001").click()
     page.wait_for_url(re.compile(r".*/staff/customers/\d+$"))
+    check_page(page, live_server, requests_seen)
+    page.get_by_role("link", name="Two-step sign-in").click()
+    page.wait_for_url(live_server.url + "/staff/2fa")
+    assert page.get_by_alt_text("QR code for your authenticator app").is_visible()
     check_page(page, live_server, requests_seen)
 
 
