@@ -129,3 +129,10 @@ def test_the_console_page_sets_it_up_and_the_login_form_asks_for_the_code(core_d
                                             "otp": code(seed, 1)}).status_code == 303
     assert again.get("/staff").status_code == 200
     assert Client(core_demo).get("/staff/2fa").status_code == 303  # signed out: to the sign-in
+
+    refused = again.post("/staff/2fa/off", form={"password": DEMO_PASSWORD, "code": "000000"})
+    assert refused.status_code == 422 and "That code is not right." in refused.text
+    with time_machine.travel(timedelta(seconds=90)):
+        off = again.post("/staff/2fa/off", form={"password": DEMO_PASSWORD, "code": code(seed)})
+    assert off.status_code == 303 and off.headers["location"] == "/staff/2fa?done=off"
+    assert StaffTwoFactor.select().count() == 0

@@ -151,6 +151,8 @@ class TwoFactorOffPage:
                 return redirect(resp, "/staff/2fa?done=off")
             except LoginRefused as exc:
                 errors = {exc.field or "_form": [exc.message]}
+            except Problem as exc:  # too many attempts
+                errors = {"_form": [exc.title]}
         TwoFactorPage.render(req, resp, 422, off_errors=errors)
 
 
