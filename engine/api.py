@@ -108,8 +108,9 @@ def load(schema_cls: type[Schema], data: Any) -> dict:
     """Validate ``data``; any problem becomes a 422 with field-by-field messages."""
     if not isinstance(data, dict):
         raise invalid({"_schema": ["Expected a JSON object."]})
-    if nul_errors(data):
-        raise invalid(nul_errors(data))
+    refused = nul_errors(data)
+    if refused:
+        raise invalid(refused)
     try:
         return schema_cls().load(data)
     except ValidationError as exc:

@@ -10,7 +10,6 @@
 """
 from __future__ import annotations
 
-
 from engine import audit
 from engine.context import Principal
 from engine.db import Prepared
@@ -83,7 +82,7 @@ _SESSION_USER = Prepared(lambda digest: Session.select(
 
 
 def load_user(user_id: int) -> User | None:
-    """The user with contact and customer, in one query (run on every request)."""
+    """The user with contact and customer, in one query."""
     return _USER.first(user_id)
 
 

@@ -76,18 +76,12 @@ def hold_for_digest(notice, channel: str) -> None:
 
 def threshold_for_customer(customer_id: int, balance_type: str) -> int | None:
     """The primary contact's threshold for a balance type (mms follows sms)."""
-    kind = "sms" if balance_type == "mms" else balance_type
-    row = (NotificationPreference.select(NotificationPreference.thresholds)
-           .join(User).join(Contact)
-           .where(Contact.customer == customer_id)
-           .order_by(Contact.is_primary.desc(), Contact.id).first())
-    if row is not None and kind in row.thresholds:
-        return row.thresholds[kind]
-    return DEFAULT_THRESHOLDS.get(kind)
+    return thresholds_for_customers([customer_id], balance_type).get(customer_id)
 
 
 def thresholds_for_customers(customer_ids: list[int], balance_type: str) -> dict[int, int]:
-    """``threshold_for_customer`` for many customers in one query (rating asks per batch)."""
+    """Each customer's threshold, from their primary contact's preferences (else the first
+    contact's, else the default), in one query (rating asks per batch); mms follows sms."""
     kind = "sms" if balance_type == "mms" else balance_type
     rows = (NotificationPreference.select(Contact.customer, NotificationPreference.thresholds)
             .join(User).join(Contact)

@@ -59,13 +59,12 @@ def staff_group(app_factory) -> click.Group:
         """Turn off a staff user's two-step sign-in (a lost phone); they set it up again."""
         from engine import db
         from engine.audit import record_system
-        from engine.models import StaffUser
         from plugins.staff import twofactor
         app = app_factory()
         with db.connection(), db.database.atomic():
-            if not twofactor.reset(email):
+            staff = twofactor.reset(email)
+            if staff is None:
                 raise click.ClickException(f"no staff user {email}")
-            staff = StaffUser.get(StaffUser.email == email.strip().lower())
             record_system(app, "staff.2fa_reset", f"staff:{staff.id}", staff_id=staff.id)
         click.echo(f"two-step sign-in of {email} is off; they can set it up again")
 

@@ -83,10 +83,9 @@ def check(app, ctx, staff: StaffUser, code: str | None, field: str = "otp") -> N
                              field=field)
 
 
-def reset(email: str) -> bool:
-    """Forget a staff member's authenticator (``portico staff reset-2fa``); False if none."""
+def reset(email: str) -> StaffUser | None:
+    """Forget a staff member's authenticator (``portico staff reset-2fa``); None: no such staff."""
     staff = StaffUser.get_or_none(StaffUser.email == email.strip().lower())
-    if staff is None:
-        return False
-    StaffTwoFactor.delete().where(StaffTwoFactor.staff == staff.id).execute()
-    return True
+    if staff is not None:
+        StaffTwoFactor.delete().where(StaffTwoFactor.staff == staff.id).execute()
+    return staff
