@@ -43,18 +43,30 @@ TASK_ATTR = "__portico_task__"
 TICK_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "https://portico/periodic-tick")
 #: Sent outbox rows are kept this long (to answer "was it sent?"), then pruned.
 KEEP_SENT = timedelta(days=7)
+#: The queue for heavy work nobody is waiting on (PDF renders, archives, bill runs). A worker
+#: consumes it beside ``default`` at a lower priority, so a bill run of a thousand invoices
+#: never keeps a password-reset email or an add-on's provisioning waiting behind it.
+BULK_QUEUE = "bulk"
+#: dramatiq runs the lowest priority number first; bulk actors default to this.
+BULK_PRIORITY = 100
 
 
 def task(fn: Callable | None = None, *, queue: str = "default", max_retries: int = 10,
          min_backoff: int = 1000, max_backoff: int = 5 * 60 * 1000,
-         time_limit: int = 5 * 60 * 1000, periodic: str | None = None):
+         time_limit: int = 5 * 60 * 1000, periodic: str | None = None,
+         priority: int | None = None):
     """Mark ``fn(app, ...)`` as a background task.
 
     ``periodic`` is a cron spec ("0 2 * * *") read in the portal's
     ``default_timezone``; ``portico scheduler`` sends the task on it. Times are
     milliseconds; a failing task is retried ``max_retries`` times with
     exponential backoff between ``min_backoff`` and ``max_backoff``.
+    ``queue=BULK_QUEUE`` is for heavy work nobody waits on; a worker runs it
+    after anything waiting on other queues (``priority``: lowest number first,
+    0 by default and ``BULK_PRIORITY`` on the bulk queue).
     """
+    if priority is None:
+        priority = BULK_PRIORITY if queue == BULK_QUEUE else 0
     def mark(f):
         if periodic is not None:
             try:
@@ -64,7 +76,8 @@ def task(fn: Callable | None = None, *, queue: str = "default", max_retries: int
                                  f"spec like '0 2 * * *' ({exc})") from None
         setattr(f, TASK_ATTR, {"queue_name": queue, "max_retries": max_retries,
                                "min_backoff": min_backoff, "max_backoff": max_backoff,
-                               "time_limit": time_limit, "periodic": periodic})
+                               "time_limit": time_limit, "periodic": periodic,
+                               "priority": priority})
         return f
     return mark(fn) if fn is not None else mark
 

@@ -6,16 +6,19 @@ import logging
 from engine import idempotency
 from engine.db import utcnow
 from engine.notify import notify_customer
-from engine.tasks import task
+from engine.tasks import BULK_QUEUE, task
 from plugins.billing import documents, invoicing, payments
 from plugins.billing.models import PaymentMethod
 
 log = logging.getLogger("portico.billing")
 
 
-@task(max_retries=5)
+@task(max_retries=5, queue=BULK_QUEUE)
 def render_invoice_pdf(app, invoice_id: int) -> None:
-    """Render and store a just-issued invoice's PDF (a redelivery finds it stored and stops)."""
+    """Render and store a just-issued invoice's PDF (a redelivery finds it stored and stops).
+
+    On the bulk queue: a customer who opens the invoice first gets it rendered on demand.
+    """
     documents.store_pdf(app, invoice_id)
 
 
