@@ -147,6 +147,15 @@ class SQLiteBroker(Broker):
             args = (queue_name,)
         return self.conn.execute(sql, args).fetchone()[0]
 
+    def pending_ids(self, message_ids: set[str]) -> set[str]:
+        """Those of ``message_ids`` still to run (queued, delayed or leased), e.g. to wait on."""
+        if not message_ids:
+            return set()
+        marks = ", ".join("?" * len(message_ids))
+        rows = self.conn.execute(f"SELECT message_id FROM queue_message WHERE state != 'dead' "
+                                 f"AND message_id IN ({marks})", tuple(message_ids))
+        return {r[0] for r in rows}
+
     def dead(self, queue_name: str | None = None) -> list[Message]:
         """Messages whose retries ran out (kept a week), oldest first."""
         sql = "SELECT body FROM queue_message WHERE state = 'dead'"

@@ -17,12 +17,21 @@ own per run and a schema per test; without a server they skip, except when
 """
 from __future__ import annotations
 
+import atexit
+import contextlib
 import os
+import re
 import secrets
-import uuid
-from typing import Any, Iterable
+import shutil
+import sqlite3
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Callable, Iterable
 from urllib.parse import urlencode, urlparse
 
+import dramatiq
 import falcon.testing
 import pytest
 
@@ -45,49 +54,83 @@ def need_service(name: str, error: Exception | None) -> None:
     pytest.skip(message)
 
 
-# -- PostgreSQL: one database per run, one schema per test -----------------------
+# -- PostgreSQL: a database per test, copied from a migrated template ------------------
+
+def _admin(sql: str) -> None:
+    """Run one statement on the server's maintenance database (outside any transaction)."""
+    import psycopg2
+    conn = psycopg2.connect(PG_ADMIN_URL, connect_timeout=5)
+    conn.autocommit = True
+    try:
+        conn.cursor().execute(sql)
+    finally:
+        conn.close()
+
 
 class PostgresServer:
+    """This test process's databases on the PostgreSQL server, all dropped at the end.
+
+    ``url`` is a database of the run's own (for tests that want a bare server). Each test
+    gets a database of its own (``new_database``), created when first needed: a copy of a
+    migrated template when the test builds an app, otherwise empty.
+    """
+
     def __init__(self):
         self.error: Exception | None = None
         self.dbname = f"portico_test_{os.getpid()}_{secrets.token_hex(3)}"
         self.url = ""
+        self.names: list[str] = []  # every database this process made, dropped at the end
         try:
-            import psycopg2
-            conn = psycopg2.connect(PG_ADMIN_URL, connect_timeout=3)
-            conn.autocommit = True
-            conn.cursor().execute(f'CREATE DATABASE "{self.dbname}"')
-            conn.close()
-            parts = urlparse(PG_ADMIN_URL)
-            self.url = parts._replace(path="/" + self.dbname).geturl()
+            import psycopg2  # noqa: F401 - the driver must be there
+            _admin(f'CREATE DATABASE "{self.dbname}"')
+            self.names.append(self.dbname)
+            self.url = self._url(self.dbname)
         except Exception as exc:  # no server, no driver, no rights: reported per test
             self.error = exc
 
-    def new_schema(self) -> tuple[str, str]:
-        import psycopg2
-        schema = "t_" + uuid.uuid4().hex[:12]
-        conn = psycopg2.connect(self.url)
-        conn.autocommit = True
-        conn.cursor().execute(f"CREATE SCHEMA {schema}")
-        conn.close()
-        sep = "&" if "?" in self.url else "?"
-        return schema, f"{self.url}{sep}options=-csearch_path%3D{schema}"
+    @staticmethod
+    def _url(name: str) -> str:
+        # A query of its own, so a test can add more settings with "&".
+        return urlparse(PG_ADMIN_URL)._replace(path="/" + name, query="connect_timeout=10").geturl()
 
-    def drop_schema(self, schema: str) -> None:
-        import psycopg2
-        conn = psycopg2.connect(self.url)
-        conn.autocommit = True
-        conn.cursor().execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
-        conn.close()
+    def new_database(self) -> str:
+        """The URL of a database for one test; it exists once ``create(url)`` made it."""
+        name = f"{self.dbname}_{len(self.names)}"
+        self.names.append(name)
+        url = self._url(name)
+        _PENDING[url] = self
+        return url
+
+    def create(self, url: str, template: str | None = None) -> None:
+        """Make the database ``url`` names, empty or as a copy of ``template`` (a name)."""
+        name = urlparse(url).path.lstrip("/")
+        # FILE_COPY: a small database is copied in well under 0.1 s (WAL_LOG is slower).
+        source = f' TEMPLATE "{template}" STRATEGY FILE_COPY' if template else ""
+        _admin(f'CREATE DATABASE "{name}"{source}')
+
+    def drop_database(self, url: str) -> None:
+        _PENDING.pop(url, None)
+        _admin(f'DROP DATABASE IF EXISTS "{urlparse(url).path.lstrip("/")}" WITH (FORCE)')
 
     def drop(self) -> None:
         if self.error is not None:
             return
-        import psycopg2
-        conn = psycopg2.connect(PG_ADMIN_URL)
-        conn.autocommit = True
-        conn.cursor().execute(f'DROP DATABASE IF EXISTS "{self.dbname}" WITH (FORCE)')
-        conn.close()
+        for name in self.names:
+            _admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+#: Test databases handed out but not yet created: URL -> its server.
+_PENDING: dict[str, PostgresServer] = {}
+
+
+def ensure_database(url: str) -> None:
+    """Create the (empty) test database ``url`` names if no app has made it yet.
+
+    For a test that hands ``database_url`` to another process instead of calling ``make_app``.
+    """
+    server = _PENDING.pop(url, None)
+    if server is not None:
+        server.create(url)
 
 
 @pytest.fixture(scope="session")
@@ -99,26 +142,36 @@ def postgres_server():
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 def database_url(request, tmp_path):
-    """A fresh, empty database: SQLite in a temp folder, or a PostgreSQL schema of its own."""
+    """A fresh database: SQLite in a temp folder, or a PostgreSQL database of its own.
+
+    ``make_app`` creates it (a copy of a migrated template). A test that gives the URL to
+    something else first calls ``ensure_database(database_url)``.
+    """
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'portico.sqlite3'}"
         return
     server = request.getfixturevalue("postgres_server")
     need_service("PostgreSQL", server.error)
-    schema, url = server.new_schema()
+    url = server.new_database()
     yield url
     if db.database.obj is not None:
         db.database.obj.close_all()
-    server.drop_schema(schema)
+    server.drop_database(url)
 
 
 # -- apps and clients --------------------------------------------------------------
 
 @pytest.fixture
 def make_app(database_url, tmp_path, monkeypatch):
-    """Build a migrated app: ``make_app(plugins=[("acme", module)], disabled=["topups"], **settings)``."""
+    """Build a migrated app: ``make_app(plugins=[("acme", module)], disabled=["topups"], **settings)``.
+
+    The first app of a plugin set in a test process is migrated for real; later ones start
+    from a copy of that database (``TEMPLATES``: a file copy on SQLite, ``CREATE DATABASE
+    ... TEMPLATE`` on PostgreSQL), so a test does not pay for every migration.
+    """
     from engine import migrations
     from engine.app import create_app
+    from engine.plugins import load_plugins
     from engine.settings import load_settings
 
     monkeypatch.setenv("PORTICO_DEMO_PASSWORD", DEMO_PASSWORD)
@@ -139,15 +192,98 @@ def make_app(database_url, tmp_path, monkeypatch):
             else:
                 values[key] = value
         settings = load_settings(None, environ={}, overrides=values)
-        app = create_app(settings, extra_plugins=plugins)
+        loaded = load_plugins(settings, plugins)
         if migrate:
-            migrations.migrate(app)
+            TEMPLATES.restore(settings.database_url, loaded, lambda url: load_settings(
+                None, environ={}, overrides={**values, "database_url": url}))
+        else:
+            ensure_database(_base(settings.database_url))
+        app = create_app(settings, plugins=loaded)
+        if migrate:
+            migrations.migrate(app)  # nothing left to apply after a restore
         built.append(app)
         return app
 
     yield factory
     for app in built:
         app.database.close_all()
+
+
+class Templates:
+    """Migrated databases kept per test process, one per plugin set, copied into new tests."""
+
+    def __init__(self):
+        self.sqlite: dict[tuple, str] = {}
+        self.postgres: dict[tuple, str] = {}
+        self._folder: Path | None = None
+
+    @staticmethod
+    def key(plugins) -> tuple:
+        """What the migrated schema depends on: each plugin's migration files."""
+        out = []
+        for name in plugins.enabled:
+            folder = plugins.folder(name, "migrations")
+            if folder is not None:
+                files = sorted((p.name, p.stat().st_mtime_ns) for p in folder.glob("*.py"))
+                out.append((name, str(folder), tuple(files)))
+        return tuple(out)
+
+    def restore(self, url: str, plugins, settings_for: Callable[[str], Any]) -> None:
+        """Fill the database at ``url`` from the template, if that database is still empty.
+
+        ``settings_for(url)`` gives the test's settings on another database (the template's).
+        """
+        key = self.key(plugins)
+        if url.startswith("sqlite:"):
+            self._restore_sqlite(url, key, plugins, settings_for)
+            return
+        server = _PENDING.pop(_base(url), None)
+        if server is not None:  # a test database not made yet: make it a copy of the template
+            template = self.postgres.get(key)
+            if template is None:
+                template = server.new_database()
+                ensure_database(template)
+                _migrate_into(plugins, settings_for(template))
+                self.postgres[key] = template
+            server.create(url, template=urlparse(template).path.lstrip("/"))
+
+    def _restore_sqlite(self, url, key, plugins, settings_for) -> None:
+        target = Path(urlparse(url).path)
+        if target.exists() or ":memory:" in url:
+            return
+        source = self.sqlite.get(key)
+        if source is None:
+            if self._folder is None:
+                self._folder = Path(tempfile.mkdtemp(prefix="portico-templates-"))
+                atexit.register(shutil.rmtree, self._folder, True)
+            source = str(self._folder / f"{len(self.sqlite)}.sqlite3")
+            _migrate_into(plugins, settings_for(f"sqlite:///{source}"))
+            with contextlib.closing(sqlite3.connect(source)) as conn:
+                conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")  # all of it in the one file
+            self.sqlite[key] = source
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(source, target)
+
+
+TEMPLATES = Templates()
+
+
+def _migrate_into(plugins, settings) -> None:
+    """Migrate the empty database of ``settings`` for this plugin set (a template)."""
+    from engine import migrations
+    from engine.app import create_app
+    app = create_app(settings, plugins=plugins)
+    try:
+        migrations.migrate(app)
+    finally:
+        app.database.close_all()
+
+
+def _base(url: str) -> str:
+    """A test database's URL without what a test appended (``&max_connections=64``)."""
+    if not url.startswith("postgres"):
+        return url
+    return urlparse(url)._replace(query="connect_timeout=10").geturl()
 
 
 @pytest.fixture
@@ -288,17 +424,47 @@ def seed_people(app) -> dict:
     return demo
 
 
-def run_tasks(app, timeout_ms: int = 20000) -> None:
-    """Relay the outbox and run a real dramatiq worker until every queue is empty."""
+def run_tasks(app, *message_ids: str, timeout_ms: int = 180_000) -> None:
+    """Relay the outbox and run a real dramatiq worker until the work is done.
+
+    With ``message_ids`` (what ``app.tasks.enqueue`` returned), wait until those
+    messages are done and no longer; unrelated work (e.g. the demo's invoice
+    PDFs on the bulk queue) neither delays nor fails the test. Without them,
+    wait until every queue is empty. The deadline is generous because it is
+    only a deadline: the wait ends as soon as the work is done.
+    """
     app.tasks.relay()
+    broker = app.tasks.broker
     worker = app.tasks.worker(threads=2)
     worker.start()
     try:
-        for queue in list(app.tasks.broker.get_declared_queues()):
-            app.tasks.broker.join(queue, timeout=timeout_ms)
+        if message_ids and hasattr(broker, "pending_ids"):
+            _wait_for_messages(app, set(message_ids), timeout_ms)
+            return
+        for queue in sorted(broker.get_declared_queues()):
+            broker.join(queue, timeout=timeout_ms)
         worker.join()
     finally:
         worker.stop()
+
+
+def _wait_for_messages(app, ids: set[str], timeout_ms: int) -> None:
+    """Until none of ``ids`` waits in the outbox or the broker (polled, with a deadline)."""
+    from engine.models import OutboxMessage
+    deadline = time.monotonic() + timeout_ms / 1000
+    while True:
+        with db.connection():
+            unsent = {r.message_id for r in OutboxMessage.select(OutboxMessage.message_id).where(
+                OutboxMessage.message_id.in_(list(ids)), OutboxMessage.sent_at.is_null())}
+        if unsent:
+            app.tasks.relay()
+        left = unsent | app.tasks.broker.pending_ids(ids)
+        if not left:
+            return
+        if time.monotonic() > deadline:
+            raise dramatiq.errors.QueueJoinTimeout(
+                f"{len(left)} message(s) not done after {timeout_ms} ms: {sorted(left)}")
+        time.sleep(0.05)
 
 
 def problem(result) -> dict:

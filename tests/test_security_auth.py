@@ -25,7 +25,7 @@ from engine.middleware import CSRF_COOKIE
 from engine.models import Customer
 from engine.registry import Route
 from engine.security import token_hash
-from engine.testing import DEMO_PASSWORD, LONG, Client, need_service
+from engine.testing import DEMO_PASSWORD, LONG, Client, ensure_database, need_service
 from identity_support import enable_2fa, signed_in, totp_code, user
 from plugins.identity import lockout
 from plugins.identity.models import PasswordReset, Session
@@ -321,6 +321,7 @@ def redis_server(tmp_path):
 def test_lockout_and_rate_limits_hold_across_two_gunicorn_workers(database_url, redis_server,
                                                                  tmp_path):
     storage, redis_client = redis_server
+    ensure_database(database_url)  # the server process migrates it
     limit, burst = (50, 200) if LONG else (14, 36)
     port, log = free_port(), tmp_path / "access.log"
     env = {**os.environ, "PORTICO_DATABASE_URL": database_url, "PORTICO_DATA_DIR": str(tmp_path),

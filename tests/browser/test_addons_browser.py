@@ -12,7 +12,7 @@ import re
 import pytest
 from playwright.sync_api import expect
 
-from portal_checks import assert_fits_the_screen, sign_in
+from portal_checks import WORKER_DEADLINE_MS, assert_fits_the_screen, sign_in
 
 pytestmark = pytest.mark.browser
 BROADBAND = "Broadband - 1 High Street"
@@ -51,7 +51,7 @@ def test_add_a_router_with_a_one_off_price_on_a_phone(live_server, page, viewpor
 
     page.wait_for_url(re.compile(r".*/services/\d+/addons/\d+$"))
     # Pending, then (the worker sets it up; the page refreshes itself) active.
-    expect(page.locator("h1 [data-addon-status]")).to_have_text("Active", timeout=20_000)
+    expect(page.locator("h1 [data-addon-status]")).to_have_text("Active", timeout=WORKER_DEADLINE_MS)
     expect(page.locator("[data-addon-page]")).to_contain_text("Next charge")
     expect(page.locator("[data-addon-page]")).to_contain_text("contact support")
     assert_fits_the_screen(page)
@@ -71,11 +71,11 @@ def test_add_then_remove_a_monthly_add_on_on_a_phone(live_server, page, viewport
     expect(page.locator("[data-review-one-off]")).to_have_text("£0.00")
     page.get_by_role("button", name="Confirm and add").click()
     page.wait_for_url(re.compile(r".*/services/\d+/addons/\d+$"))
-    expect(page.locator("h1 [data-addon-status]")).to_have_text("Active", timeout=20_000)
+    expect(page.locator("h1 [data-addon-status]")).to_have_text("Active", timeout=WORKER_DEADLINE_MS)
 
     page.get_by_role("link", name="Remove").click()
     page.get_by_role("button", name="Remove").click()
     expect(page.locator(".flash")).to_contain_text("removing")
-    expect(page.locator("h1 [data-addon-status]")).to_have_text("Removed", timeout=20_000)
+    expect(page.locator("h1 [data-addon-status]")).to_have_text("Removed", timeout=WORKER_DEADLINE_MS)
     page.goto(live_server.url + "/")
     assert "Speed boost to 900 Mb/s" not in page.locator("main").inner_text()

@@ -11,7 +11,7 @@ import re
 import pytest
 from playwright.sync_api import expect
 
-from portal_checks import api_get, check_page, signed_in, wait_until
+from portal_checks import WORKER_DEADLINE_MS, api_get, check_page, signed_in, wait_until
 
 pytestmark = pytest.mark.browser
 
@@ -210,7 +210,7 @@ def test_add_an_add_on_and_watch_it_become_active(live_server, new_page, viewpor
     page.wait_for_url(re.compile(r".*/services/\d+/addons/\d+(\?.*)?$"))
     # Provisioned in the background; the page refreshes itself until it is done.
     expect(page.locator("[data-addon-page]")).to_have_attribute("data-addon-page", "active",
-                                                                timeout=30_000)
+                                                                timeout=WORKER_DEADLINE_MS)
     check_page(page, live_server, requests_seen)
     page.get_by_role("link", name="Add-ons").last.click()
     expect(page.locator("li[data-addon]", has_text="5G Max speed")).to_be_visible()
