@@ -25,6 +25,7 @@ import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from dataclasses import dataclass, field
@@ -74,7 +75,8 @@ class Bench:
     server_cpus: str = "0"  # taskset -c list for the servers
     client_cpus: str = "1"  # ... and for wrk
     database_url: str | None = None  # Portico's database (default: SQLite in a temp folder)
-    workdir: Path = field(default_factory=lambda: Path("/tmp/portico-bench"))
+    # A folder of this run's own (two runs at once must not share databases or logs).
+    workdir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="portico-bench-")))
 
     def settings(self) -> dict:
         """What the report records about this run."""

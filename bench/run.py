@@ -26,6 +26,7 @@ import json
 import os
 import platform
 import re
+import shutil
 import subprocess
 import sys
 from datetime import datetime, timezone
@@ -110,7 +111,7 @@ def section(bench_def, bench, outcome: dict, meta: dict, result_file: Path) -> s
 
 def main(argv=None) -> int:
     discover()
-    defaults = harness.Bench()
+    defaults = harness.Bench(workdir=Path("unused"))  # only its default options
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("names", nargs="*", help="benchmarks to run (default: all)")
@@ -126,6 +127,9 @@ def main(argv=None) -> int:
     parser.add_argument("--client-cpus", default=defaults.client_cpus)
     parser.add_argument("--database-url", default=None,
                         help="Portico's database (default: SQLite in a temporary folder)")
+    parser.add_argument("--workdir", type=Path, default=None,
+                        help="where servers keep their data and logs (default: a new temporary "
+                             "folder, removed at the end; one given here is kept)")
     parser.add_argument("--no-report", action="store_true",
                         help="write the JSON results but leave BENCHMARKS.md alone")
     args = parser.parse_args(argv)
@@ -141,6 +145,16 @@ def main(argv=None) -> int:
                           workers=args.workers, threads=args.threads,
                           server_cpus=args.server_cpus, client_cpus=args.client_cpus,
                           database_url=args.database_url)
+    if args.workdir is not None:
+        bench.workdir = args.workdir
+    try:
+        return run_all(args, bench)
+    finally:
+        if args.workdir is None:
+            shutil.rmtree(bench.workdir, ignore_errors=True)
+
+
+def run_all(args, bench) -> int:
     RESULTS.mkdir(exist_ok=True)
     for name in args.names or list(harness.BENCHMARKS):
         bench_def = harness.BENCHMARKS[name]

@@ -23,7 +23,7 @@ def main() -> None:
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--workdir", default="/tmp/portico-bench")
+    parser.add_argument("--workdir", required=True, help="the run's own folder (harness.Bench)")
     parser.add_argument("--database-url", default=None)
     args = parser.parse_args()
 
