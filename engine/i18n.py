@@ -14,6 +14,7 @@ customer's preference.
 from __future__ import annotations
 
 import contextvars
+import functools
 import io
 from pathlib import Path
 from typing import Iterable
@@ -136,12 +137,21 @@ class Translator:
 
 def _compile(po_path: Path, locale: str) -> Translations:
     """Compile a ``.po`` file in memory: no ``.mo`` files to build or to forget."""
-    with po_path.open("rb") as f:
+    stat = po_path.stat()
+    return Translations(fp=io.BytesIO(_mo_bytes(str(po_path), stat.st_mtime_ns, locale)))
+
+
+@functools.lru_cache(maxsize=256)
+def _mo_bytes(path: str, mtime_ns: int, locale: str) -> bytes:
+    """A ``.po`` file compiled, once per process and file version (every app start needs it).
+
+    Bytes, not the ``Translations``: merging catalogues changes the first one in place.
+    """
+    with open(path, "rb") as f:
         catalog = read_po(f, locale=locale)
     buf = io.BytesIO()
     write_mo(buf, catalog)
-    buf.seek(0)
-    return Translations(fp=buf)
+    return buf.getvalue()
 
 
 def babel_locale(locale: str) -> Locale:

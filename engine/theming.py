@@ -87,6 +87,28 @@ def _read_meta(folder: Path) -> dict:
     return values
 
 
+class _MemoryBytecodeCache(jinja2.BytecodeCache):
+    """Compiled templates shared by every app in the process (tests build hundreds).
+
+    Jinja keys each entry by the template's name and a checksum of its source, so an
+    override or an edited file never gets another's code.
+    """
+
+    def __init__(self):
+        self.store: dict[str, bytes] = {}
+
+    def load_bytecode(self, bucket: jinja2.bccache.Bucket) -> None:
+        code = self.store.get(bucket.key)
+        if code is not None:
+            bucket.bytecode_from_string(code)
+
+    def dump_bytecode(self, bucket: jinja2.bccache.Bucket) -> None:
+        self.store[bucket.key] = bucket.bytecode_to_string()
+
+
+BYTECODE = _MemoryBytecodeCache()
+
+
 class Theme:
     """The Jinja2 environment and the static file resolver of one deployment."""
 
@@ -125,6 +147,7 @@ class Theme:
             autoescape=jinja2.select_autoescape(["html", "xml", "svg"], default_for_string=True),
             extensions=["jinja2.ext.i18n"],
             trim_blocks=True, lstrip_blocks=True, auto_reload=False,
+            bytecode_cache=BYTECODE,
         )
         self.env.install_gettext_callables(translator.gettext, translator.ngettext, newstyle=True)
         self.env.filters["translate"] = self.translate
