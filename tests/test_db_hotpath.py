@@ -67,10 +67,9 @@ def test_postgres_pool_reuses_a_fresh_connection_and_pings_an_old_one(postgres_s
         pool.close_all()
 
 
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)  # COPY is PostgreSQL's
 def test_copy_rows_writes_every_kind_of_value_as_given(app):
     """PostgreSQL COPY (rating's bulk writes): awkward strings, None, bools, times, ints."""
-    if not db.is_postgres():
-        pytest.skip("COPY is PostgreSQL's")
     from datetime import datetime
     db.database.execute_sql('CREATE TEMP TABLE copied (n bigint, s text, b boolean, t timestamp)')
     when = datetime(2026, 11, 26, 3, 4, 5, 678901)
