@@ -100,7 +100,7 @@ def _field(field: peewee.Field, names: set, head: str, stub: bool = False) -> st
     args = []
     if isinstance(field, peewee.ForeignKeyField):
         rel = field.rel_model
-        args.append("\"self\"" if rel is field.model else rel.__name__)
+        args.append('"self"' if rel is field.model else rel.__name__)
         if field.rel_field.name != "id":
             args.append(f"field={_q(field.rel_field.name)}")
         if field.column_name != field.name + "_id" and field.column_name != field.name:
