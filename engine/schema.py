@@ -39,7 +39,7 @@ def read(database: peewee.Database) -> dict[str, Table]:
 
 
 def build(database: peewee.Database, models) -> dict[str, Table]:
-    """Create ``models``' tables in the empty ``database`` and read them back: what they describe."""
+    """Create ``models``' tables in the empty ``database``, and read back what they describe."""
     models = list(models)
     with database.bind_ctx(models):
         database.create_tables(models, safe=False)

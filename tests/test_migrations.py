@@ -38,6 +38,9 @@ import acme_weather  # noqa: E402
 PARTNERS = [("acme-weather", acme_weather), ("jobs", jobs_plugin)]
 PREVIOUS = "0.1.0"
 SNAPSHOTS = Path(__file__).resolve().parent / "data"
+#: Columns that a migration since the previous release rewrites on purpose (table -> names):
+#: the upgrade test does not compare their old values. A data migration adds its own here.
+REWRITTEN: dict[str, set[str]] = {}
 
 
 def tables() -> set[str]:
@@ -68,6 +71,9 @@ def test_each_plugins_migrations_build_its_tables_as_the_models_describe(make_ap
     assert migrations.pending(app) == [] and migrations.migrate(app) == []
 
 
+# Model changes made without a migration, each on a table only tests and the example own. Each
+# returns how the difference begins.
+
 def _add_column(monkeypatch):
     from jobs_plugin.models import JobRun
     JobRun._meta.add_field("note", peewee.TextField(default=""))  # the test removes it
@@ -75,46 +81,47 @@ def _add_column(monkeypatch):
 
 
 def _nullable(monkeypatch):
-    from engine.models import Customer
-    monkeypatch.setattr(Customer.name, "null", True)
-    return "table customer: column name is "
+    from jobs_plugin.models import JobRun
+    monkeypatch.setattr(JobRun.name, "null", True)
+    return "table job_run: column name is "
 
 
 def _type(monkeypatch):
-    from plugins.usage.models import Bucket
-    monkeypatch.setattr(Bucket.weight, "field_type", "FLOAT")  # an IntegerField made a FloatField
-    return "table bucket: column weight is "
+    from jobs_plugin.models import JobRun
+    monkeypatch.setattr(JobRun.pid, "field_type", "FLOAT")  # an IntegerField made a FloatField
+    return "table job_run: column pid is "
 
 
 def _index(monkeypatch):
-    from plugins.billing.models import Invoice
-    monkeypatch.setattr(Invoice._meta, "indexes", [*Invoice._meta.indexes, (("due_at",), False)])
-    return "table invoice: index ('invoice_due_at', ('due_at',), False, None) only in the models"
+    from jobs_plugin.models import JobRun
+    monkeypatch.setattr(JobRun._meta, "indexes", [(("name", "arg"), False)])
+    return "table job_run: index ('job_run_name_arg', ('name', 'arg'), False, None) only in the"
 
 
 def _unique(monkeypatch):
-    from engine.models import Contact
-    monkeypatch.setattr(Contact.email, "unique", True)
-    return "table contact: index ('contact_email', ('email',), True, None) only in the models"
-
-
-def _on_delete(monkeypatch):
-    from engine.models import Service
-    monkeypatch.setattr(Service.product, "on_delete", "CASCADE")
-    return "table service: foreign key (('product_id',), 'product', ('id',), 'CASCADE'"
+    from jobs_plugin.models import JobRun
+    monkeypatch.setattr(JobRun.message_id, "unique", True)
+    return "table job_run: index ('job_run_message_id', ('message_id',), True, None) only in the"
 
 
 def _check(monkeypatch):
-    from plugins.usage.models import Bucket
-    monkeypatch.setattr(Bucket.initial, "constraints", [peewee.Check("initial >= 0")])
-    return "table bucket: check "
+    from jobs_plugin.models import JobRun
+    monkeypatch.setattr(JobRun.pid, "constraints", [peewee.Check("pid > 0")])
+    return "table job_run: check "
+
+
+def _on_delete(monkeypatch):
+    from acme_weather.models import Forecast
+    monkeypatch.setattr(Forecast.site, "on_delete", "SET NULL")
+    return "table acme_weather_forecast: foreign key (('site_id',), 'site', ('id',), 'SET NULL'"
 
 
 def _new_table(monkeypatch):
+    from jobs_plugin.models import JobRun
+
     class Gadget(BaseModel):
         name = peewee.CharField(max_length=20)
-    monkeypatch.setattr(jobs_plugin, "register_models",
-                        hookimpl(lambda: [jobs_plugin.models.JobRun, Gadget]))
+    monkeypatch.setattr(jobs_plugin, "register_models", hookimpl(lambda: [JobRun, Gadget]))
     return "table gadget: the models have it, the database does not"
 
 
@@ -164,6 +171,11 @@ def rows(table_names) -> dict[str, list]:
     return out
 
 
+def only(found: list, columns: set[str]) -> list:
+    """The rows of ``rows()`` with only ``columns``, sorted."""
+    return sorted((tuple(p for p in row if p[0] in columns) for row in found), key=repr)
+
+
 @pytest.mark.spec("OPS-8")
 def test_a_database_of_the_previous_release_upgrades_with_its_data(database_url, make_app,
                                                                     schema_drift):
@@ -185,9 +197,8 @@ def test_a_database_of_the_previous_release_upgrades_with_its_data(database_url,
     with db.connection():
         after = rows(old_tables)
     for table, old in before.items():  # every old row, every old column, unchanged
-        columns = {name for name, _ in old[0]} if old else set()
-        kept = [tuple(pair for pair in row if pair[0] in columns) for row in after[table]]
-        assert sorted(kept, key=repr) == old, f"table {table} changed"
+        columns = {name for name, _ in old[0]} - REWRITTEN.get(table, set()) if old else set()
+        assert only(after[table], columns) == only(old, columns), f"table {table} changed"
 
     alice = Client(app)
     alice.login("alice@example.com")  # her password hash, session rows and sequences work
