@@ -18,8 +18,8 @@ from dataclasses import dataclass
 
 import peewee
 
-#: Tables that are no model's: the migration history of each plugin.
-HISTORY = re.compile(r"^migrations_")
+#: Tables that are no model's: each plugin's migration history, SQLite's own.
+NOT_MODELS = re.compile(r"^(migrations_|sqlite_)")
 
 
 @dataclass(frozen=True)
@@ -32,10 +32,10 @@ class Table:
 
 
 def read(database: peewee.Database) -> dict[str, Table]:
-    """Every table of ``database`` (its current schema on PostgreSQL) but the history tables."""
+    """Every table of ``database`` (its current schema on PostgreSQL) but ``NOT_MODELS``."""
     reader = _postgres if isinstance(database, peewee.PostgresqlDatabase) else _sqlite
     return {name: reader(database, name) for name in database.get_tables()
-            if not HISTORY.match(name)}
+            if not NOT_MODELS.match(name)}
 
 
 def build(database: peewee.Database, models) -> dict[str, Table]:

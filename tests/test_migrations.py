@@ -26,7 +26,7 @@ import peewee
 import pytest
 
 import jobs_plugin
-from engine import db, hookimpl, migrations
+from engine import db, hookimpl, migrations, schema
 from engine.db import BaseModel
 from engine.plugins import BUILTIN_PLUGINS
 from engine.testing import Client, ensure_database
@@ -44,7 +44,7 @@ REWRITTEN: dict[str, set[str]] = {}
 
 
 def tables() -> set[str]:
-    return {t for t in db.database.get_tables() if not t.startswith("migrations_")}
+    return {t for t in db.database.get_tables() if not schema.NOT_MODELS.match(t)}
 
 
 def history(app) -> list[tuple[str, str]]:
