@@ -3,8 +3,7 @@
 A client that lost the answer to ``POST /invoices/7/pay`` sends it again with
 the same key and gets the first answer back; the money moved once. Records
 live in the database (never in process memory), so any web process answers the
-retry. The table is created by the billing plugin's migration; every plugin
-that moves money needs billing's payment methods anyway.
+retry. The table belongs to the engine (the core plugin's migration 0002).
 
 JSON responders use the decorator, outside ``@operation``::
 

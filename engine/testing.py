@@ -9,6 +9,9 @@ Fixtures:
 - ``app``: ``make_app()`` with the default plugins.
 - ``client``: a ``Client`` for ``app`` that keeps cookies and sends the CSRF token.
 - ``demo_app``: an app seeded with the demo data (``demo_app.demo`` holds it).
+- ``schema_drift``: ``schema_drift(app)`` lists how the app's database differs from what its
+  plugins' models describe (``[]``: not at all); with ``make_app(migrate=False)`` and
+  ``engine.migrations.migrate(app)`` it proves a plugin's migrations build its models.
 
 PostgreSQL tests use ``PORTICO_TEST_POSTGRES`` (default
 ``postgresql://postgres@127.0.0.1:5432/test``) to create a database of their
@@ -284,6 +287,37 @@ def _base(url: str) -> str:
     if not url.startswith("postgres"):
         return url
     return urlparse(url)._replace(query="connect_timeout=10").geturl()
+
+
+@pytest.fixture
+def schema_drift(database_url, tmp_path, request):
+    """``schema_drift(app, models=None)``: the differences between the app's database and the
+    tables ``models`` (default: every enabled plugin's) describe, built in an empty database of
+    the same kind (``engine.schema``)."""
+    from engine import schema
+    made: list[str] = []
+
+    def drift(app, models=None) -> list[str]:
+        if models is None:
+            models = [m for found in app.models.values() for m in found]
+        if database_url.startswith("sqlite:"):
+            url = f"sqlite:///{tmp_path / f'models-{len(made)}.sqlite3'}"
+        else:
+            url = request.getfixturevalue("postgres_server").new_database()
+            ensure_database(url)
+        made.append(url)
+        reference = db.open_database(url)
+        try:
+            expected = schema.build(reference, models)
+        finally:
+            reference.close_all()
+        with db.connection():
+            return schema.differences(schema.read(db.database.obj), expected)
+
+    yield drift
+    for url in made:
+        if url.startswith("postgres"):
+            request.getfixturevalue("postgres_server").drop_database(url)
 
 
 @pytest.fixture

@@ -111,7 +111,7 @@ def test_migration_0002_gives_older_deliveries_a_touched_at_and_reverts(mail_app
     migration.down(migrator, db.database)
     assert "touched_at" not in migration.columns(db.database, "email_delivery")
     migration.up(migrator, db.database)
-    migration.up(migrator, db.database)  # idempotent, and a no-op on a database made by 0001
+    migration.up(migrator, db.database)  # idempotent (older databases may have had it from 0001)
     row = EmailDelivery.get()
     assert row.touched_at == row.created_at and row.status == "pending"
     schema = db.database.execute_sql("SELECT current_schema()").fetchone()[0] \

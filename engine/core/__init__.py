@@ -3,13 +3,14 @@ manifest and service worker, core demo data."""
 from __future__ import annotations
 
 from engine import hookimpl
+from engine.idempotency import IdempotencyRecord
 from engine.models import MODELS
 from engine.registry import Route
 
 
 @hookimpl
 def register_models():
-    return list(MODELS)
+    return [*MODELS, IdempotencyRecord]
 
 
 @hookimpl

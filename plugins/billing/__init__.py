@@ -18,9 +18,8 @@ def register_settings():
 
 @hookimpl
 def register_models():
-    from engine.idempotency import IdempotencyRecord
     from plugins.billing.models import MODELS
-    return [*MODELS, IdempotencyRecord]
+    return list(MODELS)
 
 
 @hookimpl

@@ -13,6 +13,7 @@ query (``ctx.extra["customer_version"]``); otherwise it is one index-only query.
 from __future__ import annotations
 
 import threading
+import time
 
 from cachetools import TTLCache
 
@@ -25,7 +26,9 @@ _LATEST_CHANGE = Prepared(lambda customer_id: AuditEvent.latest_id(customer_id).
 class DashboardCache:
     def __init__(self, seconds: float, size: int):
         self.enabled = seconds > 0 and size > 0
-        self._entries = TTLCache(maxsize=max(size, 1), ttl=max(seconds, 0.001))
+        # The wall clock, not the monotonic one, so tests move it with time-machine; a clock
+        # step only makes an entry live longer or shorter once, and a change still refreshes it.
+        self._entries = TTLCache(maxsize=max(size, 1), ttl=max(seconds, 0.001), timer=time.time)
         self._lock = threading.Lock()
 
     def get(self, app, ctx, build):

@@ -1,7 +1,7 @@
 """``email_delivery.touched_at`` and its ``(status, touched_at)`` index, for the stalled-email sweep.
 
-A database made from the current models (``0001``) already has both. Existing
-rows count as touched when they were created.
+Existing rows count as touched when they were created. Idempotent: a database made
+before 0001 was frozen (when it created the models of its day) may already have both.
 """
 from engine.db import UTCDateTimeField, is_postgres
 

@@ -11,8 +11,8 @@
   events to keep the last 30 days; and each index is written by every
   rated event.
 
-``IF [NOT] EXISTS``: a database made from the current models (``0001``) is
-already in this shape.
+``IF [NOT] EXISTS``: a database made before 0001 was frozen (when it created the
+models of its day) may already be in this shape.
 """
 
 CREATE = 'CREATE INDEX IF NOT EXISTS "{name}" ON "{table}" ({columns})'
