@@ -15,8 +15,8 @@ Fixtures:
 
 PostgreSQL tests use ``PORTICO_TEST_POSTGRES`` (default
 ``postgresql://postgres@127.0.0.1:5432/test``) to create a database of their
-own per run and a schema per test; without a server they skip, except when
-``CI=true``, where they fail.
+own per test (a copy of a migrated template, see ``make_app``), all dropped when
+the run ends; without a server they skip, except when ``CI=true``, where they fail.
 """
 from __future__ import annotations
 
