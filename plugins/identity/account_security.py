@@ -40,7 +40,7 @@ def current_user(ctx):
 
 def _security_notice(app, user, kind: str, key: str, data: dict | None = None) -> None:
     notify(app, Notice(kind=kind, key=key, user_id=user.id, customer_id=user.contact.customer_id,
-                       category="security", mandatory=True, data=data or {}))
+                       category="security", sensitive=True, data=data or {}))
 
 
 def check_password_and_code(app, ctx, user, password: str, code: str) -> dict:

@@ -32,7 +32,7 @@ def issue(app, user: User, reason: str = "forgot") -> str:
     row = PasswordReset.create(user=user.id, token_hash=token_hash(token), email=user.email,
                                password_changed_at=user.password_changed_at, reason=reason)
     notify(app, Notice(kind="password_reset", key=f"password_reset:{row.id}", user_id=user.id,
-                       customer_id=user.contact.customer_id, category="security", mandatory=True,
+                       customer_id=user.contact.customer_id, category="security", sensitive=True,
                        data={"url": app.url(f"/password/reset?token={token}"),
                              "minutes": int(VALID_FOR.total_seconds() // 60), "reason": reason}))
     return token
@@ -95,7 +95,7 @@ def complete(app, ctx, row: PasswordReset, password: str) -> bool:
                      user_id=user.id)
         notify(app, Notice(kind="password_changed", key=f"password_changed:{user.id}:{now.isoformat()}",
                            user_id=user.id, customer_id=user.contact.customer_id,
-                           category="security", mandatory=True,
+                           category="security", sensitive=True,
                            data={"when": now.strftime("%Y-%m-%d %H:%M UTC"), "ip": ctx.ip,
                                  "how": "reset"}))
     return True

@@ -78,7 +78,7 @@ def start(app, ctx, contact_id, reason: str) -> tuple[str, Impersonation]:
                      customer_id=contact.customer_id, user_id=user.id)
         notify(app, Notice(kind="impersonation_started", key=f"impersonation:{row.id}",
                            user_id=user.id, customer_id=contact.customer_id, category="security",
-                           mandatory=True, data={"reason": row.reason,
+                           sensitive=True, data={"reason": row.reason,
                                                  "when": now.strftime("%Y-%m-%d %H:%M UTC")}))
     return app.url(f"/impersonate/{token}"), row
 
