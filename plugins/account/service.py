@@ -43,6 +43,9 @@ ACTIONS = {
     "2fa.replay_refused": "A reused verification code was refused",
     "api_key.created": "API key generated", "api_key.revoked": "API key revoked",
     "sessions.ended_others": "Signed out other sessions", "session.revoked": "Session signed out",
+    "push.subscribed": "Push notifications turned on for a browser",
+    "push.unsubscribed": "Push notifications turned off for a browser",
+    "push.subscriptions_removed": "Push notifications turned off on every browser",
     "impersonation.started": "Support staff opened your account",
     "impersonation.ended": "Support staff left your account",
     "impersonation.action": "Support staff made a change",
@@ -162,8 +165,8 @@ def change_password(app, ctx, user: User, current: str, new: str, end_others: bo
             User.id == user.id).execute()
         ended = 0
         if end_others:
-            keep = ctx.principal.session_id if ctx.principal.via in ("session", "token") else None
-            ended = sessions.revoke_user_sessions(user.id, keep=keep)
+            ended = sessions.sign_out_everywhere(app, ctx, user, "password_change",
+                                                 keep=ctx.principal.session_id)
         audit.record(ctx, "password.changed", f"user:{user.id}", {"ended_other_sessions": ended})
         notify(app, Notice(kind="password_changed", key=f"password_changed:{user.id}:{now.isoformat()}",
                            user_id=user.id, customer_id=user.contact.customer_id,
