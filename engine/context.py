@@ -11,6 +11,9 @@ from typing import Any
 import falcon
 import peewee
 
+from engine.errors import Problem
+from engine.i18n import N_
+
 
 @dataclass(frozen=True)
 class Principal:
@@ -45,6 +48,11 @@ class Principal:
     def impersonated(self) -> bool:
         return self.impersonator_id is not None
 
+    @property
+    def in_person(self) -> bool:
+        """The account holder in their own session: no staff member impersonating, no API key."""
+        return not self.impersonated and self.via != "api_key"
+
     def can(self, permission: str) -> bool:
         return "admin" in self.permissions or permission in self.permissions
 
@@ -71,6 +79,33 @@ class Context:
             raise falcon.HTTPUnauthorized(title="Sign in required",
                                           description="This needs a signed-in customer.")
         return self.customer_id
+
+
+IMPERSONATION_TITLE = N_("Not allowed during impersonation")
+API_KEY_TITLE = N_("Not allowed with an API key")
+
+
+def in_person_refusal(ctx: Context, impersonated: str,
+                      api_key: str = "Sign in as the account holder to do this.") -> Problem | None:
+    """The 403 problem for a request that only the account holder in person may make, or None.
+
+    ``impersonated`` and ``api_key`` say what the refused caller should know. The types are
+    stable: ``impersonation-forbidden`` and ``api-key-forbidden``.
+    """
+    p = ctx.principal
+    if p is not None and p.impersonated:
+        return Problem(403, IMPERSONATION_TITLE, impersonated, type="impersonation-forbidden")
+    if p is not None and p.via == "api_key":
+        return Problem(403, API_KEY_TITLE, api_key, type="api-key-forbidden")
+    return None
+
+
+def require_in_person(ctx: Context, impersonated: str,
+                      api_key: str = "Sign in as the account holder to do this.") -> None:
+    """Raise ``in_person_refusal``'s problem, if there is one."""
+    problem = in_person_refusal(ctx, impersonated, api_key)
+    if problem is not None:
+        raise problem
 
 
 def owned(model: type[peewee.Model], customer_id: int) -> peewee.Select:

@@ -200,6 +200,18 @@ def notification_requested(app: Portico, event: Any) -> None:
     """
 
 
+@hookspec
+def signed_out_everywhere(app: Portico, ctx: Any, user: Any, reason: str) -> None:
+    """Called when every session of a customer login was ended at once (SEC-4), in that
+    transaction: a password reset ("password_reset"), a password change that signs out the
+    other sessions ("password_change") or "sign out everywhere" ("sign_out_everywhere").
+
+    ``user`` is the ``engine.models.User``. Remove what still reaches the login outside a
+    session, and record it with ``engine.audit.record`` (the web push plugin removes the
+    login's push subscriptions).
+    """
+
+
 @hookspec(firstresult=True)
 def notification_route(app: Portico, notice: Any, channel: str) -> str:
     """Decide how ``notice`` reaches ``channel``: "send", "digest" or "skip".

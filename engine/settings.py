@@ -72,6 +72,16 @@ class SecuritySettings(Schema):
     session_idle_minutes = fields.Integer(load_default=30, validate=validate.Range(1, 1440))
     session_absolute_hours = fields.Integer(load_default=12, validate=validate.Range(1, 720))
     impersonation_idle_minutes = fields.Integer(load_default=15, validate=validate.Range(1, 240))
+    impersonation_saved_card_payments = fields.Boolean(load_default=False, metadata={
+        "description": "let staff impersonating a customer pay with the customer's saved "
+                       "cards (IMP-6); off, they can still pay with a card the customer "
+                       "gives them"})
+    sign_out_removes_push = fields.Boolean(load_default=True, metadata={
+        "description": "a password reset or 'sign out everywhere' also removes the login's "
+                       "web push subscriptions (SEC-4)"})
+    reset_revokes_api_keys = fields.Boolean(load_default=False, metadata={
+        "description": "a completed password reset also revokes the API keys the login made "
+                       "(SEC-4; off: integrations keep working, docs/identity.md)"})
     cookie_secure = fields.Boolean(load_default=None, allow_none=True, metadata={
         "description": "default: true when base_url is https"})
     password_policy = fields.String(load_default="composition",

@@ -508,6 +508,25 @@ def problem(result) -> dict:
     return result.json
 
 
+@contextlib.contextmanager
+def sql_seen():
+    """The SQL statements peewee runs inside the block, as a list filled as they run."""
+    import logging
+    seen: list[str] = []
+    handler = logging.Handler()
+    handler.emit = lambda record: seen.append(record.getMessage())
+    log = logging.getLogger("peewee")
+    level = log.level
+    log.addHandler(handler)
+    log.setLevel(logging.DEBUG)
+    try:
+        yield seen
+    finally:
+        log.removeHandler(handler)
+        log.setLevel(level)
+        seen[:] = [q for q in seen if q.startswith("(")]  # peewee logs (sql, params) per query
+
+
 def pytest_configure(config):
     config.addinivalue_line("markers", "spec(*ids): the SPEC.md requirement IDs this test proves")
 

@@ -8,7 +8,7 @@ from engine import hookimpl
 from engine.db import utcnow
 from engine.models import AuditEvent, User
 from engine.registry import Alert, Card
-from engine.testing import Client, PrincipalHeader, as_user
+from engine.testing import Client, PrincipalHeader, as_user, sql_seen
 
 
 class Contributions:
@@ -165,25 +165,14 @@ def test_a_kept_dashboard_page_carries_each_visitors_own_csrf_token(counted):
 
 def test_a_signed_in_customers_latest_change_comes_with_the_session(counted):
     """With a real session the freshness stamp is read in the session's own query."""
-    import logging
     from engine import audit
     from engine.testing import DEMO_PASSWORD
     app = counted()
     client = Client(app)
     client.login("alice@example.com", DEMO_PASSWORD)
     client.get("/api/v1/dashboard")
-    seen = []
-    handler = logging.Handler()
-    handler.emit = lambda record: seen.append(record.getMessage())
-    log = logging.getLogger("peewee")
-    log.addHandler(handler)
-    log.setLevel(logging.DEBUG)
-    try:
+    with sql_seen() as queries:
         client.get("/api/v1/dashboard")
-    finally:
-        log.removeHandler(handler)
-        log.setLevel(logging.WARNING)
-    queries = [q for q in seen if q.startswith("(")]  # peewee logs (sql, params) per query
     assert len(queries) == 1 and Counting.builds == 1, queries
     user = User.get(User.email == "alice@example.com")
     audit.record_system(app, "service.renewed", customer_id=user.contact.customer_id)

@@ -462,5 +462,21 @@ def test_hook_notification_requested(make_app):
     assert seen == [("gadget_ready", "gadget:7", "service")]
 
 
+@pytest.mark.spec("SEC-4")
+def test_hook_signed_out_everywhere(make_app):
+    seen = []
+
+    class Listener:
+        @hookimpl
+        def signed_out_everywhere(self, app, ctx, user, reason):
+            seen.append((user.id, reason, ctx.principal.user_id))
+
+    app = make_app(plugins=[("acme", Listener()), ("test-auth", PrincipalHeader())])
+    dana = customer_user()
+    answer = as_user(Client(app), dana).post("/api/v1/account/sessions/end-others")
+    assert answer.status_code == 200, answer.text
+    assert seen == [(dana.id, "sign_out_everywhere", dana.id)]
+
+
 # register_commands is tested through the installed example partner plugin, in
 # tests/test_partner.py (the CLI loads plugins from entry points, as in production).

@@ -34,7 +34,11 @@ from test_isolation import (MISSING_ID, PARAM, all_routes, call, fingerprint, fo
 CREDENTIALS = {
     ("delete", "/api/v1/account/api-keys/{key_id}"),
     ("post", "/account/api-keys/{key_id}/revoke"),
+    ("delete", "/api/v1/account/sessions/{session_id}"),  # SEC-4: the holder's alone
 }
+# IMP-6: paying with the customer's saved cards is refused under impersonation (an empty
+# body pays with the default card; the other pay routes answer 422 to an empty body first).
+IMPERSONATION_REFUSED = {("post", "/api/v1/invoices/{invoice_id}/pay")}
 # What the owner (and so keys and impersonation) is refused on purpose: (status, problem type).
 OWNER_REFUSED = {
     # LIM-1 / SVC-4: cancelling is for staff unless the operator enables it.
@@ -235,7 +239,8 @@ def expectation(app, principal: str, path: str, method: str) -> tuple[str, bool]
     if principal == "read_write_key":
         return ("key_forbidden", True) if credential else ("allowed", False)
     if principal == "impersonating_staff":
-        return ("impersonation_forbidden", True) if credential else ("allowed", False)
+        refused = credential or (method, path) in IMPERSONATION_REFUSED
+        return ("impersonation_forbidden", True) if refused else ("allowed", False)
     raise AssertionError(principal)
 
 

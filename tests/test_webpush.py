@@ -119,9 +119,10 @@ def test_a_gone_subscription_is_forgotten(papp, push_service):
         "endpoint": push_service.url + "gone", "keys": {"p256dh": public, "auth": b64(auth)}})
     push_service.status = 410
     with papp.database.atomic():
-        notify(papp, Notice(kind="service_expiring", key="p-2", category="security",
-                            user_id=user.id, data={"service": "TV", "service_id": 1, "days": 1,
-                                                   "ends_at": utcnow().isoformat()}))
+        notify(papp, Notice(kind="service_expiring", key="p-2", category="service",
+                            mandatory=True, user_id=user.id,
+                            data={"service": "TV", "service_id": 1, "days": 1,
+                                  "ends_at": utcnow().isoformat()}))
     run_tasks(papp)
     assert len(push_service.received) == 1
     assert PushSubscription.select().count() == 0

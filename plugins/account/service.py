@@ -43,6 +43,9 @@ ACTIONS = {
     "2fa.replay_refused": "A reused verification code was refused",
     "api_key.created": "API key generated", "api_key.revoked": "API key revoked",
     "sessions.ended_others": "Signed out other sessions", "session.revoked": "Session signed out",
+    "push.subscribed": "Push notifications turned on for a browser",
+    "push.unsubscribed": "Push notifications turned off for a browser",
+    "push.subscriptions_removed": "Push notifications turned off on every browser",
     "impersonation.started": "Support staff opened your account",
     "impersonation.ended": "Support staff left your account",
     "impersonation.action": "Support staff made a change",
@@ -84,13 +87,16 @@ def request_email_change(app, ctx, user: User, new_email: str, password: str) ->
         row = EmailChange.create(user=user.id, old_email=user.email, new_email=new_email,
                                  token_hash=token_hash(token))
         audit.record(ctx, "email.change_requested", f"user:{user.id}", {"new_email": new_email})
+        # SEC-1: the link must reach the address it verifies, so it is addressed bare (no
+        # user_id: no other channel of the login's can carry it); the notice of the request
+        # goes to the login's address on record.
         notify(app, Notice(kind="email_change_verify", key=f"email_change:{row.id}",
-                           user_id=user.id, email=new_email, category="security",
-                           customer_id=user.contact.customer_id, mandatory=True,
+                           email=new_email, locale=user.locale or None, category="security",
+                           customer_id=user.contact.customer_id, sensitive=True,
                            data={"url": app.url(f"/account/email/verify?token={token}"),
                                  "hours": int(EMAIL_LINK_VALID.total_seconds() // 3600)}))
         notify(app, Notice(kind="email_change_requested", key=f"email_change_notice:{row.id}",
-                           user_id=user.id, category="security", mandatory=True,
+                           user_id=user.id, category="security", sensitive=True,
                            customer_id=user.contact.customer_id,
                            data={"new_email": new_email}))
     return row
@@ -136,7 +142,7 @@ def confirm_email_change(app, ctx, token: str) -> User:
                      {"old_email": row.old_email, "new_email": row.new_email},
                      customer_id=user.contact.customer_id, user_id=user.id)
         notify(app, Notice(kind="email_changed", key=f"email_changed:{row.id}",
-                           email=row.old_email, category="security", mandatory=True,
+                           email=row.old_email, category="security", sensitive=True,
                            customer_id=user.contact.customer_id, locale=user.locale or None,
                            data={"new_email": row.new_email}))
     return User.get_by_id(user.id)
@@ -159,12 +165,12 @@ def change_password(app, ctx, user: User, current: str, new: str, end_others: bo
             User.id == user.id).execute()
         ended = 0
         if end_others:
-            keep = ctx.principal.session_id if ctx.principal.via in ("session", "token") else None
-            ended = sessions.revoke_user_sessions(user.id, keep=keep)
+            ended = sessions.sign_out_everywhere(app, ctx, user, "password_change",
+                                                 keep=ctx.principal.session_id)
         audit.record(ctx, "password.changed", f"user:{user.id}", {"ended_other_sessions": ended})
         notify(app, Notice(kind="password_changed", key=f"password_changed:{user.id}:{now.isoformat()}",
                            user_id=user.id, customer_id=user.contact.customer_id,
-                           category="security", mandatory=True,
+                           category="security", sensitive=True,
                            data={"when": now.strftime("%Y-%m-%d %H:%M UTC"), "ip": ctx.ip,
                                  "how": "change"}))
     return ended

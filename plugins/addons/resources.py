@@ -22,7 +22,7 @@ from engine.models import Service
 from plugins.addons import schemas, service as rules
 from plugins.addons.models import AddonProduct, ServiceAddon
 from plugins.billing import payments, ratelimits
-from plugins.billing.models import Payment, PaymentMethod
+from plugins.billing.models import Payment
 from plugins.billing.pages import _widget_csp, pay_with
 from plugins.billing.resources import pay_answer
 from plugins.billing.schemas import PayForm
@@ -76,11 +76,7 @@ class AddonsAPI:
         product = rules.pick(service, body["product_id"])
         method = None
         if product.one_off_price > 0:
-            if body["payment_method_id"] is not None:
-                method = get_owned(PaymentMethod, body["payment_method_id"], ctx)
-            else:
-                method = payments.cards_of(service.customer_id).where(
-                    PaymentMethod.is_default).first()
+            method = payments.saved_card(app, ctx, body["payment_method_id"])
             ratelimits.hit(app, "pay", "customer", service.customer_id)
         addon, attempt = rules.order(app, ctx, service, product, method, via="api",
                                      key=req.get_header("Idempotency-Key"))

@@ -73,6 +73,7 @@ def pay_with(req, resp, customer_id: int, error: str | None = None) -> tuple[dic
     _widget_csp(resp, app, provider)
     return {"cards": list(payments.cards_of(customer_id)), "provider": provider, "setup": setup,
             "mode": "setup", "guest": False,
+            "cards_refused": payments.saved_cards_refusal(app, req.context),
             "widget": provider.page_data(app) if provider else {}}, error
 
 # -- invoices (BILL-1, BILL-3, BILL-7) --------------------------------------------------------
@@ -200,6 +201,7 @@ class PayFlow:
         _widget_csp(self.resp, self.app, provider)
         self.app.page(self.req, self.resp, "billing/pay.html", status=status, invoice=invoice,
                       cards=cards, provider=provider, setup=setup, mode="setup", guest=self.guest,
+                      cards_refused=payments.saved_cards_refusal(self.app, self.ctx),
                       widget=provider.page_data(self.app) if provider else {},
                       action=self.base, idempotency_key=uuid.uuid4().hex, error=error,
                       errors=errors or {})
@@ -263,7 +265,7 @@ class PayFlow:
         elif self.guest:
             raise falcon.HTTPNotFound(title="Not found")
         else:
-            method = get_owned(PaymentMethod, data["method"], self.ctx)
+            method = payments.saved_card(app, self.ctx, data["method"])
         attempt = payments.pay_invoice(
             app, invoice.id, method, via="guest" if self.guest else "portal",
             user_id=None if self.guest else self.ctx.principal.user_id,

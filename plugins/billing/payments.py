@@ -24,6 +24,7 @@ import peewee
 
 from engine import db
 from engine.audit import record, record_system
+from engine.context import IMPERSONATION_TITLE, get_owned
 from engine.db import locked_transaction, lock_rows, utcnow
 from engine.errors import Problem
 from engine.i18n import N_
@@ -447,15 +448,42 @@ def charge(app, payment: Payment) -> Attempt:
     return _charge(app, payment, PaymentMethod.get_by_id(payment.method_id))
 
 
+SAVED_CARDS_IMPERSONATION = N_(
+    "Staff cannot pay with the customer's saved cards while impersonating. Pay with a new "
+    "card the customer gives you, or ask the customer to pay.")
+
+
+def saved_cards_refusal(app, ctx) -> Problem | None:
+    """IMP-6: the 403 for staff impersonating a customer, who may not charge the customer's
+    saved cards unless the operator allows it (``security.impersonation_saved_card_payments``)."""
+    p = ctx.principal
+    if p is not None and p.impersonated \
+            and not app.settings.security.impersonation_saved_card_payments:
+        return Problem(403, IMPERSONATION_TITLE, SAVED_CARDS_IMPERSONATION,
+                       type="impersonation-forbidden")
+    return None
+
+
+def saved_card(app, ctx, method_id) -> PaymentMethod | None:
+    """The saved card of the customer's to charge: ``method_id``, or with None the default card
+    (None when there is none). Another's card is a 404; every charge of a saved card is chosen
+    here, so the impersonation rule (``saved_cards_refusal``) holds for every way to pay."""
+    problem = saved_cards_refusal(app, ctx)
+    if problem is not None:
+        raise problem
+    if method_id is None:
+        return cards_of(ctx.require_customer()).where(PaymentMethod.is_default).first()
+    return get_owned(PaymentMethod, method_id, ctx)
+
+
 def chosen_card(app, ctx, data: dict) -> PaymentMethod:
     """The card a ``PayForm`` names: a new one from the provider's widget (kept only when
     ``save_card`` is ticked) or one of the customer's saved cards (another's is a 404)."""
-    from engine.context import get_owned
     customer_id = ctx.require_customer()
     if data["method"] == "new":
         return save_card(app, ctx, customer_id, data["setup_ref"], data["token"],
                          single_use=not data["save_card"])
-    return get_owned(PaymentMethod, data["method"], ctx)
+    return saved_card(app, ctx, data["method"])
 
 def split_tax(price: int, rate: int) -> tuple[int, int]:
     """(net, tax) of a price that includes tax at ``rate`` basis points; they add up to it."""

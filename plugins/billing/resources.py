@@ -183,12 +183,9 @@ class InvoicePayAPI:
     def on_post(self, req, resp, invoice_id, body):
         app, ctx = req.context.app, req.context
         invoice = get_owned(Invoice, invoice_id, ctx)
-        if body["payment_method_id"] is not None:
-            method = get_owned(PaymentMethod, body["payment_method_id"], ctx)
-        else:
-            method = payments.cards_of(invoice.customer_id).where(PaymentMethod.is_default).first()
-            if method is None:
-                raise invalid({"payment_method_id": ["You have no saved card: add one first."]})
+        method = payments.saved_card(app, ctx, body["payment_method_id"])
+        if method is None:
+            raise invalid({"payment_method_id": ["You have no saved card: add one first."]})
         ratelimits.hit(app, "pay", "customer", invoice.customer_id)
         attempt = payments.pay_invoice(app, invoice.id, method, via="api",
                                        user_id=ctx.principal.user_id)

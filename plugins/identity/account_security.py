@@ -40,7 +40,7 @@ def current_user(ctx):
 
 def _security_notice(app, user, kind: str, key: str, data: dict | None = None) -> None:
     notify(app, Notice(kind=kind, key=key, user_id=user.id, customer_id=user.contact.customer_id,
-                       category="security", mandatory=True, data=data or {}))
+                       category="security", sensitive=True, data=data or {}))
 
 
 def check_password_and_code(app, ctx, user, password: str, code: str) -> dict:
@@ -115,9 +115,12 @@ def renew_backup_codes(app, ctx, user, password: str, code: str) -> list[str]:
 
 
 def end_other_sessions(app, ctx, user) -> int:
-    keep = ctx.principal.session_id if ctx.principal.via in ("session", "token") else None
+    """"Sign out everywhere" (else): the account holder's other sessions end, and with them
+    what reaches the login outside a session (SEC-4). Never an impersonator's or a key's call."""
+    guards.require_account_holder_for_sessions(ctx)
     with database.atomic():
-        count = sessions.revoke_user_sessions(user.id, keep=keep)
+        count = sessions.sign_out_everywhere(app, ctx, user, "sign_out_everywhere",
+                                             keep=ctx.principal.session_id)
         audit.record(ctx, "sessions.ended_others", f"user:{user.id}", {"count": count})
     return count
 
@@ -391,20 +394,22 @@ class SessionsAPI:
 class EndSessionsAPI:
     """``POST /api/v1/account/sessions/end-others``."""
 
-    @operation("Sign out every other session of yours", response=EndedOut)
+    @operation("Sign out every other session of yours", response=EndedOut,
+               errors={403: "Under impersonation, or with an API key"})
     def on_post(self, req, resp):
         ctx = req.context
-        guards.require_account_holder(ctx)
         return {"ended": end_other_sessions(ctx.app, ctx, current_user(ctx))}
 
 
 class SessionAPI:
     """``DELETE /api/v1/account/sessions/{session_id}``."""
 
-    @operation("Sign out one of your sessions", status=204)
+    @operation("Sign out one of your sessions", status=204,
+               errors={403: "Under impersonation, or with an API key"})
     def on_delete(self, req, resp, session_id):
         ctx = req.context
         user = current_user(ctx)
+        guards.require_account_holder_for_sessions(ctx)
         try:
             row = Session.get((Session.id == as_id(session_id)) & (Session.user == user.id)
                               & (Session.kind == "customer"))

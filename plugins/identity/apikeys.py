@@ -71,5 +71,16 @@ def revoke(row: ApiKey) -> bool:
                 .where((ApiKey.id == row.id) & ApiKey.revoked_at.is_null()).execute())
 
 
+def revoke_made_by(user_id: int) -> list[ApiKey]:
+    """Revoke every key the login made that still works; returns those keys."""
+    now = utcnow()
+    live = list(ApiKey.select().where((ApiKey.user == user_id) & ApiKey.revoked_at.is_null()
+                                      & (ApiKey.expires_at > now)))
+    if live:
+        ApiKey.update(revoked_at=now).where(ApiKey.id.in_([k.id for k in live])
+                                            & ApiKey.revoked_at.is_null()).execute()
+    return live
+
+
 def max_expiry():
     return utcnow() + timedelta(days=MAX_DAYS)

@@ -10,6 +10,8 @@
 """
 from __future__ import annotations
 
+from peewee import JOIN
+
 from engine import audit
 from engine.context import Principal
 from engine.db import Prepared
@@ -74,10 +76,14 @@ _USER = Prepared(lambda user_id: User.select(User, Contact, Customer).join(Conta
 
 
 # The customer's newest audit event id rides along: "has anything changed" for caches such
-# as the dashboard's, without a round trip of their own (ctx.extra["customer_version"]).
+# as the dashboard's, without a round trip of their own (ctx.extra["customer_version"]). So
+# does an impersonating staff member's account (IMP-6: checked on every request; a customer's
+# own session joins no row).
 _SESSION_USER = Prepared(lambda digest: Session.select(
-    Session, User, Contact, Customer, AuditEvent.latest_id(Customer.id).alias("customer_version"))
+    Session, User, Contact, Customer, StaffUser.id, StaffUser.is_active, StaffUser.permissions,
+    AuditEvent.latest_id(Customer.id).alias("customer_version"))
     .join(User).join(Contact).join(Customer)
+    .switch(Session).join(StaffUser, JOIN.LEFT_OUTER)
     .where(Session.token_hash == digest).limit(1))
 
 
@@ -91,9 +97,9 @@ def _customer_principal(req, row: Session, via: str) -> Principal | None:
     req.context.extra["customer_version"] = row.customer_version or 0
     if user is None or not user.is_active:
         return None
-    if row.kind == "impersonation" and not StaffUser.select().where(
-            (StaffUser.id == row.staff_id) & (StaffUser.is_active == True)).exists():  # noqa: E712
-        return None  # a staff member switched off mid-visit loses the customer's portal at once
+    if row.kind == "impersonation" and not _may_impersonate(row.staff):
+        _end_impersonation(req.context.app, row)
+        return None
     req.context.extra["customer_number"] = user.contact.customer.number
     req.context.extra["user"] = user
     principal = Principal(kind="customer", user_id=user.id, customer_id=user.contact.customer_id,
@@ -107,6 +113,24 @@ def _customer_principal(req, row: Session, via: str) -> Principal | None:
         audit.record(req.context, "impersonation.action", req.path,
                      {"method": req.method, "impersonation_id": row.impersonation_id})
     return principal
+
+
+def _may_impersonate(staff: StaffUser | None) -> bool:
+    """IMP-6: the staff member behind an impersonation is still active and still allowed."""
+    return (staff is not None and bool(staff.is_active) and staff.permissions is not None
+            and staff.has("can_impersonate"))
+
+
+def _end_impersonation(app, row: Session) -> None:
+    """A staff member disabled or stripped of the permission mid-visit loses the customer's
+    portal at once, for good (audited; the next request finds the session revoked)."""
+    with app.database.atomic():
+        sessions.revoke(row.id)
+        audit.record_system(app, "impersonation.ended", f"user:{row.user_id}",
+                            {"impersonation_id": row.impersonation_id, "by": "system",
+                             "reason": "staff_not_allowed"},
+                            customer_id=row.user.contact.customer_id, user_id=row.user_id,
+                            staff_id=row.staff_id)
 
 
 def _api_key_principal(req, key: str) -> Principal:

@@ -1,30 +1,30 @@
 """Who may change credentials: the customer in person, in a signed-in session.
 
-Password, email, 2FA and API-key changes are refused under impersonation
-(IMP-5) and through API keys (a leaked key must not mint more keys or take
-over the login). Each refusal is a 403 problem with a stable type.
+Password, email, 2FA and API-key changes, and signing sessions out, are refused
+under impersonation (IMP-5) and through API keys (a leaked key must not mint
+more keys, take over the login or sign its owner out). Each refusal is a 403
+problem with a stable type (``engine.context.in_person_refusal``).
 """
 from __future__ import annotations
 
+from engine.context import in_person_refusal, require_in_person
 from engine.errors import Problem
 
 IMPERSONATION_MESSAGE = ("Staff cannot change the customer's password, email address, "
                          "two-step verification or API keys while impersonating.")
+API_KEY_MESSAGE = "Sign in as the account holder to change credentials."
+SESSIONS_IMPERSONATION_MESSAGE = ("Staff cannot sign the customer out of their sessions while "
+                                  "impersonating.")
+SESSIONS_API_KEY_MESSAGE = "Sign in as the account holder to sign out sessions."
 
 
 def refusal(ctx) -> Problem | None:
-    p = ctx.principal
-    if p is not None and p.impersonated:
-        return Problem(403, "Not allowed during impersonation", IMPERSONATION_MESSAGE,
-                       type="impersonation-forbidden")
-    if p is not None and p.via == "api_key":
-        return Problem(403, "Not allowed with an API key",
-                       "Sign in as the account holder to change credentials.",
-                       type="api-key-forbidden")
-    return None
+    return in_person_refusal(ctx, IMPERSONATION_MESSAGE, API_KEY_MESSAGE)
 
 
 def require_account_holder(ctx) -> None:
-    problem = refusal(ctx)
-    if problem is not None:
-        raise problem
+    require_in_person(ctx, IMPERSONATION_MESSAGE, API_KEY_MESSAGE)
+
+
+def require_account_holder_for_sessions(ctx) -> None:
+    require_in_person(ctx, SESSIONS_IMPERSONATION_MESSAGE, SESSIONS_API_KEY_MESSAGE)

@@ -80,11 +80,11 @@ def _on_locked(app, ctx, account, until) -> None:
                      user_id=account.id)
         notify(app, Notice(kind="account_locked", key=f"lockout:{account.id}:{stamp}",
                            user_id=account.id, customer_id=account.contact.customer_id,
-                           category="security", mandatory=True, data=data))
+                           category="security", sensitive=True, data=data))
     else:
         audit.record(ctx, "staff.login_locked", f"staff:{account.id}")
         notify(app, Notice(kind="account_locked", key=f"staff-lockout:{account.id}:{stamp}",
-                           email=account.email, category="security", mandatory=True,
+                           email=account.email, category="security", sensitive=True,
                            data={**data, "staff": True}))
 
 
@@ -103,7 +103,7 @@ def second_factor(app, ctx, user: User, code: str) -> str:
                              customer_id=user.contact.customer_id, user_id=user.id)
                 notify(app, Notice(kind="backup_code_used", key=f"backup_code_used:{user.id}:{left}",
                                    user_id=user.id, customer_id=user.contact.customer_id,
-                                   category="security", mandatory=True, data={"left": left}))
+                                   category="security", sensitive=True, data={"left": left}))
         return result
     if result == "replay":
         audit.record(ctx, "2fa.replay_refused", f"user:{user.id}",
@@ -149,7 +149,7 @@ def _remember_device(app, ctx, req, resp, user: User, session) -> None:
     if first_ever:
         return  # the very first sign-in is not news
     notify(app, Notice(kind="new_device", key=f"new_device:{session.id}", user_id=user.id,
-                       customer_id=user.contact.customer_id, category="security", mandatory=True,
+                       customer_id=user.contact.customer_id, category="security", sensitive=True,
                        data={"when": now.strftime("%Y-%m-%d %H:%M UTC"), "ip": ctx.ip,
                              "user_agent": ctx.user_agent or "unknown"}))
 

@@ -1,7 +1,9 @@
 """Password reset links (PWD-1): valid one hour, once, and only while nothing changed.
 
 A link stops working when it is used, after 3600 seconds, or as soon as the
-password or the email address changes. Completing a reset signs nobody in:
+password or the email address changes. Completing a reset ends every session
+of the login (SEC-4), removes its push subscriptions and, if the operator says
+so, revokes its API keys (``[security]`` settings). It signs nobody in:
 the customer then signs in with the new password and, if 2FA is on, a code,
 so a reset is never a way around the second factor.
 """
@@ -14,7 +16,7 @@ from engine.db import database, utcnow
 from engine.models import User
 from engine.notify import Notice, notify
 from engine.security import hash_password, new_token, token_hash
-from plugins.identity import lockout, sessions
+from plugins.identity import apikeys, lockout, sessions
 from plugins.identity.models import PasswordReset
 
 VALID_FOR = timedelta(hours=1)
@@ -32,7 +34,7 @@ def issue(app, user: User, reason: str = "forgot") -> str:
     row = PasswordReset.create(user=user.id, token_hash=token_hash(token), email=user.email,
                                password_changed_at=user.password_changed_at, reason=reason)
     notify(app, Notice(kind="password_reset", key=f"password_reset:{row.id}", user_id=user.id,
-                       customer_id=user.contact.customer_id, category="security", mandatory=True,
+                       customer_id=user.contact.customer_id, category="security", sensitive=True,
                        data={"url": app.url(f"/password/reset?token={token}"),
                              "minutes": int(VALID_FOR.total_seconds() // 60), "reason": reason}))
     return token
@@ -79,9 +81,10 @@ INVALID_MESSAGE = "This reset link has expired or was already used. Ask for a ne
 
 
 def complete(app, ctx, row: PasswordReset, password: str) -> bool:
-    """Set the new password, spend the link, lift the lock, end every session."""
+    """Set the new password, spend the link, lift the lock, sign out everywhere (SEC-4)."""
     user = row.user
     now = utcnow()
+    customer_id = user.contact.customer_id
     with database.atomic():
         spent = (PasswordReset.update(used_at=now)
                  .where((PasswordReset.id == row.id) & PasswordReset.used_at.is_null()).execute())
@@ -90,12 +93,20 @@ def complete(app, ctx, row: PasswordReset, password: str) -> bool:
         User.update(password_hash=hash_password(password), password_changed_at=now).where(
             User.id == user.id).execute()
         lockout.lift(lockout.guard_key("customer", user.email))
-        sessions.revoke_user_sessions(user.id)
-        audit.record(ctx, "password.reset", f"user:{user.id}", customer_id=user.contact.customer_id,
-                     user_id=user.id)
+        ended = sessions.sign_out_everywhere(app, ctx, user, "password_reset")
+        keys = []
+        if app.settings.security.reset_revokes_api_keys:
+            keys = apikeys.revoke_made_by(user.id)
+        for key in keys:
+            audit.record(ctx, "api_key.revoked", f"api_key:{key.id}",
+                         {"name": key.name, "prefix": key.prefix, "reason": "password_reset"},
+                         customer_id=customer_id, user_id=user.id)
+        audit.record(ctx, "password.reset", f"user:{user.id}",
+                     {"sessions_ended": ended, "api_keys_revoked": len(keys)},
+                     customer_id=customer_id, user_id=user.id)
         notify(app, Notice(kind="password_changed", key=f"password_changed:{user.id}:{now.isoformat()}",
-                           user_id=user.id, customer_id=user.contact.customer_id,
-                           category="security", mandatory=True,
+                           user_id=user.id, customer_id=customer_id,
+                           category="security", sensitive=True,
                            data={"when": now.strftime("%Y-%m-%d %H:%M UTC"), "ip": ctx.ip,
                                  "how": "reset"}))
     return True

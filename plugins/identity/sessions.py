@@ -82,6 +82,16 @@ def revoke_user_sessions(user_id: int, keep=None) -> int:
     return query.execute()
 
 
+def sign_out_everywhere(app, ctx, user, reason: str, keep=None) -> int:
+    """SEC-4: end every session of a customer login but ``keep`` (every device, and staff's
+    impersonation sessions of it), and have plugins drop what reaches it outside a session
+    (``signed_out_everywhere``: web push subscriptions). Call inside the change's transaction;
+    returns how many sessions ended."""
+    count = revoke_user_sessions(user.id, keep=keep)
+    app.plugins.hook.signed_out_everywhere(app=app, ctx=ctx, user=user, reason=reason)
+    return count
+
+
 def live_sessions(user_id: int) -> list[Session]:
     now = utcnow()
     rows = (Session.select().where((Session.user == user_id) & Session.revoked_at.is_null()

@@ -81,9 +81,7 @@ class StaffLogoutPage:
         ctx = req.context
         row = ctx.extra.get("session")
         if row is not None and row.kind == "staff":
-            with database.atomic():
-                sessions.revoke(row.id)
-                audit.record(ctx, "staff.logout", f"staff:{row.staff_id}")
+            service.sign_out(ctx.app, ctx, row)
         sessions.clear_cookie(ctx.app, resp, sessions.STAFF_COOKIE)
         redirect(resp, "/staff/login")
 
@@ -255,9 +253,7 @@ class StaffLogoutAPI:
         ctx = req.context
         row = ctx.extra.get("session")
         if row is not None:
-            with database.atomic():
-                sessions.revoke(row.id)
-                audit.record(ctx, "staff.logout", f"staff:{row.staff_id}")
+            service.sign_out(ctx.app, ctx, row)
         if bearer(req) is None:
             sessions.clear_cookie(ctx.app, resp, sessions.STAFF_COOKIE)
 

@@ -78,7 +78,7 @@ def start(app, ctx, contact_id, reason: str) -> tuple[str, Impersonation]:
                      customer_id=contact.customer_id, user_id=user.id)
         notify(app, Notice(kind="impersonation_started", key=f"impersonation:{row.id}",
                            user_id=user.id, customer_id=contact.customer_id, category="security",
-                           mandatory=True, data={"reason": row.reason,
+                           sensitive=True, data={"reason": row.reason,
                                                  "when": now.strftime("%Y-%m-%d %H:%M UTC")}))
     return app.url(f"/impersonate/{token}"), row
 
@@ -114,17 +114,39 @@ def end(app, ctx, row: Impersonation) -> int:
     """End an impersonation from the staff side: its session stops at once."""
     if row.staff_id != ctx.principal.staff_id and not ctx.principal.can("admin"):
         raise falcon.HTTPNotFound(title="Not found")
-    ended = 0
     with database.atomic():
-        for s in Session.select().where((Session.impersonation_id == row.id)
-                                        & Session.revoked_at.is_null()):
-            sessions.revoke(s.id)
-            ended += 1
-        if ended:
-            audit.record(ctx, "impersonation.ended", f"user:{row.user_id}",
-                         {"impersonation_id": row.id, "by": "staff"},
-                         customer_id=row.customer_id, user_id=row.user_id)
-        # A link not yet opened can no longer be.
-        Impersonation.update(link_expires_at=utcnow()).where(
-            (Impersonation.id == row.id) & Impersonation.opened_at.is_null()).execute()
+        return _close(ctx, row, "staff")
+
+
+def _close(ctx, row: Impersonation, by: str) -> int:
+    """Revoke ``row``'s sessions (audited for the customer) and spend its link if unopened."""
+    ended = 0
+    for s in Session.select().where((Session.impersonation_id == row.id)
+                                    & Session.revoked_at.is_null()):
+        sessions.revoke(s.id)
+        ended += 1
+    if ended:
+        audit.record(ctx, "impersonation.ended", f"user:{row.user_id}",
+                     {"impersonation_id": row.id, "by": by},
+                     customer_id=row.customer_id, user_id=row.user_id)
+    # A link not yet opened can no longer be.
+    Impersonation.update(link_expires_at=utcnow()).where(
+        (Impersonation.id == row.id) & Impersonation.opened_at.is_null()).execute()
     return ended
+
+
+def sign_out(app, ctx, row: Session) -> int:
+    """Staff sign-out: the staff session ends, and with it every impersonation the staff
+    member has open or may still open (IMP-6); returns how many impersonation sessions ended."""
+    staff_id, now = row.staff_id, utcnow()
+    live = Session.select(Session.impersonation_id).where(
+        (Session.kind == "impersonation") & (Session.staff == staff_id)
+        & Session.revoked_at.is_null())
+    open_rows = Impersonation.select().where(
+        (Impersonation.staff == staff_id)
+        & (Impersonation.id.in_(live)
+           | (Impersonation.opened_at.is_null() & (Impersonation.link_expires_at > now))))
+    with database.atomic():
+        sessions.revoke(row.id)
+        audit.record(ctx, "staff.logout", f"staff:{staff_id}")
+        return sum(_close(ctx, imp, "staff_signed_out") for imp in open_rows)

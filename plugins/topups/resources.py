@@ -85,12 +85,9 @@ class TopupsAPI:
         app, ctx = req.context.app, req.context
         service = owned_service(req, service_id)
         choice = rules.choose(service, body["product_id"], body["amount"])
-        if body["payment_method_id"] is not None:
-            method = get_owned(PaymentMethod, body["payment_method_id"], ctx)
-        else:
-            method = default_card(service.customer_id)
-            if method is None:
-                raise invalid({"payment_method_id": ["You have no saved card: add one first."]})
+        method = payments.saved_card(app, ctx, body["payment_method_id"])
+        if method is None:
+            raise invalid({"payment_method_id": ["You have no saved card: add one first."]})
         ratelimits.hit(app, "pay", "customer", service.customer_id)
         purchase, attempt = rules.buy(app, ctx, service, choice, method, via="api",
                                       key=req.get_header("Idempotency-Key"))
@@ -366,5 +363,6 @@ class AutoTopupPage:
         app.page(req, resp, "topups/auto.html", status=status, service=service,
                  auto=status_now, amounts=rules.auto_amounts(service), errors=errors or {},
                  error=error, posted=posted, has_card=default_card(service.customer_id) is not None,
+                 refused=payments.saved_cards_refusal(app, req.context),
                  credit=rules.credit_left(app, service) if status_now else None,
                  flash=app.translator.gettext(DONE[done]) if done in DONE else None)

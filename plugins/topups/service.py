@@ -336,6 +336,10 @@ def set_auto(app, ctx, service: Service, enabled: bool, threshold: int | None,
         raise Problem(409, N_("Auto top-up is not available for this service"),
                       "Only services that can buy credit can top it up automatically.",
                       type="auto-topup-unavailable")
+    if enabled:  # IMP-6: switching on may charge the default card at once, and later
+        problem = payments.saved_cards_refusal(app, ctx)
+        if problem is not None:
+            raise problem
     rule = AutoTopup.get_or_none(AutoTopup.service == service.id)
     threshold = threshold if threshold is not None else (rule.threshold if rule else None)
     amount = amount if amount is not None else (rule.amount if rule else None)

@@ -1,7 +1,11 @@
 """Web push (NOT-4, MOB-3): a notification channel through the browser's push service.
 
 Active when VAPID keys are configured (``portico webpush keys`` makes a pair);
-without them the channel and its API are absent.
+without them the channel and its API are absent. The account holder subscribes
+a browser in their own session (never staff impersonating, never an API key,
+IMP-6); a password reset or "sign out everywhere" removes every browser of the
+login (SEC-4, ``security.sign_out_removes_push``). Push never carries a
+sensitive notice (SEC-1).
 """
 from __future__ import annotations
 
@@ -48,6 +52,13 @@ def notification_channels(app):
         return []
     from plugins.webpush.channel import PushChannel
     return [PushChannel()]
+
+
+@hookimpl
+def signed_out_everywhere(app, ctx, user, reason):
+    if app.settings.security.sign_out_removes_push:
+        from plugins.webpush.service import remove_all
+        remove_all(ctx, user, reason)
 
 
 @hookimpl

@@ -1,10 +1,14 @@
 """The push channel: one delivery row per notice and browser, sent by a task."""
 from __future__ import annotations
 
+import logging
+
 import peewee
 
 from engine.notify import Channel
 from plugins.webpush.models import PushDelivery, PushSubscription
+
+log = logging.getLogger("portico.webpush")
 
 
 class PushChannel(Channel):
@@ -12,6 +16,11 @@ class PushChannel(Channel):
     label = "Push"
 
     def accept(self, app, notice) -> None:
+        if notice.sensitive:
+            # APPSEC(SEC-1): the engine never routes a sensitive notice here; if a caller did,
+            # a reset link would leave the account through a browser anyone may have subscribed.
+            log.error("push channel refused sensitive notice %s", notice.kind)
+            return
         if notice.user_id is None:
             return
         title = _title(app, notice)

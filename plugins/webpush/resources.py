@@ -6,7 +6,7 @@ import falcon
 from engine import audit
 from engine.api import PageQuery, operation, paginate
 from engine.context import get_owned, owned
-from plugins.webpush import schemas
+from plugins.webpush import schemas, service
 from plugins.webpush.models import PushSubscription
 
 
@@ -26,10 +26,12 @@ class Subscriptions:
         return paginate(mine, PushSubscription.id, query)
 
     @operation("Subscribe this browser to push notifications", body=schemas.SubscriptionIn,
-               response=schemas.SubscriptionOut, status=201)
+               response=schemas.SubscriptionOut, status=201,
+               errors={403: "Under impersonation, or with an API key: the account holder "
+                            "subscribes in their own session (IMP-6)"})
     def on_post(self, req, resp, body):
         ctx = req.context
-        ctx.require_customer()
+        service.require_subscriber(ctx)
         with ctx.app.database.atomic():
             sub = PushSubscription.get_or_none(PushSubscription.endpoint == body["endpoint"])
             if sub is not None and sub.user_id != ctx.principal.user_id:

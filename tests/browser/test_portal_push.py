@@ -133,3 +133,34 @@ def test_a_refused_permission_is_explained(live_server, new_page, push_service):
     panel.get_by_role("button", name="Turn on for this device").click()
     expect(panel.get_by_role("status")).to_contain_text("blocks notifications")
     assert api_get(live_server, "bob@example.com", "/api/v1/push/subscriptions")["items"] == []
+
+
+@pytest.mark.spec("SEC-4", "MOB-3")
+def test_signing_out_everywhere_forgets_this_browser_and_the_switch_says_so(
+        live_server, new_page, push_service):
+    _, p256dh, auth = browser_keys()
+    endpoint = push_service.url + "bob-laptop"
+    page = signed_in(new_page, live_server, "bob@example.com", "desktop")
+    page.context.grant_permissions(["notifications"], origin=live_server.url)
+    page.add_init_script(PUSH_MANAGER % json.dumps(
+        {"endpoint": endpoint, "p256dh": p256dh, "auth": b64(auth)}))
+    page.goto(live_server.url + "/account/notifications")
+    panel = page.get_by_role("region", name="Notifications on this device")
+    state = panel.get_by_role("status")
+    panel.get_by_role("button", name="Turn on for this device").click()
+    expect(state).to_have_text("Notifications are on for this device.")
+
+    page.goto(live_server.url + "/account/security")
+    page.get_by_role("button", name="Sign out everywhere else").click()
+    page.wait_for_url(re.compile(r".*/account/security\?notice=ended$"))
+    assert api_get(live_server, "bob@example.com", "/api/v1/push/subscriptions")["items"] == []
+    # The browser still holds its subscription; the portal no longer sends to it, and says so.
+    page.goto(live_server.url + "/account/notifications")
+    expect(state).to_have_text("Notifications are off for this device.")
+    panel.get_by_role("button", name="Turn on for this device").click()
+    expect(state).to_have_text("Notifications are on for this device.")
+    mine = api_get(live_server, "bob@example.com", "/api/v1/push/subscriptions")["items"]
+    assert [s["endpoint"] for s in mine] == [endpoint]
+    panel.get_by_role("button", name="Turn off for this device").click()
+    expect(state).to_have_text("Notifications are off for this device.")
+    assert api_get(live_server, "bob@example.com", "/api/v1/push/subscriptions")["items"] == []

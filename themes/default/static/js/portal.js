@@ -104,7 +104,15 @@
       });
     }
 
-    current().then(function (sub) { say(sub ? "on" : "off", !!sub); });
+    // On only while the portal still knows this browser: a password reset or "sign out
+    // everywhere" forgets every browser of the login, and the browser is not told.
+    current().then(function (sub) {
+      if (!sub) return false;
+      return api("GET", "/api/v1/push/subscriptions?limit=100").then(function (list) {
+        return list.items.some(function (s) { return s.endpoint === sub.endpoint; });
+      });
+    }).then(function (known) { say(known ? "on" : "off", known); },
+            function () { say("failed"); });
 
     on.addEventListener("click", function () {
       on.disabled = true;
