@@ -23,11 +23,9 @@ from __future__ import annotations
 import atexit
 import contextlib
 import os
-import re
 import secrets
 import shutil
 import sqlite3
-import subprocess
 import tempfile
 import time
 from pathlib import Path
