@@ -11,6 +11,7 @@ import falcon
 from engine import db
 from engine.errors import Problem
 from engine.forms import read_form
+from engine.registry import ANY_STAFF, PUBLIC, is_staff_path
 
 UNSAFE = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 CSRF_COOKIE = "portico_csrf"
@@ -68,13 +69,15 @@ class RequestMiddleware:
             self.app.settings.default_timezone
         auth = getattr(resource, "auth", "customer")
         page = req.path.startswith("/api/") is False
+        # SEC-5: a staff route's own declaration (engine.registry.Route) decides who may call it.
+        permission = self.app.permission_for(req.uri_template, req.method)
+        if permission is not None:
+            auth = "public" if permission == PUBLIC else "staff"
         if auth == "customer" and not (ctx.principal and ctx.principal.is_customer):
             self._unauthorized(req, page)
         if auth == "staff" and not (ctx.principal and ctx.principal.is_staff):
-            self._unauthorized(req, page)
-        permission = getattr(resource, "permission", None)
-        if permission and ctx.principal and ctx.principal.is_staff \
-                and not ctx.principal.can(permission):
+            self._unauthorized(req, page, "/staff/login")
+        if permission not in (None, PUBLIC, ANY_STAFF) and not ctx.principal.can(permission):
             # Before the input is read: staff without the permission get a 403, not a 422.
             raise Problem(403, f"You need the {permission} permission", type="forbidden")
         if req.method in UNSAFE and ctx.principal and "write" not in ctx.principal.scopes:
@@ -83,9 +86,10 @@ class RequestMiddleware:
         self._check_csrf(req, resource, page)
 
     @staticmethod
-    def _unauthorized(req, page: bool) -> None:
-        if page and req.method == "GET":
-            raise falcon.HTTPSeeOther("/login?next=" + quote(req.relative_uri, safe=""))
+    def _unauthorized(req, page: bool, login: str = "/login") -> None:
+        # The staff console sends every method to its sign-in page; the portal only GETs.
+        if page and (req.method == "GET" or is_staff_path(req.path)):
+            raise falcon.HTTPSeeOther(login + "?next=" + quote(req.relative_uri, safe=""))
         raise falcon.HTTPUnauthorized(title="Sign in required",
                                       description="Sign in, or send a valid bearer token or API key.")
 

@@ -23,6 +23,7 @@ import pytest
 from engine.context import owned
 from engine.db import database, utcnow
 from engine.models import AuditEvent, Contact, Customer, Service, StaffUser, User
+from engine.registry import ANY_STAFF, PUBLIC
 from engine.security import hash_password
 from engine.testing import DEMO_PASSWORD, Client
 from plugins.identity import apikeys
@@ -51,11 +52,13 @@ def is_staff_route(path: str) -> bool:
     return path.startswith(("/staff", "/api/v1/staff"))
 
 
-def needed_permission(app, path: str) -> str:
-    """What a staff route needs: its resource's ``permission`` (checked by the middleware)."""
+def needed_permission(app, path: str, method: str) -> str:
+    """What a staff route needs: the permission its ``Route`` declares (checked by the
+    middleware); "" when any signed-in staff member may call it."""
     if path in STAFF_PERMISSION:
         return STAFF_PERMISSION[path]
-    return next(getattr(r.resource, "permission", "") or "" for _, r in app.routes if r.path == path)
+    need = app.permission_for(path, method)
+    return "" if need in (PUBLIC, ANY_STAFF) else need
 
 
 @contextlib.contextmanager
@@ -215,7 +218,7 @@ def expectation(app, principal: str, path: str, method: str) -> tuple[str, bool]
         if principal == "owner":  # a staff member with every permission
             return "allowed", False
         if principal == "staff_without_permission":
-            permission = needed_permission(app, path)
+            permission = needed_permission(app, path, method)
             if not permission:
                 return "allowed", False
             return ("not_found" if permission == "admin" else "forbidden"), True

@@ -14,17 +14,12 @@ from engine import audit
 from engine.context import Principal
 from engine.db import Prepared
 from engine.middleware import UNSAFE
+from engine.registry import is_staff_path
 from engine.models import AuditEvent, Contact, Customer, StaffUser, User
 from plugins.identity import apikeys, sessions
 from plugins.identity.models import Session
 
-STAFF_PREFIXES = ("/staff", "/api/v1/staff")
 SKIP_PREFIXES = ("/static/", "/healthz")
-
-
-def is_staff_path(path: str) -> bool:
-    return any(path == p or path.startswith(p + "/") for p in STAFF_PREFIXES)
-
 
 def bearer(req) -> str | None:
     header = req.get_header("Authorization") or ""

@@ -1,8 +1,6 @@
 """Staff console pages, the staff API, and the impersonation links (ACC-2, IMP-1..5)."""
 from __future__ import annotations
 
-from urllib.parse import quote
-
 import falcon
 
 from engine import audit
@@ -44,8 +42,6 @@ def staff_login(app, ctx, req, resp, email: str, password: str, code: str | None
 # -- pages ---------------------------------------------------------------------------
 
 class StaffLoginPage:
-    auth = "public"
-
     def on_get(self, req, resp):
         if req.context.principal is not None and req.context.principal.is_staff:
             return redirect(resp, "/staff")
@@ -75,8 +71,6 @@ class StaffLoginPage:
 
 
 class StaffLogoutPage:
-    auth = "public"
-
     def on_post(self, req, resp):
         ctx = req.context
         row = ctx.extra.get("session")
@@ -88,19 +82,10 @@ class StaffLogoutPage:
         redirect(resp, "/staff/login")
 
 
-def _staff_only_page(req):
-    """Staff pages send anyone else to the staff sign-in (not the customer one)."""
-    p = req.context.principal
-    if p is None or not p.is_staff:
-        raise falcon.HTTPSeeOther("/staff/login?next=" + quote(req.relative_uri, safe=""))
-
-
 class ConsolePage:
     """``/staff``: find a customer by number, name, email or phone."""
-    auth = "public"
 
     def on_get(self, req, resp):
-        _staff_only_page(req)
         query = schemas.CustomerQuery().load({k: v for k, v in req.params.items()
                                               if k in ("q", "cursor", "limit")})
         page = paginate(service.search_customers(query["q"]), Customer.id, query)
@@ -110,14 +95,11 @@ class ConsolePage:
 
 class TwoFactorPage:
     """``GET|POST /staff/2fa``: set up two-step sign-in (QR code, key, first code), or see it on."""
-    auth = "public"
 
     def on_get(self, req, resp):
-        _staff_only_page(req)
         self.render(req, resp)
 
     def on_post(self, req, resp):
-        _staff_only_page(req)
         app, ctx = req.context.app, req.context
         data, errors = validate_form(req, CodeBody)
         if not errors:
@@ -139,10 +121,8 @@ class TwoFactorPage:
 
 class TwoFactorOffPage:
     """``POST /staff/2fa/off``: turn two-step sign-in off with the password and a code."""
-    auth = "public"
 
     def on_post(self, req, resp):
-        _staff_only_page(req)
         app, ctx = req.context.app, req.context
         data, errors = validate_form(req, PasswordAndCode)
         if not errors:
@@ -158,10 +138,8 @@ class TwoFactorOffPage:
 
 class CustomerPage:
     """``/staff/customers/{id}``: contacts (with "Log in as user"), sites, services."""
-    auth = "public"
 
     def on_get(self, req, resp, customer_id):
-        _staff_only_page(req)
         customer = get_or_404(Customer, customer_id)
         self.render(req, resp, customer)
 
@@ -179,11 +157,8 @@ class CustomerPage:
 class ImpersonatePage:
     """``POST /staff/customers/{id}/impersonate``: the form posts to a new tab, which follows
     the one-time link into the customer's portal."""
-    auth = "public"
-    permission = "can_impersonate"
 
     def on_post(self, req, resp, customer_id):
-        _staff_only_page(req)
         ctx = req.context
         customer = get_or_404(Customer, customer_id)
         data, errors = validate_form(req, schemas.ImpersonationBody)
@@ -230,8 +205,6 @@ class EndImpersonation:
 # -- JSON API ---------------------------------------------------------------------------
 
 class StaffLoginAPI:
-    auth = "public"
-
     @operation("Staff sign-in: a bearer token for /api/v1/staff", body=schemas.StaffLoginBody,
                response=schemas.StaffTokenOut,
                errors={401: "Wrong email or password; or two-step sign-in is on and "
@@ -248,8 +221,6 @@ class StaffLoginAPI:
 
 
 class StaffLogoutAPI:
-    auth = "staff"
-
     @operation("Staff sign-out", status=204)
     def on_post(self, req, resp):
         ctx = req.context
@@ -263,8 +234,6 @@ class StaffLogoutAPI:
 
 
 class StaffMeAPI:
-    auth = "staff"
-
     @operation("The signed-in staff member and their permissions", response=schemas.StaffOut)
     def on_get(self, req, resp):
         return StaffUser.get_by_id(req.context.principal.staff_id)
@@ -272,7 +241,6 @@ class StaffMeAPI:
 
 class StaffTwoFactorAPI:
     """``GET|DELETE /api/v1/staff/2fa``"""
-    auth = "staff"
 
     @operation("Whether two-step sign-in is on for you", response=schemas.StaffTwoFactorStatus)
     def on_get(self, req, resp):
@@ -293,7 +261,6 @@ class StaffTwoFactorAPI:
 
 class StaffTwoFactorSetupAPI:
     """``POST /api/v1/staff/2fa/setup``"""
-    auth = "staff"
 
     @operation("Start setting up two-step sign-in: the key and QR code for an authenticator app",
                response=TwoFactorSetup, errors={409: "Two-step sign-in is already on"})
@@ -303,7 +270,6 @@ class StaffTwoFactorSetupAPI:
 
 class StaffTwoFactorEnableAPI:
     """``POST /api/v1/staff/2fa/enable``"""
-    auth = "staff"
 
     @operation("Turn two-step sign-in on with the first code from the app", body=CodeBody,
                response=schemas.StaffTwoFactorStatus,
@@ -318,24 +284,18 @@ def _me(req) -> StaffUser:
 
 
 class CustomersAPI:
-    auth = "staff"
-
     @operation("Find customers", query=schemas.CustomerQuery, response=schemas.CustomerPage)
     def on_get(self, req, resp, query):
         return paginate(service.search_customers(query["q"]), Customer.id, query)
 
 
 class CustomerAPI:
-    auth = "staff"
-
     @operation("One customer", response=schemas.StaffCustomerOut)
     def on_get(self, req, resp, customer_id):
         return get_or_404(Customer, customer_id)
 
 
 class CustomerContactsAPI:
-    auth = "staff"
-
     @operation("A customer's contacts, and whether each has a portal login",
                response=schemas.ContactPage)
     def on_get(self, req, resp, customer_id):
@@ -344,8 +304,6 @@ class CustomerContactsAPI:
 
 
 class CustomerSitesAPI:
-    auth = "staff"
-
     @operation("A customer's sites", query=PageQuery, response=schemas.SitePage)
     def on_get(self, req, resp, customer_id, query):
         customer = get_or_404(Customer, customer_id)
@@ -353,8 +311,6 @@ class CustomerSitesAPI:
 
 
 class CustomerServicesAPI:
-    auth = "staff"
-
     @operation("A customer's services", query=PageQuery, response=schemas.ServicePage)
     def on_get(self, req, resp, customer_id, query):
         customer = get_or_404(Customer, customer_id)
@@ -369,8 +325,6 @@ def _out(row: Impersonation, url: str | None = None) -> dict:
 
 
 class ImpersonationsAPI:
-    auth = "staff"
-
     @operation("Start impersonating a contact: returns a one-time portal URL",
                body=schemas.ImpersonationBody, response=schemas.ImpersonationOut, status=201,
                description="Needs `can_impersonate` or `admin`. Open `url` in a new tab within "
@@ -393,8 +347,6 @@ class ImpersonationsAPI:
 
 
 class ImpersonationAPI:
-    auth = "staff"
-
     @operation("End an impersonation: its session stops at once",
                response=schemas.ImpersonationOut)
     def on_delete(self, req, resp, impersonation_id):
