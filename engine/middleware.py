@@ -1,8 +1,6 @@
 """Per-request work: database connection, who is asking, CSRF, locale, security headers."""
 from __future__ import annotations
 
-import hashlib
-import hmac
 import secrets
 from urllib.parse import quote
 
@@ -12,6 +10,7 @@ from engine import db
 from engine.errors import Problem
 from engine.forms import read_form
 from engine.registry import ANY_STAFF, PUBLIC, is_staff_path
+from engine.security import sign, signed
 
 UNSAFE = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 CSRF_COOKIE = "portico_csrf"
@@ -101,8 +100,8 @@ class RequestMiddleware:
         if not page and (principal is None or principal.via != "session"):
             return  # bearer tokens and API keys cannot be sent by a third-party page
         sent = req.get_header(CSRF_HEADER) or (read_form(req).get(CSRF_FIELD, "") if page else "")
-        if req.context.extra.get("csrf_set") or not sent or not hmac.compare_digest(
-                str(sent), req.context.csrf_token):
+        if req.context.extra.get("csrf_set") or not sent or not csrf_valid(
+                self.app, req.context.extra["csrf_cookie"], str(sent)):
             raise Problem(403, "The form has expired",
                           "Reload the page and submit it again.", type="csrf")
 
@@ -134,9 +133,14 @@ def new_csrf_cookie() -> str:
 
 
 def csrf_token(app, cookie: str) -> str:
-    """The token forms carry: an HMAC of the browser's CSRF cookie under the secret key."""
-    return hmac.new(app.settings.secret_key.encode(), b"csrf:" + cookie.encode(),
-                    hashlib.sha256).hexdigest()
+    """The token forms carry: an HMAC of the browser's CSRF cookie under the (first) secret key."""
+    return sign(app.settings.secret_key, "csrf:" + cookie)
+
+
+def csrf_valid(app, cookie: str, sent: str) -> bool:
+    """Whether ``sent`` is the token of ``cookie`` under any of the secret keys: a form
+    rendered before a key rotation still posts (SEC-6)."""
+    return bool(cookie) and signed(app.settings.secret_keys, "csrf:" + cookie, sent)
 
 
 def client_ip(req, trusted: set[str]) -> str:

@@ -33,5 +33,7 @@ class StaffTwoFactor(BaseModel):
     last_step = IntegerField(default=0)
     created_at = UTCDateTimeField(default=utcnow)
 
+    SEALED_FIELDS = ("secret",)  # `portico reseal` moves it to a new secret key
+
 
 MODELS = (Impersonation, StaffTwoFactor)
