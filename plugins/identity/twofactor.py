@@ -2,7 +2,7 @@
 
 Set-up shows a QR code (segno) and the manual key; 2FA turns on once a code
 from the app checks out. Ten backup codes are shown once and stored as HMACs;
-each works once. A code for a time step already used is a replay: refused and
+each works once (the staff plugin keeps its members' codes the same way). A code for a time step already used is a replay: refused and
 logged. Turning 2FA off needs the password and a code. The seed is stored
 sealed under the secret key (``engine.security.seal``), so a copy of the
 database alone cannot mint codes.
@@ -136,41 +136,59 @@ def _code_hash(key: str, code: str) -> str:
     return sign(key, "backup-code:" + _clean(code))
 
 
-def new_backup_codes(app, user) -> list[str]:
-    """Replace the user's backup codes; returns the new ones (shown once, never again)."""
+def _owner(table, owner):
+    """``table``'s foreign key to ``owner``'s table (``BackupCode.user``, a staff table's
+    ``staff``): backup codes work the same for customers and for staff."""
+    return next(f for f in table._meta.refs if f.rel_model is type(owner))
+
+
+def new_backup_codes(app, owner, table=BackupCode) -> list[str]:
+    """Replace the owner's backup codes; returns the new ones (shown once, never again).
+
+    ``owner`` is a customer's ``User`` (``table`` ``BackupCode``) or a row of any table
+    that a table like ``BackupCode`` (``code_hash``, ``used_at``) points to, such as a
+    staff member and the staff plugin's codes."""
     codes = ["".join(secrets.choice(_BACKUP_ALPHABET) for _ in range(10)) for _ in range(BACKUP_CODES)]
+    owned_by = _owner(table, owner)
+    key = app.settings.secret_key  # the first of secret_keys
     with database.atomic():
-        BackupCode.delete().where(BackupCode.user == user.id).execute()
-        key = app.settings.secret_key  # the first of secret_keys
-        BackupCode.insert_many([{"user": user.id, "code_hash": _code_hash(key, c)}
-                                for c in codes]).execute()
+        table.delete().where(owned_by == owner.id).execute()
+        table.insert_many([{owned_by.name: owner.id, "code_hash": _code_hash(key, c)}
+                           for c in codes]).execute()
     return [f"{c[:5]}-{c[5:]}" for c in codes]
 
 
-def use_backup_code(app, user, code: str) -> bool:
+def use_backup_code(app, owner, code: str, table=BackupCode) -> bool:
     """Spend a backup code; True once per code."""
     if len(_clean(code)) != 10:
         return False
     # Made under any of the secret keys (SEC-6): the first signs, all verify.
     hashes = [_code_hash(key, code) for key in app.settings.secret_keys]
-    row = BackupCode.get_or_none((BackupCode.user == user.id) & BackupCode.used_at.is_null()
-                                 & BackupCode.code_hash.in_(hashes))
+    row = table.get_or_none((_owner(table, owner) == owner.id) & table.used_at.is_null()
+                            & table.code_hash.in_(hashes))
     if row is None:
         return False
-    return bool(BackupCode.update(used_at=utcnow())
-                .where((BackupCode.id == row.id) & BackupCode.used_at.is_null()).execute())
+    return bool(table.update(used_at=utcnow())
+                .where((table.id == row.id) & table.used_at.is_null()).execute())
 
 
-def backup_codes_left(user) -> int:
-    return BackupCode.select().where((BackupCode.user == user.id)
-                                     & BackupCode.used_at.is_null()).count()
+def backup_codes_left(owner, table=BackupCode) -> int:
+    return table.select().where((_owner(table, owner) == owner.id)
+                                & table.used_at.is_null()).count()
 
 
-def verify_second_factor(app, user, code: str) -> str:
-    """Check a TOTP or a backup code for a user with 2FA on: "ok", "backup", "replay", "wrong"."""
-    row = status(user)
+def is_backup_code(code: str) -> bool:
+    """Whether ``code`` has the shape of a backup code (not of a 6-digit TOTP code)."""
+    return not re.fullmatch(r"\d{6}", _clean(code))
+
+
+def verify_second_factor(app, user, code: str, factor=None, table=BackupCode) -> str:
+    """Check a TOTP or a backup code for a user with 2FA on: "ok", "backup", "replay", "wrong".
+
+    Staff pass their confirmed authenticator as ``factor`` and their codes' ``table``."""
+    row = status(user) if factor is None else factor
     if row is None:
         return "wrong"
-    if re.fullmatch(r"\d{6}", _clean(code)):
+    if not is_backup_code(code):
         return check_totp(app, row, code)
-    return "backup" if use_backup_code(app, user, code) else "wrong"
+    return "backup" if use_backup_code(app, user, code, table) else "wrong"

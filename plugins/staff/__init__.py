@@ -1,4 +1,5 @@
-"""Staff: staff sign-in, the staff console and API, and impersonation (ACC-2, IMP-1..5)."""
+"""Staff: staff sign-in with two-step sign-in, the staff console and API, and impersonation
+(ACC-2, IMP-1..5, SEC-5)."""
 from __future__ import annotations
 
 from engine import hookimpl
@@ -8,6 +9,21 @@ from engine.registry import ANY_STAFF, PUBLIC, Route
 @hookimpl
 def plugin_requires():
     return ["identity"]
+
+
+@hookimpl
+def register_settings():
+    from plugins.staff.settings import StaffSettings
+    return StaffSettings
+
+
+@hookimpl(wrapper=True)
+def authenticate_request(app, req):
+    """A staff member who must still set up two-step sign-in reaches only the set-up (SEC-5)."""
+    principal = yield
+    from plugins.staff.twofactor import gate
+    gate(app, req, principal)
+    return principal
 
 
 @hookimpl
@@ -27,6 +43,7 @@ def register_routes(app):
         Route("/staff", r.ConsolePage(), permission=staff),
         Route("/staff/2fa", r.TwoFactorPage(), permission=staff),
         Route("/staff/2fa/off", r.TwoFactorOffPage(), permission=staff),
+        Route("/staff/2fa/backup-codes", r.BackupCodesPage(), permission=staff),
         Route("/staff/customers/{customer_id}", r.CustomerPage(), permission=staff),
         Route("/staff/customers/{customer_id}/impersonate", r.ImpersonatePage(),
               permission=impersonate),
@@ -38,6 +55,7 @@ def register_routes(app):
         Route("/api/v1/staff/2fa", r.StaffTwoFactorAPI(), permission=staff),
         Route("/api/v1/staff/2fa/setup", r.StaffTwoFactorSetupAPI(), permission=staff),
         Route("/api/v1/staff/2fa/enable", r.StaffTwoFactorEnableAPI(), permission=staff),
+        Route("/api/v1/staff/2fa/backup-codes", r.StaffBackupCodesAPI(), permission=staff),
         Route("/api/v1/staff/customers", r.CustomersAPI(), permission=staff),
         Route("/api/v1/staff/customers/{customer_id}", r.CustomerAPI(), permission=staff),
         Route("/api/v1/staff/customers/{customer_id}/contacts", r.CustomerContactsAPI(),

@@ -14,7 +14,7 @@ from plugins.identity import lockout, login, sessions
 from plugins.identity.auth import bearer
 from plugins.identity.login import LoginRefused
 from plugins.identity.resources import end_session, redirect, rotate_csrf
-from plugins.identity.schemas import CodeBody, PasswordAndCode, TwoFactorSetup
+from plugins.identity.schemas import BackupCodesOut, CodeBody, PasswordAndCode, TwoFactorSetup
 from plugins.staff import schemas, service, twofactor
 from plugins.staff.models import Impersonation
 
@@ -57,8 +57,11 @@ class StaffLoginPage:
             target = "/staff"
         if not errors:
             try:
-                staff_login(app, ctx, req, resp, data["email"], data["password"], data["otp"])
+                _, row = staff_login(app, ctx, req, resp, data["email"], data["password"],
+                                     data["otp"])
                 rotate_csrf(app, ctx, resp)
+                if twofactor.setup_needed(app, row.staff_id):  # SEC-5: nothing else first
+                    target = "/staff/2fa"
                 return redirect(resp, target)
             except LoginRefused as exc:
                 errors, status = {exc.field or "_form": [exc.message]}, exc.status
@@ -94,7 +97,8 @@ class ConsolePage:
 
 
 class TwoFactorPage:
-    """``GET|POST /staff/2fa``: set up two-step sign-in (QR code, key, first code), or see it on."""
+    """``GET|POST /staff/2fa``: set up two-step sign-in (QR code, key, first code; then the
+    backup codes, once), or see it on: backup codes left, new ones, turn it off."""
 
     def on_get(self, req, resp):
         self.render(req, resp)
@@ -104,19 +108,21 @@ class TwoFactorPage:
         data, errors = validate_form(req, CodeBody)
         if not errors:
             try:
-                twofactor.enable(app, ctx, _me(req), data["code"])
-                return redirect(resp, "/staff/2fa?done=on")
+                codes = twofactor.enable(app, ctx, _me(req), data["code"])
+                return self.render(req, resp, codes=codes, done="on")
             except Problem as exc:
                 errors = exc.errors or {"_form": [exc.title]}
         self.render(req, resp, 422, errors)
 
     @staticmethod
-    def render(req, resp, status: int = 200, errors=None, off_errors=None):
+    def render(req, resp, status: int = 200, errors=None, form=None, codes=None, done=None):
         app, staff = req.context.app, _me(req)
-        on = twofactor.factor(staff.id) is not None
-        _staff_page(req, resp, "staff/2fa.html", status, staff=staff, on=on,
-                    setup=None if on else twofactor.start_setup(app, staff),
-                    errors=errors or {}, off_errors=off_errors or {}, done=req.get_param("done"))
+        state = twofactor.status(app, staff.id)
+        _staff_page(req, resp, "staff/2fa.html", status, staff=staff, on=state["enabled"],
+                    required=state["required"], backup_left=state["backup_codes_left"],
+                    setup=None if state["enabled"] else twofactor.start_setup(app, staff),
+                    errors=errors or {}, form=form, codes=codes,
+                    done=done or req.get_param("done"))
 
 
 class TwoFactorOffPage:
@@ -133,7 +139,25 @@ class TwoFactorOffPage:
                 errors = {exc.field or "_form": [exc.message]}
             except Problem as exc:  # too many attempts
                 errors = {"_form": [exc.title]}
-        TwoFactorPage.render(req, resp, 422, off_errors=errors)
+        TwoFactorPage.render(req, resp, 422, errors, form="off")
+
+
+class BackupCodesPage:
+    """``POST /staff/2fa/backup-codes``: ten new backup codes (password and a code), shown once."""
+
+    def on_post(self, req, resp):
+        app, ctx = req.context.app, req.context
+        data, errors = validate_form(req, PasswordAndCode)
+        if not errors:
+            try:
+                codes = twofactor.renew_backup_codes(app, ctx, _me(req), data["password"],
+                                                     data["code"])
+                return TwoFactorPage.render(req, resp, codes=codes)
+            except LoginRefused as exc:
+                errors = {exc.field or "_form": [exc.message]}
+            except Problem as exc:  # too many attempts, or two-step sign-in is off
+                errors = {"_form": [exc.title]}
+        TwoFactorPage.render(req, resp, 422, errors, form="renew")
 
 
 class CustomerPage:
@@ -217,7 +241,8 @@ class StaffLoginAPI:
                                      body["otp"])
         except LoginRefused as exc:
             raise Problem(exc.status, exc.message, type=exc.slug) from None
-        return {"token": token, "expires_at": row.expires_at}
+        return {"token": token, "expires_at": row.expires_at,
+                "setup_required": twofactor.setup_needed(app, row.staff_id)}
 
 
 class StaffLogoutAPI:
@@ -242,11 +267,12 @@ class StaffMeAPI:
 class StaffTwoFactorAPI:
     """``GET|DELETE /api/v1/staff/2fa``"""
 
-    @operation("Whether two-step sign-in is on for you", response=schemas.StaffTwoFactorStatus)
+    @operation("Whether two-step sign-in is on for you, whether it is required, and how many "
+               "backup codes are left", response=schemas.StaffTwoFactorStatus)
     def on_get(self, req, resp):
-        return {"enabled": twofactor.factor(req.context.principal.staff_id) is not None}
+        return twofactor.status(req.context.app, req.context.principal.staff_id)
 
-    @operation("Turn two-step sign-in off (your password and a current code)",
+    @operation("Turn two-step sign-in off (your password and a current code or backup code)",
                body=PasswordAndCode, response=schemas.StaffTwoFactorStatus,
                errors={401: "Wrong password or code",
                        429: "Too many attempts, or the email is locked"})
@@ -256,7 +282,7 @@ class StaffTwoFactorAPI:
             twofactor.disable(app, ctx, _me(req), body["password"], body["code"])
         except LoginRefused as exc:
             raise Problem(exc.status, exc.message, type=exc.slug) from None
-        return {"enabled": False}
+        return twofactor.status(app, ctx.principal.staff_id)
 
 
 class StaffTwoFactorSetupAPI:
@@ -271,12 +297,29 @@ class StaffTwoFactorSetupAPI:
 class StaffTwoFactorEnableAPI:
     """``POST /api/v1/staff/2fa/enable``"""
 
-    @operation("Turn two-step sign-in on with the first code from the app", body=CodeBody,
-               response=schemas.StaffTwoFactorStatus,
+    @operation("Turn two-step sign-in on with the first code from the app; returns the backup "
+               "codes (shown once)", body=CodeBody, response=schemas.StaffTwoFactorEnabled,
                errors={409: "Already on, or no set-up started", 429: "Too many attempts"})
     def on_post(self, req, resp, body):
-        twofactor.enable(req.context.app, req.context, _me(req), body["code"])
-        return {"enabled": True}
+        codes = twofactor.enable(req.context.app, req.context, _me(req), body["code"])
+        return {"enabled": True, "backup_codes": codes}
+
+
+class StaffBackupCodesAPI:
+    """``POST /api/v1/staff/2fa/backup-codes``"""
+
+    @operation("Replace your backup codes (password and a code); returns the new ones once",
+               body=PasswordAndCode, response=BackupCodesOut,
+               errors={401: "Wrong password or code", 409: "Two-step sign-in is off",
+                       429: "Too many attempts, or the email is locked"})
+    def on_post(self, req, resp, body):
+        app, ctx = req.context.app, req.context
+        try:
+            codes = twofactor.renew_backup_codes(app, ctx, _me(req), body["password"],
+                                                 body["code"])
+        except LoginRefused as exc:
+            raise Problem(exc.status, exc.message, type=exc.slug) from None
+        return {"backup_codes": codes}
 
 
 def _me(req) -> StaffUser:
