@@ -57,6 +57,15 @@ def test_every_staff_route_declares_its_permission_and_the_docs_list_them(make_a
             assert f"{method.upper()} {path}" in table[need]
     print("staff routes and what they need:\n" + "\n".join(lines))
     assert len(lines) >= 40
+    # The API document says it too, per operation.
+    paths = Client(app).get("/api/v1/openapi.json").json["paths"]
+    for need, routes in table.items():
+        for route in routes:
+            method, path = route.split(" ", 1)
+            if path.startswith("/api/v1/"):
+                op = paths[path[len("/api/v1"):]][method.lower()]
+                assert op["x-portico-permission"] == need, route
+                assert ("security" in op) is (need != PUBLIC), route
     names = set(table) - {PUBLIC, ANY_STAFF}
     assert {"admin", "billing", "catalogue", "can_impersonate", "can_post_usage"} <= names
     documented = documented_permissions()
