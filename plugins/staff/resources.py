@@ -125,39 +125,39 @@ class TwoFactorPage:
                     done=done or req.get_param("done"))
 
 
+def _password_and_code(req, resp, act, form: str) -> None:
+    """A console form that needs the password and a code (turn off, new backup codes):
+    ``act(app, ctx, staff, password, code)``, or the page again with the reason."""
+    app, ctx = req.context.app, req.context
+    data, errors = validate_form(req, PasswordAndCode)
+    if not errors:
+        try:
+            return act(app, ctx, _me(req), data["password"], data["code"])
+        except LoginRefused as exc:
+            errors = {exc.field or "_form": [exc.message]}
+        except Problem as exc:  # too many attempts, or two-step sign-in is off
+            errors = {"_form": [exc.title]}
+    TwoFactorPage.render(req, resp, 422, errors, form=form)
+
+
 class TwoFactorOffPage:
     """``POST /staff/2fa/off``: turn two-step sign-in off with the password and a code."""
 
     def on_post(self, req, resp):
-        app, ctx = req.context.app, req.context
-        data, errors = validate_form(req, PasswordAndCode)
-        if not errors:
-            try:
-                twofactor.disable(app, ctx, _me(req), data["password"], data["code"])
-                return redirect(resp, "/staff/2fa?done=off")
-            except LoginRefused as exc:
-                errors = {exc.field or "_form": [exc.message]}
-            except Problem as exc:  # too many attempts
-                errors = {"_form": [exc.title]}
-        TwoFactorPage.render(req, resp, 422, errors, form="off")
+        def turn_off(app, ctx, staff, password, code):
+            twofactor.disable(app, ctx, staff, password, code)
+            redirect(resp, "/staff/2fa?done=off")
+        _password_and_code(req, resp, turn_off, "off")
 
 
 class BackupCodesPage:
     """``POST /staff/2fa/backup-codes``: ten new backup codes (password and a code), shown once."""
 
     def on_post(self, req, resp):
-        app, ctx = req.context.app, req.context
-        data, errors = validate_form(req, PasswordAndCode)
-        if not errors:
-            try:
-                codes = twofactor.renew_backup_codes(app, ctx, _me(req), data["password"],
-                                                     data["code"])
-                return TwoFactorPage.render(req, resp, codes=codes)
-            except LoginRefused as exc:
-                errors = {exc.field or "_form": [exc.message]}
-            except Problem as exc:  # too many attempts, or two-step sign-in is off
-                errors = {"_form": [exc.title]}
-        TwoFactorPage.render(req, resp, 422, errors, form="renew")
+        def renew(app, ctx, staff, password, code):
+            codes = twofactor.renew_backup_codes(app, ctx, staff, password, code)
+            TwoFactorPage.render(req, resp, codes=codes)
+        _password_and_code(req, resp, renew, "renew")
 
 
 class CustomerPage:
