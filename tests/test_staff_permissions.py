@@ -134,3 +134,20 @@ def test_the_middleware_holds_each_staff_route_to_its_declaration(make_app):
                 gone = anonymous.request(method.upper(), concrete, **body)
                 assert gone.status_code == (303 if page else 401), f"{where} signed out"
     assert refused >= 15 and reached >= 15
+
+
+@pytest.mark.spec("SEC-5")
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_the_staff_command_lists_permissions_and_refuses_unknown_ones(make_app):
+    from click.testing import CliRunner
+    from plugins.staff.commands import staff_group
+    app = make_app()
+    listed = CliRunner().invoke(staff_group(lambda: app), ["permissions"])
+    assert listed.exit_code == 0, listed.output
+    assert "admin  (every permission)" in listed.output
+    assert "can_post_usage\n    POST /api/v1/staff/usage" in listed.output
+    typo = CliRunner().invoke(staff_group(lambda: app), [
+        "add", "sam@example.com", "--name", "Sam", "--permissions", "biling",
+        "--password", DEMO_PASSWORD])
+    assert typo.exit_code != 0 and "unknown permission biling" in typo.output
+    assert StaffUser.select().where(StaffUser.email == "sam@example.com").count() == 0
