@@ -27,6 +27,7 @@ from marshmallow import INCLUDE, Schema, ValidationError, fields, validate
 from engine.context import MAX_ID
 from engine.errors import invalid
 from engine.forms import nul_errors
+from engine.registry import PUBLIC
 
 API_PREFIX = "/api/v1"
 RESPONDERS = ("get", "post", "put", "patch", "delete")
@@ -229,7 +230,7 @@ def build_openapi(app) -> dict:
             name = f"on_{method}_{route.suffix}" if route.suffix else f"on_{method}"
             info = getattr(getattr(route.resource, name, None), "__openapi__", None)
             if info is not None:
-                ops[method] = _operation(info, plugin, route.resource, method, route.path)
+                ops[method] = _operation(info, plugin, route, method)
         if ops:
             tags.add(plugin)
             spec.path(path=route.path[len(API_PREFIX):] or "/", operations=ops)
@@ -240,12 +241,15 @@ def build_openapi(app) -> dict:
     return doc
 
 
-def _operation(info: OperationInfo, plugin: str, resource, method: str, path: str) -> dict:
-    auth = getattr(resource, "auth", "customer")
+def _operation(info: OperationInfo, plugin: str, route, method: str) -> dict:
+    path, permission = route.path, route.permission_for(method)
+    auth = "public" if permission == PUBLIC else getattr(route.resource, "auth", "customer")
     op: dict = {"summary": info.summary, "tags": [plugin],
                 "operationId": f"{plugin}_{method}_{path[len(API_PREFIX):].strip('/').replace('/', '_').replace('{', '').replace('}', '') or 'root'}"}
     if info.description:
         op["description"] = info.description
+    if permission is not None:  # SEC-5: what the staff route declares
+        op["x-portico-permission"] = permission
     params = [{"in": "path", "name": n, "required": True, "schema": {"type": "string"}}
               for n in _path_params(path)]
     if info.query is not None:

@@ -48,6 +48,7 @@ class Portico:
             "notification channel").items()}
         self.tasks = tasks.TaskRunner(self)
         self.routes: list[tuple[str, Route]] = []
+        self.staff_routes: dict[str, Route] = {}  # URI template -> route, for the middleware
         self.wsgi = self._build_wsgi()
 
     # -- assembly ------------------------------------------------------------
@@ -74,12 +75,17 @@ class Portico:
         seen = self.plugins.unique(self.plugins.collect("register_routes", app=self),
                                    lambda r: (r.path, r.suffix or ""), "route")
         for (path, _), (plugin, route) in seen.items():
+            problem = route.permission_problem()
+            if problem:
+                raise PluginError(f"plugin '{plugin}' route '{route.path}': {problem}")
             route.resource.plugin = plugin
             try:
                 app.add_route(route.path, route.resource, suffix=route.suffix)
             except (ValueError, TypeError) as exc:  # Falcon names the problem; we name the plugin
                 raise PluginError(f"plugin '{plugin}' route '{route.path}': {exc}") from None
             self.routes.append((plugin, route))
+            if route.permission is not None:
+                self.staff_routes[route.path] = route
         app.add_sink(self._not_found, "/")
         return app
 
@@ -98,6 +104,22 @@ class Portico:
         resp.status = falcon.code_to_http_status(status)
         resp.content_type = falcon.MEDIA_HTML
         resp.text = self.render(req, template, **values)
+
+    def permission_for(self, uri_template: str | None, method: str) -> str | None:
+        """What a staff route needs for ``method`` (``engine.registry.Route``); None elsewhere."""
+        route = self.staff_routes.get(uri_template or "")
+        return route.permission_for(method) if route is not None else None
+
+    def staff_permissions(self) -> dict[str, list[str]]:
+        """Each staff route and method (``"POST /api/v1/staff/usage"``) by what it needs: a
+        permission name, ``ANY_STAFF`` or ``PUBLIC``; ``admin`` is always there (it holds all)."""
+        out: dict[str, list[str]] = {"admin": []}
+        for path, route in self.staff_routes.items():
+            suffix = f"_{route.suffix}" if route.suffix else ""
+            for method in ("GET", "POST", "PUT", "PATCH", "DELETE"):
+                if hasattr(route.resource, f"on_{method.lower()}{suffix}"):
+                    out.setdefault(route.permission_for(method), []).append(f"{method} {path}")
+        return out
 
     def url(self, path: str) -> str:
         """An absolute URL on the operator's base URL (for emails and links sent out)."""

@@ -117,13 +117,12 @@ class CataloguePatch:
 def staff_api(model: type[CatalogueEntry], save: Callable, *, noun: str, spec: str,
               entry: type[Schema], page: type[Schema], new: type[Schema],
               patch: type[Schema]) -> tuple[type, type]:
-    """The staff catalogue API of one catalogue, for staff with the ``catalogue`` permission:
+    """The staff catalogue API of one catalogue, for staff with the ``catalogue`` permission
+    (the plugin declares it on each ``Route``):
     ``(Entries, Entry)``, resources for ``GET|POST .../<noun>-products`` and
     ``GET|PATCH|DELETE .../<noun>-products/{product_id}``. ``save(ctx, entry|None, values)``
     is the plugin's rule (usually ``model.save_entry`` with its checks)."""
     class Entries:
-        auth, permission = "staff", "catalogue"
-
         @operation(f"The {noun} catalogue, every service type, retired entries too",
                    query=CatalogueQuery, response=page)
         def on_get(self, req, resp, query):
@@ -135,8 +134,6 @@ def staff_api(model: type[CatalogueEntry], save: Callable, *, noun: str, spec: s
             return save(req.context, None, body)
 
     class Entry:
-        auth, permission = "staff", "catalogue"
-
         @operation("One catalogue entry", response=entry)
         def on_get(self, req, resp, product_id):
             return get_or_404(model, product_id)

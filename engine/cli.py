@@ -1,4 +1,5 @@
-"""The ``portico`` command line: serve, worker, scheduler, migrate, plugins, check, and plugin commands."""
+"""The ``portico`` command line: serve, worker, scheduler, migrate, reseal, plugins, check, and plugin
+commands."""
 from __future__ import annotations
 
 import json
@@ -152,6 +153,23 @@ def migrate(state: State):
     for line in applied:
         click.echo(f"applied {line}")
     click.echo(f"{len(applied)} migrations applied" if applied else "database is up to date")
+
+
+@cli.command()
+@click.pass_obj
+def reseal(state: State):
+    """Seal stored secrets (2FA seeds) under the first of secret_keys, before an old key is
+    taken out of the list (SEC-6)."""
+    from engine import db
+    from engine.security import reseal_stored
+    app = state.app()
+    with db.connection():
+        resealed, unreadable = reseal_stored(app)
+    click.echo(f"{resealed} sealed values moved to the first secret key")
+    if unreadable:
+        raise click.ClickException(
+            f"{unreadable} sealed values open under none of secret_keys: their key was "
+            "removed; put it back, or those users set up two-step sign-in again")
 
 
 @cli.command()

@@ -13,6 +13,7 @@ import peewee
 
 from engine.errors import Problem
 from engine.i18n import N_
+from engine.roles import MEMBER
 
 
 @dataclass(frozen=True)
@@ -22,6 +23,8 @@ class Principal:
     ``kind`` is "customer" or "staff". A customer principal has ``customer_id``;
     under impersonation it also carries ``impersonator_id`` (the staff user).
     ``scopes`` is {"read"} for a read-only API key, {"read", "write"} otherwise.
+    ``role`` is the contact's role on the account (``engine.roles``, ACCT-7): what they may
+    see and do beyond their own login.
     """
     kind: str
     user_id: int | None = None
@@ -35,6 +38,7 @@ class Principal:
     via: str = "session"  # session, token, api_key
     locale: str = ""
     timezone: str = ""
+    role: str = MEMBER
 
     @property
     def is_customer(self) -> bool:

@@ -73,7 +73,9 @@ def register_routes(app: Portico) -> list[Route]:
     """Return ``Route(path, resource)`` items to mount on the Falcon app.
 
     JSON routes live under ``/api/v1``; portal pages anywhere else. A resource
-    sets ``auth = "customer" | "staff" | "public"`` (default ``"customer"``).
+    sets ``auth = "customer" | "public"`` (default ``"customer"``). A staff route (under
+    ``/staff`` or ``/api/v1/staff``) must declare ``Route(..., permission=...)``: a
+    permission name, ``ANY_STAFF`` or ``PUBLIC`` (SEC-5; an undeclared one stops start-up).
     """
 
 

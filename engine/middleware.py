@@ -1,8 +1,6 @@
 """Per-request work: database connection, who is asking, CSRF, locale, security headers."""
 from __future__ import annotations
 
-import hashlib
-import hmac
 import secrets
 from urllib.parse import quote
 
@@ -11,6 +9,8 @@ import falcon
 from engine import db
 from engine.errors import Problem
 from engine.forms import read_form
+from engine.registry import ANY_STAFF, PUBLIC, is_staff_path
+from engine.security import sign, signed
 
 UNSAFE = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 CSRF_COOKIE = "portico_csrf"
@@ -68,13 +68,15 @@ class RequestMiddleware:
             self.app.settings.default_timezone
         auth = getattr(resource, "auth", "customer")
         page = req.path.startswith("/api/") is False
+        # SEC-5: a staff route's own declaration (engine.registry.Route) decides who may call it.
+        permission = self.app.permission_for(req.uri_template, req.method)
+        if permission is not None:
+            auth = "public" if permission == PUBLIC else "staff"
         if auth == "customer" and not (ctx.principal and ctx.principal.is_customer):
             self._unauthorized(req, page)
         if auth == "staff" and not (ctx.principal and ctx.principal.is_staff):
-            self._unauthorized(req, page)
-        permission = getattr(resource, "permission", None)
-        if permission and ctx.principal and ctx.principal.is_staff \
-                and not ctx.principal.can(permission):
+            self._unauthorized(req, page, "/staff/login")
+        if permission not in (None, PUBLIC, ANY_STAFF) and not ctx.principal.can(permission):
             # Before the input is read: staff without the permission get a 403, not a 422.
             raise Problem(403, f"You need the {permission} permission", type="forbidden")
         if req.method in UNSAFE and ctx.principal and "write" not in ctx.principal.scopes:
@@ -83,9 +85,10 @@ class RequestMiddleware:
         self._check_csrf(req, resource, page)
 
     @staticmethod
-    def _unauthorized(req, page: bool) -> None:
-        if page and req.method == "GET":
-            raise falcon.HTTPSeeOther("/login?next=" + quote(req.relative_uri, safe=""))
+    def _unauthorized(req, page: bool, login: str = "/login") -> None:
+        # The staff console sends every method to its sign-in page; the portal only GETs.
+        if page and (req.method == "GET" or is_staff_path(req.path)):
+            raise falcon.HTTPSeeOther(login + "?next=" + quote(req.relative_uri, safe=""))
         raise falcon.HTTPUnauthorized(title="Sign in required",
                                       description="Sign in, or send a valid bearer token or API key.")
 
@@ -97,8 +100,8 @@ class RequestMiddleware:
         if not page and (principal is None or principal.via != "session"):
             return  # bearer tokens and API keys cannot be sent by a third-party page
         sent = req.get_header(CSRF_HEADER) or (read_form(req).get(CSRF_FIELD, "") if page else "")
-        if req.context.extra.get("csrf_set") or not sent or not hmac.compare_digest(
-                str(sent), req.context.csrf_token):
+        if req.context.extra.get("csrf_set") or not sent or not csrf_valid(
+                self.app, req.context.extra["csrf_cookie"], str(sent)):
             raise Problem(403, "The form has expired",
                           "Reload the page and submit it again.", type="csrf")
 
@@ -130,9 +133,14 @@ def new_csrf_cookie() -> str:
 
 
 def csrf_token(app, cookie: str) -> str:
-    """The token forms carry: an HMAC of the browser's CSRF cookie under the secret key."""
-    return hmac.new(app.settings.secret_key.encode(), b"csrf:" + cookie.encode(),
-                    hashlib.sha256).hexdigest()
+    """The token forms carry: an HMAC of the browser's CSRF cookie under the (first) secret key."""
+    return sign(app.settings.secret_key, "csrf:" + cookie)
+
+
+def csrf_valid(app, cookie: str, sent: str) -> bool:
+    """Whether ``sent`` is the token of ``cookie`` under any of the secret keys: a form
+    rendered before a key rotation still posts (SEC-6)."""
+    return bool(cookie) and signed(app.settings.secret_keys, "csrf:" + cookie, sent)
 
 
 def client_ip(req, trusted: set[str]) -> str:

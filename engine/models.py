@@ -37,7 +37,8 @@ class Customer(BaseModel):
 
 
 class Contact(BaseModel):
-    """A person linked to a customer account (ACCT-2)."""
+    """A person linked to a customer account (ACCT-2). ``role`` is their job ("Accounts");
+    what they may do on the account is ``is_primary`` and ``can_manage`` (``engine.roles``)."""
     customer = ForeignKeyField(Customer, backref="contacts", on_delete="CASCADE")
     first_name = CharField(max_length=100)
     last_name = CharField(max_length=100, default="")
@@ -45,6 +46,7 @@ class Contact(BaseModel):
     phone = CharField(max_length=32, default="")
     role = CharField(max_length=50, default="")
     is_primary = BooleanField(default=False)
+    can_manage = BooleanField(default=False)  # granted by the primary contact (ACCT-7)
     created_at = UTCDateTimeField(default=utcnow)
 
     @property

@@ -1,17 +1,64 @@
 """The small value types plugins return from hooks."""
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 
+#: Staff routes live under these paths; each must declare who may call it (SEC-5).
+STAFF_PREFIXES = ("/staff", "/api/v1/staff")
+#: What a staff route may declare instead of a permission name: anyone (the staff sign-in)...
+PUBLIC = "public"
+#: ...or any signed-in staff member, whatever their permissions.
+ANY_STAFF = "any-staff"
+_PERMISSION_NAME = re.compile(r"[a-z][a-z0-9_]*")
+
+
+def is_staff_path(path: str) -> bool:
+    return any(path == p or path.startswith(p + "/") for p in STAFF_PREFIXES)
+
+
 @dataclass(frozen=True)
 class Route:
-    """A URI template and the Falcon resource that answers it."""
+    """A URI template and the Falcon resource that answers it.
+
+    ``permission`` is mandatory on a staff route (``is_staff_path``) and means nothing
+    elsewhere: a staff permission name (``"billing"``; ``admin`` has every one),
+    ``ANY_STAFF``, ``PUBLIC``, or a dict of them by HTTP method (``{"GET": ANY_STAFF,
+    "POST": "can_impersonate"}``). The middleware checks it before the handler runs.
+    """
     path: str
     resource: Any
     suffix: str | None = None
+    permission: str | dict[str, str] | None = None
+
+    def permission_for(self, method: str) -> str | None:
+        """What ``method`` needs here; a method a dict leaves out needs a signed-in staff member."""
+        if isinstance(self.permission, dict):
+            return self.permission.get(method.upper(), ANY_STAFF)
+        return self.permission
+
+    def permission_problem(self) -> str | None:
+        """Why this route's declaration is not valid, or None."""
+        staff = is_staff_path(self.path)
+        if self.permission is None:
+            return ("a staff route must declare who may call it: Route(..., permission=...) "
+                    "with a permission name, ANY_STAFF or PUBLIC (engine.registry)"
+                    if staff else None)
+        if not staff:
+            return "permission is only for staff routes (under /staff or /api/v1/staff)"
+        if getattr(type(self.resource), "permission", None) is not None:
+            return "declare the permission on the Route, not on the resource"
+        values = (self.permission.values() if isinstance(self.permission, dict)
+                  else [self.permission])
+        for value in values:
+            if value not in (PUBLIC, ANY_STAFF) and not (
+                    isinstance(value, str) and _PERMISSION_NAME.fullmatch(value)):
+                return (f"permission {value!r} is not a permission name (lower-case letters, "
+                        "digits and _), ANY_STAFF or PUBLIC")
+        return None
 
 
 @dataclass(frozen=True)

@@ -1,5 +1,9 @@
 """Secrets at rest: argon2 for passwords, SHA-256 for random tokens, constant-time checks, and
-sealing (authenticated encryption) for the few secrets that must be read back."""
+sealing (authenticated encryption) for the few secrets that must be read back.
+
+Signing and sealing take ``settings.secret_keys`` (SEC-6): the first key signs and seals,
+every key in the list verifies and opens, so a new key goes in first and an old one comes
+out later (docs/configuration.md)."""
 from __future__ import annotations
 
 import base64
@@ -7,10 +11,11 @@ import functools
 import hashlib
 import hmac
 import secrets
+from typing import Sequence
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
-from cryptography.fernet import Fernet, InvalidToken
+from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
@@ -47,11 +52,25 @@ def token_hash(token: str) -> str:
 
 
 def sign(secret_key: str, message: str) -> str:
+    """The HMAC-SHA256 of ``message`` under one key (sign under the first of ``secret_keys``)."""
     return hmac.new(secret_key.encode(), message.encode(), hashlib.sha256).hexdigest()
+
+
+def signed(keys: Sequence[str], message: str, signature: str, length: int | None = None) -> bool:
+    """Whether ``signature`` is ``sign(key, message)`` (cut to ``length``) under any of ``keys``.
+
+    SEC-6: the first key signs, every key in the list still verifies, a key taken out of
+    the list verifies nothing more."""
+    return any(same(signature, sign(key, message)[:length]) for key in _key_list(keys))
 
 
 def same(a: str, b: str) -> bool:
     return hmac.compare_digest(a.encode(), b.encode())
+
+
+def _key_list(keys: str | Sequence[str]) -> tuple[str, ...]:
+    # One key is a list of one (a partner plugin may still pass settings.secret_key).
+    return (keys,) if isinstance(keys, str) else tuple(keys)
 
 
 SEALED = "sealed1:"
@@ -65,10 +84,17 @@ def _fernet(secret_key: str) -> Fernet:
     return Fernet(base64.urlsafe_b64encode(key))
 
 
-def seal(secret_key: str, plaintext: str) -> str:
-    """``plaintext`` encrypted and authenticated (Fernet) under a key derived from
-    ``secret_key``: for secrets the app must read back, such as a TOTP seed."""
-    return SEALED + _fernet(secret_key).encrypt(plaintext.encode()).decode()
+@functools.lru_cache(maxsize=8)
+def _multi(keys: tuple[str, ...]) -> MultiFernet:
+    """Seals under the first key, opens under any (SEC-6)."""
+    return MultiFernet([_fernet(k) for k in keys])
+
+
+def seal(keys: str | Sequence[str], plaintext: str) -> str:
+    """``plaintext`` encrypted and authenticated (Fernet) under a key derived from the first
+    of ``keys`` (``settings.secret_keys``): for secrets the app must read back, such as a
+    TOTP seed."""
+    return SEALED + _multi(_key_list(keys)).encrypt(plaintext.encode()).decode()
 
 
 def is_sealed(stored: str) -> bool:
@@ -76,14 +102,54 @@ def is_sealed(stored: str) -> bool:
 
 
 class UnsealError(ValueError):
-    """A sealed value that this secret_key cannot open (the key changed, or the value did)."""
+    """A sealed value that none of the secret keys can open (a key changed, or the value did)."""
 
 
-def unseal(secret_key: str, stored: str) -> str:
-    """The plaintext of ``seal()``; a value stored before sealing existed comes back as is."""
+def unseal(keys: str | Sequence[str], stored: str) -> str:
+    """The plaintext of ``seal()`` under any of ``keys``; a value stored before sealing existed
+    comes back as is."""
     if not is_sealed(stored):
         return stored
     try:
-        return _fernet(secret_key).decrypt(stored[len(SEALED):].encode()).decode()
+        return _multi(_key_list(keys)).decrypt(stored[len(SEALED):].encode()).decode()
     except InvalidToken:
-        raise UnsealError("cannot open a sealed value: was secret_key changed?") from None
+        raise UnsealError("cannot open a sealed value: was its secret key removed from "
+                          "secret_keys?") from None
+
+
+def reseal(keys: str | Sequence[str], stored: str) -> str | None:
+    """``stored`` sealed under the first key, or None when it already is.
+
+    For a value sealed under an older key (or stored before sealing existed); raises
+    ``UnsealError`` when no key opens it. Run after adding a new first key, before taking
+    the old one out (``portico reseal``)."""
+    keys = _key_list(keys)
+    if is_sealed(stored):
+        try:
+            _fernet(keys[0]).decrypt(stored[len(SEALED):].encode())
+            return None
+        except InvalidToken:
+            pass
+    return seal(keys, unseal(keys, stored))
+
+
+def reseal_stored(app) -> tuple[int, int]:
+    """Seal every stored sealed value under the first secret key: the columns each model names
+    in ``SEALED_FIELDS`` (2FA seeds). Returns (resealed, unreadable): an unreadable value was
+    sealed under a key no longer in ``secret_keys``."""
+    resealed = unreadable = 0
+    keys = app.settings.secret_keys
+    for models in app.models.values():
+        for model in models:
+            for name in getattr(model, "SEALED_FIELDS", ()):
+                field = getattr(model, name)
+                for row in model.select(model.id, field).order_by(model.id).iterator():
+                    try:
+                        fresh = reseal(keys, getattr(row, name))
+                    except UnsealError:
+                        unreadable += 1
+                        continue
+                    if fresh is not None:
+                        model.update({field: fresh}).where(model.id == row.id).execute()
+                        resealed += 1
+    return resealed, unreadable

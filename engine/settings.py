@@ -111,8 +111,14 @@ class CoreSettings(Schema):
                                       validate=validate.Length(min=32), metadata={
                                           "description": "signs CSRF tokens and links, and seals "
                                           "2FA seeds and backup codes (keep it: a new one makes "
-                                          "them unreadable); required outside demo mode, at "
-                                          "least 32 characters"}))
+                                          "them unreadable; rotate with secret_keys); required "
+                                          "outside demo mode, at least 32 characters"}))
+    secret_keys = secret(CommaList(fields.String(validate=validate.Length(min=32)),
+                                   load_default=list, metadata={
+                                       "description": "rotation (SEC-6): the first key signs and "
+                                       "seals, every key verifies and opens; wins over secret_key "
+                                       "when both are set (then secret_key is ignored); see "
+                                       "docs/configuration.md, Rotating the secret key"}))
     data_dir = fields.String(load_default="./var", metadata={
         "description": "where SQLite files, stored invoice PDFs and demo mail live"})
     database_url = secret(fields.String(load_default=None, allow_none=True, metadata={
@@ -204,6 +210,8 @@ class Settings(Section):
         if dotted in self._secret_fields and value not in (None, ""):
             if isinstance(value, str) and "://" in value:
                 return _redact_url(value)
+            if isinstance(value, list):  # how many keys (secret_keys), not what they are
+                return [SECRET_MASK for _ in value]
             return SECRET_MASK
         return value
 
@@ -326,12 +334,16 @@ def load_settings(path: str | os.PathLike | None = None, *, environ: dict | None
         core["database_url"] = f"sqlite:///{data_dir.resolve() / 'portico.sqlite3'}"
     if core["broker_url"] is None:
         core["broker_url"] = f"sqlite:///{data_dir.resolve() / 'queue.sqlite3'}"
-    if core["secret_key"] is None:
+    keys = list(dict.fromkeys(core["secret_keys"] or filter(None, [core["secret_key"]])))
+    if not keys:
         if not core["demo"]:
             raise SettingsError(
                 "secret_key: required outside demo mode (at least 32 characters; "
-                "e.g. secret_key = \"$env:PORTICO_SECRET\" in portico.toml)")
-        core["secret_key"] = _demo_secret(data_dir)
+                "e.g. secret_key = \"$env:PORTICO_SECRET\" in portico.toml, or secret_keys "
+                "to rotate)")
+        keys = [_demo_secret(data_dir)]
+    # SEC-6: secret_keys wins; secret_key is always the key that signs (the first).
+    core["secret_keys"], core["secret_key"] = keys, keys[0]
     if core["security"]["cookie_secure"] is None:
         core["security"]["cookie_secure"] = core["base_url"].startswith("https://")
     secret_fields = {k for k in _secret_names(core_schema)}

@@ -423,6 +423,7 @@ class PrincipalHeader:
 
     @hookimpl(tryfirst=True)
     def authenticate_request(self, app, req):
+        from engine import roles
         from engine.context import Principal
         from engine.models import StaffUser, User
         value = req.get_header("X-Test-User")
@@ -436,7 +437,7 @@ class PrincipalHeader:
         user = User.get_by_id(int(value))
         return Principal(kind="customer", user_id=user.id, customer_id=user.contact.customer_id,
                          contact_id=user.contact_id, via="token", scopes=scopes,
-                         locale=user.locale, timezone=user.timezone)
+                         locale=user.locale, timezone=user.timezone, role=roles.of(user.contact))
 
 
 def as_user(client: "Client", user) -> "Client":

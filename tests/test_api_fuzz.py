@@ -106,8 +106,12 @@ def stateful(app, max_examples: int, steps: int) -> int:
     """schemathesis' state machine over the inferred links, as alice; returns steps run."""
     schema, auth = load_schema(app), tokens(app)
     # Staff routes want another principal; signing out one's own session ends the run early.
-    schema = schema.exclude(path_regex=r"^/staff").exclude(method="DELETE",
-                                                          path="/account/sessions/{session_id}")
+    # Signing a contact (alice herself) out of her other sessions made hypothesis find the
+    # run flaky (a replayed step met other data: FlakyStrategyDefinition on the dashboard's
+    # alert links). Both still run in ``fuzz``.
+    schema = (schema.exclude(path_regex=r"^/staff")
+              .exclude(method="DELETE", path="/account/sessions/{session_id}")
+              .exclude(method="POST", path="/account/contacts/{contact_id}/sign-out"))
     schema.config.update(headers={"Authorization": f"Bearer {auth['customer']}"})
     calls = collections.Counter()
 

@@ -157,7 +157,7 @@ def test_the_seed_is_sealed_at_rest_and_an_older_plaintext_one_is_sealed_on_use(
     assert twofactor.seed(core_demo, TwoFactor.get_by_id(row.id)) == seed
 
     # Under another secret_key the seal does not open: every code is refused, and logged.
-    core_demo.settings.secret_key = "another-key-" + "x" * 40
+    core_demo.settings.secret_keys = ["another-key-" + "x" * 40]
     body["otp"] = pyotp.TOTP(seed).at(int(time.time()) + 60)
     assert Client(core_demo).post("/api/v1/auth/login", json=body).status_code == 401
-    assert "cannot be opened with this secret_key" in caplog.text
+    assert "cannot be opened with any of the secret keys" in caplog.text

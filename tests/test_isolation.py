@@ -19,6 +19,7 @@ import pytest
 from engine.context import Context, Principal, owned
 from engine.db import utcnow
 from engine.models import Customer, User
+from engine.registry import PUBLIC
 from engine.testing import Client
 from plugins.identity import apikeys
 
@@ -33,7 +34,10 @@ def all_routes(app):
         resource = route.resource
         suffix = f"_{route.suffix}" if route.suffix else ""
         methods = [m for m in METHODS if hasattr(resource, f"on_{m}{suffix}")]
-        yield plugin, route.path, getattr(resource, "auth", "customer"), methods
+        auth = getattr(resource, "auth", "customer")
+        if route.permission is not None:  # a staff route: its declaration decides (SEC-5)
+            auth = "public" if route.permission == PUBLIC else "staff"
+        yield plugin, route.path, auth, methods
 
 
 def customer_routes(app):
@@ -171,11 +175,14 @@ def test_staff_routes_need_staff_and_customers_are_refused(demo_app):
     customer = Client(demo_app)
     token = customer.login("alice@example.com")["token"]
     bearer = Client(demo_app, headers={"Authorization": f"Bearer {token}"})
-    for plugin, route in demo_app.routes:
-        if getattr(route.resource, "auth", "customer") != "staff":
+    for plugin, path, auth, methods in all_routes(demo_app):
+        if auth != "staff":
             continue
-        path = PARAM.sub("1", route.path)
+        path = PARAM.sub("1", path)
         for who in (customer, bearer):
-            answer = who.get(path) if hasattr(route.resource, "on_get") else \
-                who.post(path, json={})
-            assert answer.status_code in (401, 403), f"{path} ({plugin}): {answer.status_code}"
+            answer = who.get(path) if "get" in methods else who.post(path, json={})
+            if path.startswith("/staff"):  # console pages send everyone else to their sign-in
+                assert answer.status_code == 303 and answer.headers["location"].startswith(
+                    "/staff/login?next="), f"{path} ({plugin}): {answer.status_code}"
+            else:
+                assert answer.status_code in (401, 403), f"{path} ({plugin}): {answer.status_code}"

@@ -2,7 +2,8 @@
 
 LIM-2 (tenant isolation, no admin function for customers), API-2/API-3 (keys reach what
 the portal shows; read-only keys change nothing), IMP-2/IMP-5 (impersonation is the
-customer, minus credentials; staff need a permission). Routes come from ``app.routes``
+customer, minus credentials; staff need a permission), ACCT-7 (the account's other
+contacts: a member and a manager meet the primary contact's rows as their role allows). Routes come from ``app.routes``
 through ``test_isolation``'s discovery, so a new plugin's routes are checked without
 editing this file. Ids are the target customer's (Bob's Bikes, C-100002) rows.
 
@@ -23,6 +24,7 @@ import pytest
 from engine.context import owned
 from engine.db import database, utcnow
 from engine.models import AuditEvent, Contact, Customer, Service, StaffUser, User
+from engine.registry import ANY_STAFF, PUBLIC
 from engine.security import hash_password
 from engine.testing import DEMO_PASSWORD, Client
 from plugins.identity import apikeys
@@ -35,6 +37,35 @@ CREDENTIALS = {
     ("delete", "/api/v1/account/api-keys/{key_id}"),
     ("post", "/account/api-keys/{key_id}/revoke"),
     ("delete", "/api/v1/account/sessions/{session_id}"),  # SEC-4: the holder's alone
+    # ACCT-7: who manages the account, and signing a contact out, need the person too.
+    ("put", "/api/v1/account/contacts/{contact_id}/manage"),
+    ("delete", "/api/v1/account/contacts/{contact_id}/manage"),
+    ("post", "/api/v1/account/contacts/{contact_id}/sign-out"),
+    ("post", "/account/contacts/{contact_id}/manage"),
+    ("post", "/account/contacts/{contact_id}/sign-out"),
+}
+# ACCT-7: what the target account's other contacts meet on its first rows, which are the
+# primary contact's (Bob: his contact, his API keys, his sessions) or the account's (cards).
+# A member sees neither the primary's keys nor anyone's sessions (404); a manager sees the
+# keys but may not act over the primary (403); only the primary grants "manage".
+ROLE = (403, "role-forbidden")
+ROLE_REFUSED = {
+    ("delete", "/api/v1/account/api-keys/{key_id}"): {"member": (404, None), "manager": ROLE},
+    ("post", "/account/api-keys/{key_id}/revoke"): {"member": (404, None), "manager": ROLE},
+    ("delete", "/api/v1/payment-methods/{method_id}"): {"member": ROLE},
+    ("post", "/api/v1/payment-methods/{method_id}/default"): {"member": ROLE},
+    ("post", "/billing/payment-methods/{method_id}/default"): {"member": ROLE},
+    ("post", "/billing/payment-methods/{method_id}/delete"): {"member": ROLE},
+    ("put", "/api/v1/account/contacts/{contact_id}/manage"): {"member": ROLE, "manager": ROLE},
+    ("delete", "/api/v1/account/contacts/{contact_id}/manage"): {"member": ROLE,
+                                                                 "manager": ROLE},
+    ("post", "/account/contacts/{contact_id}/manage"): {"member": ROLE, "manager": ROLE},
+    ("post", "/api/v1/account/contacts/{contact_id}/sign-out"): {"member": ROLE,
+                                                                 "manager": ROLE},
+    ("post", "/account/contacts/{contact_id}/sign-out"): {"member": ROLE, "manager": ROLE},
+    # Sessions belong to one login, whatever the role.
+    ("delete", "/api/v1/account/sessions/{session_id}"): {"member": (404, None),
+                                                          "manager": (404, None)},
 }
 # IMP-6: paying with the customer's saved cards is refused under impersonation (an empty
 # body pays with the default card; the other pay routes answer 422 to an empty body first).
@@ -48,18 +79,20 @@ OWNER_REFUSED = {
 # is not theirs to end (a 404) unless they are an admin.
 STAFF_PERMISSION = {"/api/v1/staff/impersonations/{impersonation_id}": "admin"}
 PRINCIPALS = ("owner", "other_customer", "anonymous", "read_only_key", "read_write_key",
-              "staff_without_permission", "impersonating_staff")
+              "staff_without_permission", "impersonating_staff", "member", "manager")
 
 
 def is_staff_route(path: str) -> bool:
     return path.startswith(("/staff", "/api/v1/staff"))
 
 
-def needed_permission(app, path: str) -> str:
-    """What a staff route needs: its resource's ``permission`` (checked by the middleware)."""
+def needed_permission(app, path: str, method: str) -> str:
+    """What a staff route needs: the permission its ``Route`` declares (checked by the
+    middleware); "" when any signed-in staff member may call it."""
     if path in STAFF_PERMISSION:
         return STAFF_PERMISSION[path]
-    return next(getattr(r.resource, "permission", "") or "" for _, r in app.routes if r.path == path)
+    need = app.permission_for(path, method)
+    return "" if need in (PUBLIC, ANY_STAFF) else need
 
 
 @contextlib.contextmanager
@@ -126,6 +159,11 @@ class Principals:
         expires = utcnow() + timedelta(days=30)
         ro, _ = apikeys.create(target.id, bob.id, "read-only", "read", expires)
         rw, _ = apikeys.create(target.id, bob.id, "read-write", "read_write", expires)
+        # ACCT-7: Carol is a plain member of Bob's Bikes; Dave manages it.
+        dave = Contact.create(customer=target.id, first_name="Dave", email="dave@example.com",
+                              can_manage=True)
+        User.create(contact=dave, email="dave@example.com",
+                    password_hash=hash_password(DEMO_PASSWORD))
         self.clients = {
             "owner": self._session(app, "bob@example.com"),
             "other_customer": self._session(app, "alice@example.com"),
@@ -134,6 +172,8 @@ class Principals:
             "read_write_key": Client(app, headers={"Authorization": f"Bearer {rw}"}),
             "staff_without_permission": self._session(app, "nobody-staff@example.com", True),
             "impersonating_staff": self._impersonation(app, bob),
+            "member": self._session(app, "carol@example.com"),
+            "manager": self._session(app, "dave@example.com"),
             "staff_owner": self._session(app, "admin@example.com", True),
         }
         for client in self.clients.values():
@@ -219,15 +259,19 @@ def expectation(app, principal: str, path: str, method: str) -> tuple[str, bool]
         if principal == "owner":  # a staff member with every permission
             return "allowed", False
         if principal == "staff_without_permission":
-            permission = needed_permission(app, path)
+            permission = needed_permission(app, path, method)
             if not permission:
                 return "allowed", False
             return ("not_found" if permission == "admin" else "forbidden"), True
         return "staff_login", True  # customers, keys, impersonation: no admin function (LIM-2)
     credential = (method, path) in CREDENTIALS
     if (method, path) in OWNER_REFUSED and principal in ("owner", "read_write_key",
-                                                         "impersonating_staff"):
+                                                         "impersonating_staff", "member",
+                                                         "manager"):
         return "owner_refused", True
+    if principal in ("member", "manager"):
+        refusal = ROLE_REFUSED.get((method, path), {}).get(principal)
+        return (f"role:{refusal[0]}:{refusal[1] or ''}", True) if refusal else ("allowed", False)
     if principal == "owner":
         return "allowed", False
     if principal == "other_customer":
@@ -247,6 +291,9 @@ def expectation(app, principal: str, path: str, method: str) -> tuple[str, bool]
 def check(expected: str, answer, made_up, page: bool, method: str, path: str) -> str | None:
     if expected == "owner_refused":
         return refused(answer, *OWNER_REFUSED[(method, path)])
+    if expected.startswith("role:"):
+        _, status, kind = expected.split(":")
+        return refused(answer, int(status), kind or None)
     if expected == "allowed":
         return allowed(answer, page, method)
     if expected == "isolated":  # LIM-2: a foreign id is a 404, or what a made-up id gets
@@ -287,7 +334,7 @@ def customer_markers(customer: Customer) -> list[str]:
     return [customer.number, customer.name, *emails]
 
 
-@pytest.mark.spec("LIM-2", "API-2", "API-3", "IMP-2", "IMP-5")
+@pytest.mark.spec("LIM-2", "API-2", "API-3", "IMP-2", "IMP-5", "ACCT-7")
 def test_every_route_with_an_id_answers_every_caller_as_expected(demo_app):
     app = demo_app
     target = Customer.get(Customer.number == "C-100002")

@@ -55,7 +55,8 @@ def test_impersonation_needs_can_impersonate_or_admin(core_demo):
                      password_hash=hash_password(DEMO_PASSWORD))
     viewer = staff_client(core_demo, "viewer@example.com")
     refused = start(viewer)
-    assert refused.status_code == 403 and problem(refused)["type"] == "/problems/permission-denied"
+    # The route declares can_impersonate (SEC-5): refused before the body is read.
+    assert refused.status_code == 403 and problem(refused)["type"] == "/problems/forbidden"
     assert Impersonation.select().count() == 0
     assert start(staff_client(core_demo, "admin@example.com")).status_code == 201
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from marshmallow import Schema, fields
 
+from engine import roles
+
 
 class ContactOut(Schema):
     id = fields.Integer()
@@ -11,8 +13,11 @@ class ContactOut(Schema):
     last_name = fields.String()
     email = fields.String()
     phone = fields.String()
-    role = fields.String()
+    role = fields.String(metadata={"description": "their job, as the operator noted it"})
     is_primary = fields.Boolean()
+    access = fields.Function(roles.of, metadata={
+        "enum": list(roles.ROLES), "description": "what they may do on the account (ACCT-7): "
+        "primary, manager (granted by the primary) or member"})
 
 
 class SiteOut(Schema):

@@ -11,7 +11,7 @@ RECENT = 3
 
 def activity_card(app, ctx) -> Card:
     """The last few account events, newest first, with who did them (ACCT-5)."""
-    rows = service.activity_query(ctx.customer_id).order_by(AuditEvent.id.desc()).limit(RECENT)
+    rows = service.activity_query(ctx).order_by(AuditEvent.id.desc()).limit(RECENT)
     events = service.describe_events(rows, ctx.principal.user_id)
     return Card("activity", N_("Recent activity"), "account/card_activity.html", order=90,
                 data={"events": [{"action": e["action"], "description": e["description"],

@@ -1,9 +1,10 @@
 """Account pages (Account → Details → Edit → Save changes) and the account API."""
 from __future__ import annotations
 
+from engine import roles
 from engine.api import PageQuery, operation, paginate
 from engine.context import owned
-from engine.errors import Problem
+from engine.errors import Problem, invalid
 from engine.forms import read_form, validate_form
 from engine.models import AuditEvent, Contact, Customer, Site, StaffUser
 from plugins.account import schemas, service
@@ -18,6 +19,9 @@ NOTICES = {
     "email": "Your email address has been changed.",
     "password": "Your password has been changed.",
     "password-ended": "Your password has been changed and your other sessions signed out.",
+    "manage-granted": "The contact may now manage the account.",
+    "manage-revoked": "The contact may no longer manage the account.",
+    "signed-out": "The contact has been signed out everywhere.",
 }
 
 
@@ -149,10 +153,37 @@ class PasswordPage:
 
 
 class ContactsPage:
+    """``/account/contacts``: everyone linked to the account with their role; logins, and the
+    buttons to grant "manage" or sign someone out, as the viewer's role allows (ACCT-7)."""
+
     def on_get(self, req, resp):
-        cid = req.context.require_customer()
+        ctx = req.context
         _page(req, resp, "account/contacts.html",
-              contacts=list(owned(Contact, cid).order_by(Contact.is_primary.desc(), Contact.id)))
+              contacts=service.with_logins(ctx, list(service.contacts_query(ctx))),
+              grants=roles.may(ctx.principal, "grant_manage") and guards.refusal(ctx) is None)
+
+
+class ContactManagePage:
+    """``POST /account/contacts/{contact_id}/manage``: the primary grants or takes back "manage"."""
+
+    def on_post(self, req, resp, contact_id):
+        ctx = req.context
+        service.manageable(ctx, contact_id)  # who and whom first: the form comes after
+        data, errors = validate_form(req, schemas.ManageForm)
+        if errors:
+            raise invalid(errors)
+        service.set_manage(ctx.app, ctx, contact_id, data["grant"])
+        redirect(resp, "/account/contacts?notice=" + ("manage-granted" if data["grant"]
+                                                      else "manage-revoked"))
+
+
+class ContactSignOutPage:
+    """``POST /account/contacts/{contact_id}/sign-out``: end every session of that contact."""
+
+    def on_post(self, req, resp, contact_id):
+        ctx = req.context
+        service.sign_out_contact(ctx.app, ctx, contact_id)
+        redirect(resp, "/account/contacts?notice=signed-out")
 
 
 class SitesPage:
@@ -162,13 +193,13 @@ class SitesPage:
 
 
 class ActivityPage:
-    """``/account/activity``: newest first, 50 a page, keyset-paginated."""
+    """``/account/activity``: newest first, 50 a page, keyset-paginated; what the viewer's role
+    may read (ACCT-7)."""
 
     def on_get(self, req, resp):
         ctx = req.context
-        cid = ctx.require_customer()
         query = PageQuery().load({k: v for k, v in req.params.items() if k in ("cursor", "limit")})
-        page = paginate(service.activity_query(cid), AuditEvent.id, query)
+        page = paginate(service.activity_query(ctx), AuditEvent.id, query)
         _page(req, resp, "account/activity.html",
               events=service.describe_events(page["items"], ctx.principal.user_id),
               next=page["next"])
@@ -207,7 +238,7 @@ class MeAPI:
                 "contact": user.contact, "via": p.via, "scopes": sorted(p.scopes),
                 "impersonated": p.impersonated,
                 "impersonator": impersonator.name if impersonator else None,
-                "two_factor": twofactor.enabled(user)}
+                "two_factor": twofactor.enabled(user), "access": p.role}
 
 
 class AccountAPI:
@@ -267,11 +298,43 @@ class PasswordAPI:
 
 
 class ContactsAPI:
-    @operation("Contacts linked to your account (read-only)", query=PageQuery,
-               response=schemas.ContactPage)
+    @operation("Contacts linked to your account, each with their role; their logins as your "
+               "role allows (ACCT-7)", query=PageQuery, response=schemas.ContactPage)
     def on_get(self, req, resp, query):
-        return paginate(owned(Contact, req.context.require_customer()), Contact.id, query,
+        ctx = req.context
+        page = paginate(owned(Contact, ctx.require_customer()), Contact.id, query,
                         descending=False)
+        service.with_logins(ctx, page["items"])
+        return page
+
+
+class ContactManageAPI:
+    """``PUT|DELETE /api/v1/account/contacts/{contact_id}/manage``"""
+
+    @operation("Let a contact manage the account: logins, API keys, the whole activity log, "
+               "saved cards (the primary contact only)", response=schemas.AccountContactOut,
+               errors={403: "Only the primary contact grants it, in a signed-in session",
+                       409: "The contact is the primary contact"})
+    def on_put(self, req, resp, contact_id):
+        return service.set_manage(req.context.app, req.context, contact_id, True)
+
+    @operation("Take \"manage\" back from a contact (the primary contact only)",
+               response=schemas.AccountContactOut,
+               errors={403: "Only the primary contact grants it, in a signed-in session",
+                       409: "The contact is the primary contact"})
+    def on_delete(self, req, resp, contact_id):
+        return service.set_manage(req.context.app, req.context, contact_id, False)
+
+
+class ContactSignOutAPI:
+    """``POST /api/v1/account/contacts/{contact_id}/sign-out``"""
+
+    @operation("Sign a contact out of every session (the primary contact: anyone; managers: "
+               "members)", response=schemas.ContactSignedOut,
+               errors={403: "Your role does not allow it, or not in a signed-in session",
+                       409: "The contact has no portal login"})
+    def on_post(self, req, resp, contact_id):
+        return {"ended": service.sign_out_contact(req.context.app, req.context, contact_id)}
 
 
 class SitesAPI:
@@ -282,11 +345,12 @@ class SitesAPI:
 
 
 class ActivityAPI:
-    @operation("Your activity log: every change, sign-in and impersonation, newest first",
+    @operation("Your activity log: every change, sign-in and impersonation, newest first (the "
+               "whole account's for the primary contact and managers, ACCT-7)",
                query=PageQuery, response=schemas.ActivityPage)
     def on_get(self, req, resp, query):
         ctx = req.context
-        page = paginate(service.activity_query(ctx.require_customer()), AuditEvent.id, query)
+        page = paginate(service.activity_query(ctx), AuditEvent.id, query)
         return {"items": service.describe_events(page["items"], ctx.principal.user_id),
                 "next": page["next"]}
 

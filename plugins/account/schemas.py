@@ -149,6 +149,8 @@ class MeOut(Schema):
     impersonated = fields.Boolean()
     impersonator = fields.String(allow_none=True)
     two_factor = fields.Boolean()
+    access = fields.String(metadata={"enum": ["primary", "manager", "member"],
+                                     "description": "your role on the account (ACCT-7)"})
 
 
 class ActivityOut(Schema):
@@ -165,7 +167,28 @@ class ActivityOut(Schema):
     user_agent = fields.String()
 
 
-ContactPage = page_schema(ContactOut, "ContactPage")
+class ContactLoginOut(Schema):
+    email = fields.String()
+    active = fields.Boolean()
+    two_factor = fields.Boolean()
+
+
+class AccountContactOut(ContactOut):
+    login = fields.Nested(ContactLoginOut, allow_none=True, metadata={
+        "description": "their portal login: your own, or anyone's for the primary contact and "
+                       "managers (ACCT-7); null otherwise, or when they have none"})
+
+
+class ContactSignedOut(Schema):
+    ended = fields.Integer(metadata={"description": "how many sessions were ended"})
+
+
+class ManageForm(Schema):
+    """``POST /account/contacts/{id}/manage``: grant (true) or take back (false) "manage"."""
+    grant = fields.Boolean(required=True)
+
+
+ContactPage = page_schema(AccountContactOut, "ContactPage")
 SitePage = page_schema(SiteOut, "SitePage")
 ActivityPage = page_schema(ActivityOut, "ActivityPage")
 

@@ -3,9 +3,11 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from engine import audit
+from engine import audit, roles
+from engine.context import get_owned, owned
 from engine.db import database, utcnow
-from engine.errors import invalid
+from engine.errors import Problem, invalid
+from engine.i18n import N_
 from engine.models import AuditEvent, Contact, StaffUser, User
 from engine.notify import Notice, notify
 from engine.security import hash_password, new_token, token_hash, verify_password
@@ -49,6 +51,9 @@ ACTIONS = {
     "impersonation.started": "Support staff opened your account",
     "impersonation.ended": "Support staff left your account",
     "impersonation.action": "Support staff made a change",
+    "contact.manage_granted": "A contact may now manage the account",
+    "contact.manage_revoked": "A contact may no longer manage the account",
+    "contact.signed_out": "A contact was signed out everywhere",
 }
 
 
@@ -210,5 +215,70 @@ def describe_events(rows, viewer_id: int | None = None) -> list[dict]:
     return out
 
 
-def activity_query(customer_id: int):
-    return AuditEvent.select().where(AuditEvent.customer == customer_id)
+def activity_query(ctx):
+    """The activity log the viewer may read (ACCT-7): the whole account's for the primary
+    contact and managers, otherwise only what they did (or staff did as them)."""
+    query = AuditEvent.select().where(AuditEvent.customer == ctx.require_customer())
+    return roles.mine_unless(query, ctx.principal, "all_activity", AuditEvent.user)
+
+
+# -- contacts and their roles (ACCT-7) ---------------------------------------------------
+
+def contacts_query(ctx):
+    return owned(Contact, ctx.require_customer()).order_by(Contact.is_primary.desc(), Contact.id)
+
+
+def with_logins(ctx, contacts: list[Contact]) -> list[Contact]:
+    """Attach each contact's role (``access``) and ``login`` (email, active, 2FA) where the
+    viewer may see it: their own, or everyone's with the ``see_logins`` power."""
+    everyone = roles.may(ctx.principal, "see_logins")
+    users = {u.contact_id: u for u in User.select().where(
+        User.contact.in_([c.id for c in contacts]))} if contacts else {}
+    for c in contacts:
+        c.access, user = roles.of(c), users.get(c.id)
+        shown = user is not None and (everyone or c.id == ctx.principal.contact_id)
+        c.login = {"email": user.email, "active": user.is_active,
+                   "two_factor": twofactor.enabled(user)} if shown else None
+        c.can_sign_out = shown and user.is_active and c.id != ctx.principal.contact_id \
+            and roles.may_act_over(ctx.principal, "end_sessions", c)
+    return contacts
+
+
+def manageable(ctx, contact_id) -> Contact:
+    """The contact whose "manage" the viewer may change: only the primary contact, in person
+    (403), only another contact of the account (404 for anyone else's), not the primary (409)."""
+    guards.require_account_holder(ctx)
+    roles.require(ctx.principal, "grant_manage")
+    contact = get_owned(Contact, contact_id, ctx)
+    if contact.is_primary:
+        raise Problem(409, N_("The primary contact manages the account already"),
+                      type="contact-is-primary")
+    return contact
+
+
+def set_manage(app, ctx, contact_id, grant: bool) -> Contact:
+    """The primary contact grants (or takes back) "manage" to another contact; audited."""
+    contact = manageable(ctx, contact_id)
+    if contact.can_manage != grant:
+        with database.atomic():
+            Contact.update(can_manage=grant).where(Contact.id == contact.id).execute()
+            audit.record(ctx, "contact.manage_granted" if grant else "contact.manage_revoked",
+                         f"contact:{contact.id}", {"name": contact.full_name})
+        contact.can_manage = grant
+    return with_logins(ctx, [contact])[0]
+
+
+def sign_out_contact(app, ctx, contact_id) -> int:
+    """End every session of another contact's login (a manager over members, the primary over
+    everyone); returns how many were ended. Your own: every session but this one."""
+    guards.require_account_holder(ctx)
+    contact = get_owned(Contact, contact_id, ctx)
+    roles.require_over(ctx.principal, "end_sessions", contact)
+    user = User.get_or_none(User.contact == contact.id)
+    if user is None:
+        raise Problem(409, N_("This contact has no portal login"), type="no-login")
+    keep = ctx.principal.session_id if user.id == ctx.principal.user_id else None
+    with database.atomic():
+        ended = sessions.revoke_user_sessions(user.id, keep=keep)
+        audit.record(ctx, "contact.signed_out", f"contact:{contact.id}", {"sessions": ended})
+    return ended

@@ -18,15 +18,15 @@ from engine.audit import record
 from engine.db import utcnow
 from engine.errors import Problem
 from engine.i18n import N_
-from engine.security import new_token, same, sign, token_hash
+from engine.security import new_token, sign, signed, token_hash
 from plugins.billing.models import GuestPayLink, Invoice
 
 COOKIE = "portico_pay"
 TOKEN_RE = re.compile(r"/pay/[A-Za-z0-9_.\-]{20,}")
 
 
-def _signature(app, nonce: str, invoice_id: int, expires_ts: int) -> str:
-    return sign(app.settings.secret_key, f"guest-pay:{nonce}:{invoice_id}:{expires_ts}")[:32]
+def _message(nonce: str, invoice_id: int, expires_ts: int) -> str:
+    return f"guest-pay:{nonce}:{invoice_id}:{expires_ts}"
 
 
 def create_link(app, ctx, invoice: Invoice, days: int | None = None,
@@ -37,7 +37,8 @@ def create_link(app, ctx, invoice: Invoice, days: int | None = None,
     days = days or app.settings.plugin("billing").guest_link_days
     expires = (utcnow() + timedelta(days=days)).replace(microsecond=0)
     nonce = new_token(24)
-    token = f"{nonce}.{_signature(app, nonce, invoice.id, int(expires.timestamp()))}"
+    message = _message(nonce, invoice.id, int(expires.timestamp()))
+    token = f"{nonce}.{sign(app.settings.secret_key, message)[:32]}"
     link = GuestPayLink.create(invoice=invoice.id, token_hash=token_hash(token),
                                expires_at=expires, created_by=created_by)
     record(ctx, "payment_link.created", f"invoice:{invoice.id}",
@@ -67,8 +68,9 @@ def resolve(app, token: str | None) -> GuestPayLink:
     if link is None or link.state() != "active":
         raise gone
     nonce, _, signature = token.partition(".")
-    expected = _signature(app, nonce, link.invoice_id, int(link.expires_at.timestamp()))
-    if not same(signature, expected):
+    # Signed under any of the secret keys (SEC-6): a link sent before a rotation still pays.
+    message = _message(nonce, link.invoice_id, int(link.expires_at.timestamp()))
+    if not signed(app.settings.secret_keys, message, signature, 32):
         raise gone
     return link
 

@@ -11,6 +11,7 @@ import uuid
 import falcon
 from marshmallow import ValidationError
 
+from engine import roles
 from engine.api import paginate
 from engine.audit import record
 from engine.context import get_or_404, get_owned
@@ -447,7 +448,8 @@ class PaymentMethodsPage:
                  cards=list(payments.cards_of(customer_id)), expiring=expiring,
                  provider=provider, setup=setup, mode="setup",
                  widget=provider.page_data(app) if provider else {}, error=error,
-                 errors=errors or {}, flash=_flash(req))
+                 errors=errors or {}, flash=_flash(req),
+                 manage_cards=roles.may(ctx.principal, "payment_methods"))
 
 
 class DefaultCardPage:

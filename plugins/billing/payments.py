@@ -22,7 +22,7 @@ from datetime import timedelta
 
 import peewee
 
-from engine import db
+from engine import db, roles
 from engine.audit import record, record_system
 from engine.context import IMPERSONATION_TITLE, get_owned
 from engine.db import locked_transaction, lock_rows, utcnow
@@ -142,6 +142,8 @@ def save_card(app, ctx, customer_id: int, setup_ref: str, token: str = "", *,
 
 
 def set_default(app, ctx, method: PaymentMethod) -> PaymentMethod:
+    """Make a saved card the default (the one auto top-ups charge): ACCT-7, a manager's job."""
+    roles.require(ctx.principal, "payment_methods")
     with locked_transaction():
         (PaymentMethod.update(is_default=(PaymentMethod.id == method.id))
          .where(PaymentMethod.customer == method.customer_id).execute())
@@ -151,7 +153,12 @@ def set_default(app, ctx, method: PaymentMethod) -> PaymentMethod:
 
 
 def delete_card(app, ctx, method: PaymentMethod) -> None:
-    """Forget a card here and at the provider; the newest other card becomes the default."""
+    """Forget a card here and at the provider; the newest other card becomes the default.
+
+    Customers need the ``payment_methods`` power (ACCT-7); ``ctx`` None is the system's
+    own clean-up."""
+    if ctx is not None:
+        roles.require(ctx.principal, "payment_methods")
     provider = app.providers.get(method.provider)
     if provider is not None:
         ref = customer_ref(app, provider, method.customer_id)

@@ -344,8 +344,6 @@ class PaymentMethodDefaultAPI:
 
 class StaffTransactionsAPI:
     """``GET|POST /api/v1/staff/customers/{customer_id}/transactions``"""
-    auth = "staff"
-    permission = "billing"
 
     @operation("A customer's transactions", query=schemas.TransactionQuery,
                response=schemas.TransactionPage)
@@ -378,8 +376,6 @@ class StaffTransactionsAPI:
 
 class StaffInvoicesAPI:
     """``GET|POST /api/v1/staff/customers/{customer_id}/invoices``"""
-    auth = "staff"
-    permission = "billing"
 
     @operation("A customer's invoices", query=schemas.InvoiceQuery, response=schemas.InvoicePage)
     def on_get(self, req, resp, customer_id, query):
@@ -399,8 +395,6 @@ class StaffInvoicesAPI:
 
 class StaffInvoiceAPI:
     """``GET /api/v1/staff/invoices/{invoice_id}``"""
-    auth = "staff"
-    permission = "billing"
 
     @operation("Any invoice", response=schemas.InvoiceDetailSchema)
     def on_get(self, req, resp, invoice_id):
@@ -409,8 +403,6 @@ class StaffInvoiceAPI:
 
 class StaffInvoicePaymentsAPI:
     """``POST /api/v1/staff/invoices/{invoice_id}/payments``"""
-    auth = "staff"
-    permission = "billing"
 
     @idempotent
     @operation("Record money received outside the portal (a bank transfer)",
@@ -429,8 +421,6 @@ class StaffInvoicePaymentsAPI:
 
 class StaffRefundAPI:
     """``POST /api/v1/staff/payments/{payment_id}/refund``"""
-    auth = "staff"
-    permission = "billing"
 
     @idempotent
     @operation("Refund (part of) a card payment (staff only: LIM-1)", body=schemas.RefundIn,
@@ -446,8 +436,6 @@ class StaffRefundAPI:
 
 class StaffInvoiceLinksAPI:
     """``POST /api/v1/staff/invoices/{invoice_id}/payment-links``"""
-    auth = "staff"
-    permission = "billing"
 
     @operation("Create a guest payment link for any invoice (BILL-6)", body=schemas.LinkIn,
                response=schemas.LinkSchema, status=201,
@@ -462,8 +450,6 @@ class StaffInvoiceLinksAPI:
 
 class StaffPaymentLinkAPI:
     """``DELETE /api/v1/staff/payment-links/{link_id}``"""
-    auth = "staff"
-    permission = "billing"
 
     @operation("Revoke a guest payment link", response=schemas.LinkSchema)
     def on_delete(self, req, resp, link_id):

@@ -4,13 +4,13 @@ from __future__ import annotations
 import falcon
 from marshmallow import Schema, fields
 
-from engine import audit
+from engine import audit, roles
 from engine.api import PageQuery, operation, paginate
-from engine.context import as_id, get_owned, owned
+from engine.context import as_id, get_or_404, owned
 from engine.db import database, utcnow
 from engine.errors import Problem, invalid
 from engine.forms import read_form, validate_form
-from engine.models import Customer
+from engine.models import Contact, Customer, User
 from engine.notify import Notice, notify
 from engine.security import verify_password
 from plugins.identity import apikeys, guards, schemas, sessions, twofactor
@@ -151,9 +151,20 @@ def create_key(app, ctx, user, data: dict):
     return row
 
 
+def visible_keys(ctx):
+    """The account's API keys the viewer may see (ACCT-7): all of them for the primary contact
+    and managers, otherwise their own; each with its login and contact."""
+    query = (owned(ApiKey, ctx.require_customer()).select_extend(User, Contact)
+             .join(User).join(Contact))
+    return roles.mine_unless(query, ctx.principal, "all_api_keys", ApiKey.user)
+
+
 def revoke_key(app, ctx, key_id) -> ApiKey:
+    """Revoke a key: your own, or (ACCT-7) one of a contact below your role; another's key you
+    may not see is a 404."""
     guards.require_account_holder(ctx)
-    row = get_owned(ApiKey, key_id, ctx)
+    row = get_or_404(ApiKey, key_id, visible_keys(ctx))
+    roles.require_over(ctx.principal, "all_api_keys", row.user.contact)
     with database.atomic():
         if apikeys.revoke(row):
             audit.record(ctx, "api_key.revoked", f"api_key:{row.id}", {"name": row.name,
@@ -268,8 +279,11 @@ class ApiKeysPage:
         app, ctx = req.context.app, req.context
         ctx.extra["section"] = "account"
         customer = Customer.get_by_id(ctx.require_customer())
-        keys = list(owned(ApiKey, customer.id).order_by(ApiKey.id.desc()))
+        keys = list(visible_keys(ctx).order_by(ApiKey.id.desc()))
+        for key in keys:
+            key.revocable = roles.may_act_over(ctx.principal, "all_api_keys", key.user.contact)
         app.page(req, resp, "identity/api_keys.html", status, keys=keys, errors=errors or {},
+                 everyone=roles.may(ctx.principal, "all_api_keys"),
                  created=created, allowed=apikeys.allowed(customer), values=values or {},
                  refused=guards.refusal(ctx), max_days=apikeys.MAX_DAYS,
                  notice=NOTICES.get(req.get_param("notice") or ""))
@@ -423,10 +437,11 @@ class SessionAPI:
 class ApiKeysAPI:
     """``GET|POST /api/v1/account/api-keys``."""
 
-    @operation("Your API keys (never the keys themselves)", query=PageQuery,
+    @operation("Your API keys (never the keys themselves); every key of the account for the "
+               "primary contact and managers (ACCT-7)", query=PageQuery,
                response=schemas.ApiKeyPage)
     def on_get(self, req, resp, query):
-        return paginate(owned(ApiKey, req.context.require_customer()), ApiKey.id, query)
+        return paginate(visible_keys(req.context), ApiKey.id, query)
 
     @operation("Generate an API key: the key is in this answer only", body=schemas.ApiKeyBody,
                response=schemas.ApiKeyCreated, status=201,
@@ -439,6 +454,8 @@ class ApiKeysAPI:
 class ApiKeyAPI:
     """``DELETE /api/v1/account/api-keys/{key_id}``."""
 
-    @operation("Revoke an API key: it stops working at once", response=schemas.ApiKeyOut)
+    @operation("Revoke an API key: it stops working at once (yours; or, for the primary "
+               "contact and managers, a key of a contact below them)", response=schemas.ApiKeyOut,
+               errors={403: "Not in a signed-in session, or your role does not allow it"})
     def on_delete(self, req, resp, key_id):
         return revoke_key(req.context.app, req.context, key_id)

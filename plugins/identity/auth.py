@@ -12,21 +12,16 @@ from __future__ import annotations
 
 from peewee import JOIN
 
-from engine import audit
+from engine import audit, roles
 from engine.context import Principal
 from engine.db import Prepared
 from engine.middleware import UNSAFE
+from engine.registry import is_staff_path
 from engine.models import AuditEvent, Contact, Customer, StaffUser, User
 from plugins.identity import apikeys, sessions
 from plugins.identity.models import Session
 
-STAFF_PREFIXES = ("/staff", "/api/v1/staff")
 SKIP_PREFIXES = ("/static/", "/healthz")
-
-
-def is_staff_path(path: str) -> bool:
-    return any(path == p or path.startswith(p + "/") for p in STAFF_PREFIXES)
-
 
 def bearer(req) -> str | None:
     header = req.get_header("Authorization") or ""
@@ -105,7 +100,7 @@ def _customer_principal(req, row: Session, via: str) -> Principal | None:
     principal = Principal(kind="customer", user_id=user.id, customer_id=user.contact.customer_id,
                           contact_id=user.contact_id, session_id=row.id, via=via,
                           impersonator_id=row.staff_id if row.kind == "impersonation" else None,
-                          locale=user.locale, timezone=user.timezone)
+                          locale=user.locale, timezone=user.timezone, role=roles.of(user.contact))
     if principal.impersonated and req.method in UNSAFE:
         # IMP-3: every action under impersonation is on the record with both people,
         # even where a plugin records nothing of its own.
@@ -141,4 +136,4 @@ def _api_key_principal(req, key: str) -> Principal:
     req.context.extra["api_key"] = row
     return Principal(kind="customer", user_id=user.id, customer_id=row.customer_id,
                      contact_id=user.contact_id, via="api_key", scopes=row.scopes,
-                     locale=user.locale, timezone=user.timezone)
+                     locale=user.locale, timezone=user.timezone, role=roles.of(user.contact))

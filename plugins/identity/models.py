@@ -2,7 +2,7 @@
 
 Every secret here is stored as a hash (SHA-256 of a random token, or an HMAC
 for short backup codes); the TOTP seed, which checking a code needs, is sealed
-(encrypted and authenticated under a key derived from ``secret_key``).
+(encrypted and authenticated under a key derived from the first of ``secret_keys``).
 """
 from __future__ import annotations
 
@@ -88,6 +88,8 @@ class TwoFactor(BaseModel):
     confirmed_at = UTCDateTimeField(null=True)  # null while being set up
     last_step = IntegerField(default=0)
     created_at = UTCDateTimeField(default=utcnow)
+
+    SEALED_FIELDS = ("secret",)  # `portico reseal` moves it to a new secret key
 
 
 class BackupCode(BaseModel):

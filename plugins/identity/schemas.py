@@ -137,6 +137,8 @@ class ApiKeyOut(Schema):
     expires_at = fields.DateTime()
     last_used_at = fields.DateTime(allow_none=True)
     last_used_ip = fields.String()
+    owner = fields.Function(lambda key: key.user.email, metadata={
+        "description": "the login that made it"})
 
     def _state(self, obj):
         return obj.state()

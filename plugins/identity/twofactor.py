@@ -2,7 +2,7 @@
 
 Set-up shows a QR code (segno) and the manual key; 2FA turns on once a code
 from the app checks out. Ten backup codes are shown once and stored as HMACs;
-each works once. A code for a time step already used is a replay: refused and
+each works once (the staff plugin keeps its members' codes the same way). A code for a time step already used is a replay: refused and
 logged. Turning 2FA off needs the password and a code. The seed is stored
 sealed under the secret key (``engine.security.seal``), so a copy of the
 database alone cannot mint codes.
@@ -18,7 +18,7 @@ import pyotp
 import segno
 
 from engine.db import database, utcnow
-from engine.security import UnsealError, is_sealed, seal, sign, unseal
+from engine.security import UnsealError, reseal, seal, sign, unseal
 from plugins.identity.models import BackupCode, TwoFactor
 
 STEP = 30
@@ -47,7 +47,7 @@ def begin_setup(app, user) -> TwoFactor:
 
 def new_seed(app) -> str:
     """A new random authenticator seed, sealed for storing."""
-    return seal(app.settings.secret_key, pyotp.random_base32(32))
+    return seal(app.settings.secret_keys, pyotp.random_base32(32))
 
 
 def seed(app, row) -> str:
@@ -56,7 +56,7 @@ def seed(app, row) -> str:
     ``row`` is a customer's ``TwoFactor`` or any table with the same ``secret`` and
     ``last_step`` columns (the staff plugin's), as are ``check_totp`` and ``confirm``.
     """
-    return unseal(app.settings.secret_key, row.secret)
+    return unseal(app.settings.secret_keys, row.secret)
 
 
 def setup_view(app, email: str, row) -> dict:
@@ -93,8 +93,9 @@ def check_totp(app, row, code: str) -> str:
     try:
         totp = pyotp.TOTP(seed(app, row))
     except UnsealError:
-        log.error("2FA seed of user %s cannot be opened with this secret_key (was it changed?): "
-                  "no code can pass until the old key is back", row.user_id)
+        log.error("2FA seed %s:%s cannot be opened with any of the secret keys (was its key "
+                  "removed?): no code can pass until that key is back in secret_keys",
+                  type(row).__name__, row.id)
         return "wrong"
     now_step = int(time.time()) // STEP
     for step in (now_step - 1, now_step, now_step + 1):
@@ -105,9 +106,12 @@ def check_totp(app, row, code: str) -> str:
                        .where((model.id == row.id) & (model.last_step < step)).execute())
             if claimed:
                 row.last_step = step
-                if not is_sealed(row.secret):  # stored before seeds were sealed: seal it now
-                    row.secret = seal(app.settings.secret_key, row.secret)
-                    model.update(secret=row.secret).where(model.id == row.id).execute()
+                # Stored before seeds were sealed, or under a key since rotated out of first
+                # place: seal it under the first key now (SEC-6).
+                fresh = reseal(app.settings.secret_keys, row.secret)
+                if fresh is not None:
+                    row.secret = fresh
+                    model.update(secret=fresh).where(model.id == row.id).execute()
                 return "ok"
             return "replay"
     return "wrong"
@@ -128,42 +132,63 @@ def disable(user) -> None:
         BackupCode.delete().where(BackupCode.user == user.id).execute()
 
 
-def _code_hash(app, code: str) -> str:
-    return sign(app.settings.secret_key, "backup-code:" + _clean(code))
+def _code_hash(key: str, code: str) -> str:
+    return sign(key, "backup-code:" + _clean(code))
 
 
-def new_backup_codes(app, user) -> list[str]:
-    """Replace the user's backup codes; returns the new ones (shown once, never again)."""
+def _owner(table, owner):
+    """``table``'s foreign key to ``owner``'s table (``BackupCode.user``, a staff table's
+    ``staff``): backup codes work the same for customers and for staff."""
+    return next(f for f in table._meta.refs if f.rel_model is type(owner))
+
+
+def new_backup_codes(app, owner, table=BackupCode) -> list[str]:
+    """Replace the owner's backup codes; returns the new ones (shown once, never again).
+
+    ``owner`` is a customer's ``User`` (``table`` ``BackupCode``) or a row of any table
+    that a table like ``BackupCode`` (``code_hash``, ``used_at``) points to, such as a
+    staff member and the staff plugin's codes."""
     codes = ["".join(secrets.choice(_BACKUP_ALPHABET) for _ in range(10)) for _ in range(BACKUP_CODES)]
+    owned_by = _owner(table, owner)
+    key = app.settings.secret_key  # the first of secret_keys
     with database.atomic():
-        BackupCode.delete().where(BackupCode.user == user.id).execute()
-        BackupCode.insert_many([{"user": user.id, "code_hash": _code_hash(app, c)} for c in codes]
-                               ).execute()
+        table.delete().where(owned_by == owner.id).execute()
+        table.insert_many([{owned_by.name: owner.id, "code_hash": _code_hash(key, c)}
+                           for c in codes]).execute()
     return [f"{c[:5]}-{c[5:]}" for c in codes]
 
 
-def use_backup_code(app, user, code: str) -> bool:
+def use_backup_code(app, owner, code: str, table=BackupCode) -> bool:
     """Spend a backup code; True once per code."""
     if len(_clean(code)) != 10:
         return False
-    row = BackupCode.get_or_none((BackupCode.user == user.id) & BackupCode.used_at.is_null()
-                                 & (BackupCode.code_hash == _code_hash(app, code)))
+    # Made under any of the secret keys (SEC-6): the first signs, all verify.
+    hashes = [_code_hash(key, code) for key in app.settings.secret_keys]
+    row = table.get_or_none((_owner(table, owner) == owner.id) & table.used_at.is_null()
+                            & table.code_hash.in_(hashes))
     if row is None:
         return False
-    return bool(BackupCode.update(used_at=utcnow())
-                .where((BackupCode.id == row.id) & BackupCode.used_at.is_null()).execute())
+    return bool(table.update(used_at=utcnow())
+                .where((table.id == row.id) & table.used_at.is_null()).execute())
 
 
-def backup_codes_left(user) -> int:
-    return BackupCode.select().where((BackupCode.user == user.id)
-                                     & BackupCode.used_at.is_null()).count()
+def backup_codes_left(owner, table=BackupCode) -> int:
+    return table.select().where((_owner(table, owner) == owner.id)
+                                & table.used_at.is_null()).count()
 
 
-def verify_second_factor(app, user, code: str) -> str:
-    """Check a TOTP or a backup code for a user with 2FA on: "ok", "backup", "replay", "wrong"."""
-    row = status(user)
+def is_backup_code(code: str) -> bool:
+    """Whether ``code`` has the shape of a backup code (not of a 6-digit TOTP code)."""
+    return not re.fullmatch(r"\d{6}", _clean(code))
+
+
+def verify_second_factor(app, user, code: str, factor=None, table=BackupCode) -> str:
+    """Check a TOTP or a backup code for a user with 2FA on: "ok", "backup", "replay", "wrong".
+
+    Staff pass their confirmed authenticator as ``factor`` and their codes' ``table``."""
+    row = status(user) if factor is None else factor
     if row is None:
         return "wrong"
-    if re.fullmatch(r"\d{6}", _clean(code)):
+    if not is_backup_code(code):
         return check_totp(app, row, code)
-    return "backup" if use_backup_code(app, user, code) else "wrong"
+    return "backup" if use_backup_code(app, user, code, table) else "wrong"

@@ -1,8 +1,10 @@
-"""``portico staff add|set-password|reset-2fa``: create staff users, set their passwords, reset a
-lost authenticator."""
+"""``portico staff add|permissions|set-password|reset-2fa``: create staff users, list what each
+permission opens, set their passwords, reset a lost authenticator."""
 from __future__ import annotations
 
 import click
+
+from engine.registry import ANY_STAFF, PUBLIC
 
 
 def staff_group(app_factory) -> click.Group:
@@ -14,7 +16,7 @@ def staff_group(app_factory) -> click.Group:
     @click.argument("email")
     @click.option("--name", required=True)
     @click.option("--permissions", default="can_impersonate", show_default=True,
-                  help="space-separated: admin, can_impersonate, ...")
+                  help="space-separated: admin, can_impersonate, ... (`portico staff permissions`)")
     @click.password_option()
     def add(email, name, permissions, password):
         """Create a staff user."""
@@ -23,6 +25,11 @@ def staff_group(app_factory) -> click.Group:
         from engine.security import hash_password
         from plugins.identity.passwords import problems
         app = app_factory()
+        known = set(app.staff_permissions()) - {PUBLIC, ANY_STAFF}
+        unknown = sorted(set(permissions.split()) - known)
+        if unknown:  # a typo would silently grant nothing
+            raise click.ClickException(f"unknown permission {', '.join(unknown)}; the "
+                                       f"permissions are: {', '.join(sorted(known))}")
         reasons = problems(password, app.settings.security.password_policy, email=email)
         if reasons:
             raise click.ClickException(" ".join(reasons))
@@ -30,6 +37,14 @@ def staff_group(app_factory) -> click.Group:
             StaffUser.create(email=email.strip().lower(), name=name, permissions=permissions,
                              password_hash=hash_password(password))
         click.echo(f"staff user {email} created")
+
+    @group.command("permissions")
+    def permissions_():
+        """List every staff permission and the routes that need it (SEC-5)."""
+        for name, routes in sorted(app_factory().staff_permissions().items()):
+            click.echo(name + ("  (every permission)" if name == "admin" else ""))
+            for route in routes:
+                click.echo(f"    {route}")
 
     @group.command("set-password")
     @click.argument("email")

@@ -1,5 +1,5 @@
 """Impersonations (IMP-1..5): who opened which customer's portal, why, and the one-time link;
-and each staff member's authenticator for two-step sign-in."""
+and each staff member's authenticator and backup codes for two-step sign-in (SEC-5)."""
 from __future__ import annotations
 
 from peewee import CharField, ForeignKeyField, IntegerField
@@ -33,5 +33,16 @@ class StaffTwoFactor(BaseModel):
     last_step = IntegerField(default=0)
     created_at = UTCDateTimeField(default=utcnow)
 
+    SEALED_FIELDS = ("secret",)  # `portico reseal` moves it to a new secret key
 
-MODELS = (Impersonation, StaffTwoFactor)
+
+class StaffBackupCode(BaseModel):
+    """A staff member's one-time backup code (SEC-5), kept as customers' are
+    (``identity.BackupCode``): an HMAC under the secret key, spent once."""
+    staff = ForeignKeyField(StaffUser, backref="backup_codes", on_delete="CASCADE")
+    code_hash = CharField(max_length=64, index=True)
+    used_at = UTCDateTimeField(null=True)
+    created_at = UTCDateTimeField(default=utcnow)
+
+
+MODELS = (Impersonation, StaffTwoFactor, StaffBackupCode)

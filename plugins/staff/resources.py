@@ -1,8 +1,6 @@
 """Staff console pages, the staff API, and the impersonation links (ACC-2, IMP-1..5)."""
 from __future__ import annotations
 
-from urllib.parse import quote
-
 import falcon
 
 from engine import audit
@@ -16,7 +14,7 @@ from plugins.identity import lockout, login, sessions
 from plugins.identity.auth import bearer
 from plugins.identity.login import LoginRefused
 from plugins.identity.resources import end_session, redirect, rotate_csrf
-from plugins.identity.schemas import CodeBody, PasswordAndCode, TwoFactorSetup
+from plugins.identity.schemas import BackupCodesOut, CodeBody, PasswordAndCode, TwoFactorSetup
 from plugins.staff import schemas, service, twofactor
 from plugins.staff.models import Impersonation
 
@@ -44,8 +42,6 @@ def staff_login(app, ctx, req, resp, email: str, password: str, code: str | None
 # -- pages ---------------------------------------------------------------------------
 
 class StaffLoginPage:
-    auth = "public"
-
     def on_get(self, req, resp):
         if req.context.principal is not None and req.context.principal.is_staff:
             return redirect(resp, "/staff")
@@ -61,8 +57,11 @@ class StaffLoginPage:
             target = "/staff"
         if not errors:
             try:
-                staff_login(app, ctx, req, resp, data["email"], data["password"], data["otp"])
+                _, row = staff_login(app, ctx, req, resp, data["email"], data["password"],
+                                     data["otp"])
                 rotate_csrf(app, ctx, resp)
+                if twofactor.setup_needed(app, row.staff_id):  # SEC-5: nothing else first
+                    target = "/staff/2fa"
                 return redirect(resp, target)
             except LoginRefused as exc:
                 errors, status = {exc.field or "_form": [exc.message]}, exc.status
@@ -75,8 +74,6 @@ class StaffLoginPage:
 
 
 class StaffLogoutPage:
-    auth = "public"
-
     def on_post(self, req, resp):
         ctx = req.context
         row = ctx.extra.get("session")
@@ -86,19 +83,10 @@ class StaffLogoutPage:
         redirect(resp, "/staff/login")
 
 
-def _staff_only_page(req):
-    """Staff pages send anyone else to the staff sign-in (not the customer one)."""
-    p = req.context.principal
-    if p is None or not p.is_staff:
-        raise falcon.HTTPSeeOther("/staff/login?next=" + quote(req.relative_uri, safe=""))
-
-
 class ConsolePage:
     """``/staff``: find a customer by number, name, email or phone."""
-    auth = "public"
 
     def on_get(self, req, resp):
-        _staff_only_page(req)
         query = schemas.CustomerQuery().load({k: v for k, v in req.params.items()
                                               if k in ("q", "cursor", "limit")})
         page = paginate(service.search_customers(query["q"]), Customer.id, query)
@@ -107,59 +95,73 @@ class ConsolePage:
 
 
 class TwoFactorPage:
-    """``GET|POST /staff/2fa``: set up two-step sign-in (QR code, key, first code), or see it on."""
-    auth = "public"
+    """``GET|POST /staff/2fa``: set up two-step sign-in (QR code, key, first code; then the
+    backup codes, once), or see it on: backup codes left, new ones, turn it off."""
 
     def on_get(self, req, resp):
-        _staff_only_page(req)
         self.render(req, resp)
 
     def on_post(self, req, resp):
-        _staff_only_page(req)
         app, ctx = req.context.app, req.context
         data, errors = validate_form(req, CodeBody)
         if not errors:
             try:
-                twofactor.enable(app, ctx, _me(req), data["code"])
-                return redirect(resp, "/staff/2fa?done=on")
+                codes = twofactor.enable(app, ctx, _me(req), data["code"])
+                return self.render(req, resp, codes=codes, done="on")
             except Problem as exc:
                 errors = exc.errors or {"_form": [exc.title]}
         self.render(req, resp, 422, errors)
 
     @staticmethod
-    def render(req, resp, status: int = 200, errors=None, off_errors=None):
+    def render(req, resp, status: int = 200, errors=None, form=None, codes=None, done=None):
         app, staff = req.context.app, _me(req)
-        on = twofactor.factor(staff.id) is not None
-        _staff_page(req, resp, "staff/2fa.html", status, staff=staff, on=on,
-                    setup=None if on else twofactor.start_setup(app, staff),
-                    errors=errors or {}, off_errors=off_errors or {}, done=req.get_param("done"))
+        state = twofactor.status(app, staff.id)
+        _staff_page(req, resp, "staff/2fa.html", status, staff=staff, on=state["enabled"],
+                    required=state["required"], backup_left=state["backup_codes_left"],
+                    setup=None if state["enabled"] else twofactor.start_setup(app, staff),
+                    errors=errors or {}, form=form, codes=codes,
+                    done=done or req.get_param("done"))
+
+
+def _password_and_code(req, resp, act, form: str) -> None:
+    """A console form that needs the password and a code (turn off, new backup codes):
+    ``act(app, ctx, staff, password, code)``, or the page again with the reason."""
+    app, ctx = req.context.app, req.context
+    data, errors = validate_form(req, PasswordAndCode)
+    if not errors:
+        try:
+            return act(app, ctx, _me(req), data["password"], data["code"])
+        except LoginRefused as exc:
+            errors = {exc.field or "_form": [exc.message]}
+        except Problem as exc:  # too many attempts, or two-step sign-in is off
+            errors = {"_form": [exc.title]}
+    TwoFactorPage.render(req, resp, 422, errors, form=form)
 
 
 class TwoFactorOffPage:
     """``POST /staff/2fa/off``: turn two-step sign-in off with the password and a code."""
-    auth = "public"
 
     def on_post(self, req, resp):
-        _staff_only_page(req)
-        app, ctx = req.context.app, req.context
-        data, errors = validate_form(req, PasswordAndCode)
-        if not errors:
-            try:
-                twofactor.disable(app, ctx, _me(req), data["password"], data["code"])
-                return redirect(resp, "/staff/2fa?done=off")
-            except LoginRefused as exc:
-                errors = {exc.field or "_form": [exc.message]}
-            except Problem as exc:  # too many attempts
-                errors = {"_form": [exc.title]}
-        TwoFactorPage.render(req, resp, 422, off_errors=errors)
+        def turn_off(app, ctx, staff, password, code):
+            twofactor.disable(app, ctx, staff, password, code)
+            redirect(resp, "/staff/2fa?done=off")
+        _password_and_code(req, resp, turn_off, "off")
+
+
+class BackupCodesPage:
+    """``POST /staff/2fa/backup-codes``: ten new backup codes (password and a code), shown once."""
+
+    def on_post(self, req, resp):
+        def renew(app, ctx, staff, password, code):
+            codes = twofactor.renew_backup_codes(app, ctx, staff, password, code)
+            TwoFactorPage.render(req, resp, codes=codes)
+        _password_and_code(req, resp, renew, "renew")
 
 
 class CustomerPage:
     """``/staff/customers/{id}``: contacts (with "Log in as user"), sites, services."""
-    auth = "public"
 
     def on_get(self, req, resp, customer_id):
-        _staff_only_page(req)
         customer = get_or_404(Customer, customer_id)
         self.render(req, resp, customer)
 
@@ -177,11 +179,8 @@ class CustomerPage:
 class ImpersonatePage:
     """``POST /staff/customers/{id}/impersonate``: the form posts to a new tab, which follows
     the one-time link into the customer's portal."""
-    auth = "public"
-    permission = "can_impersonate"
 
     def on_post(self, req, resp, customer_id):
-        _staff_only_page(req)
         ctx = req.context
         customer = get_or_404(Customer, customer_id)
         data, errors = validate_form(req, schemas.ImpersonationBody)
@@ -228,8 +227,6 @@ class EndImpersonation:
 # -- JSON API ---------------------------------------------------------------------------
 
 class StaffLoginAPI:
-    auth = "public"
-
     @operation("Staff sign-in: a bearer token for /api/v1/staff", body=schemas.StaffLoginBody,
                response=schemas.StaffTokenOut,
                errors={401: "Wrong email or password; or two-step sign-in is on and "
@@ -242,12 +239,11 @@ class StaffLoginAPI:
                                      body["otp"])
         except LoginRefused as exc:
             raise Problem(exc.status, exc.message, type=exc.slug) from None
-        return {"token": token, "expires_at": row.expires_at}
+        return {"token": token, "expires_at": row.expires_at,
+                "setup_required": twofactor.setup_needed(app, row.staff_id)}
 
 
 class StaffLogoutAPI:
-    auth = "staff"
-
     @operation("Staff sign-out", status=204)
     def on_post(self, req, resp):
         ctx = req.context
@@ -259,8 +255,6 @@ class StaffLogoutAPI:
 
 
 class StaffMeAPI:
-    auth = "staff"
-
     @operation("The signed-in staff member and their permissions", response=schemas.StaffOut)
     def on_get(self, req, resp):
         return StaffUser.get_by_id(req.context.principal.staff_id)
@@ -268,13 +262,13 @@ class StaffMeAPI:
 
 class StaffTwoFactorAPI:
     """``GET|DELETE /api/v1/staff/2fa``"""
-    auth = "staff"
 
-    @operation("Whether two-step sign-in is on for you", response=schemas.StaffTwoFactorStatus)
+    @operation("Whether two-step sign-in is on for you, whether it is required, and how many "
+               "backup codes are left", response=schemas.StaffTwoFactorStatus)
     def on_get(self, req, resp):
-        return {"enabled": twofactor.factor(req.context.principal.staff_id) is not None}
+        return twofactor.status(req.context.app, req.context.principal.staff_id)
 
-    @operation("Turn two-step sign-in off (your password and a current code)",
+    @operation("Turn two-step sign-in off (your password and a current code or backup code)",
                body=PasswordAndCode, response=schemas.StaffTwoFactorStatus,
                errors={401: "Wrong password or code",
                        429: "Too many attempts, or the email is locked"})
@@ -284,12 +278,11 @@ class StaffTwoFactorAPI:
             twofactor.disable(app, ctx, _me(req), body["password"], body["code"])
         except LoginRefused as exc:
             raise Problem(exc.status, exc.message, type=exc.slug) from None
-        return {"enabled": False}
+        return twofactor.status(app, ctx.principal.staff_id)
 
 
 class StaffTwoFactorSetupAPI:
     """``POST /api/v1/staff/2fa/setup``"""
-    auth = "staff"
 
     @operation("Start setting up two-step sign-in: the key and QR code for an authenticator app",
                response=TwoFactorSetup, errors={409: "Two-step sign-in is already on"})
@@ -299,14 +292,30 @@ class StaffTwoFactorSetupAPI:
 
 class StaffTwoFactorEnableAPI:
     """``POST /api/v1/staff/2fa/enable``"""
-    auth = "staff"
 
-    @operation("Turn two-step sign-in on with the first code from the app", body=CodeBody,
-               response=schemas.StaffTwoFactorStatus,
+    @operation("Turn two-step sign-in on with the first code from the app; returns the backup "
+               "codes (shown once)", body=CodeBody, response=schemas.StaffTwoFactorEnabled,
                errors={409: "Already on, or no set-up started", 429: "Too many attempts"})
     def on_post(self, req, resp, body):
-        twofactor.enable(req.context.app, req.context, _me(req), body["code"])
-        return {"enabled": True}
+        codes = twofactor.enable(req.context.app, req.context, _me(req), body["code"])
+        return {"enabled": True, "backup_codes": codes}
+
+
+class StaffBackupCodesAPI:
+    """``POST /api/v1/staff/2fa/backup-codes``"""
+
+    @operation("Replace your backup codes (password and a code); returns the new ones once",
+               body=PasswordAndCode, response=BackupCodesOut,
+               errors={401: "Wrong password or code", 409: "Two-step sign-in is off",
+                       429: "Too many attempts, or the email is locked"})
+    def on_post(self, req, resp, body):
+        app, ctx = req.context.app, req.context
+        try:
+            codes = twofactor.renew_backup_codes(app, ctx, _me(req), body["password"],
+                                                 body["code"])
+        except LoginRefused as exc:
+            raise Problem(exc.status, exc.message, type=exc.slug) from None
+        return {"backup_codes": codes}
 
 
 def _me(req) -> StaffUser:
@@ -314,24 +323,18 @@ def _me(req) -> StaffUser:
 
 
 class CustomersAPI:
-    auth = "staff"
-
     @operation("Find customers", query=schemas.CustomerQuery, response=schemas.CustomerPage)
     def on_get(self, req, resp, query):
         return paginate(service.search_customers(query["q"]), Customer.id, query)
 
 
 class CustomerAPI:
-    auth = "staff"
-
     @operation("One customer", response=schemas.StaffCustomerOut)
     def on_get(self, req, resp, customer_id):
         return get_or_404(Customer, customer_id)
 
 
 class CustomerContactsAPI:
-    auth = "staff"
-
     @operation("A customer's contacts, and whether each has a portal login",
                response=schemas.ContactPage)
     def on_get(self, req, resp, customer_id):
@@ -340,8 +343,6 @@ class CustomerContactsAPI:
 
 
 class CustomerSitesAPI:
-    auth = "staff"
-
     @operation("A customer's sites", query=PageQuery, response=schemas.SitePage)
     def on_get(self, req, resp, customer_id, query):
         customer = get_or_404(Customer, customer_id)
@@ -349,8 +350,6 @@ class CustomerSitesAPI:
 
 
 class CustomerServicesAPI:
-    auth = "staff"
-
     @operation("A customer's services", query=PageQuery, response=schemas.ServicePage)
     def on_get(self, req, resp, customer_id, query):
         customer = get_or_404(Customer, customer_id)
@@ -365,8 +364,6 @@ def _out(row: Impersonation, url: str | None = None) -> dict:
 
 
 class ImpersonationsAPI:
-    auth = "staff"
-
     @operation("Start impersonating a contact: returns a one-time portal URL",
                body=schemas.ImpersonationBody, response=schemas.ImpersonationOut, status=201,
                description="Needs `can_impersonate` or `admin`. Open `url` in a new tab within "
@@ -389,8 +386,6 @@ class ImpersonationsAPI:
 
 
 class ImpersonationAPI:
-    auth = "staff"
-
     @operation("End an impersonation: its session stops at once",
                response=schemas.ImpersonationOut)
     def on_delete(self, req, resp, impersonation_id):

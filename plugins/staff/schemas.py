@@ -11,12 +11,21 @@ class StaffLoginBody(Schema):
     email = fields.String(required=True, validate=validate.Length(min=3, max=254))
     password = fields.String(required=True, validate=validate.Length(max=4096))
     otp = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=20),
-                        metadata={"description": "the authenticator's current code, when "
-                                                 "two-step sign-in is on"})
+                        metadata={"description": "the authenticator's current code, or an "
+                                                 "unused backup code, when two-step sign-in "
+                                                 "is on"})
 
 
 class StaffTwoFactorStatus(Schema):
     enabled = fields.Boolean()
+    required = fields.Boolean(metadata={"description": "the operator requires it for staff"})
+    backup_codes_left = fields.Integer()
+
+
+class StaffTwoFactorEnabled(Schema):
+    enabled = fields.Boolean()
+    backup_codes = fields.List(fields.String(), metadata={
+        "description": "ten one-time codes, shown in this answer only"})
 
 
 class StaffLoginForm(StaffLoginBody):
@@ -26,6 +35,9 @@ class StaffLoginForm(StaffLoginBody):
 class StaffTokenOut(Schema):
     token = fields.String()
     expires_at = fields.DateTime()
+    setup_required = fields.Boolean(metadata={
+        "description": "two-step sign-in is required and not set up: until it is, the token "
+                       "reaches only /api/v1/staff/2fa, /2fa/setup, /2fa/enable and sign-out"})
 
 
 class StaffOut(Schema):

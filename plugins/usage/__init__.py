@@ -34,7 +34,7 @@ def register_routes(app):
     routes = [
         Route("/api/v1/services/{service_id}/balances", r.BalancesAPI()),
         Route("/api/v1/services/{service_id}/usage", r.UsageAPI()),
-        Route("/api/v1/staff/usage", r.StaffUsageAPI()),
+        Route("/api/v1/staff/usage", r.StaffUsageAPI(), permission="can_post_usage"),
         Route("/usage", r.UsagePage()),
         Route("/services/{service_id}/usage", r.ServiceUsagePage()),
     ]

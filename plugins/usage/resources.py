@@ -5,7 +5,7 @@ from engine import audit
 from engine.api import PageQuery, load, operation, paginate
 from engine.context import get_owned
 from engine.db import locked_transaction, utcnow
-from engine.errors import Problem, invalid
+from engine.errors import invalid
 from engine.models import Service
 from engine.theming import Formatter
 from plugins.usage import charts, schemas
@@ -63,8 +63,8 @@ class CallsAPI:
 # -- staff intake ----------------------------------------------------------------------------
 
 class StaffUsageAPI:
-    """``POST /api/v1/staff/usage``: batches from the network or charging side (USE-7)."""
-    auth = "staff"
+    """``POST /api/v1/staff/usage``: batches from the network or charging side (USE-7); the route
+    needs ``can_post_usage``."""
 
     @operation("Rate a batch of usage events; each event id is applied once",
                body=schemas.UsageBatchIn, response=schemas.BatchResultSchema,
@@ -73,9 +73,6 @@ class StaffUsageAPI:
                            "index) if any event is invalid.")
     def on_post(self, req, resp, body):
         ctx = req.context
-        if not ctx.principal.can("can_post_usage"):
-            raise Problem(403, "Not allowed", "Posting usage needs the can_post_usage "
-                                              "permission.", type="forbidden")
         events = body["events"]
         limit = settings(ctx.app)["max_batch"]
         if len(events) > limit:
