@@ -55,6 +55,10 @@ class WebSettings(Schema):
     threads = fields.Integer(load_default=1, validate=validate.Range(1, 64))
     forwarded_allow_ips = fields.String(load_default="127.0.0.1", metadata={
         "description": "proxies (comma-separated, or *) whose X-Forwarded-For is believed"})
+    max_body_bytes = fields.Integer(load_default=1024 * 1024, validate=validate.Range(1024),
+                                    metadata={"description": "the largest request body (JSON, "
+                                              "forms, webhooks) in bytes; a bigger one is "
+                                              "refused with 413 before it is read (SEC-3)"})
 
 
 class MailSettings(Schema):
