@@ -34,6 +34,8 @@ class Portico:
     def __init__(self, settings: Settings, plugins: Plugins):
         self.settings = settings
         self.plugins = plugins
+        for warning in settings.warnings():
+            log.warning(warning)
         self.database = db.open_database(settings.database_url)
         db.bind(self.database)
         self.models = self._collect_models()

@@ -91,6 +91,13 @@ class SupportSettings(Schema):
     hours = fields.String(load_default="24/7")
 
 
+class OutboundSettings(Schema):
+    """``[outbound]``: requests to URLs customers give (web push, webhooks; engine/outbound.py)."""
+    unsafe_allow_loopback_for_tests = fields.Boolean(load_default=False, metadata={
+        "description": "TESTS ONLY: let outbound requests reach 127.0.0.1 and ::1 (a test's "
+                       "own server); never in production. `portico check` warns while on"})
+
+
 class CoreSettings(Schema):
     """The engine's own keys. Plugin tables are validated by each plugin's schema."""
 
@@ -129,6 +136,7 @@ class CoreSettings(Schema):
     mail = fields.Nested(MailSettings)
     security = fields.Nested(SecuritySettings)
     support = fields.Nested(SupportSettings)
+    outbound = fields.Nested(OutboundSettings)
 
     @pre_load
     def every_table(self, data, **kwargs):
@@ -157,6 +165,14 @@ class Settings(Section):
         self._plugin_values: dict[str, Section] = {}
         self.source = source
         self._secret_fields = set(secret_fields)
+
+    def warnings(self) -> list[str]:
+        """Settings that are valid but unsafe; ``portico check`` prints each."""
+        out = []
+        if self["outbound"]["unsafe_allow_loopback_for_tests"]:
+            out.append("outbound.unsafe_allow_loopback_for_tests is on: customers' push and "
+                       "webhook URLs may reach services on this machine. It is for tests only.")
+        return out
 
     @property
     def data_path(self) -> Path:
