@@ -11,6 +11,7 @@ import falcon
 from engine import bodies, db
 from engine.errors import Problem
 from engine.forms import read_form
+from engine.security import same
 
 UNSAFE = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 CSRF_COOKIE = "portico_csrf"
@@ -99,7 +100,7 @@ class RequestMiddleware:
         if not page and (principal is None or principal.via != "session"):
             return  # bearer tokens and API keys cannot be sent by a third-party page
         sent = req.get_header(CSRF_HEADER) or (read_form(req).get(CSRF_FIELD, "") if page else "")
-        if req.context.extra.get("csrf_set") or not sent or not hmac.compare_digest(
+        if req.context.extra.get("csrf_set") or not sent or not same(
                 str(sent), req.context.csrf_token):
             raise Problem(403, "The form has expired",
                           "Reload the page and submit it again.", type="csrf")

@@ -51,6 +51,8 @@ def sign(secret_key: str, message: str) -> str:
 
 
 def same(a: str, b: str) -> bool:
+    """Constant-time equality of two texts. Compares their UTF-8 bytes: ``compare_digest`` on
+    ``str`` raises TypeError for non-ASCII text, and a client chooses one of the two."""
     return hmac.compare_digest(a.encode(), b.encode())
 
 

@@ -24,6 +24,7 @@ from engine.db import database, utcnow
 from engine.models import Customer, User
 from engine.payments import ChargeRequest
 from engine.testing import DEMO_PASSWORD, Client, PrincipalHeader, as_user, problem, seed_people
+from identity_support import enable_2fa
 from plugins.identity import reset
 from plugins.identity.models import ApiKey
 from plugins.sandbox.models import SandboxCharge
@@ -246,6 +247,34 @@ def test_sec3_a_lone_surrogate_in_any_string_is_a_field_error(app, text):
             "thresholds": {"data": 10, "voice": 10, "sms": 10, "monetary": 100}}))
     assert answer.status_code == 422 and "channels" in problem(answer)["errors"], answer.text
     assert ApiKey.select().count() == 0
+
+
+@pytest.mark.spec("SEC-3")
+def test_sec3_secrets_in_other_scripts_are_refused_not_crashed(app):
+    """Found by fuzzing the forms: ``compare_digest`` raises on non-ASCII text, so a CSRF token,
+    a 3-D Secure client secret or a 2FA code in another script (``\\d`` matches "٣") was a
+    500. Secrets are now compared as bytes (``engine.security.same``)."""
+    for token in ("é" * 64, "٣" * 64):
+        answer = Client(app).post("/login", form={"email": "a@example.com", "password": "x",
+                                                  "csrf_token": token})
+        assert answer.status_code == 403, answer.text[:300]
+        answer = Client(app).request("POST", "/password/forgot", form={"email": "a@b.example"},
+                                     csrf=False, headers={"X-CSRF-Token": token})
+        assert answer.status_code == 403, answer.text[:300]
+    sandbox = app.providers["sandbox"]
+    cus = sandbox.ensure_customer(app, Customer.get(Customer.number == "C-100001"), "")
+    card = sandbox.finish_setup(app, cus, sandbox.start_setup(app, cus).ref,
+                                token_for("4000002500003155", 12, 2040))
+    charge = sandbox.charge(app, ChargeRequest(cus, card.ref, 1000, "GBP", "k-secret"))
+    answer = Client(app).post(f"/api/v1/sandbox/charges/{charge.ref}/authenticate",
+                              json={"client_secret": "é" * 32, "success": True})
+    assert answer.status_code == 404, answer.text[:300]
+    bob = Client(app)
+    bob.login("bob@example.com")
+    enable_2fa(bob, User.get(User.email == "bob@example.com"))
+    answer = Client(app).post("/api/v1/auth/login", json={
+        "email": "bob@example.com", "password": DEMO_PASSWORD, "otp": "٣" * 6})
+    assert answer.status_code == 401 and "portico_session" not in answer.cookies, answer.text
 
 
 # -- redirects and private pages -------------------------------------------------------------
