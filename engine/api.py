@@ -17,6 +17,7 @@ import json
 import re
 from dataclasses import dataclass
 from datetime import timezone
+from decimal import Decimal
 from typing import Any
 
 import falcon
@@ -24,9 +25,10 @@ from apispec import APISpec
 from apispec.ext.marshmallow import MarshmallowPlugin
 from marshmallow import INCLUDE, Schema, ValidationError, fields, validate
 
+from engine.bodies import read_json
 from engine.context import MAX_ID
 from engine.errors import invalid
-from engine.forms import nul_errors
+from engine.forms import text_errors
 from engine.registry import PUBLIC
 
 API_PREFIX = "/api/v1"
@@ -73,7 +75,7 @@ def operation(summary: str, *, body: type[Schema] | None = None,
         @functools.wraps(fn)
         def responder(self, req, resp, **params):
             if body is not None:
-                params["body"] = load(body, _media(req))
+                params["body"] = load(body, read_json(req))
             if query is not None:
                 params["query"] = load(query, req.params)
             result = fn(self, req, resp, **params)
@@ -93,23 +95,11 @@ class Dumped:
     data: Any
 
 
-def _media(req: falcon.Request) -> Any:
-    if not req.content_length:
-        return {}
-    if req.content_type and req.content_type.split(";")[0].strip() != "application/json":
-        raise falcon.HTTPUnsupportedMediaType(description="Send application/json.")
-    try:
-        return req.get_media()
-    except falcon.MediaMalformedError:
-        raise falcon.HTTPBadRequest(title="Malformed JSON",
-                                    description="The request body is not valid JSON.") from None
-
-
 def load(schema_cls: type[Schema], data: Any) -> dict:
     """Validate ``data``; any problem becomes a 422 with field-by-field messages."""
     if not isinstance(data, dict):
         raise invalid({"_schema": ["Expected a JSON object."]})
-    refused = nul_errors(data)
+    refused = text_errors(data)
     if refused:
         raise invalid(refused)
     try:
@@ -183,13 +173,36 @@ class AwareDateTime(fields.AwareDateTime):
         return moment
 
 
-#: The largest amount of money, in minor units, a request may name (a database bigint holds it).
-MAX_AMOUNT = 10 ** 15
+#: The largest amount of money, in minor units, any request may name: 1,000,000.00 in a
+#: currency with two decimals. Every money column holds it (PostgreSQL ``integer``), and a sum
+#: of twenty such amounts (an invoice's total) too. Documented in docs/billing.md.
+MAX_AMOUNT = 100_000_000
+
+
+class Amount(fields.Integer):
+    """Money sent by a client, in minor units (1050 is 10.50). Every money field of every
+    schema is one, so none takes more than ``MAX_AMOUNT`` (1e20 is a field error, not an
+    overflow). A field may narrow the range (a credit is negative: ``minimum=-MAX_AMOUNT``)."""
+
+    def __init__(self, *, minimum: int = 0, maximum: int = MAX_AMOUNT, **kwargs):
+        if not -MAX_AMOUNT <= minimum <= maximum <= MAX_AMOUNT:
+            raise ValueError(f"an Amount lies within ±{MAX_AMOUNT}: got {minimum}..{maximum}")
+        kwargs.setdefault("validate", validate.Range(minimum, maximum))
+        super().__init__(**kwargs)
+
+
+class MajorAmount(fields.Decimal):
+    """Money as people type it in a form, in major units with two decimals (12.50); at most
+    ``MAX_AMOUNT`` minor units, like ``Amount``. Never negative: forms take no credits."""
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("validate", validate.Range(0, Decimal(MAX_AMOUNT).scaleb(-2)))
+        super().__init__(places=2, **kwargs)
 
 
 class MoneySchema(Schema):
     """Money: integer minor units and an ISO currency, e.g. {"amount": 1050, "currency": "GBP"}."""
-    amount = fields.Integer(required=True, validate=validate.Range(-MAX_AMOUNT, MAX_AMOUNT))
+    amount = Amount(minimum=-MAX_AMOUNT, required=True)
     currency = fields.String(required=True, validate=validate.Length(equal=3))
 
 
@@ -216,7 +229,14 @@ def build_openapi(app) -> dict:
     spec = APISpec(title="Portico API", version=app.version, openapi_version="3.1.0",
                    plugins=[MarshmallowPlugin()],
                    info={"description": "Customer self-service API. Authenticate with the "
-                                        "session cookie or `Authorization: Bearer <token or API key>`."})
+                                        "session cookie or `Authorization: Bearer <token or API "
+                                        "key>`. Money is `{amount, currency}`, the amount in "
+                                        "minor units (1050 is 10.50); an amount a request sends "
+                                        f"is at most {MAX_AMOUNT:,} either way (1,000,000.00 "
+                                        "with two decimals). Bodies are JSON "
+                                        "(`Content-Type: application/json`), at most "
+                                        "`web.max_body_bytes` (1 MiB unless the operator "
+                                        "changes it)."})
     spec.components.schema("Problem", schema=ProblemSchema)
     spec.components.security_scheme("bearer", {"type": "http", "scheme": "bearer"})
     spec.components.security_scheme("session", {"type": "apiKey", "in": "cookie",

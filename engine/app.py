@@ -7,7 +7,7 @@ from typing import Any, Iterable
 import falcon
 
 import engine
-from engine import db, errors, tasks
+from engine import bodies, db, errors, tasks
 from engine.context import Context
 from engine.i18n import Translator
 from engine.middleware import RequestMiddleware
@@ -34,6 +34,8 @@ class Portico:
     def __init__(self, settings: Settings, plugins: Plugins):
         self.settings = settings
         self.plugins = plugins
+        for warning in settings.warnings():
+            log.warning(warning)
         self.database = db.open_database(settings.database_url)
         db.bind(self.database)
         self.models = self._collect_models()
@@ -70,6 +72,7 @@ class Portico:
         app = falcon.App(request_type=PorticoRequest, middleware=[RequestMiddleware(self)])
         app.req_options.strip_url_path_trailing_slash = True
         app.req_options.auto_parse_form_urlencoded = False
+        app.req_options.media_handlers[falcon.MEDIA_JSON] = bodies.JSON
         app.resp_options.secure_cookies_by_default = self.settings.security.cookie_secure
         errors.install(app)
         seen = self.plugins.unique(self.plugins.collect("register_routes", app=self),

@@ -212,6 +212,8 @@ def check(state: State, reference):
     if reference:
         click.echo(settings_reference(dict(found.each("register_settings"))), nl=False)
         return
+    for warning in settings.warnings():
+        click.echo(f"warning: {warning}", err=True)
     click.echo(f"# configuration OK ({settings.source or 'defaults and environment'})")
     click.echo(json.dumps(settings.redacted(), indent=2, default=str))
 

@@ -1,10 +1,13 @@
 """HTML forms: read a posted form once, validate it with the same marshmallow schema as the API."""
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import falcon
 from marshmallow import Schema, ValidationError
+
+from engine.i18n import N_
 
 FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
 
@@ -25,23 +28,42 @@ def read_form(req: falcon.Request) -> dict[str, Any]:
     return cache["form"]
 
 
-NUL_MESSAGE = "Contains a NUL character, which is not allowed."
+NUL_MESSAGE = N_("Contains a NUL character, which is not allowed.")
+SURROGATE_MESSAGE = N_("Contains a character that is not valid Unicode (a lone surrogate).")
+#: A lone UTF-16 surrogate: JSON's "\ud800" escape decodes to one, and no UTF-8 text (the
+#: database's, the page's) can hold it.
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
-def _has_nul(value: Any) -> bool:
-    if isinstance(value, str):
-        return "\x00" in value
-    if isinstance(value, dict):
-        return any(_has_nul(v) for v in value.values())
-    if isinstance(value, (list, tuple)):
-        return any(_has_nul(v) for v in value)
-    return False
+def _text_problem(value: Any) -> str | None:
+    """Why ``value`` (or any text nested in it, keys too) cannot be stored, or None."""
+    stack = [value]
+    while stack:  # no recursion: a deep body must not overflow the stack
+        item = stack.pop()
+        if isinstance(item, str):
+            if "\x00" in item:
+                return NUL_MESSAGE
+            if _SURROGATE.search(item):
+                return SURROGATE_MESSAGE
+        elif isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, (list, tuple)):
+            stack.extend(item)
+    return None
 
 
-def nul_errors(data: dict) -> dict:
-    """Field → [message] for each field holding a NUL: no text field takes one (PostgreSQL
-    cannot store it), so it is refused at the edge like any other bad input."""
-    return {k: [NUL_MESSAGE] for k, v in data.items() if _has_nul(v)}
+def text_errors(data: dict) -> dict:
+    """Field → [message] for each field holding text no field takes: a NUL (PostgreSQL cannot
+    store it) or a lone surrogate (not Unicode text at all). Refused at the edge, field by
+    field, like any other bad input; a key that is such text is reported as ``_schema``."""
+    errors = {}
+    for key, value in data.items():
+        bad_key = _text_problem(key)
+        problem = bad_key or _text_problem(value)
+        if problem:
+            errors["_schema" if bad_key else key] = [problem]
+    return errors
 
 
 def validate_form(req: falcon.Request, schema_cls: type[Schema]) -> tuple[dict, dict]:
@@ -50,7 +72,7 @@ def validate_form(req: falcon.Request, schema_cls: type[Schema]) -> tuple[dict, 
     Unknown fields (the CSRF token, the submit button) are ignored.
     """
     raw = {k: v for k, v in read_form(req).items() if k != "csrf_token"}
-    refused = nul_errors(raw)
+    refused = text_errors(raw)
     try:
         data = schema_cls().load(raw, unknown="exclude")
     except ValidationError as exc:

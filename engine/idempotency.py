@@ -29,6 +29,7 @@ import falcon
 import peewee
 from peewee import CharField, IntegerField
 
+from engine.bodies import read_json
 from engine.db import BaseModel, UTCDateTimeField, database, utcnow
 from engine.errors import Problem, problem_body
 
@@ -171,7 +172,7 @@ def idempotent(responder: Callable) -> Callable:
     @functools.wraps(responder)
     def wrapper(self, req, resp, **params):
         key = check_key(req.get_header(HEADER))
-        payload = req.get_media(default_when_empty={}) if req.content_length else {}
+        payload = read_json(req)
         request = request_id(req.method, req.path, payload)
 
         def run() -> tuple[int, Any]:

@@ -6,7 +6,7 @@ from urllib.parse import quote
 
 import falcon
 
-from engine import db
+from engine import bodies, db
 from engine.errors import Problem
 from engine.forms import read_form
 from engine.registry import ANY_STAFF, PUBLIC, is_staff_path
@@ -39,6 +39,7 @@ class RequestMiddleware:
         self.app = app
         self.csp = CSP.format(extra="".join(f" {o}" for o in app.settings.get("csp_extra", [])))
         self.hsts = app.settings.base_url.startswith("https://")
+        self.max_body = app.settings.web.max_body_bytes
         self.trusted_proxies = {a.strip() for a in
                                 app.settings.web.forwarded_allow_ips.split(",") if a.strip()}
 
@@ -48,6 +49,7 @@ class RequestMiddleware:
             req.method = "GET"
         ctx = req.context
         ctx.app = self.app
+        bodies.cap(req, self.max_body)  # before anything (the CSRF check too) reads the body
         ctx.ip = client_ip(req, self.trusted_proxies)
         ctx.user_agent = (req.user_agent or "")[:300]
         db.database.connect(reuse_if_open=True)

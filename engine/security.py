@@ -65,6 +65,8 @@ def signed(keys: Sequence[str], message: str, signature: str, length: int | None
 
 
 def same(a: str, b: str) -> bool:
+    """Constant-time equality of two texts. Compares their UTF-8 bytes: ``compare_digest`` on
+    ``str`` raises TypeError for non-ASCII text, and a client chooses one of the two."""
     return hmac.compare_digest(a.encode(), b.encode())
 
 

@@ -55,6 +55,10 @@ class WebSettings(Schema):
     threads = fields.Integer(load_default=1, validate=validate.Range(1, 64))
     forwarded_allow_ips = fields.String(load_default="127.0.0.1", metadata={
         "description": "proxies (comma-separated, or *) whose X-Forwarded-For is believed"})
+    max_body_bytes = fields.Integer(load_default=1024 * 1024, validate=validate.Range(1024),
+                                    metadata={"description": "the largest request body (JSON, "
+                                              "forms, webhooks) in bytes; a bigger one is "
+                                              "refused with 413 before it is read (SEC-3)"})
 
 
 class MailSettings(Schema):
@@ -95,6 +99,13 @@ class SupportSettings(Schema):
     email = fields.String(load_default="support@example.com")
     chat_url = fields.String(load_default="")
     hours = fields.String(load_default="24/7")
+
+
+class OutboundSettings(Schema):
+    """``[outbound]``: requests to URLs customers give (web push, webhooks; engine/outbound.py)."""
+    unsafe_allow_loopback_for_tests = fields.Boolean(load_default=False, metadata={
+        "description": "TESTS ONLY: let outbound requests reach 127.0.0.1 and ::1 (a test's "
+                       "own server); never in production. `portico check` warns while on"})
 
 
 class CoreSettings(Schema):
@@ -141,6 +152,7 @@ class CoreSettings(Schema):
     mail = fields.Nested(MailSettings)
     security = fields.Nested(SecuritySettings)
     support = fields.Nested(SupportSettings)
+    outbound = fields.Nested(OutboundSettings)
 
     @pre_load
     def every_table(self, data, **kwargs):
@@ -169,6 +181,14 @@ class Settings(Section):
         self._plugin_values: dict[str, Section] = {}
         self.source = source
         self._secret_fields = set(secret_fields)
+
+    def warnings(self) -> list[str]:
+        """Settings that are valid but unsafe; ``portico check`` prints each."""
+        out = []
+        if self["outbound"]["unsafe_allow_loopback_for_tests"]:
+            out.append("outbound.unsafe_allow_loopback_for_tests is on: customers' push and "
+                       "webhook URLs may reach services on this machine. It is for tests only.")
+        return out
 
     @property
     def data_path(self) -> Path:

@@ -352,9 +352,9 @@ class Client:
 
     def request(self, method: str, path: str, *, json: Any = None, form: dict | None = None,
                 headers: dict | None = None, params: dict | None = None, csrf: bool = True,
-                **kwargs) -> falcon.testing.Result:
+                body: str | bytes | None = None, **kwargs) -> falcon.testing.Result:
+        """One request; ``json``, ``form`` (urlencoded, with the CSRF token) or a raw ``body``."""
         hdrs = {**self.headers, **(headers or {})}
-        body = None
         if form is not None:
             form = dict(form)
             if csrf:

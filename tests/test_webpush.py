@@ -2,8 +2,6 @@
 import base64
 import json
 import os
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import http_ece
 import pytest
@@ -16,6 +14,7 @@ from engine.db import utcnow
 from engine.models import User
 from engine.notify import Notice, notify
 from engine.testing import Client, PrincipalHeader, as_user, problem, run_tasks
+from https_service import HTTPSService
 from plugins.webpush.models import PushSubscription
 
 
@@ -23,36 +22,11 @@ def b64(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).decode().rstrip("=")
 
 
-class PushService:
-    """Stands in for a browser vendor's push service: records each POST, answers ``status``."""
-
-    def __init__(self):
-        self.received: list[tuple[dict, bytes]] = []
-        self.status = 201
-        outer = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):
-                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-                outer.received.append((dict(self.headers), body))
-                self.send_response(outer.status)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_port}/push/"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def close(self):
-        self.server.shutdown()
-
-
 @pytest.fixture
-def push_service():
-    service = PushService()
+def push_service(tmp_path, monkeypatch):
+    """A push service over real HTTPS on loopback; the push client trusts its CA."""
+    service = HTTPSService(tmp_path)
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(service.ca_file))
     yield service
     service.close()
 
@@ -69,7 +43,8 @@ def vapid():
 @pytest.fixture
 def papp(make_app, vapid):
     from engine.testing import seed_people
-    app = make_app(plugins=[("test-auth", PrincipalHeader())], webpush=vapid)
+    app = make_app(plugins=[("test-auth", PrincipalHeader())], webpush=vapid,
+                   outbound={"unsafe_allow_loopback_for_tests": True})  # the service's 127.0.0.1
     seed_people(app)
     return app
 

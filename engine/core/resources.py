@@ -9,6 +9,7 @@ from engine.audit import record
 from engine.forms import read_form
 from engine.i18n import LOCALES
 from engine.models import User
+from engine.redirects import local_path
 
 
 class Health:
@@ -107,12 +108,4 @@ class Language:
                        {"from": principal.locale, "to": lang})
         resp.set_cookie("lang", lang, max_age=60 * 60 * 24 * 365, path="/", same_site="Lax",
                         http_only=True, secure=ctx.app.settings.security.cookie_secure)
-        raise falcon.HTTPSeeOther(_local_path(form.get("next", "/")))
-
-
-def _local_path(target: str) -> str:
-    """Only a path on this site: never an open redirect to another host."""
-    if (not target.startswith("/") or target.startswith(("//", "/\\"))
-            or any(ord(c) < 32 for c in target)):
-        return "/"
-    return target
+        raise falcon.HTTPSeeOther(local_path(form.get("next")))

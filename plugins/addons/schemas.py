@@ -5,7 +5,7 @@ import ipaddress
 
 from marshmallow import Schema, ValidationError, fields, validate
 
-from engine.api import Id, money, page_schema
+from engine.api import Amount, Id, money, page_schema
 from engine.catalogue import CatalogueEntryIn, CataloguePatch
 from plugins.addons.models import CATEGORIES, STATUSES
 from plugins.billing.schemas import PayOut
@@ -54,8 +54,8 @@ StaffAddonCatalogue = page_schema(StaffAddonProductSchema, "StaffAddonCatalogue"
 class AddonProductIn(CatalogueEntryIn):
     """A new catalogue entry (staff). Prices in minor units, tax included."""
     category = fields.String(required=True, validate=validate.OneOf(CATEGORIES))
-    one_off_price = fields.Integer(load_default=0, validate=validate.Range(0, 10 ** 7))
-    recurring_price = fields.Integer(load_default=0, validate=validate.Range(0, 10 ** 7))
+    one_off_price = Amount(load_default=0)
+    recurring_price = Amount(load_default=0)
     period_days = fields.Integer(load_default=30, validate=validate.Range(1, 366))
     provisioner = fields.String(load_default="instant", validate=validate.Length(1, 60),
                                 metadata={"description": "who sets it up: 'instant', "

@@ -27,8 +27,6 @@ from plugins.billing.models import (
     Transaction,
 )
 
-WEBHOOK_MAX_BYTES = 1024 * 1024
-
 
 # -- shared by the API and the pages ----------------------------------------------------------
 
@@ -469,9 +467,7 @@ class Webhook:
         provider = app.providers.get(provider_id)
         if provider is None:
             raise falcon.HTTPNotFound(title="Not found")
-        if (req.content_length or 0) > WEBHOOK_MAX_BYTES:
-            raise Problem(413, "Payload too large")
-        payload = req.bounded_stream.read(WEBHOOK_MAX_BYTES)
+        payload = req.bounded_stream.read()  # at most web.max_body_bytes (engine.bodies.cap)
         headers = {k.lower(): v for k, v in req.headers.items()}
         try:
             event = provider.parse_webhook(app, payload, headers)

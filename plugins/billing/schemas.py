@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
-from engine.api import AwareDateTime, Id, MoneySchema, PageQuery
+from engine.api import MAX_AMOUNT, Amount, AwareDateTime, Id, MoneySchema, PageQuery
 from engine.context import as_id
 from engine.i18n import N_
 
@@ -249,7 +249,7 @@ class LinkList(Schema):
 class StaffTransactionIn(Schema):
     kind = fields.String(required=True, validate=validate.OneOf(["charge", "credit"]))
     description = fields.String(required=True, validate=validate.Length(1, 300))
-    amount = fields.Integer(required=True, metadata={
+    amount = Amount(minimum=-MAX_AMOUNT, required=True, metadata={
         "description": "net minor units: positive for a charge, negative for a credit"})
     currency = fields.String(load_default=None, validate=validate.Length(equal=3))
     tax_rate = fields.Integer(load_default=None, validate=TAX_RATE)
@@ -274,13 +274,13 @@ class IssueIn(Schema):
 
 
 class OfflinePaymentIn(Schema):
-    amount = fields.Integer(required=True, validate=validate.Range(min=1))
+    amount = Amount(minimum=1, required=True)
     method = fields.String(load_default="Bank transfer", validate=validate.Length(1, 60))
     reference = fields.String(load_default="", validate=validate.Length(max=100))
 
 
 class RefundIn(Schema):
-    amount = fields.Integer(required=True, validate=validate.Range(min=1))
+    amount = Amount(minimum=1, required=True)
 
 
 __all__ = ["BillingSettings", "MoneySchema"]

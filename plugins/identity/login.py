@@ -6,12 +6,12 @@ login call these functions; they differ only in how they answer.
 from __future__ import annotations
 
 import hashlib
-from urllib.parse import urlsplit
 
 from engine import audit
 from engine.db import database, utcnow
 from engine.models import StaffUser, User
 from engine.notify import Notice, notify
+from engine.redirects import local_path
 from engine.security import hash_password, needs_rehash, new_token, verify_password
 from plugins.identity import lockout, reset, sessions, twofactor
 from plugins.identity.models import KnownDevice
@@ -155,13 +155,8 @@ def _remember_device(app, ctx, req, resp, user: User, session) -> None:
 
 
 def safe_next(target: str | None, default: str = "/") -> str:
-    """Only same-site paths: no scheme, no host, no ``//`` or backslash tricks."""
-    if not target or not isinstance(target, str) or len(target) > 500:
-        return default
-    parts = urlsplit(target)
-    if (parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//")
-            or "\\" in target or any(ord(c) < 32 for c in target)):
-        return default
+    """Only same-site paths (``engine.redirects.local_path``), and never back to signing in."""
+    target = local_path(target, default)
     if target.startswith(("/login", "/logout", "/staff/login")):
         return default
     return target

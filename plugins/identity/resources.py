@@ -186,8 +186,10 @@ class ResetPage:
 
     @staticmethod
     def _private(resp):
-        # APPSEC: the token is in this page's URL; never let it leave in a Referer header.
+        # APPSEC: the token is in this page's URL; never let it leave in a Referer header,
+        # and never let a shared or back-button cache keep the page that carries it.
         resp.set_header("Referrer-Policy", "no-referrer")
+        resp.set_header("Cache-Control", "no-store")
 
     def on_get(self, req, resp):
         app = req.context.app

@@ -18,7 +18,7 @@ import pyotp
 import segno
 
 from engine.db import database, utcnow
-from engine.security import UnsealError, reseal, seal, sign, unseal
+from engine.security import UnsealError, reseal, same, seal, sign, unseal
 from plugins.identity.models import BackupCode, TwoFactor
 
 STEP = 30
@@ -99,7 +99,7 @@ def check_totp(app, row, code: str) -> str:
         return "wrong"
     now_step = int(time.time()) // STEP
     for step in (now_step - 1, now_step, now_step + 1):
-        if secrets.compare_digest(totp.at(step * STEP), code):
+        if same(totp.at(step * STEP), code):
             # APPSEC: a step is accepted once; the conditional update wins for one caller only.
             model = type(row)
             claimed = (model.update(last_step=step)

@@ -1,6 +1,7 @@
 """Notification preferences, as the API and the form take them."""
 from marshmallow import Schema, ValidationError, fields, validate
 
+from engine.api import Amount
 from plugins.notifications.service import CATEGORIES
 
 percent = dict(strict=False, validate=validate.Range(1, 100))
@@ -10,8 +11,7 @@ class ThresholdsSchema(Schema):
     data = fields.Integer(required=True, metadata={"description": "percent left"}, **percent)
     voice = fields.Integer(required=True, metadata={"description": "percent left"}, **percent)
     sms = fields.Integer(required=True, metadata={"description": "percent left"}, **percent)
-    monetary = fields.Integer(required=True, validate=validate.Range(0, 10_000_00),
-                              metadata={"description": "credit below this, in minor units"})
+    monetary = Amount(required=True, metadata={"description": "credit below this, in minor units"})
 
 
 class PreferencesSchema(Schema):

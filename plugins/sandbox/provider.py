@@ -31,6 +31,7 @@ from engine.payments import (
     SavedCard,
     SetupSession,
 )
+from engine.security import same
 from plugins.sandbox.models import (
     SandboxCard,
     SandboxCharge,
@@ -187,7 +188,7 @@ class SandboxProvider(PaymentProvider):
         """The cardholder's answer to 3-D Secure (the sandbox's challenge page or its API)."""
         with database.atomic():
             charge = SandboxCharge.get_or_none(SandboxCharge.ref == ref)
-            if charge is None or not secrets.compare_digest(charge.client_secret, client_secret):
+            if charge is None or not same(charge.client_secret, client_secret):
                 raise PaymentError(N_("Unknown payment."), "not_found")
             if charge.status == "requires_action":
                 if success:

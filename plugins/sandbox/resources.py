@@ -9,14 +9,23 @@ import falcon
 from marshmallow import Schema, fields, validate
 
 from engine.api import operation
-from engine.errors import Problem
-from engine.forms import read_form
+from engine.errors import Problem, invalid
+from engine.forms import validate_form
 from engine.payments import PaymentError
+from engine.redirects import LocalPath
 
 
 class AuthenticateIn(Schema):
     client_secret = fields.String(required=True, validate=validate.Length(1, 80))
     success = fields.Boolean(required=True)
+
+
+class AuthenticateForm(Schema):
+    """The challenge page's form: the payment's secret, the answer, and the portal page to
+    go back to (a path on this site: never an open redirect)."""
+    client_secret = fields.String(required=True, validate=validate.Length(1, 80))
+    result = fields.String(required=True, validate=validate.OneOf(["complete", "fail"]))
+    return_to = LocalPath(load_default="/")
 
 
 class AuthenticateOut(Schema):
@@ -37,13 +46,11 @@ class AuthenticatePage:
     auth = "public"
 
     def on_post(self, req, resp, ref):
-        form = read_form(req)
-        _authenticate(req, ref, str(form.get("client_secret", "")), form.get("result") == "complete")
-        target = str(form.get("return_to", "/"))
-        # Only back into this portal: never an open redirect.
-        if not target.startswith("/") or target.startswith("//") or "\\" in target:
-            target = "/"
-        raise falcon.HTTPSeeOther(target)
+        data, errors = validate_form(req, AuthenticateForm)
+        if errors:  # only a forged form: the page sends its own values
+            raise invalid(errors)
+        _authenticate(req, ref, data["client_secret"], data["result"] == "complete")
+        raise falcon.HTTPSeeOther(data["return_to"])
 
 
 class AuthenticateAPI:

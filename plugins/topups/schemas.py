@@ -1,13 +1,14 @@
 """Top-up settings, and the shapes of the top-up API and forms (one schema for both faces)."""
 from __future__ import annotations
 
-from marshmallow import Schema, fields, pre_load, validate
+from marshmallow import Schema, ValidationError, fields, pre_load, validate, validates_schema
 
-from engine.api import Id, money, page_schema
+from engine.api import MAX_AMOUNT, Amount, Id, MajorAmount, money, page_schema
 from engine.catalogue import CatalogueEntryIn, CataloguePatch
 from engine.i18n import N_
 from plugins.billing.schemas import PayOut
 from plugins.topups.models import KINDS
+from plugins.topups.service import MAX_THRESHOLD
 
 
 def _money(amount, currency) -> dict | None:
@@ -74,15 +75,20 @@ class TopupProductIn(CatalogueEntryIn):
     """A new catalogue entry (staff). Amounts in minor units; ``price`` includes tax."""
     kind = fields.String(required=True, validate=validate.OneOf(KINDS))
     quantity = fields.Integer(load_default=0, validate=validate.Range(0, 10 ** 15))
-    price = fields.Integer(load_default=0, validate=validate.Range(0, 10 ** 7))
+    price = Amount(load_default=0)
     custom = fields.Boolean(load_default=False)
-    min_amount = fields.Integer(load_default=None, allow_none=True,
-                                validate=validate.Range(1, 10 ** 7))
-    max_amount = fields.Integer(load_default=None, allow_none=True,
-                                validate=validate.Range(1, 10 ** 7))
+    min_amount = Amount(minimum=1, load_default=None, allow_none=True)
+    max_amount = Amount(minimum=1, load_default=None, allow_none=True)
     validity_days = fields.Integer(load_default=None, allow_none=True,
                                    validate=validate.Range(1, 3650))
     weight = fields.Integer(load_default=20, validate=validate.Range(0, 1000))
+
+    @validates_schema
+    def credit_is_money(self, data, **kwargs):
+        """Credit's quantity is minor units of money: bounded like any amount."""
+        if data.get("kind") == "monetary" and data.get("quantity", 0) > MAX_AMOUNT:
+            raise ValidationError(f"Credit is money: at most {MAX_AMOUNT} minor units.",
+                                  "quantity")
 
 
 class TopupProductPatch(CataloguePatch, TopupProductIn):
@@ -95,7 +101,7 @@ class TopupChoiceQuery(Schema):
     """``GET .../topups/review?product_id=3&amount=1250``"""
     # Not required here: the service is checked first (another customer's is a 404).
     product_id = Id(load_default=None, allow_none=True)
-    amount = fields.Integer(load_default=None, allow_none=True, metadata={
+    amount = Amount(minimum=1, load_default=None, allow_none=True, metadata={
         "description": "minor units, for a custom amount of credit"})
 
 
@@ -125,7 +131,7 @@ class TopupReviewOut(Schema):
 
 class TopupPurchaseIn(Schema):
     product_id = Id(required=True)
-    amount = fields.Integer(load_default=None, allow_none=True, metadata={
+    amount = Amount(minimum=1, load_default=None, allow_none=True, metadata={
         "description": "minor units, for a custom amount of credit"})
     payment_method_id = Id(load_default=None, allow_none=True, metadata={
         "description": "a saved card; default: your default card"})
@@ -163,7 +169,7 @@ class TopupChoiceForm(FormSchema):
     """The catalogue page's form (a GET): the product, and a custom amount in pounds."""
     product_id = Id(required=True, error_messages={
         "required": N_("Choose a top-up."), "invalid": N_("Choose a top-up.")})
-    amount = fields.Decimal(load_default=None, allow_none=True, places=2, error_messages={
+    amount = MajorAmount(load_default=None, allow_none=True, error_messages={
         "invalid": N_("Enter an amount such as 12.50.")})
 
 
@@ -180,15 +186,14 @@ class AutoTopupOut(Schema):
 
 class AutoTopupIn(Schema):
     enabled = fields.Boolean(required=True)
-    threshold = fields.Integer(load_default=None, allow_none=True,
-                               validate=validate.Range(1, 100_000))
-    amount = fields.Integer(load_default=None, allow_none=True, validate=validate.Range(1))
+    threshold = Amount(minimum=1, maximum=MAX_THRESHOLD, load_default=None, allow_none=True)
+    amount = Amount(minimum=1, load_default=None, allow_none=True)
 
 
 class AutoTopupForm(FormSchema):
     """The auto top-up page: pounds, as people type them."""
     enabled = fields.Boolean(load_default=False)
-    threshold = fields.Decimal(load_default=None, allow_none=True, places=2, error_messages={
+    threshold = MajorAmount(load_default=None, allow_none=True, error_messages={
         "invalid": N_("Enter an amount such as 5.00.")})
-    amount = fields.Decimal(load_default=None, allow_none=True, places=2, error_messages={
+    amount = MajorAmount(load_default=None, allow_none=True, error_messages={
         "invalid": N_("Enter an amount such as 10.00.")})

@@ -341,24 +341,29 @@ def set_auto(app, ctx, service: Service, enabled: bool, threshold: int | None,
         if problem is not None:
             raise problem
     rule = AutoTopup.get_or_none(AutoTopup.service == service.id)
-    threshold = threshold if threshold is not None else (rule.threshold if rule else None)
-    amount = amount if amount is not None else (rule.amount if rule else None)
-    if enabled:
-        errors = {}
-        if threshold is None or not 1 <= threshold <= MAX_THRESHOLD:
-            errors["threshold"] = [f"Choose a threshold from 1 to {MAX_THRESHOLD} (minor units)."]
-        if amount is None or auto_choice(service, amount) is None:
-            errors["amount"] = ["Choose one of the credit amounts on offer."]
-        if not errors and not payments.cards_of(service.customer_id).where(
-                PaymentMethod.is_default).exists():
-            errors["enabled"] = [NO_CARD]
-        if errors:
-            raise invalid(errors)
+    sent = {k: v for k, v in (("threshold", threshold), ("amount", amount)) if v is not None}
+    chosen = {"threshold": rule.threshold if rule else None,
+              "amount": rule.amount if rule else None, **sent}
+    # Every value sent is checked, on or off: a rule switched off is stored all the same.
+    # Switching on checks the values it keeps as well.
+    checked = chosen if enabled else sent
+    errors = {}
+    if "threshold" in checked and not 1 <= (checked["threshold"] or 0) <= MAX_THRESHOLD:
+        errors["threshold"] = [f"Choose a threshold from 1 to {MAX_THRESHOLD} (minor units)."]
+    if "amount" in checked and (checked["amount"] is None
+                                or auto_choice(service, checked["amount"]) is None):
+        errors["amount"] = ["Choose one of the credit amounts on offer."]
+    if enabled and not errors and not payments.cards_of(service.customer_id).where(
+            PaymentMethod.is_default).exists():
+        errors["enabled"] = [NO_CARD]
+    if errors:
+        raise invalid(errors)
     now = utcnow()
     with locked_transaction():
         lock_rows(Service.select().where(Service.id == service.id)).get()
         rule = AutoTopup.get_or_none(AutoTopup.service == service.id)
-        values = dict(enabled=enabled, threshold=threshold or 0, amount=amount or 0,
+        values = dict(enabled=enabled, threshold=chosen["threshold"] or 0,
+                      amount=chosen["amount"] or 0,
                       currency=service.currency, updated_at=now)
         if enabled:
             values.update(disabled_reason="", disabled_at=None)

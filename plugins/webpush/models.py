@@ -26,7 +26,7 @@ class PushDelivery(BaseModel):
     title = CharField(max_length=200)
     body = TextField(default="")
     url = CharField(max_length=500, default="/")
-    status = CharField(max_length=20, default="pending")  # pending, sent, gone
+    status = CharField(max_length=20, default="pending")  # pending, sent, gone, refused
     created_at = UTCDateTimeField(default=utcnow)
     sent_at = UTCDateTimeField(null=True)
 

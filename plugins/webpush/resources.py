@@ -3,9 +3,10 @@ from __future__ import annotations
 
 import falcon
 
-from engine import audit
+from engine import audit, outbound
 from engine.api import PageQuery, operation, paginate
 from engine.context import get_owned, owned
+from engine.errors import invalid
 from plugins.webpush import schemas, service
 from plugins.webpush.models import PushSubscription
 
@@ -32,6 +33,10 @@ class Subscriptions:
     def on_post(self, req, resp, body):
         ctx = req.context
         service.require_subscriber(ctx)
+        try:
+            outbound.check_url(ctx.app, body["endpoint"])  # checked again at each push
+        except outbound.UnsafeURL as exc:
+            raise invalid({"endpoint": [str(exc)]}) from None
         with ctx.app.database.atomic():
             sub = PushSubscription.get_or_none(PushSubscription.endpoint == body["endpoint"])
             if sub is not None and sub.user_id != ctx.principal.user_id:

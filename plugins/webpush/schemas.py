@@ -20,8 +20,10 @@ class SubscriptionKeys(Schema):
 
 
 class SubscriptionIn(Schema):
-    endpoint = fields.Url(required=True, schemes={"https", "http"}, require_tld=False,
-                          validate=validate.Length(max=1000))
+    endpoint = fields.Url(required=True, schemes={"https"}, require_tld=False,
+                          validate=validate.Length(max=1000), metadata={
+                              "description": "the push service's https URL; it must resolve "
+                                             "to public internet addresses only (SEC-2)"})
     keys = fields.Nested(SubscriptionKeys, required=True)
 
 
