@@ -3,6 +3,7 @@ from stripe_fixtures import localstripe, localstripe_server  # noqa: F401 - the 
 
 import pytest  # noqa: E402
 
+from engine import outbound  # noqa: E402
 from engine.testing import LONG  # noqa: E402
 
 
@@ -18,3 +19,19 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if "long" in item.keywords:
             item.add_marker(skip)
+
+
+@pytest.fixture
+def dns(monkeypatch):
+    """Names only this test knows: name -> [addresses] (what public DNS would answer)."""
+    table: dict[str, list[str]] = {}
+    calls: list[str] = []
+    real = outbound.resolve_host
+
+    def resolve(host, port):
+        calls.append(host)
+        return table[host] if host in table else real(host, port)
+
+    monkeypatch.setattr(outbound, "resolve_host", resolve)
+    resolve.table, resolve.calls = table, calls
+    return resolve

@@ -19,6 +19,9 @@ from cryptography.x509.oid import NameOID
 NAMES = ("localhost", "push.test")
 
 
+#: A public address for names of the tests' own (nothing is ever sent to it).
+PUBLIC = "93.184.215.14"
+
 def _pem(cert) -> bytes:
     return cert.public_bytes(serialization.Encoding.PEM)
 

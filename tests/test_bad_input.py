@@ -433,7 +433,8 @@ def pending_challenge(app, client: Client, customer: Customer) -> str:
 def principals_and_forms(app) -> list[tuple[Client, dict]]:
     """Each form of the portal with a client that sees it, by crawling from every page the
     app has: alice (API access on, so the key form shows; a 3-D Secure step waiting), carol
-    with 2FA on (turn-off and backup-code forms), and anonymous visitors (sign-in, its 2FA
+    with 2FA on (turn-off and backup-code forms), bob as the primary contact (who manages the
+    account, signing a contact out), and anonymous visitors (sign-in, its 2FA
     step, forgotten and reset password, the email link, a guest payment link)."""
     Customer.update(api_access=True).where(Customer.number == "C-100001").execute()
     alice = Client(app)
@@ -452,6 +453,10 @@ def principals_and_forms(app) -> list[tuple[Client, dict]]:
     enable_2fa(carol, User.get(User.email == "carol@example.com"))
     carol_forms = {k: v for k, v in crawl(carol, ["/account/security"], limit=3).items()
                    if k not in alice_forms}
+    bob_client = Client(app)  # the primary contact: the contacts page's manage and sign-out forms
+    bob_client.login("bob@example.com")
+    bob_forms = {k: v for k, v in crawl(bob_client, ["/account/contacts"], limit=3).items()
+                 if k not in alice_forms}
     anonymous = Client(app)
     bob = User.get(User.email == "bob@example.com")
     with database.atomic():
@@ -465,7 +470,7 @@ def principals_and_forms(app) -> list[tuple[Client, dict]]:
     second_step.post("/login", form={"email": "carol@example.com", "password": DEMO_PASSWORD})
     step_forms = crawl(second_step, ["/login/2fa"], limit=1)
     return [(alice, alice_forms), (carol, carol_forms), (anonymous, public),
-            (second_step, step_forms)]
+            (second_step, step_forms), (bob_client, bob_forms)]
 
 
 def check_every_form(app, examples: int) -> None:

@@ -19,7 +19,8 @@ from identity_support import NEW_PASSWORD, reset_link
 from plugins.identity import reset
 from plugins.identity.models import ApiKey, Session
 from plugins.webpush.models import PushSubscription
-from test_staff_impersonation_limits import impersonate, staff_api, subscription_body
+from test_staff_impersonation_limits import (  # noqa: F401 - push_host is a fixture
+    impersonate, push_host, staff_api, subscription_body)
 from test_webpush import vapid  # noqa: F401
 
 ME = "/api/v1/me"

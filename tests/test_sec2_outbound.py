@@ -20,9 +20,9 @@ from engine.models import User
 from engine.notify import Notice, notify
 from engine.testing import Client, PrincipalHeader, as_user, problem, run_tasks, seed_people
 from plugins.webpush.models import PushDelivery, PushSubscription
+from https_service import PUBLIC
 from test_webpush import b64, browser_keys, push_service, vapid  # noqa: F401 - fixtures
 
-PUBLIC = "93.184.215.14"  # a public address (nothing is ever sent to it here)
 
 #: Addresses a customer's URL must never reach, with what they are.
 REFUSED = {
@@ -62,22 +62,6 @@ def test_sec2_every_address_that_is_not_public_is_refused():
     assert outbound.refusal("169.254.169.254", allow_loopback=True)
 
 
-@pytest.fixture
-def dns(monkeypatch):
-    """Names only this test knows: name -> [addresses] (what public DNS would answer)."""
-    table: dict[str, list[str]] = {}
-    calls: list[str] = []
-    real = outbound.resolve_host
-
-    def resolve(host, port):
-        calls.append(host)
-        return table[host] if host in table else real(host, port)
-
-    monkeypatch.setattr(outbound, "resolve_host", resolve)
-    resolve.table, resolve.calls = table, calls
-    return resolve
-
-
 def push_app(make_app, vapid, loopback: bool):  # noqa: F811 - the fixture's value
     app = make_app(plugins=[("test-auth", PrincipalHeader())], webpush=vapid,
                    outbound={"unsafe_allow_loopback_for_tests": loopback})
@@ -96,7 +80,7 @@ def push(app, key: str) -> list[str]:
     """Raise a notice for alice and run the tasks: the status of each delivery, by browser."""
     user = User.get(User.email == "alice@example.com")
     with app.database.atomic():
-        notify(app, Notice(kind="service_expiring", key=key, category="security",
+        notify(app, Notice(kind="service_expiring", key=key, category="service", mandatory=True,
                            user_id=user.id, data={"service": "TV", "service_id": 1, "days": 1,
                                                   "ends_at": utcnow().isoformat()}))
     run_tasks(app)

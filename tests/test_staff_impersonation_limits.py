@@ -13,6 +13,7 @@ from datetime import timedelta
 import pytest
 
 from billing_helpers import customer, invoice_for, sandbox_card, staff
+from https_service import PUBLIC
 from engine.db import utcnow
 from engine.models import AuditEvent, StaffUser
 from engine.testing import DEMO_PASSWORD, Client, problem, sql_seen
@@ -59,6 +60,12 @@ def impersonate(app, user, console: Client) -> Client:
     assert browser.get(made.json["url"].replace("http://portal.test", "")).status_code == 303
     assert browser.get("/api/v1/me").json["impersonated"]
     return browser
+
+
+@pytest.fixture(autouse=True)
+def push_host(dns):
+    """The push service's name resolves to a public address (SEC-2 checks it at registration)."""
+    dns.table["push.example.net"] = [PUBLIC]
 
 
 def subscription_body(name: str) -> dict:
