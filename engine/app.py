@@ -7,7 +7,7 @@ from typing import Any, Iterable
 import falcon
 
 import engine
-from engine import db, errors, tasks
+from engine import db, errors, storage, tasks
 from engine.context import Context
 from engine.i18n import Translator
 from engine.middleware import RequestMiddleware
@@ -47,6 +47,8 @@ class Portico:
             plugins.collect("notification_channels", app=self), lambda c: c.id,
             "notification channel").items()}
         self.tasks = tasks.TaskRunner(self)
+        #: Shared storage of generated files (invoice PDFs, archives): see engine/storage.py.
+        self.storage = storage.open_storage(settings)
         self.routes: list[tuple[str, Route]] = []
         self.wsgi = self._build_wsgi()
 
