@@ -203,6 +203,19 @@ def test_an_archive_is_stored_once_built_and_served_from_storage_after(app, alic
 
 
 @pytest.mark.spec("BILL-7")
+def test_an_archive_holds_invoices_issued_before_1980(app, alice):
+    """Zip dates start in 1980; history imported from before then is dated 1980-01-01."""
+    c, user = alice
+    old = invoice_for(app, c.id, 1000, issued_at=datetime(1975, 6, 1, tzinfo=timezone.utc))
+    answer = get(app, user, f"/api/v1/invoices/archive?ids={old.id}")
+    assert answer.status_code == 200
+    archive = zipfile.ZipFile(io.BytesIO(answer.content))
+    assert archive.testzip() is None
+    assert archive.getinfo(f"{old.number}.pdf").date_time[:3] == (1980, 1, 1)
+    assert f"{old.number},1975-06-01" in archive.read("invoices.csv").decode()
+
+
+@pytest.mark.spec("BILL-7")
 def test_stored_archives_are_deleted_after_a_day(app, alice):
     c, user = alice
     invoice = invoice_for(app, c.id, 1000)

@@ -22,7 +22,7 @@ import tempfile
 import threading
 import zipfile
 from collections import defaultdict
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 from typing import Iterable, Iterator
 
 from engine import db
@@ -41,6 +41,7 @@ ARCHIVE_LIMIT = 500
 ARCHIVE_KEEP = timedelta(days=1)
 #: Bumped whenever the archive's layout changes, so no stored archive of the old layout is served.
 ARCHIVE_FORMAT = "1"
+ZIP_EPOCH = datetime(1980, 1, 1, tzinfo=timezone.utc)
 
 
 class MissingFile(LookupError):
@@ -289,7 +290,9 @@ def _index_row(invoice: Invoice) -> list[str]:
 
 
 def _info(name: str, invoice: Invoice) -> zipfile.ZipInfo:
-    info = zipfile.ZipInfo(name, date_time=invoice.issued_at.timetuple()[:6])
+    # A zip cannot date a file before 1980 (history imported from long ago).
+    when = max(invoice.issued_at, ZIP_EPOCH)
+    info = zipfile.ZipInfo(name, date_time=when.timetuple()[:6])
     info.compress_type = zipfile.ZIP_DEFLATED
     info.external_attr = 0o644 << 16
     return info
