@@ -161,6 +161,24 @@ def test_any_node_serves_a_pdf_and_an_archive_another_node_stored(make_app, tmp_
 
 
 @pytest.mark.spec("OPS-5", "BILL-3")
+def test_s3_redirect_sends_the_owner_to_a_signed_url_of_the_bucket(make_app, tmp_path, s3):
+    import requests
+    web = node(make_app, tmp_path, "web-node", **s3.settings(s3_redirect=True))
+    c, user = customer("alice")
+    bob, _ = customer("bob")
+    invoice = documents.store_pdf(web, invoice_for(web, c.id, 1500).id)
+    answer = get(web, user, f"/api/v1/invoices/{invoice.id}/pdf")
+    assert answer.status_code == 302
+    location = answer.headers["location"]
+    assert location.startswith(s3.server.url) and "Signature" in location
+    pdf = requests.get(location, timeout=10)
+    assert hashlib.sha256(pdf.content).hexdigest() == invoice.pdf_sha256
+    assert f'filename="{invoice.number}.pdf"' in pdf.headers["content-disposition"]
+    theirs = documents.store_pdf(web, invoice_for(web, bob.id, 900).id)
+    assert get(web, user, f"/api/v1/invoices/{theirs.id}/pdf").status_code == 404
+
+
+@pytest.mark.spec("OPS-5", "BILL-3")
 def test_a_node_without_shared_storage_does_not_render_the_pdf_again(make_app, tmp_path):
     worker = node(make_app, tmp_path, "worker-node")
     c, user = customer("alice")
