@@ -112,8 +112,10 @@ def _cpu_range(part: str) -> range:
 class Server:
     """One WSGI app under gunicorn (``bench/serve.py``), pinned to the server CPUs."""
 
-    def __init__(self, bench: Bench, app: str, check_path: str = "/", env: dict | None = None):
+    def __init__(self, bench: Bench, app: str, check_path: str = "/", env: dict | None = None,
+                 args: list[str] | None = None):
         self.bench, self.app, self.check_path = bench, app, check_path
+        self.args = list(args or [])  # more bench/serve.py options
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.env = env or {}
@@ -127,6 +129,7 @@ class Server:
                "--threads", str(self.bench.threads), "--workdir", str(self.bench.workdir)]
         if self.bench.database_url:
             cmd += ["--database-url", self.bench.database_url]
+        cmd += self.args
         env = {k: v for k, v in os.environ.items() if not k.startswith("PORTICO_")}
         env.update(self.env, PYTHONPATH=str(ROOT))
         self.proc = subprocess.Popen(cmd, env=env, stdout=self.log.open("wb"),
@@ -182,15 +185,21 @@ class WrkResult:
 
 
 def wrk(bench: Bench, url: str, duration: int | None = None,
-        headers: dict[str, str] | None = None) -> WrkResult:
-    """One wrk run against ``url``, pinned to the client CPUs."""
+        headers: dict[str, str] | None = None, connections: int | None = None,
+        script: Path | None = None, env: dict[str, str] | None = None) -> WrkResult:
+    """One wrk run against ``url``, pinned to the client CPUs (``script``: a wrk Lua script,
+    which reads ``env``)."""
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is not installed: apt-get install -y wrk")
     cmd = [*taskset(bench.client_cpus), "wrk", f"-t{bench.wrk_threads}",
-           f"-c{bench.connections}", f"-d{duration or bench.duration}s", "--latency"]
+           f"-c{connections or bench.connections}", f"-d{duration or bench.duration}s",
+           "--latency"]
     for name, value in (headers or {}).items():
         cmd += ["-H", f"{name}: {value}"]
-    out = subprocess.run([*cmd, url], capture_output=True, text=True, check=True).stdout
+    if script is not None:
+        cmd += ["-s", str(script)]
+    out = subprocess.run([*cmd, url], capture_output=True, text=True, check=True,
+                         env={**os.environ, **(env or {})}).stdout
     return parse_wrk(out)
 
 

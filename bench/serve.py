@@ -25,12 +25,16 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--workdir", required=True, help="the run's own folder (harness.Bench)")
     parser.add_argument("--database-url", default=None)
+    parser.add_argument("--data-dir", default=None,
+                        help="default: a folder of this server's own in the workdir")
+    parser.add_argument("--storage", default="local", help="[storage] backend")
     args = parser.parse_args()
 
-    data_dir = Path(args.workdir) / f"data-{args.app}-{args.port}"
+    data_dir = args.data_dir or Path(args.workdir) / f"data-{args.app}-{args.port}"
     settings = load_settings(None, environ={}, overrides={
         "data_dir": str(data_dir), "secret_key": "bench-secret-key-" + "x" * 32,
-        "database_url": args.database_url, "plugins": {"entry_points": False}})
+        "database_url": args.database_url, "plugins": {"entry_points": False},
+        "storage": {"backend": args.storage}})
     options = gunicorn_options(settings, "127.0.0.1", args.port, args.workers, args.threads)
     app = APPS[args.app](settings)
     if hasattr(app, "database"):

@@ -7,7 +7,7 @@ from typing import Any, Iterable
 import falcon
 
 import engine
-from engine import bodies, db, errors, tasks
+from engine import bodies, db, errors, storage, tasks
 from engine.context import Context
 from engine.i18n import Translator
 from engine.middleware import RequestMiddleware
@@ -49,6 +49,8 @@ class Portico:
             plugins.collect("notification_channels", app=self), lambda c: c.id,
             "notification channel").items()}
         self.tasks = tasks.TaskRunner(self)
+        #: Shared storage of generated files (invoice PDFs, archives): see engine/storage.py.
+        self.storage = storage.open_storage(settings)
         self.routes: list[tuple[str, Route]] = []
         self.staff_routes: dict[str, Route] = {}  # URI template -> route, for the middleware
         self.wsgi = self._build_wsgi()

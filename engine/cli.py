@@ -201,11 +201,13 @@ def check(state: State, reference):
     """Validate the configuration and print it, secrets redacted."""
     from engine.plugins import load_plugins
     from engine.settings import reference as settings_reference
+    from engine.storage import open_storage
     from engine.theming import find_theme
     try:
         settings = state.settings()
         found = load_plugins(settings)
         find_theme(settings.theme, list(settings.theme_paths))
+        open_storage(settings)  # e.g. the s3 backend without boto3
     except (SettingsError, PluginError) as exc:
         click.echo(f"configuration error:\n{exc}", err=True)
         sys.exit(1)
@@ -216,6 +218,41 @@ def check(state: State, reference):
         click.echo(f"warning: {warning}", err=True)
     click.echo(f"# configuration OK ({settings.source or 'defaults and environment'})")
     click.echo(json.dumps(settings.redacted(), indent=2, default=str))
+
+
+@cli.group()
+def storage():
+    """Shared storage of generated files (invoice PDFs, archives): see docs/storage.md."""
+
+
+@storage.command("copy")
+@click.option("--from", "source", required=True, type=click.Choice(["local", "database", "s3"]),
+              help="The backend to copy from ([storage] settings say where it is).")
+@click.option("--from-path", type=click.Path(file_okay=False),
+              help="local: the folder to copy from (default: [storage] path).")
+@click.option("--prefix", "prefixes", multiple=True,
+              help="Only keys starting with this (repeat for more), e.g. invoices/.")
+@click.pass_obj
+def storage_copy(state: State, source, from_path, prefixes):
+    """Copy every stored file into the configured storage; files already there stay as they are.
+
+    Safe to repeat and to run while the portal serves: switch [storage] backend, copy from
+    the old one, and the PDFs issued so far are there (see docs/storage.md).
+    """
+    from engine import db
+    from engine.storage import copy, open_storage
+    app = state.app()
+    origin = open_storage(app.settings, backend=source, path=from_path)
+    if origin.describe() == app.storage.describe():
+        raise click.ClickException(f"--from {source} is the same storage as [storage] "
+                                   f"({origin.describe()}): nothing to copy")
+    click.echo(f"copying from {origin.describe()} to {app.storage.describe()}", err=True)
+    copied = present = 0
+    with db.connection():
+        for prefix in prefixes or [""]:
+            done = copy(origin, app.storage, prefix)
+            copied, present = copied + done[0], present + done[1]
+    click.echo(f"{copied} copied, {present} already there")
 
 
 def main() -> None:

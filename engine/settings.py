@@ -16,7 +16,8 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-from marshmallow import EXCLUDE, RAISE, Schema, ValidationError, fields, pre_load, validate
+from marshmallow import (EXCLUDE, RAISE, Schema, ValidationError, fields, pre_load, validate,
+                         validates_schema)
 
 #: Environment variables that start with PORTICO_ but are not settings.
 NOT_SETTINGS = {"PORTICO_CONFIG", "PORTICO_DEMO_PASSWORD"}
@@ -108,6 +109,37 @@ class OutboundSettings(Schema):
                        "own server); never in production. `portico check` warns while on"})
 
 
+class StorageSettings(Schema):
+    """Where generated files (invoice PDFs, archives) live: see docs/storage.md."""
+    backend = fields.String(load_default="local", validate=validate.OneOf(
+        ["local", "database", "s3"]), metadata={
+            "description": "where invoice PDFs and archives are stored; with several nodes, "
+                           "database or s3 (or a folder every node mounts)"})
+    path = fields.String(load_default="", metadata={
+        "description": "local: the folder (default: <data_dir>/files)"})
+    s3_bucket = fields.String(load_default="", metadata={"description": "s3: the bucket"})
+    s3_prefix = fields.String(load_default="", metadata={
+        "description": "s3: a prefix for every key, e.g. 'portico/'"})
+    s3_endpoint_url = fields.String(load_default="", validate=lambda url: url == "" or (
+        validate.URL(require_tld=False, schemes={"http", "https"})(url) is not None),
+        metadata={"description": "s3: the store's URL (MinIO, Ceph, ...); empty for AWS"})
+    s3_region = fields.String(load_default="", metadata={"description": "s3: the region"})
+    s3_access_key_id = secret(fields.String(load_default="", metadata={
+        "description": "s3: empty to use boto3's own chain (environment, instance role)"}))
+    s3_secret_access_key = secret(fields.String(load_default=""))
+    s3_addressing_style = fields.String(load_default="auto", validate=validate.OneOf(
+        ["auto", "path", "virtual"]), metadata={"description": "s3: 'path' for most "
+                                                "self-hosted stores"})
+    s3_redirect = fields.Boolean(load_default=False, metadata={
+        "description": "s3: answer downloads with a redirect to a 5-minute signed URL of the "
+                       "store (customers' browsers must reach it)"})
+
+    @validates_schema
+    def s3_needs_a_bucket(self, data, **kwargs):
+        if data.get("backend") == "s3" and not data.get("s3_bucket"):
+            raise ValidationError("required when backend is 's3'", "s3_bucket")
+
+
 class CoreSettings(Schema):
     """The engine's own keys. Plugin tables are validated by each plugin's schema."""
 
@@ -131,7 +163,7 @@ class CoreSettings(Schema):
                                        "when both are set (then secret_key is ignored); see "
                                        "docs/configuration.md, Rotating the secret key"}))
     data_dir = fields.String(load_default="./var", metadata={
-        "description": "where SQLite files, stored invoice PDFs and demo mail live"})
+        "description": "where SQLite files, demo mail and (by default) stored files live"})
     database_url = secret(fields.String(load_default=None, allow_none=True, metadata={
         "description": "sqlite:///path (default: <data_dir>/portico.sqlite3) or "
                        "postgresql://user:password@host:5432/db"}))
@@ -153,6 +185,7 @@ class CoreSettings(Schema):
     security = fields.Nested(SecuritySettings)
     support = fields.Nested(SupportSettings)
     outbound = fields.Nested(OutboundSettings)
+    storage = fields.Nested(StorageSettings)
 
     @pre_load
     def every_table(self, data, **kwargs):

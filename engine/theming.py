@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import mimetypes
 import tomllib
+from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
@@ -157,6 +158,7 @@ class Theme:
                                 theme_color=self.meta.get("theme_color", DEFAULT_THEME_COLOR),
                                 fragment=self.fragment)
         self._fingerprints: dict[str, str | None] = {}
+        self._static: dict[str, StaticFile] = {}
         self._fragments: dict[tuple, Markup] = {}
 
     @jinja2.pass_context
@@ -206,25 +208,31 @@ class Theme:
         return f"/static/{path}?v={digest}" if digest else f"/static/{path}"
 
     def _fingerprint(self, path: str) -> str | None:
-        # PERF: files do not change under a running server; hash each once.
-        if path not in self._fingerprints:
-            found = self.find_static(path)
-            self._fingerprints[path] = _digest(found.read_bytes()) if found else None
+        if path not in self._fingerprints:  # paths named by templates: a small, fixed set
+            found = self.static_file(path)
+            self._fingerprints[path] = found.digest if found else None
         return self._fingerprints[path]
+
+    def static_file(self, path: str) -> "StaticFile | None":
+        """The static file served at ``/static/<path>``, or None.
+
+        PERF: read and hashed once per process, on first use, then served from memory
+        (the files are small, and do not change under a running server: a new release
+        restarts it). Only files that exist are kept, so unknown paths cannot grow this.
+        """
+        found = self._static.get(path)
+        if found is None:
+            location = self.find_static(path)
+            if location is None:
+                return None
+            data = location.read_bytes()
+            found = self._static[path] = StaticFile(data, _content_type(location), _digest(data))
+        return found
 
     def static_bytes(self, path: str) -> tuple[bytes, str, str] | None:
         """(content, content type, fingerprint) of a static file, or None."""
-        found = self.find_static(path)
-        if found is None:
-            return None
-        data = found.read_bytes()
-        ctype = mimetypes.guess_type(found.name)[0] or "application/octet-stream"
-        if found.suffix == ".webmanifest":
-            ctype = "application/manifest+json"
-        if ctype.startswith("text/") or ctype in ("application/javascript", "image/svg+xml",
-                                                  "application/json", "application/manifest+json"):
-            ctype += "; charset=utf-8"
-        return data, ctype, _digest(data)
+        found = self.static_file(path)
+        return (found.data, found.content_type, found.digest) if found else None
 
     # -- rendering ----------------------------------------------------------------
 
@@ -291,6 +299,24 @@ def _inside(base: Path, parts: list[str]) -> Path | None:
 
 def _digest(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()[:12]
+
+
+def _content_type(found: Path) -> str:
+    ctype = mimetypes.guess_type(found.name)[0] or "application/octet-stream"
+    if found.suffix == ".webmanifest":
+        ctype = "application/manifest+json"
+    if ctype.startswith("text/") or ctype in ("application/javascript", "image/svg+xml",
+                                              "application/json", "application/manifest+json"):
+        ctype += "; charset=utf-8"
+    return ctype
+
+
+@dataclass(frozen=True)
+class StaticFile:
+    """A static file as served: its bytes, content type and fingerprint (its ETag)."""
+    data: bytes
+    content_type: str
+    digest: str
 
 
 class Formatter:

@@ -1,5 +1,6 @@
 """Portico's own tests use the same fixtures partners get (engine.testing, loaded as a pytest plugin)."""
 from stripe_fixtures import localstripe, localstripe_server  # noqa: F401 - the Stripe tests' server
+from s3_fixtures import s3, s3_server  # noqa: F401 - the storage tests' S3 server (moto)
 
 import pytest  # noqa: E402
 

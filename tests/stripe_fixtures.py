@@ -84,7 +84,7 @@ class LocalStripe:
                       timeout=10).raise_for_status()
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
@@ -97,7 +97,7 @@ def localstripe_server(tmp_path_factory):
     except ImportError as exc:
         need_service("localstripe (pip install localstripe)", exc)
     folder = tmp_path_factory.mktemp("localstripe")
-    port = _free_port()
+    port = free_port()
     log = (folder / "localstripe.log").open("wb")
     process = subprocess.Popen(
         [sys.executable, str(LAUNCHER), str(port), str(folder / "state.pickle")],

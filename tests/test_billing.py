@@ -1,6 +1,7 @@
 """Invoices and transactions: issuing, tax, the API and pages, PDFs, the archive, overdue, LIM-3."""
 from __future__ import annotations
 
+import hashlib
 import io
 import time
 import zipfile
@@ -246,11 +247,12 @@ def test_pdf_is_rendered_once_by_the_worker_and_served_as_stored(app, alice):
     run_tasks(app)
     stored = Invoice.get_by_id(invoice.id)
     assert stored.pdf_ready and stored.pdf_sha256
-    path = app.settings.data_path / stored.pdf_path
+    path = app.storage.path(stored.pdf_path)  # the local storage's file
     r = client_for(app, user).get(f"/api/v1/invoices/{invoice.id}/pdf")
     assert r.status_code == 200 and r.headers["content-type"] == "application/pdf"
     assert f'filename="{invoice.number}.pdf"' in r.headers["content-disposition"]
     assert r.content == path.read_bytes()
+    assert hashlib.sha256(r.content).hexdigest() == stored.pdf_sha256
     text = pdf_text(r.content)
     for expected in (invoice.number, "Alice", c.number, "Line 1", "£15.00", "−£5.00",
                      "VAT 20%", "£12.00", "Tax number"):
@@ -326,7 +328,7 @@ def test_archive_of_chosen_invoices_and_of_a_date_range(app, alice):
     assert sorted(archive.namelist()) == sorted([f"{old.number}.pdf", f"{new.number}.pdf",
                                                  "invoices.csv"])
     assert archive.read(f"{new.number}.pdf") == \
-        (app.settings.data_path / Invoice.get_by_id(new.id).pdf_path).read_bytes()
+        app.storage.read(Invoice.get_by_id(new.id).pdf_path)
     index = archive.read("invoices.csv").decode()
     assert f"{old.number},2025-03-01" in index and "36.00" in index
 

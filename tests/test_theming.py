@@ -321,6 +321,23 @@ def test_static_url_changes_when_the_file_changes(make_app, themes):
     assert before != after
 
 
+def test_a_static_file_is_read_and_hashed_once_per_process(make_app, themes, monkeypatch):
+    """A request serves the file from memory: it is not read (or hashed) from disk again,
+    so the bytes, the ETag and the fingerprinted URL always agree until the next start."""
+    css = write(themes / "acme" / "static" / "css" / "theme.css", ":root{--brand:#111}")
+    client = themed(make_app, themes)
+    url = client.app.theme.static_url("css/theme.css")
+    first = client.get(url.partition("?")[0], query_string=url.partition("?")[2])
+    assert first.headers["cache-control"] == "public, max-age=31536000, immutable"
+    css.write_text(":root{--brand:#222}")
+    monkeypatch.setattr(Path, "read_bytes", lambda self: pytest.fail(f"read {self} again"))
+    for _ in range(3):
+        again = client.get("/static/css/theme.css")
+        assert again.text == ":root{--brand:#111}"
+        assert again.headers["etag"] == first.headers["etag"]
+    assert client.app.theme.static_url("css/theme.css") == url
+
+
 def test_head_request_for_a_static_file(client):
     result = client.request("HEAD", "/static/css/portico.css")
     assert result.status_code == 200

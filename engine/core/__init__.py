@@ -6,11 +6,12 @@ from engine import hookimpl
 from engine.idempotency import IdempotencyRecord
 from engine.models import MODELS
 from engine.registry import Route
+from engine.storage import StoredFile
 
 
 @hookimpl
 def register_models():
-    return [*MODELS, IdempotencyRecord]
+    return [*MODELS, IdempotencyRecord, StoredFile]
 
 
 @hookimpl

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import falcon
 
-from engine import db
+from engine import db, downloads
 from engine.api import build_openapi
 from engine.audit import record
 from engine.forms import read_form
@@ -67,20 +67,15 @@ class Static:
     auth = "public"
 
     def on_get(self, req, resp, path):
-        found = req.context.app.theme.static_bytes(path)
+        found = req.context.app.theme.static_file(path)
         if found is None:
             raise falcon.HTTPNotFound()
-        data, ctype, digest = found
-        resp.etag = digest
-        if req.get_param("v") == digest:
-            resp.cache_control = ["public", "max-age=31536000", "immutable"]
-        else:
-            resp.cache_control = ["public", "max-age=300"]
-        if req.if_none_match and (digest in req.if_none_match or "*" in req.if_none_match):
-            resp.status = falcon.HTTP_304  # no body, so no Content-Type either
-            return
-        resp.content_type = ctype
-        resp.data = data
+        cache = ("public", "max-age=31536000", "immutable") if req.get_param("v") == found.digest \
+            else ("public", "max-age=300")
+        if downloads.not_modified(req, resp, found.digest, None, cache):
+            return  # no body, so no Content-Type either
+        resp.content_type = found.content_type
+        resp.data = found.data
 
 
 class Language:

@@ -82,8 +82,15 @@ def register_routes(app):
 @hookimpl
 def register_actors():
     from plugins.billing import tasks
-    return [tasks.render_invoice_pdf, tasks.mark_overdue_invoices, tasks.reconcile_payments,
-            tasks.forget_card, tasks.warn_expiring_cards, tasks.purge_idempotency_records]
+    return [tasks.render_invoice_pdf, tasks.render_invoice_pdfs, tasks.prune_archives,
+            tasks.mark_overdue_invoices, tasks.reconcile_payments, tasks.forget_card,
+            tasks.warn_expiring_cards, tasks.purge_idempotency_records]
+
+
+@hookimpl
+def register_commands(cli, app_factory):
+    from plugins.billing.commands import billing_group
+    cli.add_command(billing_group(app_factory))
 
 
 @hookimpl

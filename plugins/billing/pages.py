@@ -112,7 +112,7 @@ class ArchivePage:
         try:
             query = schemas.ArchiveQuery().load(params, unknown="exclude")
             selection = archive_selection(ctx.require_customer(), query)
-            send_archive(app, resp, selection)
+            send_archive(req, resp, ctx.customer_id, selection)
         except (ValidationError, Problem) as exc:
             errors = exc.messages if isinstance(exc, ValidationError) else \
                 (exc.errors or {"from": [exc.title]})
@@ -145,7 +145,7 @@ class InvoicePdfPage:
     """``GET /billing/invoices/{invoice_id}/pdf``: the stored PDF (BILL-3)."""
 
     def on_get(self, req, resp, invoice_id):
-        send_pdf(req.context.app, resp, get_owned(Invoice, invoice_id, req.context))
+        send_pdf(req, resp, get_owned(Invoice, invoice_id, req.context))
 
 
 class LinksPage:

@@ -9,7 +9,9 @@ from __future__ import annotations
 import falcon
 import peewee
 
-from engine import db
+import logging
+
+from engine import db, downloads
 from engine.api import operation, paginate
 from engine.audit import record
 from engine.context import get_or_404, get_owned, owned
@@ -26,6 +28,9 @@ from plugins.billing.models import (
     ProviderEvent,
     Transaction,
 )
+
+log = logging.getLogger("portico.billing")
+NOT_MODIFIED = "Not modified: the copy you have (If-None-Match, If-Modified-Since) is current"
 
 
 # -- shared by the API and the pages ----------------------------------------------------------
@@ -82,18 +87,44 @@ def archive_selection(customer_id: int, query: dict) -> list[Invoice]:
     return rows
 
 
-def send_archive(app, resp, invoices: list[Invoice]) -> None:
+def send_archive(req, resp, customer_id: int, invoices: list[Invoice]) -> None:
+    """The zip of ``invoices``: from storage when it was built before, else built as it is sent."""
     if not invoices:
         raise Problem(404, "No invoices in that range", type="no-invoices")
-    resp.content_type = "application/zip"
-    resp.downloadable_as = documents.archive_name(invoices)
-    resp.stream = documents.stream_archive(app, invoices)
+    app = req.context.app
+    archive = documents.Archive(app, customer_id, invoices)
+    name = documents.archive_name(invoices)
+    if downloads.not_modified(req, resp, archive.etag, None):
+        return
+    try:
+        opened = archive.open()
+    except Exception:  # storage unreachable: the archive can still be built and sent
+        log.exception("archive %s: storage unavailable, building it again", archive.key)
+        opened = None
+    if opened is not None:
+        downloads.send(resp, opened, documents.ZIP, name)
+        return
+    resp.content_type = documents.ZIP
+    resp.downloadable_as = name
+    resp.stream = archive.stream()
 
 
-def send_pdf(app, resp, invoice: Invoice) -> None:
-    resp.content_type = "application/pdf"
-    resp.downloadable_as = documents.download_name(invoice)
-    resp.data = documents.pdf_bytes(app, invoice)
+def send_pdf(req, resp, invoice: Invoice) -> None:
+    """The invoice's stored PDF: a 304 when the client has it, never rendered again."""
+    app = req.context.app
+    if not invoice.pdf_path:  # asked before the background render ran: stored now, once
+        invoice = documents.store_pdf(app, invoice.id)
+    if downloads.not_modified(req, resp, invoice.pdf_sha256, invoice.pdf_rendered_at):
+        return
+    name = documents.download_name(invoice)
+    downloads.redirect(app, invoice.pdf_path, name)
+    try:
+        opened = documents.open_pdf(app, invoice)
+    except documents.MissingFile:
+        raise Problem(500, "This invoice's PDF is missing from storage",
+                      "We have been told; please try again later.",
+                      type="file-missing") from None
+    downloads.send(resp, opened, documents.PDF, name)
 
 
 def card_answer(app, method: PaymentMethod, expiring: set[int]) -> dict:
@@ -147,21 +178,26 @@ class InvoicePdfAPI:
     """``GET /api/v1/invoices/{invoice_id}/pdf``"""
 
     @operation("The invoice as the PDF stored when it was issued (BILL-3)",
-               description="Answers `application/pdf`.")
+               errors={304: NOT_MODIFIED},
+               description="Answers `application/pdf` with an `ETag` (the PDF's SHA-256) and "
+                           "`Last-Modified`; send `If-None-Match` or `If-Modified-Since` to get "
+                           "a 304 when you have it.")
     def on_get(self, req, resp, invoice_id):
-        send_pdf(req.context.app, resp, get_owned(Invoice, invoice_id, req.context))
+        send_pdf(req, resp, get_owned(Invoice, invoice_id, req.context))
 
 
 class InvoiceArchiveAPI:
     """``GET /api/v1/invoices/archive?ids=1,2`` or ``?from=2026-01-01&to=2026-12-31``"""
 
     @operation("Download many invoices as one zip of their PDFs (BILL-7)",
-               query=schemas.ArchiveQuery, errors={404: "No invoices in that range"},
+               query=schemas.ArchiveQuery,
+               errors={304: NOT_MODIFIED, 404: "No invoices in that range"},
                description="Answers `application/zip`, streamed: each invoice's stored PDF "
-                           "and an `invoices.csv` index.")
+                           "and an `invoices.csv` index, with an `ETag` (the same selection "
+                           "of unchanged invoices is the same zip).")
     def on_get(self, req, resp, query):
-        ctx = req.context
-        send_archive(ctx.app, resp, archive_selection(ctx.require_customer(), query))
+        customer_id = req.context.require_customer()
+        send_archive(req, resp, customer_id, archive_selection(customer_id, query))
 
 
 class InvoicePayAPI:

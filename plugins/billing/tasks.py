@@ -22,6 +22,23 @@ def render_invoice_pdf(app, invoice_id: int) -> None:
     documents.store_pdf(app, invoice_id)
 
 
+@task(max_retries=5, queue=BULK_QUEUE, time_limit=30 * 60 * 1000)
+def render_invoice_pdfs(app, invoice_ids: list[int]) -> int:
+    """A bill run's batch (``portico billing run --enqueue``): render and store the PDFs of
+    these invoices that have none yet; returns how many were stored. A failure fails the
+    task, and its retry renders only what is still missing."""
+    stored, failed = documents.store_pdfs(app, invoice_ids)
+    if failed:
+        raise RuntimeError(f"{len(failed)} of {len(invoice_ids)} invoices failed: {failed[:3]}")
+    return len(stored)
+
+
+@task(periodic="15 4 * * *")
+def prune_archives(app) -> int:
+    """Delete invoice archives kept in storage for longer than a day (they are a cache)."""
+    return documents.prune_archives(app)
+
+
 @task(periodic="*/15 * * * *")
 def mark_overdue_invoices(app) -> int:
     """Unpaid invoices past their due date become overdue."""
