@@ -2,7 +2,7 @@
 
 The live portal runs with VAPID keys (the webpush plugin configured). Chromium here cannot
 reach a browser vendor's push service, so the page's ``PushManager`` answers with a
-subscription whose endpoint is a push service on loopback (tests/test_webpush.py's), holding
+subscription whose endpoint is a push service on loopback (tests/https_service.py), holding
 keys this test owns: everything else is real — the page's script, the subscription API, the
 preferences form, a payment, the notice, the worker and the encrypted push.
 """
@@ -19,26 +19,31 @@ from playwright.sync_api import expect
 
 from engine.cli import cli
 from portal_checks import api_get, check_page, signed_in
-from test_webpush import PushService, b64, browser_keys
+from https_service import HTTPSService
+from test_webpush import b64, browser_keys
 
 pytestmark = pytest.mark.browser
 
 
 @pytest.fixture(scope="module")
-def push_service():
-    service = PushService()
+def push_service(tmp_path_factory):
+    """A push service over real HTTPS on loopback (SEC-2: push endpoints are https)."""
+    service = HTTPSService(tmp_path_factory.mktemp("push"))
     yield service
     service.close()
 
 
 @pytest.fixture(scope="module")
-def live_server_env(tmp_path_factory) -> dict:
+def live_server_env(tmp_path_factory, push_service) -> dict:
     result = CliRunner().invoke(cli, ["webpush", "keys"], env={
         "PORTICO_DEMO": "true", "PORTICO_DATA_DIR": str(tmp_path_factory.mktemp("vapid"))})
     assert result.exit_code == 0, result.output
     keys = dict(line.split(" = ") for line in result.output.splitlines() if " = " in line)
     return {"PORTICO_WEBPUSH_VAPID_PRIVATE_KEY": keys["vapid_private_key"].split('"')[1],
-            "PORTICO_WEBPUSH_VAPID_PUBLIC_KEY": keys["vapid_public_key"].split('"')[1]}
+            "PORTICO_WEBPUSH_VAPID_PUBLIC_KEY": keys["vapid_public_key"].split('"')[1],
+            # The test's push service is on loopback, with a certificate of its own CA.
+            "PORTICO_OUTBOUND_UNSAFE_ALLOW_LOOPBACK_FOR_TESTS": "true",
+            "REQUESTS_CA_BUNDLE": str(push_service.ca_file)}
 
 
 PUSH_MANAGER = """
