@@ -13,6 +13,7 @@ so a spec a plugin adds itself (``add_hookspecs``) is covered like the engine's.
 from __future__ import annotations
 
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -102,6 +103,14 @@ def test_the_snapshot_knows_the_engine_hooks():
     assert hooks["provision_addon"] == {"args": ["app", "service", "addon", "action"],
                                         "firstresult": True}
     assert len(hooks) >= 30
+
+
+def test_each_hook_is_documented_once_in_the_plugin_guide():
+    guide = (SNAPSHOT.parent.parent.parent / "docs" / "plugins.md").read_text()
+    counts = {hook: len(re.findall(rf"^#### `{hook}\(", guide, re.MULTILINE))
+              for hook in live_specs()}
+    assert {h: n for h, n in counts.items() if n != 1} == {}, \
+        "docs/plugins.md: each hook needs exactly one '#### `hook(...)`' entry"
 
 
 def test_a_renamed_argument_or_hook_is_a_break_and_a_new_one_is_not():
