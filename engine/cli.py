@@ -23,8 +23,8 @@ class State:
         self.overrides: dict = {}
         self._app = None
 
-    def settings(self):
-        return load_settings(self.config, overrides=self.overrides)
+    def settings(self, require_secret: bool = True):
+        return load_settings(self.config, overrides=self.overrides, require_secret=require_secret)
 
     def app(self):
         if self._app is None:
@@ -179,7 +179,7 @@ def plugins(state: State, as_json):
     """List installed plugins: name, version, enabled, hooks."""
     from engine.plugins import load_plugins
     try:
-        found = load_plugins(state.settings())
+        found = load_plugins(state.settings(require_secret=False))  # lists; signs nothing
     except (SettingsError, PluginError) as exc:
         raise click.ClickException(str(exc)) from None
     rows = [{"name": i.name, "version": i.version, "source": i.source, "enabled": i.enabled,
@@ -191,6 +191,30 @@ def plugins(state: State, as_json):
     for r in rows:
         click.echo(f"{r['name']:16} {r['version']:9} {'yes' if r['enabled'] else 'no':8} "
                    f"{', '.join(r['hooks'])}")
+
+
+@cli.group()
+def plugin():
+    """Write a partner plugin: see "Start a plugin" in docs/plugins.md."""
+
+
+@plugin.command("new")
+@click.argument("name")
+@click.option("--dir", "parent", default=".", show_default=True,
+              type=click.Path(file_okay=False, path_type=Path),
+              help="Folder to create the plugin's folder (named NAME) in.")
+def plugin_new(name, parent):
+    """Write a new plugin distribution, NAME (e.g. acme-inventory).
+
+    It installs (pip install -e) and passes its own tests as written: hookimpls, a section
+    and its page, an API route in OpenAPI, a task, a migration, tests on engine.testing."""
+    from engine.scaffold import ScaffoldError, new_plugin
+    try:
+        target = new_plugin(name, parent)
+    except ScaffoldError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"wrote plugin {name} in {target}\n\n  cd {target}\n  pip install -e .\n"
+               "  pytest\n")
 
 
 @cli.command()

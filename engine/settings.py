@@ -353,11 +353,14 @@ def _merge(base: dict, extra: dict) -> dict:
 
 
 def load_settings(path: str | os.PathLike | None = None, *, environ: dict | None = None,
-                  overrides: dict | None = None, plugin_names: set[str] | None = None) -> Settings:
+                  overrides: dict | None = None, plugin_names: set[str] | None = None,
+                  require_secret: bool = True) -> Settings:
     """Read, merge and validate the configuration.
 
     ``plugin_names`` lets ``PORTICO_<PLUGIN>_<KEY>`` variables reach plugin tables.
     ``overrides`` (used by the CLI and tests) win over everything.
+    ``require_secret=False`` is for commands that never sign or seal (``portico plugins``):
+    without a key, ``secret_keys`` is empty and ``secret_key`` None.
     """
     environ = dict(os.environ if environ is None else environ)
     path = path or environ.get("PORTICO_CONFIG")
@@ -388,15 +391,15 @@ def load_settings(path: str | os.PathLike | None = None, *, environ: dict | None
     if core["broker_url"] is None:
         core["broker_url"] = f"sqlite:///{data_dir.resolve() / 'queue.sqlite3'}"
     keys = list(dict.fromkeys(core["secret_keys"] or filter(None, [core["secret_key"]])))
-    if not keys:
-        if not core["demo"]:
-            raise SettingsError(
-                "secret_key: required outside demo mode (at least 32 characters; "
-                "e.g. secret_key = \"$env:PORTICO_SECRET\" in portico.toml, or secret_keys "
-                "to rotate)")
+    if not keys and core["demo"]:
         keys = [_demo_secret(data_dir)]
+    if not keys and require_secret:
+        raise SettingsError(
+            "secret_key: required outside demo mode (at least 32 characters; "
+            "e.g. secret_key = \"$env:PORTICO_SECRET\" in portico.toml, or secret_keys "
+            "to rotate)")
     # SEC-6: secret_keys wins; secret_key is always the key that signs (the first).
-    core["secret_keys"], core["secret_key"] = keys, keys[0]
+    core["secret_keys"], core["secret_key"] = keys, (keys[0] if keys else None)
     if core["security"]["cookie_secure"] is None:
         core["security"]["cookie_secure"] = core["base_url"].startswith("https://")
     secret_fields = {k for k in _secret_names(core_schema)}

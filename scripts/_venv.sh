@@ -17,9 +17,11 @@ pip_install() {
   rm -f "$log"
 }
 
+# Every dependency at the version constraints.txt pins (scripts/update-constraints writes it).
 stamp=.venv/.portico-installed${EXTRAS:-}
-if [ ! -f "$stamp" ] || [ setup.cfg -nt "$stamp" ] || [ -n "${PORTICO_REINSTALL:-}" ]; then
+if [ ! -f "$stamp" ] || [ setup.cfg -nt "$stamp" ] || [ constraints.txt -nt "$stamp" ] ||
+   [ -n "${PORTICO_REINSTALL:-}" ]; then
   echo "Installing Portico${EXTRAS:-} into .venv ..." >&2
-  pip_install -e ".${EXTRAS:-}"
+  pip_install -c constraints.txt -e ".${EXTRAS:-}"
   touch "$stamp"
 fi
