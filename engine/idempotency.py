@@ -16,7 +16,7 @@ HTML forms carry a key generated when the form was rendered (a double click
 submits it twice) and call ``once()`` directly (billing's ``checkout.submit`` does).
 
 Every key, header or form field, follows one rule (``KEY_RULE``): 1 to 255 printable ASCII
-characters. Keys are scoped per owner (``owner_of``) and remembered for ``KEEP_FOR``.
+characters. Keys are scoped per owner (``owner_of``); answers are kept for ``KEEP_FOR``.
 
 The work may create something (a purchase) and then fail before its answer is stored: the
 process dies, or the provider does not answer. So that a retry with the same key settles
@@ -31,8 +31,8 @@ transaction that creates it::
         claim.remember(purchase)
 
 A record that names something is kept when the work fails (state ``failed``): the next
-request with the key takes it over and finds it. Without a key, ``current()`` is a claim
-that remembers nothing.
+request with the key takes it over and finds it; ``purge()`` keeps that name after the
+answer is forgotten. Without a key, ``current()`` is a claim that remembers nothing.
 """
 from __future__ import annotations
 
@@ -232,9 +232,17 @@ def _forget(record: IdempotencyRecord) -> None:
 
 
 def purge(now=None) -> int:
-    """Delete records older than ``KEEP_FOR`` (a periodic job calls this)."""
-    cutoff = (now or utcnow()) - KEEP_FOR
-    return IdempotencyRecord.delete().where(IdempotencyRecord.started_at < cutoff).execute()
+    """Forget the answers older than ``KEEP_FOR`` (a periodic job calls this).
+
+    A record naming what its work created keeps that name, not the answer: a retry with its
+    key, however late, settles that purchase instead of buying again. Returns how many
+    records were deleted.
+    """
+    old = IdempotencyRecord.started_at < (now or utcnow()) - KEEP_FOR
+    (IdempotencyRecord.update(state="failed", status=None, body=None, problem=False)
+     .where(old & IdempotencyRecord.ref.is_null(False) & (IdempotencyRecord.state == "done"))
+     .execute())
+    return IdempotencyRecord.delete().where(old & IdempotencyRecord.ref.is_null()).execute()
 
 
 def idempotent(responder: Callable) -> Callable:

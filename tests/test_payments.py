@@ -262,6 +262,11 @@ def test_a_failed_attempt_that_created_something_hands_it_to_the_retry(app, alic
     assert outcome.body == {"invoice": invoice.id} and not outcome.replayed
     assert found == [None, invoice]  # the retry found what the first attempt made
     assert IdempotencyRecord.get(IdempotencyRecord.key == "k1").state == "done"
+    # A day later the answer is forgotten but not the name: a late retry still finds it.
+    with time_machine.travel(datetime.now(timezone.utc) + timedelta(days=2)):
+        idempotency.purge()
+        outcome = idempotency.once("customer:1", "k1", "POST /x abc", lambda: work(False))
+    assert not outcome.replayed and found[-1] == invoice
     # Outside once() (no key) the claim remembers nothing and finds nothing.
     assert idempotency.current().earlier(Invoice) is None
     idempotency.current().remember(invoice)
