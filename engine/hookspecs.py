@@ -44,7 +44,17 @@ hookspec = pluggy.HookspecMarker("portico")
 def plugin_requires() -> list[str]:
     """Return the names of the plugins this plugin needs to be enabled.
 
-    Disabling a needed plugin is a start-up error naming both plugins.
+    Disabling a needed plugin is a start-up error naming both plugins. Name every plugin
+    whose public facade (``plugins.<name>.public``) this plugin imports.
+    """
+
+
+@hookspec
+def plugin_optional() -> list[str]:
+    """Return the names of plugins this plugin uses when they are enabled, and works without.
+
+    Such a plugin loads after them when they are there; import their public facade only
+    inside a function that first checks ``"<name>" in app.plugins.enabled``.
     """
 
 

@@ -13,10 +13,30 @@ JSON responders use the decorator, outside ``@operation``::
         def on_post(self, req, resp, invoice_id, body): ...
 
 HTML forms carry a key generated when the form was rendered (a double click
-submits it twice) and call ``once()`` directly.
+submits it twice) and call ``once()`` directly (billing's ``checkout.submit`` does).
+
+Every key, header or form field, follows one rule (``KEY_RULE``): 1 to 255 printable ASCII
+characters. Keys are scoped per owner (``owner_of``); answers are kept for ``KEEP_FOR``.
+
+The work may create something (a purchase) and then fail before its answer is stored: the
+process dies, or the provider does not answer. So that a retry with the same key settles
+that thing instead of buying again, the work names it on the running claim, in the
+transaction that creates it::
+
+    claim = idempotency.current()
+    earlier = claim.earlier(TopupPurchase)  # what a failed first attempt created, or None
+    ...
+    with db.database.atomic():
+        purchase = TopupPurchase.create(...)
+        claim.remember(purchase)
+
+A record that names something is kept when the work fails (state ``failed``): the next
+request with the key takes it over and finds it; ``purge()`` keeps that name after the
+answer is forgotten. Without a key, ``current()`` is a claim that remembers nothing.
 """
 from __future__ import annotations
 
+import contextvars
 import functools
 import hashlib
 import json
@@ -32,6 +52,7 @@ from peewee import CharField, IntegerField
 from engine.bodies import read_json
 from engine.db import BaseModel, UTCDateTimeField, database, utcnow
 from engine.errors import Problem, problem_body
+from engine.i18n import N_
 
 HEADER = "Idempotency-Key"
 #: How long a key is remembered. Clients retry within minutes; a day is generous.
@@ -39,7 +60,10 @@ KEEP_FOR = timedelta(hours=24)
 #: A "running" record older than this belongs to a process that died: the retry takes over.
 #: Safe because the operations below it reconcile with the provider instead of charging again.
 TAKE_OVER_AFTER = timedelta(minutes=2)
-_KEY_RE = re.compile(r"^[\x21-\x7e]{1,255}$")
+#: The one rule for every idempotency key, the API's header and a form's hidden field alike:
+#: 1 to 255 printable ASCII characters (no spaces), e.g. a UUID.
+KEY_PATTERN = re.compile(r"^[\x21-\x7e]{1,255}$")
+KEY_RULE = N_("Use 1 to 255 printable ASCII characters, e.g. a UUID.")
 
 
 class IdempotencyRecord(BaseModel):
@@ -47,15 +71,47 @@ class IdempotencyRecord(BaseModel):
     owner = CharField(max_length=64)  # "customer:12", "staff:3", "guest:7"
     key = CharField(max_length=255)
     request = CharField(max_length=100)  # method, path and a hash of the body
-    state = CharField(max_length=10, default="running")  # running, done
+    state = CharField(max_length=10, default="running")  # running, done, failed
     status = IntegerField(null=True)
     body = peewee.JSONField(null=True)
     problem = peewee.BooleanField(default=False)
     started_at = UTCDateTimeField(default=utcnow)
     finished_at = UTCDateTimeField(null=True, index=True)
+    ref = CharField(max_length=100, null=True)  # what the work created: "<table>:<id>"
 
     class Meta:
         indexes = ((("owner", "key"), True),)
+
+
+class Claim:
+    """The running request's hold on its key: what its work created, for a retry to find."""
+
+    def __init__(self, record_id: int | None = None, ref: str | None = None):
+        self.record_id, self.ref = record_id, ref
+
+    def earlier(self, model: type[peewee.Model]):
+        """The ``model`` row a failed earlier attempt with this key created, or None."""
+        table, _, row_id = (self.ref or "").partition(":")
+        if table != model._meta.table_name or not row_id.isdigit():
+            return None
+        return model.get_or_none(model._meta.primary_key == int(row_id))
+
+    def remember(self, row: peewee.Model) -> None:
+        """Name ``row`` as this request's work; call it in the transaction that creates it."""
+        if self.record_id is None:
+            return
+        self.ref = f"{row._meta.table_name}:{row._pk}"
+        (IdempotencyRecord.update(ref=self.ref)
+         .where(IdempotencyRecord.id == self.record_id).execute())
+
+
+_current: contextvars.ContextVar[Claim | None] = contextvars.ContextVar(
+    "portico_idempotency_claim", default=None)
+
+
+def current() -> Claim:
+    """The claim of the ``once()`` running now; outside one (no key), a claim of nothing."""
+    return _current.get() or Claim()
 
 
 @dataclass(frozen=True)
@@ -82,13 +138,17 @@ def request_id(method: str, path: str, payload: Any) -> str:
     return f"{method} {path}"[:60] + " " + digest[:32]
 
 
+def valid_key(key: str) -> bool:
+    """Whether ``key`` follows ``KEY_RULE``."""
+    return bool(KEY_PATTERN.match(key))
+
+
 def check_key(key: str | None, field: str = HEADER) -> str | None:
+    """The header's key, or None when absent; a key breaking ``KEY_RULE`` is a 422."""
     if key is None or key == "":
         return None
-    if not _KEY_RE.match(key):
-        raise Problem(422, "Invalid idempotency key",
-                      "Use 1 to 255 printable ASCII characters, e.g. a UUID.",
-                      errors={field: ["Use 1 to 255 printable ASCII characters, e.g. a UUID."]})
+    if not valid_key(key):
+        raise Problem(422, "Invalid idempotency key", KEY_RULE, errors={field: [KEY_RULE]})
     return key
 
 
@@ -98,7 +158,8 @@ def once(owner: str, key: str | None, request: str, fn: Callable[[], tuple[int, 
 
     ``fn`` returns ``(status, body)``. A client error it raises (4xx) is stored
     and replayed too (a declined card stays declined for that key); anything
-    else forgets the key, so a retry runs again.
+    else forgets the key, so a retry runs again, unless ``fn`` remembered what it
+    created (``current().remember``): the retry then finds it.
     """
     if key is None:
         status, body = fn()
@@ -106,6 +167,7 @@ def once(owner: str, key: str | None, request: str, fn: Callable[[], tuple[int, 
     record = _claim(owner, key, request)
     if isinstance(record, Outcome):
         return record
+    token = _current.set(Claim(record.id, record.ref))
     try:
         status, body = fn()
     except falcon.HTTPError as exc:
@@ -118,6 +180,8 @@ def once(owner: str, key: str | None, request: str, fn: Callable[[], tuple[int, 
     except BaseException:
         _forget(record)
         raise
+    finally:
+        _current.reset(token)
     _finish(record, status, body)
     return Outcome(status, body)
 
@@ -138,11 +202,11 @@ def _claim(owner: str, key: str, request: str) -> IdempotencyRecord | Outcome:
                       errors={HEADER: ["Already used for a different request."]})
     if record.state == "done":
         return Outcome(record.status, record.body, record.problem, replayed=True)
-    stale = utcnow() - TAKE_OVER_AFTER
-    if record.started_at < stale:
-        taken = (IdempotencyRecord.update(started_at=utcnow())
+    if record.state == "failed" or record.started_at < utcnow() - TAKE_OVER_AFTER:
+        # A failed attempt, or a running one whose process died: the retry takes over.
+        taken = (IdempotencyRecord.update(state="running", started_at=utcnow())
                  .where((IdempotencyRecord.id == record.id) &
-                        (IdempotencyRecord.state == "running") &
+                        (IdempotencyRecord.state == record.state) &
                         (IdempotencyRecord.started_at == record.started_at)).execute())
         if taken:
             return IdempotencyRecord.get_by_id(record.id)
@@ -158,13 +222,27 @@ def _finish(record: IdempotencyRecord, status: int, body: Any, problem: bool = F
 
 
 def _forget(record: IdempotencyRecord) -> None:
-    IdempotencyRecord.delete().where(IdempotencyRecord.id == record.id).execute()
+    """Let a retry run again: drop the record, or keep the one naming what the work created."""
+    (IdempotencyRecord.update(state="failed")
+     .where((IdempotencyRecord.id == record.id) & IdempotencyRecord.ref.is_null(False))
+     .execute())
+    (IdempotencyRecord.delete()
+     .where((IdempotencyRecord.id == record.id) & IdempotencyRecord.ref.is_null())
+     .execute())
 
 
 def purge(now=None) -> int:
-    """Delete records older than ``KEEP_FOR`` (a periodic job calls this)."""
-    cutoff = (now or utcnow()) - KEEP_FOR
-    return IdempotencyRecord.delete().where(IdempotencyRecord.started_at < cutoff).execute()
+    """Forget the answers older than ``KEEP_FOR`` (a periodic job calls this).
+
+    A record naming what its work created keeps that name, not the answer: a retry with its
+    key, however late, settles that purchase instead of buying again. Returns how many
+    records were deleted.
+    """
+    old = IdempotencyRecord.started_at < (now or utcnow()) - KEEP_FOR
+    (IdempotencyRecord.update(state="failed", status=None, body=None, problem=False)
+     .where(old & IdempotencyRecord.ref.is_null(False) & (IdempotencyRecord.state == "done"))
+     .execute())
+    return IdempotencyRecord.delete().where(old & IdempotencyRecord.ref.is_null()).execute()
 
 
 def idempotent(responder: Callable) -> Callable:
@@ -192,5 +270,5 @@ def idempotent(responder: Callable) -> Callable:
     return wrapper
 
 
-__all__ = ["IdempotencyRecord", "Outcome", "once", "idempotent", "owner_of", "request_id",
-           "check_key", "purge", "HEADER"]
+__all__ = ["Claim", "IdempotencyRecord", "Outcome", "current", "once", "idempotent", "owner_of", "request_id",
+           "check_key", "valid_key", "purge", "HEADER", "KEY_PATTERN", "KEY_RULE"]

@@ -186,6 +186,9 @@ class Plugins:
         needs: dict[str, list[str]] = {n: [] for n in self.info}
         for name, needed in self.collect("plugin_requires"):
             needs[name].append(needed)
+        for name, wanted in self.collect("plugin_optional"):
+            if wanted in self.info and wanted != name:
+                needs[name].append(wanted)
         ordered: dict[str, PluginInfo] = {}
         visiting: list[str] = []
 
@@ -195,7 +198,7 @@ class Plugins:
             if name in visiting:
                 cycle = " -> ".join(visiting[visiting.index(name):] + [name])
                 raise PluginError(f"plugins need each other in a cycle ({cycle}); "
-                                  "remove one plugin_requires entry")
+                                  "remove one plugin_requires or plugin_optional entry")
             visiting.append(name)
             for needed in needs[name]:
                 place(needed)

@@ -110,3 +110,21 @@ def test_bad_or_foreign_choices(app, world):
     theirs = service_of(bob, "broadband")
     assert browser.get(f"/services/{theirs.id}/addons").status_code == 404
     assert ServiceAddon.select().count() == 0
+
+
+@pytest.mark.spec("ADD-2", "BILL-2")
+def test_form_keys_follow_the_one_key_rule(app, world):
+    """Forms and the API share one rule: 1 to 255 printable ASCII characters (forms once
+    asked for 8 to 100)."""
+    browser, service = world["browser"], world["service"]
+    product_id = str(world["products"]["broadband-boost-900"].id)
+    path = f"/services/{service.id}/addons/order"
+    for bad in ("", "has space", "k" * 256, "clé"):
+        r = browser.post(path, form={"idempotency_key": bad, "product_id": product_id})
+        assert r.status_code == 422, bad
+    assert ServiceAddon.select().count() == 0
+    short = browser.post(path, form={"idempotency_key": "k", "product_id": product_id})
+    assert short.status_code == 303 and ServiceAddon.select().count() == 1
+    paid = browser.post(path, form={"idempotency_key": "x" * 255, "method": str(world["card"].id),
+                                    "product_id": str(world["products"]["broadband-static-ip"].id)})
+    assert paid.status_code == 303 and SandboxCharge.select().count() == 1

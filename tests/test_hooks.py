@@ -141,6 +141,21 @@ def test_hook_plugin_requires(make_app):
         make_app(plugins=[("acme", NeedsBase()), ("base", Base())], disabled=["base"])
 
 
+class UsesBase:
+    @hookimpl
+    def plugin_optional(self):
+        return ["base"]
+
+
+def test_hook_plugin_optional(make_app):
+    app = make_app(plugins=[("acme", UsesBase()), ("base", Base())])
+    # Listed first, but loaded after the plugin it uses when it is there...
+    assert app.plugins.enabled[-2:] == ["base", "acme"]
+    # ...and without it, it loads all the same.
+    app = make_app(plugins=[("acme", UsesBase()), ("base", Base())], disabled=["base"])
+    assert "acme" in app.plugins.enabled and "base" not in app.plugins.enabled
+
+
 class AcmeSettings(Schema):
     units = fields.String(load_default="metric", validate=validate.OneOf(["metric", "imperial"]))
     days = fields.Integer(load_default=3)

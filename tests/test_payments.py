@@ -234,6 +234,45 @@ def test_idempotency_records_in_flight_and_stale(app):
     assert not IdempotencyRecord.select().where(IdempotencyRecord.key == "boom").exists()
 
 
+def test_a_failed_attempt_that_created_something_hands_it_to_the_retry(app, alice):
+    """One mechanism for every plugin: the claim remembers what the work created (in the
+    work's transaction), a failure keeps that record, and the retry with the key finds it."""
+    from engine import db, idempotency
+    from engine.errors import Problem
+    invoice = invoice_for(app, alice[0].id, 1000)
+    found = []
+
+    def work(fail: bool):
+        claim = idempotency.current()
+        found.append(claim.earlier(Invoice))
+        with db.database.atomic():
+            claim.remember(invoice)
+        if fail:
+            raise RuntimeError("the provider did not answer")
+        return 200, {"invoice": invoice.id}
+
+    with pytest.raises(RuntimeError):
+        idempotency.once("customer:1", "k1", "POST /x abc", lambda: work(True))
+    record = IdempotencyRecord.get(IdempotencyRecord.key == "k1")
+    assert (record.state, record.ref) == ("failed", f"invoice:{invoice.id}")
+    with pytest.raises(Problem) as other:  # the key still belongs to that request
+        idempotency.once("customer:1", "k1", "POST /y abc", lambda: work(False))
+    assert other.value.slug == "idempotency-key-reused"
+    outcome = idempotency.once("customer:1", "k1", "POST /x abc", lambda: work(False))
+    assert outcome.body == {"invoice": invoice.id} and not outcome.replayed
+    assert found == [None, invoice]  # the retry found what the first attempt made
+    assert IdempotencyRecord.get(IdempotencyRecord.key == "k1").state == "done"
+    # A day later the answer is forgotten but not the name: a late retry still finds it.
+    with time_machine.travel(datetime.now(timezone.utc) + timedelta(days=2)):
+        idempotency.purge()
+        outcome = idempotency.once("customer:1", "k1", "POST /x abc", lambda: work(False))
+    assert not outcome.replayed and found[-1] == invoice
+    # Outside once() (no key) the claim remembers nothing and finds nothing.
+    assert idempotency.current().earlier(Invoice) is None
+    idempotency.current().remember(invoice)
+    assert IdempotencyRecord.select().count() == 1
+
+
 # -- money moves once ---------------------------------------------------------------------------
 
 @pytest.mark.spec("BILL-2")

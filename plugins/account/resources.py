@@ -8,9 +8,7 @@ from engine.errors import Problem, invalid
 from engine.forms import read_form, validate_form
 from engine.models import AuditEvent, Contact, Customer, Site, StaffUser
 from plugins.account import schemas, service
-from plugins.identity import guards, twofactor
-from plugins.identity.account_security import current_user
-from plugins.identity.resources import policy_hint, redirect
+from plugins.identity.public import current_user, guards, policy_hint, redirect, twofactor
 
 NOTICES = {
     "phone": "Your phone number has been saved.",

@@ -11,9 +11,14 @@ from engine.i18n import N_
 from engine.models import AuditEvent, Contact, StaffUser, User
 from engine.notify import Notice, notify
 from engine.security import hash_password, new_token, token_hash, verify_password
-from plugins.identity import guards, lockout, sessions, twofactor
-from plugins.identity.ratelimit import limiter
-from plugins.identity.resources import password_errors
+from plugins.identity.public import (
+    guards,
+    limiter,
+    lockout,
+    password_errors,
+    sessions,
+    twofactor,
+)
 from plugins.account.models import EmailChange
 from plugins.account.schemas import PROTECTED
 

@@ -11,7 +11,7 @@ from peewee import BooleanField, CharField, ForeignKeyField, IntegerField
 from engine.catalogue import CatalogueEntry
 from engine.db import BaseModel, CurrencyField, UTCDateTimeField, utcnow
 from engine.models import Customer, Service
-from plugins.billing.models import Payment
+from plugins.billing.public import Payment
 
 CATEGORIES = ("roaming", "static_ip", "premium_content", "hardware", "speed_boost")
 #: awaiting_payment: the one-off price is being charged; pending: being provisioned;
@@ -60,8 +60,6 @@ class ServiceAddon(BaseModel):
     attempts = IntegerField(default=0)  # provisioning answers of "pending" so far
     via = CharField(max_length=20, default="portal")
     user_id = IntegerField(null=True)
-    # "<owner>:<Idempotency-Key>": a retry after a crash settles this order, never a second.
-    request_key = CharField(max_length=330, null=True, unique=True)
     created_at = UTCDateTimeField(default=utcnow)
     activated_at = UTCDateTimeField(null=True)
     removed_at = UTCDateTimeField(null=True)

@@ -6,7 +6,7 @@ is a 404). A one-off price is paid through billing's flow; a repeated
 """
 from __future__ import annotations
 
-import uuid
+import functools
 
 import falcon
 from marshmallow import ValidationError
@@ -14,18 +14,14 @@ from marshmallow import ValidationError
 from engine.api import operation
 from engine.catalogue import staff_api
 from engine.context import get_owned
-from engine.errors import Problem, invalid, problem_body
-from engine.forms import read_form, validate_form
+from engine.errors import Problem, invalid
+from engine.forms import read_form
 from engine.i18n import N_
-from engine.idempotency import idempotent, once, owner_of, request_id
+from engine.idempotency import idempotent
 from engine.models import Service
 from plugins.addons import schemas, service as rules
 from plugins.addons.models import AddonProduct, ServiceAddon
-from plugins.billing import payments, ratelimits
-from plugins.billing.models import Payment
-from plugins.billing.pages import _widget_csp, pay_with
-from plugins.billing.resources import pay_answer
-from plugins.billing.schemas import PayForm
+from plugins.billing.public import Payment, checkout, payments, rate_limit
 
 DONE = {"removing": N_("We are removing the add-on; this page shows when it is done.")}
 
@@ -43,7 +39,7 @@ def owned_addon(req, service: Service, addon_id) -> ServiceAddon:
 
 def answer(resp, addon: ServiceAddon, attempt) -> dict:
     """The API's answer to an order: 201 ordered, 202 waiting for 3-D Secure, 402 declined."""
-    out = pay_answer(resp, attempt) if attempt is not None else \
+    out = checkout.pay_answer(resp, attempt) if attempt is not None else \
         {"payment": None, "invoice": None, "next_action": None}
     out["addon"] = ServiceAddon.get_by_id(addon.id)
     return out
@@ -77,9 +73,8 @@ class AddonsAPI:
         method = None
         if product.one_off_price > 0:
             method = payments.saved_card(app, ctx, body["payment_method_id"])
-            ratelimits.hit(app, "pay", "customer", service.customer_id)
-        addon, attempt = rules.order(app, ctx, service, product, method, via="api",
-                                     key=req.get_header("Idempotency-Key"))
+            rate_limit(app, "pay", "customer", service.customer_id)
+        addon, attempt = rules.order(app, ctx, service, product, method, via="api")
         return answer(resp, addon, attempt)
 
 
@@ -171,9 +166,9 @@ def render_review(req, resp, service: Service, product: AddonProduct, *, error: 
     _section(req)
     pay: dict = {"cards": [], "provider": None, "setup": None, "widget": {}}
     if product.one_off_price > 0:
-        pay, error = pay_with(req, resp, service.customer_id, error)
+        pay, error = checkout.pay_with(req, resp, service.customer_id, error)
     app.page(req, resp, "addons/review.html", status=status, service=service,
-             review=rules.review(service, product), idempotency_key=uuid.uuid4().hex,
+             review=rules.review(service, product), idempotency_key=checkout.new_key(),
              error=error, errors=errors or {}, **pay)
 
 
@@ -181,60 +176,36 @@ class OrderPage:
     """``POST /services/{service_id}/addons/order``: the review page's confirm form (ADD-2)."""
 
     def on_post(self, req, resp, service_id):
-        app, ctx = req.context.app, req.context
+        app = req.context.app
         service = owned_service(req, service_id)
-        form = read_form(req)
         try:
-            product = pick_from(service, form)
+            product = pick_from(service, read_form(req))
         except Problem as exc:
             render_list(req, resp, service, errors=exc.errors, status=422)
             return
         pay_now = product.one_off_price > 0
-        if pay_now:
-            data, errors = validate_form(req, PayForm)
-        else:
-            key = str(form.get("idempotency_key", ""))
-            data, errors = {"idempotency_key": key, "method": "", "setup_ref": ""}, (
-                {} if 8 <= len(key) <= 100 else {"idempotency_key": ["Reload the page."]})
-        if errors:
-            render_review(req, resp, service, product, errors=errors, status=422)
+        paid = checkout.submit(
+            req, order={"product": product.id}, pay=pay_now,
+            work=lambda data: self._order(req, service, product, data if pay_now else None),
+            show_form=functools.partial(render_review, req, resp, service, product))
+        if paid is None:
             return
-        fingerprint = request_id("POST", req.path, {
-            "product": product.id, "method": data["method"], "setup": data["setup_ref"]})
-        try:
-            outcome = once(owner_of(ctx), data["idempotency_key"], fingerprint,
-                           lambda: self._order(req, service, product,
-                                               data if pay_now else None,
-                                               data["idempotency_key"]),
-                           describe_error=lambda exc: problem_body(req, exc))
-        except falcon.HTTPError as exc:
-            if int(exc.status_code) == 404:
-                raise
-            render_review(req, resp, service, product, error=exc.description or exc.title,
-                          status=int(exc.status_code))
-            return
-        if outcome.problem:
-            render_review(req, resp, service, product, status=outcome.status,
-                          error=outcome.body.get("detail") or outcome.body.get("title"))
-            return
-        addon = ServiceAddon.get_by_id(outcome.body["addon_id"])
+        addon = ServiceAddon.get_by_id(paid.body["addon_id"])
         if addon.status == "canceled":
             render_review(req, resp, service, product, status=402,
                           error=app.translator.gettext(addon.failure_message))
             return
-        secret = "" if outcome.replayed else outcome.body.get("client_secret", "")
-        show_addon(req, resp, service, addon, secret)
+        show_addon(req, resp, service, addon, paid.client_secret)
 
     @staticmethod
-    def _order(req, service, product, data, key: str) -> tuple[int, dict]:
+    def _order(req, service, product, data) -> dict:
         app, ctx = req.context.app, req.context
         method = None
         if data is not None:
-            ratelimits.hit(app, "pay", "customer", service.customer_id)
+            rate_limit(app, "pay", "customer", service.customer_id)
             method = payments.chosen_card(app, ctx, data)
-        addon, attempt = rules.order(app, ctx, service, product, method, via="portal", key=key)
-        return 200, {"addon_id": addon.id,
-                     "client_secret": attempt.client_secret if attempt else ""}
+        addon, attempt = rules.order(app, ctx, service, product, method, via="portal")
+        return {"addon_id": addon.id, "client_secret": attempt.client_secret if attempt else ""}
 
 
 def show_addon(req, resp, service, addon: ServiceAddon, client_secret: str = "") -> None:
@@ -254,11 +225,10 @@ def render_addon(req, resp, service, addon, payment, client_secret: str = "") ->
     _section(req)
     provider = app.providers.get(payment.provider) if payment else None
     waiting = bool(payment is not None and payment.status == "requires_action" and provider)
-    if waiting:
-        _widget_csp(resp, app, provider)
+    widget = checkout.challenge(resp, app, payment)[1] if waiting else {}
     app.page(req, resp, "addons/addon.html", service=service, addon=addon, payment=payment,
              provider=provider, mode="authenticate", client_secret=client_secret,
-             widget=provider.page_data(app) if waiting else {}, waiting=waiting,
+             widget=widget, waiting=waiting,
              return_url=f"/services/{service.id}/addons/{addon.id}",
              flash=app.translator.gettext(DONE[req.get_param("done")])
              if req.get_param("done") in DONE else None)

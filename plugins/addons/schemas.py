@@ -8,7 +8,7 @@ from marshmallow import Schema, ValidationError, fields, validate
 from engine.api import Amount, Id, money, page_schema
 from engine.catalogue import CatalogueEntryIn, CataloguePatch
 from plugins.addons.models import CATEGORIES, STATUSES
-from plugins.billing.schemas import PayOut
+from plugins.billing.public import PayOut
 
 
 def _network(value: str) -> None:

@@ -16,11 +16,10 @@ from engine.audit import record, record_system
 from engine.db import lock_rows, locked_transaction, utcnow
 from engine.errors import Problem, invalid
 from engine.i18n import N_
-from engine.idempotency import owner_of
+from engine import idempotency
 from engine.models import Service
 from engine.notify import notify_customer
-from plugins.billing import payments
-from plugins.billing.models import Payment, PaymentMethod
+from plugins.billing.public import Payment, PaymentMethod, payments
 from plugins.addons.models import LIVE_STATUSES, AddonProduct, ServiceAddon
 
 log = logging.getLogger("portico.addons")
@@ -82,25 +81,24 @@ def pick(service: Service, product_id) -> AddonProduct:
 # -- ordering (ADD-2) --------------------------------------------------------------------------
 
 def order(app, ctx, service: Service, product: AddonProduct, method: PaymentMethod | None, *,
-          via: str = "portal", key: str | None = None
-          ) -> tuple[ServiceAddon, payments.Attempt | None]:
+          via: str = "portal") -> tuple[ServiceAddon, payments.Attempt | None]:
     """Record the add-on (and the payment of its one-off price), commit, then charge.
 
     With nothing to pay now, provisioning is queued in the same transaction.
-    A service has at most one of each add-on at a time (409 otherwise). ``key``
-    is the request's idempotency key: a retry with it settles the first order.
+    A service has at most one of each add-on at a time (409 otherwise). The add-on is
+    remembered on the request's idempotency claim: a retry with its key settles the
+    first order.
     """
-    request_key = f"{owner_of(ctx)}:{key}" if key else None
-    if request_key:
-        earlier = ServiceAddon.get_or_none(ServiceAddon.request_key == request_key)
-        if earlier is not None:
-            if (earlier.service_id, earlier.product_id) != (service.id, product.id):
-                raise Problem(422, "This Idempotency-Key was used for a different request",
-                              "Use a new key for a new request.", type="idempotency-key-reused")
-            attempt = None
-            if earlier.payment_id is not None:  # the outcome may have been lost: ask again
-                attempt = payments.complete(app, Payment.get_by_id(earlier.payment_id))
-            return ServiceAddon.get_by_id(earlier.id), attempt
+    claim = idempotency.current()
+    earlier = claim.earlier(ServiceAddon)
+    if earlier is not None:
+        if (earlier.service_id, earlier.product_id) != (service.id, product.id):
+            raise Problem(422, "This Idempotency-Key was used for a different request",
+                          "Use a new key for a new request.", type="idempotency-key-reused")
+        attempt = None
+        if earlier.payment_id is not None:  # the outcome may have been lost: ask again
+            attempt = payments.complete(app, Payment.get_by_id(earlier.payment_id))
+        return ServiceAddon.get_by_id(earlier.id), attempt
     pay_now = product.one_off_price > 0
     if pay_now and method is None:
         raise invalid({"payment_method_id": ["You have no saved card: add one first."]})
@@ -117,7 +115,8 @@ def order(app, ctx, service: Service, product: AddonProduct, method: PaymentMeth
             recurring_price=product.recurring_price, currency=product.currency,
             period_days=product.period_days, provisioner=product.provisioner,
             removable=product.removable, status="awaiting_payment" if pay_now else "pending",
-            via=via, user_id=ctx.principal.user_id, request_key=request_key)
+            via=via, user_id=ctx.principal.user_id)
+        claim.remember(addon)
         payment = None
         if pay_now:
             payment = payments.new_payment(service.customer_id, product.one_off_price,

@@ -11,6 +11,12 @@ from engine.registry import Route, Section
 
 
 @hookimpl
+def plugin_optional():
+    # identity: its rate-limit storage counts payment attempts; sandbox: demo cards.
+    return ["identity", "sandbox"]
+
+
+@hookimpl
 def register_settings():
     from plugins.billing.schemas import BillingSettings
     return BillingSettings

@@ -25,7 +25,7 @@ def _month_start(now: datetime, back: int) -> datetime:
 
 
 def _card(app, customer_id: int, number: str, month: int, year: int, default: bool):
-    from plugins.sandbox.provider import token_for
+    from plugins.sandbox.public import token_for
     provider, setup = payments.start_setup(app, customer_id, "sandbox")
     return payments.save_card(app, None, customer_id, setup.ref, token_for(number, month, year),
                               make_default=default, provider_id="sandbox")

@@ -6,8 +6,6 @@ from the browser to the provider, never to this server (BILL-5).
 """
 from __future__ import annotations
 
-import uuid
-
 import falcon
 from marshmallow import ValidationError
 
@@ -16,12 +14,10 @@ from engine.api import paginate
 from engine.audit import record
 from engine.context import get_or_404, get_owned
 from engine.db import utcnow
-from engine.errors import Problem, problem_body
+from engine.errors import Problem
 from engine.forms import validate_form
 from engine.i18n import N_
-from engine.idempotency import once, owner_of, request_id
-from engine.middleware import CSP
-from plugins.billing import guest, payments, ratelimits, schemas
+from plugins.billing import checkout, guest, payments, ratelimits, schemas
 from plugins.billing.models import GuestPayLink, Invoice, Payment, PaymentMethod, Transaction
 from plugins.billing.resources import (
     archive_selection,
@@ -50,32 +46,6 @@ def _flash(req) -> str | None:
     done = req.get_param("done")
     return req.context.app.translator.gettext(DONE[done]) if done in DONE else None
 
-
-def _widget_csp(resp, app, provider) -> None:
-    """Let the provider's widget load its script and reach its API on this page only."""
-    origins = provider.content_security(app) if provider is not None else []
-    if origins:
-        resp.set_header("Content-Security-Policy",
-                        CSP.format(extra="".join(f" {o}" for o in sorted(set(origins)))))
-
-
-def pay_with(req, resp, customer_id: int, error: str | None = None) -> tuple[dict, str | None]:
-    """What ``billing/_pay_with.html`` needs inside any form that takes a card payment (a
-    top-up, an add-on): saved cards and the provider's widget, allowed by the page's CSP.
-
-    Returns (template values, error): with the provider down, saved cards still work.
-    """
-    app = req.context.app
-    provider = setup = None
-    try:
-        provider, setup = payments.start_setup(app, customer_id)
-    except Problem as exc:
-        error = error or exc.title
-    _widget_csp(resp, app, provider)
-    return {"cards": list(payments.cards_of(customer_id)), "provider": provider, "setup": setup,
-            "mode": "setup", "guest": False,
-            "cards_refused": payments.saved_cards_refusal(app, req.context),
-            "widget": provider.page_data(app) if provider else {}}, error
 
 # -- invoices (BILL-1, BILL-3, BILL-7) --------------------------------------------------------
 
@@ -193,19 +163,11 @@ class PayFlow:
                   status: int = 200) -> None:
         invoice = self.invoice
         error = self.app.translator.gettext(error) if error else None
-        cards = [] if self.guest else list(payments.cards_of(invoice.customer_id))
-        provider = setup = None
-        try:
-            provider, setup = payments.start_setup(self.app, invoice.customer_id)
-        except Problem as exc:  # the provider is down: saved cards still work
-            error = error or self.app.translator.gettext(exc.title)
-        _widget_csp(self.resp, self.app, provider)
+        pay, error = checkout.pay_with(self.req, self.resp, invoice.customer_id, error,
+                                       guest=self.guest)
         self.app.page(self.req, self.resp, "billing/pay.html", status=status, invoice=invoice,
-                      cards=cards, provider=provider, setup=setup, mode="setup", guest=self.guest,
-                      cards_refused=payments.saved_cards_refusal(self.app, self.ctx),
-                      widget=provider.page_data(self.app) if provider else {},
-                      action=self.base, idempotency_key=uuid.uuid4().hex, error=error,
-                      errors=errors or {})
+                      action=self.base, idempotency_key=checkout.new_key(), error=error,
+                      errors=errors or {}, **pay)
 
     def show_payment(self, payment: Payment, client_secret: str = "") -> None:
         """Where a payment stands: paid, declined, or waiting for 3-D Secure."""
@@ -216,43 +178,23 @@ class PayFlow:
         if payment.status in ("failed", "canceled"):
             self.show_form(error=payment.failure_message or payments.DECLINED, status=402)
             return
-        provider = self.app.providers.get(payment.provider)
+        provider, widget = checkout.challenge(self.resp, self.app, payment)
         if payment.status == "requires_action" and not client_secret and provider is not None:
             client_secret = payments.complete(self.app, payment).client_secret
-        _widget_csp(self.resp, self.app, provider)
         self.app.page(self.req, self.resp, "billing/payment.html", invoice=self.invoice,
-                      payment=payment, provider=provider, mode="authenticate",
-                      widget=provider.page_data(self.app) if provider else {},
+                      payment=payment, provider=provider, mode="authenticate", widget=widget,
                       client_secret=client_secret, return_url=self.payment_url(payment),
                       guest=self.guest)
 
     def submit(self) -> None:
-        data, errors = validate_form(self.req, schemas.PayForm)
-        if errors:
-            self.show_form(errors=errors, status=422)
-            return
         if self.guest:
             self.ctx.extra["idempotency_owner"] = f"guest:{self.link.id}"
-        fingerprint = request_id("POST", self.req.path, {
-            "invoice": self.invoice.id, "method": data["method"], "setup": data["setup_ref"]})
-        try:
-            outcome = once(owner_of(self.ctx), data["idempotency_key"], fingerprint,
-                           lambda: self._pay(data),
-                           describe_error=lambda exc: problem_body(self.req, exc))
-        except falcon.HTTPError as exc:
-            if int(exc.status_code) == 404:
-                raise
-            self.show_form(error=exc.description or exc.title, status=int(exc.status_code))
-            return
-        if outcome.problem:
-            self.show_form(error=outcome.body.get("detail") or outcome.body.get("title"),
-                           status=outcome.status)
-            return
-        payment = Payment.get_by_id(outcome.body["payment_id"])
-        self.show_payment(payment, outcome.body.get("client_secret", "")
-                          if not outcome.replayed else "")
+        paid = checkout.submit(self.req, order={"invoice": self.invoice.id}, work=self._pay,
+                               show_form=self.show_form)
+        if paid is not None:
+            self.show_payment(Payment.get_by_id(paid.body["payment_id"]), paid.client_secret)
 
-    def _pay(self, data: dict) -> tuple[int, dict]:
+    def _pay(self, data: dict) -> dict:
         app, invoice = self.app, self.invoice
         if self.guest:
             ratelimits.hit(app, "pay", "guest", self.link.id)
@@ -275,8 +217,7 @@ class PayFlow:
                {"payment": attempt.payment.id, "status": attempt.status,
                 "guest_link": self.link.id if self.guest else None},
                customer_id=invoice.customer_id)
-        # The client secret is not stored with the idempotency record; a replay asks again.
-        return 200, {"payment_id": attempt.payment.id, "client_secret": attempt.client_secret}
+        return {"payment_id": attempt.payment.id, "client_secret": attempt.client_secret}
 
 
 class PayPage:
@@ -442,7 +383,7 @@ class PaymentMethodsPage:
             provider, setup = payments.start_setup(app, customer_id)
         except Problem as exc:
             error = error or app.translator.gettext(exc.title)
-        _widget_csp(resp, app, provider)
+        checkout.widget_csp(resp, app, provider)
         expiring = {c.id for c in payments.expiring_cards(app, customer_id)}
         app.page(req, resp, "billing/payment_methods.html", status=status,
                  cards=list(payments.cards_of(customer_id)), expiring=expiring,

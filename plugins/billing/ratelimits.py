@@ -19,13 +19,13 @@ log = logging.getLogger("portico.billing")
 
 class PaymentLimits:
     def __init__(self, app):
-        from plugins.identity.ratelimit import storage_for
+        from plugins.identity.public import storage_for
         self.limiter = FixedWindowRateLimiter(storage_for(app.settings.security.rate_limit_storage))
         conf = app.settings.plugin("billing")
         self.items = {"pay": limits.parse(conf.pay_rate), "card": limits.parse(conf.card_rate)}
 
     def hit(self, name: str, *identifiers: str) -> None:
-        from plugins.identity.ratelimit import too_many
+        from plugins.identity.public import too_many
         item = self.items[name]
         if not self.limiter.hit(item, "billing", name, *identifiers):
             reset, _ = self.limiter.get_window_stats(item, "billing", name, *identifiers)

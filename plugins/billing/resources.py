@@ -20,6 +20,7 @@ from engine.idempotency import idempotent
 from engine.models import Customer
 from engine.payments import WebhookError
 from plugins.billing import documents, guest, invoicing, payments, ratelimits, schemas
+from plugins.billing.checkout import pay_answer
 from plugins.billing.models import (
     GuestPayLink,
     Invoice,
@@ -132,25 +133,6 @@ def card_answer(app, method: PaymentMethod, expiring: set[int]) -> dict:
             "last4": method.last4, "exp_month": method.exp_month, "exp_year": method.exp_year,
             "is_default": method.is_default, "expiring": method.id in expiring,
             "created_at": method.created_at}
-
-
-def pay_answer(resp, attempt: payments.Attempt) -> dict:
-    """The API's answer to a payment attempt: 200 paid, 202 waiting, 402 declined."""
-    payment = attempt.payment
-    if payment.status in ("failed", "canceled"):
-        raise Problem(402, payment.failure_message or payments.DECLINED,
-                      type="payment-failed", payment_id=payment.id,
-                      code=payment.failure_code or "card_declined")
-    next_action = None
-    if payment.status == "requires_action":
-        resp.status = falcon.HTTP_202
-        next_action = {"type": "authenticate", "provider": payment.provider,
-                       "client_secret": attempt.client_secret,
-                       "complete_url": f"/api/v1/payments/{payment.id}/complete"}
-    elif payment.status == "pending":
-        resp.status = falcon.HTTP_202
-    invoice = Invoice.get_by_id(payment.invoice_id) if payment.invoice_id else None
-    return {"payment": payment, "invoice": invoice, "next_action": next_action}
 
 
 # -- invoices -----------------------------------------------------------------------------

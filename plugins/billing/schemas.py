@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
+from engine import idempotency
 from engine.api import MAX_AMOUNT, Amount, AwareDateTime, Id, MoneySchema, PageQuery
 from engine.context import as_id
 from engine.i18n import N_
@@ -288,9 +289,14 @@ __all__ = ["BillingSettings", "MoneySchema"]
 
 # -- portal forms --------------------------------------------------------------------------------
 
-class PayForm(Schema):
+class KeyForm(Schema):
+    """A form that moves money once: its key, made when it was rendered (``engine.idempotency``)."""
+    idempotency_key = fields.String(required=True, validate=validate.Regexp(
+        idempotency.KEY_PATTERN, error=idempotency.KEY_RULE))
+
+
+class PayForm(KeyForm):
     """The pay page: a saved card's id or "new" (then the provider widget's setup fields)."""
-    idempotency_key = fields.String(required=True, validate=validate.Length(8, 100))
     method = fields.String(required=True, error_messages={"required": N_("Choose how to pay.")})
     setup_ref = fields.String(load_default="", validate=validate.Length(max=255))
     token = fields.String(load_default="", validate=validate.Length(max=255))

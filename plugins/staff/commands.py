@@ -23,14 +23,15 @@ def staff_group(app_factory) -> click.Group:
         from engine import db
         from engine.models import StaffUser
         from engine.security import hash_password
-        from plugins.identity.passwords import problems
+        from plugins.identity.public import passwords
         app = app_factory()
         known = set(app.staff_permissions()) - {PUBLIC, ANY_STAFF}
         unknown = sorted(set(permissions.split()) - known)
         if unknown:  # a typo would silently grant nothing
             raise click.ClickException(f"unknown permission {', '.join(unknown)}; the "
                                        f"permissions are: {', '.join(sorted(known))}")
-        reasons = problems(password, app.settings.security.password_policy, email=email)
+        reasons = passwords.problems(password, app.settings.security.password_policy,
+                                     email=email)
         if reasons:
             raise click.ClickException(" ".join(reasons))
         with db.connection():
@@ -54,10 +55,9 @@ def staff_group(app_factory) -> click.Group:
         from engine import db
         from engine.models import StaffUser
         from engine.security import hash_password
-        from plugins.identity import lockout
-        from plugins.identity.passwords import problems
+        from plugins.identity.public import lockout, passwords
         app = app_factory()
-        reasons = problems(password, app.settings.security.password_policy, email=email)
+        reasons = passwords.problems(password, app.settings.security.password_policy, email=email)
         if reasons:
             raise click.ClickException(" ".join(reasons))
         with db.connection():

@@ -10,11 +10,20 @@ from engine.db import database
 from engine.errors import Problem
 from engine.forms import read_form, validate_form
 from engine.models import Customer, Service, Site, StaffUser
-from plugins.identity import lockout, login, sessions
-from plugins.identity.auth import bearer
-from plugins.identity.login import LoginRefused
-from plugins.identity.resources import end_session, redirect, rotate_csrf
-from plugins.identity.schemas import BackupCodesOut, CodeBody, PasswordAndCode, TwoFactorSetup
+from plugins.identity.public import (
+    BackupCodesOut,
+    CodeBody,
+    LoginRefused,
+    PasswordAndCode,
+    TwoFactorSetup,
+    bearer,
+    end_session,
+    lockout,
+    login,
+    redirect,
+    rotate_csrf,
+    sessions,
+)
 from plugins.staff import schemas, service, twofactor
 from plugins.staff.models import Impersonation
 

@@ -11,8 +11,7 @@ from engine.errors import Problem, invalid
 from engine.models import Contact, Customer, Service, Site, User
 from engine.notify import Notice, notify
 from engine.security import new_token, token_hash
-from plugins.identity import sessions
-from plugins.identity.models import Session
+from plugins.identity.public import Session, sessions
 from plugins.staff.models import Impersonation
 
 LINK_VALID = timedelta(minutes=2)

@@ -17,8 +17,7 @@ from engine.errors import Problem, invalid
 from engine.models import StaffUser
 from engine.notify import Notice, notify
 from engine.registry import PUBLIC
-from plugins.identity import lockout, login, twofactor
-from plugins.identity.ratelimit import limiter
+from plugins.identity.public import limiter, lockout, login, twofactor
 from plugins.staff.models import StaffBackupCode, StaffTwoFactor
 
 CODE_NEEDED = "Enter the 6-digit code from your authenticator app, or a backup code."

@@ -12,7 +12,7 @@ from peewee import BigIntegerField, BooleanField, CharField, ForeignKeyField, In
 from engine.catalogue import CatalogueEntry
 from engine.db import BaseModel, CurrencyField, UTCDateTimeField, utcnow
 from engine.models import Customer, Service
-from plugins.billing.models import Payment
+from plugins.billing.public import Payment
 
 KINDS = ("data", "voice", "sms", "mms", "monetary")
 UNITS = {"data": "bytes", "voice": "seconds", "sms": "messages", "mms": "messages"}
@@ -64,9 +64,6 @@ class TopupPurchase(BaseModel):
     auto = BooleanField(default=False)
     via = CharField(max_length=20, default="portal")  # portal, api, auto
     user_id = IntegerField(null=True)
-    # "<owner>:<Idempotency-Key>": a retry finds this purchase even when the request's
-    # idempotency record was lost to a crash, and settles it instead of buying again.
-    request_key = CharField(max_length=330, null=True, unique=True)
     bucket_ref = CharField(max_length=60, default="")  # the balance plugin's bucket id
     expires_at = UTCDateTimeField(null=True)
     failure_message = CharField(max_length=300, default="")

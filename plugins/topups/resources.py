@@ -6,7 +6,7 @@ id is a 404). Buying goes through billing's payment flow; a repeated
 """
 from __future__ import annotations
 
-import uuid
+import functools
 from decimal import Decimal
 
 import falcon
@@ -16,16 +16,12 @@ from marshmallow import ValidationError
 from engine.api import PageQuery, operation, paginate
 from engine.catalogue import staff_api
 from engine.context import get_owned
-from engine.errors import Problem, invalid, problem_body
+from engine.errors import Problem, invalid
 from engine.forms import read_form, validate_form
 from engine.i18n import N_
-from engine.idempotency import idempotent, once, owner_of, request_id
+from engine.idempotency import idempotent
 from engine.models import Service
-from plugins.billing import payments, ratelimits
-from plugins.billing.models import Payment, PaymentMethod
-from plugins.billing.pages import pay_with
-from plugins.billing.resources import pay_answer
-from plugins.billing.schemas import PayForm
+from plugins.billing.public import Payment, PaymentMethod, checkout, payments, rate_limit
 from plugins.topups import schemas, service as rules
 from plugins.topups.models import TopupProduct, TopupPurchase
 
@@ -88,10 +84,9 @@ class TopupsAPI:
         method = payments.saved_card(app, ctx, body["payment_method_id"])
         if method is None:
             raise invalid({"payment_method_id": ["You have no saved card: add one first."]})
-        ratelimits.hit(app, "pay", "customer", service.customer_id)
-        purchase, attempt = rules.buy(app, ctx, service, choice, method, via="api",
-                                      key=req.get_header("Idempotency-Key"))
-        answer = pay_answer(resp, attempt)
+        rate_limit(app, "pay", "customer", service.customer_id)
+        purchase, attempt = rules.buy(app, ctx, service, choice, method, via="api")
+        answer = checkout.pay_answer(resp, attempt)
         answer["purchase"] = TopupPurchase.get_by_id(purchase.id)
         return answer
 
@@ -224,64 +219,46 @@ def render_review(req, resp, service: Service, choice: rules.Choice, *, error: s
                   errors: dict | None = None, status: int = 200) -> None:
     app = req.context.app
     _section(req)
-    pay, error = pay_with(req, resp, service.customer_id, error)
+    pay, error = checkout.pay_with(req, resp, service.customer_id, error)
     amount = None
     if choice.product.custom:
         amount = str(Decimal(choice.quantity).scaleb(-get_currency_precision(choice.currency)))
     app.page(req, resp, "topups/review.html", status=status, service=service,
              review=rules.review(app, service, choice), amount=amount,
-             idempotency_key=uuid.uuid4().hex, error=error, errors=errors or {}, **pay)
+             idempotency_key=checkout.new_key(), error=error, errors=errors or {}, **pay)
 
 
 class BuyPage:
     """``POST /services/{service_id}/topup``: the review page's pay form (TOP-1)."""
 
     def on_post(self, req, resp, service_id):
-        app, ctx = req.context.app, req.context
+        app = req.context.app
         service = owned_service(req, service_id)
         try:
             choice = read_choice(req, service, read_form(req))
         except Problem as exc:
             render_catalogue(req, resp, service, errors=exc.errors, status=422)
             return
-        data, errors = validate_form(req, PayForm)
-        if errors:
-            render_review(req, resp, service, choice, errors=errors, status=422)
+        paid = checkout.submit(
+            req, order={"product": choice.product.id, "amount": choice.quantity},
+            work=lambda data: self._buy(req, service, choice, data),
+            show_form=functools.partial(render_review, req, resp, service, choice))
+        if paid is None:
             return
-        fingerprint = request_id("POST", req.path, {
-            "product": choice.product.id, "amount": choice.quantity, "method": data["method"],
-            "setup": data["setup_ref"]})
-        try:
-            outcome = once(owner_of(ctx), data["idempotency_key"], fingerprint,
-                           lambda: self._buy(req, service, choice, data),
-                           describe_error=lambda exc: problem_body(req, exc))
-        except falcon.HTTPError as exc:
-            if int(exc.status_code) == 404:
-                raise
-            render_review(req, resp, service, choice, error=exc.description or exc.title,
-                          status=int(exc.status_code))
-            return
-        if outcome.problem:
-            render_review(req, resp, service, choice, status=outcome.status,
-                          error=outcome.body.get("detail") or outcome.body.get("title"))
-            return
-        purchase = TopupPurchase.get_by_id(outcome.body["purchase_id"])
+        purchase = TopupPurchase.get_by_id(paid.body["purchase_id"])
         if purchase.status == "failed":
             render_review(req, resp, service, choice, status=402,
                           error=app.translator.gettext(purchase.failure_message))
             return
-        show_purchase(req, resp, service, purchase,
-                      "" if outcome.replayed else outcome.body.get("client_secret", ""))
+        show_purchase(req, resp, service, purchase, paid.client_secret)
 
     @staticmethod
-    def _buy(req, service: Service, choice: rules.Choice, data: dict) -> tuple[int, dict]:
+    def _buy(req, service: Service, choice: rules.Choice, data: dict) -> dict:
         app, ctx = req.context.app, req.context
-        ratelimits.hit(app, "pay", "customer", service.customer_id)
+        rate_limit(app, "pay", "customer", service.customer_id)
         method = payments.chosen_card(app, ctx, data)
-        purchase, attempt = rules.buy(app, ctx, service, choice, method, via="portal",
-                                      key=data["idempotency_key"])
-        # The client secret is not stored with the idempotency record; a replay asks again.
-        return 200, {"purchase_id": purchase.id, "client_secret": attempt.client_secret}
+        purchase, attempt = rules.buy(app, ctx, service, choice, method, via="portal")
+        return {"purchase_id": purchase.id, "client_secret": attempt.client_secret}
 
 
 def show_purchase(req, resp, service: Service, purchase: TopupPurchase,
@@ -299,16 +276,14 @@ def show_purchase(req, resp, service: Service, purchase: TopupPurchase,
 
 
 def render_purchase(req, resp, service, purchase, payment, client_secret: str = "") -> None:
-    from plugins.billing.pages import _widget_csp
     app = req.context.app
     _section(req)
     provider = app.providers.get(payment.provider) if payment else None
-    waiting = payment is not None and payment.status == "requires_action" and provider
-    if waiting:
-        _widget_csp(resp, app, provider)
+    waiting = bool(payment is not None and payment.status == "requires_action" and provider)
+    widget = checkout.challenge(resp, app, payment)[1] if waiting else {}
     app.page(req, resp, "topups/purchase.html", service=service, purchase=purchase,
              payment=payment, provider=provider, mode="authenticate", client_secret=client_secret,
-             widget=provider.page_data(app) if waiting else {}, waiting=waiting,
+             widget=widget, waiting=waiting,
              return_url=f"/services/{service.id}/topup/purchases/{purchase.id}",
              balances=app.plugins.hook.service_balances(app=app, service=service) or [])
 

@@ -6,7 +6,7 @@ from marshmallow import Schema, ValidationError, fields, pre_load, validate, val
 from engine.api import MAX_AMOUNT, Amount, Id, MajorAmount, money, page_schema
 from engine.catalogue import CatalogueEntryIn, CataloguePatch
 from engine.i18n import N_
-from plugins.billing.schemas import PayOut
+from plugins.billing.public import PayOut
 from plugins.topups.models import KINDS
 from plugins.topups.service import MAX_THRESHOLD
 

@@ -17,14 +17,13 @@ from engine import db
 from engine.audit import record, record_system
 from engine.db import lock_rows, locked_transaction, utcnow
 from engine.errors import Problem, invalid
-from engine.idempotency import owner_of
+from engine import idempotency
 from engine.i18n import N_
 from engine.models import Service
 from engine.notify import notify_customer
 from engine.registry import Credit
 from engine.theming import Formatter
-from plugins.billing import payments
-from plugins.billing.models import Payment, PaymentMethod
+from plugins.billing.public import Payment, PaymentMethod, payments
 from plugins.topups.models import AutoTopup, TopupProduct, TopupPurchase
 
 log = logging.getLogger("portico.topups")
@@ -122,7 +121,7 @@ def choose(service: Service, product_id, amount: int | None) -> Choice:
 
 def review(app, service: Service, choice: Choice, now: datetime | None = None) -> dict:
     """TOP-1's review: the price, what is added, when it expires and the resulting bucket order."""
-    from plugins.usage.settings import Policy
+    from plugins.usage.public import Policy
     now = now or utcnow()
     product = choice.product
     expires = choice.expires_at(now)
@@ -148,26 +147,26 @@ def review(app, service: Service, choice: Choice, now: datetime | None = None) -
 # -- buying (TOP-1) ------------------------------------------------------------------------------
 
 def buy(app, ctx, service: Service, choice: Choice, method: PaymentMethod, *,
-        via: str = "portal", key: str | None = None) -> tuple[TopupPurchase, payments.Attempt]:
+        via: str = "portal") -> tuple[TopupPurchase, payments.Attempt]:
     """Record the purchase and its payment, commit, then charge the card.
 
     The balance is credited by ``credit()`` when billing records the payment as
-    succeeded: at once for a plain card, after 3-D Secure otherwise. ``key`` is
-    the request's idempotency key: a retry with it settles the first purchase.
+    succeeded: at once for a plain card, after 3-D Secure otherwise. The purchase is
+    remembered on the request's idempotency claim: a retry with its key settles the
+    first purchase.
     """
     customer_id = ctx.require_customer()
-    request_key = f"{owner_of(ctx)}:{key}" if key else None
-    if request_key:
-        earlier = TopupPurchase.get_or_none(TopupPurchase.request_key == request_key)
-        if earlier is not None:
-            return settle_retry(app, earlier, service, choice)
+    claim = idempotency.current()
+    earlier = claim.earlier(TopupPurchase)
+    if earlier is not None:
+        return settle_retry(app, earlier, service, choice)
     with locked_transaction():
         purchase = _new_purchase(service, choice, via=via, user_id=ctx.principal.user_id)
-        purchase.request_key = request_key
+        claim.remember(purchase)
         payment = payments.new_payment(customer_id, choice.price, choice.currency, method,
                                        purpose="topup", via=via, user_id=ctx.principal.user_id)
         purchase.payment = payment
-        purchase.save(only=[TopupPurchase.payment, TopupPurchase.request_key])
+        purchase.save(only=[TopupPurchase.payment])
         record(ctx, "topup.purchase", f"topup:{purchase.id}",
                {"service": service.id, "product": choice.product.code, "price": choice.price,
                 "payment": payment.id})
