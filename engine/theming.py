@@ -132,10 +132,9 @@ class Theme:
                 plugin_templates.append(d)
             if (s := plugins.folder(name, "static")):
                 self.plugin_static.setdefault(name, []).append(s)
-        for name, dirs in plugins.each("template_dirs"):
-            plugin_templates += [Path(d) for d in dirs]
-        for name, dirs in plugins.each("static_dirs"):
-            self.plugin_static.setdefault(name, []).extend(Path(d) for d in dirs)
+        plugin_templates += [Path(d) for _, d in plugins.collect("template_dirs")]
+        for name, folder in plugins.collect("static_dirs"):
+            self.plugin_static.setdefault(name, []).append(Path(folder))
 
         fallback = [default / "templates", *plugin_templates, ENGINE_TEMPLATES]
         chain = [d / "templates" for d in self.theme_dirs[:-1]] + fallback

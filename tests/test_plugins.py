@@ -301,7 +301,9 @@ def test_misspelled_hookimpl_names_the_plugin_and_the_hook(tmp_path):
         Plugins(settings_for(tmp_path), extra=[("acme", Typo())])
     assert str(error.value) == ("plugin 'acme' implements unknown hook 'register_route' "
                                 "(did you mean 'register_routes'?); hook names are listed in "
-                                "engine/hookspecs.py")
+                                "engine/hookspecs.py and in each plugin's hookspecs.py (a hook "
+                                "of a plugin that may be disabled: mark the implementation "
+                                "@hookimpl(optionalhook=True))")
 
 
 def test_hook_function_without_the_marker_is_an_error(tmp_path):
