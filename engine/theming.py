@@ -17,7 +17,6 @@ import mimetypes
 import tomllib
 from dataclasses import dataclass
 from datetime import datetime
-from decimal import Decimal
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -28,6 +27,7 @@ from babel import dates as babel_dates
 from babel import numbers as babel_numbers
 from babel import units as babel_units
 
+from engine import money
 from engine.i18n import LANGUAGE_NAMES, LOCALES, babel_locale, current_locale
 from engine.settings import SettingsError
 
@@ -330,9 +330,7 @@ class Formatter:
 
     def money(self, amount: int, currency: str) -> str:
         """Minor units as money: ``money(1050, "GBP")`` → "£10.50"."""
-        digits = babel_numbers.get_currency_precision(currency)
-        return babel_numbers.format_currency(Decimal(amount).scaleb(-digits),
-                                             currency, locale=self.locale)
+        return money.display(amount, currency, self.locale)
 
     def number(self, value) -> str:
         return babel_numbers.format_decimal(value, locale=self.locale)
