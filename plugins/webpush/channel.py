@@ -31,7 +31,8 @@ class PushChannel(Channel):
                                               url=notice.data.get("url", "/"))
             except peewee.IntegrityError:
                 continue  # already accepted for this browser
-            app.tasks.enqueue("webpush.deliver_push", row.id)
+            from plugins.webpush.tasks import deliver_push  # lazily: tasks imports this module
+            app.tasks.enqueue(deliver_push, row.id)
 
 
 def _title(app, notice) -> str:
