@@ -6,6 +6,7 @@ route, actor and command a plugin registers exists in each of them.
 from __future__ import annotations
 
 import difflib
+import functools
 import importlib
 import re
 import types
@@ -15,9 +16,16 @@ from pathlib import Path
 import logging
 import threading
 import time
-from typing import Any, Callable, Iterable, Iterator
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator
+
+if TYPE_CHECKING:  # pragma: no cover - imports for annotations only
+    from engine.settings import Settings
+
+#: A plugin to load: (name, loader, source, version).
+Candidate = tuple[str, Callable[[], Any], str, str]
 
 import pluggy
+from pluggy import HookImpl
 
 import engine
 from engine import hookspecs
@@ -73,7 +81,7 @@ class PluginInfo:
 class Plugins:
     """A small facade over pluggy: load, check, and collect per-plugin results."""
 
-    def __init__(self, settings, extra: Iterable[tuple[str, Any]] = ()):
+    def __init__(self, settings: Settings, extra: Iterable[tuple[str, Any]] = ()) -> None:
         self.pm = pluggy.PluginManager("portico")
         self.pm.add_hookspecs(hookspecs)
         self.info: dict[str, PluginInfo] = {}
@@ -88,7 +96,7 @@ class Plugins:
         candidates = list(self._builtins())
         if settings.plugins.entry_points:
             candidates += list(self._entry_points())
-        candidates += [(name, lambda obj=obj: obj, "test", engine.__version__)
+        candidates += [(name, functools.partial(_same, obj), "test", engine.__version__)
                        for name, obj in extra]
         known = {c[0] for c in candidates}
         unknown = disabled - known
@@ -131,19 +139,20 @@ class Plugins:
     # -- loading -------------------------------------------------------------
 
     @staticmethod
-    def _builtins() -> Iterator[tuple]:
+    def _builtins() -> Iterator[Candidate]:
         for name, modname in BUILTIN_PLUGINS:
-            yield name, (lambda m=modname: importlib.import_module(m)), "builtin", engine.__version__
+            yield name, functools.partial(importlib.import_module, modname), "builtin", \
+                engine.__version__
 
     @staticmethod
-    def _entry_points() -> Iterator[tuple]:
+    def _entry_points() -> Iterator[Candidate]:
         for ep in metadata.entry_points(group=ENTRY_POINT_GROUP):
             dist = ep.dist.name if ep.dist else "unknown"
             version = ep.dist.version if ep.dist else "?"
             yield ep.name, ep.load, dist, version
 
     @staticmethod
-    def _load(name: str, load, source: str) -> Any:
+    def _load(name: str, load: Callable[[], Any], source: str) -> Any:
         """Import one plugin; a broken partner package is a start-up error naming it."""
         try:
             return load()
@@ -291,7 +300,8 @@ class Plugins:
                 if answer is not None:
                     yield impl.plugin_name, answer
 
-    def unique(self, pairs: list[tuple[str, Any]], key, what: str) -> dict[Any, tuple[str, Any]]:
+    def unique(self, pairs: list[tuple[str, Any]], key: Callable[[Any], Any],
+               what: str) -> dict[Any, tuple[str, Any]]:
         """Index items by ``key(item)``; a duplicate is a start-up error naming both plugins."""
         seen: dict[Any, tuple[str, Any]] = {}
         for name, item in pairs:
@@ -319,6 +329,10 @@ class Plugins:
         return None
 
 
+def _same(obj: Any) -> Any:
+    return obj
+
+
 def _owner(owner: str) -> str:
     return "the engine" if owner == "engine" else f"plugin '{owner}'"
 
@@ -330,10 +344,11 @@ def _hook_trace() -> tuple[Callable[..., None], Callable[..., None]]:
     """
     started = threading.local()
 
-    def before(hook_name: str, hook_impls: list, kwargs: dict[str, Any]) -> None:
+    def before(hook_name: str, hook_impls: list[HookImpl], kwargs: dict[str, Any]) -> None:
         started.__dict__.setdefault("stack", []).append(time.perf_counter())
 
-    def after(outcome: Any, hook_name: str, hook_impls: list, kwargs: dict[str, Any]) -> None:
+    def after(outcome: Any, hook_name: str, hook_impls: list[HookImpl],
+              kwargs: dict[str, Any]) -> None:
         took = (time.perf_counter() - started.stack.pop()) * 1000
         args = ", ".join(f"{k}={_summary(v)}" for k, v in kwargs.items())
         plugins = ", ".join(i.plugin_name for i in reversed(hook_impls)) or "-"
@@ -377,7 +392,7 @@ def installed_plugin_names() -> set[str]:
     return names | {ep.name for ep in metadata.entry_points(group=ENTRY_POINT_GROUP)}
 
 
-def load_plugins(settings, extra: Iterable[tuple[str, Any]] = ()) -> Plugins:
+def load_plugins(settings: Settings, extra: Iterable[tuple[str, Any]] = ()) -> Plugins:
     """Load and check the configured plugin set, and validate each plugin's settings."""
     plugins = Plugins(settings, extra)
     schemas = dict(plugins.collect("register_settings"))

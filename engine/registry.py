@@ -118,7 +118,7 @@ class Card:
     id: str
     title: str
     template: str
-    data: dict = field(default_factory=dict)
+    data: dict[str, Any] = field(default_factory=dict)
     order: int = 100
 
 

@@ -126,8 +126,8 @@ def order(app, ctx, service: Service, product: AddonProduct, method: PaymentMeth
             addon.payment = payment
             addon.save(only=[ServiceAddon.payment])
         else:
-            from plugins.addons.tasks import provision  # lazily: tasks imports this module
-            app.tasks.enqueue(provision, addon.id)
+            from plugins.addons import tasks as addons_tasks  # lazily: it imports this module
+            app.tasks.enqueue(addons_tasks.provision, addon.id)
         record(ctx, "addon.ordered", f"addon:{addon.id}",
                {"service": service.id, "product": product.code,
                 "one_off": product.one_off_price, "recurring": product.recurring_price})
@@ -149,8 +149,8 @@ def paid(app, payment: Payment) -> None:
                               service_id=service.id)
     addon.status, addon.failure_message = "pending", ""
     addon.save(only=[ServiceAddon.status, ServiceAddon.failure_message])
-    from plugins.addons.tasks import provision  # lazily: tasks imports this module
-    app.tasks.enqueue(provision, addon.id)
+    from plugins.addons import tasks as addons_tasks  # lazily: it imports this module
+    app.tasks.enqueue(addons_tasks.provision, addon.id)
     record_system(app, "addon.paid", f"addon:{addon.id}", {"payment": payment.id},
                   customer_id=addon.customer_id, user_id=addon.user_id)
 
@@ -217,8 +217,8 @@ def _check_again(app, addon: ServiceAddon, action: str) -> None:
                              ServiceAddon.attempts])
         return
     addon.save(only=[ServiceAddon.attempts])
-    from plugins.addons.tasks import provision  # lazily: tasks imports this module
-    app.tasks.enqueue(provision, addon.id, delay_ms=CHECK_AGAIN_MS)
+    from plugins.addons import tasks as addons_tasks  # lazily: it imports this module
+    app.tasks.enqueue(addons_tasks.provision, addon.id, delay_ms=CHECK_AGAIN_MS)
 
 
 def _activate(app, addon: ServiceAddon, service: Service, answer: dict, now: datetime) -> None:
@@ -239,8 +239,8 @@ def _fail(app, addon: ServiceAddon, service: Service, message: str) -> None:
     addon.save(only=[ServiceAddon.status, ServiceAddon.failure_message, ServiceAddon.attempts])
     refund = addon.payment_id is not None
     if refund:
-        from plugins.addons.tasks import refund  # lazily: tasks imports this module
-        app.tasks.enqueue(refund, addon.id)
+        from plugins.addons import tasks as addons_tasks  # lazily: it imports this module
+        app.tasks.enqueue(addons_tasks.refund, addon.id)
     notify_customer(app, addon.customer_id, "addon_failed", f"addon-failed:{addon.id}",
                     "service", data={**notice_data(app, addon, service), "refund": refund,
                                      "message": addon.failure_message})
@@ -328,7 +328,7 @@ def remove(app, ctx, addon: ServiceAddon) -> ServiceAddon:
         addon.status, addon.failure_message, addon.attempts = "removing", "", 0
         addon.save(only=[ServiceAddon.status, ServiceAddon.failure_message,
                          ServiceAddon.attempts])
-        from plugins.addons.tasks import provision  # lazily: tasks imports this module
-        app.tasks.enqueue(provision, addon.id)
+        from plugins.addons import tasks as addons_tasks  # lazily: it imports this module
+        app.tasks.enqueue(addons_tasks.provision, addon.id)
         record(ctx, "addon.remove", f"addon:{addon.id}", {"service": addon.service_id})
     return addon
