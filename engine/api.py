@@ -29,6 +29,7 @@ from engine.bodies import read_json
 from engine.context import MAX_ID
 from engine.errors import invalid
 from engine.forms import text_errors
+from engine.money import as_json
 from engine.registry import PUBLIC
 
 API_PREFIX = "/api/v1"
@@ -206,8 +207,8 @@ class MoneySchema(Schema):
     currency = fields.String(required=True, validate=validate.Length(equal=3))
 
 
-def money(amount: int, currency: str) -> dict:
-    return {"amount": int(amount), "currency": currency}
+#: The API's money object (``engine.money.as_json``), here beside the schemas that use it.
+money = as_json
 
 
 class ProblemSchema(Schema):

@@ -1,6 +1,7 @@
 """``create_app(settings)``: the Falcon app with its middleware and every plugin's routes."""
 from __future__ import annotations
 
+import functools
 import logging
 from typing import Any, Iterable
 
@@ -8,11 +9,12 @@ import falcon
 
 import engine
 from engine import bodies, db, errors, storage, tasks
+from engine.api import build_openapi
 from engine.context import Context
 from engine.i18n import Translator
 from engine.middleware import RequestMiddleware
 from engine.plugins import PluginError, Plugins, load_plugins
-from engine.registry import Route, Section
+from engine.registry import PluginState, Route, Section
 from engine.settings import Settings, load_settings
 from engine.theming import Theme
 
@@ -34,6 +36,8 @@ class Portico:
     def __init__(self, settings: Settings, plugins: Plugins):
         self.settings = settings
         self.plugins = plugins
+        #: What plugins build once per app, by class (``engine.registry.PluginState``).
+        self.state = PluginState()
         for warning in settings.warnings():
             log.warning(warning)
         self.database = db.open_database(settings.database_url)
@@ -125,6 +129,11 @@ class Portico:
                 if hasattr(route.resource, f"on_{method.lower()}{suffix}"):
                     out.setdefault(route.permission_for(method), []).append(f"{method} {path}")
         return out
+
+    @functools.cached_property
+    def openapi_document(self) -> dict[str, Any]:
+        """The API as OpenAPI 3.1 (``/api/v1/openapi.json``), built on first use."""
+        return build_openapi(self)
 
     def url(self, path: str) -> str:
         """An absolute URL on the operator's base URL (for emails and links sent out)."""

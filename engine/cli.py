@@ -236,7 +236,7 @@ def check(state: State, reference):
         click.echo(f"configuration error:\n{exc}", err=True)
         sys.exit(1)
     if reference:
-        click.echo(settings_reference(dict(found.each("register_settings"))), nl=False)
+        click.echo(settings_reference(dict(found.collect("register_settings"))), nl=False)
         return
     for warning in settings.warnings():
         click.echo(f"warning: {warning}", err=True)

@@ -6,14 +6,20 @@ the current customer, so another customer's id is a 404, never a 403 leak.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, Callable, TypedDict, TypeVar, cast
 
 import falcon
 import peewee
 
 from engine.errors import Problem
 from engine.i18n import N_
+from engine.registry import RequestKind, request_kind
 from engine.roles import MEMBER
+
+if TYPE_CHECKING:  # pragma: no cover - imports for annotations only
+    from engine.models import User
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -61,6 +67,25 @@ class Principal:
         return "admin" in self.permissions or permission in self.permissions
 
 
+class Extra(TypedDict, total=False):
+    """What the engine and plugins note on ``ctx.extra`` during one request: every key.
+
+    For a value a plugin merely computes once per request, use ``ctx.once`` instead of a
+    new key here.
+    """
+    csrf_cookie: str  # the CSRF cookie's value ("" before one is issued)
+    csrf_set: bool  # a new CSRF cookie goes out with this response
+    locale_negotiated: bool  # the page's language came from Accept-Language
+    form: dict[str, Any]  # the posted form, read once (engine.forms.read_form)
+    section: str  # the navigation section a page belongs to
+    idempotency_owner: str  # who an Idempotency-Key belongs to, beyond the principal
+    session: Any  # the identity plugin's Session row behind the principal
+    api_key: Any  # the identity plugin's ApiKey row behind the principal
+    user: User  # the signed-in customer login, loaded with the session
+    customer_number: str
+    customer_version: int  # the customer's change stamp (the dashboard cache's key)
+
+
 @dataclass
 class Context:
     """Per-request state handed to resources and hooks (``req.context``)."""
@@ -71,7 +96,16 @@ class Context:
     ip: str = ""
     user_agent: str = ""
     csrf_token: str = ""
-    extra: dict = field(default_factory=dict)
+    #: API, staff, portal page or machine endpoint: set from the path by the middleware.
+    kind: RequestKind = field(default_factory=lambda: request_kind("/"))
+    extra: Extra = field(default_factory=lambda: Extra())
+    _once: dict[str, object] = field(default_factory=dict, repr=False)
+
+    def once(self, key: str, make: Callable[[], T]) -> T:
+        """``make()``, computed once per request under ``key`` (start it with your plugin's name)."""
+        if key not in self._once:
+            self._once[key] = make()
+        return cast(T, self._once[key])
 
     @property
     def customer_id(self) -> int | None:

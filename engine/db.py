@@ -14,6 +14,7 @@ import time
 import weakref
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlparse
 
 import peewee
@@ -147,7 +148,18 @@ def utcnow() -> datetime:
     return datetime.now(timezone.utc)
 
 
-class UTCDateTimeField(peewee.DateTimeField):
+class _Column:
+    """For the type checker only: a field on a model reads and takes plain values.
+
+    (peewee is checked as untyped, so without this every field would have its own class
+    as its type.)
+    """
+    if TYPE_CHECKING:
+        def __get__(self, obj: Any, owner: Any) -> Any: ...
+        def __set__(self, obj: Any, value: Any) -> None: ...
+
+
+class UTCDateTimeField(_Column, peewee.DateTimeField):
     """Stores UTC without a zone (both databases alike); reads back timezone-aware UTC."""
 
     def db_value(self, value):
@@ -162,7 +174,7 @@ class UTCDateTimeField(peewee.DateTimeField):
         return value
 
 
-class CurrencyField(peewee.CharField):
+class CurrencyField(_Column, peewee.CharField):
     """An ISO 4217 currency code, upper case."""
 
     def __init__(self, **kwargs):

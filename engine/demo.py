@@ -11,5 +11,5 @@ def seed_demo(app) -> dict | None:
         if Customer.select().exists():
             return None
         demo: dict = {}
-        list(app.plugins.each("demo_data", app=app, demo=demo))
+        app.plugins.collect("demo_data", app=app, demo=demo)
         return demo

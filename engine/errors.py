@@ -12,6 +12,8 @@ import logging
 import falcon
 from marshmallow import ValidationError
 
+from engine.registry import request_kind
+
 log = logging.getLogger("portico.errors")
 
 PROBLEM_TYPES = {
@@ -55,7 +57,7 @@ def problem_body(req: falcon.Request, error: falcon.HTTPError) -> dict:
 
 def wants_html(req: falcon.Request) -> bool:
     """Portal pages answer HTML; the API, webhooks and anything asking JSON get problem+json."""
-    if req.path.startswith(("/api/", "/webhooks/", "/healthz", "/static/")):
+    if not request_kind(req.path).page:
         return False
     accept = req.get_header("Accept") or ""
     return "json" not in accept

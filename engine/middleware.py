@@ -9,15 +9,13 @@ import falcon
 from engine import bodies, db
 from engine.errors import Problem
 from engine.forms import read_form
-from engine.registry import ANY_STAFF, PUBLIC, is_staff_path
+from engine.registry import ANY_STAFF, PUBLIC, request_kind
 from engine.security import sign, signed
 
 UNSAFE = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 CSRF_COOKIE = "portico_csrf"
 CSRF_FIELD = "csrf_token"
 CSRF_HEADER = "X-CSRF-Token"
-# JSON and machine paths get no CSRF cookie unless they ask (API login hands one out).
-NO_CSRF_COOKIE = ("/api/", "/healthz", "/static/", "/webhooks/")
 
 # APPSEC: one strict policy for every response; pages load only our own assets.
 SECURITY_HEADERS = {
@@ -49,12 +47,14 @@ class RequestMiddleware:
             req.method = "GET"
         ctx = req.context
         ctx.app = self.app
+        ctx.kind = request_kind(req.path)
         bodies.cap(req, self.max_body)  # before anything (the CSRF check too) reads the body
         ctx.ip = client_ip(req, self.trusted_proxies)
         ctx.user_agent = (req.user_agent or "")[:300]
         db.database.connect(reuse_if_open=True)
         cookie = req.cookies.get(CSRF_COOKIE)
-        if not cookie and not req.path.startswith(NO_CSRF_COOKIE):
+        # JSON and machine paths get no CSRF cookie unless they ask (API login hands one out).
+        if not cookie and ctx.kind.page:
             # Issue the CSRF cookie on first contact so any form rendered now can carry the token.
             cookie, ctx.extra["csrf_set"] = new_csrf_cookie(), True
         ctx.extra["csrf_cookie"] = cookie or ""
@@ -69,7 +69,7 @@ class RequestMiddleware:
         ctx.timezone = (ctx.principal and ctx.principal.timezone) or \
             self.app.settings.default_timezone
         auth = getattr(resource, "auth", "customer")
-        page = req.path.startswith("/api/") is False
+        page = not ctx.kind.api
         # SEC-5: a staff route's own declaration (engine.registry.Route) decides who may call it.
         permission = self.app.permission_for(req.uri_template, req.method)
         if permission is not None:
@@ -89,7 +89,7 @@ class RequestMiddleware:
     @staticmethod
     def _unauthorized(req, page: bool, login: str = "/login") -> None:
         # The staff console sends every method to its sign-in page; the portal only GETs.
-        if page and (req.method == "GET" or is_staff_path(req.path)):
+        if page and (req.method == "GET" or req.context.kind.staff):
             raise falcon.HTTPSeeOther(login + "?next=" + quote(req.relative_uri, safe=""))
         raise falcon.HTTPUnauthorized(title="Sign in required",
                                       description="Sign in, or send a valid bearer token or API key.")

@@ -2,9 +2,12 @@
 from __future__ import annotations
 
 import re
+import threading
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, Callable, TypeVar, cast
+
+T = TypeVar("T")
 
 
 #: Staff routes live under these paths; each must declare who may call it (SEC-5).
@@ -16,8 +19,46 @@ ANY_STAFF = "any-staff"
 _PERMISSION_NAME = re.compile(r"[a-z][a-z0-9_]*")
 
 
+#: JSON API routes live under this prefix (the staff API under ``/api/v1/staff``).
+API_PREFIX = "/api/"
+#: Machine endpoints: no cookies, no HTML pages, no sign-in.
+MACHINE_PREFIXES = ("/webhooks/", "/healthz", "/static/")
+
+
 def is_staff_path(path: str) -> bool:
     return any(path == p or path.startswith(p + "/") for p in STAFF_PREFIXES)
+
+
+@dataclass(frozen=True)
+class RequestKind:
+    """What a request is, from its path alone: the one place that decides it.
+
+    ``api``: the JSON API (customer or staff), answered with JSON and problem+json.
+    ``staff``: the staff console or the staff API (its own session cookie, SEC-5).
+    ``machine``: webhooks, ``/healthz`` and static files.
+    A portal or staff *page* is everything that is neither API nor machine.
+    """
+    api: bool
+    staff: bool
+    machine: bool
+
+    @property
+    def page(self) -> bool:
+        return not (self.api or self.machine)
+
+    @property
+    def name(self) -> str:
+        """"api", "staff-api", "staff", "portal" or "machine" (for logs and metrics)."""
+        if self.machine:
+            return "machine"
+        if self.api:
+            return "staff-api" if self.staff else "api"
+        return "staff" if self.staff else "portal"
+
+
+def request_kind(path: str) -> RequestKind:
+    return RequestKind(api=path.startswith(API_PREFIX), staff=is_staff_path(path),
+                       machine=path.startswith(MACHINE_PREFIXES))
 
 
 @dataclass(frozen=True)
@@ -77,7 +118,7 @@ class Card:
     id: str
     title: str
     template: str
-    data: dict = field(default_factory=dict)
+    data: dict[str, Any] = field(default_factory=dict)
     order: int = 100
 
 
@@ -123,3 +164,29 @@ class Credit:
     expires_at: datetime | None = None
     reference: str = ""
     name: str = ""
+
+
+class PluginState:
+    """What plugins build once per app (a rate limiter, a cache), kept on ``app.state``.
+
+    Keyed by the object's class, which the plugin owns, so a plugin reaches only its own
+    state and the type checker knows what comes back::
+
+        limits = app.state.get(RateLimits, lambda: RateLimits(app))
+
+    Never set attributes on the app object itself.
+    """
+
+    def __init__(self) -> None:
+        self._items: dict[type, object] = {}
+        self._lock = threading.Lock()
+
+    def get(self, kind: type[T], make: Callable[[], T]) -> T:
+        """The app's ``kind`` object, built with ``make()`` the first time (once per app)."""
+        found = self._items.get(kind)
+        if found is None:
+            with self._lock:  # two threads of a fresh app: one builds, the other waits
+                found = self._items.get(kind)
+                if found is None:
+                    found = self._items[kind] = make()
+        return cast(T, found)

@@ -140,6 +140,13 @@ class StorageSettings(Schema):
             raise ValidationError("required when backend is 's3'", "s3_bucket")
 
 
+class DebugSettings(Schema):
+    """``[debug]``: help while developing a plugin; leave off in production."""
+    trace_hooks = fields.Boolean(load_default=False, metadata={
+        "description": "log every hook call (name, arguments in short, the plugins that "
+                       "answer, milliseconds) to the portico.hooks logger"})
+
+
 class CoreSettings(Schema):
     """The engine's own keys. Plugin tables are validated by each plugin's schema."""
 
@@ -186,6 +193,7 @@ class CoreSettings(Schema):
     support = fields.Nested(SupportSettings)
     outbound = fields.Nested(OutboundSettings)
     storage = fields.Nested(StorageSettings)
+    debug = fields.Nested(DebugSettings)
 
     @pre_load
     def every_table(self, data, **kwargs):

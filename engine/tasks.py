@@ -1,9 +1,9 @@
 """Background work: dramatiq actors from plugins, a transactional outbox, the broker by URL.
 
 A plugin writes plain functions taking ``app`` first and marks them ``@task``;
-``register_actors`` returns them, and each becomes the actor
-``<plugin>.<function>``. Business code calls
-``app.tasks.enqueue("billing.render_pdf", invoice_id)`` *inside* its
+``register_actors`` returns them, and each becomes the actor named after the function
+(``<module>.<function>``, ``task_name``). Business code calls
+``app.tasks.enqueue(render_invoice_pdf, invoice_id)`` *inside* its
 transaction: that writes an outbox row, so the work exists exactly when the
 change does. After commit the relay moves rows to the broker; if the process
 dies first or the broker is down, the rows wait and the next relay (after the
@@ -49,6 +49,14 @@ KEEP_SENT = timedelta(days=7)
 BULK_QUEUE = "bulk"
 #: dramatiq runs the lowest priority number first; bulk actors default to this.
 BULK_PRIORITY = 100
+
+
+def task_name(fn: Callable[..., Any]) -> str:
+    """The actor name of a task: its module and function, ``plugins.billing.tasks.render_pdf``.
+
+    Derived from the code, so it does not change with the name a plugin is installed under.
+    """
+    return f"{fn.__module__}.{fn.__name__}"
 
 
 def task(fn: Callable | None = None, *, queue: str = "default", max_retries: int = 10,
@@ -172,7 +180,7 @@ class TaskRunner:
         self._local = threading.local()
         self._thread_lock = threading.Lock()
         self._pruned_at: float | None = None
-        named = [(p, (f"{p}.{f.__name__}", f)) for p, f in app.plugins.collect("register_actors")]
+        named = [(p, (task_name(f), f)) for p, f in app.plugins.collect("register_actors")]
         for name, (plugin, (_, fn)) in app.plugins.unique(named, lambda i: i[0], "actor").items():
             options = dict(getattr(fn, TASK_ATTR, None) or {})
             if not options:
@@ -200,13 +208,16 @@ class TaskRunner:
 
     # -- enqueueing -------------------------------------------------------------
 
-    def enqueue(self, actor_name: str, *args: Any, delay_ms: int = 0, **kwargs: Any) -> str:
+    def enqueue(self, actor: str | Callable[..., Any], *args: Any, delay_ms: int = 0,
+                **kwargs: Any) -> str:
         """Record work to run after the current transaction commits; returns the message id.
 
-        Arguments must be JSON values: pass ids, not model objects.
+        ``actor`` is the ``@task`` function (or its ``task_name``). Arguments must be JSON
+        values: pass ids, not model objects.
         """
-        actor = self.actors.get(actor_name)
-        if actor is None:
+        actor_name = actor if isinstance(actor, str) else task_name(actor)
+        found = self.actors.get(actor_name)
+        if found is None:
             raise LookupError(f"no actor named '{actor_name}' (is its plugin enabled?)")
         payload = {"args": list(args), "kwargs": kwargs}
         try:
@@ -215,7 +226,7 @@ class TaskRunner:
             raise TypeError(f"task '{actor_name}': arguments must be JSON values "
                             f"(pass ids, not objects): {exc}") from None
         message_id = str(uuid.uuid4())
-        OutboxMessage.create(message_id=message_id, actor=actor_name, queue=actor.queue_name,
+        OutboxMessage.create(message_id=message_id, actor=actor_name, queue=found.queue_name,
                              payload=payload, delay_ms=max(0, int(delay_ms)))
         self._local.dirty = True
         return message_id

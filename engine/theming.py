@@ -17,7 +17,6 @@ import mimetypes
 import tomllib
 from dataclasses import dataclass
 from datetime import datetime
-from decimal import Decimal
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -28,6 +27,7 @@ from babel import dates as babel_dates
 from babel import numbers as babel_numbers
 from babel import units as babel_units
 
+from engine import money
 from engine.i18n import LANGUAGE_NAMES, LOCALES, babel_locale, current_locale
 from engine.settings import SettingsError
 
@@ -132,10 +132,9 @@ class Theme:
                 plugin_templates.append(d)
             if (s := plugins.folder(name, "static")):
                 self.plugin_static.setdefault(name, []).append(s)
-        for name, dirs in plugins.each("template_dirs"):
-            plugin_templates += [Path(d) for d in dirs]
-        for name, dirs in plugins.each("static_dirs"):
-            self.plugin_static.setdefault(name, []).extend(Path(d) for d in dirs)
+        plugin_templates += [Path(d) for _, d in plugins.collect("template_dirs")]
+        for name, folder in plugins.collect("static_dirs"):
+            self.plugin_static.setdefault(name, []).append(Path(folder))
 
         fallback = [default / "templates", *plugin_templates, ENGINE_TEMPLATES]
         chain = [d / "templates" for d in self.theme_dirs[:-1]] + fallback
@@ -331,9 +330,7 @@ class Formatter:
 
     def money(self, amount: int, currency: str) -> str:
         """Minor units as money: ``money(1050, "GBP")`` → "£10.50"."""
-        digits = babel_numbers.get_currency_precision(currency)
-        return babel_numbers.format_currency(Decimal(amount).scaleb(-digits),
-                                             currency, locale=self.locale)
+        return money.display(amount, currency, self.locale)
 
     def number(self, value) -> str:
         return babel_numbers.format_decimal(value, locale=self.locale)

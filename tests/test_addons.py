@@ -127,7 +127,7 @@ def test_a_free_to_start_add_on_is_provisioned_in_the_background_then_charged_ea
         assert rules.charge_due(app) == 1
         assert rules.charge_due(app) == 0
     with time_machine.travel(later + timedelta(days=60)):  # the scheduler was down: catch up
-        app.tasks.actors["addons.charge_recurring"].send()
+        app.tasks.actors["plugins.addons.tasks.charge_recurring"].send()
         run_tasks(app)
     assert [t.amount + t.tax for t in charges_of(addon)] == [1000] * 4
     assert len({t.description for t in charges_of(addon)}) == 4

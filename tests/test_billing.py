@@ -292,13 +292,13 @@ def test_bulk_pdf_renders_never_keep_a_customer_waiting(demo_app):
     worker.start()
     try:
         deadline = time.monotonic() + 180
-        while "email.deliver_email" not in finished.actors and time.monotonic() < deadline:
+        while "plugins.email.tasks.deliver_email" not in finished.actors and time.monotonic() < deadline:
             time.sleep(0.05)
     finally:
         worker.stop()
-    assert "email.deliver_email" in finished.actors, finished.actors
-    before = finished.actors[:finished.actors.index("email.deliver_email")]
-    assert before.count("billing.render_invoice_pdf") <= 4, before
+    assert "plugins.email.tasks.deliver_email" in finished.actors, finished.actors
+    before = finished.actors[:finished.actors.index("plugins.email.tasks.deliver_email")]
+    assert before.count("plugins.billing.tasks.render_invoice_pdf") <= 4, before
     assert Invoice.select().where(Invoice.pdf_path == "").count() > 0  # renders were still due
 
 
@@ -366,7 +366,7 @@ def test_periodic_job_marks_unpaid_invoices_overdue(app, alice):
     c, user = alice
     with time_machine.travel(datetime(2026, 3, 1, 9, tzinfo=timezone.utc), tick=False):
         invoice = invoice_for(app, c.id, 1000, due_days=14)
-    actor = app.tasks.actors["billing.mark_overdue_invoices"]
+    actor = app.tasks.actors["plugins.billing.tasks.mark_overdue_invoices"]
     assert "periodic" in actor.options
     with time_machine.travel(datetime(2026, 3, 15, 8, tzinfo=timezone.utc), tick=False):
         assert invoicing.mark_overdue(app) == 0

@@ -50,10 +50,10 @@ def test_unknown_broker_scheme_is_a_clear_error():
 
 def test_plugin_task_goes_through_outbox_to_a_real_worker(jobs_app, queues, broker_kind, tmp_path):
     app = jobs_app(broker_url=queues.url(broker_kind, tmp_path))
-    actor = app.tasks.actors["jobs.record"]
+    actor = app.tasks.actors["jobs_plugin.tasks.record"]
     assert actor.queue_name == queues.queue
     with db.connection(), db.database.atomic():
-        message_id = app.tasks.enqueue("jobs.record", "hello")
+        message_id = app.tasks.enqueue("jobs_plugin.tasks.record", "hello")
     assert app.tasks.pending() == 1
     assert app.tasks.relay() == 1
     assert app.tasks.pending() == 0
@@ -68,8 +68,8 @@ def test_plugin_task_goes_through_outbox_to_a_real_worker(jobs_app, queues, brok
 def test_retries_and_delays_work_on_every_broker(jobs_app, queues, broker_kind, tmp_path):
     app = jobs_app(broker_url=queues.url(broker_kind, tmp_path))
     with db.connection():
-        app.tasks.enqueue("jobs.flaky", "f1", 2)
-        app.tasks.enqueue("jobs.record", "later", delay_ms=300)
+        app.tasks.enqueue("jobs_plugin.tasks.flaky", "f1", 2)
+        app.tasks.enqueue("jobs_plugin.tasks.record", "later", delay_ms=300)
     app.tasks.relay()
     with RunningWorker(app):
         wait_for(lambda: runs("flaky-done", "f1") and runs("record"), what="retry and delay")
@@ -80,7 +80,7 @@ def test_retries_and_delays_work_on_every_broker(jobs_app, queues, broker_kind, 
 def test_a_task_that_enqueues_sends_its_work_on(jobs_app, queues, broker_kind, tmp_path):
     app = jobs_app(broker_url=queues.url(broker_kind, tmp_path))
     with db.connection():
-        app.tasks.enqueue("jobs.chain", "c")
+        app.tasks.enqueue("jobs_plugin.tasks.chain", "c")
     app.tasks.relay()
     with RunningWorker(app):
         wait_for(lambda: runs("record") == ["c-child"], what="the chained task")

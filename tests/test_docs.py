@@ -11,7 +11,7 @@ def test_configuration_reference_is_current():
     settings = load_settings(None, environ={}, overrides={"demo": True, "data_dir": "/tmp/x",
                                                           "plugins": {"entry_points": False}})
     plugins = load_plugins(settings)
-    expected = reference(dict(plugins.each("register_settings")))
+    expected = reference(dict(plugins.collect("register_settings")))
     text = (ROOT / "docs" / "configuration.md").read_text()
     block = text.split("<!-- reference:start -->\n", 1)[1].split("<!-- reference:end -->", 1)[0]
     assert block == expected, "regenerate the table in docs/configuration.md from " \

@@ -98,7 +98,7 @@ def test_the_sweep_settles_what_cannot_be_sent_and_never_sends_twice(mail_app, s
 
 
 def test_the_sweep_is_scheduled(app):
-    assert "email.resend_stalled_emails" in {a.actor_name for a in app.tasks.periodic_actors()}
+    assert "plugins.email.tasks.resend_stalled_emails" in {a.actor_name for a in app.tasks.periodic_actors()}
 
 
 def test_migration_0002_gives_older_deliveries_a_touched_at_and_reverts(mail_app):

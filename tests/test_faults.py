@@ -77,7 +77,7 @@ def reconcile(app) -> None:
     later = datetime.now(timezone.utc) + timedelta(minutes=3)
     with time_machine.travel(later):
         for _ in range(2):
-            app.tasks.actors["billing.reconcile_payments"].send()
+            app.tasks.actors["plugins.billing.tasks.reconcile_payments"].send()
             run_tasks(app, timeout_ms=600_000)  # receipts' PDFs and emails too
 
 

@@ -1,8 +1,9 @@
 """Every hook is documented and tested (ENG-1), and each engine hook does what its spec says.
 
-The meta-tests read ``engine/hookspecs.py``: each spec needs a docstring, its
-exact signature in ``docs/plugins.md``, and a test named ``test_hook_<name>``
-somewhere under ``tests/``. A new hook without those fails here, by name.
+The meta-tests read ``engine/hookspecs.py`` and the built-in plugins' ``hookspecs.py``:
+each spec needs a docstring, its exact signature in exactly one heading of
+``docs/plugins.md``, and a test named ``test_hook_<name>`` somewhere under ``tests/``.
+A new hook without those fails here, by name.
 
 The ``test_hook_<name>`` tests register a small plugin object for one test
 with ``make_app(plugins=[("acme", obj)])`` and assert the effect.
@@ -10,8 +11,10 @@ with ``make_app(plugins=[("acme", obj)])`` and assert the effect.
 from __future__ import annotations
 
 import ast
+import importlib
 import inspect
 import itertools
+import re
 from pathlib import Path
 
 import peewee
@@ -24,29 +27,38 @@ from engine.context import Context, Principal
 from engine.db import BaseModel
 from engine.models import Contact, Customer, Product, Service, Site, User
 from engine.notify import Notice, notify
-from engine.plugins import PluginError
+from engine.plugins import PluginError, Plugins
 from engine.registry import Action, Alert, Balance, Card, Credit, Route, Section
-from engine.settings import SettingsError
+from engine.settings import SettingsError, load_settings
 from engine.tasks import task
 from engine.testing import Client, PrincipalHeader, as_user, problem, run_tasks
 
 ROOT = Path(__file__).resolve().parent.parent
-HOOKSPECS = ROOT / "engine" / "hookspecs.py"
+HOOKSPECS = [ROOT / "engine" / "hookspecs.py", *sorted((ROOT / "plugins").glob("*/hookspecs.py"))]
 PLUGIN_GUIDE = ROOT / "docs" / "plugins.md"
 
 
 # -- the meta-tests ---------------------------------------------------------------
 
 def spec_signatures() -> dict[str, str]:
-    """``{hook name: "name(args) -> return"}`` exactly as written in engine/hookspecs.py."""
-    tree = ast.parse(HOOKSPECS.read_text())
+    """``{hook name: "name(args) -> return"}`` exactly as written in the hookspecs files."""
     out = {}
-    for node in tree.body:
-        if isinstance(node, ast.FunctionDef) and any(
-                "hookspec" in ast.unparse(d) for d in node.decorator_list):
-            returns = f" -> {ast.unparse(node.returns)}" if node.returns else ""
-            out[node.name] = f"{node.name}({ast.unparse(node.args)}){returns}"
+    for path in HOOKSPECS:
+        for node in ast.parse(path.read_text()).body:
+            if isinstance(node, ast.FunctionDef) and any(
+                    "hookspec" in ast.unparse(d) for d in node.decorator_list):
+                assert node.name not in out, f"hook {node.name} is specified twice"
+                returns = f" -> {ast.unparse(node.returns)}" if node.returns else ""
+                out[node.name] = f"{node.name}({ast.unparse(node.args)}){returns}"
     return out
+
+
+def spec_function(hook: str):
+    for path in HOOKSPECS:
+        module = importlib.import_module(".".join(path.relative_to(ROOT).with_suffix("").parts))
+        if hasattr(getattr(module, hook, None), "portico_spec"):
+            return getattr(module, hook)
+    raise LookupError(hook)
 
 
 def hook_test_names() -> set[str]:
@@ -67,24 +79,158 @@ def hook_test_names() -> set[str]:
 SIGNATURES = spec_signatures()
 
 
-def test_every_hookspec_is_found_by_the_meta_tests():
-    runtime = {name for name in dir(hookspecs) if hasattr(getattr(hookspecs, name), "portico_spec")}
+def settings_for(tmp_path, disabled=()):
+    return load_settings(None, environ={}, overrides={
+        "data_dir": str(tmp_path), "secret_key": "k" * 32,
+        "plugins": {"entry_points": False, "disabled": list(disabled)}})
+
+
+def test_every_hookspec_is_found_by_the_meta_tests(tmp_path):
+    runtime = set(Plugins(settings_for(tmp_path)).hook_names())
     assert set(SIGNATURES) == runtime
     assert len(runtime) >= 21
+
+
+def test_plugin_hooks_are_specified_by_their_plugin_not_the_engine(tmp_path):
+    plugins = Plugins(settings_for(tmp_path))
+    owners = plugins.spec_owners
+    assert owners["payment_succeeded"] == "billing" and owners["provision_addon"] == "addons"
+    assert owners["service_renewed"] == "services" and owners["credit_balance"] == "usage"
+    assert owners["authenticate_request"] == owners["register_routes"] == "engine"
+    engine_specs = {n for n in dir(hookspecs) if hasattr(getattr(hookspecs, n), "portico_spec")}
+    assert engine_specs == {n for n, o in owners.items() if o == "engine"}
+
+
+def test_a_disabled_plugin_takes_its_hooks_with_it(tmp_path):
+    plugins = Plugins(settings_for(tmp_path, disabled=["addons"]))
+    assert "provision_addon" not in plugins.hook_names()
+    assert "payment_succeeded" in plugins.hook_names()
+
+
+class WeatherSpecs:
+    @hookspecs.hookspec
+    def forecast_made(self, app, city):
+        """A partner plugin's own event."""
+
+
+def test_hook_register_hookspecs_adds_a_partner_plugins_own_hook(tmp_path):
+    heard = []
+
+    class Weather:
+        @hookimpl
+        def register_hookspecs(self):
+            return [WeatherSpecs]
+
+    class Listener:
+        @hookimpl
+        def forecast_made(self, city):
+            heard.append(city)
+
+    # The listener loads first: its implementation waits for the spec, then is checked.
+    plugins = Plugins(settings_for(tmp_path), extra=[("listener", Listener()),
+                                                     ("weather", Weather())])
+    assert plugins.spec_owners["forecast_made"] == "weather"
+    plugins.hook.forecast_made(app=None, city="Leeds")
+    assert heard == ["Leeds"]
+
+
+def test_a_plugin_hook_taking_an_argument_its_spec_lacks_names_the_plugin(tmp_path):
+    class Weather:
+        @hookimpl
+        def register_hookspecs(self):
+            return [WeatherSpecs]
+
+    class Listener:
+        @hookimpl
+        def forecast_made(self, town):
+            pass
+
+    with pytest.raises(PluginError) as error:
+        Plugins(settings_for(tmp_path), extra=[("listener", Listener()), ("weather", Weather())])
+    assert "town" in str(error.value) and "'weather'" in str(error.value)
+
+
+def test_two_plugins_cannot_specify_one_hook(tmp_path):
+    class Specs:
+        @hookspecs.hookspec
+        def payment_succeeded(self, app, payment):
+            """Already billing's."""
+
+    class Rival:
+        @hookimpl
+        def register_hookspecs(self):
+            return [Specs]
+
+    with pytest.raises(PluginError) as error:
+        Plugins(settings_for(tmp_path), extra=[("rival", Rival())])
+    assert str(error.value) == ("plugin 'rival' specifies hook 'payment_succeeded', already "
+                                "specified by plugin 'billing'; rename one of them")
+
+
+def test_collecting_follows_pluggy_tryfirst_trylast_and_wrappers(tmp_path):
+    def folder(name, **opts):
+        class Plugin:
+            @hookimpl(**opts)
+            def template_dirs(self):
+                return [f"/{name}"]
+        return Plugin()
+
+    class Hider:
+        @hookimpl(wrapper=True)
+        def template_dirs(self):
+            answers = yield
+            return [a for a in answers if a != ["/hidden"]]
+
+    plugins = Plugins(settings_for(tmp_path), extra=[
+        ("plain", folder("plain")), ("last", folder("last", trylast=True)),
+        ("hidden", folder("hidden")), ("first", folder("first", tryfirst=True)),
+        ("hider", Hider())])
+    assert plugins.collect("template_dirs") == [
+        ("first", "/first"), ("plain", "/plain"), ("last", "/last")]
+
+
+def test_hook_calls_are_traced_when_asked(tmp_path, caplog):
+    settings = load_settings(None, environ={}, overrides={
+        "data_dir": str(tmp_path), "secret_key": "k" * 32, "debug": {"trace_hooks": True},
+        "plugins": {"entry_points": False}})
+
+    class Quick:
+        @hookimpl(tryfirst=True)
+        def balance_threshold(self, customer_id):
+            return 5
+
+    plugins = Plugins(settings, extra=[("quick", Quick())])
+    with caplog.at_level("INFO", logger="portico.hooks"):
+        assert plugins.hook.balance_threshold(app=None, customer_id=7, balance_type="data") == 5
+        plugins.collect("plugin_requires")
+    lines = [r.getMessage() for r in caplog.records if r.name == "portico.hooks"]
+    assert any(line.startswith("hook balance_threshold(app=None, customer_id=7, balance_type="
+                               "'data') by [quick, notifications]: ") for line in lines)
+    assert any(line.startswith("hook plugin_requires() by [account]") for line in lines)
+
+
+def test_hook_calls_are_not_traced_by_default(tmp_path, caplog):
+    plugins = Plugins(settings_for(tmp_path))
+    with caplog.at_level("INFO", logger="portico.hooks"):
+        plugins.collect("plugin_requires")
+    assert not [r for r in caplog.records if r.name == "portico.hooks"]
 
 
 @pytest.mark.spec("ENG-1")
 @pytest.mark.parametrize("hook", sorted(SIGNATURES))
 def test_hookspec_has_a_docstring(hook):
-    doc = inspect.getdoc(getattr(hookspecs, hook)) or ""
-    assert len(doc) > 20, f"hook {hook} in engine/hookspecs.py needs a docstring"
+    doc = inspect.getdoc(spec_function(hook)) or ""
+    assert len(doc) > 20, f"hook {hook} needs a docstring in its hookspecs.py"
 
 
 @pytest.mark.spec("ENG-1")
 @pytest.mark.parametrize("hook", sorted(SIGNATURES))
-def test_hookspec_is_documented_with_its_exact_signature(hook):
-    assert f"`{SIGNATURES[hook]}`" in PLUGIN_GUIDE.read_text(), (
-        f"docs/plugins.md must document `{SIGNATURES[hook]}` (copy the signature exactly)")
+def test_hookspec_is_documented_once_with_its_exact_signature(hook):
+    headings = [line for line in PLUGIN_GUIDE.read_text().splitlines()
+                if re.match(rf"#+ `{hook}\(", line)]
+    assert headings == [f"#### `{SIGNATURES[hook]}`"], (
+        f"docs/plugins.md must document {hook} under exactly one heading "
+        f"#### `{SIGNATURES[hook]}` (copy the signature exactly)")
 
 
 @pytest.mark.spec("ENG-1")
@@ -229,10 +375,10 @@ def test_hook_register_actors(make_app):
             return [remember]
 
     app = make_app(plugins=[("acme", Actors())])
-    assert "acme.remember" in app.tasks.actors
+    assert "test_hooks.remember" in app.tasks.actors  # named after the function, not the plugin
     DONE.clear()
     with app.database.atomic():
-        app.tasks.enqueue("acme.remember", 42)
+        app.tasks.enqueue(remember, 42)
     run_tasks(app)
     assert DONE == [(42, "http://portal.test")]
 

@@ -201,7 +201,7 @@ def test_broker_outage_keeps_work_in_the_outbox_until_it_returns(make_app, smtp)
                             user_id=user.id, data={"service": "Box", "service_id": 1, "days": 1,
                                                    "ends_at": utcnow().isoformat()}))
     assert down.tasks.relay() == 0
-    assert OutboxMessage.get(OutboxMessage.actor == "email.deliver_email").sent_at is None
+    assert OutboxMessage.get(OutboxMessage.actor == "plugins.email.tasks.deliver_email").sent_at is None
     assert OutboxMessage.select().where(OutboxMessage.last_error != "").exists()
     up = make_app(migrate=False, **smtp.settings())  # same database, a working broker
     run_tasks(up)

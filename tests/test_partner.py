@@ -184,14 +184,14 @@ def test_partner_api_scopes_to_the_tenant(weather_app):
 @pytest.mark.spec("ENG-4")
 def test_partner_task_runs_through_the_outbox_and_the_worker(weather_app):
     from acme_weather.models import Forecast
-    assert {"acme-weather.refresh_forecasts", "acme-weather.refresh_all"} <= set(weather_app.tasks.actors)
-    assert "periodic" in weather_app.tasks.actors["acme-weather.refresh_all"].options
+    assert {"acme_weather.tasks.refresh_forecasts", "acme_weather.tasks.refresh_all"} <= set(weather_app.tasks.actors)
+    assert "periodic" in weather_app.tasks.actors["acme_weather.tasks.refresh_all"].options
     alice = customer(weather_app, "alice")
     Forecast.delete().execute()
     answer = alice.post("/api/v1/weather/refresh")
     assert answer.status_code == 202
     row = OutboxMessage.get(OutboxMessage.message_id == answer.json["queued"])
-    assert row.actor == "acme-weather.refresh_forecasts"
+    assert row.actor == "acme_weather.tasks.refresh_forecasts"
     assert AuditEvent.get(AuditEvent.action == "acme-weather.refresh_requested").data == \
         {"job": answer.json["queued"]}
     assert Forecast.select().count() == 0
@@ -204,7 +204,7 @@ def test_partner_form_is_csrf_protected(weather_app):
     alice = customer(weather_app, "alice")
     refused = alice.post("/weather/refresh", form={}, csrf=False)
     assert refused.status_code == 403
-    assert OutboxMessage.select().where(OutboxMessage.actor == "acme-weather.refresh_forecasts").count() == 0
+    assert OutboxMessage.select().where(OutboxMessage.actor == "acme_weather.tasks.refresh_forecasts").count() == 0
     done = alice.post("/weather/refresh", form={})
     assert done.status_code == 303 and done.headers["location"].endswith("/weather?queued=1")
     assert "Refreshing your forecast" in alice.get("/weather?queued=1").text
@@ -273,7 +273,7 @@ def test_disabled_partner_plugin_is_gone(make_app, acme_weather):
     assert bob.post("/api/v1/weather/refresh").status_code == 404
     assert 'data-section="weather"' not in bob.get("/", headers={"Accept": "text/html"}).text
     assert not [c for c in bob.get("/api/v1/dashboard").json["cards"] if c["plugin"] == "acme-weather"]
-    assert not [a for a in app.tasks.actors if a.startswith("acme-weather.")]
+    assert not [a for a in app.tasks.actors if a.startswith("acme_weather.")]
     with pytest.raises(jinja2.TemplateNotFound):
         app.theme.env.get_template("acme_weather/weather.html")
     assert not app.database.table_exists("acme_weather_forecast")

@@ -322,9 +322,9 @@ def test_a_crash_after_the_charge_is_reconciled_exactly_once(app, alice, events)
     assert payments.reconcile_open(app) == 0
     later = datetime.now(timezone.utc) + timedelta(minutes=3)
     with time_machine.travel(later):
-        app.tasks.actors["billing.reconcile_payments"].send()
+        app.tasks.actors["plugins.billing.tasks.reconcile_payments"].send()
         run_tasks(app)
-        app.tasks.actors["billing.reconcile_payments"].send()
+        app.tasks.actors["plugins.billing.tasks.reconcile_payments"].send()
         run_tasks(app)
     assert Payment.get_by_id(payment.id).status == "succeeded"
     assert Invoice.get_by_id(invoice.id).status == "paid"
@@ -438,8 +438,8 @@ def test_a_card_about_to_expire_raises_an_alert_and_one_email(app, alice):
         sandbox_card(app, c.id, number="5555555555554444", month=9, year=2027, default=False)
         alerts = api_for(app, user).get("/api/v1/alerts").json["items"]
         run_tasks(app)
-        app.tasks.actors["billing.warn_expiring_cards"].send()
-        app.tasks.actors["billing.warn_expiring_cards"].send()
+        app.tasks.actors["plugins.billing.tasks.warn_expiring_cards"].send()
+        app.tasks.actors["plugins.billing.tasks.warn_expiring_cards"].send()
         run_tasks(app)
     expiring = [a for a in alerts if a["id"].startswith("card-expiring-")]
     assert len(expiring) == 1 and "Visa •••• 4242" in expiring[0]["message"]

@@ -259,20 +259,21 @@ def test_collision_is_a_startup_error_naming_both_plugins(tmp_path, kind):
         "rename one of them, or disable one plugin in [plugins] disabled")
 
 
-def test_actor_names_collide_only_within_a_plugin(tmp_path):
-    # Actors are named <plugin>.<function>, so two plugins' "sync" never collide ...
-    app = create_app(settings_for(tmp_path), extra_plugins=collide("register_actors", [sync], [sync]))
-    assert {"billing-x.sync", "acme-pay.sync"} <= set(app.tasks.actors)
-    app.database.close_all()
+def test_actor_names_come_from_the_function_not_the_plugin(tmp_path):
+    # Actors are named <module>.<function>: the name a plugin is installed under plays no
+    # part, so two plugins returning one function collide, naming both ...
+    with pytest.raises(PluginError, match="plugin 'acme-pay' registers actor 'test_plugins.sync' "
+                                          "already registered by plugin 'billing-x'"):
+        create_app(settings_for(tmp_path), extra_plugins=collide("register_actors", [sync], [sync]))
 
-    # ... but one plugin returning two functions of one name is refused.
+    # ... and so do two functions of one name in one module.
     class Twice:
         @hookimpl
         def register_actors(self):
             return [sync, other_sync]
 
-    with pytest.raises(PluginError, match="plugin 'acme' registers actor 'acme.sync' already "
-                                          "registered by plugin 'acme'"):
+    with pytest.raises(PluginError, match="plugin 'acme' registers actor 'test_plugins.sync' "
+                                          "already registered by plugin 'acme'"):
         create_app(settings_for(tmp_path), extra_plugins=[("acme", Twice())])
 
 
@@ -285,7 +286,8 @@ def test_actor_without_task_decorator_is_refused(tmp_path):
         def register_actors(self):
             return [plain]
 
-    with pytest.raises(PluginError, match="plugin 'acme' registers actor 'acme.plain' without @task"):
+    with pytest.raises(PluginError, match="plugin 'acme' registers actor 'test_plugins.plain' "
+                                          "without @task"):
         create_app(settings_for(tmp_path), extra_plugins=[("acme", Actors())])
 
 
@@ -301,7 +303,9 @@ def test_misspelled_hookimpl_names_the_plugin_and_the_hook(tmp_path):
         Plugins(settings_for(tmp_path), extra=[("acme", Typo())])
     assert str(error.value) == ("plugin 'acme' implements unknown hook 'register_route' "
                                 "(did you mean 'register_routes'?); hook names are listed in "
-                                "engine/hookspecs.py")
+                                "engine/hookspecs.py and in each plugin's hookspecs.py (a hook "
+                                "of a plugin that may be disabled: mark the implementation "
+                                "@hookimpl(optionalhook=True))")
 
 
 def test_hook_function_without_the_marker_is_an_error(tmp_path):
@@ -425,7 +429,7 @@ def test_enabled_plugin_brings_routes_sections_alerts_actors_templates(make_app,
     assert "gadgets" in [s["id"] for s in client.get("/api/v1/sections").json["items"]]
     alerts = as_user(client, customer_user()).get("/api/v1/alerts").json["items"]
     assert [a["id"] for a in alerts] == ["gadget-due"]
-    assert "gadgets.polish" in app.tasks.actors
+    assert f"{gadgets_package}.polish" in app.tasks.actors  # named after its module
     assert client.get("/static/gadgets/gadgets.css").status_code == 200
     assert app.database.table_exists("gadgets_item")
     assert "/gadgets" in sys.modules[gadgets_package].CALLS
@@ -442,9 +446,9 @@ def test_disabled_plugin_is_absent_not_hidden(make_app, gadgets_package):
     assert 'data-section="gadgets"' not in client.get("/gadgets", headers={"Accept": "text/html"}).text
     alerts = as_user(client, customer_user()).get("/api/v1/alerts")
     assert alerts.status_code == 200 and alerts.json["items"] == []
-    assert "gadgets.polish" not in app.tasks.actors
-    with pytest.raises(LookupError, match="no actor named 'gadgets.polish'"):
-        app.tasks.enqueue("gadgets.polish")
+    assert f"{gadgets_package}.polish" not in app.tasks.actors
+    with pytest.raises(LookupError, match=f"no actor named '{gadgets_package}.polish'"):
+        app.tasks.enqueue(f"{gadgets_package}.polish")
     with pytest.raises(jinja2.TemplateNotFound):
         app.theme.env.get_template(f"{gadgets_package}/page.html")
     assert client.get("/static/gadgets/gadgets.css").status_code == 404

@@ -280,7 +280,7 @@ def test_hook_service_status_changed_when_services_end(make_app):
 
 
 def test_renewal_task_is_periodic(app):
-    actor = app.tasks.actors["services.renew_services"]
+    actor = app.tasks.actors["plugins.services.tasks.renew_services"]
     assert "periodic" in actor.options
 
 

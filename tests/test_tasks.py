@@ -18,7 +18,7 @@ from engine import db
 from engine.models import OutboxMessage
 from engine.plugins import PluginError
 from engine.serve import Scheduler
-from engine.tasks import PeriodicMiddleware, task
+from engine.tasks import PeriodicMiddleware, task, task_name
 from jobs_plugin.harness import (  # noqa: F401  (fixtures)
     REPO, RunningWorker, free_port, jobs_app, jobs_plugin, portico_env, queues, runs,
     wait_for)
@@ -44,7 +44,7 @@ def test_rolled_back_work_is_never_sent(jobs_app):
     with db.connection():
         with pytest.raises(RuntimeError):
             with db.database.atomic():
-                app.tasks.enqueue("jobs.record", "ghost")
+                app.tasks.enqueue("jobs_plugin.tasks.record", "ghost")
                 raise RuntimeError("the business change failed")
     assert outbox() == []
     assert app.tasks.relay() == 0
@@ -55,7 +55,7 @@ def test_relay_inside_a_transaction_waits_for_the_commit(jobs_app):
     app = jobs_app()
     with db.connection():
         with db.database.atomic():
-            app.tasks.enqueue("jobs.record", "soon")
+            app.tasks.enqueue("jobs_plugin.tasks.record", "soon")
             assert app.tasks.relay() == 0  # not committed yet: nothing may leave
         assert app.tasks.broker.pending() == 0
     assert app.tasks.relay() == 1
@@ -73,7 +73,7 @@ def test_committed_work_survives_a_process_dying_before_the_relay(jobs_app, queu
         from engine.settings import load_settings
         app = create_app(load_settings(), extra_plugins=[("jobs", jobs_plugin)])
         with db.connection(), db.database.atomic():
-            app.tasks.enqueue("jobs.record", "after-crash")
+            app.tasks.enqueue("jobs_plugin.tasks.record", "after-crash")
         os._exit(9)  # killed between commit and relay
     """)
     env = portico_env(app, tmp_path, PORTICO_PLUGINS_ENTRY_POINTS="false")
@@ -91,15 +91,27 @@ def test_committed_work_survives_a_process_dying_before_the_relay(jobs_app, queu
 
 def test_arguments_must_be_json(jobs_app):
     app = jobs_app()
-    with db.connection(), pytest.raises(TypeError, match="jobs.record.*pass ids, not objects"):
-        app.tasks.enqueue("jobs.record", object())
+    with db.connection(), pytest.raises(TypeError,
+                                        match="jobs_plugin.tasks.record.*pass ids, not objects"):
+        app.tasks.enqueue("jobs_plugin.tasks.record", object())
     assert outbox() == []
+
+
+def test_a_task_is_named_after_its_function_and_enqueued_by_it(jobs_app):
+    from jobs_plugin import tasks
+    app = jobs_app()
+    actor = app.tasks.actors["jobs_plugin.tasks.record"]  # not after the plugin's name "jobs"
+    assert task_name(tasks.record) == actor.actor_name
+    with db.connection():
+        with db.database.atomic():
+            app.tasks.enqueue(tasks.record, "by-function")
+        assert [r.actor for r in outbox()] == ["jobs_plugin.tasks.record"]
 
 
 def test_unknown_actor_names_the_problem(jobs_app):
     app = jobs_app()
-    with pytest.raises(LookupError, match="no actor named 'jobs.nope'"):
-        app.tasks.enqueue("jobs.nope")
+    with pytest.raises(LookupError, match="no actor named 'jobs_plugin.tasks.nope'"):
+        app.tasks.enqueue("jobs_plugin.tasks.nope")
 
 
 def test_an_actor_without_task_decorator_is_a_start_up_error(make_app):
@@ -113,7 +125,7 @@ def test_an_actor_without_task_decorator_is_a_start_up_error(make_app):
         def register_actors(self):
             return [plain]
 
-    with pytest.raises(PluginError, match="plugin 'sloppy' registers actor 'sloppy.plain' "
+    with pytest.raises(PluginError, match="plugin 'sloppy' registers actor 'test_tasks.plain' "
                                           "without @task"):
         make_app(plugins=[("sloppy", Sloppy())])
 
@@ -136,7 +148,7 @@ def test_broker_outage_keeps_work_until_a_later_relay_sends_it_once(
     cut_off = jobs_app(broker_url=down.format(port=free_port()))  # nothing listens there
     with db.connection():
         for arg in ("a", "b", "c"):
-            cut_off.tasks.enqueue("jobs.record", arg)
+            cut_off.tasks.enqueue("jobs_plugin.tasks.record", arg)
     assert cut_off.tasks.relay() == 0
     assert cut_off.tasks.relay() == 0
     rows = outbox()
@@ -160,9 +172,9 @@ def test_broker_outage_keeps_work_until_a_later_relay_sends_it_once(
 def test_a_row_that_keeps_failing_does_not_block_the_others(jobs_app, queues, tmp_path):
     app = jobs_app()
     with db.connection():
-        app.tasks.enqueue("jobs.record", "old")
+        app.tasks.enqueue("jobs_plugin.tasks.record", "old")
         OutboxMessage.update(attempts=5, last_error="earlier outage").execute()
-        app.tasks.enqueue("jobs.record", "new")
+        app.tasks.enqueue("jobs_plugin.tasks.record", "new")
     assert app.tasks.relay(limit=1) == 2
     order = [m.args[0] for m in _queued_messages(app)]
     assert order == ["new", "old"]  # fresh work first, the often-failed row after it
@@ -179,7 +191,7 @@ def test_a_delay_counts_from_the_enqueue_not_from_the_relay(jobs_app):
     start = datetime(2026, 3, 2, 8, 0, tzinfo=timezone.utc)
     with time_machine.travel(start, tick=False):
         with db.connection():
-            app.tasks.enqueue("jobs.record", "in-10-min", delay_ms=10 * 60 * 1000)
+            app.tasks.enqueue("jobs_plugin.tasks.record", "in-10-min", delay_ms=10 * 60 * 1000)
     with time_machine.travel(start + timedelta(minutes=4), tick=False):
         app.tasks.relay()
         eta = app.tasks.broker.conn.execute("SELECT eta FROM queue_message").fetchone()[0]
@@ -191,11 +203,11 @@ def test_sent_rows_are_pruned_after_a_week(jobs_app):
     start = datetime(2026, 3, 2, 8, 0, tzinfo=timezone.utc)
     with time_machine.travel(start, tick=False):
         with db.connection():
-            app.tasks.enqueue("jobs.record", "old")
+            app.tasks.enqueue("jobs_plugin.tasks.record", "old")
         app.tasks.relay()
     with time_machine.travel(start + timedelta(days=8), tick=False):
         with db.connection():
-            app.tasks.enqueue("jobs.record", "new")
+            app.tasks.enqueue("jobs_plugin.tasks.record", "new")
         app.tasks.relay()
         assert app.tasks.prune() == 1  # (the relay prunes at most hourly)
     assert [r.payload["args"] for r in outbox()] == [["new"]]
@@ -208,7 +220,7 @@ def test_relays_in_parallel_threads_send_each_message_once(jobs_app, queues, tmp
     app = jobs_app(broker_url=queues.url("redis", tmp_path))
     with db.connection(), db.database.atomic():
         for i in range(400):
-            app.tasks.enqueue("jobs.record", str(i))
+            app.tasks.enqueue("jobs_plugin.tasks.record", str(i))
     start = threading.Barrier(4)
     counts: list[int] = []
 
@@ -233,7 +245,7 @@ def test_relays_in_parallel_processes_send_each_message_once(jobs_app, queues, t
     app = jobs_app(broker_url=queues.url("redis", tmp_path))
     with db.connection(), db.database.atomic():
         for i in range(400):
-            app.tasks.enqueue("jobs.record", str(i))
+            app.tasks.enqueue("jobs_plugin.tasks.record", str(i))
     go = tmp_path / "go"
     script = textwrap.dedent(f"""
         import time
@@ -276,7 +288,7 @@ def _schedule_once(scheduler: Scheduler) -> None:
 
 
 def _jobs_rows() -> list[OutboxMessage]:
-    return [r for r in outbox() if r.actor.startswith("jobs.")]  # other plugins have clocks too
+    return [r for r in outbox() if r.actor.startswith("jobs_plugin.")]  # other plugins have clocks too
 
 
 def _ticks():
@@ -287,10 +299,10 @@ def test_scheduler_sends_only_the_actors_due_now(jobs_app):
     app = jobs_app()
     with time_machine.travel(MONDAY_0800, tick=True):
         _schedule_once(Scheduler(app))
-    assert [a for a, _ in _ticks()] == ["jobs.tick"]  # "* * * * *" yes, "0 2 * * *" no
+    assert [a for a, _ in _ticks()] == ["jobs_plugin.tasks.tick"]  # "* * * * *" yes, "0 2 * * *" no
     with time_machine.travel(MONDAY_0800.replace(hour=2), tick=True):
         _schedule_once(Scheduler(app))
-    assert sorted(a for a, _ in _ticks()[1:]) == ["jobs.nightly", "jobs.tick"]
+    assert sorted(a for a, _ in _ticks()[1:]) == ["jobs_plugin.tasks.nightly", "jobs_plugin.tasks.tick"]
 
 
 def test_each_minute_is_recorded_once_however_many_schedulers_run(jobs_app, queues):
@@ -299,7 +311,7 @@ def test_each_minute_is_recorded_once_however_many_schedulers_run(jobs_app, queu
         for scheduler in (Scheduler(app), Scheduler(other), Scheduler(app)):
             _schedule_once(scheduler)
     [(actor, scheduled_at)] = _ticks()
-    assert actor == "jobs.tick" and scheduled_at.startswith("2026-03-02")
+    assert actor == "jobs_plugin.tasks.tick" and scheduled_at.startswith("2026-03-02")
     assert _jobs_rows()[0].sent_at is not None  # the scheduler relayed it itself
     assert app.tasks.broker.pending(queues.queue) == 1
 
@@ -348,8 +360,8 @@ def _middleware_verdict(app, actor_name: str, scheduled: datetime, now: datetime
 def test_a_late_daily_run_still_runs_but_a_superseded_one_does_not(jobs_app):
     app = jobs_app()
     two = MONDAY_0800.replace(hour=2, second=0)
-    assert _middleware_verdict(app, "jobs.nightly", two, two + timedelta(minutes=40)) == "run"
-    assert _middleware_verdict(app, "jobs.nightly", two, two + timedelta(days=1)) == "skip"
-    assert _middleware_verdict(app, "jobs.tick", two, two + timedelta(seconds=30)) == "run"
-    assert _middleware_verdict(app, "jobs.tick", two, two + timedelta(minutes=1)) == "skip"
+    assert _middleware_verdict(app, "jobs_plugin.tasks.nightly", two, two + timedelta(minutes=40)) == "run"
+    assert _middleware_verdict(app, "jobs_plugin.tasks.nightly", two, two + timedelta(days=1)) == "skip"
+    assert _middleware_verdict(app, "jobs_plugin.tasks.tick", two, two + timedelta(seconds=30)) == "run"
+    assert _middleware_verdict(app, "jobs_plugin.tasks.tick", two, two + timedelta(minutes=1)) == "skip"
 

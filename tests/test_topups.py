@@ -313,7 +313,7 @@ def test_a_crash_after_the_charge_is_reconciled_and_credited_once(app, world, br
     assert TopupPurchase.get().status == "pending"
     assert payments.reconcile_open(app) == 0  # too fresh: another process may be recording it
     with time_machine.travel(datetime.now(timezone.utc) + timedelta(minutes=3)):
-        app.tasks.actors["billing.reconcile_payments"].send()
+        app.tasks.actors["plugins.billing.tasks.reconcile_payments"].send()
         run_tasks(app)
         assert payments.reconcile_open(app) == 0
     assert TopupPurchase.get().status == "credited"

@@ -66,7 +66,7 @@ def test_sigterm_lets_the_running_task_finish(jobs_app, site, tmp_path):
     worker = portico("worker", env=portico_env(app, site), log=log)
     try:
         with db.connection():
-            app.tasks.enqueue("jobs.block", str(release))
+            app.tasks.enqueue("jobs_plugin.tasks.block", str(release))
         app.tasks.relay()
         wait_for(lambda: runs("block-start"), timeout=60, what="the task to start")
         worker.send_signal(signal.SIGTERM)
@@ -86,7 +86,7 @@ def test_a_killed_workers_task_runs_again_after_its_lease(jobs_app, site, tmp_pa
     worker = portico("worker", env=portico_env(app, site), log=log)
     try:
         with db.connection():
-            app.tasks.enqueue("jobs.block", str(release))
+            app.tasks.enqueue("jobs_plugin.tasks.block", str(release))
         app.tasks.relay()
         wait_for(lambda: runs("block-start"), timeout=60, what="the task to start")
     finally:
@@ -94,7 +94,7 @@ def test_a_killed_workers_task_runs_again_after_its_lease(jobs_app, site, tmp_pa
         worker.wait()
     release.touch()
     assert app.tasks.broker.pending() == 1  # still leased to the dead worker
-    lease = app.tasks.broker.lease_ms(app.tasks.actors["jobs.block"].queue_name)
+    lease = app.tasks.broker.lease_ms(app.tasks.actors["jobs_plugin.tasks.block"].queue_name)
     with time_machine.travel(timedelta(milliseconds=lease + 1000), tick=True):
         with RunningWorker(app):
             wait_for(lambda: runs("block-done"), what="the redelivered task")
@@ -117,8 +117,8 @@ def test_web_and_worker_load_the_same_plugins_and_actors(jobs_app, site, tmp_pat
     monkeypatch.syspath_prepend(str(site))
     web = create_app(load_settings(None, environ=env))
     assert set(web.tasks.actors) == in_worker
-    assert {"jobs.record", "jobs.tick"} <= in_worker  # the partner plugin's tasks: in both
-    assert "email.deliver_email" not in in_worker  # a disabled plugin's: in neither
+    assert {"jobs_plugin.tasks.record", "jobs_plugin.tasks.tick"} <= in_worker  # the partner plugin's tasks: in both
+    assert "plugins.email.tasks.deliver_email" not in in_worker  # a disabled plugin's: in neither
 
 
 def test_scheduler_process_sends_periodic_runs_and_stops_on_sigterm(jobs_app, site, tmp_path):
@@ -127,15 +127,16 @@ def test_scheduler_process_sends_periodic_runs_and_stops_on_sigterm(jobs_app, si
     scheduler = portico("scheduler", env=portico_env(app, site), log=log)
     try:
         # "* * * * *" is due at start-up: the run is recorded in the outbox and relayed.
-        row = wait_for(lambda: OutboxMessage.get_or_none(OutboxMessage.actor == "jobs.tick"),
+        row = wait_for(lambda: OutboxMessage.get_or_none(
+                           OutboxMessage.actor == "jobs_plugin.tasks.tick"),
                        timeout=60, what=f"the first run; log:\n{log_text(log)}")
     finally:
         code = stop(scheduler)
     assert code == 0, log_text(log)
     assert "scheduled_at" in row.payload["options"]
     text = log_text(log)
-    assert re.search(r"\* \* \* \* \*\s+jobs\.tick", text)
-    assert re.search(r"0 2 \* \* \*\s+jobs\.nightly", text)
+    assert re.search(r"\* \* \* \* \*\s+jobs_plugin\.tasks\.tick", text)
+    assert re.search(r"0 2 \* \* \*\s+jobs_plugin\.tasks\.nightly", text)
     assert "scheduler stopped" in text
     with RunningWorker(app):
         wait_for(lambda: runs("tick"), timeout=90, what="the periodic run to be processed")
@@ -150,7 +151,7 @@ def test_demo_runs_a_worker_inside_each_web_process(jobs_app):
     started = [t for t in set(threading.enumerate()) - before if t.name == "portico-worker"]
     try:
         with db.connection():
-            app.tasks.enqueue("jobs.record", "demo")  # relayed by the worker's relay thread
+            app.tasks.enqueue("jobs_plugin.tasks.record", "demo")  # relayed by the worker's relay thread
         wait_for(lambda: runs("record") == ["demo"], what="the in-process worker")
     finally:
         hooks["worker_exit"](None, None)

@@ -4,7 +4,6 @@ from __future__ import annotations
 import falcon
 
 from engine import db, downloads
-from engine.api import build_openapi
 from engine.audit import record
 from engine.forms import read_form
 from engine.i18n import LOCALES
@@ -52,10 +51,7 @@ class OpenAPI:
     auth = "public"
 
     def on_get(self, req, resp):
-        app = req.context.app
-        if not hasattr(app, "_openapi"):
-            app._openapi = build_openapi(app)
-        resp.media = app._openapi
+        resp.media = req.context.app.openapi_document
 
 
 class Static:

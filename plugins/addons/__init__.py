@@ -7,6 +7,12 @@ from engine.registry import Route
 
 
 @hookimpl
+def register_hookspecs():
+    from plugins.addons import hookspecs
+    return [hookspecs]
+
+
+@hookimpl
 def plugin_requires():
     return ["billing", "services"]
 

@@ -12,9 +12,7 @@ def addons_action(app, ctx, service: Service) -> list[Action]:
     """"Add-ons" where the service's type has a catalogue (one query per request)."""
     if service.status not in rules.LIVE:
         return []
-    types = ctx.extra.get("addons.types")
-    if types is None:
-        types = ctx.extra["addons.types"] = rules.types_with_addons()
+    types = ctx.once("addons.types", rules.types_with_addons)
     if service.service_type not in types:
         return []
     return [Action("addons", N_("Add-ons"), f"/services/{service.id}/addons", order=30)]

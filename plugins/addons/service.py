@@ -125,7 +125,8 @@ def order(app, ctx, service: Service, product: AddonProduct, method: PaymentMeth
             addon.payment = payment
             addon.save(only=[ServiceAddon.payment])
         else:
-            app.tasks.enqueue("addons.provision", addon.id)
+            from plugins.addons import tasks as addons_tasks  # lazily: it imports this module
+            app.tasks.enqueue(addons_tasks.provision, addon.id)
         record(ctx, "addon.ordered", f"addon:{addon.id}",
                {"service": service.id, "product": product.code,
                 "one_off": product.one_off_price, "recurring": product.recurring_price})
@@ -147,7 +148,8 @@ def paid(app, payment: Payment) -> None:
                               service_id=service.id)
     addon.status, addon.failure_message = "pending", ""
     addon.save(only=[ServiceAddon.status, ServiceAddon.failure_message])
-    app.tasks.enqueue("addons.provision", addon.id)
+    from plugins.addons import tasks as addons_tasks  # lazily: it imports this module
+    app.tasks.enqueue(addons_tasks.provision, addon.id)
     record_system(app, "addon.paid", f"addon:{addon.id}", {"payment": payment.id},
                   customer_id=addon.customer_id, user_id=addon.user_id)
 
@@ -214,7 +216,8 @@ def _check_again(app, addon: ServiceAddon, action: str) -> None:
                              ServiceAddon.attempts])
         return
     addon.save(only=[ServiceAddon.attempts])
-    app.tasks.enqueue("addons.provision", addon.id, delay_ms=CHECK_AGAIN_MS)
+    from plugins.addons import tasks as addons_tasks  # lazily: it imports this module
+    app.tasks.enqueue(addons_tasks.provision, addon.id, delay_ms=CHECK_AGAIN_MS)
 
 
 def _activate(app, addon: ServiceAddon, service: Service, answer: dict, now: datetime) -> None:
@@ -235,7 +238,8 @@ def _fail(app, addon: ServiceAddon, service: Service, message: str) -> None:
     addon.save(only=[ServiceAddon.status, ServiceAddon.failure_message, ServiceAddon.attempts])
     refund = addon.payment_id is not None
     if refund:
-        app.tasks.enqueue("addons.refund", addon.id)
+        from plugins.addons import tasks as addons_tasks  # lazily: it imports this module
+        app.tasks.enqueue(addons_tasks.refund, addon.id)
     notify_customer(app, addon.customer_id, "addon_failed", f"addon-failed:{addon.id}",
                     "service", data={**notice_data(app, addon, service), "refund": refund,
                                      "message": addon.failure_message})
@@ -323,6 +327,7 @@ def remove(app, ctx, addon: ServiceAddon) -> ServiceAddon:
         addon.status, addon.failure_message, addon.attempts = "removing", "", 0
         addon.save(only=[ServiceAddon.status, ServiceAddon.failure_message,
                          ServiceAddon.attempts])
-        app.tasks.enqueue("addons.provision", addon.id)
+        from plugins.addons import tasks as addons_tasks  # lazily: it imports this module
+        app.tasks.enqueue(addons_tasks.provision, addon.id)
         record(ctx, "addon.remove", f"addon:{addon.id}", {"service": addon.service_id})
     return addon

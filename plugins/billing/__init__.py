@@ -17,6 +17,12 @@ def plugin_optional():
 
 
 @hookimpl
+def register_hookspecs():
+    from plugins.billing import hookspecs
+    return [hookspecs]
+
+
+@hookimpl
 def register_settings():
     from plugins.billing.schemas import BillingSettings
     return BillingSettings
@@ -112,7 +118,7 @@ def portal_alerts(app, ctx):
     return billing_alerts(app, ctx) if ctx.customer_id else []
 
 
-@hookimpl
+@hookimpl(optionalhook=True)  # the services plugin's hook; it may be disabled
 def service_renewed(app, service, previous_period_start):
     from plugins.billing.invoicing import charge_renewal
     charge_renewal(app, service, previous_period_start)

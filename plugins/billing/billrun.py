@@ -135,8 +135,9 @@ def enqueue(app, ids: list[int], batch: int = 10) -> int:
     """Hand the batches to the workers (the bulk queue); returns how many messages."""
     chunks = batches(ids, batch)
     with db.connection():
+        from plugins.billing import tasks as billing_tasks  # lazily: it imports this module
         with db.database.atomic():
             for chunk in chunks:
-                app.tasks.enqueue("billing.render_invoice_pdfs", chunk)
+                app.tasks.enqueue(billing_tasks.render_invoice_pdfs, chunk)
         app.tasks.relay()
     return len(chunks)

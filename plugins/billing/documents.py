@@ -25,7 +25,7 @@ from collections import defaultdict
 from datetime import datetime, timedelta, timezone
 from typing import Iterable, Iterator
 
-from engine import db
+from engine import db, money
 from engine.db import utcnow
 from engine.models import Contact, Customer, Site, User
 from engine.storage import Opened
@@ -283,9 +283,9 @@ class Archive:
 def _index_row(invoice: Invoice) -> list[str]:
     return [invoice.number, invoice.issued_at.date().isoformat(),
             invoice.due_at.date().isoformat(), invoice.currency,
-            _units(invoice.subtotal, invoice.currency),
-            _units(invoice.tax_total, invoice.currency), _units(invoice.total, invoice.currency),
-            _units(invoice.amount_paid, invoice.currency), invoice.status,
+            money.plain(invoice.subtotal, invoice.currency),
+            money.plain(invoice.tax_total, invoice.currency), money.plain(invoice.total, invoice.currency),
+            money.plain(invoice.amount_paid, invoice.currency), invoice.status,
             download_name(invoice)]
 
 
@@ -296,14 +296,6 @@ def _info(name: str, invoice: Invoice) -> zipfile.ZipInfo:
     info.compress_type = zipfile.ZIP_DEFLATED
     info.external_attr = 0o644 << 16
     return info
-
-
-def _units(amount: int, currency: str) -> str:
-    from babel.numbers import get_currency_precision
-    digits = get_currency_precision(currency)
-    sign = "-" if amount < 0 else ""
-    whole, frac = divmod(abs(amount), 10 ** digits)
-    return f"{sign}{whole}.{frac:0{digits}d}" if digits else f"{sign}{whole}"
 
 
 def archive_name(invoices: list[Invoice]) -> str:

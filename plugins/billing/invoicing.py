@@ -123,7 +123,8 @@ def issue_invoice(app, customer_id: int, *, currency: str | None = None,
                 title="Nothing to invoice")
         invoice = _create(app, customer_id, rows, currency, issued_at,
                           issued_at + timedelta(days=due_days), notes)
-        app.tasks.enqueue("billing.render_invoice_pdf", invoice.id)
+        from plugins.billing import tasks as billing_tasks  # lazily: it imports this module
+        app.tasks.enqueue(billing_tasks.render_invoice_pdf, invoice.id)
         if notify:
             notify_customer(app, customer_id, "invoice_ready", f"invoice-ready:{invoice.id}",
                             "billing", data=invoice_notice_data(app, invoice))

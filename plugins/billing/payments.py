@@ -327,7 +327,8 @@ def _succeed(app, payment_id: int, result: ChargeResult) -> Payment:
                        "invoice": invoice.number if invoice else None, "via": payment.via},
                       customer_id=payment.customer_id, user_id=payment.user_id)
         if payment.detach_after and payment.method_id:
-            app.tasks.enqueue("billing.forget_card", payment.method_id)
+            from plugins.billing import tasks as billing_tasks  # lazily: it imports this module
+            app.tasks.enqueue(billing_tasks.forget_card, payment.method_id)
         app.plugins.hook.payment_succeeded(app=app, payment=payment)
     return payment
 
@@ -353,7 +354,8 @@ def _fail(app, payment_id: int, code: str, message: str, status: str = "failed")
                       {"code": code, "amount": payment.amount, "via": payment.via},
                       customer_id=payment.customer_id, user_id=payment.user_id)
         if payment.detach_after and payment.method_id:
-            app.tasks.enqueue("billing.forget_card", payment.method_id)
+            from plugins.billing import tasks as billing_tasks  # lazily: it imports this module
+            app.tasks.enqueue(billing_tasks.forget_card, payment.method_id)
         app.plugins.hook.payment_failed(app=app, payment=payment)
     return payment
 

@@ -19,6 +19,10 @@ log = logging.getLogger("portico.billing")
 
 class PaymentLimits:
     def __init__(self, app):
+        self.limiter: FixedWindowRateLimiter | None = None
+        if "identity" not in app.plugins.enabled:
+            log.warning("identity plugin disabled: payment attempts are not rate-limited")
+            return
         from plugins.identity.public import storage_for
         self.limiter = FixedWindowRateLimiter(storage_for(app.settings.security.rate_limit_storage))
         conf = app.settings.plugin("billing")
@@ -26,6 +30,8 @@ class PaymentLimits:
 
     def hit(self, name: str, *identifiers: str) -> None:
         from plugins.identity.public import too_many
+        if self.limiter is None:
+            return
         item = self.items[name]
         if not self.limiter.hit(item, "billing", name, *identifiers):
             reset, _ = self.limiter.get_window_stats(item, "billing", name, *identifiers)
@@ -34,12 +40,5 @@ class PaymentLimits:
 
 def hit(app, name: str, *identifiers) -> None:
     """Count one payment attempt (``"pay"``) or card setup (``"card"``); 429 when over."""
-    limiter = getattr(app, "_billing_limits", None)
-    if limiter is None:
-        if "identity" not in app.plugins.enabled:
-            if not getattr(app, "_billing_limits_warned", False):
-                log.warning("identity plugin disabled: payment attempts are not rate-limited")
-                app._billing_limits_warned = True
-            return
-        limiter = app._billing_limits = PaymentLimits(app)
-    limiter.hit(name, *(str(i) for i in identifiers))
+    payment_limits = app.state.get(PaymentLimits, lambda: PaymentLimits(app))
+    payment_limits.hit(name, *(str(i) for i in identifiers))

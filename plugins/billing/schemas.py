@@ -4,7 +4,8 @@ from __future__ import annotations
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
 from engine import idempotency
-from engine.api import MAX_AMOUNT, Amount, AwareDateTime, Id, MoneySchema, PageQuery
+from engine.api import (MAX_AMOUNT, Amount, AwareDateTime, Id, MoneySchema, PageQuery,
+                        money)
 from engine.context import as_id
 from engine.i18n import N_
 
@@ -42,7 +43,7 @@ class BillingSettings(Schema):
 
 
 def _money(obj, amount_attr: str) -> dict:
-    return {"amount": int(getattr(obj, amount_attr)), "currency": obj.currency}
+    return money(getattr(obj, amount_attr), obj.currency)
 
 
 # -- invoices (BILL-1, BILL-3) -----------------------------------------------------------------
@@ -50,19 +51,17 @@ def _money(obj, amount_attr: str) -> dict:
 class InvoiceLineSchema(Schema):
     description = fields.String()
     quantity = fields.Integer()
-    unit_amount = fields.Function(lambda l: {"amount": l.unit_amount,
-                                             "currency": l.invoice.currency})
-    amount = fields.Function(lambda l: {"amount": l.amount, "currency": l.invoice.currency})
+    unit_amount = fields.Function(lambda l: money(l.unit_amount, l.invoice.currency))
+    amount = fields.Function(lambda l: money(l.amount, l.invoice.currency))
     tax_rate = fields.Integer(metadata={"description": "basis points"})
-    tax = fields.Function(lambda l: {"amount": l.tax_amount, "currency": l.invoice.currency})
+    tax = fields.Function(lambda l: money(l.tax_amount, l.invoice.currency))
 
 
 class TaxLineSchema(Schema):
     name = fields.String()
     rate = fields.Integer(metadata={"description": "basis points"})
-    taxable = fields.Function(lambda t: {"amount": t.taxable_amount,
-                                         "currency": t.invoice.currency})
-    tax = fields.Function(lambda t: {"amount": t.tax_amount, "currency": t.invoice.currency})
+    taxable = fields.Function(lambda t: money(t.taxable_amount, t.invoice.currency))
+    tax = fields.Function(lambda t: money(t.tax_amount, t.invoice.currency))
 
 
 class InvoiceSchema(Schema):

@@ -52,8 +52,6 @@ class DashboardCache:
 
 def dashboard_cache(app) -> DashboardCache:
     """The app's dashboard cache, built once from ``[dashboard]``."""
-    found = getattr(app, "_dashboard_cache", None)
-    if found is None:
-        conf = app.settings.plugin("dashboard")
-        found = app._dashboard_cache = DashboardCache(conf["cache_seconds"], conf["cache_size"])
-    return found
+    conf = app.settings.plugin("dashboard")
+    return app.state.get(DashboardCache,
+                         lambda: DashboardCache(conf["cache_seconds"], conf["cache_size"]))

@@ -30,4 +30,5 @@ class EmailChannel(Channel):
                     locale=locale or app.settings.default_locale)
         except peewee.IntegrityError:
             return  # this notice was already accepted for this address: deliver once
-        app.tasks.enqueue("email.deliver_email", delivery.id)
+        from plugins.email import tasks as email_tasks  # imported late, as the plugin does elsewhere
+        app.tasks.enqueue(email_tasks.deliver_email, delivery.id)

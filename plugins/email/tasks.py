@@ -120,7 +120,7 @@ def resend_stalled_emails(app) -> dict:
                            .where((EmailDelivery.id == row.id) & (EmailDelivery.status == "pending")
                                   & stalled).execute())
                 if claimed:
-                    app.tasks.enqueue("email.deliver_email", row.id)
+                    app.tasks.enqueue(deliver_email, row.id)
                     counts["resent"] += claimed
     if counts["resent"]:
         log.warning("enqueued %d stalled email(s) again (was the broker restarted empty?)",

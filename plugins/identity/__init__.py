@@ -6,6 +6,12 @@ from engine.registry import Route
 
 
 @hookimpl
+def register_hookspecs():
+    from plugins.identity import hookspecs
+    return [hookspecs]
+
+
+@hookimpl
 def register_settings():
     from plugins.identity.settings import IdentitySettings
     return IdentitySettings

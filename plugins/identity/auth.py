@@ -16,12 +16,10 @@ from engine import audit, roles
 from engine.context import Principal
 from engine.db import Prepared
 from engine.middleware import UNSAFE
-from engine.registry import is_staff_path
 from engine.models import AuditEvent, Contact, Customer, StaffUser, User
 from plugins.identity import apikeys, sessions
 from plugins.identity.models import Session
 
-SKIP_PREFIXES = ("/static/", "/healthz")
 
 def bearer(req) -> str | None:
     header = req.get_header("Authorization") or ""
@@ -32,11 +30,11 @@ def bearer(req) -> str | None:
 
 
 def authenticate(app, req) -> Principal | None:
-    path = req.path
-    if path.startswith(SKIP_PREFIXES):
+    kind = req.context.kind
+    if kind.machine:  # webhooks, health, static files: nobody signs in there
         return None
     apikeys.refuse_in_query(req)
-    staff_path = is_staff_path(path)
+    staff_path = kind.staff
     token = bearer(req)
     via = "token"
     if token is not None and token.startswith(apikeys.KEY_PREFIX):

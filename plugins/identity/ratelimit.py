@@ -151,7 +151,4 @@ def too_many(retry_after: int) -> Problem:
 
 def limiter(app) -> RateLimits:
     """The app's ``RateLimits``, built once."""
-    found = getattr(app, "_identity_rate_limits", None)
-    if found is None:
-        found = app._identity_rate_limits = RateLimits(app)
-    return found
+    return app.state.get(RateLimits, lambda: RateLimits(app))

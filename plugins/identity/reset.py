@@ -48,7 +48,8 @@ def request_reset(app, email: str) -> None:
     worker. Doing them here made a registered email answer measurably slower.
     """
     with database.atomic():
-        app.tasks.enqueue("identity.send_reset_link", email=email.strip().lower()[:254])
+        from plugins.identity import tasks as identity_tasks  # lazily: it imports this module
+        app.tasks.enqueue(identity_tasks.send_reset_link, email=email.strip().lower()[:254])
 
 
 def send_reset_link(app, email: str) -> bool:

@@ -44,13 +44,13 @@ def balance_thresholds(app, customer_ids, balance_type):
     return thresholds_for_customers(customer_ids, balance_type)
 
 
-@hookimpl
+@hookimpl(optionalhook=True)  # the usage plugin's hook; it may be disabled
 def balance_low(app, service, balance, threshold):
     from plugins.notifications.events import tell_balance_low
     tell_balance_low(app, service, balance, threshold)
 
 
-@hookimpl
+@hookimpl(optionalhook=True)  # the services plugin's hook; it may be disabled
 def service_status_changed(app, service, old_status, new_status, reason):
     from plugins.notifications.events import tell_status_changed
     tell_status_changed(app, service, old_status, new_status, reason)

@@ -7,6 +7,12 @@ from engine.registry import Action, Route, Section
 
 
 @hookimpl
+def register_hookspecs():
+    from plugins.services import hookspecs
+    return [hookspecs]
+
+
+@hookimpl
 def register_settings():
     from plugins.services.schemas import ServicesSettings
     return ServicesSettings

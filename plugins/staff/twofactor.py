@@ -52,7 +52,7 @@ def gate(app, req, principal) -> None:
             or app.permission_for(req.uri_template, req.method) == PUBLIC \
             or not setup_needed(app, principal.staff_id):
         return
-    if not req.path.startswith("/api/") and req.method == "GET":
+    if not req.context.kind.api and req.method == "GET":
         raise falcon.HTTPSeeOther("/staff/2fa")
     raise Problem(403, SETUP_NEEDED,
                   "Staff accounts must use two-step sign-in here. Set it up with POST "

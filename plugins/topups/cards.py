@@ -12,9 +12,7 @@ def topup_action(app, ctx, service: Service) -> list[Action]:
     """"Top up" on services whose type has a catalogue (one query per request, not per card)."""
     if service.status not in rules.LIVE:
         return []
-    types = ctx.extra.get("topups.types")
-    if types is None:
-        types = ctx.extra["topups.types"] = rules.types_with_topups()
+    types = ctx.once("topups.types", rules.types_with_topups)
     if service.service_type not in types:
         return []
     return [Action("topup", N_("Top up"), f"/services/{service.id}/topup", order=20)]

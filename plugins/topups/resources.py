@@ -10,9 +10,9 @@ import functools
 from decimal import Decimal
 
 import falcon
-from babel.numbers import get_currency_precision
 from marshmallow import ValidationError
 
+from engine import money
 from engine.api import PageQuery, operation, paginate
 from engine.catalogue import staff_api
 from engine.context import get_owned
@@ -44,10 +44,8 @@ def default_card(customer_id: int) -> PaymentMethod | None:
 
 
 def to_minor(value: Decimal | None, currency: str) -> int | None:
-    """Pounds as typed (12.50) to minor units (1250)."""
-    if value is None:
-        return None
-    return int(value.scaleb(get_currency_precision(currency)))
+    """Pounds as typed (12.50) to minor units (1250); None stays None."""
+    return None if value is None else money.to_minor(value, currency)
 
 
 def auto_answer(app, service: Service) -> dict:
@@ -222,7 +220,7 @@ def render_review(req, resp, service: Service, choice: rules.Choice, *, error: s
     pay, error = checkout.pay_with(req, resp, service.customer_id, error)
     amount = None
     if choice.product.custom:
-        amount = str(Decimal(choice.quantity).scaleb(-get_currency_precision(choice.currency)))
+        amount = money.plain(choice.quantity, choice.currency)
     app.page(req, resp, "topups/review.html", status=status, service=service,
              review=rules.review(app, service, choice), amount=amount,
              idempotency_key=checkout.new_key(), error=error, errors=errors or {}, **pay)

@@ -228,7 +228,8 @@ def credit(app, payment: Payment) -> None:
                     purchase.id, exc, payment.id)
         purchase.status, purchase.failure_message = "refunding", CREDIT_FAILED
         purchase.save(only=[TopupPurchase.status, TopupPurchase.failure_message])
-        app.tasks.enqueue("topups.refund_purchase", purchase.id)
+        from plugins.topups import tasks as topups_tasks  # lazily: it imports this module
+        app.tasks.enqueue(topups_tasks.refund_purchase, purchase.id)
         record_system(app, "topup.credit_failed", f"topup:{purchase.id}",
                       {"payment": payment.id, "error": str(exc)[:200]},
                       customer_id=purchase.customer_id, user_id=purchase.user_id)
@@ -419,7 +420,8 @@ def trigger(app, service: Service, rule: AutoTopup, now: datetime) -> TopupPurch
         return None
     purchase = _new_purchase(service, choice, via="auto", auto=True)
     AutoTopup.update(last_run_at=now).where(AutoTopup.id == rule.id).execute()
-    app.tasks.enqueue("topups.run_auto_topup", purchase.id)
+    from plugins.topups import tasks as topups_tasks  # lazily: it imports this module
+    app.tasks.enqueue(topups_tasks.run_auto_topup, purchase.id)
     record_system(app, "topup.auto_triggered", f"topup:{purchase.id}",
                   {"service": service.id, "threshold": rule.threshold, "amount": rule.amount},
                   customer_id=service.customer_id)

@@ -7,6 +7,12 @@ from engine.registry import Action, Route, Section
 
 
 @hookimpl
+def register_hookspecs():
+    from plugins.usage import hookspecs
+    return [hookspecs]
+
+
+@hookimpl
 def plugin_requires():
     return ["services"]
 

@@ -54,7 +54,7 @@ def notification_channels(app):
     return [PushChannel()]
 
 
-@hookimpl
+@hookimpl(optionalhook=True)  # the identity plugin's hook; it may be disabled
 def signed_out_everywhere(app, ctx, user, reason):
     if app.settings.security.sign_out_removes_push:
         from plugins.webpush.service import remove_all

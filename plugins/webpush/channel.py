@@ -31,7 +31,8 @@ class PushChannel(Channel):
                                               url=notice.data.get("url", "/"))
             except peewee.IntegrityError:
                 continue  # already accepted for this browser
-            app.tasks.enqueue("webpush.deliver_push", row.id)
+            from plugins.webpush import tasks as webpush_tasks  # imported late, as the plugin does elsewhere
+            app.tasks.enqueue(webpush_tasks.deliver_push, row.id)
 
 
 def _title(app, notice) -> str:

@@ -51,7 +51,7 @@ def chain(app, arg: str) -> None:
     """Enqueue more work from a task, in the task's own transaction."""
     with db.database.atomic():
         _run("chain", arg)
-        app.tasks.enqueue("jobs.record", f"{arg}-child")
+        app.tasks.enqueue("jobs_plugin.tasks.record", f"{arg}-child")
 
 
 def tick(app) -> None:

@@ -62,7 +62,8 @@ def request_refresh(ctx) -> str:
     """
     app, customer_id = ctx.app, ctx.require_customer()
     with db.database.atomic():
-        job = app.tasks.enqueue(f"{NAME}.refresh_forecasts", customer_id)
+        from acme_weather import tasks  # lazily: tasks imports this module
+        job = app.tasks.enqueue(tasks.refresh_forecasts, customer_id)
         audit.record(ctx, "acme-weather.refresh_requested", f"customer:{customer_id}",
                      {"job": job})
     return job
