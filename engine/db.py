@@ -69,6 +69,7 @@ def open_database(url: str) -> peewee.Database:
                                   stale_timeout=300, check_same_thread=False, timeout=10)
     elif parts.scheme in ("postgres", "postgresql"):
         options = dict(parse_qsl(parts.query))
+        options.setdefault("connect_timeout", 5)  # an unreachable host fails, not hangs (OPS-3)
         db = PostgresPool(
             parts.path.lstrip("/"), user=parts.username, password=parts.password,
             host=parts.hostname or "127.0.0.1", port=parts.port or 5432,

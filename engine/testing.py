@@ -43,6 +43,9 @@ PG_ADMIN_URL = os.environ.get("PORTICO_TEST_POSTGRES", "postgresql://postgres@12
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 LONG = os.environ.get("PORTICO_LONG_TESTS") == "1"  # long variants of reliability tests
 DEMO_PASSWORD = "Portico-demo-2026!"
+#: What tests allow outside demo mode (OPS-2): the sandbox provider and .eml mail.
+TEST_ALLOWANCES = {"mail": {"allow_file_backend": True},
+                   "sandbox": {"allow_outside_demo": True}}
 
 
 def need_service(name: str, error: Exception | None) -> None:
@@ -185,7 +188,7 @@ def make_app(database_url, tmp_path, monkeypatch):
         values = {"data_dir": str(tmp_path / "data"), "database_url": database_url,
                   "broker_url": f"sqlite:///{tmp_path / 'queue.sqlite3'}",
                   "secret_key": "test-secret-key-" + "x" * 32,
-                  "base_url": "http://portal.test",
+                  "base_url": "http://portal.test", **TEST_ALLOWANCES,
                   "plugins": {"disabled": list(disabled), "entry_points": entry_points}}
         for key, value in overrides.items():
             if isinstance(value, dict) and isinstance(values.get(key), dict):
