@@ -27,8 +27,10 @@ NOT_SETTINGS = {"PORTICO_CONFIG", "PORTICO_DEMO_PASSWORD", "PORTICO_LONG_TESTS",
                 "PORTICO_REINSTALL"}
 #: Variables Kubernetes (and Docker links) set for a Service named "portico" (or
 #: "portico-web"): PORTICO_SERVICE_HOST, PORTICO_PORT_8000_TCP_ADDR, ... Never settings.
-SERVICE_LINK = re.compile(r"^PORTICO(_[A-Z0-9_]+)?_(SERVICE_HOST|SERVICE_PORT(_[A-Z0-9_]+)?|PORT"
+SERVICE_LINK = re.compile(r"^PORTICO(_[A-Z0-9_]+)?_(SERVICE_HOST|SERVICE_PORT(_[A-Z0-9_]+)?"
                           r"|PORT_\d+_(TCP|UDP|SCTP)(_ADDR|_PORT|_PROTO)?)$")
+#: ... and PORTICO_PORT / PORTICO_WEB_PORT = "tcp://10.0.0.1:8000" (a link, not web.port).
+LINK_VALUE = re.compile(r"^(tcp|udp|sctp)://")
 SECRET_MASK = "********"
 #: Example values from our own docs and recipes: refused as secret keys.
 PLACEHOLDER_SECRETS = {"change-me-to-a-long-random-string-of-48-characters",
@@ -93,7 +95,7 @@ def proxy_list(value: str) -> None:
     for entry in (e.strip() for e in value.split(",")):
         if entry and entry != "*":
             try:
-                ipaddress.ip_network(entry, strict=False)
+                ipaddress.ip_network(entry)  # strict, as gunicorn reads it too
             except ValueError:
                 raise ValidationError(f"'{entry}' is not an IP address or network "
                                       "(e.g. 10.0.0.5 or 10.0.0.0/8), nor *") from None
@@ -370,8 +372,9 @@ def env_name(dotted: str) -> str:
 
 
 def _unknown_variable(name: str, valid: list[str]) -> str:
-    close = difflib.get_close_matches(name, valid, n=1, cutoff=0.6)
-    hint = f" (did you mean {close[0]}?)" if close else ""
+    # Compare without the shared PORTICO_ prefix, or every name looks close to every other.
+    close = difflib.get_close_matches(name[8:], [v[8:] for v in valid], n=1, cutoff=0.7)
+    hint = f" (did you mean PORTICO_{close[0]}?)" if close else ""
     return f"{name} is not a Portico setting and is ignored{hint}; see docs/configuration.md"
 
 
@@ -448,7 +451,8 @@ def _env_overrides(environ: dict[str, str], tables: set[str]) -> tuple[dict, dic
     unknown: list[str] = []
     for name, value in sorted(environ.items()):
         if not name.startswith("PORTICO_") or name in NOT_SETTINGS or \
-                name.startswith("PORTICO_TEST_") or SERVICE_LINK.match(name):
+                name.startswith("PORTICO_TEST_") or SERVICE_LINK.match(name) or \
+                (name.endswith("_PORT") and LINK_VALUE.match(value)):
             continue
         key = name[len("PORTICO_"):].lower()
         table = next((t for t in sorted(set(nested) | tables, key=len, reverse=True)
@@ -524,8 +528,8 @@ def load_settings(path: str | os.PathLike | None = None, *, environ: dict | None
             "mail.allow_file_backend = true (tests, staging)")
     keys = list(dict.fromkeys(core["secret_keys"] or filter(None, [core["secret_key"]])))
     for key in keys:
-        if key in PLACEHOLDER_SECRETS or len(set(key)) < 8:
-            raise SettingsError("secret_key: this is an example or trivial value; generate "
+        if key in PLACEHOLDER_SECRETS:
+            raise SettingsError("secret_key: this is the example value from the docs; generate "
                                 "one with `python -c 'import secrets; "
                                 "print(secrets.token_urlsafe(48))'`")
     if not keys:

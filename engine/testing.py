@@ -46,6 +46,9 @@ DEMO_PASSWORD = "Portico-demo-2026!"
 #: What tests allow outside demo mode (OPS-2): the sandbox provider and .eml mail.
 TEST_ALLOWANCES = {"mail": {"allow_file_backend": True},
                    "sandbox": {"allow_outside_demo": True}}
+#: The same, and a base_url, as environment variables (tests that run the command line).
+TEST_ENVIRON = {"PORTICO_BASE_URL": "http://portal.test", "PORTICO_MAIL_ALLOW_FILE_BACKEND": "true",
+                "PORTICO_SANDBOX_ALLOW_OUTSIDE_DEMO": "true"}
 
 
 def need_service(name: str, error: Exception | None) -> None:
@@ -276,6 +279,8 @@ def _migrate_into(plugins, settings) -> None:
     """Migrate the empty database of ``settings`` for this plugin set (a template)."""
     from engine import migrations
     from engine.app import create_app
+    # These settings (the template's database) have not seen the plugins yet: their tables.
+    settings.validate_plugins(dict(plugins.each("register_settings")), set(plugins.info))
     app = create_app(settings, plugins=plugins)
     try:
         migrations.migrate(app)

@@ -32,7 +32,7 @@ def register_models():
 
 @hookimpl
 def payment_providers(app):
-    if not (app.settings.demo or app.settings.plugin("sandbox").allow_outside_demo):
+    if not (app.settings.demo or app.settings.plugin("sandbox").get("allow_outside_demo")):
         from engine.plugins import PluginError
         raise PluginError(
             "plugin 'sandbox': the sandbox payment provider pays invoices with fake cards; "
