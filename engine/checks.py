@@ -37,8 +37,9 @@ def probe_smtp(app) -> None:
             raise smtplib.SMTPResponseException(code, "NOOP refused")
 
 
-def probes(app) -> list[tuple[str, str, Callable]]:
-    """(name, where, probe) for each service this configuration uses."""
+def probes(app) -> list[tuple[str, str | None, Callable]]:
+    """(name, where, probe) for each service this configuration uses (a provider says where
+    itself)."""
     settings = app.settings
     out = [("database", faults.where(settings.database_url), probe_database),
            ("broker", faults.where(settings.broker_url), probe_broker)]
@@ -46,7 +47,7 @@ def probes(app) -> list[tuple[str, str, Callable]]:
         out.append(("SMTP server", f"{settings.mail.smtp_host}:{settings.mail.smtp_port}",
                     probe_smtp))
     for provider_id, provider in sorted(app.providers.items()):
-        out.append((f"payment provider '{provider_id}'", provider_id,
+        out.append((f"payment provider '{provider_id}'", None,
                     lambda app, p=provider: p.ping(app)))
     return out
 
@@ -69,5 +70,5 @@ def connect(app) -> list[tuple[str, str | None]]:
             url = app.settings.database_url if name == "database" else app.settings.broker_url
             results.append((name, faults.describe(name, url, exc)))
         else:
-            results.append((f"{name} at {where}", None))
+            results.append((f"{name} at {where}" if where else name, None))
     return results
