@@ -288,3 +288,28 @@ def test_worker_and_scheduler_wait_for_the_database_with_backoff(tmp_path, comma
         proc.send_signal(signal.SIGTERM)
         code = proc.wait(timeout=30)
     assert code == 0, log.read_text()
+
+
+@pytest.mark.spec("OPS-3")
+def test_the_worker_waits_for_an_unreachable_broker_with_backoff(tmp_path):
+    port = free_port()
+    env = {**TEST_ENVIRON, "PORTICO_SECRET_KEY": SECRET, "PORTICO_DATA_DIR": str(tmp_path),
+           "PORTICO_BROKER_URL": f"redis://:redis-secret@127.0.0.1:{port}/0",
+           "PORTICO_PLUGINS_ENTRY_POINTS": "false", "PATH": os.environ["PATH"]}
+    log = tmp_path / "worker.log"
+    with log.open("w") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "engine.cli", "worker"], env=env, cwd=ROOT,
+                                stdout=out, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and log.read_text().count("retrying in") < 2:
+            assert proc.poll() is None, log.read_text()
+            time.sleep(0.1)
+        text = log.read_text()
+        assert re.search(rf"broker at 127\.0\.0\.1:{port} \(redis://:\*{{8}}@127\.0\.0\.1:{port}/0\)"
+                         r" is unreachable: .*; retrying in 2s", text), text
+        assert "Traceback" not in text and "redis-secret" not in text
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        code = proc.wait(timeout=30)
+    assert code == 0, log.read_text()
