@@ -313,3 +313,33 @@ def test_the_worker_waits_for_an_unreachable_broker_with_backoff(tmp_path):
         proc.send_signal(signal.SIGTERM)
         code = proc.wait(timeout=30)
     assert code == 0, log.read_text()
+
+
+@pytest.mark.spec("OPS-3")
+def test_serve_started_while_the_database_is_down_answers_503_not_a_crash(tmp_path):
+    import requests
+    url, port = closed_database(), free_port()
+    env = {**TEST_ENVIRON, "PORTICO_SECRET_KEY": SECRET, "PORTICO_DATABASE_URL": url,
+           "PORTICO_DATA_DIR": str(tmp_path), "PORTICO_PLUGINS_ENTRY_POINTS": "false",
+           "PATH": os.environ["PATH"]}
+    log = tmp_path / "serve.log"
+    with log.open("w") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "engine.cli", "serve", "--port", str(port),
+                                 "--workers", "1"], env=env, cwd=ROOT, stdout=out,
+                                stderr=subprocess.STDOUT)
+    try:
+        deadline, answer = time.monotonic() + 60, None
+        while time.monotonic() < deadline and answer is None:
+            assert proc.poll() is None, log.read_text()
+            try:
+                answer = requests.get(f"http://127.0.0.1:{port}/api/v1/dashboard", timeout=5)
+            except requests.ConnectionError:
+                time.sleep(0.2)
+        assert answer is not None and answer.status_code == 503, log.read_text()
+        assert answer.headers["Content-Type"] == "application/problem+json"
+        text = log.read_text()
+        assert "serving 503 until it answers" in text
+        assert "Traceback" not in text and "pg-secret" not in text
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=30)
