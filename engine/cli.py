@@ -248,12 +248,13 @@ def check(state: State, reference, connect):
             return
         # Building the app runs every start-up check (theme, storage, providers, actors)
         # without connecting to anything.
-        quiet = logging.getLogger("portico")
-        level, _ = quiet.level, quiet.setLevel(logging.ERROR)  # its warnings are printed below
+        portico_log = logging.getLogger("portico")
+        level = portico_log.level
+        portico_log.setLevel(logging.ERROR)  # the app logs the warnings printed below
         try:
             app = create_app(settings, plugins=found)
         finally:
-            quiet.setLevel(level)
+            portico_log.setLevel(level)
     except (SettingsError, PluginError, ThemeError, ValueError) as exc:
         click.echo(f"configuration error:\n{exc}", err=True)
         sys.exit(1)

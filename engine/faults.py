@@ -33,6 +33,8 @@ def is_unreachable(exc: BaseException) -> bool:
                   pika.exceptions.AMQPConnectionError)
     except ImportError:  # pragma: no cover - both come with dramatiq's extras
         pass
+    if isinstance(exc, peewee.OperationalError) and "no such" in str(exc):
+        return False  # SQLite's "no such table": migrations not run, not an outage
     return isinstance(exc, kinds)
 
 
@@ -114,18 +116,19 @@ class OncePerOutage(logging.Filter):
 
     dramatiq's consumers log "connection error" every few seconds per queue while
     the broker is down; the operator needs to read it once a minute, not 80 times.
+    ``prefix`` limits it to loggers whose name starts with it (as a handler filter).
     """
 
-    def __init__(self, interval: float = 60.0):
+    def __init__(self, interval: float = 60.0, prefix: str = ""):
         super().__init__()
-        self.interval = interval
+        self.interval, self.prefix = interval, prefix
         self._last: dict[str, float] = {}
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if record.levelno < logging.WARNING:
+        if record.levelno < logging.WARNING or not record.name.startswith(self.prefix):
             return True
         record.exc_info = record.exc_info if not self._connection(record) else None
-        key = record.getMessage()[:80]
+        key = str(record.msg)[:80]  # the format, so "refused" and "reset by peer" are one
         now = time.monotonic()
         if now - self._last.get(key, -self.interval) < self.interval:
             return False

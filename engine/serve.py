@@ -111,11 +111,14 @@ def wait_for_database(app, stop: threading.Event | None = None) -> bool:
 
 
 def quiet_broker_errors() -> None:
-    """dramatiq's consumers log each broker connection error every few seconds: once a minute."""
-    quiet = faults.OncePerOutage()
-    for name in ("dramatiq.worker._ConsumerThread", "dramatiq.worker._WorkerThread",
-                 "dramatiq.worker.Worker"):
-        logging.getLogger(name).addFilter(quiet)
+    """dramatiq's consumers log each broker connection error every few seconds, one logger
+    per queue (``dramatiq.worker.ConsumerThread(default)``): let one through a minute.
+
+    Logger filters do not reach child loggers, so the filter sits on the root's handlers.
+    """
+    for handler in logging.getLogger().handlers:
+        if not any(isinstance(f, faults.OncePerOutage) for f in handler.filters):
+            handler.addFilter(faults.OncePerOutage(prefix="dramatiq.worker.ConsumerThread"))
 
 
 def run_worker(app, threads: int = 2, stop: threading.Event | None = None,

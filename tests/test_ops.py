@@ -343,3 +343,46 @@ def test_serve_started_while_the_database_is_down_answers_503_not_a_crash(tmp_pa
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=30)
+
+
+@pytest.mark.spec("OPS-3")
+def test_a_broker_lost_while_the_worker_runs_is_not_a_line_per_consumer_every_few_seconds(
+        tmp_path):
+    from engine.testing import need_service
+    port = free_port()
+    try:
+        redis_server = subprocess.Popen(["redis-server", "--port", str(port), "--save", "",
+                                         "--appendonly", "no", "--dir", str(tmp_path)],
+                                        stdout=subprocess.DEVNULL)
+    except FileNotFoundError as exc:
+        need_service("redis-server", exc)
+    env = {**TEST_ENVIRON, "PORTICO_SECRET_KEY": SECRET, "PORTICO_DATA_DIR": str(tmp_path),
+           "PORTICO_BROKER_URL": f"redis://127.0.0.1:{port}/0",
+           "PORTICO_PLUGINS_ENTRY_POINTS": "false", "PATH": os.environ["PATH"]}
+    subprocess.run([sys.executable, "-m", "engine.cli", "migrate"], env=env, cwd=ROOT,
+                   check=True, capture_output=True, timeout=300)
+    log = tmp_path / "worker.log"
+    with log.open("w") as out:
+        worker = subprocess.Popen([sys.executable, "-m", "engine.cli", "worker"], env=env,
+                                  cwd=ROOT, stdout=out, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 60
+        while "worker running" not in log.read_text() and time.monotonic() < deadline:
+            assert worker.poll() is None, log.read_text()
+            time.sleep(0.1)
+        redis_server.terminate()
+        redis_server.wait(10)
+        # dramatiq restarts each queue's consumer every 3 s and logs each failure: with
+        # several queues that was a dozen lines in 10 s; now one a minute.
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            assert worker.poll() is None, log.read_text()
+            time.sleep(0.5)
+        text = log.read_text()
+        assert text.count("Consumer encountered a connection error") == 1, text
+        assert "Traceback" not in text
+    finally:
+        if redis_server.poll() is None:
+            redis_server.terminate()
+        worker.send_signal(signal.SIGTERM)
+        worker.wait(timeout=90)
