@@ -515,30 +515,13 @@ def load_settings(path: str | os.PathLike | None = None, *, environ: dict | None
         core["database_url"] = f"sqlite:///{data_dir.resolve() / 'portico.sqlite3'}"
     if core["broker_url"] is None:
         core["broker_url"] = f"sqlite:///{data_dir.resolve() / 'queue.sqlite3'}"
-    if core["base_url"] is None:
-        if not core["demo"]:
-            raise SettingsError("base_url: required outside demo mode (the portal's public "
-                                "URL, e.g. https://portal.example.net; links in emails use it)")
+    problems = _unsafe_outside_demo(core)
+    if problems:  # every one at once, as schema errors are
+        raise SettingsError("\n".join(problems))
+    if core["base_url"] is None:  # demo mode
         core["base_url"] = "http://127.0.0.1:8000"
-    if core["mail"]["backend"] == "file" and not (core["demo"] or
-                                                  core["mail"]["allow_file_backend"]):
-        raise SettingsError(
-            "mail.backend: 'file' only writes .eml files to the data folder, so no email "
-            "reaches anyone; outside demo mode choose mail.backend = \"smtp\", or set "
-            "mail.allow_file_backend = true (tests, staging)")
     keys = list(dict.fromkeys(core["secret_keys"] or filter(None, [core["secret_key"]])))
-    for key in keys:
-        if key in PLACEHOLDER_SECRETS:
-            raise SettingsError("secret_key: this is the example value from the docs; generate "
-                                "one with `python -c 'import secrets; "
-                                "print(secrets.token_urlsafe(48))'`")
     if not keys:
-        if not (core["demo"] or core["security"]["allow_generated_secret"]):
-            raise SettingsError(
-                "secret_key: required outside demo mode (at least 32 characters; "
-                "e.g. secret_key = \"$env:PORTICO_SECRET\" in portico.toml, or secret_keys "
-                "to rotate); or set security.allow_generated_secret = true to use a random "
-                "key kept in <data_dir>/secret_key (one machine only)")
         keys = [_demo_secret(data_dir)]
     # SEC-6: secret_keys wins; secret_key is always the key that signs (the first).
     core["secret_keys"], core["secret_key"] = keys, keys[0]
@@ -550,6 +533,30 @@ def load_settings(path: str | os.PathLike | None = None, *, environ: dict | None
             secret_fields |= {f"{key}.{n}" for n in _secret_names(f.schema)}
     return Settings(core, plugin_raw, str(path) if path else None, secret_fields,
                     env_names, unknown_env)
+
+
+def _unsafe_outside_demo(core: dict) -> list[str]:
+    """What the embedded defaults would do wrong outside demo mode, unless allowed (OPS-2)."""
+    demo, problems = core["demo"], []
+    if core["base_url"] is None and not demo:
+        problems.append("base_url: required outside demo mode (the portal's public URL, e.g. "
+                        "https://portal.example.net; links in emails use it)")
+    if core["mail"]["backend"] == "file" and not (demo or core["mail"]["allow_file_backend"]):
+        problems.append(
+            "mail.backend: 'file' only writes .eml files to the data folder, so no email "
+            "reaches anyone; outside demo mode choose mail.backend = \"smtp\", or set "
+            "mail.allow_file_backend = true (tests, staging)")
+    keys = core["secret_keys"] or list(filter(None, [core["secret_key"]]))
+    if any(key in PLACEHOLDER_SECRETS for key in keys):
+        problems.append("secret_key: this is the example value from the docs; generate one "
+                        "with `python -c 'import secrets; print(secrets.token_urlsafe(48))'`")
+    if not keys and not (demo or core["security"]["allow_generated_secret"]):
+        problems.append(
+            "secret_key: required outside demo mode (at least 32 characters; e.g. secret_key "
+            "= \"$env:PORTICO_SECRET\" in portico.toml, or secret_keys to rotate); or set "
+            "security.allow_generated_secret = true to use a random key kept in "
+            "<data_dir>/secret_key (one machine only)")
+    return problems
 
 
 def _demo_secret(data_dir: Path) -> str:

@@ -69,6 +69,10 @@ def test_outside_demo_eml_mail_missing_base_url_and_secret_are_refused(tmp_path)
         "base_url": "https://p.example.net", "data_dir": str(tmp_path), **TEST_ALLOWANCES,
         "security": {"allow_generated_secret": True}})
     assert generated.secret_key == (tmp_path / "secret_key").read_text().strip()
+    with pytest.raises(SettingsError) as every:  # the defaults: all three named at once
+        load_settings(None, environ={}, overrides={"data_dir": str(tmp_path)})
+    assert [line.split(":")[0] for line in str(every.value).splitlines()] == \
+        ["base_url", "mail.backend", "secret_key"]
 
 
 @pytest.mark.spec("OPS-2", "OPS-9")
