@@ -13,6 +13,10 @@ Fixtures:
   plugins' models describe (``[]``: not at all); with ``make_app(migrate=False)`` and
   ``engine.migrations.migrate(app)`` it proves a plugin's migrations build its models.
 
+``make_app`` runs outside demo mode with the sandbox provider and ``.eml`` mail explicitly
+allowed (``TEST_ALLOWANCES``); a test that runs ``portico`` in a process of its own adds
+``TEST_ENVIRON`` (the same, and a ``base_url``) to its environment.
+
 PostgreSQL tests use ``PORTICO_TEST_POSTGRES`` (default
 ``postgresql://postgres@127.0.0.1:5432/test``) to create a database of their
 own per test (a copy of a migrated template, see ``make_app``), all dropped when
