@@ -41,8 +41,8 @@ def is_unreachable(exc: BaseException) -> bool:
 def where(url: str) -> str:
     """``host:port`` of a service URL (the file of a ``sqlite://`` one)."""
     parts = urlparse(url)
-    if parts.scheme == "sqlite":
-        return parts.path or url
+    if parts.scheme == "sqlite":  # sqlite:////var/x.sqlite3 -> /var/x.sqlite3
+        return "/" + (parts.netloc + parts.path).lstrip("/") if parts.path else url
     port = parts.port or DEFAULT_PORTS.get(parts.scheme, "")
     return f"{parts.hostname or '127.0.0.1'}:{port}"
 
