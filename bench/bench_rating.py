@@ -58,6 +58,8 @@ def open_app(database_url: str, workdir: Path, disabled: tuple = ()):
     settings = load_settings(None, environ={}, overrides={
         "data_dir": str(workdir), "database_url": database_url,
         "broker_url": f"sqlite:///{workdir / 'queue.sqlite3'}", "secret_key": "b" * 40,
+        "base_url": "http://127.0.0.1:8000", "mail": {"allow_file_backend": True},
+        "sandbox": {"allow_outside_demo": True},  # as the demo (OPS-2)
         "plugins": {"entry_points": False, "disabled": list(disabled)}})
     app = create_app(settings)
     migrations.migrate(app)

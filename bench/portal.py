@@ -64,6 +64,9 @@ def open_app(database_url: str, workdir: Path, **overrides):
     workdir.mkdir(parents=True, exist_ok=True)
     values = {"data_dir": str(workdir / "data"), "database_url": database_url,
               "broker_url": f"sqlite:///{workdir / 'queue.sqlite3'}", "secret_key": SECRET_KEY,
+              # a benchmark portal: the sandbox and .eml mail, as the demo (OPS-2)
+              "base_url": "http://127.0.0.1:8000", "mail": {"allow_file_backend": True},
+              "sandbox": {"allow_outside_demo": True},
               "plugins": {"entry_points": False}, **overrides}
     app = create_app(load_settings(None, environ={}, overrides=values))
     migrations.migrate(app)

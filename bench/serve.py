@@ -34,7 +34,9 @@ def main() -> None:
     settings = load_settings(None, environ={}, overrides={
         "data_dir": str(data_dir), "secret_key": "bench-secret-key-" + "x" * 32,
         "database_url": args.database_url, "plugins": {"entry_points": False},
-        "storage": {"backend": args.storage}})
+        "storage": {"backend": args.storage},
+        "base_url": f"http://127.0.0.1:{args.port}", "mail": {"allow_file_backend": True},
+        "sandbox": {"allow_outside_demo": True}})  # as the demo (OPS-2)
     options = gunicorn_options(settings, "127.0.0.1", args.port, args.workers, args.threads)
     app = APPS[args.app](settings)
     if hasattr(app, "database"):

@@ -49,6 +49,7 @@ class Portico:
         self.providers = {k: v[1] for k, v in plugins.unique(
             plugins.collect("payment_providers", app=self), lambda p: p.id,
             "payment provider").items()}
+        self._check_provider()
         self.channels = {k: v[1] for k, v in plugins.unique(
             plugins.collect("notification_channels", app=self), lambda c: c.id,
             "notification channel").items()}
@@ -60,6 +61,15 @@ class Portico:
         self.wsgi = self._build_wsgi()
 
     # -- assembly ------------------------------------------------------------
+
+    def _check_provider(self) -> None:
+        """The operator's default provider (``[billing] provider``) must exist (OPS-2)."""
+        if "billing" not in self.plugins.enabled:
+            return
+        wanted = self.settings.plugin("billing").get("provider")
+        if wanted not in self.providers:
+            raise PluginError(f"billing.provider: no payment provider '{wanted}' (available: "
+                              f"{', '.join(sorted(self.providers)) or 'none'})")
 
     def _collect_models(self) -> dict[str, list]:
         out: dict[str, list] = {}

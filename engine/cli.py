@@ -55,11 +55,36 @@ class PorticoCLI(click.Group):
             ctx.meta["plugin_group"] = group
         return ctx.meta["plugin_group"]
 
+    def invoke(self, ctx):
+        """An unreachable database or broker is one line and exit 1, not a traceback (OPS-3)."""
+        try:
+            return super().invoke(ctx)
+        except Exception as exc:
+            from engine import faults
+            if not faults.is_unreachable(exc):
+                raise
+            raise click.ClickException(_unreachable(ctx.obj, exc)) from None
+
     def list_commands(self, ctx):
         return sorted(set(super().list_commands(ctx)) | set(self._with_plugins(ctx).commands))
 
     def get_command(self, ctx, name):
         return super().get_command(ctx, name) or self._with_plugins(ctx).commands.get(name)
+
+
+def _unreachable(state: State | None, exc: Exception) -> str:
+    """Which service did not answer, where (password masked), and why."""
+    import peewee
+    from engine import faults
+    try:
+        settings = state.settings() if state is not None else None
+    except SettingsError:
+        settings = None
+    if settings is None:
+        return f"a service is unreachable: {faults.reason(exc)}"
+    if isinstance(exc, (peewee.OperationalError, peewee.InterfaceError)):
+        return faults.describe("database", settings.database_url, exc)
+    return faults.describe("broker", settings.broker_url, exc)
 
 
 @click.group(cls=PorticoCLI)
@@ -70,6 +95,7 @@ def cli(ctx, config):
     """Portico: the self-service portal engine."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     logging.getLogger("dramatiq").setLevel(logging.WARNING)
+    logging.getLogger("stripe").setLevel(logging.WARNING)
     ctx.obj = State(config)
 
 
@@ -101,7 +127,16 @@ def serve(state: State, demo, host, port, workers):
         options["on_exit"] = lambda server: scheduler.terminate()
         _print_demo(settings, options["bind"], created)
     else:
-        pending = migrations.pending(app)
+        try:
+            pending = migrations.pending(app)
+        except Exception as exc:
+            from engine import faults
+            if not faults.is_unreachable(exc):
+                raise
+            # OPS-3: serve anyway; requests answer 503 until the database is back.
+            click.echo(f"warning: {_unreachable(state, exc)}; serving 503 until it answers "
+                       "(pending migrations not checked)", err=True)
+            pending = []
         if pending:
             raise click.ClickException(f"{len(pending)} migrations pending "
                                        f"({', '.join(pending[:3])}...): run `portico migrate`")
@@ -220,28 +255,46 @@ def plugin_new(name, parent):
 @cli.command()
 @click.option("--reference", is_flag=True,
               help="Print the configuration reference (every key of the engine and plugins).")
+@click.option("--connect", is_flag=True,
+              help="Also prove the database, broker, SMTP server and payment provider answer.")
 @click.pass_obj
-def check(state: State, reference):
-    """Validate the configuration and print it, secrets redacted."""
+def check(state: State, reference, connect):
+    """Validate the configuration and print it, secrets redacted (OPS-2)."""
+    from engine.app import create_app
     from engine.plugins import load_plugins
     from engine.settings import reference as settings_reference
-    from engine.storage import open_storage
-    from engine.theming import find_theme
+    from engine.theming import ThemeError
     try:
         settings = state.settings()
         found = load_plugins(settings)
-        find_theme(settings.theme, list(settings.theme_paths))
-        open_storage(settings)  # e.g. the s3 backend without boto3
-    except (SettingsError, PluginError) as exc:
+        if reference:
+            click.echo(settings_reference(dict(found.collect("register_settings"))), nl=False)
+            return
+        # Building the app runs every start-up check (theme, storage, providers, actors)
+        # without connecting to anything.
+        portico_log = logging.getLogger("portico")
+        level = portico_log.level
+        portico_log.setLevel(logging.ERROR)  # the app logs the warnings printed below
+        try:
+            app = create_app(settings, plugins=found)
+        finally:
+            portico_log.setLevel(level)
+    except (SettingsError, PluginError, ThemeError, ValueError) as exc:
         click.echo(f"configuration error:\n{exc}", err=True)
         sys.exit(1)
-    if reference:
-        click.echo(settings_reference(dict(found.collect("register_settings"))), nl=False)
-        return
     for warning in settings.warnings():
         click.echo(f"warning: {warning}", err=True)
     click.echo(f"# configuration OK ({settings.source or 'defaults and environment'})")
     click.echo(json.dumps(settings.redacted(), indent=2, default=str))
+    if connect:
+        from engine.checks import connect as connect_all
+        failed = 0
+        for name, problem in connect_all(app):
+            click.echo(f"{'FAIL' if problem else 'ok':4}  {problem or name}", err=bool(problem))
+            failed += bool(problem)
+        app.database.close_all()
+        if failed:
+            sys.exit(1)
 
 
 @cli.group()

@@ -70,9 +70,13 @@ def open_database(url: str) -> peewee.Database:
                                   stale_timeout=300, check_same_thread=False, timeout=10)
     elif parts.scheme in ("postgres", "postgresql"):
         options = dict(parse_qsl(parts.query))
+        options.setdefault("connect_timeout", 5)  # an unreachable host fails, not hangs (OPS-3)
+        # libpq reads user and password from the query too (?user=..&password=..)
         db = PostgresPool(
-            parts.path.lstrip("/"), user=parts.username, password=parts.password,
-            host=parts.hostname or "127.0.0.1", port=parts.port or 5432,
+            parts.path.lstrip("/"), user=options.pop("user", parts.username),
+            password=options.pop("password", parts.password),
+            host=options.pop("host", parts.hostname or "127.0.0.1"),
+            port=options.pop("port", parts.port or 5432),
             max_connections=int(options.pop("max_connections", 20)), stale_timeout=300,
             **options)
     else:

@@ -83,16 +83,40 @@ def handle_validation_error(req, resp, ex: ValidationError, params) -> None:
     raise invalid(messages)
 
 
+#: One log line a minute while the database is down, not one per request (OPS-3).
+_outage_log = logging.getLogger("portico.errors.outage")
+
+
 def handle_uncaught(req, resp, ex: Exception, params) -> None:
-    """Last resort: log it with the request id, answer a bare 500 problem."""
+    """Last resort: log it with the request id, answer a bare 500 problem.
+
+    An unreachable database (or broker) is not our bug: 503 with ``Retry-After``.
+    """
     if isinstance(ex, falcon.HTTPError):
         raise ex
+    from engine import faults
+    if faults.is_unreachable(ex):
+        import peewee
+        app = getattr(req.context, "app", None)
+        if app is not None and isinstance(ex, (peewee.OperationalError, peewee.InterfaceError)):
+            _outage_log.warning("%s", faults.describe("database", app.settings.database_url, ex))
+        else:
+            _outage_log.warning("a service is unreachable: %s", faults.reason(ex))
+        raise Problem(503, "The service is temporarily unavailable",
+                      "Please try again in a moment.", headers={"Retry-After": "30"})
     log.exception("unhandled error on %s %s", req.method, req.path)
     raise Problem(500, "Something went wrong on our side",
                   "The error has been logged. Please try again in a moment.")
 
 
+def _quiet_outages() -> None:
+    from engine.faults import OncePerOutage
+    if not any(isinstance(f, OncePerOutage) for f in _outage_log.filters):
+        _outage_log.addFilter(OncePerOutage())
+
+
 def install(app: falcon.App) -> None:
+    _quiet_outages()
     app.set_error_serializer(serialize_error)
     app.add_error_handler(Exception, handle_uncaught)
     app.add_error_handler(ValidationError, handle_validation_error)

@@ -136,8 +136,12 @@ class Translator:
 
 
 def _compile(po_path: Path, locale: str) -> Translations:
-    """Compile a ``.po`` file in memory: no ``.mo`` files to build or to forget."""
+    """The catalogue of a ``.po`` file: its ``.mo`` beside it when that is up to date (an
+    installed wheel has them compiled), else compiled in memory (a checkout)."""
     stat = po_path.stat()
+    mo_path = po_path.with_suffix(".mo")
+    if mo_path.exists() and mo_path.stat().st_mtime_ns >= stat.st_mtime_ns:
+        return Translations(fp=io.BytesIO(mo_path.read_bytes()))
     return Translations(fp=io.BytesIO(_mo_bytes(str(po_path), stat.st_mtime_ns, locale)))
 
 

@@ -1,6 +1,7 @@
 """Per-request work: database connection, who is asking, CSRF, locale, security headers."""
 from __future__ import annotations
 
+import ipaddress
 import secrets
 from urllib.parse import quote
 
@@ -38,8 +39,7 @@ class RequestMiddleware:
         self.csp = CSP.format(extra="".join(f" {o}" for o in app.settings.get("csp_extra", [])))
         self.hsts = app.settings.base_url.startswith("https://")
         self.max_body = app.settings.web.max_body_bytes
-        self.trusted_proxies = {a.strip() for a in
-                                app.settings.web.forwarded_allow_ips.split(",") if a.strip()}
+        self.trusted_proxies = Proxies(app.settings.web.forwarded_allow_ips)
 
     def process_request(self, req: falcon.Request, resp: falcon.Response) -> None:
         if req.method == "HEAD":
@@ -145,7 +145,25 @@ def csrf_valid(app, cookie: str, sent: str) -> bool:
     return bool(cookie) and signed(app.settings.secret_keys, "csrf:" + cookie, sent)
 
 
-def client_ip(req, trusted: set[str]) -> str:
+class Proxies:
+    """``web.forwarded_allow_ips``: ``*``, addresses and networks (``10.0.0.0/8``)."""
+
+    def __init__(self, spec: str):
+        entries = [e.strip() for e in spec.split(",") if e.strip()]
+        self.everyone = "*" in entries
+        self.networks = [ipaddress.ip_network(e) for e in entries if e != "*"]
+
+    def __contains__(self, address: str) -> bool:
+        if self.everyone:
+            return True
+        try:
+            ip = ipaddress.ip_address(address)
+        except ValueError:  # a hostname or garbage in X-Forwarded-For: not one of ours
+            return False
+        return any(ip in net for net in self.networks)
+
+
+def client_ip(req, trusted) -> str:
     """The customer's address: ``X-Forwarded-For`` is believed only from a trusted proxy.
 
     APPSEC: walking the header right to left and stopping at the first address
@@ -153,7 +171,7 @@ def client_ip(req, trusted: set[str]) -> str:
     (rate limits, lockout notices and the activity log rely on it).
     """
     remote = req.remote_addr or ""
-    if remote not in trusted and "*" not in trusted:
+    if remote not in trusted:
         return remote
     hops = [h.strip() for h in (req.get_header("X-Forwarded-For") or "").split(",") if h.strip()]
     for hop in reversed(hops):

@@ -145,6 +145,11 @@ class PaymentProvider:
         """Values ``widget_template`` needs on every page (a publishable key, a script URL)."""
         return {}
 
+    def ping(self, app) -> None:
+        """Raise ``PaymentError`` (an operator-facing message) unless the provider's service
+        answers and accepts our keys (``portico check --connect``). Must not move money.
+        The default: nothing to ask (an offline provider like the sandbox)."""
+
     def content_security(self, app) -> list[str]:
         """Origins the widget loads scripts, frames or API calls from (added to the page's CSP)."""
         return []

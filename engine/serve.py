@@ -13,6 +13,8 @@ import pendulum
 import periodiq
 from gunicorn.app.base import BaseApplication
 
+from engine import db, faults
+
 log = logging.getLogger("portico.serve")
 
 
@@ -54,18 +56,30 @@ def gunicorn_options(settings, host=None, port=None, workers=None, threads=None)
 
 
 class Relay(threading.Thread):
-    """Moves outbox rows to the broker every second (infrastructure polling, not a job clock)."""
+    """Moves outbox rows to the broker every second (infrastructure polling, not a job clock).
+
+    While the database is down it backs off (OPS-3): one line per try, not a traceback a
+    second. (A broker outage is the relay's normal case: the rows wait, one warning a try.)
+    """
 
     def __init__(self, app, interval: float = 1.0):
         super().__init__(name="portico-relay", daemon=True)
         self.app, self.interval, self.stopped = app, interval, threading.Event()
+        self.backoff = faults.Backoff("database", app.settings.database_url)
 
     def run(self):
         while not self.stopped.wait(self.interval):
+            if not self.backoff.ready():
+                continue
             try:
                 self.app.tasks.relay()
-            except Exception:  # keep relaying; the next tick tries again
-                log.exception("outbox relay failed")
+            except Exception as exc:  # keep relaying; the next tick tries again
+                if faults.is_unreachable(exc):
+                    self.backoff.failed(exc)
+                else:
+                    log.exception("outbox relay failed")
+            else:
+                self.backoff.succeeded()
 
     def stop(self):
         self.stopped.set()
@@ -88,6 +102,25 @@ def _on_signals(handler: Callable[[], None]) -> None:
         signal.signal(sig, on_signal)
 
 
+def wait_for_database(app, stop: threading.Event | None = None) -> bool:
+    """Block until the database answers ``SELECT 1`` (False if ``stop`` is set first)."""
+    def ping():
+        with db.connection():
+            db.database.execute_sql("SELECT 1")
+    return faults.wait_until(ping, "database", app.settings.database_url, stop)
+
+
+def quiet_broker_errors() -> None:
+    """dramatiq's consumers log each broker connection error every few seconds, one logger
+    per queue (``dramatiq.worker.ConsumerThread(default)``): let one through a minute.
+
+    Logger filters do not reach child loggers, so the filter sits on the root's handlers.
+    """
+    for handler in logging.getLogger().handlers:
+        if not any(isinstance(f, faults.OncePerOutage) for f in handler.filters):
+            handler.addFilter(faults.OncePerOutage(prefix="dramatiq.worker.ConsumerThread"))
+
+
 def run_worker(app, threads: int = 2, stop: threading.Event | None = None,
                shutdown_timeout_ms: int = 60_000) -> None:
     """Run the dramatiq worker and the outbox relay until SIGINT/SIGTERM (or ``stop``).
@@ -96,10 +129,17 @@ def run_worker(app, threads: int = 2, stop: threading.Event | None = None,
     started go back to the queue, and a task cut short runs again later.
     """
     stop = stop or threading.Event()
-    worker = app.tasks.worker(threads=threads)
-    relay = Relay(app)
     if threading.current_thread() is threading.main_thread():
         _on_signals(stop.set)
+    quiet_broker_errors()
+    # OPS-3: wait for the database and the broker (one line a try, backing off) before
+    # dramatiq's consumers start, so an outage at start-up is not a traceback a second.
+    if not (wait_for_database(app, stop) and faults.wait_until(
+            app.tasks.ping, "broker", app.settings.broker_url, stop)):
+        log.info("worker stopped before it started")
+        return
+    worker = app.tasks.worker(threads=threads)
+    relay = Relay(app)
     worker.start()
     relay.start()
     log.info("worker running %d actors: %s", len(app.tasks.actors),
@@ -129,9 +169,12 @@ class Scheduler(periodiq.Scheduler):
             return
         try:
             self.app.tasks.record_ticks(actors, now)
-        except Exception:  # the database is down: this run is lost, the clock goes on
-            log.exception("could not record the %s run of %s", now,
-                          ", ".join(a.actor_name for a in actors))
+        except Exception as exc:  # the database is down: this run is lost, the clock goes on
+            if not faults.is_unreachable(exc):
+                raise
+            log.warning("%s; the %s run of %s is skipped",
+                        faults.describe("database", self.app.settings.database_url, exc), now,
+                        ", ".join(a.actor_name for a in actors))
             return
         log.info("scheduled %s at %s", ", ".join(a.actor_name for a in actors), now)
         self.app.tasks.relay()
@@ -150,7 +193,14 @@ def run_scheduler(app) -> int:
     """
     pendulum.set_local_timezone(pendulum.timezone(app.settings.default_timezone))
     scheduler = Scheduler(app)
-    _on_signals(scheduler.stop)
+    stopping = threading.Event()
+
+    def stop():
+        stopping.set()
+        scheduler.stop()
+    _on_signals(stop)
+    if not wait_for_database(app, stopping):  # OPS-3: one line a try, backing off
+        return 0
     if not scheduler.actors:
         log.warning("no periodic actors to schedule; waiting for a signal")
         scheduler.alarm_q.get()

@@ -9,10 +9,13 @@ that file's content, so secrets stay out of the file.
 """
 from __future__ import annotations
 
+import difflib
+import ipaddress
 import os
 import re
 import secrets
 import tomllib
+import zoneinfo
 from pathlib import Path
 from typing import Any
 
@@ -20,8 +23,20 @@ from marshmallow import (EXCLUDE, RAISE, Schema, ValidationError, fields, pre_lo
                          validates_schema)
 
 #: Environment variables that start with PORTICO_ but are not settings.
-NOT_SETTINGS = {"PORTICO_CONFIG", "PORTICO_DEMO_PASSWORD"}
+NOT_SETTINGS = {"PORTICO_CONFIG", "PORTICO_DEMO_PASSWORD", "PORTICO_LONG_TESTS",
+                "PORTICO_REINSTALL"}
+#: Variables Kubernetes (and Docker links) set for a Service named "portico" (or
+#: "portico-web"): PORTICO_SERVICE_HOST, PORTICO_PORT_8000_TCP_ADDR, ... Never settings.
+SERVICE_LINK = re.compile(r"^PORTICO(_[A-Z0-9_]+)?_(SERVICE_HOST|SERVICE_PORT(_[A-Z0-9_]+)?"
+                          r"|PORT_\d+_(TCP|UDP|SCTP)(_ADDR|_PORT|_PROTO)?)$")
+#: ... and PORTICO_PORT / PORTICO_WEB_PORT = "tcp://10.0.0.1:8000" (a link, not web.port).
+LINK_VALUE = re.compile(r"^(tcp|udp|sctp)://")
 SECRET_MASK = "********"
+#: Example values from our own docs and recipes: refused as secret keys.
+PLACEHOLDER_SECRETS = {"change-me-to-a-long-random-string-of-48-characters",
+                       "replace-with-a-random-key-of-at-least-32-characters"}
+DATABASE_SCHEMES = ("sqlite", "postgres", "postgresql")
+BROKER_SCHEMES = ("redis", "rediss", "amqp", "amqps", "sqlite")
 
 
 class SettingsError(Exception):
@@ -43,6 +58,49 @@ class CommaList(fields.List):
         return super()._deserialize(value, attr, data, **kwargs)
 
 
+def url_with_scheme(schemes: tuple[str, ...]):
+    """A validator: a URL whose scheme is one of ``schemes`` (``None`` passes: a default)."""
+    def check(value):
+        if value is None:
+            return
+        scheme, sep, rest = str(value).partition("://")
+        if not sep or scheme.lower() not in schemes or not rest:
+            raise ValidationError(f"'{mask_url(str(value))}' is not a URL starting with "
+                                  + " or ".join(f"{s}://" for s in schemes))
+    return check
+
+
+def time_zone(value: str) -> None:
+    """A validator: an IANA time zone name (Europe/London), as the scheduler reads it."""
+    try:
+        zoneinfo.ZoneInfo(value)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        raise ValidationError(f"unknown time zone '{value}' (an IANA name like "
+                              "Europe/London or Asia/Shanghai)") from None
+
+
+def mail_address(value: str) -> None:
+    """A validator: ``Name <addr@example.net>`` or a bare address, checked by email-validator."""
+    from email.utils import parseaddr
+    from email_validator import EmailNotValidError, validate_email
+    _, address = parseaddr(value)
+    try:
+        validate_email(address, check_deliverability=False)
+    except EmailNotValidError as exc:
+        raise ValidationError(f"'{value}' is not an email address ({exc})") from None
+
+
+def proxy_list(value: str) -> None:
+    """A validator: ``*`` or comma-separated addresses and networks (10.0.0.0/8)."""
+    for entry in (e.strip() for e in value.split(",")):
+        if entry and entry != "*":
+            try:
+                ipaddress.ip_network(entry)  # strict, as gunicorn reads it too
+            except ValueError:
+                raise ValidationError(f"'{entry}' is not an IP address or network "
+                                      "(e.g. 10.0.0.5 or 10.0.0.0/8), nor *") from None
+
+
 class PluginsSettings(Schema):
     disabled = CommaList(fields.String(), load_default=list)
     entry_points = fields.Boolean(load_default=True, metadata={
@@ -54,8 +112,9 @@ class WebSettings(Schema):
     port = fields.Integer(load_default=8000, validate=validate.Range(1, 65535))
     workers = fields.Integer(load_default=2, validate=validate.Range(1, 64))
     threads = fields.Integer(load_default=1, validate=validate.Range(1, 64))
-    forwarded_allow_ips = fields.String(load_default="127.0.0.1", metadata={
-        "description": "proxies (comma-separated, or *) whose X-Forwarded-For is believed"})
+    forwarded_allow_ips = fields.String(load_default="127.0.0.1", validate=proxy_list, metadata={
+        "description": "proxies whose X-Forwarded-For is believed: comma-separated addresses "
+                       "or networks (10.0.0.0/8), or *"})
     max_body_bytes = fields.Integer(load_default=1024 * 1024, validate=validate.Range(1024),
                                     metadata={"description": "the largest request body (JSON, "
                                               "forms, webhooks) in bytes; a bigger one is "
@@ -63,8 +122,14 @@ class WebSettings(Schema):
 
 
 class MailSettings(Schema):
-    backend = fields.String(load_default="file", validate=validate.OneOf(["file", "smtp"]))
-    sender = fields.String(load_default="Portico <no-reply@example.com>")
+    backend = fields.String(load_default="file", validate=validate.OneOf(["file", "smtp"]),
+                            metadata={"description": "'file' writes .eml files to "
+                                      "<data_dir>/mail (demo; refused outside demo unless "
+                                      "allow_file_backend); 'smtp' sends"})
+    allow_file_backend = fields.Boolean(load_default=False, metadata={
+        "description": "let the 'file' backend run outside demo mode (tests, staging): no "
+                       "email reaches anyone (OPS-2)"})
+    sender = fields.String(load_default="Portico <no-reply@example.com>", validate=mail_address)
     smtp_host = fields.String(load_default="127.0.0.1")
     smtp_port = fields.Integer(load_default=25, validate=validate.Range(1, 65535))
     smtp_user = fields.String(load_default="")
@@ -91,8 +156,14 @@ class SecuritySettings(Schema):
         "description": "default: true when base_url is https"})
     password_policy = fields.String(load_default="composition",
                                     validate=validate.OneOf(["composition", "length"]))
-    rate_limit_storage = fields.String(load_default="database", metadata={
-        "description": "'database', or a redis:// URL"})
+    rate_limit_storage = secret(fields.String(
+        load_default="database",
+        validate=lambda v: v == "database" or url_with_scheme(("redis", "rediss"))(v) is None,
+        metadata={"description": "'database', or a redis:// URL"}))
+    allow_generated_secret = fields.Boolean(load_default=False, metadata={
+        "description": "outside demo mode without secret_key, use the random key kept in "
+                       "<data_dir>/secret_key (one machine only: every node needs the same "
+                       "key) instead of refusing to start (OPS-2)"})
 
 
 class SupportSettings(Schema):
@@ -153,10 +224,12 @@ class CoreSettings(Schema):
     class Meta:
         unknown = RAISE
 
-    base_url = fields.String(load_default="http://127.0.0.1:8000",
+    base_url = fields.String(load_default=None, allow_none=True,
                              validate=validate.URL(require_tld=False, schemes={"http", "https"}),
                              metadata={"description": "public URL of the portal; links in emails "
-                                       "use it; https turns on Secure cookies and HSTS"})
+                                       "use it; https turns on Secure cookies and HSTS; "
+                                       "required outside demo mode (demo: "
+                                       "http://127.0.0.1:8000)"})
     secret_key = secret(fields.String(load_default=None, allow_none=True,
                                       validate=validate.Length(min=32), metadata={
                                           "description": "signs CSRF tokens and links, and seals "
@@ -171,10 +244,12 @@ class CoreSettings(Schema):
                                        "docs/configuration.md, Rotating the secret key"}))
     data_dir = fields.String(load_default="./var", metadata={
         "description": "where SQLite files, demo mail and (by default) stored files live"})
-    database_url = secret(fields.String(load_default=None, allow_none=True, metadata={
+    database_url = secret(fields.String(load_default=None, allow_none=True,
+                                        validate=url_with_scheme(DATABASE_SCHEMES), metadata={
         "description": "sqlite:///path (default: <data_dir>/portico.sqlite3) or "
                        "postgresql://user:password@host:5432/db"}))
-    broker_url = secret(fields.String(load_default=None, allow_none=True, metadata={
+    broker_url = secret(fields.String(load_default=None, allow_none=True,
+                                      validate=url_with_scheme(BROKER_SCHEMES), metadata={
         "description": "redis://host:6379/0?namespace=portico, amqp://user:pw@host:5672/ or "
                        "sqlite:///path (default: the embedded queue in <data_dir>)"}))
     theme = fields.String(load_default="default", metadata={
@@ -182,10 +257,13 @@ class CoreSettings(Schema):
     theme_paths = CommaList(fields.String(), load_default=list, metadata={
         "description": "folders holding the operator's themes"})
     default_locale = fields.String(load_default="en", validate=validate.OneOf(["en", "zh_Hans"]))
-    default_timezone = fields.String(load_default="Europe/London")
+    default_timezone = fields.String(load_default="Europe/London", validate=time_zone, metadata={
+        "description": "IANA time zone of the portal: dates shown, and cron specs of periodic "
+                       "jobs"})
     currency = fields.String(load_default="GBP", validate=validate.Length(equal=3))
     demo = fields.Boolean(load_default=False, metadata={
-        "description": "demo mode: generated secret key, migrate and seed on serve"})
+        "description": "demo mode: a generated secret key, the sandbox payment provider and "
+                       ".eml mail allowed, migrate and seed on serve"})
     plugins = fields.Nested(PluginsSettings)
     web = fields.Nested(WebSettings)
     mail = fields.Nested(MailSettings)
@@ -216,16 +294,21 @@ class Settings(Section):
     """The validated configuration. Core keys are attributes; plugin tables via ``plugin()``."""
 
     def __init__(self, core: dict, plugin_tables: dict, source: str | None,
-                 secret_fields: set[str]):
+                 secret_fields: set[str], env_names: dict | None = None,
+                 unknown_env: list[str] | None = None):
         super().__init__({k: Section(v) if isinstance(v, dict) else v for k, v in core.items()})
         self._plugin_raw = plugin_tables
         self._plugin_values: dict[str, Section] = {}
         self.source = source
         self._secret_fields = set(secret_fields)
+        #: (table, key) -> the PORTICO_* variable that set it, so a typo is a warning.
+        self._env_names = dict(env_names or {})
+        self._unknown_env = list(unknown_env or [])
+        self._valid_env = _core_env_names()  # plugins' variables join in validate_plugins
 
     def warnings(self) -> list[str]:
-        """Settings that are valid but unsafe; ``portico check`` prints each."""
-        out = []
+        """Settings that are valid but unsafe or ignored; ``portico check`` prints each."""
+        out = [_unknown_variable(name, self._valid_env) for name in self._unknown_env]
         if self["outbound"]["unsafe_allow_loopback_for_tests"]:
             out.append("outbound.unsafe_allow_loopback_for_tests is on: customers' push and "
                        "webhook URLs may reach services on this machine. It is for tests only.")
@@ -249,7 +332,13 @@ class Settings(Section):
                     f"'{key}' (plugins: {', '.join(sorted(known))})")
         for name, schema_cls in schemas.items():
             table = name.replace("-", "_")  # messages name the table as the operator writes it
-            raw = self._plugin_raw.get(table, {})
+            raw = dict(self._plugin_raw.get(table, {}))
+            self._valid_env += [env_name(f"{table}.{f}") for f in schema_cls().fields]
+            for key in [k for k in raw if k not in schema_cls().fields]:
+                variable = self._env_names.get((table, key))
+                if variable:  # from the environment: warn (OPS-9), the file's typos still fail
+                    del raw[key]
+                    self._unknown_env.append(variable)
             self._plugin_values[name] = Section(_load(schema_cls(), raw, prefix=table))
             self._secret_fields |= {f"{table}.{f}" for f in _secret_names(schema_cls())}
 
@@ -268,19 +357,44 @@ class Settings(Section):
         return out
 
     def _mask(self, dotted: str, value: Any) -> Any:
+        if isinstance(value, str) and "://" in value:  # any URL's password, secret or not
+            value = mask_url(value)
         if dotted in self._secret_fields and value not in (None, ""):
             if isinstance(value, str) and "://" in value:
-                return _redact_url(value)
+                return value  # masked above: the host and database stay readable
             if isinstance(value, list):  # how many keys (secret_keys), not what they are
                 return [SECRET_MASK for _ in value]
             return SECRET_MASK
         return value
 
 
-def _redact_url(url: str) -> str:
+def mask_url(url: str) -> str:
     """Keep a URL readable but hide its password: ``postgresql://u:***@h/db``."""
     url = re.sub(r"(://[^:/@]*:)[^@]+@", r"\1" + SECRET_MASK + "@", url)  # redis://:pw@h too
     return re.sub(r"([?&]password=)[^&]+", r"\1" + SECRET_MASK, url)
+
+
+def env_name(dotted: str) -> str:
+    """The variable of a setting: ``mail.smtp_host`` -> ``PORTICO_MAIL_SMTP_HOST``."""
+    return "PORTICO_" + dotted.replace(".", "_").replace("-", "_").upper()
+
+
+def _unknown_variable(name: str, valid: list[str]) -> str:
+    # Compare without the shared PORTICO_ prefix, or every name looks close to every other.
+    close = difflib.get_close_matches(name[8:], [v[8:] for v in valid], n=1, cutoff=0.7)
+    hint = f" (did you mean PORTICO_{close[0]}?)" if close else ""
+    return f"{name} is not a Portico setting and is ignored{hint}; see docs/configuration.md"
+
+
+def _core_env_names() -> list[str]:
+    core = CoreSettings()
+    names = []
+    for key, f in core.fields.items():
+        if isinstance(f, fields.Nested):
+            names += [env_name(f"{key}.{n}") for n in f.schema.fields]
+        else:
+            names.append(env_name(key))
+    return names
 
 
 def _secret_names(schema: Schema) -> set[str]:
@@ -330,24 +444,37 @@ def _describe(messages: Any, prefix: str) -> str:
     return "\n".join(lines)
 
 
-def _env_overrides(environ: dict[str, str], tables: set[str]) -> dict:
-    """Map ``PORTICO_*`` variables onto the settings tree."""
+def _env_overrides(environ: dict[str, str], tables: set[str]) -> tuple[dict, dict, list[str]]:
+    """Map ``PORTICO_*`` variables onto the settings tree.
+
+    Returns (values, (table, key) -> variable, unknown variables). Other variables are
+    ignored: Kubernetes' service links (PORTICO_SERVICE_HOST) silently, a
+    misspelt core setting with a warning naming the nearest valid one; keys of
+    plugin tables are checked once the plugins' schemas are known.
+    """
     core = CoreSettings()
-    nested = {k for k, f in core.fields.items() if isinstance(f, fields.Nested)}
+    nested = {k: f for k, f in core.fields.items() if isinstance(f, fields.Nested)}
     out: dict = {}
-    for name, value in environ.items():
-        if not name.startswith("PORTICO_") or name in NOT_SETTINGS or name.startswith("PORTICO_TEST_"):
+    names: dict = {}
+    unknown: list[str] = []
+    for name, value in sorted(environ.items()):
+        if not name.startswith("PORTICO_") or name in NOT_SETTINGS or \
+                name.startswith("PORTICO_TEST_") or SERVICE_LINK.match(name) or \
+                (name.endswith("_PORT") and LINK_VALUE.match(value)):
             continue
         key = name[len("PORTICO_"):].lower()
-        table = next((t for t in sorted(nested | tables, key=len, reverse=True)
+        table = next((t for t in sorted(set(nested) | tables, key=len, reverse=True)
                       if key.startswith(t + "_")), None)
-        if table and key not in core.fields:
-            out.setdefault(table, {})[key[len(table) + 1:]] = value
-        elif key in core.fields:
+        if key in core.fields and not isinstance(core.fields[key], fields.Nested):
             out[key] = value
+        elif table in nested and key[len(table) + 1:] in nested[table].schema.fields:
+            out.setdefault(table, {})[key[len(table) + 1:]] = value
+        elif table is not None and table not in nested:  # a plugin's table
+            out.setdefault(table, {})[key[len(table) + 1:]] = value
+            names[(table, key[len(table) + 1:])] = name
         else:
-            raise SettingsError(f"{name}: unknown setting (see docs/configuration.md)")
-    return out
+            unknown.append(name)
+    return out, names, unknown
 
 
 def _merge(base: dict, extra: dict) -> dict:
@@ -384,7 +511,8 @@ def load_settings(path: str | os.PathLike | None = None, *, environ: dict | None
         from engine.plugins import installed_plugin_names
         plugin_names = installed_plugin_names()
     plugin_tables = {n.replace("-", "_") for n in plugin_names}
-    raw = _merge(raw, _env_overrides(environ, plugin_tables))
+    from_env, env_names, unknown_env = _env_overrides(environ, plugin_tables)
+    raw = _merge(raw, from_env)
     raw = _merge(raw, overrides or {})
     raw = _resolve_refs(raw, "", environ)
 
@@ -398,14 +526,14 @@ def load_settings(path: str | os.PathLike | None = None, *, environ: dict | None
         core["database_url"] = f"sqlite:///{data_dir.resolve() / 'portico.sqlite3'}"
     if core["broker_url"] is None:
         core["broker_url"] = f"sqlite:///{data_dir.resolve() / 'queue.sqlite3'}"
+    problems = _unsafe_outside_demo(core, require_secret)
+    if problems:  # every one at once, as schema errors are
+        raise SettingsError("\n".join(problems))
+    if core["base_url"] is None:  # demo mode
+        core["base_url"] = "http://127.0.0.1:8000"
     keys = list(dict.fromkeys(core["secret_keys"] or filter(None, [core["secret_key"]])))
-    if not keys and core["demo"]:
+    if not keys and (core["demo"] or core["security"]["allow_generated_secret"]):
         keys = [_demo_secret(data_dir)]
-    if not keys and require_secret:
-        raise SettingsError(
-            "secret_key: required outside demo mode (at least 32 characters; "
-            "e.g. secret_key = \"$env:PORTICO_SECRET\" in portico.toml, or secret_keys "
-            "to rotate)")
     # SEC-6: secret_keys wins; secret_key is always the key that signs (the first).
     core["secret_keys"], core["secret_key"] = keys, (keys[0] if keys else None)
     if core["security"]["cookie_secure"] is None:
@@ -414,7 +542,32 @@ def load_settings(path: str | os.PathLike | None = None, *, environ: dict | None
     for key, f in core_schema.fields.items():
         if isinstance(f, fields.Nested):
             secret_fields |= {f"{key}.{n}" for n in _secret_names(f.schema)}
-    return Settings(core, plugin_raw, str(path) if path else None, secret_fields)
+    return Settings(core, plugin_raw, str(path) if path else None, secret_fields,
+                    env_names, unknown_env)
+
+
+def _unsafe_outside_demo(core: dict, require_secret: bool = True) -> list[str]:
+    """What the embedded defaults would do wrong outside demo mode, unless allowed (OPS-2)."""
+    demo, problems = core["demo"], []
+    if core["base_url"] is None and not demo:
+        problems.append("base_url: required outside demo mode (the portal's public URL, e.g. "
+                        "https://portal.example.net; links in emails use it)")
+    if core["mail"]["backend"] == "file" and not (demo or core["mail"]["allow_file_backend"]):
+        problems.append(
+            "mail.backend: 'file' only writes .eml files to the data folder, so no email "
+            "reaches anyone; outside demo mode choose mail.backend = \"smtp\", or set "
+            "mail.allow_file_backend = true (tests, staging)")
+    keys = core["secret_keys"] or list(filter(None, [core["secret_key"]]))
+    if any(key in PLACEHOLDER_SECRETS for key in keys):
+        problems.append("secret_key: this is the example value from the docs; generate one "
+                        "with `python -c 'import secrets; print(secrets.token_urlsafe(48))'`")
+    if not keys and require_secret and not (demo or core["security"]["allow_generated_secret"]):
+        problems.append(
+            "secret_key: required outside demo mode (at least 32 characters; e.g. secret_key "
+            "= \"$env:PORTICO_SECRET\" in portico.toml, or secret_keys to rotate); or set "
+            "security.allow_generated_secret = true to use a random key kept in "
+            "<data_dir>/secret_key (one machine only)")
+    return problems
 
 
 def _demo_secret(data_dir: Path) -> str:
@@ -427,7 +580,8 @@ def _demo_secret(data_dir: Path) -> str:
     return key_file.read_text().strip()
 
 
-__all__ = ["Settings", "SettingsError", "load_settings", "secret", "CommaList", "EXCLUDE"]
+__all__ = ["Settings", "SettingsError", "load_settings", "secret", "CommaList", "EXCLUDE",
+           "mask_url", "env_name"]
 
 
 def reference(schemas: dict[str, type[Schema]] | None = None) -> str:
@@ -439,7 +593,7 @@ def reference(schemas: dict[str, type[Schema]] | None = None) -> str:
             if isinstance(f, fields.Nested):
                 continue
             key = f"{table}.{name}" if table else name
-            env = "PORTICO_" + key.replace(".", "_").replace("-", "_").upper()
+            env = env_name(key)
             default = f.load_default
             if callable(default):  # e.g. list, or a lambda making a fresh value
                 default = default()

@@ -13,6 +13,10 @@ Fixtures:
   plugins' models describe (``[]``: not at all); with ``make_app(migrate=False)`` and
   ``engine.migrations.migrate(app)`` it proves a plugin's migrations build its models.
 
+``make_app`` runs outside demo mode with the sandbox provider and ``.eml`` mail explicitly
+allowed (``TEST_ALLOWANCES``); a test that runs ``portico`` in a process of its own adds
+``TEST_ENVIRON`` (the same, and a ``base_url``) to its environment.
+
 PostgreSQL tests use ``PORTICO_TEST_POSTGRES`` (default
 ``postgresql://postgres@127.0.0.1:5432/test``) to create a database of their
 own per test (a copy of a migrated template, see ``make_app``), all dropped when
@@ -43,6 +47,12 @@ PG_ADMIN_URL = os.environ.get("PORTICO_TEST_POSTGRES", "postgresql://postgres@12
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 LONG = os.environ.get("PORTICO_LONG_TESTS") == "1"  # long variants of reliability tests
 DEMO_PASSWORD = "Portico-demo-2026!"
+#: What tests allow outside demo mode (OPS-2): the sandbox provider and .eml mail.
+TEST_ALLOWANCES = {"mail": {"allow_file_backend": True},
+                   "sandbox": {"allow_outside_demo": True}}
+#: The same, and a base_url, as environment variables (tests that run the command line).
+TEST_ENVIRON = {"PORTICO_BASE_URL": "http://portal.test", "PORTICO_MAIL_ALLOW_FILE_BACKEND": "true",
+                "PORTICO_SANDBOX_ALLOW_OUTSIDE_DEMO": "true"}
 
 
 def need_service(name: str, error: Exception | None) -> None:
@@ -185,7 +195,7 @@ def make_app(database_url, tmp_path, monkeypatch):
         values = {"data_dir": str(tmp_path / "data"), "database_url": database_url,
                   "broker_url": f"sqlite:///{tmp_path / 'queue.sqlite3'}",
                   "secret_key": "test-secret-key-" + "x" * 32,
-                  "base_url": "http://portal.test",
+                  "base_url": "http://portal.test", **TEST_ALLOWANCES,
                   "plugins": {"disabled": list(disabled), "entry_points": entry_points}}
         for key, value in overrides.items():
             if isinstance(value, dict) and isinstance(values.get(key), dict):
@@ -273,6 +283,8 @@ def _migrate_into(plugins, settings) -> None:
     """Migrate the empty database of ``settings`` for this plugin set (a template)."""
     from engine import migrations
     from engine.app import create_app
+    # These settings (the template's database) have not seen the plugins yet: their tables.
+    settings.validate_plugins(dict(plugins.collect("register_settings")), set(plugins.info))
     app = create_app(settings, plugins=plugins)
     try:
         migrations.migrate(app)

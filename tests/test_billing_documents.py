@@ -22,7 +22,7 @@ import time_machine
 from click.testing import CliRunner
 
 from billing_helpers import customer, invoice_for
-from engine.testing import Client, PrincipalHeader, as_user, run_tasks
+from engine.testing import TEST_ENVIRON, Client, PrincipalHeader, as_user, run_tasks
 from plugins.billing import documents
 from plugins.billing.commands import billing_group
 from plugins.billing.models import Invoice
@@ -333,7 +333,7 @@ def test_an_interrupted_bill_run_keeps_its_work_and_the_next_run_does_the_rest(a
     c, user = alice
     ids = issued(app, c.id, 40)
     settings = app.settings
-    env = {**os.environ, "PORTICO_DATABASE_URL": settings.database_url,
+    env = {**os.environ, **TEST_ENVIRON, "PORTICO_DATABASE_URL": settings.database_url,
            "PORTICO_DATA_DIR": str(settings.data_path), "PORTICO_BROKER_URL": settings.broker_url,
            "PORTICO_SECRET_KEY": settings.secret_key, "PORTICO_PLUGINS_ENTRY_POINTS": "false"}
     command = [sys.executable, "-m", "engine.cli", "billing", "run", "--processes", "1",

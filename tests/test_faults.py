@@ -26,7 +26,7 @@ import time_machine
 
 from billing_helpers import customer, sandbox_card
 from engine.serve import run_worker
-from engine.testing import PrincipalHeader, run_tasks
+from engine.testing import TEST_ALLOWANCES, PrincipalHeader, run_tasks
 from jobs_plugin.harness import RunningWorker, free_port, portico, portico_env, wait_for
 from mailserver import Inbox, SMTPServer, smtp  # noqa: F401 - smtp: the fixture
 from fault_child import DIED, POINTS
@@ -51,7 +51,7 @@ def settings_of(app, **extra) -> dict:
     s = app.settings
     return {"data_dir": str(s.data_dir), "database_url": s.database_url,
             "broker_url": s.broker_url, "secret_key": s.secret_key, "base_url": s.base_url,
-            "plugins": {"disabled": [], "entry_points": False}, **extra}
+            **TEST_ALLOWANCES, "plugins": {"disabled": [], "entry_points": False}, **extra}
 
 
 def child(app, extra: dict, *args) -> list[int]:

@@ -29,7 +29,7 @@ import jobs_plugin
 from engine import db, hookimpl, migrations, schema
 from engine.db import BaseModel
 from engine.plugins import BUILTIN_PLUGINS
-from engine.testing import Client, ensure_database
+from engine.testing import TEST_ALLOWANCES, Client, ensure_database
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.append(str(ROOT / "examples" / "acme-weather"))  # importable even when not installed
@@ -288,6 +288,7 @@ def _node(url: str, data_dir: str, start, results) -> None:
         settings = load_settings(None, environ={}, overrides={
             "data_dir": data_dir, "database_url": url, "secret_key": "test-" + "x" * 32,
             "broker_url": f"sqlite:///{data_dir}/queue.sqlite3",
+            "base_url": "http://portal.test", **TEST_ALLOWANCES,
             "plugins": {"entry_points": False}})
         app = create_app(settings, plugins=load_plugins(settings, PARTNERS))
         start.wait(timeout=120)

@@ -28,7 +28,8 @@ from engine.demo import seed_demo
 from engine.models import AuditEvent, OutboxMessage
 from engine.plugins import BUILTIN_PLUGINS, ENTRY_POINT_GROUP, Plugins
 from engine.settings import SettingsError, load_settings
-from engine.testing import Client, PrincipalHeader, as_user, problem, run_tasks
+from engine.testing import (TEST_ALLOWANCES, TEST_ENVIRON, Client, PrincipalHeader, as_user,
+                           problem, run_tasks)
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "examples" / "acme-weather"
@@ -96,7 +97,8 @@ def test_example_wheel_ships_templates_static_translations_and_migrations(tmp_pa
 @pytest.mark.spec("ENG-2", "ENG-4")
 def test_builtins_load_first_then_entry_points_then_test_plugins(tmp_path, acme_weather):
     settings = load_settings(None, environ={}, overrides={
-        "data_dir": str(tmp_path), "secret_key": SECRET, "plugins": {"entry_points": True}})
+        "data_dir": str(tmp_path), "secret_key": SECRET, "base_url": "http://portal.test",
+        **TEST_ALLOWANCES, "plugins": {"entry_points": True}})
     plugins = Plugins(settings, extra=[("test-auth", PrincipalHeader())])
     builtins = [name for name, _ in BUILTIN_PLUGINS]
     assert sorted(plugins.enabled[:len(builtins)]) == sorted(builtins)
@@ -105,14 +107,16 @@ def test_builtins_load_first_then_entry_points_then_test_plugins(tmp_path, acme_
     assert (info.source, info.version, info.folder) == ("acme-weather", "0.1.0",
                                                         EXAMPLE / "acme_weather")
     off = Plugins(load_settings(None, environ={}, overrides={
-        "data_dir": str(tmp_path), "secret_key": SECRET, "plugins": {"entry_points": False}}))
+        "data_dir": str(tmp_path), "secret_key": SECRET, "base_url": "http://portal.test",
+        **TEST_ALLOWANCES, "plugins": {"entry_points": False}}))
     assert "acme-weather" not in off.info
 
 
 # -- portico plugins --json -----------------------------------------------------------------------
 
 def portico(*args, tmp_path, **env):
-    environ = {"PORTICO_SECRET_KEY": SECRET, "PORTICO_DATA_DIR": str(tmp_path / "data"), **env}
+    environ = {**TEST_ENVIRON, "PORTICO_SECRET_KEY": SECRET,
+               "PORTICO_DATA_DIR": str(tmp_path / "data"), **env}
     return CliRunner().invoke(cli, list(args), env=environ, catch_exceptions=False)
 
 

@@ -25,7 +25,7 @@ from engine.plugins import BUILTIN_PLUGINS, ESSENTIAL_PLUGINS, PluginError, Plug
 from engine.registry import Route, Section
 from engine.settings import load_settings
 from engine.tasks import task
-from engine.testing import Client, PrincipalHeader, as_user
+from engine.testing import TEST_ALLOWANCES, TEST_ENVIRON, Client, PrincipalHeader, as_user
 
 from tests.test_hooks import customer_user
 
@@ -36,6 +36,7 @@ SECRET = "test-secret-key-" + "x" * 32
 def settings_for(tmp_path, *, environ=None, path=None, **overrides):
     """Settings as an operator would write them (TOML file, environment), partner plugins off."""
     values = {"data_dir": str(tmp_path / "data"), "secret_key": SECRET,
+              "base_url": "http://portal.test", **TEST_ALLOWANCES,
               "plugins": {"entry_points": False}, **overrides}
     return load_settings(path, environ=environ or {}, overrides=values)
 
@@ -49,7 +50,8 @@ def toml(tmp_path, text: str) -> Path:
 def optional_builtin() -> str:
     """A built-in plugin that can be disabled: not essential, needed by no other built-in."""
     plugins = Plugins(load_settings(None, environ={}, overrides={
-        "secret_key": SECRET, "plugins": {"entry_points": False}}))
+        "secret_key": SECRET, "base_url": "http://portal.test", **TEST_ALLOWANCES,
+        "plugins": {"entry_points": False}}))
     needed = {n for _, n in plugins.collect("plugin_requires")}
     return next(n for n in reversed(BUILTINS) if n not in ESSENTIAL_PLUGINS | needed)
 
@@ -525,7 +527,8 @@ def test_hyphenated_plugin_reads_an_underscored_table(tmp_path):
 def test_plugin_table_from_the_environment(tmp_path):
     settings = load_settings(None, environ={"PORTICO_GADGETS_PER_PAGE": "50"},
                              overrides={"data_dir": str(tmp_path), "secret_key": SECRET,
-                                        "plugins": {"entry_points": False}},
+                                        "base_url": "http://portal.test",
+                                        **TEST_ALLOWANCES, "plugins": {"entry_points": False}},
                              plugin_names={"core", "gadgets"})
     load_plugins(settings, extra=[("gadgets", WithSettings())])
     assert settings.plugin("gadgets")["per_page"] == 50
@@ -548,7 +551,8 @@ def test_disabled_plugin_keeps_its_table_unvalidated(tmp_path):
 # -- portico plugins -------------------------------------------------------------------------------
 
 def run_cli(*args, env=None, tmp_path):
-    environ = {"PORTICO_SECRET_KEY": SECRET, "PORTICO_DATA_DIR": str(tmp_path / "data"),
+    environ = {**TEST_ENVIRON, "PORTICO_SECRET_KEY": SECRET,
+               "PORTICO_DATA_DIR": str(tmp_path / "data"),
                "PORTICO_PLUGINS_ENTRY_POINTS": "false", **(env or {})}
     return CliRunner().invoke(cli, list(args), env=environ, catch_exceptions=False)
 

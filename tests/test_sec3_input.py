@@ -23,7 +23,8 @@ from engine.bodies import MAX_DEPTH
 from engine.db import database, utcnow
 from engine.models import Customer, User
 from engine.payments import ChargeRequest
-from engine.testing import DEMO_PASSWORD, Client, PrincipalHeader, as_user, problem, seed_people
+from engine.testing import (TEST_ENVIRON, DEMO_PASSWORD, Client, PrincipalHeader, as_user, problem,
+                           seed_people)
 from identity_support import enable_2fa
 from plugins.identity import reset
 from plugins.identity.models import ApiKey
@@ -159,7 +160,8 @@ def test_sec3_chunked_bodies_through_gunicorn_are_read_and_capped(tmp_path):
     """A real gunicorn de-chunks the body and gives no Content-Length: it used to be read as
     empty (a login answered 422 "missing fields"); now it is read, up to the limit."""
     port = free_port()
-    env = {**os.environ, "PORTICO_DATA_DIR": str(tmp_path), "PORTICO_DEMO_PASSWORD": DEMO_PASSWORD,
+    env = {**os.environ, **TEST_ENVIRON, "PORTICO_DATA_DIR": str(tmp_path),
+           "PORTICO_DEMO_PASSWORD": DEMO_PASSWORD,
            "PORTICO_SECRET_KEY": "chunked-test-" + "k" * 32, "PORTICO_WEB_MAX_BODY_BYTES": "65536",
            "PORTICO_PLUGINS_ENTRY_POINTS": "false"}
     server = subprocess.Popen([sys.executable, "-c", SERVE, str(port)], cwd=ROOT, env=env)

@@ -18,7 +18,8 @@ from engine.middleware import CSRF_COOKIE, csrf_token
 from engine.models import Customer
 from engine.security import UnsealError, sign, unseal
 from engine.settings import SECRET_MASK, SettingsError, load_settings
-from engine.testing import DEMO_PASSWORD, Client, ensure_database, seed_people
+from engine.testing import (DEMO_PASSWORD, TEST_ALLOWANCES, TEST_ENVIRON, Client, ensure_database,
+                            seed_people)
 from billing_helpers import invoice_for
 from identity_support import enable_2fa, signed_in, user
 from plugins.identity.models import TwoFactor
@@ -30,7 +31,8 @@ OLD, NEW = "old-signing-key-" + "o" * 32, "new-signing-key-" + "n" * 32
 
 def settings(**values):
     return load_settings(None, environ=values.pop("environ", {}),
-                         overrides={"data_dir": "/nonexistent", **values})
+                         overrides={"data_dir": "/nonexistent", "base_url": "http://portal.test",
+                                    **TEST_ALLOWANCES, **values})
 
 
 @pytest.mark.spec("SEC-6")
@@ -121,7 +123,8 @@ def test_portico_reseal_moves_sealed_seeds_to_the_first_key(make_app, database_u
     enable_2fa(signed_in(old, "alice@example.com"), user("alice@example.com"))
     agent_seed = turn_on(old)
     ensure_database(database_url)
-    environ = {"PORTICO_DATABASE_URL": database_url, "PORTICO_DATA_DIR": str(tmp_path / "data"),
+    environ = {**TEST_ENVIRON, "PORTICO_DATABASE_URL": database_url,
+               "PORTICO_DATA_DIR": str(tmp_path / "data"),
                "PORTICO_SECRET_KEYS": f"{NEW},{OLD}", "PORTICO_PLUGINS_ENTRY_POINTS": "false"}
     run = CliRunner().invoke(cli, ["reseal"], env=environ, catch_exceptions=False)
     assert run.exit_code == 0, run.output

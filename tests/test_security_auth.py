@@ -25,7 +25,8 @@ from engine.middleware import CSRF_COOKIE
 from engine.models import Customer
 from engine.registry import Route
 from engine.security import token_hash
-from engine.testing import DEMO_PASSWORD, LONG, Client, ensure_database, need_service
+from engine.testing import (TEST_ALLOWANCES, TEST_ENVIRON, DEMO_PASSWORD, LONG, Client,
+                           ensure_database, need_service)
 from identity_support import enable_2fa, signed_in, totp_code, user
 from plugins.identity import lockout
 from plugins.identity.models import PasswordReset, Session
@@ -324,7 +325,8 @@ def test_lockout_and_rate_limits_hold_across_two_gunicorn_workers(database_url, 
     ensure_database(database_url)  # the server process migrates it
     limit, burst = (50, 200) if LONG else (14, 36)
     port, log = free_port(), tmp_path / "access.log"
-    env = {**os.environ, "PORTICO_DATABASE_URL": database_url, "PORTICO_DATA_DIR": str(tmp_path),
+    env = {**os.environ, **TEST_ENVIRON, "PORTICO_DATABASE_URL": database_url,
+           "PORTICO_DATA_DIR": str(tmp_path),
            "PORTICO_SECRET_KEY": "gunicorn-test-" + "k" * 32, "PORTICO_DEMO_PASSWORD": DEMO_PASSWORD,
            "PORTICO_BROKER_URL": f"sqlite:///{tmp_path / 'queue.sqlite3'}",
            "PORTICO_SECURITY_RATE_LIMIT_STORAGE": storage,
@@ -369,7 +371,8 @@ def with_app_db(database_url: str, tmp_path) -> None:
     from engine.settings import load_settings
     app = create_app(load_settings(None, environ={}, overrides={
         "database_url": database_url, "data_dir": str(tmp_path / "check"),
-        "secret_key": "gunicorn-test-" + "k" * 32, "plugins": {"entry_points": False}}))
+        "secret_key": "gunicorn-test-" + "k" * 32, "base_url": "http://portal.test",
+        **TEST_ALLOWANCES, "plugins": {"entry_points": False}}))
     try:
         with app.database.connection_context():
             assert PasswordReset.select().where(PasswordReset.reason == "lockout").count() == 1

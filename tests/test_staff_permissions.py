@@ -148,6 +148,6 @@ def test_the_staff_command_lists_permissions_and_refuses_unknown_ones(make_app):
     assert "can_post_usage\n    POST /api/v1/staff/usage" in listed.output
     typo = CliRunner().invoke(staff_group(lambda: app), [
         "add", "sam@example.com", "--name", "Sam", "--permissions", "biling",
-        "--password", DEMO_PASSWORD])
+        "--password-stdin"], input=DEMO_PASSWORD + "\n")
     assert typo.exit_code != 0 and "unknown permission biling" in typo.output
     assert StaffUser.select().where(StaffUser.email == "sam@example.com").count() == 0

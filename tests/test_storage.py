@@ -13,6 +13,7 @@ from click.testing import CliRunner
 
 from engine.settings import SettingsError, load_settings
 from engine.storage import DatabaseStorage, LocalStorage, S3Storage, copy
+from engine.testing import TEST_ENVIRON
 
 BACKENDS = ["local", "database", "s3"]
 
@@ -160,7 +161,7 @@ def test_the_storage_command_copies_from_a_folder_into_the_configured_storage(ma
 
 def _env(app, s3) -> dict:
     conf = s3.settings()
-    env = {"PORTICO_DATABASE_URL": app.settings.database_url,
+    env = {**TEST_ENVIRON, "PORTICO_DATABASE_URL": app.settings.database_url,
            "PORTICO_DATA_DIR": str(app.settings.data_path),
            "PORTICO_BROKER_URL": app.settings.broker_url,
            "PORTICO_SECRET_KEY": app.settings.secret_key,

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from engine.testing import Client
+from engine.testing import TEST_ENVIRON, Client
 from engine.theming import THEMES_DIR, ThemeError
 
 DEFAULT_STATIC = THEMES_DIR / "default" / "static"
@@ -177,7 +177,7 @@ def test_theme_name_must_be_a_plain_folder_name(make_app, name):
 def test_cli_reports_unknown_theme_without_a_traceback(tmp_path, monkeypatch):
     from engine.cli import cli
     monkeypatch.chdir(tmp_path)
-    env = {"PORTICO_THEME": "harbor", "PORTICO_DATA_DIR": str(tmp_path / "var"),
+    env = {**TEST_ENVIRON, "PORTICO_THEME": "harbor", "PORTICO_DATA_DIR": str(tmp_path / "var"),
            "PORTICO_SECRET_KEY": "k" * 40, "PORTICO_PLUGINS_ENTRY_POINTS": "false"}
     for command in (["check"], ["serve", "--port", "1"]):
         result = CliRunner().invoke(cli, command, env=env)

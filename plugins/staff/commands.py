@@ -2,9 +2,25 @@
 permission opens, set their passwords, reset a lost authenticator."""
 from __future__ import annotations
 
+import sys
+
 import click
 
 from engine.registry import ANY_STAFF, PUBLIC
+
+#: The password is never an argument (shell history, ``ps``): a prompt, or one line on stdin.
+password_stdin = click.option("--password-stdin", is_flag=True,
+                              help="Read the password from the first line of standard input "
+                                   "(scripts), instead of prompting.")
+
+
+def read_password(from_stdin: bool) -> str:
+    if from_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+        if not password:
+            raise click.ClickException("--password-stdin: standard input gave no password")
+        return password
+    return click.prompt("Password", hide_input=True, confirmation_prompt=True)
 
 
 def staff_group(app_factory) -> click.Group:
@@ -17,9 +33,10 @@ def staff_group(app_factory) -> click.Group:
     @click.option("--name", required=True)
     @click.option("--permissions", default="can_impersonate", show_default=True,
                   help="space-separated: admin, can_impersonate, ... (`portico staff permissions`)")
-    @click.password_option()
-    def add(email, name, permissions, password):
-        """Create a staff user."""
+    @password_stdin
+    def add(email, name, permissions, password_stdin):
+        """Create a staff user; the password is prompted for (or read with --password-stdin)."""
+        import peewee
         from engine import db
         from engine.models import StaffUser
         from engine.security import hash_password
@@ -30,13 +47,21 @@ def staff_group(app_factory) -> click.Group:
         if unknown:  # a typo would silently grant nothing
             raise click.ClickException(f"unknown permission {', '.join(unknown)}; the "
                                        f"permissions are: {', '.join(sorted(known))}")
-        reasons = passwords.problems(password, app.settings.security.password_policy,
-                                     email=email)
+        email = email.strip().lower()
+        with db.connection():
+            if StaffUser.select().where(StaffUser.email == email).exists():
+                raise click.ClickException(f"a staff user {email} already exists (change "
+                                           "their password with `portico staff set-password`)")
+        password = read_password(password_stdin)
+        reasons = passwords.problems(password, app.settings.security.password_policy, email=email)
         if reasons:
             raise click.ClickException(" ".join(reasons))
-        with db.connection():
-            StaffUser.create(email=email.strip().lower(), name=name, permissions=permissions,
-                             password_hash=hash_password(password))
+        try:
+            with db.connection():
+                StaffUser.create(email=email, name=name, permissions=permissions,
+                                 password_hash=hash_password(password))
+        except peewee.IntegrityError:  # added by someone else meanwhile
+            raise click.ClickException(f"a staff user {email} already exists") from None
         click.echo(f"staff user {email} created")
 
     @group.command("permissions")
@@ -49,14 +74,15 @@ def staff_group(app_factory) -> click.Group:
 
     @group.command("set-password")
     @click.argument("email")
-    @click.password_option()
-    def set_password(email, password):
-        """Set a staff user's password (and lift a sign-in lock)."""
+    @password_stdin
+    def set_password(email, password_stdin):
+        """Set a staff user's password (and lift a sign-in lock); prompted, or --password-stdin."""
         from engine import db
         from engine.models import StaffUser
         from engine.security import hash_password
         from plugins.identity.public import lockout, passwords
         app = app_factory()
+        password = read_password(password_stdin)
         reasons = passwords.problems(password, app.settings.security.password_policy, email=email)
         if reasons:
             raise click.ClickException(" ".join(reasons))

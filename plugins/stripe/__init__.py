@@ -38,6 +38,10 @@ def register_settings():
 def payment_providers(app):
     conf = app.settings.plugin("stripe")
     if not (conf.get("secret_key") and conf.get("publishable_key")):
+        if app.settings.plugin("billing").get("provider") == "stripe":
+            from engine.plugins import PluginError
+            raise PluginError("billing.provider is 'stripe': set stripe.secret_key and "
+                              "stripe.publishable_key (and stripe.webhook_secret)")
         return []
     from plugins.stripe.provider import StripeProvider
     return [StripeProvider(conf)]

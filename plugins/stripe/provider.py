@@ -94,6 +94,17 @@ class StripeProvider(PaymentProvider):
         except stripe.StripeError as exc:
             raise _unwrap(exc) from None
 
+    def ping(self, app) -> None:
+        """A read that needs the secret key: proves the API answers and takes the key."""
+        try:
+            self.client.v1.customers.list(params={"limit": 1})
+        except stripe.StripeError as exc:
+            message = (str(exc.user_message or exc) or type(exc).__name__).splitlines()[0]
+            message = message.split(".  ")[0]  # the library adds advice after two spaces
+            raise PaymentError(f"payment provider 'stripe' at {self.settings.api_base} "
+                               f"does not answer: {type(exc).__name__}: {message}",
+                               "provider_unavailable") from None
+
     # -- the browser side ----------------------------------------------------------------
 
     def page_data(self, app) -> dict:

@@ -17,7 +17,7 @@ from typing import Callable
 import pytest
 
 from engine import db
-from engine.testing import need_service
+from engine.testing import TEST_ENVIRON, need_service
 
 REDIS_URL = os.environ.get("PORTICO_TEST_REDIS", "redis://127.0.0.1:6379/0")
 AMQP_URL = os.environ.get("PORTICO_TEST_AMQP", "amqp://guest:guest@127.0.0.1:5672/%2F")
@@ -161,6 +161,7 @@ def install_entry_point(folder: Path) -> Path:
 def portico_env(app, site: Path, **extra: str) -> dict:
     """The environment for a `portico` subprocess sharing ``app``'s database, broker and data dir."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("PORTICO_")}
+    env.update(TEST_ENVIRON)
     env.update({
         "PYTHONPATH": os.pathsep.join([str(site), str(TESTS), str(REPO)]),
         "PORTICO_DATABASE_URL": app.settings.database_url,
