@@ -55,7 +55,8 @@ def problem_body(req: falcon.Request, error: falcon.HTTPError) -> dict:
 
 def wants_html(req: falcon.Request) -> bool:
     """Portal pages answer HTML; the API, webhooks and anything asking JSON get problem+json."""
-    if req.path.startswith(("/api/", "/webhooks/", "/healthz", "/static/")):
+    if req.path.startswith(("/api/", "/webhooks/", "/healthz", "/static/", "/livez", "/readyz",
+                            "/metrics")):
         return False
     accept = req.get_header("Accept") or ""
     return "json" not in accept
@@ -85,6 +86,8 @@ def handle_uncaught(req, resp, ex: Exception, params) -> None:
     """Last resort: log it with the request id, answer a bare 500 problem."""
     if isinstance(ex, falcon.HTTPError):
         raise ex
+    from engine.observe import reporting
+    reporting.capture(req, ex)  # first: the log line's own event is then a duplicate, dropped
     log.exception("unhandled error on %s %s", req.method, req.path)
     raise Problem(500, "Something went wrong on our side",
                   "The error has been logged. Please try again in a moment.")
