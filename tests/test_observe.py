@@ -312,3 +312,136 @@ def test_an_unexpected_error_is_a_500_problem_with_the_request_id_logged(poke_ap
     assert problem(result)["status"] == 500 and result.headers["X-Request-ID"] == "boom-1"
     [line] = [line for line in lines() if line["logger"] == "portico.errors"]
     assert line["request_id"] == "boom-1" and "poke failed on purpose" in line["exc"]
+
+
+# -- Sentry -------------------------------------------------------------------------------
+
+SENTRY_CHILD = r'''
+import sys
+import sentry_sdk
+from engine import hookimpl
+from engine.app import create_app
+from engine.observe import reporting
+from engine.registry import Route
+from engine.settings import load_settings
+from engine.testing import Client
+
+class Boom:
+    auth = "public"
+    csrf = False
+    def on_post(self, req, resp):
+        password = "local-secret-pw"  # never sent: no local variables in events
+        raise RuntimeError("boom on purpose")
+
+class Plugin:
+    @hookimpl
+    def register_routes(self, app):
+        return [Route("/api/v1/boom", Boom())]
+
+database_url, data_dir, dsn = sys.argv[1:4]
+settings = load_settings(None, environ={}, overrides={
+    "database_url": database_url, "data_dir": data_dir, "secret_key": "k" * 32,
+    "broker_url": f"sqlite:///{data_dir}/queue.sqlite3", "sentry": {"dsn": dsn}})
+assert reporting.init(settings, "web")
+app = create_app(settings, extra_plugins=[("boom", Plugin())])
+result = Client(app).post("/api/v1/boom", json={"password": "body-secret-pw"}, headers={
+    "Cookie": "portico_session=cookie-secret-value", "X-Request-ID": "sentry-req-1",
+    "Authorization": "Basic YXV0aC1zZWNyZXQ=", "User-Agent": "observe-test"})
+print("status", result.status_code)
+sentry_sdk.flush(timeout=20)
+'''
+
+
+class Envelopes:
+    """A tiny Sentry ingest on loopback: keeps every envelope POSTed to it, decompressed."""
+
+    def __init__(self):
+        import http.server
+        import threading
+        received = self.received = []
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                encoding = self.headers.get("Content-Encoding", "")
+                if encoding == "gzip":
+                    import gzip
+                    body = gzip.decompress(body)
+                elif encoding == "br":
+                    import brotli
+                    body = brotli.decompress(body)
+                received.append((self.path, body.decode()))
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.end_headers()
+                self.wfile.write(b"{}")
+
+            def log_message(self, *args):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port = self.server.server_address[1]
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def events(self) -> list[dict]:
+        out = []
+        for _, text in self.received:
+            lines = text.splitlines()
+            for header, payload in zip(lines[1::2], lines[2::2]):
+                if json.loads(header).get("type") == "event":
+                    out.append(json.loads(payload))
+        return out
+
+    def close(self):
+        self.server.shutdown()
+
+
+def test_an_unhandled_error_reaches_sentry_without_secrets(make_app, tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+    app = make_app()
+    ingest = Envelopes()
+    repo = Path(__file__).resolve().parent.parent
+    try:
+        done = subprocess.run(
+            [sys.executable, "-c", SENTRY_CHILD, app.settings.database_url,
+             str(tmp_path / "child"), f"http://public-key@127.0.0.1:{ingest.port}/42"],
+            cwd=repo, capture_output=True, text=True, timeout=120,
+            env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(repo)})
+        assert done.returncode == 0, done.stderr
+        assert "status 500" in done.stdout, done.stdout + done.stderr
+    finally:
+        ingest.close()
+    assert ingest.received and all(p == "/api/42/envelope/" for p, _ in ingest.received)
+    [event] = ingest.events()  # one event: the log line's duplicate is dropped
+    [exc] = event["exception"]["values"]
+    assert exc["type"] == "RuntimeError" and exc["value"] == "boom on purpose"
+    assert event["tags"]["request_id"] == "sentry-req-1" and event["tags"]["component"] == "web"
+    assert event["tags"]["route"] == "/api/v1/boom"
+    assert event["request"]["method"] == "POST" and event["request"]["url"].endswith("/api/v1/boom")
+    assert event["request"]["headers"]["User-Agent"] == "observe-test"
+    raw = "".join(text for _, text in ingest.received)
+    for secret in ("cookie-secret-value", "YXV0aC1zZWNyZXQ=", "body-secret-pw",
+                   "local-secret-pw", "k" * 32):
+        assert secret not in raw
+    assert "Cookie" not in event["request"]["headers"] and "user" not in event
+
+
+def test_a_dsn_without_sentry_sdk_installed_is_a_clear_start_up_error(monkeypatch):
+    import builtins
+    from engine.observe import reporting
+    real_import = builtins.__import__
+
+    def without_sentry(name, *args, **kwargs):
+        if name.startswith("sentry_sdk"):
+            raise ImportError(name)
+        return real_import(name, *args, **kwargs)
+
+    settings = load_settings(None, environ={}, overrides={
+        "secret_key": "k" * 32, "sentry": {"dsn": "http://key@127.0.0.1:9/1"}})
+    monkeypatch.setattr(builtins, "__import__", without_sentry)
+    with pytest.raises(SettingsError, match=r"portico\[sentry\]"):
+        reporting.init(settings, "web")
+    assert reporting.init(load_settings(None, environ={}, overrides={"secret_key": "k" * 32}),
+                          "web") is False
