@@ -54,7 +54,7 @@ def test_serve_options_come_from_the_settings():
     assert (options["timeout"], options["graceful_timeout"], options["keepalive"]) == (45, 12, 9)
     assert options["workers"] == 3 and options["accesslog"] == "-"  # the access log is on
     assert options["access_log_format"] == ACCESS_LOG_FORMAT
-    assert "%({x-request-id}o)s" in ACCESS_LOG_FORMAT and "%(q)s" not in ACCESS_LOG_FORMAT
+    assert "%(q)s" not in ACCESS_LOG_FORMAT and "%(r)s" not in ACCESS_LOG_FORMAT
     quiet = load_settings(None, environ={}, overrides={"secret_key": "k" * 32,
                                                        "web": {"access_log": False}})
     assert gunicorn_options(quiet)["accesslog"] is None
@@ -128,3 +128,27 @@ def test_worker_serves_its_task_metrics_on_its_own_port(jobs_app, tmp_path):
         code = stop(worker)
     assert code == 0, log.read_text(errors="replace")
     assert not list(folder.iterdir())  # one process: its own registry, not the web's folder
+
+
+def test_the_default_text_access_line_has_the_request_id_and_no_query_string(capsys):
+    from datetime import timedelta
+    from types import SimpleNamespace
+
+    from gunicorn.config import Config
+
+    from engine.observe.logs import gunicorn_logger
+    cfg = Config()
+    cfg.set("accesslog", "-")
+    cfg.set("access_log_format", ACCESS_LOG_FORMAT)
+    logger = gunicorn_logger("text")(cfg)
+    resp = SimpleNamespace(status="200 OK", sent=512, response_length=512,
+                           headers=[("X-Request-ID", "text-rid-1")])
+    req = SimpleNamespace(headers=[])
+    environ = {"HTTP_USER_AGENT": "curl/8", "REMOTE_ADDR": "203.0.113.5", "REQUEST_METHOD": "GET",
+               "RAW_URI": "/password/reset?token=secret-token", "PATH_INFO": "/password/reset",
+               "QUERY_STRING": "token=secret-token", "SERVER_PROTOCOL": "HTTP/1.1"}
+    logger.access(resp, req, environ, timedelta(milliseconds=12))
+    line = capsys.readouterr().out.strip().splitlines()[-1]
+    assert '203.0.113.5 "GET /password/reset HTTP/1.1" 200 512 12ms "curl/8"' in line
+    assert " INFO gunicorn.access [text-rid-1] 203.0.113.5 " in line
+    assert "secret-token" not in line

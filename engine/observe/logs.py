@@ -83,8 +83,8 @@ def configure(fmt: str = "text", level: str = "info") -> None:
 def gunicorn_logger(fmt: str) -> type:
     """Gunicorn's logger class, writing its error and access logs in our format.
 
-    The access line is gunicorn's own (``access_log_format``, ``%({x-request-id}o)s`` for
-    the request id); in JSON it also carries the fields as keys.
+    The access line is gunicorn's own (``access_log_format``); the request id comes from
+    the response's ``X-Request-ID``, and in JSON the fields are keys of their own too.
     """
 
     class Logger(GunicornLogger):
