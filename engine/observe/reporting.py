@@ -42,7 +42,7 @@ def init(settings, component: str) -> bool:
         auto_enabling_integrations=False, traces_sample_rate=None,
         event_scrubber=EventScrubber(denylist=denylist, recursive=True),
         before_send=scrub)
-    sentry_sdk.set_tag("component", component)
+    sentry_sdk.get_global_scope().set_tag("component", component)  # every thread's events
     _enabled = True
     log.info("reporting errors to Sentry (%s)", settings.sentry.environment)
     return True
