@@ -218,6 +218,8 @@ def check(state: State, reference):
         found = load_plugins(settings)
         find_theme(settings.theme, list(settings.theme_paths))
         open_storage(settings)  # e.g. the s3 backend without boto3
+        from engine.observe import reporting
+        reporting.check(settings)  # a Sentry DSN without sentry-sdk
     except (SettingsError, PluginError) as exc:
         click.echo(f"configuration error:\n{exc}", err=True)
         sys.exit(1)

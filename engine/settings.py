@@ -71,9 +71,9 @@ def _empty_or_host_port(value: str) -> bool:
     return True
 
 
-#: gunicorn's access line: no query string (it may carry tokens). Portico's log format puts
-#: the request id in front of it (text) or in its ``request_id`` field (json).
-ACCESS_LOG_FORMAT = '%(h)s "%(m)s %(U)s %(H)s" %(s)s %(B)s %(M)sms "%(a)s"'
+#: gunicorn's access line: no query string (it may carry tokens), the request id last.
+ACCESS_LOG_FORMAT = ('%(h)s %(t)s "%(m)s %(U)s %(H)s" %(s)s %(B)s %(M)sms "%(a)s" '
+                     '%({x-request-id}o)s')
 
 
 class WebSettings(Schema):
@@ -99,8 +99,8 @@ class WebSettings(Schema):
     access_log = fields.Boolean(load_default=True, metadata={
         "description": "one line per request on stdout (`portico serve`)"})
     access_log_format = fields.String(load_default=ACCESS_LOG_FORMAT, metadata={
-        "description": "gunicorn's access log format (the request id is added in front); "
-                       "`%({portico.route}e)s` is the route template (docs/monitoring.md)"})
+        "description": "gunicorn's access log format; `%({x-request-id}o)s` is the request "
+                       "id, `%({portico.route}e)s` the route template (docs/monitoring.md)"})
 
 
 class LoggingSettings(Schema):

@@ -443,5 +443,7 @@ def test_a_dsn_without_sentry_sdk_installed_is_a_clear_start_up_error(monkeypatc
     monkeypatch.setattr(builtins, "__import__", without_sentry)
     with pytest.raises(SettingsError, match=r"portico\[sentry\]"):
         reporting.init(settings, "web")
+    with pytest.raises(SettingsError, match=r"portico\[sentry\]"):
+        reporting.check(settings)  # what `portico check` calls
     assert reporting.init(load_settings(None, environ={}, overrides={"secret_key": "k" * 32}),
                           "web") is False

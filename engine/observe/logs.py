@@ -83,17 +83,20 @@ def configure(fmt: str = "text", level: str = "info") -> None:
 def gunicorn_logger(fmt: str) -> type:
     """Gunicorn's logger class, writing its error and access logs in our format.
 
-    The access line is gunicorn's own (``access_log_format``); the request id comes from
-    the response's ``X-Request-ID``, and in JSON the fields are keys of their own too.
+    In text the access line is gunicorn's own (``access_log_format``, where
+    ``%({x-request-id}o)s`` is the request id); in JSON it is the ``message`` and the
+    fields (and the request id) are keys of their own too.
     """
 
     class Logger(GunicornLogger):
         def setup(self, cfg):
             super().setup(cfg)
-            for log in (self.error_log, self.access_log):
-                for handler in log.handlers:
-                    handler.setFormatter(formatter(fmt))
-                    handler.addFilter(RequestIdFilter())
+            for handler in self.error_log.handlers:
+                handler.setFormatter(formatter(fmt))
+                handler.addFilter(RequestIdFilter())
+            if fmt == "json":  # in text the access line is exactly access_log_format
+                for handler in self.access_log.handlers:
+                    handler.setFormatter(JsonFormatter())
 
         def access(self, resp, req, environ, request_time):
             if not (self.cfg.accesslog or self.cfg.logconfig or self.cfg.logconfig_dict

@@ -22,17 +22,25 @@ SECRET_HEADERS = {"authorization", "proxy-authorization", "cookie", "set-cookie"
 _enabled = False
 
 
-def init(settings, component: str) -> bool:
-    """Start reporting for this process (``web``, ``worker`` or ``scheduler``); False if off."""
-    global _enabled
+def check(settings) -> None:
+    """Raise ``SettingsError`` when a DSN is set but the SDK is missing (``portico check``)."""
     if not settings.sentry.dsn:
-        return False
+        return
     try:
-        import sentry_sdk
-        from sentry_sdk.scrubber import DEFAULT_DENYLIST, EventScrubber
+        import sentry_sdk  # noqa: F401
     except ImportError:
         raise SettingsError("sentry.dsn is set but sentry-sdk is not installed: "
                             "pip install 'portico[sentry]'") from None
+
+
+def init(settings, component: str) -> bool:
+    """Start reporting for this process (``web``, ``worker`` or ``scheduler``); False if off."""
+    global _enabled
+    check(settings)
+    if not settings.sentry.dsn:
+        return False
+    import sentry_sdk
+    from sentry_sdk.scrubber import DEFAULT_DENYLIST, EventScrubber
     denylist = [*DEFAULT_DENYLIST, "csrf_token", "secret_key", "secret_keys", "otp",
                 "client_secret", "database_url", "broker_url"]
     sentry_sdk.init(
