@@ -8,7 +8,6 @@ from the database at scrape time, so every node reports the cluster's backlog.
 """
 from __future__ import annotations
 
-import hmac
 import ipaddress
 import logging
 import os
@@ -21,6 +20,7 @@ from prometheus_client import (REGISTRY, CollectorRegistry, Counter, Histogram,
 from prometheus_client.core import GaugeMetricFamily
 
 from engine.observe.logs import request_id
+from engine.security import same
 
 log = logging.getLogger("portico.metrics")
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -142,8 +142,7 @@ def refusal(settings, ip: str, authorization: str | None) -> int | None:
         return 403
     if token:
         sent = (authorization or "").partition(" ")
-        if sent[0].lower() != "bearer" or not hmac.compare_digest(
-                sent[2].strip().encode(), token.encode()):
+        if sent[0].lower() != "bearer" or not same(sent[2].strip(), token):
             return 401
     return None
 
