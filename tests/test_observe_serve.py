@@ -119,7 +119,7 @@ def test_worker_serves_its_task_metrics_on_its_own_port(jobs_app, tmp_path):
     folder.mkdir()
     env = portico_env(app, site, PORTICO_METRICS_TOKEN=TOKEN,
                       PORTICO_METRICS_WORKER_BIND=f"127.0.0.1:{port}",
-                      PROMETHEUS_MULTIPROC_DIR=str(folder))
+                      PROMETHEUS_MULTIPROC_DIR=str(folder), PORTICO_LOGGING_FORMAT="json")
     worker = portico("worker", env=env, log=log)
     url = f"http://127.0.0.1:{port}/metrics"
     try:
@@ -137,8 +137,12 @@ def test_worker_serves_its_task_metrics_on_its_own_port(jobs_app, tmp_path):
         assert found[("portico_outbox_pending", ())] == 0
     finally:
         code = stop(worker)
-    assert code == 0, log.read_text(errors="replace")
+    text = log.read_text(errors="replace")
+    assert code == 0, text
     assert not list(folder.iterdir())  # one process: its own registry, not the web's folder
+    lines = [json.loads(line) for line in text.splitlines() if line.startswith("{")]
+    assert {"portico.serve", "jobs_plugin.tasks"} <= {line["logger"] for line in lines}, text
+    assert any(line["message"] == "worker stopped" for line in lines)
 
 
 def test_the_default_text_access_line_has_the_request_id_and_no_query_string(capsys):
