@@ -13,6 +13,7 @@ from engine.api import build_openapi
 from engine.context import Context
 from engine.i18n import Translator
 from engine.middleware import RequestMiddleware
+from engine.observe.web import ObserveMiddleware
 from engine.plugins import PluginError, Plugins, load_plugins
 from engine.registry import PluginState, Route, Section
 from engine.settings import Settings, load_settings
@@ -85,7 +86,8 @@ class Portico:
         return sorted(pairs, key=lambda p: (p[1].order, p[1].id))
 
     def _build_wsgi(self) -> falcon.App:
-        app = falcon.App(request_type=PorticoRequest, middleware=[RequestMiddleware(self)])
+        app = falcon.App(request_type=PorticoRequest, middleware=[ObserveMiddleware(),
+                                                                      RequestMiddleware(self)])
         app.req_options.strip_url_path_trailing_slash = True
         app.req_options.auto_parse_form_urlencoded = False
         app.req_options.media_handlers[falcon.MEDIA_JSON] = bodies.JSON

@@ -26,11 +26,16 @@ class State:
     def settings(self, require_secret: bool = True):
         return load_settings(self.config, overrides=self.overrides, require_secret=require_secret)
 
-    def app(self):
+    def app(self, component: str = "cli"):
+        """The app, built once; logging and error reporting set up for ``component``."""
         if self._app is None:
             from engine.app import create_app
+            from engine.observe import logs, reporting
             try:
-                self._app = create_app(self.settings())
+                settings = self.settings()
+                logs.configure(settings.logging.format, settings.logging.level)
+                reporting.init(settings, component)
+                self._app = create_app(settings)
             except (SettingsError, PluginError) as exc:
                 raise click.ClickException(str(exc)) from None
         return self._app
@@ -93,9 +98,8 @@ def _unreachable(state: State | None, exc: Exception) -> str:
 @click.pass_context
 def cli(ctx, config):
     """Portico: the self-service portal engine."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    logging.getLogger("dramatiq").setLevel(logging.WARNING)
-    logging.getLogger("stripe").setLevel(logging.WARNING)
+    from engine.observe import logs
+    logs.configure()  # text until the settings say otherwise (State.app)
     ctx.obj = State(config)
 
 
@@ -107,6 +111,9 @@ def cli(ctx, config):
 @click.pass_obj
 def serve(state: State, demo, host, port, workers):
     """Run the web portal with gunicorn."""
+    from engine.serve import metrics_folder
+    metrics_folder()  # before prometheus_client is imported: gunicorn's workers share it
+
     from engine import migrations
     from engine.demo import seed_demo
     from engine.serve import Gunicorn, demo_hooks, gunicorn_options, spawn_scheduler
@@ -116,7 +123,7 @@ def serve(state: State, demo, host, port, workers):
         os.environ["PORTICO_DEMO"] = "true"
         os.environ.setdefault("PORTICO_DATA_DIR", str(Path("var").resolve()))
         state.overrides.update(demo=True)
-    app = state.app()
+    app = state.app("web")
     settings = app.settings
     options = gunicorn_options(settings, host, port, workers)
     if demo or settings.demo:
@@ -167,8 +174,11 @@ def _print_demo(settings, bind: str, created: dict | None) -> None:
 @click.pass_obj
 def worker(state: State, threads):
     """Run background tasks (dramatiq) and relay the outbox."""
+    # One process: its own registry, served on [metrics] worker_bind (docs/monitoring.md).
+    # Before prometheus_client is imported, which reads the variable once.
+    os.environ.pop("PROMETHEUS_MULTIPROC_DIR", None)
     from engine.serve import run_worker
-    run_worker(state.app(), threads=threads)
+    run_worker(state.app("worker"), threads=threads)
 
 
 @cli.command()
@@ -176,7 +186,7 @@ def worker(state: State, threads):
 def scheduler(state: State):
     """Run the periodic job scheduler (periodiq). Run one per deployment."""
     from engine.serve import run_scheduler
-    sys.exit(run_scheduler(state.app()))
+    sys.exit(run_scheduler(state.app("scheduler")))
 
 
 @cli.command()
@@ -272,6 +282,8 @@ def check(state: State, reference, connect):
             return
         # Building the app runs every start-up check (theme, storage, providers, actors)
         # without connecting to anything.
+        from engine.observe import reporting
+        reporting.check(settings)  # a Sentry DSN without sentry-sdk
         portico_log = logging.getLogger("portico")
         level = portico_log.level
         portico_log.setLevel(logging.ERROR)  # the app logs the warnings printed below

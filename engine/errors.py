@@ -104,6 +104,8 @@ def handle_uncaught(req, resp, ex: Exception, params) -> None:
             _outage_log.warning("a service is unreachable: %s", faults.reason(ex))
         raise Problem(503, "The service is temporarily unavailable",
                       "Please try again in a moment.", headers={"Retry-After": "30"})
+    from engine.observe import reporting
+    reporting.capture(req, ex)  # first: the log line's own event is then a duplicate, dropped
     log.exception("unhandled error on %s %s", req.method, req.path)
     raise Problem(500, "Something went wrong on our side",
                   "The error has been logged. Please try again in a moment.")

@@ -10,6 +10,7 @@ import falcon
 from engine import bodies, db
 from engine.errors import Problem
 from engine.forms import read_form
+from engine.observe.health import BARE_PATHS
 from engine.registry import ANY_STAFF, PUBLIC, request_kind
 from engine.security import sign, signed
 
@@ -50,6 +51,8 @@ class RequestMiddleware:
         ctx.kind = request_kind(req.path)
         bodies.cap(req, self.max_body)  # before anything (the CSRF check too) reads the body
         ctx.ip = client_ip(req, self.trusted_proxies)
+        if req.path in BARE_PATHS:
+            return  # health and metrics: no database, cookies or sign-in (OPS-4)
         ctx.user_agent = (req.user_agent or "")[:300]
         db.database.connect(reuse_if_open=True)
         cookie = req.cookies.get(CSRF_COOKIE)
@@ -61,7 +64,7 @@ class RequestMiddleware:
         ctx.csrf_token = csrf_token(self.app, cookie) if cookie else ""
 
     def process_resource(self, req, resp, resource, params) -> None:
-        if resource is None:
+        if resource is None or getattr(resource, "bare", False):
             return
         ctx = req.context
         ctx.principal = self.app.plugins.hook.authenticate_request(app=self.app, req=req)

@@ -22,7 +22,7 @@ _PERMISSION_NAME = re.compile(r"[a-z][a-z0-9_]*")
 #: JSON API routes live under this prefix (the staff API under ``/api/v1/staff``).
 API_PREFIX = "/api/"
 #: Machine endpoints: no cookies, no HTML pages, no sign-in.
-MACHINE_PREFIXES = ("/webhooks/", "/healthz", "/static/")
+MACHINE_PREFIXES = ("/webhooks/", "/healthz", "/livez", "/readyz", "/metrics", "/static/")
 
 
 def is_staff_path(path: str) -> bool:
@@ -35,7 +35,8 @@ class RequestKind:
 
     ``api``: the JSON API (customer or staff), answered with JSON and problem+json.
     ``staff``: the staff console or the staff API (its own session cookie, SEC-5).
-    ``machine``: webhooks, ``/healthz`` and static files.
+    ``machine``: webhooks, health (``/healthz``, ``/livez``, ``/readyz``), ``/metrics`` and
+    static files.
     A portal or staff *page* is everything that is neither API nor machine.
     """
     api: bool

@@ -1,11 +1,15 @@
 """Running the portal: gunicorn for the web, dramatiq for the worker, periodiq for the clock."""
 from __future__ import annotations
 
+import atexit
 import logging
 import os
+import shlex
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 from typing import Any, Callable
 
@@ -32,12 +36,21 @@ class Gunicorn(BaseApplication):
         for key, value in self.options.items():
             if key in self.cfg.settings and value is not None:
                 self.cfg.set(key, value)
+        # Like the `gunicorn` command: GUNICORN_CMD_ARGS wins over the settings.
+        args = os.environ.get("GUNICORN_CMD_ARGS")
+        if args:
+            parsed = self.cfg.parser().parse_args(shlex.split(args))
+            for key, value in vars(parsed).items():
+                if value is not None and key in self.cfg.settings:
+                    self.cfg.set(key.lower(), value)
 
     def load(self):
         return self.application if self.application is not None else self.factory()
 
 
 def gunicorn_options(settings, host=None, port=None, workers=None, threads=None) -> dict:
+    from engine.observe.logs import gunicorn_logger
+    from engine.observe.metrics import worker_exited
     web = settings.web
     threads = threads or web.threads
     return {
@@ -46,13 +59,33 @@ def gunicorn_options(settings, host=None, port=None, workers=None, threads=None)
         "threads": threads,
         "worker_class": "gthread" if threads > 1 else "sync",
         "forwarded_allow_ips": web.forwarded_allow_ips,
-        "accesslog": None,
+        "accesslog": "-" if web.access_log else None,
+        "access_log_format": web.access_log_format,
+        "logger_class": gunicorn_logger(settings.logging.format),
         "errorlog": "-",
         "loglevel": "warning",
-        "timeout": 60,
-        "graceful_timeout": 10,
-        "keepalive": 5,
+        "timeout": web.timeout,
+        "graceful_timeout": web.graceful_timeout,
+        "keepalive": web.keepalive,
+        "child_exit": lambda server, worker: worker_exited(worker.pid),
     }
+
+
+def metrics_folder() -> str:
+    """The folder gunicorn's workers share their metrics through (``PROMETHEUS_MULTIPROC_DIR``).
+
+    The operator's, emptied; or a fresh temporary one, removed at exit. Call it before
+    ``prometheus_client`` is imported: it reads the variable once.
+    """
+    path = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if not path:
+        path = tempfile.mkdtemp(prefix="portico-metrics-")
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = path
+        master = os.getpid()
+        atexit.register(lambda: os.getpid() == master and shutil.rmtree(path, True))
+    from engine.observe.metrics import prepare_multiproc_dir
+    prepare_multiproc_dir(path)
+    return path
 
 
 class Relay(threading.Thread):
@@ -140,6 +173,9 @@ def run_worker(app, threads: int = 2, stop: threading.Event | None = None,
         return
     worker = app.tasks.worker(threads=threads)
     relay = Relay(app)
+    if app.settings.metrics.worker_bind:
+        from engine.observe.metrics import serve_metrics
+        serve_metrics(app, app.settings.metrics.worker_bind)
     worker.start()
     relay.start()
     log.info("worker running %d actors: %s", len(app.tasks.actors),

@@ -107,6 +107,32 @@ class PluginsSettings(Schema):
         "description": "load partner plugins from the portico.plugins entry-point group"})
 
 
+def _ip_or_network(value: str) -> bool:
+    try:
+        ipaddress.ip_network(value, strict=False)
+    except ValueError:
+        raise ValidationError(f"{value!r} is not an IP address or network (CIDR)") from None
+    return True
+
+
+def _empty_or_long(value: str) -> bool:
+    if value and len(value) < 16:
+        raise ValidationError("at least 16 characters (or empty: no token)")
+    return True
+
+
+def _empty_or_host_port(value: str) -> bool:
+    host, _, port = value.rpartition(":")
+    if value and not (host and port.isdigit() and 0 < int(port) < 65536):
+        raise ValidationError("host:port, e.g. 0.0.0.0:9191 (or empty)")
+    return True
+
+
+#: gunicorn's access line: no query string (it may carry tokens), the request id last.
+ACCESS_LOG_FORMAT = ('%(h)s %(t)s "%(m)s %(U)s %(H)s" %(s)s %(B)s %(M)sms "%(a)s" '
+                     '%({x-request-id}o)s')
+
+
 class WebSettings(Schema):
     host = fields.String(load_default="127.0.0.1")
     port = fields.Integer(load_default=8000, validate=validate.Range(1, 65535))
@@ -119,6 +145,51 @@ class WebSettings(Schema):
                                     metadata={"description": "the largest request body (JSON, "
                                               "forms, webhooks) in bytes; a bigger one is "
                                               "refused with 413 before it is read (SEC-3)"})
+    timeout = fields.Integer(load_default=60, validate=validate.Range(1, 3600), metadata={
+        "description": "seconds a web worker may spend on one request before gunicorn "
+                       "restarts it"})
+    graceful_timeout = fields.Integer(load_default=30, validate=validate.Range(1, 3600),
+                                      metadata={"description": "seconds running requests get "
+                                                "to finish on a restart or stop"})
+    keepalive = fields.Integer(load_default=5, validate=validate.Range(0, 300), metadata={
+        "description": "seconds an idle keep-alive connection stays open (behind a proxy "
+                       "that reuses connections, longer than its idle timeout)"})
+    access_log = fields.Boolean(load_default=True, metadata={
+        "description": "one line per request on stdout (`portico serve`)"})
+    access_log_format = fields.String(load_default=ACCESS_LOG_FORMAT, metadata={
+        "description": "gunicorn's access log format; `%({x-request-id}o)s` is the request "
+                       "id, `%({portico.route}e)s` the route template (docs/monitoring.md)"})
+
+
+class LoggingSettings(Schema):
+    """``[logging]``: how the web, worker and scheduler processes write their log lines."""
+    format = fields.String(load_default="text", validate=validate.OneOf(["text", "json"]),
+                           metadata={"description": "json: one JSON object per line, with "
+                                     "request_id (docs/monitoring.md)"})
+    level = fields.String(load_default="info", validate=validate.OneOf(
+        ["debug", "info", "warning", "error"]))
+
+
+class MetricsSettings(Schema):
+    """``[metrics]``: who may read ``/metrics`` (404 until one of these is set)."""
+    token = secret(fields.String(load_default="", validate=_empty_or_long,
+                                 metadata={"description": "a scrape sends `Authorization: "
+                                           "Bearer <token>` (at least 16 characters)"}))
+    allow_ips = CommaList(fields.String(validate=_ip_or_network), load_default=list, metadata={
+        "description": "addresses or networks (CIDR) that may scrape; with a token too, "
+                       "a scrape needs both"})
+    worker_bind = fields.String(load_default="", validate=_empty_or_host_port, metadata={
+        "description": "host:port where `portico worker` serves its own /metrics (task "
+                       "runs); empty: not served"})
+
+
+class SentrySettings(Schema):
+    """``[sentry]``: report unhandled errors to Sentry (needs `pip install portico[sentry]`)."""
+    dsn = secret(fields.String(load_default="", metadata={
+        "description": "the project's DSN; empty: no error reporting"}))
+    environment = fields.String(load_default="production")
+    sample_rate = fields.Float(load_default=1.0, validate=validate.Range(0, 1), metadata={
+        "description": "the share of errors sent"})
 
 
 class MailSettings(Schema):
@@ -272,6 +343,9 @@ class CoreSettings(Schema):
     outbound = fields.Nested(OutboundSettings)
     storage = fields.Nested(StorageSettings)
     debug = fields.Nested(DebugSettings)
+    logging = fields.Nested(LoggingSettings)
+    metrics = fields.Nested(MetricsSettings)
+    sentry = fields.Nested(SentrySettings)
 
     @pre_load
     def every_table(self, data, **kwargs):

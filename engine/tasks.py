@@ -36,6 +36,8 @@ from periodiq import PeriodiqMiddleware, cron
 
 from engine import db
 from engine.models import OutboxMessage
+from engine.observe.logs import request_id
+from engine.observe.metrics import TaskMetrics
 
 log = logging.getLogger("portico.tasks")
 TASK_ATTR = "__portico_task__"
@@ -113,7 +115,8 @@ class PeriodicMiddleware(PeriodiqMiddleware):
 def make_broker(url: str) -> dramatiq.Broker:
     """``redis://host:port/db?namespace=x``, ``amqp://user:pw@host/vhost`` or ``sqlite:///path``."""
     parts = urlparse(url)
-    middleware = [m() for m in dramatiq.middleware.default_middleware] + \
+    # TaskMetrics first: it times the run and sees skips and dead letters (OPS-4).
+    middleware = [TaskMetrics()] + [m() for m in dramatiq.middleware.default_middleware] + \
         [CurrentMessage(), PeriodicMiddleware()]
     options = dict(parse_qsl(parts.query))
     if parts.scheme in ("redis", "rediss"):
@@ -219,7 +222,9 @@ class TaskRunner:
         found = self.actors.get(actor_name)
         if found is None:
             raise LookupError(f"no actor named '{actor_name}' (is its plugin enabled?)")
-        payload = {"args": list(args), "kwargs": kwargs}
+        payload: dict[str, Any] = {"args": list(args), "kwargs": kwargs}
+        if request_id.get():  # the task's log lines carry the request that asked for it
+            payload["options"] = {"request_id": request_id.get()}
         try:
             json.dumps(payload)
         except (TypeError, ValueError) as exc:

@@ -17,8 +17,12 @@ def register_models():
 @hookimpl
 def register_routes(app):
     from engine.core import pwa, resources
+    from engine.observe import health
     return [
         Route("/healthz", resources.Health()),
+        Route("/livez", health.Livez()),
+        Route("/readyz", health.Readyz()),
+        Route("/metrics", health.Metrics()),
         Route("/api/v1/openapi.json", resources.OpenAPI()),
         Route("/static/{path:path}", resources.Static()),
         Route("/lang", resources.Language()),
@@ -26,6 +30,18 @@ def register_routes(app):
         Route("/sw.js", pwa.ServiceWorker()),
         Route("/offline", pwa.OfflinePage()),
     ]
+
+
+@hookimpl
+def payment_succeeded(app, payment):
+    from engine.observe.metrics import PAYMENTS
+    PAYMENTS.labels(payment.provider, "succeeded").inc()
+
+
+@hookimpl
+def payment_failed(app, payment):
+    from engine.observe.metrics import PAYMENTS
+    PAYMENTS.labels(payment.provider, payment.status).inc()  # failed or canceled
 
 
 @hookimpl

@@ -11,6 +11,7 @@ from engine import audit
 from engine.db import database, utcnow
 from engine.models import StaffUser, User
 from engine.notify import Notice, notify
+from engine.observe.metrics import LOGIN_FAILURES, LOGIN_LOCKOUTS
 from engine.redirects import local_path
 from engine.security import hash_password, needs_rehash, new_token, verify_password
 from plugins.identity import lockout, reset, sessions, twofactor
@@ -45,6 +46,7 @@ def check_password(app, ctx, realm: str, email: str, password: str):
     account = model.get_or_none((model.email == email) & (model.is_active == True))  # noqa: E712
     if lockout.locked_until(key):
         verify_password(None, password)  # same work as any other answer
+        LOGIN_FAILURES.labels(realm, "locked").inc()
         raise LoginRefused(lockout.LOCKED_MESSAGE, 429, "login-locked")
     if verify_password(account.password_hash if account else None, password):
         if needs_rehash(account.password_hash):
@@ -66,7 +68,9 @@ def failed(app, ctx, realm: str, key: str, account, factor: str) -> None:
             audit.record(ctx, "staff.login_failed", f"staff:{account.id}", {"factor": factor})
         if just_locked and account is not None:
             _on_locked(app, ctx, account, lockout.locked_until(key))
+    LOGIN_FAILURES.labels(realm, factor.replace(" ", "_")).inc()
     if just_locked:
+        LOGIN_LOCKOUTS.labels(realm).inc()
         raise LoginRefused(lockout.LOCKED_MESSAGE, 429, "login-locked")
 
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import functools
+import logging
 import os
 import time
 from pathlib import Path
@@ -12,6 +13,8 @@ from engine import db
 from engine.tasks import current_message_id, task
 from jobs_plugin.models import JobRun
 
+log = logging.getLogger("jobs_plugin.tasks")
+
 
 def _run(name: str, arg: str = "", **extra) -> JobRun:
     return JobRun.create(name=name, arg=arg, message_id=current_message_id() or "",
@@ -19,7 +22,8 @@ def _run(name: str, arg: str = "", **extra) -> JobRun:
 
 
 def record(app, arg: str) -> None:
-    """Leave one row."""
+    """Leave one row (and a log line: the request id it carries is tested)."""
+    log.info("record %s", arg)
     _run("record", arg)
 
 
