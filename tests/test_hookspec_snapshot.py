@@ -27,7 +27,7 @@ def live_specs() -> dict[str, dict]:
     from engine.plugins import load_plugins
     from engine.settings import load_settings
     settings = load_settings(None, environ={}, require_secret=False,
-                             overrides={"plugins": {"entry_points": False}})
+                             overrides={"demo": True, "plugins": {"entry_points": False}})
     hooks = load_plugins(settings).pm.hook
     out = {}
     for name, caller in sorted(vars(hooks).items()):
