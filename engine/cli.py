@@ -23,8 +23,8 @@ class State:
         self.overrides: dict = {}
         self._app = None
 
-    def settings(self, require_secret: bool = True):
-        return load_settings(self.config, overrides=self.overrides, require_secret=require_secret)
+    def settings(self, serving: bool = True):
+        return load_settings(self.config, overrides=self.overrides, serving=serving)
 
     def app(self, component: str = "cli"):
         """The app, built once; logging and error reporting set up for ``component``."""
@@ -224,7 +224,7 @@ def plugins(state: State, as_json):
     """List installed plugins: name, version, enabled, hooks."""
     from engine.plugins import load_plugins
     try:
-        found = load_plugins(state.settings(require_secret=False))  # lists; signs nothing
+        found = load_plugins(state.settings(serving=False))  # lists; signs nothing
     except (SettingsError, PluginError) as exc:
         raise click.ClickException(str(exc)) from None
     rows = [{"name": i.name, "version": i.version, "source": i.source, "enabled": i.enabled,

@@ -38,7 +38,7 @@ LOCK_KEY = 0x706F727469636F
 def migrate(app) -> list[str]:
     """Apply every pending migration of every enabled plugin; returns "plugin:name" lines."""
     applied = []
-    with db.connection(), one_at_a_time():
+    with one_at_a_time():
         for name, runner in runners(app):
             applied += [f"{name}:{m}" for m in runner.up()]
     return applied
@@ -46,25 +46,30 @@ def migrate(app) -> list[str]:
 
 @contextlib.contextmanager
 def one_at_a_time():
-    """Hold the migration lock of the database for the block; wait for it if another has it."""
+    """Connect and hold the migration lock of the database for the block (waiting for it)."""
     if db.is_postgres():
         # A session lock, on the connection the runners use: it outlives each migration's
         # transaction, and the server drops it if this process dies.
-        db.database.execute_sql("SELECT pg_advisory_lock(%s)", (LOCK_KEY,))
-        try:
-            yield
-        finally:
-            db.database.execute_sql("SELECT pg_advisory_unlock(%s)", (LOCK_KEY,))
+        with db.connection():
+            db.database.execute_sql("SELECT pg_advisory_lock(%s)", (LOCK_KEY,))
+            try:
+                yield
+            finally:
+                db.database.execute_sql("SELECT pg_advisory_unlock(%s)", (LOCK_KEY,))
         return
     path = db.database.obj.database
     if path in ("", ":memory:"):  # no other process can see it
-        yield
+        with db.connection():
+            yield
         return
-    # Not a transaction around the run: SQLite table rebuilds must switch foreign keys off,
-    # which only works outside one. The kernel drops the lock if this process dies.
+    # The lock comes before the connection: connecting switches a new file to WAL, which
+    # needs the database to itself and fails with "database is locked" while another node
+    # migrates. Not a transaction around the run: SQLite table rebuilds must switch foreign
+    # keys off, which only works outside one. The kernel drops the lock if this process dies.
     with open(f"{path}-migrate-lock", "a") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        yield
+        with db.connection():
+            yield
 
 
 def pending(app) -> list[str]:

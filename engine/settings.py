@@ -563,13 +563,14 @@ def _merge(base: dict, extra: dict) -> dict:
 
 def load_settings(path: str | os.PathLike | None = None, *, environ: dict | None = None,
                   overrides: dict | None = None, plugin_names: set[str] | None = None,
-                  require_secret: bool = True) -> Settings:
+                  serving: bool = True) -> Settings:
     """Read, merge and validate the configuration.
 
     ``plugin_names`` lets ``PORTICO_<PLUGIN>_<KEY>`` variables reach plugin tables.
     ``overrides`` (used by the CLI and tests) win over everything.
-    ``require_secret=False`` is for commands that never sign or seal (``portico plugins``):
-    without a key, ``secret_keys`` is empty and ``secret_key`` None.
+    ``serving=False`` is for commands that only list and never sign, seal or send
+    (``portico plugins``): the checks of what serving needs (a secret key, ``base_url``,
+    a real mail backend) are skipped; without a key, ``secret_keys`` is empty.
     """
     environ = dict(os.environ if environ is None else environ)
     path = path or environ.get("PORTICO_CONFIG")
@@ -600,7 +601,7 @@ def load_settings(path: str | os.PathLike | None = None, *, environ: dict | None
         core["database_url"] = f"sqlite:///{data_dir.resolve() / 'portico.sqlite3'}"
     if core["broker_url"] is None:
         core["broker_url"] = f"sqlite:///{data_dir.resolve() / 'queue.sqlite3'}"
-    problems = _unsafe_outside_demo(core, require_secret)
+    problems = _unsafe_outside_demo(core, serving)
     if problems:  # every one at once, as schema errors are
         raise SettingsError("\n".join(problems))
     if core["base_url"] is None:  # demo mode
@@ -620,13 +621,14 @@ def load_settings(path: str | os.PathLike | None = None, *, environ: dict | None
                     env_names, unknown_env)
 
 
-def _unsafe_outside_demo(core: dict, require_secret: bool = True) -> list[str]:
+def _unsafe_outside_demo(core: dict, serving: bool = True) -> list[str]:
     """What the embedded defaults would do wrong outside demo mode, unless allowed (OPS-2)."""
     demo, problems = core["demo"], []
-    if core["base_url"] is None and not demo:
+    if core["base_url"] is None and serving and not demo:
         problems.append("base_url: required outside demo mode (the portal's public URL, e.g. "
                         "https://portal.example.net; links in emails use it)")
-    if core["mail"]["backend"] == "file" and not (demo or core["mail"]["allow_file_backend"]):
+    if core["mail"]["backend"] == "file" and serving and \
+            not (demo or core["mail"]["allow_file_backend"]):
         problems.append(
             "mail.backend: 'file' only writes .eml files to the data folder, so no email "
             "reaches anyone; outside demo mode choose mail.backend = \"smtp\", or set "
@@ -635,7 +637,7 @@ def _unsafe_outside_demo(core: dict, require_secret: bool = True) -> list[str]:
     if any(key in PLACEHOLDER_SECRETS for key in keys):
         problems.append("secret_key: this is the example value from the docs; generate one "
                         "with `python -c 'import secrets; print(secrets.token_urlsafe(48))'`")
-    if not keys and require_secret and not (demo or core["security"]["allow_generated_secret"]):
+    if not keys and serving and not (demo or core["security"]["allow_generated_secret"]):
         problems.append(
             "secret_key: required outside demo mode (at least 32 characters; e.g. secret_key "
             "= \"$env:PORTICO_SECRET\" in portico.toml, or secret_keys to rotate); or set "

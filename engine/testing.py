@@ -50,7 +50,9 @@ DEMO_PASSWORD = "Portico-demo-2026!"
 #: What tests allow outside demo mode (OPS-2): the sandbox provider and .eml mail.
 TEST_ALLOWANCES = {"mail": {"allow_file_backend": True},
                    "sandbox": {"allow_outside_demo": True}}
-#: The same, and a base_url, as environment variables (tests that run the command line).
+#: Settings overrides for a test that loads settings itself: the allowances and a base_url.
+TEST_SETTINGS = {"base_url": "http://portal.test", **TEST_ALLOWANCES}
+#: The same as environment variables (tests that run the command line).
 TEST_ENVIRON = {"PORTICO_BASE_URL": "http://portal.test", "PORTICO_MAIL_ALLOW_FILE_BACKEND": "true",
                 "PORTICO_SANDBOX_ALLOW_OUTSIDE_DEMO": "true"}
 
@@ -195,7 +197,7 @@ def make_app(database_url, tmp_path, monkeypatch):
         values = {"data_dir": str(tmp_path / "data"), "database_url": database_url,
                   "broker_url": f"sqlite:///{tmp_path / 'queue.sqlite3'}",
                   "secret_key": "test-secret-key-" + "x" * 32,
-                  "base_url": "http://portal.test", **TEST_ALLOWANCES,
+                  **TEST_SETTINGS,
                   "plugins": {"disabled": list(disabled), "entry_points": entry_points}}
         for key, value in overrides.items():
             if isinstance(value, dict) and isinstance(values.get(key), dict):

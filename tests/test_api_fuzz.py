@@ -38,7 +38,10 @@ MODES = (GenerationMode.POSITIVE, GenerationMode.NEGATIVE)
 
 def load_schema(app):
     schema = schemathesis.openapi.from_wsgi("/api/v1/openapi.json", app.wsgi)
-    schema.config.checks.update(included_check_names=["all"])
+    # Every check but response time: speed is measured in bench/, and a busy CI machine
+    # once took 10.9 s for one request, which is not a defect of the API.
+    schema.config.checks.update(included_check_names=["all"],
+                                excluded_check_names=["max_response_time"])
     schema.config.checks.positive_data_acceptance = PositiveDataAcceptanceConfig(
         expected_statuses=["2xx", "401", "403", "404", "409", "402", "422", "429"])
     return schema.exclude(path_regex=ENDS_SESSION)

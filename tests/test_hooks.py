@@ -31,7 +31,7 @@ from engine.plugins import PluginError, Plugins
 from engine.registry import Action, Alert, Balance, Card, Credit, Route, Section
 from engine.settings import SettingsError, load_settings
 from engine.tasks import task
-from engine.testing import Client, PrincipalHeader, as_user, problem, run_tasks
+from engine.testing import TEST_SETTINGS, Client, PrincipalHeader, as_user, problem, run_tasks
 
 ROOT = Path(__file__).resolve().parent.parent
 HOOKSPECS = [ROOT / "engine" / "hookspecs.py", *sorted((ROOT / "plugins").glob("*/hookspecs.py"))]
@@ -81,7 +81,7 @@ SIGNATURES = spec_signatures()
 
 def settings_for(tmp_path, disabled=()):
     return load_settings(None, environ={}, overrides={
-        "data_dir": str(tmp_path), "secret_key": "k" * 32,
+        "data_dir": str(tmp_path), "secret_key": "k" * 32, **TEST_SETTINGS,
         "plugins": {"entry_points": False, "disabled": list(disabled)}})
 
 
@@ -191,8 +191,8 @@ def test_collecting_follows_pluggy_tryfirst_trylast_and_wrappers(tmp_path):
 
 def test_hook_calls_are_traced_when_asked(tmp_path, caplog):
     settings = load_settings(None, environ={}, overrides={
-        "data_dir": str(tmp_path), "secret_key": "k" * 32, "debug": {"trace_hooks": True},
-        "plugins": {"entry_points": False}})
+        "data_dir": str(tmp_path), "secret_key": "k" * 32, **TEST_SETTINGS,
+        "debug": {"trace_hooks": True}, "plugins": {"entry_points": False}})
 
     class Quick:
         @hookimpl(tryfirst=True)

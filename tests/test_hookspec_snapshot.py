@@ -26,7 +26,7 @@ def live_specs() -> dict[str, dict]:
     bundled plugin (partner plugins' entry points off: their specs are theirs)."""
     from engine.plugins import load_plugins
     from engine.settings import load_settings
-    settings = load_settings(None, environ={}, require_secret=False,
+    settings = load_settings(None, environ={}, serving=False,
                              overrides={"demo": True, "plugins": {"entry_points": False}})
     hooks = load_plugins(settings).pm.hook
     out = {}

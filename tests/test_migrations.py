@@ -15,6 +15,7 @@ from __future__ import annotations
 import ast
 import contextlib
 import gzip
+import fcntl
 import importlib
 import multiprocessing
 import sqlite3
@@ -291,7 +292,7 @@ def _node(url: str, data_dir: str, start, results) -> None:
             "base_url": "http://portal.test", **TEST_ALLOWANCES,
             "plugins": {"entry_points": False}})
         app = create_app(settings, plugins=load_plugins(settings, PARTNERS))
-        start.wait(timeout=120)
+        start.wait(timeout=300)  # four interpreters starting on two busy cores
         results.put(("ok", migrations.migrate(app)))
         app.database.close_all()
     except BaseException as exc:
@@ -320,3 +321,22 @@ def test_nodes_that_start_at_once_each_migrate_and_every_migration_runs_once(
                   for m in runner.migrations()]
     assert sorted(applied) == sorted(everything)  # each by exactly one node
     assert sorted(f"{p}:{m}" for p, m in history(app)) == sorted(everything)
+
+
+@pytest.mark.spec("OPS-5")
+def test_a_node_waiting_for_the_sqlite_migration_lock_has_not_opened_the_database(
+        make_app, monkeypatch):
+    # Connecting switches a new SQLite file to WAL, which needs the database to itself: a
+    # node that connected before taking the lock failed with "database is locked".
+    app = make_app(migrate=False)
+    if db.is_postgres():
+        pytest.skip("PostgreSQL takes an advisory lock, which needs the connection")
+    connected_when_locking, real_flock = [], fcntl.flock
+
+    def flock(fd, operation):
+        connected_when_locking.append(not db.database.is_closed())
+        return real_flock(fd, operation)
+
+    monkeypatch.setattr(migrations.fcntl, "flock", flock)
+    assert migrations.migrate(app)
+    assert connected_when_locking == [False]

@@ -13,7 +13,7 @@ from engine.app import create_app
 from engine.observe import logs
 from engine.registry import Route
 from engine.settings import SettingsError, load_settings
-from engine.testing import Client, problem
+from engine.testing import TEST_SETTINGS, Client, problem
 from jobs_plugin.harness import (  # noqa: F401  (fixtures)
     RunningWorker, free_port, jobs_app, jobs_plugin, queues, runs, wait_for)
 
@@ -30,7 +30,7 @@ class Poke:
     def on_get(self, req, resp):
         log.info("poked")
         with db.database.atomic():
-            req.context.app.tasks.enqueue("jobs.record", "poked")
+            req.context.app.tasks.enqueue("jobs_plugin.tasks.record", "poked")
         resp.media = {"ok": True}
 
     def on_post(self, req, resp):
@@ -129,10 +129,10 @@ def test_json_lines_carry_extras_and_the_traceback():
 
 def test_logging_settings_are_validated():
     settings = load_settings(None, environ={"PORTICO_LOGGING_FORMAT": "json"},
-                             overrides={"secret_key": "k" * 32})
+                             overrides={"secret_key": "k" * 32, **TEST_SETTINGS})
     assert settings.logging.format == "json" and settings.logging.level == "info"
     with pytest.raises(SettingsError, match="logging.format"):
-        load_settings(None, environ={}, overrides={"secret_key": "k" * 32,
+        load_settings(None, environ={}, overrides={"secret_key": "k" * 32, **TEST_SETTINGS,
                                                    "logging": {"format": "xml"}})
 
 
@@ -165,7 +165,7 @@ def test_readyz_is_503_problem_json_when_the_database_is_down(tmp_path):
     port = free_port()
     settings = load_settings(None, environ={}, overrides={
         "database_url": f"postgresql://portico:db-secret@127.0.0.1:{port}/portico",
-        "data_dir": str(tmp_path), "secret_key": "k" * 32,
+        "data_dir": str(tmp_path), "secret_key": "k" * 32, **TEST_SETTINGS,
         "broker_url": f"sqlite:///{tmp_path / 'queue.sqlite3'}"})
     app = create_app(settings)
     client = Client(app)
@@ -199,7 +199,7 @@ def test_metrics_are_404_until_a_token_or_an_allow_list_is_set(make_app):
 
 
 def test_metrics_settings_refuse_a_short_token_and_a_bad_network():
-    base = {"secret_key": "k" * 32}
+    base = {"secret_key": "k" * 32, **TEST_SETTINGS}
     with pytest.raises(SettingsError, match="metrics.token"):
         load_settings(None, environ={}, overrides={**base, "metrics": {"token": "short"}})
     with pytest.raises(SettingsError, match="metrics.allow_ips"):
@@ -232,8 +232,8 @@ def test_task_runs_failures_dead_letters_and_the_outbox_are_measured(app):
     client = Client(app)
     before = scrape(client)
     with db.connection():
-        app.tasks.enqueue("jobs.record", "m1")
-        app.tasks.enqueue("jobs.doomed", "m2")
+        app.tasks.enqueue("jobs_plugin.tasks.record", "m1")
+        app.tasks.enqueue("jobs_plugin.tasks.doomed", "m2")
     waiting = scrape(client)
     assert waiting[("portico_outbox_pending", ())] == 2
     assert waiting[("portico_outbox_oldest_age_seconds", ())] >= 0
@@ -241,17 +241,17 @@ def test_task_runs_failures_dead_letters_and_the_outbox_are_measured(app):
     app.tasks.relay()
     with RunningWorker(app):
         wait_for(lambda: runs("record") == ["m1"], what="the record task")
-        wait_for(lambda: value(scrape(client), "portico_task_dead_total", actor="jobs.doomed"),
+        wait_for(lambda: value(scrape(client), "portico_task_dead_total", actor="jobs_plugin.tasks.doomed"),
                  what="the doomed task to be given up")
     after = scrape(client)
 
     def delta(name, **labels):
         return value(after, name, **labels) - value(before, name, **labels)
 
-    assert delta("portico_task_runs_total", actor="jobs.record", outcome="ok") == 1
-    assert delta("portico_task_runs_total", actor="jobs.doomed", outcome="error") == 2  # + retry
-    assert delta("portico_task_dead_total", actor="jobs.doomed") == 1
-    assert delta("portico_task_duration_seconds_count", actor="jobs.record") == 1
+    assert delta("portico_task_runs_total", actor="jobs_plugin.tasks.record", outcome="ok") == 1
+    assert delta("portico_task_runs_total", actor="jobs_plugin.tasks.doomed", outcome="error") == 2  # + retry
+    assert delta("portico_task_dead_total", actor="jobs_plugin.tasks.doomed") == 1
+    assert delta("portico_task_duration_seconds_count", actor="jobs_plugin.tasks.record") == 1
     assert after[("portico_outbox_pending", ())] == 0
     assert after[("portico_outbox_oldest_age_seconds", ())] == 0
 
@@ -299,7 +299,7 @@ def test_payments_are_counted_by_outcome(make_app):
 def test_metrics_report_the_database_down_instead_of_failing(tmp_path):
     settings = load_settings(None, environ={}, overrides={
         "database_url": f"postgresql://portico@127.0.0.1:{free_port()}/portico",
-        "data_dir": str(tmp_path), "secret_key": "k" * 32, "metrics": {"token": TOKEN},
+        "data_dir": str(tmp_path), "secret_key": "k" * 32, **TEST_SETTINGS, "metrics": {"token": TOKEN},
         "broker_url": f"sqlite:///{tmp_path / 'queue.sqlite3'}"})
     samples = scrape(Client(create_app(settings)))
     assert samples[("portico_database_up", ())] == 0
@@ -324,7 +324,7 @@ from engine.app import create_app
 from engine.observe import reporting
 from engine.registry import Route
 from engine.settings import load_settings
-from engine.testing import Client
+from engine.testing import TEST_SETTINGS, Client
 
 class Boom:
     auth = "public"
@@ -340,7 +340,7 @@ class Plugin:
 
 database_url, data_dir, dsn = sys.argv[1:4]
 settings = load_settings(None, environ={}, overrides={
-    "database_url": database_url, "data_dir": data_dir, "secret_key": "k" * 32,
+    "database_url": database_url, "data_dir": data_dir, "secret_key": "k" * 32, **TEST_SETTINGS,
     "broker_url": f"sqlite:///{data_dir}/queue.sqlite3", "sentry": {"dsn": dsn}})
 assert reporting.init(settings, "web")
 app = create_app(settings, extra_plugins=[("boom", Plugin())])
@@ -439,11 +439,11 @@ def test_a_dsn_without_sentry_sdk_installed_is_a_clear_start_up_error(monkeypatc
         return real_import(name, *args, **kwargs)
 
     settings = load_settings(None, environ={}, overrides={
-        "secret_key": "k" * 32, "sentry": {"dsn": "http://key@127.0.0.1:9/1"}})
+        "secret_key": "k" * 32, **TEST_SETTINGS, "sentry": {"dsn": "http://key@127.0.0.1:9/1"}})
     monkeypatch.setattr(builtins, "__import__", without_sentry)
     with pytest.raises(SettingsError, match=r"portico\[sentry\]"):
         reporting.init(settings, "web")
     with pytest.raises(SettingsError, match=r"portico\[sentry\]"):
         reporting.check(settings)  # what `portico check` calls
-    assert reporting.init(load_settings(None, environ={}, overrides={"secret_key": "k" * 32}),
+    assert reporting.init(load_settings(None, environ={}, overrides={"secret_key": "k" * 32, **TEST_SETTINGS}),
                           "web") is False

@@ -14,6 +14,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from engine import db
 from engine.serve import gunicorn_options
 from engine.settings import ACCESS_LOG_FORMAT, load_settings
+from engine.testing import TEST_SETTINGS
 from jobs_plugin.harness import (  # noqa: F401  (fixtures)
     free_port, install_entry_point, jobs_app, jobs_plugin, portico, portico_env, queues, runs,
     stop, wait_for)
@@ -48,7 +49,7 @@ def samples(text: str) -> dict:
 
 def test_serve_options_come_from_the_settings():
     settings = load_settings(None, environ={}, overrides={
-        "secret_key": "k" * 32, "web": {"timeout": 45, "graceful_timeout": 12, "keepalive": 9,
+        "secret_key": "k" * 32, **TEST_SETTINGS, "web": {"timeout": 45, "graceful_timeout": 12, "keepalive": 9,
                                         "workers": 3}})
     options = gunicorn_options(settings)
     assert (options["timeout"], options["graceful_timeout"], options["keepalive"]) == (45, 12, 9)
@@ -56,7 +57,7 @@ def test_serve_options_come_from_the_settings():
     assert options["access_log_format"] == ACCESS_LOG_FORMAT
     assert "%(q)s" not in ACCESS_LOG_FORMAT and "%(r)s" not in ACCESS_LOG_FORMAT
     assert ACCESS_LOG_FORMAT.endswith("%({x-request-id}o)s")
-    quiet = load_settings(None, environ={}, overrides={"secret_key": "k" * 32,
+    quiet = load_settings(None, environ={}, overrides={"secret_key": "k" * 32, **TEST_SETTINGS,
                                                        "web": {"access_log": False}})
     assert gunicorn_options(quiet)["accesslog"] is None
 
@@ -124,7 +125,7 @@ def test_worker_serves_its_task_metrics_on_its_own_port(jobs_app, tmp_path):
     url = f"http://127.0.0.1:{port}/metrics"
     try:
         with db.connection():
-            app.tasks.enqueue("jobs.record", "from-the-worker")
+            app.tasks.enqueue("jobs_plugin.tasks.record", "from-the-worker")
         wait_for(lambda: runs("record") == ["from-the-worker"], timeout=60,
                  what=f"the worker's task; log:\n{log.read_text(errors='replace')}")
         assert get(url)[0] == 401  # the same protection as the web's /metrics
@@ -133,7 +134,7 @@ def test_worker_serves_its_task_metrics_on_its_own_port(jobs_app, tmp_path):
         status, text, _ = get(url, {"Authorization": f"Bearer {TOKEN}"})
         assert status == 200, text
         found = samples(text)
-        assert found[("portico_task_runs_total", (("actor", "jobs.record"), ("outcome", "ok")))] == 1
+        assert found[("portico_task_runs_total", (("actor", "jobs_plugin.tasks.record"), ("outcome", "ok")))] == 1
         assert found[("portico_outbox_pending", ())] == 0
     finally:
         code = stop(worker)

@@ -26,10 +26,19 @@ def wait_for_worker(page) -> None:
     wait_until(page, "() => navigator.serviceWorker.controller !== null")
 
 
+SAVED_PAGES = """() => caches.has("portico-pages").then(has => has
+    ? caches.open("portico-pages").then(c => c.keys()).then(k => k.map(r => new URL(r.url).pathname))
+    : [])"""
+
+
 def saved_pages(page) -> list[str]:
-    return page.evaluate("""caches.has("portico-pages").then(has => has
-        ? caches.open("portico-pages").then(c => c.keys()).then(k => k.map(r => new URL(r.url).pathname))
-        : [])""")
+    return page.evaluate(SAVED_PAGES)
+
+
+def wait_for_saved_pages(page, expected: list[str]) -> None:
+    """Until the worker has saved exactly ``expected`` (it saves after the page has shown)."""
+    wait_until(page, f"() => ({SAVED_PAGES})().then(p => JSON.stringify(p.sort()) === "
+                     f"{json.dumps(json.dumps(sorted(expected)))})")
 
 
 @pytest.mark.spec("MOB-3")
@@ -100,7 +109,7 @@ def test_offline_the_latest_pages_show_with_the_time_they_were_fetched(live_serv
         page.goto(live_server.url + path)
         online[path] = page.locator("h1").inner_text()
         expect(page.locator("[data-offline-note]")).to_be_hidden()  # online: no note
-    assert sorted(saved_pages(page)) == sorted(pages)
+    wait_for_saved_pages(page, pages)
     after = datetime.now(timezone.utc) + timedelta(seconds=1)
 
     page.context.set_offline(True)
@@ -139,15 +148,14 @@ def test_offline_the_latest_pages_show_with_the_time_they_were_fetched(live_serv
 def test_signing_out_leaves_no_saved_pages_behind(live_server, new_page, viewport):
     page = new_page(viewport)
     page.goto(live_server.url + "/login")
+    wait_for_worker(page)  # so that it sees the dashboard the sign-in leads to
     page.get_by_label("Email address").fill("bob@example.com")
     page.get_by_label("Password").fill(live_server.password)
     page.get_by_role("button", name="Sign in").click()
     page.wait_for_url(live_server.url + "/")
-    wait_for_worker(page)
     page.goto(live_server.url + "/billing")
     page.goto(live_server.url + "/usage")
-    # The worker came with the sign-in page, so the dashboard it led to was kept too.
-    assert sorted(saved_pages(page)) == ["/", "/billing", "/usage"]
+    wait_for_saved_pages(page, ["/", "/billing", "/usage"])
 
     page.get_by_role("button", name="Sign out", exact=True).click()
     page.wait_for_url(re.compile(r".*/login\?notice=signed-out"))
