@@ -267,9 +267,9 @@ def wait_for(url: str, process: subprocess.Popen, seconds: float = 60) -> None:
         if process.poll() is not None:
             pytest.fail(f"server exited with {process.returncode}")
         try:
-            requests.get(url, timeout=1)
+            requests.get(url, timeout=10)
             return
-        except requests.ConnectionError:
+        except (requests.ConnectionError, requests.Timeout):  # not listening, or still booting
             time.sleep(0.2)
     pytest.fail(f"{url} did not answer in {seconds}s")
 
