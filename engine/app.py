@@ -76,7 +76,7 @@ class Portico:
         out: dict[str, list] = {}
         index = self.plugins.unique(self.plugins.collect("register_models"),
                                     lambda m: m._meta.table_name, "table")
-        for table, (plugin, model) in index.items():
+        for _table, (plugin, model) in index.items():
             out.setdefault(plugin, []).append(model)
         return out
 
@@ -95,7 +95,7 @@ class Portico:
         errors.install(app)
         seen = self.plugins.unique(self.plugins.collect("register_routes", app=self),
                                    lambda r: (r.path, r.suffix or ""), "route")
-        for (path, _), (plugin, route) in seen.items():
+        for (_path, _), (plugin, route) in seen.items():
             problem = route.permission_problem()
             if problem:
                 raise PluginError(f"plugin '{plugin}' route '{route.path}': {problem}")
