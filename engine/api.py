@@ -84,7 +84,7 @@ def operation(summary: str, *, body: type[Schema] | None = None,
                 else resp.status
             if result is not None:
                 resp.media = dump(result)
-        responder.__openapi__ = info
+        responder.__openapi__ = info  # type: ignore[attr-defined]  # mypy types no function attrs
         return responder
 
     return decorate

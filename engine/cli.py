@@ -8,11 +8,15 @@ import os
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from engine.plugins import PluginError
 from engine.settings import SettingsError, load_settings
+
+if TYPE_CHECKING:
+    from engine.app import Portico
 
 
 class State:
@@ -21,7 +25,7 @@ class State:
     def __init__(self, config: str | None):
         self.config = config
         self.overrides: dict = {}
-        self._app = None
+        self._app: Portico | None = None
 
     def settings(self, serving: bool = True):
         return load_settings(self.config, overrides=self.overrides, serving=serving)
@@ -227,7 +231,7 @@ def plugins(state: State, as_json):
         found = load_plugins(state.settings(serving=False))  # lists; signs nothing
     except (SettingsError, PluginError) as exc:
         raise click.ClickException(str(exc)) from None
-    rows = [{"name": i.name, "version": i.version, "source": i.source, "enabled": i.enabled,
+    rows: list[dict[str, Any]] = [{"name": i.name, "version": i.version, "source": i.source, "enabled": i.enabled,
              "hooks": found.hooks_of(i.name)} for i in found.info.values()]
     if as_json:
         click.echo(json.dumps(rows, indent=2))

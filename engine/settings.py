@@ -16,6 +16,7 @@ import re
 import secrets
 import tomllib
 import zoneinfo
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -45,7 +46,7 @@ class SettingsError(Exception):
 
 def secret(field: fields.Field) -> fields.Field:
     """Mark a field as secret so ``portico check`` never prints it."""
-    field.metadata["secret"] = True
+    field.metadata = {**field.metadata, "secret": True}
     return field
 
 
@@ -475,7 +476,7 @@ def _secret_names(schema: Schema) -> set[str]:
     return {name for name, f in schema.fields.items() if f.metadata.get("secret")}
 
 
-def _resolve_refs(value: Any, key: str, environ: dict | None = None) -> Any:
+def _resolve_refs(value: Any, key: str, environ: Mapping[str, str] | None = None) -> Any:
     """Replace ``$env:NAME`` and ``$file:PATH`` references, recursively."""
     environ = os.environ if environ is None else environ
     if isinstance(value, dict):

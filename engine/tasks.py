@@ -25,7 +25,7 @@ import threading
 import time
 import uuid
 from datetime import timedelta
-from typing import Any, Callable, Iterator
+from typing import TYPE_CHECKING, Any, Callable, Iterator, cast
 from urllib.parse import parse_qsl, urlencode, urlparse
 
 import dramatiq
@@ -38,6 +38,9 @@ from engine import db
 from engine.models import OutboxMessage
 from engine.observe.logs import request_id
 from engine.observe.metrics import TaskMetrics
+
+if TYPE_CHECKING:
+    from engine.queue_sqlite import SQLiteBroker
 
 log = logging.getLogger("portico.tasks")
 TASK_ATTR = "__portico_task__"
@@ -163,8 +166,8 @@ def ping_broker(broker: dramatiq.Broker) -> None:
                     del broker.connection
                 if attempt == 2:
                     raise
-    else:
-        broker.ping()
+    else:  # make_broker's third kind, the embedded queue
+        cast("SQLiteBroker", broker).ping()
 
 
 def current_message_id() -> str | None:
@@ -193,8 +196,8 @@ class TaskRunner:
             periodic = options.pop("periodic")
             if periodic:
                 options["periodic"] = cron(periodic)
-            self.actors[name] = dramatiq.actor(self._bind(fn), broker=self.broker,
-                                               actor_name=name, **options)
+            self.actors[name] = dramatiq.actor(broker=self.broker, actor_name=name,
+                                               **options)(self._bind(fn))
 
     def _bind(self, fn: Callable) -> Callable:
         runner = self

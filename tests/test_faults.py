@@ -387,7 +387,7 @@ def test_emails_a_redis_without_persistence_lost_are_sent_by_the_sweep_once(make
     mails = list((Path(app.settings.data_dir) / "mail").glob("*.eml"))
     ids = Counter(m.read_text().split("Message-ID: ", 1)[1].split("\n", 1)[0] for m in mails)
     assert len(mails) == 10 and max(ids.values()) == 1  # each delivered once
-    print(f"\nRedis restarted empty with 10 emails queued: all 10 sent by the sweep, once each")
+    print("\nRedis restarted empty with 10 emails queued: all 10 sent by the sweep, once each")
 
 
 @ON_POSTGRES

@@ -139,7 +139,7 @@ def unsafe_routes(app):
     """(path, method, concrete path) of every unsafe route; ids are alice's own rows, so only
     the missing token stands between the request and the change."""
     alice = Customer.get(Customer.number == "C-100001")
-    for plugin, path, auth, methods in all_routes(app):
+    for _plugin, path, _auth, methods in all_routes(app):
         values = {}
         for p in PARAM.findall(path):
             values[p] = (foreign_values(app, p, alice) or [MISSING_ID])[0] \
@@ -228,7 +228,7 @@ def test_every_answer_carries_the_security_headers(make_app, base_url):
              ("get", "/static/billing/billing.css"), ("get", "/static/nothing.css"),
              ("get", "/boom"), ("get", "/api/v1/boom")]
     private = set()  # a signed-in customer's pages and API: never stored by a cache
-    for plugin, path, auth, methods in all_routes(app):
+    for _plugin, path, auth, methods in all_routes(app):
         concrete = PARAM.sub("1", path)
         paths += [(m, concrete) for m in methods]
         if auth == "customer":

@@ -241,10 +241,11 @@ def with_logins(ctx, contacts: list[Contact]) -> list[Contact]:
         User.contact.in_([c.id for c in contacts]))} if contacts else {}
     for c in contacts:
         c.access, user = roles.of(c), users.get(c.id)
-        shown = user is not None and (everyone or c.id == ctx.principal.contact_id)
-        c.login = {"email": user.email, "active": user.is_active,
-                   "two_factor": twofactor.enabled(user)} if shown else None
-        c.can_sign_out = shown and user.is_active and c.id != ctx.principal.contact_id \
+        shown = user if everyone or c.id == ctx.principal.contact_id else None
+        c.login = {"email": shown.email, "active": shown.is_active,
+                   "two_factor": twofactor.enabled(shown)} if shown is not None else None
+        c.can_sign_out = shown is not None and shown.is_active \
+            and c.id != ctx.principal.contact_id \
             and roles.may_act_over(ctx.principal, "end_sessions", c)
     return contacts
 

@@ -206,7 +206,7 @@ def pending(since=None, until=None):
 class _Chunks(io.RawIOBase):
     """A write-only, unseekable file that hands out what was written (zipfile streams into it)."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         super().__init__()
         self.parts: list[bytes] = []
 

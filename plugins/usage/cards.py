@@ -25,7 +25,7 @@ def low_balance_alerts(app, ctx) -> list[Alert]:
     _ = app.translator.gettext
     fmt = Formatter(ctx.locale, ctx.timezone)
     alerts = []
-    for service, total, threshold in low_balances(app, ctx.customer_id):
+    for service, total, _threshold in low_balances(app, ctx.customer_id):
         left = fmt.quantity(total["remaining"], total["unit"])
         alerts.append(Alert(
             f"low-{total['type']}-{service.id}", "warning",

@@ -87,7 +87,7 @@ def import_csv(app, stream: TextIO, *, batch_size: int = 1000, dry_run: bool = F
                 pending.append((number, schema.load(row)))
             except ValidationError as exc:
                 report.errors += [LineError(number, f, "; ".join(_flat(m)))
-                                  for f, m in exc.messages.items()]
+                                  for f, m in exc.normalized_messages().items()]
             if len(pending) >= batch_size:
                 _flush(app, pending, report, dry_run)
                 progress(read)
@@ -119,7 +119,7 @@ def _records(reader: csv.DictReader, report: ImportReport) -> Iterator[tuple[int
             continue
         number, last = last + 1, lines.line_num
         if cells:
-            names = reader.fieldnames
+            names = reader.fieldnames or []  # a record follows a header: never empty here
             yield number, {**dict(zip(names, cells)), None: cells[len(names):]}
 
 

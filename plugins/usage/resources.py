@@ -159,7 +159,7 @@ class CallsPage:
     """``GET /services/{service_id}/calls``: recent call records, when the operator shows them."""
 
     def on_get(self, req, resp, service_id):
-        app, ctx = req.context.app, req.context
+        app = req.context.app
         _section(req)
         service = _service(req, service_id)
         page = paginate(usage.calls(service.id), UsageEvent.id,

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from datetime import datetime, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import peewee
@@ -103,7 +104,7 @@ def period_start_of(service: Service, tz: ZoneInfo, now: datetime) -> datetime:
     return max(start, service.created_at)
 
 
-def used_since(service_id: int, since: datetime) -> dict:
+def used_since(service_id: int, since: datetime) -> list[dict[str, Any]]:
     """Usage totals since ``since``, grouped by type, destination and the international flag."""
     rows = (UsageEvent
             .select(UsageEvent.type, UsageEvent.destination, UsageEvent.international,
