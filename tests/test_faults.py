@@ -361,7 +361,6 @@ def purchases_through_a_redis_outage(make_app, own_redis, purchases: int, second
 @ON_POSTGRES
 @pytest.mark.spec("ENG-2", "NOT-4")
 def test_emails_a_redis_without_persistence_lost_are_sent_by_the_sweep_once(make_app, tmp_path):
-    from plugins.email.tasks import STALLED_AFTER, resend_stalled_emails
     redis = RedisServer(tmp_path / "redis", persistent=False)
     redis.start()
     try:
@@ -378,8 +377,8 @@ def test_emails_a_redis_without_persistence_lost_are_sent_by_the_sweep_once(make
         redis.start()  # ...which came back empty
         run_tasks(app)
         assert Counter(d.status for d in EmailDelivery.select()) == {"pending": 10}
-        with time_machine.travel(STALLED_AFTER + timedelta(minutes=1)):
-            assert resend_stalled_emails(app)["resent"] == 10
+        with time_machine.travel(app.tasks.redeliver_after + timedelta(minutes=1)):
+            assert app.tasks.redeliver() == 10  # the outbox's sweep (OPS-6)
         run_tasks(app)
     finally:
         redis.stop()
