@@ -378,7 +378,8 @@ def test_emails_a_redis_without_persistence_lost_are_sent_by_the_sweep_once(make
         run_tasks(app)
         assert Counter(d.status for d in EmailDelivery.select()) == {"pending": 10}
         with time_machine.travel(app.tasks.redeliver_after + timedelta(minutes=1)):
-            assert app.tasks.redeliver() == 10  # the outbox's sweep (OPS-6)
+            # The outbox's sweep (OPS-6): the 10 emails and the 5 receipts' PDF renders.
+            assert app.tasks.redeliver() == 15
         run_tasks(app)
     finally:
         redis.stop()
@@ -386,7 +387,10 @@ def test_emails_a_redis_without_persistence_lost_are_sent_by_the_sweep_once(make
     mails = list((Path(app.settings.data_dir) / "mail").glob("*.eml"))
     ids = Counter(m.read_text().split("Message-ID: ", 1)[1].split("\n", 1)[0] for m in mails)
     assert len(mails) == 10 and max(ids.values()) == 1  # each delivered once
-    print(f"\nRedis restarted empty with 10 emails queued: all 10 sent by the sweep, once each")
+    from plugins.billing.models import Invoice
+    assert [bool(i.pdf_path) for i in Invoice.select()] == [True] * 5
+    print(f"\nRedis restarted empty with 10 emails and 5 PDF renders queued: all sent again by "
+          f"the sweep, each email once")
 
 
 @ON_POSTGRES
