@@ -183,7 +183,9 @@ class OutboxMessage(BaseModel):
     """Work enqueued with a business change, written in the same transaction.
 
     The relay moves rows to the broker after commit; a crash or a broker outage
-    leaves them here to be sent later, so nothing is lost.
+    leaves them here to be sent later. A worker marks the row done when its
+    message has finished (or was given up); a row sent but not done by
+    ``redeliver_at`` was lost by the broker and is sent again (OPS-6).
     """
     message_id = CharField(max_length=36, unique=True)
     actor = CharField(max_length=200)
@@ -194,6 +196,8 @@ class OutboxMessage(BaseModel):
     sent_at = UTCDateTimeField(null=True, index=True)
     attempts = IntegerField(default=0)
     last_error = TextField(default="")
+    done_at = UTCDateTimeField(null=True, index=True)
+    redeliver_at = UTCDateTimeField(null=True, index=True)  # cleared when done
 
 
 MODELS = (Customer, Contact, Site, User, StaffUser, Product, Service, AuditEvent, OutboxMessage)

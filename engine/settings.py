@@ -283,6 +283,15 @@ class StorageSettings(Schema):
             raise ValidationError("required when backend is 's3'", "s3_bucket")
 
 
+class TasksSettings(Schema):
+    """``[tasks]``: background work (docs/background-work.md, docs/operations.md)."""
+    redeliver_after = fields.Integer(load_default=3600, validate=validate.Range(60, 7 * 86400),
+                                     metadata={"description": (
+        "seconds after which a message handed to the broker but not finished is sent again "
+        "(the broker lost it, e.g. Redis restarted empty); longer than the longest task's "
+        "time limit (30 minutes), and than a busy queue takes to drain: at least once")})
+
+
 class DebugSettings(Schema):
     """``[debug]``: help while developing a plugin; leave off in production."""
     trace_hooks = fields.Boolean(load_default=False, metadata={
@@ -344,6 +353,7 @@ class CoreSettings(Schema):
     outbound = fields.Nested(OutboundSettings)
     storage = fields.Nested(StorageSettings)
     debug = fields.Nested(DebugSettings)
+    tasks = fields.Nested(TasksSettings)
     logging = fields.Nested(LoggingSettings)
     metrics = fields.Nested(MetricsSettings)
     sentry = fields.Nested(SentrySettings)
