@@ -282,6 +282,30 @@ class StorageSettings(Schema):
             raise ValidationError("required when backend is 's3'", "s3_bucket")
 
 
+def keep_days(minimum: int):
+    """A validator: 0 (keep forever) or at least ``minimum`` days."""
+    def check(value: int) -> None:
+        if value != 0 and value < minimum:
+            raise ValidationError(f"0 (keep forever) or at least {minimum} days")
+    return check
+
+
+class RetentionSettings(Schema):
+    """``[retention]``: how long high-volume rows stay in the database before ``portico archive``
+    (and its nightly task) moves them to compressed files in storage (OPS-7, docs/operations.md)."""
+    usage_events_days = fields.Integer(load_default=0, validate=keep_days(93), metadata={
+        "description": "usage events older than this are archived, then deleted; 0 keeps them "
+                       "forever. At least 93: the usage page charts 90 days. Events of a "
+                       "service's current period always stay, and events older than this are "
+                       "refused at intake (their id can no longer be checked for a repeat)"})
+    audit_events_days = fields.Integer(load_default=0, validate=keep_days(30), metadata={
+        "description": "audit events (the activity log) older than this are archived, then "
+                       "deleted; 0 keeps them forever. At least 30"})
+    batch_size = fields.Integer(load_default=20000, validate=validate.Range(100, 1000000),
+                                metadata={"description": "rows per archive file (one "
+                                          "transaction deletes them)"})
+
+
 class DebugSettings(Schema):
     """``[debug]``: help while developing a plugin; leave off in production."""
     trace_hooks = fields.Boolean(load_default=False, metadata={
@@ -342,6 +366,7 @@ class CoreSettings(Schema):
     support = fields.Nested(SupportSettings)
     outbound = fields.Nested(OutboundSettings)
     storage = fields.Nested(StorageSettings)
+    retention = fields.Nested(RetentionSettings)
     debug = fields.Nested(DebugSettings)
     logging = fields.Nested(LoggingSettings)
     metrics = fields.Nested(MetricsSettings)
