@@ -342,7 +342,8 @@ class CoreSettings(Schema):
     database_url = secret(fields.String(load_default=None, allow_none=True,
                                         validate=url_with_scheme(DATABASE_SCHEMES), metadata={
         "description": "sqlite:///path (default: <data_dir>/portico.sqlite3) or "
-                       "postgresql://user:password@host:5432/db"}))
+                       "postgresql://user:password@host:5432/db; behind PgBouncer in "
+                       "transaction mode add ?prepare=false (docs/operations.md)"}))
     broker_url = secret(fields.String(load_default=None, allow_none=True,
                                       validate=url_with_scheme(BROKER_SCHEMES), metadata={
         "description": "redis://host:6379/0?namespace=portico, amqp://user:pw@host:5672/ or "
