@@ -1,5 +1,5 @@
-"""The ``portico`` command line: serve, worker, scheduler, migrate, archive, reseal, plugins, check,
-and plugin commands."""
+"""The ``portico`` command line: serve, worker, scheduler, migrate, archive, reseal, plugins,
+check, and plugin commands."""
 from __future__ import annotations
 
 import json

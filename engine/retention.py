@@ -136,7 +136,7 @@ def count_old(app: Portico, archive: Archive, now: datetime | None = None) -> in
         return int(archive.model.select().where(_old(archive, cutoff)).count())
 
 
-def old_rows(archive: Archive, cutoff: datetime, size: int) -> list[dict]:
+def old_rows(archive: Archive, cutoff: datetime, size: int) -> list[dict[str, Any]]:
     """The next batch: up to ``size`` rows older than ``cutoff``, lowest id first."""
     model = archive.model
     fields = model._meta.sorted_fields
@@ -200,7 +200,7 @@ def resume(app: Portico, archive: Archive, result: Result) -> int:
     return done
 
 
-def encode(rows: list[dict]) -> bytes:
+def encode(rows: list[dict[str, Any]]) -> bytes:
     """Gzipped JSON Lines: one row a line, times in ISO 8601 (UTC)."""
     out = io.BytesIO()
     # mtime=0: the same rows make the same bytes (a re-run's file compares equal).
@@ -218,7 +218,7 @@ def _plain(value: Any) -> Any:
     raise TypeError(f"cannot archive a {type(value).__name__}")
 
 
-def read(app: Portico, key: str) -> Iterator[dict]:
+def read(app: Portico, key: str) -> Iterator[dict[str, Any]]:
     """The rows of an archive file."""
     data = app.storage.read(key)
     if data is None:
@@ -231,7 +231,10 @@ def ids_in(app: Portico, key: str) -> list[int]:
     return [row["id"] for row in read(app, key)]
 
 
-@task(periodic="40 3 * * *", queue=BULK_QUEUE, max_retries=3, time_limit=60 * 60 * 1000)
+NIGHTLY = task(periodic="40 3 * * *", queue=BULK_QUEUE, max_retries=3, time_limit=60 * 60 * 1000)
+
+
+@NIGHTLY  # type: ignore[untyped-decorator]
 def archive_old_rows(app: Portico) -> int:
     """Nightly: archive what ``[retention]`` says is old. A run cut short (its time limit, a
     restart) is finished by the next one; returns the rows archived."""

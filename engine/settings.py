@@ -291,8 +291,8 @@ def keep_days(minimum: int):
 
 
 class RetentionSettings(Schema):
-    """``[retention]``: how long high-volume rows stay in the database before ``portico archive``
-    (and its nightly task) moves them to compressed files in storage (OPS-7, docs/operations.md)."""
+    """``[retention]``: how long high-volume rows stay in the database before ``portico
+    archive`` (and its nightly task) moves them to compressed files in storage (OPS-7)."""
     usage_events_days = fields.Integer(load_default=0, validate=keep_days(93), metadata={
         "description": "usage events older than this are archived, then deleted; 0 keeps them "
                        "forever. At least 93: the usage page charts 90 days. Events of a "
