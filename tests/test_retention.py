@@ -25,6 +25,7 @@ from engine.models import AuditEvent, StaffUser
 from engine.retention import ArchiveBatch
 from engine.settings import SettingsError, load_settings
 from engine.testing import TEST_ENVIRON, TEST_SETTINGS, Client, PrincipalHeader, as_user, problem
+from plugins.usage.commands import usage_group
 from plugins.usage.models import Bucket, LedgerEntry, UsageEvent
 from plugins.usage.rating import rate
 from usage_helpers import GB, bucket, customer_user, event, event_json, service_for
@@ -197,7 +198,7 @@ def test_an_interrupted_run_is_finished_by_the_next_one(history, monkeypatch, wh
 
 
 @pytest.mark.spec("OPS-7", "USE-7")
-def test_intake_refuses_events_older_than_the_retention(history):
+def test_intake_refuses_events_older_than_the_retention(history, tmp_path):
     app = history["app"]
     service = service_for(customer_user())
     ops = as_user(Client(app), StaffUser.create(email="ops@example.com", name="Ops",
@@ -214,6 +215,15 @@ def test_intake_refuses_events_older_than_the_retention(history):
     fine = ops.post("/api/v1/staff/usage", json={"events": [event_json(
         service, 10, occurred_at=utcnow() - timedelta(days=99))]})
     assert fine.status_code == 200 and fine.json["rated"] == 1
+    # The CSV import refuses the line the same way.
+    path = tmp_path / "usage.csv"
+    path.write_text("id,service_id,type,quantity,occurred_at\n"
+                    f"{again['id']},{service.id},data,10,{again['occurred_at']}\n"
+                    f"late-ok,{service.id},data,10,{utcnow().isoformat()}\n")
+    result = CliRunner().invoke(usage_group(lambda: app), ["import", str(path)])
+    assert "line 2: occurred_at: Older than the usage retention (100 days)" in result.stderr
+    assert "2 lines: 1 rated, 0 duplicates, 1 with errors" in result.stdout
+    assert not UsageEvent.select().where(UsageEvent.event_id == again["id"]).exists()
 
 
 @pytest.mark.spec("OPS-7")
