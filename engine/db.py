@@ -75,6 +75,9 @@ def open_database(url: str) -> peewee.Database:
     elif parts.scheme in ("postgres", "postgresql"):
         options: dict[str, Any] = dict(parse_qsl(parts.query))
         options.setdefault("connect_timeout", 5)  # an unreachable host fails, not hangs (OPS-3)
+        # ?prepare=false: no server-side PREPARE (``Prepared``), for PgBouncer in transaction
+        # mode, where a connection's next statement may run on another server session.
+        prepare = options.pop("prepare", "true").lower() not in ("false", "0", "no", "off")
         # libpq reads user and password from the query too (?user=..&password=..)
         db = PostgresPool(
             parts.path.lstrip("/"), user=options.pop("user", parts.username),
@@ -83,6 +86,7 @@ def open_database(url: str) -> peewee.Database:
             port=options.pop("port", parts.port or 5432),
             max_connections=int(options.pop("max_connections", 20)), stale_timeout=300,
             **options)
+        db.server_prepare = prepare
     else:
         raise ValueError(f"database_url: unsupported scheme '{parts.scheme}' "
                          "(use sqlite:///path or postgresql://user@host/db)")
@@ -237,7 +241,7 @@ class Prepared:
             found = self._compiled[type(db)] = self._compile(db, values)
         query, sql, params, slots = found
         args = [p if s is None else values[s] for p, s in zip(params, slots)]
-        if isinstance(db, peewee.PostgresqlDatabase):
+        if isinstance(db, peewee.PostgresqlDatabase) and getattr(db, "server_prepare", True):
             cursor = self._execute_prepared(db, sql, args)
         else:
             cursor = db.execute_sql(sql, args)

@@ -10,6 +10,7 @@ from datetime import timedelta
 
 import peewee
 from peewee import (
+    BigAutoField,
     BooleanField,
     CharField,
     ForeignKeyField,
@@ -154,6 +155,7 @@ class Service(BaseModel):
 
 class AuditEvent(BaseModel):
     """One line of the activity log (ACCT-5, IMP-3): who, what, when, from where."""
+    id = BigAutoField()  # written by every change: 64-bit (OPS-7, core migration 0007)
     customer = ForeignKeyField(Customer, null=True, backref="audit_events", on_delete="CASCADE")
     user = ForeignKeyField(User, null=True, on_delete="SET NULL")
     staff = ForeignKeyField(StaffUser, null=True, on_delete="SET NULL")

@@ -18,6 +18,7 @@ from marshmallow import ValidationError
 from engine import audit
 from engine.db import connection
 from plugins.usage.rating import UsageIn, rate, unknown_services
+from plugins.usage.retention import too_old
 from plugins.usage.schemas import UsageEventIn
 
 REQUIRED = ("id", "service_id", "type", "quantity", "occurred_at")
@@ -129,6 +130,8 @@ def _flush(app, pending: list[tuple[int, dict]], report: ImportReport, dry_run: 
     for number, row in pending:
         if row["service_id"] in unknown:
             report.errors.append(LineError(number, "service_id", "No such service."))
+        elif why := too_old(app, row["occurred_at"]):
+            report.errors.append(LineError(number, "occurred_at", why))
         else:
             good.append(UsageIn(**row))
     if dry_run or not good:

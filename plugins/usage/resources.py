@@ -12,6 +12,7 @@ from plugins.usage import charts, schemas
 from plugins.usage import service as usage
 from plugins.usage.models import UsageEvent
 from plugins.usage.rating import UsageIn, rate, unknown_services
+from plugins.usage.retention import too_old
 from plugins.usage.settings import Policy, settings
 
 CHARTS = ("data", "voice", "sms", "monetary")
@@ -70,7 +71,8 @@ class StaffUsageAPI:
                body=schemas.UsageBatchIn, response=schemas.BatchResultSchema,
                description="Idempotent by event id: a re-sent event answers `duplicate` and "
                            "charges nothing. The whole batch is refused (422, errors by "
-                           "index) if any event is invalid.")
+                           "index) if any event is invalid, or older than `[retention] "
+                           "usage_events_days` when that is set.")
     def on_post(self, req, resp, body):
         ctx = req.context
         events = body["events"]
@@ -81,6 +83,10 @@ class StaffUsageAPI:
         if unknown:
             raise invalid({"events": {str(i): {"service_id": ["No such service."]}
                                       for i, e in enumerate(events) if e["service_id"] in unknown}})
+        old = {str(i): {"occurred_at": [why]} for i, e in enumerate(events)
+               if (why := too_old(ctx.app, e["occurred_at"]))}
+        if old:
+            raise invalid({"events": old})
         with locked_transaction():
             outcomes = rate(ctx.app, [UsageIn(**e) for e in events])
             result = batch_result(outcomes)
