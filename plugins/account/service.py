@@ -199,10 +199,13 @@ def account_view(user: User) -> dict:
 def describe_events(rows, viewer_id: int | None = None) -> list[dict]:
     """Activity rows for people: who did what, when, from where (ACCT-5)."""
     rows = list(rows)
+    user_ids = {r.user_id for r in rows if r.user_id}
+    staff_ids = {r.staff_id for r in rows if r.staff_id}
+    # No query for an empty set (most rows have no staff): the dashboard reads this per visit.
     users = {u.id: u.email for u in User.select(User.id, User.email).where(
-        User.id.in_({r.user_id for r in rows if r.user_id}))} if rows else {}
+        User.id.in_(user_ids))} if user_ids else {}
     staff = {s.id: s.name for s in StaffUser.select(StaffUser.id, StaffUser.name).where(
-        StaffUser.id.in_({r.staff_id for r in rows if r.staff_id}))} if rows else {}
+        StaffUser.id.in_(staff_ids))} if staff_ids else {}
     out = []
     for r in rows:
         person = "You" if viewer_id and r.user_id == viewer_id else users.get(r.user_id, "")

@@ -266,10 +266,14 @@ def customer_totals(app, customer_id: int, now: datetime | None = None) -> list[
     return out
 
 
-def low_balances(app, customer_id: int, now: datetime | None = None) -> list[tuple]:
-    """(service, total) pairs below the customer's threshold, for the in-portal alert."""
+def low_balances(app, customer_id: int, now: datetime | None = None,
+                 rows: list[dict] | None = None) -> list[tuple]:
+    """(service, total) pairs below the customer's threshold, for the in-portal alert.
+
+    ``rows``: ``customer_totals`` already read in this request (the dashboard's card).
+    """
     found, thresholds = [], {}
-    for row in customer_totals(app, customer_id, now):
+    for row in rows if rows is not None else customer_totals(app, customer_id, now):
         for t in row["totals"]:
             kind = t["type"]
             if kind not in thresholds:
