@@ -204,3 +204,25 @@ def test_usage_is_ingested_by_the_services_external_id_once_per_event(op):
     with connection():
         from plugins.usage.models import UsageEvent
         assert sorted(e.event_id for e in UsageEvent.select()) == ["ev-1", "ev-2"]
+
+
+@pytest.mark.spec("INT-3")
+def test_the_usage_import_takes_the_services_external_id(op, tmp_path):
+    from click.testing import CliRunner
+    from plugins.usage.commands import usage_group
+    setup_customer(op)
+    op.put(f"{API}/services/447700900123", json=service_body())
+    at = (utcnow() - timedelta(minutes=5)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    path = tmp_path / "usage.csv"
+    path.write_text("id,service_external_id,type,quantity,occurred_at\n"
+                    f"cdr-1,447700900123,data,1000,{at}\n"
+                    f"cdr-2,nobody,data,1000,{at}\n"
+                    f"cdr-3,,sms,1,{at}\n")
+    runner = CliRunner()
+    result = runner.invoke(usage_group(lambda: op.app), ["import", str(path)])
+    assert "line 3: service_external_id: No such service." in result.output, result.output
+    assert "line 4: service_external_id" in result.output
+    runner.invoke(usage_group(lambda: op.app), ["import", str(path)])  # a re-run: no change
+    with connection():
+        from plugins.usage.models import UsageEvent
+        assert [e.event_id for e in UsageEvent.select()] == ["cdr-1"]

@@ -1,6 +1,8 @@
 """The operator API (INT-1, INT-3): ``/api/v1/operator/...``, for service tokens only."""
 from __future__ import annotations
 
+from typing import Any
+
 import falcon
 
 from engine.api import operation, paginate
@@ -44,7 +46,7 @@ def _write_scope(req, resp, resource, params) -> None:
 class _Synced:
     """``GET`` and ``PUT /api/v1/operator/<objects>/{external_id}``, and the list."""
     auth = "service"
-    model: type = Customer
+    model: Any = Customer
     scope = "customers:write"
     upsert = staticmethod(rules.upsert_customer)
 
