@@ -220,6 +220,8 @@ def changed_since(model, since=None, customer_external_id: str | None = None):
     ``customer_external_id`` is given."""
     if model is Customer:
         query = Customer.select()
+        if customer_external_id is not None:
+            query = query.where(Customer.external_id == customer_external_id)
     else:
         query = model.select(model, Customer).join(Customer)
         if customer_external_id is not None:
