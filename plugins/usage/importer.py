@@ -66,9 +66,11 @@ def import_csv(app, stream: TextIO, *, batch_size: int = 1000, dry_run: bool = F
     """Read ``stream``, rate its valid lines in batches; ``progress(n)`` after each n lines."""
     reader = csv.DictReader(stream)
     header = [h.strip() for h in (reader.fieldnames or [])]
-    missing = [c for c in REQUIRED if c not in header]
-    if sum(c in header for c in SERVICE) != 1:
-        missing.append(" or ".join(SERVICE) + " (one of them)")
+    named = sum(c in header for c in SERVICE)
+    service = [] if named == 1 else ["service_id"] if not named else \
+        ["only one of " + " and ".join(SERVICE)]
+    missing = [c for c in REQUIRED[:1] if c not in header] + service + \
+        [c for c in REQUIRED[1:] if c not in header]
     unknown = [c for c in header if c not in REQUIRED + SERVICE + OPTIONAL]
     if missing or unknown:
         raise BadHeader("the header line must name the columns "
