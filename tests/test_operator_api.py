@@ -226,3 +226,15 @@ def test_the_usage_import_takes_the_services_external_id(op, tmp_path):
     with connection():
         from plugins.usage.models import UsageEvent
         assert [e.event_id for e in UsageEvent.select()] == ["cdr-1"]
+
+
+@pytest.mark.spec("INT-1")
+def test_simultaneous_upserts_of_one_new_external_id_make_one_row(op):
+    from test_money_concurrency import race
+    answers = race(op.app, 6, lambda i: op.put(f"{API}/customers/ACC-RACE", json=CUSTOMER))
+    codes = sorted(a.status_code for a in answers)
+    assert codes == [200] * 5 + [201], [a.text[:200] for a in answers]
+    assert sorted(a.json["change"] for a in answers) == ["created"] + ["unchanged"] * 5
+    with connection():
+        assert Customer.select().where(Customer.external_id == "ACC-RACE").count() == 1
+    assert len(events("customer.created")) == 1
