@@ -15,10 +15,13 @@ def record(ctx: Context, action: str, target: str = "", data: dict[str, Any] | N
     """Write one audit event for the request's principal (call inside the change's transaction).
 
     Under impersonation the event carries both the customer's user and the staff
-    member, and is flagged, so the customer sees it in their activity log.
+    member, and is flagged, so the customer sees it in their activity log. A service token's
+    change carries the token (``data["service_token"]``: its id and name).
     Never put secrets (passwords, tokens, card data) in ``data``.
     """
     p = ctx.principal
+    if p is not None and p.is_service:  # INT-1: a system's change names its service token
+        data = {**(data or {}), "service_token": ctx.extra["service_token"]}
     event: AuditEvent = AuditEvent.create(
         customer=customer_id if customer_id is not None else (p.customer_id if p else None),
         user=user_id if user_id is not None else (p.user_id if p else None),

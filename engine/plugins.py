@@ -51,6 +51,7 @@ BUILTIN_PLUGINS: tuple[tuple[str, str], ...] = (
     ("billing", "plugins.billing"),
     ("topups", "plugins.topups"),
     ("addons", "plugins.addons"),
+    ("operator", "plugins.operator"),
 )
 
 #: Built-ins an operator cannot disable.

@@ -55,8 +55,9 @@ def tables() -> set[str]:
 def history(app) -> list[tuple[str, str]]:
     """Every (plugin, migration) the history tables record, repeats included."""
     with db.connection():
+        # A plugin newer than the database has no history table yet.
         return sorted((name, row.name) for name, runner in migrations.runners(app)
-                      for row in runner.History.select())
+                      if runner.History.table_exists() for row in runner.History.select())
 
 
 @pytest.mark.spec("OPS-8")

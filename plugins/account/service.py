@@ -69,7 +69,8 @@ def update_details(app, ctx, user: User, changes: dict) -> dict:
     with database.atomic():
         if "phone" in changes and changes["phone"] != contact.phone:
             changed["phone"] = [contact.phone, changes["phone"]]
-            Contact.update(phone=changes["phone"]).where(Contact.id == contact.id).execute()
+            Contact.update(phone=changes["phone"], updated_at=utcnow()).where(
+                Contact.id == contact.id).execute()
             contact.phone = changes["phone"]
         for name in ("locale", "timezone"):
             if name in changes and changes[name] != getattr(user, name):
@@ -146,7 +147,8 @@ def confirm_email_change(app, ctx, token: str) -> User:
             raise invalid({"token": [EMAIL_LINK_INVALID]})
         User.update(email=row.new_email, email_verified_at=now).where(User.id == user.id).execute()
         if user.contact.email.lower() == row.old_email:
-            Contact.update(email=row.new_email).where(Contact.id == user.contact_id).execute()
+            Contact.update(email=row.new_email, updated_at=utcnow()).where(
+                Contact.id == user.contact_id).execute()
         lockout.lift(lockout.guard_key("customer", row.old_email))
         audit.record(ctx, "email.changed", f"user:{user.id}",
                      {"old_email": row.old_email, "new_email": row.new_email},
@@ -270,7 +272,8 @@ def set_manage(app, ctx, contact_id, grant: bool) -> Contact:
     contact = manageable(ctx, contact_id)
     if contact.can_manage != grant:
         with database.atomic():
-            Contact.update(can_manage=grant).where(Contact.id == contact.id).execute()
+            Contact.update(can_manage=grant, updated_at=utcnow()).where(
+                Contact.id == contact.id).execute()
             audit.record(ctx, "contact.manage_granted" if grant else "contact.manage_revoked",
                          f"contact:{contact.id}", {"name": contact.full_name})
         contact.can_manage = grant
