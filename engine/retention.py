@@ -231,7 +231,9 @@ def ids_in(app: Portico, key: str) -> list[int]:
     return [row["id"] for row in read(app, key)]
 
 
-NIGHTLY = task(periodic="40 3 * * *", queue=BULK_QUEUE, max_retries=3, time_limit=60 * 60 * 1000)
+#: 30 minutes, like the bill run's batches: shorter than ``tasks.redeliver_after`` (an hour by
+#: default), so a run still going is never sent again; a run cut short is finished next night.
+NIGHTLY = task(periodic="40 3 * * *", queue=BULK_QUEUE, max_retries=3, time_limit=30 * 60 * 1000)
 
 
 @NIGHTLY  # type: ignore[untyped-decorator]

@@ -389,8 +389,8 @@ def test_emails_a_redis_without_persistence_lost_are_sent_by_the_sweep_once(make
     assert len(mails) == 10 and max(ids.values()) == 1  # each delivered once
     from plugins.billing.models import Invoice
     assert [bool(i.pdf_path) for i in Invoice.select()] == [True] * 5
-    print(f"\nRedis restarted empty with 10 emails and 5 PDF renders queued: all sent again by "
-          f"the sweep, each email once")
+    print("\nRedis restarted empty with 10 emails and 5 PDF renders queued: all sent again by "
+          "the sweep, each email once")
 
 
 @ON_POSTGRES

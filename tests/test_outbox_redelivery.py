@@ -10,7 +10,6 @@ every notification has happened exactly once.
 from __future__ import annotations
 
 from collections import Counter
-from datetime import timedelta
 from pathlib import Path
 
 import pytest
