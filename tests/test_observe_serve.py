@@ -133,9 +133,13 @@ def test_worker_serves_its_task_metrics_on_its_own_port(jobs_app, tmp_path):
                    {"Authorization": f"Bearer {TOKEN}"})[0] == 404
         status, text, _ = get(url, {"Authorization": f"Bearer {TOKEN}"})
         assert status == 200, text
-        found = samples(text)
-        assert found[("portico_task_runs_total", (("actor", "jobs_plugin.tasks.record"), ("outcome", "ok")))] == 1
-        assert found[("portico_outbox_pending", ())] == 0
+        ran = ("portico_task_runs_total", (("actor", "jobs_plugin.tasks.record"), ("outcome", "ok")))
+
+        def scraped():  # the run is counted after the task returns, so maybe a moment later
+            found = samples(get(url, {"Authorization": f"Bearer {TOKEN}"})[1])
+            return found if found.get(ran) else None
+        found = wait_for(scraped, timeout=30, what="the task run in the worker's metrics")
+        assert found[ran] == 1 and found[("portico_outbox_pending", ())] == 0
     finally:
         code = stop(worker)
     text = log.read_text(errors="replace")

@@ -284,3 +284,27 @@ def test_retention_settings_are_validated(tmp_path, retention_, error):
     with pytest.raises(SettingsError, match=error.replace("(", r"\(").replace(")", r"\)")):
         load_settings(None, environ={}, overrides={**TEST_SETTINGS, "data_dir": str(tmp_path),
                                                    "retention": retention_})
+
+
+@pytest.mark.spec("OPS-7")
+def test_hook_register_archives_adds_a_plugins_table(make_app):
+    from engine import hookimpl
+    from engine.models import OutboxMessage
+
+    class Keeper:  # a plugin archiving a table of its own (here: the outbox, for the test)
+        @hookimpl
+        def register_archives(self, app):
+            return [retention.Archive("outbox", OutboxMessage, OutboxMessage.created_at,
+                                      days=lambda app: 30)]
+
+    app = make_app(plugins=[("keeper", Keeper())])
+    now = utcnow()
+    with db.connection():
+        for days in (45, 40, 2):
+            OutboxMessage.create(message_id=f"m-{days}", actor="a.b", payload={"days": days},
+                                 created_at=now - timedelta(days=days), sent_at=now,
+                                 done_at=now)
+        results = {r.name: r for r in retention.run(app, only=["outbox"])}
+        assert results["outbox"].rows == 2
+        assert sorted(r["message_id"] for r in archived_rows(app, "outbox")) == ["m-40", "m-45"]
+        assert [m.message_id for m in OutboxMessage.select()] == ["m-2"]
