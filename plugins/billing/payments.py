@@ -353,11 +353,26 @@ def _fail(app, payment_id: int, code: str, message: str, status: str = "failed")
         record_system(app, "payment.failed", f"payment:{payment.id}",
                       {"code": code, "amount": payment.amount, "via": payment.via},
                       customer_id=payment.customer_id, user_id=payment.user_id)
-        if payment.detach_after and payment.method_id:
+        refused = _never_paid(payment, status)
+        if refused and payment.method_id and not payment.detach_after:
+            record_system(app, "payment_method.refused", f"payment_method:{payment.method_id}",
+                          {"payment": payment.id, "label": payment.method_label},
+                          customer_id=payment.customer_id, user_id=payment.user_id)
+        if payment.method_id and (payment.detach_after or refused):
             from plugins.billing import tasks as billing_tasks  # lazily: it imports this module
             app.tasks.enqueue(billing_tasks.forget_card, payment.method_id)
         app.plugins.hook.payment_failed(app=app, payment=payment)
     return payment
+
+
+def _never_paid(payment: Payment, status: str) -> bool:
+    """A card declined (or failing 3-D Secure) before it ever paid is not kept (BILL-2).
+
+    A card that has paid before stays: one refusal (funds, a limit) does not make it bad.
+    Cancelling (the customer gave up) says nothing about the card.
+    """
+    return status == "failed" and not Payment.select().where(
+        (Payment.method == payment.method_id) & (Payment.status == "succeeded")).exists()
 
 
 def complete(app, payment: Payment) -> Attempt:
