@@ -152,6 +152,28 @@ def test_cancel_through_the_api(site):
                               json={"reason": "x" * 501}))["errors"]["reason"]
 
 
+@pytest.mark.spec("SVC-1", "SVC-2")
+def test_ended_services_show_their_end_and_no_live_balances_or_renewal(site):
+    app, alice, mobile, tv, _ = site
+    bucket(mobile, remaining=GB // 100)  # 0.1% left: "Low" while the line is live
+    assert "Low" in alice.get(f"/services/{mobile.id}/usage").text
+    alice.post(f"/api/v1/services/{mobile.id}/cancel", json={})
+    with time_machine.travel(utcnow() + timedelta(days=4)):  # the TV service is not renewed
+        run_renewals(app)
+        for ended, status in ((mobile, "cancelled"), (tv, "expired")):
+            api = alice.get(f"/api/v1/services/{ended.id}").json
+            assert api["status"] == status and api["renews_at"] is None and api["ended_at"]
+            page = alice.get(f"/services/{ended.id}").text
+            assert "Ended" in page and "Renewal date" not in page
+            assert "Expiry date" not in page and "None" not in page
+            usage = alice.get(f"/api/v1/services/{ended.id}/usage").json
+            assert usage["ended"] and usage["balances"] == [] and usage["renews_at"] is None
+            html = alice.get(f"/services/{ended.id}/usage").text
+            assert "Low" not in html and "has ended" in html
+        listing = alice.get("/services").text
+        assert listing.count("Ended") == 2 and "Renews" not in listing
+
+
 @pytest.mark.spec("SVC-4")
 def test_cancel_page_asks_for_confirmation(site):
     app, alice, mobile, tv, _ = site

@@ -60,7 +60,8 @@ def deliver_email(app, delivery_id: int) -> None:
         return
     subject, text, html = render(app, delivery)
     msg = mail.build_message(app.settings.mail.sender, delivery.address, subject, text, html,
-                             message_id=f"<delivery-{delivery.id}-{delivery.key[:40]}@portico>")
+                             message_id=mail.stable_message_id(
+                                 app.settings.mail.sender, f"{delivery.id}:{delivery.key}"))
     claimed = (EmailDelivery.update(status="sending", touched_at=utcnow())
                .where((EmailDelivery.id == delivery.id) &
                       (EmailDelivery.status == delivery.status)).execute())

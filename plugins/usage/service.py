@@ -228,8 +228,12 @@ def summary(app, service: Service, *, days: int = 30, tz: str = "UTC",
             spend = [0]  # no allowance to run out of: calls and texts are paid from credit
         group["forecast"] = forecast(group["remaining"], spend, ends_at, now)
         groups.append(group)
+    live = service.status in LIVE
+    # An ended service (expired, cancelled) has nothing left to use and renews no more: its
+    # history stays, its balances are not "live", "low" or forecast (SVC-1/2).
     return {"service_id": service.id, "as_of": now, "period_start": since,
-            "renews_at": service.renews_at, "balances": groups,
+            "renews_at": service.renews_at if live else None,
+            "ended": not live, "balances": groups if live else [],
             "history": {"days": days, "items": daily[-days:]}}
 
 
