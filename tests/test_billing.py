@@ -340,6 +340,22 @@ def test_bulk_pdf_renders_never_keep_a_customer_waiting(demo_app):
     assert Invoice.select().where(Invoice.pdf_path == "").count() > 0  # renders were still due
 
 
+@pytest.mark.spec("BILL-3")
+def test_pdf_period_of_one_day_is_one_date_and_of_many_a_range(app, alice):
+    c, user = alice
+    one = invoice_for(app, c.id, 1000)
+    text = pdf_text(client_for(app, user).get(f"/api/v1/invoices/{one.id}/pdf").content)
+    period = [line for line in text.splitlines() if line.startswith("Period")][0]
+    assert "–" not in period  # not "1 Oct 2026 – 1 Oct 2026"
+    for day in (2, 28):
+        invoicing.record_transaction(app, c.id, kind="charge", description=f"Day {day}",
+                                     amount=100, occurred_at=datetime(2026, 10, day, 12,
+                                                                      tzinfo=timezone.utc))
+    many = invoicing.issue_invoice(app, c.id)
+    text = pdf_text(client_for(app, user).get(f"/api/v1/invoices/{many.id}/pdf").content)
+    assert "2 Oct 2026 – 28 Oct 2026" in text
+
+
 def test_pdf_downloaded_before_the_worker_ran_is_stored_once(app, alice):
     c, user = alice
     invoice = invoice_for(app, c.id, 1000)

@@ -316,6 +316,11 @@ def test_services_card_on_the_dashboard(site):
     assert cards["services"]["data"]["counts"]["expiring"] == 1
     assert "services" not in {c["id"] for c in mallory.get("/api/v1/dashboard").json["cards"]}
     assert mobile.name in alice.get("/").text
+    alice.post(f"/api/v1/services/{mobile.id}/cancel", json={})
+    data = {c["id"]: c for c in alice.get("/api/v1/dashboard").json["cards"]}["services"]["data"]
+    assert data["total"] == len(data["items"]) == 1 and data["ended"] == 1  # "1 service", one listed
+    home = alice.get("/").text
+    assert "1 service" in home and "1 ended" in home
 
 
 @pytest.mark.spec("NOT-2")
@@ -326,3 +331,21 @@ def test_alerts_for_services_ending_soon_and_suspended(site):
     assert alerts[f"service-ending-{tv.id}"]["level"] == "warning"
     assert "ends in 3 days" in alerts[f"service-ending-{tv.id}"]["message"]
     assert alerts[f"service-suspended-{mobile.id}"]["level"] == "danger"
+
+
+@pytest.mark.spec("ACCT-1")
+def test_demo_customers_are_customers_since_before_their_first_service(demo_app):
+    from engine.models import Customer
+    for customer in Customer.select():
+        first = min(s.created_at for s in Service.select().where(Service.customer == customer.id))
+        assert customer.created_at < first - timedelta(days=7)  # not the moment of seeding
+
+
+@pytest.mark.spec("USE-8", "DASH-1")
+def test_usage_page_charts_only_what_applies_to_the_service(site):
+    app, alice, mobile, tv, _ = site
+    page = alice.get(f"/services/{tv.id}/usage").text
+    assert "no metered usage" in page and "chart-figure" not in page  # a TV: no empty chart
+    bucket(mobile)
+    page = alice.get(f"/services/{mobile.id}/usage").text
+    assert "chart-figure" in page and "?chart=data" in page and "?chart=voice" not in page

@@ -560,6 +560,30 @@ def invoice_purchase(app, payment: Payment, description: str,
     return invoice
 
 
+def reverse_purchase(app, payment: Payment, description: str) -> Transaction | None:
+    """Cancel the charge of a purchase whose payment was refunded in full (ADD-3): a credit
+    that mirrors it (net and tax), on the same receipt, so the account owes nothing for
+    what was not delivered and no later invoice carries it. Once per payment."""
+    current = Payment.get_by_id(payment.id)
+    charge = Transaction.get_or_none(Transaction.reference == f"purchase:{current.id}")
+    if charge is None or current.refunded_amount < current.amount:
+        return None
+    with locked_transaction():
+        reference = f"reversal:{current.id}"
+        found = Transaction.get_or_none(Transaction.reference == reference)
+        if found is not None:
+            return found
+        tx = Transaction.create(
+            customer=current.customer_id, kind="credit", description=description,
+            amount=-charge.amount, tax_rate=charge.tax_rate, tax=-charge.tax,
+            currency=charge.currency, invoice=charge.invoice_id, service=charge.service_id,
+            payment=current.id, reference=reference)
+        record_system(app, "transaction.reversed", f"transaction:{charge.id}",
+                      {"credit": tx.id, "amount": -charge.total},
+                      customer_id=current.customer_id)
+    return tx
+
+
 # -- staff: money received another way, refunds ---------------------------------------------
 
 def record_offline_payment(app, invoice_id: int, amount: int, reference: str, method: str,

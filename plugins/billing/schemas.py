@@ -30,7 +30,12 @@ class BillingSettings(Schema):
                                                         "before a saved card expires"})
     pay_rate = fields.String(load_default="10/hour", validate=validate.Regexp(
         r"^\d+\s*/\s*(\d+\s*)?(second|minute|hour|day)s?$"), metadata={
-        "description": "payment attempts per customer (and per guest link and address)"})
+        "description": "payment attempts per invoice-paying customer, per service for "
+                       "top-ups and add-ons, per guest link and per address"})
+    pay_account_rate = fields.String(load_default="100/hour", validate=validate.Regexp(
+        r"^\d+\s*/\s*(\d+\s*)?(second|minute|hour|day)s?$"), metadata={
+        "description": "top-up and add-on payments per customer across all their services: "
+                       "a business topping up 20 lines is not refused, a card tester is"})
     card_rate = fields.String(load_default="20/hour", validate=validate.Regexp(
         r"^\d+\s*/\s*(\d+\s*)?(second|minute|hour|day)s?$"), metadata={
         "description": "cards a customer may start adding"})
