@@ -184,7 +184,7 @@ def test_forecast_counts_a_bucket_only_until_it_expires(setup):
     now = utcnow()
     day_start = now.replace(hour=0, minute=0, second=0, microsecond=0)
     rate(app, [event(service, GB, occurred_at=day_start - timedelta(days=d) +
-                     (now - day_start) / 2) for d in range(1, 8)])  # 1 GB a day, before
+                     (now - day_start) / 2) for d in range(7)])  # 1 GB a day, before
     # Used first: 5 GB that lapse in 2 days; then 2 GB that last. At 1 GB a day the first
     # lapses with 3 GB unused and the 2 GB run out 2 days later: day 4, not day 7.
     bucket(service, amount=5 * GB, weight=1, expires_at=now + timedelta(days=2))
