@@ -210,7 +210,7 @@ def measure_database(bench: Bench, kind: str, scales: list[tuple[int, int]]) -> 
     with contextlib.ExitStack() as stack:
         served = [stack.enter_context(scale_server(bench, kind, c, e)) for c, e in scales]
         targets, headers = {}, {}
-        for n, (made, pages, cookie) in enumerate(served):
+        for n, (_made, pages, cookie) in enumerate(served):
             for label, url in pages.items():
                 targets[(n, label)] = url
                 headers[(n, label)] = cookie

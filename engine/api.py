@@ -84,7 +84,7 @@ def operation(summary: str, *, body: type[Schema] | None = None,
                 else resp.status
             if result is not None:
                 resp.media = dump(result)
-        responder.__openapi__ = info
+        responder.__openapi__ = info  # type: ignore[attr-defined]  # mypy types no function attrs
         return responder
 
     return decorate
@@ -269,6 +269,9 @@ def build_openapi(app) -> dict:
     spec.components.security_scheme("bearer", {"type": "http", "scheme": "bearer"})
     spec.components.security_scheme("session", {"type": "apiKey", "in": "cookie",
                                                 "name": "portico_session"})
+    spec.components.security_scheme("serviceToken", {
+        "type": "http", "scheme": "bearer", "description": "An operator service token "
+        "(`pst_...`, `portico token create`): the only credential of `/operator/...` (INT-1)"})
     tags = set()
     for plugin, route in app.routes:
         if not route.path.startswith(API_PREFIX):
@@ -319,7 +322,8 @@ def _operation(info: OperationInfo, plugin: str, route, method: str) -> dict:
     problem = {"content": {"application/problem+json": {"schema": "Problem"}}}
     op["responses"] = {str(info.status): ok}
     if auth != "public":
-        op["security"] = [{"bearer": []}, {"session": []}]
+        op["security"] = [{"serviceToken": []}] if auth == "service" \
+            else [{"bearer": []}, {"session": []}]
         op["responses"]["401"] = {"description": "Not signed in", **problem}
     if params and any(p["in"] == "path" for p in params):
         op["responses"]["404"] = {"description": "Not found (or not yours)", **problem}

@@ -23,7 +23,7 @@ log = logging.getLogger("portico")
 
 
 class PorticoRequest(falcon.Request):
-    context_type = Context  # type: ignore[assignment]
+    context_type = Context
 
 
 class Portico:
@@ -76,7 +76,7 @@ class Portico:
         out: dict[str, list] = {}
         index = self.plugins.unique(self.plugins.collect("register_models"),
                                     lambda m: m._meta.table_name, "table")
-        for table, (plugin, model) in index.items():
+        for _table, (plugin, model) in index.items():
             out.setdefault(plugin, []).append(model)
         return out
 
@@ -86,8 +86,8 @@ class Portico:
         return sorted(pairs, key=lambda p: (p[1].order, p[1].id))
 
     def _build_wsgi(self) -> falcon.App:
-        app = falcon.App(request_type=PorticoRequest, middleware=[ObserveMiddleware(),
-                                                                      RequestMiddleware(self)])
+        app = falcon.App(request_type=PorticoRequest, response_type=falcon.Response,
+                         middleware=[ObserveMiddleware(), RequestMiddleware(self)])
         app.req_options.strip_url_path_trailing_slash = True
         app.req_options.auto_parse_form_urlencoded = False
         app.req_options.media_handlers[falcon.MEDIA_JSON] = bodies.JSON
@@ -95,7 +95,7 @@ class Portico:
         errors.install(app)
         seen = self.plugins.unique(self.plugins.collect("register_routes", app=self),
                                    lambda r: (r.path, r.suffix or ""), "route")
-        for (path, _), (plugin, route) in seen.items():
+        for (_path, _), (plugin, route) in seen.items():
             problem = route.permission_problem()
             if problem:
                 raise PluginError(f"plugin '{plugin}' route '{route.path}': {problem}")
@@ -138,8 +138,9 @@ class Portico:
         for path, route in self.staff_routes.items():
             suffix = f"_{route.suffix}" if route.suffix else ""
             for method in ("GET", "POST", "PUT", "PATCH", "DELETE"):
-                if hasattr(route.resource, f"on_{method.lower()}{suffix}"):
-                    out.setdefault(route.permission_for(method), []).append(f"{method} {path}")
+                needed = route.permission_for(method)  # never None: staff routes declare one
+                if needed is not None and hasattr(route.resource, f"on_{method.lower()}{suffix}"):
+                    out.setdefault(needed, []).append(f"{method} {path}")
         return out
 
     @functools.cached_property

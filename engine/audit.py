@@ -1,21 +1,28 @@
 """The activity log (ACCT-5, IMP-3): every change records who, what, when, from where."""
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from engine.models import AuditEvent
 
+if TYPE_CHECKING:
+    from engine.app import Portico
+    from engine.context import Context
 
-def record(ctx, action: str, target: str = "", data: dict | None = None, *,
+
+def record(ctx: Context, action: str, target: str = "", data: dict[str, Any] | None = None, *,
            customer_id: int | None = None, user_id: int | None = None) -> AuditEvent:
     """Write one audit event for the request's principal (call inside the change's transaction).
 
     Under impersonation the event carries both the customer's user and the staff
-    member, and is flagged, so the customer sees it in their activity log.
+    member, and is flagged, so the customer sees it in their activity log. A service token's
+    change carries the token (``data["service_token"]``: its id and name).
     Never put secrets (passwords, tokens, card data) in ``data``.
     """
     p = ctx.principal
-    event = AuditEvent.create(
+    if p is not None and p.is_service:  # INT-1: a system's change names its service token
+        data = {**(data or {}), "service_token": ctx.extra["service_token"]}
+    event: AuditEvent = AuditEvent.create(
         customer=customer_id if customer_id is not None else (p.customer_id if p else None),
         user=user_id if user_id is not None else (p.user_id if p else None),
         staff=(p.impersonator_id or p.staff_id) if p else None,
@@ -26,11 +33,12 @@ def record(ctx, action: str, target: str = "", data: dict | None = None, *,
     return event
 
 
-def record_system(app, action: str, target: str = "", data: dict | None = None, *,
+def record_system(app: Portico, action: str, target: str = "",
+                  data: dict[str, Any] | None = None, *,
                   customer_id: int | None = None, user_id: int | None = None,
                   staff_id: int | None = None) -> AuditEvent:
     """An audit event with no request behind it (a background job, a CLI command)."""
-    event = AuditEvent.create(customer=customer_id, user=user_id, staff=staff_id, action=action,
+    event: AuditEvent = AuditEvent.create(customer=customer_id, user=user_id, staff=staff_id, action=action,
                               target=target, data=data or {}, ip="", user_agent="system")
     app.plugins.hook.audit_recorded(app=app, event=event)
     return event

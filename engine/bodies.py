@@ -15,7 +15,7 @@ import io
 import json
 import math
 from decimal import Decimal
-from typing import Any
+from typing import Any, NoReturn
 
 import falcon
 from falcon.media import JSONHandler
@@ -85,7 +85,7 @@ def _float(text: str) -> float | int:
     return number if math.isfinite(number) else int(Decimal(text))
 
 
-def _constant(name: str):
+def _constant(name: str) -> NoReturn:
     raise ValueError(f"{name} is not JSON")
 
 

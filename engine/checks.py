@@ -8,21 +8,26 @@ from __future__ import annotations
 import smtplib
 import socket
 import ssl
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 from engine import db, faults
 
+if TYPE_CHECKING:
+    from engine.app import Portico
 
-def probe_database(app) -> None:
+Probe = Callable[["Portico"], None]
+
+
+def probe_database(app: Portico) -> None:
     with db.connection():
         db.database.execute_sql("SELECT 1")
 
 
-def probe_broker(app) -> None:
+def probe_broker(app: Portico) -> None:
     app.tasks.ping()
 
 
-def probe_smtp(app) -> None:
+def probe_smtp(app: Portico) -> None:
     """Connect, say EHLO, STARTTLS and log in as a real send would; send nothing."""
     mail = app.settings.mail
     smtp_cls = smtplib.SMTP_SSL if mail.smtp_ssl else smtplib.SMTP
@@ -37,25 +42,25 @@ def probe_smtp(app) -> None:
             raise smtplib.SMTPResponseException(code, "NOOP refused")
 
 
-def probes(app) -> list[tuple[str, str | None, Callable]]:
+def probes(app: Portico) -> list[tuple[str, str | None, Probe]]:
     """(name, where, probe) for each service this configuration uses (a provider says where
     itself)."""
     settings = app.settings
-    out = [("database", faults.where(settings.database_url), probe_database),
-           ("broker", faults.where(settings.broker_url), probe_broker)]
+    out: list[tuple[str, str | None, Probe]] = [
+        ("database", faults.where(settings.database_url), probe_database),
+        ("broker", faults.where(settings.broker_url), probe_broker)]
     if settings.mail.backend == "smtp":
         out.append(("SMTP server", f"{settings.mail.smtp_host}:{settings.mail.smtp_port}",
                     probe_smtp))
     for provider_id, provider in sorted(app.providers.items()):
-        out.append((f"payment provider '{provider_id}'", None,
-                    lambda app, p=provider: p.ping(app)))
+        out.append((f"payment provider '{provider_id}'", None, provider.ping))
     return out
 
 
-def connect(app) -> list[tuple[str, str | None]]:
+def connect(app: Portico) -> list[tuple[str, str | None]]:
     """Run every probe: [(name and where, None or the problem in one line, naming it)]."""
     from engine.payments import PaymentError
-    results = []
+    results: list[tuple[str, str | None]] = []
     for name, where, probe in probes(app):
         try:
             probe(app)

@@ -1,5 +1,5 @@
-"""The ``portico`` command line: serve, worker, scheduler, migrate, reseal, plugins, check, and plugin
-commands."""
+"""The ``portico`` command line: serve, worker, scheduler, migrate, archive, reseal, plugins,
+check, and plugin commands."""
 from __future__ import annotations
 
 import json
@@ -8,11 +8,15 @@ import os
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from engine.plugins import PluginError
 from engine.settings import SettingsError, load_settings
+
+if TYPE_CHECKING:
+    from engine.app import Portico
 
 
 class State:
@@ -21,7 +25,7 @@ class State:
     def __init__(self, config: str | None):
         self.config = config
         self.overrides: dict = {}
-        self._app = None
+        self._app: Portico | None = None
 
     def settings(self, serving: bool = True):
         return load_settings(self.config, overrides=self.overrides, serving=serving)
@@ -201,6 +205,48 @@ def migrate(state: State):
 
 
 @cli.command()
+@click.option("--only", multiple=True, metavar="NAME",
+              help="Only this table (repeat for more): audit_events, usage_events, ...")
+@click.option("--dry-run", is_flag=True, help="Count what would be archived; change nothing.")
+@click.option("--max-batches", type=int, default=None,
+              help="Stop each table after this many files (the rest waits for the next run).")
+@click.pass_obj
+def archive(state: State, only, dry_run, max_batches):
+    """Move rows older than [retention] to compressed files in storage, then delete them (OPS-7).
+
+    Safe to interrupt and to repeat: each row goes into exactly one file and is deleted only
+    once that file is stored; the next run finishes what a cut-short run left. The nightly
+    task does the same: see docs/operations.md, Retention and archival.
+    """
+    from engine import retention
+    app = state.app()
+    tables = retention.archives(app)
+    unknown = set(only) - {a.name for a in tables}
+    if unknown:
+        raise click.ClickException(f"--only {', '.join(sorted(unknown))}: no such archive "
+                                   f"(one of: {', '.join(a.name for a in tables)})")
+    chosen = [a for a in tables if not only or a.name in only]
+    if dry_run:
+        for a in chosen:
+            days = a.days(app)
+            click.echo(f"{a.name}: {retention.count_old(app, a)} rows older than {days} days"
+                       if days else f"{a.name}: kept forever")
+        return
+    for result in retention.run(app, only=[a.name for a in chosen], max_batches=max_batches):
+        if result.cutoff is None:
+            click.echo(f"{result.name}: kept forever" + (
+                f" ({result.resumed} interrupted batches finished)" if result.resumed else ""))
+            continue
+        line = (f"{result.name}: {result.rows} rows older than {result.cutoff:%Y-%m-%d %H:%M} "
+                f"UTC archived in {result.files} files")
+        if result.resumed:
+            line += f", {result.resumed} interrupted batches finished"
+        if result.busy:
+            line += "; another run is archiving this table"
+        click.echo(line)
+
+
+@cli.command()
 @click.pass_obj
 def reseal(state: State):
     """Seal stored secrets (2FA seeds) under the first of secret_keys, before an old key is
@@ -227,7 +273,7 @@ def plugins(state: State, as_json):
         found = load_plugins(state.settings(serving=False))  # lists; signs nothing
     except (SettingsError, PluginError) as exc:
         raise click.ClickException(str(exc)) from None
-    rows = [{"name": i.name, "version": i.version, "source": i.source, "enabled": i.enabled,
+    rows: list[dict[str, Any]] = [{"name": i.name, "version": i.version, "source": i.source, "enabled": i.enabled,
              "hooks": found.hooks_of(i.name)} for i in found.info.values()]
     if as_json:
         click.echo(json.dumps(rows, indent=2))

@@ -26,7 +26,9 @@ T = TypeVar("T")
 class Principal:
     """The authenticated party. The identity plugin builds these.
 
-    ``kind`` is "customer" or "staff". A customer principal has ``customer_id``;
+    ``kind`` is "customer", "staff" or "service" (a system with an operator service token,
+    INT-1: ``token_id``, and ``scopes`` such as ``customers:write``). A customer principal has
+    ``customer_id``;
     under impersonation it also carries ``impersonator_id`` (the staff user).
     ``scopes`` is {"read"} for a read-only API key, {"read", "write"} otherwise.
     ``role`` is the contact's role on the account (``engine.roles``, ACCT-7): what they may
@@ -45,6 +47,7 @@ class Principal:
     locale: str = ""
     timezone: str = ""
     role: str = MEMBER
+    token_id: int | None = None
 
     @property
     def is_customer(self) -> bool:
@@ -53,6 +56,10 @@ class Principal:
     @property
     def is_staff(self) -> bool:
         return self.kind == "staff" and self.staff_id is not None
+
+    @property
+    def is_service(self) -> bool:
+        return self.kind == "service" and self.token_id is not None
 
     @property
     def impersonated(self) -> bool:
@@ -81,6 +88,7 @@ class Extra(TypedDict, total=False):
     idempotency_owner: str  # who an Idempotency-Key belongs to, beyond the principal
     session: Any  # the identity plugin's Session row behind the principal
     api_key: Any  # the identity plugin's ApiKey row behind the principal
+    service_token: dict[str, Any]  # the operator service token behind the principal: id, name
     user: User  # the signed-in customer login, loaded with the session
     customer_number: str
     customer_version: int  # the customer's change stamp (the dashboard cache's key)

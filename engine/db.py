@@ -19,6 +19,7 @@ from urllib.parse import parse_qsl, urlparse
 
 import peewee
 from playhouse.pool import PooledPostgresqlDatabase, PooledSqliteDatabase
+from psycopg2.extensions import TRANSACTION_STATUS_IDLE
 
 database = peewee.DatabaseProxy()
 
@@ -45,6 +46,9 @@ class PostgresPool(PooledPostgresqlDatabase):
         super().__init__(*args, **kwargs)
         self._returned_at: dict[int, float] = {}
 
+    # peewee's pool has no public hook for this: `_can_reuse` (check-in) and `_is_closed`
+    # (check-out) are the methods its own pooled classes override. Checked against peewee
+    # 4.5.3 (playhouse/pool.py); the connection itself is read through psycopg2's public API.
     def _can_reuse(self, conn):
         reusable = super()._can_reuse(conn)
         if reusable:
@@ -54,7 +58,7 @@ class PostgresPool(PooledPostgresqlDatabase):
     def _is_closed(self, conn):
         returned = self._returned_at.pop(id(conn), None)
         if (returned is not None and time.monotonic() - returned < self.PING_AFTER
-                and not conn.closed and self._adapter.txn_status(conn) == self._adapter.txn_idle):
+                and not conn.closed and conn.get_transaction_status() == TRANSACTION_STATUS_IDLE):
             return False
         return super()._is_closed(conn)
 
@@ -69,8 +73,11 @@ def open_database(url: str) -> peewee.Database:
         db = PooledSqliteDatabase(path, pragmas=SQLITE_PRAGMAS, max_connections=32,
                                   stale_timeout=300, check_same_thread=False, timeout=10)
     elif parts.scheme in ("postgres", "postgresql"):
-        options = dict(parse_qsl(parts.query))
+        options: dict[str, Any] = dict(parse_qsl(parts.query))
         options.setdefault("connect_timeout", 5)  # an unreachable host fails, not hangs (OPS-3)
+        # ?prepare=false: no server-side PREPARE (``Prepared``), for PgBouncer in transaction
+        # mode, where a connection's next statement may run on another server session.
+        prepare = options.pop("prepare", "true").lower() not in ("false", "0", "no", "off")
         # libpq reads user and password from the query too (?user=..&password=..)
         db = PostgresPool(
             parts.path.lstrip("/"), user=options.pop("user", parts.username),
@@ -79,6 +86,7 @@ def open_database(url: str) -> peewee.Database:
             port=options.pop("port", parts.port or 5432),
             max_connections=int(options.pop("max_connections", 20)), stale_timeout=300,
             **options)
+        db.server_prepare = prepare
     else:
         raise ValueError(f"database_url: unsupported scheme '{parts.scheme}' "
                          "(use sqlite:///path or postgresql://user@host/db)")
@@ -233,11 +241,11 @@ class Prepared:
             found = self._compiled[type(db)] = self._compile(db, values)
         query, sql, params, slots = found
         args = [p if s is None else values[s] for p, s in zip(params, slots)]
-        if isinstance(db, peewee.PostgresqlDatabase):
+        if isinstance(db, peewee.PostgresqlDatabase) and getattr(db, "server_prepare", True):
             cursor = self._execute_prepared(db, sql, args)
         else:
             cursor = db.execute_sql(sql, args)
-        return list(query._get_cursor_wrapper(cursor))
+        return _model_rows(query, cursor)
 
     def _execute_prepared(self, db: peewee.Database, sql: str, args: list):
         conn = db.connection()
@@ -251,3 +259,12 @@ class Prepared:
     def first(self, *values):
         rows = self.rows(*values)
         return rows[0] if rows else None
+
+
+def _model_rows(query: peewee.BaseQuery, cursor: Any) -> list:
+    """``cursor``'s rows as ``query`` itself turns them into model instances (joined models too).
+
+    peewee has no public API for this: a query builds its row wrapper in the private
+    ``_get_cursor_wrapper`` (checked against peewee 4.5.3). Kept here, in one place.
+    """
+    return list(query._get_cursor_wrapper(cursor))

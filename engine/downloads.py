@@ -11,16 +11,20 @@ database or the storage's metadata.
 from __future__ import annotations
 
 from datetime import datetime, timezone
+from typing import TYPE_CHECKING
 
 import falcon
 
 from engine.storage import Opened
 
+if TYPE_CHECKING:
+    from engine.app import Portico
+
 #: Browsers may keep a customer's document but must ask whether it changed (a 304 if not).
 PRIVATE = ("private", "no-cache")
 
 
-def not_modified(req, resp, etag: str | None, modified: datetime | None,
+def not_modified(req: falcon.Request, resp: falcon.Response, etag: str | None, modified: datetime | None,
                  cache_control: tuple[str, ...] = PRIVATE) -> bool:
     """Set the validators; True (and status 304) when the client's copy is current.
 
@@ -47,7 +51,7 @@ def not_modified(req, resp, etag: str | None, modified: datetime | None,
     return fresh
 
 
-def send(resp, opened: Opened, content_type: str | None = None,
+def send(resp: falcon.Response, opened: Opened, content_type: str | None = None,
          filename: str | None = None) -> None:
     """Stream ``opened`` as the response body (the server closes it once sent)."""
     resp.content_type = content_type or opened.info.content_type
@@ -57,7 +61,7 @@ def send(resp, opened: Opened, content_type: str | None = None,
     resp.stream = opened.file
 
 
-def redirect(app, key: str, filename: str) -> None:
+def redirect(app: Portico, key: str, filename: str) -> None:
     """Send the client to the store itself (``[storage] s3_redirect``), where it can serve."""
     if app.settings.storage.s3_redirect:
         url = app.storage.url(key, filename=filename)

@@ -49,8 +49,9 @@ def problem_body(req: falcon.Request, error: falcon.HTTPError) -> dict:
             "status": status}
     if error.description:
         body["detail"] = error.description
-    if getattr(error, "errors", None):
-        body["errors"] = error.errors
+    errors = getattr(error, "errors", None)  # a Problem's field messages
+    if errors:
+        body["errors"] = errors
     body.update(getattr(error, "extra", None) or {})
     return body
 

@@ -43,7 +43,7 @@ def where(url: str) -> str:
     parts = urlparse(url)
     if parts.scheme == "sqlite":  # sqlite:////var/x.sqlite3 -> /var/x.sqlite3
         return "/" + (parts.netloc + parts.path).lstrip("/") if parts.path else url
-    port = parts.port or DEFAULT_PORTS.get(parts.scheme, "")
+    port = parts.port or DEFAULT_PORTS.get(parts.scheme) or ""
     return f"{parts.hostname or '127.0.0.1'}:{port}"
 
 

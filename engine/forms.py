@@ -25,7 +25,8 @@ def read_form(req: falcon.Request) -> dict[str, Any]:
                 if not part.filename:
                     form[part.name] = part.get_text()
         cache["form"] = form
-    return cache["form"]
+    cached: dict[str, Any] = cache["form"]
+    return cached
 
 
 NUL_MESSAGE = N_("Contains a NUL character, which is not allowed.")
@@ -53,11 +54,11 @@ def _text_problem(value: Any) -> str | None:
     return None
 
 
-def text_errors(data: dict) -> dict:
+def text_errors(data: dict[str, Any]) -> dict[str, list[str]]:
     """Field → [message] for each field holding text no field takes: a NUL (PostgreSQL cannot
     store it) or a lone surrogate (not Unicode text at all). Refused at the edge, field by
     field, like any other bad input; a key that is such text is reported as ``_schema``."""
-    errors = {}
+    errors: dict[str, list[str]] = {}
     for key, value in data.items():
         bad_key = _text_problem(key)
         problem = bad_key or _text_problem(value)
@@ -66,7 +67,8 @@ def text_errors(data: dict) -> dict:
     return errors
 
 
-def validate_form(req: falcon.Request, schema_cls: type[Schema]) -> tuple[dict, dict]:
+def validate_form(req: falcon.Request,
+                  schema_cls: type[Schema]) -> tuple[dict[str, Any], dict[str, Any]]:
     """Validate the posted form: returns (data, errors); errors are field → [messages].
 
     Unknown fields (the CSRF token, the submit button) are ignored.

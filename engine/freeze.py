@@ -93,7 +93,7 @@ def _model(model, names: set) -> str:
 
 def _field(field: peewee.Field, names: set, head: str, stub: bool = False) -> str:
     """``CharField(max_length=20, unique=True)``: the peewee class whose DDL the field has."""
-    cls = next(c for c in type(field).__mro__ if c.__module__ == "peewee")
+    cls: type[peewee.Field] = next(c for c in type(field).__mro__ if c.__module__ == "peewee")
     if cls.field_type != type(field).field_type:
         raise SystemExit(f"{field}: {type(field).__name__} changes the column type; freeze by hand")
     names.add(cls.__name__)

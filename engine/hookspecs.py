@@ -32,6 +32,7 @@ if TYPE_CHECKING:  # pragma: no cover - imports for annotations only
     from engine.notify import Channel, Notice
     from engine.payments import PaymentProvider
     from engine.registry import Alert, Card, Route, Section
+    from engine.retention import Archive
 
 #: Marks a hook specification; a plugin's own ``hookspecs.py`` uses it too.
 hookspec = pluggy.HookspecMarker("portico")
@@ -106,6 +107,14 @@ def register_actors() -> list[Callable[..., Any]]:
 
     The engine names each actor after its function (``<module>.<function>``) and creates
     it on the configured broker, in the web and the worker processes alike.
+    """
+
+
+@hookspec
+def register_archives(app: Portico) -> list[Archive]:
+    """Return ``engine.retention.Archive`` tables whose old rows ``portico archive`` moves to
+    files in storage and then deletes (OPS-7): the model, its time column, the days to keep
+    (from settings; 0 keeps rows forever) and, optionally, old rows that must stay.
     """
 
 

@@ -100,7 +100,7 @@ class Claim:
         """Name ``row`` as this request's work; call it in the transaction that creates it."""
         if self.record_id is None:
             return
-        self.ref = f"{row._meta.table_name}:{row._pk}"
+        self.ref = f"{row._meta.table_name}:{row.get_id()}"
         (IdempotencyRecord.update(ref=self.ref)
          .where(IdempotencyRecord.id == self.record_id).execute())
 

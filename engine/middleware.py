@@ -81,10 +81,16 @@ class RequestMiddleware:
             self._unauthorized(req, page)
         if auth == "staff" and not (ctx.principal and ctx.principal.is_staff):
             self._unauthorized(req, page, "/staff/login")
+        # INT-1: service tokens open the operator API (auth "service") and nothing else; no
+        # person's session or key opens it.
+        service = bool(ctx.principal and ctx.principal.is_service)
+        if (auth == "service" and not service) or (service and auth != "service"):
+            self._unauthorized(req, page)
         if permission not in (None, PUBLIC, ANY_STAFF) and not ctx.principal.can(permission):
             # Before the input is read: staff without the permission get a 403, not a 422.
             raise Problem(403, f"You need the {permission} permission", type="forbidden")
-        if req.method in UNSAFE and ctx.principal and "write" not in ctx.principal.scopes:
+        if req.method in UNSAFE and ctx.principal and not ctx.principal.is_service \
+                and "write" not in ctx.principal.scopes:  # a service route checks its own scope
             raise Problem(403, "This API key is read-only",
                           "Create a read-write key to make changes.", type="read-only-key")
         self._check_csrf(req, resource, page)

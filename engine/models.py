@@ -10,6 +10,7 @@ from datetime import timedelta
 
 import peewee
 from peewee import (
+    BigAutoField,
     BooleanField,
     CharField,
     ForeignKeyField,
@@ -24,9 +25,25 @@ CUSTOMER_KINDS = ("individual", "business")
 SERVICE_STATUSES = ("active", "suspended", "expired", "cancelled")
 SERVICE_TYPES = ("mobile", "broadband", "iptv", "prepaid", "landline", "other")
 EXPIRING_SOON = timedelta(days=7)
+#: The longest external id an operator may give a row (an account number, an MSISDN, a UUID).
+EXTERNAL_ID_MAX = 100
 
 
-class Customer(BaseModel):
+class Synced(BaseModel):
+    """A row the operator's systems also hold (INT-1): their ``external_id`` for it (unique,
+    null for rows made only in Portico) and ``updated_at``, bumped by every ``save()`` so an
+    ``updated_since`` sync sees the change. A bulk ``Model.update()`` must set it itself."""
+    external_id = CharField(max_length=EXTERNAL_ID_MAX, null=True, unique=True)
+    updated_at = UTCDateTimeField(default=utcnow, index=True)
+
+    def save(self, force_insert=False, only=None):
+        self.updated_at = utcnow()
+        if only is not None:
+            only = [*only, type(self).updated_at]
+        return super().save(force_insert=force_insert, only=only)
+
+
+class Customer(Synced):
     """A customer account. ``number`` is what the customer quotes to support (SUP-1)."""
     number = CharField(max_length=20, unique=True)
     name = CharField(max_length=200)
@@ -36,7 +53,7 @@ class Customer(BaseModel):
     created_at = UTCDateTimeField(default=utcnow)
 
 
-class Contact(BaseModel):
+class Contact(Synced):
     """A person linked to a customer account (ACCT-2). ``role`` is their job ("Accounts");
     what they may do on the account is ``is_primary`` and ``can_manage`` (``engine.roles``)."""
     customer = ForeignKeyField(Customer, backref="contacts", on_delete="CASCADE")
@@ -54,7 +71,7 @@ class Contact(BaseModel):
         return f"{self.first_name} {self.last_name}".strip()
 
 
-class Site(BaseModel):
+class Site(Synced):
     """An address where the customer takes service (ACCT-2)."""
     customer = ForeignKeyField(Customer, backref="sites", on_delete="CASCADE")
     label = CharField(max_length=100, default="")
@@ -115,7 +132,7 @@ class Product(BaseModel):
     description = TextField(default="")
 
 
-class Service(BaseModel):
+class Service(Synced):
     """A service a customer takes (SVC-1)."""
     customer = ForeignKeyField(Customer, backref="services", on_delete="CASCADE")
     product = ForeignKeyField(Product, backref="services")
@@ -154,6 +171,7 @@ class Service(BaseModel):
 
 class AuditEvent(BaseModel):
     """One line of the activity log (ACCT-5, IMP-3): who, what, when, from where."""
+    id = BigAutoField()  # written by every change: 64-bit (OPS-7, core migration 0007)
     customer = ForeignKeyField(Customer, null=True, backref="audit_events", on_delete="CASCADE")
     user = ForeignKeyField(User, null=True, on_delete="SET NULL")
     staff = ForeignKeyField(StaffUser, null=True, on_delete="SET NULL")
@@ -183,7 +201,9 @@ class OutboxMessage(BaseModel):
     """Work enqueued with a business change, written in the same transaction.
 
     The relay moves rows to the broker after commit; a crash or a broker outage
-    leaves them here to be sent later, so nothing is lost.
+    leaves them here to be sent later. A worker marks the row done when its
+    message has finished (or was given up); a row sent but not done by
+    ``redeliver_at`` was lost by the broker and is sent again (OPS-6).
     """
     message_id = CharField(max_length=36, unique=True)
     actor = CharField(max_length=200)
@@ -194,6 +214,8 @@ class OutboxMessage(BaseModel):
     sent_at = UTCDateTimeField(null=True, index=True)
     attempts = IntegerField(default=0)
     last_error = TextField(default="")
+    done_at = UTCDateTimeField(null=True, index=True)
+    redeliver_at = UTCDateTimeField(null=True, index=True)  # cleared when done
 
 
 MODELS = (Customer, Contact, Site, User, StaffUser, Product, Service, AuditEvent, OutboxMessage)

@@ -108,7 +108,7 @@ def refusal(address: str | Address, allow_loopback: bool = False) -> str | None:
 
 def _getaddrinfo(host: str, port: int) -> list[str]:
     infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    return list(dict.fromkeys(info[4][0] for info in infos))
+    return list(dict.fromkeys(str(info[4][0]) for info in infos))
 
 
 #: Looks a name up: ``(host, port) -> [address, ...]``. Tests replace it to stand in for DNS.
@@ -180,7 +180,8 @@ class PinnedAdapter(HTTPAdapter):
         host_params, pool_kwargs = super().build_connection_pool_key_attributes(
             request, verify, cert)
         host_params["host"] = self.address
-        pool_kwargs["server_hostname"] = self.target.host
+        # urllib3 takes it; types-requests' _PoolKwargs lists fewer keys than urllib3 accepts
+        pool_kwargs["server_hostname"] = self.target.host  # type: ignore[typeddict-unknown-key]
         return host_params, pool_kwargs
 
     def add_headers(self, request, **kwargs) -> None:

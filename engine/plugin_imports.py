@@ -16,7 +16,9 @@ private module of every plugin, hence this one. Only lint-imports imports this m
 from __future__ import annotations
 
 import importlib
+from typing import Any, cast
 
+from grimp import ImportGraph
 from importlinter import Contract, ContractCheck, fields, output
 
 FACADE = "public"
@@ -28,10 +30,12 @@ class PluginFacadesContract(Contract):
     containers = fields.ListField(subfield=fields.StringField(), required=False)
     plugins = fields.ListField(subfield=fields.StringField(), required=False)
 
-    def check(self, graph, verbose: bool) -> ContractCheck:
-        packages = {child for container in self.containers or []
+    def check(self, graph: ImportGraph, verbose: bool) -> ContractCheck:
+        # import-linter replaces each field on the instance with its parsed value (here a list)
+        containers = cast("list[str] | None", self.containers)
+        packages = {child for container in containers or []
                     for child in graph.find_children(container)}
-        packages |= set(self.plugins or [])
+        packages |= set(cast("list[str] | None", self.plugins) or [])
         packages = {p for p in packages if p in graph.modules}
 
         def owner(module: str) -> str | None:
@@ -90,5 +94,5 @@ def _declared(package: str) -> set[str]:
     return names
 
 
-def _lines(link: dict) -> str:
+def _lines(link: dict[str, Any]) -> str:
     return ", ".join(map(str, link["lines"])) or "?"

@@ -18,17 +18,17 @@ import threading
 import time
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator
 
-if TYPE_CHECKING:  # pragma: no cover - imports for annotations only
-    from engine.settings import Settings
-
-#: A plugin to load: (name, loader, source, version).
-Candidate = tuple[str, Callable[[], Any], str, str]
-
 import pluggy
 from pluggy import HookImpl
 
 import engine
 from engine import hookspecs
+
+if TYPE_CHECKING:  # pragma: no cover - imports for annotations only
+    from engine.settings import Settings
+
+#: A plugin to load: (name, loader, source, version).
+Candidate = tuple[str, Callable[[], Any], str, str]
 
 log = logging.getLogger("portico.hooks")
 
@@ -51,6 +51,7 @@ BUILTIN_PLUGINS: tuple[tuple[str, str], ...] = (
     ("billing", "plugins.billing"),
     ("topups", "plugins.topups"),
     ("addons", "plugins.addons"),
+    ("operator", "plugins.operator"),
 )
 
 #: Built-ins an operator cannot disable.

@@ -1,6 +1,8 @@
 """Where a redirect taken from a request may go: only to a path on this site."""
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
 from urllib.parse import quote, urlsplit
 
 from marshmallow import ValidationError, fields
@@ -12,7 +14,7 @@ _KEEP = "/?&=#%:@!$'()*+,;~-._"
 MAX_LENGTH = 500  # what a session keeps to go on to after the second sign-in step
 
 
-def local_path(target, default: str = "/") -> str:
+def local_path(target: object, default: str = "/") -> str:
     """``target`` when it is a path on this site, else ``default``: never an open redirect.
 
     APPSEC: refused are a scheme or a host (``https://x``, ``//x``), a backslash (browsers
@@ -38,7 +40,8 @@ class LocalPath(fields.String):
     """A form or API field naming where to go next: a path on this site (``local_path``), or
     a field error. For targets a legitimate page always sends well-formed."""
 
-    def _deserialize(self, value, attr, data, **kwargs):
+    def _deserialize(self, value: Any, attr: str | None, data: Mapping[str, Any] | None,
+                     **kwargs: Any) -> str:
         text = super()._deserialize(value, attr, data, **kwargs)
         path = local_path(text, "")
         if not path:

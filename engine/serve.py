@@ -45,7 +45,10 @@ class Gunicorn(BaseApplication):
                     self.cfg.set(key.lower(), value)
 
     def load(self):
-        return self.application if self.application is not None else self.factory()
+        if self.application is not None:
+            return self.application
+        assert self.factory is not None, "Gunicorn needs a WSGI callable or a factory"
+        return self.factory()
 
 
 def gunicorn_options(settings, host=None, port=None, workers=None, threads=None) -> dict:
@@ -82,7 +85,11 @@ def metrics_folder() -> str:
         path = tempfile.mkdtemp(prefix="portico-metrics-")
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = path
         master = os.getpid()
-        atexit.register(lambda: os.getpid() == master and shutil.rmtree(path, True))
+
+        def remove() -> None:
+            if os.getpid() == master:  # not a forked worker's exit
+                shutil.rmtree(path, True)
+        atexit.register(remove)
     from engine.observe.metrics import prepare_multiproc_dir
     prepare_multiproc_dir(path)
     return path
@@ -120,7 +127,7 @@ class Relay(threading.Thread):
 
 def _on_signals(handler: Callable[[], None]) -> None:
     """Call ``handler`` on the first SIGINT/SIGTERM; a second one exits at once."""
-    received = []
+    received: list[int] = []
 
     def on_signal(signum, frame):
         if received:

@@ -16,6 +16,7 @@ import re
 import secrets
 import tomllib
 import zoneinfo
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -45,7 +46,7 @@ class SettingsError(Exception):
 
 def secret(field: fields.Field) -> fields.Field:
     """Mark a field as secret so ``portico check`` never prints it."""
-    field.metadata["secret"] = True
+    field.metadata = {**field.metadata, "secret": True}
     return field
 
 
@@ -282,6 +283,39 @@ class StorageSettings(Schema):
             raise ValidationError("required when backend is 's3'", "s3_bucket")
 
 
+class TasksSettings(Schema):
+    """``[tasks]``: background work (docs/background-work.md, docs/operations.md)."""
+    redeliver_after = fields.Integer(load_default=3600, validate=validate.Range(60, 7 * 86400),
+                                     metadata={"description": (
+        "seconds after which a message handed to the broker but not finished is sent again "
+        "(the broker lost it, e.g. Redis restarted empty); longer than the longest task's "
+        "time limit (30 minutes), and than a busy queue takes to drain: at least once")})
+
+
+def keep_days(minimum: int):
+    """A validator: 0 (keep forever) or at least ``minimum`` days."""
+    def check(value: int) -> None:
+        if value != 0 and value < minimum:
+            raise ValidationError(f"0 (keep forever) or at least {minimum} days")
+    return check
+
+
+class RetentionSettings(Schema):
+    """``[retention]``: how long high-volume rows stay in the database before ``portico
+    archive`` (and its nightly task) moves them to compressed files in storage (OPS-7)."""
+    usage_events_days = fields.Integer(load_default=0, validate=keep_days(93), metadata={
+        "description": "usage events older than this are archived, then deleted; 0 keeps them "
+                       "forever. At least 93: the usage page charts 90 days. Events of a "
+                       "service's current period always stay, and events older than this are "
+                       "refused at intake (their id can no longer be checked for a repeat)"})
+    audit_events_days = fields.Integer(load_default=0, validate=keep_days(30), metadata={
+        "description": "audit events (the activity log) older than this are archived, then "
+                       "deleted; 0 keeps them forever. At least 30"})
+    batch_size = fields.Integer(load_default=20000, validate=validate.Range(100, 1000000),
+                                metadata={"description": "rows per archive file (one "
+                                          "transaction deletes them)"})
+
+
 class DebugSettings(Schema):
     """``[debug]``: help while developing a plugin; leave off in production."""
     trace_hooks = fields.Boolean(load_default=False, metadata={
@@ -318,7 +352,8 @@ class CoreSettings(Schema):
     database_url = secret(fields.String(load_default=None, allow_none=True,
                                         validate=url_with_scheme(DATABASE_SCHEMES), metadata={
         "description": "sqlite:///path (default: <data_dir>/portico.sqlite3) or "
-                       "postgresql://user:password@host:5432/db"}))
+                       "postgresql://user:password@host:5432/db; behind PgBouncer in "
+                       "transaction mode add ?prepare=false (docs/operations.md)"}))
     broker_url = secret(fields.String(load_default=None, allow_none=True,
                                       validate=url_with_scheme(BROKER_SCHEMES), metadata={
         "description": "redis://host:6379/0?namespace=portico, amqp://user:pw@host:5672/ or "
@@ -342,7 +377,9 @@ class CoreSettings(Schema):
     support = fields.Nested(SupportSettings)
     outbound = fields.Nested(OutboundSettings)
     storage = fields.Nested(StorageSettings)
+    retention = fields.Nested(RetentionSettings)
     debug = fields.Nested(DebugSettings)
+    tasks = fields.Nested(TasksSettings)
     logging = fields.Nested(LoggingSettings)
     metrics = fields.Nested(MetricsSettings)
     sentry = fields.Nested(SentrySettings)
@@ -475,7 +512,7 @@ def _secret_names(schema: Schema) -> set[str]:
     return {name for name, f in schema.fields.items() if f.metadata.get("secret")}
 
 
-def _resolve_refs(value: Any, key: str, environ: dict | None = None) -> Any:
+def _resolve_refs(value: Any, key: str, environ: Mapping[str, str] | None = None) -> Any:
     """Replace ``$env:NAME`` and ``$file:PATH`` references, recursively."""
     environ = os.environ if environ is None else environ
     if isinstance(value, dict):

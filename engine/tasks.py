@@ -9,10 +9,14 @@ change does. After commit the relay moves rows to the broker; if the process
 dies first or the broker is down, the rows wait and the next relay (after the
 next request, or the worker's relay thread) sends them.
 
+The row stays until a worker has finished the message (``done_at``, set by
+``OutboxTracking``): a row sent but not done after ``tasks.redeliver_after``
+was lost by the broker (a Redis restarted empty) and is sent again (OPS-6).
+
 Delivery is at least once: a message can run twice (a relay that died after
-sending but before marking its row, a worker killed mid-task). Tasks are
-written to be safe to repeat; ``current_message_id()`` helps them.
-See ``docs/background-work.md``.
+sending but before marking its row, a worker killed mid-task, a slow message
+sent again). Tasks are written to be safe to repeat; ``current_message_id()``
+helps them. See ``docs/background-work.md``.
 """
 from __future__ import annotations
 
@@ -25,13 +29,13 @@ import threading
 import time
 import uuid
 from datetime import timedelta
-from typing import Any, Callable, Iterator
+from typing import TYPE_CHECKING, Any, Callable, Iterator, cast
 from urllib.parse import parse_qsl, urlencode, urlparse
 
 import dramatiq
 import pendulum
 from dramatiq.message import Message
-from dramatiq.middleware import CurrentMessage, SkipMessage
+from dramatiq.middleware import CurrentMessage, Middleware, Retries, SkipMessage
 from periodiq import PeriodiqMiddleware, cron
 
 from engine import db
@@ -39,12 +43,17 @@ from engine.models import OutboxMessage
 from engine.observe.logs import request_id
 from engine.observe.metrics import TaskMetrics
 
+if TYPE_CHECKING:
+    from engine.queue_sqlite import SQLiteBroker
+
 log = logging.getLogger("portico.tasks")
 TASK_ATTR = "__portico_task__"
 #: Periodic runs get a message id derived from (actor, minute): one run per minute.
 TICK_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "https://portico/periodic-tick")
-#: Sent outbox rows are kept this long (to answer "was it sent?"), then pruned.
-KEEP_SENT = timedelta(days=7)
+#: Done outbox rows are kept this long (to answer "did it run?"), then pruned.
+KEEP_DONE = timedelta(days=7)
+#: How often a process looks for messages to send again (cheap: an indexed UPDATE).
+REDELIVER_CHECK_SECONDS = 60
 #: The queue for heavy work nobody is waiting on (PDF renders, archives, bill runs). A worker
 #: consumes it beside ``default`` at a lower priority, so a bill run of a thousand invoices
 #: never keeps a password-reset email or an add-on's provisioning waiting behind it.
@@ -112,6 +121,30 @@ class PeriodicMiddleware(PeriodiqMiddleware):
             raise SkipMessage()
 
 
+class OutboxTracking(Middleware):
+    """Tells the outbox how each message ended, so the sweep re-sends only lost ones.
+
+    Done: it succeeded, was skipped, or failed for good (retries used up, dead-lettered).
+    A retry the worker puts back on the broker moves the row's ``redeliver_at`` past its
+    backoff. Sits before ``Retries`` in the list: ``after_*`` hooks run in reverse order,
+    so it sees ``message.failed`` as Retries left it.
+    """
+
+    def __init__(self, runner: "TaskRunner"):
+        self.runner = runner
+
+    def after_process_message(self, broker, message, *, result=None, exception=None):
+        if exception is None or message.failed:
+            self.runner.mark_done(message.message_id)
+
+    def after_skip_message(self, broker, message):
+        self.runner.mark_done(message.message_id)
+
+    def after_enqueue(self, broker, message, delay):
+        if message.options.get("retries"):  # the worker's retry, not the relay's send
+            self.runner.postpone(message.message_id, delay)
+
+
 def make_broker(url: str) -> dramatiq.Broker:
     """``redis://host:port/db?namespace=x``, ``amqp://user:pw@host/vhost`` or ``sqlite:///path``."""
     parts = urlparse(url)
@@ -163,8 +196,8 @@ def ping_broker(broker: dramatiq.Broker) -> None:
                     del broker.connection
                 if attempt == 2:
                     raise
-    else:
-        broker.ping()
+    else:  # make_broker's third kind, the embedded queue
+        cast("SQLiteBroker", broker).ping()
 
 
 def current_message_id() -> str | None:
@@ -183,6 +216,9 @@ class TaskRunner:
         self._local = threading.local()
         self._thread_lock = threading.Lock()
         self._pruned_at: float | None = None
+        self._swept_at: float | None = None
+        self.redeliver_after = timedelta(seconds=app.settings.tasks.redeliver_after)
+        self.broker.add_middleware(OutboxTracking(self), before=Retries)
         named = [(p, (task_name(f), f)) for p, f in app.plugins.collect("register_actors")]
         for name, (plugin, (_, fn)) in app.plugins.unique(named, lambda i: i[0], "actor").items():
             options = dict(getattr(fn, TASK_ATTR, None) or {})
@@ -193,8 +229,22 @@ class TaskRunner:
             periodic = options.pop("periodic")
             if periodic:
                 options["periodic"] = cron(periodic)
-            self.actors[name] = dramatiq.actor(self._bind(fn), broker=self.broker,
-                                               actor_name=name, **options)
+            self.actors[name] = dramatiq.actor(broker=self.broker, actor_name=name,
+                                               **options)(self._bind(fn))
+        self._check_redeliver_after()
+
+    def _check_redeliver_after(self) -> None:
+        """A message still running must not be sent again: the setting outlasts every task."""
+        if not self.actors:
+            return
+        longest = max(self.actors.values(), key=lambda a: a.options.get("time_limit", 0))
+        limit = timedelta(milliseconds=longest.options.get("time_limit", 0))
+        if self.redeliver_after <= limit:
+            from engine.settings import SettingsError
+            raise SettingsError(
+                f"tasks.redeliver_after: {int(self.redeliver_after.total_seconds())} seconds "
+                f"is not longer than the time limit of {longest.actor_name} "
+                f"({int(limit.total_seconds())} seconds): a running task would be sent again")
 
     def _bind(self, fn: Callable) -> Callable:
         runner = self
@@ -236,6 +286,16 @@ class TaskRunner:
         self._local.dirty = True
         return message_id
 
+    def is_last_attempt(self) -> bool:
+        """Inside a task: no retry follows if this run fails (settle the work as failed)."""
+        message = CurrentMessage.get_current_message()
+        if message is None:
+            return True  # run by hand: nothing retries it
+        actor = self.actors.get(message.actor_name)
+        limit = message.options.get("max_retries",
+                                    actor.options.get("max_retries", 20) if actor else 0)
+        return message.options.get("retries", 0) >= limit
+
     def periodic_actors(self) -> list[dramatiq.Actor]:
         return [a for a in self.actors.values() if "periodic" in a.options]
 
@@ -270,6 +330,7 @@ class TaskRunner:
             return 0
         sent = 0
         with db.connection():
+            self._redeliver_sometimes()  # lost messages go back to unsent, and out below
             while True:
                 with self._claimed(limit) as rows:
                     if rows is None:
@@ -337,8 +398,9 @@ class TaskRunner:
                 log.warning("broker unavailable, %d message(s) wait in the outbox: %s",
                             len(rows) - sent, error)
                 return sent, True
-            (OutboxMessage.update(sent_at=db.utcnow())
-             .where(OutboxMessage.id == row.id).execute())
+            now = db.utcnow()
+            (OutboxMessage.update(sent_at=now, redeliver_at=self._redeliver_at(
+                now, self._delay(row))).where(OutboxMessage.id == row.id).execute())
             sent += 1
         return sent, False
 
@@ -359,6 +421,56 @@ class TaskRunner:
         left = int((due - db.utcnow()).total_seconds() * 1000)
         return left if left > 0 else None
 
+    # -- finishing and sending again (OPS-6) ------------------------------------
+
+    def _redeliver_at(self, now, delay_ms: int | None):
+        return now + timedelta(milliseconds=delay_ms or 0) + self.redeliver_after
+
+    def mark_done(self, message_id: str) -> None:
+        """The message finished (or was given up): the sweep leaves its row alone."""
+        try:
+            with db.connection():
+                (OutboxMessage.update(done_at=db.utcnow(), redeliver_at=None)
+                 .where(OutboxMessage.message_id == message_id,
+                        OutboxMessage.done_at.is_null()).execute())
+        except Exception as exc:  # the database is down: the row is sent again later, harmless
+            log.warning("could not mark message %s done: %s", message_id, exc)
+
+    def postpone(self, message_id: str, delay_ms: int | None) -> None:
+        """A retry waits ``delay_ms`` on the broker: do not count it lost meanwhile."""
+        try:
+            with db.connection():
+                (OutboxMessage.update(redeliver_at=self._redeliver_at(db.utcnow(), delay_ms))
+                 .where(OutboxMessage.message_id == message_id,
+                        OutboxMessage.done_at.is_null()).execute())
+        except Exception as exc:
+            log.warning("could not postpone message %s: %s", message_id, exc)
+
+    def redeliver(self, now=None) -> int:
+        """Send again every message handed to the broker but not done by its ``redeliver_at``.
+
+        The row goes back to unsent, so the relay sends it (same message id). One UPDATE:
+        any number of processes may sweep at once, each row goes back once.
+        """
+        now = now or db.utcnow()
+        with db.connection():
+            count = (OutboxMessage.update(
+                sent_at=None, redeliver_at=None,
+                last_error=f"not finished by {now:%Y-%m-%d %H:%M:%S} UTC: sent again")
+                .where(OutboxMessage.redeliver_at < now, OutboxMessage.done_at.is_null(),
+                       OutboxMessage.actor.in_(list(self.actors) or [""])).execute())
+        if count:
+            log.warning("sending %d message(s) again: handed to the broker but not finished "
+                        "within tasks.redeliver_after (was the broker restarted empty?)", count)
+        return count
+
+    def _redeliver_sometimes(self) -> None:
+        if self._swept_at is not None and \
+                time.monotonic() - self._swept_at < REDELIVER_CHECK_SECONDS:
+            return
+        self._swept_at = time.monotonic()
+        self.redeliver()
+
     def _prune_hourly(self) -> None:
         if self._pruned_at is not None and time.monotonic() - self._pruned_at < 3600:
             return
@@ -366,10 +478,13 @@ class TaskRunner:
         self.prune()
 
     def prune(self) -> int:
-        """Delete outbox rows sent more than a week ago (the relay does it hourly)."""
+        """Delete outbox rows done more than a week ago (the relay does it hourly).
+
+        Rows sent but never done stay: the sweep sends them until they are.
+        """
         with db.connection():
             return (OutboxMessage.delete()
-                    .where(OutboxMessage.sent_at < db.utcnow() - KEEP_SENT).execute())
+                    .where(OutboxMessage.done_at < db.utcnow() - KEEP_DONE).execute())
 
     def relay_after_request(self, ctx) -> None:
         """Cheap after a request: relay only when this thread wrote to the outbox."""

@@ -183,12 +183,12 @@ def make_app(database_url, tmp_path, monkeypatch):
     ... TEMPLATE`` on PostgreSQL), so a test does not pay for every migration.
     """
     from engine import migrations
-    from engine.app import create_app
+    from engine.app import Portico, create_app
     from engine.plugins import load_plugins
     from engine.settings import load_settings
 
     monkeypatch.setenv("PORTICO_DEMO_PASSWORD", DEMO_PASSWORD)
-    built = []
+    built: list[Portico] = []
 
     def factory(plugins: Iterable[tuple[str, Any]] = (), disabled: Iterable[str] = (),
                 migrate: bool = True, entry_points: bool = False, **overrides):
@@ -526,8 +526,11 @@ def sql_seen():
     """The SQL statements peewee runs inside the block, as a list filled as they run."""
     import logging
     seen: list[str] = []
-    handler = logging.Handler()
-    handler.emit = lambda record: seen.append(record.getMessage())
+
+    class Collect(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            seen.append(record.getMessage())
+    handler = Collect()
     log = logging.getLogger("peewee")
     level = log.level
     log.addHandler(handler)

@@ -16,6 +16,7 @@ import hashlib
 import mimetypes
 import tomllib
 from dataclasses import dataclass
+from datetime import date as Date  # Formatter's methods hide the names `date`, `datetime`
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -55,7 +56,7 @@ def find_theme(name: str, search: list[str]) -> Path:
             raise ThemeError(f"theme_paths: '{base}' is not a folder")
     if not name or "/" in name or "\\" in name or name.startswith("."):
         raise ThemeError(f"theme: '{name}' is not a theme name (a folder name, e.g. 'default')")
-    for base in [*search, THEMES_DIR]:
+    for base in [*search, str(THEMES_DIR)]:
         candidate = Path(base).expanduser() / name
         if _is_theme(candidate):
             return candidate.resolve()
@@ -149,7 +150,9 @@ class Theme:
             trim_blocks=True, lstrip_blocks=True, auto_reload=False,
             bytecode_cache=BYTECODE,
         )
-        self.env.install_gettext_callables(translator.gettext, translator.ngettext, newstyle=True)
+        # added by the i18n extension at run time: jinja2's Environment type does not list it
+        self.env.install_gettext_callables(  # type: ignore[attr-defined]
+            translator.gettext, translator.ngettext, newstyle=True)
         self.env.filters["translate"] = self.translate
         self.env.globals.update(static_url=self.static_url, has_static=self.has_static,
                                 languages=LANGUAGE_NAMES, locales=LOCALES,
@@ -346,7 +349,7 @@ class Formatter:
             value = datetime.fromisoformat(value)
         return babel_dates.format_datetime(value.astimezone(self.tz), format, locale=self.locale)
 
-    def date(self, value: datetime | str | None, format: str = "medium") -> str:
+    def date(self, value: Date | str | None, format: str = "medium") -> str:
         """A date; an aware datetime (or ISO text) is first moved to the customer's time zone."""
         if not value:
             return ""

@@ -16,6 +16,7 @@ number. The 422 must still be a documented problem+json with field ``errors``, w
 from __future__ import annotations
 
 import collections
+from datetime import timedelta
 
 import pytest
 import schemathesis
@@ -25,14 +26,15 @@ from schemathesis import GenerationMode
 from schemathesis.config._checks import PositiveDataAcceptanceConfig
 from schemathesis.core.failures import FailureGroup
 
-from engine.models import Customer
+from engine.db import utcnow
+from engine.models import Customer, StaffUser
 from engine.testing import Client, problem
 from test_isolation import PARAM, foreign_values
 
 #: Signing out would end the session the run uses.
 ENDS_SESSION = r"/auth/logout$"
 #: Real ids are not filled in for these (the current session must survive the run).
-NO_REAL_ID = {"session_id"}
+NO_REAL_ID = {"session_id", "external_id"}
 MODES = (GenerationMode.POSITIVE, GenerationMode.NEGATIVE)
 
 
@@ -48,8 +50,19 @@ def load_schema(app):
 
 
 def tokens(app) -> dict:
+    from plugins.operator import tokens as service_tokens
+    admin = StaffUser.get(StaffUser.email == "admin@example.com")
+    operator, _ = service_tokens.create(app, "fuzz", list(service_tokens.SCOPES),
+                                        utcnow() + timedelta(days=1), admin)
     return {"customer": Client(app).login("alice@example.com")["token"],
-            "staff": Client(app).login("admin@example.com", staff=True)["token"]}
+            "staff": Client(app).login("admin@example.com", staff=True)["token"],
+            "operator": operator}
+
+
+def caller(path: str) -> str:
+    """Who calls a documented path: staff, the operator's systems (a service token) or alice."""
+    return "staff" if path.startswith("/staff") else \
+        "operator" if path.startswith("/operator") else "customer"
 
 
 def real_ids(app, customer: Customer, path: str) -> dict | None:
@@ -74,7 +87,7 @@ def fuzz(app, max_examples: int) -> tuple[collections.Counter, dict]:
     examples: collections.Counter = collections.Counter()
     for result in schema.get_all_operations():
         op = result.ok()
-        who = "staff" if op.path.startswith("/staff") else "customer"
+        who = caller(op.path)
         headers = {"Authorization": f"Bearer {auth[who]}"}
         variants = [None]
         if "{" in op.path:
@@ -108,11 +121,11 @@ def fuzz(app, max_examples: int) -> tuple[collections.Counter, dict]:
 def stateful(app, max_examples: int, steps: int) -> int:
     """schemathesis' state machine over the inferred links, as alice; returns steps run."""
     schema, auth = load_schema(app), tokens(app)
-    # Staff routes want another principal; signing out one's own session ends the run early.
+    # Staff and operator routes want another principal; signing out one's own session ends the run early.
     # Signing a contact (alice herself) out of her other sessions made hypothesis find the
     # run flaky (a replayed step met other data: FlakyStrategyDefinition on the dashboard's
     # alert links). Both still run in ``fuzz``.
-    schema = (schema.exclude(path_regex=r"^/staff")
+    schema = (schema.exclude(path_regex=r"^/(staff|operator)")
               .exclude(method="DELETE", path="/account/sessions/{session_id}")
               .exclude(method="POST", path="/account/contacts/{contact_id}/sign-out"))
     schema.config.update(headers={"Authorization": f"Bearer {auth['customer']}"})
@@ -227,7 +240,7 @@ def test_numbers_out_of_range_are_refused_not_crashed(demo_app, huge):
         if path.endswith("/logout"):
             continue
         for method, op in ops.items():
-            who = "staff" if path.startswith("/staff") else "customer"
+            who = caller(path)
             client = Client(demo_app, headers={"Authorization": f"Bearer {auth[who]}"})
             concrete = "/api/v1" + PARAM.sub(str(huge), path)
             body = op.get("requestBody", {}).get("content", {}).get("application/json", {})
@@ -305,7 +318,7 @@ def probe(app) -> tuple[int, list[str]]:
     for result in schema.get_all_operations():
         op = result.ok()
         spec = doc["paths"][op.path][op.method.lower()]
-        who = "staff" if op.path.startswith("/staff") else "customer"
+        who = caller(op.path)
         headers = {"Authorization": f"Bearer {auth[who]}"}
         ids = (real_ids(app, alice, op.path) if "{" in op.path else None) or \
             {name: "1" for name in PARAM.findall(op.path)}

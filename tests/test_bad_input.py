@@ -30,7 +30,7 @@ from marshmallow import fields
 from engine.testing import LONG
 from engine.db import database, utcnow
 from billing_helpers import sandbox_card
-from engine.models import AuditEvent, Customer, Service, User
+from engine.models import Customer, Service, User
 from engine.security import token_hash
 from engine.testing import DEMO_PASSWORD, Client
 from identity_support import enable_2fa
@@ -330,10 +330,10 @@ def crawl(client, starts: list[str], limit: int = 250) -> dict[tuple[str, str], 
             queue.append(answer.headers["location"])  # e.g. a guest link sets its cookie first
         if "text/html" not in answer.headers.get("content-type", ""):
             continue
-        for method, action, fields in page_forms(answer.text):
-            forms.setdefault((method, action or path), (path, fields))
+        for method, action, inputs in page_forms(answer.text):
+            forms.setdefault((method, action or path), (path, inputs))
             if method == "get":  # e.g. choosing a top-up leads to its review page
-                queue.append(f"{action or path}?{urlencode(defaults(fields))}")
+                queue.append(f"{action or path}?{urlencode(defaults(inputs))}")
         for link in re.findall(r'href="(/[^"#]*)"', answer.text):
             if not link.startswith(("/static/", "/api/", "/logout", "/staff")) and \
                     link not in seen and not link.endswith((".pdf", ".zip", ".csv")):
@@ -356,8 +356,8 @@ def fuzz_forms(app, client, forms: dict, examples: int, hidden: bool) -> tuple[i
     never with a 5xx, and never with a write when refused."""
     findings: dict[str, str] = {}
     sent, before = 0, table_digest(app)
-    for (method, action), (page, fields) in sorted(forms.items()):
-        for name, field in fields.items():
+    for (method, action), (page, inputs) in sorted(forms.items()):
+        for name, field in inputs.items():
             if name == "csrf_token" or (field["type"] == "hidden") != hidden:
                 continue
 
@@ -367,8 +367,8 @@ def fuzz_forms(app, client, forms: dict, examples: int, hidden: bool) -> tuple[i
             def submit(value):
                 nonlocal sent, before
                 sent += 1
-                sent_values = {**defaults(fields), name: value}
-                if name in NEW_CARD_FIELDS and "new" in fields.get("method", {}).get("options", []):
+                sent_values = {**defaults(inputs), name: value}
+                if name in NEW_CARD_FIELDS and "new" in inputs.get("method", {}).get("options", []):
                     sent_values["method"] = "new"  # they count only when paying with a new card
                 answer = client.post(action, form=sent_values) if method == "post" else \
                     client.get(action, params=sent_values)
@@ -413,7 +413,7 @@ def start_pages(app, customer: Customer, audience: str) -> list[str]:
         names = PARAM.findall(path)
         choices = [foreign_values(app, name, customer) for name in names]
         for values in itertools.product(*choices):
-            pages.append(PARAM.sub(lambda m, v=iter(values): next(v), path))
+            pages.append(PARAM.sub(lambda m, v=iter(values): next(v), path))  # noqa: B008 - one per path
     return pages
 
 

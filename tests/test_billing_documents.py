@@ -245,6 +245,51 @@ def test_stored_archives_are_deleted_after_a_day(app, alice):
     assert app.storage.exists(Invoice.get_by_id(invoice.id).pdf_path)  # PDFs stay
 
 
+# -- rendering ----------------------------------------------------------------------------
+
+def pdf_pages(data: bytes) -> list[str]:
+    from pypdf import PdfReader
+    return [page.extract_text() for page in PdfReader(io.BytesIO(data)).pages]
+
+
+@pytest.mark.spec("BILL-3")
+def test_the_invoice_stylesheet_is_parsed_once_for_many_invoices(app, alice, monkeypatch):
+    import weasyprint
+    c, user = alice
+    ids = [invoice_for(app, c.id, 1000 + n).id for n in range(2)]
+    long = invoice_for(app, c.id, *range(100, 160))  # 60 lines: more than one page
+    parsed = []
+    real = weasyprint.CSS
+
+    def counted(*args, **kwargs):
+        parsed.append(kwargs.get("string", "")[:40])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(weasyprint, "CSS", counted)
+    monkeypatch.setattr(documents, "RENDERER", documents._Renderer())  # a new process's
+    stored, failed = documents.store_pdfs(app, [*ids, long.id])
+    assert failed == [] and len(stored) == 3
+    assert len(parsed) == 1, parsed  # the template's <style>, once for the three
+    for invoice in Invoice.select().where(Invoice.id.in_(stored)):
+        pages = pdf_pages(app.storage.read(invoice.pdf_path))
+        assert invoice.number in pages[0] and "Tax number" in pages[0]
+        # the footer carries the number on every page (string-set, not the CSS text)
+        for n, text in enumerate(pages, 1):
+            assert f"{invoice.number} · {n} / {len(pages)}" in text, text[-120:]
+    assert len(pdf_pages(app.storage.read(Invoice.get_by_id(long.id).pdf_path))) > 1
+
+
+def test_a_document_with_css_of_its_own_is_rendered_as_it_is():
+    renderer = documents._Renderer()
+    linked = '<link rel="stylesheet" href="x.css"><style>p { color: red }</style><p>x</p>'
+    assert renderer._take_styles(linked, "/tmp") == (linked, [])
+    counter = "<style>@counter-style c { system: cyclic; symbols: a; }</style><p>x</p>"
+    assert renderer._take_styles(counter, "/tmp") == (counter, [])
+    html, sheets = renderer._take_styles("<style>p { color: red }</style><p>x</p>", "/tmp")
+    assert html == "<p>x</p>" and len(sheets) == 1
+    assert renderer._take_styles("<style>p { color: red }</style><p>y</p>", "/tmp")[1] == sheets
+
+
 # -- the bill run -------------------------------------------------------------------------
 
 def bill_run(app, *args):

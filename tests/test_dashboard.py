@@ -194,3 +194,32 @@ def test_navigation_follows_who_is_signed_in_on_the_welcome_and_error_pages(dapp
     stranger = Client(dapp).get("/no-such-page", headers=html)
     assert stranger.status_code == 404 and "Sign in" in stranger.text
     assert 'class="sections"' not in stranger.text
+
+
+#: Queries of one dashboard API request for the demo's alice with every built-in plugin: the
+#: session (with the freshness stamp) and each plugin's cards and alerts. A new query here is
+#: a cost on every uncached visit: raise the number only for something the page shows.
+DASHBOARD_QUERIES = 24
+
+
+@pytest.mark.spec("DASH-1")
+@pytest.mark.parametrize("cached", [False, True], ids=["built", "cached"])
+def test_the_dashboard_api_runs_a_known_number_of_queries(make_app, cached):
+    from engine.demo import seed_demo
+    from engine.testing import DEMO_PASSWORD
+    app = make_app(dashboard={"cache_seconds": 60 if cached else 0})
+    seed_demo(app)
+    client = Client(app)
+    client.login("alice@example.com", DEMO_PASSWORD)
+    first = client.get("/api/v1/dashboard").json
+    assert {c["id"] for c in first["cards"]} >= {"services", "balances", "billing", "activity"}
+    with sql_seen() as queries:
+        again = client.get("/api/v1/dashboard")
+    assert again.status_code == 200 and again.json == first
+    # Cached: the session's own query, which also reads the customer's newest change.
+    expected = 1 if cached else DASHBOARD_QUERIES
+    assert len(queries) == expected, "\n".join(q[:160] for q in queries)
+    # No statement twice: what two plugins' cards and alerts share is read once per request
+    # (the notification thresholds are read per balance type, through the usage hook).
+    repeated = [q for q in set(queries) if queries.count(q) > 1 and "notification_pref" not in q]
+    assert not repeated, repeated

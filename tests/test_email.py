@@ -1,4 +1,4 @@
-"""The email channel: the file backend, the demo mailbox and the sweep for stalled emails."""
+"""The email channel: the file backend, the demo mailbox, and emails whose message was lost."""
 import importlib
 from datetime import timedelta
 
@@ -9,7 +9,7 @@ from engine.models import User
 from engine.notify import Notice, notify
 from engine.testing import Client, run_tasks
 from plugins.email.models import EmailDelivery
-from plugins.email.tasks import GIVE_UP_AFTER, STALLED_AFTER, resend_stalled_emails
+from plugins.email.tasks import GIVE_UP_AFTER
 from tests.mailserver import smtp  # noqa: F401  (fixture)
 
 
@@ -73,7 +73,7 @@ def test_no_email_template_glues_two_sentences_together():
     assert glued == []
 
 
-# -- the stalled-email sweep -------------------------------------------------------------------
+# -- emails whose queue message was lost: the outbox sends them again (OPS-6) -----------------
 
 def expiry_notice(app, key: str) -> None:
     user = User.get(User.email == "alice@example.com")
@@ -91,30 +91,31 @@ def mail_app(make_app, smtp):
     return app
 
 
-@pytest.mark.spec("NOT-4", "ENG-2")
-def test_an_email_whose_queue_message_was_lost_is_sent_by_the_sweep_once(mail_app, smtp):
+@pytest.mark.spec("NOT-4", "ENG-2", "OPS-6")
+def test_an_email_whose_queue_message_was_lost_is_sent_again_once(mail_app, smtp):
     expiry_notice(mail_app, "lost-1")
     assert mail_app.tasks.relay() == 1
     mail_app.tasks.broker.flush_all()  # the broker restarted empty: the message is gone
     run_tasks(mail_app)
     assert smtp.inbox.messages == [] and EmailDelivery.get().status == "pending"
 
-    with time_machine.travel(STALLED_AFTER - timedelta(minutes=1)):
-        assert resend_stalled_emails(mail_app)["resent"] == 0  # it may still be retrying
-    with time_machine.travel(STALLED_AFTER + timedelta(minutes=1)):
-        assert resend_stalled_emails(mail_app) == {"resent": 1, "failed": 0, "unconfirmed": 0}
-        assert resend_stalled_emails(mail_app)["resent"] == 0  # touched: enqueued once
+    later = mail_app.tasks.redeliver_after
+    with time_machine.travel(later - timedelta(minutes=1)):
+        assert mail_app.tasks.redeliver() == 0  # it may still be queued
+    with time_machine.travel(later + timedelta(minutes=1)):
+        assert mail_app.tasks.redeliver() == 1
+        assert mail_app.tasks.redeliver() == 0  # back in the outbox: sent again once
     run_tasks(mail_app)
     assert smtp.inbox.subjects("alice@example.com") == ["Fibre ends in 3 days"]
     assert EmailDelivery.get().status == "sent"
-    with time_machine.travel(STALLED_AFTER * 3):
-        assert resend_stalled_emails(mail_app)["resent"] == 0  # sent is done
+    with time_machine.travel(later * 3):
+        assert mail_app.tasks.redeliver() == 0  # done
     run_tasks(mail_app)
     assert len(smtp.inbox.messages) == 1
 
 
 @pytest.mark.spec("NOT-4")
-def test_the_sweep_settles_what_cannot_be_sent_and_never_sends_twice(mail_app, smtp, caplog):
+def test_a_resent_email_is_settled_when_it_cannot_go_and_never_sent_twice(mail_app, smtp, caplog):
     expiry_notice(mail_app, "dead-worker")
     expiry_notice(mail_app, "too-old")
     dead, old = EmailDelivery.select().order_by(EmailDelivery.id)
@@ -123,18 +124,32 @@ def test_the_sweep_settles_what_cannot_be_sent_and_never_sends_twice(mail_app, s
     mail_app.tasks.relay()
     mail_app.tasks.broker.flush_all()
     with time_machine.travel(GIVE_UP_AFTER + timedelta(hours=1)):
-        assert resend_stalled_emails(mail_app) == {"resent": 0, "failed": 1, "unconfirmed": 1}
-    run_tasks(mail_app)
+        assert mail_app.tasks.redeliver() == 2
+        run_tasks(mail_app)
     assert smtp.inbox.messages == []
     assert EmailDelivery.get_by_id(dead.id).status == "unconfirmed"
     assert EmailDelivery.get_by_id(old.id).status == "failed"
     assert f"email {old.id} (service_expiring) gave up" in caplog.text
     with time_machine.travel(GIVE_UP_AFTER * 2):
-        assert resend_stalled_emails(mail_app) == {"resent": 0, "failed": 0, "unconfirmed": 0}
+        assert mail_app.tasks.redeliver() == 0  # both done
 
 
-def test_the_sweep_is_scheduled(app):
-    assert "plugins.email.tasks.resend_stalled_emails" in {a.actor_name for a in app.tasks.periodic_actors()}
+@pytest.mark.spec("NOT-4")
+def test_an_email_refused_to_the_last_retry_is_failed_not_retried(mail_app, smtp, caplog):
+    from dramatiq.message import Message
+
+    from engine.models import OutboxMessage
+    from plugins.email.tasks import MAX_RETRIES
+    expiry_notice(mail_app, "refused")
+    OutboxMessage.delete().execute()  # sent below as its last retry instead
+    smtp.stop()  # nothing listens: the try fails
+    mail_app.tasks.broker.enqueue(Message(
+        queue_name="default", actor_name="plugins.email.tasks.deliver_email",
+        args=(EmailDelivery.get().id,), kwargs={}, options={"retries": MAX_RETRIES}))
+    run_tasks(mail_app)
+    delivery = EmailDelivery.get()
+    assert (delivery.status, delivery.attempts) == ("failed", 1)
+    assert "gave up" in caplog.text
 
 
 def test_migration_0002_gives_older_deliveries_a_touched_at_and_reverts(mail_app):
@@ -154,5 +169,3 @@ def test_migration_0002_gives_older_deliveries_a_touched_at_and_reverts(mail_app
         if db.is_postgres() else None
     indexes = {i.name for i in db.database.get_indexes("email_delivery", schema)}
     assert {"email_delivery_status_touched_at", "email_delivery_key_address"} <= indexes
-    with time_machine.travel(STALLED_AFTER + timedelta(minutes=1)):
-        assert resend_stalled_emails(mail_app)["resent"] == 1

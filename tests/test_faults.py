@@ -361,7 +361,6 @@ def purchases_through_a_redis_outage(make_app, own_redis, purchases: int, second
 @ON_POSTGRES
 @pytest.mark.spec("ENG-2", "NOT-4")
 def test_emails_a_redis_without_persistence_lost_are_sent_by_the_sweep_once(make_app, tmp_path):
-    from plugins.email.tasks import STALLED_AFTER, resend_stalled_emails
     redis = RedisServer(tmp_path / "redis", persistent=False)
     redis.start()
     try:
@@ -378,8 +377,9 @@ def test_emails_a_redis_without_persistence_lost_are_sent_by_the_sweep_once(make
         redis.start()  # ...which came back empty
         run_tasks(app)
         assert Counter(d.status for d in EmailDelivery.select()) == {"pending": 10}
-        with time_machine.travel(STALLED_AFTER + timedelta(minutes=1)):
-            assert resend_stalled_emails(app)["resent"] == 10
+        with time_machine.travel(app.tasks.redeliver_after + timedelta(minutes=1)):
+            # The outbox's sweep (OPS-6): the 10 emails and the 5 receipts' PDF renders.
+            assert app.tasks.redeliver() == 15
         run_tasks(app)
     finally:
         redis.stop()
@@ -387,7 +387,10 @@ def test_emails_a_redis_without_persistence_lost_are_sent_by_the_sweep_once(make
     mails = list((Path(app.settings.data_dir) / "mail").glob("*.eml"))
     ids = Counter(m.read_text().split("Message-ID: ", 1)[1].split("\n", 1)[0] for m in mails)
     assert len(mails) == 10 and max(ids.values()) == 1  # each delivered once
-    print(f"\nRedis restarted empty with 10 emails queued: all 10 sent by the sweep, once each")
+    from plugins.billing.models import Invoice
+    assert [bool(i.pdf_path) for i in Invoice.select()] == [True] * 5
+    print("\nRedis restarted empty with 10 emails and 5 PDF renders queued: all sent again by "
+          "the sweep, each email once")
 
 
 @ON_POSTGRES

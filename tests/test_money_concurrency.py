@@ -157,7 +157,7 @@ def test_two_simultaneous_payments_of_one_invoice_charge_once_long(app, world):
 def one_key_races(app, world, rounds: int, parallel: int = 10) -> None:
     c, api = world["customer"], world["api"]
     seen: Counter = Counter()
-    for r in range(rounds):
+    for _r in range(rounds):
         invoice = invoice_for(app, c.id, 1000)
         key = str(uuid.uuid4())
         answers = race(app, parallel, lambda i: pay(api, invoice.id, key))

@@ -120,7 +120,7 @@ def test_imp6_no_api_key_under_impersonation_and_the_page_says_why(world):
 @pytest.mark.spec("IMP-6")
 def test_imp6_no_payment_with_the_customers_saved_cards_under_impersonation(world):
     w = world()
-    app, c, card, invoice = w["app"], w["customer"], w["card"], w["invoice"]
+    app, card, invoice = w["app"], w["card"], w["invoice"]
     browser = impersonate(app, w["user"], staff_api(app, "sam@operator.example"))
     html = {"Accept": "text/html"}
     tries = {

@@ -47,7 +47,7 @@ def test_every_staff_route_declares_its_permission_and_the_docs_list_them(make_a
     assert not set(app.plugins.info) - set(app.plugins.enabled), "every plugin enabled"
     table = app.staff_permissions()
     lines = []
-    for plugin, path, auth, methods in all_routes(app):
+    for plugin, path, _auth, methods in all_routes(app):
         if not path.startswith(("/staff", "/api/v1/staff")):
             continue
         for method in methods:
@@ -113,7 +113,7 @@ def test_the_middleware_holds_each_staff_route_to_its_declaration(make_app):
     plain, anonymous = Client(app), Client(app)
     plain.login("plain@example.com", staff=True)
     refused = reached = 0
-    for plugin, path, auth, methods in all_routes(app):
+    for _plugin, path, _auth, methods in all_routes(app):
         if not path.startswith(("/staff", "/api/v1/staff")) or "logout" in path:
             continue
         concrete = PARAM.sub("1", path)

@@ -198,19 +198,69 @@ def test_a_delay_counts_from_the_enqueue_not_from_the_relay(jobs_app):
     assert eta == int((start + timedelta(minutes=10)).timestamp() * 1000)
 
 
-def test_sent_rows_are_pruned_after_a_week(jobs_app):
+def test_done_rows_are_pruned_after_a_week_unfinished_ones_stay(jobs_app):
     app = jobs_app()
     start = datetime(2026, 3, 2, 8, 0, tzinfo=timezone.utc)
     with time_machine.travel(start, tick=False):
         with db.connection():
-            app.tasks.enqueue("jobs_plugin.tasks.record", "old")
+            done = app.tasks.enqueue("jobs_plugin.tasks.record", "old-done")
+            app.tasks.enqueue("jobs_plugin.tasks.record", "old-lost")
         app.tasks.relay()
+        app.tasks.mark_done(done)  # what the worker's OutboxTracking does when it ends
     with time_machine.travel(start + timedelta(days=8), tick=False):
         with db.connection():
             app.tasks.enqueue("jobs_plugin.tasks.record", "new")
-        app.tasks.relay()
         assert app.tasks.prune() == 1  # (the relay prunes at most hourly)
-    assert [r.payload["args"] for r in outbox()] == [["new"]]
+    assert sorted(r.payload["args"][0] for r in outbox()) == ["new", "old-lost"]
+
+
+# -- done, or sent again (OPS-6) ----------------------------------------------------------
+
+@pytest.mark.spec("OPS-6")
+def test_a_worker_marks_each_message_done_however_it_ends(jobs_app, queues, tmp_path):
+    app = jobs_app()
+    with db.connection():
+        ok = app.tasks.enqueue("jobs_plugin.tasks.record", "ok")
+        retried = app.tasks.enqueue("jobs_plugin.tasks.flaky", "f", 1)
+        dead = app.tasks.enqueue("jobs_plugin.tasks.doomed", "d")
+    app.tasks.relay()
+    sent = {r.message_id: r.redeliver_at for r in outbox()}
+    assert all(sent.values())
+    with RunningWorker(app):
+        wait_for(lambda: all(r.done_at for r in outbox()), what="every message done")
+    rows = {r.message_id: r for r in outbox()}
+    assert all(r.redeliver_at is None for r in rows.values())
+    assert runs("record") == ["ok"] and runs("flaky-done") == ["f"]
+    assert runs("doomed-attempt") == ["d", "d"]  # given up after its retry: done, not resent
+    assert app.tasks.redeliver(now=db.utcnow() + timedelta(days=30)) == 0
+    assert {ok, retried, dead} == set(rows)
+
+
+@pytest.mark.spec("OPS-6")
+def test_a_message_the_broker_lost_is_sent_again_and_runs_once(jobs_app):
+    app = jobs_app()
+    with db.connection():
+        app.tasks.enqueue("jobs_plugin.tasks.record", "lost")
+    app.tasks.relay()
+    app.tasks.broker.flush_all()  # the broker restarted empty
+    [row] = outbox()
+    assert row.sent_at and row.done_at is None
+    assert app.tasks.redeliver(now=row.redeliver_at - timedelta(seconds=1)) == 0
+    assert app.tasks.redeliver(now=row.redeliver_at + timedelta(seconds=1)) == 1
+    assert app.tasks.redeliver(now=row.redeliver_at + timedelta(seconds=1)) == 0  # once
+    assert app.tasks.relay() == 1
+    with RunningWorker(app):
+        wait_for(lambda: outbox()[0].done_at, what="the message sent again to be done")
+    assert runs("record") == ["lost"]
+    assert "sent again" in outbox()[0].last_error
+
+
+def test_redeliver_after_must_outlast_every_task(jobs_app):
+    from engine.settings import SettingsError
+    with pytest.raises(SettingsError, match=r"tasks.redeliver_after: 1800 seconds is not longer "
+                       r"than the time limit of \S+ \(1800 seconds\)"):  # the longest: 30 minutes
+        jobs_app(tasks={"redeliver_after": 1800})
+    assert jobs_app(tasks={"redeliver_after": 1801}).tasks.redeliver_after.seconds == 1801
 
 
 # -- concurrent relays -----------------------------------------------------------------

@@ -177,6 +177,9 @@ def test_theme_name_must_be_a_plain_folder_name(make_app, name):
 def test_cli_reports_unknown_theme_without_a_traceback(tmp_path, monkeypatch):
     from engine.cli import cli
     monkeypatch.chdir(tmp_path)
+    # `serve` names its metrics folder in os.environ for gunicorn's workers: a folder of this
+    # test's own, undone after it, so later tests in this process keep in-memory metrics.
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path / "metrics"))
     env = {**TEST_ENVIRON, "PORTICO_THEME": "harbor", "PORTICO_DATA_DIR": str(tmp_path / "var"),
            "PORTICO_SECRET_KEY": "k" * 40, "PORTICO_PLUGINS_ENTRY_POINTS": "false"}
     for command in (["check"], ["serve", "--port", "1"]):

@@ -6,12 +6,27 @@ from engine import hookimpl
 from engine.idempotency import IdempotencyRecord
 from engine.models import MODELS
 from engine.registry import Route
+from engine.retention import ArchiveBatch
 from engine.storage import StoredFile
 
 
 @hookimpl
 def register_models():
-    return [*MODELS, IdempotencyRecord, StoredFile]
+    return [*MODELS, IdempotencyRecord, StoredFile, ArchiveBatch]
+
+
+@hookimpl
+def register_actors():
+    from engine.retention import archive_old_rows
+    return [archive_old_rows]
+
+
+@hookimpl
+def register_archives(app):
+    from engine.models import AuditEvent
+    from engine.retention import Archive
+    return [Archive("audit_events", AuditEvent, AuditEvent.created_at,
+                    lambda app: app.settings.retention.audit_events_days)]
 
 
 @hookimpl

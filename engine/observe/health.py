@@ -5,6 +5,8 @@ are not rate-limited; their bodies name checks, never hosts, URLs or messages.
 """
 from __future__ import annotations
 
+from typing import Any, Callable
+
 import falcon
 
 from engine import db
@@ -20,7 +22,7 @@ class Livez:
     auth = "public"
     bare = True
 
-    def on_get(self, req, resp):
+    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         resp.set_header("Cache-Control", "no-store")
         resp.media = {"status": "ok"}
 
@@ -34,7 +36,7 @@ class Readyz:
     auth = "public"
     bare = True
 
-    def on_get(self, req, resp):
+    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         app = req.context.app
         resp.set_header("Cache-Control", "no-store")
         database = _check(lambda: db.database.execute_sql("SELECT 1").fetchone(), connect=True)
@@ -54,7 +56,7 @@ class Metrics:
     auth = "public"
     bare = True
 
-    def on_get(self, req, resp):
+    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         app = req.context.app
         refused = metrics.refusal(app.settings, req.context.ip, req.get_header("Authorization"))
         if refused == 404:
@@ -69,7 +71,7 @@ class Metrics:
         resp.data = metrics.exposition(app)
 
 
-def _check(fn, connect: bool = False) -> str:
+def _check(fn: Callable[[], Any], connect: bool = False) -> str:
     try:
         if connect:
             db.database.connect(reuse_if_open=True)

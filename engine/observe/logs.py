@@ -7,11 +7,13 @@ customer's click can be followed from the access log through the task it started
 from __future__ import annotations
 
 import contextvars
+import datetime
 import json
 import logging
 import re
 import time
 import uuid
+from typing import Any
 
 from gunicorn.glogging import Logger as GunicornLogger
 
@@ -89,7 +91,7 @@ def gunicorn_logger(fmt: str) -> type:
     """
 
     class Logger(GunicornLogger):
-        def setup(self, cfg):
+        def setup(self, cfg: Any) -> None:
             super().setup(cfg)
             for handler in self.error_log.handlers:
                 handler.setFormatter(formatter(fmt))
@@ -98,7 +100,8 @@ def gunicorn_logger(fmt: str) -> type:
                 for handler in self.access_log.handlers:
                     handler.setFormatter(JsonFormatter())
 
-        def access(self, resp, req, environ, request_time):
+        def access(self, resp: Any, req: Any, environ: dict[str, Any],
+                   request_time: datetime.timedelta) -> None:
             if not (self.cfg.accesslog or self.cfg.logconfig or self.cfg.logconfig_dict
                     or self.cfg.syslog):
                 return

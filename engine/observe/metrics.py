@@ -13,14 +13,23 @@ import logging
 import os
 import threading
 import time
+from collections.abc import Iterable, Iterator
+from typing import TYPE_CHECKING, Any
 
 import dramatiq
+from dramatiq.broker import MessageProxy
 from prometheus_client import (REGISTRY, CollectorRegistry, Counter, Histogram,
                                generate_latest, multiprocess)
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import GaugeMetricFamily, Metric
 
 from engine.observe.logs import request_id
 from engine.security import same
+
+if TYPE_CHECKING:
+    from wsgiref.types import StartResponse, WSGIEnvironment
+
+    from engine.app import Portico
+    from engine.settings import Settings
 
 log = logging.getLogger("portico.metrics")
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -61,23 +70,25 @@ def observe_request(method: str, route: str, status: int, seconds: float) -> Non
 class TaskMetrics(dramatiq.Middleware):
     """Counts and times each task run; a task's log lines carry the request id that sent it."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         self._local = threading.local()
 
-    def before_process_message(self, broker, message):
+    def before_process_message(self, broker: dramatiq.Broker, message: MessageProxy) -> None:
         self._local.started = time.perf_counter()
         request_id.set(message.options.get("request_id"))
 
-    def after_process_message(self, broker, message, *, result=None, exception=None):
+    def after_process_message(self, broker: dramatiq.Broker, message: MessageProxy, *,
+                              result: Any = None, exception: BaseException | None = None,
+                              ) -> None:
         self._done(message, "error" if exception is not None else "ok")
 
-    def after_skip_message(self, broker, message):
+    def after_skip_message(self, broker: dramatiq.Broker, message: MessageProxy) -> None:
         self._done(message, "skipped")
 
-    def after_nack(self, broker, message):
+    def after_nack(self, broker: dramatiq.Broker, message: MessageProxy) -> None:
         TASK_DEAD.labels(message.actor_name).inc()
 
-    def _done(self, message, outcome: str) -> None:
+    def _done(self, message: MessageProxy, outcome: str) -> None:
         started = getattr(self._local, "started", None)
         self._local.started = None
         TASK_RUNS.labels(message.actor_name, outcome).inc()
@@ -89,10 +100,10 @@ class TaskMetrics(dramatiq.Middleware):
 class OutboxCollector:
     """Gauges read at scrape time: outbox backlog and age, and whether the database answers."""
 
-    def __init__(self, app):
+    def __init__(self, app: Portico) -> None:
         self.app = app
 
-    def collect(self):
+    def collect(self) -> Iterator[Metric]:
         from engine import db
         from engine.models import OutboxMessage
         up = GaugeMetricFamily("portico_database_up", "1 when the scrape could read the database")
@@ -117,11 +128,12 @@ class OutboxCollector:
                                 value=max(age, 0.0))
 
 
-def exposition(app) -> bytes:
+def exposition(app: Portico) -> bytes:
     """Every series of this process (or of all gunicorn workers), then the outbox gauges."""
     if os.environ.get(MULTIPROC_ENV):
         registry = CollectorRegistry()
-        multiprocess.MultiProcessCollector(registry)
+        # prometheus_client leaves this constructor (and mark_process_dead) unannotated
+        multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
         text = generate_latest(registry)
     else:
         text = generate_latest(REGISTRY)
@@ -130,7 +142,7 @@ def exposition(app) -> bytes:
     return text + generate_latest(scrape)
 
 
-def refusal(settings, ip: str, authorization: str | None) -> int | None:
+def refusal(settings: Settings, ip: str, authorization: str | None) -> int | None:
     """Why a scrape is refused (404 unconfigured, 401 token, 403 address), or None.
 
     With both a token and an allow-list set, a scrape needs both.
@@ -166,10 +178,10 @@ def prepare_multiproc_dir(path: str) -> None:
 def worker_exited(pid: int) -> None:
     """Gunicorn's ``child_exit``: a dead worker's live gauges stop counting."""
     if os.environ.get(MULTIPROC_ENV):
-        multiprocess.mark_process_dead(pid)
+        multiprocess.mark_process_dead(pid)  # type: ignore[no-untyped-call]
 
 
-def serve_metrics(app, bind: str) -> threading.Thread:
+def serve_metrics(app: Portico, bind: str) -> threading.Thread:
     """Serve ``/metrics`` from a background thread (``portico worker``: ``[metrics] worker_bind``).
 
     The same token and allow-list as the web's ``/metrics``; the peer's address is the
@@ -178,7 +190,7 @@ def serve_metrics(app, bind: str) -> threading.Thread:
     from socketserver import ThreadingMixIn
     from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
-    def wsgi(environ, start_response):
+    def wsgi(environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         refused = None if environ.get("PATH_INFO") == "/metrics" else 404
         refused = refused or refusal(app.settings, environ.get("REMOTE_ADDR", ""),
                                      environ.get("HTTP_AUTHORIZATION"))
@@ -191,7 +203,7 @@ def serve_metrics(app, bind: str) -> threading.Thread:
         return [body]
 
     class Quiet(WSGIRequestHandler):
-        def log_message(self, *args):  # a scrape every 15 s is not news
+        def log_message(self, format: str, *args: Any) -> None:  # a scrape every 15 s: no news
             pass
 
     class Threaded(ThreadingMixIn, WSGIServer):

@@ -7,10 +7,16 @@ keeps its method, path (no query string), a few harmless headers and the request
 from __future__ import annotations
 
 import logging
+from typing import TYPE_CHECKING
+
+import falcon
 
 import engine
 from engine.observe.logs import request_id
-from engine.settings import SettingsError
+from engine.settings import Settings, SettingsError
+
+if TYPE_CHECKING:
+    from sentry_sdk.types import Event, Hint
 
 log = logging.getLogger("portico.reporting")
 #: Only these request headers go into an event (an allow-list: new secrets stay out).
@@ -22,7 +28,7 @@ SECRET_HEADERS = {"authorization", "proxy-authorization", "cookie", "set-cookie"
 _enabled = False
 
 
-def check(settings) -> None:
+def check(settings: Settings) -> None:
     """Raise ``SettingsError`` when a DSN is set but the SDK is missing (``portico check``)."""
     if not settings.sentry.dsn:
         return
@@ -33,7 +39,7 @@ def check(settings) -> None:
                             "pip install 'portico[sentry]'") from None
 
 
-def init(settings, component: str) -> bool:
+def init(settings: Settings, component: str) -> bool:
     """Start reporting for this process (``web``, ``worker`` or ``scheduler``); False if off."""
     global _enabled
     check(settings)
@@ -56,7 +62,7 @@ def init(settings, component: str) -> bool:
     return True
 
 
-def capture(req, exc: BaseException) -> None:
+def capture(req: falcon.Request, exc: BaseException) -> None:
     """Report an unhandled error of a web request (no-op when reporting is off)."""
     if not _enabled:
         return
@@ -70,7 +76,7 @@ def capture(req, exc: BaseException) -> None:
         sentry_sdk.capture_exception(exc)
 
 
-def scrub(event: dict, hint: dict) -> dict:
+def scrub(event: Event, hint: Hint) -> Event:
     """``before_send``: drop secrets an integration may have collected; tag the request id."""
     request = event.get("request")
     if isinstance(request, dict):

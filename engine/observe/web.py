@@ -22,7 +22,8 @@ class ObserveMiddleware:
         req.env["portico.started"] = time.perf_counter()
         request_id.set(rid)
 
-    def process_response(self, req, resp, resource, req_succeeded) -> None:
+    def process_response(self, req: falcon.Request, resp: falcon.Response, resource: object,
+                         req_succeeded: bool) -> None:
         resp.set_header(HEADER, req.env.get("portico.request_id", ""))
         route = req.uri_template or "unmatched"
         req.env["portico.route"] = route  # the access log can print it: %({portico.route}e)s

@@ -69,7 +69,8 @@ def update_details(app, ctx, user: User, changes: dict) -> dict:
     with database.atomic():
         if "phone" in changes and changes["phone"] != contact.phone:
             changed["phone"] = [contact.phone, changes["phone"]]
-            Contact.update(phone=changes["phone"]).where(Contact.id == contact.id).execute()
+            Contact.update(phone=changes["phone"], updated_at=utcnow()).where(
+                Contact.id == contact.id).execute()
             contact.phone = changes["phone"]
         for name in ("locale", "timezone"):
             if name in changes and changes[name] != getattr(user, name):
@@ -146,7 +147,8 @@ def confirm_email_change(app, ctx, token: str) -> User:
             raise invalid({"token": [EMAIL_LINK_INVALID]})
         User.update(email=row.new_email, email_verified_at=now).where(User.id == user.id).execute()
         if user.contact.email.lower() == row.old_email:
-            Contact.update(email=row.new_email).where(Contact.id == user.contact_id).execute()
+            Contact.update(email=row.new_email, updated_at=utcnow()).where(
+                Contact.id == user.contact_id).execute()
         lockout.lift(lockout.guard_key("customer", row.old_email))
         audit.record(ctx, "email.changed", f"user:{user.id}",
                      {"old_email": row.old_email, "new_email": row.new_email},
@@ -199,10 +201,13 @@ def account_view(user: User) -> dict:
 def describe_events(rows, viewer_id: int | None = None) -> list[dict]:
     """Activity rows for people: who did what, when, from where (ACCT-5)."""
     rows = list(rows)
+    user_ids = {r.user_id for r in rows if r.user_id}
+    staff_ids = {r.staff_id for r in rows if r.staff_id}
+    # No query for an empty set (most rows have no staff): the dashboard reads this per visit.
     users = {u.id: u.email for u in User.select(User.id, User.email).where(
-        User.id.in_({r.user_id for r in rows if r.user_id}))} if rows else {}
+        User.id.in_(user_ids))} if user_ids else {}
     staff = {s.id: s.name for s in StaffUser.select(StaffUser.id, StaffUser.name).where(
-        StaffUser.id.in_({r.staff_id for r in rows if r.staff_id}))} if rows else {}
+        StaffUser.id.in_(staff_ids))} if staff_ids else {}
     out = []
     for r in rows:
         person = "You" if viewer_id and r.user_id == viewer_id else users.get(r.user_id, "")
@@ -241,10 +246,11 @@ def with_logins(ctx, contacts: list[Contact]) -> list[Contact]:
         User.contact.in_([c.id for c in contacts]))} if contacts else {}
     for c in contacts:
         c.access, user = roles.of(c), users.get(c.id)
-        shown = user is not None and (everyone or c.id == ctx.principal.contact_id)
-        c.login = {"email": user.email, "active": user.is_active,
-                   "two_factor": twofactor.enabled(user)} if shown else None
-        c.can_sign_out = shown and user.is_active and c.id != ctx.principal.contact_id \
+        shown = user if everyone or c.id == ctx.principal.contact_id else None
+        c.login = {"email": shown.email, "active": shown.is_active,
+                   "two_factor": twofactor.enabled(shown)} if shown is not None else None
+        c.can_sign_out = shown is not None and shown.is_active \
+            and c.id != ctx.principal.contact_id \
             and roles.may_act_over(ctx.principal, "end_sessions", c)
     return contacts
 
@@ -266,7 +272,8 @@ def set_manage(app, ctx, contact_id, grant: bool) -> Contact:
     contact = manageable(ctx, contact_id)
     if contact.can_manage != grant:
         with database.atomic():
-            Contact.update(can_manage=grant).where(Contact.id == contact.id).execute()
+            Contact.update(can_manage=grant, updated_at=utcnow()).where(
+                Contact.id == contact.id).execute()
             audit.record(ctx, "contact.manage_granted" if grant else "contact.manage_revoked",
                          f"contact:{contact.id}", {"name": contact.full_name})
         contact.can_manage = grant

@@ -156,7 +156,7 @@ def pick_from(service: Service, params: dict) -> AddonProduct:
         data = schemas.AddonChoiceQuery().load({"product_id": params.get("product_id", "")},
                                           unknown="exclude")
     except ValidationError as exc:
-        raise invalid(exc.messages) from None
+        raise invalid(exc.normalized_messages()) from None
     return rules.pick(service, data["product_id"])
 
 

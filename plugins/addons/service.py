@@ -118,7 +118,7 @@ def order(app, ctx, service: Service, product: AddonProduct, method: PaymentMeth
             via=via, user_id=ctx.principal.user_id)
         claim.remember(addon)
         payment = None
-        if pay_now:
+        if pay_now and method is not None:  # None with pay_now was refused above
             payment = payments.new_payment(service.customer_id, product.one_off_price,
                                            product.currency, method, purpose="addon", via=via,
                                            user_id=ctx.principal.user_id)

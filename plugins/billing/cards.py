@@ -8,8 +8,10 @@ from plugins.billing.models import Invoice
 from plugins.billing.resources import invoices_of
 
 
-def _open_invoices(customer_id: int) -> list[Invoice]:
-    return list(invoices_of(customer_id, "open").order_by(Invoice.due_at, Invoice.id))
+def _open_invoices(ctx) -> list[Invoice]:
+    """Read once per request: the card and the alerts both show them."""
+    return ctx.once("billing.open_invoices", lambda: list(
+        invoices_of(ctx.customer_id, "open").order_by(Invoice.due_at, Invoice.id)))
 
 
 def billing_card(app, ctx) -> Card | None:
@@ -17,7 +19,7 @@ def billing_card(app, ctx) -> Card | None:
     latest = invoices_of(ctx.customer_id).order_by(Invoice.id.desc()).first()
     if latest is None:
         return None
-    open_ = _open_invoices(ctx.customer_id)
+    open_ = _open_invoices(ctx)
     totals: dict[str, int] = {}
     for inv in open_:
         totals[inv.currency] = totals.get(inv.currency, 0) + inv.amount_due
@@ -42,7 +44,7 @@ def billing_alerts(app, ctx) -> list[Alert]:
     _ = app.translator.gettext
     fmt = Formatter(ctx.locale, ctx.timezone)
     alerts = []
-    open_ = _open_invoices(ctx.customer_id)
+    open_ = _open_invoices(ctx)
     for inv in (i for i in open_ if i.status == "overdue"):
         alerts.append(Alert(
             f"invoice-overdue-{inv.id}", "danger",

@@ -18,10 +18,11 @@ import csv
 import hashlib
 import io
 import logging
+import re
 import tempfile
 import threading
 import zipfile
-from collections import defaultdict
+from collections import OrderedDict, defaultdict
 from datetime import datetime, timedelta, timezone
 from typing import Iterable, Iterator
 
@@ -51,21 +52,64 @@ class MissingFile(LookupError):
 # -- rendering ----------------------------------------------------------------------------
 
 class _Renderer(threading.local):
-    """WeasyPrint with what documents can share: the font configuration (one per thread).
+    """WeasyPrint with what documents can share (one per thread): the font configuration
+    and the parsed stylesheets.
 
     PERF: a fresh ``FontConfiguration`` per document (WeasyPrint's default) loads
     fontconfig and starts Pango's font caches cold: that alone was a third of a render.
+    The template's ``<style>`` is the same for every invoice, so it is parsed once and
+    handed to WeasyPrint already parsed (~6% of a render's CPU time).
     """
 
     font_config = None
+    sheets: OrderedDict | None = None
 
     def pdf(self, html: str, base_url: str) -> bytes:
         import weasyprint  # heavy: imported only where PDFs are made
         if self.font_config is None:
             from weasyprint.text.fonts import FontConfiguration
             self.font_config = FontConfiguration()
+        html, sheets = self._take_styles(html, base_url)
         return weasyprint.HTML(string=html, base_url=base_url).write_pdf(
-            font_config=self.font_config)
+            font_config=self.font_config, stylesheets=sheets)
+
+    def _take_styles(self, html: str, base_url: str) -> tuple[str, list]:
+        """The HTML without its ``<style>`` blocks, and those parsed (cached by their text).
+
+        Only where that keeps the cascade: plain ``<style>`` blocks are the document's only
+        CSS (no ``<link>``ed sheet, no ``media`` on a block) and use no rule that is bound to
+        one document (``@counter-style``, ``@import``, ``@layer``). Otherwise WeasyPrint
+        parses the document as it is.
+        """
+        blocks = _STYLE.findall(html)
+        if not blocks or _NOT_SHARED.search(html):
+            return html, []
+        import weasyprint
+        if self.sheets is None:
+            self.sheets = OrderedDict()
+        parsed = []
+        for text in blocks:
+            key = (text, base_url)
+            sheet = self.sheets.get(key)
+            if sheet is None:
+                sheet = weasyprint.CSS(string=text, base_url=base_url,
+                                       font_config=self.font_config)
+                self.sheets[key] = sheet
+                if len(self.sheets) > SHEETS_KEPT:  # a theme whose CSS varies per invoice
+                    self.sheets.popitem(last=False)
+            else:
+                self.sheets.move_to_end(key)
+            parsed.append(sheet)
+        return _STYLE.sub("", html), parsed
+
+
+#: A plain ``<style>`` block (its text is group 1).
+_STYLE = re.compile(r"<style>(.*?)</style>", re.S | re.I)
+#: What makes the document's CSS its own: then it is left in place (see ``_take_styles``).
+_NOT_SHARED = re.compile(
+    r"<link\b[^>]*stylesheet|<style\s[^>]*>|@(?:counter-style|import|layer)\b", re.I)
+#: Parsed stylesheets kept per thread (the template's, in a few languages and themes).
+SHEETS_KEPT = 16
 
 
 RENDERER = _Renderer()
@@ -206,7 +250,7 @@ def pending(since=None, until=None):
 class _Chunks(io.RawIOBase):
     """A write-only, unseekable file that hands out what was written (zipfile streams into it)."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         super().__init__()
         self.parts: list[bytes] = []
 

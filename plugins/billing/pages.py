@@ -188,7 +188,7 @@ class PayFlow:
                       guest=self.guest)
 
     def submit(self) -> None:
-        if self.guest:
+        if self.link is not None:  # a guest
             self.ctx.extra["idempotency_owner"] = f"guest:{self.link.id}"
         paid = checkout.submit(self.req, order={"invoice": self.invoice.id}, work=self._pay,
                                show_form=self.show_form)
@@ -197,7 +197,7 @@ class PayFlow:
 
     def _pay(self, data: dict) -> dict:
         app, invoice = self.app, self.invoice
-        if self.guest:
+        if self.link is not None:  # a guest
             ratelimits.hit(app, "pay", "guest", self.link.id)
             ratelimits.hit(app, "pay", "address", self.ctx.ip)
         else:
@@ -213,10 +213,10 @@ class PayFlow:
         attempt = payments.pay_invoice(
             app, invoice.id, method, via="guest" if self.guest else "portal",
             user_id=None if self.guest else self.ctx.principal.user_id,
-            guest_link_id=self.link.id if self.guest else None)
+            guest_link_id=self.link.id if self.link is not None else None)
         record(self.ctx, "invoice.pay", f"invoice:{invoice.id}",
                {"payment": attempt.payment.id, "status": attempt.status,
-                "guest_link": self.link.id if self.guest else None},
+                "guest_link": self.link.id if self.link is not None else None},
                customer_id=invoice.customer_id)
         return {"payment_id": attempt.payment.id, "client_secret": attempt.client_secret}
 

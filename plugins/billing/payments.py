@@ -19,6 +19,7 @@ from __future__ import annotations
 import logging
 import uuid
 from datetime import timedelta
+from typing import Any, overload
 
 import peewee
 
@@ -488,7 +489,11 @@ def saved_cards_refusal(app, ctx) -> Problem | None:
     return None
 
 
-def saved_card(app, ctx, method_id) -> PaymentMethod | None:
+@overload
+def saved_card(app: Any, ctx: Any, method_id: None) -> PaymentMethod | None: ...
+@overload
+def saved_card(app: Any, ctx: Any, method_id: int | str) -> PaymentMethod: ...
+def saved_card(app, ctx, method_id):
     """The saved card of the customer's to charge: ``method_id``, or with None the default card
     (None when there is none). Another's card is a 404; every charge of a saved card is chosen
     here, so the impersonation rule (``saved_cards_refusal``) holds for every way to pay."""

@@ -18,7 +18,7 @@ log = logging.getLogger("portico.billing")
 
 
 class PaymentLimits:
-    def __init__(self, app):
+    def __init__(self, app) -> None:
         self.limiter: FixedWindowRateLimiter | None = None
         if "identity" not in app.plugins.enabled:
             log.warning("identity plugin disabled: payment attempts are not rate-limited")

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import threading
 import time
+from typing import Any
 
 from cachetools import TTLCache
 
@@ -28,7 +29,7 @@ class DashboardCache:
         self.enabled = seconds > 0 and size > 0
         # The wall clock, not the monotonic one, so tests move it with time-machine; a clock
         # step only makes an entry live longer or shorter once, and a change still refreshes it.
-        self._entries = TTLCache(maxsize=max(size, 1), ttl=max(seconds, 0.001), timer=time.time)
+        self._entries: TTLCache[tuple[Any, ...], tuple[Any, Any]] = TTLCache(maxsize=max(size, 1), ttl=max(seconds, 0.001), timer=time.time)
         self._lock = threading.Lock()
 
     def get(self, app, ctx, build):

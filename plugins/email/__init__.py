@@ -13,8 +13,8 @@ def register_models():
 
 @hookimpl
 def register_actors():
-    from plugins.email.tasks import deliver_email, resend_stalled_emails
-    return [deliver_email, resend_stalled_emails]
+    from plugins.email.tasks import deliver_email
+    return [deliver_email]
 
 
 @hookimpl

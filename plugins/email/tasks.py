@@ -1,5 +1,4 @@
-"""Background delivery of one email, rendered in the recipient's language, and the sweep
-that finds emails whose queue message was lost."""
+"""Background delivery of one email, rendered in the recipient's language, at most once."""
 from __future__ import annotations
 
 import logging
@@ -40,10 +39,9 @@ def recipient_zone(app, delivery: EmailDelivery) -> str:
 
 
 MAX_BACKOFF_MS = 10 * 60 * 1000
-# A pending email is touched at every try, and deliver_email retries at least every
-# MAX_BACKOFF_MS: one untouched for longer than this has no message left anywhere.
-STALLED_AFTER = timedelta(minutes=30)  # 10 minutes of backoff, and a queue that may be busy
 GIVE_UP_AFTER = timedelta(days=2)  # a password reset or an expiry warning is useless by then
+# Retried about that long (at most MAX_BACKOFF_MS apart); the last failure settles it.
+MAX_RETRIES = int(GIVE_UP_AFTER / timedelta(milliseconds=MAX_BACKOFF_MS))
 
 
 def _settle(delivery_id: int, status: str, error: str, *, was: str) -> int:
@@ -52,22 +50,31 @@ def _settle(delivery_id: int, status: str, error: str, *, was: str) -> int:
             .where((EmailDelivery.id == delivery_id) & (EmailDelivery.status == was)).execute())
 
 
-@task(max_retries=20, min_backoff=2000, max_backoff=MAX_BACKOFF_MS)
+@task(max_retries=MAX_RETRIES, min_backoff=2000, max_backoff=MAX_BACKOFF_MS)
 def deliver_email(app, delivery_id: int) -> None:
     """Send one email at most once: ``sending`` is committed before it goes to the mail server.
 
     A failure we are told about (SMTP down, refused) puts it back to ``pending``
-    and the task retries. A run that finds it ``sending`` follows a worker killed
-    while handing it over: the server may have it, so it is not sent again but
-    marked ``unconfirmed`` (and logged) for a person to check.
+    and the task retries, for ``GIVE_UP_AFTER``; then it is ``failed``. A run that
+    finds it ``sending`` follows a worker killed while handing it over: the server
+    may have it, so it is not sent again but marked ``unconfirmed`` (and logged)
+    for a person to check.
+
+    A message the broker lost is sent again by the outbox's sweep (OPS-6,
+    ``tasks.redeliver_after``), like any task's: this plugin has no sweep of its own.
+    The SMTP-level state above is what stays here: the outbox knows a run
+    happened, only this row knows whether the mail server may have the email.
     """
     delivery = EmailDelivery.get_or_none(EmailDelivery.id == delivery_id)
-    if delivery is None or delivery.status in ("sent", "unconfirmed"):
-        return  # a redelivered message: already sent, send nothing twice
+    if delivery is None or delivery.status in ("sent", "unconfirmed", "failed"):
+        return  # a redelivered message: already settled, send nothing twice
     if delivery.status == "sending":
         log.warning("email %s (%s) was being sent when its worker died: not sending it again",
                     delivery.id, delivery.kind)
         _settle(delivery.id, "unconfirmed", "worker died while sending", was="sending")
+        return
+    if delivery.created_at < utcnow() - GIVE_UP_AFTER:  # e.g. sent again after a long outage
+        _give_up(delivery, f"not delivered within {GIVE_UP_AFTER.days} days")
         return
     subject, text, html = render(app, delivery)
     msg = mail.build_message(app.settings.mail.sender, delivery.address, subject, text, html,
@@ -84,57 +91,14 @@ def deliver_email(app, delivery_id: int) -> None:
         (EmailDelivery.update(status=delivery.status, attempts=EmailDelivery.attempts + 1,
                               last_error=str(exc)[:500], touched_at=utcnow())
          .where(EmailDelivery.id == delivery.id).execute())
+        if app.tasks.is_last_attempt():
+            _give_up(delivery, f"{exc}"[:300])
+            return
         raise  # dramatiq retries with backoff
     (EmailDelivery.update(status="sent", sent_at=utcnow(), attempts=EmailDelivery.attempts + 1)
      .where(EmailDelivery.id == delivery.id).execute())
 
 
-@task(periodic="*/5 * * * *")
-def resend_stalled_emails(app) -> dict:
-    """Enqueue again every email whose queue message was lost; settle those that cannot go.
-
-    The outbox guarantees the broker received each message, not that it kept it:
-    a Redis without ``appendonly`` restarts empty, and dramatiq drops a message
-    after its last retry. Such an email stays ``pending`` (or ``sending``, when
-    its worker died too) and nothing touches it again. Found here:
-
-    - ``pending``, untouched for ``STALLED_AFTER``: enqueued again, once (touching
-      it is the claim, so two sweeps do not both enqueue it);
-    - ``pending`` for ``GIVE_UP_AFTER`` since it was created: ``failed``;
-    - ``sending``, untouched for ``STALLED_AFTER``: its worker died handing it to
-      the mail server, so it may have gone: ``unconfirmed``, as ``deliver_email``
-      does, never sent twice.
-    Each settled email is logged for a person to check.
-    """
-    now = utcnow()
-    stalled = EmailDelivery.touched_at < now - STALLED_AFTER
-    counts = {"resent": 0, "failed": 0, "unconfirmed": 0}
-    rows = (EmailDelivery.select(EmailDelivery.id, EmailDelivery.status, EmailDelivery.kind,
-                                 EmailDelivery.created_at)
-            .where(EmailDelivery.status.in_(("pending", "sending")) & stalled)
-            .order_by(EmailDelivery.id).limit(1000))
-    for row in list(rows):
-        if row.status == "sending":
-            if _settle(row.id, "unconfirmed", "worker died while sending; its retry was lost",
-                       was="sending"):
-                log.warning("email %s (%s): worker died while sending: not sending it again",
-                            row.id, row.kind)
-                counts["unconfirmed"] += 1
-        elif row.created_at < now - GIVE_UP_AFTER:
-            if _settle(row.id, "failed", "not delivered within "
-                       f"{GIVE_UP_AFTER.days} days", was="pending"):
-                log.error("email %s (%s) gave up: not delivered within %s",
-                          row.id, row.kind, GIVE_UP_AFTER)
-                counts["failed"] += 1
-        else:
-            with app.database.atomic():
-                claimed = (EmailDelivery.update(touched_at=now)
-                           .where((EmailDelivery.id == row.id) & (EmailDelivery.status == "pending")
-                                  & stalled).execute())
-                if claimed:
-                    app.tasks.enqueue(deliver_email, row.id)
-                    counts["resent"] += claimed
-    if counts["resent"]:
-        log.warning("enqueued %d stalled email(s) again (was the broker restarted empty?)",
-                    counts["resent"])
-    return counts
+def _give_up(delivery: EmailDelivery, error: str) -> None:
+    if _settle(delivery.id, "failed", error, was=delivery.status):
+        log.error("email %s (%s) gave up: %s", delivery.id, delivery.kind, error)

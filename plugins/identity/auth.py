@@ -15,6 +15,7 @@ from peewee import JOIN
 from engine import audit, roles
 from engine.context import Principal
 from engine.db import Prepared
+from engine.errors import Problem
 from engine.middleware import UNSAFE
 from engine.models import AuditEvent, Contact, Customer, StaffUser, User
 from plugins.identity import apikeys, sessions
@@ -129,6 +130,9 @@ def _end_impersonation(app, row: Session) -> None:
 def _api_key_principal(req, key: str) -> Principal:
     row = apikeys.resolve(key, req.context.ip)
     user = load_user(row.user_id)
+    if user is None:  # removed since resolve() read the key
+        raise Problem(401, "Unknown API key", "Check the key, or generate a new one.",
+                      type="invalid-key")
     req.context.extra["customer_number"] = user.contact.customer.number
     req.context.extra["user"] = user
     req.context.extra["api_key"] = row

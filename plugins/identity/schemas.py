@@ -95,7 +95,7 @@ class ApiKeyBody(Schema):
                          error_messages={"required": "Give the key a name."})
     access = fields.String(load_default="read", validate=validate.OneOf(
         ["read", "read_write"], error="Choose read or read_write."))
-    expires_at = fields.DateTime(required=True, error_messages={
+    expires_at: fields.Field = fields.DateTime(required=True, error_messages={  # ApiKeyForm: a Date
         "required": "Choose an expiry date.", "invalid": "Enter a date like 2027-01-31."})
 
     @validates("expires_at")

@@ -1,10 +1,12 @@
 """Notification preferences, as the API and the form take them."""
+from typing import Any
+
 from marshmallow import Schema, ValidationError, fields, validate
 
 from engine.api import Amount
 from plugins.notifications.service import CATEGORIES
 
-percent = dict(strict=False, validate=validate.Range(1, 100))
+percent: dict[str, Any] = dict(strict=False, validate=validate.Range(1, 100))
 
 
 class ThresholdsSchema(Schema):

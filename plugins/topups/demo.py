@@ -24,7 +24,9 @@ CREDIT = [(f"credit-{pounds}", f"£{pounds} credit", "monetary", pounds * 100, p
           for pounds in (5, 10, 20, 50, 100)]
 BROADBAND = [("bb-100gb", "100 GB extra", "data", 100 * GB, 500, 30),
              ("bb-500gb", "500 GB extra", "data", 500 * GB, 1500, 30)]
-CATALOGUE = {"mobile": MOBILE, "prepaid": MOBILE + CREDIT, "broadband": BROADBAND}
+#: code, name, kind, quantity, price, validity days (None: no expiry) by service type
+CATALOGUE: dict[str, list[tuple[str, str, str, int, int, int | None]]] = {
+    "mobile": [*MOBILE], "prepaid": [*MOBILE, *CREDIT], "broadband": [*BROADBAND]}
 
 
 def seed(app, demo: dict) -> None:

@@ -196,7 +196,7 @@ def read_choice(req, service: Service, params: dict) -> rules.Choice:
         data = schemas.TopupChoiceForm().load({k: params.get(k, "") for k in ("product_id", "amount")},
                                          unknown="exclude")
     except ValidationError as exc:
-        raise invalid(exc.messages) from None
+        raise invalid(exc.normalized_messages()) from None
     return rules.choose(service, data["product_id"], to_minor(data["amount"], service.currency))
 
 

@@ -30,6 +30,12 @@ def register_models():
 
 
 @hookimpl
+def register_archives(app):
+    from plugins.usage.retention import archive
+    return [archive()]
+
+
+@hookimpl
 def register_sections(app):
     return [Section("usage", N_("Usage"), "/usage", icon="usage", order=30)]
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import random
 from datetime import datetime, timedelta
+from typing import Any
 
 from engine.db import locked_transaction, utcnow
 from engine.models import Service
@@ -53,7 +54,7 @@ def seed(app, demo: dict) -> None:
     rng = random.Random(20260301)
     now = utcnow().replace(microsecond=0)
     start = now - timedelta(days=DAYS)
-    markers: list[tuple[datetime, int, object]] = []
+    markers: list[tuple[datetime, int, tuple[Any, ...] | None]] = []
     for key, plan in PLANS.items():
         s = services.get(key)
         if s is None:
@@ -96,7 +97,8 @@ def seed(app, demo: dict) -> None:
 def past_renewals(service: Service, start: datetime) -> list[datetime]:
     """The renewal dates of the simulated window: the current period start and those before."""
     step = timedelta(days=service.product.period_days)
-    out, at = [], service.period_start
+    out: list[datetime] = []
+    at = service.period_start
     if service.renews_at is None:
         return out
     while at > start:

@@ -1,7 +1,7 @@
 """Bulk import of usage from CSV (USE-7): validate line by line, rate in batches.
 
-Columns (a header line names them; order is free): ``id``, ``service_id``,
-``type``, ``quantity``, ``occurred_at`` and optionally ``destination``,
+Columns (a header line names them; order is free): ``id``, ``service_id`` or
+``service_external_id`` (the operator's id of the service, INT-3), ``type``, ``quantity``, ``occurred_at`` and optionally ``destination``,
 ``international``, ``counterparty``. Valid lines are rated; each invalid line
 is reported with its number and field, and rating it is left out.
 Re-importing a file changes nothing: event ids apply once.
@@ -17,10 +17,14 @@ from marshmallow import ValidationError
 
 from engine import audit
 from engine.db import connection
+from plugins.usage.intake import service_ids
 from plugins.usage.rating import UsageIn, rate, unknown_services
+from plugins.usage.retention import too_old
 from plugins.usage.schemas import UsageEventIn
 
-REQUIRED = ("id", "service_id", "type", "quantity", "occurred_at")
+REQUIRED = ("id", "type", "quantity", "occurred_at")
+#: Exactly one of these names the service: Portico's id, or the operator's (INT-3).
+SERVICE = ("service_id", "service_external_id")
 OPTIONAL = ("destination", "international", "counterparty")
 DIGITS = re.compile(r"^-?\d+$")
 #: NUL, or a byte that was not UTF-8 (read with errors="surrogateescape").
@@ -55,7 +59,7 @@ def parse_line(raw: dict) -> dict:
     for key in ("quantity", "service_id"):
         if DIGITS.match(row.get(key, "")):
             row[key] = int(row[key])
-    return {k: v for k, v in row.items() if v != "" or k in REQUIRED}
+    return {k: v for k, v in row.items() if v != "" or k in REQUIRED + SERVICE}
 
 
 def import_csv(app, stream: TextIO, *, batch_size: int = 1000, dry_run: bool = False,
@@ -63,11 +67,16 @@ def import_csv(app, stream: TextIO, *, batch_size: int = 1000, dry_run: bool = F
     """Read ``stream``, rate its valid lines in batches; ``progress(n)`` after each n lines."""
     reader = csv.DictReader(stream)
     header = [h.strip() for h in (reader.fieldnames or [])]
-    missing = [c for c in REQUIRED if c not in header]
-    unknown = [c for c in header if c not in REQUIRED + OPTIONAL]
+    named = sum(c in header for c in SERVICE)
+    service = [] if named == 1 else ["service_id"] if not named else \
+        ["only one of " + " and ".join(SERVICE)]
+    missing = [c for c in REQUIRED[:1] if c not in header] + service + \
+        [c for c in REQUIRED[1:] if c not in header]
+    unknown = [c for c in header if c not in REQUIRED + SERVICE + OPTIONAL]
     if missing or unknown:
         raise BadHeader("the header line must name the columns "
-                        f"{', '.join(REQUIRED)} (optional: {', '.join(OPTIONAL)}); "
+                        f"{', '.join(REQUIRED)}, {' or '.join(SERVICE)} "
+                        f"(optional: {', '.join(OPTIONAL)}); "
                         + (f"missing: {', '.join(missing)}" if missing else
                            f"unknown: {', '.join(unknown)}"))
     report = ImportReport()
@@ -87,7 +96,7 @@ def import_csv(app, stream: TextIO, *, batch_size: int = 1000, dry_run: bool = F
                 pending.append((number, schema.load(row)))
             except ValidationError as exc:
                 report.errors += [LineError(number, f, "; ".join(_flat(m)))
-                                  for f, m in exc.messages.items()]
+                                  for f, m in exc.normalized_messages().items()]
             if len(pending) >= batch_size:
                 _flush(app, pending, report, dry_run)
                 progress(read)
@@ -119,18 +128,29 @@ def _records(reader: csv.DictReader, report: ImportReport) -> Iterator[tuple[int
             continue
         number, last = last + 1, lines.line_num
         if cells:
-            names = reader.fieldnames
+            names = reader.fieldnames or []  # a record follows a header: never empty here
             yield number, {**dict(zip(names, cells)), None: cells[len(names):]}
 
 
 def _flush(app, pending: list[tuple[int, dict]], report: ImportReport, dry_run: bool) -> None:
-    unknown = unknown_services({row["service_id"] for _, row in pending})
+    external = service_ids({row["service_external_id"] for _, row in pending
+                            if "service_external_id" in row})
+    unknown = unknown_services({row["service_id"] for _, row in pending if "service_id" in row})
     good = []
     for number, row in pending:
-        if row["service_id"] in unknown:
+        if "service_external_id" in row:
+            external_id = row.pop("service_external_id")
+            if external_id not in external:
+                report.errors.append(LineError(number, "service_external_id", "No such service."))
+                continue
+            row["service_id"] = external[external_id]
+        elif row["service_id"] in unknown:
             report.errors.append(LineError(number, "service_id", "No such service."))
-        else:
-            good.append(UsageIn(**row))
+            continue
+        if why := too_old(app, row["occurred_at"]):
+            report.errors.append(LineError(number, "occurred_at", why))
+            continue
+        good.append(UsageIn(**row))
     if dry_run or not good:
         return
     for outcome in rate(app, good):

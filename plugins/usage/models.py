@@ -7,7 +7,14 @@ monetary credit in minor units of the service's currency. A bucket's
 from __future__ import annotations
 
 import peewee
-from peewee import BigIntegerField, BooleanField, CharField, ForeignKeyField, IntegerField
+from peewee import (
+    BigAutoField,
+    BigIntegerField,
+    BooleanField,
+    CharField,
+    ForeignKeyField,
+    IntegerField,
+)
 
 from engine.db import BaseModel, UTCDateTimeField, utcnow
 from engine.models import Service
@@ -52,6 +59,7 @@ class Bucket(BaseModel):
 
 class LedgerEntry(BaseModel):
     """One change to a bucket: usage (negative), a charge to credit, a renewal, an adjustment."""
+    id = BigAutoField()  # several rows per usage event: 64-bit (OPS-7, migration 0003)
     # Indexed by (bucket, id) below, which serves every lookup by bucket (migration 0002).
     bucket = ForeignKeyField(Bucket, backref="ledger", on_delete="CASCADE", index=False)
     kind = CharField(max_length=15)  # usage, charge, renewal, adjustment
@@ -73,6 +81,7 @@ class UsageEvent(BaseModel):
     ``covered`` came out of allowance buckets, ``charged`` (minor units) out of
     monetary credit, and ``overage`` (in the event's unit) is what nothing paid for.
     """
+    id = BigAutoField()  # 1M subscribers x 20 events a day pass 2^31 in 107 days (OPS-7)
     event_id = CharField(max_length=100, unique=True)
     # Indexed by (service, occurred_at) and (service, type, id) below (migration 0002).
     service = ForeignKeyField(Service, backref="usage_events", on_delete="CASCADE", index=False)

@@ -5,9 +5,15 @@ Other plugins import usage only from here and name ``usage`` in their
 
 - ``Policy``: the deployment's rating rules; ``Policy.of(app).order_key(...)`` is the order
   in which balance buckets are used up (USE-3), for a plugin that shows or adds buckets.
+- ``ingest(ctx, events)``: rate a batch of usage events validated with ``UsageBatchIn``
+  (each names its service by ``service_id`` or ``service_external_id``, INT-3), once per
+  event id, and record it; returns the ``BatchResultSchema`` shape. 422 if any names no
+  service, too many events, nothing rated.
 """
 from __future__ import annotations
 
+from plugins.usage.intake import ingest
+from plugins.usage.schemas import BatchResultSchema, UsageBatchIn
 from plugins.usage.settings import Policy
 
-__all__ = ["Policy"]
+__all__ = ["BatchResultSchema", "Policy", "UsageBatchIn", "ingest"]

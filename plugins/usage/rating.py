@@ -387,7 +387,7 @@ def after_events(app, services: dict[int, Service], before: dict, slots: dict,
     thresholds = {kind: thresholds_for(app, ids, kind) for kind, ids in by_type.items()}
     for service, kind, (remaining, initial, unit), was in candidates:
         threshold = thresholds[kind][service.customer_id]
-        if is_low(kind, remaining, initial, threshold) and not is_low(kind, *was[:2], threshold):
+        if is_low(kind, remaining, initial, threshold) and not is_low(kind, was[0], was[1], threshold):
             balance = Balance(id=None, type=kind, remaining=remaining, initial=initial,
                               unit=unit, weight=0, expires_at=None, name="")
             # On the customer's record (rare: once per crossing), which also refreshes a

@@ -1,17 +1,15 @@
 """Usage views (portal and API) and the staff usage intake."""
 from __future__ import annotations
 
-from engine import audit
 from engine.api import PageQuery, load, operation, paginate
 from engine.context import get_owned
-from engine.db import locked_transaction, utcnow
+from engine.db import utcnow
 from engine.errors import invalid
 from engine.models import Service
 from engine.theming import Formatter
-from plugins.usage import charts, schemas
+from plugins.usage import charts, intake, schemas
 from plugins.usage import service as usage
 from plugins.usage.models import UsageEvent
-from plugins.usage.rating import UsageIn, rate, unknown_services
 from plugins.usage.settings import Policy, settings
 
 CHARTS = ("data", "voice", "sms", "monetary")
@@ -69,30 +67,12 @@ class StaffUsageAPI:
     @operation("Rate a batch of usage events; each event id is applied once",
                body=schemas.UsageBatchIn, response=schemas.BatchResultSchema,
                description="Idempotent by event id: a re-sent event answers `duplicate` and "
-                           "charges nothing. The whole batch is refused (422, errors by "
-                           "index) if any event is invalid.")
+                           "charges nothing. Each event names its service by `service_id` or "
+                           "by the operator's `service_external_id`. The whole batch is "
+                           "refused (422, errors by index) if any event is invalid, or older "
+                           "than `[retention] usage_events_days` when that is set.")
     def on_post(self, req, resp, body):
-        ctx = req.context
-        events = body["events"]
-        limit = settings(ctx.app)["max_batch"]
-        if len(events) > limit:
-            raise invalid({"events": [f"At most {limit} events per batch."]})
-        unknown = unknown_services({e["service_id"] for e in events})
-        if unknown:
-            raise invalid({"events": {str(i): {"service_id": ["No such service."]}
-                                      for i, e in enumerate(events) if e["service_id"] in unknown}})
-        with locked_transaction():
-            outcomes = rate(ctx.app, [UsageIn(**e) for e in events])
-            result = batch_result(outcomes)
-            audit.record(ctx, "usage.batch_rated", "usage",
-                         {"rated": result["rated"], "duplicates": result["duplicates"]})
-        return result
-
-
-def batch_result(outcomes) -> dict:
-    return {"rated": sum(o.status == "rated" for o in outcomes),
-            "duplicates": sum(o.status == "duplicate" for o in outcomes),
-            "results": outcomes}
+        return intake.ingest(req.context, body["events"])
 
 
 # -- portal pages -------------------------------------------------------------------------------
@@ -171,7 +151,7 @@ class CallsPage:
     """``GET /services/{service_id}/calls``: recent call records, when the operator shows them."""
 
     def on_get(self, req, resp, service_id):
-        app, ctx = req.context.app, req.context
+        app = req.context.app
         _section(req)
         service = _service(req, service_id)
         page = paginate(usage.calls(service.id), UsageEvent.id,

@@ -7,6 +7,7 @@ from marshmallow import Schema, ValidationError, fields, validate, validates_sch
 
 from engine.api import AwareDateTime, Id, MoneySchema, page_schema
 from engine.db import utcnow
+from engine.models import EXTERNAL_ID_MAX
 from plugins.usage.models import BALANCE_TYPES, DESTINATIONS, EVENT_TYPES, SCOPES, SOURCES
 
 #: How far ahead of the server's clock an event may claim to have happened (clock skew).
@@ -142,7 +143,11 @@ class UsageEventIn(Schema):
     """One usage event from the network or charging side."""
     id = fields.String(required=True, validate=validate.Length(1, 100), metadata={
         "description": "unique per event: a re-sent id is not charged again"})
-    service_id = Id(required=True)
+    service_id = Id(metadata={"description": "Portico's id of the service; or send "
+                                             "`service_external_id`"})
+    service_external_id = fields.String(validate=validate.Length(1, EXTERNAL_ID_MAX), metadata={
+        "description": "the operator's id of the service (e.g. its MSISDN, INT-3); or send "
+                       "`service_id`", "example": "447700900123"})
     type = fields.String(required=True, validate=validate.OneOf(EVENT_TYPES))
     quantity = fields.Integer(required=True, strict=True, validate=validate.Range(
         1, 10 ** 15), metadata={"description": "bytes, seconds, messages, or minor units"})
@@ -155,6 +160,9 @@ class UsageEventIn(Schema):
 
     @validates_schema
     def consistent(self, data, **kwargs):
+        if ("service_id" in data) == ("service_external_id" in data):
+            raise ValidationError("Send either service_id or service_external_id.",
+                                  "service_id")
         if data.get("type") == "voice" and not data.get("destination"):
             raise ValidationError("Voice events need a destination: onnet, offnet, "
                                   "international or special.", "destination")

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from datetime import datetime, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import peewee
@@ -103,7 +104,7 @@ def period_start_of(service: Service, tz: ZoneInfo, now: datetime) -> datetime:
     return max(start, service.created_at)
 
 
-def used_since(service_id: int, since: datetime) -> dict:
+def used_since(service_id: int, since: datetime) -> list[dict[str, Any]]:
     """Usage totals since ``since``, grouped by type, destination and the international flag."""
     rows = (UsageEvent
             .select(UsageEvent.type, UsageEvent.destination, UsageEvent.international,
@@ -286,10 +287,14 @@ def customer_totals(app, customer_id: int, now: datetime | None = None) -> list[
     return out
 
 
-def low_balances(app, customer_id: int, now: datetime | None = None) -> list[tuple]:
-    """(service, total) pairs below the customer's threshold, for the in-portal alert."""
+def low_balances(app, customer_id: int, now: datetime | None = None,
+                 rows: list[dict] | None = None) -> list[tuple]:
+    """(service, total) pairs below the customer's threshold, for the in-portal alert.
+
+    ``rows``: ``customer_totals`` already read in this request (the dashboard's card).
+    """
     found, thresholds = [], {}
-    for row in customer_totals(app, customer_id, now):
+    for row in rows if rows is not None else customer_totals(app, customer_id, now):
         for t in row["totals"]:
             kind = t["type"]
             if kind not in thresholds:

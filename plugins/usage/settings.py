@@ -83,7 +83,7 @@ class Policy:
     def overage_mode(self, service_type: str) -> str:
         return self.overage_by_service_type.get(service_type, self.overage)
 
-    def order_key(self, weight: int, expires_at: datetime | None, bucket_id: int) -> tuple:
+    def order_key(self, weight: int, expires_at: datetime | None, bucket_id: float) -> tuple:
         """USE-3: weight (ascending unless configured), then the earliest expiry, then age."""
         return (-weight if self.descending else weight, expires_at or FAR_FUTURE, bucket_id)
 

@@ -38,7 +38,7 @@ def saved_pages(page) -> list[str]:
 def wait_for_saved_pages(page, expected: list[str]) -> None:
     """Until the worker has saved exactly ``expected`` (it saves after the page has shown)."""
     wait_until(page, f"() => ({SAVED_PAGES})().then(p => JSON.stringify(p.sort()) === "
-                     f"{json.dumps(json.dumps(sorted(expected)))})")
+                     f"{json.dumps(json.dumps(sorted(expected), separators=(',', ':')))})")
 
 
 @pytest.mark.spec("MOB-3")

@@ -62,13 +62,16 @@ class Queues:
         need_service("RabbitMQ", _amqp_error())
         return AMQP_URL
 
+    def flush_redis(self) -> int:
+        """Delete every Redis key of this test's namespace (its FLUSHDB); returns how many."""
+        import redis
+        client = redis.Redis.from_url(REDIS_URL)
+        keys = list(client.scan_iter(match=f"{self.namespace}*", count=500))
+        return client.delete(*keys) if keys else 0
+
     def cleanup(self) -> None:
         if _redis_error() is None:
-            import redis
-            client = redis.Redis.from_url(REDIS_URL)
-            keys = list(client.scan_iter(match=f"{self.namespace}*", count=500))
-            if keys:
-                client.delete(*keys)
+            self.flush_redis()
         if _amqp_error() is None:
             import pika
             conn = pika.BlockingConnection(pika.URLParameters(AMQP_URL))

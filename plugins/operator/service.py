@@ -1,0 +1,233 @@
+"""The rules of the operator API (INT-1): upserts by the operator's external id, and syncs.
+
+Both the JSON API and anything else that feeds Portico from the operator's systems (a
+bulk import, the demo seed) call these functions with validated values (``schemas``).
+Each upsert is one transaction: the row, its audit event and any hook run together, or
+nothing is written. Sending the same values again changes nothing, records nothing and
+answers ``unchanged``. Fields left out keep their value (on create: their default).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any, Callable
+
+import peewee
+from peewee import fn
+
+from engine import audit
+from engine.db import lock_rows, locked_transaction, utcnow
+from engine.errors import Problem, invalid
+from engine.models import Contact, Customer, Product, Service, Site
+
+CREATED, UPDATED, UNCHANGED = "created", "updated", "unchanged"
+#: Statuses a service may be put in, and those it never leaves (a new service is a new row).
+LIVE, ENDED = ("active", "suspended"), ("cancelled", "expired")
+
+
+@dataclass
+class Upserted:
+    row: Any
+    change: str  # created, updated or unchanged
+
+
+def _upsert(ctx, model, kind: str, external_id: str, values: dict,
+            prepare: Callable[[Any, dict], dict],
+            changed_hook: Callable[[Any, dict], None] | None = None) -> Upserted:
+    """Create or change ``model``'s row with this external id, in one transaction.
+
+    ``prepare(row or None, values)`` checks the values against the database (422 or 409 on
+    a problem) and returns the column values to write (defaults added on create).
+    ``changed_hook(row, before)`` runs in the transaction after an update (``before``: the
+    old column values).
+    """
+    for attempt in range(2):
+        try:
+            with locked_transaction():
+                row = lock_rows(model.select().where(model.external_id == external_id)).first()
+                columns = prepare(row, dict(values))
+                if row is None:
+                    row = model.create(external_id=external_id, **columns)
+                    audit.record(ctx, f"{kind}.created", f"{kind}:{row.id}",
+                                 {"external_id": external_id}, customer_id=_customer_of(row))
+                    return Upserted(row, CREATED)
+                changed = sorted(k for k, v in columns.items() if row.__data__.get(k) != v)
+                if not changed:
+                    return Upserted(row, UNCHANGED)
+                before = dict(row.__data__)
+                for name in changed:
+                    setattr(row, name, columns[name])
+                row.save()
+                if changed_hook is not None:
+                    changed_hook(row, before)
+                audit.record(ctx, f"{kind}.updated", f"{kind}:{row.id}",
+                             {"external_id": external_id, "fields": changed},
+                             customer_id=_customer_of(row))
+                return Upserted(row, UPDATED)
+        except peewee.IntegrityError:
+            # Another request created this external id (or took the same number) meanwhile:
+            # once more, and it is an update.
+            if attempt:
+                raise Problem(409, f"This {kind} changed while it was being saved",
+                              "Send the request again.", type="conflict") from None
+    raise AssertionError("unreachable")
+
+
+def _customer_of(row) -> int:
+    return row.id if isinstance(row, Customer) else row.customer_id
+
+
+def customer_id(external_id: str, field: str = "customer_external_id") -> int:
+    """Portico's id of the operator's customer; 422 on ``field`` if there is none."""
+    found = Customer.select(Customer.id).where(Customer.external_id == external_id).scalar()
+    if found is None:
+        raise invalid({field: ["No such customer."]})
+    return found
+
+
+def _same_customer(row, customer: int) -> None:
+    if row is not None and row.customer_id != customer:
+        raise invalid({"customer_external_id": [
+            "This belongs to another customer; it cannot move. Give it a new external id."]})
+
+
+def next_number() -> str:
+    """A free customer number (``C-100001`` onwards, after the highest row id); call inside
+    the transaction."""
+    n = (Customer.select(fn.MAX(Customer.id)).scalar() or 0) + 100001
+    while Customer.select().where(Customer.number == f"C-{n}").exists():
+        n += 1
+    return f"C-{n}"
+
+
+# -- customers, contacts, sites ------------------------------------------------------
+
+def upsert_customer(ctx, external_id: str, values: dict) -> Upserted:
+    """``values``: name, kind, and on create optionally the customer ``number`` they quote."""
+    def prepare(row, v):
+        number = v.pop("number", None)
+        if row is not None:
+            if number is not None and number != row.number:
+                raise invalid({"number": ["A customer's number cannot change."]})
+            return v
+        if number is not None and Customer.select().where(Customer.number == number).exists():
+            raise invalid({"number": ["Another customer has this number."]})
+        v["number"] = number or next_number()
+        return v
+    return _upsert(ctx, Customer, "customer", external_id, values, prepare)
+
+
+def upsert_contact(ctx, external_id: str, values: dict) -> Upserted:
+    """``values``: customer_external_id, names, email, phone, role, is_primary. Making a
+    contact primary makes the customer's other contacts not primary (one primary, ACCT-7)."""
+    def prepare(row, v):
+        customer = customer_id(v.pop("customer_external_id"))
+        _same_customer(row, customer)
+        v["customer"] = customer
+        if v.get("is_primary"):
+            others = Contact.update(is_primary=False, updated_at=utcnow()).where(
+                (Contact.customer == customer) & Contact.is_primary
+                & (Contact.external_id.is_null() | (Contact.external_id != external_id)))
+            others.execute()
+        return v
+    return _upsert(ctx, Contact, "contact", external_id, values, prepare)
+
+
+def upsert_site(ctx, external_id: str, values: dict) -> Upserted:
+    """``values``: customer_external_id, label, address lines, city, postcode, country."""
+    def prepare(row, v):
+        customer = customer_id(v.pop("customer_external_id"))
+        _same_customer(row, customer)
+        v["customer"] = customer
+        return v
+    return _upsert(ctx, Site, "site", external_id, values, prepare)
+
+
+# -- services ----------------------------------------------------------------------------
+
+def upsert_service(ctx, external_id: str, values: dict) -> Upserted:
+    """``values``: customer_external_id, product (its code), site_external_id (or null), name,
+    identifier, status, suspended_reason, renews_at, expires_at, auto_renew.
+
+    The status is how the operator suspends (``suspended``), resumes (``active``), cancels
+    (``cancelled``) or ends (``expired``) a service; an ended service does not start again.
+    A new service takes its type, fee and period from its product.
+    """
+    def prepare(row, v):
+        customer = customer_id(v.pop("customer_external_id"))
+        _same_customer(row, customer)
+        v["customer"] = customer
+        if "product" in v:
+            product = Product.get_or_none(Product.code == v["product"])
+            if product is None:
+                raise invalid({"product": ["No such product."]})
+            v["product"] = product.id
+        elif row is None:
+            raise invalid({"product": ["Missing data for required field."]})
+        else:
+            product = row.product
+        if "site_external_id" in v:
+            v["site"] = _site_of(v.pop("site_external_id"), customer)
+        if row is None:
+            now = utcnow()
+            v.setdefault("service_type", product.service_type)
+            v.update(monthly_fee=product.monthly_fee, currency=product.currency, period_start=now)
+            if v.get("auto_renew", True):
+                v.setdefault("renews_at", now + timedelta(days=max(1, product.period_days)))
+        elif row.product_id != v["product"]:
+            v.update(monthly_fee=product.monthly_fee, currency=product.currency)
+        _status_rules(row, v)
+        return v
+
+    def status_changed(row, before):
+        if before["status"] != row.status:  # the other plugins react in this transaction
+            ctx.app.plugins.hook.service_status_changed(
+                app=ctx.app, service=row, old_status=before["status"], new_status=row.status,
+                reason="changed by the operator")
+
+    return _upsert(ctx, Service, "service", external_id, values, prepare, status_changed)
+
+
+def _site_of(site_external_id: str | None, customer: int) -> int | None:
+    if site_external_id is None:
+        return None
+    site = Site.get_or_none(Site.external_id == site_external_id)
+    if site is None or site.customer_id != customer:
+        raise invalid({"site_external_id": ["No such site of this customer."]})
+    return site.id
+
+
+def _status_rules(row, v: dict) -> None:
+    status = v.get("status")
+    old = row.status if row is not None else None
+    if status is None or status == old:
+        return
+    if old in ENDED:
+        raise Problem(409, f"This service is {old} and cannot change status",
+                      "An ended service does not start again: create a new one with a new "
+                      "external id.", type="service-ended")
+    if status == "cancelled":
+        v["auto_renew"] = False
+    if status != "suspended" and row is not None and row.suspended_reason:
+        v.setdefault("suspended_reason", "")
+
+
+# -- syncs --------------------------------------------------------------------------------
+
+def changed_since(model, since=None, customer_external_id: str | None = None):
+    """Rows of ``model`` with what their answers show (the customer, a service's product),
+    those changed at or after ``since`` when given (``updated_since``), one customer's when
+    ``customer_external_id`` is given."""
+    if model is Customer:
+        query = Customer.select()
+        if customer_external_id is not None:
+            query = query.where(Customer.external_id == customer_external_id)
+    else:
+        query = model.select(model, Customer).join(Customer)
+        if customer_external_id is not None:
+            query = query.where(Customer.external_id == customer_external_id)
+        if model is Service:
+            query = query.select_extend(Product).switch(Service).join(Product)
+    if since is not None:
+        query = query.where(model.updated_at >= since)
+    return query
