@@ -336,7 +336,7 @@ def _transaction_filters(req) -> tuple[dict, dict, dict]:
     try:
         return schemas.TransactionQuery().load(values), {}, values
     except ValidationError as exc:
-        return {}, exc.messages, values
+        return {}, exc.normalized_messages(), values
 
 
 class TransactionsPage:
