@@ -16,7 +16,7 @@ import functools
 import json
 import re
 from dataclasses import dataclass
-from datetime import timezone
+from datetime import datetime, timezone
 from decimal import Decimal
 from typing import Any
 
@@ -152,6 +152,33 @@ def paginate(query, key_field, page: dict, descending: bool = True) -> dict:
     rows = rows[:limit]
     return {"items": rows,
             "next": encode_cursor(getattr(rows[-1], key_field.name)) if more else None}
+
+
+def paginate_dated(query, date_field, id_field, page: dict) -> dict:
+    """One keyset page of ``query``, newest first by ``date_field`` then ``id_field``.
+
+    For rows whose order is their date, not their id (a transaction recorded
+    late for an earlier day). The cursor is the last row's ``[date, id]``.
+    """
+    limit = page.get("limit", 50)
+    if page.get("cursor"):
+        after = decode_cursor(page["cursor"])
+        try:
+            when, last = after
+            when = datetime.fromisoformat(when)
+            if when.tzinfo is None or isinstance(last, bool) or not 0 < last <= MAX_ID:
+                raise ValueError(after)
+        except (TypeError, ValueError):
+            raise invalid({"cursor": ["Not a valid cursor."]}) from None
+        query = query.where((date_field < when) | ((date_field == when) & (id_field < last)))
+    rows = list(query.order_by(date_field.desc(), id_field.desc()).limit(limit + 1))
+    more = len(rows) > limit
+    rows = rows[:limit]
+    if not more:
+        return {"items": rows, "next": None}
+    tail = rows[-1]
+    return {"items": rows, "next": encode_cursor(
+        [getattr(tail, date_field.name).isoformat(), getattr(tail, id_field.name)])}
 
 
 # -- shared shapes ------------------------------------------------------------

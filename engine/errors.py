@@ -64,12 +64,28 @@ def wants_html(req: falcon.Request) -> bool:
     return "json" not in accept
 
 
+def _recognise(app, req: falcon.Request) -> None:
+    """A page no route matched (a 404) never ran sign-in: recognise the visitor now, so the
+    error page shows a signed-in customer their navigation and "Sign out", not "Sign in"."""
+    ctx = req.context
+    if getattr(ctx, "principal", None) is not None or not hasattr(ctx, "csrf_token"):
+        return
+    try:
+        ctx.principal = app.plugins.hook.authenticate_request(app=app, req=req)
+        ctx.locale = app.translator.negotiate(req, ctx.principal)
+        ctx.timezone = (ctx.principal and ctx.principal.timezone) or \
+            app.settings.default_timezone
+    except Exception:  # an error page must render whatever happened: signed out it is
+        log.exception("could not recognise the visitor on an error page")
+
+
 def serialize_error(req: falcon.Request, resp: falcon.Response, error: falcon.HTTPError) -> None:
     """Falcon error serializer: problem+json, or a themed error page for browsers."""
     body = problem_body(req, error)
     app = getattr(req.context, "app", None)
     if app is not None and wants_html(req):
         try:
+            _recognise(app, req)
             resp.content_type = falcon.MEDIA_HTML
             resp.text = app.render(req, "error.html", problem=body)
             return

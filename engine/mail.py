@@ -1,12 +1,13 @@
 """Sending one email: SMTP in production, ``.eml`` files in ``<data dir>/mail/`` for the demo."""
 from __future__ import annotations
 
+import hashlib
 import smtplib
 import ssl
 import time
 import uuid
 from email.message import EmailMessage
-from email.utils import formatdate, make_msgid
+from email.utils import formatdate, make_msgid, parseaddr
 from pathlib import Path
 
 
@@ -17,11 +18,25 @@ def build_message(sender: str, to: str, subject: str, text: str, html: str | Non
     msg["To"] = to
     msg["Subject"] = subject
     msg["Date"] = formatdate(localtime=False)
-    msg["Message-ID"] = message_id or make_msgid(domain="portico.local")
+    msg["Message-ID"] = message_id or make_msgid(domain=mail_domain(sender))
     msg.set_content(text)
     if html:
         msg.add_alternative(html, subtype="html")
     return msg
+
+
+def mail_domain(sender: str) -> str:
+    """The domain of the configured sender ("Shop <no-reply@mail.example.com>"): the mail's."""
+    domain = parseaddr(sender)[1].rpartition("@")[2].strip().lower()
+    return domain or "localhost"
+
+
+def stable_message_id(sender: str, key: str) -> str:
+    """A standard ``Message-ID`` (``<left@domain>``, like ``make_msgid``) that is the same
+    for every retry of one email: the left part is a hash of ``key``, so no character of the
+    key (a ``:``, a space) reaches the header; the domain is the sender's."""
+    digest = hashlib.sha256(key.encode("utf-8")).hexdigest()[:32]
+    return f"<{digest}.portico@{mail_domain(sender)}>"
 
 
 def send(settings, msg: EmailMessage) -> None:

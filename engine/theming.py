@@ -359,6 +359,14 @@ class Formatter:
             value = value.astimezone(self.tz).date()
         return babel_dates.format_date(value, format, locale=self.locale)
 
+    def date_range(self, start, end, format: str = "medium") -> str:
+        """"1 Oct 2026 – 31 Oct 2026", or one date when both fall on the same local day
+        (never "1 Oct – 1 Oct")."""
+        first, last = self.date(start, format), self.date(end, format)
+        if not first or not last or first == last:
+            return first or last
+        return f"{first} – {last}"
+
     def bytes(self, value: int) -> str:
         """Data amounts in decimal units, as operators sell them (1 GB = 10^9 bytes)."""
         units = ["B", "KB", "MB", "GB", "TB"]

@@ -149,7 +149,21 @@ def test_a_one_off_price_is_paid_first_then_the_add_on_is_set_up(app, world):
     assert problem(world["api"].delete(path))["type"] == "/problems/addon-not-removable"
 
 
-@pytest.mark.spec("ADD-2")
+def assert_nothing_owed_for_the_failed_addon(bob, bob_api, payment):
+    """ADD-3: charge +10.00, payment -10.00, refund +10.00 and the charge's reversal -10.00:
+    the ledger nets to zero, once, and all of it sits on the receipt (no later invoice)."""
+    rows = list(Transaction.select().where(Transaction.customer == bob.id))
+    assert sorted(t.kind for t in rows) == ["charge", "credit", "payment", "refund"]
+    assert sum(t.total for t in rows) == 0
+    assert {t.invoice_id for t in rows} == {payment.invoice_id}
+    [credit] = [t for t in rows if t.kind == "credit"]
+    [charge] = [t for t in rows if t.kind == "charge"]
+    assert (credit.amount, credit.tax) == (-charge.amount, -charge.tax)
+    listed = bob_api.get("/api/v1/transactions").json["items"]
+    assert sum(t["amount"]["amount"] for t in listed) == 0
+
+
+@pytest.mark.spec("ADD-2", "ADD-3")
 def test_a_provisioning_failure_refunds_the_one_off_charge(app, world):
     first = order(world, "broadband-static-ip")
     run_tasks(app)
@@ -178,6 +192,7 @@ def test_a_provisioning_failure_refunds_the_one_off_charge(app, world):
     assert any(a["id"] == f"addon-failed-{failed.id}" for a in alerts)
     run_tasks(app)  # a redelivered refund gives back nothing more
     assert Payment.get_by_id(payment.id).refunded_amount == 1000
+    assert_nothing_owed_for_the_failed_addon(bob, bob_api, payment)
     # Removing the first one frees the address for the next order.
     world["api"].delete(f"/api/v1/services/{world['service'].id}/addons/{mine.id}")
     run_tasks(app)

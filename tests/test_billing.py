@@ -237,6 +237,44 @@ def test_transactions_show_sign_invoice_and_status(app, alice):
     assert invoice.number in html and "Not invoiced" in html
 
 
+@pytest.mark.spec("BILL-4")
+def test_transactions_newest_first_by_date_filtered_and_as_csv(app, alice):
+    c, user = alice
+    day = lambda d: datetime(2026, 10, d, 12, tzinfo=timezone.utc)  # noqa: E731
+    # recorded in this order, but they happened on the 5th, the 20th and the 1st
+    mid = invoicing.record_transaction(app, c.id, kind="charge", description="=Mid",
+                                       amount=500, occurred_at=day(5))
+    late = invoicing.record_transaction(app, c.id, kind="credit", description="Late",
+                                        amount=-100, occurred_at=day(20))
+    early = invoicing.record_transaction(app, c.id, kind="charge", description="Early",
+                                         amount=200, occurred_at=day(1))
+    api = client_for(app, user)
+    ids = lambda r: [t["id"] for t in r.json["items"]]  # noqa: E731
+    assert ids(api.get("/api/v1/transactions")) == [late.id, mid.id, early.id]
+    first = api.get("/api/v1/transactions", params={"limit": 2})
+    rest = api.get("/api/v1/transactions", params={"limit": 2, "cursor": first.json["next"]})
+    assert ids(first) + ids(rest) == [late.id, mid.id, early.id] and rest.json["next"] is None
+    assert ids(api.get("/api/v1/transactions", params={"type": "charge"})) == [mid.id, early.id]
+    assert ids(api.get("/api/v1/transactions",
+                       params={"from": "2026-10-05", "to": "2026-10-19"})) == [mid.id]
+    bad = api.get("/api/v1/transactions", params={"from": "2026-10-05", "to": "2026-10-01"})
+    assert bad.status_code == 422 and "from" in problem(bad)["errors"]
+    assert api.get("/api/v1/transactions", params={"type": "gift"}).status_code == 422
+    assert api.get("/api/v1/transactions", params={"cursor": "WzEsMl0"}).status_code == 422
+    sheet = api.get("/api/v1/transactions.csv", params={"type": "charge"})
+    assert sheet.status_code == 200 and sheet.headers["content-type"].startswith("text/csv")
+    lines = sheet.text.splitlines()
+    assert lines[0] == "date,type,description,net,tax,amount,currency,invoice,status"
+    assert lines[1].startswith("2026-10-05T13:00:00+01:00,charge,'=Mid,5.00,1.00,6.00,GBP")
+    assert len(lines) == 3 and "Early" in lines[2]
+    page = api.get("/billing/transactions", params={"type": "credit"}).text
+    assert "Late" in page and "Early" not in page
+    assert 'href="/billing/transactions.csv?type=credit"' in page
+    assert api.get("/billing/transactions.csv").text.count("\n") == 4
+    wrong = api.get("/billing/transactions", params={"from": "2026-10-05", "to": "2026-10-01"})
+    assert wrong.status_code == 422 and 'aria-invalid="true"' in wrong.text
+
+
 # -- PDFs (BILL-3) and the archive (BILL-7) -----------------------------------------------------
 
 @pytest.mark.spec("BILL-3")
@@ -300,6 +338,22 @@ def test_bulk_pdf_renders_never_keep_a_customer_waiting(demo_app):
     before = finished.actors[:finished.actors.index("plugins.email.tasks.deliver_email")]
     assert before.count("plugins.billing.tasks.render_invoice_pdf") <= 4, before
     assert Invoice.select().where(Invoice.pdf_path == "").count() > 0  # renders were still due
+
+
+@pytest.mark.spec("BILL-3")
+def test_pdf_period_of_one_day_is_one_date_and_of_many_a_range(app, alice):
+    c, user = alice
+    one = invoice_for(app, c.id, 1000)
+    text = pdf_text(client_for(app, user).get(f"/api/v1/invoices/{one.id}/pdf").content)
+    period = text.split("Period", 1)[1].splitlines()[0]
+    assert period.strip() and "–" not in period  # not "1 Oct 2026 – 1 Oct 2026"
+    for day in (2, 28):
+        invoicing.record_transaction(app, c.id, kind="charge", description=f"Day {day}",
+                                     amount=100, occurred_at=datetime(2026, 10, day, 12,
+                                                                      tzinfo=timezone.utc))
+    many = invoicing.issue_invoice(app, c.id)
+    text = pdf_text(client_for(app, user).get(f"/api/v1/invoices/{many.id}/pdf").content)
+    assert "2 Oct 2026 – 28 Oct 2026" in text
 
 
 def test_pdf_downloaded_before_the_worker_ran_is_stored_once(app, alice):

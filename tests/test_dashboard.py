@@ -180,6 +180,22 @@ def test_a_signed_in_customers_latest_change_comes_with_the_session(counted):
     assert Counting.builds == 2
 
 
+@pytest.mark.spec("DASH-1")
+def test_navigation_follows_who_is_signed_in_on_the_welcome_and_error_pages(dapp):
+    html = {"Accept": "text/html"}
+    welcome = Client(dapp).get("/", headers=html)
+    assert welcome.status_code == 200 and 'class="sections"' not in welcome.text
+    assert 'href="/login"' in welcome.text
+    alice = as_user(Client(dapp), User.get(User.email == "alice@example.com"))
+    missing = alice.get("/no-such-page", headers=html)
+    assert missing.status_code == 404
+    assert "Sign out" in missing.text and ">Sign in<" not in missing.text
+    assert 'class="sections"' in missing.text
+    stranger = Client(dapp).get("/no-such-page", headers=html)
+    assert stranger.status_code == 404 and "Sign in" in stranger.text
+    assert 'class="sections"' not in stranger.text
+
+
 #: Queries of one dashboard API request for the demo's alice with every built-in plugin: the
 #: session (with the freshness stamp) and each plugin's cards and alerts. A new query here is
 #: a cost on every uncached visit: raise the number only for something the page shows.

@@ -37,6 +37,42 @@ def test_no_demo_mailbox_outside_demo_mode(app):
     assert Client(app).get("/demo/mail").status_code == 404
 
 
+@pytest.mark.spec("NOT-1")
+def test_every_email_has_a_standard_message_id_on_the_senders_domain(make_app, smtp):
+    import re
+    from engine.testing import seed_people
+    settings = smtp.settings()
+    settings["mail"]["sender"] = "Shop <no-reply@mail.shop.example>"
+    app = make_app(**settings)
+    seed_people(app)
+    expiry_notice(app, "msgid:1 with:colons")
+    expiry_notice(app, "msgid:2")
+    run_tasks(app)
+    ids = [m["Message-ID"] for m in smtp.inbox.messages]
+    assert len(ids) == 2 and ids[0] != ids[1]
+    for found in ids:  # RFC 5322 msg-id: "<" dot-atom-text "@" domain ">"
+        assert re.fullmatch(r"<[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@mail\.shop\.example>", found), found
+
+
+@pytest.mark.spec("NOT-1")
+def test_no_email_template_glues_two_sentences_together():
+    """The templates drop the newline after a block tag (trim_blocks): text, then a tag at the
+    end of a line, then more text on the next line reads "at once.If these..."."""
+    import re
+    from pathlib import Path
+    root = Path(__file__).resolve().parent.parent
+    glued = []
+    for path in sorted([*root.glob("plugins/*/templates/email/*"),
+                        *root.glob("themes/*/templates/email/*")]):
+        lines = path.read_text().split("\n")
+        for number, (line, following) in enumerate(zip(lines, lines[1:]), 1):
+            text = re.sub(r"{%.*?%}", "", line).strip()
+            if (re.search(r"%}\s*$", line) and text and not text.endswith(">")
+                    and following.strip() and not following.lstrip().startswith(("{%", "<"))):
+                glued.append(f"{path.relative_to(root)}:{number}")
+    assert glued == []
+
+
 # -- emails whose queue message was lost: the outbox sends them again (OPS-6) -----------------
 
 def expiry_notice(app, key: str) -> None:

@@ -150,3 +150,17 @@ def test_another_customers_key_id_is_404(core_demo):
     alice = signed_in(core_demo, "alice@example.com")
     assert alice.delete(f"/api/v1/account/api-keys/{made['id']}").status_code == 404
     assert ApiKey.get_by_id(made["id"]).revoked_at is None
+
+
+@pytest.mark.spec("API-1")
+@pytest.mark.parametrize("zone", ["Asia/Shanghai", "America/Los_Angeles"])
+def test_the_expiry_day_chosen_is_the_day_shown_in_any_time_zone(core_demo, zone):
+    from zoneinfo import ZoneInfo
+    from engine.models import User
+    User.update(timezone=zone).where(User.email == "bob@example.com").execute()
+    bob = signed_in(core_demo, "bob@example.com")
+    day = (utcnow() + timedelta(days=10)).date()
+    assert bob.post("/account/api-keys", form={"name": "Sync", "access": "read",
+                                               "expires_at": day.isoformat()}).status_code == 201
+    local = ApiKey.get().expires_at.astimezone(ZoneInfo(zone))
+    assert (local.date(), local.hour, local.minute) == (day, 23, 59)  # the end of that day there

@@ -161,6 +161,21 @@ def test_a_login_from_a_new_device_sends_a_security_email(core_demo):
     assert sent[0].data["user_agent"] == "Laptop/2.0" and sent[0].data["ip"] == "127.0.0.1"
 
 
+@pytest.mark.spec("NOT-1")
+def test_the_new_device_email_tells_the_time_in_the_customers_zone(core_demo):
+    from datetime import datetime, timezone
+    from engine.models import User
+    from plugins.email.tasks import render
+    User.update(timezone="Asia/Shanghai").where(User.email == "alice@example.com").execute()
+    signed_in(core_demo, "alice@example.com", **{"User-Agent": "Phone/1.0"})
+    with time_machine.travel(datetime(2026, 12, 5, 20, 30, tzinfo=timezone.utc), tick=False):
+        signed_in(core_demo, "alice@example.com", **{"User-Agent": "Laptop/2.0"})
+    [sent] = deliveries("new_device")
+    _subject, text, html = render(core_demo, sent)
+    assert "6 December 2026" in text and "04:30" in text and "UTC" not in text
+    assert "04:30" in html
+
+
 def test_signed_in_visitors_skip_the_login_page(core_demo):
     client = signed_in(core_demo, "alice@example.com")
     assert client.get("/login?next=/account").headers["location"] == "/account"

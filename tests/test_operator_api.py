@@ -238,3 +238,20 @@ def test_simultaneous_upserts_of_one_new_external_id_make_one_row(op):
     with connection():
         assert Customer.select().where(Customer.external_id == "ACC-RACE").count() == 1
     assert len(events("customer.created")) == 1
+
+
+@pytest.mark.spec("INT-1")
+def test_without_the_usage_plugin_the_operator_api_works_but_takes_no_usage(make_app):
+    from engine.core.demo import seed
+    app = make_app(disabled=["usage", "topups"])  # top-ups need usage
+    app.demo = {}
+    with connection():
+        seed(app, app.demo)
+        admin = StaffUser.get(StaffUser.email == "admin@example.com")
+        token, _ = tokens.create(app, "CRM", list(tokens.SCOPES), utcnow() + timedelta(days=5),
+                                 admin)
+    client = Client(app, headers={"Authorization": f"Bearer {token}"})
+    assert client.put(f"{API}/customers/ACC-9", json=CUSTOMER).status_code == 201
+    assert client.post(f"{API}/usage", json={"events": []}).status_code in (404, 405)
+    paths = Client(app).get("/api/v1/openapi.json").json["paths"]
+    assert "/operator/customers/{external_id}" in paths and "/operator/usage" not in paths

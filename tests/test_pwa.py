@@ -143,5 +143,5 @@ def test_every_page_links_the_manifest_script_and_icons(client):
     page = client.get("/login").text
     assert '<link rel="manifest" href="/manifest.webmanifest">' in page
     assert re.search(r'<script src="/static/js/portal.js\?v=[0-9a-f]{12}" defer></script>', page)
-    assert re.search(r'<use href="/static/img/icons.svg\?v=[0-9a-f]{12}#i-home"/>', page)
+    assert re.search(r'<use href="/static/img/icons.svg\?v=[0-9a-f]{12}#i-install"/>', page)
     assert 'data-install hidden' in page and "data-offline-note hidden" in page

@@ -152,6 +152,28 @@ def test_cancel_through_the_api(site):
                               json={"reason": "x" * 501}))["errors"]["reason"]
 
 
+@pytest.mark.spec("SVC-1", "SVC-2")
+def test_ended_services_show_their_end_and_no_live_balances_or_renewal(site):
+    app, alice, mobile, tv, _ = site
+    bucket(mobile, remaining=GB // 100)  # 0.1% left: "Low" while the line is live
+    assert "Low" in alice.get(f"/services/{mobile.id}/usage").text
+    alice.post(f"/api/v1/services/{mobile.id}/cancel", json={})
+    with time_machine.travel(utcnow() + timedelta(days=4)):  # the TV service is not renewed
+        run_renewals(app)
+        for ended, status in ((mobile, "cancelled"), (tv, "expired")):
+            api = alice.get(f"/api/v1/services/{ended.id}").json
+            assert api["status"] == status and api["renews_at"] is None and api["ended_at"]
+            page = alice.get(f"/services/{ended.id}").text
+            assert "Ended" in page and "Renewal date" not in page
+            assert "Expiry date" not in page and "None" not in page
+            usage = alice.get(f"/api/v1/services/{ended.id}/usage").json
+            assert usage["ended"] and usage["balances"] == [] and usage["renews_at"] is None
+            html = alice.get(f"/services/{ended.id}/usage").text
+            assert "Low" not in html and "has ended" in html
+        listing = alice.get("/services").text
+        assert listing.count("Ended") == 2 and "Renews" not in listing
+
+
 @pytest.mark.spec("SVC-4")
 def test_cancel_page_asks_for_confirmation(site):
     app, alice, mobile, tv, _ = site
@@ -294,6 +316,11 @@ def test_services_card_on_the_dashboard(site):
     assert cards["services"]["data"]["counts"]["expiring"] == 1
     assert "services" not in {c["id"] for c in mallory.get("/api/v1/dashboard").json["cards"]}
     assert mobile.name in alice.get("/").text
+    alice.post(f"/api/v1/services/{mobile.id}/cancel", json={})
+    data = {c["id"]: c for c in alice.get("/api/v1/dashboard").json["cards"]}["services"]["data"]
+    assert data["total"] == len(data["items"]) == 1 and data["ended"] == 1  # "1 service", one listed
+    home = alice.get("/").text
+    assert "1 service" in home and "1 ended" in home
 
 
 @pytest.mark.spec("NOT-2")
@@ -304,3 +331,21 @@ def test_alerts_for_services_ending_soon_and_suspended(site):
     assert alerts[f"service-ending-{tv.id}"]["level"] == "warning"
     assert "ends in 3 days" in alerts[f"service-ending-{tv.id}"]["message"]
     assert alerts[f"service-suspended-{mobile.id}"]["level"] == "danger"
+
+
+@pytest.mark.spec("ACCT-1")
+def test_demo_customers_are_customers_since_before_their_first_service(demo_app):
+    from engine.models import Customer
+    for customer in Customer.select():
+        first = min(s.created_at for s in Service.select().where(Service.customer == customer.id))
+        assert customer.created_at < first - timedelta(days=7)  # not the moment of seeding
+
+
+@pytest.mark.spec("USE-8", "DASH-1")
+def test_usage_page_charts_only_what_applies_to_the_service(site):
+    app, alice, mobile, tv, _ = site
+    page = alice.get(f"/services/{tv.id}/usage").text
+    assert "no metered usage" in page and "chart-figure" not in page  # a TV: no empty chart
+    bucket(mobile)
+    page = alice.get(f"/services/{mobile.id}/usage").text
+    assert "chart-figure" in page and "?chart=data" in page and "?chart=voice" not in page

@@ -18,7 +18,8 @@ import time_machine
 
 from billing_helpers import Events, customer, invoice_for, staff
 from engine.payments import ChargeRequest
-from engine.testing import Client, PrincipalHeader, as_user, problem
+from engine.models import AuditEvent
+from engine.testing import Client, PrincipalHeader, as_user, problem, run_tasks
 from plugins.billing import payments
 from plugins.billing.models import Invoice, Payment, PaymentMethod, ProviderCustomer, \
     ProviderEvent, Transaction
@@ -136,6 +137,28 @@ def test_a_decline_at_charge_time_leaves_the_invoice_unpaid(app, alice, localstr
     assert Invoice.get_by_id(invoice.id).status == "unpaid"
     assert not Transaction.select().where(Transaction.kind == "payment").exists()
     assert charges_at_stripe(localstripe) == []
+
+
+@pytest.mark.spec("BILL-2")
+def test_a_card_declined_before_it_ever_paid_is_not_kept(app, alice, localstripe):
+    c, user = alice
+    api = api_for(app, user)
+    good = add_card(api, localstripe)[1].json
+    first = invoice_for(app, c.id, 1000)
+    assert api.post(f"/api/v1/invoices/{first.id}/pay",
+                    json={"payment_method_id": good["id"]}).status_code == 200
+    bad = add_card(api, localstripe, DECLINED_AT_CHARGE)[1].json
+    bad_ref = PaymentMethod.get_by_id(bad["id"]).ref
+    second = invoice_for(app, c.id, 500)
+    assert api.post(f"/api/v1/invoices/{second.id}/pay",
+                    json={"payment_method_id": bad["id"]}).status_code == 402
+    run_tasks(app)
+    listed = [m["id"] for m in api.get("/api/v1/payment-methods").json["items"]]
+    assert listed == [good["id"]]  # the declined card is gone; the one that paid stays
+    assert localstripe.client().v1.payment_methods.retrieve(bad_ref).customer is None
+    assert AuditEvent.select().where((AuditEvent.action == "payment_method.refused") &
+                                     (AuditEvent.target == f"payment_method:{bad['id']}")).exists()
+    assert Payment.get(Payment.invoice == second.id).method_label  # still says which card
 
 
 @pytest.mark.spec("BILL-2")

@@ -384,3 +384,26 @@ def test_the_plugin_disabled_leaves_no_trace(make_app):
     actions = api.get(f"/api/v1/services/{service.id}").json["actions"]
     assert "topup" not in {a["id"] for a in actions}
     assert "topup" not in {s["id"] for s in api.get("/api/v1/sections").json["items"]}
+
+
+@pytest.mark.spec("TOP-1", "BILL-2")
+def test_payments_are_limited_per_service_and_the_429_says_when_to_retry(make_app):
+    app = make_app(plugins=[("test-auth", PrincipalHeader())],
+                   billing={"pay_rate": "2/hour", "pay_account_rate": "5/hour"})
+    c, user = customer("alice")
+    sandbox_card(app, c.id)
+    products = topup_catalogue(app)
+    api = api_for(app, user)
+    lines = [service_of(c, "prepaid", identifier=f"+4477009001{i:02d}") for i in range(3)]
+
+    def buy_for(service):
+        return api.post(f"/api/v1/services/{service.id}/topups",
+                        json={"product_id": products["prepaid-data-1gb"].id})
+    # Two lines, two top-ups each: a business topping up its lines is not refused.
+    assert [buy_for(s).status_code for s in lines[:2] for _ in range(2)] == [201] * 4
+    refused = buy_for(lines[0])  # a third on one line is over that line's limit
+    assert refused.status_code == 429
+    wait = int(refused.headers["Retry-After"])
+    assert 1 <= wait <= 3600 and "try again" in problem(refused)["detail"]
+    assert buy_for(lines[2]).status_code == 201  # the fifth payment of the customer
+    assert buy_for(lines[2]).status_code == 429  # over the account's ceiling

@@ -140,7 +140,10 @@ def test_a_failed_charge_switches_auto_topup_off_with_an_alert_and_an_email(app,
     run_tasks(app)
     purchase = TopupPurchase.get()
     assert purchase.status == "failed" and credit_of(world["service"]) == 400
-    assert Payment.get_by_id(purchase.payment_id).method_id == card.id
+    payment = Payment.get_by_id(purchase.payment_id)
+    assert payment.method_label == card.label  # it says which card; the card, never
+    # having paid, is not kept (BILL-2)
+    assert PaymentMethod.get_or_none(PaymentMethod.id == card.id) is None
     rule = AutoTopup.get()
     assert rule.enabled is False and rule.disabled_reason
     alerts = world["api"].get("/api/v1/alerts").json["items"]
@@ -177,3 +180,19 @@ def test_hook_auto_topup_status(app, world):
     assert (status["enabled"], status["threshold"], status["amount"]) == (True, 700, 2000)
     broadband = service_of(world["customer"], "broadband")
     assert app.plugins.hook.auto_topup_status(app=app, service=broadband) is None
+
+
+@pytest.mark.spec("TOP-3", "NOT-1")
+def test_one_email_when_an_auto_topup_answers_low_credit(app, world):
+    """The same fall crosses the low-credit threshold and the auto top-up's (both £5.00):
+    the customer hears of the top-up, not also of low credit."""
+    service = world["service"]
+    switch_on(world, 500, 1000)
+    use(app, service, 600)  # £10.00 → £4.00
+    run_tasks(app)
+    kinds = [d.kind for d in EmailDelivery.select()]
+    assert "topup_confirmed" in kinds and "balance_low" not in kinds
+    world["api"].put(f"/api/v1/services/{service.id}/auto-topup", json={"enabled": False})
+    use(app, service, 1000)  # £14.00 → £4.00, nothing tops it up: now low credit is news
+    run_tasks(app)
+    assert [d.kind for d in EmailDelivery.select()].count("balance_low") == 1

@@ -177,6 +177,24 @@ def test_forecast_at_the_current_rate(setup):
     assert runs_out.startswith((now + timedelta(days=13)).date().isoformat())
 
 
+@pytest.mark.spec("USE-8")
+def test_forecast_counts_a_bucket_only_until_it_expires(setup):
+    from datetime import datetime
+    app, user, service, _, customer = setup
+    now = utcnow()
+    day_start = now.replace(hour=0, minute=0, second=0, microsecond=0)
+    rate(app, [event(service, GB, occurred_at=day_start - timedelta(days=d) +
+                     (now - day_start) / 2) for d in range(7)])  # 1 GB a day, before
+    # Used first: 5 GB that lapse in 2 days; then 2 GB that last. At 1 GB a day the first
+    # lapses with 3 GB unused and the 2 GB run out 2 days later: day 4, not day 7.
+    bucket(service, amount=5 * GB, weight=1, expires_at=now + timedelta(days=2))
+    bucket(service, amount=2 * GB, weight=2, renewable=True)
+    group = customer.get(f"/api/v1/services/{service.id}/usage").json["balances"][0]
+    assert group["remaining"] == 7 * GB and group["forecast"]["daily_rate"] == GB
+    runs_out = datetime.fromisoformat(group["forecast"]["runs_out_at"])
+    assert abs((runs_out - now).total_seconds() / 86400 - 4) < 0.01
+
+
 @pytest.mark.spec("USE-6")
 def test_monetary_credit_with_last_topup_and_auto_topup(make_app):
     class AutoTopups:

@@ -21,7 +21,7 @@ from engine.idempotency import idempotent
 from engine.models import Service
 from plugins.addons import schemas, service as rules
 from plugins.addons.models import AddonProduct, ServiceAddon
-from plugins.billing.public import Payment, checkout, payments, rate_limit
+from plugins.billing.public import Payment, checkout, payments, rate_limit_service
 
 DONE = {"removing": N_("We are removing the add-on; this page shows when it is done.")}
 
@@ -73,7 +73,7 @@ class AddonsAPI:
         method = None
         if product.one_off_price > 0:
             method = payments.saved_card(app, ctx, body["payment_method_id"])
-            rate_limit(app, "pay", "customer", service.customer_id)
+            rate_limit_service(app, service)
         addon, attempt = rules.order(app, ctx, service, product, method, via="api")
         return answer(resp, addon, attempt)
 
@@ -202,7 +202,7 @@ class OrderPage:
         app, ctx = req.context.app, req.context
         method = None
         if data is not None:
-            rate_limit(app, "pay", "customer", service.customer_id)
+            rate_limit_service(app, service)
             method = payments.chosen_card(app, ctx, data)
         addon, attempt = rules.order(app, ctx, service, product, method, via="portal")
         return {"addon_id": addon.id, "client_secret": attempt.client_secret if attempt else ""}

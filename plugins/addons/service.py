@@ -276,6 +276,8 @@ def refund(app, addon_id: int) -> None:
         payments.refund(app, payment, left)  # a provider error raises: the task retries
         record_system(app, "addon.refunded", f"addon:{addon.id}",
                       {"payment": payment.id, "amount": left}, customer_id=addon.customer_id)
+    if payment.status == "succeeded":  # also on a retry after the refund itself went through
+        payments.reverse_purchase(app, payment, f"Cancelled: {addon.name} (not set up)")
 
 
 # -- recurring charges -------------------------------------------------------------------------

@@ -6,6 +6,8 @@ from the browser to the provider, never to this server (BILL-5).
 """
 from __future__ import annotations
 
+from urllib.parse import urlencode
+
 import falcon
 from marshmallow import ValidationError
 
@@ -17,15 +19,14 @@ from engine.db import utcnow
 from engine.errors import Problem
 from engine.forms import validate_form
 from engine.i18n import N_
-from plugins.billing import checkout, guest, payments, ratelimits, schemas
-from plugins.billing.models import GuestPayLink, Invoice, Payment, PaymentMethod, Transaction
+from plugins.billing import checkout, guest, ledger, payments, ratelimits, schemas
+from plugins.billing.models import GuestPayLink, Invoice, Payment, PaymentMethod
 from plugins.billing.resources import (
     archive_selection,
     invoices_of,
     send_archive,
+    send_csv,
     send_pdf,
-    transactions_of,
-    with_invoice_numbers,
 )
 
 DONE = {
@@ -328,24 +329,40 @@ class GuestPaymentPage:
 
 # -- transactions and cards (BILL-4, BILL-5) -------------------------------------------------
 
+def _transaction_filters(req) -> tuple[dict, dict, dict]:
+    """(filters, errors, values as typed) from the page's query string; empty fields ignored."""
+    values = {k: v for k, v in req.params.items()
+              if k in ("status", "type", "from", "to", "limit", "cursor") and v not in ("", None)}
+    try:
+        return schemas.TransactionQuery().load(values), {}, values
+    except ValidationError as exc:
+        return {}, exc.normalized_messages(), values
+
+
 class TransactionsPage:
-    """``GET /billing/transactions``"""
+    """``GET /billing/transactions``: newest first by date, filtered by type and days (BILL-4)."""
 
     def on_get(self, req, resp):
         app, ctx = req.context.app, req.context
         _section(req)
-        status = req.get_param("status")
-        status = status if status in ("invoiced", "not_invoiced") else None
-        try:
-            query = schemas.PageQuery().load({k: v for k, v in req.params.items()
-                                              if k in ("limit", "cursor")})
-        except ValidationError:
-            query = {"limit": 50, "cursor": None}
-        page = paginate(transactions_of(ctx.require_customer(), status), Transaction.id,
-                        query)
-        app.page(req, resp, "billing/transactions.html",
-                 transactions=with_invoice_numbers(page["items"]), next_cursor=page["next"],
-                 filter_status=status)
+        filters, errors, values = _transaction_filters(req)
+        page = ledger.page(ctx.require_customer(), filters, ctx.timezone) if not errors \
+            else {"items": [], "next": None}
+        shown = {k: v for k, v in values.items() if k not in ("limit", "cursor")}
+        app.page(req, resp, "billing/transactions.html", transactions=page["items"],
+                 next_cursor=page["next"], filters=shown, errors=errors,
+                 query_string=urlencode(shown), status=422 if errors else 200)
+
+
+class TransactionsCsvPage:
+    """``GET /billing/transactions.csv``: what the page shows, as a spreadsheet (BILL-4)."""
+
+    def on_get(self, req, resp):
+        _section(req)
+        filters, errors, _values = _transaction_filters(req)
+        if errors:
+            raise falcon.HTTPSeeOther("/billing/transactions?" + req.query_string)
+        send_csv(req, resp, filters)
 
 
 class PaymentMethodsPage:

@@ -354,11 +354,26 @@ def _fail(app, payment_id: int, code: str, message: str, status: str = "failed")
         record_system(app, "payment.failed", f"payment:{payment.id}",
                       {"code": code, "amount": payment.amount, "via": payment.via},
                       customer_id=payment.customer_id, user_id=payment.user_id)
-        if payment.detach_after and payment.method_id:
+        refused = _never_paid(payment, status)
+        if refused and payment.method_id and not payment.detach_after:
+            record_system(app, "payment_method.refused", f"payment_method:{payment.method_id}",
+                          {"payment": payment.id, "label": payment.method_label},
+                          customer_id=payment.customer_id, user_id=payment.user_id)
+        if payment.method_id and (payment.detach_after or refused):
             from plugins.billing import tasks as billing_tasks  # lazily: it imports this module
             app.tasks.enqueue(billing_tasks.forget_card, payment.method_id)
         app.plugins.hook.payment_failed(app=app, payment=payment)
     return payment
+
+
+def _never_paid(payment: Payment, status: str) -> bool:
+    """A card declined (or failing 3-D Secure) before it ever paid is not kept (BILL-2).
+
+    A card that has paid before stays: one refusal (funds, a limit) does not make it bad.
+    Cancelling (the customer gave up) says nothing about the card.
+    """
+    return status == "failed" and not Payment.select().where(
+        (Payment.method == payment.method_id) & (Payment.status == "succeeded")).exists()
 
 
 def complete(app, payment: Payment) -> Attempt:
@@ -548,6 +563,30 @@ def invoice_purchase(app, payment: Payment, description: str,
      .where((Transaction.payment == current.id) & (Transaction.kind == "payment")).execute())
     payment.invoice_id = invoice.id
     return invoice
+
+
+def reverse_purchase(app, payment: Payment, description: str) -> Transaction | None:
+    """Cancel the charge of a purchase whose payment was refunded in full (ADD-3): a credit
+    that mirrors it (net and tax), on the same receipt, so the account owes nothing for
+    what was not delivered and no later invoice carries it. Once per payment."""
+    current = Payment.get_by_id(payment.id)
+    charge = Transaction.get_or_none(Transaction.reference == f"purchase:{current.id}")
+    if charge is None or current.refunded_amount < current.amount:
+        return None
+    with locked_transaction():
+        reference = f"reversal:{current.id}"
+        found = Transaction.get_or_none(Transaction.reference == reference)
+        if found is not None:
+            return found
+        tx = Transaction.create(
+            customer=current.customer_id, kind="credit", description=description,
+            amount=-charge.amount, tax_rate=charge.tax_rate, tax=-charge.tax,
+            currency=charge.currency, invoice=charge.invoice_id, service=charge.service_id,
+            payment=current.id, reference=reference)
+        record_system(app, "transaction.reversed", f"transaction:{charge.id}",
+                      {"credit": tx.id, "amount": -charge.total},
+                      customer_id=current.customer_id)
+    return tx
 
 
 # -- staff: money received another way, refunds ---------------------------------------------

@@ -10,7 +10,8 @@ here (an import-linter contract checks it) and names ``billing`` in its
   ``saved_card``, ``chosen_card``, ``saved_cards_refusal``; ``Attempt``, ``DECLINED``).
 - ``checkout``: the pay-once flow of a portal form (``submit``, ``new_key``, ``pay_with``,
   ``challenge``, ``widget_csp``) and the JSON API's answer to a payment (``pay_answer``).
-- ``rate_limit(app, "pay" | "card", *who)``: count a payment attempt; 429 when over.
+- ``rate_limit(app, "pay" | "card", *who)``: count a payment attempt; 429 when over;
+  ``rate_limit_service(app, service)``: the same for a payment for one service.
 - ``Payment`` and ``PaymentMethod`` (models, for foreign keys and reading),
   ``PayOut`` (the payment part of an API answer's schema).
 """
@@ -19,6 +20,8 @@ from __future__ import annotations
 from plugins.billing import checkout, payments
 from plugins.billing.models import Payment, PaymentMethod
 from plugins.billing.ratelimits import hit as rate_limit
+from plugins.billing.ratelimits import hit_service as rate_limit_service
 from plugins.billing.schemas import PayOut
 
-__all__ = ["Payment", "PaymentMethod", "PayOut", "checkout", "payments", "rate_limit"]
+__all__ = ["Payment", "PaymentMethod", "PayOut", "checkout", "payments", "rate_limit",
+           "rate_limit_service"]

@@ -26,7 +26,8 @@ class PaymentLimits:
         from plugins.identity.public import storage_for
         self.limiter = FixedWindowRateLimiter(storage_for(app.settings.security.rate_limit_storage))
         conf = app.settings.plugin("billing")
-        self.items = {"pay": limits.parse(conf.pay_rate), "card": limits.parse(conf.card_rate)}
+        self.items = {"pay": limits.parse(conf.pay_rate), "card": limits.parse(conf.card_rate),
+                      "pay_account": limits.parse(conf.pay_account_rate)}
 
     def hit(self, name: str, *identifiers: str) -> None:
         from plugins.identity.public import too_many
@@ -42,3 +43,10 @@ def hit(app, name: str, *identifiers) -> None:
     """Count one payment attempt (``"pay"``) or card setup (``"card"``); 429 when over."""
     payment_limits = app.state.get(PaymentLimits, lambda: PaymentLimits(app))
     payment_limits.hit(name, *(str(i) for i in identifiers))
+
+
+def hit_service(app, service) -> None:
+    """Count a payment for a service (a top-up, an add-on): the ``pay_rate`` is per service,
+    under a wider ``pay_account_rate`` per customer, so each of many lines can be paid for."""
+    hit(app, "pay", "service", service.id)
+    hit(app, "pay_account", "customer", service.customer_id)

@@ -19,7 +19,7 @@ from engine.errors import Problem, invalid
 from engine.idempotency import idempotent
 from engine.models import Customer
 from engine.payments import WebhookError
-from plugins.billing import documents, guest, invoicing, payments, ratelimits, schemas
+from plugins.billing import documents, guest, invoicing, ledger, payments, ratelimits, schemas
 from plugins.billing.checkout import pay_answer
 from plugins.billing.models import (
     GuestPayLink,
@@ -27,7 +27,6 @@ from plugins.billing.models import (
     Payment,
     PaymentMethod,
     ProviderEvent,
-    Transaction,
 )
 
 log = logging.getLogger("portico.billing")
@@ -43,25 +42,6 @@ def invoices_of(customer_id: int, status: str | None = None):
     if status:
         return query.where(Invoice.status == status)
     return query
-
-
-def transactions_of(customer_id: int, status: str | None = None):
-    query = owned(Transaction, customer_id)
-    if status == "invoiced":
-        return query.where(Transaction.invoice.is_null(False))
-    if status == "not_invoiced":
-        return query.where(Transaction.invoice.is_null())
-    return query
-
-
-def with_invoice_numbers(rows: list[Transaction]) -> list[Transaction]:
-    """Attach ``invoice_number`` to each transaction with one query for the whole page."""
-    ids = {t.invoice_id for t in rows if t.invoice_id}
-    numbers = dict(Invoice.select(Invoice.id, Invoice.number).where(Invoice.id.in_(ids))
-                   .tuples()) if ids else {}
-    for t in rows:
-        t.invoice_number = numbers.get(t.invoice_id)
-    return rows
 
 
 def archive_selection(customer_id: int, query: dict) -> list[Invoice]:
@@ -272,14 +252,33 @@ class PaymentLinkAPI:
 class TransactionsAPI:
     """``GET /api/v1/transactions``"""
 
-    @operation("Your transactions, newest first: charges positive, credits negative (BILL-4)",
-               query=schemas.TransactionQuery, response=schemas.TransactionPage)
+    @operation("Your transactions, newest first by date: charges positive, credits negative "
+               "(BILL-4)", query=schemas.TransactionQuery, response=schemas.TransactionPage,
+               description="Filter by `status`, `type` and a range of days (`from`, `to`, "
+                           "both included, in your time zone).")
     def on_get(self, req, resp, query):
         ctx = req.context
-        page = paginate(transactions_of(ctx.require_customer(), query["status"]),
-                        Transaction.id, query)
-        with_invoice_numbers(page["items"])
-        return page
+        return ledger.page(ctx.require_customer(), query, ctx.timezone)
+
+
+class TransactionsCsvAPI:
+    """``GET /api/v1/transactions.csv``"""
+
+    @operation("Your transactions as CSV, newest first (BILL-4)",
+               query=schemas.TransactionFilter,
+               description="Answers `text/csv` with the columns " +
+                           ", ".join(f"`{c}`" for c in ledger.CSV_COLUMNS) +
+                           "; the same filters as the list. Dates in your time zone.")
+    def on_get(self, req, resp, query):
+        send_csv(req, resp, query)
+
+
+def send_csv(req, resp, filters: dict) -> None:
+    """The customer's transactions ``filters`` selects, as a CSV download."""
+    ctx = req.context
+    resp.content_type = ledger.CSV
+    resp.downloadable_as = ledger.csv_name(filters)
+    resp.stream = ledger.csv_rows(ctx.require_customer(), filters, ctx.timezone)
 
 
 # -- payment methods (BILL-5) ----------------------------------------------------------------
@@ -365,9 +364,7 @@ class StaffTransactionsAPI:
                response=schemas.TransactionPage)
     def on_get(self, req, resp, customer_id, query):
         customer_id = get_or_404(Customer, customer_id).id
-        page = paginate(transactions_of(customer_id, query["status"]), Transaction.id, query)
-        with_invoice_numbers(page["items"])
-        return page
+        return ledger.page(customer_id, query, req.context.app.settings.default_timezone)
 
     @operation("Record a charge or a credit on a customer's account (not yet invoiced)",
                body=schemas.StaffTransactionIn, response=schemas.TransactionSchema, status=201)

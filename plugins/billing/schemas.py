@@ -30,7 +30,12 @@ class BillingSettings(Schema):
                                                         "before a saved card expires"})
     pay_rate = fields.String(load_default="10/hour", validate=validate.Regexp(
         r"^\d+\s*/\s*(\d+\s*)?(second|minute|hour|day)s?$"), metadata={
-        "description": "payment attempts per customer (and per guest link and address)"})
+        "description": "payment attempts per invoice-paying customer, per service for "
+                       "top-ups and add-ons, per guest link and per address"})
+    pay_account_rate = fields.String(load_default="100/hour", validate=validate.Regexp(
+        r"^\d+\s*/\s*(\d+\s*)?(second|minute|hour|day)s?$"), metadata={
+        "description": "top-up and add-on payments per customer across all their services: "
+                       "a business topping up 20 lines is not refused, a card tester is"})
     card_rate = fields.String(load_default="20/hour", validate=validate.Regexp(
         r"^\d+\s*/\s*(\d+\s*)?(second|minute|hour|day)s?$"), metadata={
         "description": "cards a customer may start adding"})
@@ -149,9 +154,28 @@ class TransactionPage(Schema):
     next = fields.String(allow_none=True)
 
 
-class TransactionQuery(PageQuery):
+KINDS = ("charge", "credit", "payment", "refund")
+
+
+class TransactionFilter(Schema):
+    """Which transactions (BILL-4): dates are days in the customer's time zone, inclusive."""
     status = fields.String(load_default=None, validate=validate.OneOf(
         ["invoiced", "not_invoiced"]))
+    kind = fields.String(load_default=None, data_key="type", validate=validate.OneOf(KINDS),
+                         metadata={"description": "only this type: " + ", ".join(KINDS)})
+    start = fields.Date(data_key="from", load_default=None, metadata={
+        "description": "first day, e.g. 2026-10-01"})
+    end = fields.Date(data_key="to", load_default=None, metadata={
+        "description": "last day, included"})
+
+    @validates_schema
+    def ordered(self, data, **kwargs):
+        if data.get("start") and data.get("end") and data["start"] > data["end"]:
+            raise ValidationError(N_("The start date is after the end date."), "from")
+
+
+class TransactionQuery(PageQuery, TransactionFilter):
+    pass
 
 
 # -- payment methods (BILL-5) -----------------------------------------------------------------

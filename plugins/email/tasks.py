@@ -6,6 +6,7 @@ from datetime import timedelta
 
 from engine import mail
 from engine.db import utcnow
+from engine.models import User
 from engine.tasks import task
 from plugins.email.models import EmailDelivery
 
@@ -16,15 +17,25 @@ def render(app, delivery: EmailDelivery) -> tuple[str, str, str | None]:
     """(subject, text, html) from ``email/<kind>.txt`` (first line: subject) and ``.html``."""
     values = {"data": delivery.data, "app_url": app.url, "support": app.settings.support}
     theme = app.theme
-    text = theme.render_plain(f"email/{delivery.kind}.txt", delivery.locale, **values)
+    tz = recipient_zone(app, delivery)
+    text = theme.render_plain(f"email/{delivery.kind}.txt", delivery.locale, tz, **values)
     subject, _, body = text.partition("\n")
     try:
-        html = theme.render_plain(f"email/{delivery.kind}.html", delivery.locale, **values)
+        html = theme.render_plain(f"email/{delivery.kind}.html", delivery.locale, tz, **values)
     except Exception as exc:  # an HTML part is optional
         if type(exc).__name__ != "TemplateNotFound":
             raise
         html = None
     return subject.strip(), body.lstrip("\n"), html
+
+
+def recipient_zone(app, delivery: EmailDelivery) -> str:
+    """Times in an email read in the recipient's time zone, else the portal's."""
+    zone = ""
+    if delivery.user_id:
+        zone = (User.select(User.timezone).where(User.id == delivery.user_id)
+                .scalar() or "")
+    return zone or app.settings.default_timezone
 
 
 MAX_BACKOFF_MS = 10 * 60 * 1000
@@ -67,7 +78,8 @@ def deliver_email(app, delivery_id: int) -> None:
         return
     subject, text, html = render(app, delivery)
     msg = mail.build_message(app.settings.mail.sender, delivery.address, subject, text, html,
-                             message_id=f"<delivery-{delivery.id}-{delivery.key[:40]}@portico>")
+                             message_id=mail.stable_message_id(
+                                 app.settings.mail.sender, f"{delivery.id}:{delivery.key}"))
     claimed = (EmailDelivery.update(status="sending", touched_at=utcnow())
                .where((EmailDelivery.id == delivery.id) &
                       (EmailDelivery.status == delivery.status)).execute())

@@ -293,7 +293,7 @@ class ApiKeysPage:
 
     def on_post(self, req, resp):
         ctx = req.context
-        data, errors = validate_form(req, schemas.ApiKeyForm)
+        data, errors = validate_form(req, schemas.ApiKeyForm.for_zone(ctx.timezone))
         values = {k: v for k, v in read_form(req).items() if k in ("name", "access", "expires_at")}
         if errors:
             return self._render(req, resp, 422, errors, values=values)

@@ -154,7 +154,7 @@ def _remember_device(app, ctx, req, resp, user: User, session) -> None:
         return  # the very first sign-in is not news
     notify(app, Notice(kind="new_device", key=f"new_device:{session.id}", user_id=user.id,
                        customer_id=user.contact.customer_id, category="security", sensitive=True,
-                       data={"when": now.strftime("%Y-%m-%d %H:%M UTC"), "ip": ctx.ip,
+                       data={"when_at": now.isoformat(), "ip": ctx.ip,
                              "user_agent": ctx.user_agent or "unknown"}))
 
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from datetime import datetime, time, timezone
+from zoneinfo import ZoneInfo
 
 from marshmallow import Schema, ValidationError, fields, post_load, validate, validates
 
@@ -113,17 +114,27 @@ class ApiKeyBody(Schema):
 
 
 class ApiKeyForm(ApiKeyBody):
-    """The portal form sends a plain date; the key lasts to the end of that day (UTC)."""
+    """The portal form sends a plain date; the key lasts to the end of that day in the
+    customer's time zone (``for_zone``), so the list shows the day that was chosen."""
+    zone = "UTC"
     expires_at = fields.Date(required=True, error_messages={
         "required": "Choose an expiry date.", "invalid": "Enter a date like 2027-01-31."})
 
+    @classmethod
+    def for_zone(cls, zone: str) -> type[ApiKeyForm]:
+        return type(cls.__name__, (cls,), {"zone": zone})
+
+    def _end_of(self, day) -> datetime:
+        return datetime.combine(day, time(23, 59, 59), ZoneInfo(self.zone)).astimezone(
+            timezone.utc)
+
     @validates("expires_at")
     def _future(self, value, **kwargs):
-        ApiKeyBody._future(self, datetime.combine(value, time(23, 59, 59), timezone.utc))
+        ApiKeyBody._future(self, self._end_of(value))
 
     @post_load
     def _aware(self, data, **kwargs):
-        data["expires_at"] = datetime.combine(data["expires_at"], time(23, 59, 59), timezone.utc)
+        data["expires_at"] = self._end_of(data["expires_at"])
         return data
 
 

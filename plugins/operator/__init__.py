@@ -13,7 +13,12 @@ from engine.registry import Route
 
 @hookimpl
 def plugin_requires():
-    return ["identity", "services", "usage"]
+    return ["identity", "services"]
+
+
+@hookimpl
+def plugin_optional():
+    return ["usage"]  # POST /api/v1/operator/usage, when usage is metered
 
 
 @hookimpl
@@ -32,7 +37,10 @@ def authenticate_request(app, req):
 def register_routes(app):
     from plugins.operator import resources as r
     base = "/api/v1/operator"
-    routes = [Route(f"{base}/usage", r.UsageAPI())]
+    routes = []
+    if "usage" in app.plugins.enabled:
+        from plugins.operator.usage import UsageAPI
+        routes.append(Route(f"{base}/usage", UsageAPI()))
     for name, (many, one) in (("customers", r.CUSTOMERS), ("contacts", r.CONTACTS),
                               ("sites", r.SITES), ("services", r.SERVICES)):
         routes += [Route(f"{base}/{name}", many), Route(f"{base}/{name}/{{external_id}}", one)]

@@ -11,7 +11,6 @@ from engine.models import Contact, Customer, Service, Site
 from plugins.operator import schemas
 from plugins.operator import service as rules
 from plugins.operator.schemas import EXTERNAL_ID
-from plugins.usage.public import BatchResultSchema, UsageBatchIn, ingest
 
 PUT_ERRORS = {201: "Created (an update or no change answers 200)",
               409: "A change the object cannot take (an ended service restarted), or a "
@@ -39,7 +38,7 @@ def _read_scope(req, resp, resource, params) -> None:
     need(req, "read")
 
 
-def _write_scope(req, resp, resource, params) -> None:
+def write_scope(req, resp, resource, params) -> None:
     need(req, resource.scope)  # before the body is read: no scope is a 403, not a 422
 
 
@@ -80,7 +79,7 @@ def _pair(model, scope, upsert, noun, out, body, page, put_description=""):
         def on_get(self, req, resp, external_id):
             return self.one(external_id)
 
-        @falcon.before(_write_scope)
+        @falcon.before(write_scope)
         @operation(f"Create or update a {noun} by your external id (idempotent)", body=body,
                    response=out, errors=PUT_ERRORS, description=put_description or (
                        "Sending the same body again changes nothing and answers "
@@ -113,20 +112,3 @@ SERVICES = _pair(Service, "services:write", rules.upsert_service, "service",
                  put_description="Idempotent: the same body again answers "
                  "`\"change\": \"unchanged\"`. Suspend, resume or cancel a service with "
                  "its `status`. Needs the `services:write` scope.")
-
-
-class UsageAPI:
-    """``POST /api/v1/operator/usage``: usage by the operator's service ids (INT-3)."""
-    auth = "service"
-    scope = "usage:write"
-
-    @falcon.before(_write_scope)
-    @operation("Rate a batch of usage events; each event id is applied once",
-               body=UsageBatchIn, response=BatchResultSchema,
-               description="Each event names its service by `service_external_id` (your id, "
-                           "e.g. the MSISDN) or Portico's `service_id`. A re-sent event id "
-                           "answers `duplicate` and charges nothing; the whole batch is "
-                           "refused (422, errors by index) if any event is invalid. Needs "
-                           "the `usage:write` scope.")
-    def on_post(self, req, resp, body):
-        return ingest(req.context, body["events"])

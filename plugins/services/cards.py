@@ -19,7 +19,11 @@ def services_card(app, ctx) -> Card | None:
     items = [{"id": s.id, "name": s.name, "product": s.product.name, "status": s.status,
               "indicator": s.indicator(), "href": f"/services/{s.id}"} for s in live]
     return Card("services", "Services", "services/card.html", order=20,
-                data={"counts": counts, "total": sum(counts.values()), "items": items})
+                data={"counts": counts, "items": items,
+                      # the count is of the services listed (live ones), ended ones apart,
+                      # so "4 services" never heads a list of 3
+                      "total": sum(counts[k] for k in ("active", "expiring", "suspended")),
+                      "ended": counts["expired"] + counts["cancelled"]})
 
 
 def service_alerts(app, ctx) -> list[Alert]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from engine.db import database, utcnow
-from engine.models import Product, Service, Site
+from engine.models import Customer, Product, Service, Site
 
 PRODUCTS = [
     # code, name, type, monthly fee (pence), allow_cancel, allow_modify, description
@@ -63,5 +63,12 @@ def seed(app, demo: dict) -> None:
         make("bob_old_mobile", bob, "mobile-biz-10gb", "Mobile - +44 7700 900458", "+447700900458",
              800, 50, status="expired", auto_renew=False, renews_at=now - 20 * day,
              expires_at=now - 20 * day)
+        for customer in (alice, bob):  # "Customer since": before their first service, not
+            # the moment the demo was seeded
+            first = min(s.created_at for s in services.values() if s.customer_id == customer.id)
+            since = first - 30 * day
+            if customer.created_at > since:
+                Customer.update(created_at=since).where(Customer.id == customer.id).execute()
+                customer.created_at = since
     demo["products"] = {**demo.get("products", {}), **products}
     demo["services"] = services

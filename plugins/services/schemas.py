@@ -54,8 +54,11 @@ class ServiceSchema(Schema):
     created_at = fields.DateTime()
     period_start = fields.DateTime(metadata={"description": "start of the current period "
                                                             "(the last renewal)"})
-    renews_at = fields.DateTime(allow_none=True)
+    renews_at = fields.DateTime(allow_none=True, metadata={
+        "description": "the next renewal; null once the service has ended"})
     expires_at = fields.DateTime(allow_none=True)
+    ended_at = fields.DateTime(allow_none=True, metadata={
+        "description": "when an expired or cancelled service ended (SVC-1)"})
     monthly_fee = fields.Nested(MoneySchema)
     auto_renew = fields.Boolean()
     cancellable = fields.Boolean(metadata={"description": "the customer may cancel it (SVC-4)"})

@@ -73,19 +73,29 @@ def modify_allowed(service: Service) -> bool:
 
 
 def describe(app, ctx, service: Service, now: datetime | None = None) -> dict:
-    """Everything SVC-1 shows about a service, as the API returns it and pages render it."""
+    """Everything SVC-1 shows about a service, as the API returns it and pages render it.
+
+    An ended service (expired, cancelled) has an end date and no renewal (SVC-1/2)."""
+    live = service.status in LIVE
     return {
         "id": service.id, "name": service.name, "identifier": service.identifier,
         "service_type": service.service_type, "status": service.status,
         "indicator": service.indicator(now), "suspended_reason": service.suspended_reason,
         "product": service.product, "site_id": service.site_id,
         "created_at": service.created_at, "period_start": service.period_start,
-        "renews_at": service.renews_at, "expires_at": service.expires_at,
+        "renews_at": service.renews_at if live else None,
+        "expires_at": service.expires_at, "ended_at": None if live else ended_at(service),
         "monthly_fee": money(service.monthly_fee, service.currency),
         "auto_renew": service.auto_renew,
         "cancellable": cancel_allowed(app, service), "modifiable": modify_allowed(service),
         "actions": actions_for(app, ctx, service), "esim": esim_of(service),
     }
+
+
+def ended_at(service: Service) -> datetime | None:
+    """When an ended service ended: its expiry (set when it expired or was cancelled), else
+    the renewal date it was not renewed on."""
+    return service.expires_at or service.renews_at
 
 
 def summary_counts(customer_id: int, now: datetime | None = None) -> dict:
@@ -146,7 +156,10 @@ def cancel(app, ctx, service: Service, reason: str = "") -> Service:
                           f"{support['email']}.", type="cancel-not-allowed", support=support)
         old = service.status
         service.status, service.auto_renew = "cancelled", False
-        service.save(only=[Service.status, Service.auto_renew])
+        now = utcnow()
+        if service.expires_at is None or service.expires_at > now:
+            service.expires_at = now  # it ends now: the date the customer sees (SVC-1)
+        service.save(only=[Service.status, Service.auto_renew, Service.expires_at])
         audit.record(ctx, "service.cancelled", f"service:{service.id}",
                      {"name": service.name, "previous_status": old, "reason": reason})
         app.plugins.hook.service_status_changed(app=app, service=service, old_status=old,
@@ -214,7 +227,9 @@ def expire(app, service_id: int, now: datetime | None = None) -> bool:
             return False
         old = service.status
         service.status = "expired"
-        service.save(only=[Service.status])
+        if service.expires_at is None or service.expires_at > now:
+            service.expires_at = service.renews_at  # ended on the renewal it was not renewed on
+        service.save(only=[Service.status, Service.expires_at])
         audit.record_system(app, "service.expired", f"service:{service.id}",
                             {"previous_status": old}, customer_id=service.customer_id)
         app.plugins.hook.service_status_changed(app=app, service=service, old_status=old,

@@ -21,7 +21,7 @@ from engine.forms import read_form, validate_form
 from engine.i18n import N_
 from engine.idempotency import idempotent
 from engine.models import Service
-from plugins.billing.public import Payment, PaymentMethod, checkout, payments, rate_limit
+from plugins.billing.public import Payment, PaymentMethod, checkout, payments, rate_limit_service
 from plugins.topups import schemas, service as rules
 from plugins.topups.models import TopupProduct, TopupPurchase
 
@@ -82,7 +82,7 @@ class TopupsAPI:
         method = payments.saved_card(app, ctx, body["payment_method_id"])
         if method is None:
             raise invalid({"payment_method_id": ["You have no saved card: add one first."]})
-        rate_limit(app, "pay", "customer", service.customer_id)
+        rate_limit_service(app, service)
         purchase, attempt = rules.buy(app, ctx, service, choice, method, via="api")
         answer = checkout.pay_answer(resp, attempt)
         answer["purchase"] = TopupPurchase.get_by_id(purchase.id)
@@ -253,7 +253,7 @@ class BuyPage:
     @staticmethod
     def _buy(req, service: Service, choice: rules.Choice, data: dict) -> dict:
         app, ctx = req.context.app, req.context
-        rate_limit(app, "pay", "customer", service.customer_id)
+        rate_limit_service(app, service)
         method = payments.chosen_card(app, ctx, data)
         purchase, attempt = rules.buy(app, ctx, service, choice, method, via="portal")
         return {"purchase_id": purchase.id, "client_secret": attempt.client_secret}

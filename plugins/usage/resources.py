@@ -99,16 +99,28 @@ class ServiceUsagePage:
         _section(req)
         service = _service(req, service_id)
         query = load(schemas.UsageQuery, {k: v for k, v in req.params.items() if k == "days"})
-        chart = req.get_param("chart") or "data"
-        if chart not in CHARTS:
+        chart = req.get_param("chart")
+        if chart is not None and chart not in CHARTS:
             raise invalid({"chart": [f"Must be one of: {', '.join(CHARTS)}."]})
         data = usage.summary(app, service, days=query["days"], tz=ctx.timezone)
+        offered = applicable_charts(data)
+        chart = chart or (offered[0] if offered else "data")
         fmt = Formatter(ctx.locale, ctx.timezone)
         app.page(req, resp, "usage/service.html", service=service, usage=data,
-                 days=query["days"], chart=chart, charts=CHARTS,
+                 days=query["days"], chart=chart, charts=offered,
                  day_label=lambda iso: fmt.date(charts.day(iso), "EEE d MMM"),
-                 chart_svg=render_chart(app, fmt, data, chart, service),
+                 chart_svg=render_chart(app, fmt, data, chart, service) if offered else "",
                  calls_enabled=calls_enabled(app))
+
+
+def applicable_charts(data: dict) -> list[str]:
+    """The charts that mean something for this service: a type it has a balance of, or has
+    used. A TV or a fixed line with neither gets no chart at all, not an empty one."""
+    used = {k for d in data["history"]["items"] for k in CHARTS if d.get(k)}
+    if any(d.get("charged") for d in data["history"]["items"]):
+        used.add("monetary")
+    held = {g["type"] for g in data["balances"]}
+    return [c for c in CHARTS if c in used or c in held]
 
 
 def render_chart(app, fmt: Formatter, data: dict, chart: str, service: Service):

@@ -114,6 +114,7 @@ class UsageSummarySchema(Schema):
     as_of = fields.DateTime()
     period_start = fields.DateTime()
     renews_at = fields.DateTime(allow_none=True)
+    ended = fields.Boolean(metadata={"description": "expired or cancelled: no balances, no renewal"})
     balances = fields.List(fields.Nested(BalanceGroupSchema))
     history = fields.Nested(HistorySchema)
 

@@ -140,16 +140,33 @@ def history(service_id: int, days: int, tz: ZoneInfo, now: datetime) -> list[dic
 
 
 def forecast(remaining: int, daily: list[int], ends_at: datetime | None,
-             now: datetime) -> dict:
-    """When a balance runs out at the average rate of the last week (or fewer days, if newer)."""
+             now: datetime, buckets: list[dict] | None = None) -> dict:
+    """When a balance runs out at the average rate of the last week (or fewer days, if newer).
+
+    With ``buckets`` (``remaining`` and ``expires_at`` each, in consumption order), a bucket
+    that expires before it would be used up stops counting at its expiry (USE-8): the
+    balance runs out sooner than its total suggests.
+    """
     recent = daily[-FORECAST_DAYS:] or [0]
     rate = sum(recent) / len(recent)
     if rate <= 0 or remaining <= 0:
         return {"daily_rate": round(rate), "runs_out_at": now if remaining <= 0 and rate > 0
                 else None, "before_renewal": remaining <= 0 and rate > 0}
-    runs_out = now + timedelta(days=remaining / rate)
+    runs_out = _depleted_at(buckets, rate, now) if buckets else \
+        now + timedelta(days=remaining / rate)
     return {"daily_rate": round(rate), "runs_out_at": runs_out,
             "before_renewal": ends_at is None or runs_out < ends_at}
+
+
+def _depleted_at(buckets: list[dict], rate: float, now: datetime) -> datetime:
+    """Use the buckets one after another at ``rate`` a day; each lapses at its expiry."""
+    at = now
+    for b in buckets:
+        if b["remaining"] <= 0 or (b["expires_at"] is not None and b["expires_at"] <= at):
+            continue
+        done = at + timedelta(days=b["remaining"] / rate)
+        at = min(done, b["expires_at"]) if b["expires_at"] is not None else done
+    return at
 
 
 def bucket_row(b: Bucket, service: Service) -> dict:
@@ -227,10 +244,14 @@ def summary(app, service: Service, *, days: int = 30, tz: str = "UTC",
         spend = [d[kind] + (d["charged"] if kind == "monetary" else 0) for d in daily]
         if kind in ("voice", "sms") and group["initial"] == 0:
             spend = [0]  # no allowance to run out of: calls and texts are paid from credit
-        group["forecast"] = forecast(group["remaining"], spend, ends_at, now)
+        group["forecast"] = forecast(group["remaining"], spend, ends_at, now, group["buckets"])
         groups.append(group)
+    live = service.status in LIVE
+    # An ended service (expired, cancelled) has nothing left to use and renews no more: its
+    # history stays, its balances are not "live", "low" or forecast (SVC-1/2).
     return {"service_id": service.id, "as_of": now, "period_start": since,
-            "renews_at": service.renews_at, "balances": groups,
+            "renews_at": service.renews_at if live else None,
+            "ended": not live, "balances": groups if live else [],
             "history": {"days": days, "items": daily[-days:]}}
 
 

@@ -6,7 +6,7 @@ import json
 import pytest
 
 from engine.i18n import Translator
-from portal_checks import assert_only_own_host
+from portal_checks import assert_only_own_host, session_cookies
 
 pytestmark = pytest.mark.browser
 
@@ -29,6 +29,11 @@ def test_home_page_navigation_comes_from_the_sections_hook(live_server, page, vi
     answer = page.goto(live_server.url + "/")
     assert answer.status == 200
     assert page.locator("h1").inner_text() == HERO
+    # A signed-out visitor sees no sections (they are a customer's), only "Sign in".
+    assert page.locator("nav.sections").count() == 0
+    assert page.locator("header a[href='/login']").is_visible()
+    page.context.add_cookies(session_cookies(live_server, "alice@example.com"))
+    page.goto(live_server.url + "/")
 
     expected = [(s["path"], s["title"]) for s in sections(live_server)]
     assert ("/", "Dashboard") in expected
@@ -67,7 +72,8 @@ def test_home_page_navigation_comes_from_the_sections_hook(live_server, page, vi
 
     page.locator("nav.sections a[data-section=dashboard]").click()
     page.wait_for_url(live_server.url + "/")
-    assert page.locator("h1").inner_text() == HERO
+    assert page.locator("nav.sections a[data-section=dashboard]").get_attribute(
+        "aria-current") == "page"
     assert_only_own_host(live_server, requests_seen)
     assert not console_errors
 
@@ -84,8 +90,8 @@ def test_language_switcher_switches_to_chinese_and_back(live_server, page, viewp
     assert page.url == live_server.url + "/"
     assert page.locator("html").get_attribute("lang") == "zh-Hans"
     assert page.locator("h1").inner_text() == ZH.gettext(HERO) != HERO
-    nav = page.locator("nav.sections a[data-section=dashboard]").inner_text().strip()
-    assert nav == ZH.gettext("Dashboard")
+    sign_in_link = page.locator("header a[href='/login']").inner_text().strip()
+    assert sign_in_link == ZH.gettext("Sign in") != "Sign in"
     assert page.locator("#lang").input_value() == "zh_Hans"
 
     page.goto(live_server.url + "/")  # remembered by the cookie
