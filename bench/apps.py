@@ -1,4 +1,5 @@
 """The WSGI apps benchmarks serve: each a factory ``fn(settings) -> WSGI callable``."""
+
 from __future__ import annotations
 
 
@@ -10,6 +11,7 @@ def raw(settings):
     def app(environ, start_response):
         start_response("200 OK", headers)
         return [body]
+
     return app
 
 
@@ -31,6 +33,7 @@ def portico(settings):
     """The configured portal, migrated (its database is the bench run's, fresh per server)."""
     from engine import migrations
     from engine.app import create_app
+
     app = create_app(settings)
     migrations.migrate(app)
     app.database.close_all()  # no pooled connection crosses gunicorn's fork

@@ -11,6 +11,7 @@ in through ``POST /api/v1/auth/login``; wrk then requests, interleaved:
 
 Targets: API >= 25% of hello; HTML >= 80% of the API.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -42,11 +43,15 @@ def measure_on(bench: Bench, kind: str, hello_url: str) -> tuple[dict, dict]:
             token = portal.login(server.url)
             shape = check_pages(server.url, token)
             heads = portal.auth_headers(token)
-            results = compare(bench, {"Falcon hello": hello_url,
-                                      "dashboard API": server.url + "/api/v1/dashboard",
-                                      "HTML dashboard": server.url + "/"},
-                              headers={"dashboard API": heads["bearer"],
-                                       "HTML dashboard": heads["cookie"]})
+            results = compare(
+                bench,
+                {
+                    "Falcon hello": hello_url,
+                    "dashboard API": server.url + "/api/v1/dashboard",
+                    "HTML dashboard": server.url + "/",
+                },
+                headers={"dashboard API": heads["bearer"], "HTML dashboard": heads["cookie"]},
+            )
         finally:
             server.stop()
     return results, shape
@@ -64,23 +69,31 @@ def dashboard(bench: Bench) -> dict:
             ratios[f"{kind}_api_vs_hello"] = round(api / hello, 3)
             ratios[f"{kind}_html_vs_api"] = round(html / api, 3)
             all_results[kind] = results
-            tables.append(f"**{'PostgreSQL' if kind == 'postgresql' else 'SQLite'}**\n\n"
-                          + rps_table(results, baseline="Falcon hello"))
-    verdicts = [f"{kind}: API {ratios[f'{kind}_api_vs_hello']:.0%} of hello (target ≥ 25%: "
-                f"{'holds' if ratios[f'{kind}_api_vs_hello'] >= 0.25 else 'missed'}); HTML "
-                f"{ratios[f'{kind}_html_vs_api']:.0%} of API (target ≥ 80%: "
-                f"{'holds' if ratios[f'{kind}_html_vs_api'] >= 0.80 else 'missed'})"
-                for kind in portal.DATABASES]
+            tables.append(
+                f"**{'PostgreSQL' if kind == 'postgresql' else 'SQLite'}**\n\n"
+                + rps_table(results, baseline="Falcon hello")
+            )
+    verdicts = [
+        f"{kind}: API {ratios[f'{kind}_api_vs_hello']:.0%} of hello (target ≥ 25%: "
+        f"{'holds' if ratios[f'{kind}_api_vs_hello'] >= 0.25 else 'missed'}); HTML "
+        f"{ratios[f'{kind}_html_vs_api']:.0%} of API (target ≥ 80%: "
+        f"{'holds' if ratios[f'{kind}_html_vs_api'] >= 0.80 else 'missed'})"
+        for kind in portal.DATABASES
+    ]
     pg = shapes["postgresql"]
     return {
-        "results": all_results, "ratios": ratios, "shapes": shapes,
+        "results": all_results,
+        "ratios": ratios,
+        "shapes": shapes,
         "table": "\n\n".join(tables),
-        "notes": verdicts + [
+        "notes": verdicts
+        + [
             "Demo data: alice has 4 services (mobile, broadband, TV, prepaid) with their "
             "buckets and usage, two saved cards and 12 monthly invoices; she signs in once "
             "through `POST /api/v1/auth/login` and every request carries that session "
             "(bearer header for the API, `portico_session` cookie for the HTML).",
             f"Response sizes: API {pg['api_bytes']:,} bytes, HTML {pg['html_bytes']:,} bytes.",
             "One Falcon hello server serves as the baseline for both databases; it is measured "
-            "again, interleaved, in each database's run."],
+            "again, interleaved, in each database's run.",
+        ],
     }

@@ -8,6 +8,7 @@ invoice, transactions), top-up, account and ``/api/v1/me``. The worker's RSS
 is read from ``/proc`` at start, after a first pass over every page, and at
 the end. Target: < 150 MB.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -27,17 +28,37 @@ def alice_paths(created: dict) -> list[str]:
     alice = created["customers"]["alice"].id
     service = next(s.id for s in created["services"].values() if s.customer_id == alice)
     invoice = created["invoices"]["alice"][-1].id
-    return ["/api/v1/dashboard", "/", "/services", f"/services/{service}",
-            f"/services/{service}/usage", "/usage", "/api/v1/services",
-            f"/api/v1/services/{service}/balances", "/billing", f"/billing/invoices/{invoice}",
-            "/billing/transactions", "/topup", "/account", "/api/v1/me"]
+    return [
+        "/api/v1/dashboard",
+        "/",
+        "/services",
+        f"/services/{service}",
+        f"/services/{service}/usage",
+        "/usage",
+        "/api/v1/services",
+        f"/api/v1/services/{service}/balances",
+        "/billing",
+        f"/billing/invoices/{invoice}",
+        "/billing/transactions",
+        "/topup",
+        "/account",
+        "/api/v1/me",
+    ]
 
 
 def wrk_requests(bench: Bench, base: str, paths: list[str], token: str, count: int) -> dict:
     """At least ``count`` requests cycling through ``paths``, in short wrk runs."""
     env = {**os.environ, "BENCH_PATHS": ",".join(paths), "BENCH_TOKEN": token}
-    cmd = [*taskset(bench.client_cpus), "wrk", "-t1", "-c4", "-d3s",
-           "-s", str(BENCH_DIR / "wrk_paths.lua"), base]
+    cmd = [
+        *taskset(bench.client_cpus),
+        "wrk",
+        "-t1",
+        "-c4",
+        "-d3s",
+        "-s",
+        str(BENCH_DIR / "wrk_paths.lua"),
+        base,
+    ]
     done = {"requests": 0, "seconds": 0.0, "non_2xx": 0}
     while done["requests"] < count:
         out = subprocess.run(cmd, capture_output=True, text=True, check=True, env=env).stdout
@@ -56,14 +77,22 @@ def memory(bench: Bench) -> dict:
         app = portal.open_app(url, bench.workdir / "memory")
         created = portal.seed_demo(app)
         paths = alice_paths(created)
-        server = Server(dataclasses.replace(bench, database_url=url, workers=1, threads=1),
-                        "portico", "/healthz").start()
+        server = Server(
+            dataclasses.replace(bench, database_url=url, workers=1, threads=1),
+            "portico",
+            "/healthz",
+        ).start()
         try:
             token = portal.login(server.url)
             for path in paths:  # every page answers before it is measured
-                status, _, _ = portal.http("GET", server.url + path,
-                                           headers={"Authorization": f"Bearer {token}",
-                                                    "Cookie": f"portico_session={token}"})
+                status, _, _ = portal.http(
+                    "GET",
+                    server.url + path,
+                    headers={
+                        "Authorization": f"Bearer {token}",
+                        "Cookie": f"portico_session={token}",
+                    },
+                )
                 if status != 200:
                     raise RuntimeError(f"{path} answered {status}")
             workers = portal.children(server.proc.pid)
@@ -76,27 +105,41 @@ def memory(bench: Bench) -> dict:
         finally:
             server.stop()
     pid = workers[0]
-    results = {"paths": paths, "requests": run["requests"] + warm["requests"] + len(paths),
-               "non_2xx": run["non_2xx"] + warm["non_2xx"], "seconds": run["seconds"],
-               "rss_mb_after_start": round(first[pid], 1),
-               "rss_mb_after_warmup": round(after_warm[pid], 1),
-               "rss_mb_after_run": round(final[pid], 1), "peak_rss_mb": round(peak[pid], 1)}
+    results = {
+        "paths": paths,
+        "requests": run["requests"] + warm["requests"] + len(paths),
+        "non_2xx": run["non_2xx"] + warm["non_2xx"],
+        "seconds": run["seconds"],
+        "rss_mb_after_start": round(first[pid], 1),
+        "rss_mb_after_warmup": round(after_warm[pid], 1),
+        "rss_mb_after_run": round(final[pid], 1),
+        "peak_rss_mb": round(peak[pid], 1),
+    }
     holds = results["rss_mb_after_run"] < TARGET_MB
-    table = "\n".join([
-        "| moment | worker RSS MB |", "|---|---:|",
-        f"| after start, one request per page | {results['rss_mb_after_start']:.1f} |",
-        f"| after {warm['requests']:,} more requests | {results['rss_mb_after_warmup']:.1f} |",
-        f"| after {results['requests']:,} requests in all | {results['rss_mb_after_run']:.1f} |",
-        f"| peak (VmHWM, includes the master's peak before the fork) | "
-        f"{results['peak_rss_mb']:.1f} |"])
-    return {"results": results, "table": table, "notes": [
-        f"Target < {TARGET_MB} MB per worker: {'holds' if holds else 'missed'} "
-        f"({results['rss_mb_after_run']:.1f} MB after the run; RSS counts pages still shared "
-        "with the gunicorn master).",
-        f"{results['requests']:,} requests ({results['non_2xx']} not 2xx) cycling through "
-        f"{len(paths)} of alice's pages: " + ", ".join(f"`{p}`" for p in paths) + ".",
-        f"One sync gunicorn worker on PostgreSQL; the measured {REQUESTS:,} took "
-        f"{results['seconds']}s."]}
+    table = "\n".join(
+        [
+            "| moment | worker RSS MB |",
+            "|---|---:|",
+            f"| after start, one request per page | {results['rss_mb_after_start']:.1f} |",
+            f"| after {warm['requests']:,} more requests | {results['rss_mb_after_warmup']:.1f} |",
+            f"| after {results['requests']:,} requests in all | {results['rss_mb_after_run']:.1f} |",
+            f"| peak (VmHWM, includes the master's peak before the fork) | "
+            f"{results['peak_rss_mb']:.1f} |",
+        ]
+    )
+    return {
+        "results": results,
+        "table": table,
+        "notes": [
+            f"Target < {TARGET_MB} MB per worker: {'holds' if holds else 'missed'} "
+            f"({results['rss_mb_after_run']:.1f} MB after the run; RSS counts pages still shared "
+            "with the gunicorn master).",
+            f"{results['requests']:,} requests ({results['non_2xx']} not 2xx) cycling through "
+            f"{len(paths)} of alice's pages: " + ", ".join(f"`{p}`" for p in paths) + ".",
+            f"One sync gunicorn worker on PostgreSQL; the measured {REQUESTS:,} took "
+            f"{results['seconds']}s.",
+        ],
+    }
 
 
 def _peak_mb(pid: int) -> float:

@@ -14,6 +14,7 @@ comparison runs on the same gunicorn settings. The server is pinned to one
 set of cores and the load generator (wrk) to another with ``taskset``, so
 they do not compete for one CPU.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -39,6 +40,7 @@ PYTHON = sys.executable
 
 # -- the registry ------------------------------------------------------------------------
 
+
 @dataclass
 class Benchmark:
     name: str
@@ -51,20 +53,26 @@ BENCHMARKS: dict[str, Benchmark] = {}
 
 def benchmark(name: str, title: str):
     """Register ``fn(bench) -> dict`` under ``name`` (one section of BENCHMARKS.md)."""
+
     def register(fn):
         if name in BENCHMARKS:
-            raise ValueError(f"benchmark '{name}' is registered twice "
-                             f"({BENCHMARKS[name].fn.__module__} and {fn.__module__})")
+            raise ValueError(
+                f"benchmark '{name}' is registered twice "
+                f"({BENCHMARKS[name].fn.__module__} and {fn.__module__})"
+            )
         BENCHMARKS[name] = Benchmark(name, title, fn)
         return fn
+
     return register
 
 
 # -- run options -----------------------------------------------------------------------------
 
+
 @dataclass
 class Bench:
     """The options of one run, shared by every benchmark in it."""
+
     duration: int = 10  # seconds per wrk run
     warmup: int = 2  # seconds of wrk before the measured runs (discarded)
     repeat: int = 3
@@ -80,13 +88,21 @@ class Bench:
 
     def settings(self) -> dict:
         """What the report records about this run."""
-        return {"duration_s": self.duration, "warmup_s": self.warmup, "repeat": self.repeat,
-                "connections": self.connections, "wrk_threads": self.wrk_threads,
-                "gunicorn_workers": self.workers, "gunicorn_threads": self.threads,
-                "server_cpus": self.server_cpus, "client_cpus": self.client_cpus}
+        return {
+            "duration_s": self.duration,
+            "warmup_s": self.warmup,
+            "repeat": self.repeat,
+            "connections": self.connections,
+            "wrk_threads": self.wrk_threads,
+            "gunicorn_workers": self.workers,
+            "gunicorn_threads": self.threads,
+            "server_cpus": self.server_cpus,
+            "client_cpus": self.client_cpus,
+        }
 
 
 # -- servers ---------------------------------------------------------------------------------
+
 
 def free_port() -> int:
     with socket.socket() as s:
@@ -112,8 +128,14 @@ def _cpu_range(part: str) -> range:
 class Server:
     """One WSGI app under gunicorn (``bench/serve.py``), pinned to the server CPUs."""
 
-    def __init__(self, bench: Bench, app: str, check_path: str = "/", env: dict | None = None,
-                 args: list[str] | None = None):
+    def __init__(
+        self,
+        bench: Bench,
+        app: str,
+        check_path: str = "/",
+        env: dict | None = None,
+        args: list[str] | None = None,
+    ):
         self.bench, self.app, self.check_path = bench, app, check_path
         self.args = list(args or [])  # more bench/serve.py options
         self.port = free_port()
@@ -124,16 +146,32 @@ class Server:
 
     def start(self) -> "Server":
         self.bench.workdir.mkdir(parents=True, exist_ok=True)
-        cmd = [*taskset(self.bench.server_cpus), PYTHON, str(BENCH_DIR / "serve.py"), self.app,
-               "--port", str(self.port), "--workers", str(self.bench.workers),
-               "--threads", str(self.bench.threads), "--workdir", str(self.bench.workdir)]
+        cmd = [
+            *taskset(self.bench.server_cpus),
+            PYTHON,
+            str(BENCH_DIR / "serve.py"),
+            self.app,
+            "--port",
+            str(self.port),
+            "--workers",
+            str(self.bench.workers),
+            "--threads",
+            str(self.bench.threads),
+            "--workdir",
+            str(self.bench.workdir),
+        ]
         if self.bench.database_url:
             cmd += ["--database-url", self.bench.database_url]
         cmd += self.args
         env = {k: v for k, v in os.environ.items() if not k.startswith("PORTICO_")}
         env.update(self.env, PYTHONPATH=str(ROOT))
-        self.proc = subprocess.Popen(cmd, env=env, stdout=self.log.open("wb"),
-                                     stderr=subprocess.STDOUT, start_new_session=True)
+        self.proc = subprocess.Popen(
+            cmd,
+            env=env,
+            stdout=self.log.open("wb"),
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
         self._wait_ready()
         return self
 
@@ -175,6 +213,7 @@ def servers(bench: Bench, apps: dict[str, tuple[str, str]]) -> Iterator[dict[str
 
 # -- the load generator ------------------------------------------------------------------------
 
+
 @dataclass
 class WrkResult:
     rps: float
@@ -184,22 +223,34 @@ class WrkResult:
     errors: int
 
 
-def wrk(bench: Bench, url: str, duration: int | None = None,
-        headers: dict[str, str] | None = None, connections: int | None = None,
-        script: Path | None = None, env: dict[str, str] | None = None) -> WrkResult:
+def wrk(
+    bench: Bench,
+    url: str,
+    duration: int | None = None,
+    headers: dict[str, str] | None = None,
+    connections: int | None = None,
+    script: Path | None = None,
+    env: dict[str, str] | None = None,
+) -> WrkResult:
     """One wrk run against ``url``, pinned to the client CPUs (``script``: a wrk Lua script,
     which reads ``env``)."""
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is not installed: apt-get install -y wrk")
-    cmd = [*taskset(bench.client_cpus), "wrk", f"-t{bench.wrk_threads}",
-           f"-c{connections or bench.connections}", f"-d{duration or bench.duration}s",
-           "--latency"]
+    cmd = [
+        *taskset(bench.client_cpus),
+        "wrk",
+        f"-t{bench.wrk_threads}",
+        f"-c{connections or bench.connections}",
+        f"-d{duration or bench.duration}s",
+        "--latency",
+    ]
     for name, value in (headers or {}).items():
         cmd += ["-H", f"{name}: {value}"]
     if script is not None:
         cmd += ["-s", str(script)]
-    out = subprocess.run([*cmd, url], capture_output=True, text=True, check=True,
-                         env={**os.environ, **(env or {})}).stdout
+    out = subprocess.run(
+        [*cmd, url], capture_output=True, text=True, check=True, env={**os.environ, **(env or {})}
+    ).stdout
     return parse_wrk(out)
 
 
@@ -233,12 +284,16 @@ def compare(bench: Bench, targets: dict[str, str], headers: dict[str, dict] | No
 
 def summarize(results: list[WrkResult]) -> dict:
     rps = [r.rps for r in results]
-    return {"rps": rps, "rps_min": min(rps), "rps_median": statistics.median(rps),
-            "p50_ms_median": statistics.median(r.p50_ms for r in results),
-            "p99_ms_median": statistics.median(r.p99_ms for r in results),
-            "p99_ms_min": min(r.p99_ms for r in results),
-            "requests": sum(r.requests for r in results),
-            "errors": sum(r.errors for r in results)}
+    return {
+        "rps": rps,
+        "rps_min": min(rps),
+        "rps_median": statistics.median(rps),
+        "p50_ms_median": statistics.median(r.p50_ms for r in results),
+        "p99_ms_median": statistics.median(r.p99_ms for r in results),
+        "p99_ms_min": min(r.p99_ms for r in results),
+        "requests": sum(r.requests for r in results),
+        "errors": sum(r.errors for r in results),
+    }
 
 
 def rps_table(results: dict[str, dict], baseline: str | None = None) -> str:
@@ -249,8 +304,10 @@ def rps_table(results: dict[str, dict], baseline: str | None = None) -> str:
         head, sep = head + f" median vs {baseline} |", sep + "---:|"
     lines = [head, sep]
     for label, r in results.items():
-        line = (f"| {label} | {r['rps_min']:,.0f} | {r['rps_median']:,.0f} | "
-                f"{r['p50_ms_median']:.2f} | {r['p99_ms_median']:.2f} | {r['errors']} |")
+        line = (
+            f"| {label} | {r['rps_min']:,.0f} | {r['rps_median']:,.0f} | "
+            f"{r['p50_ms_median']:.2f} | {r['p99_ms_median']:.2f} | {r['errors']} |"
+        )
         if baseline:
             line += f" {r['rps_median'] / results[baseline]['rps_median']:.0%} |"
         lines.append(line)

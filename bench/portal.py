@@ -8,6 +8,7 @@ fills it with the demo customers (services, buckets, a year of invoices);
 ``login`` signs a demo customer in over HTTP; ``worker_rss_mb`` reads the
 resident memory of a gunicorn server's workers from ``/proc``.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -29,6 +30,7 @@ DATABASES = ("postgresql", "sqlite")
 
 def _admin(sql: str) -> None:
     import psycopg2
+
     conn = psycopg2.connect(PG_ADMIN_URL, connect_timeout=5)
     conn.autocommit = True
     conn.cursor().execute(sql)
@@ -51,6 +53,7 @@ def fresh_database(kind: str, tag: str = "bench") -> Iterator[str]:
         yield urlparse(PG_ADMIN_URL)._replace(path="/" + name).geturl()
     finally:
         from engine import db
+
         if db.database.obj is not None:
             db.database.obj.close_all()
         _admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
@@ -61,13 +64,20 @@ def open_app(database_url: str, workdir: Path, **overrides):
     from engine import db, migrations
     from engine.app import create_app
     from engine.settings import load_settings
+
     workdir.mkdir(parents=True, exist_ok=True)
-    values = {"data_dir": str(workdir / "data"), "database_url": database_url,
-              "broker_url": f"sqlite:///{workdir / 'queue.sqlite3'}", "secret_key": SECRET_KEY,
-              # a benchmark portal: the sandbox and .eml mail, as the demo (OPS-2)
-              "base_url": "http://127.0.0.1:8000", "mail": {"allow_file_backend": True},
-              "sandbox": {"allow_outside_demo": True},
-              "plugins": {"entry_points": False}, **overrides}
+    values = {
+        "data_dir": str(workdir / "data"),
+        "database_url": database_url,
+        "broker_url": f"sqlite:///{workdir / 'queue.sqlite3'}",
+        "secret_key": SECRET_KEY,
+        # a benchmark portal: the sandbox and .eml mail, as the demo (OPS-2)
+        "base_url": "http://127.0.0.1:8000",
+        "mail": {"allow_file_backend": True},
+        "sandbox": {"allow_outside_demo": True},
+        "plugins": {"entry_points": False},
+        **overrides,
+    }
     app = create_app(load_settings(None, environ={}, overrides=values))
     migrations.migrate(app)
     db.bind(app.database)
@@ -77,17 +87,27 @@ def open_app(database_url: str, workdir: Path, **overrides):
 def seed_demo(app) -> dict:
     """The demo customers with services, buckets, usage and a year of invoices."""
     from engine.demo import seed_demo as seed
+
     os.environ["PORTICO_DEMO_PASSWORD"] = DEMO_PASSWORD
     created = seed(app)
     app.database.close_all()  # no connection crosses into the servers' forks
     return created
 
 
-def http(method: str, url: str, body: dict | None = None, headers: dict | None = None,
-         timeout: float = 30) -> tuple[int, dict, bytes]:
+def http(
+    method: str,
+    url: str,
+    body: dict | None = None,
+    headers: dict | None = None,
+    timeout: float = 30,
+) -> tuple[int, dict, bytes]:
     data = json.dumps(body).encode() if body is not None else None
-    req = urllib.request.Request(url, data=data, method=method, headers={
-        **({"Content-Type": "application/json"} if data else {}), **(headers or {})})
+    req = urllib.request.Request(
+        url,
+        data=data,
+        method=method,
+        headers={**({"Content-Type": "application/json"} if data else {}), **(headers or {})},
+    )
     try:
         with urllib.request.urlopen(req, timeout=timeout) as r:
             return r.status, dict(r.headers), r.read()
@@ -97,8 +117,9 @@ def http(method: str, url: str, body: dict | None = None, headers: dict | None =
 
 def login(base_url: str, email: str = "alice@example.com") -> str:
     """Sign in through ``POST /api/v1/auth/login``; the token is also the session cookie's value."""
-    status, _, body = http("POST", base_url + "/api/v1/auth/login",
-                           {"email": email, "password": DEMO_PASSWORD})
+    status, _, body = http(
+        "POST", base_url + "/api/v1/auth/login", {"email": email, "password": DEMO_PASSWORD}
+    )
     if status != 200:
         raise RuntimeError(f"login as {email} answered {status}: {body[:300]!r}")
     return json.loads(body)["token"]
@@ -106,8 +127,10 @@ def login(base_url: str, email: str = "alice@example.com") -> str:
 
 def auth_headers(token: str) -> dict[str, dict[str, str]]:
     """The two ways a customer's browser or app authenticates: bearer and session cookie."""
-    return {"bearer": {"Authorization": f"Bearer {token}"},
-            "cookie": {"Cookie": f"portico_session={token}"}}
+    return {
+        "bearer": {"Authorization": f"Bearer {token}"},
+        "cookie": {"Cookie": f"portico_session={token}"},
+    }
 
 
 def children(pid: int) -> list[int]:

@@ -18,6 +18,7 @@ Adding a benchmark: create ``bench/bench_<name>.py`` with a function decorated
 ``harness.wrk`` do the serving and the measuring). It is found automatically.
 Speed is measured here, never asserted in tests.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -57,22 +58,37 @@ def discover() -> None:
 
 
 def machine() -> dict:
-    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text()
-                .splitlines() if line.startswith("model name")), platform.processor())
+    cpu = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
+        platform.processor(),
+    )
     versions = {}
     for dist in ("falcon", "gunicorn", "peewee", "pluggy"):
         try:
             from importlib import metadata
+
             versions[dist] = metadata.version(dist)
         except Exception:
             versions[dist] = "?"
-    return {"cpu": cpu, "cpus": os.cpu_count(), "kernel": platform.release(),
-            "python": platform.python_version(), **versions}
+    return {
+        "cpu": cpu,
+        "cpus": os.cpu_count(),
+        "kernel": platform.release(),
+        "python": platform.python_version(),
+        **versions,
+    }
 
 
 def git_commit() -> str:
     def git(*args):
-        return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+        return subprocess.run(
+            ["git", *args], cwd=ROOT, capture_output=True, text=True
+        ).stdout.strip()
+
     commit = git("rev-parse", "--short", "HEAD") or "unknown"
     return commit + ("+dirty" if git("status", "--porcelain", "--", "engine", "plugins") else "")
 
@@ -83,25 +99,36 @@ def write_section(name: str, text: str) -> None:
     report = REPORT.read_text() if REPORT.exists() else REPORT_HEAD
     block = f"{start}\n{text.rstrip()}\n{end}"
     pattern = re.compile(re.escape(start) + r".*?" + re.escape(end), re.S)
-    report = pattern.sub(lambda _: block, report) if pattern.search(report) \
+    report = (
+        pattern.sub(lambda _: block, report)
+        if pattern.search(report)
         else report.rstrip() + "\n\n" + block + "\n"
+    )
     REPORT.write_text(report)
 
 
 def section(bench_def, bench, outcome: dict, meta: dict, result_file: Path) -> str:
-    lines = [f"## {bench_def.name}: {bench_def.title}", "",
-             f"Run {meta['when']} at commit `{meta['commit']}` on {meta['machine']['cpu']} "
-             f"({meta['machine']['cpus']} CPUs), Python {meta['machine']['python']}, "
-             f"gunicorn {meta['machine']['gunicorn']}, falcon {meta['machine']['falcon']}. "
-             f"gunicorn: {bench.workers} worker(s) × {bench.threads} thread(s) on CPU "
-             f"{bench.server_cpus}; wrk: {bench.wrk_threads} thread(s), {bench.connections} "
-             f"connections on CPU {bench.client_cpus}; {bench.repeat} runs of {bench.duration}s "
-             f"each after a {bench.warmup}s warm-up. Load average (1 min) before/after: "
-             f"{meta['load_average_1min'][0]} / {meta['load_average_1min'][1]}"
-             + (" — other work shared the CPUs, so absolute figures are low; the targets ran "
-                "interleaved, so the ratios are the figures to read." if max(
-                    meta["load_average_1min"]) > (meta["machine"]["cpus"] or 1) / 2 else "."),
-             "", outcome["table"], ""]
+    lines = [
+        f"## {bench_def.name}: {bench_def.title}",
+        "",
+        f"Run {meta['when']} at commit `{meta['commit']}` on {meta['machine']['cpu']} "
+        f"({meta['machine']['cpus']} CPUs), Python {meta['machine']['python']}, "
+        f"gunicorn {meta['machine']['gunicorn']}, falcon {meta['machine']['falcon']}. "
+        f"gunicorn: {bench.workers} worker(s) × {bench.threads} thread(s) on CPU "
+        f"{bench.server_cpus}; wrk: {bench.wrk_threads} thread(s), {bench.connections} "
+        f"connections on CPU {bench.client_cpus}; {bench.repeat} runs of {bench.duration}s "
+        f"each after a {bench.warmup}s warm-up. Load average (1 min) before/after: "
+        f"{meta['load_average_1min'][0]} / {meta['load_average_1min'][1]}"
+        + (
+            " — other work shared the CPUs, so absolute figures are low; the targets ran "
+            "interleaved, so the ratios are the figures to read."
+            if max(meta["load_average_1min"]) > (meta["machine"]["cpus"] or 1) / 2
+            else "."
+        ),
+        "",
+        outcome["table"],
+        "",
+    ]
     for key, value in outcome.get("ratios", {}).items():
         lines.append(f"- `{key}`: {value:.1%}")
     lines += [f"- {note}" for note in outcome.get("notes", [])]
@@ -112,8 +139,9 @@ def section(bench_def, bench, outcome: dict, meta: dict, result_file: Path) -> s
 def main(argv=None) -> int:
     discover()
     defaults = harness.Bench(workdir=Path("unused"))  # only its default options
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("names", nargs="*", help="benchmarks to run (default: all)")
     parser.add_argument("--list", action="store_true", help="list the benchmarks and exit")
     parser.add_argument("--duration", type=int, default=defaults.duration)
@@ -125,13 +153,23 @@ def main(argv=None) -> int:
     parser.add_argument("--threads", type=int, default=defaults.threads)
     parser.add_argument("--server-cpus", default=defaults.server_cpus)
     parser.add_argument("--client-cpus", default=defaults.client_cpus)
-    parser.add_argument("--database-url", default=None,
-                        help="Portico's database (default: SQLite in a temporary folder)")
-    parser.add_argument("--workdir", type=Path, default=None,
-                        help="where servers keep their data and logs (default: a new temporary "
-                             "folder, removed at the end; one given here is kept)")
-    parser.add_argument("--no-report", action="store_true",
-                        help="write the JSON results but leave BENCHMARKS.md alone")
+    parser.add_argument(
+        "--database-url",
+        default=None,
+        help="Portico's database (default: SQLite in a temporary folder)",
+    )
+    parser.add_argument(
+        "--workdir",
+        type=Path,
+        default=None,
+        help="where servers keep their data and logs (default: a new temporary "
+        "folder, removed at the end; one given here is kept)",
+    )
+    parser.add_argument(
+        "--no-report",
+        action="store_true",
+        help="write the JSON results but leave BENCHMARKS.md alone",
+    )
     args = parser.parse_args(argv)
     if args.list:
         for b in harness.BENCHMARKS.values():
@@ -140,11 +178,18 @@ def main(argv=None) -> int:
     unknown = [n for n in args.names if n not in harness.BENCHMARKS]
     if unknown:
         parser.error(f"unknown benchmark {unknown[0]!r}; known: {', '.join(harness.BENCHMARKS)}")
-    bench = harness.Bench(duration=args.duration, warmup=args.warmup, repeat=args.repeat,
-                          connections=args.connections, wrk_threads=args.wrk_threads,
-                          workers=args.workers, threads=args.threads,
-                          server_cpus=args.server_cpus, client_cpus=args.client_cpus,
-                          database_url=args.database_url)
+    bench = harness.Bench(
+        duration=args.duration,
+        warmup=args.warmup,
+        repeat=args.repeat,
+        connections=args.connections,
+        wrk_threads=args.wrk_threads,
+        workers=args.workers,
+        threads=args.threads,
+        server_cpus=args.server_cpus,
+        client_cpus=args.client_cpus,
+        database_url=args.database_url,
+    )
     if args.workdir is not None:
         bench.workdir = args.workdir
     try:
@@ -162,13 +207,20 @@ def run_all(args, bench) -> int:
         now = datetime.now(timezone.utc)
         load_before = os.getloadavg()[0]
         outcome = bench_def.fn(bench)
-        meta = {"benchmark": name, "title": bench_def.title,
-                "when": now.strftime("%Y-%m-%d %H:%M UTC"), "commit": git_commit(),
-                "machine": machine(), "options": bench.settings(),
-                "load_average_1min": [round(load_before, 2), round(os.getloadavg()[0], 2)]}
+        meta = {
+            "benchmark": name,
+            "title": bench_def.title,
+            "when": now.strftime("%Y-%m-%d %H:%M UTC"),
+            "commit": git_commit(),
+            "machine": machine(),
+            "options": bench.settings(),
+            "load_average_1min": [round(load_before, 2), round(os.getloadavg()[0], 2)],
+        }
         result_file = RESULTS / f"{name}-{now.strftime('%Y%m%dT%H%M%SZ')}.json"
-        result_file.write_text(json.dumps({**meta, **{k: v for k, v in outcome.items()
-                                                      if k != "table"}}, indent=2) + "\n")
+        result_file.write_text(
+            json.dumps({**meta, **{k: v for k, v in outcome.items() if k != "table"}}, indent=2)
+            + "\n"
+        )
         print(outcome["table"])
         for key, value in outcome.get("ratios", {}).items():
             print(f"{key}: {value:.1%}")

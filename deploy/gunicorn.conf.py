@@ -5,6 +5,7 @@ portico.toml or PORTICO_WEB_* variables), exactly as ``portico serve`` uses them
 ways of starting the portal behave alike. Command-line flags and GUNICORN_CMD_ARGS still
 win over this file. Run ``portico migrate`` first (see docs/operations.md).
 """
+
 from engine.serve import gunicorn_options
 from engine.settings import load_settings
 

@@ -1,4 +1,5 @@
 """Portico: a plugin-based headless self-service portal engine."""
+
 import pluggy
 
 __version__ = "0.1.0"

@@ -9,6 +9,7 @@ nothing runs) and dumps the return value::
         def on_get(self, req, resp, query):
             return paginate(owned(Service, req.context.customer_id), Service.id, query)
 """
+
 from __future__ import annotations
 
 import base64
@@ -49,17 +50,26 @@ class OperationInfo:
     errors: dict
 
 
-def operation(summary: str, *, body: type[Schema] | None = None,
-              query: type[Schema] | None = None, response: type[Schema] | None = None,
-              status: int = 200, description: str = "", many: bool = False,
-              money: bool = False, errors: dict[int, str] | None = None):
+def operation(
+    summary: str,
+    *,
+    body: type[Schema] | None = None,
+    query: type[Schema] | None = None,
+    response: type[Schema] | None = None,
+    status: int = 200,
+    description: str = "",
+    many: bool = False,
+    money: bool = False,
+    errors: dict[int, str] | None = None,
+):
     """Declare a JSON responder: validates ``body``/``query``, dumps the result with ``response``.
 
     ``money=True`` documents the ``Idempotency-Key`` header (money-moving POSTs).
     ``errors`` documents the other problem answers it gives, e.g. ``{409: "Already on"}``.
     """
-    info = OperationInfo(summary, body, query, response, status, description, many, money,
-                         dict(errors or {}))
+    info = OperationInfo(
+        summary, body, query, response, status, description, many, money, dict(errors or {})
+    )
     dumper: list[Schema] = []  # one schema instance, made on first use: building one per
     # request (marshmallow deep-copies every field) cost more than many a dump
 
@@ -80,10 +90,14 @@ def operation(summary: str, *, body: type[Schema] | None = None,
             if query is not None:
                 params["query"] = load(query, req.params)
             result = fn(self, req, resp, **params)
-            resp.status = falcon.code_to_http_status(status) if resp.status == falcon.HTTP_200 \
+            resp.status = (
+                falcon.code_to_http_status(status)
+                if resp.status == falcon.HTTP_200
                 else resp.status
+            )
             if result is not None:
                 resp.media = dump(result)
+
         responder.__openapi__ = info  # type: ignore[attr-defined]  # mypy types no function attrs
         return responder
 
@@ -93,6 +107,7 @@ def operation(summary: str, *, body: type[Schema] | None = None,
 @dataclass(frozen=True)
 class Dumped:
     """A result already dumped by the operation's response schema (kept from a cache)."""
+
     data: Any
 
 
@@ -112,6 +127,7 @@ def load(schema_cls: type[Schema], data: Any) -> dict:
 
 # -- lists: {"items": [...], "next": cursor} with keyset pagination -----------
 
+
 class PageQuery(Schema):
     limit = fields.Integer(load_default=50, validate=validate.Range(1, 200))
     cursor = fields.String(load_default=None, allow_none=True)
@@ -119,10 +135,15 @@ class PageQuery(Schema):
 
 def page_schema(item: type[Schema], name: str) -> type[Schema]:
     """The list envelope for ``item``: ``{"items": [...], "next": str|null}``."""
-    return Schema.from_dict({
-        "items": fields.List(fields.Nested(item)),
-        "next": fields.String(allow_none=True, metadata={"description": "cursor of the next page"}),
-    }, name=name)
+    return Schema.from_dict(
+        {
+            "items": fields.List(fields.Nested(item)),
+            "next": fields.String(
+                allow_none=True, metadata={"description": "cursor of the next page"}
+            ),
+        },
+        name=name,
+    )
 
 
 def encode_cursor(value: Any) -> str:
@@ -134,8 +155,9 @@ def decode_cursor(cursor: str) -> Any:
         padded = cursor + "=" * (-len(cursor) % 4)
         return json.loads(base64.urlsafe_b64decode(padded.encode()))
     except (ValueError, UnicodeDecodeError):
-        raise invalid({"cursor": ["Not a valid cursor: use the 'next' value of the previous page."]}) \
-            from None
+        raise invalid(
+            {"cursor": ["Not a valid cursor: use the 'next' value of the previous page."]}
+        ) from None
 
 
 def paginate(query, key_field, page: dict, descending: bool = True) -> dict:
@@ -150,8 +172,10 @@ def paginate(query, key_field, page: dict, descending: bool = True) -> dict:
     rows = list(query.order_by(order).limit(limit + 1))
     more = len(rows) > limit
     rows = rows[:limit]
-    return {"items": rows,
-            "next": encode_cursor(getattr(rows[-1], key_field.name)) if more else None}
+    return {
+        "items": rows,
+        "next": encode_cursor(getattr(rows[-1], key_field.name)) if more else None,
+    }
 
 
 def paginate_dated(query, date_field, id_field, page: dict) -> dict:
@@ -177,11 +201,16 @@ def paginate_dated(query, date_field, id_field, page: dict) -> dict:
     if not more:
         return {"items": rows, "next": None}
     tail = rows[-1]
-    return {"items": rows, "next": encode_cursor(
-        [getattr(tail, date_field.name).isoformat(), getattr(tail, id_field.name)])}
+    return {
+        "items": rows,
+        "next": encode_cursor(
+            [getattr(tail, date_field.name).isoformat(), getattr(tail, id_field.name)]
+        ),
+    }
 
 
 # -- shared shapes ------------------------------------------------------------
+
 
 def Id(**kwargs) -> fields.Integer:  # noqa: N802 - a field type, like fields.Integer
     """A row id sent by a client: too big for the database is a field error, not a 500."""
@@ -230,6 +259,7 @@ class MajorAmount(fields.Decimal):
 
 class MoneySchema(Schema):
     """Money: integer minor units and an ISO currency, e.g. {"amount": 1050, "currency": "GBP"}."""
+
     amount = Amount(minimum=-MAX_AMOUNT, required=True)
     currency = fields.String(required=True, validate=validate.Length(equal=3))
 
@@ -240,6 +270,7 @@ money = as_json
 
 class ProblemSchema(Schema):
     """RFC 9457: a problem may carry extension members (e.g. ``support``), so more keys are allowed."""
+
     class Meta:
         unknown = INCLUDE
 
@@ -252,26 +283,40 @@ class ProblemSchema(Schema):
 
 # -- OpenAPI -----------------------------------------------------------------
 
+
 def build_openapi(app) -> dict:
     """The OpenAPI 3.1 document of every mounted JSON route, tagged by plugin."""
-    spec = APISpec(title="Portico API", version=app.version, openapi_version="3.1.0",
-                   plugins=[MarshmallowPlugin()],
-                   info={"description": "Customer self-service API. Authenticate with the "
-                                        "session cookie or `Authorization: Bearer <token or API "
-                                        "key>`. Money is `{amount, currency}`, the amount in "
-                                        "minor units (1050 is 10.50); an amount a request sends "
-                                        f"is at most {MAX_AMOUNT:,} either way (1,000,000.00 "
-                                        "with two decimals). Bodies are JSON "
-                                        "(`Content-Type: application/json`), at most "
-                                        "`web.max_body_bytes` (1 MiB unless the operator "
-                                        "changes it)."})
+    spec = APISpec(
+        title="Portico API",
+        version=app.version,
+        openapi_version="3.1.0",
+        plugins=[MarshmallowPlugin()],
+        info={
+            "description": "Customer self-service API. Authenticate with the "
+            "session cookie or `Authorization: Bearer <token or API "
+            "key>`. Money is `{amount, currency}`, the amount in "
+            "minor units (1050 is 10.50); an amount a request sends "
+            f"is at most {MAX_AMOUNT:,} either way (1,000,000.00 "
+            "with two decimals). Bodies are JSON "
+            "(`Content-Type: application/json`), at most "
+            "`web.max_body_bytes` (1 MiB unless the operator "
+            "changes it)."
+        },
+    )
     spec.components.schema("Problem", schema=ProblemSchema)
     spec.components.security_scheme("bearer", {"type": "http", "scheme": "bearer"})
-    spec.components.security_scheme("session", {"type": "apiKey", "in": "cookie",
-                                                "name": "portico_session"})
-    spec.components.security_scheme("serviceToken", {
-        "type": "http", "scheme": "bearer", "description": "An operator service token "
-        "(`pst_...`, `portico token create`): the only credential of `/operator/...` (INT-1)"})
+    spec.components.security_scheme(
+        "session", {"type": "apiKey", "in": "cookie", "name": "portico_session"}
+    )
+    spec.components.security_scheme(
+        "serviceToken",
+        {
+            "type": "http",
+            "scheme": "bearer",
+            "description": "An operator service token "
+            "(`pst_...`, `portico token create`): the only credential of `/operator/...` (INT-1)",
+        },
+    )
     tags = set()
     for plugin, route in app.routes:
         if not route.path.startswith(API_PREFIX):
@@ -284,7 +329,7 @@ def build_openapi(app) -> dict:
                 ops[method] = _operation(info, plugin, route, method)
         if ops:
             tags.add(plugin)
-            spec.path(path=route.path[len(API_PREFIX):] or "/", operations=ops)
+            spec.path(path=route.path[len(API_PREFIX) :] or "/", operations=ops)
     spec.options["servers"] = [{"url": app.settings.base_url.rstrip("/") + API_PREFIX}]
     app.plugins.hook.openapi(app=app, spec=spec)
     doc = spec.to_dict()
@@ -295,26 +340,39 @@ def build_openapi(app) -> dict:
 def _operation(info: OperationInfo, plugin: str, route, method: str) -> dict:
     path, permission = route.path, route.permission_for(method)
     auth = "public" if permission == PUBLIC else getattr(route.resource, "auth", "customer")
-    op: dict = {"summary": info.summary, "tags": [plugin],
-                "operationId": f"{plugin}_{method}_{path[len(API_PREFIX):].strip('/').replace('/', '_').replace('{', '').replace('}', '') or 'root'}"}
+    op: dict = {
+        "summary": info.summary,
+        "tags": [plugin],
+        "operationId": f"{plugin}_{method}_{path[len(API_PREFIX) :].strip('/').replace('/', '_').replace('{', '').replace('}', '') or 'root'}",
+    }
     if info.description:
         op["description"] = info.description
     if permission is not None:  # SEC-5: what the staff route declares
         op["x-portico-permission"] = permission
-    params = [{"in": "path", "name": n, "required": True, "schema": {"type": "string"}}
-              for n in _path_params(path)]
+    params = [
+        {"in": "path", "name": n, "required": True, "schema": {"type": "string"}}
+        for n in _path_params(path)
+    ]
     if info.query is not None:
         params.append({"in": "query", "schema": info.query})
     if info.money:
-        params.append({"in": "header", "name": "Idempotency-Key", "required": False,
-                       "schema": {"type": "string", "maxLength": 255},
-                       "description": "Repeat the request with the same key to get the first "
-                                      "result; the money moves once."})
+        params.append(
+            {
+                "in": "header",
+                "name": "Idempotency-Key",
+                "required": False,
+                "schema": {"type": "string", "maxLength": 255},
+                "description": "Repeat the request with the same key to get the first "
+                "result; the money moves once.",
+            }
+        )
     if params:
         op["parameters"] = params
     if info.body is not None:
-        op["requestBody"] = {"required": True,
-                             "content": {"application/json": {"schema": info.body}}}
+        op["requestBody"] = {
+            "required": True,
+            "content": {"application/json": {"schema": info.body}},
+        }
     ok: dict = {"description": "OK"}
     if info.response is not None:
         schema = {"type": "array", "items": info.response} if info.many else info.response
@@ -322,8 +380,9 @@ def _operation(info: OperationInfo, plugin: str, route, method: str) -> dict:
     problem = {"content": {"application/problem+json": {"schema": "Problem"}}}
     op["responses"] = {str(info.status): ok}
     if auth != "public":
-        op["security"] = [{"serviceToken": []}] if auth == "service" \
-            else [{"bearer": []}, {"session": []}]
+        op["security"] = (
+            [{"serviceToken": []}] if auth == "service" else [{"bearer": []}, {"session": []}]
+        )
         op["responses"]["401"] = {"description": "Not signed in", **problem}
     if params and any(p["in"] == "path" for p in params):
         op["responses"]["404"] = {"description": "Not found (or not yours)", **problem}
@@ -335,11 +394,14 @@ def _operation(info: OperationInfo, plugin: str, route, method: str) -> dict:
     if method != "get" and auth != "public":
         op["responses"]["403"] = {"description": "Read-only key or not allowed", **problem}
     if info.money:
-        op["responses"]["409"] = {"description": "A request with this Idempotency-Key is "
-                                                 "still being processed", **problem}
+        op["responses"]["409"] = {
+            "description": "A request with this Idempotency-Key is still being processed",
+            **problem,
+        }
     for code, text in info.errors.items():  # a 2xx is another success with the same body
-        op["responses"][str(code)] = {**ok, "description": text} if code < 400 \
-            else {"description": text, **problem}
+        op["responses"][str(code)] = (
+            {**ok, "description": text} if code < 400 else {"description": text, **problem}
+        )
     return op
 
 

@@ -1,4 +1,5 @@
 """``create_app(settings)``: the Falcon app with its middleware and every plugin's routes."""
+
 from __future__ import annotations
 
 import functools
@@ -47,13 +48,21 @@ class Portico:
         self.translator = Translator(plugins)
         self.theme = Theme(settings, plugins, self.translator)
         self.sections = self._collect_sections()
-        self.providers = {k: v[1] for k, v in plugins.unique(
-            plugins.collect("payment_providers", app=self), lambda p: p.id,
-            "payment provider").items()}
+        self.providers = {
+            k: v[1]
+            for k, v in plugins.unique(
+                plugins.collect("payment_providers", app=self), lambda p: p.id, "payment provider"
+            ).items()
+        }
         self._check_provider()
-        self.channels = {k: v[1] for k, v in plugins.unique(
-            plugins.collect("notification_channels", app=self), lambda c: c.id,
-            "notification channel").items()}
+        self.channels = {
+            k: v[1]
+            for k, v in plugins.unique(
+                plugins.collect("notification_channels", app=self),
+                lambda c: c.id,
+                "notification channel",
+            ).items()
+        }
         self.tasks = tasks.TaskRunner(self)
         #: Shared storage of generated files (invoice PDFs, archives): see engine/storage.py.
         self.storage = storage.open_storage(settings)
@@ -69,13 +78,16 @@ class Portico:
             return
         wanted = self.settings.plugin("billing").get("provider")
         if wanted not in self.providers:
-            raise PluginError(f"billing.provider: no payment provider '{wanted}' (available: "
-                              f"{', '.join(sorted(self.providers)) or 'none'})")
+            raise PluginError(
+                f"billing.provider: no payment provider '{wanted}' (available: "
+                f"{', '.join(sorted(self.providers)) or 'none'})"
+            )
 
     def _collect_models(self) -> dict[str, list]:
         out: dict[str, list] = {}
-        index = self.plugins.unique(self.plugins.collect("register_models"),
-                                    lambda m: m._meta.table_name, "table")
+        index = self.plugins.unique(
+            self.plugins.collect("register_models"), lambda m: m._meta.table_name, "table"
+        )
         for _table, (plugin, model) in index.items():
             out.setdefault(plugin, []).append(model)
         return out
@@ -86,15 +98,21 @@ class Portico:
         return sorted(pairs, key=lambda p: (p[1].order, p[1].id))
 
     def _build_wsgi(self) -> falcon.App:
-        app = falcon.App(request_type=PorticoRequest, response_type=falcon.Response,
-                         middleware=[ObserveMiddleware(), RequestMiddleware(self)])
+        app = falcon.App(
+            request_type=PorticoRequest,
+            response_type=falcon.Response,
+            middleware=[ObserveMiddleware(), RequestMiddleware(self)],
+        )
         app.req_options.strip_url_path_trailing_slash = True
         app.req_options.auto_parse_form_urlencoded = False
         app.req_options.media_handlers[falcon.MEDIA_JSON] = bodies.JSON
         app.resp_options.secure_cookies_by_default = self.settings.security.cookie_secure
         errors.install(app)
-        seen = self.plugins.unique(self.plugins.collect("register_routes", app=self),
-                                   lambda r: (r.path, r.suffix or ""), "route")
+        seen = self.plugins.unique(
+            self.plugins.collect("register_routes", app=self),
+            lambda r: (r.path, r.suffix or ""),
+            "route",
+        )
         for (_path, _), (plugin, route) in seen.items():
             problem = route.permission_problem()
             if problem:
@@ -156,8 +174,12 @@ class Portico:
         return self.wsgi(environ, start_response)
 
 
-def create_app(settings: Settings | None = None, *, extra_plugins: Iterable[tuple[str, Any]] = (),
-               plugins: Plugins | None = None) -> Portico:
+def create_app(
+    settings: Settings | None = None,
+    *,
+    extra_plugins: Iterable[tuple[str, Any]] = (),
+    plugins: Plugins | None = None,
+) -> Portico:
     """Build the configured portal. ``extra_plugins`` adds (name, plugin) pairs (tests)."""
     settings = settings or load_settings()
     plugins = plugins or load_plugins(settings, extra_plugins)

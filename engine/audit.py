@@ -1,4 +1,5 @@
 """The activity log (ACCT-5, IMP-3): every change records who, what, when, from where."""
+
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
@@ -10,8 +11,15 @@ if TYPE_CHECKING:
     from engine.context import Context
 
 
-def record(ctx: Context, action: str, target: str = "", data: dict[str, Any] | None = None, *,
-           customer_id: int | None = None, user_id: int | None = None) -> AuditEvent:
+def record(
+    ctx: Context,
+    action: str,
+    target: str = "",
+    data: dict[str, Any] | None = None,
+    *,
+    customer_id: int | None = None,
+    user_id: int | None = None,
+) -> AuditEvent:
     """Write one audit event for the request's principal (call inside the change's transaction).
 
     Under impersonation the event carries both the customer's user and the staff
@@ -27,24 +35,50 @@ def record(ctx: Context, action: str, target: str = "", data: dict[str, Any] | N
         user=user_id if user_id is not None else (p.user_id if p else None),
         staff=(p.impersonator_id or p.staff_id) if p else None,
         impersonated=bool(p and p.impersonated),
-        action=action, target=target, data=data or {},
-        ip=ctx.ip, user_agent=ctx.user_agent)
+        action=action,
+        target=target,
+        data=data or {},
+        ip=ctx.ip,
+        user_agent=ctx.user_agent,
+    )
     ctx.app.plugins.hook.audit_recorded(app=ctx.app, event=event)
     return event
 
 
-def record_system(app: Portico, action: str, target: str = "",
-                  data: dict[str, Any] | None = None, *,
-                  customer_id: int | None = None, user_id: int | None = None,
-                  staff_id: int | None = None) -> AuditEvent:
+def record_system(
+    app: Portico,
+    action: str,
+    target: str = "",
+    data: dict[str, Any] | None = None,
+    *,
+    customer_id: int | None = None,
+    user_id: int | None = None,
+    staff_id: int | None = None,
+) -> AuditEvent:
     """An audit event with no request behind it (a background job, a CLI command)."""
-    event: AuditEvent = AuditEvent.create(customer=customer_id, user=user_id, staff=staff_id, action=action,
-                              target=target, data=data or {}, ip="", user_agent="system")
+    event: AuditEvent = AuditEvent.create(
+        customer=customer_id,
+        user=user_id,
+        staff=staff_id,
+        action=action,
+        target=target,
+        data=data or {},
+        ip="",
+        user_agent="system",
+    )
     app.plugins.hook.audit_recorded(app=app, event=event)
     return event
 
 
 def describe(event: AuditEvent) -> dict[str, Any]:
-    return {"id": event.id, "action": event.action, "target": event.target, "data": event.data,
-            "at": event.created_at, "ip": event.ip, "user_agent": event.user_agent,
-            "impersonated": event.impersonated, "staff_id": event.staff_id}
+    return {
+        "id": event.id,
+        "action": event.action,
+        "target": event.target,
+        "data": event.data,
+        "at": event.created_at,
+        "ip": event.ip,
+        "user_agent": event.user_agent,
+        "impersonated": event.impersonated,
+        "staff_id": event.staff_id,
+    }

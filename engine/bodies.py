@@ -9,6 +9,7 @@
 - ``read_json(req)``: the JSON body of an API call; a body without ``Content-Type`` is
   refused (415) rather than guessed to be JSON.
 """
+
 from __future__ import annotations
 
 import io
@@ -29,9 +30,12 @@ JSON_TYPE = "application/json"
 
 
 def too_large(limit: int) -> Problem:
-    return Problem(413, "The request body is too large",
-                   f"Send at most {limit} bytes.", errors={"_schema": [
-                       f"The body is larger than {limit} bytes."]})
+    return Problem(
+        413,
+        "The request body is too large",
+        f"Send at most {limit} bytes.",
+        errors={"_schema": [f"The body is larger than {limit} bytes."]},
+    )
 
 
 def cap(req: falcon.Request, limit: int) -> None:
@@ -57,9 +61,12 @@ def _chunked(req: falcon.Request) -> bool:
 
 
 def _too_deep() -> Problem:
-    return Problem(400, "The JSON is nested too deeply",
-                   f"Arrays and objects may nest at most {MAX_DEPTH} levels.",
-                   errors={"_schema": [f"Nested more than {MAX_DEPTH} levels deep."]})
+    return Problem(
+        400,
+        "The JSON is nested too deeply",
+        f"Arrays and objects may nest at most {MAX_DEPTH} levels.",
+        errors={"_schema": [f"Nested more than {MAX_DEPTH} levels deep."]},
+    )
 
 
 def _depth(value: Any) -> int:
@@ -111,9 +118,11 @@ def read_json(req: falcon.Request) -> Any:
     if (req.content_type or "").split(";")[0].strip().lower() != JSON_TYPE:
         raise falcon.HTTPUnsupportedMediaType(
             title="Unsupported media type",
-            description="Send the body as JSON with 'Content-Type: application/json'.")
+            description="Send the body as JSON with 'Content-Type: application/json'.",
+        )
     try:
         return req.get_media()
     except falcon.MediaMalformedError:
-        raise falcon.HTTPBadRequest(title="Malformed JSON",
-                                    description="The request body is not valid JSON.") from None
+        raise falcon.HTTPBadRequest(
+            title="Malformed JSON", description="The request body is not valid JSON."
+        ) from None

@@ -3,6 +3,7 @@
 Each probe returns None when the service answers, else one line saying where and why;
 secrets never appear (URLs are masked).
 """
+
 from __future__ import annotations
 
 import smtplib
@@ -48,10 +49,12 @@ def probes(app: Portico) -> list[tuple[str, str | None, Probe]]:
     settings = app.settings
     out: list[tuple[str, str | None, Probe]] = [
         ("database", faults.where(settings.database_url), probe_database),
-        ("broker", faults.where(settings.broker_url), probe_broker)]
+        ("broker", faults.where(settings.broker_url), probe_broker),
+    ]
     if settings.mail.backend == "smtp":
-        out.append(("SMTP server", f"{settings.mail.smtp_host}:{settings.mail.smtp_port}",
-                    probe_smtp))
+        out.append(
+            ("SMTP server", f"{settings.mail.smtp_host}:{settings.mail.smtp_port}", probe_smtp)
+        )
     for provider_id, provider in sorted(app.providers.items()):
         out.append((f"payment provider '{provider_id}'", None, provider.ping))
     return out
@@ -60,6 +63,7 @@ def probes(app: Portico) -> list[tuple[str, str | None, Probe]]:
 def connect(app: Portico) -> list[tuple[str, str | None]]:
     """Run every probe: [(name and where, None or the problem in one line, naming it)]."""
     from engine.payments import PaymentError
+
     results: list[tuple[str, str | None]] = []
     for name, where, probe in probes(app):
         try:
@@ -67,8 +71,13 @@ def connect(app: Portico) -> list[tuple[str, str | None]]:
         except PaymentError as exc:
             results.append((name, exc.message))
         except (OSError, smtplib.SMTPException, socket.timeout) as exc:
-            results.append((name, f"{name} at {where} does not answer: "
-                                  f"{faults.reason(exc) or type(exc).__name__}"))
+            results.append(
+                (
+                    name,
+                    f"{name} at {where} does not answer: "
+                    f"{faults.reason(exc) or type(exc).__name__}",
+                )
+            )
         except Exception as exc:
             if not faults.is_unreachable(exc):
                 raise

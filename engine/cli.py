@@ -1,5 +1,6 @@
 """The ``portico`` command line: serve, worker, scheduler, migrate, archive, reseal, plugins,
 check, and plugin commands."""
+
 from __future__ import annotations
 
 import json
@@ -35,6 +36,7 @@ class State:
         if self._app is None:
             from engine.app import create_app
             from engine.observe import logs, reporting
+
             try:
                 settings = self.settings()
                 logs.configure(settings.logging.format, settings.logging.level)
@@ -53,6 +55,7 @@ class PorticoCLI(click.Group):
             group = click.Group()
             try:
                 from engine.plugins import load_plugins
+
                 settings = load_settings(ctx.params.get("config"))
                 plugins = load_plugins(settings)
                 if ctx.obj is None:
@@ -70,6 +73,7 @@ class PorticoCLI(click.Group):
             return super().invoke(ctx)
         except Exception as exc:
             from engine import faults
+
             if not faults.is_unreachable(exc):
                 raise
             raise click.ClickException(_unreachable(ctx.obj, exc)) from None
@@ -85,6 +89,7 @@ def _unreachable(state: State | None, exc: Exception) -> str:
     """Which service did not answer, where (password masked), and why."""
     import peewee
     from engine import faults
+
     try:
         settings = state.settings() if state is not None else None
     except SettingsError:
@@ -97,12 +102,17 @@ def _unreachable(state: State | None, exc: Exception) -> str:
 
 
 @click.group(cls=PorticoCLI)
-@click.option("--config", envvar="PORTICO_CONFIG", type=click.Path(dir_okay=False),
-              help="portico.toml to read (default: $PORTICO_CONFIG).")
+@click.option(
+    "--config",
+    envvar="PORTICO_CONFIG",
+    type=click.Path(dir_okay=False),
+    help="portico.toml to read (default: $PORTICO_CONFIG).",
+)
 @click.pass_context
 def cli(ctx, config):
     """Portico: the self-service portal engine."""
     from engine.observe import logs
+
     logs.configure()  # text until the settings say otherwise (State.app)
     ctx.obj = State(config)
 
@@ -116,6 +126,7 @@ def cli(ctx, config):
 def serve(state: State, demo, host, port, workers):
     """Run the web portal with gunicorn."""
     from engine.serve import metrics_folder
+
     metrics_folder()  # before prometheus_client is imported: gunicorn's workers share it
 
     from engine import migrations
@@ -142,19 +153,26 @@ def serve(state: State, demo, host, port, workers):
             pending = migrations.pending(app)
         except Exception as exc:
             from engine import faults
+
             if not faults.is_unreachable(exc):
                 raise
             # OPS-3: serve anyway; requests answer 503 until the database is back.
-            click.echo(f"warning: {_unreachable(state, exc)}; serving 503 until it answers "
-                       "(pending migrations not checked)", err=True)
+            click.echo(
+                f"warning: {_unreachable(state, exc)}; serving 503 until it answers "
+                "(pending migrations not checked)",
+                err=True,
+            )
             pending = []
         if pending:
-            raise click.ClickException(f"{len(pending)} migrations pending "
-                                       f"({', '.join(pending[:3])}...): run `portico migrate`")
+            raise click.ClickException(
+                f"{len(pending)} migrations pending "
+                f"({', '.join(pending[:3])}...): run `portico migrate`"
+            )
         options["post_fork"] = lambda server, worker: app.database.close_all()
     app.database.close_all()
     options["when_ready"] = lambda server: click.echo(
-        f"ready in {time.monotonic() - started:.1f}s", err=True)
+        f"ready in {time.monotonic() - started:.1f}s", err=True
+    )
     Gunicorn(app, options).run()
 
 
@@ -168,8 +186,10 @@ def _print_demo(settings, bind: str, created: dict | None) -> None:
         for kind, email in created.get("logins", []):
             click.echo(f"    {kind:9} {email}")
     else:
-        click.echo("  Demo data already present (PORTICO_DEMO_PASSWORD or the password printed "
-                   "at first start).")
+        click.echo(
+            "  Demo data already present (PORTICO_DEMO_PASSWORD or the password printed "
+            "at first start)."
+        )
     click.echo("")
 
 
@@ -182,6 +202,7 @@ def worker(state: State, threads):
     # Before prometheus_client is imported, which reads the variable once.
     os.environ.pop("PROMETHEUS_MULTIPROC_DIR", None)
     from engine.serve import run_worker
+
     run_worker(state.app("worker"), threads=threads)
 
 
@@ -190,6 +211,7 @@ def worker(state: State, threads):
 def scheduler(state: State):
     """Run the periodic job scheduler (periodiq). Run one per deployment."""
     from engine.serve import run_scheduler
+
     sys.exit(run_scheduler(state.app("scheduler")))
 
 
@@ -198,6 +220,7 @@ def scheduler(state: State):
 def migrate(state: State):
     """Apply pending schema migrations of every enabled plugin."""
     from engine import migrations
+
     applied = migrations.migrate(state.app())
     for line in applied:
         click.echo(f"applied {line}")
@@ -205,11 +228,19 @@ def migrate(state: State):
 
 
 @cli.command()
-@click.option("--only", multiple=True, metavar="NAME",
-              help="Only this table (repeat for more): audit_events, usage_events, ...")
+@click.option(
+    "--only",
+    multiple=True,
+    metavar="NAME",
+    help="Only this table (repeat for more): audit_events, usage_events, ...",
+)
 @click.option("--dry-run", is_flag=True, help="Count what would be archived; change nothing.")
-@click.option("--max-batches", type=int, default=None,
-              help="Stop each table after this many files (the rest waits for the next run).")
+@click.option(
+    "--max-batches",
+    type=int,
+    default=None,
+    help="Stop each table after this many files (the rest waits for the next run).",
+)
 @click.pass_obj
 def archive(state: State, only, dry_run, max_batches):
     """Move rows older than [retention] to compressed files in storage, then delete them (OPS-7).
@@ -219,26 +250,36 @@ def archive(state: State, only, dry_run, max_batches):
     task does the same: see docs/operations.md, Retention and archival.
     """
     from engine import retention
+
     app = state.app()
     tables = retention.archives(app)
     unknown = set(only) - {a.name for a in tables}
     if unknown:
-        raise click.ClickException(f"--only {', '.join(sorted(unknown))}: no such archive "
-                                   f"(one of: {', '.join(a.name for a in tables)})")
+        raise click.ClickException(
+            f"--only {', '.join(sorted(unknown))}: no such archive "
+            f"(one of: {', '.join(a.name for a in tables)})"
+        )
     chosen = [a for a in tables if not only or a.name in only]
     if dry_run:
         for a in chosen:
             days = a.days(app)
-            click.echo(f"{a.name}: {retention.count_old(app, a)} rows older than {days} days"
-                       if days else f"{a.name}: kept forever")
+            click.echo(
+                f"{a.name}: {retention.count_old(app, a)} rows older than {days} days"
+                if days
+                else f"{a.name}: kept forever"
+            )
         return
     for result in retention.run(app, only=[a.name for a in chosen], max_batches=max_batches):
         if result.cutoff is None:
-            click.echo(f"{result.name}: kept forever" + (
-                f" ({result.resumed} interrupted batches finished)" if result.resumed else ""))
+            click.echo(
+                f"{result.name}: kept forever"
+                + (f" ({result.resumed} interrupted batches finished)" if result.resumed else "")
+            )
             continue
-        line = (f"{result.name}: {result.rows} rows older than {result.cutoff:%Y-%m-%d %H:%M} "
-                f"UTC archived in {result.files} files")
+        line = (
+            f"{result.name}: {result.rows} rows older than {result.cutoff:%Y-%m-%d %H:%M} "
+            f"UTC archived in {result.files} files"
+        )
         if result.resumed:
             line += f", {result.resumed} interrupted batches finished"
         if result.busy:
@@ -253,6 +294,7 @@ def reseal(state: State):
     taken out of the list (SEC-6)."""
     from engine import db
     from engine.security import reseal_stored
+
     app = state.app()
     with db.connection():
         resealed, unreadable = reseal_stored(app)
@@ -260,7 +302,8 @@ def reseal(state: State):
     if unreadable:
         raise click.ClickException(
             f"{unreadable} sealed values open under none of secret_keys: their key was "
-            "removed; put it back, or those users set up two-step sign-in again")
+            "removed; put it back, or those users set up two-step sign-in again"
+        )
 
 
 @cli.command()
@@ -269,19 +312,30 @@ def reseal(state: State):
 def plugins(state: State, as_json):
     """List installed plugins: name, version, enabled, hooks."""
     from engine.plugins import load_plugins
+
     try:
         found = load_plugins(state.settings(serving=False))  # lists; signs nothing
     except (SettingsError, PluginError) as exc:
         raise click.ClickException(str(exc)) from None
-    rows: list[dict[str, Any]] = [{"name": i.name, "version": i.version, "source": i.source, "enabled": i.enabled,
-             "hooks": found.hooks_of(i.name)} for i in found.info.values()]
+    rows: list[dict[str, Any]] = [
+        {
+            "name": i.name,
+            "version": i.version,
+            "source": i.source,
+            "enabled": i.enabled,
+            "hooks": found.hooks_of(i.name),
+        }
+        for i in found.info.values()
+    ]
     if as_json:
         click.echo(json.dumps(rows, indent=2))
         return
     click.echo(f"{'name':16} {'version':9} {'enabled':8} hooks")
     for r in rows:
-        click.echo(f"{r['name']:16} {r['version']:9} {'yes' if r['enabled'] else 'no':8} "
-                   f"{', '.join(r['hooks'])}")
+        click.echo(
+            f"{r['name']:16} {r['version']:9} {'yes' if r['enabled'] else 'no':8} "
+            f"{', '.join(r['hooks'])}"
+        )
 
 
 @cli.group()
@@ -291,28 +345,39 @@ def plugin():
 
 @plugin.command("new")
 @click.argument("name")
-@click.option("--dir", "parent", default=".", show_default=True,
-              type=click.Path(file_okay=False, path_type=Path),
-              help="Folder to create the plugin's folder (named NAME) in.")
+@click.option(
+    "--dir",
+    "parent",
+    default=".",
+    show_default=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Folder to create the plugin's folder (named NAME) in.",
+)
 def plugin_new(name, parent):
     """Write a new plugin distribution, NAME (e.g. acme-inventory).
 
     It installs (pip install -e) and passes its own tests as written: hookimpls, a section
     and its page, an API route in OpenAPI, a task, a migration, tests on engine.testing."""
     from engine.scaffold import ScaffoldError, new_plugin
+
     try:
         target = new_plugin(name, parent)
     except ScaffoldError as exc:
         raise click.ClickException(str(exc)) from None
-    click.echo(f"wrote plugin {name} in {target}\n\n  cd {target}\n  pip install -e .\n"
-               "  pytest\n")
+    click.echo(f"wrote plugin {name} in {target}\n\n  cd {target}\n  pip install -e .\n  pytest\n")
 
 
 @cli.command()
-@click.option("--reference", is_flag=True,
-              help="Print the configuration reference (every key of the engine and plugins).")
-@click.option("--connect", is_flag=True,
-              help="Also prove the database, broker, SMTP server and payment provider answer.")
+@click.option(
+    "--reference",
+    is_flag=True,
+    help="Print the configuration reference (every key of the engine and plugins).",
+)
+@click.option(
+    "--connect",
+    is_flag=True,
+    help="Also prove the database, broker, SMTP server and payment provider answer.",
+)
 @click.pass_obj
 def check(state: State, reference, connect):
     """Validate the configuration and print it, secrets redacted (OPS-2)."""
@@ -320,6 +385,7 @@ def check(state: State, reference, connect):
     from engine.plugins import load_plugins
     from engine.settings import reference as settings_reference
     from engine.theming import ThemeError
+
     try:
         settings = state.settings()
         found = load_plugins(settings)
@@ -329,6 +395,7 @@ def check(state: State, reference, connect):
         # Building the app runs every start-up check (theme, storage, providers, actors)
         # without connecting to anything.
         from engine.observe import reporting
+
         reporting.check(settings)  # a Sentry DSN without sentry-sdk
         portico_log = logging.getLogger("portico")
         level = portico_log.level
@@ -346,6 +413,7 @@ def check(state: State, reference, connect):
     click.echo(json.dumps(settings.redacted(), indent=2, default=str))
     if connect:
         from engine.checks import connect as connect_all
+
         failed = 0
         for name, problem in connect_all(app):
             click.echo(f"{'FAIL' if problem else 'ok':4}  {problem or name}", err=bool(problem))
@@ -361,12 +429,24 @@ def storage():
 
 
 @storage.command("copy")
-@click.option("--from", "source", required=True, type=click.Choice(["local", "database", "s3"]),
-              help="The backend to copy from ([storage] settings say where it is).")
-@click.option("--from-path", type=click.Path(file_okay=False),
-              help="local: the folder to copy from (default: [storage] path).")
-@click.option("--prefix", "prefixes", multiple=True,
-              help="Only keys starting with this (repeat for more), e.g. invoices/.")
+@click.option(
+    "--from",
+    "source",
+    required=True,
+    type=click.Choice(["local", "database", "s3"]),
+    help="The backend to copy from ([storage] settings say where it is).",
+)
+@click.option(
+    "--from-path",
+    type=click.Path(file_okay=False),
+    help="local: the folder to copy from (default: [storage] path).",
+)
+@click.option(
+    "--prefix",
+    "prefixes",
+    multiple=True,
+    help="Only keys starting with this (repeat for more), e.g. invoices/.",
+)
 @click.pass_obj
 def storage_copy(state: State, source, from_path, prefixes):
     """Copy every stored file into the configured storage; files already there stay as they are.
@@ -376,11 +456,14 @@ def storage_copy(state: State, source, from_path, prefixes):
     """
     from engine import db
     from engine.storage import copy, open_storage
+
     app = state.app()
     origin = open_storage(app.settings, backend=source, path=from_path)
     if origin.describe() == app.storage.describe():
-        raise click.ClickException(f"--from {source} is the same storage as [storage] "
-                                   f"({origin.describe()}): nothing to copy")
+        raise click.ClickException(
+            f"--from {source} is the same storage as [storage] "
+            f"({origin.describe()}): nothing to copy"
+        )
     click.echo(f"copying from {origin.describe()} to {app.storage.describe()}", err=True)
     copied = present = 0
     with db.connection():

@@ -3,6 +3,7 @@
 Every customer query goes through ``owned()``/``get_owned()``, which filter by
 the current customer, so another customer's id is a 404, never a 403 leak.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -34,6 +35,7 @@ class Principal:
     ``role`` is the contact's role on the account (``engine.roles``, ACCT-7): what they may
     see and do beyond their own login.
     """
+
     kind: str
     user_id: int | None = None
     customer_id: int | None = None
@@ -80,6 +82,7 @@ class Extra(TypedDict, total=False):
     For a value a plugin merely computes once per request, use ``ctx.once`` instead of a
     new key here.
     """
+
     csrf_cookie: str  # the CSRF cookie's value ("" before one is issued)
     csrf_set: bool  # a new CSRF cookie goes out with this response
     locale_negotiated: bool  # the page's language came from Accept-Language
@@ -97,6 +100,7 @@ class Extra(TypedDict, total=False):
 @dataclass
 class Context:
     """Per-request state handed to resources and hooks (``req.context``)."""
+
     app: Any = None
     principal: Principal | None = None
     locale: str = "en"
@@ -122,8 +126,9 @@ class Context:
 
     def require_customer(self) -> int:
         if self.customer_id is None:
-            raise falcon.HTTPUnauthorized(title="Sign in required",
-                                          description="This needs a signed-in customer.")
+            raise falcon.HTTPUnauthorized(
+                title="Sign in required", description="This needs a signed-in customer."
+            )
         return self.customer_id
 
 
@@ -131,8 +136,9 @@ IMPERSONATION_TITLE = N_("Not allowed during impersonation")
 API_KEY_TITLE = N_("Not allowed with an API key")
 
 
-def in_person_refusal(ctx: Context, impersonated: str,
-                      api_key: str = "Sign in as the account holder to do this.") -> Problem | None:
+def in_person_refusal(
+    ctx: Context, impersonated: str, api_key: str = "Sign in as the account holder to do this."
+) -> Problem | None:
     """The 403 problem for a request that only the account holder in person may make, or None.
 
     ``impersonated`` and ``api_key`` say what the refused caller should know. The types are
@@ -146,8 +152,9 @@ def in_person_refusal(ctx: Context, impersonated: str,
     return None
 
 
-def require_in_person(ctx: Context, impersonated: str,
-                      api_key: str = "Sign in as the account holder to do this.") -> None:
+def require_in_person(
+    ctx: Context, impersonated: str, api_key: str = "Sign in as the account holder to do this."
+) -> None:
     """Raise ``in_person_refusal``'s problem, if there is one."""
     problem = in_person_refusal(ctx, impersonated, api_key)
     if problem is not None:
@@ -164,13 +171,15 @@ def owned(model: type[peewee.Model], customer_id: int) -> peewee.Select:
     if scoper is not None:
         return scoper(customer_id)
     if "customer" not in model._meta.fields:
-        raise TypeError(f"{model.__name__} has no customer field and no for_customer(); "
-                        "it cannot be scoped to a tenant")
+        raise TypeError(
+            f"{model.__name__} has no customer field and no for_customer(); "
+            "it cannot be scoped to a tenant"
+        )
     return model.select().where(model.customer == customer_id)
 
 
 #: The largest row id (PostgreSQL ``serial``); a bigger number would overflow the driver.
-MAX_ID = 2 ** 31 - 1
+MAX_ID = 2**31 - 1
 
 
 def as_id(value: Any) -> int:
@@ -181,8 +190,9 @@ def as_id(value: Any) -> int:
     return number
 
 
-def get_or_404(model: type[peewee.Model], obj_id: Any,
-               query: peewee.Select | None = None) -> peewee.Model:
+def get_or_404(
+    model: type[peewee.Model], obj_id: Any, query: peewee.Select | None = None
+) -> peewee.Model:
     """The row of ``query`` (default: every row, as staff see them) with this path id, or 404.
 
     An id that is not a number, or too big for a row id, is simply not found.

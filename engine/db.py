@@ -4,6 +4,7 @@ SQLite is the embedded default (WAL, foreign keys, busy timeout); PostgreSQL is
 the production database. Connections come from a pool and are taken per
 request by the app's middleware.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -40,6 +41,7 @@ class PostgresPool(PooledPostgresqlDatabase):
     less than ``PING_AFTER`` seconds ago, idle and not closed by the driver, is
     handed out as it is; older ones are still pinged.
     """
+
     PING_AFTER = 2.0
 
     def __init__(self, *args, **kwargs):
@@ -57,8 +59,12 @@ class PostgresPool(PooledPostgresqlDatabase):
 
     def _is_closed(self, conn):
         returned = self._returned_at.pop(id(conn), None)
-        if (returned is not None and time.monotonic() - returned < self.PING_AFTER
-                and not conn.closed and conn.get_transaction_status() == TRANSACTION_STATUS_IDLE):
+        if (
+            returned is not None
+            and time.monotonic() - returned < self.PING_AFTER
+            and not conn.closed
+            and conn.get_transaction_status() == TRANSACTION_STATUS_IDLE
+        ):
             return False
         return super()._is_closed(conn)
 
@@ -70,8 +76,14 @@ def open_database(url: str) -> peewee.Database:
         path = parts.path if parts.netloc in ("", "localhost") else parts.netloc + parts.path
         if path not in (":memory:", "/:memory:"):
             Path(path).parent.mkdir(parents=True, exist_ok=True)
-        db = PooledSqliteDatabase(path, pragmas=SQLITE_PRAGMAS, max_connections=32,
-                                  stale_timeout=300, check_same_thread=False, timeout=10)
+        db = PooledSqliteDatabase(
+            path,
+            pragmas=SQLITE_PRAGMAS,
+            max_connections=32,
+            stale_timeout=300,
+            check_same_thread=False,
+            timeout=10,
+        )
     elif parts.scheme in ("postgres", "postgresql"):
         options: dict[str, Any] = dict(parse_qsl(parts.query))
         options.setdefault("connect_timeout", 5)  # an unreachable host fails, not hangs (OPS-3)
@@ -80,16 +92,21 @@ def open_database(url: str) -> peewee.Database:
         prepare = options.pop("prepare", "true").lower() not in ("false", "0", "no", "off")
         # libpq reads user and password from the query too (?user=..&password=..)
         db = PostgresPool(
-            parts.path.lstrip("/"), user=options.pop("user", parts.username),
+            parts.path.lstrip("/"),
+            user=options.pop("user", parts.username),
             password=options.pop("password", parts.password),
             host=options.pop("host", parts.hostname or "127.0.0.1"),
             port=options.pop("port", parts.port or 5432),
-            max_connections=int(options.pop("max_connections", 20)), stale_timeout=300,
-            **options)
+            max_connections=int(options.pop("max_connections", 20)),
+            stale_timeout=300,
+            **options,
+        )
         db.server_prepare = prepare
     else:
-        raise ValueError(f"database_url: unsupported scheme '{parts.scheme}' "
-                         "(use sqlite:///path or postgresql://user@host/db)")
+        raise ValueError(
+            f"database_url: unsupported scheme '{parts.scheme}' "
+            "(use sqlite:///path or postgresql://user@host/db)"
+        )
     return db
 
 
@@ -139,6 +156,7 @@ def copy_rows(table: str, columns: list[str], rows) -> None:
     whose thousands of parameters psycopg2 quotes one by one and the server then parses.
     Values: None, bool, int, str, and naive datetimes (already in UTC).
     """
+
     def text(value) -> str:
         if type(value) is int:  # most values: ids and quantities
             return str(value)
@@ -148,8 +166,14 @@ def copy_rows(table: str, columns: list[str], rows) -> None:
             return "t" if value else "f"
         if isinstance(value, datetime):
             return value.isoformat()
-        return (str(value).replace("\\", "\\\\").replace("\t", "\\t")
-                .replace("\n", "\\n").replace("\r", "\\r"))
+        return (
+            str(value)
+            .replace("\\", "\\\\")
+            .replace("\t", "\\t")
+            .replace("\n", "\\n")
+            .replace("\r", "\\r")
+        )
+
     body = "".join("\t".join(map(text, row)) + "\n" for row in rows)
     names = ", ".join(f'"{c}"' for c in columns)
     database.cursor().copy_expert(f'COPY "{table}" ({names}) FROM STDIN', io.StringIO(body))
@@ -166,7 +190,9 @@ class _Column:
     (peewee is checked as untyped, so without this every field would have its own class
     as its type.)
     """
+
     if TYPE_CHECKING:
+
         def __get__(self, obj: Any, owner: Any) -> Any: ...
         def __set__(self, obj: Any, value: Any) -> None: ...
 
@@ -227,8 +253,9 @@ class Prepared:
         self._prepared_on: weakref.WeakSet = weakref.WeakSet()  # the connections that have it
 
     def _compile(self, db: peewee.Database, values: tuple) -> tuple:
-        stand_ins = [-(10**15) - i if isinstance(v, int) else f"\0prepared-{i}"
-                     for i, v in enumerate(values)]
+        stand_ins = [
+            -(10**15) - i if isinstance(v, int) else f"\0prepared-{i}" for i, v in enumerate(values)
+        ]
         query = self.build(*stand_ins)
         sql, params = query.bind(db).sql()
         slots = [stand_ins.index(p) if p in stand_ins else None for p in params]
@@ -251,8 +278,9 @@ class Prepared:
         conn = db.connection()
         if conn not in self._prepared_on:
             numbered = itertools.count(1)
-            db.execute_sql(f"PREPARE {self.name} AS "
-                           + re.sub(r"%s", lambda _: f"${next(numbered)}", sql))
+            db.execute_sql(
+                f"PREPARE {self.name} AS " + re.sub(r"%s", lambda _: f"${next(numbered)}", sql)
+            )
             self._prepared_on.add(conn)
         return db.execute_sql(f"EXECUTE {self.name}({', '.join(['%s'] * len(args))})", args)
 

@@ -1,4 +1,5 @@
 """Demo data: every plugin adds to it through the ``demo_data`` hook, in dependency order."""
+
 from __future__ import annotations
 
 from engine import db

@@ -8,6 +8,7 @@ sends a local file with ``sendfile``; other backends are read in blocks. No
 download reads or hashes a file to answer: the validators come from the
 database or the storage's metadata.
 """
+
 from __future__ import annotations
 
 from datetime import datetime, timezone
@@ -24,8 +25,13 @@ if TYPE_CHECKING:
 PRIVATE = ("private", "no-cache")
 
 
-def not_modified(req: falcon.Request, resp: falcon.Response, etag: str | None, modified: datetime | None,
-                 cache_control: tuple[str, ...] = PRIVATE) -> bool:
+def not_modified(
+    req: falcon.Request,
+    resp: falcon.Response,
+    etag: str | None,
+    modified: datetime | None,
+    cache_control: tuple[str, ...] = PRIVATE,
+) -> bool:
     """Set the validators; True (and status 304) when the client's copy is current.
 
     ``If-None-Match`` decides when it is sent; ``If-Modified-Since`` only without it
@@ -51,8 +57,12 @@ def not_modified(req: falcon.Request, resp: falcon.Response, etag: str | None, m
     return fresh
 
 
-def send(resp: falcon.Response, opened: Opened, content_type: str | None = None,
-         filename: str | None = None) -> None:
+def send(
+    resp: falcon.Response,
+    opened: Opened,
+    content_type: str | None = None,
+    filename: str | None = None,
+) -> None:
     """Stream ``opened`` as the response body (the server closes it once sent)."""
     resp.content_type = content_type or opened.info.content_type
     resp.content_length = opened.info.size

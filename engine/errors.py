@@ -4,6 +4,7 @@ A problem has a stable ``type`` (a URI under the operator's base URL), a human
 ``title``, the ``status``, and for bad input ``errors``: field → messages.
 No stack trace ever reaches a user.
 """
+
 from __future__ import annotations
 
 import json
@@ -17,20 +18,40 @@ from engine.registry import request_kind
 log = logging.getLogger("portico.errors")
 
 PROBLEM_TYPES = {
-    400: "bad-request", 401: "unauthorized", 403: "forbidden", 404: "not-found",
-    405: "method-not-allowed", 409: "conflict", 410: "gone", 413: "too-large",
-    415: "unsupported-media-type", 422: "invalid-input", 429: "too-many-requests",
-    500: "server-error", 502: "provider-error", 503: "unavailable",
+    400: "bad-request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not-found",
+    405: "method-not-allowed",
+    409: "conflict",
+    410: "gone",
+    413: "too-large",
+    415: "unsupported-media-type",
+    422: "invalid-input",
+    429: "too-many-requests",
+    500: "server-error",
+    502: "provider-error",
+    503: "unavailable",
 }
 
 
 class Problem(falcon.HTTPError):
     """An HTTP error with a stable problem ``type`` slug and optional field ``errors``."""
 
-    def __init__(self, status: int, title: str, detail: str | None = None, *,
-                 type: str | None = None, errors: dict | None = None, headers=None, **extra):
-        super().__init__(falcon.code_to_http_status(status), title=title, description=detail,
-                         headers=headers)
+    def __init__(
+        self,
+        status: int,
+        title: str,
+        detail: str | None = None,
+        *,
+        type: str | None = None,
+        errors: dict | None = None,
+        headers=None,
+        **extra,
+    ):
+        super().__init__(
+            falcon.code_to_http_status(status), title=title, description=detail, headers=headers
+        )
         self.slug = type or PROBLEM_TYPES.get(status, "error")
         self.errors = errors
         self.extra = extra
@@ -38,15 +59,19 @@ class Problem(falcon.HTTPError):
 
 def invalid(errors: dict, title: str = "Some fields are not valid") -> Problem:
     """422 with field messages, the shape every form and API call uses."""
-    return Problem(422, title, "Correct the fields listed in 'errors' and try again.",
-                   errors=errors)
+    return Problem(
+        422, title, "Correct the fields listed in 'errors' and try again.", errors=errors
+    )
 
 
 def problem_body(req: falcon.Request, error: falcon.HTTPError) -> dict:
     status = int(error.status_code)
     slug = getattr(error, "slug", None) or PROBLEM_TYPES.get(status, "error")
-    body = {"type": f"/problems/{slug}", "title": error.title or str(error.status)[4:],
-            "status": status}
+    body = {
+        "type": f"/problems/{slug}",
+        "title": error.title or str(error.status)[4:],
+        "status": status,
+    }
     if error.description:
         body["detail"] = error.description
     errors = getattr(error, "errors", None)  # a Problem's field messages
@@ -73,8 +98,7 @@ def _recognise(app, req: falcon.Request) -> None:
     try:
         ctx.principal = app.plugins.hook.authenticate_request(app=app, req=req)
         ctx.locale = app.translator.negotiate(req, ctx.principal)
-        ctx.timezone = (ctx.principal and ctx.principal.timezone) or \
-            app.settings.default_timezone
+        ctx.timezone = (ctx.principal and ctx.principal.timezone) or app.settings.default_timezone
     except Exception:  # an error page must render whatever happened: signed out it is
         log.exception("could not recognise the visitor on an error page")
 
@@ -112,24 +136,35 @@ def handle_uncaught(req, resp, ex: Exception, params) -> None:
     if isinstance(ex, falcon.HTTPError):
         raise ex
     from engine import faults
+
     if faults.is_unreachable(ex):
         import peewee
+
         app = getattr(req.context, "app", None)
         if app is not None and isinstance(ex, (peewee.OperationalError, peewee.InterfaceError)):
             _outage_log.warning("%s", faults.describe("database", app.settings.database_url, ex))
         else:
             _outage_log.warning("a service is unreachable: %s", faults.reason(ex))
-        raise Problem(503, "The service is temporarily unavailable",
-                      "Please try again in a moment.", headers={"Retry-After": "30"})
+        raise Problem(
+            503,
+            "The service is temporarily unavailable",
+            "Please try again in a moment.",
+            headers={"Retry-After": "30"},
+        )
     from engine.observe import reporting
+
     reporting.capture(req, ex)  # first: the log line's own event is then a duplicate, dropped
     log.exception("unhandled error on %s %s", req.method, req.path)
-    raise Problem(500, "Something went wrong on our side",
-                  "The error has been logged. Please try again in a moment.")
+    raise Problem(
+        500,
+        "Something went wrong on our side",
+        "The error has been logged. Please try again in a moment.",
+    )
 
 
 def _quiet_outages() -> None:
     from engine.faults import OncePerOutage
+
     if not any(isinstance(f, OncePerOutage) for f in _outage_log.filters):
         _outage_log.addFilter(OncePerOutage())
 

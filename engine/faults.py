@@ -5,6 +5,7 @@
 instead of a traceback; the worker and the scheduler wait with ``wait_until`` and log it
 once per retry with a growing delay, never a traceback per second.
 """
+
 from __future__ import annotations
 
 import logging
@@ -16,21 +17,37 @@ from urllib.parse import urlparse
 from engine.settings import mask_url
 
 log = logging.getLogger("portico.faults")
-DEFAULT_PORTS = {"postgres": 5432, "postgresql": 5432, "redis": 6379, "rediss": 6379,
-                 "amqp": 5672, "amqps": 5671}
+DEFAULT_PORTS = {
+    "postgres": 5432,
+    "postgresql": 5432,
+    "redis": 6379,
+    "rediss": 6379,
+    "amqp": 5672,
+    "amqps": 5671,
+}
 
 
 def is_unreachable(exc: BaseException) -> bool:
     """Whether ``exc`` means a database or broker did not answer (not a bug in our code)."""
     import peewee
     from dramatiq.errors import BrokerConnectionError
-    kinds: tuple[type, ...] = (peewee.OperationalError, peewee.InterfaceError,
-                               BrokerConnectionError, ConnectionError, TimeoutError)
+
+    kinds: tuple[type, ...] = (
+        peewee.OperationalError,
+        peewee.InterfaceError,
+        BrokerConnectionError,
+        ConnectionError,
+        TimeoutError,
+    )
     try:
         import redis
         import pika.exceptions
-        kinds += (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError,
-                  pika.exceptions.AMQPConnectionError)
+
+        kinds += (
+            redis.exceptions.ConnectionError,
+            redis.exceptions.TimeoutError,
+            pika.exceptions.AMQPConnectionError,
+        )
     except ImportError:  # pragma: no cover - both come with dramatiq's extras
         pass
     if isinstance(exc, peewee.OperationalError) and "no such" in str(exc):
@@ -58,9 +75,14 @@ def describe(what: str, url: str, exc: BaseException) -> str:
     return f"{what} at {where(url)} ({mask_url(url)}) is unreachable: {reason(exc)}"
 
 
-def wait_until(check: Callable[[], object], what: str, url: str,
-               stop: threading.Event | None = None, first_delay: float = 1.0,
-               max_delay: float = 60.0) -> bool:
+def wait_until(
+    check: Callable[[], object],
+    what: str,
+    url: str,
+    stop: threading.Event | None = None,
+    first_delay: float = 1.0,
+    max_delay: float = 60.0,
+) -> bool:
     """Call ``check`` until it stops raising; between tries log one line and back off.
 
     Returns False when ``stop`` is set first. Errors that are not an unreachable

@@ -1,4 +1,5 @@
 """HTML forms: read a posted form once, validate it with the same marshmallow schema as the API."""
+
 from __future__ import annotations
 
 import re
@@ -67,8 +68,9 @@ def text_errors(data: dict[str, Any]) -> dict[str, list[str]]:
     return errors
 
 
-def validate_form(req: falcon.Request,
-                  schema_cls: type[Schema]) -> tuple[dict[str, Any], dict[str, Any]]:
+def validate_form(
+    req: falcon.Request, schema_cls: type[Schema]
+) -> tuple[dict[str, Any], dict[str, Any]]:
     """Validate the posted form: returns (data, errors); errors are field → [messages].
 
     Unknown fields (the CSRF token, the submit button) are ignored.

@@ -10,6 +10,7 @@ it is not ``id``).
 
     python -m engine.freeze plugins.topups.models:MODELS "Top-up tables." > 0001_initial.py
 """
+
 from __future__ import annotations
 
 import importlib
@@ -30,29 +31,38 @@ def freeze(models, doc: str) -> str:
                 if field.rel_field.name != "id" or type(field.rel_field) is not peewee.AutoField:
                     refs[field.rel_field.name] = field.rel_field
     names: set[str] = {"Model"}
-    blocks = [_stub(model, fields, names) for model, fields in
-              sorted(stubs.items(), key=lambda item: item[0].__name__)]
+    blocks = [
+        _stub(model, fields, names)
+        for model, fields in sorted(stubs.items(), key=lambda item: item[0].__name__)
+    ]
     blocks += [_model(model, names) for model in models]
     listed = _pack("TABLES = [", [m.__name__ for m in models], "]", "")
     imports = f"from peewee import {', '.join(sorted(names))}"
     if len(imports) > 99:
         imports = "from peewee import (\n" + "".join(f"    {n},\n" for n in sorted(names)) + ")"
-    return "\n".join([
-        f'"""{doc}"""',
-        imports,
-        "", "",
-        "\n\n\n".join(blocks),
-        "", "",
-        listed,
-        "", "",
-        "def up(migrator, db):",
-        "    with db.bind_ctx(TABLES):",
-        "        db.create_tables(TABLES, safe=False)",
-        "", "",
-        "def down(migrator, db):",
-        "    with db.bind_ctx(TABLES):",
-        "        db.drop_tables(TABLES, safe=False)",
-        ""])
+    return "\n".join(
+        [
+            f'"""{doc}"""',
+            imports,
+            "",
+            "",
+            "\n\n\n".join(blocks),
+            "",
+            "",
+            listed,
+            "",
+            "",
+            "def up(migrator, db):",
+            "    with db.bind_ctx(TABLES):",
+            "        db.create_tables(TABLES, safe=False)",
+            "",
+            "",
+            "def down(migrator, db):",
+            "    with db.bind_ctx(TABLES):",
+            "        db.drop_tables(TABLES, safe=False)",
+            "",
+        ]
+    )
 
 
 def _stub(model, fields: dict, names: set) -> str:
@@ -67,11 +77,16 @@ def _model(model, names: set) -> str:
     meta = model._meta
     lines = [f"class {model.__name__}(Model):"]
     for field in meta.sorted_fields:
-        if not (type(field) is peewee.AutoField and field.name == "id"
-                and field.column_name == "id"):
+        if not (
+            type(field) is peewee.AutoField and field.name == "id" and field.column_name == "id"
+        ):
             lines.append(_field(field, names, f"    {field.name} = "))
-    lines += ["", "    class Meta:", f"        table_name = {_q(meta.table_name)}",
-              "        legacy_table_names = False  # index names start with the table's"]
+    lines += [
+        "",
+        "    class Meta:",
+        f"        table_name = {_q(meta.table_name)}",
+        "        legacy_table_names = False  # index names start with the table's",
+    ]
     if isinstance(meta.primary_key, peewee.CompositeKey):
         names.add("CompositeKey")
         keys = ", ".join(_q(n) for n in meta.primary_key.field_names)
@@ -81,11 +96,18 @@ def _model(model, names: set) -> str:
         if not isinstance(index, (tuple, list)):
             raise SystemExit(f"{meta.table_name}: index {index!r} must be frozen by hand")
         columns, unique = index
-        indexes.append(f"(({', '.join(_q(c) for c in columns)}{',' * (len(columns) == 1)}), "
-                       f"{unique})")
+        indexes.append(
+            f"(({', '.join(_q(c) for c in columns)}{',' * (len(columns) == 1)}), {unique})"
+        )
     if indexes:
-        lines.append(_pack("        indexes = (", indexes, ",)" if len(indexes) == 1 else ")",
-                           "                   "))
+        lines.append(
+            _pack(
+                "        indexes = (",
+                indexes,
+                ",)" if len(indexes) == 1 else ")",
+                "                   ",
+            )
+        )
     if meta.constraints:
         raise SystemExit(f"{meta.table_name}: table constraints must be frozen by hand")
     return "\n".join(lines)

@@ -13,6 +13,7 @@ Hooks marked "first result" stop at the first plugin that answers.
 Event hooks are named in the past tense and their return value is ignored.
 Specs only ever gain arguments, never lose them.
 """
+
 from __future__ import annotations
 
 from types import ModuleType
@@ -39,6 +40,7 @@ hookspec = pluggy.HookspecMarker("portico")
 
 
 # -- describing the plugin ---------------------------------------------------
+
 
 @hookspec
 def plugin_requires() -> list[str]:
@@ -81,6 +83,7 @@ def register_settings() -> type[Schema]:
 
 
 # -- what a plugin brings: data, code, pages ---------------------------------
+
 
 @hookspec
 def register_models() -> list[type]:
@@ -170,6 +173,7 @@ def openapi(app: Portico, spec: APISpec) -> None:
 
 # -- resolving one thing -----------------------------------------------------
 
+
 @hookspec(firstresult=True)
 def authenticate_request(app: Portico, req: falcon.Request) -> Principal | None:
     """Return the ``Principal`` for a request, or ``None`` to let others try.
@@ -180,6 +184,7 @@ def authenticate_request(app: Portico, req: falcon.Request) -> Principal | None:
 
 
 # -- providers and channels --------------------------------------------------
+
 
 @hookspec
 def payment_providers(app: Portico) -> list[PaymentProvider]:
@@ -198,6 +203,7 @@ def notification_channels(app: Portico) -> list[Channel]:
 
 
 # -- events (past tense; return values are ignored) --------------------------
+
 
 @hookspec
 def audit_recorded(app: Portico, event: AuditEvent) -> None:
@@ -235,8 +241,9 @@ def balance_threshold(app: Portico, customer_id: int, balance_type: str) -> int 
 
 
 @hookspec(firstresult=True)
-def balance_thresholds(app: Portico, customer_ids: list[int],
-                       balance_type: str) -> dict[int, int] | None:
+def balance_thresholds(
+    app: Portico, customer_ids: list[int], balance_type: str
+) -> dict[int, int] | None:
     """Return ``{customer_id: threshold}`` for many customers at once (bulk ``balance_threshold``).
 
     First result wins. Rating asks once per batch and balance type instead of

@@ -11,6 +11,7 @@ the operator's ``default_locale``. Under impersonation the cookie comes first,
 so staff can read the portal in their own language without changing the
 customer's preference.
 """
+
 from __future__ import annotations
 
 import contextvars
@@ -51,8 +52,9 @@ def _aliases(tag: str) -> str | None:
     except (ValueError, TypeError, UnknownLocaleError):
         return None
     if loc.language == "zh":
-        traditional = (loc.script == "Hant" or
-                       (loc.script is None and loc.territory in ("TW", "HK", "MO")))
+        traditional = loc.script == "Hant" or (
+            loc.script is None and loc.territory in ("TW", "HK", "MO")
+        )
         return None if traditional else "zh_Hans"
     return loc.language if loc.language in LOCALES else None
 
@@ -97,8 +99,9 @@ class Translator:
                 po = base / locale / "LC_MESSAGES" / "messages.po"
                 if po.exists():
                     compiled = _compile(po, locale)
-                    merged = compiled if not isinstance(merged, Translations) \
-                        else merged.merge(compiled)
+                    merged = (
+                        compiled if not isinstance(merged, Translations) else merged.merge(compiled)
+                    )
             self.catalogs[locale] = merged
 
     def get(self, locale: str) -> NullTranslations:
@@ -115,8 +118,9 @@ class Translator:
 
     def negotiate(self, req, principal=None) -> str:
         """Pick the request's locale, make it current for gettext, and return it."""
-        preferred = principal.locale if principal is not None and principal.locale in LOCALES \
-            else None
+        preferred = (
+            principal.locale if principal is not None and principal.locale in LOCALES else None
+        )
         cookie = _aliases(req.cookies.get("lang", "")) if req is not None else None
         if principal is not None and principal.impersonated:
             chosen = cookie or preferred
@@ -124,7 +128,7 @@ class Translator:
             chosen = preferred or cookie
         if chosen is None and req is not None:
             for tag in accept_language(req.get_header("Accept-Language") or ""):
-                if (chosen := _aliases(tag)):
+                if chosen := _aliases(tag):
                     break
         if chosen is None:
             app = getattr(req.context, "app", None) if req is not None else None

@@ -34,6 +34,7 @@ A record that names something is kept when the work fails (state ``failed``): th
 request with the key takes it over and finds it; ``purge()`` keeps that name after the
 answer is forgotten. Without a key, ``current()`` is a claim that remembers nothing.
 """
+
 from __future__ import annotations
 
 import contextvars
@@ -68,6 +69,7 @@ KEY_RULE = N_("Use 1 to 255 printable ASCII characters, e.g. a UUID.")
 
 class IdempotencyRecord(BaseModel):
     """One remembered request: who sent it, its key, what it was, and the first answer."""
+
     owner = CharField(max_length=64)  # "customer:12", "staff:3", "guest:7"
     key = CharField(max_length=255)
     request = CharField(max_length=100)  # method, path and a hash of the body
@@ -101,12 +103,16 @@ class Claim:
         if self.record_id is None:
             return
         self.ref = f"{row._meta.table_name}:{row.get_id()}"
-        (IdempotencyRecord.update(ref=self.ref)
-         .where(IdempotencyRecord.id == self.record_id).execute())
+        (
+            IdempotencyRecord.update(ref=self.ref)
+            .where(IdempotencyRecord.id == self.record_id)
+            .execute()
+        )
 
 
 _current: contextvars.ContextVar[Claim | None] = contextvars.ContextVar(
-    "portico_idempotency_claim", default=None)
+    "portico_idempotency_claim", default=None
+)
 
 
 def current() -> Claim:
@@ -152,8 +158,13 @@ def check_key(key: str | None, field: str = HEADER) -> str | None:
     return key
 
 
-def once(owner: str, key: str | None, request: str, fn: Callable[[], tuple[int, Any]],
-         describe_error: Callable[[falcon.HTTPError], dict] | None = None) -> Outcome:
+def once(
+    owner: str,
+    key: str | None,
+    request: str,
+    fn: Callable[[], tuple[int, Any]],
+    describe_error: Callable[[falcon.HTTPError], dict] | None = None,
+) -> Outcome:
     """Run ``fn`` once per (owner, key); a repeat returns the stored ``(status, body)``.
 
     ``fn`` returns ``(status, body)``. A client error it raises (4xx) is stored
@@ -192,43 +203,65 @@ def _claim(owner: str, key: str, request: str) -> IdempotencyRecord | Outcome:
             return IdempotencyRecord.create(owner=owner, key=key, request=request)
     except peewee.IntegrityError:
         pass
-    record = IdempotencyRecord.get_or_none((IdempotencyRecord.owner == owner) &
-                                           (IdempotencyRecord.key == key))
+    record = IdempotencyRecord.get_or_none(
+        (IdempotencyRecord.owner == owner) & (IdempotencyRecord.key == key)
+    )
     if record is None:  # forgotten between our insert and this read: claim it again
         return _claim(owner, key, request)
     if record.request != request:
-        raise Problem(422, "This Idempotency-Key was used for a different request",
-                      "Use a new key for a new request.", type="idempotency-key-reused",
-                      errors={HEADER: ["Already used for a different request."]})
+        raise Problem(
+            422,
+            "This Idempotency-Key was used for a different request",
+            "Use a new key for a new request.",
+            type="idempotency-key-reused",
+            errors={HEADER: ["Already used for a different request."]},
+        )
     if record.state == "done":
         return Outcome(record.status, record.body, record.problem, replayed=True)
     if record.state == "failed" or record.started_at < utcnow() - TAKE_OVER_AFTER:
         # A failed attempt, or a running one whose process died: the retry takes over.
-        taken = (IdempotencyRecord.update(state="running", started_at=utcnow())
-                 .where((IdempotencyRecord.id == record.id) &
-                        (IdempotencyRecord.state == record.state) &
-                        (IdempotencyRecord.started_at == record.started_at)).execute())
+        taken = (
+            IdempotencyRecord.update(state="running", started_at=utcnow())
+            .where(
+                (IdempotencyRecord.id == record.id)
+                & (IdempotencyRecord.state == record.state)
+                & (IdempotencyRecord.started_at == record.started_at)
+            )
+            .execute()
+        )
         if taken:
             return IdempotencyRecord.get_by_id(record.id)
-    raise Problem(409, "This request is still being processed",
-                  "Wait a moment, then repeat it with the same Idempotency-Key to get the answer.",
-                  type="idempotency-in-progress", headers={"Retry-After": "2"})
+    raise Problem(
+        409,
+        "This request is still being processed",
+        "Wait a moment, then repeat it with the same Idempotency-Key to get the answer.",
+        type="idempotency-in-progress",
+        headers={"Retry-After": "2"},
+    )
 
 
 def _finish(record: IdempotencyRecord, status: int, body: Any, problem: bool = False) -> None:
-    (IdempotencyRecord.update(state="done", status=status, body=body, problem=problem,
-                              finished_at=utcnow())
-     .where(IdempotencyRecord.id == record.id).execute())
+    (
+        IdempotencyRecord.update(
+            state="done", status=status, body=body, problem=problem, finished_at=utcnow()
+        )
+        .where(IdempotencyRecord.id == record.id)
+        .execute()
+    )
 
 
 def _forget(record: IdempotencyRecord) -> None:
     """Let a retry run again: drop the record, or keep the one naming what the work created."""
-    (IdempotencyRecord.update(state="failed")
-     .where((IdempotencyRecord.id == record.id) & IdempotencyRecord.ref.is_null(False))
-     .execute())
-    (IdempotencyRecord.delete()
-     .where((IdempotencyRecord.id == record.id) & IdempotencyRecord.ref.is_null())
-     .execute())
+    (
+        IdempotencyRecord.update(state="failed")
+        .where((IdempotencyRecord.id == record.id) & IdempotencyRecord.ref.is_null(False))
+        .execute()
+    )
+    (
+        IdempotencyRecord.delete()
+        .where((IdempotencyRecord.id == record.id) & IdempotencyRecord.ref.is_null())
+        .execute()
+    )
 
 
 def purge(now=None) -> int:
@@ -239,14 +272,17 @@ def purge(now=None) -> int:
     records were deleted.
     """
     old = IdempotencyRecord.started_at < (now or utcnow()) - KEEP_FOR
-    (IdempotencyRecord.update(state="failed", status=None, body=None, problem=False)
-     .where(old & IdempotencyRecord.ref.is_null(False) & (IdempotencyRecord.state == "done"))
-     .execute())
+    (
+        IdempotencyRecord.update(state="failed", status=None, body=None, problem=False)
+        .where(old & IdempotencyRecord.ref.is_null(False) & (IdempotencyRecord.state == "done"))
+        .execute()
+    )
     return IdempotencyRecord.delete().where(old & IdempotencyRecord.ref.is_null()).execute()
 
 
 def idempotent(responder: Callable) -> Callable:
     """Honour ``Idempotency-Key`` on a JSON responder (put it above ``@operation``)."""
+
     @functools.wraps(responder)
     def wrapper(self, req, resp, **params):
         key = check_key(req.get_header(HEADER))
@@ -257,8 +293,13 @@ def idempotent(responder: Callable) -> Callable:
             responder(self, req, resp, **params)
             return resp.status_code, resp.media
 
-        outcome = once(owner_of(req.context), key, request, run,
-                       describe_error=lambda exc: problem_body(req, exc))
+        outcome = once(
+            owner_of(req.context),
+            key,
+            request,
+            run,
+            describe_error=lambda exc: problem_body(req, exc),
+        )
         if outcome.replayed:
             resp.status = falcon.code_to_http_status(outcome.status)
             resp.set_header("Idempotent-Replayed", "true")
@@ -267,8 +308,23 @@ def idempotent(responder: Callable) -> Callable:
                 resp.text = json.dumps(outcome.body)
             else:
                 resp.media = outcome.body
+
     return wrapper
 
 
-__all__ = ["Claim", "IdempotencyRecord", "Outcome", "current", "once", "idempotent", "owner_of", "request_id",
-           "check_key", "valid_key", "purge", "HEADER", "KEY_PATTERN", "KEY_RULE"]
+__all__ = [
+    "Claim",
+    "IdempotencyRecord",
+    "Outcome",
+    "current",
+    "once",
+    "idempotent",
+    "owner_of",
+    "request_id",
+    "check_key",
+    "valid_key",
+    "purge",
+    "HEADER",
+    "KEY_PATTERN",
+    "KEY_RULE",
+]

@@ -1,4 +1,5 @@
 """Sending one email: SMTP in production, ``.eml`` files in ``<data dir>/mail/`` for the demo."""
+
 from __future__ import annotations
 
 import hashlib
@@ -11,8 +12,14 @@ from email.utils import formatdate, make_msgid, parseaddr
 from pathlib import Path
 
 
-def build_message(sender: str, to: str, subject: str, text: str, html: str | None = None,
-                  message_id: str | None = None) -> EmailMessage:
+def build_message(
+    sender: str,
+    to: str,
+    subject: str,
+    text: str,
+    html: str | None = None,
+    message_id: str | None = None,
+) -> EmailMessage:
     msg = EmailMessage()
     msg["From"] = sender
     msg["To"] = to

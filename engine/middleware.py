@@ -1,4 +1,5 @@
 """Per-request work: database connection, who is asking, CSRF, locale, security headers."""
+
 from __future__ import annotations
 
 import ipaddress
@@ -27,9 +28,11 @@ SECURITY_HEADERS = {
     "Cross-Origin-Opener-Policy": "same-origin",
     "Permissions-Policy": "camera=(), microphone=(), geolocation=(), payment=(self)",
 }
-CSP = ("default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'{extra}; "
-       "frame-src 'self'{extra}; connect-src 'self'{extra}; object-src 'none'; "
-       "base-uri 'self'; form-action 'self'; frame-ancestors 'none'")
+CSP = (
+    "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'{extra}; "
+    "frame-src 'self'{extra}; connect-src 'self'{extra}; object-src 'none'; "
+    "base-uri 'self'; form-action 'self'; frame-ancestors 'none'"
+)
 
 
 class RequestMiddleware:
@@ -69,8 +72,9 @@ class RequestMiddleware:
         ctx = req.context
         ctx.principal = self.app.plugins.hook.authenticate_request(app=self.app, req=req)
         ctx.locale = self.app.translator.negotiate(req, ctx.principal)
-        ctx.timezone = (ctx.principal and ctx.principal.timezone) or \
-            self.app.settings.default_timezone
+        ctx.timezone = (
+            ctx.principal and ctx.principal.timezone
+        ) or self.app.settings.default_timezone
         auth = getattr(resource, "auth", "customer")
         page = not ctx.kind.api
         # SEC-5: a staff route's own declaration (engine.registry.Route) decides who may call it.
@@ -89,10 +93,18 @@ class RequestMiddleware:
         if permission not in (None, PUBLIC, ANY_STAFF) and not ctx.principal.can(permission):
             # Before the input is read: staff without the permission get a 403, not a 422.
             raise Problem(403, f"You need the {permission} permission", type="forbidden")
-        if req.method in UNSAFE and ctx.principal and not ctx.principal.is_service \
-                and "write" not in ctx.principal.scopes:  # a service route checks its own scope
-            raise Problem(403, "This API key is read-only",
-                          "Create a read-write key to make changes.", type="read-only-key")
+        if (
+            req.method in UNSAFE
+            and ctx.principal
+            and not ctx.principal.is_service
+            and "write" not in ctx.principal.scopes
+        ):  # a service route checks its own scope
+            raise Problem(
+                403,
+                "This API key is read-only",
+                "Create a read-write key to make changes.",
+                type="read-only-key",
+            )
         self._check_csrf(req, resource, page)
 
     @staticmethod
@@ -100,8 +112,10 @@ class RequestMiddleware:
         # The staff console sends every method to its sign-in page; the portal only GETs.
         if page and (req.method == "GET" or req.context.kind.staff):
             raise falcon.HTTPSeeOther(login + "?next=" + quote(req.relative_uri, safe=""))
-        raise falcon.HTTPUnauthorized(title="Sign in required",
-                                      description="Sign in, or send a valid bearer token or API key.")
+        raise falcon.HTTPUnauthorized(
+            title="Sign in required",
+            description="Sign in, or send a valid bearer token or API key.",
+        )
 
     def _check_csrf(self, req, resource, page: bool) -> None:
         """Unsafe requests that ride on cookies must carry the CSRF token."""
@@ -111,17 +125,27 @@ class RequestMiddleware:
         if not page and (principal is None or principal.via != "session"):
             return  # bearer tokens and API keys cannot be sent by a third-party page
         sent = req.get_header(CSRF_HEADER) or (read_form(req).get(CSRF_FIELD, "") if page else "")
-        if req.context.extra.get("csrf_set") or not sent or not csrf_valid(
-                self.app, req.context.extra["csrf_cookie"], str(sent)):
-            raise Problem(403, "The form has expired",
-                          "Reload the page and submit it again.", type="csrf")
+        if (
+            req.context.extra.get("csrf_set")
+            or not sent
+            or not csrf_valid(self.app, req.context.extra["csrf_cookie"], str(sent))
+        ):
+            raise Problem(
+                403, "The form has expired", "Reload the page and submit it again.", type="csrf"
+            )
 
     def process_response(self, req, resp, resource, req_succeeded) -> None:
         ctx = req.context
         if ctx.extra.get("csrf_set"):
-            resp.set_cookie(CSRF_COOKIE, ctx.extra["csrf_cookie"], http_only=True,
-                            same_site="Lax", path="/", max_age=60 * 60 * 24 * 7,
-                            secure=self.app.settings.security.cookie_secure)
+            resp.set_cookie(
+                CSRF_COOKIE,
+                ctx.extra["csrf_cookie"],
+                http_only=True,
+                same_site="Lax",
+                path="/",
+                max_age=60 * 60 * 24 * 7,
+                secure=self.app.settings.security.cookie_secure,
+            )
         for name, value in SECURITY_HEADERS.items():
             if not resp.get_header(name):
                 resp.set_header(name, value)

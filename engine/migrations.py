@@ -11,6 +11,7 @@ A run holds a lock (PostgreSQL: an advisory lock; SQLite: a lock file beside
 the database), so nodes that start at once migrate one after the other: the
 first applies, the others wait and then find nothing pending.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -74,5 +75,9 @@ def one_at_a_time():
 
 def pending(app) -> list[str]:
     with db.connection():
-        return [f"{name}:{m.name}" for name, runner in runners(app)
-                for m in runner.status() if m.applied is None and m.path]
+        return [
+            f"{name}:{m.name}"
+            for name, runner in runners(app)
+            for m in runner.status()
+            if m.applied is None and m.path
+        ]

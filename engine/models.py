@@ -4,6 +4,7 @@ Customer → Contact → User (login identity); Customer → Site; Customer →
 Service → Product; StaffUser; AuditEvent; OutboxMessage (work to enqueue).
 Money is integer minor units with a currency; times are UTC.
 """
+
 from __future__ import annotations
 
 from datetime import timedelta
@@ -33,6 +34,7 @@ class Synced(BaseModel):
     """A row the operator's systems also hold (INT-1): their ``external_id`` for it (unique,
     null for rows made only in Portico) and ``updated_at``, bumped by every ``save()`` so an
     ``updated_since`` sync sees the change. A bulk ``Model.update()`` must set it itself."""
+
     external_id = CharField(max_length=EXTERNAL_ID_MAX, null=True, unique=True)
     updated_at = UTCDateTimeField(default=utcnow, index=True)
 
@@ -45,10 +47,14 @@ class Synced(BaseModel):
 
 class Customer(Synced):
     """A customer account. ``number`` is what the customer quotes to support (SUP-1)."""
+
     number = CharField(max_length=20, unique=True)
     name = CharField(max_length=200)
-    kind = CharField(max_length=20, default="individual",
-                     constraints=[peewee.Check("kind in ('individual', 'business')")])
+    kind = CharField(
+        max_length=20,
+        default="individual",
+        constraints=[peewee.Check("kind in ('individual', 'business')")],
+    )
     api_access = BooleanField(default=False)  # individuals the operator allows (API-1)
     created_at = UTCDateTimeField(default=utcnow)
 
@@ -56,6 +62,7 @@ class Customer(Synced):
 class Contact(Synced):
     """A person linked to a customer account (ACCT-2). ``role`` is their job ("Accounts");
     what they may do on the account is ``is_primary`` and ``can_manage`` (``engine.roles``)."""
+
     customer = ForeignKeyField(Customer, backref="contacts", on_delete="CASCADE")
     first_name = CharField(max_length=100)
     last_name = CharField(max_length=100, default="")
@@ -73,6 +80,7 @@ class Contact(Synced):
 
 class Site(Synced):
     """An address where the customer takes service (ACCT-2)."""
+
     customer = ForeignKeyField(Customer, backref="sites", on_delete="CASCADE")
     label = CharField(max_length=100, default="")
     line1 = CharField(max_length=200)
@@ -87,6 +95,7 @@ class User(BaseModel):
 
     A person with several customer accounts has one user per contact (SUP-2).
     """
+
     contact = ForeignKeyField(Contact, backref="users", unique=True, on_delete="CASCADE")
     email = CharField(max_length=254, unique=True)  # stored lower-case
     password_hash = CharField(max_length=255, default="")
@@ -107,6 +116,7 @@ class StaffUser(BaseModel):
 
     ``permissions`` is a space-separated set: ``admin``, ``can_impersonate``, ...
     """
+
     email = CharField(max_length=254, unique=True)
     name = CharField(max_length=200)
     password_hash = CharField(max_length=255, default="")
@@ -121,6 +131,7 @@ class StaffUser(BaseModel):
 
 class Product(BaseModel):
     """A plan a service runs on."""
+
     code = CharField(max_length=50, unique=True)
     name = CharField(max_length=200)
     service_type = CharField(max_length=20, default="mobile")
@@ -134,6 +145,7 @@ class Product(BaseModel):
 
 class Service(Synced):
     """A service a customer takes (SVC-1)."""
+
     customer = ForeignKeyField(Customer, backref="services", on_delete="CASCADE")
     product = ForeignKeyField(Product, backref="services")
     site = ForeignKeyField(Site, null=True, backref="services", on_delete="SET NULL")
@@ -171,6 +183,7 @@ class Service(Synced):
 
 class AuditEvent(BaseModel):
     """One line of the activity log (ACCT-5, IMP-3): who, what, when, from where."""
+
     id = BigAutoField()  # written by every change: 64-bit (OPS-7, core migration 0007)
     customer = ForeignKeyField(Customer, null=True, backref="audit_events", on_delete="CASCADE")
     user = ForeignKeyField(User, null=True, on_delete="SET NULL")
@@ -205,6 +218,7 @@ class OutboxMessage(BaseModel):
     message has finished (or was given up); a row sent but not done by
     ``redeliver_at`` was lost by the broker and is sent again (OPS-6).
     """
+
     message_id = CharField(max_length=36, unique=True)
     actor = CharField(max_length=200)
     queue = CharField(max_length=100, default="default")

@@ -6,6 +6,7 @@ and shows them.
 for a reader's locale ("£10.50"); ``as_json`` is the API's ``{"amount", "currency"}`` shape.
 A currency's number of decimal places comes from CLDR (0 for JPY, 3 for BHD).
 """
+
 from __future__ import annotations
 
 from decimal import Decimal
@@ -37,8 +38,7 @@ def plain(amount: int, currency: str) -> str:
 
 def display(amount: int, currency: str, locale: Locale | str) -> str:
     """Minor units as money for a reader: ``display(1050, "GBP", "en")`` → "£10.50"."""
-    return str(babel_numbers.format_currency(to_major(amount, currency), currency,
-                                             locale=locale))
+    return str(babel_numbers.format_currency(to_major(amount, currency), currency, locale=locale))
 
 
 def as_json(amount: int, currency: str) -> dict[str, Any]:

@@ -11,6 +11,7 @@ partners) records what it will deliver and enqueues it through the outbox, so
 a crash or an SMTP/broker outage delays a message but never loses or doubles
 it (one delivery per notice key, channel and recipient).
 """
+
 from __future__ import annotations
 
 import logging
@@ -43,6 +44,7 @@ class Notice:
     ``mandatory`` sends a notice that is not sensitive to every channel, opt-outs
     ignored.
     """
+
     kind: str
     key: str
     category: str = "account"
@@ -58,8 +60,10 @@ class Notice:
         if self.category == "security":
             object.__setattr__(self, "sensitive", True)  # a security notice always is
         if self.sensitive and self.user_id is not None and self.email:
-            raise ValueError(f"sensitive notice {self.kind!r} names a login and another address: "
-                             "it goes to the login's own address; address the other one bare")
+            raise ValueError(
+                f"sensitive notice {self.kind!r} names a login and another address: "
+                "it goes to the login's own address; address the other one bare"
+            )
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -72,6 +76,7 @@ class Channel:
     (idempotent on ``notice.key`` and the recipient) and enqueue the sending
     with ``app.tasks.enqueue``. It must never send anything itself.
     """
+
     id = ""
     label = ""
 
@@ -84,8 +89,9 @@ DEFAULT_THRESHOLD_PERCENT = 10
 
 def threshold(app, customer_id: int, balance_type: str) -> int:
     """The customer's low-balance threshold for a balance type (default 10%)."""
-    found = app.plugins.hook.balance_threshold(app=app, customer_id=customer_id,
-                                               balance_type=balance_type)
+    found = app.plugins.hook.balance_threshold(
+        app=app, customer_id=customer_id, balance_type=balance_type
+    )
     return DEFAULT_THRESHOLD_PERCENT if found is None else found
 
 
@@ -105,8 +111,14 @@ def notify(app, notice: Notice) -> None:
         return
     app.plugins.hook.notification_requested(app=app, event=notice)
     for channel_id, channel in app.channels.items():
-        route = "send" if notice.mandatory else (app.plugins.hook.notification_route(
-            app=app, notice=notice, channel=channel_id) or "send")
+        route = (
+            "send"
+            if notice.mandatory
+            else (
+                app.plugins.hook.notification_route(app=app, notice=notice, channel=channel_id)
+                or "send"
+            )
+        )
         if route == "send":
             channel.accept(app, notice)
 
@@ -114,14 +126,28 @@ def notify(app, notice: Notice) -> None:
 def customer_users(customer_id: int):
     """The active logins of a customer's contacts, primary contact first."""
     from engine.models import Contact, User
-    return (User.select().join(Contact)
-            .where((Contact.customer == customer_id) & (User.is_active == True))  # noqa: E712
-            .order_by(Contact.is_primary.desc(), User.id))
+
+    return (
+        User.select()
+        .join(Contact)
+        .where((Contact.customer == customer_id) & (User.is_active == True))  # noqa: E712
+        .order_by(Contact.is_primary.desc(), User.id)
+    )
 
 
-def notify_customer(app, customer_id: int, kind: str, key: str, category: str,
-                    data: dict | None = None) -> None:
+def notify_customer(
+    app, customer_id: int, kind: str, key: str, category: str, data: dict | None = None
+) -> None:
     """Tell every login of a customer (each by their own preferences and language)."""
     for user in customer_users(customer_id):
-        notify(app, Notice(kind=kind, key=key, category=category, user_id=user.id,
-                           customer_id=customer_id, data=data or {}))
+        notify(
+            app,
+            Notice(
+                kind=kind,
+                key=key,
+                category=category,
+                user_id=user.id,
+                customer_id=customer_id,
+                data=data or {},
+            ),
+        )

@@ -23,6 +23,7 @@ server on 127.0.0.1; ``portico check`` warns while it is on. The session ignores
 ``HTTP(S)_PROXY`` (a proxy would look the name up again) and follows no redirects; it
 trusts ``REQUESTS_CA_BUNDLE`` when set, like any ``requests`` client.
 """
+
 from __future__ import annotations
 
 import ipaddress
@@ -46,8 +47,9 @@ class UnresolvableURL(UnsafeURL):
     """The host name did not resolve (now): refused at registration, retried when sending."""
 
 
-def _nets(*pairs: tuple[str, str]) -> list[tuple[ipaddress.IPv4Network | ipaddress.IPv6Network,
-                                                  str]]:
+def _nets(
+    *pairs: tuple[str, str],
+) -> list[tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, str]]:
     return [(ipaddress.ip_network(net), why) for net, why in pairs]
 
 
@@ -56,22 +58,35 @@ DOCS = "a documentation address"
 LOOPBACK = "a loopback address"
 #: Every IPv4 range that is not the public internet (IANA special-purpose registry).
 REFUSED_V4 = _nets(
-    ("0.0.0.0/8", "an unspecified address"), ("10.0.0.0/8", PRIVATE),
-    ("100.64.0.0/10", "a shared address (carrier-grade NAT)"), ("127.0.0.0/8", LOOPBACK),
+    ("0.0.0.0/8", "an unspecified address"),
+    ("10.0.0.0/8", PRIVATE),
+    ("100.64.0.0/10", "a shared address (carrier-grade NAT)"),
+    ("127.0.0.0/8", LOOPBACK),
     ("169.254.0.0/16", "a link-local address (the cloud metadata service lives there)"),
-    ("172.16.0.0/12", PRIVATE), ("192.0.0.0/24", "an IETF protocol address"),
-    ("192.0.2.0/24", DOCS), ("192.88.99.0/24", "a 6to4 relay address"),
-    ("192.168.0.0/16", PRIVATE), ("198.18.0.0/15", "a benchmarking address"),
-    ("198.51.100.0/24", DOCS), ("203.0.113.0/24", DOCS),
-    ("224.0.0.0/4", "a multicast address"), ("240.0.0.0/4", "a reserved address"))
+    ("172.16.0.0/12", PRIVATE),
+    ("192.0.0.0/24", "an IETF protocol address"),
+    ("192.0.2.0/24", DOCS),
+    ("192.88.99.0/24", "a 6to4 relay address"),
+    ("192.168.0.0/16", PRIVATE),
+    ("198.18.0.0/15", "a benchmarking address"),
+    ("198.51.100.0/24", DOCS),
+    ("203.0.113.0/24", DOCS),
+    ("224.0.0.0/4", "a multicast address"),
+    ("240.0.0.0/4", "a reserved address"),
+)
 #: IPv6 ranges refused outright; the ones that carry IPv4 are judged by it (``_embedded``).
 REFUSED_V6 = _nets(
-    ("::1/128", LOOPBACK), ("::/96", "an unspecified or IPv4-compatible address"),
-    ("64:ff9b:1::/48", "a local-use NAT64 address"), ("100::/64", "a discard-only address"),
-    ("2001:db8::/32", DOCS), ("3fff::/20", DOCS),
+    ("::1/128", LOOPBACK),
+    ("::/96", "an unspecified or IPv4-compatible address"),
+    ("64:ff9b:1::/48", "a local-use NAT64 address"),
+    ("100::/64", "a discard-only address"),
+    ("2001:db8::/32", DOCS),
+    ("3fff::/20", DOCS),
     ("fc00::/7", "a unique local address (the cloud metadata service lives there)"),
-    ("fe80::/10", "a link-local address"), ("fec0::/10", "a site-local address"),
-    ("ff00::/8", "a multicast address"))
+    ("fe80::/10", "a link-local address"),
+    ("fec0::/10", "a site-local address"),
+    ("ff00::/8", "a multicast address"),
+)
 NAT64 = ipaddress.ip_network("64:ff9b::/96")
 
 
@@ -118,6 +133,7 @@ resolve_host = _getaddrinfo
 @dataclass(frozen=True)
 class Target:
     """A checked URL: its host and port, and the addresses it may be sent to, in order."""
+
     url: str
     host: str
     port: int
@@ -155,8 +171,10 @@ def check_url(app, url: str) -> Target:
     for address in addresses:
         why = refusal(address, _allow_loopback(app))
         if why:
-            raise UnsafeURL(f"The host {host} is at {address}, {why}: only public "
-                            "internet addresses are allowed.")
+            raise UnsafeURL(
+                f"The host {host} is at {address}, {why}: only public "
+                "internet addresses are allowed."
+            )
     return Target(url=url, host=host, port=port, addresses=addresses)
 
 
@@ -171,14 +189,18 @@ class PinnedAdapter(HTTPAdapter):
 
     def _same_origin(self, url: str) -> None:
         parts = urlsplit(url)
-        if parts.scheme != "https" or (parts.hostname or "").rstrip(".") != self.target.host \
-                or (parts.port or 443) != self.target.port:
+        if (
+            parts.scheme != "https"
+            or (parts.hostname or "").rstrip(".") != self.target.host
+            or (parts.port or 443) != self.target.port
+        ):
             raise UnsafeURL(f"Only {self.target.host}:{self.target.port} was checked.")
 
     def build_connection_pool_key_attributes(self, request, verify, cert=None):
         self._same_origin(request.url)
         host_params, pool_kwargs = super().build_connection_pool_key_attributes(
-            request, verify, cert)
+            request, verify, cert
+        )
         host_params["host"] = self.address
         # urllib3 takes it; types-requests' _PoolKwargs lists fewer keys than urllib3 accepts
         pool_kwargs["server_hostname"] = self.target.host  # type: ignore[typeddict-unknown-key]
@@ -196,8 +218,8 @@ class PinnedAdapter(HTTPAdapter):
                 return super().send(request, *args, **kwargs)
             except (requests.ConnectTimeout, requests.ConnectionError) as exc:
                 refused = isinstance(exc, requests.ConnectTimeout) or isinstance(
-                    getattr(exc.args[0] if exc.args else None, "reason", None),
-                    NewConnectionError)
+                    getattr(exc.args[0] if exc.args else None, "reason", None), NewConnectionError
+                )
                 if not refused or n == len(self.target.addresses) - 1:
                     raise  # the request may have gone out: never send it twice
 
@@ -218,5 +240,12 @@ def session(app, url: str) -> requests.Session:
     return http
 
 
-__all__ = ["UnsafeURL", "UnresolvableURL", "Target", "check_url", "session", "refusal",
-           "resolve_host"]
+__all__ = [
+    "UnsafeURL",
+    "UnresolvableURL",
+    "Target",
+    "check_url",
+    "session",
+    "refusal",
+    "resolve_host",
+]

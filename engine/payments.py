@@ -22,6 +22,7 @@ must create the payment object first, hand its reference to ``on_created``
 that, ``retrieve(ref)`` tells the truth and the payment is reconciled instead
 of charged again.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -31,7 +32,12 @@ from typing import Any, Callable
 #: Secure) in the browser, then the caller asks ``retrieve``. ``processing``: the
 #: provider has not decided yet (a webhook or a later ``retrieve`` will tell).
 SUCCEEDED, REQUIRES_ACTION, FAILED, PROCESSING, CANCELED = (
-    "succeeded", "requires_action", "failed", "processing", "canceled")
+    "succeeded",
+    "requires_action",
+    "failed",
+    "processing",
+    "canceled",
+)
 #: Created at the provider but not yet confirmed: no money has moved.
 NOT_CONFIRMED = "not_confirmed"
 
@@ -57,6 +63,7 @@ class WebhookError(Exception):
 @dataclass(frozen=True)
 class SetupSession:
     """A started card setup (Stripe: a SetupIntent). ``widget`` feeds the provider's template."""
+
     ref: str
     client_secret: str = ""
     widget: dict = field(default_factory=dict)
@@ -65,6 +72,7 @@ class SetupSession:
 @dataclass(frozen=True)
 class SavedCard:
     """What Portico stores about a saved card: a reference and what a customer recognises."""
+
     ref: str
     brand: str
     last4: str
@@ -82,6 +90,7 @@ class ChargeRequest:
     than asking for 3-D Secure. ``metadata`` is stored at the provider for
     reconciliation (never put card data or secrets in it).
     """
+
     customer_ref: str
     method_ref: str
     amount: int
@@ -95,6 +104,7 @@ class ChargeRequest:
 @dataclass(frozen=True)
 class ChargeResult:
     """Where a charge stands at the provider. ``client_secret`` lets the browser finish 3-D Secure."""
+
     status: str
     ref: str
     amount: int = 0
@@ -118,6 +128,7 @@ class WebhookEvent:
     ``id`` is the provider's event id (processed once); ``payment_ref`` names
     the charge it is about, if any, and ``status`` its new state.
     """
+
     id: str
     type: str
     payment_ref: str = ""
@@ -137,6 +148,7 @@ class PaymentProvider:
     go to ``return_url``), plus ``provider``, ``widget`` (``page_data()``) and
     ``csrf_token``.
     """
+
     id: str = ""
     name: str = ""
     widget_template: str = ""
@@ -178,8 +190,9 @@ class PaymentProvider:
         """Forget a saved card at the provider (a card already gone is not an error)."""
         raise NotImplementedError
 
-    def charge(self, app, request: ChargeRequest,
-               on_created: Callable[[str], Any] | None = None) -> ChargeResult:
+    def charge(
+        self, app, request: ChargeRequest, on_created: Callable[[str], Any] | None = None
+    ) -> ChargeResult:
         """Charge a saved card once.
 
         Create the payment object, call ``on_created(ref)`` (the caller commits
@@ -207,6 +220,20 @@ class PaymentProvider:
         raise WebhookError(f"provider '{self.id}' does not accept webhooks")
 
 
-__all__ = ["PaymentProvider", "PaymentError", "WebhookError", "SetupSession", "SavedCard",
-           "ChargeRequest", "ChargeResult", "RefundResult", "WebhookEvent", "SUCCEEDED",
-           "REQUIRES_ACTION", "FAILED", "PROCESSING", "CANCELED", "NOT_CONFIRMED"]
+__all__ = [
+    "PaymentProvider",
+    "PaymentError",
+    "WebhookError",
+    "SetupSession",
+    "SavedCard",
+    "ChargeRequest",
+    "ChargeResult",
+    "RefundResult",
+    "WebhookEvent",
+    "SUCCEEDED",
+    "REQUIRES_ACTION",
+    "FAILED",
+    "PROCESSING",
+    "CANCELED",
+    "NOT_CONFIRMED",
+]

@@ -13,6 +13,7 @@ in ``setup.cfg`` and run by ``lint-imports`` (``scripts/test`` runs it before th
 The built-in contract types cannot say "only the public module" without listing every
 private module of every plugin, hence this one. Only lint-imports imports this module.
 """
+
 from __future__ import annotations
 
 import importlib
@@ -33,8 +34,9 @@ class PluginFacadesContract(Contract):
     def check(self, graph: ImportGraph, verbose: bool) -> ContractCheck:
         # import-linter replaces each field on the instance with its parsed value (here a list)
         containers = cast("list[str] | None", self.containers)
-        packages = {child for container in containers or []
-                    for child in graph.find_children(container)}
+        packages = {
+            child for container in containers or [] for child in graph.find_children(container)
+        }
         packages |= set(cast("list[str] | None", self.plugins) or [])
         packages = {p for p in packages if p in graph.modules}
 
@@ -50,28 +52,41 @@ class PluginFacadesContract(Contract):
                 theirs = owner(imported)
                 if theirs is None or theirs == mine:
                     continue
-                lines = tuple(d["line_number"] for d in graph.get_import_details(
-                    importer=importer, imported=imported))
-                link = {"importer": importer, "imported": imported, "lines": lines,
-                        "plugin": mine, "needs": theirs}
+                lines = tuple(
+                    d["line_number"]
+                    for d in graph.get_import_details(importer=importer, imported=imported)
+                )
+                link = {
+                    "importer": importer,
+                    "imported": imported,
+                    "lines": lines,
+                    "plugin": mine,
+                    "needs": theirs,
+                }
                 if imported != f"{theirs}.{FACADE}":
                     private.append(link)
                 elif _name(theirs) not in _declared(mine):
                     undeclared.append(link)
-        return ContractCheck(kept=not (private or undeclared),
-                             metadata={"private": private, "undeclared": undeclared})
+        return ContractCheck(
+            kept=not (private or undeclared),
+            metadata={"private": private, "undeclared": undeclared},
+        )
 
     def render_broken_contract(self, check: ContractCheck) -> None:
         for link in check.metadata["private"]:
             output.print_error(
                 f"- {link['importer']} -> {link['imported']} (l.{_lines(link)}): "
-                f"import {link['needs']}.{FACADE} instead (its public facade)", bold=False)
+                f"import {link['needs']}.{FACADE} instead (its public facade)",
+                bold=False,
+            )
             output.new_line()
         for link in check.metadata["undeclared"]:
             output.print_error(
                 f"- {link['importer']} -> {link['imported']} (l.{_lines(link)}): "
                 f"'{_name(link['plugin'])}' does not name '{_name(link['needs'])}' in "
-                "plugin_requires or plugin_optional", bold=False)
+                "plugin_requires or plugin_optional",
+                bold=False,
+            )
             output.new_line()
 
 

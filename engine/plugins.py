@@ -3,6 +3,7 @@
 Web, worker and CLI all load plugins through ``load_plugins()``, so every
 route, actor and command a plugin registers exists in each of them.
 """
+
 from __future__ import annotations
 
 import difflib
@@ -93,12 +94,14 @@ class Plugins:
         if forced:
             raise PluginError(
                 f"plugin '{sorted(forced)[0]}' is essential and cannot be disabled; "
-                "remove it from [plugins] disabled")
+                "remove it from [plugins] disabled"
+            )
         candidates = list(self._builtins())
         if settings.plugins.entry_points:
             candidates += list(self._entry_points())
-        candidates += [(name, functools.partial(_same, obj), "test", engine.__version__)
-                       for name, obj in extra]
+        candidates += [
+            (name, functools.partial(_same, obj), "test", engine.__version__) for name, obj in extra
+        ]
         known = {c[0] for c in candidates}
         unknown = disabled - known
         if unknown:
@@ -107,12 +110,14 @@ class Plugins:
             hint = f" (did you mean '{close[0]}'?)" if close else ""
             raise PluginError(
                 f"[plugins] disabled names unknown plugin '{typo}'{hint}; "
-                f"installed plugins: {', '.join(sorted(known))}")
+                f"installed plugins: {', '.join(sorted(known))}"
+            )
         for name, load, source, version in candidates:
             if name in self.info:
                 raise PluginError(
                     f"two plugins are named '{name}' ({self.info[name].source} and {source}); "
-                    "rename the entry point of one of them")
+                    "rename the entry point of one of them"
+                )
             if name in disabled:
                 # Blocked before import: a disabled plugin's code never runs.
                 self.pm.set_blocked(name)
@@ -125,7 +130,8 @@ class Plugins:
             except pluggy.PluginValidationError as exc:
                 raise PluginError(
                     f"plugin '{name}': {_pluggy_message(exc)}; a hookimpl may take only the "
-                    "arguments its hook's spec names") from None
+                    "arguments its hook's spec names"
+                ) from None
             self.info[name] = PluginInfo(name, module, source, version, True)
         for name, info in self.info.items():
             if info.enabled:
@@ -142,8 +148,12 @@ class Plugins:
     @staticmethod
     def _builtins() -> Iterator[Candidate]:
         for name, modname in BUILTIN_PLUGINS:
-            yield name, functools.partial(importlib.import_module, modname), "builtin", \
-                engine.__version__
+            yield (
+                name,
+                functools.partial(importlib.import_module, modname),
+                "builtin",
+                engine.__version__,
+            )
 
     @staticmethod
     def _entry_points() -> Iterator[Candidate]:
@@ -161,7 +171,8 @@ class Plugins:
             where = "" if source in ("builtin", "test") else f" (distribution '{source}')"
             raise PluginError(
                 f"plugin '{name}'{where} failed to load: {type(exc).__name__}: {exc}. "
-                f"Fix or uninstall it, or add '{name}' to [plugins] disabled") from None
+                f"Fix or uninstall it, or add '{name}' to [plugins] disabled"
+            ) from None
 
     def _add_hookspecs(self, name: str) -> None:
         """Add the hook specifications plugin ``name`` owns (``register_hookspecs``)."""
@@ -171,7 +182,8 @@ class Plugins:
                 if hook in self.spec_owners:
                     raise PluginError(
                         f"plugin '{name}' specifies hook '{hook}', already specified by "
-                        f"{_owner(self.spec_owners[hook])}; rename one of them")
+                        f"{_owner(self.spec_owners[hook])}; rename one of them"
+                    )
             self.pm.add_hookspecs(specs)
             self.spec_owners.update((hook, name) for hook in added)
 
@@ -180,8 +192,11 @@ class Plugins:
 
     def hook_names(self) -> list[str]:
         """Every hook with a specification: the engine's and those enabled plugins added."""
-        return sorted(n for n, caller in vars(self.pm.hook).items()
-                      if not n.startswith("_") and caller.has_spec())
+        return sorted(
+            n
+            for n, caller in vars(self.pm.hook).items()
+            if not n.startswith("_") and caller.has_spec()
+        )
 
     def _check_marked(self, name: str, module: Any) -> None:
         """A function named like a hook but not marked ``@hookimpl`` would be silently ignored."""
@@ -194,7 +209,8 @@ class Plugins:
                 continue  # imported from elsewhere, not meant as a hookimpl
             raise PluginError(
                 f"plugin '{name}' defines {hook}() without @hookimpl, so it would never be "
-                "called; decorate it with @engine.hookimpl")
+                "called; decorate it with @engine.hookimpl"
+            )
 
     def _check_pending(self) -> None:
         """A hookimpl whose name is no hook (a typo) is a start-up error, not silence."""
@@ -212,18 +228,21 @@ class Plugins:
                     f"plugin '{self.pm.get_name(impl.plugin)}' implements unknown hook "
                     f"'{hook_name}'{hint}; hook names are listed in engine/hookspecs.py and "
                     "in each plugin's hookspecs.py (a hook of a plugin that may be disabled: "
-                    "mark the implementation @hookimpl(optionalhook=True))")
+                    "mark the implementation @hookimpl(optionalhook=True))"
+                )
 
     def _check_requires(self) -> None:
         for name, needed in self.collect("plugin_requires"):
             info = self.info.get(needed)
             if info is None:
                 raise PluginError(
-                    f"plugin '{name}' needs plugin '{needed}', which is not installed")
+                    f"plugin '{name}' needs plugin '{needed}', which is not installed"
+                )
             if not info.enabled:
                 raise PluginError(
                     f"plugin '{name}' needs plugin '{needed}', which is disabled; enable "
-                    f"'{needed}' or also disable '{name}' in [plugins] disabled")
+                    f"'{needed}' or also disable '{name}' in [plugins] disabled"
+                )
 
     def _order_by_requires(self) -> None:
         """Keep load order, but put every plugin after the plugins it needs."""
@@ -240,9 +259,11 @@ class Plugins:
             if name in ordered:
                 return
             if name in visiting:
-                cycle = " -> ".join(visiting[visiting.index(name):] + [name])
-                raise PluginError(f"plugins need each other in a cycle ({cycle}); "
-                                  "remove one plugin_requires or plugin_optional entry")
+                cycle = " -> ".join(visiting[visiting.index(name) :] + [name])
+                raise PluginError(
+                    f"plugins need each other in a cycle ({cycle}); "
+                    "remove one plugin_requires or plugin_optional entry"
+                )
             visiting.append(name)
             for needed in needs[name]:
                 place(needed)
@@ -292,20 +313,25 @@ class Plugins:
         caller = getattr(self.pm.hook, hook_name)
         impls = [i for i in caller.get_hookimpls() if not (i.hookwrapper or i.wrapper)]
         rank = {n: i for i, n in enumerate(self.info)}
-        impls.sort(key=lambda i: (0 if i.tryfirst else 2 if i.trylast else 1,
-                                  rank.get(i.plugin_name, len(rank))))
+        impls.sort(
+            key=lambda i: (
+                0 if i.tryfirst else 2 if i.trylast else 1,
+                rank.get(i.plugin_name, len(rank)),
+            )
+        )
         first = bool(caller.spec and caller.spec.opts.get("firstresult"))
         for impl in impls:
             if only is not None and impl.plugin_name != only:
                 continue
             others = [i.plugin for i in impls if i is not impl]
             answers = self.pm.subset_hook_caller(hook_name, others)(**kwargs)
-            for answer in ([answers] if first else answers):
+            for answer in [answers] if first else answers:
                 if answer is not None:
                     yield impl.plugin_name, answer
 
-    def unique(self, pairs: list[tuple[str, Any]], key: Callable[[Any], Any],
-               what: str) -> dict[Any, tuple[str, Any]]:
+    def unique(
+        self, pairs: list[tuple[str, Any]], key: Callable[[Any], Any], what: str
+    ) -> dict[Any, tuple[str, Any]]:
         """Index items by ``key(item)``; a duplicate is a start-up error naming both plugins."""
         seen: dict[Any, tuple[str, Any]] = {}
         for name, item in pairs:
@@ -314,7 +340,8 @@ class Plugins:
                 raise PluginError(
                     f"plugin '{name}' registers {what} {_show_key(k)} already registered by "
                     f"plugin '{seen[k][0]}'; rename one of them, or disable one plugin in "
-                    "[plugins] disabled")
+                    "[plugins] disabled"
+                )
             seen[k] = (name, item)
         return seen
 
@@ -351,8 +378,9 @@ def _hook_trace() -> tuple[Callable[..., None], Callable[..., None]]:
     def before(hook_name: str, hook_impls: list[HookImpl], kwargs: dict[str, Any]) -> None:
         started.__dict__.setdefault("stack", []).append(time.perf_counter())
 
-    def after(outcome: Any, hook_name: str, hook_impls: list[HookImpl],
-              kwargs: dict[str, Any]) -> None:
+    def after(
+        outcome: Any, hook_name: str, hook_impls: list[HookImpl], kwargs: dict[str, Any]
+    ) -> None:
         took = (time.perf_counter() - started.stack.pop()) * 1000
         args = ", ".join(f"{k}={_summary(v)}" for k, v in kwargs.items())
         plugins = ", ".join(i.plugin_name for i in reversed(hook_impls)) or "-"

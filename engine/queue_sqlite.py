@@ -12,6 +12,7 @@ Delays (``send_with_options(delay=...)``, dramatiq's retry backoff) are an
 Each lease carries a random token: an ack, nack or retry from a worker whose
 lease has passed to another worker changes nothing.
 """
+
 from __future__ import annotations
 
 import secrets
@@ -66,13 +67,20 @@ class SQLiteBroker(Broker):
             conn.executescript(SCHEMA)
             columns = {r[1] for r in conn.execute("PRAGMA table_info(queue_message)")}
             if "lease_token" not in columns:  # a file from the first version
-                conn.execute("ALTER TABLE queue_message ADD COLUMN lease_token TEXT NOT NULL DEFAULT ''")
+                conn.execute(
+                    "ALTER TABLE queue_message ADD COLUMN lease_token TEXT NOT NULL DEFAULT ''"
+                )
         finally:
             conn.close()
 
     def connect(self, mode: str = "rwc") -> sqlite3.Connection:
-        conn = sqlite3.connect(f"file:{quote(self.path)}?mode={mode}", uri=True, timeout=30,
-                               isolation_level=None, check_same_thread=False)
+        conn = sqlite3.connect(
+            f"file:{quote(self.path)}?mode={mode}",
+            uri=True,
+            timeout=30,
+            isolation_level=None,
+            check_same_thread=False,
+        )
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=NORMAL")
         return conn
@@ -94,8 +102,11 @@ class SQLiteBroker(Broker):
 
     def lease_ms(self, queue_name: str) -> int:
         """How long a consumer owns a message: the queue's longest time limit plus grace."""
-        limits = [a.options.get("time_limit") or DEFAULT_TIME_LIMIT_MS
-                  for a in self.actors.values() if a.queue_name == queue_name]
+        limits = [
+            a.options.get("time_limit") or DEFAULT_TIME_LIMIT_MS
+            for a in self.actors.values()
+            if a.queue_name == queue_name
+        ]
         return max(limits, default=DEFAULT_TIME_LIMIT_MS) + self.lease_grace_ms
 
     def declare_queue(self, queue_name: str) -> None:
@@ -122,7 +133,8 @@ class SQLiteBroker(Broker):
             "ON CONFLICT (message_id) DO UPDATE SET body = excluded.body, eta = excluded.eta, "
             "state = 'queued', leased_until = 0, lease_token = '' "
             "WHERE queue_message.state = 'leased' AND queue_message.lease_token = ?",
-            (message.message_id, queue_name, _encode(message), eta, lease or "-"))
+            (message.message_id, queue_name, _encode(message), eta, lease or "-"),
+        )
         self.emit_after("enqueue", message, delay)
         return message
 
@@ -152,8 +164,11 @@ class SQLiteBroker(Broker):
         if not message_ids:
             return set()
         marks = ", ".join("?" * len(message_ids))
-        rows = self.conn.execute(f"SELECT message_id FROM queue_message WHERE state != 'dead' "
-                                 f"AND message_id IN ({marks})", tuple(message_ids))
+        rows = self.conn.execute(
+            f"SELECT message_id FROM queue_message WHERE state != 'dead' "
+            f"AND message_id IN ({marks})",
+            tuple(message_ids),
+        )
         return {r[0] for r in rows}
 
     def dead(self, queue_name: str | None = None) -> list[Message]:
@@ -208,16 +223,24 @@ class SQLiteConsumer(Consumer):
         now = current_millis()
         args = {"now": now, "queue": self.queue_name}
         # Look before writing: an idle poll is a read, which never blocks a writer.
-        found = conn.execute(f"SELECT id FROM queue_message WHERE queue_name = :queue AND {READY} "
-                             "ORDER BY eta, id LIMIT 1", args).fetchone()
+        found = conn.execute(
+            f"SELECT id FROM queue_message WHERE queue_name = :queue AND {READY} "
+            "ORDER BY eta, id LIMIT 1",
+            args,
+        ).fetchone()
         if found is None:
             return None
         token = secrets.token_hex(8)
         row = conn.execute(
             f"UPDATE queue_message SET state = 'leased', leased_until = :until, lease_token = :token "
             f"WHERE id = :id AND {READY} RETURNING body",
-            {**args, "id": found[0], "token": token,
-             "until": now + self.broker.lease_ms(self.queue_name)}).fetchone()
+            {
+                **args,
+                "id": found[0],
+                "token": token,
+                "until": now + self.broker.lease_ms(self.queue_name),
+            },
+        ).fetchone()
         if row is None:
             return None  # another consumer took it first; the next poll looks again
         message = Message.decode(row[0])
@@ -238,7 +261,8 @@ class SQLiteConsumer(Consumer):
         token = self._release(message)
         self.broker.conn.execute(
             "DELETE FROM queue_message WHERE message_id = ? AND state = 'leased' AND lease_token = ?",
-            (message.message_id, token))
+            (message.message_id, token),
+        )
 
     def nack(self, message) -> None:
         token = self._release(message)
@@ -247,9 +271,11 @@ class SQLiteConsumer(Consumer):
         conn.execute(
             "UPDATE queue_message SET state = 'dead', eta = ?, body = ? "
             "WHERE message_id = ? AND state = 'leased' AND lease_token = ?",
-            (now, _encode(message), message.message_id, token))
-        conn.execute("DELETE FROM queue_message WHERE state = 'dead' AND eta < ?",
-                     (now - DEAD_TTL_MS,))
+            (now, _encode(message), message.message_id, token),
+        )
+        conn.execute(
+            "DELETE FROM queue_message WHERE state = 'dead' AND eta < ?", (now - DEAD_TTL_MS,)
+        )
 
     def requeue(self, messages) -> None:
         for message in messages:
@@ -257,7 +283,8 @@ class SQLiteConsumer(Consumer):
             self.broker.conn.execute(
                 "UPDATE queue_message SET state = 'queued', leased_until = 0, lease_token = '' "
                 "WHERE message_id = ? AND state = 'leased' AND lease_token = ?",
-                (message.message_id, token))
+                (message.message_id, token),
+            )
 
     def close(self) -> None:
         pass  # connections are per thread and belong to the broker

@@ -1,4 +1,5 @@
 """Where a redirect taken from a request may go: only to a path on this site."""
+
 from __future__ import annotations
 
 from collections.abc import Mapping
@@ -40,8 +41,9 @@ class LocalPath(fields.String):
     """A form or API field naming where to go next: a path on this site (``local_path``), or
     a field error. For targets a legitimate page always sends well-formed."""
 
-    def _deserialize(self, value: Any, attr: str | None, data: Mapping[str, Any] | None,
-                     **kwargs: Any) -> str:
+    def _deserialize(
+        self, value: Any, attr: str | None, data: Mapping[str, Any] | None, **kwargs: Any
+    ) -> str:
         text = super()._deserialize(value, attr, data, **kwargs)
         path = local_path(text, "")
         if not path:

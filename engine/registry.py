@@ -1,4 +1,5 @@
 """The small value types plugins return from hooks."""
+
 from __future__ import annotations
 
 import re
@@ -39,6 +40,7 @@ class RequestKind:
     static files.
     A portal or staff *page* is everything that is neither API nor machine.
     """
+
     api: bool
     staff: bool
     machine: bool
@@ -49,7 +51,7 @@ class RequestKind:
 
     @property
     def name(self) -> str:
-        """"api", "staff-api", "staff", "portal" or "machine" (for logs and metrics)."""
+        """ "api", "staff-api", "staff", "portal" or "machine" (for logs and metrics)."""
         if self.machine:
             return "machine"
         if self.api:
@@ -58,8 +60,11 @@ class RequestKind:
 
 
 def request_kind(path: str) -> RequestKind:
-    return RequestKind(api=path.startswith(API_PREFIX), staff=is_staff_path(path),
-                       machine=path.startswith(MACHINE_PREFIXES))
+    return RequestKind(
+        api=path.startswith(API_PREFIX),
+        staff=is_staff_path(path),
+        machine=path.startswith(MACHINE_PREFIXES),
+    )
 
 
 @dataclass(frozen=True)
@@ -71,6 +76,7 @@ class Route:
     ``ANY_STAFF``, ``PUBLIC``, or a dict of them by HTTP method (``{"GET": ANY_STAFF,
     "POST": "can_impersonate"}``). The middleware checks it before the handler runs.
     """
+
     path: str
     resource: Any
     suffix: str | None = None
@@ -86,26 +92,34 @@ class Route:
         """Why this route's declaration is not valid, or None."""
         staff = is_staff_path(self.path)
         if self.permission is None:
-            return ("a staff route must declare who may call it: Route(..., permission=...) "
-                    "with a permission name, ANY_STAFF or PUBLIC (engine.registry)"
-                    if staff else None)
+            return (
+                "a staff route must declare who may call it: Route(..., permission=...) "
+                "with a permission name, ANY_STAFF or PUBLIC (engine.registry)"
+                if staff
+                else None
+            )
         if not staff:
             return "permission is only for staff routes (under /staff or /api/v1/staff)"
         if getattr(type(self.resource), "permission", None) is not None:
             return "declare the permission on the Route, not on the resource"
-        values = (self.permission.values() if isinstance(self.permission, dict)
-                  else [self.permission])
+        values = (
+            self.permission.values() if isinstance(self.permission, dict) else [self.permission]
+        )
         for value in values:
             if value not in (PUBLIC, ANY_STAFF) and not (
-                    isinstance(value, str) and _PERMISSION_NAME.fullmatch(value)):
-                return (f"permission {value!r} is not a permission name (lower-case letters, "
-                        "digits and _), ANY_STAFF or PUBLIC")
+                isinstance(value, str) and _PERMISSION_NAME.fullmatch(value)
+            ):
+                return (
+                    f"permission {value!r} is not a permission name (lower-case letters, "
+                    "digits and _), ANY_STAFF or PUBLIC"
+                )
         return None
 
 
 @dataclass(frozen=True)
 class Section:
     """A navigation entry (ACC-3). ``order`` sorts the menu, lowest first."""
+
     id: str
     title: str
     path: str
@@ -116,6 +130,7 @@ class Section:
 @dataclass(frozen=True)
 class Card:
     """A dashboard card (DASH-1): a template rendered with ``data``."""
+
     id: str
     title: str
     template: str
@@ -126,6 +141,7 @@ class Card:
 @dataclass(frozen=True)
 class Alert:
     """An in-portal alert (NOT-2). ``level`` is info, warning or danger."""
+
     id: str
     level: str
     message: str
@@ -136,6 +152,7 @@ class Alert:
 @dataclass(frozen=True)
 class Action:
     """A link offered on a service card (SVC-3)."""
+
     id: str
     label: str
     href: str
@@ -145,6 +162,7 @@ class Action:
 @dataclass(frozen=True)
 class Balance:
     """One balance row of a service (USE-1), as the API outline shapes it."""
+
     id: Any
     type: str  # data, voice, sms, mms, monetary
     remaining: int
@@ -158,6 +176,7 @@ class Balance:
 @dataclass(frozen=True)
 class Credit:
     """Something to add to a service's balances (a top-up, a refund, a renewal)."""
+
     type: str
     amount: int
     unit: str

@@ -17,6 +17,7 @@ ids (read back from the file) deleted; a missing file means nothing was deleted,
 the pending record goes. Two runs at once cannot record the same batch (the key is
 unique): the second stops for that table.
 """
+
 from __future__ import annotations
 
 import gzip
@@ -46,6 +47,7 @@ CHUNK = 500  # ids per DELETE statement
 class Archive:
     """A table whose old rows are archived: ``time`` decides "old"; ``keep`` (optional)
     selects old rows that must stay all the same (e.g. usage of a service's current period)."""
+
     name: str  # the files' folder, the CLI's --only, messages: "usage_events"
     model: type[BaseModel]
     time: peewee.Field
@@ -55,6 +57,7 @@ class Archive:
 
 class ArchiveBatch(BaseModel):
     """One archive file, recorded before its rows are deleted (see the module's docstring)."""
+
     name = CharField(max_length=100)
     key = CharField(max_length=400, unique=True)
     first_id = BigIntegerField()
@@ -80,8 +83,9 @@ class Result:
 
 def archives(app: Portico) -> list[Archive]:
     """Every enabled plugin's archivable tables."""
-    found = app.plugins.unique(app.plugins.collect("register_archives", app=app),
-                               lambda a: a.name, "archive")
+    found = app.plugins.unique(
+        app.plugins.collect("register_archives", app=app), lambda a: a.name, "archive"
+    )
     return [archive for _, archive in found.values()]
 
 
@@ -91,9 +95,14 @@ def cutoff_of(app: Portico, archive: Archive, now: datetime) -> datetime | None:
     return now - timedelta(days=days) if days else None
 
 
-def run(app: Portico, *, only: list[str] | None = None, now: datetime | None = None,
-        max_batches: int | None = None, progress: Callable[[Result], None] | None = None
-        ) -> list[Result]:
+def run(
+    app: Portico,
+    *,
+    only: list[str] | None = None,
+    now: datetime | None = None,
+    max_batches: int | None = None,
+    progress: Callable[[Result], None] | None = None,
+) -> list[Result]:
     """Archive every table's old rows (or ``only`` those named); one Result per table."""
     now = now or utcnow()
     size = app.settings.retention.batch_size
@@ -116,9 +125,17 @@ def run(app: Portico, *, only: list[str] | None = None, now: datetime | None = N
                     progress(result)
             if result.rows:
                 from engine.audit import record_system
-                record_system(app, "retention.archived", archive.name,
-                              {"rows": result.rows, "files": result.files,
-                               "before": result.cutoff.isoformat()})
+
+                record_system(
+                    app,
+                    "retention.archived",
+                    archive.name,
+                    {
+                        "rows": result.rows,
+                        "files": result.files,
+                        "before": result.cutoff.isoformat(),
+                    },
+                )
     return results
 
 
@@ -140,8 +157,12 @@ def old_rows(archive: Archive, cutoff: datetime, size: int) -> list[dict[str, An
     """The next batch: up to ``size`` rows older than ``cutoff``, lowest id first."""
     model = archive.model
     fields = model._meta.sorted_fields
-    query = (model.select(*fields).where(_old(archive, cutoff))
-             .order_by(model._meta.primary_key).limit(size))
+    query = (
+        model.select(*fields)
+        .where(_old(archive, cutoff))
+        .order_by(model._meta.primary_key)
+        .limit(size)
+    )
     names = [f.column_name for f in fields]
     return [dict(zip(names, row)) for row in query.tuples()]
 
@@ -157,8 +178,9 @@ def archive_batch(app: Portico, archive: Archive, result: Result, size: int) -> 
     key = f"{ROOT}/{archive.name}/{first:020d}-{last:020d}.jsonl.gz"
     try:
         with db.database.atomic():
-            batch = ArchiveBatch.create(name=archive.name, key=key, first_id=first, last_id=last,
-                                        rows=len(rows))
+            batch = ArchiveBatch.create(
+                name=archive.name, key=key, first_id=first, last_id=last, rows=len(rows)
+            )
     except peewee.IntegrityError:
         log.info("%s: another run is archiving %s; leaving it to that run", archive.name, key)
         result.busy = True
@@ -179,18 +201,23 @@ def finish(archive: Archive, batch: ArchiveBatch, ids: list[int]) -> int:
     deleted = 0
     with db.database.atomic():
         for i in range(0, len(ids), CHUNK):
-            deleted += model.delete().where(
-                model._meta.primary_key.in_(ids[i:i + CHUNK])).execute()
-        (ArchiveBatch.update(state="done", rows=len(ids), finished_at=utcnow())
-         .where(ArchiveBatch.id == batch.id).execute())
+            deleted += (
+                model.delete().where(model._meta.primary_key.in_(ids[i : i + CHUNK])).execute()
+            )
+        (
+            ArchiveBatch.update(state="done", rows=len(ids), finished_at=utcnow())
+            .where(ArchiveBatch.id == batch.id)
+            .execute()
+        )
     return deleted
 
 
 def resume(app: Portico, archive: Archive, result: Result) -> int:
     """Finish the batches an interrupted run left pending; returns how many."""
     done = 0
-    for batch in ArchiveBatch.select().where((ArchiveBatch.name == archive.name)
-                                             & (ArchiveBatch.state == "pending")):
+    for batch in ArchiveBatch.select().where(
+        (ArchiveBatch.name == archive.name) & (ArchiveBatch.state == "pending")
+    ):
         if app.storage.exists(batch.key):
             result.rows += finish(archive, batch, ids_in(app, batch.key))
             result.files += 1

@@ -10,6 +10,7 @@ uses the account (services, top-ups, add-ons, invoices, paying). ``POWERS`` says
 more. Acting on another contact's login or keys also needs a higher role than theirs
 (``require_over``): managers over members, the primary over everyone, nobody over the primary.
 """
+
 from __future__ import annotations
 
 from engine.errors import Problem
@@ -46,14 +47,16 @@ def of(contact) -> str:
 def may(principal, power: str) -> bool:
     """Whether the signed-in customer's role has ``power`` (staff impersonating a contact have
     that contact's role)."""
-    return principal is not None and principal.is_customer and \
-        principal.role in POWERS[power]
+    return principal is not None and principal.is_customer and principal.role in POWERS[power]
 
 
 def forbidden() -> Problem:
-    return Problem(403, N_("Your role on this account does not allow this"),
-                   N_("Ask the account's primary contact, or a contact who manages the account."),
-                   type="role-forbidden")
+    return Problem(
+        403,
+        N_("Your role on this account does not allow this"),
+        N_("Ask the account's primary contact, or a contact who manages the account."),
+        type="role-forbidden",
+    )
 
 
 def require(principal, power: str) -> None:

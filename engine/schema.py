@@ -11,6 +11,7 @@ how peewee or the database spell a type.
 SQLite ignores a declared length (``VARCHAR(64)`` holds any text), so on SQLite
 a type is compared without it; PostgreSQL enforces and compares it.
 """
+
 from __future__ import annotations
 
 import re
@@ -34,8 +35,9 @@ class Table:
 def read(database: peewee.Database) -> dict[str, Table]:
     """Every table of ``database`` (its current schema on PostgreSQL) but ``NOT_MODELS``."""
     reader = _postgres if isinstance(database, peewee.PostgresqlDatabase) else _sqlite
-    return {name: reader(database, name) for name in database.get_tables()
-            if not NOT_MODELS.match(name)}
+    return {
+        name: reader(database, name) for name in database.get_tables() if not NOT_MODELS.match(name)
+    }
 
 
 def build(database: peewee.Database, models) -> dict[str, Table]:
@@ -48,27 +50,41 @@ def build(database: peewee.Database, models) -> dict[str, Table]:
 
 def differences(actual: dict[str, Table], expected: dict[str, Table]) -> list[str]:
     """What ``actual`` (the migrated database) lacks or has beyond ``expected`` (the models)."""
-    out = [f"table {t}: the models have it, the database does not"
-           for t in sorted(expected.keys() - actual.keys())]
-    out += [f"table {t}: the database has it, no model does"
-            for t in sorted(actual.keys() - expected.keys())]
+    out = [
+        f"table {t}: the models have it, the database does not"
+        for t in sorted(expected.keys() - actual.keys())
+    ]
+    out += [
+        f"table {t}: the database has it, no model does"
+        for t in sorted(actual.keys() - expected.keys())
+    ]
     for name in sorted(actual.keys() & expected.keys()):
         have, want = actual[name], expected[name]
         for column in sorted(have.columns.keys() | want.columns.keys()):
             got, wanted = have.columns.get(column), want.columns.get(column)
             if got != wanted:
-                out.append(f"table {name}: column {column} is {_column(got)}, "
-                           f"the models say {_column(wanted)}")
+                out.append(
+                    f"table {name}: column {column} is {_column(got)}, "
+                    f"the models say {_column(wanted)}"
+                )
         if have.primary_key != want.primary_key:
-            out.append(f"table {name}: primary key {have.primary_key}, "
-                       f"the models say {want.primary_key}")
-        for kind, label in (("foreign_keys", "foreign key"), ("indexes", "index"),
-                            ("checks", "check")):
+            out.append(
+                f"table {name}: primary key {have.primary_key}, the models say {want.primary_key}"
+            )
+        for kind, label in (
+            ("foreign_keys", "foreign key"),
+            ("indexes", "index"),
+            ("checks", "check"),
+        ):
             got, wanted = getattr(have, kind), getattr(want, kind)
-            out += [f"table {name}: {label} {item} only in the models"
-                    for item in sorted(wanted - got, key=repr)]
-            out += [f"table {name}: {label} {item} only in the database"
-                    for item in sorted(got - wanted, key=repr)]
+            out += [
+                f"table {name}: {label} {item} only in the models"
+                for item in sorted(wanted - got, key=repr)
+            ]
+            out += [
+                f"table {name}: {label} {item} only in the database"
+                for item in sorted(got - wanted, key=repr)
+            ]
     return out
 
 
@@ -81,6 +97,7 @@ def _column(found: tuple[str, bool] | None) -> str:
 
 # -- SQLite -------------------------------------------------------------------------
 
+
 def _sqlite(database, table: str) -> Table:
     def rows(pragma: str, name: str):
         return database.execute_sql(f'PRAGMA {pragma}("{name}")').fetchall()
@@ -92,8 +109,15 @@ def _sqlite(database, table: str) -> Table:
     for fk in rows("foreign_key_list", table):  # id, seq, table, from, to, on_update, on_delete
         keys.setdefault(fk[0], []).append(fk)
     foreign_keys = frozenset(
-        (tuple(f[3] for f in parts), parts[0][2], tuple(f[4] for f in parts), parts[0][6],
-         parts[0][5]) for parts in keys.values())
+        (
+            tuple(f[3] for f in parts),
+            parts[0][2],
+            tuple(f[4] for f in parts),
+            parts[0][6],
+            parts[0][5],
+        )
+        for parts in keys.values()
+    )
     indexes = set()
     for _, name, unique, origin, partial in rows("index_list", table):
         if origin == "pk":
@@ -101,13 +125,15 @@ def _sqlite(database, table: str) -> Table:
         cols = tuple(c[2] for c in rows("index_info", name))
         where = None
         if partial:
-            sql = database.execute_sql("SELECT sql FROM sqlite_master WHERE name = ?",
-                                       (name,)).fetchone()[0]
-            where = " ".join(sql[sql.upper().rindex(" WHERE ") + 7:].split())
+            sql = database.execute_sql(
+                "SELECT sql FROM sqlite_master WHERE name = ?", (name,)
+            ).fetchone()[0]
+            where = " ".join(sql[sql.upper().rindex(" WHERE ") + 7 :].split())
         # An inline UNIQUE gets a name by position (sqlite_autoindex_t_2): compare it by columns.
         indexes.add(("(unique constraint)" if origin == "u" else name, cols, bool(unique), where))
-    sql = database.execute_sql("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = ?",
-                               (table,)).fetchone()[0]
+    sql = database.execute_sql(
+        "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = ?", (table,)
+    ).fetchone()[0]
     return Table(columns, primary_key, foreign_keys, frozenset(indexes), _checks(sql))
 
 
@@ -120,7 +146,7 @@ def _checks(sql: str) -> frozenset[str]:
         while depth:
             depth += {"(": 1, ")": -1}.get(sql[i], 0)
             i += 1
-        found.add(" ".join(sql[start:i - 1].split()))
+        found.add(" ".join(sql[start : i - 1].split()))
     return frozenset(found)
 
 
@@ -148,6 +174,8 @@ _PG_INDEXES = """
     FROM pg_index x JOIN pg_class i ON i.oid = x.indexrelid
     WHERE x.indrelid = %s::regclass AND NOT x.indisprimary
 """
+
+
 def _pg_check(definition: str) -> str:
     """A check as PostgreSQL shows it, without casts and parentheses.
 
@@ -166,19 +194,30 @@ _ACTIONS = {"a": "NO ACTION", "r": "RESTRICT", "c": "CASCADE", "n": "SET NULL", 
 
 def _postgres(database, table: str) -> Table:
     ref = f'"{table}"'
-    columns = {name: (kind, nullable) for name, kind, nullable
-               in database.execute_sql(_PG_COLUMNS, (ref,)).fetchall()}
+    columns = {
+        name: (kind, nullable)
+        for name, kind, nullable in database.execute_sql(_PG_COLUMNS, (ref,)).fetchall()
+    }
     primary_key, foreign_keys, checks = (), set(), set()
-    for kind, cols, target, target_cols, on_delete, on_update, definition in \
-            database.execute_sql(_PG_CONSTRAINTS, (ref,)).fetchall():
+    for kind, cols, target, target_cols, on_delete, on_update, definition in database.execute_sql(
+        _PG_CONSTRAINTS, (ref,)
+    ).fetchall():
         if kind == "p":
             primary_key = tuple(cols)
         elif kind == "f":
-            foreign_keys.add((tuple(cols), target.strip('"'), tuple(target_cols),
-                              _ACTIONS[on_delete], _ACTIONS[on_update]))
+            foreign_keys.add(
+                (
+                    tuple(cols),
+                    target.strip('"'),
+                    tuple(target_cols),
+                    _ACTIONS[on_delete],
+                    _ACTIONS[on_update],
+                )
+            )
         elif kind == "c":
             checks.add(_pg_check(definition))
-    indexes = frozenset((name, tuple(c.strip('"') for c in cols), unique, where)
-                        for name, unique, cols, where
-                        in database.execute_sql(_PG_INDEXES, (ref,)).fetchall())
+    indexes = frozenset(
+        (name, tuple(c.strip('"') for c in cols), unique, where)
+        for name, unique, cols, where in database.execute_sql(_PG_INDEXES, (ref,)).fetchall()
+    )
     return Table(columns, primary_key, frozenset(foreign_keys), indexes, frozenset(checks))

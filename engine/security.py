@@ -4,6 +4,7 @@ sealing (authenticated encryption) for the few secrets that must be read back.
 Signing and sealing take ``settings.secret_keys`` (SEC-6): the first key signs and seals,
 every key in the list verifies and opens, so a new key goes in first and an old one comes
 out later (docs/configuration.md)."""
+
 from __future__ import annotations
 
 import base64
@@ -81,8 +82,9 @@ SEALED = "sealed1:"
 @functools.lru_cache(maxsize=8)
 def _fernet(secret_key: str) -> Fernet:
     # A key of its own, derived from secret_key: the signing key itself never encrypts.
-    key = HKDF(algorithm=hashes.SHA256(), length=32, salt=None,
-               info=b"portico seal v1").derive(secret_key.encode())
+    key = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=b"portico seal v1").derive(
+        secret_key.encode()
+    )
     return Fernet(base64.urlsafe_b64encode(key))
 
 
@@ -113,10 +115,11 @@ def unseal(keys: str | Sequence[str], stored: str) -> str:
     if not is_sealed(stored):
         return stored
     try:
-        return _multi(_key_list(keys)).decrypt(stored[len(SEALED):].encode()).decode()
+        return _multi(_key_list(keys)).decrypt(stored[len(SEALED) :].encode()).decode()
     except InvalidToken:
-        raise UnsealError("cannot open a sealed value: was its secret key removed from "
-                          "secret_keys?") from None
+        raise UnsealError(
+            "cannot open a sealed value: was its secret key removed from secret_keys?"
+        ) from None
 
 
 def reseal(keys: str | Sequence[str], stored: str) -> str | None:
@@ -128,7 +131,7 @@ def reseal(keys: str | Sequence[str], stored: str) -> str | None:
     keys = _key_list(keys)
     if is_sealed(stored):
         try:
-            _fernet(keys[0]).decrypt(stored[len(SEALED):].encode())
+            _fernet(keys[0]).decrypt(stored[len(SEALED) :].encode())
             return None
         except InvalidToken:
             pass

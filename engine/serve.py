@@ -1,4 +1,5 @@
 """Running the portal: gunicorn for the web, dramatiq for the worker, periodiq for the clock."""
+
 from __future__ import annotations
 
 import atexit
@@ -25,8 +26,9 @@ log = logging.getLogger("portico.serve")
 class Gunicorn(BaseApplication):
     """Gunicorn around any WSGI callable, configured from a dict (also used by ``bench/``)."""
 
-    def __init__(self, wsgi: Callable | None, options: dict[str, Any],
-                 factory: Callable | None = None):
+    def __init__(
+        self, wsgi: Callable | None, options: dict[str, Any], factory: Callable | None = None
+    ):
         self.application = wsgi  # not `self.wsgi`: gunicorn's BaseApplication has a wsgi() method
         self.factory = factory
         self.options = options
@@ -54,6 +56,7 @@ class Gunicorn(BaseApplication):
 def gunicorn_options(settings, host=None, port=None, workers=None, threads=None) -> dict:
     from engine.observe.logs import gunicorn_logger
     from engine.observe.metrics import worker_exited
+
     web = settings.web
     threads = threads or web.threads
     return {
@@ -89,8 +92,10 @@ def metrics_folder() -> str:
         def remove() -> None:
             if os.getpid() == master:  # not a forked worker's exit
                 shutil.rmtree(path, True)
+
         atexit.register(remove)
     from engine.observe.metrics import prepare_multiproc_dir
+
     prepare_multiproc_dir(path)
     return path
 
@@ -131,8 +136,10 @@ def _on_signals(handler: Callable[[], None]) -> None:
 
     def on_signal(signum, frame):
         if received:
-            log.warning("second %s: exiting now; unfinished tasks will run again",
-                        signal.Signals(signum).name)
+            log.warning(
+                "second %s: exiting now; unfinished tasks will run again",
+                signal.Signals(signum).name,
+            )
             os._exit(1)
         received.append(signum)
         log.info("%s: stopping (send it again to exit at once)", signal.Signals(signum).name)
@@ -144,9 +151,11 @@ def _on_signals(handler: Callable[[], None]) -> None:
 
 def wait_for_database(app, stop: threading.Event | None = None) -> bool:
     """Block until the database answers ``SELECT 1`` (False if ``stop`` is set first)."""
+
     def ping():
         with db.connection():
             db.database.execute_sql("SELECT 1")
+
     return faults.wait_until(ping, "database", app.settings.database_url, stop)
 
 
@@ -161,8 +170,9 @@ def quiet_broker_errors() -> None:
             handler.addFilter(faults.OncePerOutage(prefix="dramatiq.worker.ConsumerThread"))
 
 
-def run_worker(app, threads: int = 2, stop: threading.Event | None = None,
-               shutdown_timeout_ms: int = 60_000) -> None:
+def run_worker(
+    app, threads: int = 2, stop: threading.Event | None = None, shutdown_timeout_ms: int = 60_000
+) -> None:
     """Run the dramatiq worker and the outbox relay until SIGINT/SIGTERM (or ``stop``).
 
     On stop, running tasks get ``shutdown_timeout_ms`` to finish; messages not
@@ -174,21 +184,28 @@ def run_worker(app, threads: int = 2, stop: threading.Event | None = None,
     quiet_broker_errors()
     # OPS-3: wait for the database and the broker (one line a try, backing off) before
     # dramatiq's consumers start, so an outage at start-up is not a traceback a second.
-    if not (wait_for_database(app, stop) and faults.wait_until(
-            app.tasks.ping, "broker", app.settings.broker_url, stop)):
+    if not (
+        wait_for_database(app, stop)
+        and faults.wait_until(app.tasks.ping, "broker", app.settings.broker_url, stop)
+    ):
         log.info("worker stopped before it started")
         return
     worker = app.tasks.worker(threads=threads)
     relay = Relay(app)
     if app.settings.metrics.worker_bind:
         from engine.observe.metrics import serve_metrics
+
         serve_metrics(app, app.settings.metrics.worker_bind)
     worker.start()
     relay.start()
-    log.info("worker running %d actors: %s", len(app.tasks.actors),
-             ", ".join(sorted(app.tasks.actors)))
-    log.info("broker: %s, queues: %s", type(app.tasks.broker).__name__,
-             ", ".join(sorted(app.tasks.broker.get_declared_queues())))
+    log.info(
+        "worker running %d actors: %s", len(app.tasks.actors), ", ".join(sorted(app.tasks.actors))
+    )
+    log.info(
+        "broker: %s, queues: %s",
+        type(app.tasks.broker).__name__,
+        ", ".join(sorted(app.tasks.broker.get_declared_queues())),
+    )
     stop.wait()
     relay.stop()
     relay.join()
@@ -215,9 +232,12 @@ class Scheduler(periodiq.Scheduler):
         except Exception as exc:  # the database is down: this run is lost, the clock goes on
             if not faults.is_unreachable(exc):
                 raise
-            log.warning("%s; the %s run of %s is skipped",
-                        faults.describe("database", self.app.settings.database_url, exc), now,
-                        ", ".join(a.actor_name for a in actors))
+            log.warning(
+                "%s; the %s run of %s is skipped",
+                faults.describe("database", self.app.settings.database_url, exc),
+                now,
+                ", ".join(a.actor_name for a in actors),
+            )
             return
         log.info("scheduled %s at %s", ", ".join(a.actor_name for a in actors), now)
         self.app.tasks.relay()
@@ -241,6 +261,7 @@ def run_scheduler(app) -> int:
     def stop():
         stopping.set()
         scheduler.stop()
+
     _on_signals(stop)
     if not wait_for_database(app, stopping):  # OPS-3: one line a try, backing off
         return 0
@@ -251,8 +272,11 @@ def run_scheduler(app) -> int:
     width = max(len(str(a.options["periodic"])) for a in scheduler.actors)
     for actor in scheduler.actors:
         log.info("  %-*s  %s", width, actor.options["periodic"], actor.actor_name)
-    log.info("scheduler running %d periodic actors (%s)", len(scheduler.actors),
-             app.settings.default_timezone)
+    log.info(
+        "scheduler running %d periodic actors (%s)",
+        len(scheduler.actors),
+        app.settings.default_timezone,
+    )
     scheduler.schedule()
     scheduler.loop()
     log.info("scheduler stopped")
@@ -271,8 +295,9 @@ def demo_hooks(app) -> dict:
     def post_fork(server, worker):
         app.database.close_all()  # never share pooled connections across a fork
         stop = threading.Event()
-        thread = threading.Thread(target=run_worker, args=(app, 1, stop), daemon=True,
-                                  name="portico-worker")
+        thread = threading.Thread(
+            target=run_worker, args=(app, 1, stop), daemon=True, name="portico-worker"
+        )
         thread.start()
         holder[os.getpid()] = stop
 

@@ -7,6 +7,7 @@ the ``[mail]`` table; ``PORTICO_PLUGINS_DISABLED=addons,topups`` sets a list.
 A string value ``$env:NAME`` or ``$file:PATH`` is replaced by that variable or
 that file's content, so secrets stay out of the file.
 """
+
 from __future__ import annotations
 
 import difflib
@@ -20,22 +21,38 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from marshmallow import (EXCLUDE, RAISE, Schema, ValidationError, fields, pre_load, validate,
-                         validates_schema)
+from marshmallow import (
+    EXCLUDE,
+    RAISE,
+    Schema,
+    ValidationError,
+    fields,
+    pre_load,
+    validate,
+    validates_schema,
+)
 
 #: Environment variables that start with PORTICO_ but are not settings.
-NOT_SETTINGS = {"PORTICO_CONFIG", "PORTICO_DEMO_PASSWORD", "PORTICO_LONG_TESTS",
-                "PORTICO_REINSTALL"}
+NOT_SETTINGS = {
+    "PORTICO_CONFIG",
+    "PORTICO_DEMO_PASSWORD",
+    "PORTICO_LONG_TESTS",
+    "PORTICO_REINSTALL",
+}
 #: Variables Kubernetes (and Docker links) set for a Service named "portico" (or
 #: "portico-web"): PORTICO_SERVICE_HOST, PORTICO_PORT_8000_TCP_ADDR, ... Never settings.
-SERVICE_LINK = re.compile(r"^PORTICO(_[A-Z0-9_]+)?_(SERVICE_HOST|SERVICE_PORT(_[A-Z0-9_]+)?"
-                          r"|PORT_\d+_(TCP|UDP|SCTP)(_ADDR|_PORT|_PROTO)?)$")
+SERVICE_LINK = re.compile(
+    r"^PORTICO(_[A-Z0-9_]+)?_(SERVICE_HOST|SERVICE_PORT(_[A-Z0-9_]+)?"
+    r"|PORT_\d+_(TCP|UDP|SCTP)(_ADDR|_PORT|_PROTO)?)$"
+)
 #: ... and PORTICO_PORT / PORTICO_WEB_PORT = "tcp://10.0.0.1:8000" (a link, not web.port).
 LINK_VALUE = re.compile(r"^(tcp|udp|sctp)://")
 SECRET_MASK = "********"
 #: Example values from our own docs and recipes: refused as secret keys.
-PLACEHOLDER_SECRETS = {"change-me-to-a-long-random-string-of-48-characters",
-                       "replace-with-a-random-key-of-at-least-32-characters"}
+PLACEHOLDER_SECRETS = {
+    "change-me-to-a-long-random-string-of-48-characters",
+    "replace-with-a-random-key-of-at-least-32-characters",
+}
 DATABASE_SCHEMES = ("sqlite", "postgres", "postgresql")
 BROKER_SCHEMES = ("redis", "rediss", "amqp", "amqps", "sqlite")
 
@@ -61,13 +78,17 @@ class CommaList(fields.List):
 
 def url_with_scheme(schemes: tuple[str, ...]):
     """A validator: a URL whose scheme is one of ``schemes`` (``None`` passes: a default)."""
+
     def check(value):
         if value is None:
             return
         scheme, sep, rest = str(value).partition("://")
         if not sep or scheme.lower() not in schemes or not rest:
-            raise ValidationError(f"'{mask_url(str(value))}' is not a URL starting with "
-                                  + " or ".join(f"{s}://" for s in schemes))
+            raise ValidationError(
+                f"'{mask_url(str(value))}' is not a URL starting with "
+                + " or ".join(f"{s}://" for s in schemes)
+            )
+
     return check
 
 
@@ -76,14 +97,16 @@ def time_zone(value: str) -> None:
     try:
         zoneinfo.ZoneInfo(value)
     except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-        raise ValidationError(f"unknown time zone '{value}' (an IANA name like "
-                              "Europe/London or Asia/Shanghai)") from None
+        raise ValidationError(
+            f"unknown time zone '{value}' (an IANA name like Europe/London or Asia/Shanghai)"
+        ) from None
 
 
 def mail_address(value: str) -> None:
     """A validator: ``Name <addr@example.net>`` or a bare address, checked by email-validator."""
     from email.utils import parseaddr
     from email_validator import EmailNotValidError, validate_email
+
     _, address = parseaddr(value)
     try:
         validate_email(address, check_deliverability=False)
@@ -98,14 +121,18 @@ def proxy_list(value: str) -> None:
             try:
                 ipaddress.ip_network(entry)  # strict, as gunicorn reads it too
             except ValueError:
-                raise ValidationError(f"'{entry}' is not an IP address or network "
-                                      "(e.g. 10.0.0.5 or 10.0.0.0/8), nor *") from None
+                raise ValidationError(
+                    f"'{entry}' is not an IP address or network "
+                    "(e.g. 10.0.0.5 or 10.0.0.0/8), nor *"
+                ) from None
 
 
 class PluginsSettings(Schema):
     disabled = CommaList(fields.String(), load_default=list)
-    entry_points = fields.Boolean(load_default=True, metadata={
-        "description": "load partner plugins from the portico.plugins entry-point group"})
+    entry_points = fields.Boolean(
+        load_default=True,
+        metadata={"description": "load partner plugins from the portico.plugins entry-point group"},
+    )
 
 
 def _ip_or_network(value: str) -> bool:
@@ -130,8 +157,9 @@ def _empty_or_host_port(value: str) -> bool:
 
 
 #: gunicorn's access line: no query string (it may carry tokens), the request id last.
-ACCESS_LOG_FORMAT = ('%(h)s %(t)s "%(m)s %(U)s %(H)s" %(s)s %(B)s %(M)sms "%(a)s" '
-                     '%({x-request-id}o)s')
+ACCESS_LOG_FORMAT = (
+    '%(h)s %(t)s "%(m)s %(U)s %(H)s" %(s)s %(B)s %(M)sms "%(a)s" %({x-request-id}o)s'
+)
 
 
 class WebSettings(Schema):
@@ -139,68 +167,137 @@ class WebSettings(Schema):
     port = fields.Integer(load_default=8000, validate=validate.Range(1, 65535))
     workers = fields.Integer(load_default=2, validate=validate.Range(1, 64))
     threads = fields.Integer(load_default=1, validate=validate.Range(1, 64))
-    forwarded_allow_ips = fields.String(load_default="127.0.0.1", validate=proxy_list, metadata={
-        "description": "proxies whose X-Forwarded-For is believed: comma-separated addresses "
-                       "or networks (10.0.0.0/8), or *"})
-    max_body_bytes = fields.Integer(load_default=1024 * 1024, validate=validate.Range(1024),
-                                    metadata={"description": "the largest request body (JSON, "
-                                              "forms, webhooks) in bytes; a bigger one is "
-                                              "refused with 413 before it is read (SEC-3)"})
-    timeout = fields.Integer(load_default=60, validate=validate.Range(1, 3600), metadata={
-        "description": "seconds a web worker may spend on one request before gunicorn "
-                       "restarts it"})
-    graceful_timeout = fields.Integer(load_default=30, validate=validate.Range(1, 3600),
-                                      metadata={"description": "seconds running requests get "
-                                                "to finish on a restart or stop"})
-    keepalive = fields.Integer(load_default=5, validate=validate.Range(0, 300), metadata={
-        "description": "seconds an idle keep-alive connection stays open (behind a proxy "
-                       "that reuses connections, longer than its idle timeout)"})
-    access_log = fields.Boolean(load_default=True, metadata={
-        "description": "one line per request on stdout (`portico serve`)"})
-    access_log_format = fields.String(load_default=ACCESS_LOG_FORMAT, metadata={
-        "description": "gunicorn's access log format; `%({x-request-id}o)s` is the request "
-                       "id, `%({portico.route}e)s` the route template (docs/monitoring.md)"})
+    forwarded_allow_ips = fields.String(
+        load_default="127.0.0.1",
+        validate=proxy_list,
+        metadata={
+            "description": "proxies whose X-Forwarded-For is believed: comma-separated addresses "
+            "or networks (10.0.0.0/8), or *"
+        },
+    )
+    max_body_bytes = fields.Integer(
+        load_default=1024 * 1024,
+        validate=validate.Range(1024),
+        metadata={
+            "description": "the largest request body (JSON, "
+            "forms, webhooks) in bytes; a bigger one is "
+            "refused with 413 before it is read (SEC-3)"
+        },
+    )
+    timeout = fields.Integer(
+        load_default=60,
+        validate=validate.Range(1, 3600),
+        metadata={
+            "description": "seconds a web worker may spend on one request before gunicorn "
+            "restarts it"
+        },
+    )
+    graceful_timeout = fields.Integer(
+        load_default=30,
+        validate=validate.Range(1, 3600),
+        metadata={"description": "seconds running requests get to finish on a restart or stop"},
+    )
+    keepalive = fields.Integer(
+        load_default=5,
+        validate=validate.Range(0, 300),
+        metadata={
+            "description": "seconds an idle keep-alive connection stays open (behind a proxy "
+            "that reuses connections, longer than its idle timeout)"
+        },
+    )
+    access_log = fields.Boolean(
+        load_default=True,
+        metadata={"description": "one line per request on stdout (`portico serve`)"},
+    )
+    access_log_format = fields.String(
+        load_default=ACCESS_LOG_FORMAT,
+        metadata={
+            "description": "gunicorn's access log format; `%({x-request-id}o)s` is the request "
+            "id, `%({portico.route}e)s` the route template (docs/monitoring.md)"
+        },
+    )
 
 
 class LoggingSettings(Schema):
     """``[logging]``: how the web, worker and scheduler processes write their log lines."""
-    format = fields.String(load_default="text", validate=validate.OneOf(["text", "json"]),
-                           metadata={"description": "json: one JSON object per line, with "
-                                     "request_id (docs/monitoring.md)"})
-    level = fields.String(load_default="info", validate=validate.OneOf(
-        ["debug", "info", "warning", "error"]))
+
+    format = fields.String(
+        load_default="text",
+        validate=validate.OneOf(["text", "json"]),
+        metadata={
+            "description": "json: one JSON object per line, with request_id (docs/monitoring.md)"
+        },
+    )
+    level = fields.String(
+        load_default="info", validate=validate.OneOf(["debug", "info", "warning", "error"])
+    )
 
 
 class MetricsSettings(Schema):
     """``[metrics]``: who may read ``/metrics`` (404 until one of these is set)."""
-    token = secret(fields.String(load_default="", validate=_empty_or_long,
-                                 metadata={"description": "a scrape sends `Authorization: "
-                                           "Bearer <token>` (at least 16 characters)"}))
-    allow_ips = CommaList(fields.String(validate=_ip_or_network), load_default=list, metadata={
-        "description": "addresses or networks (CIDR) that may scrape; with a token too, "
-                       "a scrape needs both"})
-    worker_bind = fields.String(load_default="", validate=_empty_or_host_port, metadata={
-        "description": "host:port where `portico worker` serves its own /metrics (task "
-                       "runs); empty: not served"})
+
+    token = secret(
+        fields.String(
+            load_default="",
+            validate=_empty_or_long,
+            metadata={
+                "description": "a scrape sends `Authorization: "
+                "Bearer <token>` (at least 16 characters)"
+            },
+        )
+    )
+    allow_ips = CommaList(
+        fields.String(validate=_ip_or_network),
+        load_default=list,
+        metadata={
+            "description": "addresses or networks (CIDR) that may scrape; with a token too, "
+            "a scrape needs both"
+        },
+    )
+    worker_bind = fields.String(
+        load_default="",
+        validate=_empty_or_host_port,
+        metadata={
+            "description": "host:port where `portico worker` serves its own /metrics (task "
+            "runs); empty: not served"
+        },
+    )
 
 
 class SentrySettings(Schema):
     """``[sentry]``: report unhandled errors to Sentry (needs `pip install portico[sentry]`)."""
-    dsn = secret(fields.String(load_default="", metadata={
-        "description": "the project's DSN; empty: no error reporting"}))
+
+    dsn = secret(
+        fields.String(
+            load_default="",
+            metadata={"description": "the project's DSN; empty: no error reporting"},
+        )
+    )
     environment = fields.String(load_default="production")
-    sample_rate = fields.Float(load_default=1.0, validate=validate.Range(0, 1), metadata={
-        "description": "the share of errors sent"})
+    sample_rate = fields.Float(
+        load_default=1.0,
+        validate=validate.Range(0, 1),
+        metadata={"description": "the share of errors sent"},
+    )
 
 
 class MailSettings(Schema):
-    backend = fields.String(load_default="file", validate=validate.OneOf(["file", "smtp"]),
-                            metadata={"description": "'file' writes .eml files to "
-                                      "<data_dir>/mail (demo; refused outside demo unless "
-                                      "allow_file_backend); 'smtp' sends"})
-    allow_file_backend = fields.Boolean(load_default=False, metadata={
-        "description": "let the 'file' backend run outside demo mode (tests, staging): no "
-                       "email reaches anyone (OPS-2)"})
+    backend = fields.String(
+        load_default="file",
+        validate=validate.OneOf(["file", "smtp"]),
+        metadata={
+            "description": "'file' writes .eml files to "
+            "<data_dir>/mail (demo; refused outside demo unless "
+            "allow_file_backend); 'smtp' sends"
+        },
+    )
+    allow_file_backend = fields.Boolean(
+        load_default=False,
+        metadata={
+            "description": "let the 'file' backend run outside demo mode (tests, staging): no "
+            "email reaches anyone (OPS-2)"
+        },
+    )
     sender = fields.String(load_default="Portico <no-reply@example.com>", validate=mail_address)
     smtp_host = fields.String(load_default="127.0.0.1")
     smtp_port = fields.Integer(load_default=25, validate=validate.Range(1, 65535))
@@ -214,28 +311,51 @@ class SecuritySettings(Schema):
     session_idle_minutes = fields.Integer(load_default=30, validate=validate.Range(1, 1440))
     session_absolute_hours = fields.Integer(load_default=12, validate=validate.Range(1, 720))
     impersonation_idle_minutes = fields.Integer(load_default=15, validate=validate.Range(1, 240))
-    impersonation_saved_card_payments = fields.Boolean(load_default=False, metadata={
-        "description": "let staff impersonating a customer pay with the customer's saved "
-                       "cards (IMP-6); off, they can still pay with a card the customer "
-                       "gives them"})
-    sign_out_removes_push = fields.Boolean(load_default=True, metadata={
-        "description": "a password reset or 'sign out everywhere' also removes the login's "
-                       "web push subscriptions (SEC-4)"})
-    reset_revokes_api_keys = fields.Boolean(load_default=False, metadata={
-        "description": "a completed password reset also revokes the API keys the login made "
-                       "(SEC-4; off: integrations keep working, docs/identity.md)"})
-    cookie_secure = fields.Boolean(load_default=None, allow_none=True, metadata={
-        "description": "default: true when base_url is https"})
-    password_policy = fields.String(load_default="composition",
-                                    validate=validate.OneOf(["composition", "length"]))
-    rate_limit_storage = secret(fields.String(
-        load_default="database",
-        validate=lambda v: v == "database" or url_with_scheme(("redis", "rediss"))(v) is None,
-        metadata={"description": "'database', or a redis:// URL"}))
-    allow_generated_secret = fields.Boolean(load_default=False, metadata={
-        "description": "outside demo mode without secret_key, use the random key kept in "
-                       "<data_dir>/secret_key (one machine only: every node needs the same "
-                       "key) instead of refusing to start (OPS-2)"})
+    impersonation_saved_card_payments = fields.Boolean(
+        load_default=False,
+        metadata={
+            "description": "let staff impersonating a customer pay with the customer's saved "
+            "cards (IMP-6); off, they can still pay with a card the customer "
+            "gives them"
+        },
+    )
+    sign_out_removes_push = fields.Boolean(
+        load_default=True,
+        metadata={
+            "description": "a password reset or 'sign out everywhere' also removes the login's "
+            "web push subscriptions (SEC-4)"
+        },
+    )
+    reset_revokes_api_keys = fields.Boolean(
+        load_default=False,
+        metadata={
+            "description": "a completed password reset also revokes the API keys the login made "
+            "(SEC-4; off: integrations keep working, docs/identity.md)"
+        },
+    )
+    cookie_secure = fields.Boolean(
+        load_default=None,
+        allow_none=True,
+        metadata={"description": "default: true when base_url is https"},
+    )
+    password_policy = fields.String(
+        load_default="composition", validate=validate.OneOf(["composition", "length"])
+    )
+    rate_limit_storage = secret(
+        fields.String(
+            load_default="database",
+            validate=lambda v: v == "database" or url_with_scheme(("redis", "rediss"))(v) is None,
+            metadata={"description": "'database', or a redis:// URL"},
+        )
+    )
+    allow_generated_secret = fields.Boolean(
+        load_default=False,
+        metadata={
+            "description": "outside demo mode without secret_key, use the random key kept in "
+            "<data_dir>/secret_key (one machine only: every node needs the same "
+            "key) instead of refusing to start (OPS-2)"
+        },
+    )
 
 
 class SupportSettings(Schema):
@@ -247,35 +367,64 @@ class SupportSettings(Schema):
 
 class OutboundSettings(Schema):
     """``[outbound]``: requests to URLs customers give (web push, webhooks; engine/outbound.py)."""
-    unsafe_allow_loopback_for_tests = fields.Boolean(load_default=False, metadata={
-        "description": "TESTS ONLY: let outbound requests reach 127.0.0.1 and ::1 (a test's "
-                       "own server); never in production. `portico check` warns while on"})
+
+    unsafe_allow_loopback_for_tests = fields.Boolean(
+        load_default=False,
+        metadata={
+            "description": "TESTS ONLY: let outbound requests reach 127.0.0.1 and ::1 (a test's "
+            "own server); never in production. `portico check` warns while on"
+        },
+    )
 
 
 class StorageSettings(Schema):
     """Where generated files (invoice PDFs, archives) live: see docs/storage.md."""
-    backend = fields.String(load_default="local", validate=validate.OneOf(
-        ["local", "database", "s3"]), metadata={
+
+    backend = fields.String(
+        load_default="local",
+        validate=validate.OneOf(["local", "database", "s3"]),
+        metadata={
             "description": "where invoice PDFs and archives are stored; with several nodes, "
-                           "database or s3 (or a folder every node mounts)"})
-    path = fields.String(load_default="", metadata={
-        "description": "local: the folder (default: <data_dir>/files)"})
+            "database or s3 (or a folder every node mounts)"
+        },
+    )
+    path = fields.String(
+        load_default="", metadata={"description": "local: the folder (default: <data_dir>/files)"}
+    )
     s3_bucket = fields.String(load_default="", metadata={"description": "s3: the bucket"})
-    s3_prefix = fields.String(load_default="", metadata={
-        "description": "s3: a prefix for every key, e.g. 'portico/'"})
-    s3_endpoint_url = fields.String(load_default="", validate=lambda url: url == "" or (
-        validate.URL(require_tld=False, schemes={"http", "https"})(url) is not None),
-        metadata={"description": "s3: the store's URL (MinIO, Ceph, ...); empty for AWS"})
+    s3_prefix = fields.String(
+        load_default="", metadata={"description": "s3: a prefix for every key, e.g. 'portico/'"}
+    )
+    s3_endpoint_url = fields.String(
+        load_default="",
+        validate=lambda url: (
+            url == ""
+            or (validate.URL(require_tld=False, schemes={"http", "https"})(url) is not None)
+        ),
+        metadata={"description": "s3: the store's URL (MinIO, Ceph, ...); empty for AWS"},
+    )
     s3_region = fields.String(load_default="", metadata={"description": "s3: the region"})
-    s3_access_key_id = secret(fields.String(load_default="", metadata={
-        "description": "s3: empty to use boto3's own chain (environment, instance role)"}))
+    s3_access_key_id = secret(
+        fields.String(
+            load_default="",
+            metadata={
+                "description": "s3: empty to use boto3's own chain (environment, instance role)"
+            },
+        )
+    )
     s3_secret_access_key = secret(fields.String(load_default=""))
-    s3_addressing_style = fields.String(load_default="auto", validate=validate.OneOf(
-        ["auto", "path", "virtual"]), metadata={"description": "s3: 'path' for most "
-                                                "self-hosted stores"})
-    s3_redirect = fields.Boolean(load_default=False, metadata={
-        "description": "s3: answer downloads with a redirect to a 5-minute signed URL of the "
-                       "store (customers' browsers must reach it)"})
+    s3_addressing_style = fields.String(
+        load_default="auto",
+        validate=validate.OneOf(["auto", "path", "virtual"]),
+        metadata={"description": "s3: 'path' for most self-hosted stores"},
+    )
+    s3_redirect = fields.Boolean(
+        load_default=False,
+        metadata={
+            "description": "s3: answer downloads with a redirect to a 5-minute signed URL of the "
+            "store (customers' browsers must reach it)"
+        },
+    )
 
     @validates_schema
     def s3_needs_a_bucket(self, data, **kwargs):
@@ -285,42 +434,69 @@ class StorageSettings(Schema):
 
 class TasksSettings(Schema):
     """``[tasks]``: background work (docs/background-work.md, docs/operations.md)."""
-    redeliver_after = fields.Integer(load_default=3600, validate=validate.Range(60, 7 * 86400),
-                                     metadata={"description": (
-        "seconds after which a message handed to the broker but not finished is sent again "
-        "(the broker lost it, e.g. Redis restarted empty); longer than the longest task's "
-        "time limit (30 minutes), and than a busy queue takes to drain: at least once")})
+
+    redeliver_after = fields.Integer(
+        load_default=3600,
+        validate=validate.Range(60, 7 * 86400),
+        metadata={
+            "description": (
+                "seconds after which a message handed to the broker but not finished is sent again "
+                "(the broker lost it, e.g. Redis restarted empty); longer than the longest task's "
+                "time limit (30 minutes), and than a busy queue takes to drain: at least once"
+            )
+        },
+    )
 
 
 def keep_days(minimum: int):
     """A validator: 0 (keep forever) or at least ``minimum`` days."""
+
     def check(value: int) -> None:
         if value != 0 and value < minimum:
             raise ValidationError(f"0 (keep forever) or at least {minimum} days")
+
     return check
 
 
 class RetentionSettings(Schema):
     """``[retention]``: how long high-volume rows stay in the database before ``portico
     archive`` (and its nightly task) moves them to compressed files in storage (OPS-7)."""
-    usage_events_days = fields.Integer(load_default=0, validate=keep_days(93), metadata={
-        "description": "usage events older than this are archived, then deleted; 0 keeps them "
-                       "forever. At least 93: the usage page charts 90 days. Events of a "
-                       "service's current period always stay, and events older than this are "
-                       "refused at intake (their id can no longer be checked for a repeat)"})
-    audit_events_days = fields.Integer(load_default=0, validate=keep_days(30), metadata={
-        "description": "audit events (the activity log) older than this are archived, then "
-                       "deleted; 0 keeps them forever. At least 30"})
-    batch_size = fields.Integer(load_default=20000, validate=validate.Range(100, 1000000),
-                                metadata={"description": "rows per archive file (one "
-                                          "transaction deletes them)"})
+
+    usage_events_days = fields.Integer(
+        load_default=0,
+        validate=keep_days(93),
+        metadata={
+            "description": "usage events older than this are archived, then deleted; 0 keeps them "
+            "forever. At least 93: the usage page charts 90 days. Events of a "
+            "service's current period always stay, and events older than this are "
+            "refused at intake (their id can no longer be checked for a repeat)"
+        },
+    )
+    audit_events_days = fields.Integer(
+        load_default=0,
+        validate=keep_days(30),
+        metadata={
+            "description": "audit events (the activity log) older than this are archived, then "
+            "deleted; 0 keeps them forever. At least 30"
+        },
+    )
+    batch_size = fields.Integer(
+        load_default=20000,
+        validate=validate.Range(100, 1000000),
+        metadata={"description": "rows per archive file (one transaction deletes them)"},
+    )
 
 
 class DebugSettings(Schema):
     """``[debug]``: help while developing a plugin; leave off in production."""
-    trace_hooks = fields.Boolean(load_default=False, metadata={
-        "description": "log every hook call (name, arguments in short, the plugins that "
-                       "answer, milliseconds) to the portico.hooks logger"})
+
+    trace_hooks = fields.Boolean(
+        load_default=False,
+        metadata={
+            "description": "log every hook call (name, arguments in short, the plugins that "
+            "answer, milliseconds) to the portico.hooks logger"
+        },
+    )
 
 
 class CoreSettings(Schema):
@@ -329,47 +505,97 @@ class CoreSettings(Schema):
     class Meta:
         unknown = RAISE
 
-    base_url = fields.String(load_default=None, allow_none=True,
-                             validate=validate.URL(require_tld=False, schemes={"http", "https"}),
-                             metadata={"description": "public URL of the portal; links in emails "
-                                       "use it; https turns on Secure cookies and HSTS; "
-                                       "required outside demo mode (demo: "
-                                       "http://127.0.0.1:8000)"})
-    secret_key = secret(fields.String(load_default=None, allow_none=True,
-                                      validate=validate.Length(min=32), metadata={
-                                          "description": "signs CSRF tokens and links, and seals "
-                                          "2FA seeds and backup codes (keep it: a new one makes "
-                                          "them unreadable; rotate with secret_keys); required "
-                                          "outside demo mode, at least 32 characters"}))
-    secret_keys = secret(CommaList(fields.String(validate=validate.Length(min=32)),
-                                   load_default=list, metadata={
-                                       "description": "rotation (SEC-6): the first key signs and "
-                                       "seals, every key verifies and opens; wins over secret_key "
-                                       "when both are set (then secret_key is ignored); see "
-                                       "docs/configuration.md, Rotating the secret key"}))
-    data_dir = fields.String(load_default="./var", metadata={
-        "description": "where SQLite files, demo mail and (by default) stored files live"})
-    database_url = secret(fields.String(load_default=None, allow_none=True,
-                                        validate=url_with_scheme(DATABASE_SCHEMES), metadata={
-        "description": "sqlite:///path (default: <data_dir>/portico.sqlite3) or "
-                       "postgresql://user:password@host:5432/db; behind PgBouncer in "
-                       "transaction mode add ?prepare=false (docs/operations.md)"}))
-    broker_url = secret(fields.String(load_default=None, allow_none=True,
-                                      validate=url_with_scheme(BROKER_SCHEMES), metadata={
-        "description": "redis://host:6379/0?namespace=portico, amqp://user:pw@host:5672/ or "
-                       "sqlite:///path (default: the embedded queue in <data_dir>)"}))
-    theme = fields.String(load_default="default", metadata={
-        "description": "theme name, looked up in theme_paths then the shipped themes/"})
-    theme_paths = CommaList(fields.String(), load_default=list, metadata={
-        "description": "folders holding the operator's themes"})
+    base_url = fields.String(
+        load_default=None,
+        allow_none=True,
+        validate=validate.URL(require_tld=False, schemes={"http", "https"}),
+        metadata={
+            "description": "public URL of the portal; links in emails "
+            "use it; https turns on Secure cookies and HSTS; "
+            "required outside demo mode (demo: "
+            "http://127.0.0.1:8000)"
+        },
+    )
+    secret_key = secret(
+        fields.String(
+            load_default=None,
+            allow_none=True,
+            validate=validate.Length(min=32),
+            metadata={
+                "description": "signs CSRF tokens and links, and seals "
+                "2FA seeds and backup codes (keep it: a new one makes "
+                "them unreadable; rotate with secret_keys); required "
+                "outside demo mode, at least 32 characters"
+            },
+        )
+    )
+    secret_keys = secret(
+        CommaList(
+            fields.String(validate=validate.Length(min=32)),
+            load_default=list,
+            metadata={
+                "description": "rotation (SEC-6): the first key signs and "
+                "seals, every key verifies and opens; wins over secret_key "
+                "when both are set (then secret_key is ignored); see "
+                "docs/configuration.md, Rotating the secret key"
+            },
+        )
+    )
+    data_dir = fields.String(
+        load_default="./var",
+        metadata={
+            "description": "where SQLite files, demo mail and (by default) stored files live"
+        },
+    )
+    database_url = secret(
+        fields.String(
+            load_default=None,
+            allow_none=True,
+            validate=url_with_scheme(DATABASE_SCHEMES),
+            metadata={
+                "description": "sqlite:///path (default: <data_dir>/portico.sqlite3) or "
+                "postgresql://user:password@host:5432/db; behind PgBouncer in "
+                "transaction mode add ?prepare=false (docs/operations.md)"
+            },
+        )
+    )
+    broker_url = secret(
+        fields.String(
+            load_default=None,
+            allow_none=True,
+            validate=url_with_scheme(BROKER_SCHEMES),
+            metadata={
+                "description": "redis://host:6379/0?namespace=portico, amqp://user:pw@host:5672/ or "
+                "sqlite:///path (default: the embedded queue in <data_dir>)"
+            },
+        )
+    )
+    theme = fields.String(
+        load_default="default",
+        metadata={"description": "theme name, looked up in theme_paths then the shipped themes/"},
+    )
+    theme_paths = CommaList(
+        fields.String(),
+        load_default=list,
+        metadata={"description": "folders holding the operator's themes"},
+    )
     default_locale = fields.String(load_default="en", validate=validate.OneOf(["en", "zh_Hans"]))
-    default_timezone = fields.String(load_default="Europe/London", validate=time_zone, metadata={
-        "description": "IANA time zone of the portal: dates shown, and cron specs of periodic "
-                       "jobs"})
+    default_timezone = fields.String(
+        load_default="Europe/London",
+        validate=time_zone,
+        metadata={
+            "description": "IANA time zone of the portal: dates shown, and cron specs of periodic "
+            "jobs"
+        },
+    )
     currency = fields.String(load_default="GBP", validate=validate.Length(equal=3))
-    demo = fields.Boolean(load_default=False, metadata={
-        "description": "demo mode: a generated secret key, the sandbox payment provider and "
-                       ".eml mail allowed, migrate and seed on serve"})
+    demo = fields.Boolean(
+        load_default=False,
+        metadata={
+            "description": "demo mode: a generated secret key, the sandbox payment provider and "
+            ".eml mail allowed, migrate and seed on serve"
+        },
+    )
     plugins = fields.Nested(PluginsSettings)
     web = fields.Nested(WebSettings)
     mail = fields.Nested(MailSettings)
@@ -404,9 +630,15 @@ class Section(dict):
 class Settings(Section):
     """The validated configuration. Core keys are attributes; plugin tables via ``plugin()``."""
 
-    def __init__(self, core: dict, plugin_tables: dict, source: str | None,
-                 secret_fields: set[str], env_names: dict | None = None,
-                 unknown_env: list[str] | None = None):
+    def __init__(
+        self,
+        core: dict,
+        plugin_tables: dict,
+        source: str | None,
+        secret_fields: set[str],
+        env_names: dict | None = None,
+        unknown_env: list[str] | None = None,
+    ):
         super().__init__({k: Section(v) if isinstance(v, dict) else v for k, v in core.items()})
         self._plugin_raw = plugin_tables
         self._plugin_values: dict[str, Section] = {}
@@ -421,8 +653,10 @@ class Settings(Section):
         """Settings that are valid but unsafe or ignored; ``portico check`` prints each."""
         out = [_unknown_variable(name, self._valid_env) for name in self._unknown_env]
         if self["outbound"]["unsafe_allow_loopback_for_tests"]:
-            out.append("outbound.unsafe_allow_loopback_for_tests is on: customers' push and "
-                       "webhook URLs may reach services on this machine. It is for tests only.")
+            out.append(
+                "outbound.unsafe_allow_loopback_for_tests is on: customers' push and "
+                "webhook URLs may reach services on this machine. It is for tests only."
+            )
         return out
 
     @property
@@ -440,7 +674,8 @@ class Settings(Section):
             if key not in owners:
                 raise SettingsError(
                     f"unknown settings table [{key}]: no installed plugin is named "
-                    f"'{key}' (plugins: {', '.join(sorted(known))})")
+                    f"'{key}' (plugins: {', '.join(sorted(known))})"
+                )
         for name, schema_cls in schemas.items():
             table = name.replace("-", "_")  # messages name the table as the operator writes it
             raw = dict(self._plugin_raw.get(table, {}))
@@ -569,20 +804,30 @@ def _env_overrides(environ: dict[str, str], tables: set[str]) -> tuple[dict, dic
     names: dict = {}
     unknown: list[str] = []
     for name, value in sorted(environ.items()):
-        if not name.startswith("PORTICO_") or name in NOT_SETTINGS or \
-                name.startswith("PORTICO_TEST_") or SERVICE_LINK.match(name) or \
-                (name.endswith("_PORT") and LINK_VALUE.match(value)):
+        if (
+            not name.startswith("PORTICO_")
+            or name in NOT_SETTINGS
+            or name.startswith("PORTICO_TEST_")
+            or SERVICE_LINK.match(name)
+            or (name.endswith("_PORT") and LINK_VALUE.match(value))
+        ):
             continue
-        key = name[len("PORTICO_"):].lower()
-        table = next((t for t in sorted(set(nested) | tables, key=len, reverse=True)
-                      if key.startswith(t + "_")), None)
+        key = name[len("PORTICO_") :].lower()
+        table = next(
+            (
+                t
+                for t in sorted(set(nested) | tables, key=len, reverse=True)
+                if key.startswith(t + "_")
+            ),
+            None,
+        )
         if key in core.fields and not isinstance(core.fields[key], fields.Nested):
             out[key] = value
-        elif table in nested and key[len(table) + 1:] in nested[table].schema.fields:
-            out.setdefault(table, {})[key[len(table) + 1:]] = value
+        elif table in nested and key[len(table) + 1 :] in nested[table].schema.fields:
+            out.setdefault(table, {})[key[len(table) + 1 :]] = value
         elif table is not None and table not in nested:  # a plugin's table
-            out.setdefault(table, {})[key[len(table) + 1:]] = value
-            names[(table, key[len(table) + 1:])] = name
+            out.setdefault(table, {})[key[len(table) + 1 :]] = value
+            names[(table, key[len(table) + 1 :])] = name
         else:
             unknown.append(name)
     return out, names, unknown
@@ -598,9 +843,14 @@ def _merge(base: dict, extra: dict) -> dict:
     return merged
 
 
-def load_settings(path: str | os.PathLike | None = None, *, environ: dict | None = None,
-                  overrides: dict | None = None, plugin_names: set[str] | None = None,
-                  serving: bool = True) -> Settings:
+def load_settings(
+    path: str | os.PathLike | None = None,
+    *,
+    environ: dict | None = None,
+    overrides: dict | None = None,
+    plugin_names: set[str] | None = None,
+    serving: bool = True,
+) -> Settings:
     """Read, merge and validate the configuration.
 
     ``plugin_names`` lets ``PORTICO_<PLUGIN>_<KEY>`` variables reach plugin tables.
@@ -621,6 +871,7 @@ def load_settings(path: str | os.PathLike | None = None, *, environ: dict | None
             raise SettingsError(f"config file {path}: {exc}") from None
     if plugin_names is None:
         from engine.plugins import installed_plugin_names
+
         plugin_names = installed_plugin_names()
     plugin_tables = {n.replace("-", "_") for n in plugin_names}
     from_env, env_names, unknown_env = _env_overrides(environ, plugin_tables)
@@ -654,32 +905,42 @@ def load_settings(path: str | os.PathLike | None = None, *, environ: dict | None
     for key, f in core_schema.fields.items():
         if isinstance(f, fields.Nested):
             secret_fields |= {f"{key}.{n}" for n in _secret_names(f.schema)}
-    return Settings(core, plugin_raw, str(path) if path else None, secret_fields,
-                    env_names, unknown_env)
+    return Settings(
+        core, plugin_raw, str(path) if path else None, secret_fields, env_names, unknown_env
+    )
 
 
 def _unsafe_outside_demo(core: dict, serving: bool = True) -> list[str]:
     """What the embedded defaults would do wrong outside demo mode, unless allowed (OPS-2)."""
     demo, problems = core["demo"], []
     if core["base_url"] is None and serving and not demo:
-        problems.append("base_url: required outside demo mode (the portal's public URL, e.g. "
-                        "https://portal.example.net; links in emails use it)")
-    if core["mail"]["backend"] == "file" and serving and \
-            not (demo or core["mail"]["allow_file_backend"]):
+        problems.append(
+            "base_url: required outside demo mode (the portal's public URL, e.g. "
+            "https://portal.example.net; links in emails use it)"
+        )
+    if (
+        core["mail"]["backend"] == "file"
+        and serving
+        and not (demo or core["mail"]["allow_file_backend"])
+    ):
         problems.append(
             "mail.backend: 'file' only writes .eml files to the data folder, so no email "
             "reaches anyone; outside demo mode choose mail.backend = \"smtp\", or set "
-            "mail.allow_file_backend = true (tests, staging)")
+            "mail.allow_file_backend = true (tests, staging)"
+        )
     keys = core["secret_keys"] or list(filter(None, [core["secret_key"]]))
     if any(key in PLACEHOLDER_SECRETS for key in keys):
-        problems.append("secret_key: this is the example value from the docs; generate one "
-                        "with `python -c 'import secrets; print(secrets.token_urlsafe(48))'`")
+        problems.append(
+            "secret_key: this is the example value from the docs; generate one "
+            "with `python -c 'import secrets; print(secrets.token_urlsafe(48))'`"
+        )
     if not keys and serving and not (demo or core["security"]["allow_generated_secret"]):
         problems.append(
             "secret_key: required outside demo mode (at least 32 characters; e.g. secret_key "
             "= \"$env:PORTICO_SECRET\" in portico.toml, or secret_keys to rotate); or set "
             "security.allow_generated_secret = true to use a random key kept in "
-            "<data_dir>/secret_key (one machine only)")
+            "<data_dir>/secret_key (one machine only)"
+        )
     return problems
 
 
@@ -693,8 +954,16 @@ def _demo_secret(data_dir: Path) -> str:
     return key_file.read_text().strip()
 
 
-__all__ = ["Settings", "SettingsError", "load_settings", "secret", "CommaList", "EXCLUDE",
-           "mask_url", "env_name"]
+__all__ = [
+    "Settings",
+    "SettingsError",
+    "load_settings",
+    "secret",
+    "CommaList",
+    "EXCLUDE",
+    "mask_url",
+    "env_name",
+]
 
 
 def reference(schemas: dict[str, type[Schema]] | None = None) -> str:
@@ -713,11 +982,15 @@ def reference(schemas: dict[str, type[Schema]] | None = None) -> str:
             default = "—" if default is None else repr(default)
             notes = f.metadata.get("description", "")
             if f.metadata.get("secret"):
-                notes = ("secret: redacted by `portico check`; use `$env:` or `$file:`. " + notes).strip()
+                notes = (
+                    "secret: redacted by `portico check`; use `$env:` or `$file:`. " + notes
+                ).strip()
             choices = getattr(f.validate, "choices", None) if f.validate else None
             if choices:
                 notes = (f"one of {', '.join(map(str, choices))}. " + notes).strip()
-            lines.append(f"| `{key}` | {type(f).__name__.lower()} | `{default}` | `{env}` | {notes} |")
+            lines.append(
+                f"| `{key}` | {type(f).__name__.lower()} | `{default}` | `{env}` | {notes} |"
+            )
 
     core = CoreSettings()
     rows(core, None)

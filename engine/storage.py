@@ -17,6 +17,7 @@ nobody overwrites it (an issued invoice's PDF never changes). ``open`` gives the
 file to stream with its size, ETag and time; on the local backend it is a real
 file, which gunicorn sends with ``sendfile``.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -47,6 +48,7 @@ CHUNK = 256 * 1024
 @dataclass(frozen=True)
 class FileInfo:
     """What a download needs to know about a stored file without reading it."""
+
     key: str
     size: int
     etag: str  # an opaque validator, without quotes
@@ -87,6 +89,7 @@ class Opened:
 
 class StoredFile(BaseModel):
     """A file of the database backend. Written once, by key; ``sha256`` is its ETag."""
+
     key = CharField(max_length=MAX_KEY, unique=True)
     size = BigIntegerField()
     sha256 = CharField(max_length=64)
@@ -191,8 +194,13 @@ class LocalStorage(Storage):
     @staticmethod
     def _info(key: str, st: os.stat_result) -> FileInfo:
         # Size and modification time, as nginx does: no reading, no hashing.
-        return FileInfo(key, st.st_size, f"{st.st_mtime_ns:x}-{st.st_size:x}",
-                        datetime.fromtimestamp(st.st_mtime, timezone.utc), guess_type(key))
+        return FileInfo(
+            key,
+            st.st_size,
+            f"{st.st_mtime_ns:x}-{st.st_size:x}",
+            datetime.fromtimestamp(st.st_mtime, timezone.utc),
+            guess_type(key),
+        )
 
     def info(self, key):
         try:
@@ -237,15 +245,28 @@ class DatabaseStorage(Storage):
 
     def put(self, key, data, content_type=None) -> bool:
         body = _as_bytes(data)
-        rows = (StoredFile.insert(key=check_key(key), size=len(body),
-                                  sha256=hashlib.sha256(body).hexdigest(),
-                                  content_type=content_type or guess_type(key), data=body,
-                                  created_at=utcnow())
-                .on_conflict_ignore().as_rowcount().execute())
+        rows = (
+            StoredFile.insert(
+                key=check_key(key),
+                size=len(body),
+                sha256=hashlib.sha256(body).hexdigest(),
+                content_type=content_type or guess_type(key),
+                data=body,
+                created_at=utcnow(),
+            )
+            .on_conflict_ignore()
+            .as_rowcount()
+            .execute()
+        )
         return rows == 1
 
-    _META = (StoredFile.key, StoredFile.size, StoredFile.sha256, StoredFile.created_at,
-             StoredFile.content_type)
+    _META = (
+        StoredFile.key,
+        StoredFile.size,
+        StoredFile.sha256,
+        StoredFile.created_at,
+        StoredFile.content_type,
+    )
 
     @staticmethod
     def _info(row: StoredFile) -> FileInfo:
@@ -256,8 +277,11 @@ class DatabaseStorage(Storage):
         return self._info(row) if row is not None else None
 
     def open(self, key):
-        row = (StoredFile.select(*self._META, StoredFile.data)
-               .where(StoredFile.key == check_key(key)).first())
+        row = (
+            StoredFile.select(*self._META, StoredFile.data)
+            .where(StoredFile.key == check_key(key))
+            .first()
+        )
         return Opened(self._info(row), io.BytesIO(bytes(row.data))) if row is not None else None
 
     def delete(self, key) -> bool:
@@ -296,15 +320,21 @@ class S3Storage(Storage):
                 if self._client is None:
                     import boto3
                     from botocore.config import Config
+
                     c = self.conf
                     self._client = boto3.session.Session().client(
-                        "s3", endpoint_url=c.s3_endpoint_url or None,
+                        "s3",
+                        endpoint_url=c.s3_endpoint_url or None,
                         region_name=c.s3_region or None,
                         aws_access_key_id=c.s3_access_key_id or None,
                         aws_secret_access_key=c.s3_secret_access_key or None,
-                        config=Config(s3={"addressing_style": c.s3_addressing_style},
-                                      connect_timeout=5, read_timeout=30,
-                                      retries={"max_attempts": 3, "mode": "standard"}))
+                        config=Config(
+                            s3={"addressing_style": c.s3_addressing_style},
+                            connect_timeout=5,
+                            read_timeout=30,
+                            retries={"max_attempts": 3, "mode": "standard"},
+                        ),
+                    )
         return self._client
 
     def _key(self, key: str) -> str:
@@ -317,15 +347,25 @@ class S3Storage(Storage):
 
     @staticmethod
     def _info_of(key: str, answer: dict) -> FileInfo:
-        return FileInfo(key, answer["ContentLength"], answer["ETag"].strip('"'),
-                        answer["LastModified"].astimezone(timezone.utc),
-                        answer.get("ContentType") or guess_type(key))
+        return FileInfo(
+            key,
+            answer["ContentLength"],
+            answer["ETag"].strip('"'),
+            answer["LastModified"].astimezone(timezone.utc),
+            answer.get("ContentType") or guess_type(key),
+        )
 
     def put(self, key, data, content_type=None) -> bool:
         from botocore.exceptions import ClientError
+
         try:
-            self.client.put_object(Bucket=self.bucket, Key=self._key(key), Body=data,
-                                   ContentType=content_type or guess_type(key), IfNoneMatch="*")
+            self.client.put_object(
+                Bucket=self.bucket,
+                Key=self._key(key),
+                Body=data,
+                ContentType=content_type or guess_type(key),
+                IfNoneMatch="*",
+            )
             return True
         except ClientError as exc:
             status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
@@ -335,9 +375,11 @@ class S3Storage(Storage):
 
     def info(self, key):
         from botocore.exceptions import ClientError
+
         try:
-            return self._info_of(key, self.client.head_object(Bucket=self.bucket,
-                                                              Key=self._key(key)))
+            return self._info_of(
+                key, self.client.head_object(Bucket=self.bucket, Key=self._key(key))
+            )
         except ClientError as exc:
             if self._missing(exc):
                 return None
@@ -345,6 +387,7 @@ class S3Storage(Storage):
 
     def open(self, key):
         from botocore.exceptions import ClientError
+
         try:
             answer = self.client.get_object(Bucket=self.bucket, Key=self._key(key))
         except ClientError as exc:
@@ -361,19 +404,24 @@ class S3Storage(Storage):
 
     def keys(self, prefix=""):
         pages = self.client.get_paginator("list_objects_v2").paginate(
-            Bucket=self.bucket, Prefix=self.prefix + prefix)
+            Bucket=self.bucket, Prefix=self.prefix + prefix
+        )
         for page in pages:
             for item in page.get("Contents", []):
-                key = item["Key"][len(self.prefix):]
-                yield FileInfo(key, item["Size"], item["ETag"].strip('"'),
-                               item["LastModified"].astimezone(timezone.utc), guess_type(key))
+                key = item["Key"][len(self.prefix) :]
+                yield FileInfo(
+                    key,
+                    item["Size"],
+                    item["ETag"].strip('"'),
+                    item["LastModified"].astimezone(timezone.utc),
+                    guess_type(key),
+                )
 
     def url(self, key, *, filename=None, seconds=300) -> str:
         params = {"Bucket": self.bucket, "Key": self._key(key)}
         if filename:
             params["ResponseContentDisposition"] = f'attachment; filename="{filename}"'
-        return self.client.generate_presigned_url("get_object", Params=params,
-                                                  ExpiresIn=seconds)
+        return self.client.generate_presigned_url("get_object", Params=params, ExpiresIn=seconds)
 
     def describe(self) -> str:
         where = self.conf.s3_endpoint_url or "AWS"
@@ -392,15 +440,16 @@ def open_storage(settings, backend: str | None = None, path: str | None = None) 
         try:
             import boto3  # noqa: F401
         except ImportError:
-            raise SettingsError("storage.backend: 's3' needs boto3: pip install "
-                                "'portico[s3]'") from None
+            raise SettingsError(
+                "storage.backend: 's3' needs boto3: pip install 'portico[s3]'"
+            ) from None
         return S3Storage(conf)
-    raise SettingsError(f"storage.backend: unknown backend {backend!r} "
-                        f"(one of: {', '.join(BACKENDS)})")
+    raise SettingsError(
+        f"storage.backend: unknown backend {backend!r} (one of: {', '.join(BACKENDS)})"
+    )
 
 
-def copy(source: Storage, target: Storage, prefix: str = "",
-         progress=None) -> tuple[int, int]:
+def copy(source: Storage, target: Storage, prefix: str = "", progress=None) -> tuple[int, int]:
     """Copy every file under ``prefix`` from ``source`` into ``target``; files already there
     are left alone. Returns (copied, already there); ``progress(1)`` after each file."""
     copied = present = 0

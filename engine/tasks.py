@@ -18,6 +18,7 @@ sending but before marking its row, a worker killed mid-task, a slow message
 sent again). Tasks are written to be safe to repeat; ``current_message_id()``
 helps them. See ``docs/background-work.md``.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -70,10 +71,17 @@ def task_name(fn: Callable[..., Any]) -> str:
     return f"{fn.__module__}.{fn.__name__}"
 
 
-def task(fn: Callable | None = None, *, queue: str = "default", max_retries: int = 10,
-         min_backoff: int = 1000, max_backoff: int = 5 * 60 * 1000,
-         time_limit: int = 5 * 60 * 1000, periodic: str | None = None,
-         priority: int | None = None):
+def task(
+    fn: Callable | None = None,
+    *,
+    queue: str = "default",
+    max_retries: int = 10,
+    min_backoff: int = 1000,
+    max_backoff: int = 5 * 60 * 1000,
+    time_limit: int = 5 * 60 * 1000,
+    periodic: str | None = None,
+    priority: int | None = None,
+):
     """Mark ``fn(app, ...)`` as a background task.
 
     ``periodic`` is a cron spec ("0 2 * * *") read in the portal's
@@ -86,18 +94,31 @@ def task(fn: Callable | None = None, *, queue: str = "default", max_retries: int
     """
     if priority is None:
         priority = BULK_PRIORITY if queue == BULK_QUEUE else 0
+
     def mark(f):
         if periodic is not None:
             try:
                 cron(periodic)
             except (ValueError, IndexError, KeyError) as exc:
-                raise ValueError(f"task '{f.__name__}': periodic={periodic!r} is not a cron "
-                                 f"spec like '0 2 * * *' ({exc})") from None
-        setattr(f, TASK_ATTR, {"queue_name": queue, "max_retries": max_retries,
-                               "min_backoff": min_backoff, "max_backoff": max_backoff,
-                               "time_limit": time_limit, "periodic": periodic,
-                               "priority": priority})
+                raise ValueError(
+                    f"task '{f.__name__}': periodic={periodic!r} is not a cron "
+                    f"spec like '0 2 * * *' ({exc})"
+                ) from None
+        setattr(
+            f,
+            TASK_ATTR,
+            {
+                "queue_name": queue,
+                "max_retries": max_retries,
+                "min_backoff": min_backoff,
+                "max_backoff": max_backoff,
+                "time_limit": time_limit,
+                "periodic": periodic,
+                "priority": priority,
+            },
+        )
         return f
+
     return mark(fn) if fn is not None else mark
 
 
@@ -149,39 +170,53 @@ def make_broker(url: str) -> dramatiq.Broker:
     """``redis://host:port/db?namespace=x``, ``amqp://user:pw@host/vhost`` or ``sqlite:///path``."""
     parts = urlparse(url)
     # TaskMetrics first: it times the run and sees skips and dead letters (OPS-4).
-    middleware = [TaskMetrics()] + [m() for m in dramatiq.middleware.default_middleware] + \
-        [CurrentMessage(), PeriodicMiddleware()]
+    middleware = (
+        [TaskMetrics()]
+        + [m() for m in dramatiq.middleware.default_middleware]
+        + [CurrentMessage(), PeriodicMiddleware()]
+    )
     options = dict(parse_qsl(parts.query))
     if parts.scheme in ("redis", "rediss"):
         import redis
         from dramatiq.brokers.redis import RedisBroker
+
         namespace = options.pop("namespace", "portico")
         # Time-outs, so an unreachable Redis fails a relay or /healthz instead of hanging it.
         pool = redis.ConnectionPool.from_url(
             parts._replace(query=urlencode(options)).geturl(),
-            **{"socket_connect_timeout": 5, "socket_timeout": 30, **options})
-        return RedisBroker(client=redis.Redis(connection_pool=pool), namespace=namespace,
-                           middleware=middleware)
+            **{"socket_connect_timeout": 5, "socket_timeout": 30, **options},
+        )
+        return RedisBroker(
+            client=redis.Redis(connection_pool=pool), namespace=namespace, middleware=middleware
+        )
     if parts.scheme in ("amqp", "amqps"):
         from dramatiq.brokers.rabbitmq import RabbitmqBroker
-        defaults = {"connection_attempts": "1", "socket_timeout": "5",
-                    "blocked_connection_timeout": "30"}  # a blocked RabbitMQ fails the send
+
+        defaults = {
+            "connection_attempts": "1",
+            "socket_timeout": "5",
+            "blocked_connection_timeout": "30",
+        }  # a blocked RabbitMQ fails the send
         query = urlencode({**defaults, **options})
         # confirm_delivery: the outbox marks a row sent only once RabbitMQ has it.
-        return RabbitmqBroker(url=parts._replace(query=query).geturl(), confirm_delivery=True,
-                              middleware=middleware)
+        return RabbitmqBroker(
+            url=parts._replace(query=query).geturl(), confirm_delivery=True, middleware=middleware
+        )
     if parts.scheme == "sqlite":
         from engine.queue_sqlite import SQLiteBroker
+
         path = parts.path if parts.netloc in ("", "localhost") else parts.netloc + parts.path
         return SQLiteBroker(path, middleware=middleware)
-    raise ValueError(f"broker_url: unsupported scheme '{parts.scheme}' "
-                     "(use redis://, amqp:// or sqlite:///path)")
+    raise ValueError(
+        f"broker_url: unsupported scheme '{parts.scheme}' (use redis://, amqp:// or sqlite:///path)"
+    )
 
 
 def ping_broker(broker: dramatiq.Broker) -> None:
     """Raise unless the broker answers now (``/healthz``)."""
     from dramatiq.brokers.rabbitmq import RabbitmqBroker
     from dramatiq.brokers.redis import RedisBroker
+
     if isinstance(broker, RedisBroker):
         broker.client.ping()
     elif isinstance(broker, RabbitmqBroker):
@@ -224,13 +259,17 @@ class TaskRunner:
             options = dict(getattr(fn, TASK_ATTR, None) or {})
             if not options:
                 from engine.plugins import PluginError
-                raise PluginError(f"plugin '{plugin}' registers actor '{name}' without @task; "
-                                  "decorate it with engine.tasks.task")
+
+                raise PluginError(
+                    f"plugin '{plugin}' registers actor '{name}' without @task; "
+                    "decorate it with engine.tasks.task"
+                )
             periodic = options.pop("periodic")
             if periodic:
                 options["periodic"] = cron(periodic)
-            self.actors[name] = dramatiq.actor(broker=self.broker, actor_name=name,
-                                               **options)(self._bind(fn))
+            self.actors[name] = dramatiq.actor(broker=self.broker, actor_name=name, **options)(
+                self._bind(fn)
+            )
         self._check_redeliver_after()
 
     def _check_redeliver_after(self) -> None:
@@ -241,10 +280,12 @@ class TaskRunner:
         limit = timedelta(milliseconds=longest.options.get("time_limit", 0))
         if self.redeliver_after <= limit:
             from engine.settings import SettingsError
+
             raise SettingsError(
                 f"tasks.redeliver_after: {int(self.redeliver_after.total_seconds())} seconds "
                 f"is not longer than the time limit of {longest.actor_name} "
-                f"({int(limit.total_seconds())} seconds): a running task would be sent again")
+                f"({int(limit.total_seconds())} seconds): a running task would be sent again"
+            )
 
     def _bind(self, fn: Callable) -> Callable:
         runner = self
@@ -254,6 +295,7 @@ class TaskRunner:
                 result = fn(runner.app, *args, **kwargs)
                 runner.relay_after_request(None)  # work this task enqueued goes out now
                 return result
+
         run.__name__ = fn.__name__
         run.__module__ = fn.__module__
         run.__doc__ = fn.__doc__
@@ -261,8 +303,9 @@ class TaskRunner:
 
     # -- enqueueing -------------------------------------------------------------
 
-    def enqueue(self, actor: str | Callable[..., Any], *args: Any, delay_ms: int = 0,
-                **kwargs: Any) -> str:
+    def enqueue(
+        self, actor: str | Callable[..., Any], *args: Any, delay_ms: int = 0, **kwargs: Any
+    ) -> str:
         """Record work to run after the current transaction commits; returns the message id.
 
         ``actor`` is the ``@task`` function (or its ``task_name``). Arguments must be JSON
@@ -278,11 +321,17 @@ class TaskRunner:
         try:
             json.dumps(payload)
         except (TypeError, ValueError) as exc:
-            raise TypeError(f"task '{actor_name}': arguments must be JSON values "
-                            f"(pass ids, not objects): {exc}") from None
+            raise TypeError(
+                f"task '{actor_name}': arguments must be JSON values (pass ids, not objects): {exc}"
+            ) from None
         message_id = str(uuid.uuid4())
-        OutboxMessage.create(message_id=message_id, actor=actor_name, queue=found.queue_name,
-                             payload=payload, delay_ms=max(0, int(delay_ms)))
+        OutboxMessage.create(
+            message_id=message_id,
+            actor=actor_name,
+            queue=found.queue_name,
+            payload=payload,
+            delay_ms=max(0, int(delay_ms)),
+        )
         self._local.dirty = True
         return message_id
 
@@ -292,8 +341,9 @@ class TaskRunner:
         if message is None:
             return True  # run by hand: nothing retries it
         actor = self.actors.get(message.actor_name)
-        limit = message.options.get("max_retries",
-                                    actor.options.get("max_retries", 20) if actor else 0)
+        limit = message.options.get(
+            "max_retries", actor.options.get("max_retries", 20) if actor else 0
+        )
         return message.options.get("retries", 0) >= limit
 
     def periodic_actors(self) -> list[dramatiq.Actor]:
@@ -310,10 +360,16 @@ class TaskRunner:
         with db.connection():
             for actor in actors:
                 message_id = str(uuid.uuid5(TICK_NAMESPACE, f"{actor.actor_name}@{minute}"))
-                (OutboxMessage.insert(
-                    message_id=message_id, actor=actor.actor_name, queue=actor.queue_name,
-                    payload={"args": [], "kwargs": {}, "options": {"scheduled_at": str(now)}})
-                 .on_conflict_ignore().execute())
+                (
+                    OutboxMessage.insert(
+                        message_id=message_id,
+                        actor=actor.actor_name,
+                        queue=actor.queue_name,
+                        payload={"args": [], "kwargs": {}, "options": {"scheduled_at": str(now)}},
+                    )
+                    .on_conflict_ignore()
+                    .execute()
+                )
                 ids.append(message_id)
         return ids
 
@@ -351,11 +407,14 @@ class TaskRunner:
         SQLite (one host): an exclusive lock on a file beside the database;
         unlike a write transaction it never makes a web request wait.
         """
-        query = (OutboxMessage.select()
-                 .where(OutboxMessage.sent_at.is_null(),
-                        OutboxMessage.actor.in_(list(self.actors) or [""]))
-                 .order_by(OutboxMessage.attempts, OutboxMessage.id)  # a failing row goes last
-                 .limit(limit))
+        query = (
+            OutboxMessage.select()
+            .where(
+                OutboxMessage.sent_at.is_null(), OutboxMessage.actor.in_(list(self.actors) or [""])
+            )
+            .order_by(OutboxMessage.attempts, OutboxMessage.id)  # a failing row goes last
+            .limit(limit)
+        )
         if db.is_postgres():
             with db.database.atomic():
                 yield list(query.for_update(skip_locked=True))
@@ -393,24 +452,40 @@ class TaskRunner:
                 self.broker.enqueue(self._message(row), delay=self._delay(row))
             except Exception as exc:  # broker down: keep the row, try again later
                 error = f"{type(exc).__name__}: {exc}"[:500]
-                (OutboxMessage.update(attempts=OutboxMessage.attempts + 1, last_error=error)
-                 .where(OutboxMessage.id == row.id).execute())
-                log.warning("broker unavailable, %d message(s) wait in the outbox: %s",
-                            len(rows) - sent, error)
+                (
+                    OutboxMessage.update(attempts=OutboxMessage.attempts + 1, last_error=error)
+                    .where(OutboxMessage.id == row.id)
+                    .execute()
+                )
+                log.warning(
+                    "broker unavailable, %d message(s) wait in the outbox: %s",
+                    len(rows) - sent,
+                    error,
+                )
                 return sent, True
             now = db.utcnow()
-            (OutboxMessage.update(sent_at=now, redeliver_at=self._redeliver_at(
-                now, self._delay(row))).where(OutboxMessage.id == row.id).execute())
+            (
+                OutboxMessage.update(
+                    sent_at=now, redeliver_at=self._redeliver_at(now, self._delay(row))
+                )
+                .where(OutboxMessage.id == row.id)
+                .execute()
+            )
             sent += 1
         return sent, False
 
     @staticmethod
     def _message(row: OutboxMessage) -> Message:
         payload = row.payload
-        return Message(queue_name=row.queue, actor_name=row.actor,
-                       args=tuple(payload["args"]), kwargs=payload["kwargs"],
-                       options=dict(payload.get("options") or {}), message_id=row.message_id,
-                       message_timestamp=int(row.created_at.timestamp() * 1000))
+        return Message(
+            queue_name=row.queue,
+            actor_name=row.actor,
+            args=tuple(payload["args"]),
+            kwargs=payload["kwargs"],
+            options=dict(payload.get("options") or {}),
+            message_id=row.message_id,
+            message_timestamp=int(row.created_at.timestamp() * 1000),
+        )
 
     @staticmethod
     def _delay(row: OutboxMessage) -> int | None:
@@ -430,9 +505,11 @@ class TaskRunner:
         """The message finished (or was given up): the sweep leaves its row alone."""
         try:
             with db.connection():
-                (OutboxMessage.update(done_at=db.utcnow(), redeliver_at=None)
-                 .where(OutboxMessage.message_id == message_id,
-                        OutboxMessage.done_at.is_null()).execute())
+                (
+                    OutboxMessage.update(done_at=db.utcnow(), redeliver_at=None)
+                    .where(OutboxMessage.message_id == message_id, OutboxMessage.done_at.is_null())
+                    .execute()
+                )
         except Exception as exc:  # the database is down: the row is sent again later, harmless
             log.warning("could not mark message %s done: %s", message_id, exc)
 
@@ -440,9 +517,11 @@ class TaskRunner:
         """A retry waits ``delay_ms`` on the broker: do not count it lost meanwhile."""
         try:
             with db.connection():
-                (OutboxMessage.update(redeliver_at=self._redeliver_at(db.utcnow(), delay_ms))
-                 .where(OutboxMessage.message_id == message_id,
-                        OutboxMessage.done_at.is_null()).execute())
+                (
+                    OutboxMessage.update(redeliver_at=self._redeliver_at(db.utcnow(), delay_ms))
+                    .where(OutboxMessage.message_id == message_id, OutboxMessage.done_at.is_null())
+                    .execute()
+                )
         except Exception as exc:
             log.warning("could not postpone message %s: %s", message_id, exc)
 
@@ -454,19 +533,32 @@ class TaskRunner:
         """
         now = now or db.utcnow()
         with db.connection():
-            count = (OutboxMessage.update(
-                sent_at=None, redeliver_at=None,
-                last_error=f"not finished by {now:%Y-%m-%d %H:%M:%S} UTC: sent again")
-                .where(OutboxMessage.redeliver_at < now, OutboxMessage.done_at.is_null(),
-                       OutboxMessage.actor.in_(list(self.actors) or [""])).execute())
+            count = (
+                OutboxMessage.update(
+                    sent_at=None,
+                    redeliver_at=None,
+                    last_error=f"not finished by {now:%Y-%m-%d %H:%M:%S} UTC: sent again",
+                )
+                .where(
+                    OutboxMessage.redeliver_at < now,
+                    OutboxMessage.done_at.is_null(),
+                    OutboxMessage.actor.in_(list(self.actors) or [""]),
+                )
+                .execute()
+            )
         if count:
-            log.warning("sending %d message(s) again: handed to the broker but not finished "
-                        "within tasks.redeliver_after (was the broker restarted empty?)", count)
+            log.warning(
+                "sending %d message(s) again: handed to the broker but not finished "
+                "within tasks.redeliver_after (was the broker restarted empty?)",
+                count,
+            )
         return count
 
     def _redeliver_sometimes(self) -> None:
-        if self._swept_at is not None and \
-                time.monotonic() - self._swept_at < REDELIVER_CHECK_SECONDS:
+        if (
+            self._swept_at is not None
+            and time.monotonic() - self._swept_at < REDELIVER_CHECK_SECONDS
+        ):
             return
         self._swept_at = time.monotonic()
         self.redeliver()
@@ -483,8 +575,11 @@ class TaskRunner:
         Rows sent but never done stay: the sweep sends them until they are.
         """
         with db.connection():
-            return (OutboxMessage.delete()
-                    .where(OutboxMessage.done_at < db.utcnow() - KEEP_DONE).execute())
+            return (
+                OutboxMessage.delete()
+                .where(OutboxMessage.done_at < db.utcnow() - KEEP_DONE)
+                .execute()
+            )
 
     def relay_after_request(self, ctx) -> None:
         """Cheap after a request: relay only when this thread wrote to the outbox."""

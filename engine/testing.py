@@ -22,6 +22,7 @@ PostgreSQL tests use ``PORTICO_TEST_POSTGRES`` (default
 own per test (a copy of a migrated template, see ``make_app``), all dropped when
 the run ends; without a server they skip, except when ``CI=true``, where they fail.
 """
+
 from __future__ import annotations
 
 import atexit
@@ -48,13 +49,15 @@ IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 LONG = os.environ.get("PORTICO_LONG_TESTS") == "1"  # long variants of reliability tests
 DEMO_PASSWORD = "Portico-demo-2026!"
 #: What tests allow outside demo mode (OPS-2): the sandbox provider and .eml mail.
-TEST_ALLOWANCES = {"mail": {"allow_file_backend": True},
-                   "sandbox": {"allow_outside_demo": True}}
+TEST_ALLOWANCES = {"mail": {"allow_file_backend": True}, "sandbox": {"allow_outside_demo": True}}
 #: Settings overrides for a test that loads settings itself: the allowances and a base_url.
 TEST_SETTINGS = {"base_url": "http://portal.test", **TEST_ALLOWANCES}
 #: The same as environment variables (tests that run the command line).
-TEST_ENVIRON = {"PORTICO_BASE_URL": "http://portal.test", "PORTICO_MAIL_ALLOW_FILE_BACKEND": "true",
-                "PORTICO_SANDBOX_ALLOW_OUTSIDE_DEMO": "true"}
+TEST_ENVIRON = {
+    "PORTICO_BASE_URL": "http://portal.test",
+    "PORTICO_MAIL_ALLOW_FILE_BACKEND": "true",
+    "PORTICO_SANDBOX_ALLOW_OUTSIDE_DEMO": "true",
+}
 
 
 def need_service(name: str, error: Exception | None) -> None:
@@ -69,9 +72,11 @@ def need_service(name: str, error: Exception | None) -> None:
 
 # -- PostgreSQL: a database per test, copied from a migrated template ------------------
 
+
 def _admin(sql: str) -> None:
     """Run one statement on the server's maintenance database (outside any transaction)."""
     import psycopg2
+
     conn = psycopg2.connect(PG_ADMIN_URL, connect_timeout=5)
     conn.autocommit = True
     try:
@@ -95,6 +100,7 @@ class PostgresServer:
         self.names: list[str] = []  # every database this process made, dropped at the end
         try:
             import psycopg2  # noqa: F401 - the driver must be there
+
             _admin(f'CREATE DATABASE "{self.dbname}"')
             self.names.append(self.dbname)
             self.url = self._url(self.dbname)
@@ -174,6 +180,7 @@ def database_url(request, tmp_path):
 
 # -- apps and clients --------------------------------------------------------------
 
+
 @pytest.fixture
 def make_app(database_url, tmp_path, monkeypatch):
     """Build a migrated app: ``make_app(plugins=[("acme", module)], disabled=["topups"], **settings)``.
@@ -190,15 +197,23 @@ def make_app(database_url, tmp_path, monkeypatch):
     monkeypatch.setenv("PORTICO_DEMO_PASSWORD", DEMO_PASSWORD)
     built: list[Portico] = []
 
-    def factory(plugins: Iterable[tuple[str, Any]] = (), disabled: Iterable[str] = (),
-                migrate: bool = True, entry_points: bool = False, **overrides):
+    def factory(
+        plugins: Iterable[tuple[str, Any]] = (),
+        disabled: Iterable[str] = (),
+        migrate: bool = True,
+        entry_points: bool = False,
+        **overrides,
+    ):
         # Installed partner plugins load only when a test asks (entry_points=True), so one
         # distribution in the environment cannot change every other test.
-        values = {"data_dir": str(tmp_path / "data"), "database_url": database_url,
-                  "broker_url": f"sqlite:///{tmp_path / 'queue.sqlite3'}",
-                  "secret_key": "test-secret-key-" + "x" * 32,
-                  **TEST_SETTINGS,
-                  "plugins": {"disabled": list(disabled), "entry_points": entry_points}}
+        values = {
+            "data_dir": str(tmp_path / "data"),
+            "database_url": database_url,
+            "broker_url": f"sqlite:///{tmp_path / 'queue.sqlite3'}",
+            "secret_key": "test-secret-key-" + "x" * 32,
+            **TEST_SETTINGS,
+            "plugins": {"disabled": list(disabled), "entry_points": entry_points},
+        }
         for key, value in overrides.items():
             if isinstance(value, dict) and isinstance(values.get(key), dict):
                 values[key] = {**values[key], **value}
@@ -207,8 +222,13 @@ def make_app(database_url, tmp_path, monkeypatch):
         settings = load_settings(None, environ={}, overrides=values)
         loaded = load_plugins(settings, plugins)
         if migrate:
-            TEMPLATES.restore(settings.database_url, loaded, lambda url: load_settings(
-                None, environ={}, overrides={**values, "database_url": url}))
+            TEMPLATES.restore(
+                settings.database_url,
+                loaded,
+                lambda url: load_settings(
+                    None, environ={}, overrides={**values, "database_url": url}
+                ),
+            )
         else:
             ensure_database(_base(settings.database_url))
         app = create_app(settings, plugins=loaded)
@@ -285,6 +305,7 @@ def _migrate_into(plugins, settings) -> None:
     """Migrate the empty database of ``settings`` for this plugin set (a template)."""
     from engine import migrations
     from engine.app import create_app
+
     # These settings (the template's database) have not seen the plugins yet: their tables.
     settings.validate_plugins(dict(plugins.collect("register_settings")), set(plugins.info))
     app = create_app(settings, plugins=plugins)
@@ -307,6 +328,7 @@ def schema_drift(database_url, tmp_path, request):
     tables ``models`` (default: every enabled plugin's) describe, built in an empty database of
     the same kind (``engine.schema``)."""
     from engine import schema
+
     made: list[str] = []
 
     def drift(app, models=None) -> list[str]:
@@ -340,6 +362,7 @@ def app(make_app):
 @pytest.fixture
 def demo_app(make_app):
     from engine.demo import seed_demo
+
     app = make_app()
     app.demo = seed_demo(app)
     return app
@@ -364,9 +387,19 @@ class Client:
         self.cookies: dict[str, str] = {}
         self.headers = dict(headers or {})
 
-    def request(self, method: str, path: str, *, json: Any = None, form: dict | None = None,
-                headers: dict | None = None, params: dict | None = None, csrf: bool = True,
-                body: str | bytes | None = None, **kwargs) -> falcon.testing.Result:
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        json: Any = None,
+        form: dict | None = None,
+        headers: dict | None = None,
+        params: dict | None = None,
+        csrf: bool = True,
+        body: str | bytes | None = None,
+        **kwargs,
+    ) -> falcon.testing.Result:
         """One request; ``json``, ``form`` (urlencoded, with the CSRF token) or a raw ``body``."""
         hdrs = {**self.headers, **(headers or {})}
         if form is not None:
@@ -380,8 +413,9 @@ class Client:
             hdrs.setdefault("X-CSRF-Token", self.csrf_token())
         if self.cookies:  # after csrf_token(): a first request may have just set the cookie
             hdrs["Cookie"] = "; ".join(f"{k}={v}" for k, v in self.cookies.items())
-        result = self.raw.simulate_request(method, path, json=json, body=body, headers=hdrs,
-                                           params=params, **kwargs)
+        result = self.raw.simulate_request(
+            method, path, json=json, body=body, headers=hdrs, params=params, **kwargs
+        )
         self._store_cookies(result)
         return result
 
@@ -414,8 +448,9 @@ class Client:
     def delete(self, path, **kw):
         return self.request("DELETE", path, **kw)
 
-    def login(self, email: str, password: str = DEMO_PASSWORD, otp: str | None = None,
-              staff: bool = False) -> dict:
+    def login(
+        self, email: str, password: str = DEMO_PASSWORD, otp: str | None = None, staff: bool = False
+    ) -> dict:
         """Sign in for real (the identity plugin's API login); the cookies then carry the session.
 
         Returns the answer (``token``, ``expires_at``); fails the test if sign-in is refused.
@@ -440,32 +475,49 @@ class PrincipalHeader:
         from engine import roles
         from engine.context import Principal
         from engine.models import StaffUser, User
+
         value = req.get_header("X-Test-User")
         if not value:
             return None
         scopes = frozenset((req.get_header("X-Test-Scopes") or "read,write").split(","))
         if value.startswith("staff:"):
             staff = StaffUser.get_by_id(int(value[6:]))
-            return Principal(kind="staff", staff_id=staff.id, via="token",
-                             permissions=frozenset(staff.permissions.split()), scopes=scopes)
+            return Principal(
+                kind="staff",
+                staff_id=staff.id,
+                via="token",
+                permissions=frozenset(staff.permissions.split()),
+                scopes=scopes,
+            )
         user = User.get_by_id(int(value))
-        return Principal(kind="customer", user_id=user.id, customer_id=user.contact.customer_id,
-                         contact_id=user.contact_id, via="token", scopes=scopes,
-                         locale=user.locale, timezone=user.timezone, role=roles.of(user.contact))
+        return Principal(
+            kind="customer",
+            user_id=user.id,
+            customer_id=user.contact.customer_id,
+            contact_id=user.contact_id,
+            via="token",
+            scopes=scopes,
+            locale=user.locale,
+            timezone=user.timezone,
+            role=roles.of(user.contact),
+        )
 
 
 def as_user(client: "Client", user) -> "Client":
     """A copy of ``client`` that acts as ``user`` (a User or StaffUser) via ``PrincipalHeader``."""
     from engine.models import StaffUser
+
     other = Client(client.app, headers=dict(client.headers))
-    other.headers["X-Test-User"] = (f"staff:{user.id}" if isinstance(user, StaffUser)
-                                    else str(user.id))
+    other.headers["X-Test-User"] = (
+        f"staff:{user.id}" if isinstance(user, StaffUser) else str(user.id)
+    )
     return other
 
 
 def seed_people(app) -> dict:
     """Only the core demo records (alice, bob, carol, admin, agent): fast, for focused tests."""
     from engine.core.demo import seed
+
     demo: dict = {}
     seed(app, demo)
     return demo
@@ -498,11 +550,16 @@ def run_tasks(app, *message_ids: str, timeout_ms: int = 180_000) -> None:
 def _wait_for_messages(app, ids: set[str], timeout_ms: int) -> None:
     """Until none of ``ids`` waits in the outbox or the broker (polled, with a deadline)."""
     from engine.models import OutboxMessage
+
     deadline = time.monotonic() + timeout_ms / 1000
     while True:
         with db.connection():
-            unsent = {r.message_id for r in OutboxMessage.select(OutboxMessage.message_id).where(
-                OutboxMessage.message_id.in_(list(ids)), OutboxMessage.sent_at.is_null())}
+            unsent = {
+                r.message_id
+                for r in OutboxMessage.select(OutboxMessage.message_id).where(
+                    OutboxMessage.message_id.in_(list(ids)), OutboxMessage.sent_at.is_null()
+                )
+            }
         if unsent:
             app.tasks.relay()
         left = unsent | app.tasks.broker.pending_ids(ids)
@@ -510,14 +567,16 @@ def _wait_for_messages(app, ids: set[str], timeout_ms: int) -> None:
             return
         if time.monotonic() > deadline:
             raise dramatiq.errors.QueueJoinTimeout(
-                f"{len(left)} message(s) not done after {timeout_ms} ms: {sorted(left)}")
+                f"{len(left)} message(s) not done after {timeout_ms} ms: {sorted(left)}"
+            )
         time.sleep(0.05)
 
 
 def problem(result) -> dict:
     """Assert a problem+json answer and return its body."""
-    assert result.headers.get("content-type", "").startswith("application/problem+json"), \
+    assert result.headers.get("content-type", "").startswith("application/problem+json"), (
         result.text[:300]
+    )
     return result.json
 
 
@@ -525,11 +584,13 @@ def problem(result) -> dict:
 def sql_seen():
     """The SQL statements peewee runs inside the block, as a list filled as they run."""
     import logging
+
     seen: list[str] = []
 
     class Collect(logging.Handler):
         def emit(self, record: logging.LogRecord) -> None:
             seen.append(record.getMessage())
+
     handler = Collect()
     log = logging.getLogger("peewee")
     level = log.level
@@ -547,4 +608,14 @@ def pytest_configure(config):
     config.addinivalue_line("markers", "spec(*ids): the SPEC.md requirement IDs this test proves")
 
 
-__all__ = ["Client", "PrincipalHeader", "as_user", "seed_people", "run_tasks", "problem", "need_service", "DEMO_PASSWORD", "IN_CI"]
+__all__ = [
+    "Client",
+    "PrincipalHeader",
+    "as_user",
+    "seed_people",
+    "run_tasks",
+    "problem",
+    "need_service",
+    "DEMO_PASSWORD",
+    "IN_CI",
+]

@@ -10,6 +10,7 @@ the default theme, then the plugin's own ``static/`` folder.
 A theme is a folder with any of ``templates/``, ``static/``, ``locale/`` and an
 optional ``theme.toml`` (``brand_name``). See docs/themes.md.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -46,7 +47,8 @@ def shipped_themes() -> list[str]:
 
 def _is_theme(folder: Path) -> bool:
     return (folder / "theme.toml").is_file() or any(
-        (folder / sub).is_dir() for sub in ("templates", "static", "locale"))
+        (folder / sub).is_dir() for sub in ("templates", "static", "locale")
+    )
 
 
 def find_theme(name: str, search: list[str]) -> Path:
@@ -61,9 +63,11 @@ def find_theme(name: str, search: list[str]) -> Path:
         if _is_theme(candidate):
             return candidate.resolve()
     where = ", ".join([*search, str(THEMES_DIR)])
-    raise ThemeError(f"theme: no theme named '{name}' in {where}. Shipped themes: "
-                     f"{', '.join(shipped_themes())}; for your own, add its parent folder "
-                     f"to theme_paths (a theme folder holds theme.toml, templates/, static/ or locale/)")
+    raise ThemeError(
+        f"theme: no theme named '{name}' in {where}. Shipped themes: "
+        f"{', '.join(shipped_themes())}; for your own, add its parent folder "
+        f"to theme_paths (a theme folder holds theme.toml, templates/, static/ or locale/)"
+    )
 
 
 #: What a ``theme.toml`` may say.
@@ -82,8 +86,9 @@ def _read_meta(folder: Path) -> dict:
         raise ThemeError(f"theme: {meta} is not valid TOML: {exc}") from None
     for key, value in values.items():
         if key not in THEME_KEYS:
-            raise ThemeError(f"theme: {meta}: unknown key '{key}' "
-                             f"(known: {', '.join(sorted(THEME_KEYS))})")
+            raise ThemeError(
+                f"theme: {meta}: unknown key '{key}' (known: {', '.join(sorted(THEME_KEYS))})"
+            )
         if not isinstance(value, THEME_KEYS[key]):
             raise ThemeError(f"theme: {meta}: '{key}' must be a {THEME_KEYS[key].__name__}")
     return values
@@ -129,9 +134,9 @@ class Theme:
         plugin_templates: list[Path] = []
         self.plugin_static: dict[str, list[Path]] = {}
         for name in plugins.enabled:
-            if (d := plugins.folder(name, "templates")):
+            if d := plugins.folder(name, "templates"):
                 plugin_templates.append(d)
-            if (s := plugins.folder(name, "static")):
+            if s := plugins.folder(name, "static"):
                 self.plugin_static.setdefault(name, []).append(s)
         plugin_templates += [Path(d) for _, d in plugins.collect("template_dirs")]
         for name, folder in plugins.collect("static_dirs"):
@@ -140,25 +145,34 @@ class Theme:
         fallback = [default / "templates", *plugin_templates, ENGINE_TEMPLATES]
         chain = [d / "templates" for d in self.theme_dirs[:-1]] + fallback
         self.env = jinja2.Environment(
-            loader=jinja2.ChoiceLoader([
-                # "default:x.html" is everything but the operator's theme.
-                jinja2.PrefixLoader({"default": _folders(fallback)}, delimiter=":"),
-                _folders(chain),
-            ]),
+            loader=jinja2.ChoiceLoader(
+                [
+                    # "default:x.html" is everything but the operator's theme.
+                    jinja2.PrefixLoader({"default": _folders(fallback)}, delimiter=":"),
+                    _folders(chain),
+                ]
+            ),
             autoescape=jinja2.select_autoescape(["html", "xml", "svg"], default_for_string=True),
             extensions=["jinja2.ext.i18n"],
-            trim_blocks=True, lstrip_blocks=True, auto_reload=False,
+            trim_blocks=True,
+            lstrip_blocks=True,
+            auto_reload=False,
             bytecode_cache=BYTECODE,
         )
         # added by the i18n extension at run time: jinja2's Environment type does not list it
         self.env.install_gettext_callables(  # type: ignore[attr-defined]
-            translator.gettext, translator.ngettext, newstyle=True)
+            translator.gettext, translator.ngettext, newstyle=True
+        )
         self.env.filters["translate"] = self.translate
-        self.env.globals.update(static_url=self.static_url, has_static=self.has_static,
-                                languages=LANGUAGE_NAMES, locales=LOCALES,
-                                brand_name=self.meta.get("brand_name", "Portico"),
-                                theme_color=self.meta.get("theme_color", DEFAULT_THEME_COLOR),
-                                fragment=self.fragment)
+        self.env.globals.update(
+            static_url=self.static_url,
+            has_static=self.has_static,
+            languages=LANGUAGE_NAMES,
+            locales=LOCALES,
+            brand_name=self.meta.get("brand_name", "Portico"),
+            theme_color=self.meta.get("theme_color", DEFAULT_THEME_COLOR),
+            fragment=self.fragment,
+        )
         self._fingerprints: dict[str, str | None] = {}
         self._static: dict[str, StaticFile] = {}
         self._fragments: dict[tuple, Markup] = {}
@@ -188,15 +202,19 @@ class Theme:
         """Resolve ``/static/<path>`` through the theme chain, then the plugin's folder."""
         parts = path.split("/")
         # APPSEC: no way out of a static folder: no "..", no absolute paths, no dotfiles.
-        if not path or "\x00" in path or "\\" in path or any(
-                p in ("", ".", "..") or p.startswith(".") for p in parts):
+        if (
+            not path
+            or "\x00" in path
+            or "\\" in path
+            or any(p in ("", ".", "..") or p.startswith(".") for p in parts)
+        ):
             return None
         for theme in self.theme_dirs:
-            if (found := _inside(theme / "static", parts)):
+            if found := _inside(theme / "static", parts):
                 return found
         plugin, rest = parts[0], parts[1:]
         for base in self.plugin_static.get(plugin, []) if rest else []:
-            if (found := _inside(base, rest)):
+            if found := _inside(base, rest):
                 return found
         return None
 
@@ -249,8 +267,7 @@ class Theme:
             base = self.shell_context(ctx)
             base["ctx_path"] = req.relative_uri
         base.update(values)
-        token = current_locale.set(ctx.locale if ctx is not None else
-                                   self.settings.default_locale)
+        token = current_locale.set(ctx.locale if ctx is not None else self.settings.default_locale)
         try:
             return self.env.get_template(template).render(base)
         finally:
@@ -307,8 +324,12 @@ def _content_type(found: Path) -> str:
     ctype = mimetypes.guess_type(found.name)[0] or "application/octet-stream"
     if found.suffix == ".webmanifest":
         ctype = "application/manifest+json"
-    if ctype.startswith("text/") or ctype in ("application/javascript", "image/svg+xml",
-                                              "application/json", "application/manifest+json"):
+    if ctype.startswith("text/") or ctype in (
+        "application/javascript",
+        "image/svg+xml",
+        "application/json",
+        "application/manifest+json",
+    ):
         ctype += "; charset=utf-8"
     return ctype
 
@@ -316,6 +337,7 @@ def _content_type(found: Path) -> str:
 @dataclass(frozen=True)
 class StaticFile:
     """A static file as served: its bytes, content type and fingerprint (its ETag)."""
+
     data: bytes
     content_type: str
     digest: str
@@ -360,7 +382,7 @@ class Formatter:
         return babel_dates.format_date(value, format, locale=self.locale)
 
     def date_range(self, start, end, format: str = "medium") -> str:
-        """"1 Oct 2026 – 31 Oct 2026", or one date when both fall on the same local day
+        """ "1 Oct 2026 – 31 Oct 2026", or one date when both fall on the same local day
         (never "1 Oct – 1 Oct")."""
         first, last = self.date(start, format), self.date(end, format)
         if not first or not last or first == last:
@@ -373,14 +395,14 @@ class Formatter:
         size, unit = float(value), 0
         while abs(size) >= 1000 and unit < len(units) - 1:
             size, unit = size / 1000, unit + 1
-        shown = babel_numbers.format_decimal(round(size, 1 if unit >= 2 else 0),
-                                             locale=self.locale)
+        shown = babel_numbers.format_decimal(round(size, 1 if unit >= 2 else 0), locale=self.locale)
         return f"{shown} {units[unit]}"
 
     def duration(self, seconds: int) -> str:
         """Voice time in whole minutes, in the customer's language ("125 mins", "125分钟")."""
-        return babel_units.format_unit(seconds // 60, "duration-minute", length="short",
-                                       locale=self.locale)
+        return babel_units.format_unit(
+            seconds // 60, "duration-minute", length="short", locale=self.locale
+        )
 
     def quantity(self, value: int, unit: str) -> str:
         """A balance amount by its unit: bytes, seconds, messages, or a currency code."""

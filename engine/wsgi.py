@@ -3,6 +3,7 @@
 The app is built from ``PORTICO_CONFIG`` and ``PORTICO_*`` variables, as ``portico serve``
 builds it; run ``portico migrate`` before starting it.
 """
+
 from engine.app import create_app
 
 application = create_app()

@@ -1,4 +1,5 @@
 """Portico's own tests use the same fixtures partners get (engine.testing, loaded as a pytest plugin)."""
+
 from stripe_fixtures import localstripe, localstripe_server  # noqa: F401 - the Stripe tests' server
 from s3_fixtures import s3, s3_server  # noqa: F401 - the storage tests' S3 server (moto)
 
@@ -10,7 +11,8 @@ from engine.testing import LONG  # noqa: E402
 
 def pytest_configure(config):
     config.addinivalue_line(
-        "markers", "long: the long variant of a reliability test; runs with PORTICO_LONG_TESTS=1")
+        "markers", "long: the long variant of a reliability test; runs with PORTICO_LONG_TESTS=1"
+    )
 
 
 def pytest_collection_modifyitems(config, items):

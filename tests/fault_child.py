@@ -22,6 +22,7 @@ Fault points of a top-up purchase:
 - ``webhook`` (``webhook`` command): inside the transaction that applies the
   provider's event.
 """
+
 from __future__ import annotations
 
 import json
@@ -56,6 +57,7 @@ class FaultPoint:
 def arm(app, point: str) -> None:
     """Put the crash where ``point`` says (in this child only)."""
     from plugins.billing import payments
+
     if point == "after_commit":
         charge = payments.charge
         payments.charge = lambda *a, **kw: (charge(*a, **kw), die())
@@ -65,11 +67,14 @@ def arm(app, point: str) -> None:
         if point == "before_charge":
             provider.charge = lambda *a, **kw: die()
         elif point == "after_created":
+
             def charge(app_, request, on_created=None, _original=original):
                 def created(ref):
                     on_created(ref)
                     die()
+
                 return _original(app_, request, on_created=created)
+
             provider.charge = charge
 
 
@@ -77,10 +82,12 @@ def build(fault: FaultPoint):
     from engine.app import create_app
     from engine.settings import load_settings
     from engine.testing import PrincipalHeader
+
     overrides = json.loads(os.environ["PORTICO_FAULT_SETTINGS"])
     settings = load_settings(None, environ={}, overrides=overrides)
-    return create_app(settings, extra_plugins=[("test-auth", PrincipalHeader()),
-                                               ("test-fault", fault)])
+    return create_app(
+        settings, extra_plugins=[("test-auth", PrincipalHeader()), ("test-fault", fault)]
+    )
 
 
 def forked(app, run) -> int:
@@ -98,10 +105,10 @@ def forked(app, run) -> int:
     return os.waitstatus_to_exitcode(status)
 
 
-def purchase(points: str, runs: int, service_id: int, product_id: int,
-             user_id: int) -> list[int]:
+def purchase(points: str, runs: int, service_id: int, product_id: int, user_id: int) -> list[int]:
     """``runs`` purchases dying at each of ``points`` in turn (in that order)."""
     from engine.testing import Client
+
     fault = FaultPoint("")
     app = build(fault)
 
@@ -109,24 +116,32 @@ def purchase(points: str, runs: int, service_id: int, product_id: int,
         fault.point = point
         arm(app, point)
         client = Client(app, headers={"X-Test-User": str(user_id)})
-        answer = client.post(f"/api/v1/services/{service_id}/topups",
-                             json={"product_id": product_id},
-                             headers={"Idempotency-Key": str(uuid.uuid4())})
+        answer = client.post(
+            f"/api/v1/services/{service_id}/topups",
+            json={"product_id": product_id},
+            headers={"Idempotency-Key": str(uuid.uuid4())},
+        )
         print(f"answered {answer.status_code}: {answer.text[:300]}", file=sys.stderr)
-    return [forked(app, lambda p=point: run(p)) for point in points.split(",")
-            for _ in range(runs)]
+
+    return [forked(app, lambda p=point: run(p)) for point in points.split(",") for _ in range(runs)]
 
 
 def webhook(provider_id: str, files: list[str]) -> list[int]:
     from engine.testing import Client
+
     app = build(FaultPoint("webhook"))
 
     def deliver(path: Path):
         answer = Client(app).raw.simulate_post(
-            f"/webhooks/{provider_id}", body=path.read_bytes(),
-            headers={"Content-Type": "application/json",
-                     "Stripe-Signature": path.with_suffix(".sig").read_text()})
+            f"/webhooks/{provider_id}",
+            body=path.read_bytes(),
+            headers={
+                "Content-Type": "application/json",
+                "Stripe-Signature": path.with_suffix(".sig").read_text(),
+            },
+        )
         print(f"answered {answer.status_code}: {answer.text[:300]}", file=sys.stderr)
+
     return [forked(app, lambda p=Path(f): deliver(p)) for f in files]
 
 

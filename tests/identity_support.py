@@ -1,4 +1,5 @@
 """Helpers for the identity, account and staff tests: demo logins, TOTP codes, sent mail."""
+
 from __future__ import annotations
 
 import email
@@ -78,8 +79,9 @@ def totp_code(app, u: User, offset_steps: int = 0) -> str:
 def enable_2fa(client: Client, u: User) -> list[str]:
     setup = client.post("/api/v1/account/2fa/setup")
     assert setup.status_code == 200, setup.text
-    answer = client.post("/api/v1/account/2fa/enable",
-                         json={"code": pyotp.TOTP(setup.json["secret"]).now()})
+    answer = client.post(
+        "/api/v1/account/2fa/enable", json={"code": pyotp.TOTP(setup.json["secret"]).now()}
+    )
     assert answer.status_code == 200, answer.text
     return answer.json["backup_codes"]
 
@@ -91,6 +93,7 @@ def core_demo(make_app):
     Other plugins' demo data is left out so these tests prove identity rules alone.
     """
     from engine.core.demo import seed
+
     app = make_app()
     app.demo = {}
     with db.connection():

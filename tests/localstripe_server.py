@@ -9,6 +9,7 @@ Two test-side adjustments, so the production code path stays Stripe's:
   a card that needs authentication the intent then waits in ``requires_action``
   and the provider gives up on it, as it must off-session.
 """
+
 from __future__ import annotations
 
 import pickle
@@ -39,7 +40,8 @@ def _confirm_off_session(id, payment_method=None, off_session=None, **kwargs):
 
 resources.extra_apis[:] = [
     (method, url, _confirm_off_session if url == "/v1/payment_intents/{id}/confirm" else func)
-    for method, url, func in resources.extra_apis]
+    for method, url, func in resources.extra_apis
+]
 
 from localstripe import server  # noqa: E402 - after the patches, which it reads at import
 

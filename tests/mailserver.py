@@ -1,4 +1,5 @@
 """A real SMTP server on loopback (aiosmtpd) that keeps what it receives, for tests."""
+
 from __future__ import annotations
 
 import email
@@ -15,7 +16,9 @@ class Inbox:
         self.messages: list[Message] = []
 
     async def handle_DATA(self, server, session, envelope):
-        self.messages.append(email.message_from_bytes(envelope.original_content or envelope.content))
+        self.messages.append(
+            email.message_from_bytes(envelope.original_content or envelope.content)
+        )
         return "250 OK"
 
     def to(self, address: str) -> list[Message]:
@@ -23,8 +26,9 @@ class Inbox:
 
     def subjects(self, address: str | None = None) -> list[str]:
         found = self.to(address) if address else self.messages
-        return [str(email.header.make_header(email.header.decode_header(m["Subject"])))
-                for m in found]
+        return [
+            str(email.header.make_header(email.header.decode_header(m["Subject"]))) for m in found
+        ]
 
 
 def free_port() -> int:

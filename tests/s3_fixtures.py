@@ -8,6 +8,7 @@ Fixtures (imported by ``tests/conftest.py``):
 
 The storage talks to it over HTTP with the real boto3 client, as it would to AWS or MinIO.
 """
+
 from __future__ import annotations
 
 import os
@@ -38,15 +39,28 @@ class Bucket:
     name: str
 
     def settings(self, **more) -> dict:
-        return {"backend": "s3", "s3_bucket": self.name, "s3_endpoint_url": self.server.url,
-                "s3_region": "eu-west-2", "s3_access_key_id": ACCESS_KEY,
-                "s3_secret_access_key": SECRET_KEY, "s3_addressing_style": "path",
-                "s3_prefix": "portico/", **more}
+        return {
+            "backend": "s3",
+            "s3_bucket": self.name,
+            "s3_endpoint_url": self.server.url,
+            "s3_region": "eu-west-2",
+            "s3_access_key_id": ACCESS_KEY,
+            "s3_secret_access_key": SECRET_KEY,
+            "s3_addressing_style": "path",
+            "s3_prefix": "portico/",
+            **more,
+        }
 
     def client(self):
         import boto3
-        return boto3.client("s3", endpoint_url=self.server.url, region_name="eu-west-2",
-                            aws_access_key_id=ACCESS_KEY, aws_secret_access_key=SECRET_KEY)
+
+        return boto3.client(
+            "s3",
+            endpoint_url=self.server.url,
+            region_name="eu-west-2",
+            aws_access_key_id=ACCESS_KEY,
+            aws_secret_access_key=SECRET_KEY,
+        )
 
 
 @pytest.fixture(scope="session")
@@ -59,10 +73,14 @@ def s3_server(tmp_path_factory):
     folder = tmp_path_factory.mktemp("moto")
     port = free_port()
     log = (folder / "moto.log").open("wb")
-    process = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1",
-                                "-p", str(port)], cwd=folder, stdout=log,
-                               stderr=subprocess.STDOUT, env={**os.environ},
-                               start_new_session=True)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        cwd=folder,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env={**os.environ},
+        start_new_session=True,
+    )
     server = S3Server(f"http://127.0.0.1:{port}", process)
     deadline = time.monotonic() + 60
     while True:
@@ -87,6 +105,7 @@ def s3_server(tmp_path_factory):
 @pytest.fixture
 def s3(s3_server) -> Bucket:
     bucket = Bucket(s3_server, f"portico-{secrets.token_hex(4)}")
-    bucket.client().create_bucket(Bucket=bucket.name, CreateBucketConfiguration={
-        "LocationConstraint": "eu-west-2"})
+    bucket.client().create_bucket(
+        Bucket=bucket.name, CreateBucketConfiguration={"LocationConstraint": "eu-west-2"}
+    )
     return bucket

@@ -1,4 +1,5 @@
 """The dashboard's recent-activity card from the account plugin (DASH-1, ACCT-5)."""
+
 import pytest
 
 from engine.audit import record
@@ -13,9 +14,16 @@ def people(make_app):
 
 
 def act(app, user, action, staff_id=None):
-    ctx = Context(app=app, principal=Principal(
-        kind="customer", user_id=user.id, customer_id=user.contact.customer_id,
-        contact_id=user.contact_id, impersonator_id=staff_id))
+    ctx = Context(
+        app=app,
+        principal=Principal(
+            kind="customer",
+            user_id=user.id,
+            customer_id=user.contact.customer_id,
+            contact_id=user.contact_id,
+            impersonator_id=staff_id,
+        ),
+    )
     record(ctx, action, f"user:{user.id}", {})
 
 
@@ -31,14 +39,20 @@ def test_the_newest_three_events_of_this_customer_only(people):
     client = as_user(Client(app), alice)
     card = next(c for c in client.get("/api/v1/dashboard").json["cards"] if c["id"] == "activity")
     events = card["data"]["events"]
-    assert [e["action"] for e in events] == ["account.updated", "account.password_changed",
-                                             "auth.login"]
+    assert [e["action"] for e in events] == [
+        "account.updated",
+        "account.password_changed",
+        "auth.login",
+    ]
     assert [e["by_staff"] for e in events] == [True, False, False]
     page = client.get("/").text
     assert 'data-card="activity"' in page and "Recent activity" in page
     assert 'href="/account/activity"' in page and "(support staff)" in page
-    bob_card = next(c for c in as_user(Client(app), bob).get("/api/v1/dashboard").json["cards"]
-                    if c["id"] == "activity")
+    bob_card = next(
+        c
+        for c in as_user(Client(app), bob).get("/api/v1/dashboard").json["cards"]
+        if c["id"] == "activity"
+    )
     assert [e["action"] for e in bob_card["data"]["events"]] == ["auth.login"]
 
 

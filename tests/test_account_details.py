@@ -1,4 +1,5 @@
 """Account → Details (ACCT-1..3, ACCT-5): read-only fields, edit flow, protected fields, activity."""
+
 import pytest
 
 from engine.models import AuditEvent, Contact, Customer
@@ -53,18 +54,32 @@ def test_invalid_input_is_refused_beside_the_field_and_nothing_is_saved(core_dem
 
 
 @pytest.mark.spec("LIM-2", "LIM-1", "ACCT-2")
-@pytest.mark.parametrize("field, value", [
-    ("id", 99), ("customer_id", 2), ("number", "C-999999"), ("kind", "business"),
-    ("name", "Mallory"), ("created_at", "2020-01-01T00:00:00Z"), ("email", "x@example.com"),
-    ("balance", 100000), ("status", "active"), ("api_access", True), ("is_primary", False),
-])
+@pytest.mark.parametrize(
+    "field, value",
+    [
+        ("id", 99),
+        ("customer_id", 2),
+        ("number", "C-999999"),
+        ("kind", "business"),
+        ("name", "Mallory"),
+        ("created_at", "2020-01-01T00:00:00Z"),
+        ("email", "x@example.com"),
+        ("balance", 100000),
+        ("status", "active"),
+        ("api_access", True),
+        ("is_primary", False),
+    ],
+)
 def test_protected_fields_cannot_be_set(core_demo, field, value):
     alice = signed_in(core_demo, "alice@example.com")
     answer = alice.patch("/api/v1/account", json={"phone": "+447700900777", field: value})
     assert answer.status_code == 422 and list(answer.json["errors"]) == [field]
     customer = Customer.get(Customer.number == "C-100001")
-    assert (customer.kind, customer.name, customer.api_access) == \
-        ("individual", "Alice Example", False)
+    assert (customer.kind, customer.name, customer.api_access) == (
+        "individual",
+        "Alice Example",
+        False,
+    )
     assert Contact.get(Contact.email == "alice@example.com").phone == "+447700900123"
     assert user("alice@example.com").email == "alice@example.com"
 
@@ -82,8 +97,10 @@ def test_every_change_is_in_the_activity_log_with_who_when_and_where(core_demo):
     log = alice.get("/api/v1/account/activity").json["items"]
     assert [e["action"] for e in log] == ["account.updated", "login"]
     change = log[0]
-    assert change["data"]["changed"] == {"phone": ["+447700900123", "+447700900321"],
-                                         "locale": ["", "zh_Hans"]}
+    assert change["data"]["changed"] == {
+        "phone": ["+447700900123", "+447700900321"],
+        "locale": ["", "zh_Hans"],
+    }
     assert change["actor"] == "You" and change["ip"] == "127.0.0.1"
     assert change["user_agent"] == "Firefox/130" and change["at"] and not change["impersonated"]
     page = alice.get("/account/activity")
@@ -95,8 +112,10 @@ def test_the_activity_log_holds_only_your_own_account(core_demo):
     signed_in(core_demo, "bob@example.com").patch("/api/v1/account", json={"locale": "en"})
     alice = signed_in(core_demo, "alice@example.com")
     actions = alice.get("/api/v1/account/activity").json["items"]
-    assert all(AuditEvent.get_by_id(e["id"]).customer_id == user("alice@example.com")
-               .contact.customer_id for e in actions)
+    assert all(
+        AuditEvent.get_by_id(e["id"]).customer_id == user("alice@example.com").contact.customer_id
+        for e in actions
+    )
     assert "bob@example.com" not in alice.get("/account/activity").text
 
 

@@ -7,6 +7,7 @@ Carol a member.
 The outside probe (issue 14) found Carol could revoke Bob's API keys and read the whole
 activity log: ``test_a_member_can_neither_revoke_the_primarys_keys_nor_read_the_whole_log``.
 """
+
 from __future__ import annotations
 
 from datetime import timedelta
@@ -27,8 +28,9 @@ KEYS = "/api/v1/account/api-keys"
 
 def key_of(app, email: str, name: str) -> ApiKey:
     u = user(email)
-    return apikeys.create(u.contact.customer_id, u.id, name, "read_write",
-                          utcnow() + timedelta(days=30))[1]
+    return apikeys.create(
+        u.contact.customer_id, u.id, name, "read_write", utcnow() + timedelta(days=30)
+    )[1]
 
 
 def contact(email: str) -> Contact:
@@ -38,10 +40,12 @@ def contact(email: str) -> Contact:
 def dave(app) -> User:
     """A third contact of Bob's Bikes with a login: a member."""
     bob = user("bob@example.com")
-    c = Contact.create(customer=bob.contact.customer_id, first_name="Dave",
-                       email="dave@example.com")
-    return User.create(contact=c, email="dave@example.com",
-                       password_hash=hash_password(DEMO_PASSWORD))
+    c = Contact.create(
+        customer=bob.contact.customer_id, first_name="Dave", email="dave@example.com"
+    )
+    return User.create(
+        contact=c, email="dave@example.com", password_hash=hash_password(DEMO_PASSWORD)
+    )
 
 
 @pytest.mark.spec("ACCT-7", "API-1", "ACCT-5")
@@ -49,8 +53,14 @@ def test_a_member_can_neither_revoke_the_primarys_keys_nor_read_the_whole_log(co
     bob = signed_in(core_demo, "bob@example.com")
     carol = signed_in(core_demo, "carol@example.com")
     bobs = key_of(core_demo, "bob@example.com", "Bob's export")
-    carols = carol.post(KEYS, json={"name": "Carol's sheet", "access": "read",
-                                    "expires_at": (utcnow() + timedelta(days=9)).isoformat()})
+    carols = carol.post(
+        KEYS,
+        json={
+            "name": "Carol's sheet",
+            "access": "read",
+            "expires_at": (utcnow() + timedelta(days=9)).isoformat(),
+        },
+    )
     assert carols.status_code == 201, carols.text
 
     # Keys: Carol sees and revokes her own; Bob's is not hers to see (a 404, as foreign ids).
@@ -62,7 +72,9 @@ def test_a_member_can_neither_revoke_the_primarys_keys_nor_read_the_whole_log(co
     assert carol.delete(f"{KEYS}/{carols.json['id']}").json["state"] == "revoked"
     # Bob, the primary contact, sees every key of the account, with who made it.
     assert {(k["name"], k["owner"]) for k in bob.get(KEYS).json["items"]} == {
-        ("Bob's export", "bob@example.com"), ("Carol's sheet", "carol@example.com")}
+        ("Bob's export", "bob@example.com"),
+        ("Carol's sheet", "carol@example.com"),
+    }
 
     # The activity log: Carol reads what she did; Bob reads the whole account's.
     carol_id = user("carol@example.com").id
@@ -88,21 +100,27 @@ def test_the_primary_grants_manage_and_a_manager_acts_over_members_only(core_dem
     # Only the primary contact grants it, in a signed-in session of their own.
     assert problem(carol.put(manage.format(carol_id)))["type"] == "/problems/role-forbidden"
     bob_user = user("bob@example.com")
-    secret, _ = apikeys.create(bob_user.contact.customer_id, bob_user.id, "k", "read_write",
-                               utcnow() + timedelta(days=1))
+    secret, _ = apikeys.create(
+        bob_user.contact.customer_id, bob_user.id, "k", "read_write", utcnow() + timedelta(days=1)
+    )
     key = Client(core_demo, headers={"Authorization": f"Bearer {secret}"})
     assert problem(key.put(manage.format(carol_id)))["type"] == "/problems/api-key-forbidden"
     assert bob.put(manage.format(contact("bob@example.com").id)).status_code == 409
     granted = bob.put(manage.format(carol_id))
     assert granted.status_code == 200 and granted.json["access"] == "manager"
-    assert AuditEvent.get(AuditEvent.action == "contact.manage_granted").target == \
-        f"contact:{carol_id}"
+    assert (
+        AuditEvent.get(AuditEvent.action == "contact.manage_granted").target
+        == f"contact:{carol_id}"
+    )
 
     # Carol, now a manager (at once, in the same session): every key, the whole log, the logins.
     assert {k["name"] for k in carol.get(KEYS).json["items"]} >= {"Dave's", "Bob's"}
     contacts = {c["email"]: c for c in carol.get("/api/v1/account/contacts").json["items"]}
-    assert contacts["dave@example.com"]["login"] == {"email": "dave@example.com",
-                                                     "active": True, "two_factor": False}
+    assert contacts["dave@example.com"]["login"] == {
+        "email": "dave@example.com",
+        "active": True,
+        "two_factor": False,
+    }
     assert contacts["bob@example.com"]["access"] == "primary"
     # She acts over members, never over the primary contact, and grants nothing herself.
     assert carol.delete(f"{KEYS}/{daves.id}").json["state"] == "revoked"
@@ -131,8 +149,9 @@ def test_the_contacts_page_shows_roles_and_the_buttons_each_role_may_use(core_de
     assert "Let them manage the account" not in as_carol and "Sign them out" not in as_carol
     assert "Portal login: carol@example.com" in as_carol and "dave@example.com ·" not in as_carol
     carol_id = contact("carol@example.com").id
-    assert bob.post(f"/account/contacts/{carol_id}/manage", form={"grant": "true"}
-                    ).status_code == 303
+    assert (
+        bob.post(f"/account/contacts/{carol_id}/manage", form={"grant": "true"}).status_code == 303
+    )
     assert "Stop letting them manage the account" in bob.get("/account/contacts").text
     as_manager = carol.get("/account/contacts").text
     assert "Portal login: dave@example.com" in as_manager
@@ -165,8 +184,10 @@ def test_members_pay_with_the_saved_cards_but_only_managers_remove_them(core_dem
     carol = signed_in(core_demo, "carol@example.com")
     listed = carol.get("/api/v1/payment-methods")
     assert listed.status_code == 200 and len(listed.json["items"]) == 2
-    for answer in (carol.delete(f"/api/v1/payment-methods/{card.id}"),
-                   carol.post(f"/api/v1/payment-methods/{other.id}/default")):
+    for answer in (
+        carol.delete(f"/api/v1/payment-methods/{card.id}"),
+        carol.post(f"/api/v1/payment-methods/{other.id}/default"),
+    ):
         assert answer.status_code == 403 and problem(answer)["type"] == "/problems/role-forbidden"
     page = carol.get("/billing/payment-methods").text
     assert "Make default" not in page and "chooses the default card" in page

@@ -3,6 +3,7 @@ status the customer sees, refunds when provisioning fails, recurring charges, re
 
 Runs on SQLite and PostgreSQL with the sandbox provider and a real dramatiq worker (run_tasks).
 """
+
 from __future__ import annotations
 
 import uuid
@@ -46,40 +47,58 @@ def acme():
 
 @pytest.fixture
 def app(make_app, acme):
-    return make_app(plugins=[("test-auth", PrincipalHeader()), ("acme", acme)],
-                    addons={"static_ip_pool": "203.0.113.7/32"})
+    return make_app(
+        plugins=[("test-auth", PrincipalHeader()), ("acme", acme)],
+        addons={"static_ip_pool": "203.0.113.7/32"},
+    )
 
 
 @pytest.fixture
 def world(app):
     """Alice's broadband line, a saved card and the demo add-on catalogue."""
     c, user = customer("alice")
-    return {"customer": c, "user": user, "service": service_of(c, "broadband"),
-            "card": sandbox_card(app, c.id), "products": addon_catalogue(app),
-            "api": api_for(app, user)}
+    return {
+        "customer": c,
+        "user": user,
+        "service": service_of(c, "broadband"),
+        "card": sandbox_card(app, c.id),
+        "products": addon_catalogue(app),
+        "api": api_for(app, user),
+    }
 
 
 def order(world, code, key=None, service=None, api=None, **body):
     product = world["products"][code]
     service = service or world["service"]
     headers = {"Idempotency-Key": key} if key else {}
-    return (api or world["api"]).post(f"/api/v1/services/{service.id}/addons",
-                                      json={"product_id": product.id, **body}, headers=headers)
+    return (api or world["api"]).post(
+        f"/api/v1/services/{service.id}/addons",
+        json={"product_id": product.id, **body},
+        headers=headers,
+    )
 
 
 def charges_of(addon) -> list[Transaction]:
-    return list(Transaction.select().where(Transaction.reference.startswith(f"addon:{addon.id}:"))
-                .order_by(Transaction.id))
+    return list(
+        Transaction.select()
+        .where(Transaction.reference.startswith(f"addon:{addon.id}:"))
+        .order_by(Transaction.id)
+    )
 
 
 # -- the catalogue (ADD-1) ----------------------------------------------------------------------
 
+
 @pytest.mark.spec("ADD-1")
 def test_each_service_type_has_its_own_add_ons(app, world):
     api, c = world["api"], world["customer"]
-    offered = {s: {p["category"] for p in api.get(
-        f"/api/v1/services/{service_of(c, s).id}/addons").json["available"]}
-        for s in ("mobile", "broadband", "iptv")}
+    offered = {
+        s: {
+            p["category"]
+            for p in api.get(f"/api/v1/services/{service_of(c, s).id}/addons").json["available"]
+        }
+        for s in ("mobile", "broadband", "iptv")
+    }
     assert offered["broadband"] == {"static_ip", "speed_boost", "hardware"}
     assert offered["iptv"] == {"premium_content", "hardware"}
     assert {"roaming", "premium_content", "speed_boost"} <= offered["mobile"]
@@ -92,8 +111,9 @@ def test_each_service_type_has_its_own_add_ons(app, world):
 @pytest.mark.spec("ADD-2")
 def test_review_shows_one_off_and_recurring_cost(app, world):
     product = world["products"]["broadband-router-wifi6"]
-    r = world["api"].get(f"/api/v1/services/{world['service'].id}/addons/review",
-                         params={"product_id": product.id})
+    r = world["api"].get(
+        f"/api/v1/services/{world['service'].id}/addons/review", params={"product_id": product.id}
+    )
     assert r.status_code == 200, r.text
     assert r.json["one_off"]["amount"] == 2500 and r.json["recurring"]["amount"] == 300
     assert r.json["pay_now"] is True and r.json["removable"] is False
@@ -102,9 +122,11 @@ def test_review_shows_one_off_and_recurring_cost(app, world):
 
 # -- ordering and provisioning (ADD-2) -------------------------------------------------------------
 
+
 @pytest.mark.spec("ADD-2", "BILL-4")
 def test_a_free_to_start_add_on_is_provisioned_in_the_background_then_charged_each_period(
-        app, world):
+    app, world
+):
     r = order(world, "broadband-boost-900")
     assert r.status_code == 201, r.text
     assert r.json["addon"]["status"] == "pending" and r.json["payment"] is None
@@ -182,8 +204,10 @@ def test_a_provisioning_failure_refunds_the_one_off_charge(app, world):
     payment = Payment.get_by_id(failed.payment_id)
     assert payment.refunded_amount == 1000
     assert SandboxCharge.get(SandboxCharge.ref == payment.provider_ref).refunded == 1000
-    assert Transaction.get((Transaction.customer == bob.id) & (Transaction.kind == "refund")
-                           ).amount == 1000
+    assert (
+        Transaction.get((Transaction.customer == bob.id) & (Transaction.kind == "refund")).amount
+        == 1000
+    )
     assert charges_of(failed) == []  # never active: no recurring charge
     shown = bob_api.get(f"/api/v1/services/{bobs.id}/addons/{failed.id}").json
     assert shown["status"] == "failed" and shown["failure_message"]
@@ -220,8 +244,10 @@ def test_three_d_secure_then_provisioning(app, world):
     assert r.status_code == 202 and r.json["addon"]["status"] == "awaiting_payment"
     action = r.json["next_action"]
     ref = Payment.get_by_id(r.json["payment"]["id"]).provider_ref
-    world["api"].post(f"/api/v1/sandbox/charges/{ref}/authenticate",
-                      json={"client_secret": action["client_secret"], "success": True})
+    world["api"].post(
+        f"/api/v1/sandbox/charges/{ref}/authenticate",
+        json={"client_secret": action["client_secret"], "success": True},
+    )
     assert world["api"].post(action["complete_url"]).status_code == 200
     assert ServiceAddon.get().status == "pending"
     run_tasks(app)
@@ -253,7 +279,8 @@ def test_removal_stops_the_charges(app, world):
     assert len(charges_of(addon)) == 1
     assert EmailDelivery.select().where(EmailDelivery.kind == "addon_removed").count() == 1
     assert {"addon.ordered", "addon.active", "addon.remove", "addon.removed"} <= {
-        e.action for e in AuditEvent.select()}
+        e.action for e in AuditEvent.select()
+    }
     assert order(world, "broadband-boost-900").status_code == 201  # may be added again
 
 
@@ -268,36 +295,51 @@ def test_another_customers_add_ons_are_404(app, world):
     assert order(world, "broadband-boost-900", api=bob_api).status_code == 404
     bobs = service_of(bob, "broadband")
     # An add-on of Alice's named under Bob's own service is not found either.
-    assert bob_api.get(f"/api/v1/services/{bobs.id}/addons/{r.json['addon']['id']}"
-                       ).status_code == 404
+    assert (
+        bob_api.get(f"/api/v1/services/{bobs.id}/addons/{r.json['addon']['id']}").status_code == 404
+    )
 
 
 def test_hook_provision_addon(app, world, acme):
     admin = as_user(api_for(app, world["user"]), staff("catalogue", name="cat"))
-    created = admin.post("/api/v1/staff/addon-products", json={
-        "code": "broadband-acme-sim", "service_type": "broadband", "category": "hardware",
-        "name": "Backup 4G SIM", "recurring_price": 200, "provisioner": "acme-sim"})
+    created = admin.post(
+        "/api/v1/staff/addon-products",
+        json={
+            "code": "broadband-acme-sim",
+            "service_type": "broadband",
+            "category": "hardware",
+            "name": "Backup 4G SIM",
+            "recurring_price": 200,
+            "provisioner": "acme-sim",
+        },
+    )
     assert created.status_code == 201, created.text
-    r = world["api"].post(f"/api/v1/services/{world['service'].id}/addons",
-                          json={"product_id": created.json["id"]})
+    r = world["api"].post(
+        f"/api/v1/services/{world['service'].id}/addons", json={"product_id": created.json["id"]}
+    )
     addon_id = r.json["addon"]["id"]
     rules.provision(app, addon_id)  # the partner says "pending": asked again later
     assert ServiceAddon.get_by_id(addon_id).status == "pending"
     rules.provision(app, addon_id)
     addon = ServiceAddon.get_by_id(addon_id)
-    assert (addon.status, addon.reference, addon.detail) == ("active", f"acme-{addon_id}",
-                                                             "SIM 8944 0001")
+    assert (addon.status, addon.reference, addon.detail) == (
+        "active",
+        f"acme-{addon_id}",
+        "SIM 8944 0001",
+    )
     assert acme.calls == [(world["service"].id, addon_id, "activate")] * 2
     rules.provision(app, addon_id)  # settled: a late delivery changes nothing
     assert len(acme.calls) == 2
     # A provisioner nobody implements fails (nothing was charged for it: nothing to refund).
-    admin.patch(f"/api/v1/staff/addon-products/{created.json['id']}",
-                json={"provisioner": "nobody"})
+    admin.patch(
+        f"/api/v1/staff/addon-products/{created.json['id']}", json={"provisioner": "nobody"}
+    )
     world["api"].delete(f"/api/v1/services/{world['service'].id}/addons/{addon_id}")
     rules.provision(app, addon_id)  # removal goes to the add-on's own provisioner
     assert ServiceAddon.get_by_id(addon_id).status == "removed"
-    r = world["api"].post(f"/api/v1/services/{world['service'].id}/addons",
-                          json={"product_id": created.json["id"]})
+    r = world["api"].post(
+        f"/api/v1/services/{world['service'].id}/addons", json={"product_id": created.json["id"]}
+    )
     rules.provision(app, r.json["addon"]["id"])
     assert ServiceAddon.get_by_id(r.json["addon"]["id"]).status == "failed"
 
@@ -305,20 +347,28 @@ def test_hook_provision_addon(app, world, acme):
 @pytest.mark.spec("ADD-1")
 def test_staff_edit_the_add_on_catalogue(app, world):
     admin = as_user(api_for(app, world["user"]), staff("catalogue", name="cat"))
-    assert problem(admin.post("/api/v1/staff/addon-products", json={
-        "code": "Bad Code", "service_type": "tv", "category": "magic", "name": ""}))["errors"].keys() \
-        >= {"code", "service_type", "category", "name"}
+    assert problem(
+        admin.post(
+            "/api/v1/staff/addon-products",
+            json={"code": "Bad Code", "service_type": "tv", "category": "magic", "name": ""},
+        )
+    )["errors"].keys() >= {"code", "service_type", "category", "name"}
     product = world["products"]["broadband-boost-900"]
     path = f"/api/v1/staff/addon-products/{product.id}"
-    assert admin.patch(path, json={"recurring_price": 1200}).json["recurring_price"]["amount"] \
-        == 1200
+    assert (
+        admin.patch(path, json={"recurring_price": 1200}).json["recurring_price"]["amount"] == 1200
+    )
     assert admin.delete(path).json["active"] is False
     listed = world["api"].get(f"/api/v1/services/{world['service'].id}/addons").json
     assert "broadband-boost-900" not in {p["code"] for p in listed["available"]}
     items = admin.get("/api/v1/staff/addon-products", params={"service_type": "broadband"}).json
     assert {p["code"] for p in items["items"]} >= {"broadband-boost-900", "broadband-static-ip"}
-    assert as_user(api_for(app, world["user"]), staff("billing", name="b")).get(
-        "/api/v1/staff/addon-products").status_code == 403
+    assert (
+        as_user(api_for(app, world["user"]), staff("billing", name="b"))
+        .get("/api/v1/staff/addon-products")
+        .status_code
+        == 403
+    )
 
 
 class CrashOnce:
@@ -339,14 +389,19 @@ def test_a_retry_after_a_crash_settles_the_first_order(make_app):
     app = make_app(plugins=[("test-auth", PrincipalHeader()), ("crash", CrashOnce())])
     c, user = customer("alice")
     sandbox_card(app, c.id)
-    world = {"service": service_of(c, "broadband"), "products": addon_catalogue(app),
-             "api": api_for(app, user)}
+    world = {
+        "service": service_of(c, "broadband"),
+        "products": addon_catalogue(app),
+        "api": api_for(app, user),
+    }
     assert problem(order(world, "broadband-static-ip", "order-1"))["status"] == 500
     assert ServiceAddon.get().status == "awaiting_payment"
     again = order(world, "broadband-static-ip", "order-1")
     assert again.status_code == 201, again.text
-    assert again.json["addon"]["status"] == "pending" and again.json["payment"]["status"] == \
-        "succeeded"
+    assert (
+        again.json["addon"]["status"] == "pending"
+        and again.json["payment"]["status"] == "succeeded"
+    )
     assert ServiceAddon.select().count() == 1 and SandboxCharge.select().count() == 1
     run_tasks(app)
     assert ServiceAddon.get().status == "active"

@@ -1,5 +1,6 @@
 """The add-on portal pages (ADD-2, SVC-3, DASH-1): Services → a service → Add-ons → browse →
 Add to service → review cost → confirm → provisioned in the background, status shown; removal."""
+
 from __future__ import annotations
 
 import uuid
@@ -21,13 +22,20 @@ def app(make_app):
 @pytest.fixture
 def world(app):
     c, user = customer("alice")
-    return {"customer": c, "service": service_of(c, "broadband"), "card": sandbox_card(app, c.id),
-            "products": addon_catalogue(app), "browser": page_client(app, user)}
+    return {
+        "customer": c,
+        "service": service_of(c, "broadband"),
+        "card": sandbox_card(app, c.id),
+        "products": addon_catalogue(app),
+        "browser": page_client(app, user),
+    }
 
 
 def review(world, code):
-    return world["browser"].get(f"/services/{world['service'].id}/addons/review",
-                                params={"product_id": world["products"][code].id})
+    return world["browser"].get(
+        f"/services/{world['service'].id}/addons/review",
+        params={"product_id": world["products"][code].id},
+    )
 
 
 @pytest.mark.spec("ADD-2", "SVC-3")
@@ -42,8 +50,10 @@ def test_browse_review_confirm_and_follow_the_status(app, world):
     page = review(world, "broadband-boost-900")
     assert page.status_code == 200 and "Confirm and add" in page.text
     assert 'name="method"' not in page.text  # nothing to pay now: no card needed
-    form = {"idempotency_key": form_value(page.text, "idempotency_key"),
-            "product_id": form_value(page.text, "product_id")}
+    form = {
+        "idempotency_key": form_value(page.text, "idempotency_key"),
+        "product_id": form_value(page.text, "product_id"),
+    }
     path = f"/services/{service.id}/addons/order"
     first, second = browser.post(path, form=form), browser.post(path, form=form)
     assert first.status_code == second.status_code == 303
@@ -62,15 +72,25 @@ def test_browse_review_confirm_and_follow_the_status(app, world):
 def test_a_one_off_price_is_paid_on_the_review_page(app, world):
     page = review(world, "broadband-static-ip")
     assert "Pay £10.00 and add" in page.text and world["card"].label in page.text
-    r = world["browser"].post(f"/services/{world['service'].id}/addons/order", form={
-        "idempotency_key": uuid.uuid4().hex, "product_id": form_value(page.text, "product_id"),
-        "method": str(world["card"].id)})
+    r = world["browser"].post(
+        f"/services/{world['service'].id}/addons/order",
+        form={
+            "idempotency_key": uuid.uuid4().hex,
+            "product_id": form_value(page.text, "product_id"),
+            "method": str(world["card"].id),
+        },
+    )
     assert r.status_code == 303 and SandboxCharge.select().count() == 1
     run_tasks(app)
     shown = world["browser"].get(r.headers["location"]).text
     assert "Your static IP address" in shown and 'data-addon-detail' in shown
-    missing = world["browser"].post(f"/services/{world['service'].id}/addons/order", form={
-        "idempotency_key": uuid.uuid4().hex, "product_id": form_value(page.text, "product_id")})
+    missing = world["browser"].post(
+        f"/services/{world['service'].id}/addons/order",
+        form={
+            "idempotency_key": uuid.uuid4().hex,
+            "product_id": form_value(page.text, "product_id"),
+        },
+    )
     assert missing.status_code == 422 and "Choose how to pay." in missing.text
 
 
@@ -79,15 +99,24 @@ def test_remove_where_allowed_and_support_where_not(app, world):
     browser, service = world["browser"], world["service"]
     for code in ("broadband-boost-900", "broadband-router-wifi6"):
         page = review(world, code)
-        browser.post(f"/services/{service.id}/addons/order", form={
-            "idempotency_key": uuid.uuid4().hex, "product_id": form_value(page.text, "product_id"),
-            "method": str(world["card"].id)})
+        browser.post(
+            f"/services/{service.id}/addons/order",
+            form={
+                "idempotency_key": uuid.uuid4().hex,
+                "product_id": form_value(page.text, "product_id"),
+                "method": str(world["card"].id),
+            },
+        )
     run_tasks(app)
-    boost, router = (ServiceAddon.get(ServiceAddon.name == n) for n in
-                     ("Speed boost to 900 Mb/s", "Wi-Fi 6 router rental"))
+    boost, router = (
+        ServiceAddon.get(ServiceAddon.name == n)
+        for n in ("Speed boost to 900 Mb/s", "Wi-Fi 6 router rental")
+    )
     router_page = browser.get(f"/services/{service.id}/addons/{router.id}/remove")
-    assert "contact support" in router_page.text and "<form" not in router_page.text.split(
-        "<main", 1)[1].split("</main>", 1)[0]
+    assert (
+        "contact support" in router_page.text
+        and "<form" not in router_page.text.split("<main", 1)[1].split("</main>", 1)[0]
+    )
     refused = browser.post(f"/services/{service.id}/addons/{router.id}/remove", form={})
     assert refused.status_code == 409 and ServiceAddon.get_by_id(router.id).status == "active"
     confirm = browser.get(f"/services/{service.id}/addons/{boost.id}/remove")
@@ -125,6 +154,12 @@ def test_form_keys_follow_the_one_key_rule(app, world):
     assert ServiceAddon.select().count() == 0
     short = browser.post(path, form={"idempotency_key": "k", "product_id": product_id})
     assert short.status_code == 303 and ServiceAddon.select().count() == 1
-    paid = browser.post(path, form={"idempotency_key": "x" * 255, "method": str(world["card"].id),
-                                    "product_id": str(world["products"]["broadband-static-ip"].id)})
+    paid = browser.post(
+        path,
+        form={
+            "idempotency_key": "x" * 255,
+            "method": str(world["card"].id),
+            "product_id": str(world["products"]["broadband-static-ip"].id),
+        },
+    )
     assert paid.status_code == 303 and SandboxCharge.select().count() == 1

@@ -13,6 +13,7 @@ cannot state: a wrong current password, an expired cursor or token, an unknown p
 number. The 422 must still be a documented problem+json with field ``errors``, which
 ``status_code_conformance`` and ``response_schema_conformance`` check.
 """
+
 from __future__ import annotations
 
 import collections
@@ -42,27 +43,38 @@ def load_schema(app):
     schema = schemathesis.openapi.from_wsgi("/api/v1/openapi.json", app.wsgi)
     # Every check but response time: speed is measured in bench/, and a busy CI machine
     # once took 10.9 s for one request, which is not a defect of the API.
-    schema.config.checks.update(included_check_names=["all"],
-                                excluded_check_names=["max_response_time"])
+    schema.config.checks.update(
+        included_check_names=["all"], excluded_check_names=["max_response_time"]
+    )
     schema.config.checks.positive_data_acceptance = PositiveDataAcceptanceConfig(
-        expected_statuses=["2xx", "401", "403", "404", "409", "402", "422", "429"])
+        expected_statuses=["2xx", "401", "403", "404", "409", "402", "422", "429"]
+    )
     return schema.exclude(path_regex=ENDS_SESSION)
 
 
 def tokens(app) -> dict:
     from plugins.operator import tokens as service_tokens
+
     admin = StaffUser.get(StaffUser.email == "admin@example.com")
-    operator, _ = service_tokens.create(app, "fuzz", list(service_tokens.SCOPES),
-                                        utcnow() + timedelta(days=1), admin)
-    return {"customer": Client(app).login("alice@example.com")["token"],
-            "staff": Client(app).login("admin@example.com", staff=True)["token"],
-            "operator": operator}
+    operator, _ = service_tokens.create(
+        app, "fuzz", list(service_tokens.SCOPES), utcnow() + timedelta(days=1), admin
+    )
+    return {
+        "customer": Client(app).login("alice@example.com")["token"],
+        "staff": Client(app).login("admin@example.com", staff=True)["token"],
+        "operator": operator,
+    }
 
 
 def caller(path: str) -> str:
     """Who calls a documented path: staff, the operator's systems (a service token) or alice."""
-    return "staff" if path.startswith("/staff") else \
-        "operator" if path.startswith("/operator") else "customer"
+    return (
+        "staff"
+        if path.startswith("/staff")
+        else "operator"
+        if path.startswith("/operator")
+        else "customer"
+    )
 
 
 def real_ids(app, customer: Customer, path: str) -> dict | None:
@@ -98,9 +110,14 @@ def fuzz(app, max_examples: int) -> tuple[collections.Counter, dict]:
             for ids in variants:
                 strategy = op.as_strategy(generation_mode=mode, path_parameters=ids)
 
-                @settings(max_examples=max_examples, deadline=None, database=None,
-                          derandomize=True, suppress_health_check=list(HealthCheck),
-                          phases=[Phase.explicit, Phase.generate])
+                @settings(
+                    max_examples=max_examples,
+                    deadline=None,
+                    database=None,
+                    derandomize=True,
+                    suppress_health_check=list(HealthCheck),
+                    phases=[Phase.explicit, Phase.generate],
+                )
                 @given(case=strategy)
                 def run(case):
                     examples[op.label] += 1
@@ -108,8 +125,10 @@ def fuzz(app, max_examples: int) -> tuple[collections.Counter, dict]:
                         case.call_and_validate(headers=headers)
                     except FailureGroup as exc:
                         for failure in exc.exceptions:
-                            failures[f"{op.label} ({mode.value}): {failure.title}\n"
-                                     f"{str(failure)[:400]}\n{case.as_curl_command()[:300]}"] += 1
+                            failures[
+                                f"{op.label} ({mode.value}): {failure.title}\n"
+                                f"{str(failure)[:400]}\n{case.as_curl_command()[:300]}"
+                            ] += 1
 
                 try:
                     run()
@@ -125,9 +144,11 @@ def stateful(app, max_examples: int, steps: int) -> int:
     # Signing a contact (alice herself) out of her other sessions made hypothesis find the
     # run flaky (a replayed step met other data: FlakyStrategyDefinition on the dashboard's
     # alert links). Both still run in ``fuzz``.
-    schema = (schema.exclude(path_regex=r"^/(staff|operator)")
-              .exclude(method="DELETE", path="/account/sessions/{session_id}")
-              .exclude(method="POST", path="/account/contacts/{contact_id}/sign-out"))
+    schema = (
+        schema.exclude(path_regex=r"^/(staff|operator)")
+        .exclude(method="DELETE", path="/account/sessions/{session_id}")
+        .exclude(method="POST", path="/account/contacts/{contact_id}/sign-out")
+    )
     schema.config.update(headers={"Authorization": f"Bearer {auth['customer']}"})
     calls = collections.Counter()
 
@@ -136,16 +157,24 @@ def stateful(app, max_examples: int, steps: int) -> int:
             calls["steps"] += 1
             return super().get_call_kwargs(case)
 
-    Machine.run(settings=settings(max_examples=max_examples, stateful_step_count=steps,
-                                  deadline=None, database=None, derandomize=True,
-                                  suppress_health_check=list(HealthCheck)))
+    Machine.run(
+        settings=settings(
+            max_examples=max_examples,
+            stateful_step_count=steps,
+            deadline=None,
+            database=None,
+            derandomize=True,
+            suppress_health_check=list(HealthCheck),
+        )
+    )
     return calls["steps"]
 
 
 def assert_clean(failures, examples):
     report = "\n\n".join(f"[{n}x] {text}" for text, n in failures.most_common())
-    assert not failures, f"{len(failures)} kinds of failure in {sum(examples.values())} " \
-                         f"requests:\n{report}"
+    assert not failures, (
+        f"{len(failures)} kinds of failure in {sum(examples.values())} requests:\n{report}"
+    )
 
 
 #: Examples per operation, generation mode and id variant in the default run; PostgreSQL is
@@ -157,8 +186,10 @@ EXAMPLES = {"sqlite": 4, "postgresql": 2}
 def test_every_operation_answers_as_documented(demo_app, database_url):
     backend = database_url.split(":")[0]
     failures, examples = fuzz(demo_app, max_examples=EXAMPLES[backend])
-    print(f"\nschemathesis ({backend}): {sum(examples.values())} requests over "
-          f"{len(examples)} operations")
+    print(
+        f"\nschemathesis ({backend}): {sum(examples.values())} requests over "
+        f"{len(examples)} operations"
+    )
     assert len(examples) >= 90  # every operation of the document ran
     assert_clean(failures, examples)
 
@@ -173,8 +204,10 @@ def test_stateful_links_answer_as_documented(demo_app):
 @pytest.mark.long
 def test_every_operation_answers_as_documented_long(demo_app):
     failures, examples = fuzz(demo_app, max_examples=100)
-    print(f"\nschemathesis (long, {demo_app.settings.database_url.split(':')[0]}): "
-          f"{sum(examples.values())} requests over {len(examples)} operations")
+    print(
+        f"\nschemathesis (long, {demo_app.settings.database_url.split(':')[0]}): "
+        f"{sum(examples.values())} requests over {len(examples)} operations"
+    )
     assert_clean(failures, examples)
 
 
@@ -186,13 +219,16 @@ def test_stateful_links_answer_as_documented_long(demo_app):
 
 # -- what the fuzzer found, pinned ---------------------------------------------------------
 
+
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 def test_found_by_fuzzing_stay_fixed(demo_app):
     client = Client(demo_app)
     client.login("alice@example.com")
     # A made-up payment provider was a 503 ("not available right now"): it is bad input.
-    for path, body in (("/api/v1/payment-methods/setup", {"provider": "nope"}),
-                       ("/api/v1/payment-methods", {"setup_ref": "x", "provider": "nope"})):
+    for path, body in (
+        ("/api/v1/payment-methods/setup", {"provider": "nope"}),
+        ("/api/v1/payment-methods", {"setup_ref": "x", "provider": "nope"}),
+    ):
         answer = client.post(path, json=body)
         assert answer.status_code == 422 and "provider" in problem(answer)["errors"], path
     # An invoice id past the database's range in the archive's list was a 500 on SQLite.
@@ -211,7 +247,7 @@ def test_found_by_fuzzing_stay_fixed(demo_app):
 
 
 #: Values past what a database column holds: the answer must be a 4xx, never a 500.
-OUT_OF_RANGE = {"integer": [2 ** 64, -(2 ** 64), 2 ** 31], "date-time": ["0001-01-01T00:00:00+14:00"]}
+OUT_OF_RANGE = {"integer": [2**64, -(2**64), 2**31], "date-time": ["0001-01-01T00:00:00+14:00"]}
 
 
 def _properties(doc, schema):
@@ -225,7 +261,7 @@ def _kind(prop: dict) -> str:
     return next((k for k in kind if k != "null"), "") if isinstance(kind, list) else kind
 
 
-@pytest.mark.parametrize("huge", [2 ** 64])
+@pytest.mark.parametrize("huge", [2**64])
 def test_numbers_out_of_range_are_refused_not_crashed(demo_app, huge):
     """Ids in paths and integers and times in bodies beyond the database's range: a 4xx.
 
@@ -245,11 +281,15 @@ def test_numbers_out_of_range_are_refused_not_crashed(demo_app, huge):
             concrete = "/api/v1" + PARAM.sub(str(huge), path)
             body = op.get("requestBody", {}).get("content", {}).get("application/json", {})
             props = _properties(doc, body.get("schema", {}))
-            bodies = [{}] + [{name: value} for name, prop in props.items()
-                             for value in OUT_OF_RANGE.get(_kind(prop), [])]
+            bodies = [{}] + [
+                {name: value}
+                for name, prop in props.items()
+                for value in OUT_OF_RANGE.get(_kind(prop), [])
+            ]
             for sent in bodies if "{" not in path else [{}]:
-                answer = client.request(method.upper(), concrete,
-                                        json=sent if method != "get" else None)
+                answer = client.request(
+                    method.upper(), concrete, json=sent if method != "get" else None
+                )
                 assert answer.status_code < 500, (method, concrete, sent, answer.text[:300])
                 checked += 1
     assert checked > 100
@@ -260,11 +300,15 @@ def test_numbers_out_of_range_are_refused_not_crashed(demo_app, huge):
 #: Per field of a body: a lone surrogate in text (JSON's "\ud800" escape), numbers past any
 #: range, and nesting past ``engine.bodies.MAX_DEPTH`` (that json.dumps still writes).
 SURROGATE = "a\ud800b"
-HUGE = (10 ** 20, -(10 ** 20), 1e20, 1e23, 2 ** 64)
+HUGE = (10**20, -(10**20), 1e20, 1e23, 2**64)
 DEEP = 40
 #: Raw bodies for every operation that takes one: what no client library writes.
-RAW = ('{"x": ' + "[" * 100_000 + "]" * 100_000 + "}", '{"amount": 1e400}',
-       '{"amount": -1e400, "name": "\\udfff"}', "[" * 5000 + "]" * 5000)
+RAW = (
+    '{"x": ' + "[" * 100_000 + "]" * 100_000 + "}",
+    '{"amount": 1e400}',
+    '{"amount": -1e400, "name": "\\udfff"}',
+    "[" * 5000 + "]" * 5000,
+)
 
 
 def _nested(depth: int):
@@ -279,8 +323,14 @@ def valid_body(op, ids: dict) -> dict:
     value in one field is the only thing wrong and the request goes as far as it can."""
     found: list = []
 
-    @settings(max_examples=1, derandomize=True, database=None, deadline=None,
-              suppress_health_check=list(HealthCheck), phases=[Phase.explicit, Phase.generate])
+    @settings(
+        max_examples=1,
+        derandomize=True,
+        database=None,
+        deadline=None,
+        suppress_health_check=list(HealthCheck),
+        phases=[Phase.explicit, Phase.generate],
+    )
     @given(case=op.as_strategy(generation_mode=GenerationMode.POSITIVE, path_parameters=ids))
     def draw(case):
         found.append(case.body)
@@ -320,8 +370,9 @@ def probe(app) -> tuple[int, list[str]]:
         spec = doc["paths"][op.path][op.method.lower()]
         who = caller(op.path)
         headers = {"Authorization": f"Bearer {auth[who]}"}
-        ids = (real_ids(app, alice, op.path) if "{" in op.path else None) or \
-            {name: "1" for name in PARAM.findall(op.path)}
+        ids = (real_ids(app, alice, op.path) if "{" in op.path else None) or {
+            name: "1" for name in PARAM.findall(op.path)
+        }
         valid = valid_body(op, ids) if "requestBody" in spec else {}
         for body in probe_bodies(doc, spec, valid):
             sent += 1
@@ -336,13 +387,18 @@ def probe(app) -> tuple[int, list[str]]:
         client = Client(app, headers=headers)
         for raw, ctype in [(r, "application/json") for r in RAW] + [('{"a": 1}', None)]:
             sent += 1
-            answer = client.request(op.method.upper(), path, body=raw,
-                                    headers={"Content-Type": ctype} if ctype else {})
+            answer = client.request(
+                op.method.upper(), path, body=raw, headers={"Content-Type": ctype} if ctype else {}
+            )
             documented = str(answer.status_code) in spec["responses"]
-            if answer.status_code >= 500 or not documented or not answer.headers.get(
-                    "content-type", "").startswith("application/problem+json"):
-                failures.append(f"{op.label} {raw[:40]!r} ({ctype}): {answer.status_code} "
-                                f"{answer.text[:200]}")
+            if (
+                answer.status_code >= 500
+                or not documented
+                or not answer.headers.get("content-type", "").startswith("application/problem+json")
+            ):
+                failures.append(
+                    f"{op.label} {raw[:40]!r} ({ctype}): {answer.status_code} {answer.text[:200]}"
+                )
     return sent, failures
 
 
@@ -355,4 +411,3 @@ def test_sec3_what_the_outside_probe_sent_is_refused_as_documented(demo_app):
     print(f"\nprobe cases: {sent} requests, {len(failures)} failures")
     assert sent > 500
     assert not failures, "\n".join(failures[:40])
-

@@ -7,6 +7,7 @@
   form again with a message beside the field (422) and nothing is written: the rows of
   every table and the audit log are the same before and after. Never a 500.
 """
+
 from __future__ import annotations
 
 import csv
@@ -44,23 +45,58 @@ from plugins.usage.schemas import UsageEventIn
 from test_isolation import PARAM, VOLATILE, all_routes, foreign_values
 from usage_helpers import GB, bucket, customer_user, service_for
 
-CSV_COLUMNS = ["id", "service_id", "type", "quantity", "occurred_at", "destination",
-               "international", "counterparty"]
+CSV_COLUMNS = [
+    "id",
+    "service_id",
+    "type",
+    "quantity",
+    "occurred_at",
+    "destination",
+    "international",
+    "counterparty",
+]
 LINE_BREAK = re.compile(r"\r\n|\r|\n")  # what a file read with newline="" splits on
 EXAMPLES = 150 if LONG else 20
-FUZZ = settings(max_examples=EXAMPLES, deadline=None, database=None,
-                suppress_health_check=[HealthCheck.function_scoped_fixture,
-                                       HealthCheck.too_slow, HealthCheck.data_too_large])
+FUZZ = settings(
+    max_examples=EXAMPLES,
+    deadline=None,
+    database=None,
+    suppress_health_check=[
+        HealthCheck.function_scoped_fixture,
+        HealthCheck.too_slow,
+        HealthCheck.data_too_large,
+    ],
+)
 
 # -- the CSV usage import ---------------------------------------------------------------------
 
 #: Values no column accepts (each is checked against the schema before use).
 junk = st.one_of(
     st.text(max_size=30),
-    st.sampled_from(["", " ", "-1", "0", "1e3", "NaN", "12.5", "99999999999999999999999",
-                     "9223372036854775808", "0001-01-01T00:00:00+14:00", "9999-12-31T23:59:59-14:00",
-                     "2026-02-30T00:00:00", "yesterday", "true", "\x00", "'; DROP TABLE x; --",
-                     "\ufeff", "\u202e", "ｄａｔａ", "x" * 200]),
+    st.sampled_from(
+        [
+            "",
+            " ",
+            "-1",
+            "0",
+            "1e3",
+            "NaN",
+            "12.5",
+            "99999999999999999999999",
+            "9223372036854775808",
+            "0001-01-01T00:00:00+14:00",
+            "9999-12-31T23:59:59-14:00",
+            "2026-02-30T00:00:00",
+            "yesterday",
+            "true",
+            "\x00",
+            "'; DROP TABLE x; --",
+            "\ufeff",
+            "\u202e",
+            "ｄａｔａ",
+            "x" * 200,
+        ]
+    ),
 )
 #: Text a CSV reader may choke on (quotes, newlines, NUL, separators).
 raw_noise = st.text(alphabet=st.sampled_from(list('",;\r\n\t\x00x1é€')), min_size=1, max_size=40)
@@ -68,18 +104,25 @@ raw_noise = st.text(alphabet=st.sampled_from(list('",;\r\n\t\x00x1é€')), min_
 
 def valid_line(draw, service_id: int, n: int) -> dict:
     kind = draw(st.sampled_from(["data", "voice", "sms", "mms"]))
-    line = {"id": f"ok-{n}", "service_id": str(service_id), "type": kind,
-            "quantity": str(draw(st.integers(1, 10 ** 6))),
-            "occurred_at": (utcnow() - timedelta(minutes=draw(st.integers(11, 60 * 24 * 5))))
-            .isoformat(),
-            "destination": "offnet" if kind == "voice" else "",
-            "international": "", "counterparty": ""}
+    line = {
+        "id": f"ok-{n}",
+        "service_id": str(service_id),
+        "type": kind,
+        "quantity": str(draw(st.integers(1, 10**6))),
+        "occurred_at": (
+            utcnow() - timedelta(minutes=draw(st.integers(11, 60 * 24 * 5)))
+        ).isoformat(),
+        "destination": "offnet" if kind == "voice" else "",
+        "international": "",
+        "counterparty": "",
+    }
     return line
 
 
 def accepted(line: dict) -> bool:
     """What the importer's schema says of a line (the reference for 'invalid')."""
     from plugins.usage.importer import parse_line
+
     return not UsageEventIn().validate(parse_line(line))
 
 
@@ -120,10 +163,10 @@ def usage_files(draw, service_id: int):
 def usage_app(make_app):
     app = make_app()
     service = service_for(customer_user())
-    bucket(service, amount=10 ** 6 * GB)
-    bucket(service, "voice", amount=10 ** 9)
-    bucket(service, "sms", amount=10 ** 9)
-    bucket(service, "mms", amount=10 ** 9)
+    bucket(service, amount=10**6 * GB)
+    bucket(service, "voice", amount=10**9)
+    bucket(service, "sms", amount=10**9)
+    bucket(service, "mms", amount=10**9)
     return app, service
 
 
@@ -148,16 +191,21 @@ def test_csv_import_reports_every_bad_line_and_rates_every_good_line_once(usage_
         path.write_text(text, encoding="utf-8", newline="")
         before = ledger()
         result = run_import(app, path)
-        assert result.exception is None or isinstance(result.exception, SystemExit), \
-            result.output  # a report, never a traceback
-        reported = {int(line.split(":")[0][5:]) for line in result.stderr.splitlines()
-                    if line.startswith("line ")}
+        assert result.exception is None or isinstance(result.exception, SystemExit), (
+            result.output
+        )  # a report, never a traceback
+        reported = {
+            int(line.split(":")[0][5:])
+            for line in result.stderr.splitlines()
+            if line.startswith("line ")
+        }
         # Every bad line is reported by its number, and no good one is.
         assert {n for n in reported if n < structured} == bad, (result.output, text)
         assert result.exit_code == (1 if reported else 0), result.output
         # Every valid line is rated, once: re-sent ids and earlier examples' ids are duplicates.
-        assert {e.event_id for e in UsageEvent.select()
-                .where(UsageEvent.event_id.in_(list(good)))} == good
+        assert {
+            e.event_id for e in UsageEvent.select().where(UsageEvent.event_id.in_(list(good)))
+        } == good
         assert ledger()[0] - before[0] == len(good - rated), result.output
         rated.update(good)
         after = ledger()
@@ -173,8 +221,14 @@ def test_csv_import_reports_lines_that_are_not_text_or_not_csv(usage_app, tmp_pa
     app, service = usage_app
     path = tmp_path / "usage.csv"
     at = (utcnow() - timedelta(hours=1)).isoformat()
-    for n, bad in enumerate((b"\xff\xfe\x00garbage", b"b1,\xc3\x28,data,1,x,,,",
-                             b"b2," + b"x" * 200_000 + b",data,1,x,,,", b"b3\x00,1,data,1,x,,,")):
+    for n, bad in enumerate(
+        (
+            b"\xff\xfe\x00garbage",
+            b"b1,\xc3\x28,data,1,x,,,",
+            b"b2," + b"x" * 200_000 + b",data,1,x,,,",
+            b"b3\x00,1,data,1,x,,,",
+        )
+    ):
         good = f"g{n},{service.id},data,10,{at},,,".encode()
         path.write_bytes(b"\n".join([",".join(CSV_COLUMNS).encode(), good, bad, good]) + b"\n")
         before = ledger()
@@ -188,24 +242,47 @@ def test_csv_import_reports_lines_that_are_not_text_or_not_csv(usage_app, tmp_pa
 # -- every HTML form -------------------------------------------------------------------------
 
 #: Forms with nothing a person types (sign out, language, buttons) or another principal's.
-NOT_FUZZED = re.compile(r"^/(logout|lang|staff/|impersonation/|webhooks/)|/(revoke|delete|default)$"
-                        r"|/end-others$|/dismiss$")
+NOT_FUZZED = re.compile(
+    r"^/(logout|lang|staff/|impersonation/|webhooks/)|/(revoke|delete|default)$"
+    r"|/end-others$|/dismiss$"
+)
 #: Bookkeeping a refused attempt may legitimately write: rate-limit and lockout counters,
 #: the session's last-seen time, and the sandbox provider's card-widget session that every
 #: rendering of a card form starts (as a GET does), and the Idempotency-Key's stored answer
 #: (a refused payment is answered the same way when repeated, by design). Everything else
 #: must stay as it was.
-BOOKKEEPING = {"rate_counter", "login_guard", "session", "known_device", "sandbox_setup",
-               "idempotency_record"}
+BOOKKEEPING = {
+    "rate_counter",
+    "login_guard",
+    "session",
+    "known_device",
+    "sandbox_setup",
+    "idempotency_record",
+}
 #: The card widget's fields, read only when "A new card" is the chosen way to pay.
 NEW_CARD_FIELDS = {"token", "save_card"}
 FIELD_ERROR = re.compile(r'class="field-errors?"|id="form-errors"|role="alert"')
 #: What may sit in a hidden field a page filled in (ids, keys, where to go next): each is
 #: checked for no 5xx and, when refused, no write. CR/LF and other sites in redirect targets.
-HIDDEN_JUNK = st.one_of(st.sampled_from([
-    "", "\x00", "/\r\nSet-Cookie: x=1", "/\n/evil.example", "//evil.example/", "/\\evil",
-    "https://evil.example/", "javascript:alert(1)", "9" * 30, "-1", "1e20", "x" * 3000]),
-    st.text(max_size=40))
+HIDDEN_JUNK = st.one_of(
+    st.sampled_from(
+        [
+            "",
+            "\x00",
+            "/\r\nSet-Cookie: x=1",
+            "/\n/evil.example",
+            "//evil.example/",
+            "/\\evil",
+            "https://evil.example/",
+            "javascript:alert(1)",
+            "9" * 30,
+            "-1",
+            "1e20",
+            "x" * 3000,
+        ]
+    ),
+    st.text(max_size=40),
+)
 
 
 class FormParser(HTMLParser):
@@ -222,12 +299,19 @@ class FormParser(HTMLParser):
         a = dict(attrs)
         if tag == "form":
             self._fields = {}
-            self.forms.append(((a.get("method") or "get").lower(), a.get("action") or "",
-                               self._fields))
-        elif self._fields is not None and tag == "button" and a.get("name") \
-                and a.get("type", "submit") == "submit":  # what clicking it sends: the first
-            self._fields.setdefault(a["name"], {"tag": tag, "type": "submit", "options": [],
-                                                "value": a.get("value", "")})
+            self.forms.append(
+                ((a.get("method") or "get").lower(), a.get("action") or "", self._fields)
+            )
+        elif (
+            self._fields is not None
+            and tag == "button"
+            and a.get("name")
+            and a.get("type", "submit") == "submit"
+        ):  # what clicking it sends: the first
+            self._fields.setdefault(
+                a["name"],
+                {"tag": tag, "type": "submit", "options": [], "value": a.get("value", "")},
+            )
             self._fields[a["name"]]["options"].append(a.get("value", ""))
         elif self._fields is not None and tag in ("input", "select", "textarea") and a.get("name"):
             kind = a.get("type", "text") if tag == "input" else tag
@@ -238,12 +322,20 @@ class FormParser(HTMLParser):
                 if "checked" in a:
                     self._fields[a["name"]]["value"] = a.get("value", "on")
                 return
-            value = a.get("value", "") if kind not in ("checkbox", "radio") or "checked" in a \
-                else ""
-            self._fields[a["name"]] = {"tag": tag, "type": kind, "value": value, "options": (
-                [a.get("value", "on")] if kind in ("checkbox", "radio") else []), **{
-                k: a[k] for k in ("required", "maxlength", "min", "max", "pattern", "inputmode")
-                if k in a}}
+            value = (
+                a.get("value", "") if kind not in ("checkbox", "radio") or "checked" in a else ""
+            )
+            self._fields[a["name"]] = {
+                "tag": tag,
+                "type": kind,
+                "value": value,
+                "options": ([a.get("value", "on")] if kind in ("checkbox", "radio") else []),
+                **{
+                    k: a[k]
+                    for k in ("required", "maxlength", "min", "max", "pattern", "inputmode")
+                    if k in a
+                },
+            }
             if tag == "select":
                 self._select = self._fields[a["name"]]
         elif tag == "option" and self._select is not None:
@@ -262,8 +354,11 @@ def page_forms(html: str) -> list[tuple[str, str, dict]]:
     """(method, action, fields) of the page's forms (a form of buttons alone has no fields)."""
     parser = FormParser()
     parser.feed(html)
-    return [(method, action, fields) for method, action, fields in parser.forms
-            if not NOT_FUZZED.search(action.split("?")[0])]
+    return [
+        (method, action, fields)
+        for method, action, fields in parser.forms
+        if not NOT_FUZZED.search(action.split("?")[0])
+    ]
 
 
 def invalid_values(field: dict) -> st.SearchStrategy[str]:
@@ -272,13 +367,21 @@ def invalid_values(field: dict) -> st.SearchStrategy[str]:
     if field.get("required") is not None and field["type"] not in ("checkbox", "radio"):
         wrong.append(st.sampled_from(["", " ", "\t\n"]))
     if "maxlength" in field:
-        wrong.append(st.text(alphabet="aé1 ", min_size=int(field["maxlength"]) + 1,
-                             max_size=int(field["maxlength"]) + 50).filter(str.strip))
+        wrong.append(
+            st.text(
+                alphabet="aé1 ",
+                min_size=int(field["maxlength"]) + 1,
+                max_size=int(field["maxlength"]) + 50,
+            ).filter(str.strip)
+        )
     if field["type"] == "email":
         wrong.append(st.sampled_from(["not-an-email", "@", "a@", "a b@example.com"]))
     if field["type"] == "number" or field.get("inputmode") in ("numeric", "decimal"):
-        wrong.append(st.sampled_from(["abc", "1e309", "1e20", "-1e20", "NaN", "--1",
-                                      "99999999999999999999999"]))
+        wrong.append(
+            st.sampled_from(
+                ["abc", "1e309", "1e20", "-1e20", "NaN", "--1", "99999999999999999999999"]
+            )
+        )
     for bound, side in (("min", -1), ("max", 1)):
         if bound in field:
             try:
@@ -289,10 +392,14 @@ def invalid_values(field: dict) -> st.SearchStrategy[str]:
         # A checkbox or a yes/no choice: "" is as if not ticked, and "TRUE", "on", "0"...
         # are spellings of yes and no (marshmallow's Boolean), not wrong values.
         spellings = {"", *map(str, fields.Boolean.truthy), *map(str, fields.Boolean.falsy)}
-        yes_no = spellings if field["type"] == "checkbox" or set(field["options"]) <= spellings \
+        yes_no = (
+            spellings
+            if field["type"] == "checkbox" or set(field["options"]) <= spellings
             else set()
-        wrong.append(st.text(max_size=20).filter(
-            lambda v: v not in field["options"] and v not in yes_no))
+        )
+        wrong.append(
+            st.text(max_size=20).filter(lambda v: v not in field["options"] and v not in yes_no)
+        )
     return st.one_of(wrong)
 
 
@@ -307,10 +414,14 @@ def table_digest(app) -> dict[str, str]:
                 continue
             count = model.select().count()
             if count > 2000 or name == "outbox_message":  # the relay updates sent messages
-                out[name] = f"{count}:{model.select(peewee.fn.MAX(model._meta.primary_key)).scalar()}"
+                out[name] = (
+                    f"{count}:{model.select(peewee.fn.MAX(model._meta.primary_key)).scalar()}"
+                )
                 continue
-            rows = [{k: v for k, v in row.items() if k not in VOLATILE}  # an attempt's time
-                    for row in model.select().order_by(model._meta.primary_key).dicts()]
+            rows = [
+                {k: v for k, v in row.items() if k not in VOLATILE}  # an attempt's time
+                for row in model.select().order_by(model._meta.primary_key).dicts()
+            ]
             out[name] = f"{count}:" + hashlib.sha256(repr(rows).encode()).hexdigest()
     return out
 
@@ -335,16 +446,22 @@ def crawl(client, starts: list[str], limit: int = 250) -> dict[tuple[str, str], 
             if method == "get":  # e.g. choosing a top-up leads to its review page
                 queue.append(f"{action or path}?{urlencode(defaults(inputs))}")
         for link in re.findall(r'href="(/[^"#]*)"', answer.text):
-            if not link.startswith(("/static/", "/api/", "/logout", "/staff")) and \
-                    link not in seen and not link.endswith((".pdf", ".zip", ".csv")):
+            if (
+                not link.startswith(("/static/", "/api/", "/logout", "/staff"))
+                and link not in seen
+                and not link.endswith((".pdf", ".zip", ".csv"))
+            ):
                 queue.append(html_unescape(link))
     return forms
 
 
 def defaults(fields: dict) -> dict:
     """What a person would send: the rendered values, the demo password in password fields."""
-    return {name: (DEMO_PASSWORD if f["type"] == "password" else f["value"])
-            for name, f in fields.items() if name != "csrf_token"}
+    return {
+        name: (DEMO_PASSWORD if f["type"] == "password" else f["value"])
+        for name, f in fields.items()
+        if name != "csrf_token"
+    }
 
 
 def fuzz_forms(app, client, forms: dict, examples: int, hidden: bool) -> tuple[int, dict]:
@@ -361,8 +478,12 @@ def fuzz_forms(app, client, forms: dict, examples: int, hidden: bool) -> tuple[i
             if name == "csrf_token" or (field["type"] == "hidden") != hidden:
                 continue
 
-            @settings(max_examples=examples, deadline=None, database=None,
-                      suppress_health_check=list(HealthCheck))
+            @settings(
+                max_examples=examples,
+                deadline=None,
+                database=None,
+                suppress_health_check=list(HealthCheck),
+            )
             @given(value=HIDDEN_JUNK if hidden else invalid_values(field))
             def submit(value):
                 nonlocal sent, before
@@ -370,16 +491,20 @@ def fuzz_forms(app, client, forms: dict, examples: int, hidden: bool) -> tuple[i
                 sent_values = {**defaults(inputs), name: value}
                 if name in NEW_CARD_FIELDS and "new" in inputs.get("method", {}).get("options", []):
                     sent_values["method"] = "new"  # they count only when paying with a new card
-                answer = client.post(action, form=sent_values) if method == "post" else \
-                    client.get(action, params=sent_values)
+                answer = (
+                    client.post(action, form=sent_values)
+                    if method == "post"
+                    else client.get(action, params=sent_values)
+                )
                 where = f"{method.upper()} {action} {name}={value[:40]!r} (form on {page})"
                 if answer.status_code >= 500:
                     findings.setdefault(where, f"{answer.status_code}: {answer.text[:200]}")
                 elif method == "get" or hidden:  # a filter may ignore what it cannot use
                     pass
                 elif answer.status_code < 400:
-                    findings.setdefault(where, f"accepted: {answer.status_code} "
-                                               f"{answer.headers.get('location')}")
+                    findings.setdefault(
+                        where, f"accepted: {answer.status_code} {answer.headers.get('location')}"
+                    )
                 elif answer.status_code == 404 and value.strip().isdigit():
                     pass  # another customer's card or product: a foreign id is a 404
                 elif not FIELD_ERROR.search(answer.text):
@@ -401,9 +526,13 @@ STAFF_PAGES = ("/staff", "/impersonat")
 def page_routes(app, method: str, audience: str) -> list[str]:
     """Templates of the portal's pages (not the API) that answer ``method`` for ``audience``
     ("customer" or "public"); the staff console's pages are another principal's."""
-    return [path for _, path, auth, methods in all_routes(app)
-            if method in methods and auth == audience
-            and not path.startswith(("/api/", "/static/", "/webhooks/", *STAFF_PAGES))]
+    return [
+        path
+        for _, path, auth, methods in all_routes(app)
+        if method in methods
+        and auth == audience
+        and not path.startswith(("/api/", "/static/", "/webhooks/", *STAFF_PAGES))
+    ]
 
 
 def start_pages(app, customer: Customer, audience: str) -> list[str]:
@@ -420,12 +549,17 @@ def start_pages(app, customer: Customer, audience: str) -> list[str]:
 def pending_challenge(app, client: Client, customer: Customer) -> str:
     """A top-up paid with the test card that asks the bank: its page shows the 3-D Secure form."""
     card = sandbox_card(app, customer.id, "4000002500003155", default=False)
-    service = next(Service.get_by_id(int(s)) for s in foreign_values(app, "service_id", customer)
-                   if topups_service.offered(Service.get_by_id(int(s))))
+    service = next(
+        Service.get_by_id(int(s))
+        for s in foreign_values(app, "service_id", customer)
+        if topups_service.offered(Service.get_by_id(int(s)))
+    )
     product = topups_service.offered(service)[0]
-    answer = client.post(f"/api/v1/services/{service.id}/topups", headers={
-        "Idempotency-Key": "challenge-1"}, json={"product_id": product.id,
-                                                 "payment_method_id": card.id})
+    answer = client.post(
+        f"/api/v1/services/{service.id}/topups",
+        headers={"Idempotency-Key": "challenge-1"},
+        json={"product_id": product.id, "payment_method_id": card.id},
+    )
     assert answer.status_code == 202, answer.text[:300]
     return f"/services/{service.id}/topup/purchases/{answer.json['purchase']['id']}"
 
@@ -451,26 +585,48 @@ def principals_and_forms(app) -> list[tuple[Client, dict]]:
     carol = Client(app)
     carol.login("carol@example.com")
     enable_2fa(carol, User.get(User.email == "carol@example.com"))
-    carol_forms = {k: v for k, v in crawl(carol, ["/account/security"], limit=3).items()
-                   if k not in alice_forms}
+    carol_forms = {
+        k: v
+        for k, v in crawl(carol, ["/account/security"], limit=3).items()
+        if k not in alice_forms
+    }
     bob_client = Client(app)  # the primary contact: the contacts page's manage and sign-out forms
     bob_client.login("bob@example.com")
-    bob_forms = {k: v for k, v in crawl(bob_client, ["/account/contacts"], limit=3).items()
-                 if k not in alice_forms}
+    bob_forms = {
+        k: v
+        for k, v in crawl(bob_client, ["/account/contacts"], limit=3).items()
+        if k not in alice_forms
+    }
     anonymous = Client(app)
     bob = User.get(User.email == "bob@example.com")
     with database.atomic():
         token = reset.issue(app, bob)
-    EmailChange.create(user=bob.id, old_email=bob.email, new_email="bob.new@example.com",
-                       token_hash=token_hash("email-link-token"))
-    public = crawl(anonymous, [  # the links' pages first: without their tokens, an error page
-        f"/password/reset?token={token}", "/account/email/verify?token=email-link-token",
-        urlsplit(guest).path, *start_pages(app, customer, "public")], limit=40)
+    EmailChange.create(
+        user=bob.id,
+        old_email=bob.email,
+        new_email="bob.new@example.com",
+        token_hash=token_hash("email-link-token"),
+    )
+    public = crawl(
+        anonymous,
+        [  # the links' pages first: without their tokens, an error page
+            f"/password/reset?token={token}",
+            "/account/email/verify?token=email-link-token",
+            urlsplit(guest).path,
+            *start_pages(app, customer, "public"),
+        ],
+        limit=40,
+    )
     second_step = Client(app)  # carol's sign-in waits for her code
     second_step.post("/login", form={"email": "carol@example.com", "password": DEMO_PASSWORD})
     step_forms = crawl(second_step, ["/login/2fa"], limit=1)
-    return [(alice, alice_forms), (carol, carol_forms), (anonymous, public),
-            (second_step, step_forms), (bob_client, bob_forms)]
+    return [
+        (alice, alice_forms),
+        (carol, carol_forms),
+        (anonymous, public),
+        (second_step, step_forms),
+        (bob_client, bob_forms),
+    ]
 
 
 def check_every_form(app, examples: int) -> None:
@@ -482,15 +638,18 @@ def check_every_form(app, examples: int) -> None:
         if NOT_FUZZED.search(path):
             continue
         template = re.compile("^" + PARAM.sub("[^/]+", path) + "$")
-        assert any(template.match(a.split("?")[0]) for a in actions), \
+        assert any(template.match(a.split("?")[0]) for a in actions), (
             f"no page the crawl reached has a form posting to {path}: start it from one"
+        )
     sent, findings = 0, {}
     for hidden in (False, True):
         for client, forms in groups:
             more, found = fuzz_forms(app, client, forms, examples, hidden)
             sent, findings = sent + more, {**findings, **found}
-    print(f"\nforms ({app.settings.database_url.split(':')[0]}): {len(actions)} forms, "
-          f"{sent} invalid submissions")
+    print(
+        f"\nforms ({app.settings.database_url.split(':')[0]}): {len(actions)} forms, "
+        f"{sent} invalid submissions"
+    )
     assert not findings, "\n".join(f"{k}: {v}" for k, v in findings.items())
 
 
@@ -498,6 +657,7 @@ def check_every_form(app, examples: int) -> None:
 def portal(make_app):
     """The demo portal with every form the operator can switch on (self-service cancel)."""
     from engine.demo import seed_demo
+
     app = make_app(services={"allow_cancel": True})
     app.demo = seed_demo(app)
     return app
@@ -505,8 +665,9 @@ def portal(make_app):
 
 @pytest.mark.spec("ACCT-3", "SEC-3")
 @pytest.mark.parametrize("database_url", ["sqlite", "postgresql"], indirect=True)
-def test_every_form_refuses_invalid_input_with_a_field_message_and_writes_nothing(portal,
-                                                                               database_url):
+def test_every_form_refuses_invalid_input_with_a_field_message_and_writes_nothing(
+    portal, database_url
+):
     check_every_form(portal, examples=3 if database_url.startswith("sqlite") else 2)
 
 
@@ -527,6 +688,7 @@ def test_a_nul_is_a_field_error_not_a_500(demo_app):
     answer = alice.post("/api/v1/account/api-keys", json=body)
     assert answer.status_code == 422 and "name" in answer.json["errors"], answer.text
     page = alice.post("/account/api-keys", form=body)
-    assert page.status_code == 422 and 'id="f-name-error"' in page.text or \
-        'name-error' in page.text, page.text[:300]
+    assert (
+        page.status_code == 422 and 'id="f-name-error"' in page.text or 'name-error' in page.text
+    ), page.text[:300]
     assert table_digest(demo_app) == before

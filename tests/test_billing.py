@@ -1,4 +1,5 @@
 """Invoices and transactions: issuing, tax, the API and pages, PDFs, the archive, overdue, LIM-3."""
+
 from __future__ import annotations
 
 import hashlib
@@ -39,17 +40,20 @@ def client_for(app, user) -> Client:
 
 def pdf_text(data: bytes) -> str:
     from pypdf import PdfReader
+
     return "\n".join(page.extract_text() for page in PdfReader(io.BytesIO(data)).pages)
 
 
 # -- issuing ------------------------------------------------------------------------------
 
+
 @pytest.mark.spec("BILL-1")
 def test_issuing_gathers_uninvoiced_charges_and_credits_with_tax(app, alice):
     c, _ = alice
     invoicing.record_transaction(app, c.id, kind="charge", description="Mobile", amount=1500)
-    invoicing.record_transaction(app, c.id, kind="charge", description="Roaming", amount=999,
-                                 tax_rate=0)
+    invoicing.record_transaction(
+        app, c.id, kind="charge", description="Roaming", amount=999, tax_rate=0
+    )
     invoicing.record_transaction(app, c.id, kind="credit", description="Goodwill", amount=-500)
     invoice = invoicing.issue_invoice(app, c.id, due_days=10)
 
@@ -58,8 +62,12 @@ def test_issuing_gathers_uninvoiced_charges_and_credits_with_tax(app, alice):
     # 20% of 1500 = 300, of -500 = -100; the roaming line is zero-rated.
     assert invoice.tax_total == 200 and invoice.total == 2199
     assert invoice.status == "unpaid" and invoice.due_at - invoice.issued_at == timedelta(days=10)
-    assert [l.amount for l in InvoiceLine.select().where(InvoiceLine.invoice == invoice)
-            .order_by(InvoiceLine.position)] == [1500, 999, -500]
+    assert [
+        l.amount
+        for l in InvoiceLine.select()
+        .where(InvoiceLine.invoice == invoice)
+        .order_by(InvoiceLine.position)
+    ] == [1500, 999, -500]
     tax = {t.rate: (t.taxable_amount, t.tax_amount) for t in InvoiceTaxLine.select()}
     assert tax == {0: (999, 0), 2000: (1000, 200)}
     assert not Transaction.select().where(Transaction.invoice.is_null()).exists()
@@ -79,15 +87,18 @@ def test_tax_rounds_half_away_from_zero():
 
 def test_recording_with_a_reference_is_idempotent(app, alice):
     c, _ = alice
-    first = invoicing.record_transaction(app, c.id, kind="charge", description="Fee",
-                                         amount=100, reference="ext-1")
-    again = invoicing.record_transaction(app, c.id, kind="charge", description="Fee",
-                                         amount=100, reference="ext-1")
+    first = invoicing.record_transaction(
+        app, c.id, kind="charge", description="Fee", amount=100, reference="ext-1"
+    )
+    again = invoicing.record_transaction(
+        app, c.id, kind="charge", description="Fee", amount=100, reference="ext-1"
+    )
     assert first.id == again.id and Transaction.select().count() == 1
 
 
 def test_service_renewal_records_the_fee_once(app, alice):
     from engine.models import Product, Service
+
     c, _ = alice
     product = Product.create(code="m", name="Mobile", monthly_fee=1500)
     service = Service.create(customer=c, product=product, name="Mobile - 1", monthly_fee=1500)
@@ -99,16 +110,21 @@ def test_service_renewal_records_the_fee_once(app, alice):
 
 # -- staff API ------------------------------------------------------------------------------
 
+
 @pytest.mark.spec("BILL-1", "BILL-4")
 def test_staff_record_transactions_issue_an_invoice_and_record_a_payment(app, alice):
     c, user = alice
     agent = client_for(app, staff("billing"))
-    for body in ({"kind": "charge", "description": "Fibre 500", "amount": 3000},
-                 {"kind": "credit", "description": "Refund of a fault", "amount": -1000}):
+    for body in (
+        {"kind": "charge", "description": "Fibre 500", "amount": 3000},
+        {"kind": "credit", "description": "Refund of a fault", "amount": -1000},
+    ):
         r = agent.post(f"/api/v1/staff/customers/{c.id}/transactions", json=body)
         assert r.status_code == 201, r.text
-    bad = agent.post(f"/api/v1/staff/customers/{c.id}/transactions",
-                     json={"kind": "credit", "description": "x", "amount": 5})
+    bad = agent.post(
+        f"/api/v1/staff/customers/{c.id}/transactions",
+        json={"kind": "credit", "description": "x", "amount": 5},
+    )
     assert problem(bad)["errors"]["amount"] == ["A credit is a negative amount."]
 
     r = agent.post(f"/api/v1/staff/customers/{c.id}/invoices", json={"due_days": 7})
@@ -121,8 +137,10 @@ def test_staff_record_transactions_issue_an_invoice_and_record_a_payment(app, al
     assert {t["status"] for t in mine} == {"invoiced"}
     assert {t["invoice_number"] for t in mine} == {issued["number"]}
 
-    paid = agent.post(f"/api/v1/staff/invoices/{issued['id']}/payments",
-                      json={"amount": 2400, "reference": "BACS 123"})
+    paid = agent.post(
+        f"/api/v1/staff/invoices/{issued['id']}/payments",
+        json={"amount": 2400, "reference": "BACS 123"},
+    )
     assert paid.status_code == 201, paid.text
     invoice = Invoice.get_by_id(issued["id"])
     assert invoice.status == "paid" and invoice.amount_paid == 2400
@@ -136,8 +154,10 @@ def test_staff_routes_need_the_billing_permission(app, alice):
     r = plain.post(f"/api/v1/staff/customers/{c.id}/invoices", json={})
     assert problem(r)["status"] == 403
     # A customer token cannot reach staff routes at all.
-    assert client_for(app, user).post(f"/api/v1/staff/customers/{c.id}/invoices",
-                                      json={}).status_code == 401
+    assert (
+        client_for(app, user).post(f"/api/v1/staff/customers/{c.id}/invoices", json={}).status_code
+        == 401
+    )
     # Unknown or malformed ids are 404s.
     agent = client_for(app, staff("admin", name="ada"))
     assert agent.get("/api/v1/staff/invoices/999").status_code == 404
@@ -145,6 +165,7 @@ def test_staff_routes_need_the_billing_permission(app, alice):
 
 
 # -- the customer's view (BILL-1, BILL-4), tenant isolation (LIM-2) and LIM-3 ---------------------
+
 
 @pytest.mark.spec("BILL-1")
 def test_invoice_list_and_detail(app, alice):
@@ -173,12 +194,19 @@ def test_another_customers_invoices_are_404_everywhere(app, alice, bob):
     (_, alice_user), (b, _) = alice, bob
     theirs = invoice_for(app, b.id, 1000)
     api = client_for(app, alice_user)
-    for path in (f"/api/v1/invoices/{theirs.id}", f"/api/v1/invoices/{theirs.id}/pdf",
-                 f"/api/v1/invoices/archive?ids={theirs.id}", f"/billing/invoices/{theirs.id}",
-                 f"/billing/invoices/{theirs.id}/pdf", f"/billing/invoices/{theirs.id}/pay"):
+    for path in (
+        f"/api/v1/invoices/{theirs.id}",
+        f"/api/v1/invoices/{theirs.id}/pdf",
+        f"/api/v1/invoices/archive?ids={theirs.id}",
+        f"/billing/invoices/{theirs.id}",
+        f"/billing/invoices/{theirs.id}/pdf",
+        f"/billing/invoices/{theirs.id}/pay",
+    ):
         assert api.get(path).status_code == 404, path
-    for path in (f"/api/v1/invoices/{theirs.id}/pay",
-                 f"/api/v1/invoices/{theirs.id}/payment-links"):
+    for path in (
+        f"/api/v1/invoices/{theirs.id}/pay",
+        f"/api/v1/invoices/{theirs.id}/payment-links",
+    ):
         assert api.post(path, json={}).status_code == 404, path
     assert api.get("/api/v1/invoices").json["items"] == []
     assert api.get("/api/v1/transactions").json["items"] == []
@@ -191,10 +219,14 @@ def test_no_customer_route_edits_or_voids_invoices_or_transactions(app, alice):
     tx = Transaction.get()
     api = client_for(app, user)
     attempts = [
-        ("DELETE", f"/api/v1/invoices/{invoice.id}"), ("PATCH", f"/api/v1/invoices/{invoice.id}"),
-        ("PUT", f"/api/v1/invoices/{invoice.id}"), ("POST", f"/api/v1/invoices/{invoice.id}"),
-        ("POST", f"/api/v1/invoices/{invoice.id}/void"), ("POST", "/api/v1/invoices"),
-        ("POST", "/api/v1/transactions"), ("DELETE", f"/api/v1/transactions/{tx.id}"),
+        ("DELETE", f"/api/v1/invoices/{invoice.id}"),
+        ("PATCH", f"/api/v1/invoices/{invoice.id}"),
+        ("PUT", f"/api/v1/invoices/{invoice.id}"),
+        ("POST", f"/api/v1/invoices/{invoice.id}"),
+        ("POST", f"/api/v1/invoices/{invoice.id}/void"),
+        ("POST", "/api/v1/invoices"),
+        ("POST", "/api/v1/transactions"),
+        ("DELETE", f"/api/v1/transactions/{tx.id}"),
         ("PATCH", f"/api/v1/transactions/{tx.id}"),
         ("POST", f"/api/v1/staff/customers/{c.id}/transactions"),
         ("POST", f"/api/v1/staff/customers/{c.id}/invoices"),
@@ -207,15 +239,24 @@ def test_no_customer_route_edits_or_voids_invoices_or_transactions(app, alice):
     assert Transaction.get_by_id(tx.id).amount == 1000
     # Every API operation a customer can call on billing reads, or pays: nothing else.
     doc = api.get("/api/v1/openapi.json").json
-    writes = {(p, m) for p, ops in doc["paths"].items() for m in ops
-              if m in ("post", "put", "patch", "delete") and "billing" in ops[m]["tags"]
-              and not p.startswith("/staff/")}
+    writes = {
+        (p, m)
+        for p, ops in doc["paths"].items()
+        for m in ops
+        if m in ("post", "put", "patch", "delete")
+        and "billing" in ops[m]["tags"]
+        and not p.startswith("/staff/")
+    }
     assert writes == {
-        ("/invoices/{invoice_id}/pay", "post"), ("/payments/{payment_id}/complete", "post"),
-        ("/invoices/{invoice_id}/payment-links", "post"), ("/payment-links/{link_id}", "delete"),
-        ("/payment-methods", "post"), ("/payment-methods/setup", "post"),
+        ("/invoices/{invoice_id}/pay", "post"),
+        ("/payments/{payment_id}/complete", "post"),
+        ("/invoices/{invoice_id}/payment-links", "post"),
+        ("/payment-links/{link_id}", "delete"),
+        ("/payment-methods", "post"),
+        ("/payment-methods/setup", "post"),
         ("/payment-methods/{method_id}", "delete"),
-        ("/payment-methods/{method_id}/default", "post")}
+        ("/payment-methods/{method_id}/default", "post"),
+    }
 
 
 @pytest.mark.spec("BILL-4")
@@ -242,12 +283,15 @@ def test_transactions_newest_first_by_date_filtered_and_as_csv(app, alice):
     c, user = alice
     day = lambda d: datetime(2026, 10, d, 12, tzinfo=timezone.utc)  # noqa: E731
     # recorded in this order, but they happened on the 5th, the 20th and the 1st
-    mid = invoicing.record_transaction(app, c.id, kind="charge", description="=Mid",
-                                       amount=500, occurred_at=day(5))
-    late = invoicing.record_transaction(app, c.id, kind="credit", description="Late",
-                                        amount=-100, occurred_at=day(20))
-    early = invoicing.record_transaction(app, c.id, kind="charge", description="Early",
-                                         amount=200, occurred_at=day(1))
+    mid = invoicing.record_transaction(
+        app, c.id, kind="charge", description="=Mid", amount=500, occurred_at=day(5)
+    )
+    late = invoicing.record_transaction(
+        app, c.id, kind="credit", description="Late", amount=-100, occurred_at=day(20)
+    )
+    early = invoicing.record_transaction(
+        app, c.id, kind="charge", description="Early", amount=200, occurred_at=day(1)
+    )
     api = client_for(app, user)
     ids = lambda r: [t["id"] for t in r.json["items"]]  # noqa: E731
     assert ids(api.get("/api/v1/transactions")) == [late.id, mid.id, early.id]
@@ -255,8 +299,9 @@ def test_transactions_newest_first_by_date_filtered_and_as_csv(app, alice):
     rest = api.get("/api/v1/transactions", params={"limit": 2, "cursor": first.json["next"]})
     assert ids(first) + ids(rest) == [late.id, mid.id, early.id] and rest.json["next"] is None
     assert ids(api.get("/api/v1/transactions", params={"type": "charge"})) == [mid.id, early.id]
-    assert ids(api.get("/api/v1/transactions",
-                       params={"from": "2026-10-05", "to": "2026-10-19"})) == [mid.id]
+    assert ids(
+        api.get("/api/v1/transactions", params={"from": "2026-10-05", "to": "2026-10-19"})
+    ) == [mid.id]
     bad = api.get("/api/v1/transactions", params={"from": "2026-10-05", "to": "2026-10-01"})
     assert bad.status_code == 422 and "from" in problem(bad)["errors"]
     assert api.get("/api/v1/transactions", params={"type": "gift"}).status_code == 422
@@ -277,6 +322,7 @@ def test_transactions_newest_first_by_date_filtered_and_as_csv(app, alice):
 
 # -- PDFs (BILL-3) and the archive (BILL-7) -----------------------------------------------------
 
+
 @pytest.mark.spec("BILL-3")
 def test_pdf_is_rendered_once_by_the_worker_and_served_as_stored(app, alice):
     c, user = alice
@@ -292,8 +338,17 @@ def test_pdf_is_rendered_once_by_the_worker_and_served_as_stored(app, alice):
     assert r.content == path.read_bytes()
     assert hashlib.sha256(r.content).hexdigest() == stored.pdf_sha256
     text = pdf_text(r.content)
-    for expected in (invoice.number, "Alice", c.number, "Line 1", "£15.00", "−£5.00",
-                     "VAT 20%", "£12.00", "Tax number"):
+    for expected in (
+        invoice.number,
+        "Alice",
+        c.number,
+        "Line 1",
+        "£15.00",
+        "−£5.00",
+        "VAT 20%",
+        "£12.00",
+        "Tax number",
+    ):
         assert expected.replace("−", "-") in text.replace("−", "-"), expected
     # Downloads never render again: the stored file is served even if the template changes.
     path.write_bytes(path.read_bytes() + b"\n% stored copy")
@@ -321,7 +376,9 @@ def test_bulk_pdf_renders_never_keep_a_customer_waiting(demo_app):
     """
     queued = Invoice.select().where(Invoice.pdf_path == "").count()
     assert queued >= 20
-    sent = Client(demo_app).post("/api/v1/auth/password/forgot", json={"email": "alice@example.com"})
+    sent = Client(demo_app).post(
+        "/api/v1/auth/password/forgot", json={"email": "alice@example.com"}
+    )
     assert sent.status_code == 202
     finished = Finished()
     demo_app.tasks.broker.add_middleware(finished)
@@ -330,12 +387,15 @@ def test_bulk_pdf_renders_never_keep_a_customer_waiting(demo_app):
     worker.start()
     try:
         deadline = time.monotonic() + 180
-        while "plugins.email.tasks.deliver_email" not in finished.actors and time.monotonic() < deadline:
+        while (
+            "plugins.email.tasks.deliver_email" not in finished.actors
+            and time.monotonic() < deadline
+        ):
             time.sleep(0.05)
     finally:
         worker.stop()
     assert "plugins.email.tasks.deliver_email" in finished.actors, finished.actors
-    before = finished.actors[:finished.actors.index("plugins.email.tasks.deliver_email")]
+    before = finished.actors[: finished.actors.index("plugins.email.tasks.deliver_email")]
     assert before.count("plugins.billing.tasks.render_invoice_pdf") <= 4, before
     assert Invoice.select().where(Invoice.pdf_path == "").count() > 0  # renders were still due
 
@@ -348,9 +408,14 @@ def test_pdf_period_of_one_day_is_one_date_and_of_many_a_range(app, alice):
     period = text.split("Period", 1)[1].splitlines()[0]
     assert period.strip() and "–" not in period  # not "1 Oct 2026 – 1 Oct 2026"
     for day in (2, 28):
-        invoicing.record_transaction(app, c.id, kind="charge", description=f"Day {day}",
-                                     amount=100, occurred_at=datetime(2026, 10, day, 12,
-                                                                      tzinfo=timezone.utc))
+        invoicing.record_transaction(
+            app,
+            c.id,
+            kind="charge",
+            description=f"Day {day}",
+            amount=100,
+            occurred_at=datetime(2026, 10, day, 12, tzinfo=timezone.utc),
+        )
     many = invoicing.issue_invoice(app, c.id)
     text = pdf_text(client_for(app, user).get(f"/api/v1/invoices/{many.id}/pdf").content)
     assert "2 Oct 2026 – 28 Oct 2026" in text
@@ -379,10 +444,10 @@ def test_archive_of_chosen_invoices_and_of_a_date_range(app, alice):
     assert "attachment" in r.headers["content-disposition"]
     archive = zipfile.ZipFile(io.BytesIO(r.content))
     assert archive.testzip() is None
-    assert sorted(archive.namelist()) == sorted([f"{old.number}.pdf", f"{new.number}.pdf",
-                                                 "invoices.csv"])
-    assert archive.read(f"{new.number}.pdf") == \
-        app.storage.read(Invoice.get_by_id(new.id).pdf_path)
+    assert sorted(archive.namelist()) == sorted(
+        [f"{old.number}.pdf", f"{new.number}.pdf", "invoices.csv"]
+    )
+    assert archive.read(f"{new.number}.pdf") == app.storage.read(Invoice.get_by_id(new.id).pdf_path)
     index = archive.read("invoices.csv").decode()
     assert f"{old.number},2025-03-01" in index and "36.00" in index
 
@@ -402,18 +467,21 @@ def test_archive_refuses_bad_requests_clearly(app, alice):
     invoice_for(app, c.id, 1000)
     api = client_for(app, user)
     assert "ids" in problem(api.get("/api/v1/invoices/archive"))["errors"]
-    bad = problem(api.get("/api/v1/invoices/archive", params={"from": "2025-05-01",
-                                                              "to": "2025-01-01"}))
+    bad = problem(
+        api.get("/api/v1/invoices/archive", params={"from": "2025-05-01", "to": "2025-01-01"})
+    )
     assert "from" in bad["errors"]
     assert "ids" in problem(api.get("/api/v1/invoices/archive", params={"ids": "1,x"}))["errors"]
     empty = api.get("/api/v1/invoices/archive", params={"from": "2001-01-01", "to": "2001-02-01"})
     assert problem(empty)["status"] == 404
-    page = api.get("/billing/archive?from=2025-05-01&to=2025-01-01",
-                   headers={"Accept": "text/html"})
+    page = api.get(
+        "/billing/archive?from=2025-05-01&to=2025-01-01", headers={"Accept": "text/html"}
+    )
     assert page.status_code == 422 and "The start date is after the end date." in page.text
 
 
 # -- overdue, dashboard, alerts ------------------------------------------------------------------
+
 
 @pytest.mark.spec("BILL-1")
 def test_periodic_job_marks_unpaid_invoices_overdue(app, alice):
@@ -459,6 +527,8 @@ def test_invoice_pages_render(app, alice):
     invoice = invoice_for(app, c.id, 1000)
     api = client_for(app, user)
     listing = api.get("/billing", headers={"Accept": "text/html"})
-    assert listing.status_code == 200 and invoice.number in listing.text and "Pay now" in listing.text
+    assert (
+        listing.status_code == 200 and invoice.number in listing.text and "Pay now" in listing.text
+    )
     detail = api.get(f"/billing/invoices/{invoice.id}", headers={"Accept": "text/html"})
     assert detail.status_code == 200 and "£12.00" in detail.text and "VAT 20%" in detail.text

@@ -4,6 +4,7 @@ Downloads stream the stored file with validators (ETag, Last-Modified, 304) and 
 render again; any node serves a document any other node stored; a bill run renders each
 invoice once, on several processes, and resumes after an interruption.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -30,8 +31,9 @@ from plugins.billing.models import Invoice
 
 def node(make_app, tmp_path, name: str, **storage):
     """One portal node: its own data folder, the test's database, ``storage`` settings."""
-    return make_app(plugins=[("test-auth", PrincipalHeader())],
-                    data_dir=str(tmp_path / name), storage=storage)
+    return make_app(
+        plugins=[("test-auth", PrincipalHeader())], data_dir=str(tmp_path / name), storage=storage
+    )
 
 
 @pytest.fixture
@@ -50,6 +52,7 @@ def get(app, user, path, **headers):
 
 # -- downloads ----------------------------------------------------------------------------
 
+
 @pytest.mark.spec("BILL-3")
 def test_a_stored_pdf_answers_with_validators_and_304s(app, alice):
     c, user = alice
@@ -62,7 +65,8 @@ def test_a_stored_pdf_answers_with_validators_and_304s(app, alice):
     assert first.headers["content-length"] == str(len(first.content))
     assert first.headers["cache-control"] == "private, no-cache"
     assert first.headers["last-modified"] == format_datetime(
-        invoice.pdf_rendered_at.replace(microsecond=0), usegmt=True)
+        invoice.pdf_rendered_at.replace(microsecond=0), usegmt=True
+    )
 
     for page in (url, f"/billing/invoices/{invoice.id}/pdf"):
         same = get(app, user, page, **{"If-None-Match": first.headers["etag"]})
@@ -71,9 +75,15 @@ def test_a_stored_pdf_answers_with_validators_and_304s(app, alice):
         since = get(app, user, page, **{"If-Modified-Since": first.headers["last-modified"]})
         assert since.status_code == 304
     assert get(app, user, url, **{"If-None-Match": '"another"'}).status_code == 200
-    assert get(app, user, url, **{"If-None-Match": '"another"',
-                                  "If-Modified-Since": first.headers["last-modified"]}
-               ).status_code == 200  # the ETag decides when both are sent
+    assert (
+        get(
+            app,
+            user,
+            url,
+            **{"If-None-Match": '"another"', "If-Modified-Since": first.headers["last-modified"]},
+        ).status_code
+        == 200
+    )  # the ETag decides when both are sent
     early = format_datetime(invoice.pdf_rendered_at - timedelta(days=1), usegmt=True)
     assert get(app, user, url, **{"If-Modified-Since": early}).status_code == 200
     assert get(app, user, url, **{"If-Modified-Since": "yesterday"}).status_code == 200
@@ -96,8 +106,11 @@ def test_a_local_pdf_is_handed_to_the_server_as_a_file_for_sendfile(app, alice):
     invoice = documents.store_pdf(app, invoice_for(app, c.id, 1500).id)
     wrapper = FileWrapper()
     client = as_user(Client(app), user)
-    result = client.raw.simulate_get(f"/api/v1/invoices/{invoice.id}/pdf",
-                                     headers=client.headers, extras={"wsgi.file_wrapper": wrapper})
+    result = client.raw.simulate_get(
+        f"/api/v1/invoices/{invoice.id}/pdf",
+        headers=client.headers,
+        extras={"wsgi.file_wrapper": wrapper},
+    )
     assert result.status_code == 200
     [given] = wrapper.given
     assert given.fileno() > 0  # gunicorn sendfile()s what has a file descriptor
@@ -124,8 +137,11 @@ def test_a_pdf_stored_by_portico_0_1_0_in_the_data_folder_is_moved_into_storage(
     legacy = app.settings.data_path / key  # 0.1.0: <data_dir>/invoices/<customer>/<number>.pdf
     legacy.parent.mkdir(parents=True)
     legacy.write_bytes(b"%PDF-1.7 issued by 0.1.0")
-    Invoice.update(pdf_path=key, pdf_sha256=hashlib.sha256(legacy.read_bytes()).hexdigest(),
-                   pdf_rendered_at=datetime(2026, 1, 1, tzinfo=timezone.utc)).execute()
+    Invoice.update(
+        pdf_path=key,
+        pdf_sha256=hashlib.sha256(legacy.read_bytes()).hexdigest(),
+        pdf_rendered_at=datetime(2026, 1, 1, tzinfo=timezone.utc),
+    ).execute()
     answer = get(app, user, f"/api/v1/invoices/{invoice.id}/pdf")
     assert answer.status_code == 200 and answer.content == b"%PDF-1.7 issued by 0.1.0"
     assert app.storage.read(key) == b"%PDF-1.7 issued by 0.1.0"
@@ -133,12 +149,15 @@ def test_a_pdf_stored_by_portico_0_1_0_in_the_data_folder_is_moved_into_storage(
 
 # -- any node serves any document (OPS-5) --------------------------------------------------
 
+
 @pytest.mark.spec("OPS-5", "BILL-3", "BILL-7")
 @pytest.mark.parametrize("backend", ["database", "s3"])
-def test_any_node_serves_a_pdf_and_an_archive_another_node_stored(make_app, tmp_path, request,
-                                                                  backend):
-    storage = request.getfixturevalue("s3").settings() if backend == "s3" \
-        else {"backend": "database"}
+def test_any_node_serves_a_pdf_and_an_archive_another_node_stored(
+    make_app, tmp_path, request, backend
+):
+    storage = (
+        request.getfixturevalue("s3").settings() if backend == "s3" else {"backend": "database"}
+    )
     worker = node(make_app, tmp_path, "worker-node", **storage)
     c, user = customer("alice")
     first = invoice_for(worker, c.id, 1500, issued_at=datetime(2026, 1, 1, tzinfo=timezone.utc))
@@ -163,6 +182,7 @@ def test_any_node_serves_a_pdf_and_an_archive_another_node_stored(make_app, tmp_
 @pytest.mark.spec("OPS-5", "BILL-3")
 def test_s3_redirect_sends_the_owner_to_a_signed_url_of_the_bucket(make_app, tmp_path, s3):
     import requests
+
     web = node(make_app, tmp_path, "web-node", **s3.settings(s3_redirect=True))
     c, user = customer("alice")
     bob, _ = customer("bob")
@@ -191,6 +211,7 @@ def test_a_node_without_shared_storage_does_not_render_the_pdf_again(make_app, t
 
 # -- archives (BILL-7) --------------------------------------------------------------------
 
+
 @pytest.mark.spec("BILL-7")
 def test_an_archive_is_stored_once_built_and_served_from_storage_after(app, alice):
     c, user = alice
@@ -205,9 +226,12 @@ def test_an_archive_is_stored_once_built_and_served_from_storage_after(app, alic
 
     wrapper = FileWrapper()
     client = as_user(Client(app), user)
-    again = client.raw.simulate_get("/api/v1/invoices/archive", headers=client.headers,
-                                    query_string=f"ids={','.join(map(str, ids))}",
-                                    extras={"wsgi.file_wrapper": wrapper})
+    again = client.raw.simulate_get(
+        "/api/v1/invoices/archive",
+        headers=client.headers,
+        query_string=f"ids={','.join(map(str, ids))}",
+        extras={"wsgi.file_wrapper": wrapper},
+    )
     assert again.content == built.content and len(wrapper.given) == 1  # streamed from storage
     assert get(app, user, url, **{"If-None-Match": built.headers["etag"]}).status_code == 304
 
@@ -247,14 +271,17 @@ def test_stored_archives_are_deleted_after_a_day(app, alice):
 
 # -- rendering ----------------------------------------------------------------------------
 
+
 def pdf_pages(data: bytes) -> list[str]:
     from pypdf import PdfReader
+
     return [page.extract_text() for page in PdfReader(io.BytesIO(data)).pages]
 
 
 @pytest.mark.spec("BILL-3")
 def test_the_invoice_stylesheet_is_parsed_once_for_many_invoices(app, alice, monkeypatch):
     import weasyprint
+
     c, user = alice
     ids = [invoice_for(app, c.id, 1000 + n).id for n in range(2)]
     long = invoice_for(app, c.id, *range(100, 160))  # 60 lines: more than one page
@@ -292,13 +319,16 @@ def test_a_document_with_css_of_its_own_is_rendered_as_it_is():
 
 # -- the bill run -------------------------------------------------------------------------
 
+
 def bill_run(app, *args):
     return CliRunner().invoke(billing_group(lambda: app), ["run", *args])
 
 
 def issued(app, customer_id: int, count: int, start=datetime(2025, 1, 1, tzinfo=timezone.utc)):
-    return [invoice_for(app, customer_id, 1000 + n, issued_at=start + timedelta(days=31 * n)).id
-            for n in range(count)]
+    return [
+        invoice_for(app, customer_id, 1000 + n, issued_at=start + timedelta(days=31 * n)).id
+        for n in range(count)
+    ]
 
 
 @pytest.mark.spec("BILL-3")
@@ -322,8 +352,10 @@ def test_a_bill_run_resumes_with_the_rest_and_keeps_what_was_stored(app, alice):
     c, user = alice
     ids = issued(app, c.id, 5)
     documents.store_pdfs(app, ids[:2])  # as far as an interrupted run got
-    before = {i.id: (i.pdf_sha256, i.pdf_rendered_at)
-              for i in Invoice.select().where(Invoice.id.in_(ids[:2]))}
+    before = {
+        i.id: (i.pdf_sha256, i.pdf_rendered_at)
+        for i in Invoice.select().where(Invoice.id.in_(ids[:2]))
+    }
     # And a PDF stored just before the interruption, its invoice not yet updated:
     third = Invoice.get_by_id(ids[2])
     app.storage.put(documents.pdf_key(third), b"%PDF-stored before the interruption")
@@ -332,8 +364,10 @@ def test_a_bill_run_resumes_with_the_rest_and_keeps_what_was_stored(app, alice):
     assert "3 of 3 invoices rendered and stored" in result.output
     for invoice in Invoice.select().where(Invoice.id.in_(ids[:2])):
         assert (invoice.pdf_sha256, invoice.pdf_rendered_at) == before[invoice.id]
-    assert Invoice.get_by_id(ids[2]).pdf_sha256 == hashlib.sha256(
-        b"%PDF-stored before the interruption").hexdigest()  # the stored one, not a new render
+    assert (
+        Invoice.get_by_id(ids[2]).pdf_sha256
+        == hashlib.sha256(b"%PDF-stored before the interruption").hexdigest()
+    )  # the stored one, not a new render
 
 
 @pytest.mark.spec("BILL-3")
@@ -343,8 +377,9 @@ def test_a_bill_run_chooses_by_issue_date_and_can_hand_the_work_to_workers(app, 
     result = bill_run(app, "--from", "2025-02-01", "--to", "2025-03-04", "--dry-run")
     assert "2 invoices without a stored PDF" in result.output
     result = bill_run(app, "--from", "2025-02-01", "--to", "2025-03-04", "--enqueue")
-    assert result.exit_code == 0 and "2 invoices handed to the workers in 1 batches" in \
-        result.output
+    assert (
+        result.exit_code == 0 and "2 invoices handed to the workers in 1 batches" in result.output
+    )
     run_tasks(app)
     rendered = {i.id for i in Invoice.select().where(Invoice.pdf_path != "")}
     assert rendered == set(ids)  # the two enqueued, and the renders issuing queued
@@ -378,13 +413,27 @@ def test_an_interrupted_bill_run_keeps_its_work_and_the_next_run_does_the_rest(a
     c, user = alice
     ids = issued(app, c.id, 40)
     settings = app.settings
-    env = {**os.environ, **TEST_ENVIRON, "PORTICO_DATABASE_URL": settings.database_url,
-           "PORTICO_DATA_DIR": str(settings.data_path), "PORTICO_BROKER_URL": settings.broker_url,
-           "PORTICO_SECRET_KEY": settings.secret_key, "PORTICO_PLUGINS_ENTRY_POINTS": "false"}
-    command = [sys.executable, "-m", "engine.cli", "billing", "run", "--processes", "1",
-               "--batch", "2"]
-    process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE,
-                               stderr=subprocess.STDOUT)
+    env = {
+        **os.environ,
+        **TEST_ENVIRON,
+        "PORTICO_DATABASE_URL": settings.database_url,
+        "PORTICO_DATA_DIR": str(settings.data_path),
+        "PORTICO_BROKER_URL": settings.broker_url,
+        "PORTICO_SECRET_KEY": settings.secret_key,
+        "PORTICO_PLUGINS_ENTRY_POINTS": "false",
+    }
+    command = [
+        sys.executable,
+        "-m",
+        "engine.cli",
+        "billing",
+        "run",
+        "--processes",
+        "1",
+        "--batch",
+        "2",
+    ]
+    process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     deadline = time.monotonic() + 120
     while Invoice.select().where(Invoice.id.in_(ids) & (Invoice.pdf_path != "")).count() < 2:
         assert process.poll() is None and time.monotonic() < deadline, process.stdout.read()
@@ -393,8 +442,10 @@ def test_an_interrupted_bill_run_keeps_its_work_and_the_next_run_does_the_rest(a
     output = process.communicate(timeout=120)[0].decode()
     assert process.returncode == 130, output
     assert "Interrupted: run it again to render the rest." in output
-    kept = {i.id: i.pdf_sha256 for i in Invoice.select().where(
-        Invoice.id.in_(ids) & (Invoice.pdf_path != ""))}
+    kept = {
+        i.id: i.pdf_sha256
+        for i in Invoice.select().where(Invoice.id.in_(ids) & (Invoice.pdf_path != ""))
+    }
     assert 2 <= len(kept) < len(ids)
     rest = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
     assert rest.returncode == 0, rest.stdout + rest.stderr

@@ -3,6 +3,7 @@
 Consumers here are the broker's own, driven the way dramatiq's worker drives
 them; the end-to-end runs with a real ``dramatiq.Worker`` are further down.
 """
+
 import threading
 import time
 from datetime import datetime, timedelta, timezone
@@ -33,14 +34,16 @@ def broker_with_actor(path, time_limit=60_000, **options):
         if value == "fail":
             raise RuntimeError("fails on purpose")
 
-    actor = dramatiq.actor(job, broker=broker, actor_name="job", queue_name="q",
-                           time_limit=time_limit, **options)
+    actor = dramatiq.actor(
+        job, broker=broker, actor_name="job", queue_name="q", time_limit=time_limit, **options
+    )
     return broker, actor, done
 
 
 def rows(broker):
     return broker.conn.execute(
-        "SELECT message_id, state, eta FROM queue_message ORDER BY id").fetchall()
+        "SELECT message_id, state, eta FROM queue_message ORDER BY id"
+    ).fetchall()
 
 
 def test_a_lease_lasts_the_longest_time_limit_of_the_queue_plus_grace(path):
@@ -163,6 +166,7 @@ def test_consumers_in_parallel_lease_each_message_once(path):
 
 # -- with a real dramatiq worker --------------------------------------------------
 
+
 def run_until(broker, condition, timeout=20):
     worker = dramatiq.Worker(broker, worker_threads=2, worker_timeout=100)
     worker.start()
@@ -176,16 +180,16 @@ def run_until(broker, condition, timeout=20):
 
 
 def test_a_failed_task_is_retried_with_backoff_from_the_queue_file(path):
-    broker, actor, done = broker_with_actor(path, max_retries=3, min_backoff=60_000,
-                                            max_backoff=120_000)
+    broker, actor, done = broker_with_actor(
+        path, max_retries=3, min_backoff=60_000, max_backoff=120_000
+    )
     message = actor.send("fail")
     run_until(broker, lambda: done == ["fail"] and rows(broker)[0][1] == "queued")
     [(message_id, state, eta)] = rows(broker)
     assert message_id == message.message_id and state == "queued"
     assert eta - int(time.time() * 1000) > 30_000  # backoff: not before half a minute
     restarted, _, done_later = broker_with_actor(path, max_retries=3)
-    stored = Message.decode(restarted.conn.execute("SELECT body FROM queue_message")
-                            .fetchone()[0])
+    stored = Message.decode(restarted.conn.execute("SELECT body FROM queue_message").fetchone()[0])
     assert stored.options["retries"] == 1 and "RuntimeError" in stored.options["traceback"]
     assert "sqlite_lease" not in stored.options
 

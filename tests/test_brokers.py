@@ -3,6 +3,7 @@
 Redis and RabbitMQ are the real servers on 127.0.0.1 (a namespace and queue
 names of the test's own); ``sqlite:///`` is the embedded default.
 """
+
 import pytest
 from dramatiq.brokers.rabbitmq import RabbitmqBroker
 from dramatiq.brokers.redis import RedisBroker
@@ -11,7 +12,14 @@ from engine import db
 from engine.queue_sqlite import SQLiteBroker
 from engine.tasks import make_broker
 from jobs_plugin.harness import (  # noqa: F401  (fixtures)
-    RunningWorker, free_port, jobs_app, jobs_plugin, queues, runs, wait_for)
+    RunningWorker,
+    free_port,
+    jobs_app,
+    jobs_plugin,
+    queues,
+    runs,
+    wait_for,
+)
 
 KINDS = ["sqlite", pytest.param("redis", marks=pytest.mark.redis), "amqp"]
 
@@ -60,6 +68,7 @@ def test_plugin_task_goes_through_outbox_to_a_real_worker(jobs_app, queues, brok
     with RunningWorker(app):
         wait_for(lambda: runs("record") == ["hello"], what="the task to run")
     from jobs_plugin.models import JobRun
+
     with db.connection():
         run = JobRun.get(JobRun.name == "record")
     assert run.message_id == message_id  # current_message_id() inside the task
@@ -89,20 +98,26 @@ def test_a_task_that_enqueues_sends_its_work_on(jobs_app, queues, broker_kind, t
 
 # -- /healthz ----------------------------------------------------------------------
 
+
 def test_healthz_reports_each_working_broker(make_app, queues, broker_kind, tmp_path):
     from engine.testing import Client
+
     app = make_app(broker_url=queues.url(broker_kind, tmp_path))
     result = Client(app).get("/healthz")
     assert result.status_code == 200
     assert result.json["broker"] == "ok" and result.json["outbox_pending"] == 0
 
 
-@pytest.mark.parametrize("url", [
-    "redis://127.0.0.1:{port}/0",
-    "amqp://guest:guest@127.0.0.1:{port}/%2F",
-])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "redis://127.0.0.1:{port}/0",
+        "amqp://guest:guest@127.0.0.1:{port}/%2F",
+    ],
+)
 def test_healthz_is_503_when_the_broker_is_unreachable(make_app, url):
     from engine.testing import Client
+
     app = make_app(broker_url=url.format(port=free_port()))
     result = Client(app).get("/healthz")
     assert result.status_code == 503
@@ -113,6 +128,7 @@ def test_healthz_is_503_when_the_broker_is_unreachable(make_app, url):
 
 def test_healthz_is_503_when_the_embedded_queue_file_is_gone(make_app, tmp_path):
     from engine.testing import Client
+
     path = tmp_path / "gone" / "queue.sqlite3"
     app = make_app(broker_url=f"sqlite:///{path}")
     client = Client(app)

@@ -1,4 +1,5 @@
 """The portal shell: dashboard cards and alerts from plugins, dismissal (DASH-1, NOT-2)."""
+
 import re
 
 import pytest
@@ -18,18 +19,24 @@ class Contributions:
 
     @hookimpl
     def portal_alerts(self, app, ctx):
-        return [Alert("verify-email", "warning", "Verify your email", "/account", dismissible=False),
-                Alert("promo-7", "info", "New bundles are here")]
+        return [
+            Alert("verify-email", "warning", "Verify your email", "/account", dismissible=False),
+            Alert("promo-7", "info", "New bundles are here"),
+        ]
 
 
 @pytest.fixture
 def dapp(make_app, tmp_path):
     from engine.testing import seed_people
+
     theme = tmp_path / "themes" / "t" / "templates" / "dashboard"
     theme.mkdir(parents=True)
     (theme / "_test_card.html").write_text("<p class='sky'>{{ card.data.sky }}</p>")
-    app = make_app(plugins=[("test-auth", PrincipalHeader()), ("extras", Contributions())],
-                   theme="t", theme_paths=[str(tmp_path / "themes")])
+    app = make_app(
+        plugins=[("test-auth", PrincipalHeader()), ("extras", Contributions())],
+        theme="t",
+        theme_paths=[str(tmp_path / "themes")],
+    )
     seed_people(app)
     return app
 
@@ -69,33 +76,48 @@ def test_dismiss_form_on_the_dashboard(dapp):
 
 class Counting:
     """A card that counts how often the dashboard was built."""
+
     builds = 0
 
     @hookimpl
     def dashboard_cards(self, app, ctx):
         Counting.builds += 1
-        return [Card("count", "Count", "dashboard/_test_card.html", {"sky": str(Counting.builds)},
-                     order=1)]
+        return [
+            Card(
+                "count",
+                "Count",
+                "dashboard/_test_card.html",
+                {"sky": str(Counting.builds)},
+                order=1,
+            )
+        ]
 
 
 @pytest.fixture
 def counted(make_app, tmp_path):
     def build(**settings):
         from engine.testing import seed_people
+
         theme = tmp_path / "themes" / "t" / "templates" / "dashboard"
         theme.mkdir(parents=True, exist_ok=True)
         (theme / "_test_card.html").write_text("<p class='sky'>{{ card.data.sky }}</p>")
-        app = make_app(plugins=[("test-auth", PrincipalHeader()), ("count", Counting())],
-                       theme="t", theme_paths=[str(tmp_path / "themes")], **settings)
+        app = make_app(
+            plugins=[("test-auth", PrincipalHeader()), ("count", Counting())],
+            theme="t",
+            theme_paths=[str(tmp_path / "themes")],
+            **settings,
+        )
         seed_people(app)
         Counting.builds = 0
         return app
+
     return build
 
 
 @pytest.mark.spec("DASH-1")
 def test_the_dashboard_is_kept_until_the_customer_has_an_audited_change(counted):
     from engine import audit
+
     app = counted()
     alice_user = User.get(User.email == "alice@example.com")
     alice = as_user(Client(app), alice_user)
@@ -158,8 +180,9 @@ def test_a_kept_dashboard_page_carries_each_visitors_own_csrf_token(counted):
     assert "csrf-" not in pages[0].replace(phone.csrf_token(), "")  # no stand-in left over
     # the token in a kept page is accepted: the language switch posted from it goes through
     token = re.search(r'name="csrf_token" value="([^"]+)"', pages[1])[1]
-    switched = laptop.post("/lang", form={"lang": "zh_Hans", "next": "/", "csrf_token": token},
-                           csrf=False)
+    switched = laptop.post(
+        "/lang", form={"lang": "zh_Hans", "next": "/", "csrf_token": token}, csrf=False
+    )
     assert switched.status_code == 303
 
 
@@ -167,6 +190,7 @@ def test_a_signed_in_customers_latest_change_comes_with_the_session(counted):
     """With a real session the freshness stamp is read in the session's own query."""
     from engine import audit
     from engine.testing import DEMO_PASSWORD
+
     app = counted()
     client = Client(app)
     client.login("alice@example.com", DEMO_PASSWORD)
@@ -207,6 +231,7 @@ DASHBOARD_QUERIES = 24
 def test_the_dashboard_api_runs_a_known_number_of_queries(make_app, cached):
     from engine.demo import seed_demo
     from engine.testing import DEMO_PASSWORD
+
     app = make_app(dashboard={"cache_seconds": 60 if cached else 0})
     seed_demo(app)
     client = Client(app)

@@ -6,6 +6,7 @@ release of a dependency cannot break an installed portal without a change here; 
 installs with it), inside those ranges. After changing a requirement:
 ``scripts/update-constraints``, then the tests, then commit both files.
 """
+
 from __future__ import annotations
 
 import configparser
@@ -49,19 +50,26 @@ def test_setup_cfg_lists_the_requirements():
 
 
 def test_every_requirement_has_an_upper_bound():
-    unbounded = [str(r) for r in REQUIREMENTS
-                 if not any(s.operator in ("<", "<=", "==", "~=") for s in r.specifier)]
-    assert not unbounded, ("setup.cfg: no upper bound (add the next major version, e.g. "
-                           f"falcon>=4.0,<5): {', '.join(unbounded)}")
+    unbounded = [
+        str(r)
+        for r in REQUIREMENTS
+        if not any(s.operator in ("<", "<=", "==", "~=") for s in r.specifier)
+    ]
+    assert not unbounded, (
+        "setup.cfg: no upper bound (add the next major version, e.g. "
+        f"falcon>=4.0,<5): {', '.join(unbounded)}"
+    )
 
 
 def test_constraints_pin_every_requirement_inside_its_range():
     pinned = pins()
     missing = [r.name for r in REQUIREMENTS if canonicalize_name(r.name) not in pinned]
     assert not missing, f"constraints.txt does not pin {', '.join(missing)}: {UPDATE}"
-    outside = [f"{r.name}=={pinned[canonicalize_name(r.name)]} (setup.cfg: {r.specifier})"
-               for r in REQUIREMENTS
-               if not r.specifier.contains(pinned[canonicalize_name(r.name)], prereleases=True)]
+    outside = [
+        f"{r.name}=={pinned[canonicalize_name(r.name)]} (setup.cfg: {r.specifier})"
+        for r in REQUIREMENTS
+        if not r.specifier.contains(pinned[canonicalize_name(r.name)], prereleases=True)
+    ]
     assert not outside, f"constraints.txt pins outside setup.cfg's ranges: {outside}: {UPDATE}"
 
 
@@ -72,8 +80,12 @@ def test_constraints_leave_out_portico_and_the_examples():
 def test_the_test_environment_has_the_pinned_versions():
     """scripts/_venv.sh installs with -c constraints.txt; each requirement is at its pin."""
     pinned = pins()
-    differ = [f"{r.name} {metadata.version(r.name)} (pinned {pinned.get(canonicalize_name(r.name))})"
-              for r in REQUIREMENTS
-              if metadata.version(r.name) != pinned.get(canonicalize_name(r.name))]
-    assert not differ, (f"not the pinned versions here: {differ}; reinstall with "
-                        "PORTICO_REINSTALL=1 bash scripts/test --co -q -n0")
+    differ = [
+        f"{r.name} {metadata.version(r.name)} (pinned {pinned.get(canonicalize_name(r.name))})"
+        for r in REQUIREMENTS
+        if metadata.version(r.name) != pinned.get(canonicalize_name(r.name))
+    ]
+    assert not differ, (
+        f"not the pinned versions here: {differ}; reinstall with "
+        "PORTICO_REINSTALL=1 bash scripts/test --co -q -n0"
+    )

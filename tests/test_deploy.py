@@ -1,6 +1,7 @@
 """OPS-9: the deployment recipe in deploy/. No container engine runs here, so what can be
 tested is: the files parse, every path they copy exists, every command they run is a
 `portico` command, and the gunicorn config starts the portal."""
+
 from __future__ import annotations
 
 import configparser
@@ -29,8 +30,12 @@ SECRET = "deploy-test-secret-" + "d" * 32
 def assert_portico_command(args: list[str], tmp_path) -> None:
     """``portico <sub> ...`` names a real command (its --help answers)."""
     assert args[0].endswith("portico"), args
-    env = {**TEST_ENVIRON, "PORTICO_SECRET_KEY": SECRET, "PORTICO_DATA_DIR": str(tmp_path),
-           "PORTICO_PLUGINS_ENTRY_POINTS": "false"}
+    env = {
+        **TEST_ENVIRON,
+        "PORTICO_SECRET_KEY": SECRET,
+        "PORTICO_DATA_DIR": str(tmp_path),
+        "PORTICO_PLUGINS_ENTRY_POINTS": "false",
+    }
     result = CliRunner().invoke(cli, [args[1], "--help"], env=env)
     assert result.exit_code == 0, (args, result.output)
 
@@ -49,11 +54,13 @@ def test_compose_runs_portal_worker_scheduler_postgres_and_redis(tmp_path):
         assert env["PORTICO_DATABASE_URL"].startswith("postgresql://")
         assert env["PORTICO_BROKER_URL"].startswith("redis://redis:6379/")
         if name != "migrate":
-            assert services[name]["depends_on"]["migrate"]["condition"] == \
-                "service_completed_successfully"
-    assert [s["command"][1] for n, s in services.items() if n in ("portal", "worker",
-                                                                    "scheduler")] == \
-        ["serve", "worker", "scheduler"]
+            assert (
+                services[name]["depends_on"]["migrate"]["condition"]
+                == "service_completed_successfully"
+            )
+    assert [
+        s["command"][1] for n, s in services.items() if n in ("portal", "worker", "scheduler")
+    ] == ["serve", "worker", "scheduler"]
 
 
 @pytest.mark.spec("OPS-9")
@@ -73,8 +80,12 @@ def test_the_dockerfile_copies_existing_paths_and_runs_portico(tmp_path):
 @pytest.mark.spec("OPS-9")
 def test_systemd_units_run_portico_commands(tmp_path):
     units = sorted((DEPLOY / "systemd").glob("*.service"))
-    assert [u.name for u in units] == ["portico-migrate.service", "portico-scheduler.service",
-                                       "portico-web.service", "portico-worker.service"]
+    assert [u.name for u in units] == [
+        "portico-migrate.service",
+        "portico-scheduler.service",
+        "portico-web.service",
+        "portico-worker.service",
+    ]
     for unit in units:
         parsed = configparser.ConfigParser(interpolation=None)
         parsed.read(unit)
@@ -91,17 +102,34 @@ def test_systemd_units_run_portico_commands(tmp_path):
 @pytest.mark.spec("OPS-9")
 def test_the_gunicorn_config_starts_the_portal(tmp_path):
     port = free_port()
-    env = {**os.environ, **TEST_ENVIRON, "PORTICO_SECRET_KEY": SECRET,
-           "PORTICO_DATA_DIR": str(tmp_path), "PORTICO_PLUGINS_ENTRY_POINTS": "false",
-           "PORTICO_WEB_PORT": str(port), "PORTICO_WEB_WORKERS": "1"}
+    env = {
+        **os.environ,
+        **TEST_ENVIRON,
+        "PORTICO_SECRET_KEY": SECRET,
+        "PORTICO_DATA_DIR": str(tmp_path),
+        "PORTICO_PLUGINS_ENTRY_POINTS": "false",
+        "PORTICO_WEB_PORT": str(port),
+        "PORTICO_WEB_WORKERS": "1",
+    }
     env.pop("PORTICO_CONFIG", None)
-    subprocess.run([sys.executable, "-m", "engine.cli", "migrate"], env=env, cwd=tmp_path,
-                   check=True, capture_output=True, timeout=300)
+    subprocess.run(
+        [sys.executable, "-m", "engine.cli", "migrate"],
+        env=env,
+        cwd=tmp_path,
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
     gunicorn = Path(sys.executable).with_name("gunicorn")
     log = tmp_path / "gunicorn.log"
     with log.open("w") as out:
-        server = subprocess.Popen([str(gunicorn), "-c", str(DEPLOY / "gunicorn.conf.py")],
-                                  env=env, cwd=tmp_path, stdout=out, stderr=subprocess.STDOUT)
+        server = subprocess.Popen(
+            [str(gunicorn), "-c", str(DEPLOY / "gunicorn.conf.py")],
+            env=env,
+            cwd=tmp_path,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
     try:
         deadline, page = time.monotonic() + 90, None
         while time.monotonic() < deadline and server.poll() is None:

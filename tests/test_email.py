@@ -1,4 +1,5 @@
 """The email channel: the file backend, the demo mailbox, and emails whose message was lost."""
+
 import importlib
 from datetime import timedelta
 
@@ -15,13 +16,26 @@ from tests.mailserver import smtp  # noqa: F401  (fixture)
 
 def test_demo_mailbox_lists_and_shows_emails_written_to_the_data_dir(make_app, tmp_path):
     from engine.testing import seed_people
+
     app = make_app(demo=True)
     seed_people(app)
     user = User.get(User.email == "bob@example.com")
     with app.database.atomic():
-        notify(app, Notice(kind="service_expiring", key="demo-1", category="security",
-                           user_id=user.id, data={"service": "Fibre", "service_id": 7, "days": 3,
-                                                  "ends_at": "2026-12-01T10:00:00+00:00"}))
+        notify(
+            app,
+            Notice(
+                kind="service_expiring",
+                key="demo-1",
+                category="security",
+                user_id=user.id,
+                data={
+                    "service": "Fibre",
+                    "service_id": 7,
+                    "days": 3,
+                    "ends_at": "2026-12-01T10:00:00+00:00",
+                },
+            ),
+        )
     run_tasks(app)
     files = list((tmp_path / "data" / "mail").glob("*.eml"))
     assert len(files) == 1 and b"Fibre ends in 3 days" in files[0].read_bytes()
@@ -41,6 +55,7 @@ def test_no_demo_mailbox_outside_demo_mode(app):
 def test_every_email_has_a_standard_message_id_on_the_senders_domain(make_app, smtp):
     import re
     from engine.testing import seed_people
+
     settings = smtp.settings()
     settings["mail"]["sender"] = "Shop <no-reply@mail.shop.example>"
     app = make_app(**settings)
@@ -60,32 +75,53 @@ def test_no_email_template_glues_two_sentences_together():
     end of a line, then more text on the next line reads "at once.If these..."."""
     import re
     from pathlib import Path
+
     root = Path(__file__).resolve().parent.parent
     glued = []
-    for path in sorted([*root.glob("plugins/*/templates/email/*"),
-                        *root.glob("themes/*/templates/email/*")]):
+    for path in sorted(
+        [*root.glob("plugins/*/templates/email/*"), *root.glob("themes/*/templates/email/*")]
+    ):
         lines = path.read_text().split("\n")
         for number, (line, following) in enumerate(zip(lines, lines[1:]), 1):
             text = re.sub(r"{%.*?%}", "", line).strip()
-            if (re.search(r"%}\s*$", line) and text and not text.endswith(">")
-                    and following.strip() and not following.lstrip().startswith(("{%", "<"))):
+            if (
+                re.search(r"%}\s*$", line)
+                and text
+                and not text.endswith(">")
+                and following.strip()
+                and not following.lstrip().startswith(("{%", "<"))
+            ):
                 glued.append(f"{path.relative_to(root)}:{number}")
     assert glued == []
 
 
 # -- emails whose queue message was lost: the outbox sends them again (OPS-6) -----------------
 
+
 def expiry_notice(app, key: str) -> None:
     user = User.get(User.email == "alice@example.com")
     with app.database.atomic():
-        notify(app, Notice(kind="service_expiring", key=key, category="security", user_id=user.id,
-                           data={"service": "Fibre", "service_id": 7, "days": 3,
-                                 "ends_at": "2026-12-01T10:00:00+00:00"}))
+        notify(
+            app,
+            Notice(
+                kind="service_expiring",
+                key=key,
+                category="security",
+                user_id=user.id,
+                data={
+                    "service": "Fibre",
+                    "service_id": 7,
+                    "days": 3,
+                    "ends_at": "2026-12-01T10:00:00+00:00",
+                },
+            ),
+        )
 
 
 @pytest.fixture
 def mail_app(make_app, smtp):
     from engine.testing import seed_people
+
     app = make_app(**smtp.settings())
     seed_people(app)
     return app
@@ -140,12 +176,19 @@ def test_an_email_refused_to_the_last_retry_is_failed_not_retried(mail_app, smtp
 
     from engine.models import OutboxMessage
     from plugins.email.tasks import MAX_RETRIES
+
     expiry_notice(mail_app, "refused")
     OutboxMessage.delete().execute()  # sent below as its last retry instead
     smtp.stop()  # nothing listens: the try fails
-    mail_app.tasks.broker.enqueue(Message(
-        queue_name="default", actor_name="plugins.email.tasks.deliver_email",
-        args=(EmailDelivery.get().id,), kwargs={}, options={"retries": MAX_RETRIES}))
+    mail_app.tasks.broker.enqueue(
+        Message(
+            queue_name="default",
+            actor_name="plugins.email.tasks.deliver_email",
+            args=(EmailDelivery.get().id,),
+            kwargs={},
+            options={"retries": MAX_RETRIES},
+        )
+    )
     run_tasks(mail_app)
     delivery = EmailDelivery.get()
     assert (delivery.status, delivery.attempts) == ("failed", 1)
@@ -156,6 +199,7 @@ def test_migration_0002_gives_older_deliveries_a_touched_at_and_reverts(mail_app
     from playhouse.migrate import SchemaMigrator
 
     from engine import db
+
     migration = importlib.import_module("plugins.email.migrations.0002_touched_at")
     migrator = SchemaMigrator.from_database(db.database)
     expiry_notice(mail_app, "before-0002")
@@ -165,7 +209,10 @@ def test_migration_0002_gives_older_deliveries_a_touched_at_and_reverts(mail_app
     migration.up(migrator, db.database)  # idempotent (older databases may have had it from 0001)
     row = EmailDelivery.get()
     assert row.touched_at == row.created_at and row.status == "pending"
-    schema = db.database.execute_sql("SELECT current_schema()").fetchone()[0] \
-        if db.is_postgres() else None
+    schema = (
+        db.database.execute_sql("SELECT current_schema()").fetchone()[0]
+        if db.is_postgres()
+        else None
+    )
     indexes = {i.name for i in db.database.get_indexes("email_delivery", schema)}
     assert {"email_delivery_status_touched_at", "email_delivery_key_address"} <= indexes

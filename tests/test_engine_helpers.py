@@ -1,4 +1,5 @@
 """The small engine helpers that replaced copies: request kind, money, plugin state."""
+
 from __future__ import annotations
 
 import threading
@@ -11,22 +12,37 @@ from engine.context import Context
 from engine.registry import PluginState, request_kind
 
 
-@pytest.mark.parametrize("path, name, page", [
-    ("/", "portal", True), ("/billing/invoices", "portal", True),
-    ("/api/v1/services", "api", False), ("/staff", "staff", True),
-    ("/staff/customers/3", "staff", True), ("/api/v1/staff/usage", "staff-api", False),
-    ("/webhooks/stripe", "machine", False), ("/healthz", "machine", False),
-    ("/static/app.css", "machine", False), ("/staffing", "portal", True),
-])
+@pytest.mark.parametrize(
+    "path, name, page",
+    [
+        ("/", "portal", True),
+        ("/billing/invoices", "portal", True),
+        ("/api/v1/services", "api", False),
+        ("/staff", "staff", True),
+        ("/staff/customers/3", "staff", True),
+        ("/api/v1/staff/usage", "staff-api", False),
+        ("/webhooks/stripe", "machine", False),
+        ("/healthz", "machine", False),
+        ("/static/app.css", "machine", False),
+        ("/staffing", "portal", True),
+    ],
+)
 def test_request_kind_is_decided_from_the_path(path, name, page):
     kind = request_kind(path)
     assert (kind.name, kind.page) == (name, page)
 
 
-@pytest.mark.parametrize("amount, currency, major", [
-    (1050, "GBP", "10.50"), (-5, "GBP", "-0.05"), (0, "GBP", "0.00"), (1050, "JPY", "1050"),
-    (1050, "BHD", "1.050"), (10**15, "EUR", "10000000000000.00"),
-])
+@pytest.mark.parametrize(
+    "amount, currency, major",
+    [
+        (1050, "GBP", "10.50"),
+        (-5, "GBP", "-0.05"),
+        (0, "GBP", "0.00"),
+        (1050, "JPY", "1050"),
+        (1050, "BHD", "1.050"),
+        (10**15, "EUR", "10000000000000.00"),
+    ],
+)
 def test_money_converts_both_ways(amount, currency, major):
     assert money.plain(amount, currency) == major
     assert money.to_minor(Decimal(major), currency) == amount
@@ -47,8 +63,9 @@ def test_plugin_state_builds_once_per_class_even_across_threads():
             built.append(self)
 
     found = []
-    threads = [threading.Thread(target=lambda: found.append(state.get(Limiter, Limiter)))
-               for _ in range(8)]
+    threads = [
+        threading.Thread(target=lambda: found.append(state.get(Limiter, Limiter))) for _ in range(8)
+    ]
     for t in threads:
         t.start()
     for t in threads:

@@ -8,6 +8,7 @@ run by a real worker), the outbox relay, dramatiq's redelivery. The default
 variants run in CI with small counts; ``@pytest.mark.long`` runs the issue's
 figures (``PORTICO_LONG_TESTS=1``).
 """
+
 from __future__ import annotations
 
 import json
@@ -49,17 +50,29 @@ NO_LIMIT = {"billing": {"pay_rate": "100000/minute"}}
 def settings_of(app, **extra) -> dict:
     """``make_app``'s settings for a child process sharing this app's database and files."""
     s = app.settings
-    return {"data_dir": str(s.data_dir), "database_url": s.database_url,
-            "broker_url": s.broker_url, "secret_key": s.secret_key, "base_url": s.base_url,
-            **TEST_ALLOWANCES, "plugins": {"disabled": [], "entry_points": False}, **extra}
+    return {
+        "data_dir": str(s.data_dir),
+        "database_url": s.database_url,
+        "broker_url": s.broker_url,
+        "secret_key": s.secret_key,
+        "base_url": s.base_url,
+        **TEST_ALLOWANCES,
+        "plugins": {"disabled": [], "entry_points": False},
+        **extra,
+    }
 
 
 def child(app, extra: dict, *args) -> list[int]:
     """Run ``fault_child.py <args>``; the exit status of each of its runs."""
     env = {**os.environ, "PORTICO_FAULT_SETTINGS": json.dumps(settings_of(app, **extra))}
     app.database.close_all()
-    done = subprocess.run([sys.executable, str(CHILD), *map(str, args)], env=env,
-                          capture_output=True, text=True, timeout=600)
+    done = subprocess.run(
+        [sys.executable, str(CHILD), *map(str, args)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     return json.loads(done.stdout.strip().splitlines()[-1])
 
@@ -68,8 +81,13 @@ def make_world(make_app, **extra):
     billing = {**NO_LIMIT["billing"], **extra.pop("billing", {})}
     app = make_app(plugins=[("test-auth", PrincipalHeader())], billing=billing, **extra)
     c, user = customer("alice")
-    return app, {"customer": c, "user": user, "service": service_of(c, "prepaid"),
-                 "products": topup_catalogue(app), "api": api_for(app, user)}
+    return app, {
+        "customer": c,
+        "user": user,
+        "service": service_of(c, "prepaid"),
+        "products": topup_catalogue(app),
+        "api": api_for(app, user),
+    }
 
 
 def reconcile(app) -> None:
@@ -85,23 +103,33 @@ def ledger(world, charged: list[int]) -> dict:
     """Check money against credit for every purchase; ``charged``: the provider's succeeded
     charge amounts. Returns the counts."""
     purchases = list(TopupPurchase.select())
-    assert {p.status for p in purchases} <= {"credited", "failed"}, \
-        Counter(p.status for p in purchases)
+    assert {p.status for p in purchases} <= {"credited", "failed"}, Counter(
+        p.status for p in purchases
+    )
     assert not Payment.select().where(Payment.status.in_(("pending", "requires_action"))).exists()
     credited = [p for p in purchases if p.status == "credited"]
-    buckets = list(Bucket.select().where((Bucket.service == world["service"].id) &
-                                         (Bucket.type == "monetary")))
+    buckets = list(
+        Bucket.select().where((Bucket.service == world["service"].id) & (Bucket.type == "monetary"))
+    )
     succeeded = list(Payment.select().where(Payment.status == "succeeded"))
     received = list(Transaction.select().where(Transaction.kind == "payment"))
     # No lost credit, no double credit, no money without credit, no credit without money.
     assert len(buckets) == len(credited) == len(succeeded) == len(received) == len(charged)
     assert sorted(b.reference for b in buckets) == sorted(p.reference for p in credited)
-    assert sum(b.remaining for b in buckets) == sum(charged) == \
-        sum(p.amount for p in succeeded) == -sum(t.amount for t in received)
+    assert (
+        sum(b.remaining for b in buckets)
+        == sum(charged)
+        == sum(p.amount for p in succeeded)
+        == -sum(t.amount for t in received)
+    )
     mails = EmailDelivery.select().where(EmailDelivery.kind == "topup_confirmed").count()
     assert mails == len(credited)
-    return {"purchases": len(purchases), "credited": len(credited),
-            "failed": len(purchases) - len(credited), "credit": sum(b.remaining for b in buckets)}
+    return {
+        "purchases": len(purchases),
+        "credited": len(credited),
+        "failed": len(purchases) - len(credited),
+        "credit": sum(b.remaining for b in buckets),
+    }
 
 
 def sandbox_charged() -> list[int]:
@@ -111,8 +139,12 @@ def sandbox_charged() -> list[int]:
 # -- the process dies at a point of a purchase -----------------------------------------------------
 
 #: What each death must end as after reconciliation: no money moved, or credited once.
-EXPECTED = {"before_charge": "failed", "after_created": "failed", "after_charge": "credited",
-            "after_commit": "credited"}
+EXPECTED = {
+    "before_charge": "failed",
+    "after_created": "failed",
+    "after_charge": "credited",
+    "after_commit": "credited",
+}
 
 
 def die_then_reconcile(make_app, runs: int) -> None:
@@ -121,8 +153,16 @@ def die_then_reconcile(make_app, runs: int) -> None:
     sandbox_card(app, world["customer"].id)
     product = world["products"]["prepaid-credit-5"]
     started = time.monotonic()
-    codes = child(app, NO_LIMIT, "purchase", ",".join(POINTS), runs, world["service"].id,
-                  product.id, world["user"].id)
+    codes = child(
+        app,
+        NO_LIMIT,
+        "purchase",
+        ",".join(POINTS),
+        runs,
+        world["service"].id,
+        product.id,
+        world["user"].id,
+    )
     assert codes == [DIED] * runs * len(POINTS), codes  # every run really died at its point
     left_open = Payment.select().where(Payment.status == "pending").count()
     reconcile(app)
@@ -131,8 +171,10 @@ def die_then_reconcile(make_app, runs: int) -> None:
     purchases = list(TopupPurchase.select().order_by(TopupPurchase.id))
     got = [p.status for p in purchases]
     assert got == [EXPECTED[point] for point in POINTS for _ in range(runs)], got
-    print(f"\n{runs} deaths at each of {', '.join(POINTS)}: {left_open} payments "
-          f"left open, after reconciliation {counts} ({time.monotonic() - started:.1f}s)")
+    print(
+        f"\n{runs} deaths at each of {', '.join(POINTS)}: {left_open} payments "
+        f"left open, after reconciliation {counts} ({time.monotonic() - started:.1f}s)"
+    )
 
 
 @pytest.mark.spec("BILL-2", "TOP-1")
@@ -148,8 +190,10 @@ def test_a_purchase_killed_at_any_point_is_reconciled_once_long(make_app):
 
 # -- the webhook: a process dies applying it; every event arrives three times, shuffled ------------
 
+
 def stripe_world(make_app, localstripe):
     from test_stripe import add_card
+
     app, world = make_world(make_app, **localstripe.settings())
     confirmed, saved = add_card(world["api"], localstripe)
     assert saved.status_code == 201, saved.text
@@ -158,31 +202,46 @@ def stripe_world(make_app, localstripe):
 
 def stripe_charged(localstripe) -> list[int]:
     from test_stripe import charges_at_stripe
+
     return [c.amount for c in charges_at_stripe(localstripe)]
 
 
 def succeeded_events(localstripe) -> dict[str, bytes]:
     """localstripe's ``payment_intent.succeeded`` events (as Stripe posts them), by intent."""
-    found = localstripe.client().v1.events.list(
-        params={"type": "payment_intent.succeeded", "limit": 100}).data
+    found = (
+        localstripe.client()
+        .v1.events.list(params={"type": "payment_intent.succeeded", "limit": 100})
+        .data
+    )
     return {e.data.object.id: json.dumps(e.to_dict(), sort_keys=True).encode() for e in found}
 
 
 def webhooks_die_then_arrive_three_times(make_app, localstripe, tmp_path, runs: int) -> None:
     from test_stripe import post_webhook, signed
+
     app, world = stripe_world(make_app, localstripe)
     product = world["products"]["prepaid-credit-5"]
     started = time.monotonic()
     for i in range(runs):  # answered normally: their webhooks come later, and must change nothing
-        bought = world["api"].post(f"/api/v1/services/{world['service'].id}/topups",
-                                   json={"product_id": product.id},
-                                   headers={"Idempotency-Key": f"ok-{i}"})
+        bought = world["api"].post(
+            f"/api/v1/services/{world['service'].id}/topups",
+            json={"product_id": product.id},
+            headers={"Idempotency-Key": f"ok-{i}"},
+        )
         assert bought.status_code == 201, bought.text
     settings = localstripe.settings()
     settings["billing"].update(NO_LIMIT["billing"])
     # These die after Stripe charged them: only the webhook can bring the news...
-    codes = child(app, settings, "purchase", "after_charge", runs, world["service"].id,
-                  product.id, world["user"].id)
+    codes = child(
+        app,
+        settings,
+        "purchase",
+        "after_charge",
+        runs,
+        world["service"].id,
+        product.id,
+        world["user"].id,
+    )
     assert codes == [DIED] * runs, codes
     lost = list(Payment.select().where(Payment.status == "pending"))
     assert len(lost) == runs and all(p.provider_ref for p in lost)
@@ -226,25 +285,30 @@ def webhooks_die_then_arrive_three_times(make_app, localstripe, tmp_path, runs: 
     reconcile(app)
     counts = ledger(world, stripe_charged(localstripe))
     assert counts["credited"] == 2 * runs, counts
-    print(f"\nStripe: {runs} answered + {runs} lost purchases, {runs} webhook processes killed, "
-          f"then {len(deliveries)} deliveries ({len(payloads)} events x 3, shuffled, 4 threads): "
-          f"{counts} ({time.monotonic() - started:.1f}s)")
+    print(
+        f"\nStripe: {runs} answered + {runs} lost purchases, {runs} webhook processes killed, "
+        f"then {len(deliveries)} deliveries ({len(payloads)} events x 3, shuffled, 4 threads): "
+        f"{counts} ({time.monotonic() - started:.1f}s)"
+    )
 
 
 @pytest.mark.spec("BILL-2", "TOP-1")
-def test_a_webhook_killed_midway_then_delivered_three_times_acts_once(make_app, localstripe,
-                                                                      tmp_path):
+def test_a_webhook_killed_midway_then_delivered_three_times_acts_once(
+    make_app, localstripe, tmp_path
+):
     webhooks_die_then_arrive_three_times(make_app, localstripe, tmp_path, runs=4)
 
 
 @pytest.mark.long
 @pytest.mark.spec("BILL-2", "TOP-1")
-def test_a_webhook_killed_midway_then_delivered_three_times_acts_once_long(make_app, localstripe,
-                                                                           tmp_path):
+def test_a_webhook_killed_midway_then_delivered_three_times_acts_once_long(
+    make_app, localstripe, tmp_path
+):
     webhooks_die_then_arrive_three_times(make_app, localstripe, tmp_path, runs=40)
 
 
 # -- Redis down for a while during purchases -------------------------------------------------------
+
 
 class RedisServer:
     """A redis-server of this test's own on a free port (never the shared one), stop/start-able."""
@@ -259,13 +323,28 @@ class RedisServer:
 
     def start(self) -> None:
         import redis
+
         self.process = subprocess.Popen(
             # A broker keeps what it accepted across a restart: append-only file, as deployed
             # (docs/background-work.md); without it a restart comes back empty.
-            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "yes" if self.persistent else "no", "--appendfsync", "always",
-             "--dir", str(self.folder)],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            [
+                "redis-server",
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "yes" if self.persistent else "no",
+                "--appendfsync",
+                "always",
+                "--dir",
+                str(self.folder),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         deadline = time.monotonic() + 10
         while True:
             try:
@@ -286,8 +365,10 @@ class RedisServer:
 @pytest.fixture
 def own_redis(tmp_path):
     import shutil
+
     if shutil.which("redis-server") is None:
         from engine.testing import need_service
+
         need_service("redis-server", FileNotFoundError("redis-server is not installed"))
     server = RedisServer(tmp_path / "redis")
     server.start()
@@ -295,12 +376,16 @@ def own_redis(tmp_path):
     server.stop()
 
 
-def purchases_through_a_redis_outage(make_app, own_redis, purchases: int, seconds: float,
-                                     outage: float) -> None:
+def purchases_through_a_redis_outage(
+    make_app, own_redis, purchases: int, seconds: float, outage: float
+) -> None:
     """``purchases`` spread over ``seconds``; Redis (the broker and the rate-limit counters) is
     down for ``outage`` seconds from a sixth of the way in."""
-    app, world = make_world(make_app, broker_url=own_redis.url(0) + "?namespace=faults",
-                            security={"rate_limit_storage": own_redis.url(1)})
+    app, world = make_world(
+        make_app,
+        broker_url=own_redis.url(0) + "?namespace=faults",
+        security={"rate_limit_storage": own_redis.url(1)},
+    )
     sandbox_card(app, world["customer"].id)
     product = world["products"]["prepaid-credit-5"]
     answers: Counter = Counter()
@@ -319,9 +404,11 @@ def purchases_through_a_redis_outage(make_app, own_redis, purchases: int, second
         elif down and now >= up_at:
             own_redis.start()
             down = False
-        r = world["api"].post(f"/api/v1/services/{world['service'].id}/topups",
-                              json={"product_id": product.id},
-                              headers={"Idempotency-Key": f"redis-{i}"})
+        r = world["api"].post(
+            f"/api/v1/services/{world['service'].id}/topups",
+            json={"product_id": product.id},
+            headers={"Idempotency-Key": f"redis-{i}"},
+        )
         answers[r.status_code] += 1
         if down:
             during[r.status_code] += 1
@@ -335,8 +422,14 @@ def purchases_through_a_redis_outage(make_app, own_redis, purchases: int, second
     waiting = app.tasks.pending()
     try:
         try:
-            wait_for(lambda: EmailDelivery.select().where(EmailDelivery.status == "sent").count()
-                     == 2 * purchases, timeout=240, what="every email after the outage")
+            wait_for(
+                lambda: (
+                    EmailDelivery.select().where(EmailDelivery.status == "sent").count()
+                    == 2 * purchases
+                ),
+                timeout=240,
+                what="every email after the outage",
+            )
         except BaseException:
             print("outbox:", app.tasks.pending(), Counter(d.status for d in EmailDelivery.select()))
             raise
@@ -352,10 +445,12 @@ def purchases_through_a_redis_outage(make_app, own_redis, purchases: int, second
     mails = list((Path(app.settings.data_dir) / "mail").glob("*.eml"))
     ids = Counter(m.read_text().split("Message-ID: ", 1)[1].split("\n", 1)[0] for m in mails)
     assert len(mails) == 2 * purchases and max(ids.values()) == 1  # each delivered once
-    print(f"\nRedis down {outage:.0f}s of {time.monotonic() - start:.0f}s: {purchases} purchases "
-          f"({during[201]} during the outage), answers {dict(answers)}, {waiting} tasks waited in "
-          f"the outbox at the end, {len(mails)} emails delivered once each, all out "
-          f"{recovered:.1f}s after Redis came back")
+    print(
+        f"\nRedis down {outage:.0f}s of {time.monotonic() - start:.0f}s: {purchases} purchases "
+        f"({during[201]} during the outage), answers {dict(answers)}, {waiting} tasks waited in "
+        f"the outbox at the end, {len(mails)} emails delivered once each, all out "
+        f"{recovered:.1f}s after Redis came back"
+    )
 
 
 @ON_POSTGRES
@@ -368,9 +463,11 @@ def test_emails_a_redis_without_persistence_lost_are_sent_by_the_sweep_once(make
         sandbox_card(app, world["customer"].id)
         product = world["products"]["prepaid-credit-5"]
         for i in range(5):
-            r = world["api"].post(f"/api/v1/services/{world['service'].id}/topups",
-                                  json={"product_id": product.id},
-                                  headers={"Idempotency-Key": f"lost-{i}"})
+            r = world["api"].post(
+                f"/api/v1/services/{world['service'].id}/topups",
+                json={"product_id": product.id},
+                headers={"Idempotency-Key": f"lost-{i}"},
+            )
             assert r.status_code == 201, r.text
         assert app.tasks.pending() == 0  # the outbox handed every email to Redis...
         redis.stop()
@@ -388,9 +485,12 @@ def test_emails_a_redis_without_persistence_lost_are_sent_by_the_sweep_once(make
     ids = Counter(m.read_text().split("Message-ID: ", 1)[1].split("\n", 1)[0] for m in mails)
     assert len(mails) == 10 and max(ids.values()) == 1  # each delivered once
     from plugins.billing.models import Invoice
+
     assert [bool(i.pdf_path) for i in Invoice.select()] == [True] * 5
-    print("\nRedis restarted empty with 10 emails and 5 PDF renders queued: all sent again by "
-          "the sweep, each email once")
+    print(
+        "\nRedis restarted empty with 10 emails and 5 PDF renders queued: all sent again by "
+        "the sweep, each email once"
+    )
 
 
 @ON_POSTGRES
@@ -403,11 +503,11 @@ def test_redis_down_during_purchases_no_5xx_and_every_email_once(make_app, own_r
 @pytest.mark.long
 @pytest.mark.spec("ENG-2", "TOP-1")
 def test_redis_down_during_purchases_no_5xx_and_every_email_once_long(make_app, own_redis):
-    purchases_through_a_redis_outage(make_app, own_redis, purchases=1000, seconds=180,
-                                      outage=120)
+    purchases_through_a_redis_outage(make_app, own_redis, purchases=1000, seconds=180, outage=120)
 
 
 # -- a worker killed mid-task; SMTP down -----------------------------------------------------------
+
 
 class KillingInbox(Inbox):
     """An SMTP inbox that SIGKILLs ``victim`` (a worker) once it has a message in hand, before
@@ -432,15 +532,19 @@ def message_ids(inbox: Inbox) -> Counter:
 def buy_credit(world, n: int) -> None:
     product = world["products"]["prepaid-credit-5"]
     for i in range(n):
-        r = world["api"].post(f"/api/v1/services/{world['service'].id}/topups",
-                              json={"product_id": product.id}, headers={"Idempotency-Key": f"b{i}"})
+        r = world["api"].post(
+            f"/api/v1/services/{world['service'].id}/topups",
+            json={"product_id": product.id},
+            headers={"Idempotency-Key": f"b{i}"},
+        )
         assert r.status_code == 201, r.text
 
 
 @ON_SQLITE
 @pytest.mark.spec("ENG-2")
 def test_a_worker_killed_while_sending_is_redelivered_and_sends_each_email_at_most_once(
-        make_app, tmp_path):
+    make_app, tmp_path
+):
     smtp = SMTPServer()
     smtp.inbox = KillingInbox()
     smtp.start()
@@ -448,8 +552,13 @@ def test_a_worker_killed_while_sending_is_redelivered_and_sends_each_email_at_mo
         app, world = make_world(make_app, **smtp.settings())
         sandbox_card(app, world["customer"].id)
         buy_credit(world, 1)  # two emails: payment received, top-up added
-        env = portico_env(app, tmp_path, PORTICO_MAIL_BACKEND="smtp",
-                          PORTICO_MAIL_SMTP_HOST="127.0.0.1", PORTICO_MAIL_SMTP_PORT=str(smtp.port))
+        env = portico_env(
+            app,
+            tmp_path,
+            PORTICO_MAIL_BACKEND="smtp",
+            PORTICO_MAIL_SMTP_HOST="127.0.0.1",
+            PORTICO_MAIL_SMTP_PORT=str(smtp.port),
+        )
         log = tmp_path / "worker.log"
         # One thread: with two, both emails can be "sending" when the kill lands (each then
         # ends "unconfirmed"), and the test would not know which case it saw.
@@ -463,9 +572,15 @@ def test_a_worker_killed_while_sending_is_redelivered_and_sends_each_email_at_mo
         lease = app.tasks.broker.lease_ms("default")
         with time_machine.travel(timedelta(milliseconds=lease + 1000), tick=True):
             with RunningWorker(app):
-                wait_for(lambda: not EmailDelivery.select().where(
-                    EmailDelivery.status.in_(("pending", "sending"))).exists(),
-                    timeout=60, what="the redelivered tasks")
+                wait_for(
+                    lambda: (
+                        not EmailDelivery.select()
+                        .where(EmailDelivery.status.in_(("pending", "sending")))
+                        .exists()
+                    ),
+                    timeout=60,
+                    what="the redelivered tasks",
+                )
     finally:
         smtp.stop()
     statuses = Counter(d.status for d in EmailDelivery.select())
@@ -473,8 +588,10 @@ def test_a_worker_killed_while_sending_is_redelivered_and_sends_each_email_at_mo
     ids = message_ids(smtp.inbox)
     assert len(ids) == 2 and max(ids.values()) == 1, ids  # each email at most once
     assert first["Message-ID"] in ids
-    print(f"\nworker SIGKILLed after the SMTP server took email 1 of 2: redelivered, "
-          f"statuses {dict(statuses)}, {len(smtp.inbox.messages)} messages, none twice")
+    print(
+        f"\nworker SIGKILLed after the SMTP server took email 1 of 2: redelivered, "
+        f"statuses {dict(statuses)}, {len(smtp.inbox.messages)} messages, none twice"
+    )
 
 
 @ON_SQLITE
@@ -488,17 +605,25 @@ def test_smtp_down_loses_nothing_and_sends_each_email_once(make_app, smtp):
     worker = threading.Thread(target=run_worker, args=(app,), kwargs={"stop": stop})
     worker.start()
     try:
-        wait_for(lambda: EmailDelivery.select().where(EmailDelivery.attempts > 0).count() == 6,
-                 timeout=60, what="every email to be tried while SMTP is down")
+        wait_for(
+            lambda: EmailDelivery.select().where(EmailDelivery.attempts > 0).count() == 6,
+            timeout=60,
+            what="every email to be tried while SMTP is down",
+        )
         assert not EmailDelivery.select().where(EmailDelivery.status == "sent").exists()
         smtp.start()
-        wait_for(lambda: EmailDelivery.select().where(EmailDelivery.status == "sent").count()
-                 == 6, timeout=120, what="every email after SMTP came back")
+        wait_for(
+            lambda: EmailDelivery.select().where(EmailDelivery.status == "sent").count() == 6,
+            timeout=120,
+            what="every email after SMTP came back",
+        )
     finally:
         stop.set()
         worker.join(120)
     ids = message_ids(smtp.inbox)
     assert len(ids) == 6 and max(ids.values()) == 1, ids
     tries = [d.attempts for d in EmailDelivery.select()]
-    print(f"\nSMTP down for 3 purchases: 6 emails, tried {sum(tries)} times in all, "
-          f"each delivered once when SMTP came back")
+    print(
+        f"\nSMTP down for 3 purchases: 6 emails, tried {sum(tries)} times in all, "
+        f"each delivered once when SMTP came back"
+    )

@@ -8,6 +8,7 @@ A new hook without those fails here, by name.
 The ``test_hook_<name>`` tests register a small plugin object for one test
 with ``make_app(plugins=[("acme", obj)])`` and assert the effect.
 """
+
 from __future__ import annotations
 
 import ast
@@ -40,13 +41,15 @@ PLUGIN_GUIDE = ROOT / "docs" / "plugins.md"
 
 # -- the meta-tests ---------------------------------------------------------------
 
+
 def spec_signatures() -> dict[str, str]:
     """``{hook name: "name(args) -> return"}`` exactly as written in the hookspecs files."""
     out = {}
     for path in HOOKSPECS:
         for node in ast.parse(path.read_text()).body:
             if isinstance(node, ast.FunctionDef) and any(
-                    "hookspec" in ast.unparse(d) for d in node.decorator_list):
+                "hookspec" in ast.unparse(d) for d in node.decorator_list
+            ):
                 assert node.name not in out, f"hook {node.name} is specified twice"
                 returns = f" -> {ast.unparse(node.returns)}" if node.returns else ""
                 out[node.name] = f"{node.name}({ast.unparse(node.args)}){returns}"
@@ -67,9 +70,10 @@ def hook_test_names() -> set[str]:
     found = set()
     for path in (ROOT / "tests").rglob("test_*.py"):
         for node in ast.walk(ast.parse(path.read_text())):
-            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and \
-                    node.name.startswith("test_hook_"):
-                rest = node.name[len("test_hook_"):]
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.name.startswith(
+                "test_hook_"
+            ):
+                rest = node.name[len("test_hook_") :]
                 hook = next((h for h in hooks if rest == h or rest.startswith(h + "_")), None)
                 if hook:
                     found.add(hook)
@@ -80,9 +84,16 @@ SIGNATURES = spec_signatures()
 
 
 def settings_for(tmp_path, disabled=()):
-    return load_settings(None, environ={}, overrides={
-        "data_dir": str(tmp_path), "secret_key": "k" * 32, **TEST_SETTINGS,
-        "plugins": {"entry_points": False, "disabled": list(disabled)}})
+    return load_settings(
+        None,
+        environ={},
+        overrides={
+            "data_dir": str(tmp_path),
+            "secret_key": "k" * 32,
+            **TEST_SETTINGS,
+            "plugins": {"entry_points": False, "disabled": list(disabled)},
+        },
+    )
 
 
 def test_every_hookspec_is_found_by_the_meta_tests(tmp_path):
@@ -127,8 +138,9 @@ def test_hook_register_hookspecs_adds_a_partner_plugins_own_hook(tmp_path):
             heard.append(city)
 
     # The listener loads first: its implementation waits for the spec, then is checked.
-    plugins = Plugins(settings_for(tmp_path), extra=[("listener", Listener()),
-                                                     ("weather", Weather())])
+    plugins = Plugins(
+        settings_for(tmp_path), extra=[("listener", Listener()), ("weather", Weather())]
+    )
     assert plugins.spec_owners["forecast_made"] == "weather"
     plugins.hook.forecast_made(app=None, city="Leeds")
     assert heard == ["Leeds"]
@@ -163,8 +175,10 @@ def test_two_plugins_cannot_specify_one_hook(tmp_path):
 
     with pytest.raises(PluginError) as error:
         Plugins(settings_for(tmp_path), extra=[("rival", Rival())])
-    assert str(error.value) == ("plugin 'rival' specifies hook 'payment_succeeded', already "
-                                "specified by plugin 'billing'; rename one of them")
+    assert str(error.value) == (
+        "plugin 'rival' specifies hook 'payment_succeeded', already "
+        "specified by plugin 'billing'; rename one of them"
+    )
 
 
 def test_collecting_follows_pluggy_tryfirst_trylast_and_wrappers(tmp_path):
@@ -173,6 +187,7 @@ def test_collecting_follows_pluggy_tryfirst_trylast_and_wrappers(tmp_path):
             @hookimpl(**opts)
             def template_dirs(self):
                 return [f"/{name}"]
+
         return Plugin()
 
     class Hider:
@@ -181,18 +196,35 @@ def test_collecting_follows_pluggy_tryfirst_trylast_and_wrappers(tmp_path):
             answers = yield
             return [a for a in answers if a != ["/hidden"]]
 
-    plugins = Plugins(settings_for(tmp_path), extra=[
-        ("plain", folder("plain")), ("last", folder("last", trylast=True)),
-        ("hidden", folder("hidden")), ("first", folder("first", tryfirst=True)),
-        ("hider", Hider())])
+    plugins = Plugins(
+        settings_for(tmp_path),
+        extra=[
+            ("plain", folder("plain")),
+            ("last", folder("last", trylast=True)),
+            ("hidden", folder("hidden")),
+            ("first", folder("first", tryfirst=True)),
+            ("hider", Hider()),
+        ],
+    )
     assert plugins.collect("template_dirs") == [
-        ("first", "/first"), ("plain", "/plain"), ("last", "/last")]
+        ("first", "/first"),
+        ("plain", "/plain"),
+        ("last", "/last"),
+    ]
 
 
 def test_hook_calls_are_traced_when_asked(tmp_path, caplog):
-    settings = load_settings(None, environ={}, overrides={
-        "data_dir": str(tmp_path), "secret_key": "k" * 32, **TEST_SETTINGS,
-        "debug": {"trace_hooks": True}, "plugins": {"entry_points": False}})
+    settings = load_settings(
+        None,
+        environ={},
+        overrides={
+            "data_dir": str(tmp_path),
+            "secret_key": "k" * 32,
+            **TEST_SETTINGS,
+            "debug": {"trace_hooks": True},
+            "plugins": {"entry_points": False},
+        },
+    )
 
     class Quick:
         @hookimpl(tryfirst=True)
@@ -204,8 +236,13 @@ def test_hook_calls_are_traced_when_asked(tmp_path, caplog):
         assert plugins.hook.balance_threshold(app=None, customer_id=7, balance_type="data") == 5
         plugins.collect("plugin_requires")
     lines = [r.getMessage() for r in caplog.records if r.name == "portico.hooks"]
-    assert any(line.startswith("hook balance_threshold(app=None, customer_id=7, balance_type="
-                               "'data') by [quick, notifications]: ") for line in lines)
+    assert any(
+        line.startswith(
+            "hook balance_threshold(app=None, customer_id=7, balance_type="
+            "'data') by [quick, notifications]: "
+        )
+        for line in lines
+    )
     assert any(line.startswith("hook plugin_requires() by [account]") for line in lines)
 
 
@@ -226,11 +263,13 @@ def test_hookspec_has_a_docstring(hook):
 @pytest.mark.spec("ENG-1")
 @pytest.mark.parametrize("hook", sorted(SIGNATURES))
 def test_hookspec_is_documented_once_with_its_exact_signature(hook):
-    headings = [line for line in PLUGIN_GUIDE.read_text().splitlines()
-                if re.match(rf"#+ `{hook}\(", line)]
+    headings = [
+        line for line in PLUGIN_GUIDE.read_text().splitlines() if re.match(rf"#+ `{hook}\(", line)
+    ]
     assert headings == [f"#### `{SIGNATURES[hook]}`"], (
         f"docs/plugins.md must document {hook} under exactly one heading "
-        f"#### `{SIGNATURES[hook]}` (copy the signature exactly)")
+        f"#### `{SIGNATURES[hook]}` (copy the signature exactly)"
+    )
 
 
 @pytest.mark.spec("ENG-1")
@@ -248,16 +287,20 @@ def customer_user(name: str = "Dana") -> User:
     """A customer with one contact, one site and one login."""
     n = next(numbers)
     customer = Customer.create(number=f"C-9{n:05d}", name=f"{name} Example")
-    contact = Contact.create(customer=customer, first_name=name, email=f"{name.lower()}{n}@example.com")
-    Site.create(customer=customer, label="Home", line1="1 High Street", city="London",
-                postcode="SW1A 1AA")
+    contact = Contact.create(
+        customer=customer, first_name=name, email=f"{name.lower()}{n}@example.com"
+    )
+    Site.create(
+        customer=customer, label="Home", line1="1 High Street", city="London", postcode="SW1A 1AA"
+    )
     return User.create(contact=contact, email=f"{name.lower()}{n}@example.com")
 
 
 def service_of(user: User) -> Service:
     product = Product.create(code=f"plan-{next(numbers)}", name="Mobile 10GB", monthly_fee=1000)
-    return Service.create(customer=user.contact.customer_id, product=product,
-                          name="Mobile - +44 7700 900123")
+    return Service.create(
+        customer=user.contact.customer_id, product=product, name="Mobile - +44 7700 900123"
+    )
 
 
 def signed_in(app, user: User | None = None) -> Client:
@@ -268,6 +311,7 @@ AUTH = ("test-auth", PrincipalHeader())
 
 
 # -- describing the plugin ------------------------------------------------------------
+
 
 class Base:
     """A plugin others build on."""
@@ -321,6 +365,7 @@ def test_hook_register_settings(make_app):
 
 
 # -- data, code, pages --------------------------------------------------------------------
+
 
 class Gadget(BaseModel):
     name = peewee.CharField()
@@ -422,8 +467,14 @@ def test_hook_register_sections(make_app):
 
     app = make_app(plugins=[("acme", Sections())])
     items = Client(app).get("/api/v1/sections").json["items"]
-    assert {"id": "gadgets", "title": "Gadgets", "path": "/gadgets", "icon": "circle",
-            "order": 5, "plugin": "acme"} in items
+    assert {
+        "id": "gadgets",
+        "title": "Gadgets",
+        "path": "/gadgets",
+        "icon": "circle",
+        "order": 5,
+        "plugin": "acme",
+    } in items
     assert items == sorted(items, key=lambda s: (s["order"], s["id"]))  # the menu's order
 
 
@@ -437,8 +488,9 @@ def test_hook_dashboard_cards(make_app):
     app = make_app(plugins=[AUTH, ("acme", Cards())])
     user = customer_user()
     cards = signed_in(app, user).get("/api/v1/dashboard").json["cards"]
-    assert [(c["id"], c["data"]) for c in cards if c["plugin"] == "acme"] == \
-        [("gadgets", {"customer": user.contact.customer_id})]
+    assert [(c["id"], c["data"]) for c in cards if c["plugin"] == "acme"] == [
+        ("gadgets", {"customer": user.contact.customer_id})
+    ]
 
 
 @pytest.mark.spec("NOT-2")
@@ -451,8 +503,15 @@ def test_hook_portal_alerts(make_app):
     app = make_app(plugins=[AUTH, ("acme", Alerts())])
     items = signed_in(app).get("/api/v1/alerts").json["items"]
     assert [a for a in items if a["plugin"] == "acme"] == [
-        {"id": "verify-email", "level": "warning", "message": "Verify your email address",
-         "link": "/account", "dismissible": True, "plugin": "acme"}]
+        {
+            "id": "verify-email",
+            "level": "warning",
+            "message": "Verify your email address",
+            "link": "/account",
+            "dismissible": True,
+            "plugin": "acme",
+        }
+    ]
 
 
 @pytest.mark.spec("SVC-3")
@@ -465,8 +524,10 @@ def test_hook_service_actions(make_app):
     app = make_app(plugins=[("acme", Actions())])
     user = customer_user()
     service = service_of(user)
-    ctx = Context(app=app, principal=Principal(kind="customer", user_id=user.id,
-                                               customer_id=user.contact.customer_id))
+    ctx = Context(
+        app=app,
+        principal=Principal(kind="customer", user_id=user.id, customer_id=user.contact.customer_id),
+    )
     pairs = app.plugins.collect("service_actions", app=app, ctx=ctx, service=service)
     assert ("acme", Action("gadget", "Add a gadget", f"/services/{service.id}/gadget")) in pairs
 
@@ -490,8 +551,9 @@ def test_hook_openapi(make_app):
     class Doc:
         @hookimpl
         def openapi(self, app, spec):
-            spec.components.schema("Gadget", {"type": "object",
-                                              "properties": {"name": {"type": "string"}}})
+            spec.components.schema(
+                "Gadget", {"type": "object", "properties": {"name": {"type": "string"}}}
+            )
 
     app = make_app(plugins=[("acme", Doc())])
     doc = Client(app).get("/api/v1/openapi.json").json
@@ -499,6 +561,7 @@ def test_hook_openapi(make_app):
 
 
 # -- resolving one thing --------------------------------------------------------------------
+
 
 def test_hook_authenticate_request(make_app):
     class KeyHeader:
@@ -510,8 +573,9 @@ def test_hook_authenticate_request(make_app):
             if not value:
                 return None  # let the other plugins try
             user = User.get_by_id(int(value))
-            return Principal(kind="customer", user_id=user.id,
-                             customer_id=user.contact.customer_id, via="token")
+            return Principal(
+                kind="customer", user_id=user.id, customer_id=user.contact.customer_id, via="token"
+            )
 
     app = make_app(plugins=[("acme", KeyHeader())])
     user = customer_user()
@@ -522,8 +586,15 @@ def test_hook_authenticate_request(make_app):
 
 def test_hook_service_balances(make_app):
     def balance(remaining):
-        return Balance(id=1, type="data", remaining=remaining, initial=10**9, unit="bytes",
-                       weight=30, expires_at=None)
+        return Balance(
+            id=1,
+            type="data",
+            remaining=remaining,
+            initial=10**9,
+            unit="bytes",
+            weight=30,
+            expires_at=None,
+        )
 
     class Fallback:
         @hookimpl(trylast=True)
@@ -566,6 +637,7 @@ def test_hook_credit_balance(make_app):
 
 # -- providers and channels ---------------------------------------------------------------------
 
+
 class AcmePay:
     id = "acme-pay"
 
@@ -597,6 +669,7 @@ def test_hook_notification_channels(make_app):
 
 # -- events ------------------------------------------------------------------------------------
 
+
 def test_hook_audit_recorded(make_app):
     seen = []
 
@@ -619,7 +692,9 @@ def test_hook_notification_requested(make_app):
             seen.append((event.kind, event.key, event.category))
 
     app = make_app(plugins=[("acme", Listener())])
-    notify(app, Notice(kind="gadget_ready", key="gadget:7", category="service", email="d@example.com"))
+    notify(
+        app, Notice(kind="gadget_ready", key="gadget:7", category="service", email="d@example.com")
+    )
     assert seen == [("gadget_ready", "gadget:7", "service")]
 
 

@@ -10,6 +10,7 @@ hook or argument fails too, until the snapshot is updated, so the file stays the
 The specs are read from the live plugin manager after every bundled plugin is registered,
 so a spec a plugin adds itself (``add_hookspecs``) is covered like the engine's.
 """
+
 from __future__ import annotations
 
 import json
@@ -26,16 +27,23 @@ def live_specs() -> dict[str, dict]:
     bundled plugin (partner plugins' entry points off: their specs are theirs)."""
     from engine.plugins import load_plugins
     from engine.settings import load_settings
-    settings = load_settings(None, environ={}, serving=False,
-                             overrides={"demo": True, "plugins": {"entry_points": False}})
+
+    settings = load_settings(
+        None,
+        environ={},
+        serving=False,
+        overrides={"demo": True, "plugins": {"entry_points": False}},
+    )
     hooks = load_plugins(settings).pm.hook
     out = {}
     for name, caller in sorted(vars(hooks).items()):
         spec = getattr(caller, "spec", None)
         if name.startswith("_") or spec is None:
             continue
-        out[name] = {"args": list(spec.argnames) + list(spec.kwargnames),
-                     "firstresult": bool(spec.opts.get("firstresult"))}
+        out[name] = {
+            "args": list(spec.argnames) + list(spec.kwargnames),
+            "firstresult": bool(spec.opts.get("firstresult")),
+        }
     return out
 
 
@@ -45,17 +53,23 @@ def breaks(old: dict[str, dict], new: dict[str, dict]) -> list[str]:
     for hook, was in sorted(old.items()):
         now = new.get(hook)
         if now is None:
-            out.append(f"hook '{hook}' was removed or renamed: plugins implementing it would "
-                       "no longer load; keep it (document it as deprecated) and add the new one")
+            out.append(
+                f"hook '{hook}' was removed or renamed: plugins implementing it would "
+                "no longer load; keep it (document it as deprecated) and add the new one"
+            )
             continue
         for arg in was["args"]:
             if arg not in now["args"]:
-                out.append(f"hook '{hook}' lost argument '{arg}' (removed or renamed): "
-                           "hookimpls that declare it would no longer load; keep it and add "
-                           "new arguments beside it")
+                out.append(
+                    f"hook '{hook}' lost argument '{arg}' (removed or renamed): "
+                    "hookimpls that declare it would no longer load; keep it and add "
+                    "new arguments beside it"
+                )
         if was["firstresult"] != now["firstresult"]:
-            out.append(f"hook '{hook}' changed firstresult from {was['firstresult']} to "
-                       f"{now['firstresult']}: its callers and implementers disagree now")
+            out.append(
+                f"hook '{hook}' changed firstresult from {was['firstresult']} to "
+                f"{now['firstresult']}: its callers and implementers disagree now"
+            )
     return out
 
 
@@ -66,8 +80,11 @@ def additions(old: dict[str, dict], new: dict[str, dict]) -> list[str]:
         if was is None:
             out.append(f"new hook '{hook}({', '.join(now['args'])})'")
             continue
-        out += [f"new argument '{arg}' of hook '{hook}'" for arg in now["args"]
-                if arg not in was["args"]]
+        out += [
+            f"new argument '{arg}' of hook '{hook}'"
+            for arg in now["args"]
+            if arg not in was["args"]
+        ]
     return out
 
 
@@ -77,15 +94,25 @@ def snapshot() -> dict[str, dict]:
 
 def write_snapshot() -> None:
     """One line per hook, so a change reads as a one-line diff."""
-    about = ("Hook specs and their arguments; they only grow. Rewritten by "
-             "scripts/snapshot-hookspecs (tests/test_hookspec_snapshot.py).")
-    lines = [f"    {json.dumps(name)}: {json.dumps(spec, sort_keys=True)}"
-             for name, spec in sorted(live_specs().items())]
-    SNAPSHOT.write_text('{\n  "about": ' + json.dumps(about) + ',\n  "hooks": {\n'
-                        + ",\n".join(lines) + "\n  }\n}\n")
+    about = (
+        "Hook specs and their arguments; they only grow. Rewritten by "
+        "scripts/snapshot-hookspecs (tests/test_hookspec_snapshot.py)."
+    )
+    lines = [
+        f"    {json.dumps(name)}: {json.dumps(spec, sort_keys=True)}"
+        for name, spec in sorted(live_specs().items())
+    ]
+    SNAPSHOT.write_text(
+        '{\n  "about": '
+        + json.dumps(about)
+        + ',\n  "hooks": {\n'
+        + ",\n".join(lines)
+        + "\n  }\n}\n"
+    )
 
 
 # -- the tests -------------------------------------------------------------------
+
 
 def test_no_hook_or_argument_was_removed_or_renamed():
     problems = breaks(snapshot(), live_specs())
@@ -100,39 +127,57 @@ def test_the_snapshot_lists_every_hook_and_argument():
 def test_the_snapshot_knows_the_engine_hooks():
     hooks = snapshot()
     assert hooks["register_routes"]["args"] == ["app"]
-    assert hooks["provision_addon"] == {"args": ["app", "service", "addon", "action"],
-                                        "firstresult": True}
+    assert hooks["provision_addon"] == {
+        "args": ["app", "service", "addon", "action"],
+        "firstresult": True,
+    }
     assert len(hooks) >= 30
 
 
 def test_each_hook_is_documented_once_in_the_plugin_guide():
     guide = (SNAPSHOT.parent.parent.parent / "docs" / "plugins.md").read_text()
-    counts = {hook: len(re.findall(rf"^#### `{hook}\(", guide, re.MULTILINE))
-              for hook in live_specs()}
-    assert {h: n for h, n in counts.items() if n != 1} == {}, \
+    counts = {
+        hook: len(re.findall(rf"^#### `{hook}\(", guide, re.MULTILINE)) for hook in live_specs()
+    }
+    assert {h: n for h, n in counts.items() if n != 1} == {}, (
         "docs/plugins.md: each hook needs exactly one '#### `hook(...)`' entry"
+    )
 
 
 def test_a_renamed_argument_or_hook_is_a_break_and_a_new_one_is_not():
-    old = {"service_renewed": {"args": ["app", "service", "previous_period_start"],
-                               "firstresult": False},
-           "balance_low": {"args": ["app", "service"], "firstresult": False}}
-    renamed_arg = {"service_renewed": {"args": ["app", "service", "period_start"],
-                                       "firstresult": False},
-                   "balance_low": {"args": ["app", "service"], "firstresult": False}}
+    old = {
+        "service_renewed": {
+            "args": ["app", "service", "previous_period_start"],
+            "firstresult": False,
+        },
+        "balance_low": {"args": ["app", "service"], "firstresult": False},
+    }
+    renamed_arg = {
+        "service_renewed": {"args": ["app", "service", "period_start"], "firstresult": False},
+        "balance_low": {"args": ["app", "service"], "firstresult": False},
+    }
     assert breaks(old, renamed_arg) == [
         "hook 'service_renewed' lost argument 'previous_period_start' (removed or renamed): "
-        "hookimpls that declare it would no longer load; keep it and add new arguments beside it"]
+        "hookimpls that declare it would no longer load; keep it and add new arguments beside it"
+    ]
     assert additions(old, renamed_arg) == ["new argument 'period_start' of hook 'service_renewed'"]
-    renamed_hook = {"service_renewed": old["service_renewed"],
-                    "balance_went_low": old["balance_low"]}
+    renamed_hook = {
+        "service_renewed": old["service_renewed"],
+        "balance_went_low": old["balance_low"],
+    }
     assert [p.split(":")[0] for p in breaks(old, renamed_hook)] == [
-        "hook 'balance_low' was removed or renamed"]
-    grown = {**old, "balance_low": {"args": ["app", "service", "threshold"], "firstresult": False},
-             "service_moved": {"args": ["app"], "firstresult": False}}
+        "hook 'balance_low' was removed or renamed"
+    ]
+    grown = {
+        **old,
+        "balance_low": {"args": ["app", "service", "threshold"], "firstresult": False},
+        "service_moved": {"args": ["app"], "firstresult": False},
+    }
     assert breaks(old, grown) == []
-    assert additions(old, grown) == ["new argument 'threshold' of hook 'balance_low'",
-                                     "new hook 'service_moved(app)'"]
+    assert additions(old, grown) == [
+        "new argument 'threshold' of hook 'balance_low'",
+        "new hook 'service_moved(app)'",
+    ]
     flipped = {**old, "balance_low": {"args": ["app", "service"], "firstresult": True}}
     assert "changed firstresult" in breaks(old, flipped)[0]
 

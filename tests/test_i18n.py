@@ -1,4 +1,5 @@
 """Languages: locale negotiation, the switcher, catalogues, and per-locale formatting."""
+
 from __future__ import annotations
 
 import re
@@ -40,16 +41,37 @@ def speaks_english(html: str) -> bool:
 
 # -- negotiation -------------------------------------------------------------------
 
-@pytest.mark.parametrize("header", ["zh-CN", "zh-CN,zh;q=0.9,en;q=0.8", "zh", "zh-Hans-SG",
-                                    "en;q=0.5, zh-CN;q=0.9", "fr-FR, zh-SG;q=0.7"])
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        "zh-CN",
+        "zh-CN,zh;q=0.9,en;q=0.8",
+        "zh",
+        "zh-Hans-SG",
+        "en;q=0.5, zh-CN;q=0.9",
+        "fr-FR, zh-SG;q=0.7",
+    ],
+)
 def test_accept_language_chinese_gets_simplified_chinese(client, header):
     page = client.get("/", headers={"Accept-Language": header})
     assert speaks_chinese(page.text), header
     assert "简体中文" in page.text
 
 
-@pytest.mark.parametrize("header", ["", "en-GB,en;q=0.9", "fr-FR", "zh-TW", "zh-Hant-HK",
-                                    "zh-CN;q=0, en;q=0.1", "*", ";;;q=abc,,"])
+@pytest.mark.parametrize(
+    "header",
+    [
+        "",
+        "en-GB,en;q=0.9",
+        "fr-FR",
+        "zh-TW",
+        "zh-Hant-HK",
+        "zh-CN;q=0, en;q=0.1",
+        "*",
+        ";;;q=abc,,",
+    ],
+)
 def test_other_languages_get_the_default(client, header):
     assert speaks_english(client.get("/", headers={"Accept-Language": header}).text), header
 
@@ -109,8 +131,16 @@ def test_switcher_refuses_unknown_languages(client, lang):
     assert "Choose one of: en, zh_Hans" in answer.text
 
 
-@pytest.mark.parametrize("target", ["//evil.example/", "https://evil.example/", "/\\evil.example",
-                                    "javascript:alert(1)", "/ok\r\nSet-Cookie: x=1"])
+@pytest.mark.parametrize(
+    "target",
+    [
+        "//evil.example/",
+        "https://evil.example/",
+        "/\\evil.example",
+        "javascript:alert(1)",
+        "/ok\r\nSet-Cookie: x=1",
+    ],
+)
 def test_switcher_never_redirects_off_site(client, target):
     answer = client.post("/lang", form={"lang": "en", "next": target})
     assert answer.status_code == 303
@@ -123,8 +153,7 @@ def test_switcher_form_returns_to_the_current_page(client):
 
 
 def test_error_pages_speak_the_visitors_language(client):
-    page = client.get("/no-such-page", headers={"Accept-Language": "zh-CN",
-                                                "Accept": "text/html"})
+    page = client.get("/no-such-page", headers={"Accept-Language": "zh-CN", "Accept": "text/html"})
     assert page.status_code == 404
     assert '<html lang="zh-Hans">' in page.text
     assert zh("Back to the dashboard") in page.text
@@ -132,15 +161,22 @@ def test_error_pages_speak_the_visitors_language(client):
 
 # -- the user's preference -----------------------------------------------------------
 
+
 @pytest.fixture
 def signed_in(make_app):
     """An app that authenticates ``X-Test-User``, and a customer user with no language set."""
     from engine.models import Contact, Customer
     from engine.testing import PrincipalHeader
+
     app = make_app(plugins=[("test-auth", PrincipalHeader())])
     customer = Customer.create(number="C-900001", name="Li Na", kind="individual")
-    contact = Contact.create(customer=customer, first_name="Li", last_name="Na",
-                             email="li.na@example.com", is_primary=True)
+    contact = Contact.create(
+        customer=customer,
+        first_name="Li",
+        last_name="Na",
+        email="li.na@example.com",
+        is_primary=True,
+    )
     return app, User.create(contact=contact, email="li.na@example.com")
 
 
@@ -174,8 +210,14 @@ class Impersonating:
     @hookimpl(tryfirst=True)
     def authenticate_request(self, app, req):
         u = self.user
-        return Principal(kind="customer", user_id=u.id, customer_id=u.contact.customer_id,
-                         contact_id=u.contact_id, impersonator_id=1, locale="en")
+        return Principal(
+            kind="customer",
+            user_id=u.id,
+            customer_id=u.contact.customer_id,
+            contact_id=u.contact_id,
+            impersonator_id=1,
+            locale="en",
+        )
 
 
 def test_staff_switch_under_impersonation_leaves_the_customers_preference(make_app, signed_in):
@@ -191,6 +233,7 @@ def test_staff_switch_under_impersonation_leaves_the_customers_preference(make_a
 
 # -- catalogues ----------------------------------------------------------------------
 
+
 def extracted() -> dict[str, set[str]]:
     """Every message id in engine/, plugins/ and themes/ as babel.cfg extracts it."""
     with open(ROOT / "babel.cfg") as f:
@@ -198,21 +241,27 @@ def extracted() -> dict[str, set[str]]:
     found: dict[str, set[str]] = defaultdict(set)
     for folder in ("engine", "plugins", "themes"):
         for filename, lineno, message, _, _ in extract_from_dir(
-                ROOT / folder, method_map, options_map):
+            ROOT / folder, method_map, options_map
+        ):
             msgid = message if isinstance(message, str) else message[0]
             found[msgid].add(f"{folder}/{filename}:{lineno}")
     return found
 
 
 def catalog(locale: str | None):
-    path = (ENGINE_LOCALE_DIR / "messages.pot" if locale is None
-            else ENGINE_LOCALE_DIR / locale / "LC_MESSAGES" / "messages.po")
+    path = (
+        ENGINE_LOCALE_DIR / "messages.pot"
+        if locale is None
+        else ENGINE_LOCALE_DIR / locale / "LC_MESSAGES" / "messages.po"
+    )
     with path.open("rb") as f:
         return read_po(f, locale=locale)
 
 
-UPDATE = ("run the extract and update commands of docs/themes.md (Translations), "
-          "then translate the new entries in engine/locale/zh_Hans/LC_MESSAGES/messages.po")
+UPDATE = (
+    "run the extract and update commands of docs/themes.md (Translations), "
+    "then translate the new entries in engine/locale/zh_Hans/LC_MESSAGES/messages.po"
+)
 
 
 def test_every_string_in_the_templates_is_in_every_catalogue():
@@ -225,8 +274,12 @@ def test_every_string_in_the_templates_is_in_every_catalogue():
 
 
 def test_every_string_has_a_chinese_translation():
-    untranslated = [m.id for m in catalog("zh_Hans") if m.id and (
-        "fuzzy" in m.flags or not all(m.string if isinstance(m.string, tuple) else [m.string]))]
+    untranslated = [
+        m.id
+        for m in catalog("zh_Hans")
+        if m.id
+        and ("fuzzy" in m.flags or not all(m.string if isinstance(m.string, tuple) else [m.string]))
+    ]
     assert not untranslated, f"untranslated or fuzzy in zh_Hans: {untranslated}"
 
 
@@ -246,8 +299,10 @@ def test_translations_keep_the_placeholders_and_format_cleanly():
             try:
                 text % defaultdict(lambda: 1)
             except (ValueError, TypeError) as exc:
-                pytest.fail(f"{text!r} (from {m.locations}) is not a valid format string: {exc}; "
-                            f"write a literal % as %%")
+                pytest.fail(
+                    f"{text!r} (from {m.locations}) is not a valid format string: {exc}; "
+                    f"write a literal % as %%"
+                )
         for text in strings:
             assert set(PLACEHOLDER.findall(text)) >= wanted - {"num"}, (m.id, text)
 
@@ -255,6 +310,7 @@ def test_translations_keep_the_placeholders_and_format_cleanly():
 def test_plugin_and_theme_catalogues_merge_over_the_engines(make_app, tmp_path, monkeypatch):
     import importlib
     import sys
+
     po = textwrap.dedent('''
         msgid ""
         msgstr ""
@@ -267,15 +323,17 @@ def test_plugin_and_theme_catalogues_merge_over_the_engines(make_app, tmp_path, 
     (pkg / "locale" / "zh_Hans" / "LC_MESSAGES").mkdir(parents=True)
     (pkg / "__init__.py").write_text("")
     (pkg / "locale" / "zh_Hans" / "LC_MESSAGES" / "messages.po").write_text(
-        po.format(id="Top up now", text="立即充值"), encoding="utf-8")
+        po.format(id="Top up now", text="立即充值"), encoding="utf-8"
+    )
     theme = tmp_path / "themes" / "acme" / "locale" / "zh_Hans" / "LC_MESSAGES"
     theme.mkdir(parents=True)
     (theme / "messages.po").write_text(po.format(id="Sign in", text="登录 Acme"), encoding="utf-8")
     monkeypatch.syspath_prepend(str(tmp_path / "site"))
     module = importlib.import_module("zh_extra")
     try:
-        app = make_app(plugins=[("zh_extra", module)], theme="acme",
-                       theme_paths=[str(tmp_path / "themes")])
+        app = make_app(
+            plugins=[("zh_extra", module)], theme="acme", theme_paths=[str(tmp_path / "themes")]
+        )
     finally:
         sys.modules.pop("zh_extra", None)
     token = current_locale.set("zh_Hans")
@@ -292,28 +350,38 @@ def test_plugin_and_theme_catalogues_merge_over_the_engines(make_app, tmp_path, 
 def test_render_plain_uses_the_given_locale(make_app, tmp_path):
     plain = tmp_path / "themes" / "mail" / "templates" / "plain.txt"
     plain.parent.mkdir(parents=True)
-    plain.write_text("{{ _('Sign out') }} | {{ fmt.money(1050, 'CNY') }} | "
-                     "{{ fmt.date(when) }} | {{ locale }}", encoding="utf-8")
+    plain.write_text(
+        "{{ _('Sign out') }} | {{ fmt.money(1050, 'CNY') }} | {{ fmt.date(when) }} | {{ locale }}",
+        encoding="utf-8",
+    )
     app = make_app(theme="mail", theme_paths=[str(tmp_path / "themes")])
     when = datetime(2026, 7, 1, 23, 30, tzinfo=timezone.utc)
-    assert app.theme.render_plain("plain.txt", "en", "UTC", when=when) == \
-        "Sign out | CN¥10.50 | 1 Jul 2026 | en"
-    assert app.theme.render_plain("plain.txt", "zh_Hans", "Asia/Shanghai", when=when) == \
-        f"{zh('Sign out')} | ¥10.50 | 2026年7月2日 | zh_Hans"
+    assert (
+        app.theme.render_plain("plain.txt", "en", "UTC", when=when)
+        == "Sign out | CN¥10.50 | 1 Jul 2026 | en"
+    )
+    assert (
+        app.theme.render_plain("plain.txt", "zh_Hans", "Asia/Shanghai", when=when)
+        == f"{zh('Sign out')} | ¥10.50 | 2026年7月2日 | zh_Hans"
+    )
 
 
 # -- formatting -----------------------------------------------------------------------
 
-@pytest.mark.parametrize("locale,amount,currency,expected", [
-    ("en", 1050, "GBP", "£10.50"),
-    ("zh_Hans", 1050, "GBP", "£10.50"),
-    ("en", 1050, "CNY", "CN¥10.50"),
-    ("zh_Hans", 1050, "CNY", "¥10.50"),
-    ("en", -123456789, "GBP", "-£1,234,567.89"),
-    ("en", 1050, "JPY", "JP¥1,050"),
-    ("en", 1, "GBP", "£0.01"),
-    ("en", 999999999999999, "GBP", "£9,999,999,999,999.99"),
-])
+
+@pytest.mark.parametrize(
+    "locale,amount,currency,expected",
+    [
+        ("en", 1050, "GBP", "£10.50"),
+        ("zh_Hans", 1050, "GBP", "£10.50"),
+        ("en", 1050, "CNY", "CN¥10.50"),
+        ("zh_Hans", 1050, "CNY", "¥10.50"),
+        ("en", -123456789, "GBP", "-£1,234,567.89"),
+        ("en", 1050, "JPY", "JP¥1,050"),
+        ("en", 1, "GBP", "£0.01"),
+        ("en", 999999999999999, "GBP", "£9,999,999,999,999.99"),
+    ],
+)
 def test_money_in_minor_units_per_locale(locale, amount, currency, expected):
     assert Formatter(locale, "UTC").money(amount, currency) == expected
 

@@ -1,4 +1,5 @@
 """Two-step verification (ACCT-6, PWD-4): set-up, sign-in, replay refusal, backup codes, removal."""
+
 import time
 
 import pyotp
@@ -20,7 +21,7 @@ def test_setup_shows_a_qr_code_and_the_manual_key_then_a_code_turns_it_on(core_d
     assert 'src="data:image/svg+xml' in page.text  # segno's QR code, no external request
     row = TwoFactor.get(TwoFactor.user == user("alice@example.com").id)
     secret = twofactor.seed(core_demo, row)
-    assert " ".join(secret[i:i + 4] for i in range(0, len(secret), 4)) in page.text
+    assert " ".join(secret[i : i + 4] for i in range(0, len(secret), 4)) in page.text
     wrong = client.post("/account/2fa/setup", form={"code": "123456"})
     assert wrong.status_code == 422 and "That code is not right" in wrong.text
     assert not client.get("/api/v1/account/2fa").json["enabled"]
@@ -37,11 +38,14 @@ def test_setup_shows_a_qr_code_and_the_manual_key_then_a_code_turns_it_on(core_d
 def test_the_api_setup_answers_secret_uri_and_qr(core_demo):
     client = signed_in(core_demo, "bob@example.com")
     setup = client.post("/api/v1/account/2fa/setup").json
-    assert setup["otpauth_uri"].startswith("otpauth://totp/") and setup["secret"] in \
-        setup["otpauth_uri"]
+    assert (
+        setup["otpauth_uri"].startswith("otpauth://totp/")
+        and setup["secret"] in setup["otpauth_uri"]
+    )
     assert setup["qr_svg"].startswith("data:image/svg+xml")
-    codes = client.post("/api/v1/account/2fa/enable",
-                        json={"code": pyotp.TOTP(setup["secret"]).now()}).json["backup_codes"]
+    codes = client.post(
+        "/api/v1/account/2fa/enable", json={"code": pyotp.TOTP(setup["secret"]).now()}
+    ).json["backup_codes"]
     assert len(set(codes)) == 10
     stored = [b.code_hash for b in BackupCode.select()]
     assert not any(c.replace("-", "") in h or c in h for c in codes for h in stored)
@@ -66,8 +70,14 @@ def test_sign_in_asks_for_the_code_and_issues_a_new_token_after_it(core_demo):
     assert client.cookies["portico_session"] != pending_token
     assert Session.get(Session.token_hash == token_hash(pending_token)).revoked_at is not None
     assert client.get("/api/v1/me").json["email"] == "alice@example.com"
-    assert AuditEvent.select().where(AuditEvent.action == "login").order_by(
-        AuditEvent.id.desc()).first().data["method"] == "password+totp"
+    assert (
+        AuditEvent.select()
+        .where(AuditEvent.action == "login")
+        .order_by(AuditEvent.id.desc())
+        .first()
+        .data["method"]
+        == "password+totp"
+    )
 
 
 @pytest.mark.spec("ACCT-6")
@@ -79,7 +89,9 @@ def test_a_replayed_code_is_refused_and_logged(core_demo):
     assert Client(core_demo).post("/api/v1/auth/login", json=body).status_code == 200
     replay = Client(core_demo).post("/api/v1/auth/login", json=body)
     assert replay.status_code == 401
-    assert problem(replay)["errors"]["otp"] == ["That code was already used. Wait for the next code."]
+    assert problem(replay)["errors"]["otp"] == [
+        "That code was already used. Wait for the next code."
+    ]
     logged = AuditEvent.get(AuditEvent.action == "2fa.replay_refused")
     assert logged.user_id == alice.id and logged.customer_id == alice.contact.customer_id
 
@@ -94,8 +106,10 @@ def test_lost_device_backup_code_then_disable_and_set_up_again(core_demo):
     assert done.headers["location"] == "/account/security?notice=backup"
     assert "You signed in with a backup code" in client.get(done.headers["location"]).text
     # Each backup code works once.
-    reuse = Client(core_demo).post("/api/v1/auth/login", json={
-        "email": "alice@example.com", "password": DEMO_PASSWORD, "otp": codes[0]})
+    reuse = Client(core_demo).post(
+        "/api/v1/auth/login",
+        json={"email": "alice@example.com", "password": DEMO_PASSWORD, "otp": codes[0]},
+    )
     assert reuse.status_code == 401
     # Turn 2FA off with the password and another backup code, then set it up on a new phone.
     off = client.post("/account/2fa/disable", form={"password": DEMO_PASSWORD, "code": codes[1]})
@@ -103,9 +117,15 @@ def test_lost_device_backup_code_then_disable_and_set_up_again(core_demo):
     assert not client.get("/api/v1/account/2fa").json["enabled"]
     new_codes = enable_2fa(client, alice)
     assert codes[2] not in new_codes
-    assert Client(core_demo).post("/api/v1/auth/login", json={
-        "email": "alice@example.com", "password": DEMO_PASSWORD, "otp": codes[2]}
-    ).status_code == 401  # the old set is gone
+    assert (
+        Client(core_demo)
+        .post(
+            "/api/v1/auth/login",
+            json={"email": "alice@example.com", "password": DEMO_PASSWORD, "otp": codes[2]},
+        )
+        .status_code
+        == 401
+    )  # the old set is gone
 
 
 @pytest.mark.spec("ACCT-6")
@@ -113,18 +133,22 @@ def test_turning_2fa_off_needs_the_password_and_a_code(core_demo):
     alice = user("alice@example.com")
     client = signed_in(core_demo, "alice@example.com")
     enable_2fa(client, alice)
-    no_password = client.post("/api/v1/account/2fa/disable",
-                              json={"password": "Wrong-Pass-2026!",
-                                    "code": totp_code(core_demo, alice, 1)})
+    no_password = client.post(
+        "/api/v1/account/2fa/disable",
+        json={"password": "Wrong-Pass-2026!", "code": totp_code(core_demo, alice, 1)},
+    )
     assert no_password.json["errors"] == {"password": ["This is not your current password."]}
-    no_code = client.post("/api/v1/account/2fa/disable",
-                          json={"password": DEMO_PASSWORD, "code": "000000"})
+    no_code = client.post(
+        "/api/v1/account/2fa/disable", json={"password": DEMO_PASSWORD, "code": "000000"}
+    )
     assert no_code.json["errors"] == {"code": ["That code is not right."]}
     missing = client.post("/api/v1/account/2fa/disable", json={})
     assert set(missing.json["errors"]) == {"password", "code"}
     assert client.get("/api/v1/account/2fa").json["enabled"]
-    off = client.post("/api/v1/account/2fa/disable",
-                      json={"password": DEMO_PASSWORD, "code": totp_code(core_demo, alice, 1)})
+    off = client.post(
+        "/api/v1/account/2fa/disable",
+        json={"password": DEMO_PASSWORD, "code": totp_code(core_demo, alice, 1)},
+    )
     assert off.status_code == 200 and not client.get("/api/v1/account/2fa").json["enabled"]
     assert AuditEvent.select().where(AuditEvent.action == "2fa.disabled").count() == 1
 
@@ -133,8 +157,9 @@ def test_backup_codes_can_be_renewed_with_password_and_code(core_demo):
     alice = user("alice@example.com")
     client = signed_in(core_demo, "alice@example.com")
     old = enable_2fa(client, alice)
-    renewed = client.post("/api/v1/account/2fa/backup-codes",
-                          json={"password": DEMO_PASSWORD, "code": old[0]})
+    renewed = client.post(
+        "/api/v1/account/2fa/backup-codes", json={"password": DEMO_PASSWORD, "code": old[0]}
+    )
     assert renewed.status_code == 200 and len(renewed.json["backup_codes"]) == 10
     assert client.get("/api/v1/account/2fa").json["backup_codes_left"] == 10
 
@@ -149,8 +174,11 @@ def test_the_seed_is_sealed_at_rest_and_an_older_plaintext_one_is_sealed_on_use(
 
     # A seed stored before sealing (plaintext) still works, and is sealed by its first code.
     TwoFactor.update(secret=seed).where(TwoFactor.id == row.id).execute()
-    body = {"email": "alice@example.com", "password": DEMO_PASSWORD,
-            "otp": totp_code(core_demo, alice, 1)}
+    body = {
+        "email": "alice@example.com",
+        "password": DEMO_PASSWORD,
+        "otp": totp_code(core_demo, alice, 1),
+    }
     assert Client(core_demo).post("/api/v1/auth/login", json=body).status_code == 200
     stored = TwoFactor.get_by_id(row.id).secret
     assert stored.startswith("sealed1:") and stored != row.secret

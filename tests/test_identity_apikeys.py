@@ -1,4 +1,5 @@
 """API keys (API-1..3): business customers, shown once, hashed, scoped, expiring, revocable."""
+
 from datetime import timedelta
 
 import pytest
@@ -17,8 +18,10 @@ def expiry(days=30):
 
 
 def new_key(client, access="read", days=30, name="Reporting"):
-    answer = client.post("/api/v1/account/api-keys",
-                         json={"name": name, "access": access, "expires_at": expiry(days)})
+    answer = client.post(
+        "/api/v1/account/api-keys",
+        json={"name": name, "access": access, "expires_at": expiry(days)},
+    )
     assert answer.status_code == 201, answer.text
     return answer.json
 
@@ -49,8 +52,9 @@ def test_a_business_customer_generates_a_key_shown_once_and_stored_hashed(core_d
 @pytest.mark.spec("API-1")
 def test_individuals_need_the_operator_to_allow_api_access(core_demo):
     alice = signed_in(core_demo, "alice@example.com")
-    refused = alice.post("/api/v1/account/api-keys",
-                         json={"name": "x", "access": "read", "expires_at": expiry()})
+    refused = alice.post(
+        "/api/v1/account/api-keys", json={"name": "x", "access": "read", "expires_at": expiry()}
+    )
     assert refused.status_code == 403
     assert problem(refused)["type"] == "/problems/api-access-disabled"
     assert "Contact support" in alice.get("/account/api-keys").text
@@ -63,9 +67,11 @@ def test_a_read_only_key_reads_but_every_change_is_403(core_demo):
     key = new_key(signed_in(core_demo, "bob@example.com"), access="read")["key"]
     client = with_key(core_demo, key)
     assert client.get("/api/v1/account").status_code == 200
-    for method, path, body in [("PATCH", "/api/v1/account", {"locale": "en"}),
-                               ("POST", "/api/v1/account/password", {}),
-                               ("DELETE", "/api/v1/account/api-keys/1", None)]:
+    for method, path, body in [
+        ("PATCH", "/api/v1/account", {"locale": "en"}),
+        ("POST", "/api/v1/account/password", {}),
+        ("DELETE", "/api/v1/account/api-keys/1", None),
+    ]:
         answer = client.request(method, path, json=body)
         assert answer.status_code == 403 and problem(answer)["type"] == "/problems/read-only-key"
 
@@ -75,11 +81,17 @@ def test_a_read_write_key_can_change_things_but_not_credentials(core_demo):
     key = new_key(signed_in(core_demo, "bob@example.com"), access="read_write")["key"]
     client = with_key(core_demo, key)
     assert client.patch("/api/v1/account", json={"phone": "+44 7700 900999"}).status_code == 200
-    for path, body in [("/api/v1/account/api-keys", {"name": "more", "access": "read_write",
-                                                     "expires_at": expiry()}),
-                       ("/api/v1/account/password", {"current_password": DEMO_PASSWORD,
-                                                     "new_password": "Another-Pass-2031!"}),
-                       ("/api/v1/account/2fa/setup", None)]:
+    for path, body in [
+        (
+            "/api/v1/account/api-keys",
+            {"name": "more", "access": "read_write", "expires_at": expiry()},
+        ),
+        (
+            "/api/v1/account/password",
+            {"current_password": DEMO_PASSWORD, "new_password": "Another-Pass-2031!"},
+        ),
+        ("/api/v1/account/2fa/setup", None),
+    ]:
         answer = client.post(path, json=body)
         assert answer.status_code == 403, path
         assert problem(answer)["type"] == "/problems/api-key-forbidden"
@@ -113,12 +125,19 @@ def test_keys_in_query_strings_are_refused(core_demo, query):
 @pytest.mark.spec("API-1")
 def test_expiry_and_access_are_checked_field_by_field(core_demo):
     bob = signed_in(core_demo, "bob@example.com")
-    bad = bob.post("/api/v1/account/api-keys", json={
-        "name": "", "access": "admin", "expires_at": (utcnow() - timedelta(days=1)).isoformat()})
+    bad = bob.post(
+        "/api/v1/account/api-keys",
+        json={
+            "name": "",
+            "access": "admin",
+            "expires_at": (utcnow() - timedelta(days=1)).isoformat(),
+        },
+    )
     assert bad.status_code == 422
     assert set(bad.json["errors"]) == {"name", "access", "expires_at"}
-    too_long = bob.post("/api/v1/account/api-keys", json={
-        "name": "x", "access": "read", "expires_at": expiry(800)})
+    too_long = bob.post(
+        "/api/v1/account/api-keys", json={"name": "x", "access": "read", "expires_at": expiry(800)}
+    )
     assert too_long.json["errors"]["expires_at"] == ["Keys live at most 730 days."]
     assert ApiKey.select().count() == 0
 
@@ -127,8 +146,9 @@ def test_expiry_and_access_are_checked_field_by_field(core_demo):
 def test_the_portal_page_generates_shows_once_and_revokes(core_demo):
     bob = signed_in(core_demo, "bob@example.com")
     day = (utcnow() + timedelta(days=10)).date().isoformat()
-    made = bob.post("/account/api-keys", form={"name": "Stock sync", "access": "read_write",
-                                               "expires_at": day})
+    made = bob.post(
+        "/account/api-keys", form={"name": "Stock sync", "access": "read_write", "expires_at": day}
+    )
     assert made.status_code == 201
     row = ApiKey.get()
     shown = made.text.split('id="new-api-key">')[1].split("<")[0]
@@ -138,8 +158,9 @@ def test_the_portal_page_generates_shows_once_and_revokes(core_demo):
     revoked = bob.post(f"/account/api-keys/{row.id}/revoke", form={})
     assert revoked.headers["location"] == "/account/api-keys?notice=revoked"
     assert ApiKey.get_by_id(row.id).revoked_at is not None
-    invalid = bob.post("/account/api-keys", form={"name": "", "access": "read",
-                                                  "expires_at": "not a date"})
+    invalid = bob.post(
+        "/account/api-keys", form={"name": "", "access": "read", "expires_at": "not a date"}
+    )
     assert invalid.status_code == 422 and "Enter a date like 2027-01-31." in invalid.text
 
 
@@ -157,10 +178,16 @@ def test_another_customers_key_id_is_404(core_demo):
 def test_the_expiry_day_chosen_is_the_day_shown_in_any_time_zone(core_demo, zone):
     from zoneinfo import ZoneInfo
     from engine.models import User
+
     User.update(timezone=zone).where(User.email == "bob@example.com").execute()
     bob = signed_in(core_demo, "bob@example.com")
     day = (utcnow() + timedelta(days=10)).date()
-    assert bob.post("/account/api-keys", form={"name": "Sync", "access": "read",
-                                               "expires_at": day.isoformat()}).status_code == 201
+    assert (
+        bob.post(
+            "/account/api-keys",
+            form={"name": "Sync", "access": "read", "expires_at": day.isoformat()},
+        ).status_code
+        == 201
+    )
     local = ApiKey.get().expires_at.astimezone(ZoneInfo(zone))
     assert (local.date(), local.hour, local.minute) == (day, 23, 59)  # the end of that day there

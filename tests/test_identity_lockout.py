@@ -1,4 +1,5 @@
 """Lockout (PWD-3): 5 failures lock an email for 30 minutes, in the database, revealing nothing."""
+
 from datetime import timedelta
 
 import pytest
@@ -9,8 +10,10 @@ from engine.testing import DEMO_PASSWORD, Client
 from identity_support import NEW_PASSWORD, core_client, core_demo, deliveries, reset_link  # noqa: F401
 from plugins.identity.models import LoginGuard, PasswordReset
 
-LOCKED = ("Too many failed sign-in attempts: sign-in for this email is paused for 30 minutes. "
-          "If an account uses this email, we have emailed it a link to reset the password.")
+LOCKED = (
+    "Too many failed sign-in attempts: sign-in for this email is paused for 30 minutes. "
+    "If an account uses this email, we have emailed it a link to reset the password."
+)
 
 
 def attempt(client, email, password="Wrong-guess-1!"):
@@ -77,8 +80,9 @@ def test_a_completed_reset_lifts_the_lock(core_client):
         attempt(core_client, "alice@example.com")
     link = reset_link("password_reset", "alice@example.com")
     token = link.split("token=")[1]
-    done = core_client.post("/api/v1/auth/password/reset", json={"token": token,
-                                                                 "password": NEW_PASSWORD})
+    done = core_client.post(
+        "/api/v1/auth/password/reset", json={"token": token, "password": NEW_PASSWORD}
+    )
     assert done.status_code == 200
     assert attempt(core_client, "alice@example.com", NEW_PASSWORD).status_code == 200
 
@@ -98,20 +102,26 @@ def test_counters_are_shared_by_every_worker(core_demo, make_app):
 @pytest.mark.spec("PWD-3")
 def test_wrong_second_factors_count_toward_the_lock(core_demo):
     from identity_support import enable_2fa, user
+
     client = Client(core_demo)
     client.login("alice@example.com")
     enable_2fa(client, user("alice@example.com"))
     for _ in range(5):
-        answer = client.post("/api/v1/auth/login", json={
-            "email": "alice@example.com", "password": DEMO_PASSWORD, "otp": "000000"})
+        answer = client.post(
+            "/api/v1/auth/login",
+            json={"email": "alice@example.com", "password": DEMO_PASSWORD, "otp": "000000"},
+        )
     assert answer.status_code == 429 and answer.json["title"] == LOCKED
 
 
 def test_staff_logins_lock_too(core_client):
     for _ in range(5):
-        core_client.post("/api/v1/staff/auth/login", json={"email": "agent@example.com",
-                                                           "password": "Wrong-guess-1!"})
-    locked = core_client.post("/api/v1/staff/auth/login", json={"email": "agent@example.com",
-                                                                "password": DEMO_PASSWORD})
+        core_client.post(
+            "/api/v1/staff/auth/login",
+            json={"email": "agent@example.com", "password": "Wrong-guess-1!"},
+        )
+    locked = core_client.post(
+        "/api/v1/staff/auth/login", json={"email": "agent@example.com", "password": DEMO_PASSWORD}
+    )
     assert locked.status_code == 429
     assert len(deliveries("account_locked", "agent@example.com")) == 1

@@ -1,4 +1,5 @@
 """Signing in and out: sessions, cookies, bearer tokens, timeouts, new-device email (ACC-1)."""
+
 from datetime import timedelta
 
 import pytest
@@ -20,8 +21,10 @@ def cookie_of(result, name):
 def test_login_page_starts_a_server_side_session_in_a_hardened_cookie(core_demo):
     client = Client(core_demo)
     assert client.get("/login").status_code == 200
-    answer = client.post("/login", form={"email": "Alice@Example.com ",
-                                         "password": DEMO_PASSWORD, "next": "/account"})
+    answer = client.post(
+        "/login",
+        form={"email": "Alice@Example.com ", "password": DEMO_PASSWORD, "next": "/account"},
+    )
     assert answer.status_code == 303 and answer.headers["location"] == "/account"
     cookie = cookie_of(answer, "portico_session")
     assert cookie.http_only and cookie.same_site == "Lax" and cookie.path == "/"
@@ -35,34 +38,40 @@ def test_login_page_starts_a_server_side_session_in_a_hardened_cookie(core_demo)
 
 def test_session_cookie_is_secure_on_https(make_app):
     from engine.core.demo import seed
+
     app = make_app(base_url="https://portal.test")
     seed(app, {})
-    answer = Client(app).post("/api/v1/auth/login", json={"email": "alice@example.com",
-                                                          "password": DEMO_PASSWORD})
+    answer = Client(app).post(
+        "/api/v1/auth/login", json={"email": "alice@example.com", "password": DEMO_PASSWORD}
+    )
     assert cookie_of(answer, "portico_session").secure
 
 
 @pytest.mark.spec("ACC-1", "PWD-3")
 def test_wrong_password_and_unknown_email_get_the_same_answer(core_client):
-    wrong = core_client.post("/api/v1/auth/login", json={"email": "alice@example.com",
-                                                         "password": "Not-it-2026!"})
-    unknown = core_client.post("/api/v1/auth/login", json={"email": "nobody@example.com",
-                                                           "password": "Not-it-2026!"})
+    wrong = core_client.post(
+        "/api/v1/auth/login", json={"email": "alice@example.com", "password": "Not-it-2026!"}
+    )
+    unknown = core_client.post(
+        "/api/v1/auth/login", json={"email": "nobody@example.com", "password": "Not-it-2026!"}
+    )
     assert wrong.status_code == unknown.status_code == 401
     assert problem(wrong) == problem(unknown)
     page_wrong = core_client.post("/login", form={"email": "alice@example.com", "password": "x"})
     page_unknown = core_client.post("/login", form={"email": "nobody@example.com", "password": "x"})
     assert page_wrong.status_code == page_unknown.status_code == 401
     assert "The email or password is not right." in page_wrong.text
-    assert page_wrong.text.replace("alice@example.com", "E") == \
-        page_unknown.text.replace("nobody@example.com", "E")
+    assert page_wrong.text.replace("alice@example.com", "E") == page_unknown.text.replace(
+        "nobody@example.com", "E"
+    )
 
 
 @pytest.mark.spec("ACC-1")
 def test_api_login_answers_a_bearer_token_and_sets_the_cookie(core_demo):
     client = Client(core_demo)
-    answer = client.post("/api/v1/auth/login", json={"email": "bob@example.com",
-                                                     "password": DEMO_PASSWORD})
+    answer = client.post(
+        "/api/v1/auth/login", json={"email": "bob@example.com", "password": DEMO_PASSWORD}
+    )
     assert answer.status_code == 200
     body = answer.json
     assert set(body) >= {"token", "expires_at", "csrf_token"}
@@ -73,8 +82,12 @@ def test_api_login_answers_a_bearer_token_and_sets_the_cookie(core_demo):
     assert me.json["via"] == "token"
     # Cookie-authenticated writes need the CSRF token; bearer writes do not.
     assert client.patch("/api/v1/account", json={"locale": "en"}, csrf=False).status_code == 403
-    assert client.patch("/api/v1/account", json={"locale": "en"},
-                        headers={"X-CSRF-Token": body["csrf_token"]}).status_code == 200
+    assert (
+        client.patch(
+            "/api/v1/account", json={"locale": "en"}, headers={"X-CSRF-Token": body["csrf_token"]}
+        ).status_code
+        == 200
+    )
     assert bearer.patch("/api/v1/account", json={"locale": "en"}).status_code == 200
 
 
@@ -131,20 +144,28 @@ def test_absolute_timeout_ends_even_a_busy_session(core_demo):
         assert client.get("/api/v1/me").status_code == 401
 
 
-@pytest.mark.parametrize("target, landed", [
-    ("/account/sites", "/account/sites"), ("//evil.example/x", "/"),
-    ("https://evil.example/", "/"), ("/\\evil.example", "/"), ("javascript:alert(1)", "/"),
-])
+@pytest.mark.parametrize(
+    "target, landed",
+    [
+        ("/account/sites", "/account/sites"),
+        ("//evil.example/x", "/"),
+        ("https://evil.example/", "/"),
+        ("/\\evil.example", "/"),
+        ("javascript:alert(1)", "/"),
+    ],
+)
 def test_next_stays_on_this_site(core_demo, target, landed):
     client = Client(core_demo)
-    answer = client.post("/login", form={"email": "alice@example.com", "password": DEMO_PASSWORD,
-                                         "next": target})
+    answer = client.post(
+        "/login", form={"email": "alice@example.com", "password": DEMO_PASSWORD, "next": target}
+    )
     assert answer.headers["location"] == landed
 
 
 def test_login_form_needs_the_csrf_token(core_client):
-    answer = core_client.post("/login", form={"email": "alice@example.com",
-                                              "password": DEMO_PASSWORD}, csrf=False)
+    answer = core_client.post(
+        "/login", form={"email": "alice@example.com", "password": DEMO_PASSWORD}, csrf=False
+    )
     assert answer.status_code == 403
     assert "portico_session" not in core_client.cookies
 
@@ -166,6 +187,7 @@ def test_the_new_device_email_tells_the_time_in_the_customers_zone(core_demo):
     from datetime import datetime, timezone
     from engine.models import User
     from plugins.email.tasks import render
+
     User.update(timezone="Asia/Shanghai").where(User.email == "alice@example.com").execute()
     signed_in(core_demo, "alice@example.com", **{"User-Agent": "Phone/1.0"})
     with time_machine.travel(datetime(2026, 12, 5, 20, 30, tzinfo=timezone.utc), tick=False):

@@ -1,4 +1,5 @@
 """Rate limits on sign-in, reset, 2FA and key creation, kept in the database or Redis."""
+
 from datetime import timedelta
 
 import pytest
@@ -9,13 +10,19 @@ from engine.testing import DEMO_PASSWORD, Client, need_service, problem
 from identity_support import enable_2fa, signed_in, user
 from plugins.identity.models import RateCounter
 
-TIGHT = {"login_rate": "3/minute", "login_account_rate": "2/minute", "reset_rate": "2/hour",
-         "otp_rate": "2/minute", "api_key_rate": "2/hour"}
+TIGHT = {
+    "login_rate": "3/minute",
+    "login_account_rate": "2/minute",
+    "reset_rate": "2/hour",
+    "otp_rate": "2/minute",
+    "api_key_rate": "2/hour",
+}
 
 
 @pytest.fixture
 def tight_app(make_app):
     from engine.core.demo import seed
+
     app = make_app(identity=TIGHT)
     seed(app, {})
     return app
@@ -49,13 +56,17 @@ def test_counts_live_in_the_database_not_in_a_process(tight_app, make_app):
     login(Client(tight_app), "alice@example.com")
     login(Client(other_worker), "alice@example.com")
     assert login(Client(tight_app), "alice@example.com").status_code == 429
-    assert RateCounter.select().where(RateCounter.key.contains("alice@example.com")).get().count == 3
+    assert (
+        RateCounter.select().where(RateCounter.key.contains("alice@example.com")).get().count == 3
+    )
 
 
 def test_reset_requests_are_limited(tight_app):
     client = Client(tight_app)
-    answers = [client.post("/api/v1/auth/password/forgot", json={"email": "bob@example.com"})
-               for _ in range(3)]
+    answers = [
+        client.post("/api/v1/auth/password/forgot", json={"email": "bob@example.com"})
+        for _ in range(3)
+    ]
     assert [a.status_code for a in answers] == [202, 202, 429]
 
 
@@ -80,6 +91,7 @@ def test_key_creation_is_limited_per_customer(tight_app):
 @pytest.mark.redis
 def test_limits_can_live_in_redis(make_app):
     import redis
+
     try:
         server = redis.Redis.from_url("redis://127.0.0.1:6379/14")
         server.ping()
@@ -87,6 +99,7 @@ def test_limits_can_live_in_redis(make_app):
         need_service("Redis", exc)
     server.flushdb()
     from engine.core.demo import seed
+
     app = make_app(identity=TIGHT, security={"rate_limit_storage": "redis://127.0.0.1:6379/14"})
     seed(app, {})
     try:

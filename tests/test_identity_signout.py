@@ -6,6 +6,7 @@ the password reset (and the end of the impersonation that registered it), and an
 staff member could sign the customer out of their own devices. Each test fails on the code
 before the fix.
 """
+
 from __future__ import annotations
 
 from datetime import timedelta
@@ -20,7 +21,11 @@ from plugins.identity import reset
 from plugins.identity.models import ApiKey, Session
 from plugins.webpush.models import PushSubscription
 from test_staff_impersonation_limits import (  # noqa: F401 - push_host is a fixture
-    impersonate, push_host, staff_api, subscription_body)
+    impersonate,
+    push_host,
+    staff_api,
+    subscription_body,
+)
 from test_webpush import vapid  # noqa: F401
 
 ME = "/api/v1/me"
@@ -30,6 +35,7 @@ ME = "/api/v1/me"
 def world(make_app, vapid):  # noqa: F811
     """Bob (a business: API keys) signed in on a phone and a laptop, with a push subscription,
     an API key, and an agent impersonating him; Carol, of the same customer, signed in too."""
+
     def build(**settings):
         app = make_app(webpush=vapid, **settings)
         seed_people(app)
@@ -38,18 +44,39 @@ def world(make_app, vapid):  # noqa: F811
         token = laptop.login("bob@example.com")["token"]
         laptop = Client(app, headers={"Authorization": f"Bearer {token}"})
         carol.login("carol@example.com")
-        assert phone.post("/api/v1/push/subscriptions",
-                          json=subscription_body("bob-phone")).status_code == 201
-        assert carol.post("/api/v1/push/subscriptions",
-                          json=subscription_body("carol-phone")).status_code == 201
-        key = phone.post("/api/v1/account/api-keys", json={
-            "name": "Accounts sync", "access": "read_write",
-            "expires_at": (utcnow() + timedelta(days=30)).isoformat()}).json["key"]
-        staff = impersonate(app, User.get(User.email == "bob@example.com"),
-                            staff_api(app, "agent@example.com"))
-        return {"app": app, "phone": phone, "laptop": laptop, "carol": carol, "staff": staff,
-                "key": Client(app, headers={"Authorization": f"Bearer {key}"}),
-                "bob": User.get(User.email == "bob@example.com")}
+        assert (
+            phone.post(
+                "/api/v1/push/subscriptions", json=subscription_body("bob-phone")
+            ).status_code
+            == 201
+        )
+        assert (
+            carol.post(
+                "/api/v1/push/subscriptions", json=subscription_body("carol-phone")
+            ).status_code
+            == 201
+        )
+        key = phone.post(
+            "/api/v1/account/api-keys",
+            json={
+                "name": "Accounts sync",
+                "access": "read_write",
+                "expires_at": (utcnow() + timedelta(days=30)).isoformat(),
+            },
+        ).json["key"]
+        staff = impersonate(
+            app, User.get(User.email == "bob@example.com"), staff_api(app, "agent@example.com")
+        )
+        return {
+            "app": app,
+            "phone": phone,
+            "laptop": laptop,
+            "carol": carol,
+            "staff": staff,
+            "key": Client(app, headers={"Authorization": f"Bearer {key}"}),
+            "bob": User.get(User.email == "bob@example.com"),
+        }
+
     return build
 
 
@@ -64,8 +91,9 @@ def events(action: str) -> list[AuditEvent]:
 def reset_bob(app) -> None:
     reset.send_reset_link(app, "bob@example.com")
     token = reset_link(address="bob@example.com").split("token=")[1]
-    done = Client(app).post("/api/v1/auth/password/reset",
-                            json={"token": token, "password": NEW_PASSWORD})
+    done = Client(app).post(
+        "/api/v1/auth/password/reset", json={"token": token, "password": NEW_PASSWORD}
+    )
     assert done.status_code == 200, done.text
 
 
@@ -110,23 +138,29 @@ def test_sec4_push_may_outlive_a_reset_when_the_operator_says_so(world):
 @pytest.mark.spec("SEC-4")
 def test_sec4_sign_out_everywhere_ends_the_other_sessions_and_forgets_every_browser(world):
     w = world()
-    page = w["phone"].post("/account/sessions/end-others", form={},
-                           headers={"Accept": "text/html"})
+    page = w["phone"].post("/account/sessions/end-others", form={}, headers={"Accept": "text/html"})
     assert page.status_code == 303 and page.headers["location"].endswith("notice=ended")
     assert w["phone"].get(ME).status_code == 200  # the device that asked stays signed in
     assert w["laptop"].get(ME).status_code == 401 and w["staff"].get(ME).status_code == 401
     assert pushes_of("bob@example.com") == 0 and pushes_of("carol@example.com") == 1
     assert events("sessions.ended_others")[0].data == {"count": 2}
-    assert events("push.subscriptions_removed")[0].data == {"count": 1,
-                                                            "reason": "sign_out_everywhere"}
+    assert events("push.subscriptions_removed")[0].data == {
+        "count": 1,
+        "reason": "sign_out_everywhere",
+    }
 
 
 @pytest.mark.spec("SEC-4", "ACCT-4")
 def test_sec4_a_password_change_that_signs_out_the_others_forgets_every_browser(world):
     w = world()
-    changed = w["phone"].post("/api/v1/account/password", json={
-        "current_password": DEMO_PASSWORD, "new_password": NEW_PASSWORD,
-        "end_other_sessions": True})
+    changed = w["phone"].post(
+        "/api/v1/account/password",
+        json={
+            "current_password": DEMO_PASSWORD,
+            "new_password": NEW_PASSWORD,
+            "end_other_sessions": True,
+        },
+    )
     assert changed.status_code == 200, changed.text
     assert w["laptop"].get(ME).status_code == 401 and w["staff"].get(ME).status_code == 401
     assert pushes_of("bob@example.com") == 0
@@ -137,8 +171,12 @@ def test_sec4_a_password_change_that_signs_out_the_others_forgets_every_browser(
 def test_sec4_only_the_account_holder_ends_sessions(world):
     w = world()
     staff, key = w["staff"], w["key"]
-    laptop = (Session.select().where((Session.kind == "customer") & (Session.user == w["bob"].id))
-              .order_by(Session.id.desc()).first())  # signed in after the phone
+    laptop = (
+        Session.select()
+        .where((Session.kind == "customer") & (Session.user == w["bob"].id))
+        .order_by(Session.id.desc())
+        .first()
+    )  # signed in after the phone
     tries = [
         ("impersonation-forbidden", staff.post("/account/sessions/end-others", form={})),
         ("impersonation-forbidden", staff.post("/api/v1/account/sessions/end-others")),

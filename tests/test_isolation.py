@@ -6,6 +6,7 @@ path is filled with another customer's row of the table named like the parameter
 id. The answer must be a 404 (or the very same 4xx answer a made-up id gets),
 carry none of the other customer's data, and change none of it.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -57,14 +58,23 @@ def scoped_models(app):
 def foreign_values(app, param: str, victim: Customer) -> list[str]:
     """Ids of ``victim``'s rows that ``param`` names; [] when the victim has none."""
     if param == "alert_id":
-        victim_user = User.select().join_from(User, User.contact.rel_model).where(
-            User.contact.rel_model.customer == victim.id).first()
-        ctx = Context(app=app, principal=Principal(kind="customer", user_id=victim_user.id,
-                                                   customer_id=victim.id))
+        victim_user = (
+            User.select()
+            .join_from(User, User.contact.rel_model)
+            .where(User.contact.rel_model.customer == victim.id)
+            .first()
+        )
+        ctx = Context(
+            app=app,
+            principal=Principal(kind="customer", user_id=victim_user.id, customer_id=victim.id),
+        )
         # Alerts about one of the victim's rows ("low-data-5"), dismissible ones first; a
         # general alert id ("invoices-unpaid") names nothing of the victim's.
-        alerts = [a for _, a in app.plugins.collect("portal_alerts", app=app, ctx=ctx)
-                  if any(c.isdigit() for c in a.id)]
+        alerts = [
+            a
+            for _, a in app.plugins.collect("portal_alerts", app=app, ctx=ctx)
+            if any(c.isdigit() for c in a.id)
+        ]
         return [a.id for a in sorted(alerts, key=lambda a: not a.dismissible)][:2]
     name = param[:-3]
     values = []
@@ -133,8 +143,9 @@ def test_no_customer_route_reveals_or_changes_another_customers_data(demo_app):
         page = not path.startswith("/api/")
         for method in methods:
             for n in range(max(len(v) for v in values.values())):
-                concrete = PARAM.sub(lambda m: values[m.group(1)][min(n, len(values[m.group(1)]) - 1)],
-                                     path)
+                concrete = PARAM.sub(
+                    lambda m: values[m.group(1)][min(n, len(values[m.group(1)]) - 1)], path
+                )
                 answer = call(client, method, concrete, page)
                 where = f"{method.upper()} {concrete} ({plugin})"
                 leaked = [m for m in markers if m in answer.text]
@@ -143,15 +154,19 @@ def test_no_customer_route_reveals_or_changes_another_customers_data(demo_app):
                     # Input checked before the lookup (a 422 for a missing field) is no leak
                     # as long as a made-up id gets exactly the same answer.
                     made_up = call(client, method, PARAM.sub(MISSING_ID, path), page)
-                    assert answer.status_code in (400, 405, 409, 415, 422) \
-                        and (answer.status_code, answer.text) == (made_up.status_code,
-                                                                  made_up.text), \
+                    assert answer.status_code in (400, 405, 409, 415, 422) and (
+                        answer.status_code,
+                        answer.text,
+                    ) == (made_up.status_code, made_up.text), (
                         f"{where} answered {answer.status_code}: {answer.text[:300]}"
+                    )
                 with_ids.append((method, concrete))
     assert fingerprint(app, victim) == before, "a customer route changed another customer's data"
     assert len(with_ids) >= 10 and len(checked) >= 10, (checked, with_ids)
-    print(f"checked {len(checked)} lists and {len(with_ids)} calls with foreign ids; "
-          f"no foreign rows for {missing_rows}; skipped {unresolved}")
+    print(
+        f"checked {len(checked)} lists and {len(with_ids)} calls with foreign ids; "
+        f"no foreign rows for {missing_rows}; skipped {unresolved}"
+    )
 
 
 @pytest.mark.spec("LIM-2")
@@ -164,8 +179,9 @@ def test_every_customer_route_needs_a_customer(demo_app):
             if concrete.startswith("/api/"):
                 assert answer.status_code == 401, f"{method} {concrete} ({plugin})"
             elif method == "get":
-                assert answer.status_code == 303 and \
-                    answer.headers["location"].startswith("/login?next="), f"{concrete} ({plugin})"
+                assert answer.status_code == 303 and answer.headers["location"].startswith(
+                    "/login?next="
+                ), f"{concrete} ({plugin})"
             else:
                 assert answer.status_code in (401, 403), f"{method} {concrete} ({plugin})"
 
@@ -183,6 +199,7 @@ def test_staff_routes_need_staff_and_customers_are_refused(demo_app):
             answer = who.get(path) if "get" in methods else who.post(path, json={})
             if path.startswith("/staff"):  # console pages send everyone else to their sign-in
                 assert answer.status_code == 303 and answer.headers["location"].startswith(
-                    "/staff/login?next="), f"{path} ({plugin}): {answer.status_code}"
+                    "/staff/login?next="
+                ), f"{path} ({plugin}): {answer.status_code}"
             else:
                 assert answer.status_code in (401, 403), f"{path} ({plugin}): {answer.status_code}"

@@ -12,6 +12,7 @@ it owns, before and after). The calls that may act then run each inside a transa
 is rolled back, so every caller meets the same data: an owner's DELETE cannot turn the
 next caller's answer into a 404. Deviations are counted and listed, and must be zero.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -28,8 +29,15 @@ from engine.registry import ANY_STAFF, PUBLIC
 from engine.security import hash_password
 from engine.testing import DEMO_PASSWORD, Client
 from plugins.identity import apikeys
-from test_isolation import (MISSING_ID, PARAM, all_routes, call, fingerprint, foreign_values,
-                            scoped_models)
+from test_isolation import (
+    MISSING_ID,
+    PARAM,
+    all_routes,
+    call,
+    fingerprint,
+    foreign_values,
+    scoped_models,
+)
 
 # Customer routes that change credentials: refused to API keys and under impersonation
 # (plugins/identity/guards.py; IMP-5, API-3). Method and path, as in app.routes.
@@ -57,15 +65,15 @@ ROLE_REFUSED = {
     ("post", "/billing/payment-methods/{method_id}/default"): {"member": ROLE},
     ("post", "/billing/payment-methods/{method_id}/delete"): {"member": ROLE},
     ("put", "/api/v1/account/contacts/{contact_id}/manage"): {"member": ROLE, "manager": ROLE},
-    ("delete", "/api/v1/account/contacts/{contact_id}/manage"): {"member": ROLE,
-                                                                 "manager": ROLE},
+    ("delete", "/api/v1/account/contacts/{contact_id}/manage"): {"member": ROLE, "manager": ROLE},
     ("post", "/account/contacts/{contact_id}/manage"): {"member": ROLE, "manager": ROLE},
-    ("post", "/api/v1/account/contacts/{contact_id}/sign-out"): {"member": ROLE,
-                                                                 "manager": ROLE},
+    ("post", "/api/v1/account/contacts/{contact_id}/sign-out"): {"member": ROLE, "manager": ROLE},
     ("post", "/account/contacts/{contact_id}/sign-out"): {"member": ROLE, "manager": ROLE},
     # Sessions belong to one login, whatever the role.
-    ("delete", "/api/v1/account/sessions/{session_id}"): {"member": (404, None),
-                                                          "manager": (404, None)},
+    ("delete", "/api/v1/account/sessions/{session_id}"): {
+        "member": (404, None),
+        "manager": (404, None),
+    },
 }
 # IMP-6: paying with the customer's saved cards is refused under impersonation (an empty
 # body pays with the default card; the other pay routes answer 422 to an empty body first).
@@ -78,8 +86,17 @@ OWNER_REFUSED = {
 # Staff routes whose rule is not a resource's ``permission``: another agent's impersonation
 # is not theirs to end (a 404) unless they are an admin.
 STAFF_PERMISSION = {"/api/v1/staff/impersonations/{impersonation_id}": "admin"}
-PRINCIPALS = ("owner", "other_customer", "anonymous", "read_only_key", "read_write_key",
-              "staff_without_permission", "impersonating_staff", "member", "manager")
+PRINCIPALS = (
+    "owner",
+    "other_customer",
+    "anonymous",
+    "read_only_key",
+    "read_write_key",
+    "staff_without_permission",
+    "impersonating_staff",
+    "member",
+    "manager",
+)
 
 
 def is_staff_route(path: str) -> bool:
@@ -107,8 +124,11 @@ def first_row(app, plugin: str, param: str, target: Customer):
     """The target's first row of the table ``param`` names; for tables no tenant owns (staff
     catalogues), the first row of the route's plugin's table."""
     name = param[:-3]
-    named = [m for m in scoped_models(app)
-             if m._meta.table_name == name or m._meta.table_name.endswith("_" + name)]
+    named = [
+        m
+        for m in scoped_models(app)
+        if m._meta.table_name == name or m._meta.table_name.endswith("_" + name)
+    ]
     for model in named:
         row = owned(model, target.id).order_by(model.id).first()
         if row is not None:
@@ -124,12 +144,20 @@ def path_values(app, plugin: str, params: list[str], target: Customer) -> dict[s
     (``/services/{service_id}/addons/{addon_id}`` gets the add-on's own service)."""
     last = params[-1]
     row = first_row(app, plugin, last, target)
-    values = {last: str(row.id) if row is not None else
-              (foreign_values(app, last, target) or [MISSING_ID])[0]}
+    values = {
+        last: str(row.id)
+        if row is not None
+        else (foreign_values(app, last, target) or [MISSING_ID])[0]
+    }
     for p in params[:-1]:
         parent = getattr(row, p, None) if row is not None else None
-        values[p] = str(parent) if parent is not None else str(target.id) if p == "customer_id" \
+        values[p] = (
+            str(parent)
+            if parent is not None
+            else str(target.id)
+            if p == "customer_id"
             else (foreign_values(app, p, target) or [MISSING_ID])[0]
+        )
     return values
 
 
@@ -156,16 +184,22 @@ class Principals:
 
     def __init__(self, app, target: Customer):
         bob = User.get(User.email == "bob@example.com")
-        StaffUser.create(email="nobody-staff@example.com", name="No Permissions", permissions="",
-                         password_hash=hash_password(DEMO_PASSWORD))
+        StaffUser.create(
+            email="nobody-staff@example.com",
+            name="No Permissions",
+            permissions="",
+            password_hash=hash_password(DEMO_PASSWORD),
+        )
         expires = utcnow() + timedelta(days=30)
         ro, _ = apikeys.create(target.id, bob.id, "read-only", "read", expires)
         rw, _ = apikeys.create(target.id, bob.id, "read-write", "read_write", expires)
         # ACCT-7: Carol is a plain member of Bob's Bikes; Dave manages it.
-        dave = Contact.create(customer=target.id, first_name="Dave", email="dave@example.com",
-                              can_manage=True)
-        User.create(contact=dave, email="dave@example.com",
-                    password_hash=hash_password(DEMO_PASSWORD))
+        dave = Contact.create(
+            customer=target.id, first_name="Dave", email="dave@example.com", can_manage=True
+        )
+        User.create(
+            contact=dave, email="dave@example.com", password_hash=hash_password(DEMO_PASSWORD)
+        )
         self.clients = {
             "owner": self._session(app, "bob@example.com"),
             "other_customer": self._session(app, "alice@example.com"),
@@ -188,9 +222,11 @@ class Principals:
         for service in Service.select().where(Service.customer == target.id).order_by(Service.id):
             catalogue = owner.get(f"/api/v1/services/{service.id}/topups").json.get("items")
             if catalogue:
-                bought = owner.post(f"/api/v1/services/{service.id}/topups",
-                                    json={"product_id": catalogue[0]["id"]},
-                                    headers={"Idempotency-Key": "isolation-matrix"})
+                bought = owner.post(
+                    f"/api/v1/services/{service.id}/topups",
+                    json={"product_id": catalogue[0]["id"]},
+                    headers={"Idempotency-Key": "isolation-matrix"},
+                )
                 assert bought.status_code == 201, bought.text
                 break
         unpaid = [i for i in owner.get("/api/v1/invoices").json["items"] if i["status"] != "paid"]
@@ -207,8 +243,10 @@ class Principals:
     @staticmethod
     def _impersonation(app, user: User) -> Client:
         agent = Principals._session(app, "agent@example.com", staff=True)
-        made = agent.post("/api/v1/staff/impersonations",
-                          json={"contact_id": user.contact_id, "reason": "Isolation matrix"})
+        made = agent.post(
+            "/api/v1/staff/impersonations",
+            json={"contact_id": user.contact_id, "reason": "Isolation matrix"},
+        )
         assert made.status_code == 201, made.text
         browser = Client(app)
         opened = browser.get(made.json["url"].replace("http://portal.test", ""))
@@ -220,7 +258,8 @@ def gist(answer) -> str:
     """An answer in one line: a problem's title, a page's <title>, or the start of the body."""
     title = re.search(r"<title>([^<]*)</title>", answer.text)
     return f"{answer.status_code} {answer.headers.get('location', '')} " + (
-        title.group(1).strip() if title else answer.text[:120])
+        title.group(1).strip() if title else answer.text[:120]
+    )
 
 
 def login_required(answer, page: bool, method: str, login: str) -> str | None:
@@ -237,8 +276,11 @@ def login_required(answer, page: bool, method: str, login: str) -> str | None:
 def refused(answer, status: int, kind: str | None = None) -> str | None:
     if answer.status_code != status:
         return f"expected {status}, got {gist(answer)}"
-    if kind and answer.headers.get("content-type", "").startswith("application/problem+json") \
-            and answer.json.get("type") != f"/problems/{kind}":
+    if (
+        kind
+        and answer.headers.get("content-type", "").startswith("application/problem+json")
+        and answer.json.get("type") != f"/problems/{kind}"
+    ):
         return f"expected problem type {kind}, got {answer.json.get('type')}"
     return None
 
@@ -267,9 +309,13 @@ def expectation(app, principal: str, path: str, method: str) -> tuple[str, bool]
             return ("not_found" if permission == "admin" else "forbidden"), True
         return "staff_login", True  # customers, keys, impersonation: no admin function (LIM-2)
     credential = (method, path) in CREDENTIALS
-    if (method, path) in OWNER_REFUSED and principal in ("owner", "read_write_key",
-                                                         "impersonating_staff", "member",
-                                                         "manager"):
+    if (method, path) in OWNER_REFUSED and principal in (
+        "owner",
+        "read_write_key",
+        "impersonating_staff",
+        "member",
+        "manager",
+    ):
         return "owner_refused", True
     if principal in ("member", "manager"):
         refusal = ROLE_REFUSED.get((method, path), {}).get(principal)
@@ -299,8 +345,10 @@ def check(expected: str, answer, made_up, page: bool, method: str, path: str) ->
     if expected == "allowed":
         return allowed(answer, page, method)
     if expected == "isolated":  # LIM-2: a foreign id is a 404, or what a made-up id gets
-        if answer.status_code == 404 or (answer.status_code in (400, 405, 409, 415, 422) and (
-                answer.status_code, answer.text) == (made_up.status_code, made_up.text)):
+        if answer.status_code == 404 or (
+            answer.status_code in (400, 405, 409, 415, 422)
+            and (answer.status_code, answer.text) == (made_up.status_code, made_up.text)
+        ):
             return None
         return f"expected 404, got {gist(answer)}"
     if expected == "login":
@@ -309,9 +357,13 @@ def check(expected: str, answer, made_up, page: bool, method: str, path: str) ->
         if page:
             return login_required(answer, page, method, "/staff/login")
         return None if answer.status_code == 401 else f"expected 401, got {gist(answer)}"
-    kinds = {"read_only": (403, "read-only-key"), "key_forbidden": (403, "api-key-forbidden"),
-             "impersonation_forbidden": (403, "impersonation-forbidden"),
-             "forbidden": (403, None), "not_found": (404, None)}
+    kinds = {
+        "read_only": (403, "read-only-key"),
+        "key_forbidden": (403, "api-key-forbidden"),
+        "impersonation_forbidden": (403, "impersonation-forbidden"),
+        "forbidden": (403, None),
+        "not_found": (404, None),
+    }
     return refused(answer, *kinds[expected])
 
 
@@ -343,25 +395,33 @@ def test_every_route_with_an_id_answers_every_caller_as_expected(demo_app):
     principals = Principals(app, target)
     markers = customer_markers(target)
     routes = list(id_routes(app, target))
-    cells = [(route, principal, *expectation(app, principal, route[1], route[2]))
-             for route in routes for principal in PRINCIPALS]
+    cells = [
+        (route, principal, *expectation(app, principal, route[1], route[2]))
+        for route in routes
+        for principal in PRINCIPALS
+    ]
     deviations: list[str] = []
 
     def run(cell) -> None:
         (plugin, path, method, concrete), principal, expected, _ = cell
         page = not path.startswith("/api/")
-        client = principals.clients["staff_owner" if is_staff_route(path) and principal == "owner"
-                                    else principal]
+        client = principals.clients[
+            "staff_owner" if is_staff_route(path) and principal == "owner" else principal
+        ]
         answer = call(client, method, concrete, page)
-        made_up = call(client, method, PARAM.sub(MISSING_ID, path), page) \
-            if expected == "isolated" else None
+        made_up = (
+            call(client, method, PARAM.sub(MISSING_ID, path), page)
+            if expected == "isolated"
+            else None
+        )
         problem = check(expected, answer, made_up, page, method, path)
         if problem is None and expected in OUTSIDERS:
             leaked = [m for m in markers if m in answer.text]
             problem = f"shows {leaked}" if leaked else None
         if problem:
-            deviations.append(f"{principal:24} {method.upper():6} {concrete} ({plugin}): "
-                              f"{expected}: {problem}")
+            deviations.append(
+                f"{principal:24} {method.upper():6} {concrete} ({plugin}): {expected}: {problem}"
+            )
 
     # Refusals first, without a rollback: one digest of the target's data before and after
     # each group proves none of them changed anything (a refused but recorded action under
@@ -372,17 +432,22 @@ def test_every_route_with_an_id_answers_every_caller_as_expected(demo_app):
         for cell in refusals:
             run(cell)
         if fingerprint(app, target, skip) != before:
-            deviations.append(f"refused calls ({group or 'others'}) changed the target's data: "
-                              f"{changed_by(app, target, skip, refusals, run)}")
+            deviations.append(
+                f"refused calls ({group or 'others'}) changed the target's data: "
+                f"{changed_by(app, target, skip, refusals, run)}"
+            )
     # Then the calls that may act, each undone, so every caller meets the same data.
     for cell in cells:
         if not cell[3]:
             with rolled_back():
                 run(cell)
     per = Counter(c[1] for c in cells)
-    print(f"isolation matrix: {len(routes)} route-methods x {len(PRINCIPALS)} callers = "
-          f"{len(cells)} cells ({sum(c[3] for c in cells)} refusals), {len(deviations)} "
-          f"deviations; per caller {dict(per)}")
+    print(
+        f"isolation matrix: {len(routes)} route-methods x {len(PRINCIPALS)} callers = "
+        f"{len(cells)} cells ({sum(c[3] for c in cells)} refusals), {len(deviations)} "
+        f"deviations; per caller {dict(per)}"
+    )
     assert len(routes) >= 60 and len(cells) == len(routes) * len(PRINCIPALS)
-    assert not deviations, f"{len(deviations)} of {len(cells)} cells deviate:\n" + \
-        "\n".join(deviations)
+    assert not deviations, f"{len(deviations)} of {len(cells)} cells deviate:\n" + "\n".join(
+        deviations
+    )

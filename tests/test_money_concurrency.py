@@ -6,6 +6,7 @@ test's own, and the sandbox provider records each charge. The default variant
 runs in CI with small counts that still race; ``@pytest.mark.long`` runs the
 issue's full figures (``PORTICO_LONG_TESTS=1``).
 """
+
 from __future__ import annotations
 
 import threading
@@ -32,16 +33,23 @@ CREDIT_5 = 500  # prepaid-credit-5: £5 of credit for £5
 def app(make_app, database_url):
     # Up to 50 request threads at once in this one process: a pool that size (a gunicorn
     # deployment spreads them over workers), and no per-customer attempt limit in the way.
-    return make_app(plugins=[("test-auth", PrincipalHeader())],
-                    database_url=f"{database_url}&max_connections=64",
-                    billing={"pay_rate": "100000/minute"})
+    return make_app(
+        plugins=[("test-auth", PrincipalHeader())],
+        database_url=f"{database_url}&max_connections=64",
+        billing={"pay_rate": "100000/minute"},
+    )
 
 
 @pytest.fixture
 def world(app):
     c, user = customer("alice")
-    return {"customer": c, "service": service_of(c, "prepaid"), "card": sandbox_card(app, c.id),
-            "products": topup_catalogue(app), "api": api_for(app, user)}
+    return {
+        "customer": c,
+        "service": service_of(c, "prepaid"),
+        "card": sandbox_card(app, c.id),
+        "products": topup_catalogue(app),
+        "api": api_for(app, user),
+    }
 
 
 def race(app, n: int, fn) -> list:
@@ -67,9 +75,11 @@ def race(app, n: int, fn) -> list:
 
 
 def buy_credit(world, key: str):
-    return world["api"].post(f"/api/v1/services/{world['service'].id}/topups",
-                             json={"product_id": world["products"]["prepaid-credit-5"].id},
-                             headers={"Idempotency-Key": key})
+    return world["api"].post(
+        f"/api/v1/services/{world['service'].id}/topups",
+        json={"product_id": world["products"]["prepaid-credit-5"].id},
+        headers={"Idempotency-Key": key},
+    )
 
 
 def pay(api, invoice_id: int, key: str | None = None):
@@ -79,17 +89,22 @@ def pay(api, invoice_id: int, key: str | None = None):
 
 # -- 50 concurrent top-ups x 20 rounds -------------------------------------------------------------
 
+
 def concurrent_topups(app, world, threads: int, rounds: int) -> None:
     started = time.monotonic()
     for r in range(rounds):
         answers = race(app, threads, lambda i: buy_credit(world, f"round-{r}-{i}"))
-        bad = [a if isinstance(a, Exception) else (a.status_code, a.text[:200])
-               for a in answers if isinstance(a, Exception) or a.status_code != 201]
+        bad = [
+            a if isinstance(a, Exception) else (a.status_code, a.text[:200])
+            for a in answers
+            if isinstance(a, Exception) or a.status_code != 201
+        ]
         assert bad == [], f"round {r}: {bad[:3]}"
     elapsed = time.monotonic() - started
     n = threads * rounds
-    credit = list(Bucket.select().where((Bucket.service == world["service"].id) &
-                                        (Bucket.type == "monetary")))
+    credit = list(
+        Bucket.select().where((Bucket.service == world["service"].id) & (Bucket.type == "monetary"))
+    )
     charged = list(SandboxCharge.select().where(SandboxCharge.status == "succeeded"))
     paid = list(Payment.select().where(Payment.status == "succeeded"))
     received = Transaction.select().where(Transaction.kind == "payment")
@@ -100,9 +115,11 @@ def concurrent_topups(app, world, threads: int, rounds: int) -> None:
     assert len(paid) == n and -sum(t.amount for t in received) == n * CREDIT_5
     assert Counter(p.status for p in TopupPurchase.select()) == {"credited": n}
     assert Invoice.select().where(Invoice.status == "paid").count() == n
-    print(f"\n{threads} concurrent top-ups x {rounds} rounds: {n} purchases, "
-          f"{sum(b.remaining for b in credit)} credited = {sum(c.amount for c in charged)} "
-          f"charged, {elapsed:.1f}s")
+    print(
+        f"\n{threads} concurrent top-ups x {rounds} rounds: {n} purchases, "
+        f"{sum(b.remaining for b in credit)} credited = {sum(c.amount for c in charged)} "
+        f"charged, {elapsed:.1f}s"
+    )
 
 
 @pytest.mark.spec("TOP-1", "USE-7")
@@ -118,14 +135,14 @@ def test_concurrent_topups_lose_no_credit_long(app, world):
 
 # -- two simultaneous payments of one invoice x 100 ------------------------------------------------
 
+
 def invoice_races(app, world, rounds: int) -> None:
     c, api = world["customer"], world["api"]
     outcomes: Counter = Counter()
     for _ in range(rounds):
         invoice = invoice_for(app, c.id, 1000)
         answers = race(app, 2, lambda i: pay(api, invoice.id))
-        codes = sorted(a.status_code if not isinstance(a, Exception) else repr(a)
-                       for a in answers)
+        codes = sorted(a.status_code if not isinstance(a, Exception) else repr(a) for a in answers)
         assert codes == [200, 409], [getattr(a, "text", a) for a in answers]
         loser = next(a for a in answers if a.status_code == 409)
         assert loser.json["type"] in ("/problems/invoice-paid", "/problems/payment-in-progress")
@@ -134,8 +151,11 @@ def invoice_races(app, world, rounds: int) -> None:
         assert invoice.status == "paid" and invoice.amount_paid == invoice.total == 1200
         payments = Payment.select().where(Payment.invoice == invoice.id)
         assert [p.status for p in payments] == ["succeeded"]
-        assert (Transaction.select().where((Transaction.invoice == invoice.id) &
-                                           (Transaction.kind == "payment")).count()) == 1
+        assert (
+            Transaction.select()
+            .where((Transaction.invoice == invoice.id) & (Transaction.kind == "payment"))
+            .count()
+        ) == 1
     charged = SandboxCharge.select().where(SandboxCharge.status == "succeeded")
     assert charged.count() == rounds and sum(ch.amount for ch in charged) == rounds * 1200
     print(f"\n{rounds} invoice races: {rounds} charges, the losers got {dict(outcomes)}")
@@ -153,6 +173,7 @@ def test_two_simultaneous_payments_of_one_invoice_charge_once_long(app, world):
 
 
 # -- 10 parallel requests with one Idempotency-Key -------------------------------------------------
+
 
 def one_key_races(app, world, rounds: int, parallel: int = 10) -> None:
     c, api = world["customer"], world["api"]
@@ -179,8 +200,10 @@ def one_key_races(app, world, rounds: int, parallel: int = 10) -> None:
     assert SandboxCharge.select().count() == 2 * rounds
     assert TopupPurchase.select().count() == rounds
     assert Bucket.select().where(Bucket.service == world["service"].id).count() == rounds
-    print(f"\n{rounds} x 2 races of {parallel} requests with one key: {2 * rounds} charges; "
-          f"answers {dict(seen)}")
+    print(
+        f"\n{rounds} x 2 races of {parallel} requests with one key: {2 * rounds} charges; "
+        f"answers {dict(seen)}"
+    )
 
 
 @pytest.mark.spec("BILL-2", "TOP-1")

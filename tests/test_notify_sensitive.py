@@ -7,6 +7,7 @@ notice is ``sensitive``: the engine hands it to the email channel alone, to the 
 it was issued for; no channel, preference or route hook can change that. Each test fails on
 the code before the fix.
 """
+
 from __future__ import annotations
 
 import pytest
@@ -22,12 +23,18 @@ from plugins.webpush.channel import PushChannel
 from plugins.webpush.models import PushDelivery, PushSubscription
 from test_webpush import b64, browser_keys, vapid  # noqa: F401
 
-SECRETS_AND_NOTICES = {"password_reset", "password_changed", "email_change_verify",
-                       "email_change_requested", "email_changed"}
+SECRETS_AND_NOTICES = {
+    "password_reset",
+    "password_changed",
+    "email_change_verify",
+    "email_change_requested",
+    "email_changed",
+}
 
 
 class PartnerSms(Channel):
     """A partner's channel that would take anything it is given."""
+
     id = "acme-sms"
     label = "SMS"
 
@@ -80,8 +87,9 @@ def alice() -> User:
 def subscribe_somewhere(user: User) -> PushSubscription:
     """A browser subscribed to the login's pushes (whoever subscribed it: the probe's case)."""
     _, public, auth = browser_keys()
-    return PushSubscription.create(user=user.id, endpoint="https://push.example.net/elsewhere",
-                                   p256dh=public, auth=b64(auth))
+    return PushSubscription.create(
+        user=user.id, endpoint="https://push.example.net/elsewhere", p256dh=public, auth=b64(auth)
+    )
 
 
 def kinds(notices) -> set[str]:
@@ -103,13 +111,15 @@ def test_sec1_a_reset_link_goes_to_the_verified_email_only(app, partner):
 
 @pytest.mark.spec("SEC-1", "ACCT-1")
 def test_sec1_an_email_change_sends_the_link_to_the_new_address_and_the_notice_to_the_old(
-        app, partner):
+    app, partner
+):
     subscribe_somewhere(alice())
     browser = Client(app)
     browser.login("alice@example.com")
     partner.sms.accepted.clear()  # sign-in news is not what this test is about
-    asked = browser.post("/api/v1/account/email", json={"email": "alice.new@example.com",
-                                                        "password": DEMO_PASSWORD})
+    asked = browser.post(
+        "/api/v1/account/email", json={"email": "alice.new@example.com", "password": DEMO_PASSWORD}
+    )
     assert asked.status_code == 202, asked.text
     [verify] = deliveries("email_change_verify")
     assert verify.address == "alice.new@example.com" and verify.user_id is None
@@ -127,10 +137,17 @@ def test_sec1_other_notices_still_reach_every_channel(app, partner):
     """The rule is about secrets and security: a bill still goes where the customer wants."""
     subscribe_somewhere(alice())
     with app.database.atomic():
-        notify(app, Notice(kind="service_expiring", key="exp-1", category="service",
-                           mandatory=True, user_id=alice().id,
-                           data={"service": "TV", "service_id": 1, "days": 1,
-                                 "ends_at": utcnow().isoformat()}))
+        notify(
+            app,
+            Notice(
+                kind="service_expiring",
+                key="exp-1",
+                category="service",
+                mandatory=True,
+                user_id=alice().id,
+                data={"service": "TV", "service_id": 1, "days": 1, "ends_at": utcnow().isoformat()},
+            ),
+        )
     assert kinds(partner.sms.accepted) == {"service_expiring"}
     assert PushDelivery.select().count() == 1
     assert [d.address for d in deliveries("service_expiring")] == ["alice@example.com"]
@@ -141,11 +158,22 @@ def test_sec1_every_security_notice_is_sensitive_and_has_one_address():
     assert Notice(kind="new_device", key="k", category="security", user_id=1).sensitive
     assert not Notice(kind="invoice_ready", key="k", category="billing", user_id=1).sensitive
     with pytest.raises(ValueError, match="login's own address"):
-        Notice(kind="password_reset", key="k", category="security", user_id=1,
-               email="someone@else.example")
+        Notice(
+            kind="password_reset",
+            key="k",
+            category="security",
+            user_id=1,
+            email="someone@else.example",
+        )
     with pytest.raises(ValueError):
-        Notice(kind="magic_link", key="k", category="account", sensitive=True, user_id=1,
-               email="someone@else.example")
+        Notice(
+            kind="magic_link",
+            key="k",
+            category="account",
+            sensitive=True,
+            user_id=1,
+            email="someone@else.example",
+        )
 
 
 @pytest.mark.spec("SEC-1")
@@ -153,8 +181,19 @@ def test_sec1_the_push_channel_refuses_a_sensitive_notice_even_when_handed_one(a
     """Defence in depth: a caller that bypassed ``notify()`` still gets no push."""
     subscribe_somewhere(alice())
     with app.database.atomic():
-        PushChannel().accept(app, Notice(kind="password_reset", key="direct", category="account",
-                                         sensitive=True, user_id=alice().id,
-                                         data={"url": "http://portal.test/password/reset?t=x",
-                                               "minutes": 60, "reason": "forgot"}))
+        PushChannel().accept(
+            app,
+            Notice(
+                kind="password_reset",
+                key="direct",
+                category="account",
+                sensitive=True,
+                user_id=alice().id,
+                data={
+                    "url": "http://portal.test/password/reset?t=x",
+                    "minutes": 60,
+                    "reason": "forgot",
+                },
+            ),
+        )
     assert PushDelivery.select().count() == 0

@@ -1,4 +1,5 @@
 """Observability (OPS-4): request ids and log formats, /livez and /readyz, /metrics, Sentry."""
+
 from __future__ import annotations
 
 import io
@@ -15,7 +16,14 @@ from engine.registry import Route
 from engine.settings import SettingsError, load_settings
 from engine.testing import TEST_SETTINGS, Client, problem
 from jobs_plugin.harness import (  # noqa: F401  (fixtures)
-    RunningWorker, free_port, jobs_app, jobs_plugin, queues, runs, wait_for)
+    RunningWorker,
+    free_port,
+    jobs_app,
+    jobs_plugin,
+    queues,
+    runs,
+    wait_for,
+)
 
 pytestmark = pytest.mark.spec("OPS-4")
 TOKEN = "metrics-token-0123456789"
@@ -24,6 +32,7 @@ log = logging.getLogger("tests.observe")
 
 class Poke:
     """``/api/v1/poke``: GET logs a line and enqueues a task; POST fails unexpectedly."""
+
     auth = "public"
     csrf = False
 
@@ -76,8 +85,11 @@ def scrape(client, token=TOKEN) -> dict:
     result = client.get("/metrics", headers={"Authorization": f"Bearer {token}"})
     assert result.status_code == 200, result.text
     assert result.headers["content-type"].startswith("text/plain; version=0.0.4")
-    return {(s.name, tuple(sorted(s.labels.items()))): s.value
-            for family in text_string_to_metric_families(result.text) for s in family.samples}
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(result.text)
+        for s in family.samples
+    }
 
 
 def value(samples: dict, name: str, **labels) -> float:
@@ -85,6 +97,7 @@ def value(samples: dict, name: str, **labels) -> float:
 
 
 # -- request ids and logs ---------------------------------------------------------------
+
 
 def test_every_response_has_a_request_id_and_a_sane_incoming_one_is_kept(client):
     first, second = client.get("/livez"), client.get("/api/v1/no/such")
@@ -119,8 +132,10 @@ def test_json_lines_carry_extras_and_the_traceback():
         raise ValueError("bad")
     except ValueError:
         import sys
-        record = logging.LogRecord("portico.x", logging.ERROR, "", 0, "failed %s", ("it",),
-                                   sys.exc_info())
+
+        record = logging.LogRecord(
+            "portico.x", logging.ERROR, "", 0, "failed %s", ("it",), sys.exc_info()
+        )
     record.status = 503
     out = json.loads(formatter.format(record))
     assert out["message"] == "failed it" and out["level"] == "ERROR" and out["status"] == 503
@@ -128,15 +143,22 @@ def test_json_lines_carry_extras_and_the_traceback():
 
 
 def test_logging_settings_are_validated():
-    settings = load_settings(None, environ={"PORTICO_LOGGING_FORMAT": "json"},
-                             overrides={"secret_key": "k" * 32, **TEST_SETTINGS})
+    settings = load_settings(
+        None,
+        environ={"PORTICO_LOGGING_FORMAT": "json"},
+        overrides={"secret_key": "k" * 32, **TEST_SETTINGS},
+    )
     assert settings.logging.format == "json" and settings.logging.level == "info"
     with pytest.raises(SettingsError, match="logging.format"):
-        load_settings(None, environ={}, overrides={"secret_key": "k" * 32, **TEST_SETTINGS,
-                                                   "logging": {"format": "xml"}})
+        load_settings(
+            None,
+            environ={},
+            overrides={"secret_key": "k" * 32, **TEST_SETTINGS, "logging": {"format": "xml"}},
+        )
 
 
 # -- /livez and /readyz -------------------------------------------------------------------
+
 
 def test_livez_and_readyz_answer_without_cookies_or_sign_in(client):
     for path in ("/livez", "/readyz"):
@@ -148,8 +170,9 @@ def test_livez_and_readyz_answer_without_cookies_or_sign_in(client):
     assert ready == {"status": "ok", "checks": {"database": "ok", "broker": "ok"}}
 
 
-@pytest.mark.parametrize("url", ["redis://:secret-pw@127.0.0.1:{port}/0",
-                                 "amqp://guest:secret-pw@127.0.0.1:{port}/%2F"])
+@pytest.mark.parametrize(
+    "url", ["redis://:secret-pw@127.0.0.1:{port}/0", "amqp://guest:secret-pw@127.0.0.1:{port}/%2F"]
+)
 def test_a_broker_outage_is_degraded_but_ready(make_app, url):
     port = free_port()
     app = make_app(broker_url=url.format(port=port))
@@ -163,10 +186,17 @@ def test_a_broker_outage_is_degraded_but_ready(make_app, url):
 
 def test_readyz_is_503_problem_json_when_the_database_is_down(tmp_path):
     port = free_port()
-    settings = load_settings(None, environ={}, overrides={
-        "database_url": f"postgresql://portico:db-secret@127.0.0.1:{port}/portico",
-        "data_dir": str(tmp_path), "secret_key": "k" * 32, **TEST_SETTINGS,
-        "broker_url": f"sqlite:///{tmp_path / 'queue.sqlite3'}"})
+    settings = load_settings(
+        None,
+        environ={},
+        overrides={
+            "database_url": f"postgresql://portico:db-secret@127.0.0.1:{port}/portico",
+            "data_dir": str(tmp_path),
+            "secret_key": "k" * 32,
+            **TEST_SETTINGS,
+            "broker_url": f"sqlite:///{tmp_path / 'queue.sqlite3'}",
+        },
+    )
     app = create_app(settings)
     client = Client(app)
     assert client.get("/livez").status_code == 200  # the process is alive: don't restart it
@@ -180,22 +210,32 @@ def test_readyz_is_503_problem_json_when_the_database_is_down(tmp_path):
 
 # -- /metrics ----------------------------------------------------------------------------
 
+
 def test_metrics_are_404_until_a_token_or_an_allow_list_is_set(make_app):
     assert Client(make_app()).get("/metrics").status_code == 404
     with_token = Client(make_app(metrics={"token": TOKEN}))
     assert with_token.get("/metrics").status_code == 401
-    assert with_token.get("/metrics", headers={"Authorization": "Bearer wrong-token-000000"}
-                          ).status_code == 401
-    assert with_token.get("/metrics", headers={"Authorization": f"Bearer {TOKEN}"}
-                          ).status_code == 200
+    assert (
+        with_token.get(
+            "/metrics", headers={"Authorization": "Bearer wrong-token-000000"}
+        ).status_code
+        == 401
+    )
+    assert (
+        with_token.get("/metrics", headers={"Authorization": f"Bearer {TOKEN}"}).status_code == 200
+    )
     listed = Client(make_app(metrics={"allow_ips": "10.0.0.0/8, 127.0.0.1"}))
     assert listed.get("/metrics").status_code == 200  # the test client is 127.0.0.1
     assert listed.get("/metrics", remote_addr="192.0.2.7").status_code == 403
     assert listed.get("/metrics", remote_addr="10.20.30.40").status_code == 200
     both = Client(make_app(metrics={"allow_ips": "10.0.0.0/8", "token": TOKEN}))
     assert both.get("/metrics", remote_addr="10.0.0.1").status_code == 401
-    assert both.get("/metrics", remote_addr="192.0.2.7",
-                    headers={"Authorization": f"Bearer {TOKEN}"}).status_code == 403
+    assert (
+        both.get(
+            "/metrics", remote_addr="192.0.2.7", headers={"Authorization": f"Bearer {TOKEN}"}
+        ).status_code
+        == 403
+    )
 
 
 def test_metrics_settings_refuse_a_short_token_and_a_bad_network():
@@ -216,15 +256,24 @@ def test_requests_are_counted_by_route_template_and_status(app):
     after = scrape(client)
     route = "/api/v1/invoices/{invoice_id}"
     labels = {"method": "GET", "route": route, "status": "401"}
-    assert value(after, "portico_http_requests_total", **labels) - \
-        value(before, "portico_http_requests_total", **labels) == 3
+    assert (
+        value(after, "portico_http_requests_total", **labels)
+        - value(before, "portico_http_requests_total", **labels)
+        == 3
+    )
     count = "portico_http_request_duration_seconds_count"
-    assert value(after, count, method="GET", route=route) - \
-        value(before, count, method="GET", route=route) == 3
-    assert value(after, "portico_http_requests_total", method="GET", route="/livez",
-                 status="200") >= 1
-    assert value(after, "portico_http_requests_total", method="GET", route="unmatched",
-                 status="404") >= 1
+    assert (
+        value(after, count, method="GET", route=route)
+        - value(before, count, method="GET", route=route)
+        == 3
+    )
+    assert (
+        value(after, "portico_http_requests_total", method="GET", route="/livez", status="200") >= 1
+    )
+    assert (
+        value(after, "portico_http_requests_total", method="GET", route="unmatched", status="404")
+        >= 1
+    )
     assert not any("101" in str(key) for key in after)  # ids never become labels
 
 
@@ -241,15 +290,21 @@ def test_task_runs_failures_dead_letters_and_the_outbox_are_measured(app):
     app.tasks.relay()
     with RunningWorker(app):
         wait_for(lambda: runs("record") == ["m1"], what="the record task")
-        wait_for(lambda: value(scrape(client), "portico_task_dead_total", actor="jobs_plugin.tasks.doomed"),
-                 what="the doomed task to be given up")
+        wait_for(
+            lambda: value(
+                scrape(client), "portico_task_dead_total", actor="jobs_plugin.tasks.doomed"
+            ),
+            what="the doomed task to be given up",
+        )
     after = scrape(client)
 
     def delta(name, **labels):
         return value(after, name, **labels) - value(before, name, **labels)
 
     assert delta("portico_task_runs_total", actor="jobs_plugin.tasks.record", outcome="ok") == 1
-    assert delta("portico_task_runs_total", actor="jobs_plugin.tasks.doomed", outcome="error") == 2  # + retry
+    assert (
+        delta("portico_task_runs_total", actor="jobs_plugin.tasks.doomed", outcome="error") == 2
+    )  # + retry
     assert delta("portico_task_dead_total", actor="jobs_plugin.tasks.doomed") == 1
     assert delta("portico_task_duration_seconds_count", actor="jobs_plugin.tasks.record") == 1
     assert after[("portico_outbox_pending", ())] == 0
@@ -258,6 +313,7 @@ def test_task_runs_failures_dead_letters_and_the_outbox_are_measured(app):
 
 def test_failed_logins_and_lockouts_are_counted(make_app):
     from engine.demo import seed_demo
+
     app = make_app(metrics={"token": TOKEN})
     seed_demo(app)
     client = Client(app)
@@ -267,17 +323,27 @@ def test_failed_logins_and_lockouts_are_counted(make_app):
         client.post("/api/v1/auth/login", json={"email": email, "password": "Wrong-guess-1!"})
     after = scrape(client)
     failures = "portico_login_failures_total"
-    assert value(after, failures, realm="customer", factor="password") - \
-        value(before, failures, realm="customer", factor="password") == 5
-    assert value(after, failures, realm="customer", factor="locked") - \
-        value(before, failures, realm="customer", factor="locked") == 1
-    assert value(after, "portico_login_lockouts_total", realm="customer") - \
-        value(before, "portico_login_lockouts_total", realm="customer") == 1
+    assert (
+        value(after, failures, realm="customer", factor="password")
+        - value(before, failures, realm="customer", factor="password")
+        == 5
+    )
+    assert (
+        value(after, failures, realm="customer", factor="locked")
+        - value(before, failures, realm="customer", factor="locked")
+        == 1
+    )
+    assert (
+        value(after, "portico_login_lockouts_total", realm="customer")
+        - value(before, "portico_login_lockouts_total", realm="customer")
+        == 1
+    )
 
 
 def test_payments_are_counted_by_outcome(make_app):
     from billing_helpers import customer, invoice_for, sandbox_card
     from engine.testing import PrincipalHeader, as_user
+
     app = make_app(plugins=[("test-auth", PrincipalHeader())], metrics={"token": TOKEN})
     c, user = customer("alice")
     client = Client(app)
@@ -285,22 +351,41 @@ def test_payments_are_counted_by_outcome(make_app):
     api = as_user(Client(app), user)
     declined = sandbox_card(app, c.id, number="4000000000000341")
     invoice = invoice_for(app, c.id, 1000)
-    assert api.post(f"/api/v1/invoices/{invoice.id}/pay",
-                    json={"payment_method_id": declined.id}).status_code == 402
+    assert (
+        api.post(
+            f"/api/v1/invoices/{invoice.id}/pay", json={"payment_method_id": declined.id}
+        ).status_code
+        == 402
+    )
     good = sandbox_card(app, c.id, default=False)
-    assert api.post(f"/api/v1/invoices/{invoice.id}/pay",
-                    json={"payment_method_id": good.id}).status_code == 200
+    assert (
+        api.post(
+            f"/api/v1/invoices/{invoice.id}/pay", json={"payment_method_id": good.id}
+        ).status_code
+        == 200
+    )
     after = scrape(client)
     for outcome in ("succeeded", "failed"):
-        assert value(after, "portico_payments_total", provider="sandbox", outcome=outcome) - \
-            value(before, "portico_payments_total", provider="sandbox", outcome=outcome) == 1
+        assert (
+            value(after, "portico_payments_total", provider="sandbox", outcome=outcome)
+            - value(before, "portico_payments_total", provider="sandbox", outcome=outcome)
+            == 1
+        )
 
 
 def test_metrics_report_the_database_down_instead_of_failing(tmp_path):
-    settings = load_settings(None, environ={}, overrides={
-        "database_url": f"postgresql://portico@127.0.0.1:{free_port()}/portico",
-        "data_dir": str(tmp_path), "secret_key": "k" * 32, **TEST_SETTINGS, "metrics": {"token": TOKEN},
-        "broker_url": f"sqlite:///{tmp_path / 'queue.sqlite3'}"})
+    settings = load_settings(
+        None,
+        environ={},
+        overrides={
+            "database_url": f"postgresql://portico@127.0.0.1:{free_port()}/portico",
+            "data_dir": str(tmp_path),
+            "secret_key": "k" * 32,
+            **TEST_SETTINGS,
+            "metrics": {"token": TOKEN},
+            "broker_url": f"sqlite:///{tmp_path / 'queue.sqlite3'}",
+        },
+    )
     samples = scrape(Client(create_app(settings)))
     assert samples[("portico_database_up", ())] == 0
     assert ("portico_outbox_pending", ()) not in samples
@@ -358,6 +443,7 @@ class Envelopes:
     def __init__(self):
         import http.server
         import threading
+
         received = self.received = []
 
         class Handler(http.server.BaseHTTPRequestHandler):
@@ -366,9 +452,11 @@ class Envelopes:
                 encoding = self.headers.get("Content-Encoding", "")
                 if encoding == "gzip":
                     import gzip
+
                     body = gzip.decompress(body)
                 elif encoding == "br":
                     import brotli
+
                     body = brotli.decompress(body)
                 received.append((self.path, body.decode()))
                 self.send_response(200)
@@ -400,15 +488,26 @@ def test_an_unhandled_error_reaches_sentry_without_secrets(make_app, tmp_path):
     import subprocess
     import sys
     from pathlib import Path
+
     app = make_app()
     ingest = Envelopes()
     repo = Path(__file__).resolve().parent.parent
     try:
         done = subprocess.run(
-            [sys.executable, "-c", SENTRY_CHILD, app.settings.database_url,
-             str(tmp_path / "child"), f"http://public-key@127.0.0.1:{ingest.port}/42"],
-            cwd=repo, capture_output=True, text=True, timeout=120,
-            env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(repo)})
+            [
+                sys.executable,
+                "-c",
+                SENTRY_CHILD,
+                app.settings.database_url,
+                str(tmp_path / "child"),
+                f"http://public-key@127.0.0.1:{ingest.port}/42",
+            ],
+            cwd=repo,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(repo)},
+        )
         assert done.returncode == 0, done.stderr
         assert "status 500" in done.stdout, done.stdout + done.stderr
     finally:
@@ -422,8 +521,13 @@ def test_an_unhandled_error_reaches_sentry_without_secrets(make_app, tmp_path):
     assert event["request"]["method"] == "POST" and event["request"]["url"].endswith("/api/v1/boom")
     assert event["request"]["headers"]["User-Agent"] == "observe-test"
     raw = "".join(text for _, text in ingest.received)
-    for secret in ("cookie-secret-value", "YXV0aC1zZWNyZXQ=", "body-secret-pw",
-                   "local-secret-pw", "k" * 32):
+    for secret in (
+        "cookie-secret-value",
+        "YXV0aC1zZWNyZXQ=",
+        "body-secret-pw",
+        "local-secret-pw",
+        "k" * 32,
+    ):
         assert secret not in raw
     assert "Cookie" not in event["request"]["headers"] and "user" not in event
 
@@ -431,6 +535,7 @@ def test_an_unhandled_error_reaches_sentry_without_secrets(make_app, tmp_path):
 def test_a_dsn_without_sentry_sdk_installed_is_a_clear_start_up_error(monkeypatch):
     import builtins
     from engine.observe import reporting
+
     real_import = builtins.__import__
 
     def without_sentry(name, *args, **kwargs):
@@ -438,12 +543,24 @@ def test_a_dsn_without_sentry_sdk_installed_is_a_clear_start_up_error(monkeypatc
             raise ImportError(name)
         return real_import(name, *args, **kwargs)
 
-    settings = load_settings(None, environ={}, overrides={
-        "secret_key": "k" * 32, **TEST_SETTINGS, "sentry": {"dsn": "http://key@127.0.0.1:9/1"}})
+    settings = load_settings(
+        None,
+        environ={},
+        overrides={
+            "secret_key": "k" * 32,
+            **TEST_SETTINGS,
+            "sentry": {"dsn": "http://key@127.0.0.1:9/1"},
+        },
+    )
     monkeypatch.setattr(builtins, "__import__", without_sentry)
     with pytest.raises(SettingsError, match=r"portico\[sentry\]"):
         reporting.init(settings, "web")
     with pytest.raises(SettingsError, match=r"portico\[sentry\]"):
         reporting.check(settings)  # what `portico check` calls
-    assert reporting.init(load_settings(None, environ={}, overrides={"secret_key": "k" * 32, **TEST_SETTINGS}),
-                          "web") is False
+    assert (
+        reporting.init(
+            load_settings(None, environ={}, overrides={"secret_key": "k" * 32, **TEST_SETTINGS}),
+            "web",
+        )
+        is False
+    )

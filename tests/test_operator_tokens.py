@@ -1,6 +1,7 @@
 """Service tokens (INT-1): made by a staff administrator on the command line, shown once,
 stored hashed, scoped, expiring, revocable; they open the operator API and nothing else, and
 no person's sign-in opens the operator API."""
+
 from datetime import timedelta
 
 import pytest
@@ -63,14 +64,26 @@ def test_an_administrator_creates_a_token_shown_once_and_stored_hashed(core_demo
 
 @pytest.mark.spec("INT-1")
 def test_only_an_active_staff_administrator_makes_tokens_with_known_scopes(core_demo):
-    refused = cli(core_demo, "create", "--name", "x", "--scope", "read", "--by",
-                  "agent@example.com")
+    refused = cli(
+        core_demo, "create", "--name", "x", "--scope", "read", "--by", "agent@example.com"
+    )
     assert refused.exit_code != 0 and "not an active staff administrator" in refused.output
-    unknown = cli(core_demo, "create", "--name", "x", "--scope", "everything", "--by",
-                  "admin@example.com")
+    unknown = cli(
+        core_demo, "create", "--name", "x", "--scope", "everything", "--by", "admin@example.com"
+    )
     assert unknown.exit_code != 0 and "everything" in unknown.output
-    too_long = cli(core_demo, "create", "--name", "x", "--scope", "read", "--by",
-                   "admin@example.com", "--expires", "9999d")
+    too_long = cli(
+        core_demo,
+        "create",
+        "--name",
+        "x",
+        "--scope",
+        "read",
+        "--by",
+        "admin@example.com",
+        "--expires",
+        "9999d",
+    )
     assert too_long.exit_code != 0 and "730 days" in too_long.output
     with connection():
         assert ServiceToken.select().count() == 0
@@ -109,8 +122,10 @@ def test_scopes_limit_what_a_token_may_do(core_demo):
     writer = with_token(core_demo, make_token(core_demo, "customers:write"))
     assert writer.put("/api/v1/operator/customers/ACC-1", json=CUSTOMER).status_code == 201
     assert writer.get("/api/v1/operator/customers/ACC-1").status_code == 403  # no "read"
-    services = writer.put("/api/v1/operator/services/S-1", json={
-        "customer_external_id": "ACC-1", "name": "x", "product": "mobile-20gb"})
+    services = writer.put(
+        "/api/v1/operator/services/S-1",
+        json={"customer_external_id": "ACC-1", "name": "x", "product": "mobile-20gb"},
+    )
     assert services.status_code == 403 and "services:write" in problem(services)["title"]
     usage = writer.post("/api/v1/operator/usage", json={"events": []})
     assert usage.status_code == 403 and "usage:write" in problem(usage)["title"]
@@ -126,9 +141,14 @@ def test_people_never_open_the_operator_api_and_tokens_open_nothing_else(core_de
         answer = bob.get(path)
         assert answer.status_code == 401, path
         assert problem(answer)["type"] == "/problems/service-token-required"
-    key = bob.post("/api/v1/account/api-keys", json={
-        "name": "k", "access": "read_write",
-        "expires_at": (utcnow() + timedelta(days=5)).isoformat()}).json["key"]
+    key = bob.post(
+        "/api/v1/account/api-keys",
+        json={
+            "name": "k",
+            "access": "read_write",
+            "expires_at": (utcnow() + timedelta(days=5)).isoformat(),
+        },
+    ).json["key"]
     assert with_token(core_demo, key).get("/api/v1/operator/customers").status_code == 401
     # A staff administrator's session (cookie or bearer token): 401 too.
     staff = Client(core_demo)
@@ -137,8 +157,7 @@ def test_people_never_open_the_operator_api_and_tokens_open_nothing_else(core_de
     assert with_token(core_demo, staff_token).get("/api/v1/operator/customers").status_code == 401
     # The token on customer and staff routes and pages: nobody is signed in.
     client = with_token(core_demo, token)
-    for path in ("/api/v1/me", "/api/v1/services", "/api/v1/staff/me",
-                 "/api/v1/staff/customers"):
+    for path in ("/api/v1/me", "/api/v1/services", "/api/v1/staff/me", "/api/v1/staff/customers"):
         assert client.get(path).status_code == 401, path
     assert client.get("/account").status_code in (303, 401)
     with connection():

@@ -7,6 +7,7 @@ deleted, the threads are released and 100 more purchases follow. Once the broker
 left, the outbox's sweep sends the lost messages again; afterwards every provisioning and
 every notification has happened exactly once.
 """
+
 from __future__ import annotations
 
 from collections import Counter
@@ -20,7 +21,15 @@ from engine import db
 from engine.models import AuditEvent, OutboxMessage
 from engine.testing import PrincipalHeader
 from jobs_plugin.harness import (  # noqa: F401  (fixtures)
-    install_entry_point, jobs_plugin, portico, portico_env, queues, runs, stop, wait_for)
+    install_entry_point,
+    jobs_plugin,
+    portico,
+    portico_env,
+    queues,
+    runs,
+    stop,
+    wait_for,
+)
 from plugins.addons.models import ServiceAddon
 from plugins.billing.models import Invoice
 from plugins.email.models import EmailDelivery
@@ -55,10 +64,13 @@ def lost(app) -> list[str] | None:
 @pytest.mark.redis
 @pytest.mark.spec("OPS-6")
 def test_redis_flushed_mid_way_every_provisioning_and_notice_happens_once(
-        make_app, jobs_plugin, queues, tmp_path):
-    app = make_app(plugins=[("test-auth", PrincipalHeader()), ("jobs", jobs_plugin)],
-                   broker_url=queues.url("redis", tmp_path),
-                   billing={"pay_rate": "100000/minute"})
+    make_app, jobs_plugin, queues, tmp_path
+):
+    app = make_app(
+        plugins=[("test-auth", PrincipalHeader()), ("jobs", jobs_plugin)],
+        broker_url=queues.url("redis", tmp_path),
+        billing={"pay_rate": "100000/minute"},
+    )
     alice, user = customer("alice")
     sandbox_card(app, alice.id)
     api = api_for(app, user)
@@ -66,37 +78,58 @@ def test_redis_flushed_mid_way_every_provisioning_and_notice_happens_once(
     addons = addon_catalogue(app)
     prepaid = service_of(alice, "prepaid")
     lines = [service_of(alice, "broadband") for _ in range(PURCHASES // 4)]
-    orders = [(line, addons[code]) for line in lines
-              for code in ("broadband-boost-900", "broadband-router-wifi6")]
+    orders = [
+        (line, addons[code])
+        for line in lines
+        for code in ("broadband-boost-900", "broadband-router-wifi6")
+    ]
     log = tmp_path / "worker.log"
     release = tmp_path / "release"
-    worker = portico("worker", "--threads", "2", env=portico_env(app, install_entry_point(tmp_path / "site")), log=log)
+    worker = portico(
+        "worker",
+        "--threads",
+        "2",
+        env=portico_env(app, install_entry_point(tmp_path / "site")),
+        log=log,
+    )
     try:
         with db.connection():  # hold both worker threads: the first half's work waits in Redis
             for _ in range(2):
                 app.tasks.enqueue("jobs_plugin.tasks.block", str(release))
         app.tasks.relay()
-        wait_for(lambda: len(runs("block-start")) == 2, timeout=60,
-                 what=f"the worker to start; log:\n{log.read_text(errors='replace')}")
+        wait_for(
+            lambda: len(runs("block-start")) == 2,
+            timeout=60,
+            what=f"the worker to start; log:\n{log.read_text(errors='replace')}",
+        )
         for i in range(PURCHASES):
             if i == PURCHASES // 2:
                 assert queues.flush_redis() > 0  # Redis restarted empty, mid-way
                 release.touch()
             if i % 2 == 0:
-                r = api.post(f"/api/v1/services/{prepaid.id}/topups",
-                             json={"product_id": topup.id}, headers={"Idempotency-Key": f"t{i}"})
+                r = api.post(
+                    f"/api/v1/services/{prepaid.id}/topups",
+                    json={"product_id": topup.id},
+                    headers={"Idempotency-Key": f"t{i}"},
+                )
             else:
                 line, product = orders[i // 2]
-                r = api.post(f"/api/v1/services/{line.id}/addons",
-                             json={"product_id": product.id}, headers={"Idempotency-Key": f"a{i}"})
+                r = api.post(
+                    f"/api/v1/services/{line.id}/addons",
+                    json={"product_id": product.id},
+                    headers={"Idempotency-Key": f"a{i}"},
+                )
             assert r.status_code == 201, r.text
         missing = wait_for(lambda: lost(app), timeout=240, what="the worker to run what it has")
         # The sweep, as a node's relay runs it once tasks.redeliver_after has passed.
         resent = app.tasks.redeliver(now=db.utcnow() + app.tasks.redeliver_after)
         assert resent == len(missing) > 50  # the first half's work, lost with Redis
         app.tasks.relay()
-        wait_for(lambda: not OutboxMessage.select().where(OutboxMessage.done_at.is_null())
-                 .exists(), timeout=240, what="every message sent again to be done")
+        wait_for(
+            lambda: not OutboxMessage.select().where(OutboxMessage.done_at.is_null()).exists(),
+            timeout=240,
+            what="every message sent again to be done",
+        )
     finally:
         code = stop(worker)
     assert code == 0, log.read_text(errors="replace")
@@ -117,6 +150,8 @@ def test_redis_flushed_mid_way_every_provisioning_and_notice_happens_once(
     assert len(mails) == len(deliveries) and max(ids.values()) == 1  # each sent once
     receipts = list(Invoice.select())
     assert len(receipts) == PURCHASES * 3 // 4 and all(i.pdf_path for i in receipts)
-    print(f"\n{PURCHASES} purchases, Redis flushed after {PURCHASES // 2}: {resent} lost messages "
-          f"sent again; {len(added)} add-ons provisioned once, {len(deliveries)} emails sent once, "
-          f"{len(receipts)} receipt PDFs")
+    print(
+        f"\n{PURCHASES} purchases, Redis flushed after {PURCHASES // 2}: {resent} lost messages "
+        f"sent again; {len(added)} add-ons provisioned once, {len(deliveries)} emails sent once, "
+        f"{len(receipts)} receipt PDFs"
+    )

@@ -3,6 +3,7 @@
 These run against the sandbox provider (the embedded default); ``test_stripe.py``
 runs the same flows with the real ``stripe`` client against localstripe.
 """
+
 from __future__ import annotations
 
 import logging
@@ -56,15 +57,18 @@ def pay(api, invoice, key=None, **body):
 
 
 def payment_transactions(invoice) -> list[Transaction]:
-    return list(Transaction.select().where((Transaction.kind == "payment") &
-                                           (Transaction.invoice == invoice.id)))
+    return list(
+        Transaction.select().where(
+            (Transaction.kind == "payment") & (Transaction.invoice == invoice.id)
+        )
+    )
 
 
 # -- paying with a saved card (BILL-2) -----------------------------------------------------------
 
+
 @pytest.mark.spec("BILL-2", "NOT-1")
-def test_paying_marks_the_invoice_paid_records_a_transaction_and_sends_an_email(app, alice,
-                                                                               events):
+def test_paying_marks_the_invoice_paid_records_a_transaction_and_sends_an_email(app, alice, events):
     c, user = alice
     invoice = invoice_for(app, c.id, 1000)
     card = sandbox_card(app, c.id)
@@ -87,8 +91,9 @@ def test_paying_marks_the_invoice_paid_records_a_transaction_and_sends_an_email(
     assert delivery.address == "alice@example.com"
     run_tasks(app)
     mails = [p.read_text() for p in (app.settings.data_path / "mail").glob("*.eml")]
-    receipt = [m for m in mails if "Payment received: =C2=A312.00" in m or
-               "Payment received: £12.00" in m]
+    receipt = [
+        m for m in mails if "Payment received: =C2=A312.00" in m or "Payment received: £12.00" in m
+    ]
     assert receipt and invoice.number in receipt[0]
 
 
@@ -136,9 +141,15 @@ def test_three_d_secure_is_finished_by_the_cardholder(app, alice):
 
     # A wrong secret does nothing; the right one, as the bank's page would, completes it.
     auth = f"/api/v1/sandbox/charges/{payment.provider_ref}/authenticate"
-    assert Client(app).post(auth, json={"client_secret": "nope", "success": True}).status_code == 404
-    assert Client(app).post(auth, json={"client_secret": action["client_secret"],
-                                        "success": True}).json["status"] == "succeeded"
+    assert (
+        Client(app).post(auth, json={"client_secret": "nope", "success": True}).status_code == 404
+    )
+    assert (
+        Client(app)
+        .post(auth, json={"client_secret": action["client_secret"], "success": True})
+        .json["status"]
+        == "succeeded"
+    )
     done = api.post(action["complete_url"])
     assert done.status_code == 200 and done.json["invoice"]["status"] == "paid"
     assert api.post(action["complete_url"]).status_code == 200  # safe to repeat
@@ -152,9 +163,10 @@ def test_failed_three_d_secure_is_a_decline_and_a_new_attempt_works(app, alice):
     api = api_for(app, user)
     first = pay(api, invoice, payment_method_id=card.id).json
     ref = Payment.get_by_id(first["payment"]["id"]).provider_ref
-    Client(app).post(f"/api/v1/sandbox/charges/{ref}/authenticate",
-                     json={"client_secret": first["next_action"]["client_secret"],
-                           "success": False})
+    Client(app).post(
+        f"/api/v1/sandbox/charges/{ref}/authenticate",
+        json={"client_secret": first["next_action"]["client_secret"], "success": False},
+    )
     failed = problem(api.post(first["next_action"]["complete_url"]))
     assert failed["status"] == 402 and "could not confirm" in failed["title"]
     assert Invoice.get_by_id(invoice.id).status == "unpaid"
@@ -167,6 +179,7 @@ def test_failed_three_d_secure_is_a_decline_and_a_new_attempt_works(app, alice):
 
 
 # -- idempotency ------------------------------------------------------------------------------
+
 
 @pytest.mark.spec("BILL-2")
 def test_a_repeated_idempotency_key_returns_the_first_answer_and_charges_once(app, alice):
@@ -210,6 +223,7 @@ def test_keys_belong_to_their_customer(app, alice):
 def test_idempotency_records_in_flight_and_stale(app):
     from engine.idempotency import once
     from engine.errors import Problem
+
     calls = []
 
     def work():
@@ -225,6 +239,7 @@ def test_idempotency_records_in_flight_and_stale(app):
     # A record left "running" by a dead process is taken over after a while.
     with time_machine.travel(datetime.now(timezone.utc) + timedelta(minutes=5)):
         assert once("customer:1", "busy", "POST /x abc", work).body == {"n": 2}
+
     # A crash (not a client error) forgets the key, so the retry runs.
     def crash():
         raise RuntimeError("crash")
@@ -239,6 +254,7 @@ def test_a_failed_attempt_that_created_something_hands_it_to_the_retry(app, alic
     work's transaction), a failure keeps that record, and the retry with the key finds it."""
     from engine import db, idempotency
     from engine.errors import Problem
+
     invoice = invoice_for(app, alice[0].id, 1000)
     found = []
 
@@ -275,6 +291,7 @@ def test_a_failed_attempt_that_created_something_hands_it_to_the_retry(app, alic
 
 # -- money moves once ---------------------------------------------------------------------------
 
+
 @pytest.mark.spec("BILL-2")
 def test_two_simultaneous_payments_of_one_invoice_charge_once(app, alice):
     c, user = alice
@@ -297,8 +314,10 @@ def test_two_simultaneous_payments_of_one_invoice_charge_once(app, alice):
         t.start()
     for t in threads:
         t.join(30)
-    assert sorted(answers) in (["invoice-paid", "succeeded"], ["payment-in-progress",
-                                                               "succeeded"]), answers
+    assert sorted(answers) in (
+        ["invoice-paid", "succeeded"],
+        ["payment-in-progress", "succeeded"],
+    ), answers
     assert SandboxCharge.select().count() == 1
     assert len(payment_transactions(invoice)) == 1
     assert Invoice.get_by_id(invoice.id).amount_paid == 1200
@@ -354,8 +373,15 @@ def test_a_payment_never_started_is_cancelled_without_asking_twice(app, alice):
     c, _ = alice
     invoice = invoice_for(app, c.id, 1000)
     card = sandbox_card(app, c.id)
-    stuck = Payment.create(customer=c.id, invoice=invoice.id, amount=1200, currency="GBP",
-                           provider="sandbox", method=card.id, attempt_key="stuck")
+    stuck = Payment.create(
+        customer=c.id,
+        invoice=invoice.id,
+        amount=1200,
+        currency="GBP",
+        provider="sandbox",
+        method=card.id,
+        attempt_key="stuck",
+    )
     with time_machine.travel(datetime.now(timezone.utc) + timedelta(minutes=3)):
         assert payments.reconcile_open(app) == 1
     assert Payment.get_by_id(stuck.id).status == "canceled"
@@ -364,6 +390,7 @@ def test_a_payment_never_started_is_cancelled_without_asking_twice(app, alice):
 
 # -- saved cards (BILL-5) -----------------------------------------------------------------------
 
+
 @pytest.mark.spec("BILL-5")
 def test_add_list_default_and_delete_cards(app, alice):
     c, user = alice
@@ -371,22 +398,31 @@ def test_add_list_default_and_delete_cards(app, alice):
     setup = api.post("/api/v1/payment-methods/setup", json={})
     assert setup.status_code == 201 and setup.json["provider"] == "sandbox"
     token = token_for("4242424242424242", 8, 2031)
-    r = api.post("/api/v1/payment-methods", json={"setup_ref": setup.json["setup_ref"],
-                                                  "token": token})
+    r = api.post(
+        "/api/v1/payment-methods", json={"setup_ref": setup.json["setup_ref"], "token": token}
+    )
     assert r.status_code == 201, r.text
     first = r.json
-    assert (first["brand"], first["last4"], first["exp_month"], first["exp_year"]) == \
-        ("visa", "4242", 8, 2031)
+    assert (first["brand"], first["last4"], first["exp_month"], first["exp_year"]) == (
+        "visa",
+        "4242",
+        8,
+        2031,
+    )
     assert first["is_default"]
     second_setup = api.post("/api/v1/payment-methods/setup", json={}).json["setup_ref"]
-    second = api.post("/api/v1/payment-methods", json={
-        "setup_ref": second_setup, "token": token_for("5555555555554444", 1, 2033)}).json
+    second = api.post(
+        "/api/v1/payment-methods",
+        json={"setup_ref": second_setup, "token": token_for("5555555555554444", 1, 2033)},
+    ).json
     assert not second["is_default"]
     listed = api.get("/api/v1/payment-methods").json["items"]
     assert [m["last4"] for m in listed] == ["4242", "4444"]
     assert api.post(f"/api/v1/payment-methods/{second['id']}/default").json["is_default"]
-    assert [m["last4"] for m in api.get("/api/v1/payment-methods").json["items"]] == \
-        ["4444", "4242"]
+    assert [m["last4"] for m in api.get("/api/v1/payment-methods").json["items"]] == [
+        "4444",
+        "4242",
+    ]
     assert api.delete(f"/api/v1/payment-methods/{second['id']}").status_code == 204
     remaining = api.get("/api/v1/payment-methods").json["items"]
     assert [(m["last4"], m["is_default"]) for m in remaining] == [("4242", True)]
@@ -401,15 +437,24 @@ def test_card_setup_refuses_bad_input_clearly_and_saves_nothing(app, alice):
     api = api_for(app, user)
     setup = api.post("/api/v1/payment-methods/setup", json={}).json["setup_ref"]
     assert "setup_ref" in problem(api.post("/api/v1/payment-methods", json={}))["errors"]
-    bad = problem(api.post("/api/v1/payment-methods", json={"setup_ref": setup,
-                                                            "token": "4242424242424242"}))
+    bad = problem(
+        api.post("/api/v1/payment-methods", json={"setup_ref": setup, "token": "4242424242424242"})
+    )
     assert bad["status"] == 402 and "test card" in bad["title"]
-    expired = problem(api.post("/api/v1/payment-methods", json={
-        "setup_ref": setup, "token": token_for("4242424242424242", 1, 2020)}))
+    expired = problem(
+        api.post(
+            "/api/v1/payment-methods",
+            json={"setup_ref": setup, "token": token_for("4242424242424242", 1, 2020)},
+        )
+    )
     assert expired["title"] == "Your card has expired."
     other_setup = payments.start_setup(app, customer("bob")[0].id)[1].ref
-    stolen = problem(api.post("/api/v1/payment-methods", json={
-        "setup_ref": other_setup, "token": token_for("4242424242424242", 1, 2030)}))
+    stolen = problem(
+        api.post(
+            "/api/v1/payment-methods",
+            json={"setup_ref": other_setup, "token": token_for("4242424242424242", 1, 2030)},
+        )
+    )
     assert stolen["status"] == 402
     assert PaymentMethod.select().count() == 0
 
@@ -449,6 +494,7 @@ def test_a_card_about_to_expire_raises_an_alert_and_one_email(app, alice):
 
 # -- guest payment links (BILL-6) ---------------------------------------------------------------
 
+
 def guest_link(app, user, invoice) -> str:
     r = api_for(app, user).post(f"/api/v1/invoices/{invoice.id}/payment-links", json={})
     assert r.status_code == 201, r.text
@@ -464,8 +510,13 @@ def guest_pay(app, path: str, number="4242424242424242", **extra):
     page = browser.get("/pay")
     assert page.status_code == 200, page.text[:500]
     setup_ref = page.text.split('name="setup_ref" value="', 1)[1].split('"', 1)[0]
-    form = {"idempotency_key": uuid.uuid4().hex, "method": "new", "setup_ref": setup_ref,
-            "token": token_for(number, 12, 2035), **extra}
+    form = {
+        "idempotency_key": uuid.uuid4().hex,
+        "method": "new",
+        "setup_ref": setup_ref,
+        "token": token_for(number, 12, 2035),
+        **extra,
+    }
     return browser, page, browser.post("/pay", form=form)
 
 
@@ -536,17 +587,20 @@ def test_a_guest_cannot_use_the_customers_saved_cards(app, alice):
 
 
 def test_guest_tokens_are_redacted_from_access_logs():
-    record = logging.LogRecord("gunicorn.access", logging.INFO, __file__, 1,
-                               '%(h)s "%(r)s"', None, None)
+    record = logging.LogRecord(
+        "gunicorn.access", logging.INFO, __file__, 1, '%(h)s "%(r)s"', None, None
+    )
     record.args = {"h": "1.2.3.4", "r": "GET /pay/abcdefghijklmnopqrstuvwxyz.0123 HTTP/1.1"}
     guest.RedactTokens().filter(record)
     assert "abcdefghijklmnop" not in record.getMessage() and "/pay/***" in record.getMessage()
     guest.redact_tokens()
-    assert any(isinstance(f, guest.RedactTokens)
-               for f in logging.getLogger("gunicorn.access").filters)
+    assert any(
+        isinstance(f, guest.RedactTokens) for f in logging.getLogger("gunicorn.access").filters
+    )
 
 
 # -- the portal's pay page (BILL-2) --------------------------------------------------------------
+
 
 @pytest.mark.spec("BILL-2")
 def test_pay_page_with_a_saved_card_and_a_double_submit(app, alice):
@@ -575,16 +629,24 @@ def test_pay_page_with_a_new_card_that_asks_for_3ds(app, alice):
     browser = browser_for(app, user)
     page = browser.get(f"/billing/invoices/{invoice.id}/pay")
     setup_ref = page.text.split('name="setup_ref" value="', 1)[1].split('"', 1)[0]
-    challenge = browser.post(f"/billing/invoices/{invoice.id}/pay", form={
-        "idempotency_key": uuid.uuid4().hex, "method": "new", "setup_ref": setup_ref,
-        "token": token_for("4000002500003155", 12, 2035), "save_card": "true"})
+    challenge = browser.post(
+        f"/billing/invoices/{invoice.id}/pay",
+        form={
+            "idempotency_key": uuid.uuid4().hex,
+            "method": "new",
+            "setup_ref": setup_ref,
+            "token": token_for("4000002500003155", 12, 2035),
+            "save_card": "true",
+        },
+    )
     assert challenge.status_code == 200 and "data-sandbox-challenge" in challenge.text
     sandbox_form = challenge.text.split("data-sandbox-challenge", 1)[1]
     action = sandbox_form.split('form method="post" action="', 1)[1].split('"', 1)[0]
     secret = challenge.text.split('name="client_secret" value="', 1)[1].split('"', 1)[0]
     back = challenge.text.split('name="return_to" value="', 1)[1].split('"', 1)[0]
-    done = browser.post(action, form={"client_secret": secret, "return_to": back,
-                                      "result": "complete"})
+    done = browser.post(
+        action, form={"client_secret": secret, "return_to": back, "result": "complete"}
+    )
     assert done.status_code == 303 and done.headers["location"] == back
     result = browser.get(back)
     assert result.status_code == 303 and result.headers["location"].endswith("?done=paid")
@@ -598,12 +660,15 @@ def test_pay_page_shows_a_decline_beside_the_form(app, alice):
     invoice = invoice_for(app, c.id, 1000)
     card = sandbox_card(app, c.id, number="4000000000009995")
     browser = browser_for(app, user)
-    r = browser.post(f"/billing/invoices/{invoice.id}/pay",
-                     form={"idempotency_key": uuid.uuid4().hex, "method": str(card.id)})
+    r = browser.post(
+        f"/billing/invoices/{invoice.id}/pay",
+        form={"idempotency_key": uuid.uuid4().hex, "method": str(card.id)},
+    )
     assert r.status_code == 402 and "Your card has insufficient funds." in r.text
     assert 'data-pay-form' in r.text  # the form again, to try another card
-    missing = browser.post(f"/billing/invoices/{invoice.id}/pay",
-                           form={"idempotency_key": uuid.uuid4().hex})
+    missing = browser.post(
+        f"/billing/invoices/{invoice.id}/pay", form={"idempotency_key": uuid.uuid4().hex}
+    )
     assert missing.status_code == 422 and "Choose how to pay." in missing.text
     assert Invoice.get_by_id(invoice.id).status == "unpaid"
 
@@ -613,23 +678,26 @@ def test_card_pages(app, alice):
     browser = browser_for(app, user)
     page = browser.get("/billing/payment-methods")
     setup_ref = page.text.split('name="setup_ref" value="', 1)[1].split('"', 1)[0]
-    added = browser.post("/billing/payment-methods", form={
-        "setup_ref": setup_ref, "token": token_for("4242424242424242", 3, 2032)})
+    added = browser.post(
+        "/billing/payment-methods",
+        form={"setup_ref": setup_ref, "token": token_for("4242424242424242", 3, 2032)},
+    )
     assert added.status_code == 303
     listing = browser.get(added.headers["location"])
     assert "Visa •••• 4242" in listing.text and "Your card has been saved." in listing.text
     card = PaymentMethod.get()
     fresh = listing.text.split('name="setup_ref" value="', 1)[1].split('"', 1)[0]
-    bad = browser.post("/billing/payment-methods", form={"setup_ref": fresh,
-                                                         "token": "sbx_nonsense"})
+    bad = browser.post(
+        "/billing/payment-methods", form={"setup_ref": fresh, "token": "sbx_nonsense"}
+    )
     assert bad.status_code == 402 and "test card numbers" in bad.text
     assert PaymentMethod.select().count() == 1
-    assert browser.post(f"/billing/payment-methods/{card.id}/delete",
-                        form={}).status_code == 303
+    assert browser.post(f"/billing/payment-methods/{card.id}/delete", form={}).status_code == 303
     assert PaymentMethod.select().count() == 0
 
 
 # -- staff refunds, webhooks ---------------------------------------------------------------------
+
 
 def test_staff_refund_is_recorded_once(app, alice):
     c, user = alice
@@ -656,6 +724,7 @@ def test_webhooks_for_unknown_or_silent_providers_are_refused(app):
 
 
 # -- the billing event hooks (one test per hook, as tests/test_hooks.py asks) -------------------
+
 
 def test_hook_invoice_issued(app, alice, events):
     c, _ = alice
@@ -685,16 +754,20 @@ def test_payment_attempts_are_rate_limited(make_app):
     card = sandbox_card(app, c.id, number="4000000000000341")
     invoice = invoice_for(app, c.id, 1000)
     api = api_for(app, user)
-    assert [pay(api, invoice, payment_method_id=card.id).status_code for _ in range(3)] == \
-        [402, 402, 429]
+    assert [pay(api, invoice, payment_method_id=card.id).status_code for _ in range(3)] == [
+        402,
+        402,
+        429,
+    ]
     assert SandboxCharge.select().count() == 2
 
 
 def test_other_plugins_charge_a_card_for_their_own_purpose(app, alice, events):
     c, _ = alice
     card = sandbox_card(app, c.id)
-    payment = payments.new_payment(c.id, 500, "gbp", card, purpose="topup", via="auto",
-                                   off_session=True)
+    payment = payments.new_payment(
+        c.id, 500, "gbp", card, purpose="topup", via="auto", off_session=True
+    )
     attempt = payments.charge(app, payment)
     paid = attempt.payment
     assert paid.status == "succeeded" and paid.invoice_id is None
@@ -703,6 +776,7 @@ def test_other_plugins_charge_a_card_for_their_own_purpose(app, alice, events):
     tx = Transaction.get(Transaction.payment == paid.id)
     assert tx.amount == -500 and "topup" in tx.description
     needs_auth = sandbox_card(app, c.id, number="4000002500003155", default=False)
-    refused = payments.charge(app, payments.new_payment(
-        c.id, 500, "GBP", needs_auth, purpose="topup", off_session=True)).payment
+    refused = payments.charge(
+        app, payments.new_payment(c.id, 500, "GBP", needs_auth, purpose="topup", off_session=True)
+    ).payment
     assert refused.status == "failed" and refused.failure_code == "authentication_required"

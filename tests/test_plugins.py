@@ -3,6 +3,7 @@
 Start-up errors are ``PluginError``s whose message names the plugins involved
 and the fix; ``portico`` prints them instead of a traceback.
 """
+
 from __future__ import annotations
 
 import importlib
@@ -35,9 +36,14 @@ SECRET = "test-secret-key-" + "x" * 32
 
 def settings_for(tmp_path, *, environ=None, path=None, **overrides):
     """Settings as an operator would write them (TOML file, environment), partner plugins off."""
-    values = {"data_dir": str(tmp_path / "data"), "secret_key": SECRET,
-              "base_url": "http://portal.test", **TEST_ALLOWANCES,
-              "plugins": {"entry_points": False}, **overrides}
+    values = {
+        "data_dir": str(tmp_path / "data"),
+        "secret_key": SECRET,
+        "base_url": "http://portal.test",
+        **TEST_ALLOWANCES,
+        "plugins": {"entry_points": False},
+        **overrides,
+    }
     return load_settings(path, environ=environ or {}, overrides=values)
 
 
@@ -49,9 +55,18 @@ def toml(tmp_path, text: str) -> Path:
 
 def optional_builtin() -> str:
     """A built-in plugin that can be disabled: not essential, needed by no other built-in."""
-    plugins = Plugins(load_settings(None, environ={}, overrides={
-        "secret_key": SECRET, "base_url": "http://portal.test", **TEST_ALLOWANCES,
-        "plugins": {"entry_points": False}}))
+    plugins = Plugins(
+        load_settings(
+            None,
+            environ={},
+            overrides={
+                "secret_key": SECRET,
+                "base_url": "http://portal.test",
+                **TEST_ALLOWANCES,
+                "plugins": {"entry_points": False},
+            },
+        )
+    )
     needed = {n for _, n in plugins.collect("plugin_requires")}
     return next(n for n in reversed(BUILTINS) if n not in ESSENTIAL_PLUGINS | needed)
 
@@ -69,28 +84,35 @@ EXTRAS = [("gadgets", Gadgets()), ("widgets", Widgets())]
 
 # -- load order -------------------------------------------------------------------------
 
+
 @pytest.mark.spec("ENG-2")
 def test_builtins_load_first_then_plugins_added_for_a_test(tmp_path):
     plugins = Plugins(settings_for(tmp_path), extra=EXTRAS)
     assert plugins.enabled[0] == "core"
-    assert sorted(plugins.enabled[:len(BUILTINS)]) == sorted(BUILTINS)
-    assert plugins.enabled[len(BUILTINS):] == ["gadgets", "widgets"]
+    assert sorted(plugins.enabled[: len(BUILTINS)]) == sorted(BUILTINS)
+    assert plugins.enabled[len(BUILTINS) :] == ["gadgets", "widgets"]
     assert {plugins.info[n].source for n in BUILTINS} == {"builtin"}
 
 
 def test_two_plugins_with_one_name_are_refused(tmp_path):
-    with pytest.raises(PluginError, match="two plugins are named 'gadgets'.*rename the entry point"):
+    with pytest.raises(
+        PluginError, match="two plugins are named 'gadgets'.*rename the entry point"
+    ):
         Plugins(settings_for(tmp_path), extra=[("gadgets", Gadgets()), ("gadgets", Widgets())])
 
 
 # -- disabling -------------------------------------------------------------------------------
 
+
 @pytest.mark.spec("ENG-3")
 def test_disable_in_portico_toml(tmp_path):
-    path = toml(tmp_path, """
+    path = toml(
+        tmp_path,
+        """
         [plugins]
         disabled = ["gadgets"]
-        """)
+        """,
+    )
     plugins = Plugins(settings_for(tmp_path, path=path), extra=EXTRAS)
     assert "gadgets" not in plugins.enabled and "widgets" in plugins.enabled
     assert plugins.info["gadgets"].enabled is False and plugins.info["gadgets"].module is None
@@ -106,12 +128,17 @@ def test_disable_with_environment_variable(tmp_path):
 
 @pytest.mark.spec("ENG-3")
 def test_environment_variable_wins_over_the_file(tmp_path):
-    path = toml(tmp_path, """
+    path = toml(
+        tmp_path,
+        """
         [plugins]
         disabled = ["gadgets"]
-        """)
-    plugins = Plugins(settings_for(tmp_path, path=path,
-                                   environ={"PORTICO_PLUGINS_DISABLED": "widgets"}), extra=EXTRAS)
+        """,
+    )
+    plugins = Plugins(
+        settings_for(tmp_path, path=path, environ={"PORTICO_PLUGINS_DISABLED": "widgets"}),
+        extra=EXTRAS,
+    )
     assert "gadgets" in plugins.enabled and "widgets" not in plugins.enabled
 
 
@@ -122,8 +149,7 @@ def test_disabling_a_builtin_removes_its_routes(tmp_path):
     paths = [r.path for p, r in everything.routes if p == name and "{" not in r.path]
     everything.database.close_all()
     assert paths, f"built-in '{name}' registers no plain route to check"
-    app = create_app(settings_for(tmp_path, plugins={"disabled": [name],
-                                                     "entry_points": False}))
+    app = create_app(settings_for(tmp_path, plugins={"disabled": [name], "entry_points": False}))
     assert name not in app.plugins.enabled
     assert all(p != name for p, _ in app.routes)
     for path in paths:
@@ -134,20 +160,26 @@ def test_disabling_a_builtin_removes_its_routes(tmp_path):
 def test_essential_plugin_cannot_be_disabled(tmp_path):
     with pytest.raises(PluginError) as error:
         Plugins(settings_for(tmp_path, plugins={"disabled": ["core"]}))
-    assert str(error.value) == ("plugin 'core' is essential and cannot be disabled; "
-                                "remove it from [plugins] disabled")
+    assert str(error.value) == (
+        "plugin 'core' is essential and cannot be disabled; remove it from [plugins] disabled"
+    )
 
 
 def test_unknown_name_in_disabled_is_an_error(tmp_path):
     with pytest.raises(PluginError) as error:
-        Plugins(settings_for(tmp_path, environ={"PORTICO_PLUGINS_DISABLED": "gadget"}), extra=EXTRAS)
+        Plugins(
+            settings_for(tmp_path, environ={"PORTICO_PLUGINS_DISABLED": "gadget"}), extra=EXTRAS
+        )
     message = str(error.value)
-    assert message.startswith("[plugins] disabled names unknown plugin 'gadget' "
-                              "(did you mean 'gadgets'?); installed plugins: ")
+    assert message.startswith(
+        "[plugins] disabled names unknown plugin 'gadget' "
+        "(did you mean 'gadgets'?); installed plugins: "
+    )
     assert "core" in message and "widgets" in message
 
 
 # -- plugins that need plugins -----------------------------------------------------------------
+
 
 class NeedsGadgets:
     @hookimpl
@@ -157,21 +189,28 @@ class NeedsGadgets:
 
 def test_disabling_a_needed_plugin_names_both_and_the_fix(tmp_path):
     with pytest.raises(PluginError) as error:
-        Plugins(settings_for(tmp_path, environ={"PORTICO_PLUGINS_DISABLED": "gadgets"}),
-                extra=[("gadgets", Gadgets()), ("acme", NeedsGadgets())])
+        Plugins(
+            settings_for(tmp_path, environ={"PORTICO_PLUGINS_DISABLED": "gadgets"}),
+            extra=[("gadgets", Gadgets()), ("acme", NeedsGadgets())],
+        )
     assert str(error.value) == (
         "plugin 'acme' needs plugin 'gadgets', which is disabled; enable 'gadgets' "
-        "or also disable 'acme' in [plugins] disabled")
+        "or also disable 'acme' in [plugins] disabled"
+    )
 
 
 def test_disabling_both_is_fine(tmp_path):
-    plugins = Plugins(settings_for(tmp_path, environ={"PORTICO_PLUGINS_DISABLED": "gadgets,acme"}),
-                      extra=[("gadgets", Gadgets()), ("acme", NeedsGadgets())])
+    plugins = Plugins(
+        settings_for(tmp_path, environ={"PORTICO_PLUGINS_DISABLED": "gadgets,acme"}),
+        extra=[("gadgets", Gadgets()), ("acme", NeedsGadgets())],
+    )
     assert "acme" not in plugins.enabled
 
 
 def test_needing_a_plugin_that_is_not_installed(tmp_path):
-    with pytest.raises(PluginError, match="plugin 'acme' needs plugin 'gadgets', which is not installed"):
+    with pytest.raises(
+        PluginError, match="plugin 'acme' needs plugin 'gadgets', which is not installed"
+    ):
         Plugins(settings_for(tmp_path), extra=[("acme", NeedsGadgets())])
 
 
@@ -186,6 +225,7 @@ def test_plugins_needing_each_other_in_a_cycle(tmp_path):
 
 
 # -- collisions ------------------------------------------------------------------------------------
+
 
 class Page:
     auth = "public"
@@ -224,28 +264,51 @@ other_sync.__name__ = "sync"
 
 def collide(hook: str, first, second):
     """Two plugin objects implementing ``hook``, returning ``first`` and ``second``."""
+
     def plugin(value):
         class P:
             pass
+
         if hook in ("register_models", "register_actors"):
             setattr(P, hook, hookimpl(lambda self: value))
         else:
             setattr(P, hook, hookimpl(lambda self, app: value))
         return P()
+
     return [("billing-x", plugin(first)), ("acme-pay", plugin(second))]
 
 
 COLLISIONS = {
-    "route": ("register_routes", [Route("/api/v1/pay", Page())], [Route("/api/v1/pay", Page())],
-              "route '/api/v1/pay'"),
-    "route-suffix": ("register_routes", [Route("/pay", Page(), "go")], [Route("/pay", Page(), "go")],
-                     "route '/pay' (suffix 'go')"),
-    "provider": ("payment_providers", [Provider("card")], [Provider("card")],
-                 "payment provider 'card'"),
-    "channel": ("notification_channels", [Provider("sms")], [Provider("sms")],
-                "notification channel 'sms'"),
-    "section": ("register_sections", [Section("bills", "Billing", "/bills")],
-                [Section("bills", "Pay", "/pay")], "section 'bills'"),
+    "route": (
+        "register_routes",
+        [Route("/api/v1/pay", Page())],
+        [Route("/api/v1/pay", Page())],
+        "route '/api/v1/pay'",
+    ),
+    "route-suffix": (
+        "register_routes",
+        [Route("/pay", Page(), "go")],
+        [Route("/pay", Page(), "go")],
+        "route '/pay' (suffix 'go')",
+    ),
+    "provider": (
+        "payment_providers",
+        [Provider("card")],
+        [Provider("card")],
+        "payment provider 'card'",
+    ),
+    "channel": (
+        "notification_channels",
+        [Provider("sms")],
+        [Provider("sms")],
+        "notification channel 'sms'",
+    ),
+    "section": (
+        "register_sections",
+        [Section("bills", "Billing", "/bills")],
+        [Section("bills", "Pay", "/pay")],
+        "section 'bills'",
+    ),
     "table": ("register_models", [Thing], [OtherThing], "table 'acme_thing'"),
 }
 
@@ -258,14 +321,18 @@ def test_collision_is_a_startup_error_naming_both_plugins(tmp_path, kind):
         create_app(settings_for(tmp_path), extra_plugins=collide(hook, first, second))
     assert str(error.value) == (
         f"plugin 'acme-pay' registers {what} already registered by plugin 'billing-x'; "
-        "rename one of them, or disable one plugin in [plugins] disabled")
+        "rename one of them, or disable one plugin in [plugins] disabled"
+    )
 
 
 def test_actor_names_come_from_the_function_not_the_plugin(tmp_path):
     # Actors are named <module>.<function>: the name a plugin is installed under plays no
     # part, so two plugins returning one function collide, naming both ...
-    with pytest.raises(PluginError, match="plugin 'acme-pay' registers actor 'test_plugins.sync' "
-                                          "already registered by plugin 'billing-x'"):
+    with pytest.raises(
+        PluginError,
+        match="plugin 'acme-pay' registers actor 'test_plugins.sync' "
+        "already registered by plugin 'billing-x'",
+    ):
         create_app(settings_for(tmp_path), extra_plugins=collide("register_actors", [sync], [sync]))
 
     # ... and so do two functions of one name in one module.
@@ -274,8 +341,11 @@ def test_actor_names_come_from_the_function_not_the_plugin(tmp_path):
         def register_actors(self):
             return [sync, other_sync]
 
-    with pytest.raises(PluginError, match="plugin 'acme' registers actor 'test_plugins.sync' "
-                                          "already registered by plugin 'acme'"):
+    with pytest.raises(
+        PluginError,
+        match="plugin 'acme' registers actor 'test_plugins.sync' "
+        "already registered by plugin 'acme'",
+    ):
         create_app(settings_for(tmp_path), extra_plugins=[("acme", Twice())])
 
 
@@ -288,12 +358,14 @@ def test_actor_without_task_decorator_is_refused(tmp_path):
         def register_actors(self):
             return [plain]
 
-    with pytest.raises(PluginError, match="plugin 'acme' registers actor 'test_plugins.plain' "
-                                          "without @task"):
+    with pytest.raises(
+        PluginError, match="plugin 'acme' registers actor 'test_plugins.plain' without @task"
+    ):
         create_app(settings_for(tmp_path), extra_plugins=[("acme", Actors())])
 
 
 # -- hookimpls that would never run --------------------------------------------------------------
+
 
 def test_misspelled_hookimpl_names_the_plugin_and_the_hook(tmp_path):
     class Typo:
@@ -303,11 +375,13 @@ def test_misspelled_hookimpl_names_the_plugin_and_the_hook(tmp_path):
 
     with pytest.raises(PluginError) as error:
         Plugins(settings_for(tmp_path), extra=[("acme", Typo())])
-    assert str(error.value) == ("plugin 'acme' implements unknown hook 'register_route' "
-                                "(did you mean 'register_routes'?); hook names are listed in "
-                                "engine/hookspecs.py and in each plugin's hookspecs.py (a hook "
-                                "of a plugin that may be disabled: mark the implementation "
-                                "@hookimpl(optionalhook=True))")
+    assert str(error.value) == (
+        "plugin 'acme' implements unknown hook 'register_route' "
+        "(did you mean 'register_routes'?); hook names are listed in "
+        "engine/hookspecs.py and in each plugin's hookspecs.py (a hook "
+        "of a plugin that may be disabled: mark the implementation "
+        "@hookimpl(optionalhook=True))"
+    )
 
 
 def test_hook_function_without_the_marker_is_an_error(tmp_path):
@@ -315,8 +389,11 @@ def test_hook_function_without_the_marker_is_an_error(tmp_path):
         def register_sections(self, app):
             return [Section("gadgets", "Gadgets", "/gadgets")]
 
-    with pytest.raises(PluginError, match="plugin 'acme' defines register_sections\\(\\) without "
-                                          "@hookimpl, so it would never be called"):
+    with pytest.raises(
+        PluginError,
+        match="plugin 'acme' defines register_sections\\(\\) without "
+        "@hookimpl, so it would never be called",
+    ):
         Plugins(settings_for(tmp_path), extra=[("acme", Unmarked())])
 
 
@@ -330,7 +407,8 @@ def test_hookimpl_asking_for_an_argument_the_hook_does_not_pass(tmp_path):
         Plugins(settings_for(tmp_path), extra=[("acme", Greedy())])
     assert str(error.value).startswith(
         "plugin 'acme': register_routes(app, request) declares argument(s) {'request'} that the "
-        "hook does not pass")
+        "hook does not pass"
+    )
 
 
 def test_plugin_that_fails_to_import_is_named(tmp_path, monkeypatch):
@@ -339,14 +417,18 @@ def test_plugin_that_fails_to_import_is_named(tmp_path, monkeypatch):
     def broken():
         raise ModuleNotFoundError("No module named 'requests'")
 
-    monkeypatch.setattr(plugins_module.Plugins, "_entry_points",
-                        staticmethod(lambda: iter([("acme-weather", broken, "acme-weather", "0.1")])))
+    monkeypatch.setattr(
+        plugins_module.Plugins,
+        "_entry_points",
+        staticmethod(lambda: iter([("acme-weather", broken, "acme-weather", "0.1")])),
+    )
     with pytest.raises(PluginError) as error:
         Plugins(settings_for(tmp_path, plugins={"entry_points": True}))
     assert str(error.value) == (
         "plugin 'acme-weather' (distribution 'acme-weather') failed to load: ModuleNotFoundError: "
         "No module named 'requests'. Fix or uninstall it, or add 'acme-weather' to "
-        "[plugins] disabled")
+        "[plugins] disabled"
+    )
 
 
 # -- a disabled plugin is gone, not hidden ----------------------------------------------------------
@@ -408,10 +490,12 @@ def gadgets_package(tmp_path, monkeypatch):
     (pkg / "migrations").mkdir()
     (pkg / "__init__.py").write_text(GADGETS_INIT.replace("{pkg}", pkg_name))
     (pkg / "templates" / pkg_name / "page.html").write_text(
-        '{% extends "base.html" %}{% block content %}<p id="gadgets">gadget page</p>{% endblock %}')
+        '{% extends "base.html" %}{% block content %}<p id="gadgets">gadget page</p>{% endblock %}'
+    )
     (pkg / "static" / "gadgets.css").write_text("p { color: teal }")
     (pkg / "migrations" / "0001_initial.py").write_text(
-        "def up(migrator, db):\n    db.execute_sql('CREATE TABLE gadgets_item (id INTEGER PRIMARY KEY)')\n")
+        "def up(migrator, db):\n    db.execute_sql('CREATE TABLE gadgets_item (id INTEGER PRIMARY KEY)')\n"
+    )
     monkeypatch.syspath_prepend(str(tmp_path / "site"))
     yield pkg_name
     sys.modules.pop(pkg_name, None)
@@ -439,13 +523,17 @@ def test_enabled_plugin_brings_routes_sections_alerts_actors_templates(make_app,
 
 @pytest.mark.spec("ACC-3", "ENG-3")
 def test_disabled_plugin_is_absent_not_hidden(make_app, gadgets_package):
-    app = make_app(plugins=[("test-auth", PrincipalHeader()), gadgets_plugin(gadgets_package)],
-                   disabled=["gadgets"])
+    app = make_app(
+        plugins=[("test-auth", PrincipalHeader()), gadgets_plugin(gadgets_package)],
+        disabled=["gadgets"],
+    )
     client = Client(app)
     assert client.get("/gadgets").status_code == 404
     assert client.get("/api/v1/gadgets").status_code == 404
     assert "gadgets" not in [s["id"] for s in client.get("/api/v1/sections").json["items"]]
-    assert 'data-section="gadgets"' not in client.get("/gadgets", headers={"Accept": "text/html"}).text
+    assert (
+        'data-section="gadgets"' not in client.get("/gadgets", headers={"Accept": "text/html"}).text
+    )
     alerts = as_user(client, customer_user()).get("/api/v1/alerts")
     assert alerts.status_code == 200 and alerts.json["items"] == []
     assert f"{gadgets_package}.polish" not in app.tasks.actors
@@ -475,6 +563,7 @@ def test_disabled_entry_point_plugin_is_never_imported(tmp_path, monkeypatch, ga
 
 # -- a plugin's own settings table ------------------------------------------------------------------
 
+
 class WithSettings:
     @hookimpl
     def register_settings(self):
@@ -502,15 +591,21 @@ def test_plugin_settings_table_is_validated_and_read(tmp_path):
     assert settings.redacted()["gadgets"]["token"] == "********"
 
 
-@pytest.mark.parametrize("table, message", [
-    ({"colour": "red"}, "gadgets.colour: Must be one of: teal, plum."),
-    ({"per_page": "many"}, "gadgets.per_page: Not a valid integer."),
-    ({"per_page": 500}, "gadgets.per_page: Must be greater than or equal to 1 and less than or "
-                        "equal to 100."),
-    ({"color": "teal"}, "gadgets.color: unknown setting"),
-])
+@pytest.mark.parametrize(
+    "table, message",
+    [
+        ({"colour": "red"}, "gadgets.colour: Must be one of: teal, plum."),
+        ({"per_page": "many"}, "gadgets.per_page: Not a valid integer."),
+        (
+            {"per_page": 500},
+            "gadgets.per_page: Must be greater than or equal to 1 and less than or equal to 100.",
+        ),
+        ({"color": "teal"}, "gadgets.color: unknown setting"),
+    ],
+)
 def test_plugin_settings_errors_name_the_key(tmp_path, table, message):
     from engine.settings import SettingsError
+
     with pytest.raises(SettingsError) as error:
         plugin_settings(tmp_path, gadgets=table)
     assert str(error.value).startswith(message)
@@ -518,6 +613,7 @@ def test_plugin_settings_errors_name_the_key(tmp_path, table, message):
 
 def test_hyphenated_plugin_reads_an_underscored_table(tmp_path):
     from engine.settings import SettingsError
+
     settings = plugin_settings(tmp_path, "acme-gadgets", acme_gadgets={"colour": "plum"})
     assert settings.plugin("acme-gadgets")["colour"] == "plum"
     with pytest.raises(SettingsError, match=r"^acme_gadgets\.colour: Must be one of"):
@@ -525,35 +621,54 @@ def test_hyphenated_plugin_reads_an_underscored_table(tmp_path):
 
 
 def test_plugin_table_from_the_environment(tmp_path):
-    settings = load_settings(None, environ={"PORTICO_GADGETS_PER_PAGE": "50"},
-                             overrides={"data_dir": str(tmp_path), "secret_key": SECRET,
-                                        "base_url": "http://portal.test",
-                                        **TEST_ALLOWANCES, "plugins": {"entry_points": False}},
-                             plugin_names={"core", "gadgets"})
+    settings = load_settings(
+        None,
+        environ={"PORTICO_GADGETS_PER_PAGE": "50"},
+        overrides={
+            "data_dir": str(tmp_path),
+            "secret_key": SECRET,
+            "base_url": "http://portal.test",
+            **TEST_ALLOWANCES,
+            "plugins": {"entry_points": False},
+        },
+        plugin_names={"core", "gadgets"},
+    )
     load_plugins(settings, extra=[("gadgets", WithSettings())])
     assert settings.plugin("gadgets")["per_page"] == 50
 
 
 def test_table_nobody_owns_is_an_error(tmp_path):
     from engine.settings import SettingsError
-    with pytest.raises(SettingsError, match=r"unknown settings table \[gadets\]: no installed plugin "
-                                            "is named 'gadets'"):
+
+    with pytest.raises(
+        SettingsError,
+        match=r"unknown settings table \[gadets\]: no installed plugin "
+        "is named 'gadets'",
+    ):
         plugin_settings(tmp_path, gadets={"colour": "plum"})
 
 
 def test_disabled_plugin_keeps_its_table_unvalidated(tmp_path):
-    settings = settings_for(tmp_path, gadgets={"colour": "not checked while disabled"},
-                            plugins={"disabled": ["gadgets"], "entry_points": False})
+    settings = settings_for(
+        tmp_path,
+        gadgets={"colour": "not checked while disabled"},
+        plugins={"disabled": ["gadgets"], "entry_points": False},
+    )
     load_plugins(settings, extra=[("gadgets", WithSettings())])
     assert settings.plugin("gadgets") == {}
 
 
 # -- portico plugins -------------------------------------------------------------------------------
 
+
 def run_cli(*args, env=None, tmp_path):
-    environ = {**TEST_ENVIRON, "PORTICO_SECRET_KEY": SECRET,
-               "PORTICO_DATA_DIR": str(tmp_path / "data"),
-               "PORTICO_PLUGINS_ENTRY_POINTS": "false", **(env or {})}
+    environ = {
+        **TEST_ENVIRON,
+        "PORTICO_SECRET_KEY": SECRET,
+        "PORTICO_DATA_DIR": str(tmp_path / "data"),
+        "PORTICO_PLUGINS_ENTRY_POINTS": "false",
+        **(env or {}),
+    }
     return CliRunner().invoke(cli, list(args), env=environ, catch_exceptions=False)
 
 
@@ -570,8 +685,10 @@ def test_portico_plugins_lists_builtins_with_enabled_and_hooks(tmp_path, monkeyp
     assert {"register_models", "register_routes"} <= set(rows["core"]["hooks"])
     assert rows[name]["enabled"] is False and rows[name]["hooks"] == []
     table = run_cli("plugins", env={"PORTICO_PLUGINS_DISABLED": name}, tmp_path=tmp_path)
-    assert any(line.split()[:3] == [name, rows[name]["version"], "no"]
-               for line in table.output.splitlines())
+    assert any(
+        line.split()[:3] == [name, rows[name]["version"], "no"]
+        for line in table.output.splitlines()
+    )
 
 
 def test_portico_plugins_reports_a_bad_plugin_set_without_a_traceback(tmp_path, monkeypatch):
@@ -581,4 +698,3 @@ def test_portico_plugins_reports_a_bad_plugin_set_without_a_traceback(tmp_path, 
     assert result.exit_code == 1
     assert "Error: plugin 'core' is essential and cannot be disabled" in result.output
     assert "Traceback" not in result.output
-

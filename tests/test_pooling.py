@@ -6,6 +6,7 @@ one server session): sign-in, session lookups, pages, API reads and rated usage 
 work from several threads at once. ``portico migrate`` is the one command that needs
 the server directly (its advisory lock is a session lock).
 """
+
 from __future__ import annotations
 
 import os
@@ -50,16 +51,19 @@ def bouncer(database_url):
     with open(f"{folder}/users.txt", "w") as f:
         f.write(f'"{server.username}" ""\n')
     with open(f"{folder}/pgbouncer.ini", "w") as f:
-        f.write(f"[databases]\n* = host={server.hostname} port={server.port or 5432}\n"
-                f"[pgbouncer]\nlisten_addr = 127.0.0.1\nlisten_port = {port}\n"
-                f"auth_type = trust\nauth_file = {folder}/users.txt\n"
-                "pool_mode = transaction\ndefault_pool_size = 2\nmax_client_conn = 100\n"
-                "unix_socket_dir =\n")
+        f.write(
+            f"[databases]\n* = host={server.hostname} port={server.port or 5432}\n"
+            f"[pgbouncer]\nlisten_addr = 127.0.0.1\nlisten_port = {port}\n"
+            f"auth_type = trust\nauth_file = {folder}/users.txt\n"
+            "pool_mode = transaction\ndefault_pool_size = 2\nmax_client_conn = 100\n"
+            "unix_socket_dir =\n"
+        )
     for name in ("users.txt", "pgbouncer.ini"):
         os.chmod(f"{folder}/{name}", 0o644)
     user = ["-u", "nobody"] if os.geteuid() == 0 else []
-    process = subprocess.Popen([BINARY, *user, f"{folder}/pgbouncer.ini"],
-                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    process = subprocess.Popen(
+        [BINARY, *user, f"{folder}/pgbouncer.ini"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+    )
     deadline = time.monotonic() + 30
     while True:
         try:
@@ -81,19 +85,26 @@ def test_the_portal_works_through_pgbouncer_in_transaction_mode(make_app, bounce
     from engine.app import create_app
     from engine.plugins import load_plugins
     from engine.settings import load_settings
+
     direct = make_app(plugins=[AUTH])  # migrated on the server directly, as `portico migrate`
     seed_people(direct)
     alice = User.get(User.email == "alice@example.com")
     service = service_for(Customer.get_by_id(alice.contact.customer_id))
     plan = bucket(service, amount=GB)
-    ops_staff = StaffUser.create(email="ops@example.com", name="Ops",
-                                 permissions="can_post_usage")
+    ops_staff = StaffUser.create(email="ops@example.com", name="Ops", permissions="can_post_usage")
     direct.database.close_all()
-    settings = load_settings(None, environ={}, overrides={
-        **TEST_SETTINGS, "data_dir": str(tmp_path / "data"), "secret_key": "test-" + "x" * 32,
-        "database_url": bouncer + "&prepare=false&max_connections=8",  # after ?connect_timeout
-        "broker_url": f"sqlite:///{tmp_path / 'queue.sqlite3'}",
-        "plugins": {"entry_points": False}})
+    settings = load_settings(
+        None,
+        environ={},
+        overrides={
+            **TEST_SETTINGS,
+            "data_dir": str(tmp_path / "data"),
+            "secret_key": "test-" + "x" * 32,
+            "database_url": bouncer + "&prepare=false&max_connections=8",  # after ?connect_timeout
+            "broker_url": f"sqlite:///{tmp_path / 'queue.sqlite3'}",
+            "plugins": {"entry_points": False},
+        },
+    )
     app = create_app(settings, plugins=load_plugins(settings, [AUTH]))
     assert app.database.server_prepare is False
     failures: list[str] = []
@@ -106,8 +117,10 @@ def test_the_portal_works_through_pgbouncer_in_transaction_mode(make_app, bounce
                 answer = client.get(path)
                 if answer.status_code != 200:
                     failures.append(f"{path}: {answer.status_code} {answer.text[:200]}")
-            rated = ops.post("/api/v1/staff/usage", json={"events": [
-                event_json(service, 1000, id=f"pgb-{n}-{i}")]})
+            rated = ops.post(
+                "/api/v1/staff/usage",
+                json={"events": [event_json(service, 1000, id=f"pgb-{n}-{i}")]},
+            )
             if rated.status_code != 200:
                 failures.append(f"usage: {rated.status_code} {rated.text[:200]}")
 

@@ -3,6 +3,7 @@
 Browser behaviour (installing, offline copies, push) is in tests/browser/test_portal_pwa.py
 and test_portal_push.py; these check what the server answers, on SQLite and PostgreSQL.
 """
+
 from __future__ import annotations
 
 import json
@@ -29,8 +30,12 @@ def test_manifest_from_the_theme_in_the_visitors_language(client):
     assert answer.status_code == 200
     assert answer.headers["content-type"] == "application/manifest+json; charset=utf-8"
     manifest = answer.json
-    assert (manifest["name"], manifest["start_url"], manifest["scope"], manifest["display"]) == \
-        ("Portico", "/", "/", "standalone")
+    assert (manifest["name"], manifest["start_url"], manifest["scope"], manifest["display"]) == (
+        "Portico",
+        "/",
+        "/",
+        "standalone",
+    )
     assert manifest["theme_color"] == "#1f5fbf" and manifest["lang"] == "en"
     for icon in manifest["icons"]:
         assert re.fullmatch(r"/static/img/[\w.-]+\?v=[0-9a-f]{12}", icon["src"]), icon
@@ -75,11 +80,24 @@ def test_service_worker_changes_with_the_shell(make_app):
     assert "/static/css/theme.css?v=" in harbour and "/static/css/theme.css" not in default
 
 
-@pytest.mark.parametrize("path, kept", [
-    ("/", True), ("/services", True), ("/services/12", False), ("/usage", True),
-    ("/services/12/usage", True), ("/billing", True), ("/billing/invoices/3", True),
-    ("/billing/transactions", True), ("/account", False), ("/account/api-keys", False),
-    ("/billing/invoices/3/pay", False), ("/login", False), ("/services/12/cancel", False)])
+@pytest.mark.parametrize(
+    "path, kept",
+    [
+        ("/", True),
+        ("/services", True),
+        ("/services/12", False),
+        ("/usage", True),
+        ("/services/12/usage", True),
+        ("/billing", True),
+        ("/billing/invoices/3", True),
+        ("/billing/transactions", True),
+        ("/account", False),
+        ("/account/api-keys", False),
+        ("/billing/invoices/3/pay", False),
+        ("/login", False),
+        ("/services/12/cancel", False),
+    ],
+)
 def test_only_overview_pages_are_kept_for_offline(path, kept):
     assert any(re.search(p, path) for p in OFFLINE_PAGES) is kept
 
@@ -105,8 +123,13 @@ class Impersonating:
     @hookimpl(tryfirst=True)
     def authenticate_request(self, app, req):
         u = self.user
-        return Principal(kind="customer", user_id=u.id, customer_id=u.contact.customer_id,
-                         contact_id=u.contact_id, impersonator_id=self.staff_id)
+        return Principal(
+            kind="customer",
+            user_id=u.id,
+            customer_id=u.contact.customer_id,
+            contact_id=u.contact_id,
+            impersonator_id=self.staff_id,
+        )
 
 
 @pytest.mark.spec("MOB-3", "IMP-3")
@@ -115,8 +138,10 @@ def test_pages_say_whether_the_worker_may_keep_them(people_app, make_app):
     assert 'data-signed-in="no"\n      data-offline="no"' in Client(app).get("/").text
     own = as_user(Client(app), demo["users"]["alice"]).get("/").text
     assert 'data-signed-in="yes"\n      data-offline="keep"' in own
-    staff = make_app(plugins=[("imp", Impersonating(demo["users"]["alice"],
-                                                    demo["staff"]["agent"].id))], migrate=False)
+    staff = make_app(
+        plugins=[("imp", Impersonating(demo["users"]["alice"], demo["staff"]["agent"].id))],
+        migrate=False,
+    )
     acting = Client(staff).get("/").text
     assert "acting as this customer" in acting
     assert 'data-signed-in="yes"\n      data-offline="no"' in acting
@@ -129,13 +154,19 @@ def test_push_switch_only_where_web_push_is_configured(people_app, make_app):
     plain = as_user(Client(app), alice).get("/account/notifications").text
     assert "data-push" not in plain
     from click.testing import CliRunner
+
     output = CliRunner().invoke(vapid_keys_command).output
-    keys = {k: v.split('"')[1] for k, v in (line.split(" = ") for line in output.splitlines()
-                                            if " = " in line)}
+    keys = {
+        k: v.split('"')[1]
+        for k, v in (line.split(" = ") for line in output.splitlines() if " = " in line)
+    }
     pushing = make_app(plugins=[("test-auth", PrincipalHeader())], webpush=keys, migrate=False)
     page = as_user(Client(pushing), alice).get("/account/notifications").text
-    assert re.search(r'<section class="panel" aria-labelledby="push-title" data-push hidden '
-                     r'data-csrf="[0-9a-f]{64}"', page)
+    assert re.search(
+        r'<section class="panel" aria-labelledby="push-title" data-push hidden '
+        r'data-csrf="[0-9a-f]{64}"',
+        page,
+    )
     assert "Turn on for this device" in page
 
 

@@ -1,4 +1,5 @@
 """The sandbox provider on its own: test cards, idempotency, 3-D Secure, refunds, no card numbers."""
+
 from __future__ import annotations
 
 import pytest
@@ -27,9 +28,11 @@ def saved(app, sandbox, cus, number, month=12, year=2040):
 
 
 def charge(app, sandbox, cus, card, key, amount=1000, off_session=False, seen=None):
-    return sandbox.charge(app, ChargeRequest(cus, card.ref, amount, "GBP", key,
-                                             off_session=off_session),
-                          on_created=(seen.append if seen is not None else None))
+    return sandbox.charge(
+        app,
+        ChargeRequest(cus, card.ref, amount, "GBP", key, off_session=off_session),
+        on_created=(seen.append if seen is not None else None),
+    )
 
 
 def test_the_sandbox_is_the_embedded_default(app):
@@ -37,14 +40,17 @@ def test_the_sandbox_is_the_embedded_default(app):
     assert "sandbox" in app.providers and "stripe" not in app.providers  # no keys, no Stripe
 
 
-@pytest.mark.parametrize("number, status, code", [
-    ("4242424242424242", "succeeded", ""),
-    ("5555555555554444", "succeeded", ""),
-    ("4000000000000341", "failed", "card_declined"),
-    ("4000000000000002", "failed", "card_declined"),
-    ("4000000000009995", "failed", "insufficient_funds"),
-    ("4000002500003155", "requires_action", ""),
-])
+@pytest.mark.parametrize(
+    "number, status, code",
+    [
+        ("4242424242424242", "succeeded", ""),
+        ("5555555555554444", "succeeded", ""),
+        ("4000000000000341", "failed", "card_declined"),
+        ("4000000000000002", "failed", "card_declined"),
+        ("4000000000009995", "failed", "insufficient_funds"),
+        ("4000002500003155", "requires_action", ""),
+    ],
+)
 def test_each_test_card_behaves_as_documented(app, sandbox, cus, number, status, code):
     card = saved(app, sandbox, cus, number)
     seen = []
@@ -108,7 +114,12 @@ def test_setup_accepts_only_tokens_of_test_cards(app, sandbox, cus):
     with pytest.raises(PaymentError):  # someone else's setup
         sandbox.finish_setup(app, other, setup.ref, token_for("4242424242424242", 1, 2040))
     card = sandbox.finish_setup(app, cus, setup.ref, token_for("5555555555554444", 3, 2031))
-    assert (card.brand, card.last4, card.exp_month, card.exp_year) == ("mastercard", "4444", 3, 2031)
+    assert (card.brand, card.last4, card.exp_month, card.exp_year) == (
+        "mastercard",
+        "4444",
+        3,
+        2031,
+    )
     # The same form sent twice gives the same card.
     assert sandbox.finish_setup(app, cus, setup.ref, "anything") == card
 
@@ -124,8 +135,12 @@ def test_a_detached_card_cannot_be_charged(app, sandbox, cus):
 def test_the_widget_never_posts_a_card_number(app):
     """The inputs for the number have no name; the script posts a token (BILL-5, in spirit)."""
     text = app.theme.env.get_template("sandbox/widget.html").render(
-        mode="setup", setup=type("S", (), {"ref": "seti_x"})(), csrf_token="t",
-        static_url=lambda p: "/static/" + p, _=lambda s, **k: s % k if k else s)
+        mode="setup",
+        setup=type("S", (), {"ref": "seti_x"})(),
+        csrf_token="t",
+        static_url=lambda p: "/static/" + p,
+        _=lambda s, **k: s % k if k else s,
+    )
     assert "data-sandbox-number" in text and 'name="number"' not in text
     script = Client(app).get("/static/sandbox/card.js")
     assert script.status_code == 200 and "token.value" in script.text

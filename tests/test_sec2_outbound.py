@@ -7,6 +7,7 @@ test-only ``outbound.unsafe_allow_loopback_for_tests``. Names no DNS here can an
 (``push.test``, ``rebind.test``) are resolved through ``engine.outbound.resolve_host``, the
 module's one seam; ``localhost`` goes through the machine's real resolver.
 """
+
 from __future__ import annotations
 
 import pytest
@@ -26,26 +27,58 @@ from test_webpush import b64, browser_keys, push_service, vapid  # noqa: F401 - 
 
 #: Addresses a customer's URL must never reach, with what they are.
 REFUSED = {
-    "127.0.0.1": "loopback", "127.255.0.9": "loopback", "::1": "loopback",
-    "10.1.2.3": "private", "172.16.0.1": "private", "172.31.255.254": "private",
-    "192.168.1.1": "private", "100.64.0.1": "shared", "100.127.255.254": "shared",
-    "169.254.169.254": "link-local", "169.254.0.1": "link-local", "fe80::1": "link-local",
-    "fe80::1%1": "scoped", "fd00:ec2::254": "unique local", "fc00::1": "unique local",
-    "0.0.0.0": "unspecified", "0.1.2.3": "unspecified", "::": "unspecified",
-    "224.0.0.1": "multicast", "239.255.255.250": "multicast", "ff02::1": "multicast",
-    "240.0.0.1": "reserved", "255.255.255.255": "reserved", "192.0.2.7": "documentation",
-    "198.51.100.7": "documentation", "203.0.113.7": "documentation",
-    "2001:db8::1": "documentation", "198.18.0.1": "benchmarking",
-    "::ffff:127.0.0.1": "loopback", "::ffff:10.0.0.1": "private",
-    "::ffff:169.254.169.254": "link-local", "64:ff9b::a00:1": "private",
-    "64:ff9b::7f00:1": "loopback", "64:ff9b:1::1": "NAT64", "2002:a00:1::1": "private",
-    "2002:7f00:1::": "loopback", "2002:a9fe:a9fe::1": "link-local",
+    "127.0.0.1": "loopback",
+    "127.255.0.9": "loopback",
+    "::1": "loopback",
+    "10.1.2.3": "private",
+    "172.16.0.1": "private",
+    "172.31.255.254": "private",
+    "192.168.1.1": "private",
+    "100.64.0.1": "shared",
+    "100.127.255.254": "shared",
+    "169.254.169.254": "link-local",
+    "169.254.0.1": "link-local",
+    "fe80::1": "link-local",
+    "fe80::1%1": "scoped",
+    "fd00:ec2::254": "unique local",
+    "fc00::1": "unique local",
+    "0.0.0.0": "unspecified",
+    "0.1.2.3": "unspecified",
+    "::": "unspecified",
+    "224.0.0.1": "multicast",
+    "239.255.255.250": "multicast",
+    "ff02::1": "multicast",
+    "240.0.0.1": "reserved",
+    "255.255.255.255": "reserved",
+    "192.0.2.7": "documentation",
+    "198.51.100.7": "documentation",
+    "203.0.113.7": "documentation",
+    "2001:db8::1": "documentation",
+    "198.18.0.1": "benchmarking",
+    "::ffff:127.0.0.1": "loopback",
+    "::ffff:10.0.0.1": "private",
+    "::ffff:169.254.169.254": "link-local",
+    "64:ff9b::a00:1": "private",
+    "64:ff9b::7f00:1": "loopback",
+    "64:ff9b:1::1": "NAT64",
+    "2002:a00:1::1": "private",
+    "2002:7f00:1::": "loopback",
+    "2002:a9fe:a9fe::1": "link-local",
     "2001:0:4136:e378:8000:63bf:f5ff:fffe": "private",  # Teredo: client 10.0.0.1
-    "::127.0.0.1": "IPv4-compatible", "100::1": "discard",
+    "::127.0.0.1": "IPv4-compatible",
+    "100::1": "discard",
 }
 #: Public addresses, bare and carried inside IPv6.
-ALLOWED = ["8.8.8.8", "1.1.1.1", PUBLIC, "2606:4700:4700::1111", "2a00:1450:4009:81f::200a",
-           "::ffff:8.8.8.8", "64:ff9b::808:808", "2002:808:808::1"]
+ALLOWED = [
+    "8.8.8.8",
+    "1.1.1.1",
+    PUBLIC,
+    "2606:4700:4700::1111",
+    "2a00:1450:4009:81f::200a",
+    "::ffff:8.8.8.8",
+    "64:ff9b::808:808",
+    "2002:808:808::1",
+]
 
 
 @pytest.mark.spec("SEC-2")
@@ -63,8 +96,11 @@ def test_sec2_every_address_that_is_not_public_is_refused():
 
 
 def push_app(make_app, vapid, loopback: bool):  # noqa: F811 - the fixture's value
-    app = make_app(plugins=[("test-auth", PrincipalHeader())], webpush=vapid,
-                   outbound={"unsafe_allow_loopback_for_tests": loopback})
+    app = make_app(
+        plugins=[("test-auth", PrincipalHeader())],
+        webpush=vapid,
+        outbound={"unsafe_allow_loopback_for_tests": loopback},
+    )
     seed_people(app)
     return app
 
@@ -72,36 +108,61 @@ def push_app(make_app, vapid, loopback: bool):  # noqa: F811 - the fixture's val
 def subscribe(app, endpoint: str):
     user = User.get(User.email == "alice@example.com")
     _, public, auth = browser_keys()
-    return as_user(Client(app), user).post("/api/v1/push/subscriptions", json={
-        "endpoint": endpoint, "keys": {"p256dh": public, "auth": b64(auth)}})
+    return as_user(Client(app), user).post(
+        "/api/v1/push/subscriptions",
+        json={"endpoint": endpoint, "keys": {"p256dh": public, "auth": b64(auth)}},
+    )
 
 
 def push(app, key: str) -> list[str]:
     """Raise a notice for alice and run the tasks: the status of each delivery, by browser."""
     user = User.get(User.email == "alice@example.com")
     with app.database.atomic():
-        notify(app, Notice(kind="service_expiring", key=key, category="service", mandatory=True,
-                           user_id=user.id, data={"service": "TV", "service_id": 1, "days": 1,
-                                                  "ends_at": utcnow().isoformat()}))
+        notify(
+            app,
+            Notice(
+                kind="service_expiring",
+                key=key,
+                category="service",
+                mandatory=True,
+                user_id=user.id,
+                data={"service": "TV", "service_id": 1, "days": 1, "ends_at": utcnow().isoformat()},
+            ),
+        )
     run_tasks(app)
-    return [d.status for d in PushDelivery.select().where(PushDelivery.key == key)
-            .order_by(PushDelivery.subscription)]
+    return [
+        d.status
+        for d in PushDelivery.select()
+        .where(PushDelivery.key == key)
+        .order_by(PushDelivery.subscription)
+    ]
 
 
 @pytest.mark.spec("SEC-2")
 def test_sec2_a_push_endpoint_must_be_https_to_a_public_address(make_app, vapid, dns):  # noqa: F811
     app = push_app(make_app, vapid, loopback=False)
-    dns.table.update({"metadata.test": ["169.254.169.254"], "mixed.test": [PUBLIC, "10.0.0.7"],
-                      "nat64.test": ["64:ff9b::a9fe:a9fe"], "push.test": [PUBLIC]})
+    dns.table.update(
+        {
+            "metadata.test": ["169.254.169.254"],
+            "mixed.test": [PUBLIC, "10.0.0.7"],
+            "nat64.test": ["64:ff9b::a9fe:a9fe"],
+            "push.test": [PUBLIC],
+        }
+    )
     for endpoint, says in (
-            ("http://push.test/x", "Not a valid URL"),  # the schema: https only
-            ("https://127.0.0.1/x", "loopback"), ("https://[::1]:8443/x", "loopback"),
-            ("https://localhost/x", "loopback"),  # the machine's own resolver
-            ("https://10.0.0.1/x", "private"), ("https://2130706433/x", "loopback"),
-            ("https://[::ffff:a9fe:a9fe]/x", "link-local"),
-            ("https://metadata.test/x", "169.254.169.254"), ("https://mixed.test/x", "10.0.0.7"),
-            ("https://nat64.test/x", "link-local"), ("https://user:pw@push.test/x", "password"),
-            ("https://nowhere.invalid/x", "could not be found")):
+        ("http://push.test/x", "Not a valid URL"),  # the schema: https only
+        ("https://127.0.0.1/x", "loopback"),
+        ("https://[::1]:8443/x", "loopback"),
+        ("https://localhost/x", "loopback"),  # the machine's own resolver
+        ("https://10.0.0.1/x", "private"),
+        ("https://2130706433/x", "loopback"),
+        ("https://[::ffff:a9fe:a9fe]/x", "link-local"),
+        ("https://metadata.test/x", "169.254.169.254"),
+        ("https://mixed.test/x", "10.0.0.7"),
+        ("https://nat64.test/x", "link-local"),
+        ("https://user:pw@push.test/x", "password"),
+        ("https://nowhere.invalid/x", "could not be found"),
+    ):
         answer = subscribe(app, endpoint)
         assert answer.status_code == 422, (endpoint, answer.text)
         message = problem(answer)["errors"]["endpoint"][0]
@@ -111,8 +172,9 @@ def test_sec2_a_push_endpoint_must_be_https_to_a_public_address(make_app, vapid,
 
 
 @pytest.mark.spec("SEC-2")
-def test_sec2_a_name_that_points_elsewhere_by_send_time_gets_nothing(make_app, vapid, dns,
-                                                                    push_service):  # noqa: F811
+def test_sec2_a_name_that_points_elsewhere_by_send_time_gets_nothing(
+    make_app, vapid, dns, push_service
+):  # noqa: F811
     """DNS rebinding: public when registered, loopback or metadata when the push goes out.
     The push is refused at send time (not retried) and nothing reaches the server."""
     app = push_app(make_app, vapid, loopback=False)
@@ -127,7 +189,8 @@ def test_sec2_a_name_that_points_elsewhere_by_send_time_gets_nothing(make_app, v
 
 @pytest.mark.spec("SEC-2")
 def test_sec2_a_push_goes_to_the_checked_address_with_its_name_for_tls(
-        make_app, vapid, dns, push_service):  # noqa: F811
+    make_app, vapid, dns, push_service
+):  # noqa: F811
     """``push.test`` exists only in this test's resolver: the push can arrive only if the
     connection went to the checked address (127.0.0.1) without another look-up, and TLS
     checked the certificate for ``push.test`` (the name the client sent by SNI)."""
@@ -145,8 +208,9 @@ def test_sec2_a_push_goes_to_the_checked_address_with_its_name_for_tls(
 
 
 @pytest.mark.spec("SEC-2")
-def test_sec2_the_real_resolver_and_each_checked_address_in_turn(make_app, vapid, dns,
-                                                                  push_service):  # noqa: F811
+def test_sec2_the_real_resolver_and_each_checked_address_in_turn(
+    make_app, vapid, dns, push_service
+):  # noqa: F811
     """``localhost`` through the machine's own resolver; then a name whose first address
     (::1, where nothing listens) takes no connection: the next checked address does."""
     app = push_app(make_app, vapid, loopback=True)
@@ -159,8 +223,7 @@ def test_sec2_the_real_resolver_and_each_checked_address_in_turn(make_app, vapid
 
 
 @pytest.mark.spec("SEC-2")
-def test_sec2_a_certificate_for_another_name_is_refused(make_app, vapid, dns,
-                                                        push_service):  # noqa: F811
+def test_sec2_a_certificate_for_another_name_is_refused(make_app, vapid, dns, push_service):  # noqa: F811
     """Pinning keeps TLS honest: ``other.test`` pinned to the server, whose certificate does
     not name it, fails verification."""
     app = push_app(make_app, vapid, loopback=True)
@@ -185,11 +248,15 @@ def test_sec2_a_redirect_is_not_followed(make_app, vapid, dns, push_service):  #
 
 @pytest.mark.spec("SEC-2")
 def test_sec2_portico_check_warns_about_the_test_only_switch(tmp_path):
-    env = {"PORTICO_DEMO": "true", "PORTICO_DATA_DIR": str(tmp_path),
-           "PORTICO_PLUGINS_ENTRY_POINTS": "false"}
+    env = {
+        "PORTICO_DEMO": "true",
+        "PORTICO_DATA_DIR": str(tmp_path),
+        "PORTICO_PLUGINS_ENTRY_POINTS": "false",
+    }
     quiet = CliRunner().invoke(cli, ["check"], env=env)
     assert quiet.exit_code == 0 and "warning" not in quiet.stderr, quiet.output
-    loud = CliRunner().invoke(cli, ["check"], env={
-        **env, "PORTICO_OUTBOUND_UNSAFE_ALLOW_LOOPBACK_FOR_TESTS": "true"})
+    loud = CliRunner().invoke(
+        cli, ["check"], env={**env, "PORTICO_OUTBOUND_UNSAFE_ALLOW_LOOPBACK_FOR_TESTS": "true"}
+    )
     assert loud.exit_code == 0, loud.output
     assert "warning: outbound.unsafe_allow_loopback_for_tests is on" in loud.stderr

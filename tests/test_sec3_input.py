@@ -5,6 +5,7 @@ Each test sends what the probe sent. Bodies go through the real WSGI app, with a
 ``wsgi.input`` that counts what the app read; chunked bodies also go through a real
 gunicorn.
 """
+
 from __future__ import annotations
 
 import http.client
@@ -23,8 +24,15 @@ from engine.bodies import MAX_DEPTH
 from engine.db import database, utcnow
 from engine.models import Customer, User
 from engine.payments import ChargeRequest
-from engine.testing import (TEST_ENVIRON, DEMO_PASSWORD, Client, PrincipalHeader, as_user, problem,
-                           seed_people)
+from engine.testing import (
+    TEST_ENVIRON,
+    DEMO_PASSWORD,
+    Client,
+    PrincipalHeader,
+    as_user,
+    problem,
+    seed_people,
+)
 from identity_support import enable_2fa
 from plugins.identity import reset
 from plugins.identity.models import ApiKey
@@ -77,8 +85,12 @@ def send(app, method: str, path: str, body: bytes, headers: dict, chunked: bool 
         env["CONTENT_LENGTH"] = str(len(body))
     start = falcon.testing.StartResponseMock()
     answer = b"".join(app.wsgi(env, start))
-    return int(start.status.split()[0]), {k.lower(): v for k, v in start.headers}, answer, \
-        counting.taken
+    return (
+        int(start.status.split()[0]),
+        {k.lower(): v for k, v in start.headers},
+        answer,
+        counting.taken,
+    )
 
 
 # -- body size ----------------------------------------------------------------------------------
@@ -93,11 +105,17 @@ def test_sec3_a_body_over_the_limit_is_refused_before_it_is_read(app, chunked):
     """JSON API, a form the CSRF check reads, a webhook: 413 problem+json, the body unread
     (with a Content-Length) or read to one byte past the limit (chunked)."""
     user = str(User.get(User.email == "alice@example.com").id)
-    cases = [("PATCH", "/api/v1/account", BIG, {**JSON_POST, "X-Test-User": user}),
-             ("POST", "/api/v1/auth/login", BIG, JSON_POST),
-             ("POST", "/login", b"email=a&password=" + b"x" * (3 * LIMIT),
-              {"Content-Type": "application/x-www-form-urlencoded", "Accept": "application/json"}),
-             ("POST", "/webhooks/sandbox", BIG, JSON_POST)]
+    cases = [
+        ("PATCH", "/api/v1/account", BIG, {**JSON_POST, "X-Test-User": user}),
+        ("POST", "/api/v1/auth/login", BIG, JSON_POST),
+        (
+            "POST",
+            "/login",
+            b"email=a&password=" + b"x" * (3 * LIMIT),
+            {"Content-Type": "application/x-www-form-urlencoded", "Accept": "application/json"},
+        ),
+        ("POST", "/webhooks/sandbox", BIG, JSON_POST),
+    ]
     for method, path, body, headers in cases:
         status, answer_headers, answer, taken = send(app, method, path, body, headers, chunked)
         assert status == 413, (path, answer[:300])
@@ -113,9 +131,9 @@ def test_sec3_a_body_over_the_limit_is_refused_before_it_is_read(app, chunked):
 @pytest.mark.spec("SEC-3")
 def test_sec3_the_limit_is_one_mebibyte_by_default(make_app):
     app = make_app()
-    exact = b'{"email": "' + b"x" * (2 ** 20 - 24) + b'", "x": 1}'
-    body = exact + b" " * (2 ** 20 - len(exact))
-    assert len(body) == 2 ** 20
+    exact = b'{"email": "' + b"x" * (2**20 - 24) + b'", "x": 1}'
+    body = exact + b" " * (2**20 - len(exact))
+    assert len(body) == 2**20
     assert send(app, "POST", "/api/v1/auth/login", body, JSON_POST)[0] == 422  # read, refused
     assert send(app, "POST", "/api/v1/auth/login", body + b" ", JSON_POST)[0] == 413
 
@@ -160,18 +178,24 @@ def test_sec3_chunked_bodies_through_gunicorn_are_read_and_capped(tmp_path):
     """A real gunicorn de-chunks the body and gives no Content-Length: it used to be read as
     empty (a login answered 422 "missing fields"); now it is read, up to the limit."""
     port = free_port()
-    env = {**os.environ, **TEST_ENVIRON, "PORTICO_DATA_DIR": str(tmp_path),
-           "PORTICO_DEMO_PASSWORD": DEMO_PASSWORD,
-           "PORTICO_SECRET_KEY": "chunked-test-" + "k" * 32, "PORTICO_WEB_MAX_BODY_BYTES": "65536",
-           "PORTICO_PLUGINS_ENTRY_POINTS": "false"}
+    env = {
+        **os.environ,
+        **TEST_ENVIRON,
+        "PORTICO_DATA_DIR": str(tmp_path),
+        "PORTICO_DEMO_PASSWORD": DEMO_PASSWORD,
+        "PORTICO_SECRET_KEY": "chunked-test-" + "k" * 32,
+        "PORTICO_WEB_MAX_BODY_BYTES": "65536",
+        "PORTICO_PLUGINS_ENTRY_POINTS": "false",
+    }
     server = subprocess.Popen([sys.executable, "-c", SERVE, str(port)], cwd=ROOT, env=env)
     try:
         wait_for(f"http://127.0.0.1:{port}/healthz", server)
         body = json.dumps({"email": "alice@example.com", "password": DEMO_PASSWORD}).encode()
         status, answer = chunked_post(port, "/api/v1/auth/login", [body[:10], body[10:]])
         assert status == 200 and b'"token"' in answer, answer[:300]
-        status, answer = chunked_post(port, "/api/v1/auth/login",
-                                      [b'{"email": "', *[b"x" * 8192] * 10, b'"}'])
+        status, answer = chunked_post(
+            port, "/api/v1/auth/login", [b'{"email": "', *[b"x" * 8192] * 10, b'"}']
+        )
         assert status == 413 and b"too-large" in answer, answer[:300]
     finally:
         server.terminate()
@@ -179,6 +203,7 @@ def test_sec3_chunked_bodies_through_gunicorn_are_read_and_capped(tmp_path):
 
 
 # -- JSON: nesting, media type ---------------------------------------------------------------
+
 
 @pytest.mark.spec("SEC-3")
 def test_sec3_deeply_nested_json_is_a_400_even_before_sign_in(make_app):
@@ -189,20 +214,27 @@ def test_sec3_deeply_nested_json_is_a_400_even_before_sign_in(make_app):
     for depth in (MAX_DEPTH + 1, 5000, 100_000):
         deep = "[" * depth + "]" * depth
         for body in (deep, '{"email": ' + deep + ', "password": "x"}'):
-            answer = Client(app).post("/api/v1/auth/login", body=body,
-                                      headers={"Content-Type": "application/json"})
+            answer = Client(app).post(
+                "/api/v1/auth/login", body=body, headers={"Content-Type": "application/json"}
+            )
             assert answer.status_code == 400, answer.text[:300]
-            assert problem(answer)["errors"] == {"_schema": [f"Nested more than {MAX_DEPTH} "
-                                                             "levels deep."]}
+            assert problem(answer)["errors"] == {
+                "_schema": [f"Nested more than {MAX_DEPTH} levels deep."]
+            }
     # As deep as allowed: parsed, and the field refused by its own rule.
     ok = "[" * (MAX_DEPTH - 1) + "]" * (MAX_DEPTH - 1)
-    answer = Client(app).post("/api/v1/auth/login", body='{"email": ' + ok + ', "password": "x"}',
-                              headers={"Content-Type": "application/json"})
+    answer = Client(app).post(
+        "/api/v1/auth/login",
+        body='{"email": ' + ok + ', "password": "x"}',
+        headers={"Content-Type": "application/json"},
+    )
     assert answer.status_code == 422 and "email" in problem(answer)["errors"], answer.text
     # A money route reads the body first for its Idempotency-Key: the same answer there.
     answer = Client(app, headers={"X-Test-User": user}).post(
-        "/api/v1/invoices/1/pay", body="[" * 3000 + "]" * 3000,
-        headers={"Content-Type": "application/json", "Idempotency-Key": "k" * 20})
+        "/api/v1/invoices/1/pay",
+        body="[" * 3000 + "]" * 3000,
+        headers={"Content-Type": "application/json", "Idempotency-Key": "k" * 20},
+    )
     assert answer.status_code in (400, 401), answer.text[:300]
 
 
@@ -234,19 +266,28 @@ def test_sec3_a_lone_surrogate_in_any_string_is_a_field_error(app, text):
     stored (an API key's name) and when shown again (a form re-rendered with it)."""
     api = alice(app)
     expires = (utcnow() + timedelta(days=30)).date().isoformat()
-    for field, body in (("name", {"name": text, "access": "read", "expires_at": expires}),
-                        ("access", {"name": "k", "access": text, "expires_at": expires}),
-                        ("_schema", {text: 1, "name": "k", "access": "read",
-                                     "expires_at": expires})):
+    for field, body in (
+        ("name", {"name": text, "access": "read", "expires_at": expires}),
+        ("access", {"name": "k", "access": text, "expires_at": expires}),
+        ("_schema", {text: 1, "name": "k", "access": "read", "expires_at": expires}),
+    ):
         raw = json.dumps(body)  # ensure_ascii: the surrogate travels as a \\u escape
-        answer = api.post("/api/v1/account/api-keys", body=raw,
-                          headers={"Content-Type": "application/json"})
+        answer = api.post(
+            "/api/v1/account/api-keys", body=raw, headers={"Content-Type": "application/json"}
+        )
         assert answer.status_code == 422, answer.text[:300]
         assert "surrogate" in problem(answer)["errors"][field][0]
-    answer = api.put("/api/v1/account/notification-preferences", headers={
-        "Content-Type": "application/json"}, body=json.dumps({
-            "frequency": "immediate", "channels": {"service": [text]},
-            "thresholds": {"data": 10, "voice": 10, "sms": 10, "monetary": 100}}))
+    answer = api.put(
+        "/api/v1/account/notification-preferences",
+        headers={"Content-Type": "application/json"},
+        body=json.dumps(
+            {
+                "frequency": "immediate",
+                "channels": {"service": [text]},
+                "thresholds": {"data": 10, "voice": 10, "sms": 10, "monetary": 100},
+            }
+        ),
+    )
     assert answer.status_code == 422 and "channels" in problem(answer)["errors"], answer.text
     assert ApiKey.select().count() == 0
 
@@ -257,57 +298,84 @@ def test_sec3_secrets_in_other_scripts_are_refused_not_crashed(app):
     a 3-D Secure client secret or a 2FA code in another script (``\\d`` matches "٣") was a
     500. Secrets are now compared as bytes (``engine.security.same``)."""
     for token in ("é" * 64, "٣" * 64):
-        answer = Client(app).post("/login", form={"email": "a@example.com", "password": "x",
-                                                  "csrf_token": token})
+        answer = Client(app).post(
+            "/login", form={"email": "a@example.com", "password": "x", "csrf_token": token}
+        )
         assert answer.status_code == 403, answer.text[:300]
-        answer = Client(app).request("POST", "/password/forgot", form={"email": "a@b.example"},
-                                     csrf=False, headers={"X-CSRF-Token": token})
+        answer = Client(app).request(
+            "POST",
+            "/password/forgot",
+            form={"email": "a@b.example"},
+            csrf=False,
+            headers={"X-CSRF-Token": token},
+        )
         assert answer.status_code == 403, answer.text[:300]
     sandbox = app.providers["sandbox"]
     cus = sandbox.ensure_customer(app, Customer.get(Customer.number == "C-100001"), "")
-    card = sandbox.finish_setup(app, cus, sandbox.start_setup(app, cus).ref,
-                                token_for("4000002500003155", 12, 2040))
+    card = sandbox.finish_setup(
+        app, cus, sandbox.start_setup(app, cus).ref, token_for("4000002500003155", 12, 2040)
+    )
     charge = sandbox.charge(app, ChargeRequest(cus, card.ref, 1000, "GBP", "k-secret"))
-    answer = Client(app).post(f"/api/v1/sandbox/charges/{charge.ref}/authenticate",
-                              json={"client_secret": "é" * 32, "success": True})
+    answer = Client(app).post(
+        f"/api/v1/sandbox/charges/{charge.ref}/authenticate",
+        json={"client_secret": "é" * 32, "success": True},
+    )
     assert answer.status_code == 404, answer.text[:300]
     bob = Client(app)
     bob.login("bob@example.com")
     enable_2fa(bob, User.get(User.email == "bob@example.com"))
-    answer = Client(app).post("/api/v1/auth/login", json={
-        "email": "bob@example.com", "password": DEMO_PASSWORD, "otp": "٣" * 6})
+    answer = Client(app).post(
+        "/api/v1/auth/login",
+        json={"email": "bob@example.com", "password": DEMO_PASSWORD, "otp": "٣" * 6},
+    )
     assert answer.status_code == 401 and "portico_session" not in answer.cookies, answer.text
 
 
 # -- redirects and private pages -------------------------------------------------------------
+
 
 @pytest.mark.spec("SEC-3")
 def test_sec3_the_3ds_page_goes_back_only_into_the_portal(app):
     """The sandbox's challenge page redirected wherever ``return_to`` said (a forged form could
     send the cardholder to another site) and passed CR/LF on to the Location header."""
     sandbox = app.providers["sandbox"]
-    cus = sandbox.ensure_customer(app, Customer.get(Customer.number == "C-100001"),
-                                  "alice@example.com")
-    page = as_user(Client(app, headers={"Accept": "text/html"}),
-                   User.get(User.email == "alice@example.com"))
+    cus = sandbox.ensure_customer(
+        app, Customer.get(Customer.number == "C-100001"), "alice@example.com"
+    )
+    page = as_user(
+        Client(app, headers={"Accept": "text/html"}), User.get(User.email == "alice@example.com")
+    )
     pending = []
     for n in range(8):  # one payment waiting for 3-D Secure per attempt
         setup = sandbox.start_setup(app, cus)
         card = sandbox.finish_setup(app, cus, setup.ref, token_for("4000002500003155", 12, 2040))
         pending.append(sandbox.charge(app, ChargeRequest(cus, card.ref, 1000, "GBP", f"k-{n}")))
-    bad = ["https://evil.example/", "//evil.example/", "/\\evil.example", "/\r\nSet-Cookie: x=1",
-           "/\n/evil.example", "/\t/evil.example", "javascript:alert(1)"]
+    bad = [
+        "https://evil.example/",
+        "//evil.example/",
+        "/\\evil.example",
+        "/\r\nSet-Cookie: x=1",
+        "/\n/evil.example",
+        "/\t/evil.example",
+        "javascript:alert(1)",
+    ]
     for charge, target in zip(pending, bad):
-        answer = page.post(f"/sandbox/charges/{charge.ref}/authenticate",
-                           form={"client_secret": charge.client_secret, "result": "complete",
-                                 "return_to": target})
+        answer = page.post(
+            f"/sandbox/charges/{charge.ref}/authenticate",
+            form={"client_secret": charge.client_secret, "result": "complete", "return_to": target},
+        )
         assert answer.status_code == 422, (target, answer.status_code, answer.headers)
         assert "location" not in answer.headers
         assert SandboxCharge.get(SandboxCharge.ref == charge.ref).status == "requires_action"
     last = pending[-1]
-    answer = page.post(f"/sandbox/charges/{last.ref}/authenticate",
-                       form={"client_secret": last.client_secret, "result": "complete",
-                             "return_to": "/billing?paid=1"})
+    answer = page.post(
+        f"/sandbox/charges/{last.ref}/authenticate",
+        form={
+            "client_secret": last.client_secret,
+            "result": "complete",
+            "return_to": "/billing?paid=1",
+        },
+    )
     assert answer.status_code == 303 and answer.headers["location"].endswith("/billing?paid=1")
     assert SandboxCharge.get(SandboxCharge.ref == last.ref).status == "succeeded"
 
@@ -320,6 +388,7 @@ def test_the_password_reset_page_is_never_cached(app):
     for path in (f"/password/reset?token={token}", "/password/reset?token=unknown"):
         answer = Client(app).get(path)
         assert answer.headers.get("cache-control") == "no-store", (path, answer.headers)
-    answer = Client(app).post("/password/reset", form={"token": token, "password": "x",
-                                                       "password_confirm": "y"})
+    answer = Client(app).post(
+        "/password/reset", form={"token": token, "password": "x", "password_confirm": "y"}
+    )
     assert answer.status_code == 422 and answer.headers.get("cache-control") == "no-store"

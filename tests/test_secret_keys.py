@@ -6,6 +6,7 @@ staff's), backup codes, guest payment links. Each value is made by a portal runn
 old key, then checked by the same database under the rotated list and under the list
 without the old key (a restart with new settings is a new app on the same database).
 """
+
 from __future__ import annotations
 
 import pyotp
@@ -18,8 +19,14 @@ from engine.middleware import CSRF_COOKIE, csrf_token
 from engine.models import Customer
 from engine.security import UnsealError, sign, unseal
 from engine.settings import SECRET_MASK, SettingsError, load_settings
-from engine.testing import (DEMO_PASSWORD, TEST_ALLOWANCES, TEST_ENVIRON, Client, ensure_database,
-                            seed_people)
+from engine.testing import (
+    DEMO_PASSWORD,
+    TEST_ALLOWANCES,
+    TEST_ENVIRON,
+    Client,
+    ensure_database,
+    seed_people,
+)
 from billing_helpers import invoice_for
 from identity_support import enable_2fa, signed_in, user
 from plugins.identity.models import TwoFactor
@@ -30,9 +37,16 @@ OLD, NEW = "old-signing-key-" + "o" * 32, "new-signing-key-" + "n" * 32
 
 
 def settings(**values):
-    return load_settings(None, environ=values.pop("environ", {}),
-                         overrides={"data_dir": "/nonexistent", "base_url": "http://portal.test",
-                                    **TEST_ALLOWANCES, **values})
+    return load_settings(
+        None,
+        environ=values.pop("environ", {}),
+        overrides={
+            "data_dir": "/nonexistent",
+            "base_url": "http://portal.test",
+            **TEST_ALLOWANCES,
+            **values,
+        },
+    )
 
 
 @pytest.mark.spec("SEC-6")
@@ -70,8 +84,9 @@ def test_values_made_under_the_old_key_verify_after_rotation_and_not_once_it_is_
     enable_2fa(signed_in(old, "alice@example.com"), alice)
     bob_codes = enable_2fa(signed_in(old, "bob@example.com"), bob)
     agent_seed = turn_on(old)
-    alice_seed, bob_seed = (unseal([OLD], TwoFactor.get(TwoFactor.user == u.id).secret)
-                            for u in (alice, bob))
+    alice_seed, bob_seed = (
+        unseal([OLD], TwoFactor.get(TwoFactor.user == u.id).secret) for u in (alice, bob)
+    )
     invoice = invoice_for(old, Customer.get(Customer.number == "C-100001").id, 1500)
     admin = staff_api(old, "admin@example.com")
     link = admin.post(f"/api/v1/staff/invoices/{invoice.id}/payment-links", json={})
@@ -88,8 +103,12 @@ def test_values_made_under_the_old_key_verify_after_rotation_and_not_once_it_is_
     assert csrf_token(rotated, "cookie") == sign(NEW, "csrf:cookie")
     assert post_with_old_token(rotated).status_code == 303
     assert Client(rotated).get(pay_path).status_code == 303  # swapped for the /pay cookie
-    assert login(rotated, "alice@example.com", pyotp.TOTP(alice_seed).at(
-        _step_after(alice))).status_code == 200
+    assert (
+        login(
+            rotated, "alice@example.com", pyotp.TOTP(alice_seed).at(_step_after(alice))
+        ).status_code
+        == 200
+    )
     # Her seed was sealed again under the new key when it was used.
     assert unseal([NEW], TwoFactor.get(TwoFactor.user == alice.id).secret) == alice_seed
     assert login(rotated, "bob@example.com", bob_codes[0]).status_code == 200  # backup code
@@ -104,8 +123,10 @@ def test_values_made_under_the_old_key_verify_after_rotation_and_not_once_it_is_
     assert login(removed, "bob@example.com", bob_codes[1]).status_code == 401
     with pytest.raises(UnsealError):
         unseal([NEW], TwoFactor.get(TwoFactor.user == bob.id).secret)
-    assert login(removed, "bob@example.com", pyotp.TOTP(bob_seed).at(
-        _step_after(bob))).status_code == 401
+    assert (
+        login(removed, "bob@example.com", pyotp.TOTP(bob_seed).at(_step_after(bob))).status_code
+        == 401
+    )
     assert staff_sign_in(removed, code(agent_seed, 1)).status_code == 401
     # What the rotated portal sealed again under the new key still opens.
     assert unseal([NEW], TwoFactor.get(TwoFactor.user == alice.id).secret) == alice_seed
@@ -123,9 +144,13 @@ def test_portico_reseal_moves_sealed_seeds_to_the_first_key(make_app, database_u
     enable_2fa(signed_in(old, "alice@example.com"), user("alice@example.com"))
     agent_seed = turn_on(old)
     ensure_database(database_url)
-    environ = {**TEST_ENVIRON, "PORTICO_DATABASE_URL": database_url,
-               "PORTICO_DATA_DIR": str(tmp_path / "data"),
-               "PORTICO_SECRET_KEYS": f"{NEW},{OLD}", "PORTICO_PLUGINS_ENTRY_POINTS": "false"}
+    environ = {
+        **TEST_ENVIRON,
+        "PORTICO_DATABASE_URL": database_url,
+        "PORTICO_DATA_DIR": str(tmp_path / "data"),
+        "PORTICO_SECRET_KEYS": f"{NEW},{OLD}",
+        "PORTICO_PLUGINS_ENTRY_POINTS": "false",
+    }
     run = CliRunner().invoke(cli, ["reseal"], env=environ, catch_exceptions=False)
     assert run.exit_code == 0, run.output
     assert "2 sealed values moved to the first secret key" in run.output
@@ -138,6 +163,10 @@ def test_portico_reseal_moves_sealed_seeds_to_the_first_key(make_app, database_u
     removed = make_app(secret_keys=[NEW])
     assert staff_sign_in(removed, code(agent_seed, 1)).status_code == 200
     # A value whose key is gone is reported, and the command fails.
-    gone = CliRunner().invoke(cli, ["reseal"], env={
-        **environ, "PORTICO_SECRET_KEYS": "another-key-" + "a" * 32}, catch_exceptions=False)
+    gone = CliRunner().invoke(
+        cli,
+        ["reseal"],
+        env={**environ, "PORTICO_SECRET_KEYS": "another-key-" + "a" * 32},
+        catch_exceptions=False,
+    )
     assert gone.exit_code == 1 and "2 sealed values open under none of secret_keys" in gone.output

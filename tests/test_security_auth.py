@@ -7,6 +7,7 @@ test_identity_reset.py), the API login replacing a planted cookie and the token 
 after the second factor (test_identity_login.py, test_identity_2fa.py), limits kept in the
 database or Redis by one process (test_identity_ratelimit.py).
 """
+
 from __future__ import annotations
 
 import os
@@ -25,8 +26,15 @@ from engine.middleware import CSRF_COOKIE
 from engine.models import Customer
 from engine.registry import Route
 from engine.security import token_hash
-from engine.testing import (TEST_ALLOWANCES, TEST_ENVIRON, DEMO_PASSWORD, LONG, Client,
-                           ensure_database, need_service)
+from engine.testing import (
+    TEST_ALLOWANCES,
+    TEST_ENVIRON,
+    DEMO_PASSWORD,
+    LONG,
+    Client,
+    ensure_database,
+    need_service,
+)
 from identity_support import enable_2fa, signed_in, totp_code, user
 from plugins.identity import lockout
 from plugins.identity.models import PasswordReset, Session
@@ -36,17 +44,22 @@ UNSAFE_METHODS = ("post", "put", "patch", "delete")
 ROOT = Path(__file__).resolve().parent.parent
 WRONG = "Wrong-Pass-2026!"
 # Limits wide open, so a timing run measures the work and not the 429s.
-OPEN_LIMITS = {"login_rate": "100000/minute", "login_account_rate": "100000/minute",
-               "reset_rate": "100000/hour"}
+OPEN_LIMITS = {
+    "login_rate": "100000/minute",
+    "login_account_rate": "100000/minute",
+    "reset_rate": "100000/hour",
+}
 
 
 def people(app):
     from engine.core.demo import seed
+
     seed(app, {})
     return app
 
 
 # -- enumeration by timing (PWD-1, PWD-3) ------------------------------------------------------
+
 
 def paired_fastest(client, path, body_for, pairs: int) -> tuple[float, float]:
     """Fastest milliseconds of ``pairs`` known/unknown requests, interleaved; each email's
@@ -73,29 +86,33 @@ def assert_close(what: str, known: float, unknown: float) -> None:
     # by 1.35x on load alone, so the bar is "less than 2x": half the slower time.
     tolerance = max(2.0, 0.5 * max(known, unknown))
     print(f"{what}: known {known:.1f} ms, unknown {unknown:.1f} ms (tolerance {tolerance:.1f})")
-    assert abs(known - unknown) <= tolerance, \
+    assert abs(known - unknown) <= tolerance, (
         f"{what} tells a registered email by time: {known:.1f} ms vs {unknown:.1f} ms"
+    )
 
 
 @pytest.mark.spec("PWD-3", "ACC-1")
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # argon2 is the cost
 def test_login_time_does_not_tell_a_registered_email(make_app):
     client = Client(people(make_app(identity=OPEN_LIMITS)))
-    known, unknown = paired_fastest(client, "/api/v1/auth/login",
-                                    lambda e: {"email": e, "password": WRONG}, 60 if LONG else 6)
+    known, unknown = paired_fastest(
+        client, "/api/v1/auth/login", lambda e: {"email": e, "password": WRONG}, 60 if LONG else 6
+    )
     assert_close("login", known, unknown)
 
 
 @pytest.mark.spec("PWD-1")
 def test_reset_request_time_does_not_tell_a_registered_email(make_app):
     app = people(make_app(identity=OPEN_LIMITS))
-    known, unknown = paired_fastest(Client(app), "/api/v1/auth/password/forgot",
-                                    lambda e: {"email": e}, 400 if LONG else 60)
+    known, unknown = paired_fastest(
+        Client(app), "/api/v1/auth/password/forgot", lambda e: {"email": e}, 400 if LONG else 60
+    )
     assert_close("reset request", known, unknown)
     assert PasswordReset.select().count() == 0  # the request only queued the work
 
 
 # -- session fixation (ACC-1) ------------------------------------------------------------------
+
 
 @pytest.mark.spec("ACC-1", "ACCT-6")
 def test_no_token_from_before_sign_in_survives_it(make_app):
@@ -124,8 +141,10 @@ def test_no_token_from_before_sign_in_survives_it(make_app):
     staff.cookies["portico_staff"] = "planted-" + "x" * 40
     staff.post("/staff/login", form={"email": "agent@example.com", "password": DEMO_PASSWORD})
     assert staff.cookies["portico_staff"] != "planted-" + "x" * 40
-    assert Session.get(Session.token_hash == token_hash(staff.cookies["portico_staff"])).kind == \
-        "staff"
+    assert (
+        Session.get(Session.token_hash == token_hash(staff.cookies["portico_staff"])).kind
+        == "staff"
+    )
 
 
 # -- CSRF on every state-changing route that rides on cookies -----------------------------------
@@ -144,8 +163,9 @@ def unsafe_routes(app):
             continue  # service tokens only: no cookie opens it (test_operator_tokens)
         values = {}
         for p in PARAM.findall(path):
-            values[p] = (foreign_values(app, p, alice) or [MISSING_ID])[0] \
-                if p.endswith("_id") else "x"
+            values[p] = (
+                (foreign_values(app, p, alice) or [MISSING_ID])[0] if p.endswith("_id") else "x"
+            )
         for method in methods:
             if method in UNSAFE_METHODS:
                 yield path, method, PARAM.sub(lambda m: values[m.group(1)], path)
@@ -173,11 +193,13 @@ def test_every_form_and_cookie_api_call_needs_the_csrf_token(demo_app):
                 answer = client.request(method.upper(), concrete, form=form, csrf=False)
             else:
                 headers = {} if token is None else {"X-CSRF-Token": token}
-                answer = client.request(method.upper(), concrete, json={}, headers=headers,
-                                        csrf=False)
+                answer = client.request(
+                    method.upper(), concrete, json={}, headers=headers, csrf=False
+                )
             assert answer.status_code == 403, f"{method} {concrete}: {answer.status_code}"
-            assert ("expired" in answer.text) if page else \
-                answer.json["type"] == "/problems/csrf", f"{method} {concrete}"
+            assert (
+                ("expired" in answer.text) if page else answer.json["type"] == "/problems/csrf"
+            ), f"{method} {concrete}"
             checked += 1
     assert opted_out == NO_CSRF, f"routes without CSRF changed: {opted_out ^ NO_CSRF}"
     assert fingerprint(app, alice) == before, "a request without the token changed data"
@@ -186,6 +208,7 @@ def test_every_form_and_cookie_api_call_needs_the_csrf_token(demo_app):
 
 
 # -- security headers on every answer ----------------------------------------------------------
+
 
 class Boom:
     auth = "public"
@@ -213,7 +236,8 @@ def header_problems(answer, hsts: bool) -> list[str]:
     if h.get("referrer-policy") not in ("strict-origin-when-cross-origin", "no-referrer"):
         found.append(f"Referrer-Policy {h.get('referrer-policy')!r}")
     if ("strict-transport-security" in h) != hsts or (
-            hsts and "max-age=31536000" not in h["strict-transport-security"]):
+        hsts and "max-age=31536000" not in h["strict-transport-security"]
+    ):
         found.append(f"HSTS {h.get('strict-transport-security')!r}")
     return found
 
@@ -226,9 +250,15 @@ def test_every_answer_carries_the_security_headers(make_app, base_url):
     app = people(make_app(base_url=base_url, plugins=[("boom", BoomPlugin())]))
     hsts = base_url.startswith("https")
     anonymous, customer = Client(app), signed_in(app, "alice@example.com")
-    paths = [("get", "/no/such/page"), ("get", "/api/v1/no/such"), ("delete", "/healthz"),
-             ("get", "/static/billing/billing.css"), ("get", "/static/nothing.css"),
-             ("get", "/boom"), ("get", "/api/v1/boom")]
+    paths = [
+        ("get", "/no/such/page"),
+        ("get", "/api/v1/no/such"),
+        ("delete", "/healthz"),
+        ("get", "/static/billing/billing.css"),
+        ("get", "/static/nothing.css"),
+        ("get", "/boom"),
+        ("get", "/api/v1/boom"),
+    ]
     private = set()  # a signed-in customer's pages and API: never stored by a cache
     for _plugin, path, auth, methods in all_routes(app):
         concrete = PARAM.sub("1", path)
@@ -241,12 +271,18 @@ def test_every_answer_carries_the_security_headers(make_app, base_url):
         for client in (anonymous, customer) if method == "get" else (anonymous,):
             answer = client.request(method.upper(), path, json={} if method != "get" else None)
             statuses.add(answer.status_code)
-            problems += [f"{method.upper()} {path} {answer.status_code}: {p}"
-                         for p in header_problems(answer, hsts)]
-            if client is customer and path in private and \
-                    "no-store" not in answer.headers.get("cache-control", ""):
-                problems.append(f"GET {path} signed in: Cache-Control "
-                                f"{answer.headers['cache-control']!r}")
+            problems += [
+                f"{method.upper()} {path} {answer.status_code}: {p}"
+                for p in header_problems(answer, hsts)
+            ]
+            if (
+                client is customer
+                and path in private
+                and "no-store" not in answer.headers.get("cache-control", "")
+            ):
+                problems.append(
+                    f"GET {path} signed in: Cache-Control {answer.headers['cache-control']!r}"
+                )
     refused = anonymous.post("/lang", form={"lang": "en"}, csrf=False)  # a 403 too
     statuses.add(refused.status_code)
     problems += [f"POST /lang without CSRF: {p}" for p in header_problems(refused, hsts)]
@@ -256,6 +292,7 @@ def test_every_answer_carries_the_security_headers(make_app, base_url):
 
 
 # -- two gunicorn workers share lockout and rate limits (PWD-3, LIM-1 of the design) -----------
+
 
 def free_port() -> int:
     with socket.socket() as s:
@@ -301,12 +338,24 @@ def redis_server(tmp_path):
     """A Redis of this test's own (the shared one stays untouched)."""
     port = free_port()
     try:
-        process = subprocess.Popen(["redis-server", "--port", str(port), "--save", "",
-                                    "--appendonly", "no", "--dir", str(tmp_path)],
-                                   stdout=subprocess.DEVNULL)
+        process = subprocess.Popen(
+            [
+                "redis-server",
+                "--port",
+                str(port),
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                str(tmp_path),
+            ],
+            stdout=subprocess.DEVNULL,
+        )
     except FileNotFoundError as exc:
         need_service("redis-server", exc)
     import redis
+
     client = redis.Redis(port=port)
     for _ in range(50):
         try:
@@ -321,28 +370,37 @@ def redis_server(tmp_path):
 
 @pytest.mark.spec("PWD-3")
 @pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
-def test_lockout_and_rate_limits_hold_across_two_gunicorn_workers(database_url, redis_server,
-                                                                 tmp_path):
+def test_lockout_and_rate_limits_hold_across_two_gunicorn_workers(
+    database_url, redis_server, tmp_path
+):
     storage, redis_client = redis_server
     ensure_database(database_url)  # the server process migrates it
     limit, burst = (50, 200) if LONG else (14, 36)
     port, log = free_port(), tmp_path / "access.log"
-    env = {**os.environ, **TEST_ENVIRON, "PORTICO_DATABASE_URL": database_url,
-           "PORTICO_DATA_DIR": str(tmp_path),
-           "PORTICO_SECRET_KEY": "gunicorn-test-" + "k" * 32, "PORTICO_DEMO_PASSWORD": DEMO_PASSWORD,
-           "PORTICO_BROKER_URL": f"sqlite:///{tmp_path / 'queue.sqlite3'}",
-           "PORTICO_SECURITY_RATE_LIMIT_STORAGE": storage,
-           "PORTICO_IDENTITY_LOGIN_RATE": f"{limit}/minute",
-           "PORTICO_IDENTITY_LOGIN_ACCOUNT_RATE": "1000/minute"}
+    env = {
+        **os.environ,
+        **TEST_ENVIRON,
+        "PORTICO_DATABASE_URL": database_url,
+        "PORTICO_DATA_DIR": str(tmp_path),
+        "PORTICO_SECRET_KEY": "gunicorn-test-" + "k" * 32,
+        "PORTICO_DEMO_PASSWORD": DEMO_PASSWORD,
+        "PORTICO_BROKER_URL": f"sqlite:///{tmp_path / 'queue.sqlite3'}",
+        "PORTICO_SECURITY_RATE_LIMIT_STORAGE": storage,
+        "PORTICO_IDENTITY_LOGIN_RATE": f"{limit}/minute",
+        "PORTICO_IDENTITY_LOGIN_ACCOUNT_RATE": "1000/minute",
+    }
     server = subprocess.Popen([sys.executable, "-c", SERVE, str(port), str(log)], cwd=ROOT, env=env)
     try:
         base = f"http://127.0.0.1:{port}"
         wait_for(base + "/healthz", server)
 
         def login(email, password=WRONG, ip="198.51.100.1"):
-            return requests.post(base + "/api/v1/auth/login", timeout=60,
-                                 json={"email": email, "password": password},
-                                 headers={"X-Forwarded-For": ip}).status_code
+            return requests.post(
+                base + "/api/v1/auth/login",
+                timeout=60,
+                json={"email": email, "password": password},
+                headers={"X-Forwarded-For": ip},
+            ).status_code
 
         # Lockout: 10 wrong passwords for one email at once; exactly one locks it (one reset
         # email), and then even the right password is refused.
@@ -352,10 +410,12 @@ def test_lockout_and_rate_limits_hold_across_two_gunicorn_workers(database_url, 
         assert login("alice@example.com", DEMO_PASSWORD) == 429
         # Rate limit per client address: ``burst`` attempts from one address at once.
         with ThreadPoolExecutor(8) as pool:
-            answers = list(pool.map(lambda i: login(f"x{i}@example.com", ip="203.0.113.9"),
-                                    range(burst)))
-        pids = {line.split()[0] for line in log.read_text().splitlines()
-                if "/api/v1/auth/login" in line}
+            answers = list(
+                pool.map(lambda i: login(f"x{i}@example.com", ip="203.0.113.9"), range(burst))
+            )
+        pids = {
+            line.split()[0] for line in log.read_text().splitlines() if "/api/v1/auth/login" in line
+        }
     finally:
         server.terminate()
         server.wait(30)
@@ -363,18 +423,31 @@ def test_lockout_and_rate_limits_hold_across_two_gunicorn_workers(database_url, 
     assert answers.count(401) == limit and answers.count(429) == burst - limit, answers
     assert any(b"203.0.113.9" in k for k in redis_client.keys("portico*"))
     with_app_db(database_url, tmp_path)
-    print(f"two workers {sorted(pids)}: {burst} attempts, {answers.count(401)} let through "
-          f"(limit {limit}), lockout answers {sorted(locked)}")
+    print(
+        f"two workers {sorted(pids)}: {burst} attempts, {answers.count(401)} let through "
+        f"(limit {limit}), lockout answers {sorted(locked)}"
+    )
 
 
 def with_app_db(database_url: str, tmp_path) -> None:
     """One reset email for the one lock, read from the server's database."""
     from engine.app import create_app
     from engine.settings import load_settings
-    app = create_app(load_settings(None, environ={}, overrides={
-        "database_url": database_url, "data_dir": str(tmp_path / "check"),
-        "secret_key": "gunicorn-test-" + "k" * 32, "base_url": "http://portal.test",
-        **TEST_ALLOWANCES, "plugins": {"entry_points": False}}))
+
+    app = create_app(
+        load_settings(
+            None,
+            environ={},
+            overrides={
+                "database_url": database_url,
+                "data_dir": str(tmp_path / "check"),
+                "secret_key": "gunicorn-test-" + "k" * 32,
+                "base_url": "http://portal.test",
+                **TEST_ALLOWANCES,
+                "plugins": {"entry_points": False},
+            },
+        )
+    )
     try:
         with app.database.connection_context():
             assert PasswordReset.select().where(PasswordReset.reason == "lockout").count() == 1

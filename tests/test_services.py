@@ -1,4 +1,5 @@
 """The services section (SVC-1..4, MOB-2), renewal and expiry, cards and alerts."""
+
 from __future__ import annotations
 
 from datetime import timedelta
@@ -25,11 +26,20 @@ def site(make_app):
     """An app with self-service cancellation on, a customer with two services, and a stranger."""
     app = make_app(plugins=[AUTH], services={"allow_cancel": True})
     user = customer_user("Alice")
-    mobile = service_for(user, product(allow_cancel=True, allow_modify=True),
-                         identifier="+447700900123", esim_activation_code=ESIM)
-    tv = service_for(user, product(name="TV Plus", service_type="iptv"), service_type="iptv",
-                     name="TV - 1 High Street", renews_at=utcnow() + timedelta(days=3),
-                     auto_renew=False)
+    mobile = service_for(
+        user,
+        product(allow_cancel=True, allow_modify=True),
+        identifier="+447700900123",
+        esim_activation_code=ESIM,
+    )
+    tv = service_for(
+        user,
+        product(name="TV Plus", service_type="iptv"),
+        service_type="iptv",
+        name="TV - 1 High Street",
+        renews_at=utcnow() + timedelta(days=3),
+        auto_renew=False,
+    )
     stranger = customer_user("Mallory")
     return app, as_user(Client(app), user), mobile, tv, as_user(Client(app), stranger)
 
@@ -53,8 +63,9 @@ def test_list_shows_every_field_of_each_service(site):
 @pytest.mark.spec("SVC-1")
 def test_list_filters_and_pages(site):
     app, alice, mobile, tv, _ = site
-    assert [s["id"] for s in alice.get("/api/v1/services", params={"type": "iptv"}).json["items"]] \
-        == [tv.id]
+    assert [
+        s["id"] for s in alice.get("/api/v1/services", params={"type": "iptv"}).json["items"]
+    ] == [tv.id]
     first = alice.get("/api/v1/services", params={"limit": 1}).json
     assert len(first["items"]) == 1 and first["next"]
     second = alice.get("/api/v1/services", params={"limit": 1, "cursor": first["next"]}).json
@@ -70,23 +81,33 @@ def test_indicator_follows_the_dates(site):
         assert alice.get(f"/api/v1/services/{mobile.id}").json["indicator"] == "expiring"
     Service.update(status="suspended").where(Service.id == mobile.id).execute()
     assert alice.get(f"/api/v1/services/{mobile.id}").json["indicator"] == "suspended"
-    Service.update(expires_at=utcnow() - timedelta(hours=1)).where(Service.id == mobile.id).execute()
+    Service.update(expires_at=utcnow() - timedelta(hours=1)).where(
+        Service.id == mobile.id
+    ).execute()
     assert alice.get(f"/api/v1/services/{mobile.id}").json["indicator"] == "expired"
 
 
 @pytest.mark.spec("LIM-2")
 def test_another_customers_service_is_not_found_by_any_route(site):
     app, alice, mobile, tv, mallory = site
-    for path in (f"/api/v1/services/{mobile.id}", f"/services/{mobile.id}",
-                 f"/services/{mobile.id}/cancel", f"/services/{mobile.id}/modify",
-                 f"/api/v1/services/{mobile.id}/usage", f"/api/v1/services/{mobile.id}/balances",
-                 f"/services/{mobile.id}/usage"):
+    for path in (
+        f"/api/v1/services/{mobile.id}",
+        f"/services/{mobile.id}",
+        f"/services/{mobile.id}/cancel",
+        f"/services/{mobile.id}/modify",
+        f"/api/v1/services/{mobile.id}/usage",
+        f"/api/v1/services/{mobile.id}/balances",
+        f"/services/{mobile.id}/usage",
+    ):
         assert mallory.get(path).status_code == 404, path
     assert mallory.post(f"/api/v1/services/{mobile.id}/cancel", json={}).status_code == 404
-    assert mallory.patch(f"/api/v1/services/{mobile.id}", json={"auto_renew": False}).status_code \
+    assert (
+        mallory.patch(f"/api/v1/services/{mobile.id}", json={"auto_renew": False}).status_code
         == 404
-    assert mallory.post(f"/services/{mobile.id}/cancel", form={"confirm": "true"}).status_code \
-        == 404
+    )
+    assert (
+        mallory.post(f"/services/{mobile.id}/cancel", form={"confirm": "true"}).status_code == 404
+    )
     assert Service.get_by_id(mobile.id).status == "active"
     assert mallory.get("/api/v1/services").json["items"] == []
 
@@ -103,8 +124,11 @@ def test_actions_come_from_the_enabled_plugins(make_app):
     service = service_for(user, product(allow_modify=True))
     actions = as_user(Client(app), user).get(f"/api/v1/services/{service.id}").json["actions"]
     assert [(a["id"], a["plugin"]) for a in actions] == [
-        ("usage", "usage"), ("topup", "topups-test"), ("modify", "services"),
-        ("details", "services")]
+        ("usage", "usage"),
+        ("topup", "topups-test"),
+        ("modify", "services"),
+        ("details", "services"),
+    ]
     page = as_user(Client(app), user).get("/services").text
     assert f'href="/services/{service.id}/topup"' in page
 
@@ -113,8 +137,9 @@ def test_actions_come_from_the_enabled_plugins(make_app):
     service = service_for(user)
     actions = as_user(Client(bare), user).get(f"/api/v1/services/{service.id}").json["actions"]
     assert [a["id"] for a in actions] == ["details"]  # no usage plugin: no "View usage"
-    assert as_user(Client(bare), user).get(f"/api/v1/services/{service.id}/usage").status_code \
-        == 404
+    assert (
+        as_user(Client(bare), user).get(f"/api/v1/services/{service.id}/usage").status_code == 404
+    )
 
 
 @pytest.mark.spec("SVC-4", "LIM-1")
@@ -148,8 +173,9 @@ def test_cancel_through_the_api(site):
     assert audit.target == f"service:{mobile.id}" and audit.data["reason"] == "Moving abroad"
     again = problem(alice.post(f"/api/v1/services/{mobile.id}/cancel", json={}))
     assert again["status"] == 409
-    assert problem(alice.post(f"/api/v1/services/{mobile.id}/cancel",
-                              json={"reason": "x" * 501}))["errors"]["reason"]
+    assert problem(alice.post(f"/api/v1/services/{mobile.id}/cancel", json={"reason": "x" * 501}))[
+        "errors"
+    ]["reason"]
 
 
 @pytest.mark.spec("SVC-1", "SVC-2")
@@ -200,10 +226,14 @@ def test_auto_renew_can_be_switched_only_where_the_product_allows(site):
     app, alice, mobile, tv, _ = site
     result = alice.patch(f"/api/v1/services/{mobile.id}", json={"auto_renew": False})
     assert result.status_code == 200 and result.json["auto_renew"] is False
-    assert AuditEvent.get(AuditEvent.action == "service.auto_renew_changed").data == \
-        {"name": mobile.name, "auto_renew": False}
-    assert problem(alice.patch(f"/api/v1/services/{tv.id}", json={"auto_renew": True}))[
-        "status"] == 403
+    assert AuditEvent.get(AuditEvent.action == "service.auto_renew_changed").data == {
+        "name": mobile.name,
+        "auto_renew": False,
+    }
+    assert (
+        problem(alice.patch(f"/api/v1/services/{tv.id}", json={"auto_renew": True}))["status"]
+        == 403
+    )
     assert problem(alice.patch(f"/api/v1/services/{mobile.id}", json={}))["errors"]["auto_renew"]
     page = alice.post(f"/services/{mobile.id}/modify", form={"auto_renew": "true"})
     assert page.status_code == 303 and Service.get_by_id(mobile.id).auto_renew is True
@@ -218,8 +248,11 @@ def test_esim_qr_code_on_the_service_page(site):
     assert 'class="esim-qr" src="data:image/svg+xml' in page
     assert "smdp.example.com" in page and "K2-8D1S2-3X7F" in page
     esim = alice.get(f"/api/v1/services/{mobile.id}").json["esim"]
-    assert esim == {"activation_code": ESIM, "smdp_address": "smdp.example.com",
-                    "matching_id": "K2-8D1S2-3X7F"}
+    assert esim == {
+        "activation_code": ESIM,
+        "smdp_address": "smdp.example.com",
+        "matching_id": "K2-8D1S2-3X7F",
+    }
     assert "esim-qr" not in alice.get(f"/services/{tv.id}").text
     assert alice.get(f"/api/v1/services/{tv.id}").json["esim"] is None
 
@@ -235,6 +268,7 @@ def test_services_page_shows_cards_with_status_lights(site):
 
 
 # -- renewal and expiry ---------------------------------------------------------------------
+
 
 class StatusRecorder:
     def __init__(self):
@@ -308,6 +342,7 @@ def test_renewal_task_is_periodic(app):
 
 # -- dashboard and alerts ----------------------------------------------------------------------
 
+
 @pytest.mark.spec("DASH-1")
 def test_services_card_on_the_dashboard(site):
     app, alice, mobile, tv, mallory = site
@@ -318,7 +353,9 @@ def test_services_card_on_the_dashboard(site):
     assert mobile.name in alice.get("/").text
     alice.post(f"/api/v1/services/{mobile.id}/cancel", json={})
     data = {c["id"]: c for c in alice.get("/api/v1/dashboard").json["cards"]}["services"]["data"]
-    assert data["total"] == len(data["items"]) == 1 and data["ended"] == 1  # "1 service", one listed
+    assert (
+        data["total"] == len(data["items"]) == 1 and data["ended"] == 1
+    )  # "1 service", one listed
     home = alice.get("/").text
     assert "1 service" in home and "1 ended" in home
 
@@ -336,6 +373,7 @@ def test_alerts_for_services_ending_soon_and_suspended(site):
 @pytest.mark.spec("ACCT-1")
 def test_demo_customers_are_customers_since_before_their_first_service(demo_app):
     from engine.models import Customer
+
     for customer in Customer.select():
         first = min(s.created_at for s in Service.select().where(Service.customer == customer.id))
         assert customer.created_at < first - timedelta(days=7)  # not the moment of seeding

@@ -1,4 +1,5 @@
 """The core answers: health, the OpenAPI document, the home page, problem+json."""
+
 import pytest
 
 from engine.testing import problem

@@ -2,6 +2,7 @@
 wrong or replayed (and counted toward the lock), turned off with password and code, reset by
 an administrator from the shell. Staff can open any customer's portal, so their sign-in
 deserves the customers' second factor too."""
+
 import time
 from datetime import timedelta
 
@@ -39,8 +40,9 @@ def turn_on(app) -> str:
     agent = staff_api(app)
     setup = agent.post("/api/v1/staff/2fa/setup")
     assert setup.status_code == 200, setup.text
-    assert setup.json["otpauth_uri"].startswith("otpauth://totp/") and \
-        setup.json["qr_svg"].startswith("data:image/svg+xml")
+    assert setup.json["otpauth_uri"].startswith("otpauth://totp/") and setup.json[
+        "qr_svg"
+    ].startswith("data:image/svg+xml")
     seed = setup.json["secret"]
     wrong = agent.post("/api/v1/staff/2fa/enable", json={"code": "000000"})
     assert problem(wrong)["errors"]["code"] == ["That code is not right."]
@@ -85,14 +87,19 @@ def test_turning_it_off_needs_the_password_and_a_code(core_demo):
     seed = turn_on(core_demo)
     agent = staff_api(core_demo, otp=code(seed, 1))
     off = "/api/v1/staff/2fa"
-    assert agent.delete(off, json={"password": "Wrong-Pass-2026!", "code": code(seed, -1)}
-                        ).status_code == 401
+    assert (
+        agent.delete(off, json={"password": "Wrong-Pass-2026!", "code": code(seed, -1)}).status_code
+        == 401
+    )
     assert agent.delete(off, json={"password": DEMO_PASSWORD, "code": "999999"}).status_code == 401
     assert StaffTwoFactor.select().count() == 1
     with time_machine.travel(timedelta(seconds=90)):  # a code newer than the one used to sign in
         done = agent.delete(off, json={"password": DEMO_PASSWORD, "code": code(seed)})
-    assert done.status_code == 200 and done.json == {"enabled": False, "required": False,
-                                                     "backup_codes_left": 0}
+    assert done.status_code == 200 and done.json == {
+        "enabled": False,
+        "required": False,
+        "backup_codes_left": 0,
+    }
     assert StaffTwoFactor.select().count() == 0
     assert sign_in(core_demo).status_code == 200  # the password alone again
 
@@ -103,8 +110,10 @@ def test_an_administrator_resets_a_lost_authenticator_from_the_shell(core_demo):
     run = CliRunner().invoke(staff_group(lambda: core_demo), ["reset-2fa", AGENT])
     assert run.exit_code == 0, run.output
     assert StaffTwoFactor.select().count() == 0 and sign_in(core_demo).status_code == 200
-    assert AuditEvent.get(AuditEvent.action == "staff.2fa_reset").staff_id == \
-        StaffUser.get(StaffUser.email == AGENT).id
+    assert (
+        AuditEvent.get(AuditEvent.action == "staff.2fa_reset").staff_id
+        == StaffUser.get(StaffUser.email == AGENT).id
+    )
     unknown = CliRunner().invoke(staff_group(lambda: core_demo), ["reset-2fa", "no@example.com"])
     assert unknown.exit_code != 0 and "no staff user" in unknown.output
 
@@ -128,8 +137,12 @@ def test_the_console_page_sets_it_up_and_the_login_form_asks_for_the_code(core_d
     asked = again.post("/staff/login", form={"email": AGENT, "password": DEMO_PASSWORD})
     assert asked.status_code == 401 and "Enter the 6-digit code" in asked.text
     assert "A backup code works too." in asked.text
-    assert again.post("/staff/login", form={"email": AGENT, "password": DEMO_PASSWORD,
-                                            "otp": code(seed, 1)}).status_code == 303
+    assert (
+        again.post(
+            "/staff/login", form={"email": AGENT, "password": DEMO_PASSWORD, "otp": code(seed, 1)}
+        ).status_code
+        == 303
+    )
     assert again.get("/staff").status_code == 200
     assert Client(core_demo).get("/staff/2fa").status_code == 303  # signed out: to the sign-in
 
@@ -143,11 +156,13 @@ def test_the_console_page_sets_it_up_and_the_login_form_asks_for_the_code(core_d
 
 # -- SEC-5: the operator can require it; staff get backup codes ---------------------------
 
+
 @pytest.fixture
 def required_app(make_app):
     """The core demo people on a portal whose operator requires two-step sign-in for staff."""
     from engine import db
     from engine.core.demo import seed
+
     app = make_app(staff={"require_2fa": True})
     with db.connection():
         seed(app, {})
@@ -161,26 +176,33 @@ def test_required_two_step_sign_in_holds_a_staff_token_to_the_setup(required_app
     assert answer.status_code == 200 and answer.json["setup_required"] is True
     agent = Client(app, headers={"Authorization": f"Bearer {answer.json['token']}"})
     # Until it is set up, the token reaches nothing but the set-up and sign-out.
-    for method, path, body in (("GET", "/api/v1/staff/customers", None),
-                               ("GET", "/api/v1/staff/me", None),
-                               ("GET", "/api/v1/staff/impersonations", None),
-                               ("POST", "/api/v1/staff/impersonations",
-                                {"contact_id": 1, "reason": "Checking the bill"}),
-                               ("POST", "/api/v1/staff/2fa/backup-codes",
-                                {"password": DEMO_PASSWORD, "code": "123456"})):
+    for method, path, body in (
+        ("GET", "/api/v1/staff/customers", None),
+        ("GET", "/api/v1/staff/me", None),
+        ("GET", "/api/v1/staff/impersonations", None),
+        ("POST", "/api/v1/staff/impersonations", {"contact_id": 1, "reason": "Checking the bill"}),
+        ("POST", "/api/v1/staff/2fa/backup-codes", {"password": DEMO_PASSWORD, "code": "123456"}),
+    ):
         refused = agent.request(method, path, json=body)
         assert refused.status_code == 403, f"{method} {path}: {refused.status_code}"
         assert problem(refused)["type"] == "/problems/2fa-setup-required"
-    assert agent.get("/api/v1/staff/2fa").json == {"enabled": False, "required": True,
-                                                   "backup_codes_left": 0}
+    assert agent.get("/api/v1/staff/2fa").json == {
+        "enabled": False,
+        "required": True,
+        "backup_codes_left": 0,
+    }
     seed = agent.post("/api/v1/staff/2fa/setup").json["secret"]
     on = agent.post("/api/v1/staff/2fa/enable", json={"code": code(seed)})
     assert on.status_code == 200 and on.json["enabled"] and len(on.json["backup_codes"]) == 10
     assert agent.get("/api/v1/staff/customers").status_code == 200  # the same token, now whole
     assert sign_in(app).status_code == 401  # and the sign-in asks for the code
     assert sign_in(app, code(seed, 1)).json["setup_required"] is False
-    assert [e.action for e in AuditEvent.select().where(AuditEvent.action.startswith("staff."))
-            .order_by(AuditEvent.id)] == ["staff.login", "staff.2fa_enabled", "staff.login"]
+    assert [
+        e.action
+        for e in AuditEvent.select()
+        .where(AuditEvent.action.startswith("staff."))
+        .order_by(AuditEvent.id)
+    ] == ["staff.login", "staff.2fa_enabled", "staff.login"]
 
     # Turned on later by the operator: a session that began without it is held at once.
     token = Client(make_app()).login("admin@example.com", staff=True)["token"]
@@ -194,14 +216,17 @@ def test_required_two_step_sign_in_holds_a_staff_token_to_the_setup(required_app
 @pytest.mark.spec("SEC-5", "MOB-1")
 def test_required_two_step_sign_in_sends_the_console_to_the_setup_first(required_app):
     browser = Client(required_app)
-    signed = browser.post("/staff/login", form={"email": AGENT, "password": DEMO_PASSWORD,
-                                                "next": "/staff/customers/1"})
+    signed = browser.post(
+        "/staff/login",
+        form={"email": AGENT, "password": DEMO_PASSWORD, "next": "/staff/customers/1"},
+    )
     assert signed.status_code == 303 and signed.headers["location"] == "/staff/2fa"
     for path in ("/staff", "/staff/customers/1"):
         held = browser.get(path)
         assert held.status_code == 303 and held.headers["location"] == "/staff/2fa", path
-    posted = browser.post("/staff/customers/1/impersonate",
-                          form={"contact_id": "1", "reason": "Checking the bill"})
+    posted = browser.post(
+        "/staff/customers/1/impersonate", form={"contact_id": "1", "reason": "Checking the bill"}
+    )
     assert posted.status_code == 403
     page = browser.get("/staff/2fa")
     assert page.status_code == 200 and "Staff accounts must use two-step sign-in" in page.text
@@ -216,6 +241,7 @@ def test_required_two_step_sign_in_sends_the_console_to_the_setup_first(required
 def test_staff_backup_codes_are_shown_once_stored_hashed_work_once_and_can_be_renewed(core_demo):
     from identity_support import deliveries
     from plugins.staff.models import StaffBackupCode
+
     agent = staff_api(core_demo)
     seed = agent.post("/api/v1/staff/2fa/setup").json["secret"]
     codes = agent.post("/api/v1/staff/2fa/enable", json={"code": code(seed)}).json["backup_codes"]
@@ -233,34 +259,41 @@ def test_staff_backup_codes_are_shown_once_stored_hashed_work_once_and_can_be_re
 
     # New codes need the password and a code; the old ones stop working.
     renew = "/api/v1/staff/2fa/backup-codes"
-    assert agent.post(renew, json={"password": "Wrong-Pass-2026!", "code": codes[1]}
-                      ).status_code == 401
+    assert (
+        agent.post(renew, json={"password": "Wrong-Pass-2026!", "code": codes[1]}).status_code
+        == 401
+    )
     fresh = agent.post(renew, json={"password": DEMO_PASSWORD, "code": codes[1]})
     assert fresh.status_code == 200 and set(fresh.json["backup_codes"]).isdisjoint(codes)
     assert sign_in(core_demo, codes[2]).status_code == 401
     assert agent.get("/api/v1/staff/2fa").json["backup_codes_left"] == 10
-    assert AuditEvent.select().where(
-        AuditEvent.action == "staff.2fa_backup_codes_renewed").count() == 1
+    assert (
+        AuditEvent.select().where(AuditEvent.action == "staff.2fa_backup_codes_renewed").count()
+        == 1
+    )
     # Turned off with a backup code: the authenticator and the codes are gone.
-    off = agent.delete("/api/v1/staff/2fa", json={"password": DEMO_PASSWORD,
-                                                  "code": fresh.json["backup_codes"][0]})
+    off = agent.delete(
+        "/api/v1/staff/2fa", json={"password": DEMO_PASSWORD, "code": fresh.json["backup_codes"][0]}
+    )
     assert off.status_code == 200 and off.json["enabled"] is False
     assert StaffBackupCode.select().count() == 0 and StaffTwoFactor.select().count() == 0
-    assert agent.post(renew, json={"password": DEMO_PASSWORD, "code": "123456"}
-                      ).status_code == 409
+    assert agent.post(renew, json={"password": DEMO_PASSWORD, "code": "123456"}).status_code == 409
 
 
 @pytest.mark.spec("SEC-5")
 def test_the_console_page_renews_backup_codes(core_demo):
     seed = turn_on(core_demo)
     browser = Client(core_demo)
-    browser.post("/staff/login", form={"email": AGENT, "password": DEMO_PASSWORD,
-                                       "otp": code(seed, 1)})
-    refused = browser.post("/staff/2fa/backup-codes", form={"password": DEMO_PASSWORD,
-                                                            "code": "000000"})
+    browser.post(
+        "/staff/login", form={"email": AGENT, "password": DEMO_PASSWORD, "otp": code(seed, 1)}
+    )
+    refused = browser.post(
+        "/staff/2fa/backup-codes", form={"password": DEMO_PASSWORD, "code": "000000"}
+    )
     assert refused.status_code == 422 and "That code is not right." in refused.text
     with time_machine.travel(timedelta(seconds=90)):
-        renewed = browser.post("/staff/2fa/backup-codes", form={"password": DEMO_PASSWORD,
-                                                                "code": code(seed)})
+        renewed = browser.post(
+            "/staff/2fa/backup-codes", form={"password": DEMO_PASSWORD, "code": code(seed)}
+        )
     assert renewed.status_code == 200 and "shown only this once" in renewed.text
     assert len(renewed.text.split("<li><code>")) == 11

@@ -1,4 +1,5 @@
 """Staff and impersonation (ACC-2, IMP-1..5): staff API, one-time link, banner, audit, limits."""
+
 from datetime import timedelta
 
 import pytest
@@ -22,8 +23,10 @@ def carol_id():
 
 
 def start(staff, contact_id=None, reason="Customer called about a bill"):
-    return staff.post("/api/v1/staff/impersonations",
-                      json={"contact_id": contact_id or carol_id(), "reason": reason})
+    return staff.post(
+        "/api/v1/staff/impersonations",
+        json={"contact_id": contact_id or carol_id(), "reason": reason},
+    )
 
 
 def open_portal(app, url):
@@ -42,7 +45,9 @@ def test_staff_api_lists_and_reads_customers(core_demo):
     assert staff.get(f"/api/v1/staff/customers/{bob_id}").json["name"] == "Bob's Bikes Ltd"
     contacts = staff.get(f"/api/v1/staff/customers/{bob_id}/contacts").json["items"]
     assert [(c["email"], c["has_login"]) for c in contacts] == [
-        ("bob@example.com", True), ("carol@example.com", True)]
+        ("bob@example.com", True),
+        ("carol@example.com", True),
+    ]
     assert len(staff.get(f"/api/v1/staff/customers/{bob_id}/sites").json["items"]) == 2
     assert staff.get(f"/api/v1/staff/customers/{bob_id}/services").json["items"] == []
     assert staff.get("/api/v1/staff/customers/999999").status_code == 404
@@ -51,8 +56,12 @@ def test_staff_api_lists_and_reads_customers(core_demo):
 
 @pytest.mark.spec("IMP-2")
 def test_impersonation_needs_can_impersonate_or_admin(core_demo):
-    StaffUser.create(email="viewer@example.com", name="Vic Viewer", permissions="",
-                     password_hash=hash_password(DEMO_PASSWORD))
+    StaffUser.create(
+        email="viewer@example.com",
+        name="Vic Viewer",
+        permissions="",
+        password_hash=hash_password(DEMO_PASSWORD),
+    )
     viewer = staff_client(core_demo, "viewer@example.com")
     refused = start(viewer)
     # The route declares can_impersonate (SEC-5): refused before the body is read.
@@ -74,8 +83,10 @@ def test_the_one_time_link_opens_the_customers_portal_with_a_banner(core_demo):
         assert 'class="impersonation-banner"' in browser.get(path).text, path
     _, again = open_portal(core_demo, made.json["url"])
     assert again.status_code == 410  # the link works once
-    assert 'class="impersonation-banner"' not in signed_in(core_demo, "carol@example.com").get(
-        "/account").text
+    assert (
+        'class="impersonation-banner"'
+        not in signed_in(core_demo, "carol@example.com").get("/account").text
+    )
 
 
 @pytest.mark.spec("IMP-1")
@@ -99,7 +110,9 @@ def test_every_action_is_audited_with_both_people_and_shown_to_the_customer(core
     assert action.target == "/account/edit/phone" and action.staff_id == agent.id
     log = signed_in(core_demo, "carol@example.com").get("/api/v1/account/activity").json["items"]
     started = next(e for e in log if e["action"] == "impersonation.started")
-    assert started["data"]["reason"] == "Fixing the phone number" and started["staff"] == "Sam Support"
+    assert (
+        started["data"]["reason"] == "Fixing the phone number" and started["staff"] == "Sam Support"
+    )
     updated = next(e for e in log if e["action"] == "account.updated")
     assert updated["impersonated"] and "Sam Support" in updated["actor"]
     assert deliveries("impersonation_started", "carol@example.com")
@@ -107,23 +120,37 @@ def test_every_action_is_audited_with_both_people_and_shown_to_the_customer(core
 
 @pytest.mark.spec("IMP-5")
 def test_credentials_cannot_change_during_impersonation(core_demo):
-    made = start(staff_client(core_demo), contact_id=Contact.get(
-        Contact.email == "bob@example.com").id)
+    made = start(
+        staff_client(core_demo), contact_id=Contact.get(Contact.email == "bob@example.com").id
+    )
     browser, _ = open_portal(core_demo, made.json["url"])
     for path, body in [
-        ("/api/v1/account/password", {"current_password": DEMO_PASSWORD,
-                                      "new_password": "Taken-Over-2031!"}),
+        (
+            "/api/v1/account/password",
+            {"current_password": DEMO_PASSWORD, "new_password": "Taken-Over-2031!"},
+        ),
         ("/api/v1/account/email", {"email": "evil@example.com", "password": DEMO_PASSWORD}),
         ("/api/v1/account/2fa/setup", None),
-        ("/api/v1/account/api-keys", {"name": "x", "access": "read_write",
-                                      "expires_at": (utcnow() + timedelta(days=3)).isoformat()}),
+        (
+            "/api/v1/account/api-keys",
+            {
+                "name": "x",
+                "access": "read_write",
+                "expires_at": (utcnow() + timedelta(days=3)).isoformat(),
+            },
+        ),
     ]:
         answer = browser.post(path, json=body)
         assert answer.status_code == 403, path
         assert problem(answer)["type"] == "/problems/impersonation-forbidden"
-    page = browser.post("/account/password", form={
-        "current_password": DEMO_PASSWORD, "new_password": "Taken-Over-2031!",
-        "new_password_confirm": "Taken-Over-2031!"})
+    page = browser.post(
+        "/account/password",
+        form={
+            "current_password": DEMO_PASSWORD,
+            "new_password": "Taken-Over-2031!",
+            "new_password_confirm": "Taken-Over-2031!",
+        },
+    )
     assert "while impersonating" in page.text
     assert "while impersonating" in browser.get("/account/password").text
     Client(core_demo).login("bob@example.com")  # the password is untouched
@@ -159,18 +186,22 @@ def test_ending_from_the_banner_or_the_staff_api(core_demo):
 def test_staff_console_log_in_as_user_needs_a_reason(core_demo):
     console = Client(core_demo)
     assert console.get("/staff").headers["location"].startswith("/staff/login")
-    signed = console.post("/staff/login", form={"email": "agent@example.com",
-                                                "password": DEMO_PASSWORD})
+    signed = console.post(
+        "/staff/login", form={"email": "agent@example.com", "password": DEMO_PASSWORD}
+    )
     assert signed.headers["location"] == "/staff"
     assert "C-100002" in console.get("/staff?q=Bikes").text
     bob_id = Contact.get(Contact.email == "bob@example.com").customer_id
     page = console.get(f"/staff/customers/{bob_id}")
     assert "Log in as user" in page.text and 'target="_blank"' in page.text
-    no_reason = console.post(f"/staff/customers/{bob_id}/impersonate",
-                             form={"contact_id": str(carol_id()), "reason": ""})
+    no_reason = console.post(
+        f"/staff/customers/{bob_id}/impersonate", form={"contact_id": str(carol_id()), "reason": ""}
+    )
     assert no_reason.status_code == 422 and "Give a reason" in no_reason.text
-    go = console.post(f"/staff/customers/{bob_id}/impersonate",
-                      form={"contact_id": str(carol_id()), "reason": "Checking her invoices"})
+    go = console.post(
+        f"/staff/customers/{bob_id}/impersonate",
+        form={"contact_id": str(carol_id()), "reason": "Checking her invoices"},
+    )
     assert go.status_code == 303 and go.headers["location"].startswith("/impersonate/")
     assert console.post("/staff/logout", form={}).headers["location"] == "/staff/login"
     assert console.get("/staff").status_code == 303

@@ -5,6 +5,7 @@ push subscription for the customer (and so receive what the customer is told), a
 impersonation outlived the staff member's sign-out and lost permission. Each test fails on
 the code before the fix.
 """
+
 from __future__ import annotations
 
 import uuid
@@ -33,16 +34,26 @@ FORBIDDEN = "/problems/impersonation-forbidden"
 def world(make_app, vapid):  # noqa: F811
     """Bob's Bikes (a business: API access) with a saved card, an open invoice, a prepaid
     line, a broadband line and the catalogues; Sam, a support agent who may impersonate."""
+
     def build(**settings):
         app = make_app(webpush=vapid, **settings)
         c, user = customer("bob")
         c.kind = "business"
         c.save()
         agent = staff("can_impersonate", "sam")
-        return {"app": app, "customer": c, "user": user, "agent": agent,
-                "card": sandbox_card(app, c.id), "invoice": invoice_for(app, c.id, 1000),
-                "prepaid": service_of(c, "prepaid"), "broadband": service_of(c, "broadband"),
-                "topups": topup_catalogue(app), "addons": addon_catalogue(app)}
+        return {
+            "app": app,
+            "customer": c,
+            "user": user,
+            "agent": agent,
+            "card": sandbox_card(app, c.id),
+            "invoice": invoice_for(app, c.id, 1000),
+            "prepaid": service_of(c, "prepaid"),
+            "broadband": service_of(c, "broadband"),
+            "topups": topup_catalogue(app),
+            "addons": addon_catalogue(app),
+        }
+
     return build
 
 
@@ -53,8 +64,10 @@ def staff_api(app, email: str) -> Client:
 
 def impersonate(app, user, console: Client) -> Client:
     """The customer's portal as the agent sees it after "Log in as user" (a real session)."""
-    made = console.post("/api/v1/staff/impersonations",
-                        json={"contact_id": user.contact_id, "reason": "Customer called"})
+    made = console.post(
+        "/api/v1/staff/impersonations",
+        json={"contact_id": user.contact_id, "reason": "Customer called"},
+    )
     assert made.status_code == 201, made.text
     browser = Client(app)
     assert browser.get(made.json["url"].replace("http://portal.test", "")).status_code == 303
@@ -70,8 +83,10 @@ def push_host(dns):
 
 def subscription_body(name: str) -> dict:
     _, public, auth = browser_keys()
-    return {"endpoint": f"https://push.example.net/{name}",
-            "keys": {"p256dh": public, "auth": b64(auth)}}
+    return {
+        "endpoint": f"https://push.example.net/{name}",
+        "keys": {"p256dh": public, "auth": b64(auth)},
+    }
 
 
 @pytest.mark.spec("IMP-6")
@@ -88,8 +103,9 @@ def test_imp6_no_push_subscription_under_impersonation_or_with_an_api_key(world)
     assert "data-push-refused" in page and "data-push-on" not in page
     assert "cannot turn on push notifications" in page
 
-    key, _ = apikeys.create(w["customer"].id, user.id, "Integration", "read_write",
-                            utcnow() + timedelta(days=30))
+    key, _ = apikeys.create(
+        w["customer"].id, user.id, "Integration", "read_write", utcnow() + timedelta(days=30)
+    )
     with_key = Client(app, headers={"Authorization": f"Bearer {key}"})
     refused = with_key.post("/api/v1/push/subscriptions", json=subscription_body("key"))
     assert refused.status_code == 403 and problem(refused)["type"] == "/problems/api-key-forbidden"
@@ -98,10 +114,8 @@ def test_imp6_no_push_subscription_under_impersonation_or_with_an_api_key(world)
     # The customer, in their own session, can.
     own = Client(app)
     own.login(user.email)
-    assert own.post("/api/v1/push/subscriptions",
-                    json=subscription_body("own")).status_code == 201
-    assert "data-push-on" in own.get("/account/notifications",
-                                     headers={"Accept": "text/html"}).text
+    assert own.post("/api/v1/push/subscriptions", json=subscription_body("own")).status_code == 201
+    assert "data-push-on" in own.get("/account/notifications", headers={"Accept": "text/html"}).text
 
 
 @pytest.mark.spec("IMP-6", "IMP-5")
@@ -109,9 +123,14 @@ def test_imp6_no_api_key_under_impersonation_and_the_page_says_why(world):
     w = world()
     app = w["app"]
     browser = impersonate(app, w["user"], staff_api(app, "sam@operator.example"))
-    made = browser.post("/api/v1/account/api-keys", json={
-        "name": "x", "access": "read_write",
-        "expires_at": (utcnow() + timedelta(days=3)).isoformat()})
+    made = browser.post(
+        "/api/v1/account/api-keys",
+        json={
+            "name": "x",
+            "access": "read_write",
+            "expires_at": (utcnow() + timedelta(days=3)).isoformat(),
+        },
+    )
     assert made.status_code == 403 and problem(made)["type"] == FORBIDDEN
     page = browser.get("/account/api-keys", headers={"Accept": "text/html"}).text
     assert "while impersonating" in page
@@ -124,17 +143,27 @@ def test_imp6_no_payment_with_the_customers_saved_cards_under_impersonation(worl
     browser = impersonate(app, w["user"], staff_api(app, "sam@operator.example"))
     html = {"Accept": "text/html"}
     tries = {
-        "invoice, named card": browser.post(f"/api/v1/invoices/{invoice.id}/pay",
-                                            json={"payment_method_id": card.id}),
+        "invoice, named card": browser.post(
+            f"/api/v1/invoices/{invoice.id}/pay", json={"payment_method_id": card.id}
+        ),
         "invoice, default card": browser.post(f"/api/v1/invoices/{invoice.id}/pay", json={}),
-        "top-up": browser.post(f"/api/v1/services/{w['prepaid'].id}/topups",
-                               json={"product_id": w["topups"]["prepaid-credit-10"].id}),
-        "add-on": browser.post(f"/api/v1/services/{w['broadband'].id}/addons",
-                               json={"product_id": w["addons"]["broadband-router-wifi6"].id}),
-        "auto top-up": browser.put(f"/api/v1/services/{w['prepaid'].id}/auto-topup",
-                                   json={"enabled": True, "threshold": 500, "amount": 1000}),
-        "pay page": browser.post(f"/billing/invoices/{invoice.id}/pay", headers=html, form={
-            "idempotency_key": uuid.uuid4().hex, "method": str(card.id)}),
+        "top-up": browser.post(
+            f"/api/v1/services/{w['prepaid'].id}/topups",
+            json={"product_id": w["topups"]["prepaid-credit-10"].id},
+        ),
+        "add-on": browser.post(
+            f"/api/v1/services/{w['broadband'].id}/addons",
+            json={"product_id": w["addons"]["broadband-router-wifi6"].id},
+        ),
+        "auto top-up": browser.put(
+            f"/api/v1/services/{w['prepaid'].id}/auto-topup",
+            json={"enabled": True, "threshold": 500, "amount": 1000},
+        ),
+        "pay page": browser.post(
+            f"/billing/invoices/{invoice.id}/pay",
+            headers=html,
+            form={"idempotency_key": uuid.uuid4().hex, "method": str(card.id)},
+        ),
     }
     for what, answer in tries.items():
         assert answer.status_code == 403, (what, answer.status_code, answer.text[:300])
@@ -153,9 +182,16 @@ def test_imp6_no_payment_with_the_customers_saved_cards_under_impersonation(worl
 
     # A card the customer reads out over the phone still pays.
     setup_ref = page.split('name="setup_ref" value="', 1)[1].split('"', 1)[0]
-    paid = browser.post(f"/billing/invoices/{invoice.id}/pay", headers=html, form={
-        "idempotency_key": uuid.uuid4().hex, "method": "new", "setup_ref": setup_ref,
-        "token": token_for("4242424242424242", 12, 2040)})
+    paid = browser.post(
+        f"/billing/invoices/{invoice.id}/pay",
+        headers=html,
+        form={
+            "idempotency_key": uuid.uuid4().hex,
+            "method": "new",
+            "setup_ref": setup_ref,
+            "token": token_for("4242424242424242", 12, 2040),
+        },
+    )
     assert paid.status_code == 303 and paid.headers["location"].endswith("?done=paid")
 
 
@@ -177,8 +213,11 @@ def test_imp6_the_operator_may_allow_saved_card_payments_under_impersonation(wor
 
 
 def ended_by(reason_key: str, value: str) -> list[AuditEvent]:
-    return [e for e in AuditEvent.select().where(AuditEvent.action == "impersonation.ended")
-            if e.data.get(reason_key) == value]
+    return [
+        e
+        for e in AuditEvent.select().where(AuditEvent.action == "impersonation.ended")
+        if e.data.get(reason_key) == value
+    ]
 
 
 @pytest.mark.spec("IMP-6")
@@ -187,8 +226,9 @@ def test_imp6_impersonation_ends_when_the_staff_member_signs_out_of_the_api(worl
     app, user = w["app"], w["user"]
     console = staff_api(app, "sam@operator.example")
     browser = impersonate(app, user, console)
-    unopened = console.post("/api/v1/staff/impersonations",
-                            json={"contact_id": user.contact_id, "reason": "Later"}).json["url"]
+    unopened = console.post(
+        "/api/v1/staff/impersonations", json={"contact_id": user.contact_id, "reason": "Later"}
+    ).json["url"]
     assert console.post("/api/v1/staff/auth/logout").status_code == 204
     assert browser.get("/api/v1/me").status_code == 401
     assert Client(app).get(unopened.replace("http://portal.test", "")).status_code == 410
@@ -201,10 +241,16 @@ def test_imp6_impersonation_ends_when_the_staff_member_signs_out_of_the_console(
     w = world()
     app, user = w["app"], w["user"]
     console = Client(app, headers={"Accept": "text/html"})
-    assert console.post("/staff/login", form={"email": "sam@operator.example",
-                                              "password": DEMO_PASSWORD}).status_code == 303
-    go = console.post(f"/staff/customers/{w['customer'].id}/impersonate",
-                      form={"contact_id": str(user.contact_id), "reason": "Checking a bill"})
+    assert (
+        console.post(
+            "/staff/login", form={"email": "sam@operator.example", "password": DEMO_PASSWORD}
+        ).status_code
+        == 303
+    )
+    go = console.post(
+        f"/staff/customers/{w['customer'].id}/impersonate",
+        form={"contact_id": str(user.contact_id), "reason": "Checking a bill"},
+    )
     assert go.status_code == 303
     browser = Client(app)
     assert browser.get(go.headers["location"]).status_code == 303
@@ -215,8 +261,9 @@ def test_imp6_impersonation_ends_when_the_staff_member_signs_out_of_the_console(
 
 
 @pytest.mark.spec("IMP-6", "IMP-2")
-@pytest.mark.parametrize("change", [{"permissions": ""}, {"permissions": "billing"},
-                                    {"is_active": False}])
+@pytest.mark.parametrize(
+    "change", [{"permissions": ""}, {"permissions": "billing"}, {"is_active": False}]
+)
 def test_imp6_impersonation_ends_when_the_staff_member_loses_the_right(world, change):
     w = world()
     app = w["app"]
@@ -228,7 +275,8 @@ def test_imp6_impersonation_ends_when_the_staff_member_loses_the_right(world, ch
     assert (event.user_id, event.staff_id) == (w["user"].id, w["agent"].id)
     # Given back, the right does not revive the visit: it ended.
     StaffUser.update(permissions="can_impersonate", is_active=True).where(
-        StaffUser.id == w["agent"].id).execute()
+        StaffUser.id == w["agent"].id
+    ).execute()
     assert browser.get("/api/v1/me").status_code == 401
 
 

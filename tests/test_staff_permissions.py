@@ -4,6 +4,7 @@ checks it, and docs/identity.md lists every permission that exists.
 The routes come from the live app with every plugin enabled (partner plugins too), so a new
 staff route anywhere is covered without editing this file.
 """
+
 from __future__ import annotations
 
 import re
@@ -63,14 +64,15 @@ def test_every_staff_route_declares_its_permission_and_the_docs_list_them(make_a
         for route in routes:
             method, path = route.split(" ", 1)
             if path.startswith("/api/v1/"):
-                op = paths[path[len("/api/v1"):]][method.lower()]
+                op = paths[path[len("/api/v1") :]][method.lower()]
                 assert op["x-portico-permission"] == need, route
                 assert ("security" in op) is (need != PUBLIC), route
     names = set(table) - {PUBLIC, ANY_STAFF}
     assert {"admin", "billing", "catalogue", "can_impersonate", "can_post_usage"} <= names
     documented = documented_permissions()
-    assert names | permissions_in_code() <= documented, \
+    assert names | permissions_in_code() <= documented, (
         f"docs/identity.md does not list: {sorted(names | permissions_in_code() - documented)}"
+    )
     assert documented <= names, f"documented but nothing needs it: {sorted(documented - names)}"
 
 
@@ -85,17 +87,21 @@ class Undeclared:
         class Thing:
             def on_get(self, req, resp):
                 resp.media = {"secret": "staff only"}
+
         return [Route(self.path, Thing(), **self.route)]
 
 
 @pytest.mark.spec("SEC-5")
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
-@pytest.mark.parametrize("path, route, message", [
-    ("/api/v1/staff/things", {}, "a staff route must declare who may call it"),
-    ("/staff/things", {}, "a staff route must declare who may call it"),
-    ("/api/v1/staff/things", {"permission": "Billing!"}, "permission 'Billing!' is not a"),
-    ("/api/v1/things", {"permission": "billing"}, "permission is only for staff routes"),
-])
+@pytest.mark.parametrize(
+    "path, route, message",
+    [
+        ("/api/v1/staff/things", {}, "a staff route must declare who may call it"),
+        ("/staff/things", {}, "a staff route must declare who may call it"),
+        ("/api/v1/staff/things", {"permission": "Billing!"}, "permission 'Billing!' is not a"),
+        ("/api/v1/things", {"permission": "billing"}, "permission is only for staff routes"),
+    ],
+)
 def test_an_undeclared_staff_route_stops_start_up(make_app, path, route, message):
     with pytest.raises(PluginError) as exc:
         make_app(plugins=[("things", Undeclared(path, **route))], migrate=False)
@@ -108,8 +114,12 @@ def test_the_middleware_holds_each_staff_route_to_its_declaration(make_app):
     route that names one, and reaches every ``ANY_STAFF`` route; signed out, nothing."""
     app = make_app()
     seed_people(app)
-    StaffUser.create(email="plain@example.com", name="Pat Plain", permissions="",
-                     password_hash=hash_password(DEMO_PASSWORD))
+    StaffUser.create(
+        email="plain@example.com",
+        name="Pat Plain",
+        permissions="",
+        password_hash=hash_password(DEMO_PASSWORD),
+    )
     plain, anonymous = Client(app), Client(app)
     plain.login("plain@example.com", staff=True)
     refused = reached = 0
@@ -120,8 +130,13 @@ def test_the_middleware_holds_each_staff_route_to_its_declaration(make_app):
         page = not path.startswith("/api/")
         for method in methods:
             need = app.permission_for(path, method.upper())
-            body = {"form": {}} if page and method != "get" else \
-                {"json": {}} if method != "get" else {}
+            body = (
+                {"form": {}}
+                if page and method != "get"
+                else {"json": {}}
+                if method != "get"
+                else {}
+            )
             answer = plain.request(method.upper(), concrete, **body)
             where = f"{method.upper()} {concrete} ({need})"
             if need not in (PUBLIC, ANY_STAFF):
@@ -141,13 +156,16 @@ def test_the_middleware_holds_each_staff_route_to_its_declaration(make_app):
 def test_the_staff_command_lists_permissions_and_refuses_unknown_ones(make_app):
     from click.testing import CliRunner
     from plugins.staff.commands import staff_group
+
     app = make_app()
     listed = CliRunner().invoke(staff_group(lambda: app), ["permissions"])
     assert listed.exit_code == 0, listed.output
     assert "admin  (every permission)" in listed.output
     assert "can_post_usage\n    POST /api/v1/staff/usage" in listed.output
-    typo = CliRunner().invoke(staff_group(lambda: app), [
-        "add", "sam@example.com", "--name", "Sam", "--permissions", "biling",
-        "--password-stdin"], input=DEMO_PASSWORD + "\n")
+    typo = CliRunner().invoke(
+        staff_group(lambda: app),
+        ["add", "sam@example.com", "--name", "Sam", "--permissions", "biling", "--password-stdin"],
+        input=DEMO_PASSWORD + "\n",
+    )
     assert typo.exit_code != 0 and "unknown permission biling" in typo.output
     assert StaffUser.select().where(StaffUser.email == "sam@example.com").count() == 0

@@ -3,6 +3,7 @@
 The S3 backend runs against moto's server on loopback (``s3_fixtures``) through the real
 boto3 client; the database backend on SQLite and PostgreSQL.
 """
+
 from __future__ import annotations
 
 import io
@@ -52,14 +53,19 @@ def test_files_are_listed_by_prefix_and_stored_from_a_stream(storage):
     storage.put("invoices/1/INV-1.pdf", b"pdf")
     assert [f.key for f in storage.keys("archives/")] == ["archives/1/a.zip", "archives/2/b.zip"]
     assert sorted(f.key for f in storage.keys()) == [
-        "archives/1/a.zip", "archives/2/b.zip", "invoices/1/INV-1.pdf"]
+        "archives/1/a.zip",
+        "archives/2/b.zip",
+        "invoices/1/INV-1.pdf",
+    ]
     assert [f.size for f in storage.keys("archives/1/")] == [5]
     assert storage.read("archives/1/a.zip") == b"zip a"
     assert storage.info("archives/2/b.zip").content_type == "application/zip"  # from the name
 
 
-@pytest.mark.parametrize("key", ["../secret", "/etc/passwd", "a/../b", ".hidden", "a/.b",
-                                 "a//b", "", "a\\b", "a b", "x" * 401])
+@pytest.mark.parametrize(
+    "key",
+    ["../secret", "/etc/passwd", "a/../b", ".hidden", "a/.b", "a//b", "", "a\\b", "a b", "x" * 401],
+)
 def test_a_key_is_a_relative_path_of_plain_names(make_app, key):
     storage = make_app().storage
     with pytest.raises(ValueError, match="is not a relative path"):
@@ -109,6 +115,7 @@ def test_the_default_backend_is_a_folder_in_the_data_dir(make_app):
 @pytest.mark.spec("OPS-5")
 def test_s3_objects_live_under_the_prefix_and_a_signed_url_serves_them(make_app, s3):
     import requests
+
     storage = make_app(storage=s3.settings(s3_prefix="tenant-a/")).storage
     assert isinstance(storage, S3Storage)
     storage.put("invoices/1/INV-1.pdf", b"%PDF-s3", "application/pdf")
@@ -138,22 +145,48 @@ def test_copy_moves_every_file_to_another_backend_once(make_app, s3):
 
 
 @pytest.mark.spec("OPS-5", "OPS-2")
-def test_the_storage_command_copies_from_a_folder_into_the_configured_storage(make_app, s3,
-                                                                            tmp_path):
+def test_the_storage_command_copies_from_a_folder_into_the_configured_storage(
+    make_app, s3, tmp_path
+):
     from engine.cli import cli
+
     app = make_app(storage=s3.settings())
     old = LocalStorage(tmp_path / "var")
     old.put("invoices/3/INV-000009.pdf", b"%PDF 0.1.0")
     old.put("portico.sqlite3-not-a-key-prefix", b"x")
     env = _env(app, s3)
-    result = CliRunner().invoke(cli, ["storage", "copy", "--from", "local", "--from-path",
-                                      str(tmp_path / "var"), "--prefix", "invoices/"], env=env)
+    result = CliRunner().invoke(
+        cli,
+        [
+            "storage",
+            "copy",
+            "--from",
+            "local",
+            "--from-path",
+            str(tmp_path / "var"),
+            "--prefix",
+            "invoices/",
+        ],
+        env=env,
+    )
     assert result.exit_code == 0, result.output
     assert "1 copied, 0 already there" in result.output
     assert app.storage.read("invoices/3/INV-000009.pdf") == b"%PDF 0.1.0"
     assert not app.storage.exists("portico.sqlite3-not-a-key-prefix")
-    same = CliRunner().invoke(cli, ["storage", "copy", "--from", "local", "--from-path",
-                                    str(tmp_path / "var"), "--prefix", "invoices/"], env=env)
+    same = CliRunner().invoke(
+        cli,
+        [
+            "storage",
+            "copy",
+            "--from",
+            "local",
+            "--from-path",
+            str(tmp_path / "var"),
+            "--prefix",
+            "invoices/",
+        ],
+        env=env,
+    )
     assert "0 copied, 1 already there" in same.output
     refused = CliRunner().invoke(cli, ["storage", "copy", "--from", "s3"], env=env)
     assert refused.exit_code != 0 and "the same storage" in refused.output
@@ -161,41 +194,59 @@ def test_the_storage_command_copies_from_a_folder_into_the_configured_storage(ma
 
 def _env(app, s3) -> dict:
     conf = s3.settings()
-    env = {**TEST_ENVIRON, "PORTICO_DATABASE_URL": app.settings.database_url,
-           "PORTICO_DATA_DIR": str(app.settings.data_path),
-           "PORTICO_BROKER_URL": app.settings.broker_url,
-           "PORTICO_SECRET_KEY": app.settings.secret_key,
-           "PORTICO_PLUGINS_ENTRY_POINTS": "false"}
+    env = {
+        **TEST_ENVIRON,
+        "PORTICO_DATABASE_URL": app.settings.database_url,
+        "PORTICO_DATA_DIR": str(app.settings.data_path),
+        "PORTICO_BROKER_URL": app.settings.broker_url,
+        "PORTICO_SECRET_KEY": app.settings.secret_key,
+        "PORTICO_PLUGINS_ENTRY_POINTS": "false",
+    }
     env.update({f"PORTICO_STORAGE_{k.upper()}": str(v) for k, v in conf.items()})
     return env
 
 
 # -- settings -------------------------------------------------------------------------------
 
+
 @pytest.mark.spec("OPS-2", "OPS-5")
-@pytest.mark.parametrize("storage,error", [
-    ({"backend": "s3"}, "storage.s3_bucket: required when backend is 's3'"),
-    ({"backend": "nfs"}, "storage.backend: Must be one of: local, database, s3."),
-    ({"backend": "s3", "s3_bucket": "b", "s3_endpoint_url": "ftp://minio"},
-     "storage.s3_endpoint_url: Not a valid URL."),
-    ({"s3_addressing_style": "sideways"}, "storage.s3_addressing_style: Must be one of"),
-])
+@pytest.mark.parametrize(
+    "storage,error",
+    [
+        ({"backend": "s3"}, "storage.s3_bucket: required when backend is 's3'"),
+        ({"backend": "nfs"}, "storage.backend: Must be one of: local, database, s3."),
+        (
+            {"backend": "s3", "s3_bucket": "b", "s3_endpoint_url": "ftp://minio"},
+            "storage.s3_endpoint_url: Not a valid URL.",
+        ),
+        ({"s3_addressing_style": "sideways"}, "storage.s3_addressing_style: Must be one of"),
+    ],
+)
 def test_storage_settings_are_validated_naming_the_key(tmp_path, storage, error):
     with pytest.raises(SettingsError, match=error.replace(".", r"\.").replace("(", r"\(")):
-        load_settings(None, environ={}, overrides={"demo": True, "data_dir": str(tmp_path),
-                                                   "storage": storage})
+        load_settings(
+            None,
+            environ={},
+            overrides={"demo": True, "data_dir": str(tmp_path), "storage": storage},
+        )
 
 
 @pytest.mark.spec("OPS-2", "OPS-5")
 def test_portico_check_never_prints_the_s3_keys(tmp_path, monkeypatch):
     from engine.cli import cli
+
     monkeypatch.chdir(tmp_path)
-    env = {"PORTICO_DEMO": "true", "PORTICO_DATA_DIR": str(tmp_path / "var"),
-           "PORTICO_PLUGINS_ENTRY_POINTS": "false", "PORTICO_STORAGE_BACKEND": "s3",
-           "PORTICO_STORAGE_S3_BUCKET": "invoices", "PORTICO_STORAGE_S3_REGION": "eu-west-2",
-           "PORTICO_STORAGE_S3_ENDPOINT_URL": "https://minio.internal:9000",
-           "PORTICO_STORAGE_S3_ACCESS_KEY_ID": "AKIAPORTICOKEYID",
-           "PORTICO_STORAGE_S3_SECRET_ACCESS_KEY": "s3cr3t/PorticoSecretAccessKey"}
+    env = {
+        "PORTICO_DEMO": "true",
+        "PORTICO_DATA_DIR": str(tmp_path / "var"),
+        "PORTICO_PLUGINS_ENTRY_POINTS": "false",
+        "PORTICO_STORAGE_BACKEND": "s3",
+        "PORTICO_STORAGE_S3_BUCKET": "invoices",
+        "PORTICO_STORAGE_S3_REGION": "eu-west-2",
+        "PORTICO_STORAGE_S3_ENDPOINT_URL": "https://minio.internal:9000",
+        "PORTICO_STORAGE_S3_ACCESS_KEY_ID": "AKIAPORTICOKEYID",
+        "PORTICO_STORAGE_S3_SECRET_ACCESS_KEY": "s3cr3t/PorticoSecretAccessKey",
+    }
     result = CliRunner().invoke(cli, ["check"], env=env)
     assert result.exit_code == 0, result.output
     assert '"s3_bucket": "invoices"' in result.output

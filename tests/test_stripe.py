@@ -3,6 +3,7 @@
 Cards are entered the way Stripe.js does it (``confirmCardSetup`` straight to
 Stripe), so no card number ever reaches Portico.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -21,12 +22,22 @@ from engine.payments import ChargeRequest
 from engine.models import AuditEvent
 from engine.testing import Client, PrincipalHeader, as_user, problem, run_tasks
 from plugins.billing import payments
-from plugins.billing.models import Invoice, Payment, PaymentMethod, ProviderCustomer, \
-    ProviderEvent, Transaction
+from plugins.billing.models import (
+    Invoice,
+    Payment,
+    PaymentMethod,
+    ProviderCustomer,
+    ProviderEvent,
+    Transaction,
+)
 from stripe_fixtures import WEBHOOK_SECRET
 
 VISA, DECLINED_AT_CHARGE, NEEDS_3DS, DECLINED_AT_SETUP = (
-    "4242424242424242", "4000000000000341", "4000002500003155", "4000000000000002")
+    "4242424242424242",
+    "4000000000000341",
+    "4000002500003155",
+    "4000000000000002",
+)
 
 
 @pytest.fixture
@@ -36,8 +47,10 @@ def events():
 
 @pytest.fixture
 def app(make_app, localstripe, events):
-    return make_app(plugins=[("test-auth", PrincipalHeader()), ("test-events", events)],
-                    **localstripe.settings())
+    return make_app(
+        plugins=[("test-auth", PrincipalHeader()), ("test-events", events)],
+        **localstripe.settings(),
+    )
 
 
 @pytest.fixture
@@ -55,15 +68,20 @@ def add_card(api, localstripe, number=VISA):
     assert setup.status_code == 201, setup.text
     assert setup.json["provider"] == "stripe" and setup.json["setup_ref"].startswith("seti_")
     assert setup.json["widget"]["js_url"] == localstripe.js_url
-    confirmed = localstripe.confirm_setup(setup.json["setup_ref"], setup.json["client_secret"],
-                                          number)
-    return confirmed, api.post("/api/v1/payment-methods",
-                               json={"setup_ref": setup.json["setup_ref"]})
+    confirmed = localstripe.confirm_setup(
+        setup.json["setup_ref"], setup.json["client_secret"], number
+    )
+    return confirmed, api.post(
+        "/api/v1/payment-methods", json={"setup_ref": setup.json["setup_ref"]}
+    )
 
 
 def charges_at_stripe(localstripe) -> list:
-    return [c for c in localstripe.client().v1.charges.list(params={"limit": 100}).data
-            if c.status == "succeeded"]
+    return [
+        c
+        for c in localstripe.client().v1.charges.list(params={"limit": 100}).data
+        if c.status == "succeeded"
+    ]
 
 
 @pytest.mark.spec("BILL-5")
@@ -74,8 +92,12 @@ def test_a_card_is_saved_through_a_setup_intent(app, alice, localstripe):
     assert confirmed.status_code == 200
     assert saved.status_code == 201, saved.text
     card = saved.json
-    assert (card["brand"], card["last4"], card["exp_month"], card["exp_year"]) == \
-        ("visa", "4242", 12, 2034)
+    assert (card["brand"], card["last4"], card["exp_month"], card["exp_year"]) == (
+        "visa",
+        "4242",
+        12,
+        2034,
+    )
     stored = PaymentMethod.get_by_id(card["id"])
     assert stored.provider == "stripe" and stored.ref.startswith("pm_")
     at_stripe = localstripe.client().v1.payment_methods.retrieve(stored.ref)
@@ -86,20 +108,19 @@ def test_a_card_is_saved_through_a_setup_intent(app, alice, localstripe):
 
 
 @pytest.mark.spec("BILL-5")
-def test_a_card_declined_at_setup_or_another_customers_setup_is_not_saved(app, alice,
-                                                                           localstripe):
+def test_a_card_declined_at_setup_or_another_customers_setup_is_not_saved(app, alice, localstripe):
     c, user = alice
     api = api_for(app, user)
     confirmed, saved = add_card(api, localstripe, DECLINED_AT_SETUP)
     assert confirmed.status_code == 402
     assert problem(saved)["status"] == 402 and "not confirmed" in problem(saved)["title"]
-    bob_setup = api_for(app, customer("bob")[1]).post("/api/v1/payment-methods/setup",
-                                                        json={}).json
+    bob_setup = api_for(app, customer("bob")[1]).post("/api/v1/payment-methods/setup", json={}).json
     localstripe.confirm_setup(bob_setup["setup_ref"], bob_setup["client_secret"], VISA)
     stolen = api.post("/api/v1/payment-methods", json={"setup_ref": bob_setup["setup_ref"]})
     assert problem(stolen)["status"] == 402
-    assert "seti_" not in api.post("/api/v1/payment-methods",
-                                   json={"setup_ref": "not-a-setup"}).text
+    assert (
+        "seti_" not in api.post("/api/v1/payment-methods", json={"setup_ref": "not-a-setup"}).text
+    )
     assert PaymentMethod.select().count() == 0
 
 
@@ -109,8 +130,11 @@ def test_pay_an_invoice(app, alice, localstripe, events):
     invoice = invoice_for(app, c.id, 1000)
     api = api_for(app, user)
     card = add_card(api, localstripe)[1].json
-    r = api.post(f"/api/v1/invoices/{invoice.id}/pay", json={"payment_method_id": card["id"]},
-                 headers={"Idempotency-Key": "pay-1"})
+    r = api.post(
+        f"/api/v1/invoices/{invoice.id}/pay",
+        json={"payment_method_id": card["id"]},
+        headers={"Idempotency-Key": "pay-1"},
+    )
     assert r.status_code == 200, r.text
     assert r.json["invoice"]["status"] == "paid"
     payment = Payment.get_by_id(r.json["payment"]["id"])
@@ -118,8 +142,11 @@ def test_pay_an_invoice(app, alice, localstripe, events):
     assert intent.status == "succeeded" and intent.amount == 1200 and intent.currency == "gbp"
     assert intent.metadata["portico_payment"] == str(payment.id)
     # localstripe ignores Idempotency-Key: our own record keeps it to one charge.
-    again = api.post(f"/api/v1/invoices/{invoice.id}/pay", json={"payment_method_id": card["id"]},
-                     headers={"Idempotency-Key": "pay-1"})
+    again = api.post(
+        f"/api/v1/invoices/{invoice.id}/pay",
+        json={"payment_method_id": card["id"]},
+        headers={"Idempotency-Key": "pay-1"},
+    )
     assert again.json == r.json and len(charges_at_stripe(localstripe)) == 1
     assert events.succeeded == [payment.id]
 
@@ -130,8 +157,9 @@ def test_a_decline_at_charge_time_leaves_the_invoice_unpaid(app, alice, localstr
     invoice = invoice_for(app, c.id, 1000)
     api = api_for(app, user)
     card = add_card(api, localstripe, DECLINED_AT_CHARGE)[1].json
-    body = problem(api.post(f"/api/v1/invoices/{invoice.id}/pay",
-                            json={"payment_method_id": card["id"]}))
+    body = problem(
+        api.post(f"/api/v1/invoices/{invoice.id}/pay", json={"payment_method_id": card["id"]})
+    )
     assert body["status"] == 402 and body["title"] == "Your card was declined."
     assert body["code"] == "card_declined"
     assert Invoice.get_by_id(invoice.id).status == "unpaid"
@@ -145,19 +173,33 @@ def test_a_card_declined_before_it_ever_paid_is_not_kept(app, alice, localstripe
     api = api_for(app, user)
     good = add_card(api, localstripe)[1].json
     first = invoice_for(app, c.id, 1000)
-    assert api.post(f"/api/v1/invoices/{first.id}/pay",
-                    json={"payment_method_id": good["id"]}).status_code == 200
+    assert (
+        api.post(
+            f"/api/v1/invoices/{first.id}/pay", json={"payment_method_id": good["id"]}
+        ).status_code
+        == 200
+    )
     bad = add_card(api, localstripe, DECLINED_AT_CHARGE)[1].json
     bad_ref = PaymentMethod.get_by_id(bad["id"]).ref
     second = invoice_for(app, c.id, 500)
-    assert api.post(f"/api/v1/invoices/{second.id}/pay",
-                    json={"payment_method_id": bad["id"]}).status_code == 402
+    assert (
+        api.post(
+            f"/api/v1/invoices/{second.id}/pay", json={"payment_method_id": bad["id"]}
+        ).status_code
+        == 402
+    )
     run_tasks(app)
     listed = [m["id"] for m in api.get("/api/v1/payment-methods").json["items"]]
     assert listed == [good["id"]]  # the declined card is gone; the one that paid stays
     assert localstripe.client().v1.payment_methods.retrieve(bad_ref).customer is None
-    assert AuditEvent.select().where((AuditEvent.action == "payment_method.refused") &
-                                     (AuditEvent.target == f"payment_method:{bad['id']}")).exists()
+    assert (
+        AuditEvent.select()
+        .where(
+            (AuditEvent.action == "payment_method.refused")
+            & (AuditEvent.target == f"payment_method:{bad['id']}")
+        )
+        .exists()
+    )
     assert Payment.get(Payment.invoice == second.id).method_label  # still says which card
 
 
@@ -186,8 +228,9 @@ def test_failed_three_d_secure_through_stripe(app, alice, localstripe):
     card = add_card(api, localstripe, NEEDS_3DS)[1].json
     r = api.post(f"/api/v1/invoices/{invoice.id}/pay", json={"payment_method_id": card["id"]})
     payment = Payment.get_by_id(r.json["payment"]["id"])
-    localstripe.authenticate(payment.provider_ref, r.json["next_action"]["client_secret"],
-                             success=False)
+    localstripe.authenticate(
+        payment.provider_ref, r.json["next_action"]["client_secret"], success=False
+    )
     failed = problem(api.post(r.json["next_action"]["complete_url"]))
     assert failed["status"] == 402 and failed["code"] == "payment_intent_authentication_failure"
     assert Invoice.get_by_id(invoice.id).status == "unpaid"
@@ -201,11 +244,15 @@ def test_off_session_charges_never_wait_for_the_customer(app, alice, localstripe
     good = PaymentMethod.get_by_id(add_card(api, localstripe)[1].json["id"])
     needs_auth = PaymentMethod.get_by_id(add_card(api, localstripe, NEEDS_3DS)[1].json["id"])
     seen = []
-    ok = provider.charge(app, ChargeRequest(ref, good.ref, 500, "GBP", "auto-1",
-                                            off_session=True), on_created=seen.append)
+    ok = provider.charge(
+        app,
+        ChargeRequest(ref, good.ref, 500, "GBP", "auto-1", off_session=True),
+        on_created=seen.append,
+    )
     assert ok.status == "succeeded" and seen == [ok.ref]
-    refused = provider.charge(app, ChargeRequest(ref, needs_auth.ref, 500, "GBP", "auto-2",
-                                                 off_session=True))
+    refused = provider.charge(
+        app, ChargeRequest(ref, needs_auth.ref, 500, "GBP", "auto-2", off_session=True)
+    )
     assert refused.status == "failed" and refused.code == "authentication_required"
     assert localstripe.client().v1.payment_intents.retrieve(refused.ref).status == "canceled"
 
@@ -227,16 +274,15 @@ def test_staff_refund_goes_back_through_stripe(app, alice, localstripe):
 
 # -- money moves once ---------------------------------------------------------------------------
 
+
 @pytest.mark.spec("BILL-2")
-def test_a_failure_after_stripe_charged_is_reconciled_exactly_once(app, alice, localstripe,
-                                                                  events):
+def test_a_failure_after_stripe_charged_is_reconciled_exactly_once(app, alice, localstripe, events):
     c, user = alice
     invoice = invoice_for(app, c.id, 1000)
     api = api_for(app, user)
     card = add_card(api, localstripe)[1].json
     events.explode_once = True  # dies after Stripe charged, before our commit
-    crashed = api.post(f"/api/v1/invoices/{invoice.id}/pay",
-                       json={"payment_method_id": card["id"]})
+    crashed = api.post(f"/api/v1/invoices/{invoice.id}/pay", json={"payment_method_id": card["id"]})
     assert problem(crashed)["status"] == 500
     payment = Payment.get()
     assert payment.status == "pending" and payment.provider_ref.startswith("pi_")
@@ -283,19 +329,23 @@ def test_two_simultaneous_payments_charge_stripe_once(app, alice, localstripe, d
 
 
 def test_stripe_down_is_a_clear_503_not_a_500(make_app, localstripe):
-    app = make_app(plugins=[("test-auth", PrincipalHeader())],
-                   **localstripe.settings(api_base="http://127.0.0.1:9"))
+    app = make_app(
+        plugins=[("test-auth", PrincipalHeader())],
+        **localstripe.settings(api_base="http://127.0.0.1:9"),
+    )
     c, user = customer("alice")
     invoice = invoice_for(app, c.id, 1000)
     api = api_for(app, user)
     body = problem(api.post("/api/v1/payment-methods/setup", json={}))
     assert body["status"] == 503 and "not available" in body["title"]
     page = as_user(Client(app, headers={"Accept": "text/html"}), user).get(
-        f"/billing/invoices/{invoice.id}/pay")
+        f"/billing/invoices/{invoice.id}/pay"
+    )
     assert page.status_code == 200 and "not available right now" in page.text
 
 
 # -- webhooks ---------------------------------------------------------------------------------
+
 
 def signed(payload: bytes, secret: str = WEBHOOK_SECRET, at: int | None = None) -> str:
     at = int(time.time()) if at is None else at
@@ -305,8 +355,11 @@ def signed(payload: bytes, secret: str = WEBHOOK_SECRET, at: int | None = None) 
 
 def stripe_event(localstripe, kind: str, intent_id: str) -> bytes:
     """A real event localstripe recorded, as Stripe would post it."""
-    found = [e for e in localstripe.client().v1.events.list(params={"type": kind}).data
-             if e.data.object.id == intent_id]
+    found = [
+        e
+        for e in localstripe.client().v1.events.list(params={"type": kind}).data
+        if e.data.object.id == intent_id
+    ]
     assert found, f"localstripe has no {kind} event for {intent_id}"
     return json.dumps(found[0].to_dict(), sort_keys=True).encode()
 
@@ -331,10 +384,13 @@ def test_webhook_signature_tampered_stale_and_replayed(app, alice, localstripe, 
 
     tampered = payload.replace(b'"amount": 1200', b'"amount": 1')
     assert tampered != payload
-    for body, signature in ((tampered, signed(payload)),
-                            (payload, signed(payload, at=int(time.time()) - 3600)),
-                            (payload, signed(payload, secret="whsec_someone_else")),
-                            (payload, None), (b"not json", signed(b"not json"))):
+    for body, signature in (
+        (tampered, signed(payload)),
+        (payload, signed(payload, at=int(time.time()) - 3600)),
+        (payload, signed(payload, secret="whsec_someone_else")),
+        (payload, None),
+        (b"not json", signed(b"not json")),
+    ):
         refused = post_webhook(app, body, signature)
         assert problem(refused)["status"] == 400, refused.text
     assert Payment.get_by_id(payment.id).status == "pending"
@@ -371,8 +427,7 @@ def test_localstripe_delivers_a_signed_webhook_that_is_acted_on(app, alice, loca
         assert payment.status == "pending"
         # localstripe posts its events a second later (events of earlier tests may come too).
         deadline = time.monotonic() + 20
-        while time.monotonic() < deadline and \
-                Payment.get_by_id(payment.id).status != "succeeded":
+        while time.monotonic() < deadline and Payment.get_by_id(payment.id).status != "succeeded":
             time.sleep(0.2)
     finally:
         localstripe.register_webhook("http://127.0.0.1:9/")  # deliver nothing more to us

@@ -3,6 +3,7 @@
 Each test runs on SQLite and on PostgreSQL (the ``make_app`` fixture); the
 broker is the embedded queue unless the test names Redis or RabbitMQ.
 """
+
 import signal
 import subprocess
 import sys
@@ -20,8 +21,16 @@ from engine.plugins import PluginError
 from engine.serve import Scheduler
 from engine.tasks import PeriodicMiddleware, task, task_name
 from jobs_plugin.harness import (  # noqa: F401  (fixtures)
-    REPO, RunningWorker, free_port, jobs_app, jobs_plugin, portico_env, queues, runs,
-    wait_for)
+    REPO,
+    RunningWorker,
+    free_port,
+    jobs_app,
+    jobs_plugin,
+    portico_env,
+    queues,
+    runs,
+    wait_for,
+)
 
 pytestmark = pytest.mark.spec("ENG-2")
 
@@ -38,6 +47,7 @@ def redis_messages(app, queue: str) -> int:
 
 
 # -- enqueueing ------------------------------------------------------------------
+
 
 def test_rolled_back_work_is_never_sent(jobs_app):
     app = jobs_app()
@@ -77,8 +87,14 @@ def test_committed_work_survives_a_process_dying_before_the_relay(jobs_app, queu
         os._exit(9)  # killed between commit and relay
     """)
     env = portico_env(app, tmp_path, PORTICO_PLUGINS_ENTRY_POINTS="false")
-    done = subprocess.run([sys.executable, "-c", script], env=env, cwd=str(REPO), timeout=60,
-                          capture_output=True, text=True)
+    done = subprocess.run(
+        [sys.executable, "-c", script],
+        env=env,
+        cwd=str(REPO),
+        timeout=60,
+        capture_output=True,
+        text=True,
+    )
     assert done.returncode == 9, done.stderr
     assert app.tasks.broker.pending() == 0  # nothing reached the broker
     fresh = jobs_app()
@@ -91,14 +107,17 @@ def test_committed_work_survives_a_process_dying_before_the_relay(jobs_app, queu
 
 def test_arguments_must_be_json(jobs_app):
     app = jobs_app()
-    with db.connection(), pytest.raises(TypeError,
-                                        match="jobs_plugin.tasks.record.*pass ids, not objects"):
+    with (
+        db.connection(),
+        pytest.raises(TypeError, match="jobs_plugin.tasks.record.*pass ids, not objects"),
+    ):
         app.tasks.enqueue("jobs_plugin.tasks.record", object())
     assert outbox() == []
 
 
 def test_a_task_is_named_after_its_function_and_enqueued_by_it(jobs_app):
     from jobs_plugin import tasks
+
     app = jobs_app()
     actor = app.tasks.actors["jobs_plugin.tasks.record"]  # not after the plugin's name "jobs"
     assert task_name(tasks.record) == actor.actor_name
@@ -125,13 +144,15 @@ def test_an_actor_without_task_decorator_is_a_start_up_error(make_app):
         def register_actors(self):
             return [plain]
 
-    with pytest.raises(PluginError, match="plugin 'sloppy' registers actor 'test_tasks.plain' "
-                                          "without @task"):
+    with pytest.raises(
+        PluginError, match="plugin 'sloppy' registers actor 'test_tasks.plain' without @task"
+    ):
         make_app(plugins=[("sloppy", Sloppy())])
 
 
 def test_a_bad_cron_spec_fails_at_import():
     with pytest.raises(ValueError, match="periodic='every minute' is not a cron spec"):
+
         @task(periodic="every minute")
         def bad(app):
             pass
@@ -139,12 +160,17 @@ def test_a_bad_cron_spec_fails_at_import():
 
 # -- broker outage -------------------------------------------------------------------
 
-@pytest.mark.parametrize("kind,down", [
-    pytest.param("redis", "redis://127.0.0.1:{port}/0", marks=pytest.mark.redis),
-    ("amqp", "amqp://guest:guest@127.0.0.1:{port}/%2F"),
-])
+
+@pytest.mark.parametrize(
+    "kind,down",
+    [
+        pytest.param("redis", "redis://127.0.0.1:{port}/0", marks=pytest.mark.redis),
+        ("amqp", "amqp://guest:guest@127.0.0.1:{port}/%2F"),
+    ],
+)
 def test_broker_outage_keeps_work_until_a_later_relay_sends_it_once(
-        jobs_app, queues, tmp_path, kind, down):
+    jobs_app, queues, tmp_path, kind, down
+):
     cut_off = jobs_app(broker_url=down.format(port=free_port()))  # nothing listens there
     with db.connection():
         for arg in ("a", "b", "c"):
@@ -155,8 +181,9 @@ def test_broker_outage_keeps_work_until_a_later_relay_sends_it_once(
     assert [r.sent_at for r in rows] == [None, None, None]
     assert sum(r.attempts for r in rows) == 2  # each relay stopped at its first failure
     tried = [r for r in rows if r.attempts]
-    assert all("Connection" in r.last_error or "connect" in r.last_error for r in tried), \
-        [r.last_error for r in tried]
+    assert all("Connection" in r.last_error or "connect" in r.last_error for r in tried), [
+        r.last_error for r in tried
+    ]
 
     back = jobs_app(broker_url=queues.url(kind, tmp_path))
     assert back.tasks.relay() == 3
@@ -182,6 +209,7 @@ def test_a_row_that_keeps_failing_does_not_block_the_others(jobs_app, queues, tm
 
 def _queued_messages(app):
     from dramatiq.message import Message
+
     rows = app.tasks.broker.conn.execute("SELECT body FROM queue_message ORDER BY id")
     return [Message.decode(r[0]) for r in rows]
 
@@ -215,6 +243,7 @@ def test_done_rows_are_pruned_after_a_week_unfinished_ones_stay(jobs_app):
 
 
 # -- done, or sent again (OPS-6) ----------------------------------------------------------
+
 
 @pytest.mark.spec("OPS-6")
 def test_a_worker_marks_each_message_done_however_it_ends(jobs_app, queues, tmp_path):
@@ -257,13 +286,18 @@ def test_a_message_the_broker_lost_is_sent_again_and_runs_once(jobs_app):
 
 def test_redeliver_after_must_outlast_every_task(jobs_app):
     from engine.settings import SettingsError
-    with pytest.raises(SettingsError, match=r"tasks.redeliver_after: 1800 seconds is not longer "
-                       r"than the time limit of \S+ \(1800 seconds\)"):  # the longest: 30 minutes
+
+    with pytest.raises(
+        SettingsError,
+        match=r"tasks.redeliver_after: 1800 seconds is not longer "
+        r"than the time limit of \S+ \(1800 seconds\)",
+    ):  # the longest: 30 minutes
         jobs_app(tasks={"redeliver_after": 1800})
     assert jobs_app(tasks={"redeliver_after": 1801}).tasks.redeliver_after.seconds == 1801
 
 
 # -- concurrent relays -----------------------------------------------------------------
+
 
 @pytest.mark.redis
 def test_relays_in_parallel_threads_send_each_message_once(jobs_app, queues, tmp_path):
@@ -312,9 +346,17 @@ def test_relays_in_parallel_processes_send_each_message_once(jobs_app, queues, t
         print(sent)
     """)
     env = portico_env(app, tmp_path, PORTICO_PLUGINS_ENTRY_POINTS="false")
-    procs = [subprocess.Popen([sys.executable, "-c", script], env=env, cwd=str(REPO),
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-             for _ in range(2)]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", script],
+            env=env,
+            cwd=str(REPO),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(2)
+    ]
     go.touch()
     outputs = [p.communicate(timeout=120) for p in procs]
     assert [p.returncode for p in procs] == [0, 0], [o[1][-2000:] for o in outputs]
@@ -338,7 +380,9 @@ def _schedule_once(scheduler: Scheduler) -> None:
 
 
 def _jobs_rows() -> list[OutboxMessage]:
-    return [r for r in outbox() if r.actor.startswith("jobs_plugin.")]  # other plugins have clocks too
+    return [
+        r for r in outbox() if r.actor.startswith("jobs_plugin.")
+    ]  # other plugins have clocks too
 
 
 def _ticks():
@@ -352,7 +396,10 @@ def test_scheduler_sends_only_the_actors_due_now(jobs_app):
     assert [a for a, _ in _ticks()] == ["jobs_plugin.tasks.tick"]  # "* * * * *" yes, "0 2 * * *" no
     with time_machine.travel(MONDAY_0800.replace(hour=2), tick=True):
         _schedule_once(Scheduler(app))
-    assert sorted(a for a, _ in _ticks()[1:]) == ["jobs_plugin.tasks.nightly", "jobs_plugin.tasks.tick"]
+    assert sorted(a for a, _ in _ticks()[1:]) == [
+        "jobs_plugin.tasks.nightly",
+        "jobs_plugin.tasks.tick",
+    ]
 
 
 def test_each_minute_is_recorded_once_however_many_schedulers_run(jobs_app, queues):
@@ -373,6 +420,7 @@ def test_a_scheduled_run_reaches_the_worker(jobs_app):
         with RunningWorker(app):
             wait_for(lambda: runs("tick"), what="the periodic run")
     from jobs_plugin.models import JobRun
+
     with db.connection():
         [run] = JobRun.select().where(JobRun.name == "tick")
     assert pendulum.parse(run.scheduled_at) == pendulum.instance(MONDAY_0800).replace(second=5)
@@ -389,16 +437,23 @@ def test_a_run_delayed_by_an_outage_runs_once_not_once_per_missed_minute(jobs_ap
         back.tasks.relay()
         assert all(r.sent_at is not None for r in _jobs_rows())
         with RunningWorker(back):
-            wait_for(lambda: back.tasks.broker.pending(queues.queue) == 0,
-                     what="the queue to drain")
+            wait_for(
+                lambda: back.tasks.broker.pending(queues.queue) == 0, what="the queue to drain"
+            )
     assert len(runs("tick")) == 1  # the four stale runs were skipped, the latest ran
 
 
 def _middleware_verdict(app, actor_name: str, scheduled: datetime, now: datetime) -> str:
     from dramatiq.message import Message
     from dramatiq.middleware import SkipMessage
-    message = Message(queue_name="jobs", actor_name=actor_name, args=(), kwargs={},
-                      options={"scheduled_at": str(pendulum.instance(scheduled))})
+
+    message = Message(
+        queue_name="jobs",
+        actor_name=actor_name,
+        args=(),
+        kwargs={},
+        options={"scheduled_at": str(pendulum.instance(scheduled))},
+    )
     with time_machine.travel(now, tick=False):
         try:
             PeriodicMiddleware().before_process_message(app.tasks.broker, message)
@@ -410,8 +465,19 @@ def _middleware_verdict(app, actor_name: str, scheduled: datetime, now: datetime
 def test_a_late_daily_run_still_runs_but_a_superseded_one_does_not(jobs_app):
     app = jobs_app()
     two = MONDAY_0800.replace(hour=2, second=0)
-    assert _middleware_verdict(app, "jobs_plugin.tasks.nightly", two, two + timedelta(minutes=40)) == "run"
-    assert _middleware_verdict(app, "jobs_plugin.tasks.nightly", two, two + timedelta(days=1)) == "skip"
-    assert _middleware_verdict(app, "jobs_plugin.tasks.tick", two, two + timedelta(seconds=30)) == "run"
-    assert _middleware_verdict(app, "jobs_plugin.tasks.tick", two, two + timedelta(minutes=1)) == "skip"
-
+    assert (
+        _middleware_verdict(app, "jobs_plugin.tasks.nightly", two, two + timedelta(minutes=40))
+        == "run"
+    )
+    assert (
+        _middleware_verdict(app, "jobs_plugin.tasks.nightly", two, two + timedelta(days=1))
+        == "skip"
+    )
+    assert (
+        _middleware_verdict(app, "jobs_plugin.tasks.tick", two, two + timedelta(seconds=30))
+        == "run"
+    )
+    assert (
+        _middleware_verdict(app, "jobs_plugin.tasks.tick", two, two + timedelta(minutes=1))
+        == "skip"
+    )

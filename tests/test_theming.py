@@ -1,4 +1,5 @@
 """Themes (ENG-4, ENG-5): the template and static chain, `default:` extends, caching, safety."""
+
 from __future__ import annotations
 
 import importlib
@@ -37,7 +38,9 @@ def themes(tmp_path):
 def acme_plugin(tmp_path, monkeypatch):
     """A partner plugin package with its own templates/ and static/ folders."""
     pkg = tmp_path / "site" / "acme_widgets"
-    write(pkg / "__init__.py", """
+    write(
+        pkg / "__init__.py",
+        """
         from engine import hookimpl
         from engine.registry import Route
 
@@ -49,11 +52,15 @@ def acme_plugin(tmp_path, monkeypatch):
         @hookimpl
         def register_routes(app):
             return [Route("/acme", Page())]
-        """)
-    write(pkg / "templates" / "acme_widgets" / "page.html", """
+        """,
+    )
+    write(
+        pkg / "templates" / "acme_widgets" / "page.html",
+        """
         {% extends "base.html" %}
         {% block content %}<p id="acme">{% block message %}plugin page{% endblock %}</p>{% endblock %}
-        """)
+        """,
+    )
     write(pkg / "static" / "widget.js", "console.log('plugin widget');\n")
     write(pkg / "static" / "img" / "w.svg", "<svg xmlns='http://www.w3.org/2000/svg'/>")
     monkeypatch.syspath_prepend(str(tmp_path / "site"))
@@ -69,12 +76,16 @@ def themed(make_app, themes, *plugins, **settings):
 
 # -- templates -------------------------------------------------------------------
 
+
 @pytest.mark.spec("ENG-5")
 def test_theme_overrides_a_plugin_template_and_keeps_the_rest(make_app, themes):
-    write(themes / "acme" / "templates" / "dashboard" / "welcome.html", """
+    write(
+        themes / "acme" / "templates" / "dashboard" / "welcome.html",
+        """
         {% extends "base.html" %}
         {% block content %}<h1>Acme says hello</h1>{% endblock %}
-        """)
+        """,
+    )
     page = themed(make_app, themes).get("/")
     assert page.status_code == 200
     assert "Acme says hello" in page.text
@@ -84,14 +95,20 @@ def test_theme_overrides_a_plugin_template_and_keeps_the_rest(make_app, themes):
 
 @pytest.mark.spec("ENG-5")
 def test_theme_extends_the_template_it_replaces_with_the_default_prefix(make_app, themes):
-    write(themes / "acme" / "templates" / "base.html", """
+    write(
+        themes / "acme" / "templates" / "base.html",
+        """
         {% extends "default:base.html" %}
         {% block brand %}<span class="acme-brand">ACME</span>{{ super() }}{% endblock %}
-        """)
-    write(themes / "acme" / "templates" / "dashboard" / "welcome.html", """
+        """,
+    )
+    write(
+        themes / "acme" / "templates" / "dashboard" / "welcome.html",
+        """
         {% extends "default:dashboard/welcome.html" %}
         {% block title %}Acme welcome{% endblock %}
-        """)
+        """,
+    )
     page = themed(make_app, themes).get("/").text
     assert '<span class="acme-brand">ACME</span>' in page
     assert "/static/img/logo.svg?v=" in page  # super(): the default brand block follows
@@ -103,10 +120,13 @@ def test_theme_extends_the_template_it_replaces_with_the_default_prefix(make_app
 def test_theme_overrides_a_partner_plugin_template(make_app, themes, acme_plugin):
     client = themed(make_app, themes, ("acme_widgets", acme_plugin))
     assert '<p id="acme">plugin page</p>' in client.get("/acme").text
-    write(themes / "acme" / "templates" / "acme_widgets" / "page.html", """
+    write(
+        themes / "acme" / "templates" / "acme_widgets" / "page.html",
+        """
         {% extends "default:acme_widgets/page.html" %}
         {% block message %}themed page{% endblock %}
-        """)
+        """,
+    )
     client = themed(make_app, themes, ("acme_widgets", acme_plugin))
     assert '<p id="acme">themed page</p>' in client.get("/acme").text
 
@@ -132,13 +152,22 @@ def test_theme_css_is_linked_only_when_the_theme_has_one(make_app):
 def test_harbour_overrides_only_logo_colours_and_one_template(make_app):
     harbour = THEMES_DIR / "harbour"
     own = sorted(str(p.relative_to(harbour)) for p in harbour.rglob("*") if p.is_file())
-    assert own == ["static/css/theme.css", "static/img/icon-180.png", "static/img/icon-192.png",
-                   "static/img/icon-512.png", "static/img/icon-maskable-512.png",
-                   "static/img/logo.svg", "templates/dashboard/welcome.html", "theme.toml"]
+    assert own == [
+        "static/css/theme.css",
+        "static/img/icon-180.png",
+        "static/img/icon-192.png",
+        "static/img/icon-512.png",
+        "static/img/icon-maskable-512.png",
+        "static/img/logo.svg",
+        "templates/dashboard/welcome.html",
+        "theme.toml",
+    ]
     client = Client(make_app(theme="harbour"))
     page = client.get("/").text
     assert "Welcome to Harbour Telecom" in page
-    assert "<span>Harbour Telecom</span>" in page  # brand_name from theme.toml, in default base.html
+    assert (
+        "<span>Harbour Telecom</span>" in page
+    )  # brand_name from theme.toml, in default base.html
     assert 'data-section="dashboard"' in page
     logo = client.get("/static/img/logo.svg")
     assert logo.content == (harbour / "static/img/logo.svg").read_bytes()
@@ -153,6 +182,7 @@ def test_default_theme_shows_the_portico_brand(client):
 
 
 # -- start-up errors ---------------------------------------------------------------
+
 
 @pytest.mark.spec("ENG-5")
 def test_unknown_theme_is_a_start_up_error_naming_the_key(make_app):
@@ -176,12 +206,18 @@ def test_theme_name_must_be_a_plain_folder_name(make_app, name):
 
 def test_cli_reports_unknown_theme_without_a_traceback(tmp_path, monkeypatch):
     from engine.cli import cli
+
     monkeypatch.chdir(tmp_path)
     # `serve` names its metrics folder in os.environ for gunicorn's workers: a folder of this
     # test's own, undone after it, so later tests in this process keep in-memory metrics.
     monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path / "metrics"))
-    env = {**TEST_ENVIRON, "PORTICO_THEME": "harbor", "PORTICO_DATA_DIR": str(tmp_path / "var"),
-           "PORTICO_SECRET_KEY": "k" * 40, "PORTICO_PLUGINS_ENTRY_POINTS": "false"}
+    env = {
+        **TEST_ENVIRON,
+        "PORTICO_THEME": "harbor",
+        "PORTICO_DATA_DIR": str(tmp_path / "var"),
+        "PORTICO_SECRET_KEY": "k" * 40,
+        "PORTICO_PLUGINS_ENTRY_POINTS": "false",
+    }
     for command in (["check"], ["serve", "--port", "1"]):
         result = CliRunner().invoke(cli, command, env=env)
         assert result.exit_code == 1, (command, result.output)
@@ -190,6 +226,7 @@ def test_cli_reports_unknown_theme_without_a_traceback(tmp_path, monkeypatch):
 
 
 # -- static files ----------------------------------------------------------------
+
 
 @pytest.mark.spec("ENG-5")
 def test_theme_overrides_a_static_file_and_falls_back_for_others(make_app, themes):
@@ -203,14 +240,17 @@ def test_theme_overrides_a_static_file_and_falls_back_for_others(make_app, theme
 
 @pytest.mark.spec("ENG-4", "ENG-5")
 def test_plugin_static_files_are_served_under_their_name_and_a_theme_overrides_them(
-        make_app, themes, acme_plugin):
+    make_app, themes, acme_plugin
+):
     client = themed(make_app, themes, ("acme_widgets", acme_plugin))
     widget = client.get("/static/acme_widgets/widget.js")
     assert widget.status_code == 200
     assert widget.text == "console.log('plugin widget');\n"
     assert widget.headers["content-type"].startswith("text/javascript")
-    assert client.get("/static/acme_widgets/img/w.svg").headers["content-type"] == \
-        "image/svg+xml; charset=utf-8"
+    assert (
+        client.get("/static/acme_widgets/img/w.svg").headers["content-type"]
+        == "image/svg+xml; charset=utf-8"
+    )
 
     write(themes / "acme" / "static" / "acme_widgets" / "widget.js", "console.log('themed');\n")
     client = themed(make_app, themes, ("acme_widgets", acme_plugin))
@@ -223,11 +263,14 @@ def test_a_hyphenated_plugin_name_is_its_static_prefix(make_app, acme_plugin):
     assert client.get("/static/acme-widgets/widget.js").status_code == 200
 
 
-@pytest.mark.parametrize("toml,error", [
-    ('brandname = "Acme"', "unknown key 'brandname' (known: brand_name, theme_color)"),
-    ("brand_name = 42", "'brand_name' must be a str"),
-    ("brand_name = ", "is not valid TOML"),
-])
+@pytest.mark.parametrize(
+    "toml,error",
+    [
+        ('brandname = "Acme"', "unknown key 'brandname' (known: brand_name, theme_color)"),
+        ("brand_name = 42", "'brand_name' must be a str"),
+        ("brand_name = ", "is not valid TOML"),
+    ],
+)
 def test_a_mistake_in_theme_toml_is_a_start_up_error(make_app, themes, toml, error):
     write(themes / "acme" / "theme.toml", toml)
     with pytest.raises(ThemeError, match=re.escape(error)):
@@ -236,6 +279,7 @@ def test_a_mistake_in_theme_toml_is_a_start_up_error(make_app, themes, toml, err
 
 def test_extra_static_and_template_dirs_from_hooks(make_app, tmp_path):
     from engine import hookimpl
+
     extra = tmp_path / "extra"
     write(extra / "static" / "extra.css", "p{}")
     write(extra / "templates" / "extra" / "hello.html", "hello from a hook folder")
@@ -255,25 +299,27 @@ def test_extra_static_and_template_dirs_from_hooks(make_app, tmp_path):
 
 
 def test_a_disabled_plugins_static_files_are_gone(make_app, acme_plugin):
-    client = Client(make_app(plugins=[("acme_widgets", acme_plugin)],
-                             disabled=["acme_widgets"]))
+    client = Client(make_app(plugins=[("acme_widgets", acme_plugin)], disabled=["acme_widgets"]))
     assert client.get("/static/acme_widgets/widget.js").status_code == 404
 
 
-@pytest.mark.parametrize("path", [
-    "/static/../setup.cfg",
-    "/static/%2e%2e/%2e%2e/setup.cfg",
-    "/static/css/..%2F..%2F..%2F..%2Fsetup.cfg",
-    "/static/css/%2e%2e/%2e%2e/%2e%2e/%2e%2e/engine/app.py",
-    "/static/dashboard/../../../engine/app.py",
-    "/static//etc/passwd",
-    "/static/%2Fetc%2Fpasswd",
-    "/static/css/portico.css%00.png",
-    "/static/css\\..\\..\\setup.cfg",
-    "/static/.hidden",
-    "/static/css/",
-    "/static/",
-])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/static/../setup.cfg",
+        "/static/%2e%2e/%2e%2e/setup.cfg",
+        "/static/css/..%2F..%2F..%2F..%2Fsetup.cfg",
+        "/static/css/%2e%2e/%2e%2e/%2e%2e/%2e%2e/engine/app.py",
+        "/static/dashboard/../../../engine/app.py",
+        "/static//etc/passwd",
+        "/static/%2Fetc%2Fpasswd",
+        "/static/css/portico.css%00.png",
+        "/static/css\\..\\..\\setup.cfg",
+        "/static/.hidden",
+        "/static/css/",
+        "/static/",
+    ],
+)
 def test_static_path_traversal_is_a_404(client, path):
     result = client.get(path)
     assert result.status_code == 404, (path, result.status_code, result.text[:200])
@@ -348,14 +394,17 @@ def test_head_request_for_a_static_file(client):
 
 
 def test_error_page_titles_go_through_the_catalogues(make_app, themes):
-    write(themes / "acme" / "locale" / "zh_Hans" / "LC_MESSAGES" / "messages.po", '''
+    write(
+        themes / "acme" / "locale" / "zh_Hans" / "LC_MESSAGES" / "messages.po",
+        '''
         msgid ""
         msgstr ""
         "Content-Type: text/plain; charset=utf-8\\n"
 
         msgid "Page not found"
         msgstr "找不到页面"
-        ''')
+        ''',
+    )
     client = themed(make_app, themes)
     page = client.get("/nowhere", headers={"Accept-Language": "zh-CN", "Accept": "text/html"})
     assert page.status_code == 404

@@ -2,6 +2,7 @@
 
 Runs on SQLite and PostgreSQL (the ``app`` fixture) with the sandbox provider.
 """
+
 from __future__ import annotations
 
 import threading
@@ -62,16 +63,24 @@ def app(make_app, breakage):
 def world(app):
     """Alice with a prepaid line, a saved card and the demo catalogue."""
     c, user = customer("alice")
-    return {"customer": c, "user": user, "service": service_of(c, "prepaid"),
-            "card": sandbox_card(app, c.id), "products": topup_catalogue(app),
-            "api": api_for(app, user)}
+    return {
+        "customer": c,
+        "user": user,
+        "service": service_of(c, "prepaid"),
+        "card": sandbox_card(app, c.id),
+        "products": topup_catalogue(app),
+        "api": api_for(app, user),
+    }
 
 
 def buy(world, code, key=None, **body):
     product = world["products"][code]
     headers = {"Idempotency-Key": key} if key else {}
-    return world["api"].post(f"/api/v1/services/{world['service'].id}/topups",
-                             json={"product_id": product.id, **body}, headers=headers)
+    return world["api"].post(
+        f"/api/v1/services/{world['service'].id}/topups",
+        json={"product_id": product.id, **body},
+        headers=headers,
+    )
 
 
 def buckets_of(service, kind=None):
@@ -81,14 +90,20 @@ def buckets_of(service, kind=None):
 
 # -- the catalogue (TOP-2) --------------------------------------------------------------------
 
+
 @pytest.mark.spec("TOP-2")
 def test_each_service_type_gets_its_own_catalogue(app, world):
     items = world["api"].get(f"/api/v1/services/{world['service'].id}/topups").json["items"]
     data = [i["quantity"] for i in items if i["kind"] == "data"]
     assert data == [1 * GB, 5 * GB, 10 * GB, 20 * GB, 50 * GB]
     credit = [i for i in items if i["kind"] == "monetary"]
-    assert [i["price"]["amount"] for i in credit if not i["custom"]] == [500, 1000, 2000, 5000,
-                                                                         10000]
+    assert [i["price"]["amount"] for i in credit if not i["custom"]] == [
+        500,
+        1000,
+        2000,
+        5000,
+        10000,
+    ]
     custom = next(i for i in credit if i["custom"])
     assert custom["min_amount"] == {"amount": 100, "currency": "GBP"}
     assert custom["max_amount"]["amount"] == 25000
@@ -104,17 +119,22 @@ def test_another_customers_service_and_purchases_are_404(app, world):
     theirs = service_of(other, "prepaid")
     api = world["api"]
     assert api.get(f"/api/v1/services/{theirs.id}/topups").status_code == 404
-    r = api.post(f"/api/v1/services/{theirs.id}/topups",
-                 json={"product_id": world["products"]["prepaid-data-1gb"].id})
+    r = api.post(
+        f"/api/v1/services/{theirs.id}/topups",
+        json={"product_id": world["products"]["prepaid-data-1gb"].id},
+    )
     assert r.status_code == 404
     mine = buy(world, "prepaid-data-1gb").json["purchase"]["id"]
     bob = api_for(app, other_user)
-    assert bob.get(f"/api/v1/services/{world['service'].id}/topups/purchases/{mine}"
-                   ).status_code == 404
+    assert (
+        bob.get(f"/api/v1/services/{world['service'].id}/topups/purchases/{mine}").status_code
+        == 404
+    )
     assert SandboxCharge.select().count() == 1
 
 
 # -- the review ------------------------------------------------------------------------------------
+
 
 @pytest.mark.spec("TOP-1", "USE-3")
 def test_review_shows_price_what_is_added_expiry_and_the_bucket_order(app, world):
@@ -122,8 +142,9 @@ def test_review_shows_price_what_is_added_expiry_and_the_bucket_order(app, world
     bucket(service, amount=2 * GB, weight=10, name="Bonus", expires_at=utcnow() + timedelta(3))
     bucket(service, amount=10 * GB, weight=30, name="Plan")
     product = world["products"]["prepaid-data-5gb"]
-    r = world["api"].get(f"/api/v1/services/{service.id}/topups/review",
-                         params={"product_id": product.id})
+    r = world["api"].get(
+        f"/api/v1/services/{service.id}/topups/review", params={"product_id": product.id}
+    )
     assert r.status_code == 200, r.text
     review = r.json
     assert review["price"] == {"amount": 500, "currency": "GBP"}
@@ -131,7 +152,10 @@ def test_review_shows_price_what_is_added_expiry_and_the_bucket_order(app, world
     expires = datetime.fromisoformat(review["expires_at"])
     assert timedelta(days=29, hours=23) < expires - utcnow() <= timedelta(days=30)
     assert [(b["name"], b["new"]) for b in review["order"]] == [
-        ("Bonus", False), ("5 GB data", True), ("Plan", False)]
+        ("Bonus", False),
+        ("5 GB data", True),
+        ("Plan", False),
+    ]
     assert review["balance_after"] == {"remaining": 17 * GB, "unit": "bytes"}
     assert TopupPurchase.select().count() == 0 and Payment.select().count() == 0
 
@@ -141,15 +165,19 @@ def test_a_custom_amount_must_be_within_the_operators_bounds(app, world):
     service, api = world["service"], world["api"]
     custom = world["products"]["prepaid-credit-custom"]
     for amount in (None, 99, 25001, -5):
-        body = problem(api.post(f"/api/v1/services/{service.id}/topups",
-                                json={"product_id": custom.id, "amount": amount}))
+        body = problem(
+            api.post(
+                f"/api/v1/services/{service.id}/topups",
+                json={"product_id": custom.id, "amount": amount},
+            )
+        )
         assert body["status"] == 422 and "amount" in body["errors"], amount
-    body = problem(api.post(f"/api/v1/services/{service.id}/topups",
-                            json={"product_id": 999999}))
+    body = problem(api.post(f"/api/v1/services/{service.id}/topups", json={"product_id": 999999}))
     assert "product_id" in body["errors"]
     assert TopupPurchase.select().count() == 0 and SandboxCharge.select().count() == 0
-    r = api.post(f"/api/v1/services/{service.id}/topups",
-                 json={"product_id": custom.id, "amount": 1250})
+    r = api.post(
+        f"/api/v1/services/{service.id}/topups", json={"product_id": custom.id, "amount": 1250}
+    )
     assert r.status_code == 201, r.text
     assert r.json["purchase"]["price"]["amount"] == 1250
     [credit] = buckets_of(service, "monetary")
@@ -157,6 +185,7 @@ def test_a_custom_amount_must_be_within_the_operators_bounds(app, world):
 
 
 # -- buying (TOP-1) ----------------------------------------------------------------------------------
+
 
 @pytest.mark.spec("TOP-1", "BILL-4")
 def test_buying_credits_the_balance_at_once_with_a_receipt_and_a_notice(app, world):
@@ -166,15 +195,20 @@ def test_buying_credits_the_balance_at_once_with_a_receipt_and_a_notice(app, wor
     purchase = r.json["purchase"]
     assert purchase["status"] == "credited" and r.json["payment"]["status"] == "succeeded"
     [added] = buckets_of(service, "data")
-    assert (added.initial, added.remaining, added.weight, added.source) == (5 * GB, 5 * GB, 20,
-                                                                            "topup")
+    assert (added.initial, added.remaining, added.weight, added.source) == (
+        5 * GB,
+        5 * GB,
+        20,
+        "topup",
+    )
     assert added.reference == f"topup:{purchase['id']}"
     assert added.expires_at - utcnow() > timedelta(days=29)
     # The charge and the card payment both sit on a paid receipt: nothing owed later.
     receipt = Invoice.get_by_id(r.json["invoice"]["id"])
     assert receipt.status == "paid" and receipt.total == 500
-    rows = {t.kind: t for t in Transaction.select().where(Transaction.customer ==
-                                                           world["customer"].id)}
+    rows = {
+        t.kind: t for t in Transaction.select().where(Transaction.customer == world["customer"].id)
+    }
     assert rows["charge"].amount + rows["charge"].tax == 500
     assert rows["charge"].description.startswith("Top-up: 5 GB data")
     assert rows["payment"].amount == -500
@@ -206,8 +240,10 @@ def test_three_d_secure_then_credit_once(app, world):
     action = r.json["next_action"]
     ref = Payment.get_by_id(r.json["payment"]["id"]).provider_ref
     api = world["api"]
-    api.post(f"/api/v1/sandbox/charges/{ref}/authenticate",
-             json={"client_secret": action["client_secret"], "success": True})
+    api.post(
+        f"/api/v1/sandbox/charges/{ref}/authenticate",
+        json={"client_secret": action["client_secret"], "success": True},
+    )
     assert api.post(action["complete_url"]).status_code == 200
     assert api.post(action["complete_url"]).status_code == 200  # safe to repeat
     purchase_id = r.json["purchase"]["id"]
@@ -284,6 +320,7 @@ def test_concurrent_purchases_on_one_service_lose_no_credit(app, world):
 
 # -- charged but not credited: refunded or reconciled, never kept ----------------------------------
 
+
 @pytest.mark.spec("TOP-1")
 def test_a_refused_credit_is_refunded(app, world, breakage):
     breakage.refuse_credit = True
@@ -322,8 +359,9 @@ def test_a_crash_after_the_charge_is_reconciled_and_credited_once(app, world, br
 
 
 @pytest.mark.spec("TOP-1")
-def test_a_retry_after_a_crash_settles_the_first_purchase_instead_of_buying_again(app, world,
-                                                                                  breakage):
+def test_a_retry_after_a_crash_settles_the_first_purchase_instead_of_buying_again(
+    app, world, breakage
+):
     breakage.crash_once = True
     assert problem(buy(world, "prepaid-data-5gb", "crash-2"))["status"] == 500
     again = buy(world, "prepaid-data-5gb", "crash-2")
@@ -338,18 +376,30 @@ def test_a_retry_after_a_crash_settles_the_first_purchase_instead_of_buying_agai
 
 # -- staff: the catalogue ------------------------------------------------------------------------
 
+
 @pytest.mark.spec("TOP-2")
 def test_staff_edit_the_catalogue_and_customers_see_it(app, world):
     admin = as_user(api_for(app, world["user"]), staff("catalogue", name="cat"))
-    new = {"code": "prepaid-data-2gb", "service_type": "prepaid", "kind": "data",
-           "name": "2 GB data", "quantity": 2 * GB, "price": 350, "validity_days": 7}
+    new = {
+        "code": "prepaid-data-2gb",
+        "service_type": "prepaid",
+        "kind": "data",
+        "name": "2 GB data",
+        "quantity": 2 * GB,
+        "price": 350,
+        "validity_days": 7,
+    }
     r = admin.post("/api/v1/staff/topup-products", json=new)
     assert r.status_code == 201, r.text
     created = r.json
     assert created["weight"] == 20 and created["active"] is True
     assert problem(admin.post("/api/v1/staff/topup-products", json=new))["errors"]["code"]
-    bad = problem(admin.post("/api/v1/staff/topup-products", json={
-        **new, "code": "x-custom", "kind": "data", "custom": True}))
+    bad = problem(
+        admin.post(
+            "/api/v1/staff/topup-products",
+            json={**new, "code": "x-custom", "kind": "data", "custom": True},
+        )
+    )
     assert {"custom", "min_amount", "max_amount"} <= set(bad["errors"])
     path = f"/api/v1/staff/topup-products/{created['id']}"
     assert admin.patch(path, json={"price": 300}).json["price"]["amount"] == 300
@@ -368,9 +418,11 @@ def test_staff_edit_the_catalogue_and_customers_see_it(app, world):
 
 
 def test_a_read_only_key_cannot_buy(app, world):
-    r = world["api"].post(f"/api/v1/services/{world['service'].id}/topups",
-                          json={"product_id": world["products"]["prepaid-data-1gb"].id},
-                          headers={"X-Test-Scopes": "read"})
+    r = world["api"].post(
+        f"/api/v1/services/{world['service'].id}/topups",
+        json={"product_id": world["products"]["prepaid-data-1gb"].id},
+        headers={"X-Test-Scopes": "read"},
+    )
     assert r.status_code == 403 and SandboxCharge.select().count() == 0
 
 
@@ -388,8 +440,10 @@ def test_the_plugin_disabled_leaves_no_trace(make_app):
 
 @pytest.mark.spec("TOP-1", "BILL-2")
 def test_payments_are_limited_per_service_and_the_429_says_when_to_retry(make_app):
-    app = make_app(plugins=[("test-auth", PrincipalHeader())],
-                   billing={"pay_rate": "2/hour", "pay_account_rate": "5/hour"})
+    app = make_app(
+        plugins=[("test-auth", PrincipalHeader())],
+        billing={"pay_rate": "2/hour", "pay_account_rate": "5/hour"},
+    )
     c, user = customer("alice")
     sandbox_card(app, c.id)
     products = topup_catalogue(app)
@@ -397,8 +451,11 @@ def test_payments_are_limited_per_service_and_the_429_says_when_to_retry(make_ap
     lines = [service_of(c, "prepaid", identifier=f"+4477009001{i:02d}") for i in range(3)]
 
     def buy_for(service):
-        return api.post(f"/api/v1/services/{service.id}/topups",
-                        json={"product_id": products["prepaid-data-1gb"].id})
+        return api.post(
+            f"/api/v1/services/{service.id}/topups",
+            json={"product_id": products["prepaid-data-1gb"].id},
+        )
+
     # Two lines, two top-ups each: a business topping up its lines is not refused.
     assert [buy_for(s).status_code for s in lines[:2] for _ in range(2)] == [201] * 4
     refused = buy_for(lines[0])  # a third on one line is over that line's limit

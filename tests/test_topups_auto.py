@@ -4,6 +4,7 @@ default card in the background, once per crossing; a failed charge switches it o
 Usage is rated through the real rating code: prepaid data without an allowance is charged to
 credit at 1p per MB (the usage plugin's default rates).
 """
+
 from __future__ import annotations
 
 import pytest
@@ -21,7 +22,7 @@ from plugins.usage.rating import rate
 from topups_helpers import api_for, service_of, topup_catalogue
 from usage_helpers import event
 
-MB = 10 ** 6
+MB = 10**6
 
 
 @pytest.fixture
@@ -34,21 +35,31 @@ def world(app):
     """Alice's prepaid line with £10.00 of credit, a default card and the demo catalogue."""
     c, user = customer("alice")
     service = service_of(c, "prepaid")
-    app.plugins.hook.credit_balance(app=app, service=service,
-                                    credit=Credit("monetary", 1000, "GBP", reference="start"))
+    app.plugins.hook.credit_balance(
+        app=app, service=service, credit=Credit("monetary", 1000, "GBP", reference="start")
+    )
     topup_catalogue(app)
-    return {"customer": c, "user": user, "service": service, "api": api_for(app, user),
-            "card": sandbox_card(app, c.id)}
+    return {
+        "customer": c,
+        "user": user,
+        "service": service,
+        "api": api_for(app, user),
+        "card": sandbox_card(app, c.id),
+    }
 
 
 def switch_on(world, threshold=500, amount=1000):
-    return world["api"].put(f"/api/v1/services/{world['service'].id}/auto-topup",
-                            json={"enabled": True, "threshold": threshold, "amount": amount})
+    return world["api"].put(
+        f"/api/v1/services/{world['service'].id}/auto-topup",
+        json={"enabled": True, "threshold": threshold, "amount": amount},
+    )
 
 
 def credit_of(service) -> int:
-    return sum(b.remaining for b in Bucket.select().where((Bucket.service == service.id) &
-                                                          (Bucket.type == "monetary")))
+    return sum(
+        b.remaining
+        for b in Bucket.select().where((Bucket.service == service.id) & (Bucket.type == "monetary"))
+    )
 
 
 def use(app, service, megabytes: int) -> None:
@@ -57,6 +68,7 @@ def use(app, service, megabytes: int) -> None:
 
 
 # -- setting it up ------------------------------------------------------------------------------
+
 
 @pytest.mark.spec("TOP-3", "USE-6")
 def test_the_customer_sets_a_threshold_and_an_amount(app, world):
@@ -75,8 +87,12 @@ def test_the_customer_sets_a_threshold_and_an_amount(app, world):
     assert switch_on(world, 500, 1250).json["amount"] == 1250  # within the custom bounds
     usage = api.get(f"/api/v1/services/{service.id}/usage").json["balances"]
     credit = next(g for g in usage if g["type"] == "monetary")
-    assert credit["auto_topup"] == {"enabled": True, "threshold": 500, "amount": 1250,
-                                    "currency": "GBP"}
+    assert credit["auto_topup"] == {
+        "enabled": True,
+        "threshold": 500,
+        "amount": 1250,
+        "currency": "GBP",
+    }
     assert AuditEvent.select().where(AuditEvent.action == "topup.auto_on").count() == 2
     off = api.put(path, json={"enabled": False})
     assert off.json["enabled"] is False and off.json["amount"] == 1250
@@ -87,14 +103,17 @@ def test_auto_topup_needs_a_default_card_and_a_service_that_buys_credit(app, wor
     PaymentMethod.delete().execute()
     assert "enabled" in problem(switch_on(world))["errors"]
     broadband = service_of(world["customer"], "broadband")
-    r = world["api"].put(f"/api/v1/services/{broadband.id}/auto-topup",
-                         json={"enabled": True, "threshold": 500, "amount": 1000})
+    r = world["api"].put(
+        f"/api/v1/services/{broadband.id}/auto-topup",
+        json={"enabled": True, "threshold": 500, "amount": 1000},
+    )
     assert problem(r)["type"] == "/problems/auto-topup-unavailable"
     assert world["api"].get(f"/api/v1/services/{broadband.id}/auto-topup").status_code == 409
     assert AutoTopup.select().count() == 0
 
 
 # -- the background top-up ----------------------------------------------------------------------
+
 
 @pytest.mark.spec("TOP-3")
 def test_falling_below_the_threshold_tops_up_once_per_crossing(app, world):
@@ -155,8 +174,11 @@ def test_a_failed_charge_switches_auto_topup_off_with_an_alert_and_an_email(app,
     # Switching it on again clears the alert (and, being below the threshold, buys at once).
     sandbox_card(app, world["customer"].id, default=True)
     assert switch_on(world).json["disabled_reason"] == ""
-    assert not [a for a in world["api"].get("/api/v1/alerts").json["items"]
-                if a["id"].startswith("auto-topup-off")]
+    assert not [
+        a
+        for a in world["api"].get("/api/v1/alerts").json["items"]
+        if a["id"].startswith("auto-topup-off")
+    ]
 
 
 @pytest.mark.spec("TOP-3")

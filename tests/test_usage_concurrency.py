@@ -3,6 +3,7 @@
 Runs on SQLite and on PostgreSQL (the ``app`` fixture). Each thread rates its
 own batches and re-sends some of another thread's events at the same time.
 """
+
 from __future__ import annotations
 
 import random
@@ -26,12 +27,21 @@ def test_many_threads_rating_one_service_lose_nothing(app):
     service = service_for(customer_user(), service_type="prepaid")
     bucket(service, amount=200_000, weight=30)
     bucket(service, amount=50_000, weight=10)
-    app.plugins.hook.credit_balance(app=app, service=service,
-                                    credit=Credit("monetary", 1_000, "GBP", reference="c"))
+    app.plugins.hook.credit_balance(
+        app=app, service=service, credit=Credit("monetary", 1_000, "GBP", reference="c")
+    )
     rng = random.Random(7)
     now = utcnow()
-    plans = {t: [[event(service, rng.randint(1, 3_000_000), id=f"t{t}-b{b}-e{i}", occurred_at=now)
-                  for i in range(PER_BATCH)] for b in range(BATCHES)] for t in range(THREADS)}
+    plans = {
+        t: [
+            [
+                event(service, rng.randint(1, 3_000_000), id=f"t{t}-b{b}-e{i}", occurred_at=now)
+                for i in range(PER_BATCH)
+            ]
+            for b in range(BATCHES)
+        ]
+        for t in range(THREADS)
+    }
     for t in range(THREADS):  # each thread also re-sends a neighbour's batches
         for b in range(BATCHES):
             plans[t][b] = plans[t][b] + plans[(t + 1) % THREADS][b][:5]

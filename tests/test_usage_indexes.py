@@ -1,5 +1,6 @@
 """The usage tables' indexes (issue 9): the customer pages' reads of the events table are
 index ranges, whatever its size; migration 0002 brings an older database to that shape."""
+
 from __future__ import annotations
 
 import importlib
@@ -16,8 +17,11 @@ MIGRATION = importlib.import_module("plugins.usage.migrations.0002_usage_event_i
 
 
 def index_names(table: str) -> set[str]:
-    schema = db.database.execute_sql("SELECT current_schema()").fetchone()[0] \
-        if db.is_postgres() else None
+    schema = (
+        db.database.execute_sql("SELECT current_schema()").fetchone()[0]
+        if db.is_postgres()
+        else None
+    )
     return {i.name for i in db.database.get_indexes(table, schema)}
 
 
@@ -25,8 +29,9 @@ def plan(query) -> str:
     """The query's plan; on PostgreSQL with sequential scans off, so a tiny table shows the index."""
     sql, params = query.sql()
     if not db.is_postgres():
-        return "\n".join(r[-1] for r in db.database.execute_sql(
-            "EXPLAIN QUERY PLAN " + sql, params))
+        return "\n".join(
+            r[-1] for r in db.database.execute_sql("EXPLAIN QUERY PLAN " + sql, params)
+        )
     with db.database.atomic():
         db.database.execute_sql("SET LOCAL enable_seqscan = off")
         return "\n".join(r[0] for r in db.database.execute_sql("EXPLAIN " + sql, params))
@@ -42,14 +47,26 @@ def test_call_records_page_is_an_index_range_without_a_sort(app):
 def test_usage_history_reads_only_the_days_it_shows(app):
     service = service_for(customer_user())
     now = utcnow()  # a year of events, so the planner knows 30 days are a small part of it
-    UsageEvent.insert_many([
-        {"event_id": f"e{i}", "service": service.id, "type": "data", "quantity": 1,
-         "occurred_at": now - timedelta(days=i % 365)} for i in range(1000)]).execute()
+    UsageEvent.insert_many(
+        [
+            {
+                "event_id": f"e{i}",
+                "service": service.id,
+                "type": "data",
+                "quantity": 1,
+                "occurred_at": now - timedelta(days=i % 365),
+            }
+            for i in range(1000)
+        ]
+    ).execute()
     if db.is_postgres():
         db.database.execute_sql('ANALYZE "usage_event"')
     since = now - timedelta(days=30)
-    lines = plan(UsageEvent.select(UsageEvent.occurred_at, UsageEvent.quantity)
-                 .where((UsageEvent.service == service.id) & (UsageEvent.occurred_at >= since)))
+    lines = plan(
+        UsageEvent.select(UsageEvent.occurred_at, UsageEvent.quantity).where(
+            (UsageEvent.service == service.id) & (UsageEvent.occurred_at >= since)
+        )
+    )
     assert "usage_event_service_id_occurred_at" in lines
     assert re.search(r"occurred_at ?>", lines), lines  # a bound of the index range
     assert "Filter" not in lines, lines
@@ -58,6 +75,7 @@ def test_usage_history_reads_only_the_days_it_shows(app):
 def test_migration_replaces_the_redundant_indexes_and_reverts(app):
     def shape():
         return index_names("usage_event") | index_names("ledger_entry")
+
     for name, table, columns in MIGRATION.REDUNDANT:  # the shape 0001 made before 0002
         db.database.execute_sql(f'CREATE INDEX "{name}" ON "{table}" ({columns})')
     db.database.execute_sql('DROP INDEX "usage_event_service_id_type_id"')

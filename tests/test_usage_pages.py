@@ -1,4 +1,5 @@
 """The demo's services and usage through real sign-in sessions (cookies and CSRF), and the demo data itself."""
+
 from __future__ import annotations
 
 import pytest
@@ -25,8 +26,7 @@ def signed_in(app, email: str) -> Client:
 @pytest.mark.spec("USE-7")
 def test_demo_has_90_days_of_usage_rated_into_consistent_buckets(demo):
     services = demo.demo["services"]
-    assert {s.service_type for s in services.values()} >= {"mobile", "broadband", "iptv",
-                                                            "prepaid"}
+    assert {s.service_type for s in services.values()} >= {"mobile", "broadband", "iptv", "prepaid"}
     assert UsageEvent.select().count() == demo.demo["usage_events"] > 5000
     first = UsageEvent.select().order_by(UsageEvent.occurred_at).first().occurred_at
     last = UsageEvent.select().order_by(UsageEvent.occurred_at.desc()).first().occurred_at
@@ -37,8 +37,12 @@ def test_demo_has_90_days_of_usage_rated_into_consistent_buckets(demo):
     # Plans were refilled at each past renewal, and the prepaid line paid from its credit.
     assert LedgerEntry.select().where(LedgerEntry.kind == "renewal").count() >= 6
     prepaid = services["alice_prepaid"]
-    assert UsageEvent.select().where((UsageEvent.service == prepaid.id)
-                                     & (UsageEvent.charged > 0)).count() > 10
+    assert (
+        UsageEvent.select()
+        .where((UsageEvent.service == prepaid.id) & (UsageEvent.charged > 0))
+        .count()
+        > 10
+    )
 
 
 @pytest.mark.spec("SVC-1", "SVC-2", "SVC-3", "SVC-4", "MOB-2")
@@ -65,8 +69,10 @@ def test_alice_sees_her_services_and_their_usage(demo):
 
     # SVC-4: cancelling with the session's CSRF token.
     tv = services["alice_tv"]
-    assert alice.post(f"/services/{tv.id}/cancel", form={"confirm": "true"}, csrf=False) \
-        .status_code == 403  # no CSRF token: refused
+    assert (
+        alice.post(f"/services/{tv.id}/cancel", form={"confirm": "true"}, csrf=False).status_code
+        == 403
+    )  # no CSRF token: refused
     done = alice.post(f"/services/{tv.id}/cancel", form={"confirm": "true", "reason": "Streaming"})
     assert done.status_code == 303
     assert Service.get_by_id(tv.id).status == "cancelled"
@@ -83,9 +89,12 @@ def test_bob_sees_his_own_and_nothing_of_alices(demo):
     page = bob.get(f"/services/{demo.demo['services']['bob_mobile'].id}/cancel").text
     assert "cannot be cancelled online" in page
     mobile = demo.demo["services"]["alice_mobile"]
-    for path in (f"/services/{mobile.id}", f"/services/{mobile.id}/usage",
-                 f"/services/{mobile.id}/calls", f"/api/v1/services/{mobile.id}/usage"):
+    for path in (
+        f"/services/{mobile.id}",
+        f"/services/{mobile.id}/usage",
+        f"/services/{mobile.id}/calls",
+        f"/api/v1/services/{mobile.id}/usage",
+    ):
         assert bob.get(path).status_code == 404, path
     assert bob.post(f"/services/{mobile.id}/cancel", form={"confirm": "true"}).status_code == 404
     assert Service.get_by_id(mobile.id).status == "active"
-

@@ -1,4 +1,5 @@
 """Rating (USE-3, USE-7): bucket order, splitting, expiry, overage, once-only, and its properties."""
+
 from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
@@ -25,8 +26,16 @@ def slots(*specs, policy=ASC) -> list[Slot]:
         sid, kind, weight, remaining, *rest = spec
         expires = NOW + timedelta(days=rest[0]) if rest and rest[0] is not None else None
         scope = rest[1] if len(rest) > 1 else "any"
-        s = Slot(sid, kind, scope, weight, expires, remaining, remaining,
-                 "GBP" if kind == "monetary" else "bytes")
+        s = Slot(
+            sid,
+            kind,
+            scope,
+            weight,
+            expires,
+            remaining,
+            remaining,
+            "GBP" if kind == "monetary" else "bytes",
+        )
         s.key = policy.order_key(weight, expires, sid)
         out.append(s)
     return sorted(out, key=lambda s: s.key)
@@ -46,6 +55,7 @@ def consumed(moves) -> dict[int, int]:
 
 
 # -- the rules, in memory ----------------------------------------------------------------
+
 
 @pytest.mark.spec("USE-3")
 def test_ascending_weight_promo_then_topup_then_plan():
@@ -80,16 +90,16 @@ def test_expired_buckets_are_never_consumed():
 
 @pytest.mark.spec("USE-7")
 def test_uncovered_usage_is_overage_or_charged_to_credit():
-    buckets = slots((1, "data", 30, 10 * 10 ** 6), (9, "monetary", 30, 1000))
-    outcome, moves = apply(usage(15 * 10 ** 6), buckets, ASC, "record", NOW)
-    assert (outcome.covered, outcome.charged, outcome.overage) == (10 ** 7, 0, 5 * 10 ** 6)
+    buckets = slots((1, "data", 30, 10 * 10**6), (9, "monetary", 30, 1000))
+    outcome, moves = apply(usage(15 * 10**6), buckets, ASC, "record", NOW)
+    assert (outcome.covered, outcome.charged, outcome.overage) == (10**7, 0, 5 * 10**6)
     assert buckets[1].remaining == 1000  # "record" leaves credit alone
 
-    buckets = slots((1, "data", 30, 10 * 10 ** 6), (9, "monetary", 30, 1000))
-    outcome, moves = apply(usage(15 * 10 ** 6), buckets, ASC, "credit", NOW)
+    buckets = slots((1, "data", 30, 10 * 10**6), (9, "monetary", 30, 1000))
+    outcome, moves = apply(usage(15 * 10**6), buckets, ASC, "credit", NOW)
     # 5 MB at 1p per MB: 5p out of the credit, nothing left unpaid.
-    assert (outcome.covered, outcome.charged, outcome.overage) == (10 ** 7, 5, 0)
-    assert consumed(moves) == {1: 10 ** 7, 9: 5} and moves[-1][2] == "charge"
+    assert (outcome.covered, outcome.charged, outcome.overage) == (10**7, 5, 0)
+    assert consumed(moves) == {1: 10**7, 9: 5} and moves[-1][2] == "charge"
 
 
 def test_credit_that_runs_out_leaves_the_rest_as_overage():
@@ -103,8 +113,9 @@ def test_credit_that_runs_out_leaves_the_rest_as_overage():
 
 @pytest.mark.spec("USE-4")
 def test_voice_destinations_use_the_allowances_that_cover_them():
-    buckets = slots((1, "voice", 30, 600, None, "domestic"), (2, "voice", 30, 300, None,
-                                                               "international"))
+    buckets = slots(
+        (1, "voice", 30, 600, None, "domestic"), (2, "voice", 30, 300, None, "international")
+    )
     _, moves = apply(usage(60, "voice", destination="international"), buckets, ASC, "record", NOW)
     assert consumed(moves) == {2: 60}
     _, moves = apply(usage(60, "voice", destination="onnet"), buckets, ASC, "record", NOW)
@@ -127,18 +138,30 @@ def test_mms_counts_against_sms_only_when_the_operator_says_so():
 
 # -- properties of the rules --------------------------------------------------------------------
 
-slot_specs = st.lists(st.tuples(st.sampled_from([10, 20, 30]),
-                                st.integers(0, 1000),
-                                st.one_of(st.none(), st.integers(-3, 30))), max_size=6)
+slot_specs = st.lists(
+    st.tuples(
+        st.sampled_from([10, 20, 30]),
+        st.integers(0, 1000),
+        st.one_of(st.none(), st.integers(-3, 30)),
+    ),
+    max_size=6,
+)
 
 
 @pytest.mark.spec("USE-3")
-@given(specs=slot_specs, quantity=st.integers(1, 4000), descending=st.booleans(),
-       mode=st.sampled_from(["record", "credit"]))
+@given(
+    specs=slot_specs,
+    quantity=st.integers(1, 4000),
+    descending=st.booleans(),
+    mode=st.sampled_from(["record", "credit"]),
+)
 def test_apply_properties(specs, quantity, descending, mode):
     policy = Policy(descending=descending)
-    buckets = slots(*[(i + 1, "data", w, r, e) for i, (w, r, e) in enumerate(specs)],
-                    (99, "monetary", 30, 50), policy=policy)
+    buckets = slots(
+        *[(i + 1, "data", w, r, e) for i, (w, r, e) in enumerate(specs)],
+        (99, "monetary", 30, 50),
+        policy=policy,
+    )
     before = {s.id: s.remaining for s in buckets}
     order = [s.id for s in eligible(usage(quantity), buckets, policy, NOW)]
     outcome, moves = apply(usage(quantity), buckets, policy, mode, NOW)
@@ -158,10 +181,11 @@ def test_apply_properties(specs, quantity, descending, mode):
     used = [sid for sid in order if sid in taken]
     for sid in used[:-1]:
         assert next(s for s in buckets if s.id == sid).remaining == 0
-    assert used == order[:len(used)]
+    assert used == order[: len(used)]
 
 
 # -- the batch, on the database --------------------------------------------------------------------
+
 
 def ledger_sum(bucket_id: int) -> int:
     return sum(e.delta for e in LedgerEntry.select().where(LedgerEntry.bucket == bucket_id))
@@ -191,27 +215,43 @@ def test_a_batch_is_rated_once_and_a_resent_event_changes_nothing(app):
 
 
 @pytest.mark.spec("USE-3", "USE-7")
-@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(amounts=st.lists(st.tuples(st.sampled_from([10, 20, 30]), st.integers(0, 500),
-                                  st.one_of(st.none(), st.integers(-2, 10))), min_size=1,
-                        max_size=5),
-       quantities=st.lists(st.integers(1, 400), min_size=1, max_size=25),
-       kind=st.sampled_from(["prepaid", "mobile"]))
+@settings(
+    max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    amounts=st.lists(
+        st.tuples(
+            st.sampled_from([10, 20, 30]),
+            st.integers(0, 500),
+            st.one_of(st.none(), st.integers(-2, 10)),
+        ),
+        min_size=1,
+        max_size=5,
+    ),
+    quantities=st.lists(st.integers(1, 400), min_size=1, max_size=25),
+    kind=st.sampled_from(["prepaid", "mobile"]),
+)
 def test_rating_properties_on_the_database(app, amounts, quantities, kind):
     """Never negative, the ledger sums to every balance, a replay changes nothing."""
     service = service_for(customer_user(), service_type=kind)
     now = utcnow()
     for weight, amount, days in amounts:
-        bucket(service, amount=amount, weight=weight,
-               expires_at=None if days is None else now + timedelta(days=days))
+        bucket(
+            service,
+            amount=amount,
+            weight=weight,
+            expires_at=None if days is None else now + timedelta(days=days),
+        )
     bucket(service, "monetary", 300)
     events = [event(service, q, id=f"p{service.id}-{i}") for i, q in enumerate(quantities)]
     outcomes = rate(app, events)
     check_ledger(service)
     rated = UsageEvent.select().where(UsageEvent.service == service.id)
     assert sum(e.covered for e in rated) == sum(o.covered for o in outcomes)
-    assert sum(-ledger_sum(b.id) for b in Bucket.select().where(
-        (Bucket.service == service.id) & (Bucket.type == "data"))) == sum(o.covered for o in outcomes)
+    assert sum(
+        -ledger_sum(b.id)
+        for b in Bucket.select().where((Bucket.service == service.id) & (Bucket.type == "data"))
+    ) == sum(o.covered for o in outcomes)
     snapshot = [(b.id, b.remaining) for b in Bucket.select().order_by(Bucket.id)]
     ledger_rows = LedgerEntry.select().count()
     assert {o.status for o in rate(app, list(reversed(events)))} == {"duplicate"}
@@ -246,8 +286,9 @@ def test_hook_balance_low_fires_once_per_crossing(make_app):
     rate(app, [event(service, 10)])
     rate(app, [event(service, 10)])
     assert len(recorder.low) == 1  # still below: no second event
-    app.plugins.hook.credit_balance(app=app, service=service,
-                                    credit=Credit("data", 1000, "bytes", reference="t-1"))
+    app.plugins.hook.credit_balance(
+        app=app, service=service, credit=Credit("data", 1000, "bytes", reference="t-1")
+    )
     rate(app, [event(service, 1000)])  # from 1070 of 2000 down to 70: below again
     assert len(recorder.low) == 2 and recorder.low[-1][2] == 70
 
@@ -259,8 +300,9 @@ def test_hook_usage_rated_reports_each_service_once_per_batch(make_app):
     bucket(one, amount=1000)
     bucket(two, "voice", 600)
     rate(app, [event(one, 100), event(one, 50), event(two, 60, "voice")])
-    assert sorted(recorder.rated) == sorted([(one.id, {"data": 1000}, {"data": 850}),
-                                             (two.id, {"voice": 600}, {"voice": 540})])
+    assert sorted(recorder.rated) == sorted(
+        [(one.id, {"data": 1000}, {"data": 850}), (two.id, {"voice": 600}, {"voice": 540})]
+    )
     rate(app, [event(one, 100, id="again")])
     rate(app, [event(one, 100, id="again")])  # a duplicate-only batch changes nothing: no call
     assert len(recorder.rated) == 3
@@ -287,6 +329,7 @@ def test_the_customers_own_threshold_wins(make_app):
 
 def test_events_for_unknown_services_are_refused(app):
     from plugins.usage.rating import UnknownService
+
     service = service_for(customer_user())
     ghost = event(service, 10)
     ghost.service_id = 999999
@@ -304,8 +347,9 @@ def test_hook_credit_balance_adds_a_bucket_once_per_reference(app):
     assert first.id == again.id and Bucket.select().count() == 1
     assert (first.type, first.remaining, first.unit, first.weight) == ("monetary", 1000, "GBP", 20)
     with pytest.raises(ValueError):
-        app.plugins.hook.credit_balance(app=app, service=service,
-                                        credit=Credit("data", 10, "GBP", reference="bad"))
+        app.plugins.hook.credit_balance(
+            app=app, service=service, credit=Credit("data", 10, "GBP", reference="bad")
+        )
 
 
 @pytest.mark.spec("USE-1")

@@ -1,4 +1,5 @@
 """Web push channel: a real encrypted push to a push service on loopback (NOT-4, MOB-3)."""
+
 import base64
 import json
 import os
@@ -33,8 +34,9 @@ def push_service(tmp_path, monkeypatch):
 
 @pytest.fixture
 def vapid():
-    result = CliRunner().invoke(cli, ["webpush", "keys"], env={"PORTICO_DEMO": "true",
-                                                              "PORTICO_DATA_DIR": "/tmp/vapid"})
+    result = CliRunner().invoke(
+        cli, ["webpush", "keys"], env={"PORTICO_DEMO": "true", "PORTICO_DATA_DIR": "/tmp/vapid"}
+    )
     assert result.exit_code == 0, result.output
     lines = dict(line.split(" = ") for line in result.output.splitlines() if " = " in line)
     return {k: v.split('"')[1] for k, v in lines.items()}
@@ -43,16 +45,21 @@ def vapid():
 @pytest.fixture
 def papp(make_app, vapid):
     from engine.testing import seed_people
-    app = make_app(plugins=[("test-auth", PrincipalHeader())], webpush=vapid,
-                   outbound={"unsafe_allow_loopback_for_tests": True})  # the service's 127.0.0.1
+
+    app = make_app(
+        plugins=[("test-auth", PrincipalHeader())],
+        webpush=vapid,
+        outbound={"unsafe_allow_loopback_for_tests": True},
+    )  # the service's 127.0.0.1
     seed_people(app)
     return app
 
 
 def browser_keys():
     private = ec.generate_private_key(ec.SECP256R1())
-    public = private.public_key().public_bytes(serialization.Encoding.X962,
-                                               serialization.PublicFormat.UncompressedPoint)
+    public = private.public_key().public_bytes(
+        serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint
+    )
     return private, b64(public), os.urandom(16)
 
 
@@ -62,8 +69,10 @@ def test_a_notice_reaches_a_subscribed_browser_encrypted_and_signed(papp, push_s
     client = as_user(Client(papp), user)
     assert client.get("/api/v1/push/key").json["public_key"] == vapid["vapid_public_key"]
     private, public, auth = browser_keys()
-    created = client.post("/api/v1/push/subscriptions", json={
-        "endpoint": push_service.url + "abc", "keys": {"p256dh": public, "auth": b64(auth)}})
+    created = client.post(
+        "/api/v1/push/subscriptions",
+        json={"endpoint": push_service.url + "abc", "keys": {"p256dh": public, "auth": b64(auth)}},
+    )
     assert created.status_code == 201, created.text
     prefs = client.get("/api/v1/account/notification-preferences").json
     assert {"id": "push", "label": "Push"} in prefs["available_channels"]
@@ -72,9 +81,13 @@ def test_a_notice_reaches_a_subscribed_browser_encrypted_and_signed(papp, push_s
     del prefs["channels"]["security"]
     assert client.put("/api/v1/account/notification-preferences", json=prefs).status_code == 200
     with papp.database.atomic():
-        notice = Notice(kind="service_expiring", key="p-1", category="service", user_id=user.id,
-                        data={"service": "Fibre", "service_id": 1, "days": 3,
-                              "ends_at": utcnow().isoformat()})
+        notice = Notice(
+            kind="service_expiring",
+            key="p-1",
+            category="service",
+            user_id=user.id,
+            data={"service": "Fibre", "service_id": 1, "days": 3, "ends_at": utcnow().isoformat()},
+        )
         notify(papp, notice)
         notify(papp, notice)  # raised twice, pushed once
     run_tasks(papp)
@@ -90,14 +103,23 @@ def test_a_gone_subscription_is_forgotten(papp, push_service):
     user = User.get(User.email == "alice@example.com")
     client = as_user(Client(papp), user)
     _, public, auth = browser_keys()
-    client.post("/api/v1/push/subscriptions", json={
-        "endpoint": push_service.url + "gone", "keys": {"p256dh": public, "auth": b64(auth)}})
+    client.post(
+        "/api/v1/push/subscriptions",
+        json={"endpoint": push_service.url + "gone", "keys": {"p256dh": public, "auth": b64(auth)}},
+    )
     push_service.status = 410
     with papp.database.atomic():
-        notify(papp, Notice(kind="service_expiring", key="p-2", category="service",
-                            mandatory=True, user_id=user.id,
-                            data={"service": "TV", "service_id": 1, "days": 1,
-                                  "ends_at": utcnow().isoformat()}))
+        notify(
+            papp,
+            Notice(
+                kind="service_expiring",
+                key="p-2",
+                category="service",
+                mandatory=True,
+                user_id=user.id,
+                data={"service": "TV", "service_id": 1, "days": 1, "ends_at": utcnow().isoformat()},
+            ),
+        )
     run_tasks(papp)
     assert len(push_service.received) == 1
     assert PushSubscription.select().count() == 0
@@ -107,12 +129,17 @@ def test_subscriptions_are_private_and_validated(papp, push_service):
     alice = as_user(Client(papp), User.get(User.email == "alice@example.com"))
     bob = as_user(Client(papp), User.get(User.email == "bob@example.com"))
     _, public, auth = browser_keys()
-    sub = alice.post("/api/v1/push/subscriptions", json={
-        "endpoint": push_service.url + "a", "keys": {"p256dh": public, "auth": b64(auth)}}).json
+    sub = alice.post(
+        "/api/v1/push/subscriptions",
+        json={"endpoint": push_service.url + "a", "keys": {"p256dh": public, "auth": b64(auth)}},
+    ).json
     assert bob.get("/api/v1/push/subscriptions").json["items"] == []
     assert bob.delete(f"/api/v1/push/subscriptions/{sub['id']}").status_code == 404
-    body = problem(alice.post("/api/v1/push/subscriptions", json={"endpoint": "not a url",
-                                                                  "keys": {"p256dh": "x"}}))
+    body = problem(
+        alice.post(
+            "/api/v1/push/subscriptions", json={"endpoint": "not a url", "keys": {"p256dh": "x"}}
+        )
+    )
     assert set(body["errors"]) == {"endpoint", "keys"}
     assert alice.delete(f"/api/v1/push/subscriptions/{sub['id']}").status_code == 204
     assert PushSubscription.select().count() == 0

@@ -4,6 +4,7 @@ user, ``portico serve`` answering the themed sign-in page and its CSS.
 
 It builds and installs once (about two minutes), so it runs on PostgreSQL only.
 """
+
 from __future__ import annotations
 
 import os
@@ -26,14 +27,16 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def run(args, *, cwd, env, input=None, timeout=900) -> subprocess.CompletedProcess:
-    done = subprocess.run(args, cwd=cwd, env=env, input=input, capture_output=True, text=True,
-                          timeout=timeout)
+    done = subprocess.run(
+        args, cwd=cwd, env=env, input=input, capture_output=True, text=True, timeout=timeout
+    )
     assert done.returncode == 0, f"{args}:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
     return done
 
 
 def redis_answers() -> Exception | None:
     import redis
+
     try:
         redis.Redis(socket_connect_timeout=2).ping()
     except Exception as exc:  # the shared test Redis is not running
@@ -48,8 +51,11 @@ def test_the_wheel_in_a_clean_virtualenv_checks_migrates_and_serves(database_url
     work = tmp_path / "outside"  # not the checkout: nothing can come from the source tree
     work.mkdir()
     dist, venv = tmp_path / "dist", tmp_path / "venv"
-    clean = {k: v for k, v in os.environ.items()
-             if not k.startswith(("PORTICO_", "PYTHON", "VIRTUAL_ENV"))}
+    clean = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("PORTICO_", "PYTHON", "VIRTUAL_ENV"))
+    }
 
     # python -m build: the sdist first, then the wheel from it (so MANIFEST.in counts too).
     run([sys.executable, "-m", "build", "--outdir", str(dist), str(ROOT)], cwd=work, env=clean)
@@ -58,20 +64,34 @@ def test_the_wheel_in_a_clean_virtualenv_checks_migrates_and_serves(database_url
     python, portico = venv / "bin" / "python", venv / "bin" / "portico"
     run([str(python), "-m", "pip", "install", "-q", str(wheel)], cwd=work, env=clean)
 
-    where = run([str(python), "-c", "import engine, themes; print(engine.__file__); "
-                 "print(themes.__file__)"], cwd=work, env=clean).stdout.split()
-    site = venv / "lib" / f"python{sys.version_info.major}.{sys.version_info.minor}" / \
-        "site-packages"
+    where = run(
+        [
+            str(python),
+            "-c",
+            "import engine, themes; print(engine.__file__); print(themes.__file__)",
+        ],
+        cwd=work,
+        env=clean,
+    ).stdout.split()
+    site = (
+        venv / "lib" / f"python{sys.version_info.major}.{sys.version_info.minor}" / "site-packages"
+    )
     assert all(Path(p).is_relative_to(site) for p in where), where
-    for shipped in ("themes/default/templates/base.html", "themes/default/static/css/portico.css",
-                    "themes/harbour/theme.toml", "engine/locale/zh_Hans/LC_MESSAGES/messages.mo",
-                    "plugins/billing/migrations", "plugins/identity/data"):
+    for shipped in (
+        "themes/default/templates/base.html",
+        "themes/default/static/css/portico.css",
+        "themes/harbour/theme.toml",
+        "engine/locale/zh_Hans/LC_MESSAGES/messages.mo",
+        "plugins/billing/migrations",
+        "plugins/identity/data",
+    ):
         assert (site / shipped).exists(), f"{shipped} is not in the wheel"
 
     ensure_database(database_url)  # empty: `portico migrate` creates every table
     port = free_port()
     config = work / "portico.toml"
-    config.write_text(textwrap.dedent(f"""
+    config.write_text(
+        textwrap.dedent(f"""
         base_url = "http://127.0.0.1:{port}"
         secret_key = "$env:PORTAL_SECRET"
         database_url = "{database_url}"
@@ -94,23 +114,46 @@ def test_the_wheel_in_a_clean_virtualenv_checks_migrates_and_serves(database_url
         smtp_host = "127.0.0.1"
         smtp_port = {smtp.port}
         sender = "Portal <portal@example.net>"
-        """))
-    env = {**clean, "PORTICO_CONFIG": str(config), "PORTAL_SECRET": secrets.token_urlsafe(48),
-           "PATH": f"{venv / 'bin'}{os.pathsep}{clean.get('PATH', '')}"}
+        """)
+    )
+    env = {
+        **clean,
+        "PORTICO_CONFIG": str(config),
+        "PORTAL_SECRET": secrets.token_urlsafe(48),
+        "PATH": f"{venv / 'bin'}{os.pathsep}{clean.get('PATH', '')}",
+    }
 
     checked = run([str(portico), "check"], cwd=work, env=env)
     assert checked.stdout.startswith(f"# configuration OK ({config})")
     assert env["PORTAL_SECRET"] not in checked.stdout + checked.stderr
     migrated = run([str(portico), "migrate"], cwd=work, env=env)
     assert re.search(r"^\d+ migrations applied$", migrated.stdout, re.M), migrated.stdout
-    added = run([str(portico), "staff", "add", "ops@example.net", "--name", "Ops",
-                 "--permissions", "admin", "--password-stdin"], cwd=work, env=env,
-                input="Wheel-test-password-2026!\n")
+    added = run(
+        [
+            str(portico),
+            "staff",
+            "add",
+            "ops@example.net",
+            "--name",
+            "Ops",
+            "--permissions",
+            "admin",
+            "--password-stdin",
+        ],
+        cwd=work,
+        env=env,
+        input="Wheel-test-password-2026!\n",
+    )
     assert "staff user ops@example.net created" in added.stdout
 
     log = (work / "serve.log").open("w")
-    server = subprocess.Popen([str(portico), "serve", "--port", str(port), "--workers", "1"],
-                              cwd=work, env=env, stdout=log, stderr=subprocess.STDOUT)
+    server = subprocess.Popen(
+        [str(portico), "serve", "--port", str(port), "--workers", "1"],
+        cwd=work,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
     try:
         page = None
         deadline = time.monotonic() + 90

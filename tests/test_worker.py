@@ -4,6 +4,7 @@ The subprocesses are the real command line. They find the test plugin
 (``tests/jobs_plugin``) the way they find a partner's: through a
 ``portico.plugins`` entry point, here of a throw-away ``.dist-info``.
 """
+
 import re
 import signal
 import threading
@@ -20,8 +21,17 @@ from engine.notify import Notice, notify
 from engine.serve import demo_hooks
 from engine.settings import load_settings
 from jobs_plugin.harness import (  # noqa: F401  (fixtures)
-    RunningWorker, install_entry_point, jobs_app, jobs_plugin, portico, portico_env, queues,
-    runs, stop, wait_for)
+    RunningWorker,
+    install_entry_point,
+    jobs_app,
+    jobs_plugin,
+    portico,
+    portico_env,
+    queues,
+    runs,
+    stop,
+    wait_for,
+)
 
 pytestmark = pytest.mark.spec("ENG-2")
 
@@ -41,12 +51,22 @@ def test_worker_process_delivers_email_and_stops_on_sigterm(jobs_app, site, tmp_
     worker = portico("worker", env=portico_env(app, site), log=log)
     try:
         with db.connection(), db.database.atomic():  # the web side: a business change + notice
-            notify(app, Notice(kind="jobs_hello", key="welcome-1", email="ann@example.com",
-                               data={"name": "Ann"}))
+            notify(
+                app,
+                Notice(
+                    kind="jobs_hello",
+                    key="welcome-1",
+                    email="ann@example.com",
+                    data={"name": "Ann"},
+                ),
+            )
         mail = Path(app.settings.data_dir) / "mail"
         # Nobody relays in this process: the worker's relay thread picks the outbox up.
-        files = wait_for(lambda: sorted(mail.glob("*.eml")), timeout=60,
-                         what=f"an .eml from the worker; log:\n{log_text(log)}")
+        files = wait_for(
+            lambda: sorted(mail.glob("*.eml")),
+            timeout=60,
+            what=f"an .eml from the worker; log:\n{log_text(log)}",
+        )
     finally:
         code = stop(worker)
     assert code == 0, log_text(log)
@@ -54,6 +74,7 @@ def test_worker_process_delivers_email_and_stops_on_sigterm(jobs_app, site, tmp_
     text = eml.read_text()
     assert "To: ann@example.com" in text and "Hello Ann" in text
     from plugins.email.models import EmailDelivery
+
     with db.connection():
         assert EmailDelivery.get(EmailDelivery.key == "welcome-1").status == "sent"
     assert "worker stopped" in log_text(log)
@@ -108,8 +129,11 @@ def test_web_and_worker_load_the_same_plugins_and_actors(jobs_app, site, tmp_pat
     env = portico_env(app, site, PORTICO_PLUGINS_DISABLED="email")
     worker = portico("worker", env=env, log=log)
     try:
-        line = wait_for(lambda: re.search(r"worker running (\d+) actors: (.*)", log_text(log)),
-                        timeout=60, what=f"the worker's actor list; log:\n{log_text(log)}")
+        line = wait_for(
+            lambda: re.search(r"worker running (\d+) actors: (.*)", log_text(log)),
+            timeout=60,
+            what=f"the worker's actor list; log:\n{log_text(log)}",
+        )
     finally:
         assert stop(worker) == 0, log_text(log)
     in_worker = set(line.group(2).strip().split(", "))
@@ -117,7 +141,10 @@ def test_web_and_worker_load_the_same_plugins_and_actors(jobs_app, site, tmp_pat
     monkeypatch.syspath_prepend(str(site))
     web = create_app(load_settings(None, environ=env))
     assert set(web.tasks.actors) == in_worker
-    assert {"jobs_plugin.tasks.record", "jobs_plugin.tasks.tick"} <= in_worker  # the partner plugin's tasks: in both
+    assert {
+        "jobs_plugin.tasks.record",
+        "jobs_plugin.tasks.tick",
+    } <= in_worker  # the partner plugin's tasks: in both
     assert "plugins.email.tasks.deliver_email" not in in_worker  # a disabled plugin's: in neither
 
 
@@ -127,9 +154,11 @@ def test_scheduler_process_sends_periodic_runs_and_stops_on_sigterm(jobs_app, si
     scheduler = portico("scheduler", env=portico_env(app, site), log=log)
     try:
         # "* * * * *" is due at start-up: the run is recorded in the outbox and relayed.
-        row = wait_for(lambda: OutboxMessage.get_or_none(
-                           OutboxMessage.actor == "jobs_plugin.tasks.tick"),
-                       timeout=60, what=f"the first run; log:\n{log_text(log)}")
+        row = wait_for(
+            lambda: OutboxMessage.get_or_none(OutboxMessage.actor == "jobs_plugin.tasks.tick"),
+            timeout=60,
+            what=f"the first run; log:\n{log_text(log)}",
+        )
     finally:
         code = stop(scheduler)
     assert code == 0, log_text(log)
@@ -151,7 +180,9 @@ def test_demo_runs_a_worker_inside_each_web_process(jobs_app):
     started = [t for t in set(threading.enumerate()) - before if t.name == "portico-worker"]
     try:
         with db.connection():
-            app.tasks.enqueue("jobs_plugin.tasks.record", "demo")  # relayed by the worker's relay thread
+            app.tasks.enqueue(
+                "jobs_plugin.tasks.record", "demo"
+            )  # relayed by the worker's relay thread
         wait_for(lambda: runs("record") == ["demo"], what="the in-process worker")
     finally:
         hooks["worker_exit"](None, None)

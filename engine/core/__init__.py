@@ -1,5 +1,6 @@
 """The essential plugin: core tables, health, the OpenAPI document, static files, the web app
 manifest and service worker, core demo data."""
+
 from __future__ import annotations
 
 from engine import hookimpl
@@ -18,6 +19,7 @@ def register_models():
 @hookimpl
 def register_actors():
     from engine.retention import archive_old_rows
+
     return [archive_old_rows]
 
 
@@ -25,14 +27,22 @@ def register_actors():
 def register_archives(app):
     from engine.models import AuditEvent
     from engine.retention import Archive
-    return [Archive("audit_events", AuditEvent, AuditEvent.created_at,
-                    lambda app: app.settings.retention.audit_events_days)]
+
+    return [
+        Archive(
+            "audit_events",
+            AuditEvent,
+            AuditEvent.created_at,
+            lambda app: app.settings.retention.audit_events_days,
+        )
+    ]
 
 
 @hookimpl
 def register_routes(app):
     from engine.core import pwa, resources
     from engine.observe import health
+
     return [
         Route("/healthz", resources.Health()),
         Route("/livez", health.Livez()),
@@ -50,16 +60,19 @@ def register_routes(app):
 @hookimpl
 def payment_succeeded(app, payment):
     from engine.observe.metrics import PAYMENTS
+
     PAYMENTS.labels(payment.provider, "succeeded").inc()
 
 
 @hookimpl
 def payment_failed(app, payment):
     from engine.observe.metrics import PAYMENTS
+
     PAYMENTS.labels(payment.provider, payment.status).inc()  # failed or canceled
 
 
 @hookimpl
 def demo_data(app, demo):
     from engine.core.demo import seed
+
     seed(app, demo)

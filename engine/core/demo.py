@@ -1,4 +1,5 @@
 """Core demo records: two customers with contacts and sites, their logins, and two staff users."""
+
 from __future__ import annotations
 
 import os
@@ -24,43 +25,101 @@ def seed(app, demo: dict) -> None:
     hashed = hash_password(password)
     with database.atomic():
         alice_c = Customer.create(number="C-100001", name="Alice Example", kind="individual")
-        alice = Contact.create(customer=alice_c, first_name="Alice", last_name="Example",
-                               email="alice@example.com", phone="+447700900123", is_primary=True)
-        Site.create(customer=alice_c, label="Home", line1="1 High Street", city="London",
-                    postcode="SW1A 1AA")
-        bob_c = Customer.create(number="C-100002", name="Bob's Bikes Ltd", kind="business",
-                                api_access=True)
-        bob = Contact.create(customer=bob_c, first_name="Bob", last_name="Builder",
-                             email="bob@example.com", phone="+447700900456", is_primary=True,
-                             role="Owner")
-        carol = Contact.create(customer=bob_c, first_name="Carol", last_name="Accounts",
-                               email="carol@example.com", phone="+447700900789",
-                               role="Accounts")
-        Site.create(customer=bob_c, label="Shop", line1="22 Market Road", city="Manchester",
-                    postcode="M1 1AE")
-        Site.create(customer=bob_c, label="Warehouse", line1="Unit 4, Dock Lane",
-                    city="Salford", postcode="M50 3AZ")
+        alice = Contact.create(
+            customer=alice_c,
+            first_name="Alice",
+            last_name="Example",
+            email="alice@example.com",
+            phone="+447700900123",
+            is_primary=True,
+        )
+        Site.create(
+            customer=alice_c,
+            label="Home",
+            line1="1 High Street",
+            city="London",
+            postcode="SW1A 1AA",
+        )
+        bob_c = Customer.create(
+            number="C-100002", name="Bob's Bikes Ltd", kind="business", api_access=True
+        )
+        bob = Contact.create(
+            customer=bob_c,
+            first_name="Bob",
+            last_name="Builder",
+            email="bob@example.com",
+            phone="+447700900456",
+            is_primary=True,
+            role="Owner",
+        )
+        carol = Contact.create(
+            customer=bob_c,
+            first_name="Carol",
+            last_name="Accounts",
+            email="carol@example.com",
+            phone="+447700900789",
+            role="Accounts",
+        )
+        Site.create(
+            customer=bob_c,
+            label="Shop",
+            line1="22 Market Road",
+            city="Manchester",
+            postcode="M1 1AE",
+        )
+        Site.create(
+            customer=bob_c,
+            label="Warehouse",
+            line1="Unit 4, Dock Lane",
+            city="Salford",
+            postcode="M50 3AZ",
+        )
         users = {
-            "alice": User.create(contact=alice, email="alice@example.com", password_hash=hashed,
-                                 email_verified_at=alice_c.created_at),
-            "bob": User.create(contact=bob, email="bob@example.com", password_hash=hashed,
-                               email_verified_at=bob_c.created_at),
-            "carol": User.create(contact=carol, email="carol@example.com", password_hash=hashed,
-                                 email_verified_at=bob_c.created_at),
+            "alice": User.create(
+                contact=alice,
+                email="alice@example.com",
+                password_hash=hashed,
+                email_verified_at=alice_c.created_at,
+            ),
+            "bob": User.create(
+                contact=bob,
+                email="bob@example.com",
+                password_hash=hashed,
+                email_verified_at=bob_c.created_at,
+            ),
+            "carol": User.create(
+                contact=carol,
+                email="carol@example.com",
+                password_hash=hashed,
+                email_verified_at=bob_c.created_at,
+            ),
         }
         staff = {
-            "admin": StaffUser.create(email="admin@example.com", name="Ada Admin",
-                                      password_hash=hashed, permissions="admin"),
-            "agent": StaffUser.create(email="agent@example.com", name="Sam Support",
-                                      password_hash=hashed, permissions="can_impersonate"),
+            "admin": StaffUser.create(
+                email="admin@example.com",
+                name="Ada Admin",
+                password_hash=hashed,
+                permissions="admin",
+            ),
+            "agent": StaffUser.create(
+                email="agent@example.com",
+                name="Sam Support",
+                password_hash=hashed,
+                permissions="can_impersonate",
+            ),
         }
     demo["customers"] = {"alice": alice_c, "bob": bob_c}
     demo["users"] = users
     demo["staff"] = staff
-    demo.setdefault("logins", []).extend([
-        ("customer", "alice@example.com"), ("customer", "bob@example.com"),
-        ("customer", "carol@example.com"),
-        ("staff", "admin@example.com"), ("staff", "agent@example.com")])
+    demo.setdefault("logins", []).extend(
+        [
+            ("customer", "alice@example.com"),
+            ("customer", "bob@example.com"),
+            ("customer", "carol@example.com"),
+            ("staff", "admin@example.com"),
+            ("staff", "agent@example.com"),
+        ]
+    )
 
 
 def seeded() -> bool:

@@ -1,4 +1,5 @@
 """Core HTTP resources: health, OpenAPI, static files, language switch."""
+
 from __future__ import annotations
 
 import falcon
@@ -13,17 +14,24 @@ from engine.redirects import local_path
 
 class Health:
     """``GET /healthz``: 200 when the database and the broker answer, else 503."""
+
     auth = "public"
 
     def on_get(self, req, resp):
         app = req.context.app
-        checks = {"database": _check(lambda: db.database.execute_sql("SELECT 1").fetchone()),
-                  "broker": _check(lambda: _ping_broker(app.tasks.broker))}
+        checks = {
+            "database": _check(lambda: db.database.execute_sql("SELECT 1").fetchone()),
+            "broker": _check(lambda: _ping_broker(app.tasks.broker)),
+        }
         ok = all(v == "ok" for v in checks.values())
         resp.status = falcon.HTTP_200 if ok else falcon.HTTP_503
         resp.set_header("Cache-Control", "no-store")
-        resp.media = {"status": "ok" if ok else "degraded", **checks,
-                      "outbox_pending": _safe(app.tasks.pending), "version": app.version}
+        resp.media = {
+            "status": "ok" if ok else "degraded",
+            **checks,
+            "outbox_pending": _safe(app.tasks.pending),
+            "version": app.version,
+        }
 
 
 def _check(fn) -> str:
@@ -43,11 +51,13 @@ def _safe(fn):
 
 def _ping_broker(broker) -> None:
     from engine.tasks import ping_broker
+
     ping_broker(broker)  # Redis, RabbitMQ or the embedded queue
 
 
 class OpenAPI:
     """``GET /api/v1/openapi.json``: the API as OpenAPI 3.1, each operation tagged by plugin."""
+
     auth = "public"
 
     def on_get(self, req, resp):
@@ -60,14 +70,18 @@ class Static:
     A URL carrying the file's current fingerprint (``?v=``, from ``static_url``) is
     cached for a year; any other gets five minutes and revalidates by ETag.
     """
+
     auth = "public"
 
     def on_get(self, req, resp, path):
         found = req.context.app.theme.static_file(path)
         if found is None:
             raise falcon.HTTPNotFound()
-        cache = ("public", "max-age=31536000", "immutable") if req.get_param("v") == found.digest \
+        cache = (
+            ("public", "max-age=31536000", "immutable")
+            if req.get_param("v") == found.digest
             else ("public", "max-age=300")
+        )
         if downloads.not_modified(req, resp, found.digest, None, cache):
             return  # no body, so no Content-Type either
         resp.content_type = found.content_type
@@ -81,22 +95,39 @@ class Language:
     their preference (and is audited). Staff acting as a customer change only
     their own cookie, never the customer's preference.
     """
+
     auth = "public"
 
     def on_post(self, req, resp):
         form = read_form(req)
         lang = form.get("lang", "")
         if lang not in LOCALES:
-            raise falcon.HTTPBadRequest(title="Unknown language",
-                                        description=f"Choose one of: {', '.join(LOCALES)}.")
+            raise falcon.HTTPBadRequest(
+                title="Unknown language", description=f"Choose one of: {', '.join(LOCALES)}."
+            )
         ctx = req.context
         principal = ctx.principal
-        if principal is not None and principal.user_id and not principal.impersonated \
-                and principal.locale != lang:
+        if (
+            principal is not None
+            and principal.user_id
+            and not principal.impersonated
+            and principal.locale != lang
+        ):
             with db.database.atomic():
                 User.update(locale=lang).where(User.id == principal.user_id).execute()
-                record(ctx, "account.language_changed", f"user:{principal.user_id}",
-                       {"from": principal.locale, "to": lang})
-        resp.set_cookie("lang", lang, max_age=60 * 60 * 24 * 365, path="/", same_site="Lax",
-                        http_only=True, secure=ctx.app.settings.security.cookie_secure)
+                record(
+                    ctx,
+                    "account.language_changed",
+                    f"user:{principal.user_id}",
+                    {"from": principal.locale, "to": lang},
+                )
+        resp.set_cookie(
+            "lang",
+            lang,
+            max_age=60 * 60 * 24 * 365,
+            path="/",
+            same_site="Lax",
+            http_only=True,
+            secure=ctx.app.settings.security.cookie_secure,
+        )
         raise falcon.HTTPSeeOther(local_path(form.get("next")))

@@ -3,6 +3,7 @@
 They skip the portal's session, CSRF and locale work (``bare``), need no sign-in and
 are not rate-limited; their bodies name checks, never hosts, URLs or messages.
 """
+
 from __future__ import annotations
 
 from typing import Any, Callable
@@ -19,6 +20,7 @@ BARE_PATHS = frozenset({"/livez", "/readyz", "/metrics"})
 
 class Livez:
     """``GET /livez``: 200 while the process answers; touches nothing else."""
+
     auth = "public"
     bare = True
 
@@ -33,6 +35,7 @@ class Readyz:
     A broker outage makes the status ``degraded`` but stays 200: the outbox keeps the
     work until the broker is back, so web nodes stay in service meanwhile.
     """
+
     auth = "public"
     bare = True
 
@@ -41,18 +44,25 @@ class Readyz:
         resp.set_header("Cache-Control", "no-store")
         database = _check(lambda: db.database.execute_sql("SELECT 1").fetchone(), connect=True)
         if database != "ok":
-            raise Problem(503, "The database does not answer",
-                          "This node cannot serve requests until the database is back.",
-                          type="unavailable", checks={"database": database},
-                          headers={"Cache-Control": "no-store", "Retry-After": "5"})
+            raise Problem(
+                503,
+                "The database does not answer",
+                "This node cannot serve requests until the database is back.",
+                type="unavailable",
+                checks={"database": database},
+                headers={"Cache-Control": "no-store", "Retry-After": "5"},
+            )
         broker = _check(lambda: app.tasks.ping())
-        resp.media = {"status": "ok" if broker == "ok" else "degraded",
-                      "checks": {"database": database, "broker": broker}}
+        resp.media = {
+            "status": "ok" if broker == "ok" else "degraded",
+            "checks": {"database": database, "broker": broker},
+        }
 
 
 class Metrics:
     """``GET /metrics``: Prometheus text, for a bearer token or an allowed address only
     (``[metrics]``); 404 while neither is configured."""
+
     auth = "public"
     bare = True
 
@@ -62,8 +72,12 @@ class Metrics:
         if refused == 404:
             raise falcon.HTTPNotFound(title="Page not found")
         if refused == 401:
-            raise Problem(401, "A metrics token is required", type="unauthorized",
-                          headers={"WWW-Authenticate": 'Bearer realm="metrics"'})
+            raise Problem(
+                401,
+                "A metrics token is required",
+                type="unauthorized",
+                headers={"WWW-Authenticate": 'Bearer realm="metrics"'},
+            )
         if refused == 403:
             raise Problem(403, "This address may not read the metrics", type="forbidden")
         resp.set_header("Cache-Control", "no-store")

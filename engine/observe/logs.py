@@ -4,6 +4,7 @@ The request id lives in a context variable: the web middleware sets it for a
 request, the worker for a task (the id of the request that enqueued it), so a
 customer's click can be followed from the access log through the task it started.
 """
+
 from __future__ import annotations
 
 import contextvars
@@ -18,14 +19,17 @@ from typing import Any
 from gunicorn.glogging import Logger as GunicornLogger
 
 #: The request (or the request behind a task) being handled in this thread, or None.
-request_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("request_id",
-                                                                        default=None)
+request_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("request_id", default=None)
 #: An incoming X-Request-ID is kept when it is this tame; anything else gets a new id.
 SAFE_ID = re.compile(r"[A-Za-z0-9._:@+=-]{1,128}")
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"
 #: LogRecord attributes that are not "extra" fields (the JSON formatter adds the extras).
 _STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {
-    "message", "asctime", "request_id", "taskName"}
+    "message",
+    "asctime",
+    "request_id",
+    "taskName",
+}
 
 
 def accept_or_new(incoming: str | None) -> str:
@@ -48,11 +52,14 @@ class JsonFormatter(logging.Formatter):
     """One JSON object per line: time, level, logger, message, request_id, extras, exc."""
 
     def format(self, record: logging.LogRecord) -> str:
-        out = {"time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
-               + f".{int(record.msecs):03d}Z",
-               "level": record.levelname, "logger": record.name,
-               "message": record.getMessage(),
-               "request_id": getattr(record, "request_id", None) or request_id.get()}
+        out = {
+            "time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
+            + f".{int(record.msecs):03d}Z",
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+            "request_id": getattr(record, "request_id", None) or request_id.get(),
+        }
         out.update({k: v for k, v in vars(record).items() if k not in _STANDARD})
         if record.exc_info:
             out["exc"] = self.formatException(record.exc_info)
@@ -100,20 +107,30 @@ def gunicorn_logger(fmt: str) -> type:
                 for handler in self.access_log.handlers:
                     handler.setFormatter(JsonFormatter())
 
-        def access(self, resp: Any, req: Any, environ: dict[str, Any],
-                   request_time: datetime.timedelta) -> None:
-            if not (self.cfg.accesslog or self.cfg.logconfig or self.cfg.logconfig_dict
-                    or self.cfg.syslog):
+        def access(
+            self, resp: Any, req: Any, environ: dict[str, Any], request_time: datetime.timedelta
+        ) -> None:
+            if not (
+                self.cfg.accesslog
+                or self.cfg.logconfig
+                or self.cfg.logconfig_dict
+                or self.cfg.syslog
+            ):
                 return
             atoms = self.atoms(resp, req, environ, request_time)
             rid = next((v for k, v in resp.headers if k.lower() == "x-request-id"), "-")
             extra = {"request_id": rid}
             if fmt == "json":  # no query string: it may carry tokens
-                extra.update(remote_addr=atoms["h"], method=atoms["m"], path=atoms["U"],
-                             route=environ.get("portico.route") or "-",
-                             status=atoms["s"], bytes=atoms["B"],
-                             duration_ms=round(request_time.total_seconds() * 1000, 2),
-                             user_agent=atoms["a"])
+                extra.update(
+                    remote_addr=atoms["h"],
+                    method=atoms["m"],
+                    path=atoms["U"],
+                    route=environ.get("portico.route") or "-",
+                    status=atoms["s"],
+                    bytes=atoms["B"],
+                    duration_ms=round(request_time.total_seconds() * 1000, 2),
+                    user_agent=atoms["a"],
+                )
             try:
                 self.access_log.info(self.cfg.access_log_format, atoms, extra=extra)
             except Exception:  # never fail a request over its log line

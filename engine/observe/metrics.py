@@ -6,6 +6,7 @@ Counters and histograms live in each process. Under gunicorn with several worker
 there and a scrape of any worker adds them all up. The outbox gauges are read
 from the database at scrape time, so every node reports the cluster's backlog.
 """
+
 from __future__ import annotations
 
 import ipaddress
@@ -18,8 +19,14 @@ from typing import TYPE_CHECKING, Any
 
 import dramatiq
 from dramatiq.broker import MessageProxy
-from prometheus_client import (REGISTRY, CollectorRegistry, Counter, Histogram,
-                               generate_latest, multiprocess)
+from prometheus_client import (
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    generate_latest,
+    multiprocess,
+)
 from prometheus_client.core import GaugeMetricFamily, Metric
 
 from engine.observe.logs import request_id
@@ -37,28 +44,43 @@ MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
 HTTP_REQUESTS = Counter(
-    "portico_http_requests", "HTTP requests answered, by route template and status",
-    ["method", "route", "status"])
+    "portico_http_requests",
+    "HTTP requests answered, by route template and status",
+    ["method", "route", "status"],
+)
 HTTP_SECONDS = Histogram(
-    "portico_http_request_duration_seconds", "Time to answer an HTTP request, by route template",
-    ["method", "route"], buckets=(.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30))
+    "portico_http_request_duration_seconds",
+    "Time to answer an HTTP request, by route template",
+    ["method", "route"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+)
 TASK_RUNS = Counter(
-    "portico_task_runs", "Background task runs by actor and outcome (ok, error, skipped)",
-    ["actor", "outcome"])
+    "portico_task_runs",
+    "Background task runs by actor and outcome (ok, error, skipped)",
+    ["actor", "outcome"],
+)
 TASK_SECONDS = Histogram(
-    "portico_task_duration_seconds", "Time a background task ran, by actor", ["actor"],
-    buckets=(.01, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 300))
+    "portico_task_duration_seconds",
+    "Time a background task ran, by actor",
+    ["actor"],
+    buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300),
+)
 TASK_DEAD = Counter(
-    "portico_task_dead", "Background tasks given up after their last retry, by actor", ["actor"])
+    "portico_task_dead", "Background tasks given up after their last retry, by actor", ["actor"]
+)
 PAYMENTS = Counter(
-    "portico_payments", "Payments that reached a final outcome (succeeded, failed, canceled)",
-    ["provider", "outcome"])
+    "portico_payments",
+    "Payments that reached a final outcome (succeeded, failed, canceled)",
+    ["provider", "outcome"],
+)
 LOGIN_FAILURES = Counter(
-    "portico_login_failures", "Failed sign-ins by realm (customer, staff) and factor",
-    ["realm", "factor"])
+    "portico_login_failures",
+    "Failed sign-ins by realm (customer, staff) and factor",
+    ["realm", "factor"],
+)
 LOGIN_LOCKOUTS = Counter(
-    "portico_login_lockouts", "Emails locked after too many failed sign-ins, by realm",
-    ["realm"])
+    "portico_login_lockouts", "Emails locked after too many failed sign-ins, by realm", ["realm"]
+)
 
 
 def observe_request(method: str, route: str, status: int, seconds: float) -> None:
@@ -77,9 +99,14 @@ class TaskMetrics(dramatiq.Middleware):
         self._local.started = time.perf_counter()
         request_id.set(message.options.get("request_id"))
 
-    def after_process_message(self, broker: dramatiq.Broker, message: MessageProxy, *,
-                              result: Any = None, exception: BaseException | None = None,
-                              ) -> None:
+    def after_process_message(
+        self,
+        broker: dramatiq.Broker,
+        message: MessageProxy,
+        *,
+        result: Any = None,
+        exception: BaseException | None = None,
+    ) -> None:
         self._done(message, "error" if exception is not None else "ok")
 
     def after_skip_message(self, broker: dramatiq.Broker, message: MessageProxy) -> None:
@@ -106,6 +133,7 @@ class OutboxCollector:
     def collect(self) -> Iterator[Metric]:
         from engine import db
         from engine.models import OutboxMessage
+
         up = GaugeMetricFamily("portico_database_up", "1 when the scrape could read the database")
         try:
             with db.connection():
@@ -120,12 +148,16 @@ class OutboxCollector:
             return
         up.add_metric([], 1)
         yield up
-        yield GaugeMetricFamily("portico_outbox_pending",
-                                "Background work recorded but not yet handed to the broker",
-                                value=pending)
-        yield GaugeMetricFamily("portico_outbox_oldest_age_seconds",
-                                "Age of the oldest outbox row not yet handed to the broker",
-                                value=max(age, 0.0))
+        yield GaugeMetricFamily(
+            "portico_outbox_pending",
+            "Background work recorded but not yet handed to the broker",
+            value=pending,
+        )
+        yield GaugeMetricFamily(
+            "portico_outbox_oldest_age_seconds",
+            "Age of the oldest outbox row not yet handed to the broker",
+            value=max(age, 0.0),
+        )
 
 
 def exposition(app: Portico) -> bytes:
@@ -192,14 +224,16 @@ def serve_metrics(app: Portico, bind: str) -> threading.Thread:
 
     def wsgi(environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         refused = None if environ.get("PATH_INFO") == "/metrics" else 404
-        refused = refused or refusal(app.settings, environ.get("REMOTE_ADDR", ""),
-                                     environ.get("HTTP_AUTHORIZATION"))
+        refused = refused or refusal(
+            app.settings, environ.get("REMOTE_ADDR", ""), environ.get("HTTP_AUTHORIZATION")
+        )
         if refused:
             start_response(f"{refused} Refused", [("Content-Type", "text/plain")])
             return [b"refused\n"]
         body = exposition(app)
-        start_response("200 OK", [("Content-Type", CONTENT_TYPE),
-                                  ("Content-Length", str(len(body)))])
+        start_response(
+            "200 OK", [("Content-Type", CONTENT_TYPE), ("Content-Length", str(len(body)))]
+        )
         return [body]
 
     class Quiet(WSGIRequestHandler):
@@ -210,8 +244,9 @@ def serve_metrics(app: Portico, bind: str) -> threading.Thread:
         daemon_threads = True
 
     host, _, port = bind.rpartition(":")
-    server = make_server(host.strip("[]"), int(port), wsgi, server_class=Threaded,
-                         handler_class=Quiet)
+    server = make_server(
+        host.strip("[]"), int(port), wsgi, server_class=Threaded, handler_class=Quiet
+    )
     thread = threading.Thread(target=server.serve_forever, name="portico-metrics", daemon=True)
     thread.start()
     log.info("metrics on http://%s/metrics", bind)

@@ -1,4 +1,5 @@
 """The outermost Falcon middleware: a request id for every request, and its metrics."""
+
 from __future__ import annotations
 
 import time
@@ -22,13 +23,18 @@ class ObserveMiddleware:
         req.env["portico.started"] = time.perf_counter()
         request_id.set(rid)
 
-    def process_response(self, req: falcon.Request, resp: falcon.Response, resource: object,
-                         req_succeeded: bool) -> None:
+    def process_response(
+        self, req: falcon.Request, resp: falcon.Response, resource: object, req_succeeded: bool
+    ) -> None:
         resp.set_header(HEADER, req.env.get("portico.request_id", ""))
         route = req.uri_template or "unmatched"
         req.env["portico.route"] = route  # the access log can print it: %({portico.route}e)s
         started = req.env.get("portico.started")
         if started is not None:
-            metrics.observe_request(req.method, route, falcon.http_status_to_code(resp.status),
-                                    time.perf_counter() - started)
+            metrics.observe_request(
+                req.method,
+                route,
+                falcon.http_status_to_code(resp.status),
+                time.perf_counter() - started,
+            )
         request_id.set(None)

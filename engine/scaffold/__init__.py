@@ -5,6 +5,7 @@ template is Jinja); a path part ``_package_`` becomes the package's name and a
 leading ``dot-`` a dot. What comes out installs with ``pip install -e`` and passes
 its own tests as written (``tests/test_plugin_scaffold.py`` proves it).
 """
+
 from __future__ import annotations
 
 import importlib.util
@@ -22,7 +23,15 @@ NAME_PATTERN = re.compile(r"[a-z][a-z0-9]*(?:[-_][a-z0-9]+)*")
 MAX_NAME = 30
 #: Names taken by Portico's own packages, plugins and top-level paths.
 RESERVED = {name for name, _ in BUILTIN_PLUGINS} | {
-    "engine", "plugins", "themes", "tests", "portico", "api", "static", "staff"}
+    "engine",
+    "plugins",
+    "themes",
+    "tests",
+    "portico",
+    "api",
+    "static",
+    "staff",
+}
 _MARKER = re.compile(r"\[\[(\w+)\]\]")
 
 
@@ -35,19 +44,26 @@ def check_name(name: str) -> str:
     if not NAME_PATTERN.fullmatch(name):
         raise ScaffoldError(
             f"plugin name {name!r} is not valid: use lowercase letters and digits, words "
-            "joined by single hyphens, starting with a letter (e.g. acme-inventory)")
+            "joined by single hyphens, starting with a letter (e.g. acme-inventory)"
+        )
     if len(name) > MAX_NAME:
-        raise ScaffoldError(f"plugin name {name!r} is longer than {MAX_NAME} characters "
-                            "(its table and index names must fit the database's limit)")
+        raise ScaffoldError(
+            f"plugin name {name!r} is longer than {MAX_NAME} characters "
+            "(its table and index names must fit the database's limit)"
+        )
     package = name.replace("-", "_")
     if keyword.iskeyword(package):
         raise ScaffoldError(f"plugin name {name!r} is a Python keyword; choose another name")
     if name in RESERVED or package in RESERVED:
-        raise ScaffoldError(f"plugin name {name!r} is taken by Portico itself; "
-                            f"prefix it with your company's name (e.g. acme-{name})")
+        raise ScaffoldError(
+            f"plugin name {name!r} is taken by Portico itself; "
+            f"prefix it with your company's name (e.g. acme-{name})"
+        )
     if _importable(package):
-        raise ScaffoldError(f"a module named {package!r} is already importable here, and the "
-                            "plugin's package would shadow it; choose another name")
+        raise ScaffoldError(
+            f"a module named {package!r} is already importable here, and the "
+            "plugin's package would shadow it; choose another name"
+        )
     return package
 
 
@@ -83,7 +99,7 @@ def target_path(relative: Path, package: str) -> Path:
     parts = [part.replace("_package_", package) for part in relative.parts]
     parts[-1] = parts[-1].removesuffix(".tmpl")
     if parts[-1].startswith("dot-"):
-        parts[-1] = "." + parts[-1][len("dot-"):]
+        parts[-1] = "." + parts[-1][len("dot-") :]
     return Path(*parts)
 
 
@@ -94,8 +110,10 @@ def new_plugin(name: str, parent: Path) -> Path:
     try:
         target.mkdir(parents=True)
     except FileExistsError:
-        raise ScaffoldError(f"{target} already exists; choose another --dir or remove it "
-                            "first (nothing was written)") from None
+        raise ScaffoldError(
+            f"{target} already exists; choose another --dir or remove it "
+            "first (nothing was written)"
+        ) from None
     marks = values(name, package)
     sources = sorted(p for p in FILES.rglob("*.tmpl") if p.is_file())
     for source in sources:

@@ -1,4 +1,5 @@
 """The Account section: details, contacts, sites, activity log, password, email; the support page."""
+
 from __future__ import annotations
 
 from engine import hookimpl
@@ -13,6 +14,7 @@ def plugin_requires():
 @hookimpl
 def register_models():
     from plugins.account.models import MODELS
+
     return list(MODELS)
 
 
@@ -26,12 +28,14 @@ def dashboard_cards(app, ctx):
     if ctx.customer_id is None:
         return []
     from plugins.account.cards import activity_card
+
     return [activity_card(app, ctx)]
 
 
 @hookimpl
 def register_routes(app):
     from plugins.account import resources as r
+
     return [
         Route("/account", r.AccountPage()),
         Route("/account/edit/{field}", r.EditPage()),

@@ -1,4 +1,5 @@
 """What the account plugin adds to the dashboard (DASH-1): the newest lines of the activity log."""
+
 from __future__ import annotations
 
 from engine.i18n import N_
@@ -13,7 +14,20 @@ def activity_card(app, ctx) -> Card:
     """The last few account events, newest first, with who did them (ACCT-5)."""
     rows = service.activity_query(ctx).order_by(AuditEvent.id.desc()).limit(RECENT)
     events = service.describe_events(rows, ctx.principal.user_id)
-    return Card("activity", N_("Recent activity"), "account/card_activity.html", order=90,
-                data={"events": [{"action": e["action"], "description": e["description"],
-                                  "at": e["at"].isoformat(), "by_staff": bool(e["staff"])}
-                                 for e in events]})
+    return Card(
+        "activity",
+        N_("Recent activity"),
+        "account/card_activity.html",
+        order=90,
+        data={
+            "events": [
+                {
+                    "action": e["action"],
+                    "description": e["description"],
+                    "at": e["at"].isoformat(),
+                    "by_staff": bool(e["staff"]),
+                }
+                for e in events
+            ]
+        },
+    )

@@ -1,4 +1,5 @@
 """Pending email-address changes (ACCT-1): the new address proves itself by a link."""
+
 from __future__ import annotations
 
 from peewee import CharField, ForeignKeyField
@@ -9,6 +10,7 @@ from engine.models import User
 
 class EmailChange(BaseModel):
     """A change waiting for the link sent to ``new_email``; only the token's hash is kept."""
+
     user = ForeignKeyField(User, backref="email_changes", on_delete="CASCADE")
     old_email = CharField(max_length=254)
     new_email = CharField(max_length=254)

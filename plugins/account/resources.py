@@ -1,4 +1,5 @@
 """Account pages (Account → Details → Edit → Save changes) and the account API."""
+
 from __future__ import annotations
 
 from engine import roles
@@ -13,7 +14,7 @@ from plugins.identity.public import current_user, guards, policy_hint, redirect,
 NOTICES = {
     "phone": "Your phone number has been saved.",
     "email-sent": "We have sent a confirmation link to your new address. Your email address "
-                  "changes when you open it.",
+    "changes when you open it.",
     "email": "Your email address has been changed.",
     "password": "Your password has been changed.",
     "password-ended": "Your password has been changed and your other sessions signed out.",
@@ -26,8 +27,15 @@ NOTICES = {
 def _page(req, resp, template: str, status: int = 200, **values) -> None:
     ctx = req.context
     ctx.extra["section"] = "account"
-    ctx.app.page(req, resp, template, status, refused=guards.refusal(ctx),
-                 notice=NOTICES.get(req.get_param("notice") or ""), **values)
+    ctx.app.page(
+        req,
+        resp,
+        template,
+        status,
+        refused=guards.refusal(ctx),
+        notice=NOTICES.get(req.get_param("notice") or ""),
+        **values,
+    )
 
 
 def _field_errors(exc: Problem) -> dict:
@@ -40,14 +48,21 @@ def _field_errors(exc: Problem) -> dict:
 
 # -- pages ------------------------------------------------------------------------
 
+
 class AccountPage:
     """``/account``: details, read-only fields, and an Edit link beside each editable one."""
 
     def on_get(self, req, resp):
         ctx = req.context
         user = current_user(ctx)
-        _page(req, resp, "account/index.html", account=service.account_view(user), user=user,
-              notifications="notifications" in ctx.app.plugins.enabled)
+        _page(
+            req,
+            resp,
+            "account/index.html",
+            account=service.account_view(user),
+            user=user,
+            notifications="notifications" in ctx.app.plugins.enabled,
+        )
 
 
 class EditPage:
@@ -66,8 +81,14 @@ class EditPage:
         user = current_user(ctx)
         data, errors = validate_form(req, schemas.PhoneForm)
         if errors:
-            return _page(req, resp, "account/edit_phone.html", 422, errors=errors,
-                         value=str(read_form(req).get("phone", ""))[:64])
+            return _page(
+                req,
+                resp,
+                "account/edit_phone.html",
+                422,
+                errors=errors,
+                value=str(read_form(req).get("phone", ""))[:64],
+            )
         service.update_details(ctx.app, ctx, user, data)
         redirect(resp, "/account?notice=phone")
 
@@ -77,8 +98,15 @@ class EmailPage:
 
     def on_get(self, req, resp):
         user = current_user(req.context)
-        _page(req, resp, "account/email.html", user=user, errors={}, value="",
-              pending=service.pending_email(user))
+        _page(
+            req,
+            resp,
+            "account/email.html",
+            user=user,
+            errors={},
+            value="",
+            pending=service.pending_email(user),
+        )
 
     def on_post(self, req, resp):
         ctx = req.context
@@ -93,21 +121,37 @@ class EmailPage:
                 if exc.status_code not in (403, 422, 429):
                     raise
                 errors = _field_errors(exc)
-        _page(req, resp, "account/email.html", 422, user=user, errors=errors, value=value,
-              pending=service.pending_email(user))
+        _page(
+            req,
+            resp,
+            "account/email.html",
+            422,
+            user=user,
+            errors=errors,
+            value=value,
+            pending=service.pending_email(user),
+        )
 
 
 class EmailVerifyPage:
     """``/account/email/verify?token=...``: the link from the email; a button confirms."""
+
     auth = "public"
 
     def on_get(self, req, resp):
         resp.set_header("Referrer-Policy", "no-referrer")
         token = req.get_param("token") or ""
         row = service.valid_email_change(token)
-        req.context.app.page(req, resp, "account/email_verify.html", 200 if row else 410,
-                             token=token, change=row, invalid=None if row else
-                             service.EMAIL_LINK_INVALID, errors={})
+        req.context.app.page(
+            req,
+            resp,
+            "account/email_verify.html",
+            200 if row else 410,
+            token=token,
+            change=row,
+            invalid=None if row else service.EMAIL_LINK_INVALID,
+            errors={},
+        )
 
     def on_post(self, req, resp):
         ctx = req.context
@@ -119,9 +163,16 @@ class EmailVerifyPage:
             if exc.status_code not in (403, 422):
                 raise
             errors = _field_errors(exc)
-            return ctx.app.page(req, resp, "account/email_verify.html", exc.status_code,
-                                token=token, change=None, errors=errors,
-                                invalid=" ".join(m for v in errors.values() for m in v))
+            return ctx.app.page(
+                req,
+                resp,
+                "account/email_verify.html",
+                exc.status_code,
+                token=token,
+                change=None,
+                errors=errors,
+                invalid=" ".join(m for v in errors.values() for m in v),
+            )
         redirect(resp, "/account?notice=email" if ctx.customer_id else "/login?notice=email")
 
 
@@ -139,15 +190,22 @@ class PasswordPage:
             errors = {"new_password_confirm": ["The two new passwords are not the same."]}
         if not errors:
             try:
-                ended = service.change_password(ctx.app, ctx, user, data["current_password"],
-                                                data["new_password"], data["end_other_sessions"])
-                return redirect(resp, "/account?notice=" + ("password-ended" if ended else "password"))
+                ended = service.change_password(
+                    ctx.app,
+                    ctx,
+                    user,
+                    data["current_password"],
+                    data["new_password"],
+                    data["end_other_sessions"],
+                )
+                return redirect(
+                    resp, "/account?notice=" + ("password-ended" if ended else "password")
+                )
             except Problem as exc:
                 if exc.status_code not in (403, 422, 429):
                     raise
                 errors = _field_errors(exc)
-        _page(req, resp, "account/password.html", 422, errors=errors,
-              policy=policy_hint(ctx.app))
+        _page(req, resp, "account/password.html", 422, errors=errors, policy=policy_hint(ctx.app))
 
 
 class ContactsPage:
@@ -156,9 +214,13 @@ class ContactsPage:
 
     def on_get(self, req, resp):
         ctx = req.context
-        _page(req, resp, "account/contacts.html",
-              contacts=service.with_logins(ctx, list(service.contacts_query(ctx))),
-              grants=roles.may(ctx.principal, "grant_manage") and guards.refusal(ctx) is None)
+        _page(
+            req,
+            resp,
+            "account/contacts.html",
+            contacts=service.with_logins(ctx, list(service.contacts_query(ctx))),
+            grants=roles.may(ctx.principal, "grant_manage") and guards.refusal(ctx) is None,
+        )
 
 
 class ContactManagePage:
@@ -171,8 +233,10 @@ class ContactManagePage:
         if errors:
             raise invalid(errors)
         service.set_manage(ctx.app, ctx, contact_id, data["grant"])
-        redirect(resp, "/account/contacts?notice=" + ("manage-granted" if data["grant"]
-                                                      else "manage-revoked"))
+        redirect(
+            resp,
+            "/account/contacts?notice=" + ("manage-granted" if data["grant"] else "manage-revoked"),
+        )
 
 
 class ContactSignOutPage:
@@ -198,20 +262,30 @@ class ActivityPage:
         ctx = req.context
         query = PageQuery().load({k: v for k, v in req.params.items() if k in ("cursor", "limit")})
         page = paginate(service.activity_query(ctx), AuditEvent.id, query)
-        _page(req, resp, "account/activity.html",
-              events=service.describe_events(page["items"], ctx.principal.user_id),
-              next=page["next"])
+        _page(
+            req,
+            resp,
+            "account/activity.html",
+            events=service.describe_events(page["items"], ctx.principal.user_id),
+            next=page["next"],
+        )
 
 
 class SupportPage:
     """``/support``: how to reach support, the customer ID to quote, what only staff can do."""
+
     auth = "public"
 
     def on_get(self, req, resp):
         ctx = req.context
         ctx.extra["section"] = "support"
-        ctx.app.page(req, resp, "account/support.html", staff_only=service.STAFF_ONLY,
-                     number=_customer_number(ctx))
+        ctx.app.page(
+            req,
+            resp,
+            "account/support.html",
+            staff_only=service.STAFF_ONLY,
+            number=_customer_number(ctx),
+        )
 
 
 def _customer_number(ctx) -> str | None:
@@ -222,21 +296,31 @@ def _customer_number(ctx) -> str | None:
 
 # -- JSON API ----------------------------------------------------------------------
 
+
 class MeAPI:
     """``GET /api/v1/me``."""
 
-    @operation("Who you are: login, customer, contact, and how you are signed in",
-               response=schemas.MeOut)
+    @operation(
+        "Who you are: login, customer, contact, and how you are signed in", response=schemas.MeOut
+    )
     def on_get(self, req, resp):
         ctx = req.context
         user, p = current_user(ctx), ctx.principal
-        impersonator = StaffUser.get_or_none(StaffUser.id == p.impersonator_id) \
-            if p.impersonated else None
-        return {"user_id": user.id, "email": user.email, "customer": user.contact.customer,
-                "contact": user.contact, "via": p.via, "scopes": sorted(p.scopes),
-                "impersonated": p.impersonated,
-                "impersonator": impersonator.name if impersonator else None,
-                "two_factor": twofactor.enabled(user), "access": p.role}
+        impersonator = (
+            StaffUser.get_or_none(StaffUser.id == p.impersonator_id) if p.impersonated else None
+        )
+        return {
+            "user_id": user.id,
+            "email": user.email,
+            "customer": user.contact.customer,
+            "contact": user.contact,
+            "via": p.via,
+            "scopes": sorted(p.scopes),
+            "impersonated": p.impersonated,
+            "impersonator": impersonator.name if impersonator else None,
+            "two_factor": twofactor.enabled(user),
+            "access": p.role,
+        }
 
 
 class AccountAPI:
@@ -246,10 +330,13 @@ class AccountAPI:
     def on_get(self, req, resp):
         return service.account_view(current_user(req.context))
 
-    @operation("Change your phone number, language or time zone", body=schemas.AccountPatch,
-               response=schemas.AccountOut,
-               description="Customer ID, type, name, status, balances and email are refused "
-                           "field by field (422); nothing is saved when any field is refused.")
+    @operation(
+        "Change your phone number, language or time zone",
+        body=schemas.AccountPatch,
+        response=schemas.AccountOut,
+        description="Customer ID, type, name, status, balances and email are refused "
+        "field by field (422); nothing is saved when any field is refused.",
+    )
     def on_patch(self, req, resp, body):
         ctx = req.context
         user = current_user(ctx)
@@ -260,22 +347,31 @@ class AccountAPI:
 class EmailAPI:
     """``POST /api/v1/account/email``."""
 
-    @operation("Change your email address: a link goes to the new address", status=202,
-               body=schemas.EmailChangeBody, response=schemas.AccountStatusOut,
-               errors={429: "Too many email changes asked for"})
+    @operation(
+        "Change your email address: a link goes to the new address",
+        status=202,
+        body=schemas.EmailChangeBody,
+        response=schemas.AccountStatusOut,
+        errors={429: "Too many email changes asked for"},
+    )
     def on_post(self, req, resp, body):
         ctx = req.context
-        service.request_email_change(ctx.app, ctx, current_user(ctx), body["email"],
-                                     body["password"])
+        service.request_email_change(
+            ctx.app, ctx, current_user(ctx), body["email"], body["password"]
+        )
         return {"status": "pending", "detail": NOTICES["email-sent"]}
 
 
 class EmailVerifyAPI:
     """``POST /api/v1/account/email/verify``."""
+
     auth = "public"
 
-    @operation("Confirm a new email address with the token from the link",
-               body=schemas.TokenBody, response=schemas.AccountStatusOut)
+    @operation(
+        "Confirm a new email address with the token from the link",
+        body=schemas.TokenBody,
+        response=schemas.AccountStatusOut,
+    )
     def on_post(self, req, resp, body):
         ctx = req.context
         service.confirm_email_change(ctx.app, ctx, body["token"])
@@ -285,23 +381,38 @@ class EmailVerifyAPI:
 class PasswordAPI:
     """``POST /api/v1/account/password``."""
 
-    @operation("Change your password (needs the current one)", body=schemas.PasswordChangeBody,
-               response=schemas.AccountStatusOut, errors={429: "Too many attempts"})
+    @operation(
+        "Change your password (needs the current one)",
+        body=schemas.PasswordChangeBody,
+        response=schemas.AccountStatusOut,
+        errors={429: "Too many attempts"},
+    )
     def on_post(self, req, resp, body):
         ctx = req.context
-        ended = service.change_password(ctx.app, ctx, current_user(ctx), body["current_password"],
-                                        body["new_password"], body["end_other_sessions"])
-        return {"status": "changed",
-                "detail": f"Password changed; {ended} other session(s) signed out."}
+        ended = service.change_password(
+            ctx.app,
+            ctx,
+            current_user(ctx),
+            body["current_password"],
+            body["new_password"],
+            body["end_other_sessions"],
+        )
+        return {
+            "status": "changed",
+            "detail": f"Password changed; {ended} other session(s) signed out.",
+        }
 
 
 class ContactsAPI:
-    @operation("Contacts linked to your account, each with their role; their logins as your "
-               "role allows (ACCT-7)", query=PageQuery, response=schemas.ContactPage)
+    @operation(
+        "Contacts linked to your account, each with their role; their logins as your "
+        "role allows (ACCT-7)",
+        query=PageQuery,
+        response=schemas.ContactPage,
+    )
     def on_get(self, req, resp, query):
         ctx = req.context
-        page = paginate(owned(Contact, ctx.require_customer()), Contact.id, query,
-                        descending=False)
+        page = paginate(owned(Contact, ctx.require_customer()), Contact.id, query, descending=False)
         service.with_logins(ctx, page["items"])
         return page
 
@@ -309,17 +420,26 @@ class ContactsAPI:
 class ContactManageAPI:
     """``PUT|DELETE /api/v1/account/contacts/{contact_id}/manage``"""
 
-    @operation("Let a contact manage the account: logins, API keys, the whole activity log, "
-               "saved cards (the primary contact only)", response=schemas.AccountContactOut,
-               errors={403: "Only the primary contact grants it, in a signed-in session",
-                       409: "The contact is the primary contact"})
+    @operation(
+        "Let a contact manage the account: logins, API keys, the whole activity log, "
+        "saved cards (the primary contact only)",
+        response=schemas.AccountContactOut,
+        errors={
+            403: "Only the primary contact grants it, in a signed-in session",
+            409: "The contact is the primary contact",
+        },
+    )
     def on_put(self, req, resp, contact_id):
         return service.set_manage(req.context.app, req.context, contact_id, True)
 
-    @operation("Take \"manage\" back from a contact (the primary contact only)",
-               response=schemas.AccountContactOut,
-               errors={403: "Only the primary contact grants it, in a signed-in session",
-                       409: "The contact is the primary contact"})
+    @operation(
+        "Take \"manage\" back from a contact (the primary contact only)",
+        response=schemas.AccountContactOut,
+        errors={
+            403: "Only the primary contact grants it, in a signed-in session",
+            409: "The contact is the primary contact",
+        },
+    )
     def on_delete(self, req, resp, contact_id):
         return service.set_manage(req.context.app, req.context, contact_id, False)
 
@@ -327,10 +447,14 @@ class ContactManageAPI:
 class ContactSignOutAPI:
     """``POST /api/v1/account/contacts/{contact_id}/sign-out``"""
 
-    @operation("Sign a contact out of every session (the primary contact: anyone; managers: "
-               "members)", response=schemas.ContactSignedOut,
-               errors={403: "Your role does not allow it, or not in a signed-in session",
-                       409: "The contact has no portal login"})
+    @operation(
+        "Sign a contact out of every session (the primary contact: anyone; managers: members)",
+        response=schemas.ContactSignedOut,
+        errors={
+            403: "Your role does not allow it, or not in a signed-in session",
+            409: "The contact has no portal login",
+        },
+    )
     def on_post(self, req, resp, contact_id):
         return {"ended": service.sign_out_contact(req.context.app, req.context, contact_id)}
 
@@ -338,28 +462,42 @@ class ContactSignOutAPI:
 class SitesAPI:
     @operation("Your sites (addresses; read-only)", query=PageQuery, response=schemas.SitePage)
     def on_get(self, req, resp, query):
-        return paginate(owned(Site, req.context.require_customer()), Site.id, query,
-                        descending=False)
+        return paginate(
+            owned(Site, req.context.require_customer()), Site.id, query, descending=False
+        )
 
 
 class ActivityAPI:
-    @operation("Your activity log: every change, sign-in and impersonation, newest first (the "
-               "whole account's for the primary contact and managers, ACCT-7)",
-               query=PageQuery, response=schemas.ActivityPage)
+    @operation(
+        "Your activity log: every change, sign-in and impersonation, newest first (the "
+        "whole account's for the primary contact and managers, ACCT-7)",
+        query=PageQuery,
+        response=schemas.ActivityPage,
+    )
     def on_get(self, req, resp, query):
         ctx = req.context
         page = paginate(service.activity_query(ctx), AuditEvent.id, query)
-        return {"items": service.describe_events(page["items"], ctx.principal.user_id),
-                "next": page["next"]}
+        return {
+            "items": service.describe_events(page["items"], ctx.principal.user_id),
+            "next": page["next"],
+        }
 
 
 class SupportAPI:
     auth = "public"
 
-    @operation("How to reach support, your customer ID, and what only staff can do",
-               response=schemas.SupportOut)
+    @operation(
+        "How to reach support, your customer ID, and what only staff can do",
+        response=schemas.SupportOut,
+    )
     def on_get(self, req, resp):
         ctx = req.context
         s = ctx.app.settings.support
-        return {"phone": s.phone, "email": s.email, "chat_url": s.chat_url, "hours": s.hours,
-                "customer_number": _customer_number(ctx), "staff_only": service.STAFF_ONLY}
+        return {
+            "phone": s.phone,
+            "email": s.email,
+            "chat_url": s.chat_url,
+            "hours": s.hours,
+            "customer_number": _customer_number(ctx),
+            "staff_only": service.STAFF_ONLY,
+        }

@@ -1,4 +1,5 @@
 """Shapes of the account API and forms (one schema validates both faces)."""
+
 from __future__ import annotations
 
 from zoneinfo import ZoneInfo, available_timezones
@@ -40,7 +41,9 @@ def normalise_phone(value: str, region: str = "GB") -> str:
     try:
         number = phonenumbers.parse(value, region)
     except phonenumbers.NumberParseException:
-        raise ValidationError("Enter a phone number like 07700 900123 or +44 7700 900123.") from None
+        raise ValidationError(
+            "Enter a phone number like 07700 900123 or +44 7700 900123."
+        ) from None
     if not phonenumbers.is_possible_number(number):
         raise ValidationError("This is not a valid phone number.")
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
@@ -72,8 +75,12 @@ class AccountPatch(Schema):
     class Meta:
         unknown = RAISE
 
-    phone = PhoneField(validate=validate.Length(max=32), metadata={
-        "description": "any common format; stored as E.164 (+447700900123); empty removes it"})
+    phone = PhoneField(
+        validate=validate.Length(max=32),
+        metadata={
+            "description": "any common format; stored as E.164 (+447700900123); empty removes it"
+        },
+    )
     locale = fields.String(validate=validate.OneOf(LOCALES))
     timezone = fields.String(validate=_timezone)
 
@@ -91,10 +98,16 @@ class PhoneForm(Schema):
 
 
 class EmailChangeBody(Schema):
-    email = EmailField(required=True, validate=validate.Length(max=254),
-                       error_messages={"required": "Enter the new email address."})
-    password = fields.String(required=True, validate=validate.Length(max=4096),
-                             error_messages={"required": "Enter your password."})
+    email = EmailField(
+        required=True,
+        validate=validate.Length(max=254),
+        error_messages={"required": "Enter the new email address."},
+    )
+    password = fields.String(
+        required=True,
+        validate=validate.Length(max=4096),
+        error_messages={"required": "Enter your password."},
+    )
 
 
 class TokenBody(Schema):
@@ -102,12 +115,19 @@ class TokenBody(Schema):
 
 
 class PasswordChangeBody(Schema):
-    current_password = fields.String(required=True, validate=validate.Length(max=4096),
-                                     error_messages={"required": "Enter your current password."})
-    new_password = fields.String(required=True, validate=validate.Length(max=4096),
-                                 error_messages={"required": "Choose a new password."})
-    end_other_sessions = fields.Boolean(load_default=True, metadata={
-        "description": "sign out every other session (default true)"})
+    current_password = fields.String(
+        required=True,
+        validate=validate.Length(max=4096),
+        error_messages={"required": "Enter your current password."},
+    )
+    new_password = fields.String(
+        required=True,
+        validate=validate.Length(max=4096),
+        error_messages={"required": "Choose a new password."},
+    )
+    end_other_sessions = fields.Boolean(
+        load_default=True, metadata={"description": "sign out every other session (default true)"}
+    )
 
 
 class PasswordChangeForm(PasswordChangeBody):
@@ -116,6 +136,7 @@ class PasswordChangeForm(PasswordChangeBody):
 
 
 # -- answers -------------------------------------------------------------------
+
 
 class CustomerOut(Schema):
     id = fields.Integer()
@@ -149,8 +170,12 @@ class MeOut(Schema):
     impersonated = fields.Boolean()
     impersonator = fields.String(allow_none=True)
     two_factor = fields.Boolean()
-    access = fields.String(metadata={"enum": ["primary", "manager", "member"],
-                                     "description": "your role on the account (ACCT-7)"})
+    access = fields.String(
+        metadata={
+            "enum": ["primary", "manager", "member"],
+            "description": "your role on the account (ACCT-7)",
+        }
+    )
 
 
 class ActivityOut(Schema):
@@ -174,9 +199,14 @@ class ContactLoginOut(Schema):
 
 
 class AccountContactOut(ContactOut):
-    login = fields.Nested(ContactLoginOut, allow_none=True, metadata={
-        "description": "their portal login: your own, or anyone's for the primary contact and "
-                       "managers (ACCT-7); null otherwise, or when they have none"})
+    login = fields.Nested(
+        ContactLoginOut,
+        allow_none=True,
+        metadata={
+            "description": "their portal login: your own, or anyone's for the primary contact and "
+            "managers (ACCT-7); null otherwise, or when they have none"
+        },
+    )
 
 
 class ContactSignedOut(Schema):
@@ -185,6 +215,7 @@ class ContactSignedOut(Schema):
 
 class ManageForm(Schema):
     """``POST /account/contacts/{id}/manage``: grant (true) or take back (false) "manage"."""
+
     grant = fields.Boolean(required=True)
 
 
@@ -198,10 +229,12 @@ class SupportOut(Schema):
     email = fields.String()
     chat_url = fields.String()
     hours = fields.String()
-    customer_number = fields.String(allow_none=True, metadata={
-        "description": "quote it when you call (when signed in)"})
-    staff_only = fields.List(fields.Dict(), metadata={
-        "description": "what only support can do, and why"})
+    customer_number = fields.String(
+        allow_none=True, metadata={"description": "quote it when you call (when signed in)"}
+    )
+    staff_only = fields.List(
+        fields.Dict(), metadata={"description": "what only support can do, and why"}
+    )
 
 
 class AccountStatusOut(Schema):

@@ -1,4 +1,5 @@
 """Account rules both faces call: details, email change, password change, activity, support."""
+
 from __future__ import annotations
 
 from datetime import timedelta
@@ -29,27 +30,39 @@ EMAIL_LINK_INVALID = "This confirmation link has expired or was already used. As
 STAFF_ONLY = [
     {"id": "customer_type", "title": "Change the customer type (individual or business)"},
     {"id": "move_services", "title": "Move services between customer accounts"},
-    {"id": "cancel_services", "title": "Cancel a service, unless its product allows "
-                                      "self-service cancellation"},
+    {
+        "id": "cancel_services",
+        "title": "Cancel a service, unless its product allows self-service cancellation",
+    },
     {"id": "disputes", "title": "Dispute an invoice"},
     {"id": "refunds", "title": "Refunds"},
-    {"id": "primary_contact", "title": "Change the primary contact, or add and remove contacts "
-                                       "and sites"},
+    {
+        "id": "primary_contact",
+        "title": "Change the primary contact, or add and remove contacts and sites",
+    },
     {"id": "configuration", "title": "Complex service configuration beyond add-ons and top-ups"},
     {"id": "void", "title": "Void invoices or transactions"},
 ]
 
 ACTIONS = {
-    "login": "Signed in", "logout": "Signed out", "login.failed": "Failed sign-in attempt",
+    "login": "Signed in",
+    "logout": "Signed out",
+    "login.failed": "Failed sign-in attempt",
     "login.locked": "Sign-in paused after failed attempts",
-    "password.changed": "Password changed", "password.reset": "Password reset by email link",
-    "email.change_requested": "Email change requested", "email.changed": "Email address changed",
-    "account.updated": "Account details changed", "2fa.enabled": "Two-step verification turned on",
+    "password.changed": "Password changed",
+    "password.reset": "Password reset by email link",
+    "email.change_requested": "Email change requested",
+    "email.changed": "Email address changed",
+    "account.updated": "Account details changed",
+    "2fa.enabled": "Two-step verification turned on",
     "2fa.disabled": "Two-step verification turned off",
-    "2fa.backup_codes_renewed": "New backup codes", "2fa.backup_code_used": "Backup code used",
+    "2fa.backup_codes_renewed": "New backup codes",
+    "2fa.backup_code_used": "Backup code used",
     "2fa.replay_refused": "A reused verification code was refused",
-    "api_key.created": "API key generated", "api_key.revoked": "API key revoked",
-    "sessions.ended_others": "Signed out other sessions", "session.revoked": "Session signed out",
+    "api_key.created": "API key generated",
+    "api_key.revoked": "API key revoked",
+    "sessions.ended_others": "Signed out other sessions",
+    "session.revoked": "Session signed out",
     "push.subscribed": "Push notifications turned on for a browser",
     "push.unsubscribed": "Push notifications turned off for a browser",
     "push.subscriptions_removed": "Push notifications turned off on every browser",
@@ -70,12 +83,15 @@ def update_details(app, ctx, user: User, changes: dict) -> dict:
         if "phone" in changes and changes["phone"] != contact.phone:
             changed["phone"] = [contact.phone, changes["phone"]]
             Contact.update(phone=changes["phone"], updated_at=utcnow()).where(
-                Contact.id == contact.id).execute()
+                Contact.id == contact.id
+            ).execute()
             contact.phone = changes["phone"]
         for name in ("locale", "timezone"):
             if name in changes and changes[name] != getattr(user, name):
                 changed[name] = [getattr(user, name), changes[name]]
-                User.update({getattr(User, name): changes[name]}).where(User.id == user.id).execute()
+                User.update({getattr(User, name): changes[name]}).where(
+                    User.id == user.id
+                ).execute()
                 setattr(user, name, changes[name])
         if changed:
             audit.record(ctx, "account.updated", f"user:{user.id}", {"changed": changed})
@@ -93,30 +109,58 @@ def request_email_change(app, ctx, user: User, new_email: str, password: str) ->
     token = new_token(32)
     with database.atomic():
         # Only the newest request counts.
-        EmailChange.delete().where((EmailChange.user == user.id)
-                                   & EmailChange.used_at.is_null()).execute()
-        row = EmailChange.create(user=user.id, old_email=user.email, new_email=new_email,
-                                 token_hash=token_hash(token))
+        EmailChange.delete().where(
+            (EmailChange.user == user.id) & EmailChange.used_at.is_null()
+        ).execute()
+        row = EmailChange.create(
+            user=user.id, old_email=user.email, new_email=new_email, token_hash=token_hash(token)
+        )
         audit.record(ctx, "email.change_requested", f"user:{user.id}", {"new_email": new_email})
         # SEC-1: the link must reach the address it verifies, so it is addressed bare (no
         # user_id: no other channel of the login's can carry it); the notice of the request
         # goes to the login's address on record.
-        notify(app, Notice(kind="email_change_verify", key=f"email_change:{row.id}",
-                           email=new_email, locale=user.locale or None, category="security",
-                           customer_id=user.contact.customer_id, sensitive=True,
-                           data={"url": app.url(f"/account/email/verify?token={token}"),
-                                 "hours": int(EMAIL_LINK_VALID.total_seconds() // 3600)}))
-        notify(app, Notice(kind="email_change_requested", key=f"email_change_notice:{row.id}",
-                           user_id=user.id, category="security", sensitive=True,
-                           customer_id=user.contact.customer_id,
-                           data={"new_email": new_email}))
+        notify(
+            app,
+            Notice(
+                kind="email_change_verify",
+                key=f"email_change:{row.id}",
+                email=new_email,
+                locale=user.locale or None,
+                category="security",
+                customer_id=user.contact.customer_id,
+                sensitive=True,
+                data={
+                    "url": app.url(f"/account/email/verify?token={token}"),
+                    "hours": int(EMAIL_LINK_VALID.total_seconds() // 3600),
+                },
+            ),
+        )
+        notify(
+            app,
+            Notice(
+                kind="email_change_requested",
+                key=f"email_change_notice:{row.id}",
+                user_id=user.id,
+                category="security",
+                sensitive=True,
+                customer_id=user.contact.customer_id,
+                data={"new_email": new_email},
+            ),
+        )
     return row
 
 
 def pending_email(user: User) -> str | None:
-    row = (EmailChange.select().where((EmailChange.user == user.id) & EmailChange.used_at.is_null()
-                                      & (EmailChange.created_at > utcnow() - EMAIL_LINK_VALID))
-           .order_by(EmailChange.id.desc()).first())
+    row = (
+        EmailChange.select()
+        .where(
+            (EmailChange.user == user.id)
+            & EmailChange.used_at.is_null()
+            & (EmailChange.created_at > utcnow() - EMAIL_LINK_VALID)
+        )
+        .order_by(EmailChange.id.desc())
+        .first()
+    )
     return row.new_email if row else None
 
 
@@ -141,22 +185,40 @@ def confirm_email_change(app, ctx, token: str) -> User:
         raise invalid({"email": ["This email address is already used by another account."]})
     user, now = row.user, utcnow()
     with database.atomic():
-        spent = (EmailChange.update(used_at=now)
-                 .where((EmailChange.id == row.id) & EmailChange.used_at.is_null()).execute())
+        spent = (
+            EmailChange.update(used_at=now)
+            .where((EmailChange.id == row.id) & EmailChange.used_at.is_null())
+            .execute()
+        )
         if not spent:
             raise invalid({"token": [EMAIL_LINK_INVALID]})
         User.update(email=row.new_email, email_verified_at=now).where(User.id == user.id).execute()
         if user.contact.email.lower() == row.old_email:
             Contact.update(email=row.new_email, updated_at=utcnow()).where(
-                Contact.id == user.contact_id).execute()
+                Contact.id == user.contact_id
+            ).execute()
         lockout.lift(lockout.guard_key("customer", row.old_email))
-        audit.record(ctx, "email.changed", f"user:{user.id}",
-                     {"old_email": row.old_email, "new_email": row.new_email},
-                     customer_id=user.contact.customer_id, user_id=user.id)
-        notify(app, Notice(kind="email_changed", key=f"email_changed:{row.id}",
-                           email=row.old_email, category="security", sensitive=True,
-                           customer_id=user.contact.customer_id, locale=user.locale or None,
-                           data={"new_email": row.new_email}))
+        audit.record(
+            ctx,
+            "email.changed",
+            f"user:{user.id}",
+            {"old_email": row.old_email, "new_email": row.new_email},
+            customer_id=user.contact.customer_id,
+            user_id=user.id,
+        )
+        notify(
+            app,
+            Notice(
+                kind="email_changed",
+                key=f"email_changed:{row.id}",
+                email=row.old_email,
+                category="security",
+                sensitive=True,
+                customer_id=user.contact.customer_id,
+                locale=user.locale or None,
+                data={"new_email": row.new_email},
+            ),
+        )
     return User.get_by_id(user.id)
 
 
@@ -174,28 +236,43 @@ def change_password(app, ctx, user: User, current: str, new: str, end_others: bo
     now = utcnow()
     with database.atomic():
         User.update(password_hash=hash_password(new), password_changed_at=now).where(
-            User.id == user.id).execute()
+            User.id == user.id
+        ).execute()
         ended = 0
         if end_others:
-            ended = sessions.sign_out_everywhere(app, ctx, user, "password_change",
-                                                 keep=ctx.principal.session_id)
+            ended = sessions.sign_out_everywhere(
+                app, ctx, user, "password_change", keep=ctx.principal.session_id
+            )
         audit.record(ctx, "password.changed", f"user:{user.id}", {"ended_other_sessions": ended})
-        notify(app, Notice(kind="password_changed", key=f"password_changed:{user.id}:{now.isoformat()}",
-                           user_id=user.id, customer_id=user.contact.customer_id,
-                           category="security", sensitive=True,
-                           data={"when": now.strftime("%Y-%m-%d %H:%M UTC"), "ip": ctx.ip,
-                                 "how": "change"}))
+        notify(
+            app,
+            Notice(
+                kind="password_changed",
+                key=f"password_changed:{user.id}:{now.isoformat()}",
+                user_id=user.id,
+                customer_id=user.contact.customer_id,
+                category="security",
+                sensitive=True,
+                data={"when": now.strftime("%Y-%m-%d %H:%M UTC"), "ip": ctx.ip, "how": "change"},
+            ),
+        )
     return ended
 
 
 def account_view(user: User) -> dict:
     contact = user.contact
-    return {"customer": contact.customer, "contact": contact, "email": user.email,
-            "email_verified": user.email_verified_at is not None,
-            "pending_email": pending_email(user), "phone": contact.phone,
-            "locale": user.locale, "timezone": user.timezone,
-            "two_factor": twofactor.enabled(user),
-            "read_only": sorted(k for k in PROTECTED if k != "password")}
+    return {
+        "customer": contact.customer,
+        "contact": contact,
+        "email": user.email,
+        "email_verified": user.email_verified_at is not None,
+        "pending_email": pending_email(user),
+        "phone": contact.phone,
+        "locale": user.locale,
+        "timezone": user.timezone,
+        "two_factor": twofactor.enabled(user),
+        "read_only": sorted(k for k in PROTECTED if k != "password"),
+    }
 
 
 def describe_events(rows, viewer_id: int | None = None) -> list[dict]:
@@ -204,10 +281,21 @@ def describe_events(rows, viewer_id: int | None = None) -> list[dict]:
     user_ids = {r.user_id for r in rows if r.user_id}
     staff_ids = {r.staff_id for r in rows if r.staff_id}
     # No query for an empty set (most rows have no staff): the dashboard reads this per visit.
-    users = {u.id: u.email for u in User.select(User.id, User.email).where(
-        User.id.in_(user_ids))} if user_ids else {}
-    staff = {s.id: s.name for s in StaffUser.select(StaffUser.id, StaffUser.name).where(
-        StaffUser.id.in_(staff_ids))} if staff_ids else {}
+    users = (
+        {u.id: u.email for u in User.select(User.id, User.email).where(User.id.in_(user_ids))}
+        if user_ids
+        else {}
+    )
+    staff = (
+        {
+            s.id: s.name
+            for s in StaffUser.select(StaffUser.id, StaffUser.name).where(
+                StaffUser.id.in_(staff_ids)
+            )
+        }
+        if staff_ids
+        else {}
+    )
     out = []
     for r in rows:
         person = "You" if viewer_id and r.user_id == viewer_id else users.get(r.user_id, "")
@@ -218,10 +306,21 @@ def describe_events(rows, viewer_id: int | None = None) -> list[dict]:
             actor = f"{staff_name} (support staff)"
         else:
             actor = person or "System"
-        out.append({"id": r.id, "action": r.action, "description": ACTIONS.get(r.action, r.action),
-                    "target": r.target, "data": r.data, "at": r.created_at, "actor": actor,
-                    "impersonated": r.impersonated, "staff": staff_name, "ip": r.ip,
-                    "user_agent": r.user_agent})
+        out.append(
+            {
+                "id": r.id,
+                "action": r.action,
+                "description": ACTIONS.get(r.action, r.action),
+                "target": r.target,
+                "data": r.data,
+                "at": r.created_at,
+                "actor": actor,
+                "impersonated": r.impersonated,
+                "staff": staff_name,
+                "ip": r.ip,
+                "user_agent": r.user_agent,
+            }
+        )
     return out
 
 
@@ -234,6 +333,7 @@ def activity_query(ctx):
 
 # -- contacts and their roles (ACCT-7) ---------------------------------------------------
 
+
 def contacts_query(ctx):
     return owned(Contact, ctx.require_customer()).order_by(Contact.is_primary.desc(), Contact.id)
 
@@ -242,16 +342,29 @@ def with_logins(ctx, contacts: list[Contact]) -> list[Contact]:
     """Attach each contact's role (``access``) and ``login`` (email, active, 2FA) where the
     viewer may see it: their own, or everyone's with the ``see_logins`` power."""
     everyone = roles.may(ctx.principal, "see_logins")
-    users = {u.contact_id: u for u in User.select().where(
-        User.contact.in_([c.id for c in contacts]))} if contacts else {}
+    users = (
+        {u.contact_id: u for u in User.select().where(User.contact.in_([c.id for c in contacts]))}
+        if contacts
+        else {}
+    )
     for c in contacts:
         c.access, user = roles.of(c), users.get(c.id)
         shown = user if everyone or c.id == ctx.principal.contact_id else None
-        c.login = {"email": shown.email, "active": shown.is_active,
-                   "two_factor": twofactor.enabled(shown)} if shown is not None else None
-        c.can_sign_out = shown is not None and shown.is_active \
-            and c.id != ctx.principal.contact_id \
+        c.login = (
+            {
+                "email": shown.email,
+                "active": shown.is_active,
+                "two_factor": twofactor.enabled(shown),
+            }
+            if shown is not None
+            else None
+        )
+        c.can_sign_out = (
+            shown is not None
+            and shown.is_active
+            and c.id != ctx.principal.contact_id
             and roles.may_act_over(ctx.principal, "end_sessions", c)
+        )
     return contacts
 
 
@@ -262,8 +375,9 @@ def manageable(ctx, contact_id) -> Contact:
     roles.require(ctx.principal, "grant_manage")
     contact = get_owned(Contact, contact_id, ctx)
     if contact.is_primary:
-        raise Problem(409, N_("The primary contact manages the account already"),
-                      type="contact-is-primary")
+        raise Problem(
+            409, N_("The primary contact manages the account already"), type="contact-is-primary"
+        )
     return contact
 
 
@@ -273,9 +387,14 @@ def set_manage(app, ctx, contact_id, grant: bool) -> Contact:
     if contact.can_manage != grant:
         with database.atomic():
             Contact.update(can_manage=grant, updated_at=utcnow()).where(
-                Contact.id == contact.id).execute()
-            audit.record(ctx, "contact.manage_granted" if grant else "contact.manage_revoked",
-                         f"contact:{contact.id}", {"name": contact.full_name})
+                Contact.id == contact.id
+            ).execute()
+            audit.record(
+                ctx,
+                "contact.manage_granted" if grant else "contact.manage_revoked",
+                f"contact:{contact.id}",
+                {"name": contact.full_name},
+            )
         contact.can_manage = grant
     return with_logins(ctx, [contact])[0]
 

@@ -2,6 +2,7 @@
 
 Operators keep theirs with the staff API (``/api/v1/staff/addon-products``).
 """
+
 from __future__ import annotations
 
 from datetime import timedelta
@@ -13,34 +14,122 @@ from plugins.addons.models import AddonProduct, ServiceAddon
 #: removable, description). Prices in pence, tax included.
 CATALOGUE = {
     "mobile": [
-        ("roam-eu", "roaming", "EU roaming", 0, 500, "instant", True,
-         "Use your allowances in the EU as at home."),
-        ("roam-world", "roaming", "Worldwide roaming", 0, 1500, "instant", True,
-         "Calls, texts and 5 GB a month in 80 countries."),
-        ("music", "premium_content", "Music streaming", 0, 999, "instant", True,
-         "Ad-free music streaming on your line."),
-        ("boost-5g", "speed_boost", "5G Max speed", 0, 300, "instant", True,
-         "The fastest 5G speeds your phone supports."),
+        (
+            "roam-eu",
+            "roaming",
+            "EU roaming",
+            0,
+            500,
+            "instant",
+            True,
+            "Use your allowances in the EU as at home.",
+        ),
+        (
+            "roam-world",
+            "roaming",
+            "Worldwide roaming",
+            0,
+            1500,
+            "instant",
+            True,
+            "Calls, texts and 5 GB a month in 80 countries.",
+        ),
+        (
+            "music",
+            "premium_content",
+            "Music streaming",
+            0,
+            999,
+            "instant",
+            True,
+            "Ad-free music streaming on your line.",
+        ),
+        (
+            "boost-5g",
+            "speed_boost",
+            "5G Max speed",
+            0,
+            300,
+            "instant",
+            True,
+            "The fastest 5G speeds your phone supports.",
+        ),
     ],
     "prepaid": [
-        ("roam-eu", "roaming", "EU roaming", 0, 500, "instant", True,
-         "Use your allowances in the EU as at home."),
+        (
+            "roam-eu",
+            "roaming",
+            "EU roaming",
+            0,
+            500,
+            "instant",
+            True,
+            "Use your allowances in the EU as at home.",
+        ),
     ],
     "broadband": [
-        ("static-ip", "static_ip", "Static IP address", 1000, 500, "static_ip", True,
-         "One fixed public IPv4 address, for servers and remote access."),
-        ("boost-900", "speed_boost", "Speed boost to 900 Mb/s", 0, 1000, "instant", True,
-         "Up to 900 Mb/s on your full-fibre line."),
-        ("router-wifi6", "hardware", "Wi-Fi 6 router rental", 2500, 300, "instant", False,
-         "A mesh-ready Wi-Fi 6 router, delivered. Return it when you stop renting."),
+        (
+            "static-ip",
+            "static_ip",
+            "Static IP address",
+            1000,
+            500,
+            "static_ip",
+            True,
+            "One fixed public IPv4 address, for servers and remote access.",
+        ),
+        (
+            "boost-900",
+            "speed_boost",
+            "Speed boost to 900 Mb/s",
+            0,
+            1000,
+            "instant",
+            True,
+            "Up to 900 Mb/s on your full-fibre line.",
+        ),
+        (
+            "router-wifi6",
+            "hardware",
+            "Wi-Fi 6 router rental",
+            2500,
+            300,
+            "instant",
+            False,
+            "A mesh-ready Wi-Fi 6 router, delivered. Return it when you stop renting.",
+        ),
     ],
     "iptv": [
-        ("sports", "premium_content", "Sports pack", 0, 1500, "instant", True,
-         "Live football, rugby and cricket."),
-        ("movies", "premium_content", "Movies pack", 0, 800, "instant", True,
-         "New films every week."),
-        ("stb-4k", "hardware", "4K set-top box rental", 2000, 400, "instant", False,
-         "A 4K HDR box with recording. Return it when you stop renting."),
+        (
+            "sports",
+            "premium_content",
+            "Sports pack",
+            0,
+            1500,
+            "instant",
+            True,
+            "Live football, rugby and cricket.",
+        ),
+        (
+            "movies",
+            "premium_content",
+            "Movies pack",
+            0,
+            800,
+            "instant",
+            True,
+            "New films every week.",
+        ),
+        (
+            "stb-4k",
+            "hardware",
+            "4K set-top box rental",
+            2000,
+            400,
+            "instant",
+            False,
+            "A 4K HDR box with recording. Return it when you stop renting.",
+        ),
     ],
 }
 
@@ -50,17 +139,34 @@ def seed(app, demo: dict) -> None:
     products = {}
     with database.atomic():
         for service_type, entries in CATALOGUE.items():
-            for position, (code, category, name, once, monthly, provisioner, removable,
-                           text) in enumerate(entries):
+            for position, (
+                code,
+                category,
+                name,
+                once,
+                monthly,
+                provisioner,
+                removable,
+                text,
+            ) in enumerate(entries):
                 products[f"{service_type}-{code}"] = AddonProduct.create(
-                    code=f"{service_type}-{code}", service_type=service_type, category=category,
-                    name=name, one_off_price=once, recurring_price=monthly,
-                    provisioner=provisioner, removable=removable, description=text,
-                    position=position)
+                    code=f"{service_type}-{code}",
+                    service_type=service_type,
+                    category=category,
+                    name=name,
+                    one_off_price=once,
+                    recurring_price=monthly,
+                    provisioner=provisioner,
+                    removable=removable,
+                    description=text,
+                    position=position,
+                )
         services = demo.get("services", {})
-        taken = [("alice_broadband", "broadband-static-ip", "203.0.113.1", 40),
-                 ("bob_broadband", "broadband-boost-900", None, 75),
-                 ("alice_mobile", "mobile-roam-eu", None, 12)]
+        taken = [
+            ("alice_broadband", "broadband-static-ip", "203.0.113.1", 40),
+            ("bob_broadband", "broadband-boost-900", None, 75),
+            ("alice_mobile", "mobile-roam-eu", None, 12),
+        ]
         for key, code, address, days_ago in taken:
             service, product = services.get(key), products[code]
             if service is None:
@@ -68,11 +174,22 @@ def seed(app, demo: dict) -> None:
             since = now - timedelta(days=days_ago)
             periods = days_ago // product.period_days + 1
             ServiceAddon.create(
-                customer=service.customer_id, service=service.id, product=product.id,
-                name=product.name, category=product.category,
-                one_off_price=product.one_off_price, recurring_price=product.recurring_price,
-                currency=product.currency, period_days=product.period_days,
-                provisioner=product.provisioner, removable=product.removable, status="active",
-                reference=address, detail=address or "", created_at=since, activated_at=since,
+                customer=service.customer_id,
+                service=service.id,
+                product=product.id,
+                name=product.name,
+                category=product.category,
+                one_off_price=product.one_off_price,
+                recurring_price=product.recurring_price,
+                currency=product.currency,
+                period_days=product.period_days,
+                provisioner=product.provisioner,
+                removable=product.removable,
+                status="active",
+                reference=address,
+                detail=address or "",
+                created_at=since,
+                activated_at=since,
                 charged_periods=periods,
-                next_charge_at=since + timedelta(days=periods * product.period_days))
+                next_charge_at=since + timedelta(days=periods * product.period_days),
+            )

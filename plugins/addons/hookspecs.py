@@ -2,6 +2,7 @@
 
 Added when the plugin registers (``register_hookspecs``).
 """
+
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
@@ -15,8 +16,9 @@ if TYPE_CHECKING:  # pragma: no cover - imports for annotations only
 
 
 @hookspec(firstresult=True)
-def provision_addon(app: Portico, service: Service, addon: ServiceAddon,
-                    action: str) -> dict[str, str] | None:
+def provision_addon(
+    app: Portico, service: Service, addon: ServiceAddon, action: str
+) -> dict[str, str] | None:
     """Carry out an add-on on the network side; return the outcome, or ``None`` if not yours.
 
     Answer only when ``addon.provisioner`` is one you own. ``action`` is "activate" or

@@ -3,6 +3,7 @@
 Prices are integer minor units and include tax. A service's add-on keeps a
 copy of what was bought, so editing the catalogue never rewrites history.
 """
+
 from __future__ import annotations
 
 import peewee
@@ -26,10 +27,17 @@ class AddonProduct(CatalogueEntry):
     """One catalogue entry for one service type. ``provisioner`` names who sets it up on the
     network (a ``provision_addon`` hook implementation); ``removable``: the customer may
     take it off online."""
+
     audit_prefix = "addon"
 
-    category = CharField(max_length=20, constraints=[peewee.Check(
-        "category in ('roaming', 'static_ip', 'premium_content', 'hardware', 'speed_boost')")])
+    category = CharField(
+        max_length=20,
+        constraints=[
+            peewee.Check(
+                "category in ('roaming', 'static_ip', 'premium_content', 'hardware', 'speed_boost')"
+            )
+        ],
+    )
     one_off_price = IntegerField(default=0)
     recurring_price = IntegerField(default=0)
     period_days = IntegerField(default=30)
@@ -39,6 +47,7 @@ class AddonProduct(CatalogueEntry):
 
 class ServiceAddon(BaseModel):
     """An add-on on a service, from the order to its removal."""
+
     customer = ForeignKeyField(Customer, backref="addons", on_delete="CASCADE")
     service = ForeignKeyField(Service, backref="addons", on_delete="CASCADE")
     product = ForeignKeyField(AddonProduct, null=True, on_delete="SET NULL")
@@ -50,9 +59,16 @@ class ServiceAddon(BaseModel):
     period_days = IntegerField(default=30)
     provisioner = CharField(max_length=60)
     removable = BooleanField(default=True)
-    status = CharField(max_length=20, default="pending", constraints=[peewee.Check(
-        "status in ('awaiting_payment', 'pending', 'active', 'failed', 'canceled', "
-        "'removing', 'removed')")])
+    status = CharField(
+        max_length=20,
+        default="pending",
+        constraints=[
+            peewee.Check(
+                "status in ('awaiting_payment', 'pending', 'active', 'failed', 'canceled', "
+                "'removing', 'removed')"
+            )
+        ],
+    )
     payment = ForeignKeyField(Payment, null=True, unique=True, on_delete="SET NULL")
     reference = CharField(max_length=100, null=True)  # the provisioner's, while it lasts
     detail = CharField(max_length=200, default="")  # what the customer needs: an address, ...
@@ -67,8 +83,12 @@ class ServiceAddon(BaseModel):
     charged_periods = IntegerField(default=0)
 
     class Meta:
-        indexes = ((("customer", "id"), False), (("service", "id"), False),
-                   (("provisioner", "reference"), True), (("status", "next_charge_at"), False))
+        indexes = (
+            (("customer", "id"), False),
+            (("service", "id"), False),
+            (("provisioner", "reference"), True),
+            (("status", "next_charge_at"), False),
+        )
 
     @property
     def live(self) -> bool:

@@ -8,6 +8,7 @@
 
 A partner's plugin answers for its own ``provisioner`` ids before these.
 """
+
 from __future__ import annotations
 
 import ipaddress
@@ -15,8 +16,10 @@ import ipaddress
 from engine.i18n import N_
 from plugins.addons.models import ServiceAddon
 
-POOL_EMPTY = N_("No static IP address is free right now, so we could not set this up. Any "
-                "payment for it is refunded.")
+POOL_EMPTY = N_(
+    "No static IP address is free right now, so we could not set this up. Any "
+    "payment for it is refunded."
+)
 
 
 def builtin(app, service, addon: ServiceAddon, action: str) -> dict | None:
@@ -33,8 +36,12 @@ def static_ip(app, addon: ServiceAddon, action: str) -> dict:
     if addon.reference:  # a repeated delivery: the address it already has
         return {"status": "active", "reference": addon.reference, "detail": addon.reference}
     pool = ipaddress.ip_network(app.settings.plugin("addons")["static_ip_pool"], strict=False)
-    used = {r for (r,) in ServiceAddon.select(ServiceAddon.reference).where(
-        (ServiceAddon.provisioner == "static_ip") & ServiceAddon.reference.is_null(False)).tuples()}
+    used = {
+        r
+        for (r,) in ServiceAddon.select(ServiceAddon.reference)
+        .where((ServiceAddon.provisioner == "static_ip") & ServiceAddon.reference.is_null(False))
+        .tuples()
+    }
     for host in pool.hosts():
         if str(host) not in used:
             # Two tasks picking one address at once: the unique index refuses the second,

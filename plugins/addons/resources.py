@@ -4,6 +4,7 @@ Services and add-ons are fetched through ``get_owned`` (another customer's id
 is a 404). A one-off price is paid through billing's flow; a repeated
 ``Idempotency-Key`` (the API) or the form's key (a double click) orders once.
 """
+
 from __future__ import annotations
 
 import functools
@@ -39,33 +40,46 @@ def owned_addon(req, service: Service, addon_id) -> ServiceAddon:
 
 def answer(resp, addon: ServiceAddon, attempt) -> dict:
     """The API's answer to an order: 201 ordered, 202 waiting for 3-D Secure, 402 declined."""
-    out = checkout.pay_answer(resp, attempt) if attempt is not None else \
-        {"payment": None, "invoice": None, "next_action": None}
+    out = (
+        checkout.pay_answer(resp, attempt)
+        if attempt is not None
+        else {"payment": None, "invoice": None, "next_action": None}
+    )
     out["addon"] = ServiceAddon.get_by_id(addon.id)
     return out
 
 
 # -- JSON API -----------------------------------------------------------------------------------
 
+
 class AddonsAPI:
     """``GET|POST /api/v1/services/{service_id}/addons``"""
 
-    @operation("Add-ons this service can take, and the ones it has (ADD-1)",
-               response=schemas.AddonsOut)
+    @operation(
+        "Add-ons this service can take, and the ones it has (ADD-1)", response=schemas.AddonsOut
+    )
     def on_get(self, req, resp, service_id):
         service = owned_service(req, service_id)
-        return {"available": rules.offered(service), "next": None,
-                "items": list(rules.addons_of(service).order_by(ServiceAddon.id.desc()))}
+        return {
+            "available": rules.offered(service),
+            "next": None,
+            "items": list(rules.addons_of(service).order_by(ServiceAddon.id.desc())),
+        }
 
     @idempotent
-    @operation("Add an add-on to this service (ADD-2)", body=schemas.AddonOrderIn,
-               response=schemas.AddonOrderOut, status=201, money=True,
-               description="Charges the one-off price (if any) to a saved card, then sets the "
-                           "add-on up in the background: `addon.status` goes `pending` → "
-                           "`active` (or `failed`, and the one-off price is refunded); read it "
-                           "with GET .../addons/{id}. The recurring price is charged each "
-                           "period from activation. 202 with `next_action`: 3-D Secure. "
-                           "402: declined. 409: the service has this add-on already.")
+    @operation(
+        "Add an add-on to this service (ADD-2)",
+        body=schemas.AddonOrderIn,
+        response=schemas.AddonOrderOut,
+        status=201,
+        money=True,
+        description="Charges the one-off price (if any) to a saved card, then sets the "
+        "add-on up in the background: `addon.status` goes `pending` → "
+        "`active` (or `failed`, and the one-off price is refunded); read it "
+        "with GET .../addons/{id}. The recurring price is charged each "
+        "period from activation. 202 with `next_action`: 3-D Secure. "
+        "402: declined. 409: the service has this add-on already.",
+    )
     def on_post(self, req, resp, service_id, body):
         app, ctx = req.context.app, req.context
         service = owned_service(req, service_id)
@@ -81,8 +95,11 @@ class AddonsAPI:
 class ReviewAPI:
     """``GET /api/v1/services/{service_id}/addons/review``"""
 
-    @operation("Review an add-on before adding it: one-off and recurring cost (ADD-2)",
-               query=schemas.AddonChoiceQuery, response=schemas.AddonReviewOut)
+    @operation(
+        "Review an add-on before adding it: one-off and recurring cost (ADD-2)",
+        query=schemas.AddonChoiceQuery,
+        response=schemas.AddonReviewOut,
+    )
     def on_get(self, req, resp, service_id, query):
         service = owned_service(req, service_id)
         return rules.review(service, rules.pick(service, query["product_id"]))
@@ -95,10 +112,14 @@ class AddonAPI:
     def on_get(self, req, resp, service_id, addon_id):
         return owned_addon(req, owned_service(req, service_id), addon_id)
 
-    @operation("Remove an add-on, where the product allows it", response=schemas.AddonSchema,
-               status=202, description="`status` becomes `removing`, then `removed` once the "
-                                       "network has taken it off; charges stop then. 409: "
-                                       "not removable online, or not active.")
+    @operation(
+        "Remove an add-on, where the product allows it",
+        response=schemas.AddonSchema,
+        status=202,
+        description="`status` becomes `removing`, then `removed` once the "
+        "network has taken it off; charges stop then. 409: "
+        "not removable online, or not active.",
+    )
     def on_delete(self, req, resp, service_id, addon_id):
         app, ctx = req.context.app, req.context
         addon = owned_addon(req, owned_service(req, service_id), addon_id)
@@ -108,12 +129,19 @@ class AddonAPI:
 # -- staff: the catalogue ----------------------------------------------------------------------
 
 StaffProductsAPI, StaffProductAPI = staff_api(
-    AddonProduct, rules.save_product, noun="add-on", spec="ADD-1",
-    entry=schemas.StaffAddonProductSchema, page=schemas.StaffAddonCatalogue,
-    new=schemas.AddonProductIn, patch=schemas.AddonProductPatch)
+    AddonProduct,
+    rules.save_product,
+    noun="add-on",
+    spec="ADD-1",
+    entry=schemas.StaffAddonProductSchema,
+    page=schemas.StaffAddonCatalogue,
+    new=schemas.AddonProductIn,
+    patch=schemas.AddonProductPatch,
+)
 
 
 # -- portal pages ---------------------------------------------------------------------------------
+
 
 def _section(req) -> None:
     req.context.extra["section"] = "services"
@@ -126,16 +154,27 @@ class AddonsPage:
         render_list(req, resp, owned_service(req, service_id))
 
 
-def render_list(req, resp, service: Service, errors: dict | None = None, error: str = "",
-                status: int = 200) -> None:
+def render_list(
+    req, resp, service: Service, errors: dict | None = None, error: str = "", status: int = 200
+) -> None:
     app = req.context.app
     _section(req)
     mine = list(rules.addons_of(service).order_by(ServiceAddon.id.desc()))
     live = {a.product_id for a in mine if a.live}
     done = req.get_param("done")
-    app.page(req, resp, "addons/list.html", status=status, service=service,
-             available=rules.offered(service), mine=mine, taken=live, errors=errors or {},
-             error=error, flash=app.translator.gettext(DONE[done]) if done in DONE else None)
+    app.page(
+        req,
+        resp,
+        "addons/list.html",
+        status=status,
+        service=service,
+        available=rules.offered(service),
+        mine=mine,
+        taken=live,
+        errors=errors or {},
+        error=error,
+        flash=app.translator.gettext(DONE[done]) if done in DONE else None,
+    )
 
 
 class ReviewPage:
@@ -153,23 +192,41 @@ class ReviewPage:
 
 def pick_from(service: Service, params: dict) -> AddonProduct:
     try:
-        data = schemas.AddonChoiceQuery().load({"product_id": params.get("product_id", "")},
-                                          unknown="exclude")
+        data = schemas.AddonChoiceQuery().load(
+            {"product_id": params.get("product_id", "")}, unknown="exclude"
+        )
     except ValidationError as exc:
         raise invalid(exc.normalized_messages()) from None
     return rules.pick(service, data["product_id"])
 
 
-def render_review(req, resp, service: Service, product: AddonProduct, *, error: str | None = None,
-                  errors: dict | None = None, status: int = 200) -> None:
+def render_review(
+    req,
+    resp,
+    service: Service,
+    product: AddonProduct,
+    *,
+    error: str | None = None,
+    errors: dict | None = None,
+    status: int = 200,
+) -> None:
     app = req.context.app
     _section(req)
     pay: dict = {"cards": [], "provider": None, "setup": None, "widget": {}}
     if product.one_off_price > 0:
         pay, error = checkout.pay_with(req, resp, service.customer_id, error)
-    app.page(req, resp, "addons/review.html", status=status, service=service,
-             review=rules.review(service, product), idempotency_key=checkout.new_key(),
-             error=error, errors=errors or {}, **pay)
+    app.page(
+        req,
+        resp,
+        "addons/review.html",
+        status=status,
+        service=service,
+        review=rules.review(service, product),
+        idempotency_key=checkout.new_key(),
+        error=error,
+        errors=errors or {},
+        **pay,
+    )
 
 
 class OrderPage:
@@ -185,15 +242,24 @@ class OrderPage:
             return
         pay_now = product.one_off_price > 0
         paid = checkout.submit(
-            req, order={"product": product.id}, pay=pay_now,
+            req,
+            order={"product": product.id},
+            pay=pay_now,
             work=lambda data: self._order(req, service, product, data if pay_now else None),
-            show_form=functools.partial(render_review, req, resp, service, product))
+            show_form=functools.partial(render_review, req, resp, service, product),
+        )
         if paid is None:
             return
         addon = ServiceAddon.get_by_id(paid.body["addon_id"])
         if addon.status == "canceled":
-            render_review(req, resp, service, product, status=402,
-                          error=app.translator.gettext(addon.failure_message))
+            render_review(
+                req,
+                resp,
+                service,
+                product,
+                status=402,
+                error=app.translator.gettext(addon.failure_message),
+            )
             return
         show_addon(req, resp, service, addon, paid.client_secret)
 
@@ -212,8 +278,7 @@ def show_addon(req, resp, service, addon: ServiceAddon, client_secret: str = "")
     """Waiting for 3-D Secure: the bank's step; otherwise the add-on's own page."""
     app = req.context.app
     payment = Payment.get_by_id(addon.payment_id) if addon.payment_id else None
-    if addon.status != "awaiting_payment" or payment is None or \
-            payment.status != "requires_action":
+    if addon.status != "awaiting_payment" or payment is None or payment.status != "requires_action":
         raise falcon.HTTPSeeOther(f"/services/{service.id}/addons/{addon.id}")
     if not client_secret:
         client_secret = payments.complete(app, payment).client_secret
@@ -226,12 +291,23 @@ def render_addon(req, resp, service, addon, payment, client_secret: str = "") ->
     provider = app.providers.get(payment.provider) if payment else None
     waiting = bool(payment is not None and payment.status == "requires_action" and provider)
     widget = checkout.challenge(resp, app, payment)[1] if waiting else {}
-    app.page(req, resp, "addons/addon.html", service=service, addon=addon, payment=payment,
-             provider=provider, mode="authenticate", client_secret=client_secret,
-             widget=widget, waiting=waiting,
-             return_url=f"/services/{service.id}/addons/{addon.id}",
-             flash=app.translator.gettext(DONE[req.get_param("done")])
-             if req.get_param("done") in DONE else None)
+    app.page(
+        req,
+        resp,
+        "addons/addon.html",
+        service=service,
+        addon=addon,
+        payment=payment,
+        provider=provider,
+        mode="authenticate",
+        client_secret=client_secret,
+        widget=widget,
+        waiting=waiting,
+        return_url=f"/services/{service.id}/addons/{addon.id}",
+        flash=app.translator.gettext(DONE[req.get_param("done")])
+        if req.get_param("done") in DONE
+        else None,
+    )
 
 
 class AddonPage:
@@ -257,8 +333,14 @@ class RemovePage:
         app = req.context.app
         service = owned_service(req, service_id)
         _section(req)
-        app.page(req, resp, "addons/remove.html", service=service,
-                 addon=owned_addon(req, service, addon_id), error=None)
+        app.page(
+            req,
+            resp,
+            "addons/remove.html",
+            service=service,
+            addon=owned_addon(req, service, addon_id),
+            error=None,
+        )
 
     def on_post(self, req, resp, service_id, addon_id):
         app, ctx = req.context.app, req.context
@@ -268,8 +350,14 @@ class RemovePage:
             rules.remove(app, ctx, addon)
         except Problem as exc:
             _section(req)
-            app.page(req, resp, "addons/remove.html", status=int(exc.status_code),
-                     service=service, addon=addon, error=exc.title)
+            app.page(
+                req,
+                resp,
+                "addons/remove.html",
+                status=int(exc.status_code),
+                service=service,
+                addon=addon,
+                error=exc.title,
+            )
             return
         raise falcon.HTTPSeeOther(f"/services/{service.id}/addons/{addon.id}?done=removing")
-

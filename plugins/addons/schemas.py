@@ -1,4 +1,5 @@
 """Add-on settings, and the shapes of the add-on API and forms (one schema for both faces)."""
+
 from __future__ import annotations
 
 import ipaddress
@@ -20,12 +21,17 @@ def _network(value: str) -> None:
 
 class AddonSettings(Schema):
     """``[addons]``"""
-    static_ip_pool = fields.String(load_default="203.0.113.0/28", validate=_network, metadata={
-        "description": "addresses the built-in static_ip provisioner hands out (CIDR)"})
+
+    static_ip_pool = fields.String(
+        load_default="203.0.113.0/28",
+        validate=_network,
+        metadata={"description": "addresses the built-in static_ip provisioner hands out (CIDR)"},
+    )
 
 
 class AddonProductSchema(Schema):
     """A catalogue entry as customers see it. Prices include tax."""
+
     id = fields.Integer()
     code = fields.String()
     category = fields.String(metadata={"enum": list(CATEGORIES)})
@@ -33,8 +39,9 @@ class AddonProductSchema(Schema):
     description = fields.String()
     one_off_price = fields.Function(lambda p: money(p.one_off_price, p.currency))
     recurring_price = fields.Function(lambda p: money(p.recurring_price, p.currency))
-    period_days = fields.Integer(metadata={"description": "the recurring price is per this "
-                                                          "many days"})
+    period_days = fields.Integer(
+        metadata={"description": "the recurring price is per this many days"}
+    )
     removable = fields.Boolean(metadata={"description": "can be removed online"})
 
 
@@ -53,13 +60,18 @@ StaffAddonCatalogue = page_schema(StaffAddonProductSchema, "StaffAddonCatalogue"
 
 class AddonProductIn(CatalogueEntryIn):
     """A new catalogue entry (staff). Prices in minor units, tax included."""
+
     category = fields.String(required=True, validate=validate.OneOf(CATEGORIES))
     one_off_price = Amount(load_default=0)
     recurring_price = Amount(load_default=0)
     period_days = fields.Integer(load_default=30, validate=validate.Range(1, 366))
-    provisioner = fields.String(load_default="instant", validate=validate.Length(1, 60),
-                                metadata={"description": "who sets it up: 'instant', "
-                                          "'static_ip', or a partner plugin's id"})
+    provisioner = fields.String(
+        load_default="instant",
+        validate=validate.Length(1, 60),
+        metadata={
+            "description": "who sets it up: 'instant', 'static_ip', or a partner plugin's id"
+        },
+    )
     removable = fields.Boolean(load_default=True)
 
 
@@ -69,6 +81,7 @@ class AddonProductPatch(CataloguePatch, AddonProductIn):
 
 class AddonSchema(Schema):
     """An add-on on a service, with where it stands."""
+
     id = fields.Integer()
     service_id = fields.Integer()
     product_id = fields.Integer(allow_none=True)
@@ -89,17 +102,21 @@ class AddonSchema(Schema):
 
 
 class AddonsOut(Schema):
-    available = fields.List(fields.Nested(AddonProductSchema), metadata={
-        "description": "what this service can add"})
-    items = fields.List(fields.Nested(AddonSchema), metadata={
-        "description": "this service's add-ons, newest first (removed ones too)"})
+    available = fields.List(
+        fields.Nested(AddonProductSchema), metadata={"description": "what this service can add"}
+    )
+    items = fields.List(
+        fields.Nested(AddonSchema),
+        metadata={"description": "this service's add-ons, newest first (removed ones too)"},
+    )
     next = fields.String(allow_none=True)
 
 
 class AddonChoiceQuery(Schema):
     # Not required here: the service is checked first (another customer's is a 404).
-    product_id = Id(load_default=None, allow_none=True, error_messages={
-        "invalid": "Choose an add-on."})
+    product_id = Id(
+        load_default=None, allow_none=True, error_messages={"invalid": "Choose an add-on."}
+    )
 
 
 class AddonReviewOut(Schema):
@@ -116,8 +133,11 @@ class AddonReviewOut(Schema):
 
 class AddonOrderIn(Schema):
     product_id = Id(required=True)
-    payment_method_id = Id(load_default=None, allow_none=True, metadata={
-        "description": "a saved card for the one-off price; default: your default card"})
+    payment_method_id = Id(
+        load_default=None,
+        allow_none=True,
+        metadata={"description": "a saved card for the one-off price; default: your default card"},
+    )
 
 
 class AddonOrderOut(PayOut):

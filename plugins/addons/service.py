@@ -7,6 +7,7 @@ paid (or at once, when there is nothing to pay now) a background task asks the
 active or failed. A failure refunds the one-off price. The recurring price
 becomes a transaction each period from activation (a periodic task).
 """
+
 from __future__ import annotations
 
 import logging
@@ -35,6 +36,7 @@ REMOVE_FAILED = N_("We could not remove this add-on. Contact support and we will
 
 # -- the catalogue (ADD-1) -----------------------------------------------------------------------
 
+
 def catalogue(service_type: str | None = None, active_only: bool = True):
     return AddonProduct.listing(service_type, active_only)
 
@@ -46,8 +48,13 @@ def offered(service: Service) -> list[AddonProduct]:
 
 
 def types_with_addons() -> set[str]:
-    return {r[0] for r in AddonProduct.select(AddonProduct.service_type).where(
-        AddonProduct.active).distinct().tuples()}
+    return {
+        r[0]
+        for r in AddonProduct.select(AddonProduct.service_type)
+        .where(AddonProduct.active)
+        .distinct()
+        .tuples()
+    }
 
 
 def save_product(ctx, product: AddonProduct | None, values: dict) -> AddonProduct:
@@ -61,12 +68,17 @@ def addons_of(service: Service):
 
 def review(service: Service, product: AddonProduct) -> dict:
     """ADD-2's review: what is paid now, what each period, and whether it can be removed."""
-    return {"product": product, "name": product.name, "category": product.category,
-            "description": product.description,
-            "one_off": {"amount": product.one_off_price, "currency": product.currency},
-            "recurring": {"amount": product.recurring_price, "currency": product.currency},
-            "period_days": product.period_days, "removable": product.removable,
-            "pay_now": product.one_off_price > 0}
+    return {
+        "product": product,
+        "name": product.name,
+        "category": product.category,
+        "description": product.description,
+        "one_off": {"amount": product.one_off_price, "currency": product.currency},
+        "recurring": {"amount": product.recurring_price, "currency": product.currency},
+        "period_days": product.period_days,
+        "removable": product.removable,
+        "pay_now": product.one_off_price > 0,
+    }
 
 
 def pick(service: Service, product_id) -> AddonProduct:
@@ -80,8 +92,16 @@ def pick(service: Service, product_id) -> AddonProduct:
 
 # -- ordering (ADD-2) --------------------------------------------------------------------------
 
-def order(app, ctx, service: Service, product: AddonProduct, method: PaymentMethod | None, *,
-          via: str = "portal") -> tuple[ServiceAddon, payments.Attempt | None]:
+
+def order(
+    app,
+    ctx,
+    service: Service,
+    product: AddonProduct,
+    method: PaymentMethod | None,
+    *,
+    via: str = "portal",
+) -> tuple[ServiceAddon, payments.Attempt | None]:
     """Record the add-on (and the payment of its one-off price), commit, then charge.
 
     With nothing to pay now, provisioning is queued in the same transaction.
@@ -93,8 +113,12 @@ def order(app, ctx, service: Service, product: AddonProduct, method: PaymentMeth
     earlier = claim.earlier(ServiceAddon)
     if earlier is not None:
         if (earlier.service_id, earlier.product_id) != (service.id, product.id):
-            raise Problem(422, "This Idempotency-Key was used for a different request",
-                          "Use a new key for a new request.", type="idempotency-key-reused")
+            raise Problem(
+                422,
+                "This Idempotency-Key was used for a different request",
+                "Use a new key for a new request.",
+                type="idempotency-key-reused",
+            )
         attempt = None
         if earlier.payment_id is not None:  # the outcome may have been lost: ask again
             attempt = payments.complete(app, Payment.get_by_id(earlier.payment_id))
@@ -104,32 +128,62 @@ def order(app, ctx, service: Service, product: AddonProduct, method: PaymentMeth
         raise invalid({"payment_method_id": ["You have no saved card: add one first."]})
     with locked_transaction():
         lock_rows(Service.select().where(Service.id == service.id)).get()
-        if addons_of(service).where((ServiceAddon.product == product.id) &
-                                    ServiceAddon.status.in_(LIVE_STATUSES)).exists():
-            raise Problem(409, N_("This service already has this add-on"),
-                          "It is active or being set up; see its status on the add-ons page.",
-                          type="addon-exists")
+        if (
+            addons_of(service)
+            .where((ServiceAddon.product == product.id) & ServiceAddon.status.in_(LIVE_STATUSES))
+            .exists()
+        ):
+            raise Problem(
+                409,
+                N_("This service already has this add-on"),
+                "It is active or being set up; see its status on the add-ons page.",
+                type="addon-exists",
+            )
         addon = ServiceAddon.create(
-            customer=service.customer_id, service=service.id, product=product.id,
-            name=product.name, category=product.category, one_off_price=product.one_off_price,
-            recurring_price=product.recurring_price, currency=product.currency,
-            period_days=product.period_days, provisioner=product.provisioner,
-            removable=product.removable, status="awaiting_payment" if pay_now else "pending",
-            via=via, user_id=ctx.principal.user_id)
+            customer=service.customer_id,
+            service=service.id,
+            product=product.id,
+            name=product.name,
+            category=product.category,
+            one_off_price=product.one_off_price,
+            recurring_price=product.recurring_price,
+            currency=product.currency,
+            period_days=product.period_days,
+            provisioner=product.provisioner,
+            removable=product.removable,
+            status="awaiting_payment" if pay_now else "pending",
+            via=via,
+            user_id=ctx.principal.user_id,
+        )
         claim.remember(addon)
         payment = None
         if pay_now and method is not None:  # None with pay_now was refused above
-            payment = payments.new_payment(service.customer_id, product.one_off_price,
-                                           product.currency, method, purpose="addon", via=via,
-                                           user_id=ctx.principal.user_id)
+            payment = payments.new_payment(
+                service.customer_id,
+                product.one_off_price,
+                product.currency,
+                method,
+                purpose="addon",
+                via=via,
+                user_id=ctx.principal.user_id,
+            )
             addon.payment = payment
             addon.save(only=[ServiceAddon.payment])
         else:
             from plugins.addons import tasks as addons_tasks  # lazily: it imports this module
+
             app.tasks.enqueue(addons_tasks.provision, addon.id)
-        record(ctx, "addon.ordered", f"addon:{addon.id}",
-               {"service": service.id, "product": product.code,
-                "one_off": product.one_off_price, "recurring": product.recurring_price})
+        record(
+            ctx,
+            "addon.ordered",
+            f"addon:{addon.id}",
+            {
+                "service": service.id,
+                "product": product.code,
+                "one_off": product.one_off_price,
+                "recurring": product.recurring_price,
+            },
+        )
     attempt = payments.charge(app, payment) if payment is not None else None
     return ServiceAddon.get_by_id(addon.id), attempt
 
@@ -144,14 +198,22 @@ def paid(app, payment: Payment) -> None:
     if addon is None or addon.status not in ("awaiting_payment", "canceled"):
         return
     service = Service.get_by_id(addon.service_id)
-    payments.invoice_purchase(app, payment, f"{addon.name} — one-off — {service.name}",
-                              service_id=service.id)
+    payments.invoice_purchase(
+        app, payment, f"{addon.name} — one-off — {service.name}", service_id=service.id
+    )
     addon.status, addon.failure_message = "pending", ""
     addon.save(only=[ServiceAddon.status, ServiceAddon.failure_message])
     from plugins.addons import tasks as addons_tasks  # lazily: it imports this module
+
     app.tasks.enqueue(addons_tasks.provision, addon.id)
-    record_system(app, "addon.paid", f"addon:{addon.id}", {"payment": payment.id},
-                  customer_id=addon.customer_id, user_id=addon.user_id)
+    record_system(
+        app,
+        "addon.paid",
+        f"addon:{addon.id}",
+        {"payment": payment.id},
+        customer_id=addon.customer_id,
+        user_id=addon.user_id,
+    )
 
 
 def not_paid(app, payment: Payment) -> None:
@@ -166,6 +228,7 @@ def not_paid(app, payment: Payment) -> None:
 
 # -- provisioning ------------------------------------------------------------------------------
 
+
 def provision(app, addon_id: int, now: datetime | None = None) -> None:
     """Ask the provisioner to set up (or take off) an add-on and record its answer once.
 
@@ -177,8 +240,7 @@ def provision(app, addon_id: int, now: datetime | None = None) -> None:
         return
     action = "activate" if addon.status == "pending" else "remove"
     service = Service.get_by_id(addon.service_id)
-    answer = app.plugins.hook.provision_addon(app=app, service=service, addon=addon,
-                                              action=action)
+    answer = app.plugins.hook.provision_addon(app=app, service=service, addon=addon, action=action)
     if answer is None:
         log.warning("add-on %s: no provisioner answers for '%s'", addon.id, addon.provisioner)
         answer = {"status": "failed", "message": NOT_AVAILABLE}
@@ -200,9 +262,13 @@ def provision(app, addon_id: int, now: datetime | None = None) -> None:
         else:
             addon.status, addon.failure_message = "active", REMOVE_FAILED
             addon.save(only=[ServiceAddon.status, ServiceAddon.failure_message])
-            record_system(app, "addon.remove_failed", f"addon:{addon.id}",
-                          {"message": str(answer.get("message", ""))[:200]},
-                          customer_id=addon.customer_id)
+            record_system(
+                app,
+                "addon.remove_failed",
+                f"addon:{addon.id}",
+                {"message": str(answer.get("message", ""))[:200]},
+                customer_id=addon.customer_id,
+            )
 
 
 def _check_again(app, addon: ServiceAddon, action: str) -> None:
@@ -212,11 +278,13 @@ def _check_again(app, addon: ServiceAddon, action: str) -> None:
             _fail(app, addon, Service.get_by_id(addon.service_id), NOT_AVAILABLE)
         else:
             addon.status, addon.failure_message = "active", REMOVE_FAILED
-            addon.save(only=[ServiceAddon.status, ServiceAddon.failure_message,
-                             ServiceAddon.attempts])
+            addon.save(
+                only=[ServiceAddon.status, ServiceAddon.failure_message, ServiceAddon.attempts]
+            )
         return
     addon.save(only=[ServiceAddon.attempts])
     from plugins.addons import tasks as addons_tasks  # lazily: it imports this module
+
     app.tasks.enqueue(addons_tasks.provision, addon.id, delay_ms=CHECK_AGAIN_MS)
 
 
@@ -227,10 +295,22 @@ def _activate(app, addon: ServiceAddon, service: Service, answer: dict, now: dat
     addon.save()
     if addon.recurring_price > 0:
         _charge_period(app, addon, service, now)
-    notify_customer(app, addon.customer_id, "addon_active", f"addon-active:{addon.id}",
-                    "service", data=notice_data(app, addon, service))
-    record_system(app, "addon.active", f"addon:{addon.id}", {"reference": addon.reference},
-                  customer_id=addon.customer_id, user_id=addon.user_id)
+    notify_customer(
+        app,
+        addon.customer_id,
+        "addon_active",
+        f"addon-active:{addon.id}",
+        "service",
+        data=notice_data(app, addon, service),
+    )
+    record_system(
+        app,
+        "addon.active",
+        f"addon:{addon.id}",
+        {"reference": addon.reference},
+        customer_id=addon.customer_id,
+        user_id=addon.user_id,
+    )
 
 
 def _fail(app, addon: ServiceAddon, service: Service, message: str) -> None:
@@ -239,30 +319,57 @@ def _fail(app, addon: ServiceAddon, service: Service, message: str) -> None:
     refund = addon.payment_id is not None
     if refund:
         from plugins.addons import tasks as addons_tasks  # lazily: it imports this module
+
         app.tasks.enqueue(addons_tasks.refund, addon.id)
-    notify_customer(app, addon.customer_id, "addon_failed", f"addon-failed:{addon.id}",
-                    "service", data={**notice_data(app, addon, service), "refund": refund,
-                                     "message": addon.failure_message})
-    record_system(app, "addon.failed", f"addon:{addon.id}", {"message": addon.failure_message},
-                  customer_id=addon.customer_id, user_id=addon.user_id)
+    notify_customer(
+        app,
+        addon.customer_id,
+        "addon_failed",
+        f"addon-failed:{addon.id}",
+        "service",
+        data={
+            **notice_data(app, addon, service),
+            "refund": refund,
+            "message": addon.failure_message,
+        },
+    )
+    record_system(
+        app,
+        "addon.failed",
+        f"addon:{addon.id}",
+        {"message": addon.failure_message},
+        customer_id=addon.customer_id,
+        user_id=addon.user_id,
+    )
 
 
 def _removed(app, addon: ServiceAddon, service: Service, now: datetime) -> None:
     addon.status, addon.removed_at, addon.next_charge_at = "removed", now, None
     addon.reference = None  # released: the provisioner may give it to someone else
     addon.save()
-    notify_customer(app, addon.customer_id, "addon_removed", f"addon-removed:{addon.id}",
-                    "service", data=notice_data(app, addon, service))
-    record_system(app, "addon.removed", f"addon:{addon.id}", {},
-                  customer_id=addon.customer_id)
+    notify_customer(
+        app,
+        addon.customer_id,
+        "addon_removed",
+        f"addon-removed:{addon.id}",
+        "service",
+        data=notice_data(app, addon, service),
+    )
+    record_system(app, "addon.removed", f"addon:{addon.id}", {}, customer_id=addon.customer_id)
 
 
 def notice_data(app, addon: ServiceAddon, service: Service) -> dict:
-    return {"name": addon.name, "service": service.name, "service_id": service.id,
-            "detail": addon.detail, "one_off": addon.one_off_price,
-            "recurring": addon.recurring_price, "currency": addon.currency,
-            "period_days": addon.period_days,
-            "url": app.url(f"/services/{service.id}/addons/{addon.id}")}
+    return {
+        "name": addon.name,
+        "service": service.name,
+        "service_id": service.id,
+        "detail": addon.detail,
+        "one_off": addon.one_off_price,
+        "recurring": addon.recurring_price,
+        "currency": addon.currency,
+        "period_days": addon.period_days,
+        "url": app.url(f"/services/{service.id}/addons/{addon.id}"),
+    }
 
 
 def refund(app, addon_id: int) -> None:
@@ -274,22 +381,34 @@ def refund(app, addon_id: int) -> None:
     left = payment.amount - payment.refunded_amount
     if payment.status == "succeeded" and left > 0:
         payments.refund(app, payment, left)  # a provider error raises: the task retries
-        record_system(app, "addon.refunded", f"addon:{addon.id}",
-                      {"payment": payment.id, "amount": left}, customer_id=addon.customer_id)
+        record_system(
+            app,
+            "addon.refunded",
+            f"addon:{addon.id}",
+            {"payment": payment.id, "amount": left},
+            customer_id=addon.customer_id,
+        )
     if payment.status == "succeeded":  # also on a retry after the refund itself went through
         payments.reverse_purchase(app, payment, f"Cancelled: {addon.name} (not set up)")
 
 
 # -- recurring charges -------------------------------------------------------------------------
 
+
 def _charge_period(app, addon: ServiceAddon, service: Service, start: datetime) -> None:
     """The recurring price of one period from ``start`` becomes a transaction (once)."""
     period = addon.charged_periods + 1
     end = start + timedelta(days=addon.period_days)
     payments.record_inclusive_charge(
-        app, addon.customer_id, price=addon.recurring_price, currency=addon.currency,
+        app,
+        addon.customer_id,
+        price=addon.recurring_price,
+        currency=addon.currency,
         description=f"{addon.name} — {service.name} — {start:%d %b %Y} to {end:%d %b %Y}",
-        service_id=service.id, reference=f"addon:{addon.id}:{period}", occurred_at=start)
+        service_id=service.id,
+        reference=f"addon:{addon.id}:{period}",
+        occurred_at=start,
+    )
     addon.charged_periods, addon.next_charge_at = period, end
     addon.save(only=[ServiceAddon.charged_periods, ServiceAddon.next_charge_at])
 
@@ -298,16 +417,27 @@ def charge_due(app, now: datetime | None = None) -> int:
     """Each active add-on whose period has come round is charged for it (catching up on
     periods missed while the scheduler was down); returns how many periods were charged."""
     now = now or utcnow()
-    due = [a.id for a in ServiceAddon.select(ServiceAddon.id).where(
-        (ServiceAddon.status == "active") & (ServiceAddon.recurring_price > 0) &
-        (ServiceAddon.next_charge_at <= now)).order_by(ServiceAddon.id).limit(1000)]
+    due = [
+        a.id
+        for a in ServiceAddon.select(ServiceAddon.id)
+        .where(
+            (ServiceAddon.status == "active")
+            & (ServiceAddon.recurring_price > 0)
+            & (ServiceAddon.next_charge_at <= now)
+        )
+        .order_by(ServiceAddon.id)
+        .limit(1000)
+    ]
     charged = 0
     for addon_id in due:
         with locked_transaction():
             addon = lock_rows(ServiceAddon.select().where(ServiceAddon.id == addon_id)).get()
             service = Service.get_by_id(addon.service_id)
-            while (addon.status == "active" and addon.next_charge_at is not None
-                   and addon.next_charge_at <= now):
+            while (
+                addon.status == "active"
+                and addon.next_charge_at is not None
+                and addon.next_charge_at <= now
+            ):
                 _charge_period(app, addon, service, addon.next_charge_at)
                 charged += 1
     return charged
@@ -315,21 +445,24 @@ def charge_due(app, now: datetime | None = None) -> int:
 
 # -- removal -----------------------------------------------------------------------------------
 
+
 def remove(app, ctx, addon: ServiceAddon) -> ServiceAddon:
     """Take an add-on off, where the product allows it: no more charges once it is removed."""
     if not addon.removable:
-        raise Problem(409, N_("This add-on cannot be removed online"),
-                      "Contact support to end it (equipment may need to be returned).",
-                      type="addon-not-removable")
+        raise Problem(
+            409,
+            N_("This add-on cannot be removed online"),
+            "Contact support to end it (equipment may need to be returned).",
+            type="addon-not-removable",
+        )
     with locked_transaction():
         addon = lock_rows(ServiceAddon.select().where(ServiceAddon.id == addon.id)).get()
         if addon.status != "active":
-            raise Problem(409, N_("Only an active add-on can be removed"),
-                          type="addon-not-active")
+            raise Problem(409, N_("Only an active add-on can be removed"), type="addon-not-active")
         addon.status, addon.failure_message, addon.attempts = "removing", "", 0
-        addon.save(only=[ServiceAddon.status, ServiceAddon.failure_message,
-                         ServiceAddon.attempts])
+        addon.save(only=[ServiceAddon.status, ServiceAddon.failure_message, ServiceAddon.attempts])
         from plugins.addons import tasks as addons_tasks  # lazily: it imports this module
+
         app.tasks.enqueue(addons_tasks.provision, addon.id)
         record(ctx, "addon.remove", f"addon:{addon.id}", {"service": addon.service_id})
     return addon

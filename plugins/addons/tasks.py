@@ -1,4 +1,5 @@
 """Add-ons' background work: provisioning, refunds of failed add-ons, recurring charges."""
+
 from __future__ import annotations
 
 from engine.tasks import task

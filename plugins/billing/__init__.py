@@ -3,6 +3,7 @@
 Payment providers (``plugins/stripe``, ``plugins/sandbox``, a partner's) plug in
 through ``payment_providers``; this plugin is their only caller.
 """
+
 from __future__ import annotations
 
 from engine import hookimpl
@@ -19,18 +20,21 @@ def plugin_optional():
 @hookimpl
 def register_hookspecs():
     from plugins.billing import hookspecs
+
     return [hookspecs]
 
 
 @hookimpl
 def register_settings():
     from plugins.billing.schemas import BillingSettings
+
     return BillingSettings
 
 
 @hookimpl
 def register_models():
     from plugins.billing.models import MODELS
+
     return list(MODELS)
 
 
@@ -42,6 +46,7 @@ def register_sections(app):
 @hookimpl
 def register_routes(app):
     from plugins.billing import guest, pages as p, resources as r
+
     guest.redact_tokens()
     api = "/api/v1"
     return [
@@ -60,19 +65,33 @@ def register_routes(app):
         Route(f"{api}/payment-methods/setup", r.PaymentMethodSetupAPI()),
         Route(f"{api}/payment-methods/{{method_id}}", r.PaymentMethodAPI()),
         Route(f"{api}/payment-methods/{{method_id}}/default", r.PaymentMethodDefaultAPI()),
-        Route(f"{api}/staff/customers/{{customer_id}}/transactions",
-              r.StaffTransactionsAPI(), permission="billing"),
-        Route(f"{api}/staff/customers/{{customer_id}}/invoices", r.StaffInvoicesAPI(),
-              permission="billing"),
+        Route(
+            f"{api}/staff/customers/{{customer_id}}/transactions",
+            r.StaffTransactionsAPI(),
+            permission="billing",
+        ),
+        Route(
+            f"{api}/staff/customers/{{customer_id}}/invoices",
+            r.StaffInvoicesAPI(),
+            permission="billing",
+        ),
         Route(f"{api}/staff/invoices/{{invoice_id}}", r.StaffInvoiceAPI(), permission="billing"),
-        Route(f"{api}/staff/invoices/{{invoice_id}}/payments", r.StaffInvoicePaymentsAPI(),
-              permission="billing"),
-        Route(f"{api}/staff/invoices/{{invoice_id}}/payment-links", r.StaffInvoiceLinksAPI(),
-              permission="billing"),
-        Route(f"{api}/staff/payment-links/{{link_id}}", r.StaffPaymentLinkAPI(),
-              permission="billing"),
-        Route(f"{api}/staff/payments/{{payment_id}}/refund", r.StaffRefundAPI(),
-              permission="billing"),
+        Route(
+            f"{api}/staff/invoices/{{invoice_id}}/payments",
+            r.StaffInvoicePaymentsAPI(),
+            permission="billing",
+        ),
+        Route(
+            f"{api}/staff/invoices/{{invoice_id}}/payment-links",
+            r.StaffInvoiceLinksAPI(),
+            permission="billing",
+        ),
+        Route(
+            f"{api}/staff/payment-links/{{link_id}}", r.StaffPaymentLinkAPI(), permission="billing"
+        ),
+        Route(
+            f"{api}/staff/payments/{{payment_id}}/refund", r.StaffRefundAPI(), permission="billing"
+        ),
         Route("/webhooks/{provider_id}", r.Webhook()),
         Route("/billing", p.InvoicesPage()),
         Route("/billing/archive", p.ArchivePage()),
@@ -96,20 +115,30 @@ def register_routes(app):
 @hookimpl
 def register_actors():
     from plugins.billing import tasks
-    return [tasks.render_invoice_pdf, tasks.render_invoice_pdfs, tasks.prune_archives,
-            tasks.mark_overdue_invoices, tasks.reconcile_payments, tasks.forget_card,
-            tasks.warn_expiring_cards, tasks.purge_idempotency_records]
+
+    return [
+        tasks.render_invoice_pdf,
+        tasks.render_invoice_pdfs,
+        tasks.prune_archives,
+        tasks.mark_overdue_invoices,
+        tasks.reconcile_payments,
+        tasks.forget_card,
+        tasks.warn_expiring_cards,
+        tasks.purge_idempotency_records,
+    ]
 
 
 @hookimpl
 def register_commands(cli, app_factory):
     from plugins.billing.commands import billing_group
+
     cli.add_command(billing_group(app_factory))
 
 
 @hookimpl
 def dashboard_cards(app, ctx):
     from plugins.billing.cards import billing_card
+
     card = billing_card(app, ctx) if ctx.customer_id else None
     return [card] if card else []
 
@@ -117,16 +146,19 @@ def dashboard_cards(app, ctx):
 @hookimpl
 def portal_alerts(app, ctx):
     from plugins.billing.cards import billing_alerts
+
     return billing_alerts(app, ctx) if ctx.customer_id else []
 
 
 @hookimpl(optionalhook=True)  # the services plugin's hook; it may be disabled
 def service_renewed(app, service, previous_period_start):
     from plugins.billing.invoicing import charge_renewal
+
     charge_renewal(app, service, previous_period_start)
 
 
 @hookimpl
 def demo_data(app, demo):
     from plugins.billing.demo import seed
+
     seed(app, demo)

@@ -7,6 +7,7 @@ rest. Each process builds its own app and renders batches with
 per process). An invoice's PDF is rendered once: the storage keeps the first
 file written under its key, and a stored invoice is never selected again.
 """
+
 from __future__ import annotations
 
 import multiprocessing
@@ -24,6 +25,7 @@ from plugins.billing.models import Invoice
 @dataclass
 class Summary:
     """What a bill run did."""
+
     invoices: int = 0  # selected
     stored: int = 0
     failed: list[tuple[str, str]] = field(default_factory=list)  # (number, error)
@@ -37,11 +39,17 @@ class Summary:
 
 
 def batches(ids: list[int], size: int) -> list[list[int]]:
-    return [ids[i:i + size] for i in range(0, len(ids), size)]
+    return [ids[i : i + size] for i in range(0, len(ids), size)]
 
 
-def run(app, ids: list[int], *, processes: int = 1, batch: int = 10,
-        progress: Callable[[int], None] | None = None) -> Summary:
+def run(
+    app,
+    ids: list[int],
+    *,
+    processes: int = 1,
+    batch: int = 10,
+    progress: Callable[[int], None] | None = None,
+) -> Summary:
     """Render and store the PDFs of ``ids`` (those still without one) on ``processes``.
 
     ``progress(n)`` is called as batches finish. A first Ctrl-C stops handing out
@@ -63,8 +71,11 @@ def run(app, ids: list[int], *, processes: int = 1, batch: int = 10,
     summary.seconds = time.perf_counter() - started
     if summary.failed:
         with db.connection():
-            numbers = dict(Invoice.select(Invoice.id, Invoice.number)
-                           .where(Invoice.id.in_([i for i, _ in summary.failed])).tuples())
+            numbers = dict(
+                Invoice.select(Invoice.id, Invoice.number)
+                .where(Invoice.id.in_([i for i, _ in summary.failed]))
+                .tuples()
+            )
         summary.failed = [(numbers.get(i, str(i)), error) for i, error in summary.failed]
     return summary
 
@@ -93,8 +104,9 @@ def _run_pool(app, chunks, processes, summary, progress) -> None:
     try:
         while todo or running:
             while todo and running < processes * 2:  # a few batches ahead, not the whole run
-                pool.apply_async(_child_store, (todo.pop(),), callback=results.put,
-                                 error_callback=results.put)
+                pool.apply_async(
+                    _child_store, (todo.pop(),), callback=results.put, error_callback=results.put
+                )
                 running += 1
             outcome = results.get()
             running -= 1
@@ -123,6 +135,7 @@ def _start_child(settings) -> None:
     global _CHILD_APP
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when to stop
     from engine.app import create_app
+
     _CHILD_APP = create_app(settings)
 
 
@@ -136,6 +149,7 @@ def enqueue(app, ids: list[int], batch: int = 10) -> int:
     chunks = batches(ids, batch)
     with db.connection():
         from plugins.billing import tasks as billing_tasks  # lazily: it imports this module
+
         with db.database.atomic():
             for chunk in chunks:
                 app.tasks.enqueue(billing_tasks.render_invoice_pdfs, chunk)

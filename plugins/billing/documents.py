@@ -12,6 +12,7 @@ An archive is a zip of stored PDFs plus an ``invoices.csv`` index, streamed as i
 is built and kept in storage (``archives/``) for a day, so asking again, on any
 node, streams the stored zip.
 """
+
 from __future__ import annotations
 
 import csv
@@ -51,6 +52,7 @@ class MissingFile(LookupError):
 
 # -- rendering ----------------------------------------------------------------------------
 
+
 class _Renderer(threading.local):
     """WeasyPrint with what documents can share (one per thread): the font configuration
     and the parsed stylesheets.
@@ -66,12 +68,15 @@ class _Renderer(threading.local):
 
     def pdf(self, html: str, base_url: str) -> bytes:
         import weasyprint  # heavy: imported only where PDFs are made
+
         if self.font_config is None:
             from weasyprint.text.fonts import FontConfiguration
+
             self.font_config = FontConfiguration()
         html, sheets = self._take_styles(html, base_url)
         return weasyprint.HTML(string=html, base_url=base_url).write_pdf(
-            font_config=self.font_config, stylesheets=sheets)
+            font_config=self.font_config, stylesheets=sheets
+        )
 
     def _take_styles(self, html: str, base_url: str) -> tuple[str, list]:
         """The HTML without its ``<style>`` blocks, and those parsed (cached by their text).
@@ -85,6 +90,7 @@ class _Renderer(threading.local):
         if not blocks or _NOT_SHARED.search(html):
             return html, []
         import weasyprint
+
         if self.sheets is None:
             self.sheets = OrderedDict()
         parsed = []
@@ -92,8 +98,7 @@ class _Renderer(threading.local):
             key = (text, base_url)
             sheet = self.sheets.get(key)
             if sheet is None:
-                sheet = weasyprint.CSS(string=text, base_url=base_url,
-                                       font_config=self.font_config)
+                sheet = weasyprint.CSS(string=text, base_url=base_url, font_config=self.font_config)
                 self.sheets[key] = sheet
                 if len(self.sheets) > SHEETS_KEPT:  # a theme whose CSS varies per invoice
                     self.sheets.popitem(last=False)
@@ -107,7 +112,8 @@ class _Renderer(threading.local):
 _STYLE = re.compile(r"<style>(.*?)</style>", re.S | re.I)
 #: What makes the document's CSS its own: then it is left in place (see ``_take_styles``).
 _NOT_SHARED = re.compile(
-    r"<link\b[^>]*stylesheet|<style\s[^>]*>|@(?:counter-style|import|layer)\b", re.I)
+    r"<link\b[^>]*stylesheet|<style\s[^>]*>|@(?:counter-style|import|layer)\b", re.I
+)
 #: Parsed stylesheets kept per thread (the template's, in a few languages and themes).
 SHEETS_KEPT = 16
 
@@ -124,37 +130,53 @@ def _documents(app, invoices: list[Invoice]) -> Iterator[tuple[Invoice, dict]]:
     ids = [i.id for i in invoices]
     customer_ids = sorted({i.customer_id for i in invoices})
     lines, tax_lines = defaultdict(list), defaultdict(list)
-    for line in (InvoiceLine.select().where(InvoiceLine.invoice.in_(ids))
-                 .order_by(InvoiceLine.invoice, InvoiceLine.position)):
+    for line in (
+        InvoiceLine.select()
+        .where(InvoiceLine.invoice.in_(ids))
+        .order_by(InvoiceLine.invoice, InvoiceLine.position)
+    ):
         lines[line.invoice_id].append(line)
-    for tax in (InvoiceTaxLine.select().where(InvoiceTaxLine.invoice.in_(ids))
-                .order_by(InvoiceTaxLine.id)):
+    for tax in (
+        InvoiceTaxLine.select().where(InvoiceTaxLine.invoice.in_(ids)).order_by(InvoiceTaxLine.id)
+    ):
         tax_lines[tax.invoice_id].append(tax)
     customers = {c.id: c for c in Customer.select().where(Customer.id.in_(customer_ids))}
     sites: dict[int, Site] = {}
-    for site in (Site.select().where(Site.customer.in_(customer_ids))
-                 .order_by(Site.customer, Site.id)):
+    for site in (
+        Site.select().where(Site.customer.in_(customer_ids)).order_by(Site.customer, Site.id)
+    ):
         sites.setdefault(site.customer_id, site)
     # The language of the customer's first login (the primary contact's), as notices use.
     locales: dict[int, str] = {}
-    for customer_id, locale in (User.select(Contact.customer, User.locale).join(Contact)
-                                .where(Contact.customer.in_(customer_ids) & User.is_active)
-                                .order_by(Contact.customer, Contact.is_primary.desc(), User.id)
-                                .tuples()):
+    for customer_id, locale in (
+        User.select(Contact.customer, User.locale)
+        .join(Contact)
+        .where(Contact.customer.in_(customer_ids) & User.is_active)
+        .order_by(Contact.customer, Contact.is_primary.desc(), User.id)
+        .tuples()
+    ):
         locales.setdefault(customer_id, locale)
     seller = app.settings.plugin("billing")
     for invoice in invoices:
-        yield invoice, dict(
-            locale=locales.get(invoice.customer_id) or app.settings.default_locale,
-            invoice=invoice, lines=lines[invoice.id], tax_lines=tax_lines[invoice.id],
-            customer=customers[invoice.customer_id], site=sites.get(invoice.customer_id),
-            seller=seller)
+        yield (
+            invoice,
+            dict(
+                locale=locales.get(invoice.customer_id) or app.settings.default_locale,
+                invoice=invoice,
+                lines=lines[invoice.id],
+                tax_lines=tax_lines[invoice.id],
+                customer=customers[invoice.customer_id],
+                site=sites.get(invoice.customer_id),
+                seller=seller,
+            ),
+        )
 
 
 def _render(app, values: dict) -> bytes:
     values = dict(values)
-    html = app.theme.render_plain("billing/invoice_pdf.html", values.pop("locale"),
-                                  app.settings.default_timezone, **values)
+    html = app.theme.render_plain(
+        "billing/invoice_pdf.html", values.pop("locale"), app.settings.default_timezone, **values
+    )
     return RENDERER.pdf(html, str(app.settings.data_path))
 
 
@@ -172,8 +194,15 @@ def store_pdfs(app, invoice_ids: Iterable[int]) -> tuple[list[int], list[tuple[i
     invoice records the digest of the file actually stored.
     """
     ids = list(invoice_ids)
-    todo = list(Invoice.select().where(Invoice.id.in_(ids) & (Invoice.pdf_path == ""))
-                .order_by(Invoice.id)) if ids else []
+    todo = (
+        list(
+            Invoice.select()
+            .where(Invoice.id.in_(ids) & (Invoice.pdf_path == ""))
+            .order_by(Invoice.id)
+        )
+        if ids
+        else []
+    )
     done: list[tuple[int, str, str]] = []
     failed: list[tuple[int, str]] = []
     for invoice, values in _documents(app, todo) if todo else ():
@@ -190,8 +219,11 @@ def store_pdfs(app, invoice_ids: Iterable[int]) -> tuple[list[int], list[tuple[i
         now = utcnow()
         with db.database.atomic():  # one commit for the batch
             for invoice_id, key, digest in done:
-                (Invoice.update(pdf_path=key, pdf_sha256=digest, pdf_rendered_at=now)
-                 .where((Invoice.id == invoice_id) & (Invoice.pdf_path == "")).execute())
+                (
+                    Invoice.update(pdf_path=key, pdf_sha256=digest, pdf_rendered_at=now)
+                    .where((Invoice.id == invoice_id) & (Invoice.pdf_path == ""))
+                    .execute()
+                )
     return [d[0] for d in done], failed
 
 
@@ -211,8 +243,12 @@ def open_pdf(app, invoice: Invoice) -> Opened:
     if opened is None and _adopt_legacy(app, invoice.pdf_path):
         opened = app.storage.open(invoice.pdf_path)
     if opened is None:
-        log.error("invoice %s: its PDF %s is missing from the storage (%s)", invoice.number,
-                  invoice.pdf_path, app.storage.describe())
+        log.error(
+            "invoice %s: its PDF %s is missing from the storage (%s)",
+            invoice.number,
+            invoice.pdf_path,
+            app.storage.describe(),
+        )
         raise MissingFile(invoice.pdf_path)
     return opened
 
@@ -246,6 +282,7 @@ def pending(since=None, until=None):
 
 
 # -- the archive (BILL-7) --------------------------------------------------------------------
+
 
 class _Chunks(io.RawIOBase):
     """A write-only, unseekable file that hands out what was written (zipfile streams into it)."""
@@ -299,13 +336,26 @@ class Archive:
         copy = tempfile.SpooledTemporaryFile(max_size=8 * 1024 * 1024)
         index = io.StringIO()
         writer = csv.writer(index)
-        writer.writerow(["number", "issued", "due", "currency", "subtotal", "tax", "total",
-                         "paid", "status", "file"])
+        writer.writerow(
+            [
+                "number",
+                "issued",
+                "due",
+                "currency",
+                "subtotal",
+                "tax",
+                "total",
+                "paid",
+                "status",
+                "file",
+            ]
+        )
         try:
             with zipfile.ZipFile(sink, "w", compression=zipfile.ZIP_DEFLATED) as archive:
                 for invoice in self.invoices:
-                    archive.writestr(_info(download_name(invoice), invoice),
-                                     pdf_bytes(self.app, invoice))
+                    archive.writestr(
+                        _info(download_name(invoice), invoice), pdf_bytes(self.app, invoice)
+                    )
                     writer.writerow(_index_row(invoice))
                     chunk = sink.take()
                     copy.write(chunk)
@@ -325,12 +375,18 @@ class Archive:
 
 
 def _index_row(invoice: Invoice) -> list[str]:
-    return [invoice.number, invoice.issued_at.date().isoformat(),
-            invoice.due_at.date().isoformat(), invoice.currency,
-            money.plain(invoice.subtotal, invoice.currency),
-            money.plain(invoice.tax_total, invoice.currency), money.plain(invoice.total, invoice.currency),
-            money.plain(invoice.amount_paid, invoice.currency), invoice.status,
-            download_name(invoice)]
+    return [
+        invoice.number,
+        invoice.issued_at.date().isoformat(),
+        invoice.due_at.date().isoformat(),
+        invoice.currency,
+        money.plain(invoice.subtotal, invoice.currency),
+        money.plain(invoice.tax_total, invoice.currency),
+        money.plain(invoice.total, invoice.currency),
+        money.plain(invoice.amount_paid, invoice.currency),
+        invoice.status,
+        download_name(invoice),
+    ]
 
 
 def _info(name: str, invoice: Invoice) -> zipfile.ZipInfo:
@@ -355,4 +411,3 @@ def prune_archives(app, now=None) -> int:
     cutoff = (now or utcnow()) - ARCHIVE_KEEP
     old = [f.key for f in app.storage.keys("archives/") if f.modified < cutoff]
     return sum(app.storage.delete(key) for key in old)
-

@@ -8,6 +8,7 @@ cookie and redirects to ``/pay``, so the token leaves the address bar (no
 ``Referer`` leak, with ``Referrer-Policy: no-referrer`` as well), and the
 ``redact_tokens`` filter keeps it out of every log.
 """
+
 from __future__ import annotations
 
 import logging
@@ -29,8 +30,9 @@ def _message(nonce: str, invoice_id: int, expires_ts: int) -> str:
     return f"guest-pay:{nonce}:{invoice_id}:{expires_ts}"
 
 
-def create_link(app, ctx, invoice: Invoice, days: int | None = None,
-                created_by: str = "") -> tuple[GuestPayLink, str]:
+def create_link(
+    app, ctx, invoice: Invoice, days: int | None = None, created_by: str = ""
+) -> tuple[GuestPayLink, str]:
     """A new link for ``invoice``; returns (row, URL). The URL is shown once and never stored."""
     if not invoice.is_open:
         raise Problem(409, N_("This invoice is already paid"), type="invoice-paid")
@@ -39,11 +41,16 @@ def create_link(app, ctx, invoice: Invoice, days: int | None = None,
     nonce = new_token(24)
     message = _message(nonce, invoice.id, int(expires.timestamp()))
     token = f"{nonce}.{sign(app.settings.secret_key, message)[:32]}"
-    link = GuestPayLink.create(invoice=invoice.id, token_hash=token_hash(token),
-                               expires_at=expires, created_by=created_by)
-    record(ctx, "payment_link.created", f"invoice:{invoice.id}",
-           {"link": link.id, "expires_at": expires.isoformat()},
-           customer_id=invoice.customer_id)
+    link = GuestPayLink.create(
+        invoice=invoice.id, token_hash=token_hash(token), expires_at=expires, created_by=created_by
+    )
+    record(
+        ctx,
+        "payment_link.created",
+        f"invoice:{invoice.id}",
+        {"link": link.id, "expires_at": expires.isoformat()},
+        customer_id=invoice.customer_id,
+    )
     return link, app.url(f"/pay/{token}")
 
 
@@ -51,17 +58,24 @@ def revoke_link(app, ctx, link: GuestPayLink) -> GuestPayLink:
     if link.revoked_at is None:
         link.revoked_at = utcnow()
         link.save(only=[GuestPayLink.revoked_at])
-        record(ctx, "payment_link.revoked", f"invoice:{link.invoice_id}", {"link": link.id},
-               customer_id=link.invoice.customer_id)
+        record(
+            ctx,
+            "payment_link.revoked",
+            f"invoice:{link.invoice_id}",
+            {"link": link.id},
+            customer_id=link.invoice.customer_id,
+        )
     return link
 
 
 def resolve(app, token: str | None) -> GuestPayLink:
     """The live link a token names, or 404 (expired, revoked, tampered or unknown alike)."""
-    gone = Problem(404, N_("This payment link is not valid"),
-                   N_("It may have expired or been withdrawn. Ask for a new link, or sign in "
-                      "to pay."),
-                   type="payment-link-invalid")
+    gone = Problem(
+        404,
+        N_("This payment link is not valid"),
+        N_("It may have expired or been withdrawn. Ask for a new link, or sign in to pay."),
+        type="payment-link-invalid",
+    )
     if not token or "." not in token or len(token) > 200:
         raise gone
     link = GuestPayLink.get_or_none(GuestPayLink.token_hash == token_hash(token))
@@ -81,9 +95,15 @@ def from_cookie(app, req) -> GuestPayLink:
 
 def set_cookie(app, resp, token: str, link: GuestPayLink) -> None:
     max_age = max(60, int((link.expires_at - utcnow()).total_seconds()))
-    resp.set_cookie(COOKIE, token, path="/pay", http_only=True, same_site="Strict",
-                    max_age=min(max_age, 60 * 60 * 2),
-                    secure=app.settings.security.cookie_secure)
+    resp.set_cookie(
+        COOKIE,
+        token,
+        path="/pay",
+        http_only=True,
+        same_site="Strict",
+        max_age=min(max_age, 60 * 60 * 2),
+        secure=app.settings.security.cookie_secure,
+    )
 
 
 def no_referrer(resp) -> None:

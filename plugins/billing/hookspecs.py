@@ -3,6 +3,7 @@
 Added when the plugin registers (``register_hookspecs``). Plugins that need billing
 implement them with a plain ``@hookimpl``.
 """
+
 from __future__ import annotations
 
 from typing import TYPE_CHECKING

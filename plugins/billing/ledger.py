@@ -2,6 +2,7 @@
 
 One implementation behind the API, the portal page and both CSV downloads.
 """
+
 from __future__ import annotations
 
 import csv
@@ -16,8 +17,17 @@ from engine.money import plain
 from plugins.billing.models import Invoice, Transaction
 
 CSV = "text/csv; charset=utf-8"
-CSV_COLUMNS = ("date", "type", "description", "net", "tax", "amount", "currency",
-               "invoice", "status")
+CSV_COLUMNS = (
+    "date",
+    "type",
+    "description",
+    "net",
+    "tax",
+    "amount",
+    "currency",
+    "invoice",
+    "status",
+)
 CSV_LIMIT = 100_000  # rows in one download: years of a busy account, within a response's time
 
 
@@ -41,15 +51,17 @@ def selected(customer_id: int, filters: dict, tz: str):
     if filters.get("start"):
         query = query.where(Transaction.occurred_at >= _start_of(filters["start"], tz))
     if filters.get("end"):
-        query = query.where(Transaction.occurred_at <
-                            _start_of(filters["end"] + timedelta(days=1), tz))
+        query = query.where(
+            Transaction.occurred_at < _start_of(filters["end"] + timedelta(days=1), tz)
+        )
     return query
 
 
 def page(customer_id: int, filters: dict, tz: str) -> dict:
     """One page, newest first by date (a charge recorded late sits on its own day)."""
-    found = paginate_dated(selected(customer_id, filters, tz), Transaction.occurred_at,
-                           Transaction.id, filters)
+    found = paginate_dated(
+        selected(customer_id, filters, tz), Transaction.occurred_at, Transaction.id, filters
+    )
     with_invoice_numbers(found["items"])
     return found
 
@@ -57,8 +69,11 @@ def page(customer_id: int, filters: dict, tz: str) -> dict:
 def with_invoice_numbers(rows: list[Transaction]) -> list[Transaction]:
     """Attach ``invoice_number`` to each transaction with one query for the whole page."""
     ids = {t.invoice_id for t in rows if t.invoice_id}
-    numbers = dict(Invoice.select(Invoice.id, Invoice.number).where(Invoice.id.in_(ids))
-                   .tuples()) if ids else {}
+    numbers = (
+        dict(Invoice.select(Invoice.id, Invoice.number).where(Invoice.id.in_(ids)).tuples())
+        if ids
+        else {}
+    )
     for t in rows:
         t.invoice_number = numbers.get(t.invoice_id)
     return rows
@@ -75,8 +90,11 @@ def csv_rows(customer_id: int, filters: dict, tz: str) -> Iterator[bytes]:
     Dates are local to ``tz`` with their offset; amounts are plain decimals ("-12.50").
     """
     zone = ZoneInfo(tz)
-    query = selected(customer_id, filters, tz).order_by(
-        Transaction.occurred_at.desc(), Transaction.id.desc()).limit(CSV_LIMIT)
+    query = (
+        selected(customer_id, filters, tz)
+        .order_by(Transaction.occurred_at.desc(), Transaction.id.desc())
+        .limit(CSV_LIMIT)
+    )
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     writer.writerow(CSV_COLUMNS)
@@ -84,11 +102,19 @@ def csv_rows(customer_id: int, filters: dict, tz: str) -> Iterator[bytes]:
 
     def flush() -> bytes:
         for t in with_invoice_numbers(batch):
-            writer.writerow([
-                t.occurred_at.astimezone(zone).isoformat(timespec="seconds"), t.kind,
-                _safe(t.description), plain(t.amount, t.currency), plain(t.tax, t.currency),
-                plain(t.total, t.currency), t.currency, t.invoice_number or "",
-                "invoiced" if t.invoiced else "not_invoiced"])
+            writer.writerow(
+                [
+                    t.occurred_at.astimezone(zone).isoformat(timespec="seconds"),
+                    t.kind,
+                    _safe(t.description),
+                    plain(t.amount, t.currency),
+                    plain(t.tax, t.currency),
+                    plain(t.total, t.currency),
+                    t.currency,
+                    t.invoice_number or "",
+                    "invoiced" if t.invoiced else "not_invoiced",
+                ]
+            )
         batch.clear()
         out = buffer.getvalue().encode("utf-8")
         buffer.seek(0)

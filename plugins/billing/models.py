@@ -4,6 +4,7 @@ Money is integer minor units with a currency. A customer can read these rows
 (scoped by the ``customer`` foreign key) but no customer route writes an
 invoice or a transaction: staff and the payment flow do (LIM-3).
 """
+
 from __future__ import annotations
 
 import peewee
@@ -21,6 +22,7 @@ OPEN_PAYMENT = ("pending", "requires_action")
 
 class Invoice(BaseModel):
     """An issued invoice (BILL-1). Totals are fixed at issue; only payment fields change after."""
+
     customer = ForeignKeyField(Customer, backref="invoices", on_delete="CASCADE")
     number = CharField(max_length=40, unique=True)
     issued_at = UTCDateTimeField(default=utcnow)
@@ -32,8 +34,11 @@ class Invoice(BaseModel):
     tax_total = IntegerField()
     total = IntegerField()
     amount_paid = IntegerField(default=0)
-    status = CharField(max_length=10, default="unpaid", constraints=[
-        peewee.Check("status in ('unpaid', 'paid', 'overdue')")])
+    status = CharField(
+        max_length=10,
+        default="unpaid",
+        constraints=[peewee.Check("status in ('unpaid', 'paid', 'overdue')")],
+    )
     paid_at = UTCDateTimeField(null=True)
     pdf_path = CharField(max_length=300, default="")  # relative to the data dir
     pdf_sha256 = CharField(max_length=64, default="")
@@ -41,8 +46,11 @@ class Invoice(BaseModel):
     notes = TextField(default="")
 
     class Meta:
-        indexes = ((("customer", "id"), False), (("status", "due_at"), False),
-                   (("customer", "issued_at"), False))
+        indexes = (
+            (("customer", "id"), False),
+            (("status", "due_at"), False),
+            (("customer", "issued_at"), False),
+        )
 
     @property
     def amount_due(self) -> int:
@@ -59,6 +67,7 @@ class Invoice(BaseModel):
 
 class InvoiceLine(BaseModel):
     """One line of an invoice: a transaction as it was billed (net amount and its tax)."""
+
     invoice = ForeignKeyField(Invoice, backref="lines", on_delete="CASCADE")
     position = IntegerField()
     description = CharField(max_length=300)
@@ -75,6 +84,7 @@ class InvoiceLine(BaseModel):
 
 class InvoiceTaxLine(BaseModel):
     """The tax of an invoice per rate ("VAT 20% on £50.00: £10.00"), for tax records (BILL-3)."""
+
     invoice = ForeignKeyField(Invoice, backref="tax_lines", on_delete="CASCADE")
     name = CharField(max_length=100)
     rate = IntegerField()  # basis points
@@ -84,6 +94,7 @@ class InvoiceTaxLine(BaseModel):
 
 class PaymentMethod(BaseModel):
     """A saved card (BILL-5): only the provider's reference and what the customer recognises."""
+
     customer = ForeignKeyField(Customer, backref="payment_methods", on_delete="CASCADE")
     provider = CharField(max_length=50)
     ref = CharField(max_length=255)
@@ -116,6 +127,7 @@ class PaymentMethod(BaseModel):
 
 class ProviderCustomer(BaseModel):
     """A customer's record at a payment provider (Stripe: ``cus_...``)."""
+
     customer = ForeignKeyField(Customer, on_delete="CASCADE")
     provider = CharField(max_length=50)
     ref = CharField(max_length=255)
@@ -126,6 +138,7 @@ class ProviderCustomer(BaseModel):
 
 class GuestPayLink(BaseModel):
     """A signed link that pays one invoice without signing in (BILL-6). Only its hash is kept."""
+
     invoice = ForeignKeyField(Invoice, backref="guest_links", on_delete="CASCADE")
     token_hash = CharField(max_length=64, unique=True)
     expires_at = UTCDateTimeField()
@@ -154,6 +167,7 @@ class Payment(BaseModel):
     is written (and committed) before any money moves, so a lost answer is
     reconciled with the provider instead of charged again.
     """
+
     customer = ForeignKeyField(Customer, backref="payments", on_delete="CASCADE")
     invoice = ForeignKeyField(Invoice, null=True, backref="payments", on_delete="SET NULL")
     purpose = CharField(max_length=30, default="invoice")  # invoice, topup, ...
@@ -163,8 +177,15 @@ class Payment(BaseModel):
     provider_ref = CharField(max_length=255, default="", index=True)
     method = ForeignKeyField(PaymentMethod, null=True, on_delete="SET NULL")
     method_label = CharField(max_length=60, default="")
-    status = CharField(max_length=20, default="pending", constraints=[peewee.Check(
-        "status in ('pending', 'requires_action', 'succeeded', 'failed', 'canceled')")])
+    status = CharField(
+        max_length=20,
+        default="pending",
+        constraints=[
+            peewee.Check(
+                "status in ('pending', 'requires_action', 'succeeded', 'failed', 'canceled')"
+            )
+        ],
+    )
     attempt_key = CharField(max_length=100, unique=True)
     off_session = BooleanField(default=False)
     via = CharField(max_length=20, default="portal")  # portal, api, guest, staff, auto
@@ -180,8 +201,11 @@ class Payment(BaseModel):
     succeeded_at = UTCDateTimeField(null=True)
 
     class Meta:
-        indexes = ((("customer", "id"), False), (("status", "created_at"), False),
-                   (("invoice", "status"), False))
+        indexes = (
+            (("customer", "id"), False),
+            (("status", "created_at"), False),
+            (("invoice", "status"), False),
+        )
 
 
 class Transaction(BaseModel):
@@ -191,10 +215,13 @@ class Transaction(BaseModel):
     that holds it (None: not invoiced yet). A payment's transaction names the
     invoice it paid. ``reference`` makes recording idempotent (unique).
     """
+
     customer = ForeignKeyField(Customer, backref="transactions", on_delete="CASCADE")
     occurred_at = UTCDateTimeField(default=utcnow)
-    kind = CharField(max_length=10, constraints=[
-        peewee.Check("kind in ('charge', 'credit', 'payment', 'refund')")])
+    kind = CharField(
+        max_length=10,
+        constraints=[peewee.Check("kind in ('charge', 'credit', 'payment', 'refund')")],
+    )
     description = CharField(max_length=300)
     amount = IntegerField()
     tax_rate = IntegerField(default=0)  # basis points
@@ -220,6 +247,7 @@ class Transaction(BaseModel):
 
 class ProviderEvent(BaseModel):
     """A provider webhook event already processed: each event id is acted on once."""
+
     provider = CharField(max_length=50)
     event_id = CharField(max_length=255)
     type = CharField(max_length=100)
@@ -229,5 +257,14 @@ class ProviderEvent(BaseModel):
         indexes = ((("provider", "event_id"), True),)
 
 
-MODELS = (Invoice, InvoiceLine, InvoiceTaxLine, PaymentMethod, ProviderCustomer, GuestPayLink,
-          Payment, Transaction, ProviderEvent)
+MODELS = (
+    Invoice,
+    InvoiceLine,
+    InvoiceTaxLine,
+    PaymentMethod,
+    ProviderCustomer,
+    GuestPayLink,
+    Payment,
+    Transaction,
+    ProviderEvent,
+)

@@ -4,6 +4,7 @@ Pages call the same rules as the API (``payments``, ``guest``, ``documents``).
 Card entry is the payment provider's widget inside our forms: card numbers go
 from the browser to the provider, never to this server (BILL-5).
 """
+
 from __future__ import annotations
 
 from urllib.parse import urlencode
@@ -50,6 +51,7 @@ def _flash(req) -> str | None:
 
 # -- invoices (BILL-1, BILL-3, BILL-7) --------------------------------------------------------
 
+
 class InvoicesPage:
     """``GET /billing``: the invoice list, with the archive download."""
 
@@ -59,14 +61,22 @@ class InvoicesPage:
         status = req.get_param("status")
         status = status if status in ("open", "paid", "overdue", "unpaid") else None
         try:
-            query = schemas.PageQuery().load({k: v for k, v in req.params.items()
-                                              if k in ("limit", "cursor")})
+            query = schemas.PageQuery().load(
+                {k: v for k, v in req.params.items() if k in ("limit", "cursor")}
+            )
         except ValidationError:
             query = {"limit": 50, "cursor": None}
         page = paginate(invoices_of(ctx.require_customer(), status), Invoice.id, query)
-        app.page(req, resp, "billing/invoices.html", invoices=page["items"],
-                 next_cursor=page["next"], filter_status=status, flash=_flash(req),
-                 archive_errors=None)
+        app.page(
+            req,
+            resp,
+            "billing/invoices.html",
+            invoices=page["items"],
+            next_cursor=page["next"],
+            filter_status=status,
+            flash=_flash(req),
+            archive_errors=None,
+        )
 
 
 class ArchivePage:
@@ -85,12 +95,23 @@ class ArchivePage:
             selection = archive_selection(ctx.require_customer(), query)
             send_archive(req, resp, ctx.customer_id, selection)
         except (ValidationError, Problem) as exc:
-            errors = exc.messages if isinstance(exc, ValidationError) else \
-                (exc.errors or {"from": [exc.title]})
+            errors = (
+                exc.messages
+                if isinstance(exc, ValidationError)
+                else (exc.errors or {"from": [exc.title]})
+            )
             page = paginate(invoices_of(ctx.customer_id), Invoice.id, {"limit": 50})
-            app.page(req, resp, "billing/invoices.html", invoices=page["items"],
-                     next_cursor=page["next"], archive_errors=errors, flash=None,
-                     archive_values=params, status=422)
+            app.page(
+                req,
+                resp,
+                "billing/invoices.html",
+                invoices=page["items"],
+                next_cursor=page["next"],
+                archive_errors=errors,
+                flash=None,
+                archive_values=params,
+                status=422,
+            )
 
 
 class InvoicePage:
@@ -103,13 +124,20 @@ class InvoicePage:
     def render(req, resp, invoice: Invoice, **extra) -> None:
         app = req.context.app
         _section(req)
-        app.page(req, resp, "billing/invoice.html", invoice=invoice,
-                 lines=list(invoice.lines.order_by(invoice.lines.model.position)),
-                 tax_lines=list(invoice.tax_lines),
-                 payments=list(invoice.payments.where(Payment.status == "succeeded")
-                               .order_by(Payment.id)),
-                 links=list(invoice.guest_links.order_by(GuestPayLink.id.desc())),
-                 flash=_flash(req), **extra)
+        app.page(
+            req,
+            resp,
+            "billing/invoice.html",
+            invoice=invoice,
+            lines=list(invoice.lines.order_by(invoice.lines.model.position)),
+            tax_lines=list(invoice.tax_lines),
+            payments=list(
+                invoice.payments.where(Payment.status == "succeeded").order_by(Payment.id)
+            ),
+            links=list(invoice.guest_links.order_by(GuestPayLink.id.desc())),
+            flash=_flash(req),
+            **extra,
+        )
 
 
 class InvoicePdfPage:
@@ -126,8 +154,9 @@ class LinksPage:
         app, ctx = req.context.app, req.context
         invoice = get_owned(Invoice, invoice_id, ctx)
         try:
-            _, url = guest.create_link(app, ctx, invoice,
-                                       created_by=f"user:{ctx.principal.user_id}")
+            _, url = guest.create_link(
+                app, ctx, invoice, created_by=f"user:{ctx.principal.user_id}"
+            )
         except Problem as exc:
             InvoicePage.render(req, resp, invoice, link_error=exc.title)
             resp.status = falcon.HTTP_409
@@ -148,6 +177,7 @@ class RevokeLinkPage:
 
 # -- paying (BILL-2), signed in or as a guest ---------------------------------------------------
 
+
 class PayFlow:
     """The pay form and its outcome, for a signed-in customer or a guest link."""
 
@@ -160,21 +190,35 @@ class PayFlow:
     def payment_url(self, payment: Payment) -> str:
         return f"/pay/payments/{payment.id}" if self.guest else f"/billing/payments/{payment.id}"
 
-    def show_form(self, *, error: str | None = None, errors: dict | None = None,
-                  status: int = 200) -> None:
+    def show_form(
+        self, *, error: str | None = None, errors: dict | None = None, status: int = 200
+    ) -> None:
         invoice = self.invoice
         error = self.app.translator.gettext(error) if error else None
-        pay, error = checkout.pay_with(self.req, self.resp, invoice.customer_id, error,
-                                       guest=self.guest)
-        self.app.page(self.req, self.resp, "billing/pay.html", status=status, invoice=invoice,
-                      action=self.base, idempotency_key=checkout.new_key(), error=error,
-                      errors=errors or {}, **pay)
+        pay, error = checkout.pay_with(
+            self.req, self.resp, invoice.customer_id, error, guest=self.guest
+        )
+        self.app.page(
+            self.req,
+            self.resp,
+            "billing/pay.html",
+            status=status,
+            invoice=invoice,
+            action=self.base,
+            idempotency_key=checkout.new_key(),
+            error=error,
+            errors=errors or {},
+            **pay,
+        )
 
     def show_payment(self, payment: Payment, client_secret: str = "") -> None:
         """Where a payment stands: paid, declined, or waiting for 3-D Secure."""
         if payment.status == "succeeded":
-            target = "/pay?done=guest-paid" if self.guest else \
-                f"/billing/invoices/{self.invoice.id}?done=paid"
+            target = (
+                "/pay?done=guest-paid"
+                if self.guest
+                else f"/billing/invoices/{self.invoice.id}?done=paid"
+            )
             raise falcon.HTTPSeeOther(target)
         if payment.status in ("failed", "canceled"):
             self.show_form(error=payment.failure_message or payments.DECLINED, status=402)
@@ -182,16 +226,26 @@ class PayFlow:
         provider, widget = checkout.challenge(self.resp, self.app, payment)
         if payment.status == "requires_action" and not client_secret and provider is not None:
             client_secret = payments.complete(self.app, payment).client_secret
-        self.app.page(self.req, self.resp, "billing/payment.html", invoice=self.invoice,
-                      payment=payment, provider=provider, mode="authenticate", widget=widget,
-                      client_secret=client_secret, return_url=self.payment_url(payment),
-                      guest=self.guest)
+        self.app.page(
+            self.req,
+            self.resp,
+            "billing/payment.html",
+            invoice=self.invoice,
+            payment=payment,
+            provider=provider,
+            mode="authenticate",
+            widget=widget,
+            client_secret=client_secret,
+            return_url=self.payment_url(payment),
+            guest=self.guest,
+        )
 
     def submit(self) -> None:
         if self.link is not None:  # a guest
             self.ctx.extra["idempotency_owner"] = f"guest:{self.link.id}"
-        paid = checkout.submit(self.req, order={"invoice": self.invoice.id}, work=self._pay,
-                               show_form=self.show_form)
+        paid = checkout.submit(
+            self.req, order={"invoice": self.invoice.id}, work=self._pay, show_form=self.show_form
+        )
         if paid is not None:
             self.show_payment(Payment.get_by_id(paid.body["payment_id"]), paid.client_secret)
 
@@ -204,20 +258,36 @@ class PayFlow:
             ratelimits.hit(app, "pay", "customer", invoice.customer_id)
         if data["method"] == "new":
             method = payments.save_card(
-                app, None if self.guest else self.ctx, invoice.customer_id, data["setup_ref"],
-                data["token"], single_use=self.guest or not data["save_card"])
+                app,
+                None if self.guest else self.ctx,
+                invoice.customer_id,
+                data["setup_ref"],
+                data["token"],
+                single_use=self.guest or not data["save_card"],
+            )
         elif self.guest:
             raise falcon.HTTPNotFound(title="Not found")
         else:
             method = payments.saved_card(app, self.ctx, data["method"])
         attempt = payments.pay_invoice(
-            app, invoice.id, method, via="guest" if self.guest else "portal",
+            app,
+            invoice.id,
+            method,
+            via="guest" if self.guest else "portal",
             user_id=None if self.guest else self.ctx.principal.user_id,
-            guest_link_id=self.link.id if self.link is not None else None)
-        record(self.ctx, "invoice.pay", f"invoice:{invoice.id}",
-               {"payment": attempt.payment.id, "status": attempt.status,
-                "guest_link": self.link.id if self.link is not None else None},
-               customer_id=invoice.customer_id)
+            guest_link_id=self.link.id if self.link is not None else None,
+        )
+        record(
+            self.ctx,
+            "invoice.pay",
+            f"invoice:{invoice.id}",
+            {
+                "payment": attempt.payment.id,
+                "status": attempt.status,
+                "guest_link": self.link.id if self.link is not None else None,
+            },
+            customer_id=invoice.customer_id,
+        )
         return {"payment_id": attempt.payment.id, "client_secret": attempt.client_secret}
 
 
@@ -250,8 +320,10 @@ class PaymentPage:
 
 # -- guest payment (BILL-6) ------------------------------------------------------------------
 
+
 class GuestLinkPage:
     """``GET /pay/{token}``: swap the token for a cookie and leave the address bar clean."""
+
     auth = "public"
 
     def on_get(self, req, resp, token):
@@ -270,8 +342,14 @@ class GuestLinkPage:
 def _guest_gone(req, resp, exc: Problem) -> None:
     guest.no_referrer(resp)
     gettext = req.context.app.translator.gettext
-    req.context.app.page(req, resp, "billing/guest_gone.html", status=404,
-                         title=gettext(exc.title), detail=gettext(exc.description or ""))
+    req.context.app.page(
+        req,
+        resp,
+        "billing/guest_gone.html",
+        status=404,
+        title=gettext(exc.title),
+        detail=gettext(exc.description or ""),
+    )
 
 
 def _guest_link(req, resp) -> GuestPayLink | None:
@@ -284,6 +362,7 @@ def _guest_link(req, resp) -> GuestPayLink | None:
 
 class GuestPayPage:
     """``GET|POST /pay``: pay the link's invoice with a new card, without signing in."""
+
     auth = "public"
 
     def on_get(self, req, resp):
@@ -293,8 +372,9 @@ class GuestPayPage:
             return
         invoice = Invoice.get_by_id(link.invoice_id)
         if not invoice.is_open:
-            req.context.app.page(req, resp, "billing/guest_paid.html", invoice=invoice,
-                                 flash=_flash(req))
+            req.context.app.page(
+                req, resp, "billing/guest_paid.html", invoice=invoice, flash=_flash(req)
+            )
             return
         PayFlow(req, resp, invoice, link).show_form()
 
@@ -306,13 +386,13 @@ class GuestPayPage:
         invoice = Invoice.get_by_id(link.invoice_id)
         if not invoice.is_open:
             raise falcon.HTTPSeeOther("/pay")
-        GuestPayLink.update(last_used_at=utcnow()).where(
-            GuestPayLink.id == link.id).execute()
+        GuestPayLink.update(last_used_at=utcnow()).where(GuestPayLink.id == link.id).execute()
         PayFlow(req, resp, invoice, link).submit()
 
 
 class GuestPaymentPage:
     """``GET /pay/payments/{payment_id}``: a guest's payment, after 3-D Secure."""
+
     auth = "public"
 
     def on_get(self, req, resp, payment_id):
@@ -320,8 +400,9 @@ class GuestPaymentPage:
         link = _guest_link(req, resp)
         if link is None:
             return
-        payment = get_or_404(Payment, payment_id,
-                             Payment.select().where(Payment.guest_link == link.id))
+        payment = get_or_404(
+            Payment, payment_id, Payment.select().where(Payment.guest_link == link.id)
+        )
         attempt = payments.complete(req.context.app, payment)
         invoice = Invoice.get_by_id(payment.invoice_id)
         PayFlow(req, resp, invoice, link).show_payment(attempt.payment, attempt.client_secret)
@@ -329,10 +410,14 @@ class GuestPaymentPage:
 
 # -- transactions and cards (BILL-4, BILL-5) -------------------------------------------------
 
+
 def _transaction_filters(req) -> tuple[dict, dict, dict]:
     """(filters, errors, values as typed) from the page's query string; empty fields ignored."""
-    values = {k: v for k, v in req.params.items()
-              if k in ("status", "type", "from", "to", "limit", "cursor") and v not in ("", None)}
+    values = {
+        k: v
+        for k, v in req.params.items()
+        if k in ("status", "type", "from", "to", "limit", "cursor") and v not in ("", None)
+    }
     try:
         return schemas.TransactionQuery().load(values), {}, values
     except ValidationError as exc:
@@ -346,12 +431,23 @@ class TransactionsPage:
         app, ctx = req.context.app, req.context
         _section(req)
         filters, errors, values = _transaction_filters(req)
-        page = ledger.page(ctx.require_customer(), filters, ctx.timezone) if not errors \
+        page = (
+            ledger.page(ctx.require_customer(), filters, ctx.timezone)
+            if not errors
             else {"items": [], "next": None}
+        )
         shown = {k: v for k, v in values.items() if k not in ("limit", "cursor")}
-        app.page(req, resp, "billing/transactions.html", transactions=page["items"],
-                 next_cursor=page["next"], filters=shown, errors=errors,
-                 query_string=urlencode(shown), status=422 if errors else 200)
+        app.page(
+            req,
+            resp,
+            "billing/transactions.html",
+            transactions=page["items"],
+            next_cursor=page["next"],
+            filters=shown,
+            errors=errors,
+            query_string=urlencode(shown),
+            status=422 if errors else 200,
+        )
 
 
 class TransactionsCsvPage:
@@ -379,13 +475,18 @@ class PaymentMethodsPage:
             return
         try:
             ratelimits.hit(app, "card", "customer", ctx.require_customer())
-            payments.save_card(app, ctx, ctx.require_customer(), data["setup_ref"], data["token"],
-                               make_default=data["make_default"])
+            payments.save_card(
+                app,
+                ctx,
+                ctx.require_customer(),
+                data["setup_ref"],
+                data["token"],
+                make_default=data["make_default"],
+            )
         except Problem as exc:
             if int(exc.status_code) == 404:
                 raise
-            self.render(req, resp, error=exc.description or exc.title,
-                        status=int(exc.status_code))
+            self.render(req, resp, error=exc.description or exc.title, status=int(exc.status_code))
             return
         raise falcon.HTTPSeeOther("/billing/payment-methods?done=card-added")
 
@@ -402,12 +503,22 @@ class PaymentMethodsPage:
             error = error or app.translator.gettext(exc.title)
         checkout.widget_csp(resp, app, provider)
         expiring = {c.id for c in payments.expiring_cards(app, customer_id)}
-        app.page(req, resp, "billing/payment_methods.html", status=status,
-                 cards=list(payments.cards_of(customer_id)), expiring=expiring,
-                 provider=provider, setup=setup, mode="setup",
-                 widget=provider.page_data(app) if provider else {}, error=error,
-                 errors=errors or {}, flash=_flash(req),
-                 manage_cards=roles.may(ctx.principal, "payment_methods"))
+        app.page(
+            req,
+            resp,
+            "billing/payment_methods.html",
+            status=status,
+            cards=list(payments.cards_of(customer_id)),
+            expiring=expiring,
+            provider=provider,
+            setup=setup,
+            mode="setup",
+            widget=provider.page_data(app) if provider else {},
+            error=error,
+            errors=errors or {},
+            flash=_flash(req),
+            manage_cards=roles.may(ctx.principal, "payment_methods"),
+        )
 
 
 class DefaultCardPage:

@@ -14,6 +14,7 @@ Money moves at most once per payment, whatever fails:
 If the process dies between 2 and 3, ``reconcile()`` (a periodic job, a
 webhook, or the client's retry) asks the provider and records the truth once.
 """
+
 from __future__ import annotations
 
 import logging
@@ -64,20 +65,26 @@ DECLINED = N_("Your card was declined. No money was taken; try another card.")
 
 # -- providers ------------------------------------------------------------------------
 
+
 def provider_for(app, provider_id: str | None = None) -> PaymentProvider:
     """The provider named ``provider_id``, or the operator's default (``[billing] provider``)."""
     wanted = provider_id or app.settings.plugin("billing").provider
     found = app.providers.get(wanted)
     if found is None:
-        raise Problem(503, N_("Card payments are not available right now"),
-                      "Please try again later, or contact support.", type="provider-unavailable")
+        raise Problem(
+            503,
+            N_("Card payments are not available right now"),
+            "Please try again later, or contact support.",
+            type="provider-unavailable",
+        )
     return found
 
 
 def customer_ref(app, provider: PaymentProvider, customer_id: int) -> str:
     """The customer's record at ``provider``, created on first use."""
-    row = ProviderCustomer.get_or_none((ProviderCustomer.customer == customer_id) &
-                                       (ProviderCustomer.provider == provider.id))
+    row = ProviderCustomer.get_or_none(
+        (ProviderCustomer.customer == customer_id) & (ProviderCustomer.provider == provider.id)
+    )
     if row is not None:
         return row.ref
     customer = Customer.get_by_id(customer_id)
@@ -87,8 +94,9 @@ def customer_ref(app, provider: PaymentProvider, customer_id: int) -> str:
         with db.database.atomic():
             ProviderCustomer.create(customer=customer_id, provider=provider.id, ref=ref)
     except peewee.IntegrityError:  # created concurrently: use the one that was stored first
-        return ProviderCustomer.get((ProviderCustomer.customer == customer_id) &
-                                    (ProviderCustomer.provider == provider.id)).ref
+        return ProviderCustomer.get(
+            (ProviderCustomer.customer == customer_id) & (ProviderCustomer.provider == provider.id)
+        ).ref
     return ref
 
 
@@ -102,6 +110,7 @@ def _provider_call(fn, *args, **kwargs):
 
 # -- saved cards (BILL-5) ---------------------------------------------------------------
 
+
 def start_setup(app, customer_id: int, provider_id: str | None = None):
     """Begin adding a card: returns (provider, SetupSession) for the provider's widget."""
     provider = provider_for(app, provider_id)
@@ -109,9 +118,17 @@ def start_setup(app, customer_id: int, provider_id: str | None = None):
     return provider, _provider_call(provider.start_setup, app, ref)
 
 
-def save_card(app, ctx, customer_id: int, setup_ref: str, token: str = "", *,
-              make_default: bool = False, provider_id: str | None = None,
-              single_use: bool = False) -> PaymentMethod:
+def save_card(
+    app,
+    ctx,
+    customer_id: int,
+    setup_ref: str,
+    token: str = "",
+    *,
+    make_default: bool = False,
+    provider_id: str | None = None,
+    single_use: bool = False,
+) -> PaymentMethod:
     """Store the card of a finished setup (the provider confirms it is this customer's).
 
     A ``single_use`` card pays once and is then forgotten; it is never listed.
@@ -120,25 +137,43 @@ def save_card(app, ctx, customer_id: int, setup_ref: str, token: str = "", *,
     ref = customer_ref(app, provider, customer_id)
     card = _provider_call(provider.finish_setup, app, ref, setup_ref, token)
     with locked_transaction():
-        method = PaymentMethod.get_or_none((PaymentMethod.provider == provider.id) &
-                                           (PaymentMethod.ref == card.ref))
+        method = PaymentMethod.get_or_none(
+            (PaymentMethod.provider == provider.id) & (PaymentMethod.ref == card.ref)
+        )
         if method is not None:
             if method.customer_id != customer_id:  # never adopt someone else's card
                 raise Problem(404, N_("Not found"))
             return method
-        has_default = single_use or PaymentMethod.select().where(
-            (PaymentMethod.customer == customer_id) & PaymentMethod.is_default).exists()
+        has_default = (
+            single_use
+            or PaymentMethod.select()
+            .where((PaymentMethod.customer == customer_id) & PaymentMethod.is_default)
+            .exists()
+        )
         if make_default and has_default and not single_use:
-            (PaymentMethod.update(is_default=False)
-             .where(PaymentMethod.customer == customer_id).execute())
+            (
+                PaymentMethod.update(is_default=False)
+                .where(PaymentMethod.customer == customer_id)
+                .execute()
+            )
         method = PaymentMethod.create(
-            customer=customer_id, provider=provider.id, ref=card.ref, brand=card.brand,
-            last4=card.last4, exp_month=card.exp_month, exp_year=card.exp_year,
+            customer=customer_id,
+            provider=provider.id,
+            ref=card.ref,
+            brand=card.brand,
+            last4=card.last4,
+            exp_month=card.exp_month,
+            exp_year=card.exp_year,
             is_default=not single_use and (make_default or not has_default),
-            single_use=single_use)
+            single_use=single_use,
+        )
         if ctx is not None and not single_use:
-            record(ctx, "payment_method.added", f"payment_method:{method.id}",
-                   {"label": method.label, "default": method.is_default})
+            record(
+                ctx,
+                "payment_method.added",
+                f"payment_method:{method.id}",
+                {"label": method.label, "default": method.is_default},
+            )
     return method
 
 
@@ -146,10 +181,14 @@ def set_default(app, ctx, method: PaymentMethod) -> PaymentMethod:
     """Make a saved card the default (the one auto top-ups charge): ACCT-7, a manager's job."""
     roles.require(ctx.principal, "payment_methods")
     with locked_transaction():
-        (PaymentMethod.update(is_default=(PaymentMethod.id == method.id))
-         .where(PaymentMethod.customer == method.customer_id).execute())
-        record(ctx, "payment_method.default", f"payment_method:{method.id}",
-               {"label": method.label})
+        (
+            PaymentMethod.update(is_default=(PaymentMethod.id == method.id))
+            .where(PaymentMethod.customer == method.customer_id)
+            .execute()
+        )
+        record(
+            ctx, "payment_method.default", f"payment_method:{method.id}", {"label": method.label}
+        )
     return PaymentMethod.get_by_id(method.id)
 
 
@@ -172,14 +211,19 @@ def delete_card(app, ctx, method: PaymentMethod) -> None:
                 newest.is_default = True
                 newest.save(only=[PaymentMethod.is_default])
         if ctx is not None and not method.single_use:
-            record(ctx, "payment_method.deleted", f"payment_method:{method.id}",
-                   {"label": method.label})
+            record(
+                ctx,
+                "payment_method.deleted",
+                f"payment_method:{method.id}",
+                {"label": method.label},
+            )
 
 
 def cards_of(customer_id: int):
     """The customer's saved cards, the default first."""
-    return (PaymentMethod.for_customer(customer_id)
-            .order_by(PaymentMethod.is_default.desc(), PaymentMethod.id.desc()))
+    return PaymentMethod.for_customer(customer_id).order_by(
+        PaymentMethod.is_default.desc(), PaymentMethod.id.desc()
+    )
 
 
 def expiring_cards(app, customer_id: int, now=None) -> list[PaymentMethod]:
@@ -193,6 +237,7 @@ def expiring_cards(app, customer_id: int, now=None) -> list[PaymentMethod]:
 
 # -- paying an invoice (BILL-2) -----------------------------------------------------------
 
+
 class Attempt:
     """The outcome of a payment attempt: the row, and what the browser needs for 3-D Secure."""
 
@@ -205,8 +250,15 @@ class Attempt:
         return self.payment.status
 
 
-def pay_invoice(app, invoice_id: int, method: PaymentMethod, *, via: str = "portal",
-                user_id: int | None = None, guest_link_id: int | None = None) -> Attempt:
+def pay_invoice(
+    app,
+    invoice_id: int,
+    method: PaymentMethod,
+    *,
+    via: str = "portal",
+    user_id: int | None = None,
+    guest_link_id: int | None = None,
+) -> Attempt:
     """Charge ``method`` for what the invoice still owes (the server's amount, never the client's).
 
     Raises ``Problem`` 409 when the invoice is paid or another payment of it is
@@ -223,47 +275,73 @@ def _claim(app, invoice_id, method, via, user_id, guest_link_id) -> Payment:
             invoice = lock_rows(Invoice.select().where(Invoice.id == invoice_id)).get()
             if not invoice.is_open or invoice.amount_due <= 0:
                 raise Problem(409, N_("This invoice is already paid"), type="invoice-paid")
-            open_payment = (Payment.select()
-                            .where((Payment.invoice == invoice.id) &
-                                   Payment.status.in_(OPEN_PAYMENT)).first())
+            open_payment = (
+                Payment.select()
+                .where((Payment.invoice == invoice.id) & Payment.status.in_(OPEN_PAYMENT))
+                .first()
+            )
             if open_payment is None:
                 return Payment.create(
-                    customer=invoice.customer_id, invoice=invoice.id, purpose="invoice",
-                    amount=invoice.amount_due, currency=invoice.currency,
-                    provider=method.provider, method=method.id, method_label=method.label,
-                    attempt_key=f"pay-{uuid.uuid4().hex}", via=via, user_id=user_id,
-                    guest_link=guest_link_id, detach_after=method.single_use)
+                    customer=invoice.customer_id,
+                    invoice=invoice.id,
+                    purpose="invoice",
+                    amount=invoice.amount_due,
+                    currency=invoice.currency,
+                    provider=method.provider,
+                    method=method.id,
+                    method_label=method.label,
+                    attempt_key=f"pay-{uuid.uuid4().hex}",
+                    via=via,
+                    user_id=user_id,
+                    guest_link=guest_link_id,
+                    detach_after=method.single_use,
+                )
         # Another attempt exists: settle it with the provider (outside the lock), then retry.
         settled = reconcile(app, open_payment, abandon=open_payment.status == REQUIRES_ACTION)
         if settled.status in OPEN_PAYMENT:
-            raise Problem(409, N_("A payment of this invoice is already in progress"),
-                          "Wait a moment and reload the invoice.", type="payment-in-progress")
-    raise Problem(409, N_("A payment of this invoice is already in progress"),
-                  type="payment-in-progress")
+            raise Problem(
+                409,
+                N_("A payment of this invoice is already in progress"),
+                "Wait a moment and reload the invoice.",
+                type="payment-in-progress",
+            )
+    raise Problem(
+        409, N_("A payment of this invoice is already in progress"), type="payment-in-progress"
+    )
 
 
 def _charge(app, payment: Payment, method: PaymentMethod) -> Attempt:
     provider = provider_for(app, payment.provider)
     request = ChargeRequest(
-        customer_ref=customer_ref(app, provider, payment.customer_id), method_ref=method.ref,
-        amount=payment.amount, currency=payment.currency,
-        idempotency_key=payment.attempt_key, off_session=payment.off_session,
+        customer_ref=customer_ref(app, provider, payment.customer_id),
+        method_ref=method.ref,
+        amount=payment.amount,
+        currency=payment.currency,
+        idempotency_key=payment.attempt_key,
+        off_session=payment.off_session,
         description=_description(payment),
-        metadata={"portico_payment": str(payment.id),
-                  "portico_invoice": str(payment.invoice_id or "")})
+        metadata={
+            "portico_payment": str(payment.id),
+            "portico_invoice": str(payment.invoice_id or ""),
+        },
+    )
 
     def remember(ref: str) -> None:
         # Committed on its own before money moves: a lost answer is reconciled, not re-charged.
-        (Payment.update(provider_ref=ref, updated_at=utcnow())
-         .where(Payment.id == payment.id).execute())
+        (
+            Payment.update(provider_ref=ref, updated_at=utcnow())
+            .where(Payment.id == payment.id)
+            .execute()
+        )
 
     try:
         result = provider.charge(app, request, on_created=remember)
     except PaymentError as exc:
         current = Payment.get_by_id(payment.id)
         if current.provider_ref:
-            log.warning("payment %s: provider error after creation (%s); reconciling",
-                        payment.id, exc.code)
+            log.warning(
+                "payment %s: provider error after creation (%s); reconciling", payment.id, exc.code
+            )
             return Attempt(reconcile(app, current))
         return Attempt(_fail(app, payment.id, exc.code, exc.message))
     return Attempt(record_result(app, payment.id, result), result.client_secret)
@@ -281,8 +359,13 @@ def record_result(app, payment_id: int, result: ChargeResult) -> Payment:
         return _succeed(app, payment_id, result)
     if result.status in (FAILED, CANCELED):
         message = result.message or DECLINED
-        return _fail(app, payment_id, result.code or "card_declined", message,
-                     status="canceled" if result.status == CANCELED else "failed")
+        return _fail(
+            app,
+            payment_id,
+            result.code or "card_declined",
+            message,
+            status="canceled" if result.status == CANCELED else "failed",
+        )
     with locked_transaction():
         payment = lock_rows(Payment.select().where(Payment.id == payment_id)).get()
         if payment.status in OPEN_PAYMENT:
@@ -301,8 +384,11 @@ def _succeed(app, payment_id: int, result: ChargeResult) -> Payment:
             return payment  # recorded already (a retry, a webhook, the reconciler)
         if payment.status not in OPEN_PAYMENT:
             # Final as failed, but the provider says it succeeded: the provider is the truth.
-            log.error("payment %s was %s here but succeeded at the provider; recording it",
-                      payment.id, payment.status)
+            log.error(
+                "payment %s was %s here but succeeded at the provider; recording it",
+                payment.id,
+                payment.status,
+            )
         payment.status, payment.succeeded_at, payment.updated_at = "succeeded", now, now
         payment.provider_ref = payment.provider_ref or result.ref
         payment.failure_code = payment.failure_message = ""
@@ -312,23 +398,47 @@ def _succeed(app, payment_id: int, result: ChargeResult) -> Payment:
             invoice = lock_rows(Invoice.select().where(Invoice.id == payment.invoice_id)).get()
             apply_payment(invoice, payment.amount, now)
         Transaction.create(
-            customer=payment.customer_id, kind="payment", occurred_at=now,
-            description=_payment_text(payment), amount=-payment.amount, currency=payment.currency,
-            invoice=payment.invoice_id, payment=payment.id, reference=f"payment:{payment.id}")
-        notify_customer(app, payment.customer_id, "payment_received",
-                        f"payment-received:{payment.id}", "billing",
-                        data={"amount": payment.amount, "currency": payment.currency,
-                              "method": payment.method_label,
-                              "invoice": invoice.number if invoice else "",
-                              "invoice_url": app.url(f"/billing/invoices/{invoice.id}")
-                              if invoice else "",
-                              "paid_at": now.isoformat()})
-        record_system(app, "payment.succeeded", f"payment:{payment.id}",
-                      {"amount": payment.amount, "currency": payment.currency,
-                       "invoice": invoice.number if invoice else None, "via": payment.via},
-                      customer_id=payment.customer_id, user_id=payment.user_id)
+            customer=payment.customer_id,
+            kind="payment",
+            occurred_at=now,
+            description=_payment_text(payment),
+            amount=-payment.amount,
+            currency=payment.currency,
+            invoice=payment.invoice_id,
+            payment=payment.id,
+            reference=f"payment:{payment.id}",
+        )
+        notify_customer(
+            app,
+            payment.customer_id,
+            "payment_received",
+            f"payment-received:{payment.id}",
+            "billing",
+            data={
+                "amount": payment.amount,
+                "currency": payment.currency,
+                "method": payment.method_label,
+                "invoice": invoice.number if invoice else "",
+                "invoice_url": app.url(f"/billing/invoices/{invoice.id}") if invoice else "",
+                "paid_at": now.isoformat(),
+            },
+        )
+        record_system(
+            app,
+            "payment.succeeded",
+            f"payment:{payment.id}",
+            {
+                "amount": payment.amount,
+                "currency": payment.currency,
+                "invoice": invoice.number if invoice else None,
+                "via": payment.via,
+            },
+            customer_id=payment.customer_id,
+            user_id=payment.user_id,
+        )
         if payment.detach_after and payment.method_id:
             from plugins.billing import tasks as billing_tasks  # lazily: it imports this module
+
             app.tasks.enqueue(billing_tasks.forget_card, payment.method_id)
         app.plugins.hook.payment_succeeded(app=app, payment=payment)
     return payment
@@ -351,16 +461,27 @@ def _fail(app, payment_id: int, code: str, message: str, status: str = "failed")
         payment.status, payment.updated_at = status, utcnow()
         payment.failure_code, payment.failure_message = code[:60], message[:300]
         payment.save()
-        record_system(app, "payment.failed", f"payment:{payment.id}",
-                      {"code": code, "amount": payment.amount, "via": payment.via},
-                      customer_id=payment.customer_id, user_id=payment.user_id)
+        record_system(
+            app,
+            "payment.failed",
+            f"payment:{payment.id}",
+            {"code": code, "amount": payment.amount, "via": payment.via},
+            customer_id=payment.customer_id,
+            user_id=payment.user_id,
+        )
         refused = _never_paid(payment, status)
         if refused and payment.method_id and not payment.detach_after:
-            record_system(app, "payment_method.refused", f"payment_method:{payment.method_id}",
-                          {"payment": payment.id, "label": payment.method_label},
-                          customer_id=payment.customer_id, user_id=payment.user_id)
+            record_system(
+                app,
+                "payment_method.refused",
+                f"payment_method:{payment.method_id}",
+                {"payment": payment.id, "label": payment.method_label},
+                customer_id=payment.customer_id,
+                user_id=payment.user_id,
+            )
         if payment.method_id and (payment.detach_after or refused):
             from plugins.billing import tasks as billing_tasks  # lazily: it imports this module
+
             app.tasks.enqueue(billing_tasks.forget_card, payment.method_id)
         app.plugins.hook.payment_failed(app=app, payment=payment)
     return payment
@@ -372,8 +493,12 @@ def _never_paid(payment: Payment, status: str) -> bool:
     A card that has paid before stays: one refusal (funds, a limit) does not make it bad.
     Cancelling (the customer gave up) says nothing about the card.
     """
-    return status == "failed" and not Payment.select().where(
-        (Payment.method == payment.method_id) & (Payment.status == "succeeded")).exists()
+    return (
+        status == "failed"
+        and not Payment.select()
+        .where((Payment.method == payment.method_id) & (Payment.status == "succeeded"))
+        .exists()
+    )
 
 
 def complete(app, payment: Payment) -> Attempt:
@@ -402,14 +527,20 @@ def reconcile(app, payment: Payment, *, abandon: bool = False, now=None) -> Paym
         return payment
     if not payment.provider_ref:
         if age > IN_FLIGHT:  # the provider never created it: nothing was charged
-            return _fail(app, payment.id, "not_started", N_("The payment was not started."),
-                         status="canceled")
+            return _fail(
+                app,
+                payment.id,
+                "not_started",
+                N_("The payment was not started."),
+                status="canceled",
+            )
         return payment
     try:
         result = provider.retrieve(app, payment.provider_ref)
         waiting = result.status in (NOT_CONFIRMED, REQUIRES_ACTION)
-        if waiting and (abandon or age > (ABANDONED if result.status == REQUIRES_ACTION
-                                          else IN_FLIGHT)):
+        if waiting and (
+            abandon or age > (ABANDONED if result.status == REQUIRES_ACTION else IN_FLIGHT)
+        ):
             result = provider.cancel(app, payment.provider_ref)
     except PaymentError as exc:
         log.warning("payment %s: cannot reconcile yet (%s)", payment.id, exc.code)
@@ -422,9 +553,12 @@ def reconcile(app, payment: Payment, *, abandon: bool = False, now=None) -> Paym
 def reconcile_open(app, now=None) -> int:
     """Reconcile every payment left open for longer than a request could take; returns how many."""
     now = now or utcnow()
-    stale = (Payment.select().where(Payment.status.in_(OPEN_PAYMENT) &
-                                    (Payment.updated_at < now - IN_FLIGHT))
-             .order_by(Payment.id).limit(500))
+    stale = (
+        Payment.select()
+        .where(Payment.status.in_(OPEN_PAYMENT) & (Payment.updated_at < now - IN_FLIGHT))
+        .order_by(Payment.id)
+        .limit(500)
+    )
     done = 0
     # Read them all first: on SQLite (WAL) a read still open on this connection would make
     # each record's write transaction fail with "database is locked" once another writer commits.
@@ -438,22 +572,39 @@ def apply_event(app, provider_id: str, event) -> Payment | None:
     """A verified webhook said something about a charge: record it (once, as ever)."""
     if not event.payment_ref:
         return None
-    payment = Payment.get_or_none((Payment.provider == provider_id) &
-                                  (Payment.provider_ref == event.payment_ref))
+    payment = Payment.get_or_none(
+        (Payment.provider == provider_id) & (Payment.provider_ref == event.payment_ref)
+    )
     if payment is None:
         return None
     if event.status in (SUCCEEDED, FAILED, CANCELED, REQUIRES_ACTION, PROCESSING):
-        return record_result(app, payment.id, ChargeResult(
-            status=event.status, ref=event.payment_ref,
-            code=event.data.get("code", ""), message=event.data.get("message", "")))
+        return record_result(
+            app,
+            payment.id,
+            ChargeResult(
+                status=event.status,
+                ref=event.payment_ref,
+                code=event.data.get("code", ""),
+                message=event.data.get("message", ""),
+            ),
+        )
     return payment
 
 
 # -- paying for something bought at once: a top-up, an add-on ---------------------------------
 
-def new_payment(customer_id: int, amount: int, currency: str, method: PaymentMethod, *,
-                purpose: str, via: str = "portal", user_id: int | None = None,
-                off_session: bool = False) -> Payment:
+
+def new_payment(
+    customer_id: int,
+    amount: int,
+    currency: str,
+    method: PaymentMethod,
+    *,
+    purpose: str,
+    via: str = "portal",
+    user_id: int | None = None,
+    off_session: bool = False,
+) -> Payment:
     """A pending payment for ``purpose`` (not an invoice), to ``charge()`` once committed.
 
     Create it inside the transaction that records what it pays for. The outcome
@@ -461,10 +612,19 @@ def new_payment(customer_id: int, amount: int, currency: str, method: PaymentMet
     inside the transaction that records it, exactly as for invoices.
     """
     return Payment.create(
-        customer=customer_id, purpose=purpose, amount=amount, currency=currency.upper(),
-        provider=method.provider, method=method.id, method_label=method.label,
-        attempt_key=f"pay-{uuid.uuid4().hex}", via=via, user_id=user_id,
-        off_session=off_session, detach_after=method.single_use)
+        customer=customer_id,
+        purpose=purpose,
+        amount=amount,
+        currency=currency.upper(),
+        provider=method.provider,
+        method=method.id,
+        method_label=method.label,
+        attempt_key=f"pay-{uuid.uuid4().hex}",
+        via=via,
+        user_id=user_id,
+        off_session=off_session,
+        detach_after=method.single_use,
+    )
 
 
 def charge(app, payment: Payment) -> Attempt:
@@ -475,17 +635,22 @@ def charge(app, payment: Payment) -> Attempt:
 
 SAVED_CARDS_IMPERSONATION = N_(
     "Staff cannot pay with the customer's saved cards while impersonating. Pay with a new "
-    "card the customer gives you, or ask the customer to pay.")
+    "card the customer gives you, or ask the customer to pay."
+)
 
 
 def saved_cards_refusal(app, ctx) -> Problem | None:
     """IMP-6: the 403 for staff impersonating a customer, who may not charge the customer's
     saved cards unless the operator allows it (``security.impersonation_saved_card_payments``)."""
     p = ctx.principal
-    if p is not None and p.impersonated \
-            and not app.settings.security.impersonation_saved_card_payments:
-        return Problem(403, IMPERSONATION_TITLE, SAVED_CARDS_IMPERSONATION,
-                       type="impersonation-forbidden")
+    if (
+        p is not None
+        and p.impersonated
+        and not app.settings.security.impersonation_saved_card_payments
+    ):
+        return Problem(
+            403, IMPERSONATION_TITLE, SAVED_CARDS_IMPERSONATION, type="impersonation-forbidden"
+        )
     return None
 
 
@@ -510,9 +675,16 @@ def chosen_card(app, ctx, data: dict) -> PaymentMethod:
     ``save_card`` is ticked) or one of the customer's saved cards (another's is a 404)."""
     customer_id = ctx.require_customer()
     if data["method"] == "new":
-        return save_card(app, ctx, customer_id, data["setup_ref"], data["token"],
-                         single_use=not data["save_card"])
+        return save_card(
+            app,
+            ctx,
+            customer_id,
+            data["setup_ref"],
+            data["token"],
+            single_use=not data["save_card"],
+        )
     return saved_card(app, ctx, data["method"])
+
 
 def split_tax(price: int, rate: int) -> tuple[int, int]:
     """(net, tax) of a price that includes tax at ``rate`` basis points; they add up to it."""
@@ -520,24 +692,43 @@ def split_tax(price: int, rate: int) -> tuple[int, int]:
     return price - tax, tax
 
 
-def record_inclusive_charge(app, customer_id: int, *, description: str, price: int,
-                            currency: str, service_id: int | None = None,
-                            reference: str | None = None, occurred_at=None) -> Transaction:
+def record_inclusive_charge(
+    app,
+    customer_id: int,
+    *,
+    description: str,
+    price: int,
+    currency: str,
+    service_id: int | None = None,
+    reference: str | None = None,
+    occurred_at=None,
+) -> Transaction:
     """A charge whose ``price`` includes tax (catalogue prices do): net and tax add up to it."""
     from plugins.billing.invoicing import record_transaction
+
     rate = app.settings.plugin("billing").tax_rate
     net, tax = split_tax(price, rate)
-    tx = record_transaction(app, customer_id, kind="charge", description=description,
-                            amount=net, currency=currency, tax_rate=rate,
-                            occurred_at=occurred_at, service_id=service_id, reference=reference)
+    tx = record_transaction(
+        app,
+        customer_id,
+        kind="charge",
+        description=description,
+        amount=net,
+        currency=currency,
+        tax_rate=rate,
+        occurred_at=occurred_at,
+        service_id=service_id,
+        reference=reference,
+    )
     if tx.tax != tax and tx.invoice_id is None:  # the 1p rounding of the net amount's tax
         tx.tax = tax
         tx.save(only=[Transaction.tax])
     return tx
 
 
-def invoice_purchase(app, payment: Payment, description: str,
-                     service_id: int | None = None) -> Invoice:
+def invoice_purchase(
+    app, payment: Payment, description: str, service_id: int | None = None
+) -> Invoice:
     """A succeeded purchase payment becomes a paid receipt: its charge on an invoice of its own.
 
     Call inside ``payment_succeeded``. The charge (tax included) and the payment's
@@ -545,22 +736,39 @@ def invoice_purchase(app, payment: Payment, description: str,
     Once per payment: a second call returns the same receipt.
     """
     from plugins.billing.invoicing import issue_invoice
+
     current = lock_rows(Payment.select().where(Payment.id == payment.id)).get()
     if current.invoice_id:
         return Invoice.get_by_id(current.invoice_id)
     now = utcnow()
-    tx = record_inclusive_charge(app, current.customer_id, description=description,
-                                 price=current.amount, currency=current.currency,
-                                 service_id=service_id, reference=f"purchase:{current.id}",
-                                 occurred_at=now)
-    invoice = issue_invoice(app, current.customer_id, currency=current.currency,
-                            transaction_ids=[tx.id], due_days=0, issued_at=now, notify=False,
-                            notes="Paid online at purchase.")
+    tx = record_inclusive_charge(
+        app,
+        current.customer_id,
+        description=description,
+        price=current.amount,
+        currency=current.currency,
+        service_id=service_id,
+        reference=f"purchase:{current.id}",
+        occurred_at=now,
+    )
+    invoice = issue_invoice(
+        app,
+        current.customer_id,
+        currency=current.currency,
+        transaction_ids=[tx.id],
+        due_days=0,
+        issued_at=now,
+        notify=False,
+        notes="Paid online at purchase.",
+    )
     invoice = lock_rows(Invoice.select().where(Invoice.id == invoice.id)).get()
     apply_payment(invoice, current.amount, now)
     Payment.update(invoice=invoice.id).where(Payment.id == current.id).execute()
-    (Transaction.update(invoice=invoice.id)
-     .where((Transaction.payment == current.id) & (Transaction.kind == "payment")).execute())
+    (
+        Transaction.update(invoice=invoice.id)
+        .where((Transaction.payment == current.id) & (Transaction.kind == "payment"))
+        .execute()
+    )
     payment.invoice_id = invoice.id
     return invoice
 
@@ -579,41 +787,73 @@ def reverse_purchase(app, payment: Payment, description: str) -> Transaction | N
         if found is not None:
             return found
         tx = Transaction.create(
-            customer=current.customer_id, kind="credit", description=description,
-            amount=-charge.amount, tax_rate=charge.tax_rate, tax=-charge.tax,
-            currency=charge.currency, invoice=charge.invoice_id, service=charge.service_id,
-            payment=current.id, reference=reference)
-        record_system(app, "transaction.reversed", f"transaction:{charge.id}",
-                      {"credit": tx.id, "amount": -charge.total},
-                      customer_id=current.customer_id)
+            customer=current.customer_id,
+            kind="credit",
+            description=description,
+            amount=-charge.amount,
+            tax_rate=charge.tax_rate,
+            tax=-charge.tax,
+            currency=charge.currency,
+            invoice=charge.invoice_id,
+            service=charge.service_id,
+            payment=current.id,
+            reference=reference,
+        )
+        record_system(
+            app,
+            "transaction.reversed",
+            f"transaction:{charge.id}",
+            {"credit": tx.id, "amount": -charge.total},
+            customer_id=current.customer_id,
+        )
     return tx
 
 
 # -- staff: money received another way, refunds ---------------------------------------------
 
-def record_offline_payment(app, invoice_id: int, amount: int, reference: str, method: str,
-                           staff_id: int | None = None) -> Payment:
+
+def record_offline_payment(
+    app, invoice_id: int, amount: int, reference: str, method: str, staff_id: int | None = None
+) -> Payment:
     """Staff record money that arrived outside the portal (a bank transfer, a cheque)."""
     with locked_transaction():
         invoice = lock_rows(Invoice.select().where(Invoice.id == invoice_id)).get()
         if amount > invoice.amount_due:
-            raise Problem(422, N_("More than the invoice owes"),
-                          errors={"amount": [f"At most {invoice.amount_due} is due."]})
+            raise Problem(
+                422,
+                N_("More than the invoice owes"),
+                errors={"amount": [f"At most {invoice.amount_due} is due."]},
+            )
         payment = Payment.create(
-            customer=invoice.customer_id, invoice=invoice.id, amount=amount,
-            currency=invoice.currency, provider="offline", method_label=method,
-            attempt_key=f"offline-{uuid.uuid4().hex}", via="staff", reference=reference)
+            customer=invoice.customer_id,
+            invoice=invoice.id,
+            amount=amount,
+            currency=invoice.currency,
+            provider="offline",
+            method_label=method,
+            attempt_key=f"offline-{uuid.uuid4().hex}",
+            via="staff",
+            reference=reference,
+        )
     return _succeed(app, payment.id, ChargeResult(status=SUCCEEDED, ref=reference))
 
 
 def refund(app, payment: Payment, amount: int, staff_id: int | None = None) -> Payment:
     """Give money back to the card (staff only: LIM-1). A credit transaction records it."""
     if payment.status != "succeeded" or payment.provider == "offline":
-        raise Problem(422, N_("Only a succeeded card payment can be refunded here"),
-                      errors={"payment": ["Not a succeeded card payment."]})
+        raise Problem(
+            422,
+            N_("Only a succeeded card payment can be refunded here"),
+            errors={"payment": ["Not a succeeded card payment."]},
+        )
     if amount > payment.amount - payment.refunded_amount:
-        raise Problem(422, N_("More than the payment can give back"), errors={"amount": [
-            f"At most {payment.amount - payment.refunded_amount} is left to refund."]})
+        raise Problem(
+            422,
+            N_("More than the payment can give back"),
+            errors={
+                "amount": [f"At most {payment.amount - payment.refunded_amount} is left to refund."]
+            },
+        )
     provider = provider_for(app, payment.provider)
     key = f"refund-{payment.id}-{payment.refunded_amount}-{amount}"
     result = _provider_call(provider.refund, app, payment.provider_ref, amount, key)
@@ -626,11 +866,22 @@ def refund(app, payment: Payment, amount: int, staff_id: int | None = None) -> P
             return current
         current.refunded_amount += amount
         current.save(only=[Payment.refunded_amount])
-        Transaction.create(customer=current.customer_id, kind="refund",
-                           description=f"Refund to {current.method_label}", amount=amount,
-                           currency=current.currency, invoice=current.invoice_id,
-                           payment=current.id, reference=reference)
-        record_system(app, "payment.refunded", f"payment:{current.id}",
-                      {"amount": amount, "refund": result.ref},
-                      customer_id=current.customer_id, staff_id=staff_id)
+        Transaction.create(
+            customer=current.customer_id,
+            kind="refund",
+            description=f"Refund to {current.method_label}",
+            amount=amount,
+            currency=current.currency,
+            invoice=current.invoice_id,
+            payment=current.id,
+            reference=reference,
+        )
+        record_system(
+            app,
+            "payment.refunded",
+            f"payment:{current.id}",
+            {"amount": amount, "refund": result.ref},
+            customer_id=current.customer_id,
+            staff_id=staff_id,
+        )
     return current

@@ -15,6 +15,7 @@ here (an import-linter contract checks it) and names ``billing`` in its
 - ``Payment`` and ``PaymentMethod`` (models, for foreign keys and reading),
   ``PayOut`` (the payment part of an API answer's schema).
 """
+
 from __future__ import annotations
 
 from plugins.billing import checkout, payments
@@ -23,5 +24,12 @@ from plugins.billing.ratelimits import hit as rate_limit
 from plugins.billing.ratelimits import hit_service as rate_limit_service
 from plugins.billing.schemas import PayOut
 
-__all__ = ["Payment", "PaymentMethod", "PayOut", "checkout", "payments", "rate_limit",
-           "rate_limit_service"]
+__all__ = [
+    "Payment",
+    "PaymentMethod",
+    "PayOut",
+    "checkout",
+    "payments",
+    "rate_limit",
+    "rate_limit_service",
+]

@@ -6,6 +6,7 @@ every web worker sees them.
 Without the identity plugin nobody can sign in, and only guest links are left:
 they are then not limited here (the log says so once).
 """
+
 from __future__ import annotations
 
 import logging
@@ -24,13 +25,18 @@ class PaymentLimits:
             log.warning("identity plugin disabled: payment attempts are not rate-limited")
             return
         from plugins.identity.public import storage_for
+
         self.limiter = FixedWindowRateLimiter(storage_for(app.settings.security.rate_limit_storage))
         conf = app.settings.plugin("billing")
-        self.items = {"pay": limits.parse(conf.pay_rate), "card": limits.parse(conf.card_rate),
-                      "pay_account": limits.parse(conf.pay_account_rate)}
+        self.items = {
+            "pay": limits.parse(conf.pay_rate),
+            "card": limits.parse(conf.card_rate),
+            "pay_account": limits.parse(conf.pay_account_rate),
+        }
 
     def hit(self, name: str, *identifiers: str) -> None:
         from plugins.identity.public import too_many
+
         if self.limiter is None:
             return
         item = self.items[name]

@@ -4,6 +4,7 @@ Customer routes only read invoices and transactions (LIM-3): paying is the
 one way a customer changes an invoice. Every object is fetched through
 ``get_owned``, so another customer's id is a 404 (LIM-2).
 """
+
 from __future__ import annotations
 
 import falcon
@@ -35,6 +36,7 @@ NOT_MODIFIED = "Not modified: the copy you have (If-None-Match, If-Modified-Sinc
 
 # -- shared by the API and the pages ----------------------------------------------------------
 
+
 def invoices_of(customer_id: int, status: str | None = None):
     query = owned(Invoice, customer_id)
     if status == "open":
@@ -54,17 +56,25 @@ def archive_selection(customer_id: int, query: dict) -> list[Invoice]:
             raise falcon.HTTPNotFound(title="Not found")
         return rows
     from datetime import datetime, time, timezone
+
     if query.get("start"):
-        selected = selected.where(Invoice.issued_at >= datetime.combine(
-            query["start"], time.min, timezone.utc))
+        selected = selected.where(
+            Invoice.issued_at >= datetime.combine(query["start"], time.min, timezone.utc)
+        )
     if query.get("end"):
-        selected = selected.where(Invoice.issued_at <= datetime.combine(
-            query["end"], time.max, timezone.utc))
-    rows = list(selected.order_by(Invoice.issued_at, Invoice.id).limit(
-        documents.ARCHIVE_LIMIT + 1))
+        selected = selected.where(
+            Invoice.issued_at <= datetime.combine(query["end"], time.max, timezone.utc)
+        )
+    rows = list(selected.order_by(Invoice.issued_at, Invoice.id).limit(documents.ARCHIVE_LIMIT + 1))
     if len(rows) > documents.ARCHIVE_LIMIT:
-        raise invalid({"from": [f"At most {documents.ARCHIVE_LIMIT} invoices per archive: "
-                                "choose a shorter range."]})
+        raise invalid(
+            {
+                "from": [
+                    f"At most {documents.ARCHIVE_LIMIT} invoices per archive: "
+                    "choose a shorter range."
+                ]
+            }
+        )
     return rows
 
 
@@ -102,26 +112,40 @@ def send_pdf(req, resp, invoice: Invoice) -> None:
     try:
         opened = documents.open_pdf(app, invoice)
     except documents.MissingFile:
-        raise Problem(500, "This invoice's PDF is missing from storage",
-                      "We have been told; please try again later.",
-                      type="file-missing") from None
+        raise Problem(
+            500,
+            "This invoice's PDF is missing from storage",
+            "We have been told; please try again later.",
+            type="file-missing",
+        ) from None
     downloads.send(resp, opened, documents.PDF, name)
 
 
 def card_answer(app, method: PaymentMethod, expiring: set[int]) -> dict:
-    return {"id": method.id, "provider": method.provider, "brand": method.brand,
-            "last4": method.last4, "exp_month": method.exp_month, "exp_year": method.exp_year,
-            "is_default": method.is_default, "expiring": method.id in expiring,
-            "created_at": method.created_at}
+    return {
+        "id": method.id,
+        "provider": method.provider,
+        "brand": method.brand,
+        "last4": method.last4,
+        "exp_month": method.exp_month,
+        "exp_year": method.exp_year,
+        "is_default": method.is_default,
+        "expiring": method.id in expiring,
+        "created_at": method.created_at,
+    }
 
 
 # -- invoices -----------------------------------------------------------------------------
 
+
 class InvoicesAPI:
     """``GET /api/v1/invoices``"""
 
-    @operation("List your invoices, newest first (BILL-1)", query=schemas.InvoiceQuery,
-               response=schemas.InvoicePage)
+    @operation(
+        "List your invoices, newest first (BILL-1)",
+        query=schemas.InvoiceQuery,
+        response=schemas.InvoicePage,
+    )
     def on_get(self, req, resp, query):
         ctx = req.context
         return paginate(invoices_of(ctx.require_customer(), query["status"]), Invoice.id, query)
@@ -130,8 +154,9 @@ class InvoicesAPI:
 class InvoiceAPI:
     """``GET /api/v1/invoices/{invoice_id}``"""
 
-    @operation("One invoice with its lines and tax lines (BILL-3)",
-               response=schemas.InvoiceDetailSchema)
+    @operation(
+        "One invoice with its lines and tax lines (BILL-3)", response=schemas.InvoiceDetailSchema
+    )
     def on_get(self, req, resp, invoice_id):
         return get_owned(Invoice, invoice_id, req.context)
 
@@ -139,11 +164,13 @@ class InvoiceAPI:
 class InvoicePdfAPI:
     """``GET /api/v1/invoices/{invoice_id}/pdf``"""
 
-    @operation("The invoice as the PDF stored when it was issued (BILL-3)",
-               errors={304: NOT_MODIFIED},
-               description="Answers `application/pdf` with an `ETag` (the PDF's SHA-256) and "
-                           "`Last-Modified`; send `If-None-Match` or `If-Modified-Since` to get "
-                           "a 304 when you have it.")
+    @operation(
+        "The invoice as the PDF stored when it was issued (BILL-3)",
+        errors={304: NOT_MODIFIED},
+        description="Answers `application/pdf` with an `ETag` (the PDF's SHA-256) and "
+        "`Last-Modified`; send `If-None-Match` or `If-Modified-Since` to get "
+        "a 304 when you have it.",
+    )
     def on_get(self, req, resp, invoice_id):
         send_pdf(req, resp, get_owned(Invoice, invoice_id, req.context))
 
@@ -151,12 +178,14 @@ class InvoicePdfAPI:
 class InvoiceArchiveAPI:
     """``GET /api/v1/invoices/archive?ids=1,2`` or ``?from=2026-01-01&to=2026-12-31``"""
 
-    @operation("Download many invoices as one zip of their PDFs (BILL-7)",
-               query=schemas.ArchiveQuery,
-               errors={304: NOT_MODIFIED, 404: "No invoices in that range"},
-               description="Answers `application/zip`, streamed: each invoice's stored PDF "
-                           "and an `invoices.csv` index, with an `ETag` (the same selection "
-                           "of unchanged invoices is the same zip).")
+    @operation(
+        "Download many invoices as one zip of their PDFs (BILL-7)",
+        query=schemas.ArchiveQuery,
+        errors={304: NOT_MODIFIED, 404: "No invoices in that range"},
+        description="Answers `application/zip`, streamed: each invoice's stored PDF "
+        "and an `invoices.csv` index, with an `ETag` (the same selection "
+        "of unchanged invoices is the same zip).",
+    )
     def on_get(self, req, resp, query):
         customer_id = req.context.require_customer()
         send_archive(req, resp, customer_id, archive_selection(customer_id, query))
@@ -166,16 +195,22 @@ class InvoicePayAPI:
     """``POST /api/v1/invoices/{invoice_id}/pay``"""
 
     @idempotent
-    @operation("Pay an invoice with a saved card (BILL-2)", body=schemas.PayIn,
-               response=schemas.PayOut, money=True,
-               errors={202: "The card asks for 3-D Secure: see next_action",
-                       402: "Declined: the invoice stays unpaid",
-                       409: "Already paid, or a payment is in progress",
-                       429: "Too many payment attempts"},
-               description="Charges what the invoice still owes. 200: paid. 202 with "
-                           "`next_action`: the card asks for 3-D Secure — finish it with the "
-                           "provider's script, then POST `complete_url`. 402: declined, the "
-                           "invoice stays unpaid. 409: already paid, or a payment is in progress.")
+    @operation(
+        "Pay an invoice with a saved card (BILL-2)",
+        body=schemas.PayIn,
+        response=schemas.PayOut,
+        money=True,
+        errors={
+            202: "The card asks for 3-D Secure: see next_action",
+            402: "Declined: the invoice stays unpaid",
+            409: "Already paid, or a payment is in progress",
+            429: "Too many payment attempts",
+        },
+        description="Charges what the invoice still owes. 200: paid. 202 with "
+        "`next_action`: the card asks for 3-D Secure — finish it with the "
+        "provider's script, then POST `complete_url`. 402: declined, the "
+        "invoice stays unpaid. 409: already paid, or a payment is in progress.",
+    )
     def on_post(self, req, resp, invoice_id, body):
         app, ctx = req.context.app, req.context
         invoice = get_owned(Invoice, invoice_id, ctx)
@@ -183,10 +218,15 @@ class InvoicePayAPI:
         if method is None:
             raise invalid({"payment_method_id": ["You have no saved card: add one first."]})
         ratelimits.hit(app, "pay", "customer", invoice.customer_id)
-        attempt = payments.pay_invoice(app, invoice.id, method, via="api",
-                                       user_id=ctx.principal.user_id)
-        record(ctx, "invoice.pay", f"invoice:{invoice.id}",
-               {"payment": attempt.payment.id, "status": attempt.status})
+        attempt = payments.pay_invoice(
+            app, invoice.id, method, via="api", user_id=ctx.principal.user_id
+        )
+        record(
+            ctx,
+            "invoice.pay",
+            f"invoice:{invoice.id}",
+            {"payment": attempt.payment.id, "status": attempt.status},
+        )
         return pay_answer(resp, attempt)
 
 
@@ -201,11 +241,13 @@ class PaymentAPI:
 class PaymentCompleteAPI:
     """``POST /api/v1/payments/{payment_id}/complete``"""
 
-    @operation("Record the outcome of a payment after 3-D Secure (BILL-2)",
-               response=schemas.PayOut, errors={202: "Still waiting for 3-D Secure",
-                                                402: "Declined"},
-               description="Asks the provider where the payment stands and records it once; "
-                           "safe to repeat.")
+    @operation(
+        "Record the outcome of a payment after 3-D Secure (BILL-2)",
+        response=schemas.PayOut,
+        errors={202: "Still waiting for 3-D Secure", 402: "Declined"},
+        description="Asks the provider where the payment stands and records it once; "
+        "safe to repeat.",
+    )
     def on_post(self, req, resp, payment_id):
         app = req.context.app
         payment = get_owned(Payment, payment_id, req.context)
@@ -214,26 +256,34 @@ class PaymentCompleteAPI:
 
 # -- guest links (BILL-6) -------------------------------------------------------------------
 
+
 class InvoiceLinksAPI:
     """``GET|POST /api/v1/invoices/{invoice_id}/payment-links``"""
 
-    @operation("The guest payment links of an invoice (their URLs are never shown again)",
-               response=schemas.LinkList)
+    @operation(
+        "The guest payment links of an invoice (their URLs are never shown again)",
+        response=schemas.LinkList,
+    )
     def on_get(self, req, resp, invoice_id):
         invoice = get_owned(Invoice, invoice_id, req.context)
         links = list(invoice.guest_links.order_by(GuestPayLink.id.desc()))
         return {"items": links, "next": None}
 
-    @operation("Create a link that pays this invoice without signing in (BILL-6)",
-               body=schemas.LinkIn, response=schemas.LinkSchema, status=201,
-               errors={409: "This invoice is already paid"},
-               description="The answer holds the URL once; keep it. It expires, and can be "
-                           "revoked with DELETE /payment-links/{id}.")
+    @operation(
+        "Create a link that pays this invoice without signing in (BILL-6)",
+        body=schemas.LinkIn,
+        response=schemas.LinkSchema,
+        status=201,
+        errors={409: "This invoice is already paid"},
+        description="The answer holds the URL once; keep it. It expires, and can be "
+        "revoked with DELETE /payment-links/{id}.",
+    )
     def on_post(self, req, resp, invoice_id, body):
         app, ctx = req.context.app, req.context
         invoice = get_owned(Invoice, invoice_id, ctx)
-        link, url = guest.create_link(app, ctx, invoice, body["days"],
-                                      created_by=f"user:{ctx.principal.user_id}")
+        link, url = guest.create_link(
+            app, ctx, invoice, body["days"], created_by=f"user:{ctx.principal.user_id}"
+        )
         link.url = url
         return link
 
@@ -249,13 +299,17 @@ class PaymentLinkAPI:
 
 # -- transactions (BILL-4) ------------------------------------------------------------------
 
+
 class TransactionsAPI:
     """``GET /api/v1/transactions``"""
 
-    @operation("Your transactions, newest first by date: charges positive, credits negative "
-               "(BILL-4)", query=schemas.TransactionQuery, response=schemas.TransactionPage,
-               description="Filter by `status`, `type` and a range of days (`from`, `to`, "
-                           "both included, in your time zone).")
+    @operation(
+        "Your transactions, newest first by date: charges positive, credits negative (BILL-4)",
+        query=schemas.TransactionQuery,
+        response=schemas.TransactionPage,
+        description="Filter by `status`, `type` and a range of days (`from`, `to`, "
+        "both included, in your time zone).",
+    )
     def on_get(self, req, resp, query):
         ctx = req.context
         return ledger.page(ctx.require_customer(), query, ctx.timezone)
@@ -264,11 +318,13 @@ class TransactionsAPI:
 class TransactionsCsvAPI:
     """``GET /api/v1/transactions.csv``"""
 
-    @operation("Your transactions as CSV, newest first (BILL-4)",
-               query=schemas.TransactionFilter,
-               description="Answers `text/csv` with the columns " +
-                           ", ".join(f"`{c}`" for c in ledger.CSV_COLUMNS) +
-                           "; the same filters as the list. Dates in your time zone.")
+    @operation(
+        "Your transactions as CSV, newest first (BILL-4)",
+        query=schemas.TransactionFilter,
+        description="Answers `text/csv` with the columns "
+        + ", ".join(f"`{c}`" for c in ledger.CSV_COLUMNS)
+        + "; the same filters as the list. Dates in your time zone.",
+    )
     def on_get(self, req, resp, query):
         send_csv(req, resp, query)
 
@@ -283,11 +339,17 @@ def send_csv(req, resp, filters: dict) -> None:
 
 # -- payment methods (BILL-5) ----------------------------------------------------------------
 
+
 def known_provider(app, name: str | None) -> str | None:
     """A client-named provider must be one of the operator's: otherwise a field error."""
     if name is not None and name not in app.providers:
-        raise invalid({"provider": [f"Unknown payment provider; use one of: "
-                                    f"{', '.join(sorted(app.providers))}."]})
+        raise invalid(
+            {
+                "provider": [
+                    f"Unknown payment provider; use one of: {', '.join(sorted(app.providers))}."
+                ]
+            }
+        )
     return name
 
 
@@ -299,21 +361,33 @@ class PaymentMethodsAPI:
         app, ctx = req.context.app, req.context
         customer_id = ctx.require_customer()
         expiring = {c.id for c in payments.expiring_cards(app, customer_id)}
-        return {"items": [card_answer(app, c, expiring) for c in payments.cards_of(customer_id)],
-                "next": None}
+        return {
+            "items": [card_answer(app, c, expiring) for c in payments.cards_of(customer_id)],
+            "next": None,
+        }
 
-    @operation("Save the card of a finished setup (BILL-5)", body=schemas.CardIn,
-               response=schemas.PaymentMethodSchema, status=201,
-               errors={402: "The provider refused the card setup"},
-               description="First POST /payment-methods/setup and let the provider's widget "
-                           "collect the card (card data never reaches this server); then send "
-                           "its `setup_ref` (and `token`, for the sandbox) here.")
+    @operation(
+        "Save the card of a finished setup (BILL-5)",
+        body=schemas.CardIn,
+        response=schemas.PaymentMethodSchema,
+        status=201,
+        errors={402: "The provider refused the card setup"},
+        description="First POST /payment-methods/setup and let the provider's widget "
+        "collect the card (card data never reaches this server); then send "
+        "its `setup_ref` (and `token`, for the sandbox) here.",
+    )
     def on_post(self, req, resp, body):
         app, ctx = req.context.app, req.context
         customer_id = ctx.require_customer()
-        method = payments.save_card(app, ctx, customer_id, body["setup_ref"], body["token"],
-                                    make_default=body["make_default"],
-                                    provider_id=known_provider(app, body["provider"]))
+        method = payments.save_card(
+            app,
+            ctx,
+            customer_id,
+            body["setup_ref"],
+            body["token"],
+            make_default=body["make_default"],
+            provider_id=known_provider(app, body["provider"]),
+        )
         expiring = {c.id for c in payments.expiring_cards(app, customer_id)}
         return card_answer(app, method, expiring)
 
@@ -321,18 +395,27 @@ class PaymentMethodsAPI:
 class PaymentMethodSetupAPI:
     """``POST /api/v1/payment-methods/setup``"""
 
-    @operation("Start adding a card with the payment provider (BILL-5)", body=schemas.SetupIn,
-               response=schemas.SetupOut, status=201,
-               errors={402: "The provider refused", 429: "Too many card set-ups"},
-               description="Returns what the provider's browser widget needs (Stripe: the "
-                           "SetupIntent's client secret and publishable key).")
+    @operation(
+        "Start adding a card with the payment provider (BILL-5)",
+        body=schemas.SetupIn,
+        response=schemas.SetupOut,
+        status=201,
+        errors={402: "The provider refused", 429: "Too many card set-ups"},
+        description="Returns what the provider's browser widget needs (Stripe: the "
+        "SetupIntent's client secret and publishable key).",
+    )
     def on_post(self, req, resp, body):
         app, ctx = req.context.app, req.context
         ratelimits.hit(app, "card", "customer", ctx.require_customer())
-        provider, setup = payments.start_setup(app, ctx.require_customer(),
-                                               known_provider(app, body["provider"]))
-        return {"provider": provider.id, "setup_ref": setup.ref,
-                "client_secret": setup.client_secret, "widget": setup.widget}
+        provider, setup = payments.start_setup(
+            app, ctx.require_customer(), known_provider(app, body["provider"])
+        )
+        return {
+            "provider": provider.id,
+            "setup_ref": setup.ref,
+            "client_secret": setup.client_secret,
+            "widget": setup.widget,
+        }
 
 
 class PaymentMethodAPI:
@@ -357,33 +440,57 @@ class PaymentMethodDefaultAPI:
 
 # -- staff ------------------------------------------------------------------------------------
 
+
 class StaffTransactionsAPI:
     """``GET|POST /api/v1/staff/customers/{customer_id}/transactions``"""
 
-    @operation("A customer's transactions", query=schemas.TransactionQuery,
-               response=schemas.TransactionPage)
+    @operation(
+        "A customer's transactions",
+        query=schemas.TransactionQuery,
+        response=schemas.TransactionPage,
+    )
     def on_get(self, req, resp, customer_id, query):
         customer_id = get_or_404(Customer, customer_id).id
         return ledger.page(customer_id, query, req.context.app.settings.default_timezone)
 
-    @operation("Record a charge or a credit on a customer's account (not yet invoiced)",
-               body=schemas.StaffTransactionIn, response=schemas.TransactionSchema, status=201)
+    @operation(
+        "Record a charge or a credit on a customer's account (not yet invoiced)",
+        body=schemas.StaffTransactionIn,
+        response=schemas.TransactionSchema,
+        status=201,
+    )
     def on_post(self, req, resp, customer_id, body):
         app, ctx = req.context.app, req.context
         customer_id = get_or_404(Customer, customer_id).id
         if body["service_id"] is not None:
             from engine.models import Service
-            if not Service.select().where((Service.id == body["service_id"]) &
-                                          (Service.customer == customer_id)).exists():
+
+            if (
+                not Service.select()
+                .where((Service.id == body["service_id"]) & (Service.customer == customer_id))
+                .exists()
+            ):
                 raise invalid({"service_id": ["Not a service of this customer."]})
         with db.database.atomic():
             tx = invoicing.record_transaction(
-                app, customer_id, kind=body["kind"], description=body["description"],
-                amount=body["amount"], currency=body["currency"], tax_rate=body["tax_rate"],
-                occurred_at=body["occurred_at"], service_id=body["service_id"],
-                reference=body["reference"])
-            record(ctx, "transaction.recorded", f"transaction:{tx.id}",
-                   {"kind": tx.kind, "amount": tx.amount}, customer_id=customer_id)
+                app,
+                customer_id,
+                kind=body["kind"],
+                description=body["description"],
+                amount=body["amount"],
+                currency=body["currency"],
+                tax_rate=body["tax_rate"],
+                occurred_at=body["occurred_at"],
+                service_id=body["service_id"],
+                reference=body["reference"],
+            )
+            record(
+                ctx,
+                "transaction.recorded",
+                f"transaction:{tx.id}",
+                {"kind": tx.kind, "amount": tx.amount},
+                customer_id=customer_id,
+            )
         return tx
 
 
@@ -395,15 +502,25 @@ class StaffInvoicesAPI:
         customer_id = get_or_404(Customer, customer_id).id
         return paginate(invoices_of(customer_id, query["status"]), Invoice.id, query)
 
-    @operation("Issue an invoice from the customer's uninvoiced transactions (BILL-1)",
-               body=schemas.IssueIn, response=schemas.InvoiceDetailSchema, status=201,
-               description="Its PDF is rendered once, in the background, and stored.")
+    @operation(
+        "Issue an invoice from the customer's uninvoiced transactions (BILL-1)",
+        body=schemas.IssueIn,
+        response=schemas.InvoiceDetailSchema,
+        status=201,
+        description="Its PDF is rendered once, in the background, and stored.",
+    )
     def on_post(self, req, resp, customer_id, body):
         app, ctx = req.context.app, req.context
         customer_id = get_or_404(Customer, customer_id).id
         return invoicing.issue_invoice(
-            app, customer_id, currency=body["currency"], transaction_ids=body["transaction_ids"],
-            due_days=body["due_days"], notes=body["notes"], staff_id=ctx.principal.staff_id)
+            app,
+            customer_id,
+            currency=body["currency"],
+            transaction_ids=body["transaction_ids"],
+            due_days=body["due_days"],
+            notes=body["notes"],
+            staff_id=ctx.principal.staff_id,
+        )
 
 
 class StaffInvoiceAPI:
@@ -418,17 +535,31 @@ class StaffInvoicePaymentsAPI:
     """``POST /api/v1/staff/invoices/{invoice_id}/payments``"""
 
     @idempotent
-    @operation("Record money received outside the portal (a bank transfer)",
-               body=schemas.OfflinePaymentIn, response=schemas.PaymentSchema, status=201,
-               money=True)
+    @operation(
+        "Record money received outside the portal (a bank transfer)",
+        body=schemas.OfflinePaymentIn,
+        response=schemas.PaymentSchema,
+        status=201,
+        money=True,
+    )
     def on_post(self, req, resp, invoice_id, body):
         app, ctx = req.context.app, req.context
         invoice = get_or_404(Invoice, invoice_id)
-        payment = payments.record_offline_payment(app, invoice.id, body["amount"],
-                                                  body["reference"], body["method"],
-                                                  staff_id=ctx.principal.staff_id)
-        record(ctx, "invoice.payment_recorded", f"invoice:{invoice.id}",
-               {"payment": payment.id, "amount": payment.amount}, customer_id=invoice.customer_id)
+        payment = payments.record_offline_payment(
+            app,
+            invoice.id,
+            body["amount"],
+            body["reference"],
+            body["method"],
+            staff_id=ctx.principal.staff_id,
+        )
+        record(
+            ctx,
+            "invoice.payment_recorded",
+            f"invoice:{invoice.id}",
+            {"payment": payment.id, "amount": payment.amount},
+            customer_id=invoice.customer_id,
+        )
         return payment
 
 
@@ -436,27 +567,45 @@ class StaffRefundAPI:
     """``POST /api/v1/staff/payments/{payment_id}/refund``"""
 
     @idempotent
-    @operation("Refund (part of) a card payment (staff only: LIM-1)", body=schemas.RefundIn,
-               response=schemas.PaymentSchema, money=True)
+    @operation(
+        "Refund (part of) a card payment (staff only: LIM-1)",
+        body=schemas.RefundIn,
+        response=schemas.PaymentSchema,
+        money=True,
+    )
     def on_post(self, req, resp, payment_id, body):
         app, ctx = req.context.app, req.context
         payment = get_or_404(Payment, payment_id)
         refunded = payments.refund(app, payment, body["amount"], staff_id=ctx.principal.staff_id)
-        record(ctx, "payment.refund", f"payment:{payment.id}", {"amount": body["amount"]},
-               customer_id=payment.customer_id)
+        record(
+            ctx,
+            "payment.refund",
+            f"payment:{payment.id}",
+            {"amount": body["amount"]},
+            customer_id=payment.customer_id,
+        )
         return refunded
 
 
 class StaffInvoiceLinksAPI:
     """``POST /api/v1/staff/invoices/{invoice_id}/payment-links``"""
 
-    @operation("Create a guest payment link for any invoice (BILL-6)", body=schemas.LinkIn,
-               response=schemas.LinkSchema, status=201,
-               errors={409: "This invoice is already paid"})
+    @operation(
+        "Create a guest payment link for any invoice (BILL-6)",
+        body=schemas.LinkIn,
+        response=schemas.LinkSchema,
+        status=201,
+        errors={409: "This invoice is already paid"},
+    )
     def on_post(self, req, resp, invoice_id, body):
         app, ctx = req.context.app, req.context
-        link, url = guest.create_link(app, ctx, get_or_404(Invoice, invoice_id), body["days"],
-                                      created_by=f"staff:{ctx.principal.staff_id}")
+        link, url = guest.create_link(
+            app,
+            ctx,
+            get_or_404(Invoice, invoice_id),
+            body["days"],
+            created_by=f"staff:{ctx.principal.staff_id}",
+        )
         link.url = url
         return link
 
@@ -472,8 +621,10 @@ class StaffPaymentLinkAPI:
 
 # -- webhooks -----------------------------------------------------------------------------------
 
+
 class Webhook:
     """``POST /webhooks/{provider_id}``: a provider's signed event, acted on once per event id."""
+
     auth = "public"
     csrf = False
 
@@ -496,4 +647,3 @@ class Webhook:
             resp.media = {"received": True, "duplicate": True}
             return
         resp.media = {"received": True}
-

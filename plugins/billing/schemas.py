@@ -1,11 +1,11 @@
 """Billing settings, and the shapes of the billing API and forms (one schema for both faces)."""
+
 from __future__ import annotations
 
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
 from engine import idempotency
-from engine.api import (MAX_AMOUNT, Amount, AwareDateTime, Id, MoneySchema, PageQuery,
-                        money)
+from engine.api import MAX_AMOUNT, Amount, AwareDateTime, Id, MoneySchema, PageQuery, money
 from engine.context import as_id
 from engine.i18n import N_
 
@@ -13,38 +13,73 @@ TAX_RATE = validate.Range(0, 10000, error="Basis points from 0 to 10000 (2000 = 
 
 
 class BillingSettings(Schema):
-    provider = fields.String(load_default="sandbox", metadata={
-        "description": "id of the payment provider for new cards: 'sandbox' (demo) or 'stripe'"})
-    tax_name = fields.String(load_default="VAT", metadata={
-        "description": "the tax's name on invoices"})
-    tax_rate = fields.Integer(load_default=2000, validate=TAX_RATE, metadata={
-        "description": "default tax rate in basis points (2000 = 20%)"})
-    payment_terms_days = fields.Integer(load_default=14, validate=validate.Range(0, 365), metadata={
-        "description": "days from issue to the due date"})
-    invoice_prefix = fields.String(load_default="INV-", validate=validate.Length(max=10), metadata={
-        "description": "invoice numbers are this prefix and six digits"})
-    guest_link_days = fields.Integer(load_default=14, validate=validate.Range(1, 90), metadata={
-        "description": "how long a guest payment link works (BILL-6)"})
-    card_expiry_warning_days = fields.Integer(load_default=30, validate=validate.Range(1, 120),
-                                              metadata={"description": "warn this many days "
-                                                        "before a saved card expires"})
-    pay_rate = fields.String(load_default="10/hour", validate=validate.Regexp(
-        r"^\d+\s*/\s*(\d+\s*)?(second|minute|hour|day)s?$"), metadata={
-        "description": "payment attempts per invoice-paying customer, per service for "
-                       "top-ups and add-ons, per guest link and per address"})
-    pay_account_rate = fields.String(load_default="100/hour", validate=validate.Regexp(
-        r"^\d+\s*/\s*(\d+\s*)?(second|minute|hour|day)s?$"), metadata={
-        "description": "top-up and add-on payments per customer across all their services: "
-                       "a business topping up 20 lines is not refused, a card tester is"})
-    card_rate = fields.String(load_default="20/hour", validate=validate.Regexp(
-        r"^\d+\s*/\s*(\d+\s*)?(second|minute|hour|day)s?$"), metadata={
-        "description": "cards a customer may start adding"})
-    seller_name = fields.String(load_default="Portico Telecom Ltd", metadata={
-        "description": "the operator's legal name, on invoice PDFs"})
-    seller_address = fields.String(load_default="1 Example Street, London, EC1A 1AA",
-                                   metadata={"description": "the operator's address, on invoices"})
-    seller_tax_id = fields.String(load_default="GB 123 4567 89", metadata={
-        "description": "the operator's VAT or tax number, on invoices"})
+    provider = fields.String(
+        load_default="sandbox",
+        metadata={
+            "description": "id of the payment provider for new cards: 'sandbox' (demo) or 'stripe'"
+        },
+    )
+    tax_name = fields.String(
+        load_default="VAT", metadata={"description": "the tax's name on invoices"}
+    )
+    tax_rate = fields.Integer(
+        load_default=2000,
+        validate=TAX_RATE,
+        metadata={"description": "default tax rate in basis points (2000 = 20%)"},
+    )
+    payment_terms_days = fields.Integer(
+        load_default=14,
+        validate=validate.Range(0, 365),
+        metadata={"description": "days from issue to the due date"},
+    )
+    invoice_prefix = fields.String(
+        load_default="INV-",
+        validate=validate.Length(max=10),
+        metadata={"description": "invoice numbers are this prefix and six digits"},
+    )
+    guest_link_days = fields.Integer(
+        load_default=14,
+        validate=validate.Range(1, 90),
+        metadata={"description": "how long a guest payment link works (BILL-6)"},
+    )
+    card_expiry_warning_days = fields.Integer(
+        load_default=30,
+        validate=validate.Range(1, 120),
+        metadata={"description": "warn this many days before a saved card expires"},
+    )
+    pay_rate = fields.String(
+        load_default="10/hour",
+        validate=validate.Regexp(r"^\d+\s*/\s*(\d+\s*)?(second|minute|hour|day)s?$"),
+        metadata={
+            "description": "payment attempts per invoice-paying customer, per service for "
+            "top-ups and add-ons, per guest link and per address"
+        },
+    )
+    pay_account_rate = fields.String(
+        load_default="100/hour",
+        validate=validate.Regexp(r"^\d+\s*/\s*(\d+\s*)?(second|minute|hour|day)s?$"),
+        metadata={
+            "description": "top-up and add-on payments per customer across all their services: "
+            "a business topping up 20 lines is not refused, a card tester is"
+        },
+    )
+    card_rate = fields.String(
+        load_default="20/hour",
+        validate=validate.Regexp(r"^\d+\s*/\s*(\d+\s*)?(second|minute|hour|day)s?$"),
+        metadata={"description": "cards a customer may start adding"},
+    )
+    seller_name = fields.String(
+        load_default="Portico Telecom Ltd",
+        metadata={"description": "the operator's legal name, on invoice PDFs"},
+    )
+    seller_address = fields.String(
+        load_default="1 Example Street, London, EC1A 1AA",
+        metadata={"description": "the operator's address, on invoices"},
+    )
+    seller_tax_id = fields.String(
+        load_default="GB 123 4567 89",
+        metadata={"description": "the operator's VAT or tax number, on invoices"},
+    )
 
 
 def _money(obj, amount_attr: str) -> dict:
@@ -52,6 +87,7 @@ def _money(obj, amount_attr: str) -> dict:
 
 
 # -- invoices (BILL-1, BILL-3) -----------------------------------------------------------------
+
 
 class InvoiceLineSchema(Schema):
     description = fields.String()
@@ -95,8 +131,9 @@ def _children(invoice, rows, schema) -> list:
 class InvoiceDetailSchema(InvoiceSchema):
     period_start = fields.DateTime(allow_none=True)
     period_end = fields.DateTime(allow_none=True)
-    lines = fields.Function(lambda i: _children(i, i.lines.order_by(i.lines.model.position),
-                                                InvoiceLineSchema))
+    lines = fields.Function(
+        lambda i: _children(i, i.lines.order_by(i.lines.model.position), InvoiceLineSchema)
+    )
     tax_lines = fields.Function(lambda i: _children(i, i.tax_lines, TaxLineSchema))
     notes = fields.String()
 
@@ -107,13 +144,16 @@ class InvoicePage(Schema):
 
 
 class InvoiceQuery(PageQuery):
-    status = fields.String(load_default=None, validate=validate.OneOf(
-        ["paid", "unpaid", "overdue", "open"]), metadata={
-        "description": "'open' is unpaid and overdue together"})
+    status = fields.String(
+        load_default=None,
+        validate=validate.OneOf(["paid", "unpaid", "overdue", "open"]),
+        metadata={"description": "'open' is unpaid and overdue together"},
+    )
 
 
 class ArchiveQuery(Schema):
     """Which invoices to zip: a list of ids, or a date range of issue dates (BILL-7)."""
+
     ids = fields.String(load_default=None, metadata={"description": "comma-separated ids"})
     start = fields.Date(data_key="from", load_default=None)
     end = fields.Date(data_key="to", load_default=None)
@@ -128,25 +168,31 @@ class ArchiveQuery(Schema):
             try:
                 data["id_list"] = [as_id(x) for x in data["ids"].split(",") if x.strip()]
             except ValueError:
-                raise ValidationError(N_("Comma-separated invoice ids, e.g. 12,13."), "ids") \
-                    from None
+                raise ValidationError(
+                    N_("Comma-separated invoice ids, e.g. 12,13."), "ids"
+                ) from None
 
 
 # -- transactions (BILL-4) --------------------------------------------------------------------
+
 
 class TransactionSchema(Schema):
     id = fields.Integer()
     occurred_at = fields.DateTime(data_key="date")
     kind = fields.String(metadata={"enum": ["charge", "credit", "payment", "refund"]})
     description = fields.String()
-    amount = fields.Function(lambda t: _money(t, "total"), metadata={
-        "description": "including tax; charges positive, credits and payments negative"})
+    amount = fields.Function(
+        lambda t: _money(t, "total"),
+        metadata={"description": "including tax; charges positive, credits and payments negative"},
+    )
     net = fields.Function(lambda t: _money(t, "amount"))
     tax = fields.Function(lambda t: _money(t, "tax"))
     status = fields.Function(lambda t: "invoiced" if t.invoiced else "not_invoiced")
     invoice_id = fields.Integer(allow_none=True)
-    invoice_number = fields.Function(lambda t: getattr(t, "invoice_number", None), metadata={
-        "description": "the number of the invoice that holds it"})
+    invoice_number = fields.Function(
+        lambda t: getattr(t, "invoice_number", None),
+        metadata={"description": "the number of the invoice that holds it"},
+    )
 
 
 class TransactionPage(Schema):
@@ -159,14 +205,20 @@ KINDS = ("charge", "credit", "payment", "refund")
 
 class TransactionFilter(Schema):
     """Which transactions (BILL-4): dates are days in the customer's time zone, inclusive."""
-    status = fields.String(load_default=None, validate=validate.OneOf(
-        ["invoiced", "not_invoiced"]))
-    kind = fields.String(load_default=None, data_key="type", validate=validate.OneOf(KINDS),
-                         metadata={"description": "only this type: " + ", ".join(KINDS)})
-    start = fields.Date(data_key="from", load_default=None, metadata={
-        "description": "first day, e.g. 2026-10-01"})
-    end = fields.Date(data_key="to", load_default=None, metadata={
-        "description": "last day, included"})
+
+    status = fields.String(load_default=None, validate=validate.OneOf(["invoiced", "not_invoiced"]))
+    kind = fields.String(
+        load_default=None,
+        data_key="type",
+        validate=validate.OneOf(KINDS),
+        metadata={"description": "only this type: " + ", ".join(KINDS)},
+    )
+    start = fields.Date(
+        data_key="from", load_default=None, metadata={"description": "first day, e.g. 2026-10-01"}
+    )
+    end = fields.Date(
+        data_key="to", load_default=None, metadata={"description": "last day, included"}
+    )
 
     @validates_schema
     def ordered(self, data, **kwargs):
@@ -179,6 +231,7 @@ class TransactionQuery(PageQuery, TransactionFilter):
 
 
 # -- payment methods (BILL-5) -----------------------------------------------------------------
+
 
 class PaymentMethodSchema(Schema):
     id = fields.Integer()
@@ -210,6 +263,7 @@ class SetupOut(Schema):
 
 class CardIn(Schema):
     """Save the card of a finished setup; ``token`` is what the provider's widget produced."""
+
     setup_ref = fields.String(required=True, validate=validate.Length(1, 255))
     token = fields.String(load_default="", validate=validate.Length(max=255))
     make_default = fields.Boolean(load_default=False)
@@ -218,15 +272,18 @@ class CardIn(Schema):
 
 # -- paying (BILL-2) ---------------------------------------------------------------------------
 
+
 class PayIn(Schema):
-    payment_method_id = Id(load_default=None, metadata={
-        "description": "a saved card; default: your default card"})
+    payment_method_id = Id(
+        load_default=None, metadata={"description": "a saved card; default: your default card"}
+    )
 
 
 class PaymentSchema(Schema):
     id = fields.Integer()
-    status = fields.String(metadata={
-        "enum": ["pending", "requires_action", "succeeded", "failed", "canceled"]})
+    status = fields.String(
+        metadata={"enum": ["pending", "requires_action", "succeeded", "failed", "canceled"]}
+    )
     amount = fields.Function(lambda p: _money(p, "amount"))
     invoice_id = fields.Integer(allow_none=True)
     method = fields.String(attribute="method_label")
@@ -240,12 +297,17 @@ class PaymentSchema(Schema):
 class PayOut(Schema):
     payment = fields.Nested(PaymentSchema)
     invoice = fields.Nested(InvoiceSchema, allow_none=True)
-    next_action = fields.Dict(allow_none=True, metadata={
-        "description": "when status is requires_action: {type: 'authenticate', provider, "
-                       "client_secret}; finish in the browser, then POST /payments/{id}/complete"})
+    next_action = fields.Dict(
+        allow_none=True,
+        metadata={
+            "description": "when status is requires_action: {type: 'authenticate', provider, "
+            "client_secret}; finish in the browser, then POST /payments/{id}/complete"
+        },
+    )
 
 
 # -- guest links (BILL-6) ----------------------------------------------------------------------
+
 
 class LinkIn(Schema):
     days = fields.Integer(load_default=None, validate=validate.Range(1, 90))
@@ -254,13 +316,16 @@ class LinkIn(Schema):
 class LinkSchema(Schema):
     id = fields.Integer()
     invoice_id = fields.Integer()
-    state = fields.Function(lambda l: l.state(), metadata={"enum": ["active", "expired",
-                                                                    "revoked"]})
+    state = fields.Function(
+        lambda l: l.state(), metadata={"enum": ["active", "expired", "revoked"]}
+    )
     expires_at = fields.DateTime()
     created_at = fields.DateTime()
     revoked_at = fields.DateTime(allow_none=True)
-    url = fields.Function(lambda l: getattr(l, "url", None), metadata={
-        "description": "only in the answer that created it: it is not stored"})
+    url = fields.Function(
+        lambda l: getattr(l, "url", None),
+        metadata={"description": "only in the answer that created it: it is not stored"},
+    )
 
 
 class LinkList(Schema):
@@ -270,17 +335,26 @@ class LinkList(Schema):
 
 # -- staff ------------------------------------------------------------------------------------
 
+
 class StaffTransactionIn(Schema):
     kind = fields.String(required=True, validate=validate.OneOf(["charge", "credit"]))
     description = fields.String(required=True, validate=validate.Length(1, 300))
-    amount = Amount(minimum=-MAX_AMOUNT, required=True, metadata={
-        "description": "net minor units: positive for a charge, negative for a credit"})
+    amount = Amount(
+        minimum=-MAX_AMOUNT,
+        required=True,
+        metadata={"description": "net minor units: positive for a charge, negative for a credit"},
+    )
     currency = fields.String(load_default=None, validate=validate.Length(equal=3))
     tax_rate = fields.Integer(load_default=None, validate=TAX_RATE)
     occurred_at = AwareDateTime(load_default=None, default_timezone=None)
     service_id = Id(load_default=None)
-    reference = fields.String(load_default=None, validate=validate.Length(1, 120), metadata={
-        "description": "your id for it: sending the same reference again records nothing new"})
+    reference = fields.String(
+        load_default=None,
+        validate=validate.Length(1, 120),
+        metadata={
+            "description": "your id for it: sending the same reference again records nothing new"
+        },
+    )
 
     @validates_schema
     def signed(self, data, **kwargs):
@@ -312,14 +386,18 @@ __all__ = ["BillingSettings", "MoneySchema"]
 
 # -- portal forms --------------------------------------------------------------------------------
 
+
 class KeyForm(Schema):
     """A form that moves money once: its key, made when it was rendered (``engine.idempotency``)."""
-    idempotency_key = fields.String(required=True, validate=validate.Regexp(
-        idempotency.KEY_PATTERN, error=idempotency.KEY_RULE))
+
+    idempotency_key = fields.String(
+        required=True, validate=validate.Regexp(idempotency.KEY_PATTERN, error=idempotency.KEY_RULE)
+    )
 
 
 class PayForm(KeyForm):
     """The pay page: a saved card's id or "new" (then the provider widget's setup fields)."""
+
     method = fields.String(required=True, error_messages={"required": N_("Choose how to pay.")})
     setup_ref = fields.String(load_default="", validate=validate.Length(max=255))
     token = fields.String(load_default="", validate=validate.Length(max=255))
@@ -335,7 +413,10 @@ class PayForm(KeyForm):
 
 
 class CardForm(Schema):
-    setup_ref = fields.String(required=True, validate=validate.Length(1, 255),
-                              error_messages={"required": N_("Enter your card details.")})
+    setup_ref = fields.String(
+        required=True,
+        validate=validate.Length(1, 255),
+        error_messages={"required": N_("Enter your card details.")},
+    )
     token = fields.String(load_default="", validate=validate.Length(max=255))
     make_default = fields.Boolean(load_default=False)

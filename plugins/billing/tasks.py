@@ -1,4 +1,5 @@
 """Billing's background work: PDFs, overdue invoices, payment reconciliation, card expiry."""
+
 from __future__ import annotations
 
 import logging
@@ -66,11 +67,18 @@ def warn_expiring_cards(app) -> int:
     customers = {c.customer_id for c in PaymentMethod.select(PaymentMethod.customer).distinct()}
     for customer_id in sorted(customers):
         for card in payments.expiring_cards(app, customer_id):
-            notify_customer(app, customer_id, "card_expiring",
-                            f"card-expiring:{card.id}:{card.exp_year}-{card.exp_month}", "billing",
-                            data={"card": card.label,
-                                  "expiry": f"{card.exp_month:02d}/{card.exp_year}",
-                                  "url": app.url("/billing/payment-methods")})
+            notify_customer(
+                app,
+                customer_id,
+                "card_expiring",
+                f"card-expiring:{card.id}:{card.exp_year}-{card.exp_month}",
+                "billing",
+                data={
+                    "card": card.label,
+                    "expiry": f"{card.exp_month:02d}/{card.exp_year}",
+                    "url": app.url("/billing/payment-methods"),
+                },
+            )
             sent += 1
     return sent
 

@@ -1,4 +1,5 @@
 """The portal shell: the Dashboard section, dashboard cards, navigation and alerts (DASH-1, ACC-3)."""
+
 from __future__ import annotations
 
 from engine import hookimpl
@@ -8,6 +9,7 @@ from engine.registry import Route, Section
 @hookimpl
 def register_settings():
     from plugins.dashboard.schemas import DashboardSettings
+
     return DashboardSettings
 
 
@@ -19,12 +21,14 @@ def register_sections(app):
 @hookimpl
 def register_models():
     from plugins.dashboard.models import AlertDismissal
+
     return [AlertDismissal]
 
 
 @hookimpl
 def register_routes(app):
     from plugins.dashboard import resources
+
     return [
         Route("/", resources.Home()),
         Route("/alerts/{alert_id}/dismiss", resources.DismissPage()),

@@ -10,6 +10,7 @@ shows within ``cache_seconds``. The freshness check costs nothing for a signed-i
 session: the identity plugin reads the customer's newest event id in the session's own
 query (``ctx.extra["customer_version"]``); otherwise it is one index-only query.
 """
+
 from __future__ import annotations
 
 import threading
@@ -29,7 +30,9 @@ class DashboardCache:
         self.enabled = seconds > 0 and size > 0
         # The wall clock, not the monotonic one, so tests move it with time-machine; a clock
         # step only makes an entry live longer or shorter once, and a change still refreshes it.
-        self._entries: TTLCache[tuple[Any, ...], tuple[Any, Any]] = TTLCache(maxsize=max(size, 1), ttl=max(seconds, 0.001), timer=time.time)
+        self._entries: TTLCache[tuple[Any, ...], tuple[Any, Any]] = TTLCache(
+            maxsize=max(size, 1), ttl=max(seconds, 0.001), timer=time.time
+        )
         self._lock = threading.Lock()
 
     def get(self, app, ctx, build):
@@ -54,5 +57,6 @@ class DashboardCache:
 def dashboard_cache(app) -> DashboardCache:
     """The app's dashboard cache, built once from ``[dashboard]``."""
     conf = app.settings.plugin("dashboard")
-    return app.state.get(DashboardCache,
-                         lambda: DashboardCache(conf["cache_seconds"], conf["cache_size"]))
+    return app.state.get(
+        DashboardCache, lambda: DashboardCache(conf["cache_seconds"], conf["cache_size"])
+    )

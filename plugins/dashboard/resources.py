@@ -1,4 +1,5 @@
 """The home page and the shell API: sections, dashboard cards, alerts."""
+
 from __future__ import annotations
 
 import secrets
@@ -19,17 +20,25 @@ CSRF_MARK = "csrf-" + secrets.token_hex(16)  # stands in for the visitor's token
 
 def cards_for(app, ctx) -> list[dict]:
     pairs = app.plugins.collect("dashboard_cards", app=app, ctx=ctx)
-    return sorted(({**asdict(c), "plugin": p} for p, c in pairs), key=lambda c: (c["order"], c["id"]))
+    return sorted(
+        ({**asdict(c), "plugin": p} for p, c in pairs), key=lambda c: (c["order"], c["id"])
+    )
 
 
 def alerts_for(app, ctx) -> list[dict]:
     """Every plugin's alerts for this customer, less those this user dismissed."""
-    alerts = [{**asdict(a), "plugin": p}
-              for p, a in app.plugins.collect("portal_alerts", app=app, ctx=ctx)]
+    alerts = [
+        {**asdict(a), "plugin": p}
+        for p, a in app.plugins.collect("portal_alerts", app=app, ctx=ctx)
+    ]
     ids = [a["id"] for a in alerts if a["dismissible"]]
     if ids and ctx.principal is not None and ctx.principal.user_id:
-        gone = {d.alert_id for d in AlertDismissal.select(AlertDismissal.alert_id).where(
-            (AlertDismissal.user == ctx.principal.user_id) & AlertDismissal.alert_id.in_(ids))}
+        gone = {
+            d.alert_id
+            for d in AlertDismissal.select(AlertDismissal.alert_id).where(
+                (AlertDismissal.user == ctx.principal.user_id) & AlertDismissal.alert_id.in_(ids)
+            )
+        }
         alerts = [a for a in alerts if a["id"] not in gone]
     return alerts
 
@@ -37,7 +46,8 @@ def alerts_for(app, ctx) -> list[dict]:
 def dashboard_for(app, ctx) -> dict:
     """Cards and alerts for the signed-in customer (cached briefly, see ``cache.py``)."""
     return dashboard_cache(app).get(
-        app, ctx, lambda: {"cards": cards_for(app, ctx), "alerts": alerts_for(app, ctx)})
+        app, ctx, lambda: {"cards": cards_for(app, ctx), "alerts": alerts_for(app, ctx)}
+    )
 
 
 def dismiss(app, ctx, alert_id: str) -> None:
@@ -46,13 +56,17 @@ def dismiss(app, ctx, alert_id: str) -> None:
     if alert_id not in known or not known[alert_id]["dismissible"]:
         raise falcon.HTTPNotFound(title="No such alert")
     with app.database.atomic():
-        (AlertDismissal.insert(user=ctx.principal.user_id, alert_id=alert_id)
-         .on_conflict_ignore().execute())
+        (
+            AlertDismissal.insert(user=ctx.principal.user_id, alert_id=alert_id)
+            .on_conflict_ignore()
+            .execute()
+        )
         audit.record(ctx, "alert.dismissed", alert_id)
 
 
 class Home:
     """``/``: the dashboard for a signed-in customer, a welcome page otherwise."""
+
     auth = "public"
 
     def on_get(self, req, resp):
@@ -88,11 +102,14 @@ class DashboardAPI:
 class SectionsAPI:
     auth = "public"
 
-    @operation("Navigation sections contributed by the enabled plugins",
-               response=schemas.SectionList)
+    @operation(
+        "Navigation sections contributed by the enabled plugins", response=schemas.SectionList
+    )
     def on_get(self, req, resp):
-        return {"items": [{**asdict(s), "plugin": p} for p, s in req.context.app.sections],
-                "next": None}
+        return {
+            "items": [{**asdict(s), "plugin": p} for p, s in req.context.app.sections],
+            "next": None,
+        }
 
 
 class AlertsAPI:

@@ -1,16 +1,28 @@
 """Shapes of the shell API."""
+
 from marshmallow import Schema, fields, validate
 
 
 class DashboardSettings(Schema):
     """``[dashboard]`` in portico.toml."""
-    cache_seconds = fields.Float(load_default=15.0, validate=validate.Range(0, 3600), metadata={
-        "description": "keep each customer's dashboard (cards and alerts) this long in each web "
-                       "worker; any audited change (a purchase, a payment, an edit) refreshes it "
-                       "at once, usage and the clock within this time; 0 turns the cache off"})
-    cache_size = fields.Integer(load_default=500, validate=validate.Range(0), metadata={
-        "description": "dashboards kept per web worker, least recently used going first; each "
-                       "takes about 20-50 KB (data, API answer and page), so 500 is ~25 MB"})
+
+    cache_seconds = fields.Float(
+        load_default=15.0,
+        validate=validate.Range(0, 3600),
+        metadata={
+            "description": "keep each customer's dashboard (cards and alerts) this long in each web "
+            "worker; any audited change (a purchase, a payment, an edit) refreshes it "
+            "at once, usage and the clock within this time; 0 turns the cache off"
+        },
+    )
+    cache_size = fields.Integer(
+        load_default=500,
+        validate=validate.Range(0),
+        metadata={
+            "description": "dashboards kept per web worker, least recently used going first; each "
+            "takes about 20-50 KB (data, API answer and page), so 500 is ~25 MB"
+        },
+    )
 
 
 class SectionSchema(Schema):

@@ -1,4 +1,5 @@
 """The email channel: decide the address and locale, record the delivery, enqueue it."""
+
 from __future__ import annotations
 
 import peewee
@@ -25,10 +26,18 @@ class EmailChannel(Channel):
         try:
             with app.database.atomic():
                 delivery = EmailDelivery.create(
-                    key=notice.key, kind=notice.kind, address=address, user_id=notice.user_id,
-                    customer_id=notice.customer_id, data=notice.data,
-                    locale=locale or app.settings.default_locale)
+                    key=notice.key,
+                    kind=notice.kind,
+                    address=address,
+                    user_id=notice.user_id,
+                    customer_id=notice.customer_id,
+                    data=notice.data,
+                    locale=locale or app.settings.default_locale,
+                )
         except peewee.IntegrityError:
             return  # this notice was already accepted for this address: deliver once
-        from plugins.email import tasks as email_tasks  # imported late, as the plugin does elsewhere
+        from plugins.email import (
+            tasks as email_tasks,
+        )  # imported late, as the plugin does elsewhere
+
         app.tasks.enqueue(email_tasks.deliver_email, delivery.id)

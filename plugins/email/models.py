@@ -1,4 +1,5 @@
 """One row per email to send: the unique (key, address) pair makes delivery happen once."""
+
 from peewee import CharField, IntegerField, TextField
 
 import peewee
@@ -14,11 +15,15 @@ class EmailDelivery(BaseModel):
     customer_id = IntegerField(null=True, index=True)
     locale = CharField(max_length=10, default="en")
     data = peewee.JSONField(default=dict)
-    status = CharField(max_length=20, default="pending")  # pending, sending, sent, unconfirmed, failed
+    status = CharField(
+        max_length=20, default="pending"
+    )  # pending, sending, sent, unconfirmed, failed
     attempts = IntegerField(default=0)
     last_error = TextField(default="")
     created_at = UTCDateTimeField(default=utcnow)
-    touched_at = UTCDateTimeField(default=utcnow)  # queued, claimed or failed: the last sign of life
+    touched_at = UTCDateTimeField(
+        default=utcnow
+    )  # queued, claimed or failed: the last sign of life
     sent_at = UTCDateTimeField(null=True)
 
     class Meta:

@@ -3,6 +3,7 @@
 Registered only when ``demo = true``: it shows every recipient's mail, which is
 what a demo needs (read the password-reset link) and what production must not do.
 """
+
 from __future__ import annotations
 
 import email
@@ -29,8 +30,9 @@ class MailList:
         mails = []
         for f in files:
             msg = _read(f)
-            mails.append({"name": f.stem, "to": msg["To"], "subject": msg["Subject"],
-                          "date": msg["Date"]})
+            mails.append(
+                {"name": f.stem, "to": msg["To"], "subject": msg["Subject"], "date": msg["Date"]}
+            )
         app.page(req, resp, "email_demo/list.html", mails=mails)
 
 
@@ -44,6 +46,14 @@ class MailView:
             raise falcon.HTTPNotFound()
         msg = _read(path)
         body = msg.get_body(preferencelist=("plain",))
-        app.page(req, resp, "email_demo/view.html", mail={
-            "to": msg["To"], "subject": msg["Subject"], "date": msg["Date"],
-            "text": body.get_content() if body else ""})
+        app.page(
+            req,
+            resp,
+            "email_demo/view.html",
+            mail={
+                "to": msg["To"],
+                "subject": msg["Subject"],
+                "date": msg["Date"],
+                "text": body.get_content() if body else "",
+            },
+        )

@@ -1,4 +1,5 @@
 """Background delivery of one email, rendered in the recipient's language, at most once."""
+
 from __future__ import annotations
 
 import logging
@@ -33,8 +34,7 @@ def recipient_zone(app, delivery: EmailDelivery) -> str:
     """Times in an email read in the recipient's time zone, else the portal's."""
     zone = ""
     if delivery.user_id:
-        zone = (User.select(User.timezone).where(User.id == delivery.user_id)
-                .scalar() or "")
+        zone = User.select(User.timezone).where(User.id == delivery.user_id).scalar() or ""
     return zone or app.settings.default_timezone
 
 
@@ -46,8 +46,11 @@ MAX_RETRIES = int(GIVE_UP_AFTER / timedelta(milliseconds=MAX_BACKOFF_MS))
 
 def _settle(delivery_id: int, status: str, error: str, *, was: str) -> int:
     """Move a delivery out of ``was`` for good (``unconfirmed`` or ``failed``); 1 if it moved."""
-    return (EmailDelivery.update(status=status, last_error=error, touched_at=utcnow())
-            .where((EmailDelivery.id == delivery_id) & (EmailDelivery.status == was)).execute())
+    return (
+        EmailDelivery.update(status=status, last_error=error, touched_at=utcnow())
+        .where((EmailDelivery.id == delivery_id) & (EmailDelivery.status == was))
+        .execute()
+    )
 
 
 @task(max_retries=MAX_RETRIES, min_backoff=2000, max_backoff=MAX_BACKOFF_MS)
@@ -69,34 +72,56 @@ def deliver_email(app, delivery_id: int) -> None:
     if delivery is None or delivery.status in ("sent", "unconfirmed", "failed"):
         return  # a redelivered message: already settled, send nothing twice
     if delivery.status == "sending":
-        log.warning("email %s (%s) was being sent when its worker died: not sending it again",
-                    delivery.id, delivery.kind)
+        log.warning(
+            "email %s (%s) was being sent when its worker died: not sending it again",
+            delivery.id,
+            delivery.kind,
+        )
         _settle(delivery.id, "unconfirmed", "worker died while sending", was="sending")
         return
     if delivery.created_at < utcnow() - GIVE_UP_AFTER:  # e.g. sent again after a long outage
         _give_up(delivery, f"not delivered within {GIVE_UP_AFTER.days} days")
         return
     subject, text, html = render(app, delivery)
-    msg = mail.build_message(app.settings.mail.sender, delivery.address, subject, text, html,
-                             message_id=mail.stable_message_id(
-                                 app.settings.mail.sender, f"{delivery.id}:{delivery.key}"))
-    claimed = (EmailDelivery.update(status="sending", touched_at=utcnow())
-               .where((EmailDelivery.id == delivery.id) &
-                      (EmailDelivery.status == delivery.status)).execute())
+    msg = mail.build_message(
+        app.settings.mail.sender,
+        delivery.address,
+        subject,
+        text,
+        html,
+        message_id=mail.stable_message_id(
+            app.settings.mail.sender, f"{delivery.id}:{delivery.key}"
+        ),
+    )
+    claimed = (
+        EmailDelivery.update(status="sending", touched_at=utcnow())
+        .where((EmailDelivery.id == delivery.id) & (EmailDelivery.status == delivery.status))
+        .execute()
+    )
     if not claimed:
         return  # another run has it
     try:
         mail.send(app.settings, msg)
     except Exception as exc:
-        (EmailDelivery.update(status=delivery.status, attempts=EmailDelivery.attempts + 1,
-                              last_error=str(exc)[:500], touched_at=utcnow())
-         .where(EmailDelivery.id == delivery.id).execute())
+        (
+            EmailDelivery.update(
+                status=delivery.status,
+                attempts=EmailDelivery.attempts + 1,
+                last_error=str(exc)[:500],
+                touched_at=utcnow(),
+            )
+            .where(EmailDelivery.id == delivery.id)
+            .execute()
+        )
         if app.tasks.is_last_attempt():
             _give_up(delivery, f"{exc}"[:300])
             return
         raise  # dramatiq retries with backoff
-    (EmailDelivery.update(status="sent", sent_at=utcnow(), attempts=EmailDelivery.attempts + 1)
-     .where(EmailDelivery.id == delivery.id).execute())
+    (
+        EmailDelivery.update(status="sent", sent_at=utcnow(), attempts=EmailDelivery.attempts + 1)
+        .where(EmailDelivery.id == delivery.id)
+        .execute()
+    )
 
 
 def _give_up(delivery: EmailDelivery, error: str) -> None:

@@ -1,4 +1,5 @@
 """Identity: sign-in, sessions, lockout, password reset, 2FA, API keys and rate limits (ACC-1, PWD, API)."""
+
 from __future__ import annotations
 
 from engine import hookimpl
@@ -8,30 +9,35 @@ from engine.registry import Route
 @hookimpl
 def register_hookspecs():
     from plugins.identity import hookspecs
+
     return [hookspecs]
 
 
 @hookimpl
 def register_settings():
     from plugins.identity.settings import IdentitySettings
+
     return IdentitySettings
 
 
 @hookimpl
 def register_models():
     from plugins.identity.models import MODELS
+
     return list(MODELS)
 
 
 @hookimpl(trylast=True)
 def authenticate_request(app, req):
     from plugins.identity.auth import authenticate
+
     return authenticate(app, req)
 
 
 @hookimpl
 def register_actors():
     from plugins.identity.tasks import purge_expired, send_reset_link
+
     return [purge_expired, send_reset_link]
 
 
@@ -39,6 +45,7 @@ def register_actors():
 def register_routes(app):
     from plugins.identity import account_security as sec
     from plugins.identity import resources as r
+
     return [
         Route("/login", r.LoginPage()),
         Route("/login/2fa", r.SecondFactorPage()),

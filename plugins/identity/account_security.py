@@ -1,4 +1,5 @@
 """Account → Security: 2FA set-up and removal, backup codes, sessions, API keys (pages and API)."""
+
 from __future__ import annotations
 
 import falcon
@@ -21,7 +22,7 @@ from plugins.identity.resources import redirect
 
 NOTICES = {
     "backup": "You signed in with a backup code. If you lost your phone, turn two-step "
-              "verification off below and set it up again on your new phone.",
+    "verification off below and set it up again on your new phone.",
     "enabled": "Two-step verification is on.",
     "disabled": "Two-step verification is off.",
     "ended": "Your other sessions have been signed out.",
@@ -39,8 +40,18 @@ def current_user(ctx):
 
 
 def _security_notice(app, user, kind: str, key: str, data: dict | None = None) -> None:
-    notify(app, Notice(kind=kind, key=key, user_id=user.id, customer_id=user.contact.customer_id,
-                       category="security", sensitive=True, data=data or {}))
+    notify(
+        app,
+        Notice(
+            kind=kind,
+            key=key,
+            user_id=user.id,
+            customer_id=user.contact.customer_id,
+            category="security",
+            sensitive=True,
+            data=data or {},
+        ),
+    )
 
 
 def check_password_and_code(app, ctx, user, password: str, code: str) -> dict:
@@ -52,18 +63,26 @@ def check_password_and_code(app, ctx, user, password: str, code: str) -> dict:
     elif (result := twofactor.verify_second_factor(app, user, code)) not in ("ok", "backup"):
         if result == "replay":
             audit.record(ctx, "2fa.replay_refused", f"user:{user.id}")
-        errors["code"] = ["That code was already used. Wait for the next one." if result == "replay"
-                          else "That code is not right."]
+        errors["code"] = [
+            "That code was already used. Wait for the next one."
+            if result == "replay"
+            else "That code is not right."
+        ]
     return errors
 
 
 # -- services both faces call ---------------------------------------------------------
 
+
 def start_setup(app, ctx, user) -> dict:
     guards.require_account_holder(ctx)
     if twofactor.enabled(user):
-        raise Problem(409, "Two-step verification is already on",
-                      "Turn it off first to move it to a new phone.", type="2fa-enabled")
+        raise Problem(
+            409,
+            "Two-step verification is already on",
+            "Turn it off first to move it to a new phone.",
+            type="2fa-enabled",
+        )
     row = twofactor.pending(user) or twofactor.begin_setup(app, user)
     return twofactor.setup_view(app, user.email, row)
 
@@ -79,8 +98,14 @@ def enable(app, ctx, user, code: str) -> list[str]:
         raise invalid({"code": ["Start the set-up first."]})
     result = twofactor.confirm(app, row, code)
     if result != "ok":
-        raise invalid({"code": ["That code is not right. Check the time on your phone and "
-                                "enter the newest code."]})
+        raise invalid(
+            {
+                "code": [
+                    "That code is not right. Check the time on your phone and "
+                    "enter the newest code."
+                ]
+            }
+        )
     with database.atomic():
         codes = twofactor.new_backup_codes(app, user)
         audit.record(ctx, "2fa.enabled", f"user:{user.id}")
@@ -98,7 +123,9 @@ def disable(app, ctx, user, password: str, code: str) -> None:
     with database.atomic():
         twofactor.disable(user)
         audit.record(ctx, "2fa.disabled", f"user:{user.id}")
-        _security_notice(app, user, "two_factor_disabled", f"2fa-disabled:{user.id}:{utcnow().isoformat()}")
+        _security_notice(
+            app, user, "two_factor_disabled", f"2fa-disabled:{user.id}:{utcnow().isoformat()}"
+        )
 
 
 def renew_backup_codes(app, ctx, user, password: str, code: str) -> list[str]:
@@ -115,12 +142,13 @@ def renew_backup_codes(app, ctx, user, password: str, code: str) -> list[str]:
 
 
 def end_other_sessions(app, ctx, user) -> int:
-    """"Sign out everywhere" (else): the account holder's other sessions end, and with them
+    """ "Sign out everywhere" (else): the account holder's other sessions end, and with them
     what reaches the login outside a session (SEC-4). Never an impersonator's or a key's call."""
     guards.require_account_holder_for_sessions(ctx)
     with database.atomic():
-        count = sessions.sign_out_everywhere(app, ctx, user, "sign_out_everywhere",
-                                             keep=ctx.principal.session_id)
+        count = sessions.sign_out_everywhere(
+            app, ctx, user, "sign_out_everywhere", keep=ctx.principal.session_id
+        )
         audit.record(ctx, "sessions.ended_others", f"user:{user.id}", {"count": count})
     return count
 
@@ -128,9 +156,13 @@ def end_other_sessions(app, ctx, user) -> int:
 def require_api_access(ctx) -> Customer:
     customer = Customer.get_by_id(ctx.require_customer())
     if not apikeys.allowed(customer):
-        raise Problem(403, "API access is not enabled for your account",
-                      "API keys are for business customers. Contact support to enable API "
-                      "access for your account.", type="api-access-disabled")
+        raise Problem(
+            403,
+            "API access is not enabled for your account",
+            "API keys are for business customers. Contact support to enable API "
+            "access for your account.",
+            type="api-access-disabled",
+        )
     return customer
 
 
@@ -139,14 +171,32 @@ def create_key(app, ctx, user, data: dict):
     customer = require_api_access(ctx)
     limiter(app).hit("api_key", str(customer.id))
     with database.atomic():
-        key, row = apikeys.create(customer.id, user.id, data["name"].strip(), data["access"],
-                                  data["expires_at"])
-        audit.record(ctx, "api_key.created", f"api_key:{row.id}",
-                     {"name": row.name, "access": row.access, "prefix": row.prefix,
-                      "expires_at": row.expires_at.isoformat()})
-        _security_notice(app, user, "api_key_created", f"api-key-created:{row.id}",
-                         {"name": row.name, "access": row.access, "prefix": row.prefix,
-                          "expires": row.expires_at.strftime("%Y-%m-%d")})
+        key, row = apikeys.create(
+            customer.id, user.id, data["name"].strip(), data["access"], data["expires_at"]
+        )
+        audit.record(
+            ctx,
+            "api_key.created",
+            f"api_key:{row.id}",
+            {
+                "name": row.name,
+                "access": row.access,
+                "prefix": row.prefix,
+                "expires_at": row.expires_at.isoformat(),
+            },
+        )
+        _security_notice(
+            app,
+            user,
+            "api_key_created",
+            f"api-key-created:{row.id}",
+            {
+                "name": row.name,
+                "access": row.access,
+                "prefix": row.prefix,
+                "expires": row.expires_at.strftime("%Y-%m-%d"),
+            },
+        )
     row.key = key
     return row
 
@@ -154,8 +204,9 @@ def create_key(app, ctx, user, data: dict):
 def visible_keys(ctx):
     """The account's API keys the viewer may see (ACCT-7): all of them for the primary contact
     and managers, otherwise their own; each with its login and contact."""
-    query = (owned(ApiKey, ctx.require_customer()).select_extend(User, Contact)
-             .join(User).join(Contact))
+    query = (
+        owned(ApiKey, ctx.require_customer()).select_extend(User, Contact).join(User).join(Contact)
+    )
     return roles.mine_unless(query, ctx.principal, "all_api_keys", ApiKey.user)
 
 
@@ -167,12 +218,17 @@ def revoke_key(app, ctx, key_id) -> ApiKey:
     roles.require_over(ctx.principal, "all_api_keys", row.user.contact)
     with database.atomic():
         if apikeys.revoke(row):
-            audit.record(ctx, "api_key.revoked", f"api_key:{row.id}", {"name": row.name,
-                                                                       "prefix": row.prefix})
+            audit.record(
+                ctx,
+                "api_key.revoked",
+                f"api_key:{row.id}",
+                {"name": row.name, "prefix": row.prefix},
+            )
     return ApiKey.get_by_id(row.id)
 
 
 # -- portal pages ------------------------------------------------------------------------
+
 
 class SecurityPage:
     """``/account/security``: 2FA, signed-in sessions, link to API keys."""
@@ -181,12 +237,19 @@ class SecurityPage:
         app, ctx = req.context.app, req.context
         ctx.extra["section"] = "account"
         user = current_user(ctx)
-        app.page(req, resp, "identity/security.html", user=user,
-                 two_factor=twofactor.enabled(user),
-                 backup_left=twofactor.backup_codes_left(user),
-                 sessions=sessions.live_sessions(user.id), errors={},
-                 refused=guards.refusal(ctx), notice=NOTICES.get(req.get_param("notice") or ""),
-                 api_allowed=apikeys.allowed(user.contact.customer))
+        app.page(
+            req,
+            resp,
+            "identity/security.html",
+            user=user,
+            two_factor=twofactor.enabled(user),
+            backup_left=twofactor.backup_codes_left(user),
+            sessions=sessions.live_sessions(user.id),
+            errors={},
+            refused=guards.refusal(ctx),
+            notice=NOTICES.get(req.get_param("notice") or ""),
+            api_allowed=apikeys.allowed(user.contact.customer),
+        )
 
 
 class TwoFactorSetupPage:
@@ -198,8 +261,7 @@ class TwoFactorSetupPage:
         user = current_user(ctx)
         if twofactor.enabled(user):
             return redirect(resp, "/account/security")
-        app.page(req, resp, "identity/2fa_setup.html", setup=start_setup(app, ctx, user),
-                 errors={})
+        app.page(req, resp, "identity/2fa_setup.html", setup=start_setup(app, ctx, user), errors={})
 
     def on_post(self, req, resp):
         app, ctx = req.context.app, req.context
@@ -215,8 +277,14 @@ class TwoFactorSetupPage:
                 errors = exc.errors or {"code": [exc.title + ". " + (exc.description or "")]}
             else:
                 return app.page(req, resp, "identity/backup_codes.html", codes=codes, fresh=True)
-        app.page(req, resp, "identity/2fa_setup.html", 422, setup=start_setup(app, ctx, user),
-                 errors=errors)
+        app.page(
+            req,
+            resp,
+            "identity/2fa_setup.html",
+            422,
+            setup=start_setup(app, ctx, user),
+            errors=errors,
+        )
 
 
 class TwoFactorDisablePage:
@@ -235,10 +303,21 @@ class TwoFactorDisablePage:
                     raise
                 errors = exc.errors or {"code": [exc.title]}
         ctx.extra["section"] = "account"
-        app.page(req, resp, "identity/security.html", 422, user=user, two_factor=True,
-                 backup_left=twofactor.backup_codes_left(user),
-                 sessions=sessions.live_sessions(user.id), errors=errors, form="disable",
-                 refused=None, notice=None, api_allowed=apikeys.allowed(user.contact.customer))
+        app.page(
+            req,
+            resp,
+            "identity/security.html",
+            422,
+            user=user,
+            two_factor=True,
+            backup_left=twofactor.backup_codes_left(user),
+            sessions=sessions.live_sessions(user.id),
+            errors=errors,
+            form="disable",
+            refused=None,
+            notice=None,
+            api_allowed=apikeys.allowed(user.contact.customer),
+        )
 
 
 class BackupCodesPage:
@@ -257,10 +336,21 @@ class BackupCodesPage:
                 if exc.status_code not in (422, 429):
                     raise
                 errors = exc.errors or {"code": [exc.title]}
-        app.page(req, resp, "identity/security.html", 422, user=user, two_factor=True,
-                 backup_left=twofactor.backup_codes_left(user),
-                 sessions=sessions.live_sessions(user.id), errors=errors, form="renew",
-                 refused=None, notice=None, api_allowed=apikeys.allowed(user.contact.customer))
+        app.page(
+            req,
+            resp,
+            "identity/security.html",
+            422,
+            user=user,
+            two_factor=True,
+            backup_left=twofactor.backup_codes_left(user),
+            sessions=sessions.live_sessions(user.id),
+            errors=errors,
+            form="renew",
+            refused=None,
+            notice=None,
+            api_allowed=apikeys.allowed(user.contact.customer),
+        )
 
 
 class EndSessionsPage:
@@ -282,11 +372,21 @@ class ApiKeysPage:
         keys = list(visible_keys(ctx).order_by(ApiKey.id.desc()))
         for key in keys:
             key.revocable = roles.may_act_over(ctx.principal, "all_api_keys", key.user.contact)
-        app.page(req, resp, "identity/api_keys.html", status, keys=keys, errors=errors or {},
-                 everyone=roles.may(ctx.principal, "all_api_keys"),
-                 created=created, allowed=apikeys.allowed(customer), values=values or {},
-                 refused=guards.refusal(ctx), max_days=apikeys.MAX_DAYS,
-                 notice=NOTICES.get(req.get_param("notice") or ""))
+        app.page(
+            req,
+            resp,
+            "identity/api_keys.html",
+            status,
+            keys=keys,
+            errors=errors or {},
+            everyone=roles.may(ctx.principal, "all_api_keys"),
+            created=created,
+            allowed=apikeys.allowed(customer),
+            values=values or {},
+            refused=guards.refusal(ctx),
+            max_days=apikeys.MAX_DAYS,
+            notice=NOTICES.get(req.get_param("notice") or ""),
+        )
 
     def on_get(self, req, resp):
         self._render(req, resp)
@@ -302,8 +402,9 @@ class ApiKeysPage:
         except Problem as exc:
             if exc.status_code != 429:
                 raise
-            return self._render(req, resp, 429, {"_form": [exc.title + ". " + exc.description]},
-                                values=values)
+            return self._render(
+                req, resp, 429, {"_form": [exc.title + ". " + exc.description]}, values=values
+            )
         self._render(req, resp, 201, created=row)
 
 
@@ -316,6 +417,7 @@ class ApiKeyRevokePage:
 
 
 # -- JSON API ------------------------------------------------------------------------
+
 
 class SessionOut(Schema):
     id = fields.Integer()
@@ -342,16 +444,21 @@ class TwoFactorAPI:
     @operation("Two-step verification status", response=schemas.TwoFactorStatus)
     def on_get(self, req, resp):
         user = current_user(req.context)
-        return {"enabled": twofactor.enabled(user),
-                "backup_codes_left": twofactor.backup_codes_left(user),
-                "pending_setup": twofactor.pending(user) is not None}
+        return {
+            "enabled": twofactor.enabled(user),
+            "backup_codes_left": twofactor.backup_codes_left(user),
+            "pending_setup": twofactor.pending(user) is not None,
+        }
 
 
 class TwoFactorSetupAPI:
     """``POST /api/v1/account/2fa/setup``."""
 
-    @operation("Start 2FA set-up: a new secret, its otpauth URI and a QR code",
-               response=schemas.TwoFactorSetup, errors={409: "2FA is already on"})
+    @operation(
+        "Start 2FA set-up: a new secret, its otpauth URI and a QR code",
+        response=schemas.TwoFactorSetup,
+        errors={409: "2FA is already on"},
+    )
     def on_post(self, req, resp):
         ctx = req.context
         return start_setup(ctx.app, ctx, current_user(ctx))
@@ -360,10 +467,12 @@ class TwoFactorSetupAPI:
 class TwoFactorEnableAPI:
     """``POST /api/v1/account/2fa/enable``."""
 
-    @operation("Turn 2FA on with a code from the app; returns the backup codes (shown once)",
-               body=schemas.CodeBody, response=schemas.BackupCodesOut,
-               errors={409: "2FA is already on, or set-up was not started",
-                       429: "Too many codes tried"})
+    @operation(
+        "Turn 2FA on with a code from the app; returns the backup codes (shown once)",
+        body=schemas.CodeBody,
+        response=schemas.BackupCodesOut,
+        errors={409: "2FA is already on, or set-up was not started", 429: "Too many codes tried"},
+    )
     def on_post(self, req, resp, body):
         ctx = req.context
         return {"backup_codes": enable(ctx.app, ctx, current_user(ctx), body["code"])}
@@ -372,9 +481,12 @@ class TwoFactorEnableAPI:
 class TwoFactorDisableAPI:
     """``POST /api/v1/account/2fa/disable``."""
 
-    @operation("Turn 2FA off (password and a code or backup code)",
-               body=schemas.PasswordAndCode, response=schemas.TwoFactorStatus,
-               errors={409: "2FA is already off", 429: "Too many codes tried"})
+    @operation(
+        "Turn 2FA off (password and a code or backup code)",
+        body=schemas.PasswordAndCode,
+        response=schemas.TwoFactorStatus,
+        errors={409: "2FA is already off", 429: "Too many codes tried"},
+    )
     def on_post(self, req, resp, body):
         ctx = req.context
         disable(ctx.app, ctx, current_user(ctx), body["password"], body["code"])
@@ -384,13 +496,19 @@ class TwoFactorDisableAPI:
 class BackupCodesAPI:
     """``POST /api/v1/account/2fa/backup-codes``."""
 
-    @operation("Replace the backup codes (password and a code); returns the new ones once",
-               body=schemas.PasswordAndCode, response=schemas.BackupCodesOut,
-               errors={409: "2FA is off", 429: "Too many codes tried"})
+    @operation(
+        "Replace the backup codes (password and a code); returns the new ones once",
+        body=schemas.PasswordAndCode,
+        response=schemas.BackupCodesOut,
+        errors={409: "2FA is off", 429: "Too many codes tried"},
+    )
     def on_post(self, req, resp, body):
         ctx = req.context
-        return {"backup_codes": renew_backup_codes(ctx.app, ctx, current_user(ctx),
-                                                   body["password"], body["code"])}
+        return {
+            "backup_codes": renew_backup_codes(
+                ctx.app, ctx, current_user(ctx), body["password"], body["code"]
+            )
+        }
 
 
 class SessionsAPI:
@@ -408,8 +526,11 @@ class SessionsAPI:
 class EndSessionsAPI:
     """``POST /api/v1/account/sessions/end-others``."""
 
-    @operation("Sign out every other session of yours", response=EndedOut,
-               errors={403: "Under impersonation, or with an API key"})
+    @operation(
+        "Sign out every other session of yours",
+        response=EndedOut,
+        errors={403: "Under impersonation, or with an API key"},
+    )
     def on_post(self, req, resp):
         ctx = req.context
         return {"ended": end_other_sessions(ctx.app, ctx, current_user(ctx))}
@@ -418,15 +539,21 @@ class EndSessionsAPI:
 class SessionAPI:
     """``DELETE /api/v1/account/sessions/{session_id}``."""
 
-    @operation("Sign out one of your sessions", status=204,
-               errors={403: "Under impersonation, or with an API key"})
+    @operation(
+        "Sign out one of your sessions",
+        status=204,
+        errors={403: "Under impersonation, or with an API key"},
+    )
     def on_delete(self, req, resp, session_id):
         ctx = req.context
         user = current_user(ctx)
         guards.require_account_holder_for_sessions(ctx)
         try:
-            row = Session.get((Session.id == as_id(session_id)) & (Session.user == user.id)
-                              & (Session.kind == "customer"))
+            row = Session.get(
+                (Session.id == as_id(session_id))
+                & (Session.user == user.id)
+                & (Session.kind == "customer")
+            )
         except (ValueError, Session.DoesNotExist):
             raise falcon.HTTPNotFound(title="Not found") from None
         with database.atomic():
@@ -437,15 +564,22 @@ class SessionAPI:
 class ApiKeysAPI:
     """``GET|POST /api/v1/account/api-keys``."""
 
-    @operation("Your API keys (never the keys themselves); every key of the account for the "
-               "primary contact and managers (ACCT-7)", query=PageQuery,
-               response=schemas.ApiKeyPage)
+    @operation(
+        "Your API keys (never the keys themselves); every key of the account for the "
+        "primary contact and managers (ACCT-7)",
+        query=PageQuery,
+        response=schemas.ApiKeyPage,
+    )
     def on_get(self, req, resp, query):
         return paginate(visible_keys(req.context), ApiKey.id, query)
 
-    @operation("Generate an API key: the key is in this answer only", body=schemas.ApiKeyBody,
-               response=schemas.ApiKeyCreated, status=201,
-               errors={429: "Too many keys made recently"})
+    @operation(
+        "Generate an API key: the key is in this answer only",
+        body=schemas.ApiKeyBody,
+        response=schemas.ApiKeyCreated,
+        status=201,
+        errors={429: "Too many keys made recently"},
+    )
     def on_post(self, req, resp, body):
         ctx = req.context
         return create_key(ctx.app, ctx, current_user(ctx), body)
@@ -454,8 +588,11 @@ class ApiKeysAPI:
 class ApiKeyAPI:
     """``DELETE /api/v1/account/api-keys/{key_id}``."""
 
-    @operation("Revoke an API key: it stops working at once (yours; or, for the primary "
-               "contact and managers, a key of a contact below them)", response=schemas.ApiKeyOut,
-               errors={403: "Not in a signed-in session, or your role does not allow it"})
+    @operation(
+        "Revoke an API key: it stops working at once (yours; or, for the primary "
+        "contact and managers, a key of a contact below them)",
+        response=schemas.ApiKeyOut,
+        errors={403: "Not in a signed-in session, or your role does not allow it"},
+    )
     def on_delete(self, req, resp, key_id):
         return revoke_key(req.context.app, req.context, key_id)

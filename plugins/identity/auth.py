@@ -8,6 +8,7 @@
   apart lets an agent's console stay signed in while an impersonation tab
   uses the customer cookie.
 """
+
 from __future__ import annotations
 
 from peewee import JOIN
@@ -61,24 +62,51 @@ def _staff_principal(row: Session, via: str) -> Principal | None:
     staff = StaffUser.get_or_none(StaffUser.id == row.staff_id)
     if staff is None or not staff.is_active:
         return None
-    return Principal(kind="staff", staff_id=staff.id, via=via, session_id=row.id,
-                     permissions=frozenset(staff.permissions.split()))
+    return Principal(
+        kind="staff",
+        staff_id=staff.id,
+        via=via,
+        session_id=row.id,
+        permissions=frozenset(staff.permissions.split()),
+    )
 
 
-_USER = Prepared(lambda user_id: User.select(User, Contact, Customer).join(Contact)
-                 .join(Customer).where(User.id == user_id).limit(1))
+_USER = Prepared(
+    lambda user_id: (
+        User.select(User, Contact, Customer)
+        .join(Contact)
+        .join(Customer)
+        .where(User.id == user_id)
+        .limit(1)
+    )
+)
 
 
 # The customer's newest audit event id rides along: "has anything changed" for caches such
 # as the dashboard's, without a round trip of their own (ctx.extra["customer_version"]). So
 # does an impersonating staff member's account (IMP-6: checked on every request; a customer's
 # own session joins no row).
-_SESSION_USER = Prepared(lambda digest: Session.select(
-    Session, User, Contact, Customer, StaffUser.id, StaffUser.is_active, StaffUser.permissions,
-    AuditEvent.latest_id(Customer.id).alias("customer_version"))
-    .join(User).join(Contact).join(Customer)
-    .switch(Session).join(StaffUser, JOIN.LEFT_OUTER)
-    .where(Session.token_hash == digest).limit(1))
+_SESSION_USER = Prepared(
+    lambda digest: (
+        Session.select(
+            Session,
+            User,
+            Contact,
+            Customer,
+            StaffUser.id,
+            StaffUser.is_active,
+            StaffUser.permissions,
+            AuditEvent.latest_id(Customer.id).alias("customer_version"),
+        )
+        .join(User)
+        .join(Contact)
+        .join(Customer)
+        .switch(Session)
+        .join(StaffUser, JOIN.LEFT_OUTER)
+        .where(Session.token_hash == digest)
+        .limit(1)
+    )
+)
 
 
 def load_user(user_id: int) -> User | None:
@@ -96,23 +124,39 @@ def _customer_principal(req, row: Session, via: str) -> Principal | None:
         return None
     req.context.extra["customer_number"] = user.contact.customer.number
     req.context.extra["user"] = user
-    principal = Principal(kind="customer", user_id=user.id, customer_id=user.contact.customer_id,
-                          contact_id=user.contact_id, session_id=row.id, via=via,
-                          impersonator_id=row.staff_id if row.kind == "impersonation" else None,
-                          locale=user.locale, timezone=user.timezone, role=roles.of(user.contact))
+    principal = Principal(
+        kind="customer",
+        user_id=user.id,
+        customer_id=user.contact.customer_id,
+        contact_id=user.contact_id,
+        session_id=row.id,
+        via=via,
+        impersonator_id=row.staff_id if row.kind == "impersonation" else None,
+        locale=user.locale,
+        timezone=user.timezone,
+        role=roles.of(user.contact),
+    )
     if principal.impersonated and req.method in UNSAFE:
         # IMP-3: every action under impersonation is on the record with both people,
         # even where a plugin records nothing of its own.
         req.context.principal = principal
-        audit.record(req.context, "impersonation.action", req.path,
-                     {"method": req.method, "impersonation_id": row.impersonation_id})
+        audit.record(
+            req.context,
+            "impersonation.action",
+            req.path,
+            {"method": req.method, "impersonation_id": row.impersonation_id},
+        )
     return principal
 
 
 def _may_impersonate(staff: StaffUser | None) -> bool:
     """IMP-6: the staff member behind an impersonation is still active and still allowed."""
-    return (staff is not None and bool(staff.is_active) and staff.permissions is not None
-            and staff.has("can_impersonate"))
+    return (
+        staff is not None
+        and bool(staff.is_active)
+        and staff.permissions is not None
+        and staff.has("can_impersonate")
+    )
 
 
 def _end_impersonation(app, row: Session) -> None:
@@ -120,22 +164,39 @@ def _end_impersonation(app, row: Session) -> None:
     portal at once, for good (audited; the next request finds the session revoked)."""
     with app.database.atomic():
         sessions.revoke(row.id)
-        audit.record_system(app, "impersonation.ended", f"user:{row.user_id}",
-                            {"impersonation_id": row.impersonation_id, "by": "system",
-                             "reason": "staff_not_allowed"},
-                            customer_id=row.user.contact.customer_id, user_id=row.user_id,
-                            staff_id=row.staff_id)
+        audit.record_system(
+            app,
+            "impersonation.ended",
+            f"user:{row.user_id}",
+            {
+                "impersonation_id": row.impersonation_id,
+                "by": "system",
+                "reason": "staff_not_allowed",
+            },
+            customer_id=row.user.contact.customer_id,
+            user_id=row.user_id,
+            staff_id=row.staff_id,
+        )
 
 
 def _api_key_principal(req, key: str) -> Principal:
     row = apikeys.resolve(key, req.context.ip)
     user = load_user(row.user_id)
     if user is None:  # removed since resolve() read the key
-        raise Problem(401, "Unknown API key", "Check the key, or generate a new one.",
-                      type="invalid-key")
+        raise Problem(
+            401, "Unknown API key", "Check the key, or generate a new one.", type="invalid-key"
+        )
     req.context.extra["customer_number"] = user.contact.customer.number
     req.context.extra["user"] = user
     req.context.extra["api_key"] = row
-    return Principal(kind="customer", user_id=user.id, customer_id=row.customer_id,
-                     contact_id=user.contact_id, via="api_key", scopes=row.scopes,
-                     locale=user.locale, timezone=user.timezone, role=roles.of(user.contact))
+    return Principal(
+        kind="customer",
+        user_id=user.id,
+        customer_id=row.customer_id,
+        contact_id=user.contact_id,
+        via="api_key",
+        scopes=row.scopes,
+        locale=user.locale,
+        timezone=user.timezone,
+        role=roles.of(user.contact),
+    )

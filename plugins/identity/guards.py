@@ -5,16 +5,20 @@ under impersonation (IMP-5) and through API keys (a leaked key must not mint
 more keys, take over the login or sign its owner out). Each refusal is a 403
 problem with a stable type (``engine.context.in_person_refusal``).
 """
+
 from __future__ import annotations
 
 from engine.context import in_person_refusal, require_in_person
 from engine.errors import Problem
 
-IMPERSONATION_MESSAGE = ("Staff cannot change the customer's password, email address, "
-                         "two-step verification or API keys while impersonating.")
+IMPERSONATION_MESSAGE = (
+    "Staff cannot change the customer's password, email address, "
+    "two-step verification or API keys while impersonating."
+)
 API_KEY_MESSAGE = "Sign in as the account holder to change credentials."
-SESSIONS_IMPERSONATION_MESSAGE = ("Staff cannot sign the customer out of their sessions while "
-                                  "impersonating.")
+SESSIONS_IMPERSONATION_MESSAGE = (
+    "Staff cannot sign the customer out of their sessions while impersonating."
+)
 SESSIONS_API_KEY_MESSAGE = "Sign in as the account holder to sign out sessions."
 
 

@@ -2,6 +2,7 @@
 
 Added when the plugin registers (``register_hookspecs``).
 """
+
 from __future__ import annotations
 
 from typing import TYPE_CHECKING

@@ -3,6 +3,7 @@
 Both faces (the ``/login`` page and ``POST /api/v1/auth/login``) and the staff
 login call these functions; they differ only in how they answer.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -25,8 +26,9 @@ DEVICE_MAX_AGE = 60 * 60 * 24 * 400
 class LoginRefused(Exception):
     """Sign-in refused; ``message`` is safe to show (it never says whether the email exists)."""
 
-    def __init__(self, message: str, status: int = 401, slug: str = "login-failed",
-                 field: str | None = None):
+    def __init__(
+        self, message: str, status: int = 401, slug: str = "login-failed", field: str | None = None
+    ):
         super().__init__(message)
         self.message, self.status, self.slug, self.field = message, status, slug, field
 
@@ -51,7 +53,8 @@ def check_password(app, ctx, realm: str, email: str, password: str):
     if verify_password(account.password_hash if account else None, password):
         if needs_rehash(account.password_hash):
             model.update(password_hash=hash_password(password)).where(
-                model.id == account.id).execute()
+                model.id == account.id
+            ).execute()
         return account
     failed(app, ctx, realm, key, account, "password")
     raise LoginRefused(WRONG)
@@ -62,8 +65,14 @@ def failed(app, ctx, realm: str, key: str, account, factor: str) -> None:
     with database.atomic():
         just_locked = lockout.failed(key)
         if isinstance(account, User):
-            audit.record(ctx, "login.failed", f"user:{account.id}", {"factor": factor},
-                         customer_id=account.contact.customer_id, user_id=account.id)
+            audit.record(
+                ctx,
+                "login.failed",
+                f"user:{account.id}",
+                {"factor": factor},
+                customer_id=account.contact.customer_id,
+                user_id=account.id,
+            )
         elif account is not None:
             audit.record(ctx, "staff.login_failed", f"staff:{account.id}", {"factor": factor})
         if just_locked and account is not None:
@@ -76,20 +85,45 @@ def failed(app, ctx, realm: str, key: str, account, factor: str) -> None:
 
 def _on_locked(app, ctx, account, until) -> None:
     stamp = until.isoformat() if until else utcnow().isoformat()
-    data = {"minutes": lockout.LOCK_MINUTES, "ip": ctx.ip,
-            "until": until.strftime("%Y-%m-%d %H:%M UTC") if until else ""}
+    data = {
+        "minutes": lockout.LOCK_MINUTES,
+        "ip": ctx.ip,
+        "until": until.strftime("%Y-%m-%d %H:%M UTC") if until else "",
+    }
     if isinstance(account, User):
         reset.issue(app, account, reason="lockout")
-        audit.record(ctx, "login.locked", f"user:{account.id}", customer_id=account.contact.customer_id,
-                     user_id=account.id)
-        notify(app, Notice(kind="account_locked", key=f"lockout:{account.id}:{stamp}",
-                           user_id=account.id, customer_id=account.contact.customer_id,
-                           category="security", sensitive=True, data=data))
+        audit.record(
+            ctx,
+            "login.locked",
+            f"user:{account.id}",
+            customer_id=account.contact.customer_id,
+            user_id=account.id,
+        )
+        notify(
+            app,
+            Notice(
+                kind="account_locked",
+                key=f"lockout:{account.id}:{stamp}",
+                user_id=account.id,
+                customer_id=account.contact.customer_id,
+                category="security",
+                sensitive=True,
+                data=data,
+            ),
+        )
     else:
         audit.record(ctx, "staff.login_locked", f"staff:{account.id}")
-        notify(app, Notice(kind="account_locked", key=f"staff-lockout:{account.id}:{stamp}",
-                           email=account.email, category="security", sensitive=True,
-                           data={**data, "staff": True}))
+        notify(
+            app,
+            Notice(
+                kind="account_locked",
+                key=f"staff-lockout:{account.id}:{stamp}",
+                email=account.email,
+                category="security",
+                sensitive=True,
+                data={**data, "staff": True},
+            ),
+        )
 
 
 def second_factor(app, ctx, user: User, code: str) -> str:
@@ -103,28 +137,62 @@ def second_factor(app, ctx, user: User, code: str) -> str:
         if result == "backup":
             left = twofactor.backup_codes_left(user)
             with database.atomic():
-                audit.record(ctx, "2fa.backup_code_used", f"user:{user.id}", {"left": left},
-                             customer_id=user.contact.customer_id, user_id=user.id)
-                notify(app, Notice(kind="backup_code_used", key=f"backup_code_used:{user.id}:{left}",
-                                   user_id=user.id, customer_id=user.contact.customer_id,
-                                   category="security", sensitive=True, data={"left": left}))
+                audit.record(
+                    ctx,
+                    "2fa.backup_code_used",
+                    f"user:{user.id}",
+                    {"left": left},
+                    customer_id=user.contact.customer_id,
+                    user_id=user.id,
+                )
+                notify(
+                    app,
+                    Notice(
+                        kind="backup_code_used",
+                        key=f"backup_code_used:{user.id}:{left}",
+                        user_id=user.id,
+                        customer_id=user.contact.customer_id,
+                        category="security",
+                        sensitive=True,
+                        data={"left": left},
+                    ),
+                )
         return result
     if result == "replay":
-        audit.record(ctx, "2fa.replay_refused", f"user:{user.id}",
-                     customer_id=user.contact.customer_id, user_id=user.id)
+        audit.record(
+            ctx,
+            "2fa.replay_refused",
+            f"user:{user.id}",
+            customer_id=user.contact.customer_id,
+            user_id=user.id,
+        )
     failed(app, ctx, "customer", key, user, "replayed code" if result == "replay" else "code")
-    raise LoginRefused("That code was already used. Wait for the next code." if result == "replay"
-                       else "That code is not right.", 401, "otp-invalid", field="otp")
+    raise LoginRefused(
+        "That code was already used. Wait for the next code."
+        if result == "replay"
+        else "That code is not right.",
+        401,
+        "otp-invalid",
+        field="otp",
+    )
 
 
-def complete(app, ctx, req, resp, user: User, method: str, via: str = "portal") -> tuple[str, object]:
+def complete(
+    app, ctx, req, resp, user: User, method: str, via: str = "portal"
+) -> tuple[str, object]:
     """Start the customer session (a fresh token), note the device, record the sign-in."""
     with database.atomic():
         lockout.succeeded(lockout.guard_key("customer", user.email))
         token, row = sessions.create(app, ctx, "customer", user_id=user.id)
         _remember_device(app, ctx, req, resp, user, row)
-        audit.record(ctx, "login", f"user:{user.id}", {"method": method, "via": via},
-                     customer_id=user.contact.customer_id, user_id=user.id)
+        audit.record(
+            ctx,
+            "login",
+            f"user:{user.id}",
+            {"method": method, "via": via},
+            customer_id=user.contact.customer_id,
+            user_id=user.id,
+        )
     sessions.set_cookie(app, resp, sessions.SESSION_COOKIE, token, row)
     return token, row
 
@@ -138,24 +206,50 @@ def _remember_device(app, ctx, req, resp, user: User, session) -> None:
     seen_as = device or f"ua:{ctx.user_agent}|ip:{ctx.ip}"
     digest = hashlib.sha256(seen_as.encode()).hexdigest()
     now = utcnow()
-    known = KnownDevice.get_or_none((KnownDevice.user == user.id) & (KnownDevice.device_hash == digest))
+    known = KnownDevice.get_or_none(
+        (KnownDevice.user == user.id) & (KnownDevice.device_hash == digest)
+    )
     if known is not None:
         KnownDevice.update(last_seen_at=now).where(KnownDevice.id == known.id).execute()
         return
     first_ever = not KnownDevice.select().where(KnownDevice.user == user.id).exists()
     if device is None:
         device = new_token(24)
-        KnownDevice.create(user=user.id, device_hash=hashlib.sha256(device.encode()).hexdigest(),
-                           user_agent=ctx.user_agent)
-        resp.set_cookie(sessions.DEVICE_COOKIE, device, max_age=DEVICE_MAX_AGE, path="/",
-                        http_only=True, same_site="Lax", secure=app.settings.security.cookie_secure)
-    KnownDevice.insert(user=user.id, device_hash=digest, user_agent=ctx.user_agent).on_conflict_ignore().execute()
+        KnownDevice.create(
+            user=user.id,
+            device_hash=hashlib.sha256(device.encode()).hexdigest(),
+            user_agent=ctx.user_agent,
+        )
+        resp.set_cookie(
+            sessions.DEVICE_COOKIE,
+            device,
+            max_age=DEVICE_MAX_AGE,
+            path="/",
+            http_only=True,
+            same_site="Lax",
+            secure=app.settings.security.cookie_secure,
+        )
+    KnownDevice.insert(
+        user=user.id, device_hash=digest, user_agent=ctx.user_agent
+    ).on_conflict_ignore().execute()
     if first_ever:
         return  # the very first sign-in is not news
-    notify(app, Notice(kind="new_device", key=f"new_device:{session.id}", user_id=user.id,
-                       customer_id=user.contact.customer_id, category="security", sensitive=True,
-                       data={"when_at": now.isoformat(), "ip": ctx.ip,
-                             "user_agent": ctx.user_agent or "unknown"}))
+    notify(
+        app,
+        Notice(
+            kind="new_device",
+            key=f"new_device:{session.id}",
+            user_id=user.id,
+            customer_id=user.contact.customer_id,
+            category="security",
+            sensitive=True,
+            data={
+                "when_at": now.isoformat(),
+                "ip": ctx.ip,
+                "user_agent": ctx.user_agent or "unknown",
+            },
+        ),
+    )
 
 
 def safe_next(target: str | None, default: str = "/") -> str:

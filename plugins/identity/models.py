@@ -4,6 +4,7 @@ Every secret here is stored as a hash (SHA-256 of a random token, or an HMAC
 for short backup codes); the TOTP seed, which checking a code needs, is sealed
 (encrypted and authenticated under a key derived from the first of ``secret_keys``).
 """
+
 from __future__ import annotations
 
 from peewee import (
@@ -26,6 +27,7 @@ class Session(BaseModel):
     login, ``staff`` the impersonator) or "otp" (password checked, second
     factor pending: it authenticates nothing).
     """
+
     token_hash = CharField(max_length=64, unique=True)
     kind = CharField(max_length=20)
     user = ForeignKeyField(User, null=True, backref="sessions", on_delete="CASCADE")
@@ -48,6 +50,7 @@ class Session(BaseModel):
 
 class KnownDevice(BaseModel):
     """A browser a user signed in from before (the ``portico_device`` cookie, hashed)."""
+
     user = ForeignKeyField(User, backref="devices", on_delete="CASCADE")
     device_hash = CharField(max_length=64)
     user_agent = CharField(max_length=300, default="")
@@ -64,6 +67,7 @@ class LoginGuard(BaseModel):
     ``key`` is "customer:<email>" or "staff:<email>", for registered and unknown
     emails alike, so a lock never tells whether an email is registered.
     """
+
     key = CharField(max_length=300, unique=True)
     failures = IntegerField(default=0)
     locked_until = UTCDateTimeField(null=True)
@@ -72,6 +76,7 @@ class LoginGuard(BaseModel):
 
 class PasswordReset(BaseModel):
     """A reset link (PWD-1): one hour, once, and only while password and email are unchanged."""
+
     user = ForeignKeyField(User, backref="password_resets", on_delete="CASCADE")
     token_hash = CharField(max_length=64, unique=True)
     email = CharField(max_length=254)  # the address it was sent to
@@ -83,6 +88,7 @@ class PasswordReset(BaseModel):
 
 class TwoFactor(BaseModel):
     """A user's TOTP authenticator (ACCT-6). ``last_step`` refuses a replayed code."""
+
     user = ForeignKeyField(User, backref="two_factor", unique=True, on_delete="CASCADE")
     secret = CharField(max_length=200)  # engine.security.seal(); see twofactor.seed()
     confirmed_at = UTCDateTimeField(null=True)  # null while being set up
@@ -94,6 +100,7 @@ class TwoFactor(BaseModel):
 
 class BackupCode(BaseModel):
     """A one-time 2FA backup code, stored as an HMAC under the secret key."""
+
     user = ForeignKeyField(User, backref="backup_codes", on_delete="CASCADE")
     code_hash = CharField(max_length=64, index=True)
     used_at = UTCDateTimeField(null=True)
@@ -102,6 +109,7 @@ class BackupCode(BaseModel):
 
 class ApiKey(BaseModel):
     """A customer API key (API-1): shown once, kept as a hash, read-only or read-write."""
+
     customer = ForeignKeyField(Customer, backref="api_keys", on_delete="CASCADE")
     user = ForeignKeyField(User, backref="api_keys", on_delete="CASCADE")  # who made it
     name = CharField(max_length=100)
@@ -132,10 +140,19 @@ class ApiKey(BaseModel):
 
 class RateCounter(BaseModel):
     """A fixed-window rate-limit counter (the ``limits`` database storage)."""
+
     key = CharField(max_length=300, unique=True)
     count = IntegerField(default=0)
     expires_at = DoubleField(index=True)  # epoch seconds, as ``limits`` counts them
 
 
-MODELS = (Session, KnownDevice, LoginGuard, PasswordReset, TwoFactor, BackupCode, ApiKey,
-          RateCounter)
+MODELS = (
+    Session,
+    KnownDevice,
+    LoginGuard,
+    PasswordReset,
+    TwoFactor,
+    BackupCode,
+    ApiKey,
+    RateCounter,
+)

@@ -7,6 +7,7 @@ as OWASP ASVS 5.0 asks. Under both, a passphrase of 20 characters or more
 needs no particular characters, anything up to 1024 characters is accepted,
 and the most common passwords (a shipped list of 10,000) are refused.
 """
+
 from __future__ import annotations
 
 import re
@@ -62,8 +63,12 @@ def problems(password: str, policy: str = "composition", *, email: str = "") -> 
 def describe(policy: str) -> str:
     """The rules in one sentence, for the form hint."""
     if policy == "length":
-        return (f"At least {MIN_LENGTH} characters; long passphrases are welcome. "
-                "Common passwords are refused.")
-    return (f"At least {MIN_LENGTH} characters with an upper-case letter, a lower-case letter, "
-            f"a digit and one of {SPECIALS} — or a passphrase of {PASSPHRASE_LENGTH}+ characters. "
-            "Common passwords are refused.")
+        return (
+            f"At least {MIN_LENGTH} characters; long passphrases are welcome. "
+            "Common passwords are refused."
+        )
+    return (
+        f"At least {MIN_LENGTH} characters with an upper-case letter, a lower-case letter, "
+        f"a digit and one of {SPECIALS} — or a passphrase of {PASSPHRASE_LENGTH}+ characters. "
+        "Common passwords are refused."
+    )

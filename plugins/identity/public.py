@@ -14,6 +14,7 @@ listed in ``__all__`` is private and may change without notice.
   counter storage, for a plugin's own limits) and ``too_many(seconds)`` (the 429 problem).
 - The ``Session`` model and the two-factor schemas shared with the staff sign-in.
 """
+
 from __future__ import annotations
 
 from plugins.identity import guards, lockout, login, passwords, sessions, twofactor
@@ -32,8 +33,26 @@ from plugins.identity.resources import (
 from plugins.identity.schemas import BackupCodesOut, CodeBody, PasswordAndCode, TwoFactorSetup
 
 __all__ = [
-    "BackupCodesOut", "CodeBody", "LoginRefused", "PasswordAndCode", "Session", "TwoFactorSetup",
-    "bearer", "current_user", "end_session", "guards", "limiter", "lockout", "login",
-    "password_errors", "passwords", "policy_hint", "redirect", "rotate_csrf", "sessions",
-    "storage_for", "too_many", "twofactor",
+    "BackupCodesOut",
+    "CodeBody",
+    "LoginRefused",
+    "PasswordAndCode",
+    "Session",
+    "TwoFactorSetup",
+    "bearer",
+    "current_user",
+    "end_session",
+    "guards",
+    "limiter",
+    "lockout",
+    "login",
+    "password_errors",
+    "passwords",
+    "policy_hint",
+    "redirect",
+    "rotate_csrf",
+    "sessions",
+    "storage_for",
+    "too_many",
+    "twofactor",
 ]

@@ -6,6 +6,7 @@ URL. Never in process memory. Limits are operator settings in ``[identity]``.
 While Redis is unreachable the counters are kept in the database instead
 (``FallbackStorage``): an outage neither fails the request nor lifts the limit.
 """
+
 from __future__ import annotations
 
 import logging
@@ -38,13 +39,21 @@ class DatabaseStorage(Storage):
         now = time.time()
         expired = RateCounter.expires_at <= now
         # One statement, so concurrent hits from many workers never lose a count.
-        query = (RateCounter.insert(key=key, count=amount, expires_at=now + expiry)
-                 .on_conflict(conflict_target=[RateCounter.key], update={
-                     RateCounter.count: peewee.Case(None, [(expired, amount)],
-                                                    RateCounter.count + amount),
-                     RateCounter.expires_at: peewee.Case(None, [(expired, now + expiry)],
-                                                         RateCounter.expires_at)})
-                 .returning(RateCounter.count))
+        query = (
+            RateCounter.insert(key=key, count=amount, expires_at=now + expiry)
+            .on_conflict(
+                conflict_target=[RateCounter.key],
+                update={
+                    RateCounter.count: peewee.Case(
+                        None, [(expired, amount)], RateCounter.count + amount
+                    ),
+                    RateCounter.expires_at: peewee.Case(
+                        None, [(expired, now + expiry)], RateCounter.expires_at
+                    ),
+                },
+            )
+            .returning(RateCounter.count)
+        )
         return list(query.tuples().execute())[0][0]
 
     def get(self, key: str) -> int:
@@ -77,8 +86,9 @@ class FallbackStorage(Storage):
     def __init__(self, url: str, **options):
         super().__init__(url, wrap_exceptions=False, **options)
         # Short time-outs: a hung Redis must not hold a login or a payment for long.
-        self.redis = storage_from_string(url, key_prefix="portico", socket_timeout=2,
-                                         socket_connect_timeout=2)
+        self.redis = storage_from_string(
+            url, key_prefix="portico", socket_timeout=2, socket_connect_timeout=2
+        )
         self.database = DatabaseStorage()
 
     @property
@@ -125,8 +135,10 @@ class RateLimits:
         self.storage = storage = storage_for(app.settings.security.rate_limit_storage)
         self.limiter = FixedWindowRateLimiter(storage)
         conf = app.settings.plugin("identity")
-        self.items = {name: limits.parse(conf[name + "_rate"]) for name in
-                      ("login", "login_account", "reset", "otp", "api_key")}
+        self.items = {
+            name: limits.parse(conf[name + "_rate"])
+            for name in ("login", "login_account", "reset", "otp", "api_key")
+        }
 
     def allowed(self, name: str, *identifiers: str) -> bool:
         """Count one hit; False when the limit is used up for this window."""
@@ -144,9 +156,12 @@ class RateLimits:
 
 def too_many(retry_after: int) -> Problem:
     minutes = max(1, (retry_after + 59) // 60)
-    return Problem(429, "Too many attempts",
-                   f"Please wait {minutes} minute{'s' if minutes != 1 else ''} and try again.",
-                   headers={"Retry-After": str(retry_after)})
+    return Problem(
+        429,
+        "Too many attempts",
+        f"Please wait {minutes} minute{'s' if minutes != 1 else ''} and try again.",
+        headers={"Retry-After": str(retry_after)},
+    )
 
 
 def limiter(app) -> RateLimits:

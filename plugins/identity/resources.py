@@ -1,4 +1,5 @@
 """Signing in and out, and password reset: the portal pages and the JSON API."""
+
 from __future__ import annotations
 
 import falcon
@@ -32,8 +33,15 @@ def redirect(resp: falcon.Response, path: str) -> None:
 def rotate_csrf(app, ctx, resp) -> str:
     """A fresh CSRF cookie at sign-in; returns the token forms and scripts must send."""
     cookie = new_csrf_cookie()
-    resp.set_cookie(CSRF_COOKIE, cookie, http_only=True, same_site="Lax", path="/",
-                    max_age=60 * 60 * 24 * 7, secure=app.settings.security.cookie_secure)
+    resp.set_cookie(
+        CSRF_COOKIE,
+        cookie,
+        http_only=True,
+        same_site="Lax",
+        path="/",
+        max_age=60 * 60 * 24 * 7,
+        secure=app.settings.security.cookie_secure,
+    )
     ctx.extra.pop("csrf_set", None)
     return csrf_token(app, cookie)
 
@@ -52,16 +60,22 @@ def end_session(app, ctx, row) -> None:
     with database.atomic():
         sessions.revoke(row.id)
         if row.kind == "impersonation":
-            audit.record(ctx, "impersonation.ended", f"user:{row.user_id}",
-                         {"impersonation_id": row.impersonation_id})
+            audit.record(
+                ctx,
+                "impersonation.ended",
+                f"user:{row.user_id}",
+                {"impersonation_id": row.impersonation_id},
+            )
         elif row.kind == "customer":
             audit.record(ctx, "logout", f"user:{row.user_id}")
 
 
 # -- portal pages ---------------------------------------------------------------
 
+
 class LoginPage:
     """``/login``: email and password; then ``/login/2fa`` when 2FA is on."""
+
     auth = "public"
 
     def on_get(self, req, resp):
@@ -69,8 +83,15 @@ class LoginPage:
         target = login.safe_next(req.get_param("next"))
         if ctx.customer_id is not None:
             return redirect(resp, target)
-        app.page(req, resp, "identity/login.html", next=target, email="", errors={},
-                 notice=NOTICES.get(req.get_param("notice") or ""))
+        app.page(
+            req,
+            resp,
+            "identity/login.html",
+            next=target,
+            email="",
+            errors={},
+            notice=NOTICES.get(req.get_param("notice") or ""),
+        )
 
     def on_post(self, req, resp):
         app, ctx = req.context.app, req.context
@@ -78,17 +99,32 @@ class LoginPage:
         target = login.safe_next(read_form(req).get("next"))
         email = str(read_form(req).get("email", ""))[:254]
         if errors:
-            return app.page(req, resp, "identity/login.html", 422, next=target, email=email,
-                            errors=errors)
+            return app.page(
+                req, resp, "identity/login.html", 422, next=target, email=email, errors=errors
+            )
         try:
             user = login.check_password(app, ctx, "customer", data["email"], data["password"])
         except LoginRefused as exc:
-            return app.page(req, resp, "identity/login.html", exc.status, next=target,
-                            email=email, errors={"_form": [exc.message]})
+            return app.page(
+                req,
+                resp,
+                "identity/login.html",
+                exc.status,
+                next=target,
+                email=email,
+                errors={"_form": [exc.message]},
+            )
         except Problem as exc:  # rate limited
             resp.set_headers(exc.headers or {})
-            return app.page(req, resp, "identity/login.html", exc.status_code, next=target,
-                            email=email, errors={"_form": [exc.title + ". " + exc.description]})
+            return app.page(
+                req,
+                resp,
+                "identity/login.html",
+                exc.status_code,
+                next=target,
+                email=email,
+                errors={"_form": [exc.title + ". " + exc.description]},
+            )
         rotate_csrf(app, ctx, resp)
         if twofactor.enabled(user):
             token, row = sessions.create(app, ctx, "otp", user_id=user.id, next_path=target)
@@ -100,6 +136,7 @@ class LoginPage:
 
 class SecondFactorPage:
     """``/login/2fa``: the TOTP (or backup) code after a correct password."""
+
     auth = "public"
 
     def _pending(self, req):
@@ -127,23 +164,47 @@ class SecondFactorPage:
             if exc.slug == "login-locked":
                 sessions.revoke(row.id)
                 sessions.clear_cookie(app, resp, sessions.SESSION_COOKIE)
-                return app.page(req, resp, "identity/login.html", exc.status, next="/",
-                                email=user.email, errors={"_form": [exc.message]})
-            return app.page(req, resp, "identity/login_2fa.html", exc.status,
-                            errors={"otp": [exc.message]})
+                return app.page(
+                    req,
+                    resp,
+                    "identity/login.html",
+                    exc.status,
+                    next="/",
+                    email=user.email,
+                    errors={"_form": [exc.message]},
+                )
+            return app.page(
+                req, resp, "identity/login_2fa.html", exc.status, errors={"otp": [exc.message]}
+            )
         except Problem as exc:
             resp.set_headers(exc.headers or {})
-            return app.page(req, resp, "identity/login_2fa.html", exc.status_code,
-                            errors={"otp": [exc.title + ". " + exc.description]})
+            return app.page(
+                req,
+                resp,
+                "identity/login_2fa.html",
+                exc.status_code,
+                errors={"otp": [exc.title + ". " + exc.description]},
+            )
         sessions.revoke(row.id)  # the password-only token dies; a new one is issued
-        login.complete(app, ctx, req, resp, user,
-                       "password+backup code" if result == "backup" else "password+totp")
-        redirect(resp, "/account/security?notice=backup" if result == "backup" else
-                 login.safe_next(row.next_path))
+        login.complete(
+            app,
+            ctx,
+            req,
+            resp,
+            user,
+            "password+backup code" if result == "backup" else "password+totp",
+        )
+        redirect(
+            resp,
+            "/account/security?notice=backup"
+            if result == "backup"
+            else login.safe_next(row.next_path),
+        )
 
 
 class LogoutPage:
     """``POST /logout``: ends the session on the server, not just in the browser."""
+
     auth = "public"
 
     def on_post(self, req, resp):
@@ -152,12 +213,17 @@ class LogoutPage:
         if row is not None and row.kind in ("customer", "impersonation"):
             end_session(app, ctx, row)
         sessions.clear_cookie(app, resp, sessions.SESSION_COOKIE)
-        redirect(resp, "/staff" if row is not None and row.kind == "impersonation"
-                 else "/login?notice=signed-out")
+        redirect(
+            resp,
+            "/staff"
+            if row is not None and row.kind == "impersonation"
+            else "/login?notice=signed-out",
+        )
 
 
 class ForgotPage:
     """``/password/forgot``: always the same answer, whether or not the email is registered."""
+
     auth = "public"
 
     def on_get(self, req, resp):
@@ -174,14 +240,21 @@ class ForgotPage:
             limiter(app).hit("reset", "email", data["email"].strip().lower())
         except Problem as exc:
             resp.set_headers(exc.headers or {})
-            return app.page(req, resp, "identity/forgot.html", 429, email=email,
-                            errors={"_form": [exc.title + ". " + exc.description]})
+            return app.page(
+                req,
+                resp,
+                "identity/forgot.html",
+                429,
+                email=email,
+                errors={"_form": [exc.title + ". " + exc.description]},
+            )
         reset.request_reset(app, data["email"])
         app.page(req, resp, "identity/forgot.html", sent=reset.SENT_MESSAGE)
 
 
 class ResetPage:
     """``/password/reset?token=...``: choose the new password."""
+
     auth = "public"
 
     @staticmethod
@@ -212,8 +285,15 @@ class ResetPage:
             if not errors and data["password"] != data["password_confirm"]:
                 errors = {"password_confirm": ["The two passwords are not the same."]}
         if errors:
-            return app.page(req, resp, "identity/reset.html", 422, token=token, errors=errors,
-                            policy=policy_hint(app))
+            return app.page(
+                req,
+                resp,
+                "identity/reset.html",
+                422,
+                token=token,
+                errors=errors,
+                policy=policy_hint(app),
+            )
         if not reset.complete(app, ctx, row, data["password"]):
             return app.page(req, resp, "identity/reset.html", 410, invalid=reset.INVALID_MESSAGE)
         sessions.clear_cookie(app, resp, sessions.SESSION_COOKIE)
@@ -222,20 +302,27 @@ class ResetPage:
 
 # -- JSON API ---------------------------------------------------------------------
 
+
 class LoginAPI:
     """``POST /api/v1/auth/login``."""
+
     auth = "public"
     # APPSEC: no CSRF token needed even when a session cookie rides along: the body must be
     # JSON (other types get 415), which a cross-site page cannot send without a CORS preflight.
     csrf = False
 
-    @operation("Sign in: returns a bearer token and sets the session cookie",
-               body=schemas.LoginBody, response=schemas.TokenOut,
-               errors={401: "Wrong email or password, or the 2FA code is missing or wrong",
-                       429: "Too many attempts, or the email is locked"},
-               description="Send `otp` too when 2FA is on; without it the answer is 401 "
-                           "with type `otp-required`. Five failures lock the email for 30 "
-                           "minutes (429, type `login-locked`).")
+    @operation(
+        "Sign in: returns a bearer token and sets the session cookie",
+        body=schemas.LoginBody,
+        response=schemas.TokenOut,
+        errors={
+            401: "Wrong email or password, or the 2FA code is missing or wrong",
+            429: "Too many attempts, or the email is locked",
+        },
+        description="Send `otp` too when 2FA is on; without it the answer is 401 "
+        "with type `otp-required`. Five failures lock the email for 30 "
+        "minutes (429, type `login-locked`).",
+    )
     def on_post(self, req, resp, body):
         app, ctx = req.context.app, req.context
         try:
@@ -243,18 +330,28 @@ class LoginAPI:
             method = "password"
             if twofactor.enabled(user):
                 if not body.get("otp"):
-                    raise Problem(401, "Two-step verification code required",
-                                  "Send the code from the authenticator app (or a backup code) "
-                                  "as 'otp'.", type="otp-required",
-                                  errors={"otp": ["Enter the code from your app."]})
+                    raise Problem(
+                        401,
+                        "Two-step verification code required",
+                        "Send the code from the authenticator app (or a backup code) as 'otp'.",
+                        type="otp-required",
+                        errors={"otp": ["Enter the code from your app."]},
+                    )
                 result = login.second_factor(app, ctx, user, body["otp"])
                 method = "password+backup code" if result == "backup" else "password+totp"
         except LoginRefused as exc:
-            raise Problem(exc.status, exc.message, type=exc.slug,
-                          errors={exc.field: [exc.message]} if exc.field else None) from None
+            raise Problem(
+                exc.status,
+                exc.message,
+                type=exc.slug,
+                errors={exc.field: [exc.message]} if exc.field else None,
+            ) from None
         token, row = login.complete(app, ctx, req, resp, user, method, via="api")
-        return {"token": token, "expires_at": row.expires_at,
-                "csrf_token": rotate_csrf(app, ctx, resp)}
+        return {
+            "token": token,
+            "expires_at": row.expires_at,
+            "csrf_token": rotate_csrf(app, ctx, resp),
+        }
 
 
 class LogoutAPI:
@@ -265,8 +362,11 @@ class LogoutAPI:
         app, ctx = req.context.app, req.context
         row = ctx.extra.get("session")
         if row is None:
-            raise Problem(400, "Not a session", "API keys are revoked under "
-                                                "/account/api-keys, not signed out.")
+            raise Problem(
+                400,
+                "Not a session",
+                "API keys are revoked under /account/api-keys, not signed out.",
+            )
         end_session(app, ctx, row)
         if bearer(req) is None:
             sessions.clear_cookie(app, resp, sessions.SESSION_COOKIE)
@@ -275,12 +375,17 @@ class LogoutAPI:
 
 class ForgotAPI:
     """``POST /api/v1/auth/password/forgot``."""
+
     auth = "public"
 
-    @operation("Ask for a password reset link", body=schemas.ForgotBody,
-               response=schemas.StatusOut, status=202,
-               errors={429: "Too many requests"},
-               description="The answer is the same whether or not the email is registered.")
+    @operation(
+        "Ask for a password reset link",
+        body=schemas.ForgotBody,
+        response=schemas.StatusOut,
+        status=202,
+        errors={429: "Too many requests"},
+        description="The answer is the same whether or not the email is registered.",
+    )
     def on_post(self, req, resp, body):
         app, ctx = req.context.app, req.context
         limiter(app).hit("reset", "ip", ctx.ip or "-")
@@ -291,10 +396,14 @@ class ForgotAPI:
 
 class ResetAPI:
     """``POST /api/v1/auth/password/reset``."""
+
     auth = "public"
 
-    @operation("Set a new password with the token from the reset email", body=schemas.ResetBody,
-               response=schemas.StatusOut)
+    @operation(
+        "Set a new password with the token from the reset email",
+        body=schemas.ResetBody,
+        response=schemas.StatusOut,
+    )
     def on_post(self, req, resp, body):
         app, ctx = req.context.app, req.context
         row = reset.valid(body["token"])

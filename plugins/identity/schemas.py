@@ -1,4 +1,5 @@
 """Shapes of the identity API and forms (the same schemas validate both)."""
+
 from __future__ import annotations
 
 from datetime import datetime, time, timezone
@@ -12,15 +13,21 @@ from plugins.identity import apikeys
 _EMAIL = validate.Email(error="Enter a valid email address.")
 Email = lambda **kw: fields.String(  # noqa: E731
     validate=[validate.Length(min=3, max=254), lambda value: _EMAIL(value.strip())],
-    metadata={"format": "email"}, **kw)
+    metadata={"format": "email"},
+    **kw,
+)
 Password = lambda **kw: fields.String(validate=validate.Length(max=4096), **kw)  # noqa: E731
 
 
 class LoginBody(Schema):
     email = Email(required=True)
     password = Password(required=True)
-    otp = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=20),
-                        metadata={"description": "TOTP or backup code, when 2FA is on"})
+    otp = fields.String(
+        load_default=None,
+        allow_none=True,
+        validate=validate.Length(max=20),
+        metadata={"description": "TOTP or backup code, when 2FA is on"},
+    )
 
 
 class LoginForm(Schema):
@@ -30,15 +37,19 @@ class LoginForm(Schema):
 
 
 class OtpForm(Schema):
-    otp = fields.String(required=True, validate=validate.Length(min=6, max=20),
-                        error_messages={"required": "Enter the code from your app."})
+    otp = fields.String(
+        required=True,
+        validate=validate.Length(min=6, max=20),
+        error_messages={"required": "Enter the code from your app."},
+    )
 
 
 class TokenOut(Schema):
     token = fields.String(metadata={"description": "send as 'Authorization: Bearer <token>'"})
     expires_at = fields.DateTime()
-    csrf_token = fields.String(metadata={"description": "for cookie-authenticated unsafe "
-                                                        "requests: send as X-CSRF-Token"})
+    csrf_token = fields.String(
+        metadata={"description": "for cookie-authenticated unsafe requests: send as X-CSRF-Token"}
+    )
 
 
 class ForgotBody(Schema):
@@ -61,6 +72,7 @@ class StatusOut(Schema):
 
 # -- 2FA ----------------------------------------------------------------------
 
+
 class TwoFactorStatus(Schema):
     enabled = fields.Boolean()
     backup_codes_left = fields.Integer()
@@ -74,14 +86,20 @@ class TwoFactorSetup(Schema):
 
 
 class CodeBody(Schema):
-    code = fields.String(required=True, validate=validate.Length(min=6, max=20),
-                         error_messages={"required": "Enter the code from your app."})
+    code = fields.String(
+        required=True,
+        validate=validate.Length(min=6, max=20),
+        error_messages={"required": "Enter the code from your app."},
+    )
 
 
 class PasswordAndCode(Schema):
     password = Password(required=True, error_messages={"required": "Enter your password."})
-    code = fields.String(required=True, validate=validate.Length(min=6, max=20),
-                         error_messages={"required": "Enter a code from your app or a backup code."})
+    code = fields.String(
+        required=True,
+        validate=validate.Length(min=6, max=20),
+        error_messages={"required": "Enter a code from your app or a backup code."},
+    )
 
 
 class BackupCodesOut(Schema):
@@ -90,13 +108,24 @@ class BackupCodesOut(Schema):
 
 # -- API keys -----------------------------------------------------------------
 
+
 class ApiKeyBody(Schema):
-    name = fields.String(required=True, validate=validate.Length(min=1, max=100),
-                         error_messages={"required": "Give the key a name."})
-    access = fields.String(load_default="read", validate=validate.OneOf(
-        ["read", "read_write"], error="Choose read or read_write."))
-    expires_at: fields.Field = fields.DateTime(required=True, error_messages={  # ApiKeyForm: a Date
-        "required": "Choose an expiry date.", "invalid": "Enter a date like 2027-01-31."})
+    name = fields.String(
+        required=True,
+        validate=validate.Length(min=1, max=100),
+        error_messages={"required": "Give the key a name."},
+    )
+    access = fields.String(
+        load_default="read",
+        validate=validate.OneOf(["read", "read_write"], error="Choose read or read_write."),
+    )
+    expires_at: fields.Field = fields.DateTime(
+        required=True,
+        error_messages={  # ApiKeyForm: a Date
+            "required": "Choose an expiry date.",
+            "invalid": "Enter a date like 2027-01-31.",
+        },
+    )
 
     @validates("expires_at")
     def _future(self, value, **kwargs):
@@ -116,17 +145,22 @@ class ApiKeyBody(Schema):
 class ApiKeyForm(ApiKeyBody):
     """The portal form sends a plain date; the key lasts to the end of that day in the
     customer's time zone (``for_zone``), so the list shows the day that was chosen."""
+
     zone = "UTC"
-    expires_at = fields.Date(required=True, error_messages={
-        "required": "Choose an expiry date.", "invalid": "Enter a date like 2027-01-31."})
+    expires_at = fields.Date(
+        required=True,
+        error_messages={
+            "required": "Choose an expiry date.",
+            "invalid": "Enter a date like 2027-01-31.",
+        },
+    )
 
     @classmethod
     def for_zone(cls, zone: str) -> type[ApiKeyForm]:
         return type(cls.__name__, (cls,), {"zone": zone})
 
     def _end_of(self, day) -> datetime:
-        return datetime.combine(day, time(23, 59, 59), ZoneInfo(self.zone)).astimezone(
-            timezone.utc)
+        return datetime.combine(day, time(23, 59, 59), ZoneInfo(self.zone)).astimezone(timezone.utc)
 
     @validates("expires_at")
     def _future(self, value, **kwargs):
@@ -148,8 +182,9 @@ class ApiKeyOut(Schema):
     expires_at = fields.DateTime()
     last_used_at = fields.DateTime(allow_none=True)
     last_used_ip = fields.String()
-    owner = fields.Function(lambda key: key.user.email, metadata={
-        "description": "the login that made it"})
+    owner = fields.Function(
+        lambda key: key.user.email, metadata={"description": "the login that made it"}
+    )
 
     def _state(self, obj):
         return obj.state()

@@ -6,6 +6,7 @@ Sessions end after ``security.session_idle_minutes`` without a request, or
 ``security.session_absolute_hours`` after sign-in, whichever comes first;
 impersonation uses the shorter ``security.impersonation_idle_minutes``.
 """
+
 from __future__ import annotations
 
 from datetime import timedelta
@@ -24,8 +25,9 @@ OTP_MINUTES = 10  # time to type the second factor after the password
 TOUCH_EVERY = timedelta(seconds=30)
 
 
-def create(app, ctx, kind: str, *, user_id=None, staff_id=None, impersonation_id=None,
-           next_path: str = "") -> tuple[str, Session]:
+def create(
+    app, ctx, kind: str, *, user_id=None, staff_id=None, impersonation_id=None, next_path: str = ""
+) -> tuple[str, Session]:
     """Start a session; returns (token, row). The token is never stored."""
     sec = app.settings.security
     now = utcnow()
@@ -34,17 +36,30 @@ def create(app, ctx, kind: str, *, user_id=None, staff_id=None, impersonation_id
     if kind == "otp":
         idle, absolute = OTP_MINUTES, timedelta(minutes=OTP_MINUTES)
     token = new_token(32)
-    row = Session.create(token_hash=token_hash(token), kind=kind, user=user_id, staff=staff_id,
-                         impersonation_id=impersonation_id, created_at=now, last_seen_at=now,
-                         expires_at=now + absolute, idle_seconds=idle * 60, ip=ctx.ip,
-                         user_agent=ctx.user_agent, next_path=next_path)
+    row = Session.create(
+        token_hash=token_hash(token),
+        kind=kind,
+        user=user_id,
+        staff=staff_id,
+        impersonation_id=impersonation_id,
+        created_at=now,
+        last_seen_at=now,
+        expires_at=now + absolute,
+        idle_seconds=idle * 60,
+        ip=ctx.ip,
+        user_agent=ctx.user_agent,
+        next_path=next_path,
+    )
     return token, row
 
 
 def alive(row: Session, now=None) -> bool:
     now = now or utcnow()
-    return (row.revoked_at is None and now < row.expires_at
-            and now - row.last_seen_at < timedelta(seconds=row.idle_seconds))
+    return (
+        row.revoked_at is None
+        and now < row.expires_at
+        and now - row.last_seen_at < timedelta(seconds=row.idle_seconds)
+    )
 
 
 _BY_HASH = Prepared(lambda digest: Session.select().where(Session.token_hash == digest).limit(1))
@@ -70,13 +85,15 @@ def find(token: str | None, kinds: tuple[str, ...], lookup: Prepared = _BY_HASH)
 
 def revoke(session_id) -> None:
     Session.update(revoked_at=utcnow()).where(
-        (Session.id == session_id) & Session.revoked_at.is_null()).execute()
+        (Session.id == session_id) & Session.revoked_at.is_null()
+    ).execute()
 
 
 def revoke_user_sessions(user_id: int, keep=None) -> int:
     """End every session of a customer login (password reset or change), except ``keep``."""
     query = Session.update(revoked_at=utcnow()).where(
-        (Session.user == user_id) & Session.revoked_at.is_null())
+        (Session.user == user_id) & Session.revoked_at.is_null()
+    )
     if keep is not None:
         query = query.where(Session.id != keep)
     return query.execute()
@@ -94,17 +111,31 @@ def sign_out_everywhere(app, ctx, user, reason: str, keep=None) -> int:
 
 def live_sessions(user_id: int) -> list[Session]:
     now = utcnow()
-    rows = (Session.select().where((Session.user == user_id) & Session.revoked_at.is_null()
-                                   & (Session.kind == "customer") & (Session.expires_at > now))
-            .order_by(Session.last_seen_at.desc()))
+    rows = (
+        Session.select()
+        .where(
+            (Session.user == user_id)
+            & Session.revoked_at.is_null()
+            & (Session.kind == "customer")
+            & (Session.expires_at > now)
+        )
+        .order_by(Session.last_seen_at.desc())
+    )
     return [r for r in rows if alive(r, now)]
 
 
 def set_cookie(app, resp: falcon.Response, name: str, token: str, row: Session) -> None:
     """HttpOnly, SameSite=Lax, Secure on https; it lives no longer than the session may."""
     max_age = int((row.expires_at - utcnow()).total_seconds())
-    resp.set_cookie(name, token, max_age=max_age, path="/", http_only=True, same_site="Lax",
-                    secure=app.settings.security.cookie_secure)
+    resp.set_cookie(
+        name,
+        token,
+        max_age=max_age,
+        path="/",
+        http_only=True,
+        same_site="Lax",
+        secure=app.settings.security.cookie_secure,
+    )
 
 
 def clear_cookie(app, resp: falcon.Response, name: str) -> None:

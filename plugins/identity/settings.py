@@ -1,4 +1,5 @@
 """The ``[identity]`` settings table: rate limits, in the ``limits`` notation ("10/minute")."""
+
 from __future__ import annotations
 
 import limits

@@ -1,4 +1,5 @@
 """Housekeeping: drop dead sessions, spent reset links, old lockout rows and rate counters."""
+
 from __future__ import annotations
 
 from datetime import timedelta
@@ -14,8 +15,12 @@ def purge_expired(app) -> dict:
     now = utcnow()
     week_ago = now - timedelta(days=7)
     return {
-        "sessions": Session.delete().where((Session.expires_at < week_ago) | (
-            Session.revoked_at.is_null(False) & (Session.revoked_at < week_ago))).execute(),
+        "sessions": Session.delete()
+        .where(
+            (Session.expires_at < week_ago)
+            | (Session.revoked_at.is_null(False) & (Session.revoked_at < week_ago))
+        )
+        .execute(),
         "resets": PasswordReset.delete().where(PasswordReset.created_at < week_ago).execute(),
         "guards": lockout.purge_stale(),
         "rate_counters": ratelimit.purge_expired(),

@@ -7,6 +7,7 @@ logged. Turning 2FA off needs the password and a code. The seed is stored
 sealed under the secret key (``engine.security.seal``), so a copy of the
 database alone cannot mint codes.
 """
+
 from __future__ import annotations
 
 import logging
@@ -40,8 +41,9 @@ def enabled(user) -> bool:
 def begin_setup(app, user) -> TwoFactor:
     """A new secret awaiting its first code (replaces an unfinished set-up)."""
     with database.atomic():
-        TwoFactor.delete().where((TwoFactor.user == user.id)
-                                 & TwoFactor.confirmed_at.is_null()).execute()
+        TwoFactor.delete().where(
+            (TwoFactor.user == user.id) & TwoFactor.confirmed_at.is_null()
+        ).execute()
         return TwoFactor.create(user=user.id, secret=new_seed(app))
 
 
@@ -64,8 +66,12 @@ def setup_view(app, email: str, row) -> dict:
     issuer = app.settings.get("brand_name") or "Portico"
     secret = seed(app, row)
     uri = pyotp.TOTP(secret).provisioning_uri(name=email, issuer_name=issuer)
-    return {"secret": secret, "manual_key": manual_key(secret), "otpauth_uri": uri,
-            "qr_svg": qr_data_uri(uri)}
+    return {
+        "secret": secret,
+        "manual_key": manual_key(secret),
+        "otpauth_uri": uri,
+        "qr_svg": qr_data_uri(uri),
+    }
 
 
 def pending(user) -> TwoFactor | None:
@@ -78,7 +84,7 @@ def qr_data_uri(uri: str) -> str:
 
 
 def manual_key(secret: str) -> str:
-    return " ".join(secret[i:i + 4] for i in range(0, len(secret), 4))
+    return " ".join(secret[i : i + 4] for i in range(0, len(secret), 4))
 
 
 def _clean(code: str) -> str:
@@ -86,24 +92,30 @@ def _clean(code: str) -> str:
 
 
 def check_totp(app, row, code: str) -> str:
-    """"ok", "replay" or "wrong". Accepts the previous, current and next 30 s step."""
+    """ "ok", "replay" or "wrong". Accepts the previous, current and next 30 s step."""
     code = _clean(code)
     if not re.fullmatch(r"\d{6}", code):
         return "wrong"
     try:
         totp = pyotp.TOTP(seed(app, row))
     except UnsealError:
-        log.error("2FA seed %s:%s cannot be opened with any of the secret keys (was its key "
-                  "removed?): no code can pass until that key is back in secret_keys",
-                  type(row).__name__, row.id)
+        log.error(
+            "2FA seed %s:%s cannot be opened with any of the secret keys (was its key "
+            "removed?): no code can pass until that key is back in secret_keys",
+            type(row).__name__,
+            row.id,
+        )
         return "wrong"
     now_step = int(time.time()) // STEP
     for step in (now_step - 1, now_step, now_step + 1):
         if same(totp.at(step * STEP), code):
             # APPSEC: a step is accepted once; the conditional update wins for one caller only.
             model = type(row)
-            claimed = (model.update(last_step=step)
-                       .where((model.id == row.id) & (model.last_step < step)).execute())
+            claimed = (
+                model.update(last_step=step)
+                .where((model.id == row.id) & (model.last_step < step))
+                .execute()
+            )
             if claimed:
                 row.last_step = step
                 # Stored before seeds were sealed, or under a key since rotated out of first
@@ -148,13 +160,16 @@ def new_backup_codes(app, owner, table=BackupCode) -> list[str]:
     ``owner`` is a customer's ``User`` (``table`` ``BackupCode``) or a row of any table
     that a table like ``BackupCode`` (``code_hash``, ``used_at``) points to, such as a
     staff member and the staff plugin's codes."""
-    codes = ["".join(secrets.choice(_BACKUP_ALPHABET) for _ in range(10)) for _ in range(BACKUP_CODES)]
+    codes = [
+        "".join(secrets.choice(_BACKUP_ALPHABET) for _ in range(10)) for _ in range(BACKUP_CODES)
+    ]
     owned_by = _owner(table, owner)
     key = app.settings.secret_key  # the first of secret_keys
     with database.atomic():
         table.delete().where(owned_by == owner.id).execute()
-        table.insert_many([{owned_by.name: owner.id, "code_hash": _code_hash(key, c)}
-                           for c in codes]).execute()
+        table.insert_many(
+            [{owned_by.name: owner.id, "code_hash": _code_hash(key, c)} for c in codes]
+        ).execute()
     return [f"{c[:5]}-{c[5:]}" for c in codes]
 
 
@@ -164,17 +179,22 @@ def use_backup_code(app, owner, code: str, table=BackupCode) -> bool:
         return False
     # Made under any of the secret keys (SEC-6): the first signs, all verify.
     hashes = [_code_hash(key, code) for key in app.settings.secret_keys]
-    row = table.get_or_none((_owner(table, owner) == owner.id) & table.used_at.is_null()
-                            & table.code_hash.in_(hashes))
+    row = table.get_or_none(
+        (_owner(table, owner) == owner.id) & table.used_at.is_null() & table.code_hash.in_(hashes)
+    )
     if row is None:
         return False
-    return bool(table.update(used_at=utcnow())
-                .where((table.id == row.id) & table.used_at.is_null()).execute())
+    return bool(
+        table.update(used_at=utcnow())
+        .where((table.id == row.id) & table.used_at.is_null())
+        .execute()
+    )
 
 
 def backup_codes_left(owner, table=BackupCode) -> int:
-    return table.select().where((_owner(table, owner) == owner.id)
-                                & table.used_at.is_null()).count()
+    return (
+        table.select().where((_owner(table, owner) == owner.id) & table.used_at.is_null()).count()
+    )
 
 
 def is_backup_code(code: str) -> bool:

@@ -1,4 +1,5 @@
 """Turning other plugins' events into notices (NOT-1)."""
+
 from __future__ import annotations
 
 from engine.db import utcnow
@@ -14,12 +15,22 @@ def tell_balance_low(app, service, balance, threshold) -> None:
     if balance.type == "monetary" and _auto_topup_covers(app, service, balance.remaining):
         return
     percent = round(100 * balance.remaining / balance.initial) if balance.initial else 0
-    notify_customer(app, service.customer_id, "balance_low",
-                    key=f"low:{service.id}:{balance.type}:{utcnow():%Y%m%dT%H%M%S%f}",
-                    category="usage",
-                    data={"service": service.name, "service_id": service.id,
-                          "type": balance.type, "remaining": balance.remaining,
-                          "unit": balance.unit, "percent": percent, "threshold": threshold})
+    notify_customer(
+        app,
+        service.customer_id,
+        "balance_low",
+        key=f"low:{service.id}:{balance.type}:{utcnow():%Y%m%dT%H%M%S%f}",
+        category="usage",
+        data={
+            "service": service.name,
+            "service_id": service.id,
+            "type": balance.type,
+            "remaining": balance.remaining,
+            "unit": balance.unit,
+            "percent": percent,
+            "threshold": threshold,
+        },
+    )
 
 
 def tell_status_changed(app, service, old_status, new_status, reason) -> None:
@@ -27,11 +38,20 @@ def tell_status_changed(app, service, old_status, new_status, reason) -> None:
     if old_status == new_status:
         return
     kind = "service_activated" if new_status == "active" else "service_deactivated"
-    notify_customer(app, service.customer_id, kind,
-                    key=f"status:{service.id}:{new_status}:{utcnow():%Y%m%dT%H%M%S%f}",
-                    category="service",
-                    data={"service": service.name, "service_id": service.id,
-                          "status": new_status, "previous": old_status, "reason": reason or ""})
+    notify_customer(
+        app,
+        service.customer_id,
+        kind,
+        key=f"status:{service.id}:{new_status}:{utcnow():%Y%m%dT%H%M%S%f}",
+        category="service",
+        data={
+            "service": service.name,
+            "service_id": service.id,
+            "status": new_status,
+            "previous": old_status,
+            "reason": reason or "",
+        },
+    )
 
 
 def _auto_topup_covers(app, service, remaining: int) -> bool:

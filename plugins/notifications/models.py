@@ -1,4 +1,5 @@
 """A user's notification preferences, and notices kept for their daily digest."""
+
 from peewee import CharField, ForeignKeyField
 
 import peewee
@@ -9,6 +10,7 @@ from engine.models import User
 
 class NotificationPreference(BaseModel):
     """NOT-3. ``channels`` maps category → list of channel ids; security is always on."""
+
     user = ForeignKeyField(User, unique=True, on_delete="CASCADE")
     frequency = CharField(max_length=10, default="immediate")  # immediate | digest
     channels = peewee.JSONField(default=dict)
@@ -18,6 +20,7 @@ class NotificationPreference(BaseModel):
 
 class DigestItem(BaseModel):
     """A notice held for the user's next daily digest (one per notice key)."""
+
     user = ForeignKeyField(User, on_delete="CASCADE")
     key = CharField(max_length=200)
     kind = CharField(max_length=100)
@@ -29,6 +32,3 @@ class DigestItem(BaseModel):
 
     class Meta:
         indexes = ((("user", "key", "channel"), True),)
-
-
-

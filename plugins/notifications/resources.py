@@ -1,4 +1,5 @@
 """Notification preferences: ``/api/v1/account/notification-preferences`` and the portal page."""
+
 from __future__ import annotations
 
 import falcon
@@ -26,8 +27,11 @@ class PreferencesAPI:
     def on_get(self, req, resp):
         return service.preferences(req.context.app, _require_user(req.context))
 
-    @operation("Change your notification preferences", body=schemas.PreferencesSchema,
-               response=schemas.PreferencesOut)
+    @operation(
+        "Change your notification preferences",
+        body=schemas.PreferencesSchema,
+        response=schemas.PreferencesOut,
+    )
     def on_put(self, req, resp, body):
         app, ctx = req.context.app, req.context
         try:
@@ -43,23 +47,38 @@ class PreferencesPage:
     def on_get(self, req, resp):
         app, ctx = req.context.app, req.context
         ctx.extra["section"] = "account"
-        app.page(req, resp, "notifications/preferences.html",
-                 prefs=service.preferences(app, _require_user(ctx)), errors={},
-                 categories=service.CATEGORIES, saved=req.get_param("saved") == "1")
+        app.page(
+            req,
+            resp,
+            "notifications/preferences.html",
+            prefs=service.preferences(app, _require_user(ctx)),
+            errors={},
+            categories=service.CATEGORIES,
+            saved=req.get_param("saved") == "1",
+        )
 
     def on_post(self, req, resp):
         app, ctx = req.context.app, req.context
         user_id = _require_user(ctx)
         form = read_form(req)
-        data = {"frequency": form.get("frequency", ""),
-                "channels": {c: _as_list(form.get(f"channels_{c}")) for c in service.CATEGORIES},
-                "thresholds": {k: form.get(f"threshold_{k}", "") for k in service.BALANCE_TYPES}}
+        data = {
+            "frequency": form.get("frequency", ""),
+            "channels": {c: _as_list(form.get(f"channels_{c}")) for c in service.CATEGORIES},
+            "thresholds": {k: form.get(f"threshold_{k}", "") for k in service.BALANCE_TYPES},
+        }
         try:
             loaded = _validated(app, data)
         except ValidationError as exc:
             prefs = {**service.preferences(app, user_id), **{"frequency": data["frequency"]}}
-            app.page(req, resp, "notifications/preferences.html", status=422, prefs=prefs,
-                     errors=exc.messages, categories=service.CATEGORIES)
+            app.page(
+                req,
+                resp,
+                "notifications/preferences.html",
+                status=422,
+                prefs=prefs,
+                errors=exc.messages,
+                categories=service.CATEGORIES,
+            )
             return
         service.save(app, ctx, user_id, loaded)
         raise falcon.HTTPSeeOther("/account/notifications?saved=1")

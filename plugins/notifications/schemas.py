@@ -1,4 +1,5 @@
 """Notification preferences, as the API and the form take them."""
+
 from typing import Any
 
 from marshmallow import Schema, ValidationError, fields, validate
@@ -17,12 +18,17 @@ class ThresholdsSchema(Schema):
 
 
 class PreferencesSchema(Schema):
-    frequency = fields.String(required=True, validate=validate.OneOf(["immediate", "digest"]),
-                              metadata={"description": "immediate, or one daily digest email"})
-    channels = fields.Dict(keys=fields.String(validate=validate.OneOf(CATEGORIES)),
-                           values=fields.List(fields.String()), required=True,
-                           metadata={"description": "category → channel ids; security is "
-                                     "always sent by email"})
+    frequency = fields.String(
+        required=True,
+        validate=validate.OneOf(["immediate", "digest"]),
+        metadata={"description": "immediate, or one daily digest email"},
+    )
+    channels = fields.Dict(
+        keys=fields.String(validate=validate.OneOf(CATEGORIES)),
+        values=fields.List(fields.String()),
+        required=True,
+        metadata={"description": "category → channel ids; security is always sent by email"},
+    )
     thresholds = fields.Nested(ThresholdsSchema, required=True)
 
 
@@ -32,10 +38,10 @@ class PreferencesOut(PreferencesSchema):
 
 def check_channels(data: dict, known: set[str]) -> None:
     """Channel ids are only known at run time (plugins), so check them after loading."""
-    bad = {c: [f"Unknown channel '{x}'." for x in ids if x not in known]
-           for c, ids in data["channels"].items()}
+    bad = {
+        c: [f"Unknown channel '{x}'." for x in ids if x not in known]
+        for c, ids in data["channels"].items()
+    }
     bad = {c: m for c, m in bad.items() if m}
     if bad:
         raise ValidationError({"channels": bad})
-
-

@@ -1,4 +1,5 @@
 """The rules of notification preferences (NOT-3): what goes where, and when."""
+
 from __future__ import annotations
 
 import peewee
@@ -16,10 +17,11 @@ DEFAULT_CHANNELS = ("email",)
 
 
 def defaults(app) -> dict:
-    return {"frequency": "immediate",
-            "channels": {c: [ch for ch in DEFAULT_CHANNELS if ch in app.channels]
-                         for c in CATEGORIES},
-            "thresholds": dict(DEFAULT_THRESHOLDS)}
+    return {
+        "frequency": "immediate",
+        "channels": {c: [ch for ch in DEFAULT_CHANNELS if ch in app.channels] for c in CATEGORIES},
+        "thresholds": dict(DEFAULT_THRESHOLDS),
+    }
 
 
 def preferences(app, user_id: int) -> dict:
@@ -31,24 +33,35 @@ def preferences(app, user_id: int) -> dict:
         found["channels"].update({k: v for k, v in row.channels.items() if k in CATEGORIES})
         found["thresholds"].update({k: v for k, v in row.thresholds.items() if k in BALANCE_TYPES})
     found["channels"]["security"] = ["email"]
-    found["available_channels"] = [{"id": c.id, "label": getattr(c, "label", c.id)}
-                                   for c in app.channels.values()]
+    found["available_channels"] = [
+        {"id": c.id, "label": getattr(c, "label", c.id)} for c in app.channels.values()
+    ]
     return found
 
 
 def save(app, ctx, user_id: int, data: dict) -> dict:
     """Store validated preferences and record the change in the activity log."""
-    values = {"frequency": data["frequency"],
-              "channels": {c: sorted(set(data["channels"].get(c, []))) for c in CATEGORIES},
-              "thresholds": {k: data["thresholds"][k] for k in BALANCE_TYPES},
-              "updated_at": utcnow()}
+    values = {
+        "frequency": data["frequency"],
+        "channels": {c: sorted(set(data["channels"].get(c, []))) for c in CATEGORIES},
+        "thresholds": {k: data["thresholds"][k] for k in BALANCE_TYPES},
+        "updated_at": utcnow(),
+    }
     with app.database.atomic():
-        (NotificationPreference.insert(user=user_id, **values)
-         .on_conflict(conflict_target=[NotificationPreference.user],
-                      update={getattr(NotificationPreference, k): v for k, v in values.items()})
-         .execute())
-        audit.record(ctx, "notifications.preferences_changed", f"user:{user_id}",
-                     {"frequency": values["frequency"], "thresholds": values["thresholds"]})
+        (
+            NotificationPreference.insert(user=user_id, **values)
+            .on_conflict(
+                conflict_target=[NotificationPreference.user],
+                update={getattr(NotificationPreference, k): v for k, v in values.items()},
+            )
+            .execute()
+        )
+        audit.record(
+            ctx,
+            "notifications.preferences_changed",
+            f"user:{user_id}",
+            {"frequency": values["frequency"], "thresholds": values["thresholds"]},
+        )
     return preferences(app, user_id)
 
 
@@ -68,8 +81,14 @@ def route(app, notice, channel: str) -> str | None:
 def hold_for_digest(notice, channel: str) -> None:
     try:
         with DigestItem._meta.database.atomic():
-            DigestItem.create(user=notice.user_id, key=notice.key, kind=notice.kind,
-                              category=notice.category, data=notice.data, channel=channel)
+            DigestItem.create(
+                user=notice.user_id,
+                key=notice.key,
+                kind=notice.kind,
+                category=notice.category,
+                data=notice.data,
+                channel=channel,
+            )
     except peewee.IntegrityError:
         pass  # the same notice again: keep it once
 
@@ -83,13 +102,18 @@ def thresholds_for_customers(customer_ids: list[int], balance_type: str) -> dict
     """Each customer's threshold, from their primary contact's preferences (else the first
     contact's, else the default), in one query (rating asks per batch); mms follows sms."""
     kind = "sms" if balance_type == "mms" else balance_type
-    rows = (NotificationPreference.select(Contact.customer, NotificationPreference.thresholds)
-            .join(User).join(Contact)
-            .where(Contact.customer.in_(list(customer_ids)))
-            .order_by(Contact.customer, Contact.is_primary.desc(), Contact.id).tuples())
+    rows = (
+        NotificationPreference.select(Contact.customer, NotificationPreference.thresholds)
+        .join(User)
+        .join(Contact)
+        .where(Contact.customer.in_(list(customer_ids)))
+        .order_by(Contact.customer, Contact.is_primary.desc(), Contact.id)
+        .tuples()
+    )
     first: dict[int, dict] = {}
     for customer_id, thresholds in rows:
         first.setdefault(customer_id, thresholds)
-    found = {cid: first.get(cid, {}).get(kind, DEFAULT_THRESHOLDS.get(kind))
-             for cid in customer_ids}
+    found = {
+        cid: first.get(cid, {}).get(kind, DEFAULT_THRESHOLDS.get(kind)) for cid in customer_ids
+    }
     return {cid: value for cid, value in found.items() if value is not None}

@@ -5,6 +5,7 @@ Service tokens (``portico token create``) for systems, not people, open
 operator's systems upsert customers, contacts, sites and services by their own external ids,
 sync by ``updated_since`` and send usage by the service's external id. docs/integration.md.
 """
+
 from __future__ import annotations
 
 from engine import hookimpl
@@ -24,25 +25,33 @@ def plugin_optional():
 @hookimpl
 def register_models():
     from plugins.operator.models import MODELS
+
     return list(MODELS)
 
 
 @hookimpl(tryfirst=True)
 def authenticate_request(app, req):
     from plugins.operator.auth import authenticate
+
     return authenticate(app, req)
 
 
 @hookimpl
 def register_routes(app):
     from plugins.operator import resources as r
+
     base = "/api/v1/operator"
     routes = []
     if "usage" in app.plugins.enabled:
         from plugins.operator.usage import UsageAPI
+
         routes.append(Route(f"{base}/usage", UsageAPI()))
-    for name, (many, one) in (("customers", r.CUSTOMERS), ("contacts", r.CONTACTS),
-                              ("sites", r.SITES), ("services", r.SERVICES)):
+    for name, (many, one) in (
+        ("customers", r.CUSTOMERS),
+        ("contacts", r.CONTACTS),
+        ("sites", r.SITES),
+        ("services", r.SERVICES),
+    ):
         routes += [Route(f"{base}/{name}", many), Route(f"{base}/{name}/{{external_id}}", one)]
     return routes
 
@@ -50,4 +59,5 @@ def register_routes(app):
 @hookimpl
 def register_commands(cli, app_factory):
     from plugins.operator.commands import token_group
+
     cli.add_command(token_group(app_factory))

@@ -4,6 +4,7 @@
 token. There, any other credential (a session, a customer's API key) is a 401; elsewhere a
 service token opens nothing (the engine's middleware refuses it on every other route).
 """
+
 from __future__ import annotations
 
 from engine.context import Principal
@@ -24,14 +25,21 @@ def authenticate(app, req) -> Principal | None:
     for value in req.params.values():
         values = value if isinstance(value, list) else [value]
         if any(str(v).startswith(tokens.TOKEN_PREFIX) for v in values):
-            raise Problem(401, "Service tokens are not accepted in the URL",
-                          "Send it in the Authorization header, and revoke this one: URLs "
-                          "end up in logs.", type="token-in-url")
+            raise Problem(
+                401,
+                "Service tokens are not accepted in the URL",
+                "Send it in the Authorization header, and revoke this one: URLs end up in logs.",
+                type="token-in-url",
+            )
     token = bearer(req)
     if token is None or not token.startswith(tokens.TOKEN_PREFIX):
-        raise Problem(401, "The operator API takes a service token",
-                      "Send 'Authorization: Bearer pst_...' (portico token create); "
-                      "customer and staff sign-ins do not open it.", type="service-token-required")
+        raise Problem(
+            401,
+            "The operator API takes a service token",
+            "Send 'Authorization: Bearer pst_...' (portico token create); "
+            "customer and staff sign-ins do not open it.",
+            type="service-token-required",
+        )
     row = tokens.resolve(token, req.context.ip)
     req.context.extra["service_token"] = tokens.describe(row)
     return Principal(kind="service", token_id=row.id, scopes=row.scope_set, via="service_token")

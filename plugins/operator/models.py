@@ -1,4 +1,5 @@
 """Service tokens: how the operator's systems sign in to the operator API (INT-1)."""
+
 from __future__ import annotations
 
 from peewee import CharField, ForeignKeyField
@@ -9,6 +10,7 @@ from engine.models import StaffUser
 
 class ServiceToken(BaseModel):
     """A token for a system, not a person: shown once, kept as a hash, scoped, expiring."""
+
     name = CharField(max_length=100)
     prefix = CharField(max_length=16)  # the first characters, to recognise a token
     token_hash = CharField(max_length=64, unique=True)

@@ -5,6 +5,7 @@ may use of it.
   ``(ctx, external_id, values)``: the operator API's rules, each one transaction, returning
   ``Upserted(row, change)`` with ``change`` "created", "updated" or "unchanged".
 """
+
 from __future__ import annotations
 
 from plugins.operator.service import (

@@ -1,4 +1,5 @@
 """The operator API (INT-1, INT-3): ``/api/v1/operator/...``, for service tokens only."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -12,17 +13,21 @@ from plugins.operator import schemas
 from plugins.operator import service as rules
 from plugins.operator.schemas import EXTERNAL_ID
 
-PUT_ERRORS = {201: "Created (an update or no change answers 200)",
-              409: "A change the object cannot take (an ended service restarted), or a "
-                   "concurrent write"}
+PUT_ERRORS = {
+    201: "Created (an update or no change answers 200)",
+    409: "A change the object cannot take (an ended service restarted), or a concurrent write",
+}
 
 
 def need(req, scope: str) -> None:
     """403 unless the request's service token has ``scope``."""
     if scope not in req.context.principal.scopes:
-        raise Problem(403, f"This service token lacks the {scope} scope",
-                      "Ask an administrator for a token with it (portico token create "
-                      f"--scope {scope}).", type="missing-scope")
+        raise Problem(
+            403,
+            f"This service token lacks the {scope} scope",
+            f"Ask an administrator for a token with it (portico token create --scope {scope}).",
+            type="missing-scope",
+        )
 
 
 def _external_id(value: str) -> str:
@@ -44,14 +49,18 @@ def write_scope(req, resp, resource, params) -> None:
 
 class _Synced:
     """``GET`` and ``PUT /api/v1/operator/<objects>/{external_id}``, and the list."""
+
     auth = "service"
     model: Any = Customer
     scope = "customers:write"
     upsert = staticmethod(rules.upsert_customer)
 
     def one(self, external_id: str):
-        row = rules.changed_since(self.model).where(
-            self.model.external_id == _external_id(external_id)).first()
+        row = (
+            rules.changed_since(self.model)
+            .where(self.model.external_id == _external_id(external_id))
+            .first()
+        )
         if row is None:
             raise falcon.HTTPNotFound(title="Not found")
         return row
@@ -65,8 +74,9 @@ class _Synced:
         return row
 
     def page(self, query):
-        rows = rules.changed_since(self.model, query.get("updated_since"),
-                                   query.get("customer_external_id"))
+        rows = rules.changed_since(
+            self.model, query.get("updated_since"), query.get("customer_external_id")
+        )
         return paginate(rows, self.model.id, query, descending=False)
 
 
@@ -80,18 +90,28 @@ def _pair(model, scope, upsert, noun, out, body, page, put_description=""):
             return self.one(external_id)
 
         @falcon.before(write_scope)
-        @operation(f"Create or update a {noun} by your external id (idempotent)", body=body,
-                   response=out, errors=PUT_ERRORS, description=put_description or (
-                       "Sending the same body again changes nothing and answers "
-                       "`\"change\": \"unchanged\"`. Fields left out keep their value. "
-                       f"Needs the `{scope}` scope."))
+        @operation(
+            f"Create or update a {noun} by your external id (idempotent)",
+            body=body,
+            response=out,
+            errors=PUT_ERRORS,
+            description=put_description
+            or (
+                "Sending the same body again changes nothing and answers "
+                "`\"change\": \"unchanged\"`. Fields left out keep their value. "
+                f"Needs the `{scope}` scope."
+            ),
+        )
         def on_put(self, req, resp, external_id, body):
             return self.put(req, resp, external_id, body)
 
     class Many(_Synced):
         @falcon.before(_read_scope)
-        @operation(f"List {noun}s, oldest first; filter by `updated_since` to sync",
-                   query=schemas.OperatorListQuery, response=page)
+        @operation(
+            f"List {noun}s, oldest first; filter by `updated_since` to sync",
+            query=schemas.OperatorListQuery,
+            response=page,
+        )
         def on_get(self, req, resp, query):
             return self.page(query)
 
@@ -101,14 +121,42 @@ def _pair(model, scope, upsert, noun, out, body, page, put_description=""):
     return Many(), One()
 
 
-CUSTOMERS = _pair(Customer, "customers:write", rules.upsert_customer, "customer",
-                  schemas.OperatorCustomerOut, schemas.OperatorCustomerIn, schemas.CustomerPage)
-CONTACTS = _pair(Contact, "customers:write", rules.upsert_contact, "contact",
-                 schemas.OperatorContactOut, schemas.OperatorContactIn, schemas.ContactPage)
-SITES = _pair(Site, "customers:write", rules.upsert_site, "site",
-              schemas.OperatorSiteOut, schemas.OperatorSiteIn, schemas.SitePage)
-SERVICES = _pair(Service, "services:write", rules.upsert_service, "service",
-                 schemas.OperatorServiceOut, schemas.OperatorServiceIn, schemas.ServicePage,
-                 put_description="Idempotent: the same body again answers "
-                 "`\"change\": \"unchanged\"`. Suspend, resume or cancel a service with "
-                 "its `status`. Needs the `services:write` scope.")
+CUSTOMERS = _pair(
+    Customer,
+    "customers:write",
+    rules.upsert_customer,
+    "customer",
+    schemas.OperatorCustomerOut,
+    schemas.OperatorCustomerIn,
+    schemas.CustomerPage,
+)
+CONTACTS = _pair(
+    Contact,
+    "customers:write",
+    rules.upsert_contact,
+    "contact",
+    schemas.OperatorContactOut,
+    schemas.OperatorContactIn,
+    schemas.ContactPage,
+)
+SITES = _pair(
+    Site,
+    "customers:write",
+    rules.upsert_site,
+    "site",
+    schemas.OperatorSiteOut,
+    schemas.OperatorSiteIn,
+    schemas.SitePage,
+)
+SERVICES = _pair(
+    Service,
+    "services:write",
+    rules.upsert_service,
+    "service",
+    schemas.OperatorServiceOut,
+    schemas.OperatorServiceIn,
+    schemas.ServicePage,
+    put_description="Idempotent: the same body again answers "
+    "`\"change\": \"unchanged\"`. Suspend, resume or cancel a service with "
+    "its `status`. Needs the `services:write` scope.",
+)

@@ -1,6 +1,7 @@
 """Shapes of the operator API (INT-1). Every object is addressed by the operator's
 ``external_id``; a ``PUT`` sends the required fields each time, and fields it leaves out
 keep their value (or take their default when the object is new)."""
+
 from __future__ import annotations
 
 from marshmallow import Schema, fields, validate
@@ -12,8 +13,8 @@ from engine.models import CUSTOMER_KINDS, EXTERNAL_ID_MAX, SERVICE_STATUSES, SER
 #: (it is a path segment), at most ``EXTERNAL_ID_MAX`` characters.
 EXTERNAL_ID = validate.And(
     validate.Length(1, EXTERNAL_ID_MAX),
-    validate.Regexp(r"^[^/\x00-\x1f\x7f]+$",
-                    error="Any text but '/' and control characters."))
+    validate.Regexp(r"^[^/\x00-\x1f\x7f]+$", error="Any text but '/' and control characters."),
+)
 
 
 def ExternalId(**kwargs) -> fields.String:  # noqa: N802 - a field type
@@ -28,24 +29,33 @@ def text(low: int, high: int, example: str | None = None, **kwargs) -> fields.St
 
 # -- in -------------------------------------------------------------------------------
 
+
 class OperatorCustomerIn(Schema):
     name = text(1, 200, "Bob's Bikes Ltd", required=True)
     kind = fields.String(validate=validate.OneOf(CUSTOMER_KINDS), metadata={"example": "business"})
-    number = text(1, 20, "C-200001", metadata={
-        "description": "the number the customer quotes to support; set on create only "
-                       "(Portico assigns one if left out)"})
+    number = text(
+        1,
+        20,
+        "C-200001",
+        metadata={
+            "description": "the number the customer quotes to support; set on create only "
+            "(Portico assigns one if left out)"
+        },
+    )
 
 
 class OperatorContactIn(Schema):
     customer_external_id = ExternalId(required=True, metadata={"example": "ACC-1001"})
     first_name = text(1, 100, "Bob", required=True)
     last_name = text(0, 100, "Baker")
-    email = fields.Email(required=True, validate=validate.Length(max=254),
-                         metadata={"example": "bob@example.com"})
+    email = fields.Email(
+        required=True, validate=validate.Length(max=254), metadata={"example": "bob@example.com"}
+    )
     phone = text(0, 32, "+44 7700 900456")
     role = text(0, 50, "Accounts")
-    is_primary = fields.Boolean(metadata={
-        "description": "the account's primary contact; the others stop being primary"})
+    is_primary = fields.Boolean(
+        metadata={"description": "the account's primary contact; the others stop being primary"}
+    )
 
 
 class OperatorSiteIn(Schema):
@@ -55,23 +65,34 @@ class OperatorSiteIn(Schema):
     line2 = text(0, 200)
     city = text(1, 100, "London", required=True)
     postcode = text(0, 20, "N1 1AA")
-    country = fields.String(validate=validate.Regexp(r"^[A-Z]{2}$", error="Two capital letters "
-                                                     "(ISO 3166-1 alpha-2)."),
-                            metadata={"example": "GB"})
+    country = fields.String(
+        validate=validate.Regexp(r"^[A-Z]{2}$", error="Two capital letters (ISO 3166-1 alpha-2)."),
+        metadata={"example": "GB"},
+    )
 
 
 class OperatorServiceIn(Schema):
     customer_external_id = ExternalId(required=True, metadata={"example": "ACC-1001"})
-    product = text(1, 50, "mobile-20gb", metadata={
-        "description": "the product's code; required when the service is new"})
+    product = text(
+        1,
+        50,
+        "mobile-20gb",
+        metadata={"description": "the product's code; required when the service is new"},
+    )
     site_external_id = ExternalId(allow_none=True, metadata={"example": None})
     name = text(1, 200, "Mobile - +44 7700 900123", required=True)
     identifier = text(0, 100, "+447700900123", metadata={"description": "MSISDN, line id, ..."})
-    service_type = fields.String(validate=validate.OneOf(SERVICE_TYPES),
-                                 metadata={"description": "default: the product's"})
-    status = fields.String(validate=validate.OneOf(SERVICE_STATUSES), metadata={
-        "example": "active", "description": "`suspended` suspends, `active` resumes, "
-        "`cancelled` cancels, `expired` ends; an ended service does not start again (409)"})
+    service_type = fields.String(
+        validate=validate.OneOf(SERVICE_TYPES), metadata={"description": "default: the product's"}
+    )
+    status = fields.String(
+        validate=validate.OneOf(SERVICE_STATUSES),
+        metadata={
+            "example": "active",
+            "description": "`suspended` suspends, `active` resumes, "
+            "`cancelled` cancels, `expired` ends; an ended service does not start again (409)",
+        },
+    )
     suspended_reason = text(0, 200, "")
     renews_at = AwareDateTime(allow_none=True)
     expires_at = AwareDateTime(allow_none=True)
@@ -79,25 +100,34 @@ class OperatorServiceIn(Schema):
 
 
 class OperatorListQuery(PageQuery):
-    updated_since = AwareDateTime(metadata={
-        "description": "only objects changed at or after this time (ISO 8601): pass the time "
-                       "your previous sync started"})
+    updated_since = AwareDateTime(
+        metadata={
+            "description": "only objects changed at or after this time (ISO 8601): pass the time "
+            "your previous sync started"
+        }
+    )
     customer_external_id = ExternalId(metadata={"description": "only this customer's"})
 
 
 # -- out ------------------------------------------------------------------------------
 
+
 class OperatorSynced(Schema):
-    external_id = fields.String(allow_none=True, metadata={
-        "description": "the operator's id; null for objects made only in Portico"})
+    external_id = fields.String(
+        allow_none=True,
+        metadata={"description": "the operator's id; null for objects made only in Portico"},
+    )
     updated_at = fields.DateTime()
-    change = fields.String(metadata={"enum": ["created", "updated", "unchanged"],
-                                     "description": "what a PUT did (PUT answers only)"})
+    change = fields.String(
+        metadata={
+            "enum": ["created", "updated", "unchanged"],
+            "description": "what a PUT did (PUT answers only)",
+        }
+    )
 
 
 class OperatorOfCustomer(OperatorSynced):
-    customer_external_id = fields.Function(lambda row: row.customer.external_id,
-                                           allow_none=True)
+    customer_external_id = fields.Function(lambda row: row.customer.external_id, allow_none=True)
 
 
 class OperatorCustomerOut(OperatorSynced):
@@ -127,8 +157,9 @@ class OperatorSiteOut(OperatorOfCustomer):
 
 class OperatorServiceOut(OperatorOfCustomer):
     product = fields.Function(lambda row: row.product.code)
-    site_external_id = fields.Function(lambda row: row.site.external_id if row.site_id else None,
-                                       allow_none=True)
+    site_external_id = fields.Function(
+        lambda row: row.site.external_id if row.site_id else None, allow_none=True
+    )
     name = fields.String()
     identifier = fields.String()
     service_type = fields.String()

@@ -6,6 +6,7 @@ Each upsert is one transaction: the row, its audit event and any hook run togeth
 nothing is written. Sending the same values again changes nothing, records nothing and
 answers ``unchanged``. Fields left out keep their value (on create: their default).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -31,9 +32,15 @@ class Upserted:
     change: str  # created, updated or unchanged
 
 
-def _upsert(ctx, model, kind: str, external_id: str, values: dict,
-            prepare: Callable[[Any, dict], dict],
-            changed_hook: Callable[[Any, dict], None] | None = None) -> Upserted:
+def _upsert(
+    ctx,
+    model,
+    kind: str,
+    external_id: str,
+    values: dict,
+    prepare: Callable[[Any, dict], dict],
+    changed_hook: Callable[[Any, dict], None] | None = None,
+) -> Upserted:
     """Create or change ``model``'s row with this external id, in one transaction.
 
     ``prepare(row or None, values)`` checks the values against the database (422 or 409 on
@@ -48,8 +55,13 @@ def _upsert(ctx, model, kind: str, external_id: str, values: dict,
                 columns = prepare(row, dict(values))
                 if row is None:
                     row = model.create(external_id=external_id, **columns)
-                    audit.record(ctx, f"{kind}.created", f"{kind}:{row.id}",
-                                 {"external_id": external_id}, customer_id=_customer_of(row))
+                    audit.record(
+                        ctx,
+                        f"{kind}.created",
+                        f"{kind}:{row.id}",
+                        {"external_id": external_id},
+                        customer_id=_customer_of(row),
+                    )
                     return Upserted(row, CREATED)
                 changed = sorted(k for k, v in columns.items() if row.__data__.get(k) != v)
                 if not changed:
@@ -60,16 +72,24 @@ def _upsert(ctx, model, kind: str, external_id: str, values: dict,
                 row.save()
                 if changed_hook is not None:
                     changed_hook(row, before)
-                audit.record(ctx, f"{kind}.updated", f"{kind}:{row.id}",
-                             {"external_id": external_id, "fields": changed},
-                             customer_id=_customer_of(row))
+                audit.record(
+                    ctx,
+                    f"{kind}.updated",
+                    f"{kind}:{row.id}",
+                    {"external_id": external_id, "fields": changed},
+                    customer_id=_customer_of(row),
+                )
                 return Upserted(row, UPDATED)
         except peewee.IntegrityError:
             # Another request created this external id (or took the same number) meanwhile:
             # once more, and it is an update.
             if attempt:
-                raise Problem(409, f"This {kind} changed while it was being saved",
-                              "Send the request again.", type="conflict") from None
+                raise Problem(
+                    409,
+                    f"This {kind} changed while it was being saved",
+                    "Send the request again.",
+                    type="conflict",
+                ) from None
     raise AssertionError("unreachable")
 
 
@@ -87,8 +107,13 @@ def customer_id(external_id: str, field: str = "customer_external_id") -> int:
 
 def _same_customer(row, customer: int) -> None:
     if row is not None and row.customer_id != customer:
-        raise invalid({"customer_external_id": [
-            "This belongs to another customer; it cannot move. Give it a new external id."]})
+        raise invalid(
+            {
+                "customer_external_id": [
+                    "This belongs to another customer; it cannot move. Give it a new external id."
+                ]
+            }
+        )
 
 
 def next_number() -> str:
@@ -102,8 +127,10 @@ def next_number() -> str:
 
 # -- customers, contacts, sites ------------------------------------------------------
 
+
 def upsert_customer(ctx, external_id: str, values: dict) -> Upserted:
     """``values``: name, kind, and on create optionally the customer ``number`` they quote."""
+
     def prepare(row, v):
         number = v.pop("number", None)
         if row is not None:
@@ -114,36 +141,44 @@ def upsert_customer(ctx, external_id: str, values: dict) -> Upserted:
             raise invalid({"number": ["Another customer has this number."]})
         v["number"] = number or next_number()
         return v
+
     return _upsert(ctx, Customer, "customer", external_id, values, prepare)
 
 
 def upsert_contact(ctx, external_id: str, values: dict) -> Upserted:
     """``values``: customer_external_id, names, email, phone, role, is_primary. Making a
     contact primary makes the customer's other contacts not primary (one primary, ACCT-7)."""
+
     def prepare(row, v):
         customer = customer_id(v.pop("customer_external_id"))
         _same_customer(row, customer)
         v["customer"] = customer
         if v.get("is_primary"):
             others = Contact.update(is_primary=False, updated_at=utcnow()).where(
-                (Contact.customer == customer) & Contact.is_primary
-                & (Contact.external_id.is_null() | (Contact.external_id != external_id)))
+                (Contact.customer == customer)
+                & Contact.is_primary
+                & (Contact.external_id.is_null() | (Contact.external_id != external_id))
+            )
             others.execute()
         return v
+
     return _upsert(ctx, Contact, "contact", external_id, values, prepare)
 
 
 def upsert_site(ctx, external_id: str, values: dict) -> Upserted:
     """``values``: customer_external_id, label, address lines, city, postcode, country."""
+
     def prepare(row, v):
         customer = customer_id(v.pop("customer_external_id"))
         _same_customer(row, customer)
         v["customer"] = customer
         return v
+
     return _upsert(ctx, Site, "site", external_id, values, prepare)
 
 
 # -- services ----------------------------------------------------------------------------
+
 
 def upsert_service(ctx, external_id: str, values: dict) -> Upserted:
     """``values``: customer_external_id, product (its code), site_external_id (or null), name,
@@ -153,6 +188,7 @@ def upsert_service(ctx, external_id: str, values: dict) -> Upserted:
     (``cancelled``) or ends (``expired``) a service; an ended service does not start again.
     A new service takes its type, fee and period from its product.
     """
+
     def prepare(row, v):
         customer = customer_id(v.pop("customer_external_id"))
         _same_customer(row, customer)
@@ -182,8 +218,12 @@ def upsert_service(ctx, external_id: str, values: dict) -> Upserted:
     def status_changed(row, before):
         if before["status"] != row.status:  # the other plugins react in this transaction
             ctx.app.plugins.hook.service_status_changed(
-                app=ctx.app, service=row, old_status=before["status"], new_status=row.status,
-                reason="changed by the operator")
+                app=ctx.app,
+                service=row,
+                old_status=before["status"],
+                new_status=row.status,
+                reason="changed by the operator",
+            )
 
     return _upsert(ctx, Service, "service", external_id, values, prepare, status_changed)
 
@@ -203,9 +243,12 @@ def _status_rules(row, v: dict) -> None:
     if status is None or status == old:
         return
     if old in ENDED:
-        raise Problem(409, f"This service is {old} and cannot change status",
-                      "An ended service does not start again: create a new one with a new "
-                      "external id.", type="service-ended")
+        raise Problem(
+            409,
+            f"This service is {old} and cannot change status",
+            "An ended service does not start again: create a new one with a new external id.",
+            type="service-ended",
+        )
     if status == "cancelled":
         v["auto_renew"] = False
     if status != "suspended" and row is not None and row.suspended_reason:
@@ -213,6 +256,7 @@ def _status_rules(row, v: dict) -> None:
 
 
 # -- syncs --------------------------------------------------------------------------------
+
 
 def changed_since(model, since=None, customer_external_id: str | None = None):
     """Rows of ``model`` with what their answers show (the customer, a service's product),

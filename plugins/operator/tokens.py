@@ -4,6 +4,7 @@ as customer API keys are), scoped, expiring, revocable, with the time they were 
 Tokens look like ``pst_<43 random characters>`` (keys of customers start ``ptk_``), so
 scanners and people can tell the two apart.
 """
+
 from __future__ import annotations
 
 from datetime import datetime, timedelta
@@ -24,23 +25,36 @@ MAX_DAYS = 730
 TOUCH_EVERY = timedelta(minutes=1)
 
 
-def create(app, name: str, scopes: list[str], expires_at: datetime,
-           staff: StaffUser) -> tuple[str, ServiceToken]:
+def create(
+    app, name: str, scopes: list[str], expires_at: datetime, staff: StaffUser
+) -> tuple[str, ServiceToken]:
     """A new token made by ``staff`` (recorded); returns (the token, shown once, its row)."""
     unknown = sorted(set(scopes) - set(SCOPES))
     if unknown or not scopes:
-        raise ValueError(f"unknown scope {', '.join(unknown)}; the scopes are: "
-                         f"{', '.join(SCOPES)}" if unknown else "a token needs a scope")
+        raise ValueError(
+            f"unknown scope {', '.join(unknown)}; the scopes are: {', '.join(SCOPES)}"
+            if unknown
+            else "a token needs a scope"
+        )
     if not utcnow() < expires_at <= utcnow() + timedelta(days=MAX_DAYS):
         raise ValueError(f"the expiry must be in the future and within {MAX_DAYS} days")
     token = TOKEN_PREFIX + new_token(32)
     with app.database.atomic():
-        row = ServiceToken.create(name=name, prefix=token[:12], token_hash=token_hash(token),
-                                  scopes=" ".join(s for s in SCOPES if s in scopes),
-                                  created_by=staff.id, expires_at=expires_at)
-        audit.record_system(app, "service_token.created", f"service_token:{row.id}",
-                            {"service_token": describe(row), "by": staff.email},
-                            staff_id=staff.id)
+        row = ServiceToken.create(
+            name=name,
+            prefix=token[:12],
+            token_hash=token_hash(token),
+            scopes=" ".join(s for s in SCOPES if s in scopes),
+            created_by=staff.id,
+            expires_at=expires_at,
+        )
+        audit.record_system(
+            app,
+            "service_token.created",
+            f"service_token:{row.id}",
+            {"service_token": describe(row), "by": staff.email},
+            staff_id=staff.id,
+        )
     return token, row
 
 
@@ -48,30 +62,44 @@ def resolve(token: str, ip: str) -> ServiceToken:
     """The live token row for ``token``; 401 for an unknown, expired or revoked one."""
     row = ServiceToken.get_or_none(ServiceToken.token_hash == token_hash(token))
     if row is None:
-        raise Problem(401, "Unknown service token", "Check the token, or ask an administrator "
-                      "for a new one (portico token create).", type="invalid-token")
+        raise Problem(
+            401,
+            "Unknown service token",
+            "Check the token, or ask an administrator for a new one (portico token create).",
+            type="invalid-token",
+        )
     now = utcnow()
     state = row.state(now)
     if state != "active":
-        raise Problem(401, f"This service token is {state}",
-                      "Ask an administrator for a new one (portico token create).",
-                      type=f"{state}-token")
+        raise Problem(
+            401,
+            f"This service token is {state}",
+            "Ask an administrator for a new one (portico token create).",
+            type=f"{state}-token",
+        )
     if row.last_used_at is None or now - row.last_used_at >= TOUCH_EVERY:
-        ServiceToken.update(last_used_at=now, last_used_ip=ip) \
-            .where(ServiceToken.id == row.id).execute()
+        ServiceToken.update(last_used_at=now, last_used_ip=ip).where(
+            ServiceToken.id == row.id
+        ).execute()
     return row
 
 
 def revoke(app, row: ServiceToken, staff: StaffUser) -> bool:
     """Revoke at once (audited); False if it was revoked already."""
     with app.database.atomic():
-        done = bool(ServiceToken.update(revoked_at=utcnow())
-                    .where((ServiceToken.id == row.id) & ServiceToken.revoked_at.is_null())
-                    .execute())
+        done = bool(
+            ServiceToken.update(revoked_at=utcnow())
+            .where((ServiceToken.id == row.id) & ServiceToken.revoked_at.is_null())
+            .execute()
+        )
         if done:
-            audit.record_system(app, "service_token.revoked", f"service_token:{row.id}",
-                                {"service_token": describe(row), "by": staff.email},
-                                staff_id=staff.id)
+            audit.record_system(
+                app,
+                "service_token.revoked",
+                f"service_token:{row.id}",
+                {"service_token": describe(row), "by": staff.email},
+                staff_id=staff.id,
+            )
     return done
 
 

@@ -3,6 +3,7 @@
 They live in Portico's database only because the sandbox is embedded; billing
 never reads them, it talks to the sandbox through the provider interface.
 """
+
 from __future__ import annotations
 
 import peewee
@@ -27,6 +28,7 @@ class SandboxSetup(BaseModel):
 
 class SandboxCard(BaseModel):
     """A tokenised test card: its behaviour, brand, last four digits and expiry. Never a number."""
+
     ref = CharField(max_length=40, unique=True)
     customer_ref = CharField(max_length=40, index=True)
     kind = CharField(max_length=20)  # ok, decline, funds, auth
@@ -40,6 +42,7 @@ class SandboxCard(BaseModel):
 
 class SandboxCharge(BaseModel):
     """A payment at the sandbox; one per idempotency key, like a real provider."""
+
     ref = CharField(max_length=40, unique=True)
     idempotency_key = CharField(max_length=120, unique=True)
     customer_ref = CharField(max_length=40)

@@ -9,6 +9,7 @@ Card numbers never reach the server: the sandbox widget turns a *test* card
 number into a token in the browser (``sbx_<kind>_<brand>_<last4>_<mm>_<yyyy>``)
 and refuses any other number. It is a demo provider: it takes no real money.
 """
+
 from __future__ import annotations
 
 import re
@@ -55,8 +56,13 @@ OUTCOMES = {
     "decline": ("card_declined", N_("Your card was declined.")),
     "funds": ("insufficient_funds", N_("Your card has insufficient funds.")),
 }
-_STATUS = {"requires_confirmation": NOT_CONFIRMED, "requires_action": REQUIRES_ACTION,
-           "succeeded": SUCCEEDED, "failed": FAILED, "canceled": CANCELED}
+_STATUS = {
+    "requires_confirmation": NOT_CONFIRMED,
+    "requires_action": REQUIRES_ACTION,
+    "succeeded": SUCCEEDED,
+    "failed": FAILED,
+    "canceled": CANCELED,
+}
 
 
 def _ref(prefix: str) -> str:
@@ -65,10 +71,14 @@ def _ref(prefix: str) -> str:
 
 def _result(charge: SandboxCharge) -> ChargeResult:
     return ChargeResult(
-        status=_STATUS[charge.status], ref=charge.ref, amount=charge.amount,
+        status=_STATUS[charge.status],
+        ref=charge.ref,
+        amount=charge.amount,
         currency=charge.currency,
         client_secret=charge.client_secret if charge.status == "requires_action" else "",
-        code=charge.failure_code, message=charge.failure_message)
+        code=charge.failure_code,
+        message=charge.failure_message,
+    )
 
 
 class SandboxProvider(PaymentProvider):
@@ -86,17 +96,21 @@ class SandboxProvider(PaymentProvider):
         return SetupSession(ref=setup.ref, widget=self.page_data(app))
 
     def finish_setup(self, app, customer_ref: str, setup_ref: str, token: str = "") -> SavedCard:
-        setup = SandboxSetup.get_or_none((SandboxSetup.ref == setup_ref) &
-                                         (SandboxSetup.customer_ref == customer_ref))
+        setup = SandboxSetup.get_or_none(
+            (SandboxSetup.ref == setup_ref) & (SandboxSetup.customer_ref == customer_ref)
+        )
         if setup is None:
-            raise PaymentError(N_("This card form has expired. Please enter the card again."),
-                               "setup_invalid")
+            raise PaymentError(
+                N_("This card form has expired. Please enter the card again."), "setup_invalid"
+            )
         if setup.status == "succeeded":  # the same form sent twice: the same card
             return self._saved(SandboxCard.get(SandboxCard.ref == setup.card_ref))
         match = TOKEN_RE.match(token or "")
         if not match:
-            raise PaymentError(N_("Enter one of the sandbox test card numbers, e.g. "
-                               "4242 4242 4242 4242."), "invalid_card")
+            raise PaymentError(
+                N_("Enter one of the sandbox test card numbers, e.g. 4242 4242 4242 4242."),
+                "invalid_card",
+            )
         kind, brand, last4, month, year = match.groups()
         month, year = int(month), int(year)
         now = utcnow()
@@ -105,44 +119,68 @@ class SandboxProvider(PaymentProvider):
         if (year, month) < (now.year, now.month):
             raise PaymentError(N_("Your card has expired."), "expired_card")
         with database.atomic():
-            card = SandboxCard.create(ref=_ref("pm"), customer_ref=customer_ref, kind=kind,
-                                      brand=brand, last4=last4, exp_month=month, exp_year=year)
+            card = SandboxCard.create(
+                ref=_ref("pm"),
+                customer_ref=customer_ref,
+                kind=kind,
+                brand=brand,
+                last4=last4,
+                exp_month=month,
+                exp_year=year,
+            )
             setup.status, setup.card_ref = "succeeded", card.ref
             setup.save()
         return self._saved(card)
 
     @staticmethod
     def _saved(card: SandboxCard) -> SavedCard:
-        return SavedCard(ref=card.ref, brand=card.brand, last4=card.last4,
-                         exp_month=card.exp_month, exp_year=card.exp_year)
+        return SavedCard(
+            ref=card.ref,
+            brand=card.brand,
+            last4=card.last4,
+            exp_month=card.exp_month,
+            exp_year=card.exp_year,
+        )
 
     def detach(self, app, customer_ref: str, method_ref: str) -> None:
-        (SandboxCard.update(detached=True)
-         .where((SandboxCard.ref == method_ref) & (SandboxCard.customer_ref == customer_ref))
-         .execute())
+        (
+            SandboxCard.update(detached=True)
+            .where((SandboxCard.ref == method_ref) & (SandboxCard.customer_ref == customer_ref))
+            .execute()
+        )
 
     # -- charges --------------------------------------------------------------------
 
     def charge(self, app, request: ChargeRequest, on_created=None) -> ChargeResult:
         existing = SandboxCharge.get_or_none(
-            SandboxCharge.idempotency_key == request.idempotency_key)
+            SandboxCharge.idempotency_key == request.idempotency_key
+        )
         if existing is not None:  # a retry of the same attempt: the first result, no new charge
             if on_created:
                 on_created(existing.ref)
             return _result(existing)
-        card = SandboxCard.get_or_none((SandboxCard.ref == request.method_ref) &
-                                       (SandboxCard.customer_ref == request.customer_ref) &
-                                       ~SandboxCard.detached)
+        card = SandboxCard.get_or_none(
+            (SandboxCard.ref == request.method_ref)
+            & (SandboxCard.customer_ref == request.customer_ref)
+            & ~SandboxCard.detached
+        )
         if card is None:
-            raise PaymentError(N_("This card is no longer available. Choose another card."),
-                               "card_missing")
+            raise PaymentError(
+                N_("This card is no longer available. Choose another card."), "card_missing"
+            )
         try:
             with database.atomic():
                 charge = SandboxCharge.create(
-                    ref=_ref("pi"), idempotency_key=request.idempotency_key,
-                    customer_ref=request.customer_ref, card_ref=card.ref, amount=request.amount,
-                    currency=request.currency, client_secret=secrets.token_urlsafe(24),
-                    off_session=request.off_session, metadata=request.metadata)
+                    ref=_ref("pi"),
+                    idempotency_key=request.idempotency_key,
+                    customer_ref=request.customer_ref,
+                    card_ref=card.ref,
+                    amount=request.amount,
+                    currency=request.currency,
+                    client_secret=secrets.token_urlsafe(24),
+                    off_session=request.off_session,
+                    metadata=request.metadata,
+                )
         except peewee.IntegrityError:  # the same key at the same moment: one charge
             return self.charge(app, request, on_created)
         if on_created:
@@ -157,8 +195,12 @@ class SandboxProvider(PaymentProvider):
         elif card.kind in OUTCOMES:
             self._set(charge, "failed", *OUTCOMES[card.kind])
         elif card.kind == "auth" and charge.off_session:
-            self._set(charge, "failed", "authentication_required",
-                      N_("Your bank asks you to confirm this payment; pay it in the portal."))
+            self._set(
+                charge,
+                "failed",
+                "authentication_required",
+                N_("Your bank asks you to confirm this payment; pay it in the portal."),
+            )
         elif card.kind == "auth":
             self._set(charge, "requires_action")
         else:
@@ -168,8 +210,11 @@ class SandboxProvider(PaymentProvider):
     @staticmethod
     def _set(charge: SandboxCharge, status: str, code: str = "", message: str = "") -> None:
         charge.status, charge.failure_code, charge.failure_message = status, code, message
-        (SandboxCharge.update(status=status, failure_code=code, failure_message=message)
-         .where(SandboxCharge.id == charge.id).execute())
+        (
+            SandboxCharge.update(status=status, failure_code=code, failure_message=message)
+            .where(SandboxCharge.id == charge.id)
+            .execute()
+        )
 
     def retrieve(self, app, ref: str) -> ChargeResult:
         charge = SandboxCharge.get_or_none(SandboxCharge.ref == ref)
@@ -194,8 +239,12 @@ class SandboxProvider(PaymentProvider):
                 if success:
                     self._set(charge, "succeeded")
                 else:
-                    self._set(charge, "failed", "authentication_failed",
-                              N_("Your bank could not confirm the payment. No money was taken."))
+                    self._set(
+                        charge,
+                        "failed",
+                        "authentication_failed",
+                        N_("Your bank could not confirm the payment. No money was taken."),
+                    )
         return _result(charge)
 
     def refund(self, app, ref: str, amount: int, idempotency_key: str) -> RefundResult:
@@ -205,13 +254,19 @@ class SandboxProvider(PaymentProvider):
         with database.atomic():
             charge = SandboxCharge.get_or_none(SandboxCharge.ref == ref)
             if charge is None or charge.status != "succeeded":
-                raise PaymentError(N_("Only a succeeded payment can be refunded."), "not_refundable")
+                raise PaymentError(
+                    N_("Only a succeeded payment can be refunded."), "not_refundable"
+                )
             if amount > charge.amount - charge.refunded:
                 raise PaymentError(N_("More than the payment can give back."), "amount_too_large")
-            refund = SandboxRefund.create(ref=_ref("re"), idempotency_key=idempotency_key,
-                                          charge_ref=ref, amount=amount)
-            (SandboxCharge.update(refunded=SandboxCharge.refunded + amount)
-             .where(SandboxCharge.id == charge.id).execute())
+            refund = SandboxRefund.create(
+                ref=_ref("re"), idempotency_key=idempotency_key, charge_ref=ref, amount=amount
+            )
+            (
+                SandboxCharge.update(refunded=SandboxCharge.refunded + amount)
+                .where(SandboxCharge.id == charge.id)
+                .execute()
+            )
         return RefundResult(ref=refund.ref, status="succeeded", amount=amount)
 
 

@@ -6,6 +6,7 @@ Other plugins import sandbox only from here and name ``sandbox`` in their
 - ``token_for(number, month, year)``: what the sandbox widget makes of a test card, for demo
   data that saves cards without a browser.
 """
+
 from __future__ import annotations
 
 from plugins.sandbox.provider import token_for

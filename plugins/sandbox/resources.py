@@ -3,6 +3,7 @@
 It stands in for the bank's page a real provider shows; it needs the
 payment's client secret, like Stripe's, and answers nothing else.
 """
+
 from __future__ import annotations
 
 import falcon
@@ -23,6 +24,7 @@ class AuthenticateIn(Schema):
 class AuthenticateForm(Schema):
     """The challenge page's form: the payment's secret, the answer, and the portal page to
     go back to (a path on this site: never an open redirect)."""
+
     client_secret = fields.String(required=True, validate=validate.Length(1, 80))
     result = fields.String(required=True, validate=validate.OneOf(["complete", "fail"]))
     return_to = LocalPath(load_default="/")
@@ -43,6 +45,7 @@ def _authenticate(req, ref: str, client_secret: str, success: bool):
 
 class AuthenticatePage:
     """``POST /sandbox/charges/{ref}/authenticate``: the challenge form, then back to the portal."""
+
     auth = "public"
 
     def on_post(self, req, resp, ref):
@@ -55,11 +58,15 @@ class AuthenticatePage:
 
 class AuthenticateAPI:
     """``POST /api/v1/sandbox/charges/{ref}/authenticate``: 3-D Secure for API clients and tests."""
+
     auth = "public"
 
-    @operation("Sandbox: answer a test card's 3-D Secure challenge", body=AuthenticateIn,
-               response=AuthenticateOut, description="Like the bank's page of a real provider; "
-               "then POST /payments/{id}/complete.")
+    @operation(
+        "Sandbox: answer a test card's 3-D Secure challenge",
+        body=AuthenticateIn,
+        response=AuthenticateOut,
+        description="Like the bank's page of a real provider; then POST /payments/{id}/complete.",
+    )
     def on_post(self, req, resp, ref, body):
         result = _authenticate(req, ref, body["client_secret"], body["success"])
         if result.status not in ("succeeded", "failed"):

@@ -1,4 +1,5 @@
 """Services (SVC-1..4, MOB-2): a customer's services, their actions, cancellation, renewal."""
+
 from __future__ import annotations
 
 from engine import hookimpl
@@ -9,12 +10,14 @@ from engine.registry import Action, Route, Section
 @hookimpl
 def register_hookspecs():
     from plugins.services import hookspecs
+
     return [hookspecs]
 
 
 @hookimpl
 def register_settings():
     from plugins.services.schemas import ServicesSettings
+
     return ServicesSettings
 
 
@@ -26,6 +29,7 @@ def register_sections(app):
 @hookimpl
 def register_routes(app):
     from plugins.services import resources as r
+
     return [
         Route("/api/v1/services", r.ServicesAPI()),
         Route("/api/v1/services/{service_id}", r.ServiceAPI()),
@@ -40,6 +44,7 @@ def register_routes(app):
 @hookimpl
 def service_actions(app, ctx, service):
     from plugins.services.service import modify_allowed
+
     actions = [Action("details", N_("View details"), f"/services/{service.id}", order=90)]
     if modify_allowed(service):
         actions.append(Action("modify", N_("Modify"), f"/services/{service.id}/modify", order=80))
@@ -49,6 +54,7 @@ def service_actions(app, ctx, service):
 @hookimpl
 def dashboard_cards(app, ctx):
     from plugins.services.cards import services_card
+
     card = services_card(app, ctx) if ctx.customer_id else None
     return [card] if card else []
 
@@ -56,16 +62,19 @@ def dashboard_cards(app, ctx):
 @hookimpl
 def portal_alerts(app, ctx):
     from plugins.services.cards import service_alerts
+
     return service_alerts(app, ctx) if ctx.customer_id else []
 
 
 @hookimpl
 def register_actors():
     from plugins.services.tasks import renew_services
+
     return [renew_services]
 
 
 @hookimpl
 def demo_data(app, demo):
     from plugins.services.demo import seed
+
     seed(app, demo)

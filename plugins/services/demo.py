@@ -1,4 +1,5 @@
 """Demo products and services for the demo customers: every kind and every status light."""
+
 from __future__ import annotations
 
 from datetime import timedelta
@@ -8,15 +9,43 @@ from engine.models import Customer, Product, Service, Site
 
 PRODUCTS = [
     # code, name, type, monthly fee (pence), allow_cancel, allow_modify, description
-    ("mobile-20gb", "Mobile 20GB", "mobile", 1500, True, True,
-     "20 GB data, 500 UK minutes, 60 international minutes and 1,000 texts every month."),
-    ("mobile-biz-10gb", "Business Mobile 10GB", "mobile", 1800, False, True,
-     "10 GB data, 1,000 UK minutes and 500 texts every month. 24-month contract."),
-    ("fibre-500", "Fibre 500", "broadband", 3500, False, True,
-     "Full-fibre broadband up to 500 Mb/s with a 2 TB fair-use allowance."),
+    (
+        "mobile-20gb",
+        "Mobile 20GB",
+        "mobile",
+        1500,
+        True,
+        True,
+        "20 GB data, 500 UK minutes, 60 international minutes and 1,000 texts every month.",
+    ),
+    (
+        "mobile-biz-10gb",
+        "Business Mobile 10GB",
+        "mobile",
+        1800,
+        False,
+        True,
+        "10 GB data, 1,000 UK minutes and 500 texts every month. 24-month contract.",
+    ),
+    (
+        "fibre-500",
+        "Fibre 500",
+        "broadband",
+        3500,
+        False,
+        True,
+        "Full-fibre broadband up to 500 Mb/s with a 2 TB fair-use allowance.",
+    ),
     ("iptv-plus", "TV Plus", "iptv", 1200, True, True, "80 live channels and catch-up TV."),
-    ("prepaid-payg", "Pay as you go", "prepaid", 0, True, False,
-     "No monthly fee: buy bundles, or pay from your credit as you go."),
+    (
+        "prepaid-payg",
+        "Pay as you go",
+        "prepaid",
+        0,
+        True,
+        False,
+        "No monthly fee: buy bundles, or pay from your credit as you go.",
+    ),
 ]
 
 
@@ -26,9 +55,17 @@ def seed(app, demo: dict) -> None:
     with database.atomic():
         products = {}
         for code, name, kind, fee, cancel, modify, text in PRODUCTS:
-            products[code], _ = Product.get_or_create(code=code, defaults=dict(
-                name=name, service_type=kind, monthly_fee=fee, allow_cancel=cancel,
-                allow_modify=modify, description=text))
+            products[code], _ = Product.get_or_create(
+                code=code,
+                defaults=dict(
+                    name=name,
+                    service_type=kind,
+                    monthly_fee=fee,
+                    allow_cancel=cancel,
+                    allow_modify=modify,
+                    description=text,
+                ),
+            )
         alice, bob = demo["customers"]["alice"], demo["customers"]["bob"]
         home = Site.get(Site.customer == alice)
         shop = Site.get((Site.customer == bob) & (Site.label == "Shop"))
@@ -36,33 +73,109 @@ def seed(app, demo: dict) -> None:
         def make(key, customer, code, name, ident, created_days, period_day, **extra):
             product = products[code]
             period_start = now - period_day * day
-            values = dict(customer=customer, product=product, service_type=product.service_type,
-                          name=name, identifier=ident, monthly_fee=product.monthly_fee,
-                          currency=product.currency, created_at=now - created_days * day,
-                          period_start=period_start,
-                          renews_at=period_start + product.period_days * day)
+            values = dict(
+                customer=customer,
+                product=product,
+                service_type=product.service_type,
+                name=name,
+                identifier=ident,
+                monthly_fee=product.monthly_fee,
+                currency=product.currency,
+                created_at=now - created_days * day,
+                period_start=period_start,
+                renews_at=period_start + product.period_days * day,
+            )
             values.update(extra)
             services[key] = Service.create(**values)
 
         services: dict[str, Service] = {}
-        make("alice_mobile", alice, "mobile-20gb", "Mobile - +44 7700 900123", "+447700900123",
-             410, 19, esim_activation_code="LPA:1$smdp.portico.example$A1B2-C3D4-E5F6-G7H8")
-        make("alice_broadband", alice, "fibre-500", "Broadband - 1 High Street", "FTTP-LDN-004512",
-             220, 9, site=home)
-        make("alice_tv", alice, "iptv-plus", "TV - 1 High Street", "IPTV-88213", 150, 27,
-             site=home, auto_renew=False)
-        make("alice_prepaid", alice, "prepaid-payg", "Prepaid - +44 7700 900555", "+447700900555",
-             120, 0, monthly_fee=0, renews_at=None)
-        make("bob_mobile", bob, "mobile-biz-10gb", "Mobile - +44 7700 900456", "+447700900456",
-             700, 26, esim_activation_code="LPA:1$smdp.portico.example$B0B0-1234-5678-9ABC")
-        make("bob_mobile_2", bob, "mobile-biz-10gb", "Mobile - +44 7700 900457", "+447700900457",
-             500, 40, status="suspended", suspended_reason="Payment overdue",
-             renews_at=now - 10 * day)
-        make("bob_broadband", bob, "fibre-500", "Broadband - 22 Market Road", "FTTP-MAN-117720",
-             640, 14, site=shop)
-        make("bob_old_mobile", bob, "mobile-biz-10gb", "Mobile - +44 7700 900458", "+447700900458",
-             800, 50, status="expired", auto_renew=False, renews_at=now - 20 * day,
-             expires_at=now - 20 * day)
+        make(
+            "alice_mobile",
+            alice,
+            "mobile-20gb",
+            "Mobile - +44 7700 900123",
+            "+447700900123",
+            410,
+            19,
+            esim_activation_code="LPA:1$smdp.portico.example$A1B2-C3D4-E5F6-G7H8",
+        )
+        make(
+            "alice_broadband",
+            alice,
+            "fibre-500",
+            "Broadband - 1 High Street",
+            "FTTP-LDN-004512",
+            220,
+            9,
+            site=home,
+        )
+        make(
+            "alice_tv",
+            alice,
+            "iptv-plus",
+            "TV - 1 High Street",
+            "IPTV-88213",
+            150,
+            27,
+            site=home,
+            auto_renew=False,
+        )
+        make(
+            "alice_prepaid",
+            alice,
+            "prepaid-payg",
+            "Prepaid - +44 7700 900555",
+            "+447700900555",
+            120,
+            0,
+            monthly_fee=0,
+            renews_at=None,
+        )
+        make(
+            "bob_mobile",
+            bob,
+            "mobile-biz-10gb",
+            "Mobile - +44 7700 900456",
+            "+447700900456",
+            700,
+            26,
+            esim_activation_code="LPA:1$smdp.portico.example$B0B0-1234-5678-9ABC",
+        )
+        make(
+            "bob_mobile_2",
+            bob,
+            "mobile-biz-10gb",
+            "Mobile - +44 7700 900457",
+            "+447700900457",
+            500,
+            40,
+            status="suspended",
+            suspended_reason="Payment overdue",
+            renews_at=now - 10 * day,
+        )
+        make(
+            "bob_broadband",
+            bob,
+            "fibre-500",
+            "Broadband - 22 Market Road",
+            "FTTP-MAN-117720",
+            640,
+            14,
+            site=shop,
+        )
+        make(
+            "bob_old_mobile",
+            bob,
+            "mobile-biz-10gb",
+            "Mobile - +44 7700 900458",
+            "+447700900458",
+            800,
+            50,
+            status="expired",
+            auto_renew=False,
+            renews_at=now - 20 * day,
+            expires_at=now - 20 * day,
+        )
         for customer in (alice, bob):  # "Customer since": before their first service, not
             # the moment the demo was seeded
             first = min(s.created_at for s in services.values() if s.customer_id == customer.id)

@@ -2,6 +2,7 @@
 
 Added when the plugin registers (``register_hookspecs``).
 """
+
 from __future__ import annotations
 
 from datetime import datetime
@@ -22,14 +23,14 @@ def service_actions(app: Portico, ctx: Context, service: Service) -> list[Action
 
 
 @hookspec
-def service_status_changed(app: Portico, service: Service, old_status: str, new_status: str,
-                           reason: str) -> None:
+def service_status_changed(
+    app: Portico, service: Service, old_status: str, new_status: str, reason: str
+) -> None:
     """Called inside the transaction that changed a service's status (cancelled, expired, ...)."""
 
 
 @hookspec
-def service_renewed(app: Portico, service: Service,
-                    previous_period_start: datetime | None) -> None:
+def service_renewed(app: Portico, service: Service, previous_period_start: datetime | None) -> None:
     """Called inside the renewal transaction once a service has entered a new period.
 
     ``service.period_start`` is the new period's start. The usage plugin resets

@@ -1,4 +1,5 @@
 """The services section: JSON API and portal pages over the same rules (``service.py``)."""
+
 from __future__ import annotations
 
 import falcon
@@ -22,15 +23,21 @@ def _owned(req, service_id) -> Service:
 
 # -- JSON API ---------------------------------------------------------------------
 
+
 class ServicesAPI:
     """``GET /api/v1/services``"""
 
-    @operation("List your services (SVC-1)", query=schemas.ServiceQuery,
-               response=schemas.ServicePage)
+    @operation(
+        "List your services (SVC-1)", query=schemas.ServiceQuery, response=schemas.ServicePage
+    )
     def on_get(self, req, resp, query):
         app, ctx = req.context.app, req.context
-        page = paginate(rules.services_of(ctx.require_customer(), query["status"], query["type"]),
-                        Service.id, query, descending=False)
+        page = paginate(
+            rules.services_of(ctx.require_customer(), query["status"], query["type"]),
+            Service.id,
+            query,
+            descending=False,
+        )
         page["items"] = [rules.describe(app, ctx, s) for s in page["items"]]
         return page
 
@@ -38,13 +45,18 @@ class ServicesAPI:
 class ServiceAPI:
     """``GET|PATCH /api/v1/services/{service_id}``"""
 
-    @operation("One of your services, with its actions and eSIM code (SVC-1..3, MOB-2)",
-               response=schemas.ServiceSchema)
+    @operation(
+        "One of your services, with its actions and eSIM code (SVC-1..3, MOB-2)",
+        response=schemas.ServiceSchema,
+    )
     def on_get(self, req, resp, service_id):
         return rules.describe(req.context.app, req.context, _owned(req, service_id))
 
-    @operation("Switch auto-renew on or off, where the product allows it",
-               body=schemas.ServicePatch, response=schemas.ServiceSchema)
+    @operation(
+        "Switch auto-renew on or off, where the product allows it",
+        body=schemas.ServicePatch,
+        response=schemas.ServiceSchema,
+    )
     def on_patch(self, req, resp, service_id, body):
         app, ctx = req.context.app, req.context
         service = rules.set_auto_renew(app, ctx, _owned(req, service_id), body["auto_renew"])
@@ -54,10 +66,13 @@ class ServiceAPI:
 class ServiceCancelAPI:
     """``POST /api/v1/services/{service_id}/cancel``"""
 
-    @operation("Cancel a service, where the operator and the product allow it (SVC-4)",
-               body=schemas.CancelIn, response=schemas.ServiceSchema,
-               description="Refused with 403 `cancel-not-allowed` (and the support contacts) "
-                           "when self-service cancellation is off.")
+    @operation(
+        "Cancel a service, where the operator and the product allow it (SVC-4)",
+        body=schemas.CancelIn,
+        response=schemas.ServiceSchema,
+        description="Refused with 403 `cancel-not-allowed` (and the support contacts) "
+        "when self-service cancellation is off.",
+    )
     def on_post(self, req, resp, service_id, body):
         app, ctx = req.context.app, req.context
         service = rules.cancel(app, ctx, _owned(req, service_id), body["reason"])
@@ -65,6 +80,7 @@ class ServiceCancelAPI:
 
 
 # -- portal pages -------------------------------------------------------------------
+
 
 def _section(req) -> None:
     req.context.extra["section"] = "services"
@@ -77,13 +93,21 @@ class ServicesPage:
         app, ctx = req.context.app, req.context
         _section(req)
         query = load(schemas.ServiceQuery, dict(req.params))
-        page = paginate(rules.services_of(ctx.require_customer(), query["status"], query["type"]),
-                        Service.id, query, descending=False)
+        page = paginate(
+            rules.services_of(ctx.require_customer(), query["status"], query["type"]),
+            Service.id,
+            query,
+            descending=False,
+        )
         items = [rules.describe(app, ctx, s) for s in page["items"]]
-        app.page(req, resp, "services/list.html",
-                 live=[s for s in items if s["status"] in rules.LIVE],
-                 ended=[s for s in items if s["status"] not in rules.LIVE],
-                 next_cursor=page["next"])
+        app.page(
+            req,
+            resp,
+            "services/list.html",
+            live=[s for s in items if s["status"] in rules.LIVE],
+            ended=[s for s in items if s["status"] not in rules.LIVE],
+            next_cursor=page["next"],
+        )
 
 
 class ServicePage:
@@ -94,15 +118,22 @@ class ServicePage:
         _section(req)
         service = _owned(req, service_id)
         done = req.get_param("done")
-        app.page(req, resp, "services/detail.html", service=rules.describe(app, ctx, service),
-                 esim_qr=rules.esim_qr(service), support=rules.contact_support(app),
-                 flash=DONE_MESSAGES.get(done) and app.translator.gettext(DONE_MESSAGES[done]))
+        app.page(
+            req,
+            resp,
+            "services/detail.html",
+            service=rules.describe(app, ctx, service),
+            esim_qr=rules.esim_qr(service),
+            support=rules.contact_support(app),
+            flash=DONE_MESSAGES.get(done) and app.translator.gettext(DONE_MESSAGES[done]),
+        )
 
 
 class ServiceFormPage:
     """A form about one service: shown, checked with ``schema``, applied by ``apply()``, then
     back to the service page with the ``done`` message. A refusal by the rules (a Problem)
     shows on the form, with how to reach support."""
+
     template: str
     schema: type
     done: str
@@ -123,21 +154,34 @@ class ServiceFormPage:
         try:
             self.apply(app, ctx, service, data)
         except Problem as exc:
-            self._render(req, resp, service, refusal=exc.description or exc.title,
-                         status=int(exc.status_code))
+            self._render(
+                req,
+                resp,
+                service,
+                refusal=exc.description or exc.title,
+                status=int(exc.status_code),
+            )
             return
         raise falcon.HTTPSeeOther(f"/services/{service.id}?done={self.done}")
 
     def _render(self, req, resp, service, errors=None, refusal=None, status=200):
         app, ctx = req.context.app, req.context
         _section(req)
-        app.page(req, resp, self.template, status=status,
-                 service=rules.describe(app, ctx, service), errors=errors or {},
-                 refusal=refusal, support=rules.contact_support(app))
+        app.page(
+            req,
+            resp,
+            self.template,
+            status=status,
+            service=rules.describe(app, ctx, service),
+            errors=errors or {},
+            refusal=refusal,
+            support=rules.contact_support(app),
+        )
 
 
 class ServiceCancelPage(ServiceFormPage):
     """``GET|POST /services/{service_id}/cancel``: confirm, or how to reach support."""
+
     template, schema, done = "services/cancel.html", schemas.CancelForm, "cancelled"
 
     def apply(self, app, ctx, service, data):
@@ -146,6 +190,7 @@ class ServiceCancelPage(ServiceFormPage):
 
 class ServiceModifyPage(ServiceFormPage):
     """``GET|POST /services/{service_id}/modify``: switch auto-renew where the product allows."""
+
     template, schema, done = "services/modify.html", schemas.ServicePatch, "modified"
 
     def apply(self, app, ctx, service, data):

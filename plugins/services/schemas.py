@@ -1,4 +1,5 @@
 """Shapes of the services API and forms, and the plugin's settings."""
+
 from marshmallow import Schema, fields, validate
 
 from engine.api import MoneySchema, PageQuery, page_schema
@@ -9,9 +10,14 @@ INDICATORS = ("active", "expiring", "suspended", "expired", "cancelled")
 
 class ServicesSettings(Schema):
     """``[services]`` in portico.toml."""
-    allow_cancel = fields.Boolean(load_default=False, metadata={
-        "description": "let customers cancel a service in the portal, where its product "
-                       "also allows it (SVC-4); otherwise the portal points to support"})
+
+    allow_cancel = fields.Boolean(
+        load_default=False,
+        metadata={
+            "description": "let customers cancel a service in the portal, where its product "
+            "also allows it (SVC-4); otherwise the portal points to support"
+        },
+    )
 
 
 class ServiceQuery(PageQuery):
@@ -34,7 +40,9 @@ class ActionSchema(Schema):
 
 
 class EsimSchema(Schema):
-    activation_code = fields.String(metadata={"description": "LPA:1$<SM-DP+ address>$<matching id>"})
+    activation_code = fields.String(
+        metadata={"description": "LPA:1$<SM-DP+ address>$<matching id>"}
+    )
     smdp_address = fields.String()
     matching_id = fields.String()
 
@@ -45,20 +53,28 @@ class ServiceSchema(Schema):
     identifier = fields.String()
     service_type = fields.String(metadata={"enum": list(SERVICE_TYPES)})
     status = fields.String(metadata={"enum": list(SERVICE_STATUSES)})
-    indicator = fields.String(metadata={
-        "enum": list(INDICATORS),
-        "description": "SVC-2 status light: expiring when renewal or expiry is under 7 days away"})
+    indicator = fields.String(
+        metadata={
+            "enum": list(INDICATORS),
+            "description": "SVC-2 status light: expiring when renewal or expiry is under 7 days away",
+        }
+    )
     suspended_reason = fields.String()
     product = fields.Nested(ProductRef)
     site_id = fields.Integer(allow_none=True)
     created_at = fields.DateTime()
-    period_start = fields.DateTime(metadata={"description": "start of the current period "
-                                                            "(the last renewal)"})
-    renews_at = fields.DateTime(allow_none=True, metadata={
-        "description": "the next renewal; null once the service has ended"})
+    period_start = fields.DateTime(
+        metadata={"description": "start of the current period (the last renewal)"}
+    )
+    renews_at = fields.DateTime(
+        allow_none=True,
+        metadata={"description": "the next renewal; null once the service has ended"},
+    )
     expires_at = fields.DateTime(allow_none=True)
-    ended_at = fields.DateTime(allow_none=True, metadata={
-        "description": "when an expired or cancelled service ended (SVC-1)"})
+    ended_at = fields.DateTime(
+        allow_none=True,
+        metadata={"description": "when an expired or cancelled service ended (SVC-1)"},
+    )
     monthly_fee = fields.Nested(MoneySchema)
     auto_renew = fields.Boolean()
     cancellable = fields.Boolean(metadata={"description": "the customer may cancel it (SVC-4)"})
@@ -76,9 +92,12 @@ class CancelIn(Schema):
 
 class CancelForm(CancelIn):
     """The portal's confirmation form: the customer ticks a box."""
-    confirm = fields.Boolean(required=True, validate=validate.Equal(
-        True, error="Tick the box to confirm the cancellation."),
-        error_messages={"required": "Tick the box to confirm the cancellation."})
+
+    confirm = fields.Boolean(
+        required=True,
+        validate=validate.Equal(True, error="Tick the box to confirm the cancellation."),
+        error_messages={"required": "Tick the box to confirm the cancellation."},
+    )
 
 
 class ServicePatch(Schema):

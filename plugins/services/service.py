@@ -3,6 +3,7 @@
 Both faces (the JSON API and the portal pages) call these functions; so does
 the periodic renewal job.
 """
+
 from __future__ import annotations
 
 from datetime import datetime, timedelta
@@ -23,6 +24,7 @@ LIVE = ("active", "suspended")
 
 # -- reading -------------------------------------------------------------------
 
+
 def services_of(customer_id: int, status: str | None = None, kind: str | None = None):
     """The customer's services with their products (one query, no N+1)."""
     query = owned(Service, customer_id).select_extend(Product).join(Product)
@@ -37,8 +39,9 @@ def actions_for(app, ctx, service: Service) -> list[dict]:
     """SVC-3: the links every enabled plugin offers on this service, in order."""
     pairs = app.plugins.collect("service_actions", app=app, ctx=ctx, service=service)
     ordered = sorted(pairs, key=lambda p: (p[1].order, p[1].id))
-    return [{"id": a.id, "label": a.label, "href": a.href, "plugin": plugin}
-            for plugin, a in ordered]
+    return [
+        {"id": a.id, "label": a.label, "href": a.href, "plugin": plugin} for plugin, a in ordered
+    ]
 
 
 def esim_of(service: Service) -> dict | None:
@@ -47,9 +50,11 @@ def esim_of(service: Service) -> dict | None:
     if not code:
         return None
     parts = code.split("$")
-    return {"activation_code": code,
-            "smdp_address": parts[1] if len(parts) > 1 else "",
-            "matching_id": parts[2] if len(parts) > 2 else ""}
+    return {
+        "activation_code": code,
+        "smdp_address": parts[1] if len(parts) > 1 else "",
+        "matching_id": parts[2] if len(parts) > 2 else "",
+    }
 
 
 def esim_qr(service: Service) -> str | None:
@@ -63,8 +68,11 @@ def esim_qr(service: Service) -> str | None:
 
 def cancel_allowed(app, service: Service) -> bool:
     """SVC-4: the operator enabled self-service cancellation and the product allows it."""
-    return bool(app.settings.plugin("services").get("allow_cancel")
-                and service.product.allow_cancel and service.status in LIVE)
+    return bool(
+        app.settings.plugin("services").get("allow_cancel")
+        and service.product.allow_cancel
+        and service.status in LIVE
+    )
 
 
 def modify_allowed(service: Service) -> bool:
@@ -78,17 +86,26 @@ def describe(app, ctx, service: Service, now: datetime | None = None) -> dict:
     An ended service (expired, cancelled) has an end date and no renewal (SVC-1/2)."""
     live = service.status in LIVE
     return {
-        "id": service.id, "name": service.name, "identifier": service.identifier,
-        "service_type": service.service_type, "status": service.status,
-        "indicator": service.indicator(now), "suspended_reason": service.suspended_reason,
-        "product": service.product, "site_id": service.site_id,
-        "created_at": service.created_at, "period_start": service.period_start,
+        "id": service.id,
+        "name": service.name,
+        "identifier": service.identifier,
+        "service_type": service.service_type,
+        "status": service.status,
+        "indicator": service.indicator(now),
+        "suspended_reason": service.suspended_reason,
+        "product": service.product,
+        "site_id": service.site_id,
+        "created_at": service.created_at,
+        "period_start": service.period_start,
         "renews_at": service.renews_at if live else None,
-        "expires_at": service.expires_at, "ended_at": None if live else ended_at(service),
+        "expires_at": service.expires_at,
+        "ended_at": None if live else ended_at(service),
         "monthly_fee": money(service.monthly_fee, service.currency),
         "auto_renew": service.auto_renew,
-        "cancellable": cancel_allowed(app, service), "modifiable": modify_allowed(service),
-        "actions": actions_for(app, ctx, service), "esim": esim_of(service),
+        "cancellable": cancel_allowed(app, service),
+        "modifiable": modify_allowed(service),
+        "actions": actions_for(app, ctx, service),
+        "esim": esim_of(service),
     }
 
 
@@ -102,15 +119,26 @@ def summary_counts(customer_id: int, now: datetime | None = None) -> dict:
     """Counts per status light for the dashboard card (two grouped queries)."""
     now = now or utcnow()
     counts = {k: 0 for k in ("active", "expiring", "suspended", "expired", "cancelled")}
-    rows = (owned(Service, customer_id).select(Service.status, peewee.fn.COUNT(Service.id))
-            .group_by(Service.status).tuples())
+    rows = (
+        owned(Service, customer_id)
+        .select(Service.status, peewee.fn.COUNT(Service.id))
+        .group_by(Service.status)
+        .tuples()
+    )
     for status, n in rows:
         counts[status] = counts.get(status, 0) + n
     soon = now + EXPIRING_SOON
-    expiring = owned(Service, customer_id).where(
-        (Service.status == "active")
-        & (((Service.renews_at.is_null(False)) & (Service.renews_at < soon))
-           | ((Service.expires_at.is_null(False)) & (Service.expires_at < soon)))).count()
+    expiring = (
+        owned(Service, customer_id)
+        .where(
+            (Service.status == "active")
+            & (
+                ((Service.renews_at.is_null(False)) & (Service.renews_at < soon))
+                | ((Service.expires_at.is_null(False)) & (Service.expires_at < soon))
+            )
+        )
+        .count()
+    )
     counts["active"] -= expiring
     counts["expiring"] = expiring
     return counts
@@ -120,19 +148,31 @@ def ending_soon(customer_id: int, now: datetime | None = None) -> list[Service]:
     """Live services that end within 7 days: an expiry date, or a renewal date without auto-renew."""
     now = now or utcnow()
     soon = now + EXPIRING_SOON
-    return list(owned(Service, customer_id).where(
-        (Service.status == "active")
-        & (((Service.expires_at > now) & (Service.expires_at < soon))
-           | ((Service.auto_renew == False) & (Service.renews_at > now)  # noqa: E712
-              & (Service.renews_at < soon)))).order_by(Service.id))
+    return list(
+        owned(Service, customer_id)
+        .where(
+            (Service.status == "active")
+            & (
+                ((Service.expires_at > now) & (Service.expires_at < soon))
+                | (
+                    (Service.auto_renew == False)  # noqa: E712
+                    & (Service.renews_at > now)
+                    & (Service.renews_at < soon)
+                )
+            )
+        )
+        .order_by(Service.id)
+    )
 
 
 # -- changing -------------------------------------------------------------------
 
+
 def _locked(service_id: int) -> Service:
     """Re-read a service under the write lock (call inside ``locked_transaction``)."""
-    return lock_rows(Service.select(Service, Product).join(Product)
-                     .where(Service.id == service_id)).get()
+    return lock_rows(
+        Service.select(Service, Product).join(Product).where(Service.id == service_id)
+    ).get()
 
 
 def contact_support(app) -> dict:
@@ -147,24 +187,38 @@ def cancel(app, ctx, service: Service, reason: str = "") -> Service:
         if service.status == "cancelled":
             raise Problem(409, "This service is already cancelled", type="already-cancelled")
         if service.status not in LIVE:
-            raise Problem(409, "This service has ended and cannot be cancelled",
-                          type="service-ended")
+            raise Problem(
+                409, "This service has ended and cannot be cancelled", type="service-ended"
+            )
         if not cancel_allowed(app, service):
             support = contact_support(app)
-            raise Problem(403, "Cancellation is not available in the portal",
-                          f"To cancel this service, contact support: {support['phone']} or "
-                          f"{support['email']}.", type="cancel-not-allowed", support=support)
+            raise Problem(
+                403,
+                "Cancellation is not available in the portal",
+                f"To cancel this service, contact support: {support['phone']} or "
+                f"{support['email']}.",
+                type="cancel-not-allowed",
+                support=support,
+            )
         old = service.status
         service.status, service.auto_renew = "cancelled", False
         now = utcnow()
         if service.expires_at is None or service.expires_at > now:
             service.expires_at = now  # it ends now: the date the customer sees (SVC-1)
         service.save(only=[Service.status, Service.auto_renew, Service.expires_at])
-        audit.record(ctx, "service.cancelled", f"service:{service.id}",
-                     {"name": service.name, "previous_status": old, "reason": reason})
-        app.plugins.hook.service_status_changed(app=app, service=service, old_status=old,
-                                                new_status="cancelled",
-                                                reason="cancelled by the customer")
+        audit.record(
+            ctx,
+            "service.cancelled",
+            f"service:{service.id}",
+            {"name": service.name, "previous_status": old, "reason": reason},
+        )
+        app.plugins.hook.service_status_changed(
+            app=app,
+            service=service,
+            old_status=old,
+            new_status="cancelled",
+            reason="cancelled by the customer",
+        )
     return service
 
 
@@ -174,18 +228,27 @@ def set_auto_renew(app, ctx, service: Service, value: bool) -> Service:
         service = _locked(service.id)
         if not modify_allowed(service):
             support = contact_support(app)
-            raise Problem(403, "This service cannot be changed in the portal",
-                          f"Contact support to change it: {support['phone']} or "
-                          f"{support['email']}.", type="modify-not-allowed", support=support)
+            raise Problem(
+                403,
+                "This service cannot be changed in the portal",
+                f"Contact support to change it: {support['phone']} or {support['email']}.",
+                type="modify-not-allowed",
+                support=support,
+            )
         if service.auto_renew != value:
             service.auto_renew = value
             service.save(only=[Service.auto_renew])
-            audit.record(ctx, "service.auto_renew_changed", f"service:{service.id}",
-                         {"name": service.name, "auto_renew": value})
+            audit.record(
+                ctx,
+                "service.auto_renew_changed",
+                f"service:{service.id}",
+                {"name": service.name, "auto_renew": value},
+            )
     return service
 
 
 # -- renewal and expiry (the periodic job) ----------------------------------------
+
 
 def renew(app, service_id: int, now: datetime | None = None) -> bool:
     """Move an active, auto-renewing service into its next period once its renewal date passed.
@@ -196,8 +259,12 @@ def renew(app, service_id: int, now: datetime | None = None) -> bool:
     now = now or utcnow()
     with locked_transaction():
         service = _locked(service_id)
-        if not (service.status == "active" and service.auto_renew and service.renews_at
-                and service.renews_at <= now):
+        if not (
+            service.status == "active"
+            and service.auto_renew
+            and service.renews_at
+            and service.renews_at <= now
+        ):
             return False
         if service.expires_at is not None and service.expires_at <= now:
             return False  # past its end date: it expires instead
@@ -207,12 +274,17 @@ def renew(app, service_id: int, now: datetime | None = None) -> bool:
             service.period_start = service.renews_at
             service.renews_at = service.renews_at + step
         service.save(only=[Service.period_start, Service.renews_at])
-        audit.record_system(app, "service.renewed", f"service:{service.id}",
-                            {"period_start": service.period_start.isoformat(),
-                             "renews_at": service.renews_at.isoformat()},
-                            customer_id=service.customer_id)
-        app.plugins.hook.service_renewed(app=app, service=service,
-                                         previous_period_start=previous)
+        audit.record_system(
+            app,
+            "service.renewed",
+            f"service:{service.id}",
+            {
+                "period_start": service.period_start.isoformat(),
+                "renews_at": service.renews_at.isoformat(),
+            },
+            customer_id=service.customer_id,
+        )
+        app.plugins.hook.service_renewed(app=app, service=service, previous_period_start=previous)
     return True
 
 
@@ -222,7 +294,8 @@ def expire(app, service_id: int, now: datetime | None = None) -> bool:
     with locked_transaction():
         service = _locked(service_id)
         ended = (service.expires_at is not None and service.expires_at <= now) or (
-            not service.auto_renew and service.renews_at is not None and service.renews_at <= now)
+            not service.auto_renew and service.renews_at is not None and service.renews_at <= now
+        )
         if service.status not in LIVE or not ended:
             return False
         old = service.status
@@ -230,10 +303,16 @@ def expire(app, service_id: int, now: datetime | None = None) -> bool:
         if service.expires_at is None or service.expires_at > now:
             service.expires_at = service.renews_at  # ended on the renewal it was not renewed on
         service.save(only=[Service.status, Service.expires_at])
-        audit.record_system(app, "service.expired", f"service:{service.id}",
-                            {"previous_status": old}, customer_id=service.customer_id)
-        app.plugins.hook.service_status_changed(app=app, service=service, old_status=old,
-                                                new_status="expired", reason="expired")
+        audit.record_system(
+            app,
+            "service.expired",
+            f"service:{service.id}",
+            {"previous_status": old},
+            customer_id=service.customer_id,
+        )
+        app.plugins.hook.service_status_changed(
+            app=app, service=service, old_status=old, new_status="expired", reason="expired"
+        )
     return True
 
 
@@ -241,14 +320,30 @@ def run_renewals(app, now: datetime | None = None, limit: int = 1000) -> dict:
     """Renew what is due and expire what has ended; each service in its own transaction."""
     now = now or utcnow()
     with connection():
-        due = [s.id for s in Service.select(Service.id).where(
-            (Service.status == "active") & (Service.auto_renew == True)  # noqa: E712
-            & (Service.renews_at <= now)).order_by(Service.id).limit(limit)]
-        ended = [s.id for s in Service.select(Service.id).where(
-            Service.status.in_(LIVE)
-            & ((Service.expires_at <= now)
-               | ((Service.auto_renew == False) & (Service.renews_at <= now)))  # noqa: E712
-        ).order_by(Service.id).limit(limit)]
+        due = [
+            s.id
+            for s in Service.select(Service.id)
+            .where(
+                (Service.status == "active")
+                & (Service.auto_renew == True)  # noqa: E712
+                & (Service.renews_at <= now)
+            )
+            .order_by(Service.id)
+            .limit(limit)
+        ]
+        ended = [
+            s.id
+            for s in Service.select(Service.id)
+            .where(
+                Service.status.in_(LIVE)
+                & (
+                    (Service.expires_at <= now)
+                    | ((Service.auto_renew == False) & (Service.renews_at <= now))  # noqa: E712
+                )
+            )
+            .order_by(Service.id)
+            .limit(limit)
+        ]
         # Expire first: a service that has both expired and fallen due must not renew.
         expired = sum(expire(app, sid, now) for sid in ended)
         renewed = sum(renew(app, sid, now) for sid in due)

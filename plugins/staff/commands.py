@@ -1,5 +1,6 @@
 """``portico staff add|permissions|set-password|reset-2fa``: create staff users, list what each
 permission opens, set their passwords, reset a lost authenticator."""
+
 from __future__ import annotations
 
 import sys
@@ -9,9 +10,11 @@ import click
 from engine.registry import ANY_STAFF, PUBLIC
 
 #: The password is never an argument (shell history, ``ps``): a prompt, or one line on stdin.
-password_stdin = click.option("--password-stdin", is_flag=True,
-                              help="Read the password from the first line of standard input "
-                                   "(scripts), instead of prompting.")
+password_stdin = click.option(
+    "--password-stdin",
+    is_flag=True,
+    help="Read the password from the first line of standard input (scripts), instead of prompting.",
+)
 
 
 def read_password(from_stdin: bool) -> str:
@@ -31,8 +34,12 @@ def staff_group(app_factory) -> click.Group:
     @group.command("add")
     @click.argument("email")
     @click.option("--name", required=True)
-    @click.option("--permissions", default="can_impersonate", show_default=True,
-                  help="space-separated: admin, can_impersonate, ... (`portico staff permissions`)")
+    @click.option(
+        "--permissions",
+        default="can_impersonate",
+        show_default=True,
+        help="space-separated: admin, can_impersonate, ... (`portico staff permissions`)",
+    )
     @password_stdin
     def add(email, name, permissions, password_stdin):
         """Create a staff user; the password is prompted for (or read with --password-stdin)."""
@@ -41,25 +48,34 @@ def staff_group(app_factory) -> click.Group:
         from engine.models import StaffUser
         from engine.security import hash_password
         from plugins.identity.public import passwords
+
         app = app_factory()
         known = set(app.staff_permissions()) - {PUBLIC, ANY_STAFF}
         unknown = sorted(set(permissions.split()) - known)
         if unknown:  # a typo would silently grant nothing
-            raise click.ClickException(f"unknown permission {', '.join(unknown)}; the "
-                                       f"permissions are: {', '.join(sorted(known))}")
+            raise click.ClickException(
+                f"unknown permission {', '.join(unknown)}; the "
+                f"permissions are: {', '.join(sorted(known))}"
+            )
         email = email.strip().lower()
         with db.connection():
             if StaffUser.select().where(StaffUser.email == email).exists():
-                raise click.ClickException(f"a staff user {email} already exists (change "
-                                           "their password with `portico staff set-password`)")
+                raise click.ClickException(
+                    f"a staff user {email} already exists (change "
+                    "their password with `portico staff set-password`)"
+                )
         password = read_password(password_stdin)
         reasons = passwords.problems(password, app.settings.security.password_policy, email=email)
         if reasons:
             raise click.ClickException(" ".join(reasons))
         try:
             with db.connection():
-                StaffUser.create(email=email, name=name, permissions=permissions,
-                                 password_hash=hash_password(password))
+                StaffUser.create(
+                    email=email,
+                    name=name,
+                    permissions=permissions,
+                    password_hash=hash_password(password),
+                )
         except peewee.IntegrityError:  # added by someone else meanwhile
             raise click.ClickException(f"a staff user {email} already exists") from None
         click.echo(f"staff user {email} created")
@@ -81,14 +97,18 @@ def staff_group(app_factory) -> click.Group:
         from engine.models import StaffUser
         from engine.security import hash_password
         from plugins.identity.public import lockout, passwords
+
         app = app_factory()
         password = read_password(password_stdin)
         reasons = passwords.problems(password, app.settings.security.password_policy, email=email)
         if reasons:
             raise click.ClickException(" ".join(reasons))
         with db.connection():
-            changed = StaffUser.update(password_hash=hash_password(password)).where(
-                StaffUser.email == email.strip().lower()).execute()
+            changed = (
+                StaffUser.update(password_hash=hash_password(password))
+                .where(StaffUser.email == email.strip().lower())
+                .execute()
+            )
             lockout.lift(lockout.guard_key("staff", email))
         if not changed:
             raise click.ClickException(f"no staff user {email}")
@@ -101,6 +121,7 @@ def staff_group(app_factory) -> click.Group:
         from engine import db
         from engine.audit import record_system
         from plugins.staff import twofactor
+
         app = app_factory()
         with db.connection(), db.database.atomic():
             staff = twofactor.reset(email)

@@ -1,5 +1,6 @@
 """Impersonations (IMP-1..5): who opened which customer's portal, why, and the one-time link;
 and each staff member's authenticator and backup codes for two-step sign-in (SEC-5)."""
+
 from __future__ import annotations
 
 from peewee import CharField, ForeignKeyField, IntegerField
@@ -10,6 +11,7 @@ from engine.models import Contact, Customer, StaffUser, User
 
 class Impersonation(BaseModel):
     """A staff member's visit to a customer's portal. The link's token is kept only as a hash."""
+
     staff = ForeignKeyField(StaffUser, backref="impersonations", on_delete="CASCADE")
     user = ForeignKeyField(User, backref="impersonations", on_delete="CASCADE")
     contact = ForeignKeyField(Contact, on_delete="CASCADE")
@@ -27,6 +29,7 @@ class Impersonation(BaseModel):
 class StaffTwoFactor(BaseModel):
     """A staff member's TOTP authenticator, kept as customers' are (``identity.TwoFactor``): a
     sealed seed, ``last_step`` against replays, ``confirmed_at`` once the first code passed."""
+
     staff = ForeignKeyField(StaffUser, backref="two_factor", unique=True, on_delete="CASCADE")
     secret = CharField(max_length=200)
     confirmed_at = UTCDateTimeField(null=True)
@@ -39,6 +42,7 @@ class StaffTwoFactor(BaseModel):
 class StaffBackupCode(BaseModel):
     """A staff member's one-time backup code (SEC-5), kept as customers' are
     (``identity.BackupCode``): an HMAC under the secret key, spent once."""
+
     staff = ForeignKeyField(StaffUser, backref="backup_codes", on_delete="CASCADE")
     code_hash = CharField(max_length=64, index=True)
     used_at = UTCDateTimeField(null=True)

@@ -1,4 +1,5 @@
 """Staff console pages, the staff API, and the impersonation links (ACC-2, IMP-1..5)."""
+
 from __future__ import annotations
 
 import falcon
@@ -41,8 +42,12 @@ def staff_login(app, ctx, req, resp, email: str, password: str, code: str | None
     with database.atomic():
         lockout.succeeded(lockout.guard_key("staff", staff.email))
         token, row = sessions.create(app, ctx, "staff", staff_id=staff.id)
-        ctx.principal = Principal(kind="staff", staff_id=staff.id, session_id=row.id,
-                                  permissions=frozenset(staff.permissions.split()))
+        ctx.principal = Principal(
+            kind="staff",
+            staff_id=staff.id,
+            session_id=row.id,
+            permissions=frozenset(staff.permissions.split()),
+        )
         audit.record(ctx, "staff.login", f"staff:{staff.id}")
     sessions.set_cookie(app, resp, sessions.STAFF_COOKIE, token, row)
     return token, row
@@ -50,12 +55,19 @@ def staff_login(app, ctx, req, resp, email: str, password: str, code: str | None
 
 # -- pages ---------------------------------------------------------------------------
 
+
 class StaffLoginPage:
     def on_get(self, req, resp):
         if req.context.principal is not None and req.context.principal.is_staff:
             return redirect(resp, "/staff")
-        _staff_page(req, resp, "staff/login.html", errors={}, email="",
-                    next=login.safe_next(req.get_param("next"), "/staff"))
+        _staff_page(
+            req,
+            resp,
+            "staff/login.html",
+            errors={},
+            email="",
+            next=login.safe_next(req.get_param("next"), "/staff"),
+        )
 
     def on_post(self, req, resp):
         app, ctx = req.context.app, req.context
@@ -66,8 +78,9 @@ class StaffLoginPage:
             target = "/staff"
         if not errors:
             try:
-                _, row = staff_login(app, ctx, req, resp, data["email"], data["password"],
-                                     data["otp"])
+                _, row = staff_login(
+                    app, ctx, req, resp, data["email"], data["password"], data["otp"]
+                )
                 rotate_csrf(app, ctx, resp)
                 if twofactor.setup_needed(app, row.staff_id):  # SEC-5: nothing else first
                     target = "/staff/2fa"
@@ -96,11 +109,19 @@ class ConsolePage:
     """``/staff``: find a customer by number, name, email or phone."""
 
     def on_get(self, req, resp):
-        query = schemas.CustomerQuery().load({k: v for k, v in req.params.items()
-                                              if k in ("q", "cursor", "limit")})
+        query = schemas.CustomerQuery().load(
+            {k: v for k, v in req.params.items() if k in ("q", "cursor", "limit")}
+        )
         page = paginate(service.search_customers(query["q"]), Customer.id, query)
-        _staff_page(req, resp, "staff/customers.html", customers=page["items"], next=page["next"],
-                    q=query["q"] or "", staff=StaffUser.get_by_id(req.context.principal.staff_id))
+        _staff_page(
+            req,
+            resp,
+            "staff/customers.html",
+            customers=page["items"],
+            next=page["next"],
+            q=query["q"] or "",
+            staff=StaffUser.get_by_id(req.context.principal.staff_id),
+        )
 
 
 class TwoFactorPage:
@@ -125,11 +146,21 @@ class TwoFactorPage:
     def render(req, resp, status: int = 200, errors=None, form=None, codes=None, done=None):
         app, staff = req.context.app, _me(req)
         state = twofactor.status(app, staff.id)
-        _staff_page(req, resp, "staff/2fa.html", status, staff=staff, on=state["enabled"],
-                    required=state["required"], backup_left=state["backup_codes_left"],
-                    setup=None if state["enabled"] else twofactor.start_setup(app, staff),
-                    errors=errors or {}, form=form, codes=codes,
-                    done=done or req.get_param("done"))
+        _staff_page(
+            req,
+            resp,
+            "staff/2fa.html",
+            status,
+            staff=staff,
+            on=state["enabled"],
+            required=state["required"],
+            backup_left=state["backup_codes_left"],
+            setup=None if state["enabled"] else twofactor.start_setup(app, staff),
+            errors=errors or {},
+            form=form,
+            codes=codes,
+            done=done or req.get_param("done"),
+        )
 
 
 def _password_and_code(req, resp, act, form: str) -> None:
@@ -154,6 +185,7 @@ class TwoFactorOffPage:
         def turn_off(app, ctx, staff, password, code):
             twofactor.disable(app, ctx, staff, password, code)
             redirect(resp, "/staff/2fa?done=off")
+
         _password_and_code(req, resp, turn_off, "off")
 
 
@@ -164,6 +196,7 @@ class BackupCodesPage:
         def renew(app, ctx, staff, password, code):
             codes = twofactor.renew_backup_codes(app, ctx, staff, password, code)
             TwoFactorPage.render(req, resp, codes=codes)
+
         _password_and_code(req, resp, renew, "renew")
 
 
@@ -177,12 +210,20 @@ class CustomerPage:
     @staticmethod
     def render(req, resp, customer, status=200, errors=None, values=None):
         p = req.context.principal
-        _staff_page(req, resp, "staff/customer.html", status, customer=customer,
-                    contacts=service.contacts_of(customer.id),
-                    sites=list(service.sites_of(customer.id)),
-                    services=list(service.services_of(customer.id)),
-                    can_impersonate=p.can("can_impersonate"), errors=errors or {},
-                    values=values or {}, staff=StaffUser.get_by_id(p.staff_id))
+        _staff_page(
+            req,
+            resp,
+            "staff/customer.html",
+            status,
+            customer=customer,
+            contacts=service.contacts_of(customer.id),
+            sites=list(service.sites_of(customer.id)),
+            services=list(service.services_of(customer.id)),
+            can_impersonate=p.can("can_impersonate"),
+            errors=errors or {},
+            values=values or {},
+            staff=StaffUser.get_by_id(p.staff_id),
+        )
 
 
 class ImpersonatePage:
@@ -194,7 +235,9 @@ class ImpersonatePage:
         customer = get_or_404(Customer, customer_id)
         data, errors = validate_form(req, schemas.ImpersonationBody)
         values = {k: v for k, v in read_form(req).items() if k in ("contact_id", "reason")}
-        if not errors and not any(c.id == data["contact_id"] for c in service.contacts_of(customer.id)):
+        if not errors and not any(
+            c.id == data["contact_id"] for c in service.contacts_of(customer.id)
+        ):
             errors = {"contact_id": ["This contact is not on this customer."]}
         if not errors:
             try:
@@ -210,6 +253,7 @@ class ImpersonatePage:
 
 class OpenImpersonation:
     """``GET /impersonate/{token}``: the one-time link; opens the portal as the customer."""
+
     auth = "public"
 
     def on_get(self, req, resp, token):
@@ -222,6 +266,7 @@ class OpenImpersonation:
 
 class EndImpersonation:
     """``POST /impersonation/end``: the banner's button; back to the staff console."""
+
     auth = "public"
 
     def on_post(self, req, resp):
@@ -235,21 +280,31 @@ class EndImpersonation:
 
 # -- JSON API ---------------------------------------------------------------------------
 
+
 class StaffLoginAPI:
-    @operation("Staff sign-in: a bearer token for /api/v1/staff", body=schemas.StaffLoginBody,
-               response=schemas.StaffTokenOut,
-               errors={401: "Wrong email or password; or two-step sign-in is on and "
-                            "`otp` is missing (`otp-required`) or wrong (`otp-invalid`)",
-                       429: "Too many attempts, or the email is locked"})
+    @operation(
+        "Staff sign-in: a bearer token for /api/v1/staff",
+        body=schemas.StaffLoginBody,
+        response=schemas.StaffTokenOut,
+        errors={
+            401: "Wrong email or password; or two-step sign-in is on and "
+            "`otp` is missing (`otp-required`) or wrong (`otp-invalid`)",
+            429: "Too many attempts, or the email is locked",
+        },
+    )
     def on_post(self, req, resp, body):
         app, ctx = req.context.app, req.context
         try:
-            token, row = staff_login(app, ctx, req, resp, body["email"], body["password"],
-                                     body["otp"])
+            token, row = staff_login(
+                app, ctx, req, resp, body["email"], body["password"], body["otp"]
+            )
         except LoginRefused as exc:
             raise Problem(exc.status, exc.message, type=exc.slug) from None
-        return {"token": token, "expires_at": row.expires_at,
-                "setup_required": twofactor.setup_needed(app, row.staff_id)}
+        return {
+            "token": token,
+            "expires_at": row.expires_at,
+            "setup_required": twofactor.setup_needed(app, row.staff_id),
+        }
 
 
 class StaffLogoutAPI:
@@ -272,15 +327,20 @@ class StaffMeAPI:
 class StaffTwoFactorAPI:
     """``GET|DELETE /api/v1/staff/2fa``"""
 
-    @operation("Whether two-step sign-in is on for you, whether it is required, and how many "
-               "backup codes are left", response=schemas.StaffTwoFactorStatus)
+    @operation(
+        "Whether two-step sign-in is on for you, whether it is required, and how many "
+        "backup codes are left",
+        response=schemas.StaffTwoFactorStatus,
+    )
     def on_get(self, req, resp):
         return twofactor.status(req.context.app, req.context.principal.staff_id)
 
-    @operation("Turn two-step sign-in off (your password and a current code or backup code)",
-               body=PasswordAndCode, response=schemas.StaffTwoFactorStatus,
-               errors={401: "Wrong password or code",
-                       429: "Too many attempts, or the email is locked"})
+    @operation(
+        "Turn two-step sign-in off (your password and a current code or backup code)",
+        body=PasswordAndCode,
+        response=schemas.StaffTwoFactorStatus,
+        errors={401: "Wrong password or code", 429: "Too many attempts, or the email is locked"},
+    )
     def on_delete(self, req, resp, body):
         app, ctx = req.context.app, req.context
         try:
@@ -293,8 +353,11 @@ class StaffTwoFactorAPI:
 class StaffTwoFactorSetupAPI:
     """``POST /api/v1/staff/2fa/setup``"""
 
-    @operation("Start setting up two-step sign-in: the key and QR code for an authenticator app",
-               response=TwoFactorSetup, errors={409: "Two-step sign-in is already on"})
+    @operation(
+        "Start setting up two-step sign-in: the key and QR code for an authenticator app",
+        response=TwoFactorSetup,
+        errors={409: "Two-step sign-in is already on"},
+    )
     def on_post(self, req, resp):
         return twofactor.start_setup(req.context.app, _me(req))
 
@@ -302,9 +365,13 @@ class StaffTwoFactorSetupAPI:
 class StaffTwoFactorEnableAPI:
     """``POST /api/v1/staff/2fa/enable``"""
 
-    @operation("Turn two-step sign-in on with the first code from the app; returns the backup "
-               "codes (shown once)", body=CodeBody, response=schemas.StaffTwoFactorEnabled,
-               errors={409: "Already on, or no set-up started", 429: "Too many attempts"})
+    @operation(
+        "Turn two-step sign-in on with the first code from the app; returns the backup "
+        "codes (shown once)",
+        body=CodeBody,
+        response=schemas.StaffTwoFactorEnabled,
+        errors={409: "Already on, or no set-up started", 429: "Too many attempts"},
+    )
     def on_post(self, req, resp, body):
         codes = twofactor.enable(req.context.app, req.context, _me(req), body["code"])
         return {"enabled": True, "backup_codes": codes}
@@ -313,15 +380,20 @@ class StaffTwoFactorEnableAPI:
 class StaffBackupCodesAPI:
     """``POST /api/v1/staff/2fa/backup-codes``"""
 
-    @operation("Replace your backup codes (password and a code); returns the new ones once",
-               body=PasswordAndCode, response=BackupCodesOut,
-               errors={401: "Wrong password or code", 409: "Two-step sign-in is off",
-                       429: "Too many attempts, or the email is locked"})
+    @operation(
+        "Replace your backup codes (password and a code); returns the new ones once",
+        body=PasswordAndCode,
+        response=BackupCodesOut,
+        errors={
+            401: "Wrong password or code",
+            409: "Two-step sign-in is off",
+            429: "Too many attempts, or the email is locked",
+        },
+    )
     def on_post(self, req, resp, body):
         app, ctx = req.context.app, req.context
         try:
-            codes = twofactor.renew_backup_codes(app, ctx, _me(req), body["password"],
-                                                 body["code"])
+            codes = twofactor.renew_backup_codes(app, ctx, _me(req), body["password"], body["code"])
         except LoginRefused as exc:
             raise Problem(exc.status, exc.message, type=exc.slug) from None
         return {"backup_codes": codes}
@@ -344,8 +416,9 @@ class CustomerAPI:
 
 
 class CustomerContactsAPI:
-    @operation("A customer's contacts, and whether each has a portal login",
-               response=schemas.ContactPage)
+    @operation(
+        "A customer's contacts, and whether each has a portal login", response=schemas.ContactPage
+    )
     def on_get(self, req, resp, customer_id):
         customer = get_or_404(Customer, customer_id)
         return {"items": service.contacts_of(customer.id), "next": None}
@@ -366,25 +439,41 @@ class CustomerServicesAPI:
 
 
 def _out(row: Impersonation, url: str | None = None) -> dict:
-    return {"id": row.id, "url": url, "staff_id": row.staff_id, "contact_id": row.contact_id,
-            "customer_id": row.customer_id, "user_id": row.user_id, "reason": row.reason,
-            "created_at": row.created_at, "link_expires_at": row.link_expires_at,
-            "opened_at": row.opened_at, "status": service.status(row)}
+    return {
+        "id": row.id,
+        "url": url,
+        "staff_id": row.staff_id,
+        "contact_id": row.contact_id,
+        "customer_id": row.customer_id,
+        "user_id": row.user_id,
+        "reason": row.reason,
+        "created_at": row.created_at,
+        "link_expires_at": row.link_expires_at,
+        "opened_at": row.opened_at,
+        "status": service.status(row),
+    }
 
 
 class ImpersonationsAPI:
-    @operation("Start impersonating a contact: returns a one-time portal URL",
-               body=schemas.ImpersonationBody, response=schemas.ImpersonationOut, status=201,
-               description="Needs `can_impersonate` or `admin`. Open `url` in a new tab within "
-                           "2 minutes; it works once. The customer sees the visit and the "
-                           "reason in their activity log.")
+    @operation(
+        "Start impersonating a contact: returns a one-time portal URL",
+        body=schemas.ImpersonationBody,
+        response=schemas.ImpersonationOut,
+        status=201,
+        description="Needs `can_impersonate` or `admin`. Open `url` in a new tab within "
+        "2 minutes; it works once. The customer sees the visit and the "
+        "reason in their activity log.",
+    )
     def on_post(self, req, resp, body):
         ctx = req.context
         url, row = service.start(ctx.app, ctx, body["contact_id"], body["reason"])
         return _out(row, url)
 
-    @operation("Impersonations: your own, or everyone's for admins", query=PageQuery,
-               response=schemas.ImpersonationPage)
+    @operation(
+        "Impersonations: your own, or everyone's for admins",
+        query=PageQuery,
+        response=schemas.ImpersonationPage,
+    )
     def on_get(self, req, resp, query):
         p = req.context.principal
         q = Impersonation.select()
@@ -395,8 +484,7 @@ class ImpersonationsAPI:
 
 
 class ImpersonationAPI:
-    @operation("End an impersonation: its session stops at once",
-               response=schemas.ImpersonationOut)
+    @operation("End an impersonation: its session stops at once", response=schemas.ImpersonationOut)
     def on_delete(self, req, resp, impersonation_id):
         ctx = req.context
         try:

@@ -1,4 +1,5 @@
 """Shapes of the staff API."""
+
 from __future__ import annotations
 
 from marshmallow import Schema, fields, validate
@@ -10,10 +11,16 @@ from engine.core.schemas import ContactOut, SiteOut
 class StaffLoginBody(Schema):
     email = fields.String(required=True, validate=validate.Length(min=3, max=254))
     password = fields.String(required=True, validate=validate.Length(max=4096))
-    otp = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=20),
-                        metadata={"description": "the authenticator's current code, or an "
-                                                 "unused backup code, when two-step sign-in "
-                                                 "is on"})
+    otp = fields.String(
+        load_default=None,
+        allow_none=True,
+        validate=validate.Length(max=20),
+        metadata={
+            "description": "the authenticator's current code, or an "
+            "unused backup code, when two-step sign-in "
+            "is on"
+        },
+    )
 
 
 class StaffTwoFactorStatus(Schema):
@@ -24,8 +31,9 @@ class StaffTwoFactorStatus(Schema):
 
 class StaffTwoFactorEnabled(Schema):
     enabled = fields.Boolean()
-    backup_codes = fields.List(fields.String(), metadata={
-        "description": "ten one-time codes, shown in this answer only"})
+    backup_codes = fields.List(
+        fields.String(), metadata={"description": "ten one-time codes, shown in this answer only"}
+    )
 
 
 class StaffLoginForm(StaffLoginBody):
@@ -35,9 +43,12 @@ class StaffLoginForm(StaffLoginBody):
 class StaffTokenOut(Schema):
     token = fields.String()
     expires_at = fields.DateTime()
-    setup_required = fields.Boolean(metadata={
-        "description": "two-step sign-in is required and not set up: until it is, the token "
-                       "reaches only /api/v1/staff/2fa, /2fa/setup, /2fa/enable and sign-out"})
+    setup_required = fields.Boolean(
+        metadata={
+            "description": "two-step sign-in is required and not set up: until it is, the token "
+            "reaches only /api/v1/staff/2fa, /2fa/setup, /2fa/enable and sign-out"
+        }
+    )
 
 
 class StaffOut(Schema):
@@ -51,8 +62,12 @@ class StaffOut(Schema):
 
 
 class CustomerQuery(PageQuery):
-    q = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=100),
-                      metadata={"description": "part of a customer number, name, email or phone"})
+    q = fields.String(
+        load_default=None,
+        allow_none=True,
+        validate=validate.Length(max=100),
+        metadata={"description": "part of a customer number, name, email or phone"},
+    )
 
 
 class StaffCustomerOut(Schema):
@@ -98,15 +113,25 @@ ServicePage = page_schema(StaffServiceOut, "StaffServicePage")
 
 class ImpersonationBody(Schema):
     contact_id = Id(required=True, strict=False)
-    reason = fields.String(required=True, validate=validate.Length(
-        min=5, max=500, error="Give a reason of 5 to 500 characters (it is shown to the customer)."),
-        error_messages={"required": "Give a reason (it is shown to the customer)."})
+    reason = fields.String(
+        required=True,
+        validate=validate.Length(
+            min=5,
+            max=500,
+            error="Give a reason of 5 to 500 characters (it is shown to the customer).",
+        ),
+        error_messages={"required": "Give a reason (it is shown to the customer)."},
+    )
 
 
 class ImpersonationOut(Schema):
     id = fields.Integer()
-    url = fields.String(allow_none=True, metadata={
-        "description": "one-time; open it in a new tab within 2 minutes (null once ended)"})
+    url = fields.String(
+        allow_none=True,
+        metadata={
+            "description": "one-time; open it in a new tab within 2 minutes (null once ended)"
+        },
+    )
     staff_id = fields.Integer()
     contact_id = fields.Integer()
     customer_id = fields.Integer()

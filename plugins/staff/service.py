@@ -1,4 +1,5 @@
 """Staff rules: sign-in, customer look-up, and impersonation with a one-time link."""
+
 from __future__ import annotations
 
 from datetime import timedelta
@@ -23,16 +24,21 @@ def search_customers(q: str | None):
     q = (q or "").strip()
     if q:
         by_contact = Contact.select(Contact.customer).where(
-            Contact.email.contains(q) | Contact.phone.contains(q))
-        query = query.where(Customer.number.contains(q) | Customer.name.contains(q)
-                            | Customer.id.in_(by_contact))
+            Contact.email.contains(q) | Contact.phone.contains(q)
+        )
+        query = query.where(
+            Customer.number.contains(q) | Customer.name.contains(q) | Customer.id.in_(by_contact)
+        )
     return query
 
 
 def contacts_of(customer_id: int):
     """Contacts with their login (if any) attached as ``user``."""
-    rows = list(Contact.select().where(Contact.customer == customer_id)
-                .order_by(Contact.is_primary.desc(), Contact.id))
+    rows = list(
+        Contact.select()
+        .where(Contact.customer == customer_id)
+        .order_by(Contact.is_primary.desc(), Contact.id)
+    )
     users = {u.contact_id: u for u in User.select().where(User.contact.in_([c.id for c in rows]))}
     for c in rows:
         c.user = users.get(c.id)
@@ -51,9 +57,12 @@ def services_of(customer_id: int):
 
 def require_impersonator(ctx) -> None:
     if not ctx.principal.can("can_impersonate"):
-        raise Problem(403, "You may not impersonate customers",
-                      "Impersonation needs the can_impersonate or admin permission.",
-                      type="permission-denied")
+        raise Problem(
+            403,
+            "You may not impersonate customers",
+            "Impersonation needs the can_impersonate or admin permission.",
+            type="permission-denied",
+        )
 
 
 def start(app, ctx, contact_id, reason: str) -> tuple[str, Impersonation]:
@@ -68,17 +77,36 @@ def start(app, ctx, contact_id, reason: str) -> tuple[str, Impersonation]:
     token = new_token(32)
     now = utcnow()
     with database.atomic():
-        row = Impersonation.create(staff=ctx.principal.staff_id, user=user.id, contact=contact.id,
-                                   customer=contact.customer_id, reason=reason.strip(),
-                                   token_hash=token_hash(token), created_at=now,
-                                   link_expires_at=now + LINK_VALID)
-        audit.record(ctx, "impersonation.started", f"user:{user.id}",
-                     {"reason": row.reason, "impersonation_id": row.id},
-                     customer_id=contact.customer_id, user_id=user.id)
-        notify(app, Notice(kind="impersonation_started", key=f"impersonation:{row.id}",
-                           user_id=user.id, customer_id=contact.customer_id, category="security",
-                           sensitive=True, data={"reason": row.reason,
-                                                 "when": now.strftime("%Y-%m-%d %H:%M UTC")}))
+        row = Impersonation.create(
+            staff=ctx.principal.staff_id,
+            user=user.id,
+            contact=contact.id,
+            customer=contact.customer_id,
+            reason=reason.strip(),
+            token_hash=token_hash(token),
+            created_at=now,
+            link_expires_at=now + LINK_VALID,
+        )
+        audit.record(
+            ctx,
+            "impersonation.started",
+            f"user:{user.id}",
+            {"reason": row.reason, "impersonation_id": row.id},
+            customer_id=contact.customer_id,
+            user_id=user.id,
+        )
+        notify(
+            app,
+            Notice(
+                kind="impersonation_started",
+                key=f"impersonation:{row.id}",
+                user_id=user.id,
+                customer_id=contact.customer_id,
+                category="security",
+                sensitive=True,
+                data={"reason": row.reason, "when": now.strftime("%Y-%m-%d %H:%M UTC")},
+            ),
+        )
     return app.url(f"/impersonate/{token}"), row
 
 
@@ -93,13 +121,21 @@ def open_link(app, ctx, token: str) -> tuple[str, Session]:
     if not row.staff.is_active or not row.staff.has("can_impersonate"):
         raise Problem(410, INVALID_LINK)
     with database.atomic():
-        claimed = (Impersonation.update(opened_at=now)
-                   .where((Impersonation.id == row.id) & Impersonation.opened_at.is_null())
-                   .execute())
+        claimed = (
+            Impersonation.update(opened_at=now)
+            .where((Impersonation.id == row.id) & Impersonation.opened_at.is_null())
+            .execute()
+        )
         if not claimed:
             raise Problem(410, INVALID_LINK)
-        return sessions.create(app, ctx, "impersonation", user_id=row.user_id,
-                               staff_id=row.staff_id, impersonation_id=row.id)
+        return sessions.create(
+            app,
+            ctx,
+            "impersonation",
+            user_id=row.user_id,
+            staff_id=row.staff_id,
+            impersonation_id=row.id,
+        )
 
 
 def status(row: Impersonation) -> str:
@@ -120,17 +156,24 @@ def end(app, ctx, row: Impersonation) -> int:
 def _close(ctx, row: Impersonation, by: str) -> int:
     """Revoke ``row``'s sessions (audited for the customer) and spend its link if unopened."""
     ended = 0
-    for s in Session.select().where((Session.impersonation_id == row.id)
-                                    & Session.revoked_at.is_null()):
+    for s in Session.select().where(
+        (Session.impersonation_id == row.id) & Session.revoked_at.is_null()
+    ):
         sessions.revoke(s.id)
         ended += 1
     if ended:
-        audit.record(ctx, "impersonation.ended", f"user:{row.user_id}",
-                     {"impersonation_id": row.id, "by": by},
-                     customer_id=row.customer_id, user_id=row.user_id)
+        audit.record(
+            ctx,
+            "impersonation.ended",
+            f"user:{row.user_id}",
+            {"impersonation_id": row.id, "by": by},
+            customer_id=row.customer_id,
+            user_id=row.user_id,
+        )
     # A link not yet opened can no longer be.
     Impersonation.update(link_expires_at=utcnow()).where(
-        (Impersonation.id == row.id) & Impersonation.opened_at.is_null()).execute()
+        (Impersonation.id == row.id) & Impersonation.opened_at.is_null()
+    ).execute()
     return ended
 
 
@@ -139,12 +182,17 @@ def sign_out(app, ctx, row: Session) -> int:
     member has open or may still open (IMP-6); returns how many impersonation sessions ended."""
     staff_id, now = row.staff_id, utcnow()
     live = Session.select(Session.impersonation_id).where(
-        (Session.kind == "impersonation") & (Session.staff == staff_id)
-        & Session.revoked_at.is_null())
+        (Session.kind == "impersonation")
+        & (Session.staff == staff_id)
+        & Session.revoked_at.is_null()
+    )
     open_rows = Impersonation.select().where(
         (Impersonation.staff == staff_id)
-        & (Impersonation.id.in_(live)
-           | (Impersonation.opened_at.is_null() & (Impersonation.link_expires_at > now))))
+        & (
+            Impersonation.id.in_(live)
+            | (Impersonation.opened_at.is_null() & (Impersonation.link_expires_at > now))
+        )
+    )
     with database.atomic():
         sessions.revoke(row.id)
         audit.record(ctx, "staff.logout", f"staff:{staff_id}")

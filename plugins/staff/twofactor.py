@@ -7,6 +7,7 @@ half way, and reaches nothing but the set-up until it is on (``gate``). A lost p
 in with a backup code, turn it off and set it up again; or an administrator with shell access
 resets it (``portico staff reset-2fa EMAIL``).
 """
+
 from __future__ import annotations
 
 import falcon
@@ -25,9 +26,16 @@ WRONG_CODE = "That code is not right."
 REPLAYED = "That code was already used. Wait for the next code."
 SETUP_NEEDED = "Set up two-step sign-in first"
 # What a staff member who must set up two-step sign-in may reach meanwhile.
-SETUP_ROUTES = frozenset({"/staff/2fa", "/staff/logout", "/api/v1/staff/2fa",
-                          "/api/v1/staff/2fa/setup", "/api/v1/staff/2fa/enable",
-                          "/api/v1/staff/auth/logout"})
+SETUP_ROUTES = frozenset(
+    {
+        "/staff/2fa",
+        "/staff/logout",
+        "/api/v1/staff/2fa",
+        "/api/v1/staff/2fa/setup",
+        "/api/v1/staff/2fa/enable",
+        "/api/v1/staff/auth/logout",
+    }
+)
 
 
 def required(app) -> bool:
@@ -36,8 +44,9 @@ def required(app) -> bool:
 
 def factor(staff_id: int) -> StaffTwoFactor | None:
     """The staff member's confirmed authenticator, or None when two-step sign-in is off."""
-    return StaffTwoFactor.get_or_none((StaffTwoFactor.staff == staff_id)
-                                      & StaffTwoFactor.confirmed_at.is_null(False))
+    return StaffTwoFactor.get_or_none(
+        (StaffTwoFactor.staff == staff_id) & StaffTwoFactor.confirmed_at.is_null(False)
+    )
 
 
 def setup_needed(app, staff_id: int) -> bool:
@@ -48,29 +57,43 @@ def setup_needed(app, staff_id: int) -> bool:
 def gate(app, req, principal) -> None:
     """Hold a staff member who must set up two-step sign-in to the set-up: pages go to
     ``/staff/2fa``, everything else is a 403 ``2fa-setup-required``."""
-    if principal is None or not principal.is_staff or req.uri_template in SETUP_ROUTES \
-            or app.permission_for(req.uri_template, req.method) == PUBLIC \
-            or not setup_needed(app, principal.staff_id):
+    if (
+        principal is None
+        or not principal.is_staff
+        or req.uri_template in SETUP_ROUTES
+        or app.permission_for(req.uri_template, req.method) == PUBLIC
+        or not setup_needed(app, principal.staff_id)
+    ):
         return
     if not req.context.kind.api and req.method == "GET":
         raise falcon.HTTPSeeOther("/staff/2fa")
-    raise Problem(403, SETUP_NEEDED,
-                  "Staff accounts must use two-step sign-in here. Set it up with POST "
-                  "/api/v1/staff/2fa/setup and POST /api/v1/staff/2fa/enable (or at /staff/2fa).",
-                  type="2fa-setup-required")
+    raise Problem(
+        403,
+        SETUP_NEEDED,
+        "Staff accounts must use two-step sign-in here. Set it up with POST "
+        "/api/v1/staff/2fa/setup and POST /api/v1/staff/2fa/enable (or at /staff/2fa).",
+        type="2fa-setup-required",
+    )
 
 
 def status(app, staff_id: int) -> dict:
     staff = StaffUser.get_by_id(staff_id)
-    return {"enabled": factor(staff_id) is not None, "required": required(app),
-            "backup_codes_left": twofactor.backup_codes_left(staff, StaffBackupCode)}
+    return {
+        "enabled": factor(staff_id) is not None,
+        "required": required(app),
+        "backup_codes_left": twofactor.backup_codes_left(staff, StaffBackupCode),
+    }
 
 
 def start_setup(app, staff: StaffUser) -> dict:
     """A new authenticator awaiting its first code (replacing an unfinished one); 409 if on."""
     if factor(staff.id) is not None:
-        raise Problem(409, "Two-step sign-in is already on",
-                      "Turn it off first to move it to a new phone.", type="2fa-enabled")
+        raise Problem(
+            409,
+            "Two-step sign-in is already on",
+            "Turn it off first to move it to a new phone.",
+            type="2fa-enabled",
+        )
     with database.atomic():
         row = StaffTwoFactor.get_or_none(StaffTwoFactor.staff == staff.id)
         if row is None:
@@ -138,19 +161,34 @@ def check(app, ctx, staff: StaffUser, code: str | None, field: str = "otp") -> N
         return
     if result == "replay":
         audit.record(ctx, "staff.2fa_replay_refused", f"staff:{staff.id}")
-    login.failed(app, ctx, "staff", lockout.guard_key("staff", staff.email), staff,
-                 "replayed code" if result == "replay" else "code")
-    raise login.LoginRefused(REPLAYED if result == "replay" else WRONG_CODE, 401, "otp-invalid",
-                             field=field)
+    login.failed(
+        app,
+        ctx,
+        "staff",
+        lockout.guard_key("staff", staff.email),
+        staff,
+        "replayed code" if result == "replay" else "code",
+    )
+    raise login.LoginRefused(
+        REPLAYED if result == "replay" else WRONG_CODE, 401, "otp-invalid", field=field
+    )
 
 
 def _backup_code_used(app, ctx, staff: StaffUser) -> None:
     left = twofactor.backup_codes_left(staff, StaffBackupCode)
     with database.atomic():
         audit.record(ctx, "staff.2fa_backup_code_used", f"staff:{staff.id}", {"left": left})
-        notify(app, Notice(kind="backup_code_used", key=f"staff-backup-code:{staff.id}:{left}",
-                           email=staff.email, category="security", mandatory=True,
-                           data={"left": left, "staff": True}))
+        notify(
+            app,
+            Notice(
+                kind="backup_code_used",
+                key=f"staff-backup-code:{staff.id}:{left}",
+                email=staff.email,
+                category="security",
+                mandatory=True,
+                data={"left": left, "staff": True},
+            ),
+        )
 
 
 def forget(staff: StaffUser) -> None:

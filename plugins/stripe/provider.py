@@ -10,6 +10,7 @@
   retrieves the PaymentIntent.
 - Webhooks are verified with the signing secret (and a 5-minute tolerance).
 """
+
 from __future__ import annotations
 
 import logging
@@ -39,32 +40,40 @@ from engine.payments import (
 log = logging.getLogger("portico.stripe")
 
 _STATUS = {
-    "succeeded": SUCCEEDED, "requires_action": REQUIRES_ACTION,
-    "requires_confirmation": NOT_CONFIRMED, "processing": PROCESSING,
-    "requires_capture": PROCESSING, "canceled": CANCELED, "requires_payment_method": FAILED,
+    "succeeded": SUCCEEDED,
+    "requires_action": REQUIRES_ACTION,
+    "requires_confirmation": NOT_CONFIRMED,
+    "processing": PROCESSING,
+    "requires_capture": PROCESSING,
+    "canceled": CANCELED,
+    "requires_payment_method": FAILED,
 }
 _EVENTS = {
-    "payment_intent.succeeded": SUCCEEDED, "payment_intent.payment_failed": FAILED,
-    "payment_intent.canceled": CANCELED, "payment_intent.requires_action": REQUIRES_ACTION,
+    "payment_intent.succeeded": SUCCEEDED,
+    "payment_intent.payment_failed": FAILED,
+    "payment_intent.canceled": CANCELED,
+    "payment_intent.requires_action": REQUIRES_ACTION,
     "payment_intent.processing": PROCESSING,
 }
-UNAVAILABLE = N_("Card payments are not available right now. Please try again in a few "
-                 "minutes.")
+UNAVAILABLE = N_("Card payments are not available right now. Please try again in a few minutes.")
 
 
 def _unwrap(error: stripe.StripeError) -> PaymentError:
     """A Stripe error as a PaymentError whose message is safe to show a customer."""
     if isinstance(error, stripe.CardError):
-        return PaymentError(error.user_message or N_("Your card was declined."),
-                            error.code or "card_declined")
+        return PaymentError(
+            error.user_message or N_("Your card was declined."), error.code or "card_declined"
+        )
     if isinstance(error, (stripe.APIConnectionError, stripe.RateLimitError, stripe.APIError)):
         return PaymentError(UNAVAILABLE, "provider_unavailable", retryable=True)
     if isinstance(error, stripe.AuthenticationError):
         log.error("Stripe refused our API key: check [stripe] secret_key")
         return PaymentError(UNAVAILABLE, "provider_misconfigured")
     log.warning("Stripe refused a request: %s", error.user_message or error.__class__.__name__)
-    return PaymentError(error.user_message or N_("The payment provider refused the request."),
-                        getattr(error, "code", None) or "provider_error")
+    return PaymentError(
+        error.user_message or N_("The payment provider refused the request."),
+        getattr(error, "code", None) or "provider_error",
+    )
 
 
 def _field(obj, name: str) -> str:
@@ -85,8 +94,10 @@ class StripeProvider(PaymentProvider):
     def __init__(self, settings):
         self.settings = settings
         self.client = stripe.StripeClient(
-            settings.secret_key, base_addresses={"api": settings.api_base},
-            max_network_retries=settings.max_network_retries)
+            settings.secret_key,
+            base_addresses={"api": settings.api_base},
+            max_network_retries=settings.max_network_retries,
+        )
 
     def _call(self, fn, *args, **kwargs):
         try:
@@ -101,9 +112,11 @@ class StripeProvider(PaymentProvider):
         except stripe.StripeError as exc:
             message = (str(exc.user_message or exc) or type(exc).__name__).splitlines()[0]
             message = message.split(".  ")[0]  # the library adds advice after two spaces
-            raise PaymentError(f"payment provider 'stripe' at {self.settings.api_base} "
-                               f"does not answer: {type(exc).__name__}: {message}",
-                               "provider_unavailable") from None
+            raise PaymentError(
+                f"payment provider 'stripe' at {self.settings.api_base} "
+                f"does not answer: {type(exc).__name__}: {message}",
+                "provider_unavailable",
+            ) from None
 
     # -- the browser side ----------------------------------------------------------------
 
@@ -122,39 +135,59 @@ class StripeProvider(PaymentProvider):
         params = {"name": customer.name, "metadata": {"portico_customer": customer.number}}
         if email:
             params["email"] = email
-        created = self._call(self.client.v1.customers.create, params=params,
-                             options={"idempotency_key": f"portico-customer-{customer.number}"})
+        created = self._call(
+            self.client.v1.customers.create,
+            params=params,
+            options={"idempotency_key": f"portico-customer-{customer.number}"},
+        )
         return created.id
 
     def start_setup(self, app, customer_ref: str) -> SetupSession:
-        seti = self._call(self.client.v1.setup_intents.create, params={
-            "customer": customer_ref, "usage": "off_session", "payment_method_types": ["card"]})
-        return SetupSession(ref=seti.id, client_secret=seti.client_secret,
-                            widget=self.page_data(app))
+        seti = self._call(
+            self.client.v1.setup_intents.create,
+            params={
+                "customer": customer_ref,
+                "usage": "off_session",
+                "payment_method_types": ["card"],
+            },
+        )
+        return SetupSession(
+            ref=seti.id, client_secret=seti.client_secret, widget=self.page_data(app)
+        )
 
     def finish_setup(self, app, customer_ref: str, setup_ref: str, token: str = "") -> SavedCard:
         if not setup_ref.startswith("seti_"):
             raise PaymentError(N_("Enter your card details."), "setup_invalid")
         seti = self._call(self.client.v1.setup_intents.retrieve, setup_ref)
         if seti.customer != customer_ref:
-            raise PaymentError(N_("This card form has expired. Please enter the card again."),
-                               "setup_invalid")
+            raise PaymentError(
+                N_("This card form has expired. Please enter the card again."), "setup_invalid"
+            )
         if seti.status != "succeeded" or not seti.payment_method:
-            raise PaymentError(N_("Your bank has not confirmed the card. Please try again."),
-                               "setup_incomplete")
-        method_id = seti.payment_method if isinstance(seti.payment_method, str) \
-            else seti.payment_method.id
+            raise PaymentError(
+                N_("Your bank has not confirmed the card. Please try again."), "setup_incomplete"
+            )
+        method_id = (
+            seti.payment_method if isinstance(seti.payment_method, str) else seti.payment_method.id
+        )
         method = self._call(self.client.v1.payment_methods.retrieve, method_id)
         if method.customer is None:
             # Stripe attaches the card to the SetupIntent's customer; attach it if not (yet).
-            method = self._call(self.client.v1.payment_methods.attach, method_id,
-                                params={"customer": customer_ref})
+            method = self._call(
+                self.client.v1.payment_methods.attach, method_id, params={"customer": customer_ref}
+            )
         elif method.customer != customer_ref:
-            raise PaymentError(N_("This card form has expired. Please enter the card again."),
-                               "setup_invalid")
+            raise PaymentError(
+                N_("This card form has expired. Please enter the card again."), "setup_invalid"
+            )
         card = method.card
-        return SavedCard(ref=method.id, brand=card.brand or "card", last4=card.last4,
-                         exp_month=int(card.exp_month), exp_year=int(card.exp_year))
+        return SavedCard(
+            ref=method.id,
+            brand=card.brand or "card",
+            last4=card.last4,
+            exp_month=int(card.exp_month),
+            exp_year=int(card.exp_year),
+        )
 
     def detach(self, app, customer_ref: str, method_ref: str) -> None:
         try:
@@ -170,32 +203,50 @@ class StripeProvider(PaymentProvider):
         metadata = {**request.metadata}
         if request.description:
             metadata["description"] = request.description[:500]
-        intent = self._call(self.client.v1.payment_intents.create, params={
-            "amount": request.amount, "currency": request.currency.lower(),
-            "customer": request.customer_ref, "payment_method": request.method_ref,
-            "payment_method_types": ["card"], "metadata": metadata,
-        }, options={"idempotency_key": f"{request.idempotency_key}-create"})
+        intent = self._call(
+            self.client.v1.payment_intents.create,
+            params={
+                "amount": request.amount,
+                "currency": request.currency.lower(),
+                "customer": request.customer_ref,
+                "payment_method": request.method_ref,
+                "payment_method_types": ["card"],
+                "metadata": metadata,
+            },
+            options={"idempotency_key": f"{request.idempotency_key}-create"},
+        )
         if on_created:
             on_created(intent.id)
         params = {"off_session": True} if request.off_session else {}
         try:
             intent = self.client.v1.payment_intents.confirm(
-                intent.id, params=params,
-                options={"idempotency_key": f"{request.idempotency_key}-confirm"})
+                intent.id,
+                params=params,
+                options={"idempotency_key": f"{request.idempotency_key}-confirm"},
+            )
         except stripe.CardError as exc:
-            return ChargeResult(status=FAILED, ref=intent.id, amount=request.amount,
-                                currency=request.currency, code=exc.code or "card_declined",
-                                message=exc.user_message or N_("Your card was declined."))
+            return ChargeResult(
+                status=FAILED,
+                ref=intent.id,
+                amount=request.amount,
+                currency=request.currency,
+                code=exc.code or "card_declined",
+                message=exc.user_message or N_("Your card was declined."),
+            )
         except stripe.StripeError as exc:
             raise _unwrap(exc) from None
         result = self._result(intent)
         if request.off_session and result.status == REQUIRES_ACTION:
             # Nobody is there to authenticate: give up now, the customer pays in the portal.
             self.cancel(app, intent.id)
-            return ChargeResult(status=FAILED, ref=intent.id, amount=request.amount,
-                                currency=request.currency, code="authentication_required",
-                                message=N_("Your bank asks you to confirm this payment; "
-                                           "pay it in the portal."))
+            return ChargeResult(
+                status=FAILED,
+                ref=intent.id,
+                amount=request.amount,
+                currency=request.currency,
+                code="authentication_required",
+                message=N_("Your bank asks you to confirm this payment; pay it in the portal."),
+            )
         return result
 
     @staticmethod
@@ -205,11 +256,14 @@ class StripeProvider(PaymentProvider):
         code = _field(error, "code") if status == FAILED else ""
         message = _field(error, "message") if status == FAILED else ""
         return ChargeResult(
-            status=status, ref=intent.id, amount=intent.amount,
+            status=status,
+            ref=intent.id,
+            amount=intent.amount,
             currency=(intent.currency or "").upper(),
             client_secret=intent.client_secret if status == REQUIRES_ACTION else "",
             code=code or ("card_declined" if status == FAILED else ""),
-            message=message or (N_("Your card was declined.") if status == FAILED else ""))
+            message=message or (N_("Your card was declined.") if status == FAILED else ""),
+        )
 
     def retrieve(self, app, ref: str) -> ChargeResult:
         return self._result(self._call(self.client.v1.payment_intents.retrieve, ref))
@@ -223,11 +277,14 @@ class StripeProvider(PaymentProvider):
             raise _unwrap(exc) from None
 
     def refund(self, app, ref: str, amount: int, idempotency_key: str) -> RefundResult:
-        refund = self._call(self.client.v1.refunds.create,
-                            params={"payment_intent": ref, "amount": amount},
-                            options={"idempotency_key": idempotency_key})
-        return RefundResult(ref=refund.id, status=refund.status or "pending",
-                            amount=int(refund.amount))
+        refund = self._call(
+            self.client.v1.refunds.create,
+            params={"payment_intent": ref, "amount": amount},
+            options={"idempotency_key": idempotency_key},
+        )
+        return RefundResult(
+            ref=refund.id, status=refund.status or "pending", amount=int(refund.amount)
+        )
 
     # -- webhooks ---------------------------------------------------------------------------
 
@@ -239,8 +296,9 @@ class StripeProvider(PaymentProvider):
         if not signature:
             raise WebhookError("missing Stripe-Signature header")
         try:
-            event = stripe.Webhook.construct_event(payload, signature, secret,
-                                                   tolerance=self.settings.webhook_tolerance)
+            event = stripe.Webhook.construct_event(
+                payload, signature, secret, tolerance=self.settings.webhook_tolerance
+            )
         except stripe.SignatureVerificationError as exc:
             raise WebhookError(f"signature check failed: {exc.user_message or exc}") from None
         except ValueError:
@@ -250,6 +308,10 @@ class StripeProvider(PaymentProvider):
         if not status or getattr(obj, "object", "") != "payment_intent":
             return WebhookEvent(id=event.id, type=event.type)
         error = getattr(obj, "last_payment_error", None)
-        return WebhookEvent(id=event.id, type=event.type, payment_ref=obj.id, status=status,
-                            data={"code": _field(error, "code"),
-                                  "message": _field(error, "message")})
+        return WebhookEvent(
+            id=event.id,
+            type=event.type,
+            payment_ref=obj.id,
+            status=status,
+            data={"code": _field(error, "code"), "message": _field(error, "message")},
+        )

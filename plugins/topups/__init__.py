@@ -3,6 +3,7 @@
 Money moves through billing's payment flow; balances change through the
 ``credit_balance`` hook (the usage plugin's buckets, or a partner's adapter).
 """
+
 from __future__ import annotations
 
 from engine import hookimpl
@@ -18,12 +19,14 @@ def plugin_requires():
 @hookimpl
 def register_settings():
     from plugins.topups.schemas import TopupSettings
+
     return TopupSettings
 
 
 @hookimpl
 def register_models():
     from plugins.topups.models import MODELS
+
     return list(MODELS)
 
 
@@ -35,6 +38,7 @@ def register_sections(app):
 @hookimpl
 def register_routes(app):
     from plugins.topups import resources as r
+
     api, svc = "/api/v1", "/services/{service_id}"
     return [
         Route(f"{api}{svc}/topups", r.TopupsAPI()),
@@ -43,8 +47,11 @@ def register_routes(app):
         Route(f"{api}{svc}/topups/purchases/{{purchase_id}}", r.PurchaseAPI()),
         Route(f"{api}{svc}/auto-topup", r.AutoTopupAPI()),
         Route(f"{api}/staff/topup-products", r.StaffProductsAPI(), permission="catalogue"),
-        Route(f"{api}/staff/topup-products/{{product_id}}", r.StaffProductAPI(),
-              permission="catalogue"),
+        Route(
+            f"{api}/staff/topup-products/{{product_id}}",
+            r.StaffProductAPI(),
+            permission="catalogue",
+        ),
         Route("/topup", r.SectionPage()),
         Route(f"{svc}/topup", r.CataloguePage()),
         Route(f"{svc}/topup/review", r.ReviewPage()),
@@ -57,18 +64,21 @@ def register_routes(app):
 @hookimpl
 def register_actors():
     from plugins.topups import tasks
+
     return [tasks.run_auto_topup, tasks.refund_purchase]
 
 
 @hookimpl
 def service_actions(app, ctx, service):
     from plugins.topups.cards import topup_action
+
     return topup_action(app, ctx, service)
 
 
 @hookimpl
 def dashboard_cards(app, ctx):
     from plugins.topups.cards import topup_card
+
     card = topup_card(app, ctx) if ctx.customer_id else None
     return [card] if card else []
 
@@ -76,18 +86,21 @@ def dashboard_cards(app, ctx):
 @hookimpl
 def portal_alerts(app, ctx):
     from plugins.topups.cards import topup_alerts
+
     return topup_alerts(app, ctx) if ctx.customer_id else []
 
 
 @hookimpl
 def auto_topup_status(app, service):
     from plugins.topups.service import auto_status
+
     return auto_status(app, service)
 
 
 @hookimpl
 def usage_rated(app, service, before, after):
     from plugins.topups.service import watch
+
     watch(app, service, before, after)
 
 
@@ -95,6 +108,7 @@ def usage_rated(app, service, before, after):
 def payment_succeeded(app, payment):
     if payment.purpose == "topup":
         from plugins.topups.service import credit
+
         credit(app, payment)
 
 
@@ -102,10 +116,12 @@ def payment_succeeded(app, payment):
 def payment_failed(app, payment):
     if payment.purpose == "topup":
         from plugins.topups.service import declined
+
         declined(app, payment)
 
 
 @hookimpl
 def demo_data(app, demo):
     from plugins.topups.demo import seed
+
     seed(app, demo)

@@ -4,6 +4,7 @@ Money is integer minor units; quantities are in the balance's unit (bytes,
 seconds, messages; minor units for monetary credit). A purchase keeps a copy
 of what was bought, so editing the catalogue never rewrites history.
 """
+
 from __future__ import annotations
 
 import peewee
@@ -28,10 +29,13 @@ class TopupProduct(CatalogueEntry):
     customer choose the amount between ``min_amount`` and ``max_amount`` (the
     price is the amount). ``price`` includes tax.
     """
+
     audit_prefix = "topup"
 
-    kind = CharField(max_length=10, constraints=[peewee.Check(
-        "kind in ('data', 'voice', 'sms', 'mms', 'monetary')")])
+    kind = CharField(
+        max_length=10,
+        constraints=[peewee.Check("kind in ('data', 'voice', 'sms', 'mms', 'monetary')")],
+    )
     quantity = BigIntegerField(default=0)
     price = IntegerField(default=0)
     custom = BooleanField(default=False)
@@ -47,6 +51,7 @@ class TopupProduct(CatalogueEntry):
 
 class TopupPurchase(BaseModel):
     """One top-up bought for a service (TOP-1) or by auto top-up (TOP-3), and what became of it."""
+
     customer = ForeignKeyField(Customer, backref="topup_purchases", on_delete="CASCADE")
     service = ForeignKeyField(Service, backref="topup_purchases", on_delete="CASCADE")
     product = ForeignKeyField(TopupProduct, null=True, on_delete="SET NULL")
@@ -58,8 +63,13 @@ class TopupPurchase(BaseModel):
     currency = CurrencyField()
     weight = IntegerField(default=20)
     validity_days = IntegerField(null=True)
-    status = CharField(max_length=12, default="pending", constraints=[peewee.Check(
-        "status in ('pending', 'credited', 'failed', 'refunding', 'refunded')")])
+    status = CharField(
+        max_length=12,
+        default="pending",
+        constraints=[
+            peewee.Check("status in ('pending', 'credited', 'failed', 'refunding', 'refunded')")
+        ],
+    )
     payment = ForeignKeyField(Payment, null=True, unique=True, on_delete="SET NULL")
     auto = BooleanField(default=False)
     via = CharField(max_length=20, default="portal")  # portal, api, auto
@@ -85,6 +95,7 @@ class AutoTopup(BaseModel):
     ``disabled_reason`` says why it was switched off by the system (a failed
     charge); the customer sees it as an alert until they switch it on again.
     """
+
     customer = ForeignKeyField(Customer, on_delete="CASCADE")
     service = ForeignKeyField(Service, unique=True, on_delete="CASCADE")
     enabled = BooleanField(default=False)

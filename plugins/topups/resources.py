@@ -4,6 +4,7 @@ Every service and purchase is fetched through ``get_owned`` (another customer's
 id is a 404). Buying goes through billing's payment flow; a repeated
 ``Idempotency-Key`` (the API) or the form's key (a double click) charges once.
 """
+
 from __future__ import annotations
 
 import functools
@@ -51,13 +52,17 @@ def to_minor(value: Decimal | None, currency: str) -> int | None:
 def auto_answer(app, service: Service) -> dict:
     status = rules.auto_status(app, service)
     if status is None:
-        raise Problem(409, N_("Auto top-up is not available for this service"),
-                      "Only services that can buy credit can top it up automatically.",
-                      type="auto-topup-unavailable")
+        raise Problem(
+            409,
+            N_("Auto top-up is not available for this service"),
+            "Only services that can buy credit can top it up automatically.",
+            type="auto-topup-unavailable",
+        )
     return {**status, "amounts": rules.auto_amounts(service)}
 
 
 # -- JSON API ---------------------------------------------------------------------------------
+
 
 class TopupsAPI:
     """``GET|POST /api/v1/services/{service_id}/topups``"""
@@ -67,14 +72,19 @@ class TopupsAPI:
         return {"items": rules.offered(owned_service(req, service_id)), "next": None}
 
     @idempotent
-    @operation("Buy a top-up (TOP-1)", body=schemas.TopupPurchaseIn, response=schemas.TopupPurchaseOut,
-               status=201, money=True,
-               description="Charges a saved card (default: your default card) and credits the "
-                           "balance at once. 201: credited (`purchase.status` is `credited`). "
-                           "202 with `next_action`: the card asks for 3-D Secure; finish it, "
-                           "then POST `complete_url` and read the purchase again. 402: "
-                           "declined, nothing added. Send an `Idempotency-Key`: a retry with "
-                           "it charges once.")
+    @operation(
+        "Buy a top-up (TOP-1)",
+        body=schemas.TopupPurchaseIn,
+        response=schemas.TopupPurchaseOut,
+        status=201,
+        money=True,
+        description="Charges a saved card (default: your default card) and credits the "
+        "balance at once. 201: credited (`purchase.status` is `credited`). "
+        "202 with `next_action`: the card asks for 3-D Secure; finish it, "
+        "then POST `complete_url` and read the purchase again. 402: "
+        "declined, nothing added. Send an `Idempotency-Key`: a retry with "
+        "it charges once.",
+    )
     def on_post(self, req, resp, service_id, body):
         app, ctx = req.context.app, req.context
         service = owned_service(req, service_id)
@@ -92,8 +102,11 @@ class TopupsAPI:
 class ReviewAPI:
     """``GET /api/v1/services/{service_id}/topups/review``"""
 
-    @operation("Review a top-up before buying it: price, what is added, expiry, bucket order",
-               query=schemas.TopupChoiceQuery, response=schemas.TopupReviewOut)
+    @operation(
+        "Review a top-up before buying it: price, what is added, expiry, bucket order",
+        query=schemas.TopupChoiceQuery,
+        response=schemas.TopupReviewOut,
+    )
     def on_get(self, req, resp, service_id, query):
         service = owned_service(req, service_id)
         choice = rules.choose(service, query["product_id"], query["amount"])
@@ -103,8 +116,11 @@ class ReviewAPI:
 class PurchasesAPI:
     """``GET /api/v1/services/{service_id}/topups/purchases``"""
 
-    @operation("The top-ups bought for this service, newest first", query=PageQuery,
-               response=schemas.TopupPurchasePage)
+    @operation(
+        "The top-ups bought for this service, newest first",
+        query=PageQuery,
+        response=schemas.TopupPurchasePage,
+    )
     def on_get(self, req, resp, service_id, query):
         service = owned_service(req, service_id)
         return paginate(rules.purchases_of(service), TopupPurchase.id, query)
@@ -121,17 +137,23 @@ class PurchaseAPI:
 class AutoTopupAPI:
     """``GET|PUT /api/v1/services/{service_id}/auto-topup``"""
 
-    @operation("Auto top-up of this service's credit (TOP-3)", response=schemas.AutoTopupOut,
-               errors={409: "Auto top-up is not available for this service"})
+    @operation(
+        "Auto top-up of this service's credit (TOP-3)",
+        response=schemas.AutoTopupOut,
+        errors={409: "Auto top-up is not available for this service"},
+    )
     def on_get(self, req, resp, service_id):
         return auto_answer(req.context.app, owned_service(req, service_id))
 
-    @operation("Switch auto top-up on or off (TOP-3)", body=schemas.AutoTopupIn,
-               response=schemas.AutoTopupOut,
-               errors={409: "Auto top-up is not available for this service"},
-               description="When credit falls below `threshold`, `amount` of credit is bought "
-                           "with your default card. Switching it on while already below the "
-                           "threshold buys at once. A failed charge switches it off.")
+    @operation(
+        "Switch auto top-up on or off (TOP-3)",
+        body=schemas.AutoTopupIn,
+        response=schemas.AutoTopupOut,
+        errors={409: "Auto top-up is not available for this service"},
+        description="When credit falls below `threshold`, `amount` of credit is bought "
+        "with your default card. Switching it on while already below the "
+        "threshold buys at once. A failed charge switches it off.",
+    )
     def on_put(self, req, resp, service_id, body):
         app, ctx = req.context.app, req.context
         service = owned_service(req, service_id)
@@ -142,12 +164,19 @@ class AutoTopupAPI:
 # -- staff: the catalogue -----------------------------------------------------------------------
 
 StaffProductsAPI, StaffProductAPI = staff_api(
-    TopupProduct, rules.save_product, noun="top-up", spec="TOP-2",
-    entry=schemas.StaffTopupProductSchema, page=schemas.StaffTopupCatalogue,
-    new=schemas.TopupProductIn, patch=schemas.TopupProductPatch)
+    TopupProduct,
+    rules.save_product,
+    noun="top-up",
+    spec="TOP-2",
+    entry=schemas.StaffTopupProductSchema,
+    page=schemas.StaffTopupCatalogue,
+    new=schemas.TopupProductIn,
+    patch=schemas.TopupProductPatch,
+)
 
 
 # -- portal pages -------------------------------------------------------------------------------
+
 
 def _section(req) -> None:
     req.context.extra["section"] = "topup"
@@ -160,14 +189,28 @@ class SectionPage:
         app, ctx = req.context.app, req.context
         _section(req)
         customer_id = ctx.require_customer()
-        services = [s for s in Service.select().where(
-            (Service.customer == customer_id) & Service.status.in_(rules.LIVE))
-            .order_by(Service.id) if rules.offered(s)]
-        recent = list(TopupPurchase.select(TopupPurchase, Service).join(Service)
-                      .where(TopupPurchase.customer == customer_id)
-                      .order_by(TopupPurchase.id.desc()).limit(10))
-        app.page(req, resp, "topups/section.html", services=services, recent=recent,
-                 auto={s.id: rules.auto_status(app, s) for s in services})
+        services = [
+            s
+            for s in Service.select()
+            .where((Service.customer == customer_id) & Service.status.in_(rules.LIVE))
+            .order_by(Service.id)
+            if rules.offered(s)
+        ]
+        recent = list(
+            TopupPurchase.select(TopupPurchase, Service)
+            .join(Service)
+            .where(TopupPurchase.customer == customer_id)
+            .order_by(TopupPurchase.id.desc())
+            .limit(10)
+        )
+        app.page(
+            req,
+            resp,
+            "topups/section.html",
+            services=services,
+            recent=recent,
+            auto={s.id: rules.auto_status(app, s) for s in services},
+        )
 
 
 class CataloguePage:
@@ -177,24 +220,40 @@ class CataloguePage:
         render_catalogue(req, resp, owned_service(req, service_id))
 
 
-def render_catalogue(req, resp, service: Service, errors: dict | None = None,
-                     values: dict | None = None, status: int = 200) -> None:
+def render_catalogue(
+    req,
+    resp,
+    service: Service,
+    errors: dict | None = None,
+    values: dict | None = None,
+    status: int = 200,
+) -> None:
     app = req.context.app
     _section(req)
     products = rules.offered(service)
     groups: dict[str, list] = {}
     for p in products:
         groups.setdefault(p.kind, []).append(p)
-    app.page(req, resp, "topups/catalogue.html", status=status, service=service, groups=groups,
-             auto=rules.auto_status(app, service), errors=errors or {}, values=values or {},
-             recent=list(rules.purchases_of(service).order_by(TopupPurchase.id.desc()).limit(5)))
+    app.page(
+        req,
+        resp,
+        "topups/catalogue.html",
+        status=status,
+        service=service,
+        groups=groups,
+        auto=rules.auto_status(app, service),
+        errors=errors or {},
+        values=values or {},
+        recent=list(rules.purchases_of(service).order_by(TopupPurchase.id.desc()).limit(5)),
+    )
 
 
 def read_choice(req, service: Service, params: dict) -> rules.Choice:
     """The product and amount of a form (pounds) as a checked ``Choice``; Problem 422 if not."""
     try:
-        data = schemas.TopupChoiceForm().load({k: params.get(k, "") for k in ("product_id", "amount")},
-                                         unknown="exclude")
+        data = schemas.TopupChoiceForm().load(
+            {k: params.get(k, "") for k in ("product_id", "amount")}, unknown="exclude"
+        )
     except ValidationError as exc:
         raise invalid(exc.normalized_messages()) from None
     return rules.choose(service, data["product_id"], to_minor(data["amount"], service.currency))
@@ -213,17 +272,35 @@ class ReviewPage:
         render_review(req, resp, service, choice)
 
 
-def render_review(req, resp, service: Service, choice: rules.Choice, *, error: str | None = None,
-                  errors: dict | None = None, status: int = 200) -> None:
+def render_review(
+    req,
+    resp,
+    service: Service,
+    choice: rules.Choice,
+    *,
+    error: str | None = None,
+    errors: dict | None = None,
+    status: int = 200,
+) -> None:
     app = req.context.app
     _section(req)
     pay, error = checkout.pay_with(req, resp, service.customer_id, error)
     amount = None
     if choice.product.custom:
         amount = money.plain(choice.quantity, choice.currency)
-    app.page(req, resp, "topups/review.html", status=status, service=service,
-             review=rules.review(app, service, choice), amount=amount,
-             idempotency_key=checkout.new_key(), error=error, errors=errors or {}, **pay)
+    app.page(
+        req,
+        resp,
+        "topups/review.html",
+        status=status,
+        service=service,
+        review=rules.review(app, service, choice),
+        amount=amount,
+        idempotency_key=checkout.new_key(),
+        error=error,
+        errors=errors or {},
+        **pay,
+    )
 
 
 class BuyPage:
@@ -238,15 +315,23 @@ class BuyPage:
             render_catalogue(req, resp, service, errors=exc.errors, status=422)
             return
         paid = checkout.submit(
-            req, order={"product": choice.product.id, "amount": choice.quantity},
+            req,
+            order={"product": choice.product.id, "amount": choice.quantity},
             work=lambda data: self._buy(req, service, choice, data),
-            show_form=functools.partial(render_review, req, resp, service, choice))
+            show_form=functools.partial(render_review, req, resp, service, choice),
+        )
         if paid is None:
             return
         purchase = TopupPurchase.get_by_id(paid.body["purchase_id"])
         if purchase.status == "failed":
-            render_review(req, resp, service, choice, status=402,
-                          error=app.translator.gettext(purchase.failure_message))
+            render_review(
+                req,
+                resp,
+                service,
+                choice,
+                status=402,
+                error=app.translator.gettext(purchase.failure_message),
+            )
             return
         show_purchase(req, resp, service, purchase, paid.client_secret)
 
@@ -259,8 +344,9 @@ class BuyPage:
         return {"purchase_id": purchase.id, "client_secret": attempt.client_secret}
 
 
-def show_purchase(req, resp, service: Service, purchase: TopupPurchase,
-                  client_secret: str = "") -> None:
+def show_purchase(
+    req, resp, service: Service, purchase: TopupPurchase, client_secret: str = ""
+) -> None:
     """Where a purchase stands: done (see the purchase page), or waiting for 3-D Secure."""
     app = req.context.app
     payment = Payment.get_by_id(purchase.payment_id) if purchase.payment_id else None
@@ -279,11 +365,21 @@ def render_purchase(req, resp, service, purchase, payment, client_secret: str = 
     provider = app.providers.get(payment.provider) if payment else None
     waiting = bool(payment is not None and payment.status == "requires_action" and provider)
     widget = checkout.challenge(resp, app, payment)[1] if waiting else {}
-    app.page(req, resp, "topups/purchase.html", service=service, purchase=purchase,
-             payment=payment, provider=provider, mode="authenticate", client_secret=client_secret,
-             widget=widget, waiting=waiting,
-             return_url=f"/services/{service.id}/topup/purchases/{purchase.id}",
-             balances=app.plugins.hook.service_balances(app=app, service=service) or [])
+    app.page(
+        req,
+        resp,
+        "topups/purchase.html",
+        service=service,
+        purchase=purchase,
+        payment=payment,
+        provider=provider,
+        mode="authenticate",
+        client_secret=client_secret,
+        widget=widget,
+        waiting=waiting,
+        return_url=f"/services/{service.id}/topup/purchases/{purchase.id}",
+        balances=app.plugins.hook.service_balances(app=app, service=service) or [],
+    )
 
 
 class PurchasePage:
@@ -317,12 +413,23 @@ class AutoTopupPage:
             self.render(req, resp, service, errors=errors, status=422)
             return
         try:
-            rules.set_auto(app, ctx, service, data["enabled"],
-                           to_minor(data["threshold"], service.currency),
-                           to_minor(data["amount"], service.currency))
+            rules.set_auto(
+                app,
+                ctx,
+                service,
+                data["enabled"],
+                to_minor(data["threshold"], service.currency),
+                to_minor(data["amount"], service.currency),
+            )
         except Problem as exc:
-            self.render(req, resp, service, errors=exc.errors or {},
-                        error=None if exc.errors else exc.title, status=int(exc.status_code))
+            self.render(
+                req,
+                resp,
+                service,
+                errors=exc.errors or {},
+                error=None if exc.errors else exc.title,
+                status=int(exc.status_code),
+            )
             return
         raise falcon.HTTPSeeOther(f"/services/{service.id}/auto-topup?done=auto-saved")
 
@@ -333,9 +440,19 @@ class AutoTopupPage:
         status_now = rules.auto_status(app, service)
         done = req.get_param("done")
         posted = req.context.extra.get("form") if errors else None
-        app.page(req, resp, "topups/auto.html", status=status, service=service,
-                 auto=status_now, amounts=rules.auto_amounts(service), errors=errors or {},
-                 error=error, posted=posted, has_card=default_card(service.customer_id) is not None,
-                 refused=payments.saved_cards_refusal(app, req.context),
-                 credit=rules.credit_left(app, service) if status_now else None,
-                 flash=app.translator.gettext(DONE[done]) if done in DONE else None)
+        app.page(
+            req,
+            resp,
+            "topups/auto.html",
+            status=status,
+            service=service,
+            auto=status_now,
+            amounts=rules.auto_amounts(service),
+            errors=errors or {},
+            error=error,
+            posted=posted,
+            has_card=default_card(service.customer_id) is not None,
+            refused=payments.saved_cards_refusal(app, req.context),
+            credit=rules.credit_left(app, service) if status_now else None,
+            flash=app.translator.gettext(DONE[done]) if done in DONE else None,
+        )

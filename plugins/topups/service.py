@@ -7,6 +7,7 @@ that records the payment as succeeded (``payment_succeeded``), so there is
 never a charge without a credit being decided, nor a credit without a charge.
 If the credit is refused, the purchase is refunded by a background task.
 """
+
 from __future__ import annotations
 
 import logging
@@ -31,8 +32,9 @@ log = logging.getLogger("portico.topups")
 #: Services that can be topped up: a suspended prepaid line is often suspended for want of credit.
 LIVE = ("active", "suspended")
 MAX_THRESHOLD = 100_000  # £1,000: a sanity bound on the auto top-up threshold
-CREDIT_FAILED = N_("We could not add this top-up to your balance, so your payment is being "
-                   "refunded.")
+CREDIT_FAILED = N_(
+    "We could not add this top-up to your balance, so your payment is being refunded."
+)
 NO_CARD = N_("Auto top-up needs a default card: add a card, then switch it on again.")
 
 
@@ -41,6 +43,7 @@ def settings(app) -> dict:
 
 
 # -- the catalogue (TOP-2) -------------------------------------------------------------------
+
 
 def catalogue(service_type: str | None = None, active_only: bool = True):
     return TopupProduct.listing(service_type, active_only, first_by=(TopupProduct.kind,))
@@ -55,8 +58,13 @@ def offered(service: Service) -> list[TopupProduct]:
 
 def types_with_topups() -> set[str]:
     """Service types that have at least one active product (one query, for service cards)."""
-    return {r[0] for r in TopupProduct.select(TopupProduct.service_type).where(
-        TopupProduct.active).distinct().tuples()}
+    return {
+        r[0]
+        for r in TopupProduct.select(TopupProduct.service_type)
+        .where(TopupProduct.active)
+        .distinct()
+        .tuples()
+    }
 
 
 def check_product(values: dict) -> None:
@@ -89,6 +97,7 @@ def save_product(ctx, product: TopupProduct | None, values: dict) -> TopupProduc
 @dataclass(frozen=True)
 class Choice:
     """A product and the amount chosen: what would be added and what it costs."""
+
     product: TopupProduct
     quantity: int
     price: int
@@ -113,41 +122,81 @@ def choose(service: Service, product_id, amount: int | None) -> Choice:
         return Choice(product, product.quantity, product.price)
     if amount is None or not product.min_amount <= amount <= product.max_amount:
         fmt = Formatter("en", "UTC")
-        raise invalid({"amount": [
-            f"Choose an amount from {fmt.money(product.min_amount, product.currency)} "
-            f"to {fmt.money(product.max_amount, product.currency)}."]})
+        raise invalid(
+            {
+                "amount": [
+                    f"Choose an amount from {fmt.money(product.min_amount, product.currency)} "
+                    f"to {fmt.money(product.max_amount, product.currency)}."
+                ]
+            }
+        )
     return Choice(product, amount, amount)
 
 
 def review(app, service: Service, choice: Choice, now: datetime | None = None) -> dict:
     """TOP-1's review: the price, what is added, when it expires and the resulting bucket order."""
     from plugins.usage.public import Policy
+
     now = now or utcnow()
     product = choice.product
     expires = choice.expires_at(now)
-    current = [b for b in (app.plugins.hook.service_balances(app=app, service=service) or [])
-               if b.type == product.kind]
-    new = {"id": None, "name": product.name, "type": product.kind, "remaining": choice.quantity,
-           "unit": product.unit, "weight": product.weight, "expires_at": expires, "new": True}
-    rows = [{"id": b.id, "name": b.name, "type": b.type, "remaining": b.remaining,
-             "unit": b.unit, "weight": b.weight, "expires_at": b.expires_at, "new": False}
-            for b in current] + [new]
+    current = [
+        b
+        for b in (app.plugins.hook.service_balances(app=app, service=service) or [])
+        if b.type == product.kind
+    ]
+    new = {
+        "id": None,
+        "name": product.name,
+        "type": product.kind,
+        "remaining": choice.quantity,
+        "unit": product.unit,
+        "weight": product.weight,
+        "expires_at": expires,
+        "new": True,
+    }
+    rows = [
+        {
+            "id": b.id,
+            "name": b.name,
+            "type": b.type,
+            "remaining": b.remaining,
+            "unit": b.unit,
+            "weight": b.weight,
+            "expires_at": b.expires_at,
+            "new": False,
+        }
+        for b in current
+    ] + [new]
     policy = Policy.of(app)
-    rows.sort(key=lambda r: policy.order_key(r["weight"], r["expires_at"],
-                                             float("inf") if r["new"] else r["id"]))
-    return {"product": product, "kind": product.kind, "name": product.name,
-            "quantity": choice.quantity, "unit": product.unit,
-            "price": {"amount": choice.price, "currency": choice.currency},
-            "weight": product.weight, "expires_at": expires,
-            "balance_after": {"remaining": sum(b.remaining for b in current) + choice.quantity,
-                              "unit": product.unit},
-            "order": rows}
+    rows.sort(
+        key=lambda r: policy.order_key(
+            r["weight"], r["expires_at"], float("inf") if r["new"] else r["id"]
+        )
+    )
+    return {
+        "product": product,
+        "kind": product.kind,
+        "name": product.name,
+        "quantity": choice.quantity,
+        "unit": product.unit,
+        "price": {"amount": choice.price, "currency": choice.currency},
+        "weight": product.weight,
+        "expires_at": expires,
+        "balance_after": {
+            "remaining": sum(b.remaining for b in current) + choice.quantity,
+            "unit": product.unit,
+        },
+        "order": rows,
+    }
 
 
 # -- buying (TOP-1) ------------------------------------------------------------------------------
 
-def buy(app, ctx, service: Service, choice: Choice, method: PaymentMethod, *,
-        via: str = "portal") -> tuple[TopupPurchase, payments.Attempt]:
+
+def buy(
+    app, ctx, service: Service, choice: Choice, method: PaymentMethod, *, via: str = "portal"
+) -> tuple[TopupPurchase, payments.Attempt]:
     """Record the purchase and its payment, commit, then charge the card.
 
     The balance is credited by ``credit()`` when billing records the payment as
@@ -163,37 +212,72 @@ def buy(app, ctx, service: Service, choice: Choice, method: PaymentMethod, *,
     with locked_transaction():
         purchase = _new_purchase(service, choice, via=via, user_id=ctx.principal.user_id)
         claim.remember(purchase)
-        payment = payments.new_payment(customer_id, choice.price, choice.currency, method,
-                                       purpose="topup", via=via, user_id=ctx.principal.user_id)
+        payment = payments.new_payment(
+            customer_id,
+            choice.price,
+            choice.currency,
+            method,
+            purpose="topup",
+            via=via,
+            user_id=ctx.principal.user_id,
+        )
         purchase.payment = payment
         purchase.save(only=[TopupPurchase.payment])
-        record(ctx, "topup.purchase", f"topup:{purchase.id}",
-               {"service": service.id, "product": choice.product.code, "price": choice.price,
-                "payment": payment.id})
+        record(
+            ctx,
+            "topup.purchase",
+            f"topup:{purchase.id}",
+            {
+                "service": service.id,
+                "product": choice.product.code,
+                "price": choice.price,
+                "payment": payment.id,
+            },
+        )
     attempt = payments.charge(app, payment)
     return TopupPurchase.get_by_id(purchase.id), attempt
 
 
-def settle_retry(app, purchase: TopupPurchase, service: Service,
-                 choice: Choice) -> tuple[TopupPurchase, payments.Attempt]:
+def settle_retry(
+    app, purchase: TopupPurchase, service: Service, choice: Choice
+) -> tuple[TopupPurchase, payments.Attempt]:
     """A retry of a purchase already recorded: settle its payment with the provider (a crash
     may have lost the outcome) and answer with it, never charging again."""
-    if (purchase.service_id, purchase.product_id, purchase.quantity) != \
-            (service.id, choice.product.id, choice.quantity):
-        raise Problem(422, "This Idempotency-Key was used for a different request",
-                      "Use a new key for a new request.", type="idempotency-key-reused")
+    if (purchase.service_id, purchase.product_id, purchase.quantity) != (
+        service.id,
+        choice.product.id,
+        choice.quantity,
+    ):
+        raise Problem(
+            422,
+            "This Idempotency-Key was used for a different request",
+            "Use a new key for a new request.",
+            type="idempotency-key-reused",
+        )
     attempt = payments.complete(app, Payment.get_by_id(purchase.payment_id))
     return TopupPurchase.get_by_id(purchase.id), attempt
 
 
-def _new_purchase(service: Service, choice: Choice, *, via: str, user_id: int | None = None,
-                  auto: bool = False) -> TopupPurchase:
+def _new_purchase(
+    service: Service, choice: Choice, *, via: str, user_id: int | None = None, auto: bool = False
+) -> TopupPurchase:
     product = choice.product
     return TopupPurchase.create(
-        customer=service.customer_id, service=service.id, product=product.id, kind=product.kind,
-        name=product.name, quantity=choice.quantity, unit=product.unit, price=choice.price,
-        currency=choice.currency, weight=product.weight, validity_days=product.validity_days,
-        via=via, user_id=user_id, auto=auto)
+        customer=service.customer_id,
+        service=service.id,
+        product=product.id,
+        kind=product.kind,
+        name=product.name,
+        quantity=choice.quantity,
+        unit=product.unit,
+        price=choice.price,
+        currency=choice.currency,
+        weight=product.weight,
+        validity_days=product.validity_days,
+        via=via,
+        user_id=user_id,
+        auto=auto,
+    )
 
 
 def purchase_of(payment: Payment) -> TopupPurchase | None:
@@ -217,35 +301,68 @@ def credit(app, payment: Payment) -> None:
         with db.database.atomic():  # a savepoint: a failed credit leaves the payment recorded
             if service.status not in LIVE:
                 raise ValueError(f"service {service.id} is {service.status}")
-            bucket = app.plugins.hook.credit_balance(app=app, service=service, credit=Credit(
-                type=purchase.kind, amount=purchase.quantity, unit=purchase.unit,
-                weight=purchase.weight, expires_at=expires, reference=purchase.reference,
-                name=purchase.name))
+            bucket = app.plugins.hook.credit_balance(
+                app=app,
+                service=service,
+                credit=Credit(
+                    type=purchase.kind,
+                    amount=purchase.quantity,
+                    unit=purchase.unit,
+                    weight=purchase.weight,
+                    expires_at=expires,
+                    reference=purchase.reference,
+                    name=purchase.name,
+                ),
+            )
             if bucket is None:
                 raise LookupError("no plugin applies credits (credit_balance)")
     except Exception as exc:  # noqa: BLE001 - any refusal: refund, never keep the money
-        log.warning("top-up %s: credit refused (%s); refunding payment %s",
-                    purchase.id, exc, payment.id)
+        log.warning(
+            "top-up %s: credit refused (%s); refunding payment %s", purchase.id, exc, payment.id
+        )
         purchase.status, purchase.failure_message = "refunding", CREDIT_FAILED
         purchase.save(only=[TopupPurchase.status, TopupPurchase.failure_message])
         from plugins.topups import tasks as topups_tasks  # lazily: it imports this module
+
         app.tasks.enqueue(topups_tasks.refund_purchase, purchase.id)
-        record_system(app, "topup.credit_failed", f"topup:{purchase.id}",
-                      {"payment": payment.id, "error": str(exc)[:200]},
-                      customer_id=purchase.customer_id, user_id=purchase.user_id)
+        record_system(
+            app,
+            "topup.credit_failed",
+            f"topup:{purchase.id}",
+            {"payment": payment.id, "error": str(exc)[:200]},
+            customer_id=purchase.customer_id,
+            user_id=purchase.user_id,
+        )
         return
-    payments.invoice_purchase(app, payment, f"Top-up: {purchase.name} — {service.name}",
-                              service_id=service.id)
+    payments.invoice_purchase(
+        app, payment, f"Top-up: {purchase.name} — {service.name}", service_id=service.id
+    )
     purchase.status, purchase.credited_at, purchase.expires_at = "credited", now, expires
     purchase.bucket_ref = str(getattr(bucket, "id", "") or "")
     purchase.failure_message = ""
     purchase.save()
-    notify_customer(app, purchase.customer_id, "topup_confirmed", f"topup-confirmed:{purchase.id}",
-                    "billing", data=notice_data(app, purchase, service))
-    record_system(app, "topup.credited", f"topup:{purchase.id}",
-                  {"service": service.id, "quantity": purchase.quantity, "unit": purchase.unit,
-                   "price": purchase.price, "auto": purchase.auto},
-                  customer_id=purchase.customer_id, user_id=purchase.user_id)
+    notify_customer(
+        app,
+        purchase.customer_id,
+        "topup_confirmed",
+        f"topup-confirmed:{purchase.id}",
+        "billing",
+        data=notice_data(app, purchase, service),
+    )
+    record_system(
+        app,
+        "topup.credited",
+        f"topup:{purchase.id}",
+        {
+            "service": service.id,
+            "quantity": purchase.quantity,
+            "unit": purchase.unit,
+            "price": purchase.price,
+            "auto": purchase.auto,
+        },
+        customer_id=purchase.customer_id,
+        user_id=purchase.user_id,
+    )
 
 
 def declined(app, payment: Payment) -> None:
@@ -261,11 +378,19 @@ def declined(app, payment: Payment) -> None:
 
 
 def notice_data(app, purchase: TopupPurchase, service: Service) -> dict:
-    return {"service": service.name, "service_id": service.id, "name": purchase.name,
-            "kind": purchase.kind, "quantity": purchase.quantity, "unit": purchase.unit,
-            "price": purchase.price, "currency": purchase.currency, "auto": purchase.auto,
-            "expires_at": purchase.expires_at.isoformat() if purchase.expires_at else None,
-            "url": app.url(f"/services/{service.id}/usage")}
+    return {
+        "service": service.name,
+        "service_id": service.id,
+        "name": purchase.name,
+        "kind": purchase.kind,
+        "quantity": purchase.quantity,
+        "unit": purchase.unit,
+        "price": purchase.price,
+        "currency": purchase.currency,
+        "auto": purchase.auto,
+        "expires_at": purchase.expires_at.isoformat() if purchase.expires_at else None,
+        "url": app.url(f"/services/{service.id}/usage"),
+    }
 
 
 def refund_purchase(app, purchase_id: int) -> None:
@@ -278,20 +403,32 @@ def refund_purchase(app, purchase_id: int) -> None:
     if left > 0:
         payments.refund(app, payment, left)  # a provider error raises: the task retries
     with locked_transaction():
-        done = (TopupPurchase.update(status="refunded")
-                .where((TopupPurchase.id == purchase.id) & (TopupPurchase.status == "refunding"))
-                .execute())
+        done = (
+            TopupPurchase.update(status="refunded")
+            .where((TopupPurchase.id == purchase.id) & (TopupPurchase.status == "refunding"))
+            .execute()
+        )
         if done:
             service = Service.get_by_id(purchase.service_id)
-            notify_customer(app, purchase.customer_id, "topup_refunded",
-                            f"topup-refunded:{purchase.id}", "billing",
-                            data=notice_data(app, purchase, service))
-            record_system(app, "topup.refunded", f"topup:{purchase.id}",
-                          {"payment": payment.id, "amount": payment.amount},
-                          customer_id=purchase.customer_id)
+            notify_customer(
+                app,
+                purchase.customer_id,
+                "topup_refunded",
+                f"topup-refunded:{purchase.id}",
+                "billing",
+                data=notice_data(app, purchase, service),
+            )
+            record_system(
+                app,
+                "topup.refunded",
+                f"topup:{purchase.id}",
+                {"payment": payment.id, "amount": payment.amount},
+                customer_id=purchase.customer_id,
+            )
 
 
 # -- auto top-up (TOP-3) ---------------------------------------------------------------------------
+
 
 def monetary_products(service: Service) -> list[TopupProduct]:
     return [p for p in offered(service) if p.kind == "monetary"]
@@ -303,8 +440,9 @@ def auto_choice(service: Service, amount: int) -> Choice | None:
     preset = next((p for p in products if not p.custom and p.quantity == amount), None)
     if preset is not None:
         return Choice(preset, preset.quantity, preset.price)
-    custom = next((p for p in products if p.custom and
-                   p.min_amount <= amount <= p.max_amount), None)
+    custom = next(
+        (p for p in products if p.custom and p.min_amount <= amount <= p.max_amount), None
+    )
     return Choice(custom, amount, amount) if custom is not None else None
 
 
@@ -312,9 +450,11 @@ def auto_amounts(service: Service) -> dict:
     """The amounts auto top-up may buy: the presets, and the custom bounds if there are any."""
     products = monetary_products(service)
     custom = next((p for p in products if p.custom), None)
-    return {"presets": sorted(p.quantity for p in products if not p.custom),
-            "min": custom.min_amount if custom else None,
-            "max": custom.max_amount if custom else None}
+    return {
+        "presets": sorted(p.quantity for p in products if not p.custom),
+        "min": custom.min_amount if custom else None,
+        "max": custom.max_amount if custom else None,
+    }
 
 
 def auto_status(app, service: Service) -> dict | None:
@@ -323,38 +463,59 @@ def auto_status(app, service: Service) -> dict | None:
     if rule is None:
         if not monetary_products(service):
             return None
-        return {"enabled": False, "threshold": 0, "amount": 0, "currency": service.currency,
-                "disabled_reason": ""}
-    return {"enabled": rule.enabled, "threshold": rule.threshold, "amount": rule.amount,
-            "currency": rule.currency, "disabled_reason": rule.disabled_reason}
+        return {
+            "enabled": False,
+            "threshold": 0,
+            "amount": 0,
+            "currency": service.currency,
+            "disabled_reason": "",
+        }
+    return {
+        "enabled": rule.enabled,
+        "threshold": rule.threshold,
+        "amount": rule.amount,
+        "currency": rule.currency,
+        "disabled_reason": rule.disabled_reason,
+    }
 
 
-def set_auto(app, ctx, service: Service, enabled: bool, threshold: int | None,
-             amount: int | None) -> AutoTopup:
+def set_auto(
+    app, ctx, service: Service, enabled: bool, threshold: int | None, amount: int | None
+) -> AutoTopup:
     """Switch auto top-up on (threshold and amount checked) or off; on below the threshold, buy now."""
     if not monetary_products(service):
-        raise Problem(409, N_("Auto top-up is not available for this service"),
-                      "Only services that can buy credit can top it up automatically.",
-                      type="auto-topup-unavailable")
+        raise Problem(
+            409,
+            N_("Auto top-up is not available for this service"),
+            "Only services that can buy credit can top it up automatically.",
+            type="auto-topup-unavailable",
+        )
     if enabled:  # IMP-6: switching on may charge the default card at once, and later
         problem = payments.saved_cards_refusal(app, ctx)
         if problem is not None:
             raise problem
     rule = AutoTopup.get_or_none(AutoTopup.service == service.id)
     sent = {k: v for k, v in (("threshold", threshold), ("amount", amount)) if v is not None}
-    chosen = {"threshold": rule.threshold if rule else None,
-              "amount": rule.amount if rule else None, **sent}
+    chosen = {
+        "threshold": rule.threshold if rule else None,
+        "amount": rule.amount if rule else None,
+        **sent,
+    }
     # Every value sent is checked, on or off: a rule switched off is stored all the same.
     # Switching on checks the values it keeps as well.
     checked = chosen if enabled else sent
     errors = {}
     if "threshold" in checked and not 1 <= (checked["threshold"] or 0) <= MAX_THRESHOLD:
         errors["threshold"] = [f"Choose a threshold from 1 to {MAX_THRESHOLD} (minor units)."]
-    if "amount" in checked and (checked["amount"] is None
-                                or auto_choice(service, checked["amount"]) is None):
+    if "amount" in checked and (
+        checked["amount"] is None or auto_choice(service, checked["amount"]) is None
+    ):
         errors["amount"] = ["Choose one of the credit amounts on offer."]
-    if enabled and not errors and not payments.cards_of(service.customer_id).where(
-            PaymentMethod.is_default).exists():
+    if (
+        enabled
+        and not errors
+        and not payments.cards_of(service.customer_id).where(PaymentMethod.is_default).exists()
+    ):
         errors["enabled"] = [NO_CARD]
     if errors:
         raise invalid(errors)
@@ -362,9 +523,13 @@ def set_auto(app, ctx, service: Service, enabled: bool, threshold: int | None,
     with locked_transaction():
         lock_rows(Service.select().where(Service.id == service.id)).get()
         rule = AutoTopup.get_or_none(AutoTopup.service == service.id)
-        values = dict(enabled=enabled, threshold=chosen["threshold"] or 0,
-                      amount=chosen["amount"] or 0,
-                      currency=service.currency, updated_at=now)
+        values = dict(
+            enabled=enabled,
+            threshold=chosen["threshold"] or 0,
+            amount=chosen["amount"] or 0,
+            currency=service.currency,
+            updated_at=now,
+        )
         if enabled:
             values.update(disabled_reason="", disabled_at=None)
         if rule is None:
@@ -373,8 +538,12 @@ def set_auto(app, ctx, service: Service, enabled: bool, threshold: int | None,
             for key, value in values.items():
                 setattr(rule, key, value)
             rule.save()
-        record(ctx, "topup.auto_" + ("on" if enabled else "off"), f"service:{service.id}",
-               {"threshold": rule.threshold, "amount": rule.amount})
+        record(
+            ctx,
+            "topup.auto_" + ("on" if enabled else "off"),
+            f"service:{service.id}",
+            {"threshold": rule.threshold, "amount": rule.amount},
+        )
         if enabled and credit_left(app, service) < rule.threshold:
             trigger(app, service, rule, now)  # already below: switching on is a crossing
     return rule
@@ -400,39 +569,60 @@ def watch(app, service: Service, before: dict, after: dict) -> None:
 
 def trigger(app, service: Service, rule: AutoTopup, now: datetime) -> TopupPurchase | None:
     """Record one automatic purchase and queue its charge (inside the caller's transaction)."""
-    pending = TopupPurchase.select().where((TopupPurchase.service == service.id) &
-                                           TopupPurchase.auto &
-                                           (TopupPurchase.status == "pending"))
+    pending = TopupPurchase.select().where(
+        (TopupPurchase.service == service.id)
+        & TopupPurchase.auto
+        & (TopupPurchase.status == "pending")
+    )
     if pending.exists():
         return None  # the previous crossing's top-up is still being charged
     limit = settings(app).get("auto_daily_limit", 3)
-    today = TopupPurchase.select().where(
-        (TopupPurchase.service == service.id) & TopupPurchase.auto &
-        (TopupPurchase.created_at > now - timedelta(days=1))).count()
+    today = (
+        TopupPurchase.select()
+        .where(
+            (TopupPurchase.service == service.id)
+            & TopupPurchase.auto
+            & (TopupPurchase.created_at > now - timedelta(days=1))
+        )
+        .count()
+    )
     if today >= limit:
-        switch_off(app, service.id, N_("Auto top-up reached its limit of automatic top-ups "
-                                       "in a day and was switched off, to protect your card."))
+        switch_off(
+            app,
+            service.id,
+            N_(
+                "Auto top-up reached its limit of automatic top-ups "
+                "in a day and was switched off, to protect your card."
+            ),
+        )
         return None
     choice = auto_choice(service, rule.amount)
     if choice is None:
-        switch_off(app, service.id, N_("The auto top-up amount is no longer on offer. "
-                                       "Choose another amount."))
+        switch_off(
+            app,
+            service.id,
+            N_("The auto top-up amount is no longer on offer. Choose another amount."),
+        )
         return None
     purchase = _new_purchase(service, choice, via="auto", auto=True)
     AutoTopup.update(last_run_at=now).where(AutoTopup.id == rule.id).execute()
     from plugins.topups import tasks as topups_tasks  # lazily: it imports this module
+
     app.tasks.enqueue(topups_tasks.run_auto_topup, purchase.id)
-    record_system(app, "topup.auto_triggered", f"topup:{purchase.id}",
-                  {"service": service.id, "threshold": rule.threshold, "amount": rule.amount},
-                  customer_id=service.customer_id)
+    record_system(
+        app,
+        "topup.auto_triggered",
+        f"topup:{purchase.id}",
+        {"service": service.id, "threshold": rule.threshold, "amount": rule.amount},
+        customer_id=service.customer_id,
+    )
     return purchase
 
 
 def run_auto(app, purchase_id: int) -> None:
     """The background charge of an automatic top-up: the default card, off-session, once."""
     with locked_transaction():
-        purchase = lock_rows(TopupPurchase.select().where(
-            TopupPurchase.id == purchase_id)).first()
+        purchase = lock_rows(TopupPurchase.select().where(TopupPurchase.id == purchase_id)).first()
         if purchase is None or purchase.status != "pending":
             return
         existing = Payment.get_by_id(purchase.payment_id) if purchase.payment_id else None
@@ -446,9 +636,15 @@ def run_auto(app, purchase_id: int) -> None:
                 if card is None:
                     switch_off(app, purchase.service_id, NO_CARD)
                 return
-            payment = payments.new_payment(purchase.customer_id, purchase.price,
-                                           purchase.currency, card, purpose="topup",
-                                           via="auto", off_session=True)
+            payment = payments.new_payment(
+                purchase.customer_id,
+                purchase.price,
+                purchase.currency,
+                card,
+                purpose="topup",
+                via="auto",
+                off_session=True,
+            )
             purchase.payment = payment
             purchase.save(only=[TopupPurchase.payment])
     if existing is not None:  # a redelivered task: settle what the first run started
@@ -463,18 +659,38 @@ def switch_off(app, service_id: int, reason: str) -> None:
     if rule is None or not rule.enabled:
         return
     now = utcnow()
-    (AutoTopup.update(enabled=False, disabled_reason=reason[:300], disabled_at=now, updated_at=now)
-     .where(AutoTopup.id == rule.id).execute())
+    (
+        AutoTopup.update(
+            enabled=False, disabled_reason=reason[:300], disabled_at=now, updated_at=now
+        )
+        .where(AutoTopup.id == rule.id)
+        .execute()
+    )
     service = Service.get_by_id(service_id)
-    notify_customer(app, rule.customer_id, "auto_topup_failed",
-                    f"auto-topup-off:{rule.id}:{now.isoformat()}", "billing",
-                    data={"service": service.name, "service_id": service.id, "reason": reason,
-                          "url": app.url(f"/services/{service.id}/auto-topup")})
-    record_system(app, "topup.auto_off", f"service:{service_id}", {"reason": reason[:200]},
-                  customer_id=rule.customer_id)
+    notify_customer(
+        app,
+        rule.customer_id,
+        "auto_topup_failed",
+        f"auto-topup-off:{rule.id}:{now.isoformat()}",
+        "billing",
+        data={
+            "service": service.name,
+            "service_id": service.id,
+            "reason": reason,
+            "url": app.url(f"/services/{service.id}/auto-topup"),
+        },
+    )
+    record_system(
+        app,
+        "topup.auto_off",
+        f"service:{service_id}",
+        {"reason": reason[:200]},
+        customer_id=rule.customer_id,
+    )
 
 
 # -- reading ------------------------------------------------------------------------------------
+
 
 def purchases_of(service: Service):
     return TopupPurchase.select().where(TopupPurchase.service == service.id)
@@ -482,10 +698,18 @@ def purchases_of(service: Service):
 
 def alerts_data(customer_id: int) -> dict:
     """Auto top-ups switched off by a failure, and purchases being refunded (for the alerts)."""
-    off = list(AutoTopup.select(AutoTopup, Service).join(Service).where(
-        (AutoTopup.customer == customer_id) & ~AutoTopup.enabled &
-        (AutoTopup.disabled_reason != "")))
-    refunding = list(TopupPurchase.select(TopupPurchase, Service).join(Service).where(
-        (TopupPurchase.customer == customer_id) & (TopupPurchase.status == "refunding")))
+    off = list(
+        AutoTopup.select(AutoTopup, Service)
+        .join(Service)
+        .where(
+            (AutoTopup.customer == customer_id)
+            & ~AutoTopup.enabled
+            & (AutoTopup.disabled_reason != "")
+        )
+    )
+    refunding = list(
+        TopupPurchase.select(TopupPurchase, Service)
+        .join(Service)
+        .where((TopupPurchase.customer == customer_id) & (TopupPurchase.status == "refunding"))
+    )
     return {"off": off, "refunding": refunding}
-

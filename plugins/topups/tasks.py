@@ -1,4 +1,5 @@
 """Top-ups' background work: the charge of an auto top-up, and refunds of refused credits."""
+
 from __future__ import annotations
 
 from engine.tasks import task

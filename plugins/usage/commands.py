@@ -1,4 +1,5 @@
 """``portico usage import FILE.csv``: bulk usage import with a progress bar and a per-line report."""
+
 from __future__ import annotations
 
 import csv
@@ -14,11 +15,20 @@ def usage_group(app_factory) -> click.Group:
 
     @usage.command("import")
     @click.argument("path", type=click.Path(exists=True, dir_okay=False, allow_dash=False))
-    @click.option("--batch-size", type=click.IntRange(1, 10000), default=1000, show_default=True,
-                  help="Events rated per transaction.")
+    @click.option(
+        "--batch-size",
+        type=click.IntRange(1, 10000),
+        default=1000,
+        show_default=True,
+        help="Events rated per transaction.",
+    )
     @click.option("--dry-run", is_flag=True, help="Check every line; rate nothing.")
-    @click.option("--errors", "errors_path", type=click.Path(dir_okay=False, writable=True),
-                  help="Also write the per-line errors to this CSV file.")
+    @click.option(
+        "--errors",
+        "errors_path",
+        type=click.Path(dir_okay=False, writable=True),
+        help="Also write the per-line errors to this CSV file.",
+    )
     def import_command(path, batch_size, dry_run, errors_path):
         """Rate the usage events in a CSV file (see docs/usage.md for the columns).
 
@@ -32,12 +42,16 @@ def usage_group(app_factory) -> click.Group:
         text = {"encoding": "utf-8-sig", "errors": "surrogateescape", "newline": ""}
         with open(path, **text) as f:
             total = max(0, sum(1 for _ in f) - 1)
-        with open(path, **text) as f, \
-                click.progressbar(length=total, label="Rating usage", file=sys.stderr,
-                                  show_pos=True) as bar:
+        with (
+            open(path, **text) as f,
+            click.progressbar(
+                length=total, label="Rating usage", file=sys.stderr, show_pos=True
+            ) as bar,
+        ):
             try:
-                report = import_csv(app, f, batch_size=batch_size, dry_run=dry_run,
-                                    progress=bar.update)
+                report = import_csv(
+                    app, f, batch_size=batch_size, dry_run=dry_run, progress=bar.update
+                )
             except BadHeader as exc:
                 raise click.ClickException(str(exc)) from None
         for error in report.errors[:100]:
@@ -51,10 +65,14 @@ def usage_group(app_factory) -> click.Group:
                 writer.writerows((e.line, e.field, e.message) for e in report.errors)
         bad = len({e.line for e in report.errors})
         if dry_run:
-            click.echo(f"{report.lines} lines checked: {report.lines - bad} valid, {bad} with errors")
+            click.echo(
+                f"{report.lines} lines checked: {report.lines - bad} valid, {bad} with errors"
+            )
         else:
-            click.echo(f"{report.lines} lines: {report.rated} rated, {report.duplicates} "
-                       f"duplicates, {bad} with errors")
+            click.echo(
+                f"{report.lines} lines: {report.rated} rated, {report.duplicates} "
+                f"duplicates, {bad} with errors"
+            )
         if report.errors:
             sys.exit(1)
 

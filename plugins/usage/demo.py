@@ -5,6 +5,7 @@ renewal date, top-ups and promotions appear on their day, and each day's
 events are rated as one batch "as of" the end of that day, so the balances,
 the ledger and the events are exactly what production rating would have left.
 """
+
 from __future__ import annotations
 
 import random
@@ -18,31 +19,48 @@ from plugins.usage.models import Bucket
 from plugins.usage.rating import UsageIn, lock_services, rate
 from plugins.usage.service import credit, refill_plan
 
-GB, MB, MIN = 10 ** 9, 10 ** 6, 60
+GB, MB, MIN = 10**9, 10**6, 60
 DAYS = 90
 
 #: Base-plan buckets per demo service: (type, scope, name, amount).
-MOBILE_20 = [("data", "any", "20 GB data", 20 * GB), ("voice", "domestic", "UK minutes", 500 * MIN),
-             ("voice", "international", "International minutes", 60 * MIN),
-             ("sms", "domestic", "Texts", 1000)]
-MOBILE_10 = [("data", "any", "10 GB data", 10 * GB), ("voice", "domestic", "UK minutes", 1000 * MIN),
-             ("sms", "domestic", "Texts", 500)]
+MOBILE_20 = [
+    ("data", "any", "20 GB data", 20 * GB),
+    ("voice", "domestic", "UK minutes", 500 * MIN),
+    ("voice", "international", "International minutes", 60 * MIN),
+    ("sms", "domestic", "Texts", 1000),
+]
+MOBILE_10 = [
+    ("data", "any", "10 GB data", 10 * GB),
+    ("voice", "domestic", "UK minutes", 1000 * MIN),
+    ("sms", "domestic", "Texts", 500),
+]
 FIBRE = [("data", "any", "Fair use allowance", 2000 * GB)]
-PLANS = {"alice_mobile": MOBILE_20, "alice_broadband": FIBRE, "bob_mobile": MOBILE_10,
-         "bob_mobile_2": MOBILE_10, "bob_broadband": FIBRE, "bob_old_mobile": MOBILE_10}
+PLANS = {
+    "alice_mobile": MOBILE_20,
+    "alice_broadband": FIBRE,
+    "bob_mobile": MOBILE_10,
+    "bob_mobile_2": MOBILE_10,
+    "bob_broadband": FIBRE,
+    "bob_old_mobile": MOBILE_10,
+}
 
 #: How each service is used: daily data (bytes), calls and texts per day, when it stopped.
 PROFILES = {
-    "alice_mobile": dict(kind="mobile", data=0.5 * GB, calls=3.5, texts=5,
-                         mix=(0.3, 0.58, 0.08, 0.04)),
+    "alice_mobile": dict(
+        kind="mobile", data=0.5 * GB, calls=3.5, texts=5, mix=(0.3, 0.58, 0.08, 0.04)
+    ),
     "alice_broadband": dict(kind="broadband", data=25 * GB),
     "alice_prepaid": dict(kind="mobile", data=12 * MB, calls=0.6, texts=1, mix=(0.2, 0.8, 0, 0)),
-    "bob_mobile": dict(kind="mobile", data=0.36 * GB, calls=6, texts=4, mix=(0.4, 0.55, 0.03, 0.02)),
-    "bob_mobile_2": dict(kind="mobile", data=0.3 * GB, calls=4, texts=3, mix=(0.4, 0.6, 0, 0),
-                         until=30),
+    "bob_mobile": dict(
+        kind="mobile", data=0.36 * GB, calls=6, texts=4, mix=(0.4, 0.55, 0.03, 0.02)
+    ),
+    "bob_mobile_2": dict(
+        kind="mobile", data=0.3 * GB, calls=4, texts=3, mix=(0.4, 0.6, 0, 0), until=30
+    ),
     "bob_broadband": dict(kind="broadband", data=40 * GB),
-    "bob_old_mobile": dict(kind="mobile", data=0.25 * GB, calls=3, texts=2, mix=(0.5, 0.5, 0, 0),
-                           until=20),
+    "bob_old_mobile": dict(
+        kind="mobile", data=0.25 * GB, calls=3, texts=2, mix=(0.5, 0.5, 0, 0), until=20
+    ),
 }
 DESTINATIONS = ("onnet", "offnet", "international", "special")
 
@@ -60,10 +78,19 @@ def seed(app, demo: dict) -> None:
         if s is None:
             continue
         for kind, scope, name, amount in plan:
-            Bucket.create(service=s.id, type=kind, scope=scope, name=name, source="plan",
-                          weight=30, initial=amount, remaining=amount,
-                          unit="bytes" if kind == "data" else "seconds" if kind == "voice"
-                          else "messages", renewable=True, created_at=start)
+            Bucket.create(
+                service=s.id,
+                type=kind,
+                scope=scope,
+                name=name,
+                source="plan",
+                weight=30,
+                initial=amount,
+                remaining=amount,
+                unit="bytes" if kind == "data" else "seconds" if kind == "voice" else "messages",
+                renewable=True,
+                created_at=start,
+            )
         for boundary in past_renewals(s, start):
             markers.append((boundary, len(markers), ("renew", s, boundary)))
     for at, key, item in extra_credits(now):
@@ -111,23 +138,65 @@ def extra_credits(now: datetime) -> list[tuple[datetime, str, Credit]]:
     """Top-ups and promotions bought during the window (a prepaid's credit among them)."""
     day = timedelta(days=1)
     return [
-        (now - 12 * day, "alice_mobile", Credit("data", 2 * GB, "bytes", weight=10,
-                                                expires_at=now + 18 * day, name="Bonus 2 GB",
-                                                reference="demo-promo-1")),
-        (now - 10 * day, "alice_mobile", Credit("data", 5 * GB, "bytes", weight=20,
-                                                expires_at=now + 20 * day, name="5 GB top-up",
-                                                reference="demo-topup-1")),
-        (now - 90 * day, "alice_prepaid", Credit("monetary", 1500, "GBP", name="Credit",
-                                                 reference="demo-credit-1")),
-        (now - 55 * day, "alice_prepaid", Credit("monetary", 1000, "GBP", name="Credit",
-                                                 reference="demo-credit-2")),
-        (now - 25 * day, "alice_prepaid", Credit("monetary", 1000, "GBP", name="Credit",
-                                                 reference="demo-credit-3")),
-        (now - 20 * day, "alice_prepaid", Credit("data", 1 * GB, "bytes", weight=20,
-                                                 expires_at=now + 10 * day, name="1 GB bundle",
-                                                 reference="demo-bundle-1")),
-        (now - 4 * day, "alice_prepaid", Credit("monetary", 1000, "GBP", name="Credit",
-                                                reference="demo-credit-4")),
+        (
+            now - 12 * day,
+            "alice_mobile",
+            Credit(
+                "data",
+                2 * GB,
+                "bytes",
+                weight=10,
+                expires_at=now + 18 * day,
+                name="Bonus 2 GB",
+                reference="demo-promo-1",
+            ),
+        ),
+        (
+            now - 10 * day,
+            "alice_mobile",
+            Credit(
+                "data",
+                5 * GB,
+                "bytes",
+                weight=20,
+                expires_at=now + 20 * day,
+                name="5 GB top-up",
+                reference="demo-topup-1",
+            ),
+        ),
+        (
+            now - 90 * day,
+            "alice_prepaid",
+            Credit("monetary", 1500, "GBP", name="Credit", reference="demo-credit-1"),
+        ),
+        (
+            now - 55 * day,
+            "alice_prepaid",
+            Credit("monetary", 1000, "GBP", name="Credit", reference="demo-credit-2"),
+        ),
+        (
+            now - 25 * day,
+            "alice_prepaid",
+            Credit("monetary", 1000, "GBP", name="Credit", reference="demo-credit-3"),
+        ),
+        (
+            now - 20 * day,
+            "alice_prepaid",
+            Credit(
+                "data",
+                1 * GB,
+                "bytes",
+                weight=20,
+                expires_at=now + 10 * day,
+                name="1 GB bundle",
+                reference="demo-bundle-1",
+            ),
+        ),
+        (
+            now - 4 * day,
+            "alice_prepaid",
+            Credit("monetary", 1000, "GBP", name="Credit", reference="demo-credit-4"),
+        ),
     ]
 
 
@@ -142,8 +211,9 @@ def apply_marker(app, action: tuple, at: datetime) -> None:
             Bucket.update(created_at=at).where(Bucket.id == bucket.id).execute()
 
 
-def usage_for(rng: random.Random, service: Service, profile: dict, start: datetime,
-              now: datetime) -> list[UsageIn]:
+def usage_for(
+    rng: random.Random, service: Service, profile: dict, start: datetime, now: datetime
+) -> list[UsageIn]:
     """Realistic days: busier weekends, sessions of varied size, calls of varied length."""
     out: list[UsageIn] = []
     stop = now - timedelta(days=profile.get("until", 0))
@@ -154,8 +224,7 @@ def usage_for(rng: random.Random, service: Service, profile: dict, start: dateti
         if at >= stop or quantity <= 0:
             return
         n += 1
-        out.append(UsageIn(f"demo-{service.id}-{n}", service.id, kind, int(quantity), at,
-                           **extra))
+        out.append(UsageIn(f"demo-{service.id}-{n}", service.id, kind, int(quantity), at, **extra))
 
     for d in range(DAYS + 1):
         day = start + timedelta(days=d)
@@ -169,13 +238,23 @@ def usage_for(rng: random.Random, service: Service, profile: dict, start: dateti
             continue
         for _ in range(poisson(rng, profile["calls"] * busy)):
             dest = rng.choices(DESTINATIONS, weights=profile["mix"])[0]
-            add("voice", min(45 * MIN, max(5, rng.lognormvariate(4.6, 0.9))), moment(rng, day),
-                destination=dest, international=dest == "international",
-                counterparty=number(rng, dest))
+            add(
+                "voice",
+                min(45 * MIN, max(5, rng.lognormvariate(4.6, 0.9))),
+                moment(rng, day),
+                destination=dest,
+                international=dest == "international",
+                counterparty=number(rng, dest),
+            )
         for _ in range(poisson(rng, profile["texts"] * busy)):
             abroad = rng.random() < 0.05
-            add("sms", 1, moment(rng, day), international=abroad,
-                counterparty=number(rng, "international" if abroad else "offnet"))
+            add(
+                "sms",
+                1,
+                moment(rng, day),
+                international=abroad,
+                counterparty=number(rng, "international" if abroad else "offnet"),
+            )
         if rng.random() < 0.12:
             add("mms", 1, moment(rng, day), counterparty=number(rng, "offnet"))
     return out
@@ -197,8 +276,10 @@ def poisson(rng: random.Random, mean: float) -> int:
 
 def number(rng: random.Random, destination: str) -> str:
     if destination == "international":
-        return rng.choice(["+33 6 ", "+49 151 ", "+34 612 ", "+1 415 "]) + \
-            f"{rng.randrange(10 ** 6):06d}"
+        return (
+            rng.choice(["+33 6 ", "+49 151 ", "+34 612 ", "+1 415 "])
+            + f"{rng.randrange(10**6):06d}"
+        )
     if destination == "special":
-        return f"+44 871 {rng.randrange(10 ** 6):06d}"
+        return f"+44 871 {rng.randrange(10**6):06d}"
     return f"+44 7700 900{rng.randrange(1000):03d}"

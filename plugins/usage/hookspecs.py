@@ -2,6 +2,7 @@
 
 Added when the plugin registers (``register_hookspecs``).
 """
+
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, TypedDict
@@ -16,6 +17,7 @@ if TYPE_CHECKING:  # pragma: no cover - imports for annotations only
 
 class AutoTopup(TypedDict):
     """What ``auto_topup_status`` answers; amounts in minor units."""
+
     enabled: bool
     threshold: int
     amount: int
@@ -50,8 +52,9 @@ def auto_topup_status(app: Portico, service: Service) -> AutoTopup | None:
 
 
 @hookspec
-def usage_rated(app: Portico, service: Service, before: dict[str, int],
-                after: dict[str, int]) -> None:
+def usage_rated(
+    app: Portico, service: Service, before: dict[str, int], after: dict[str, int]
+) -> None:
     """Called once per service per rated batch, inside the rating transaction.
 
     ``before`` and ``after`` map a balance type (data, voice, sms, mms,

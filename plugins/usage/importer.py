@@ -6,6 +6,7 @@ Columns (a header line names them; order is free): ``id``, ``service_id`` or
 is reported with its number and field, and rating it is left out.
 Re-importing a file changes nothing: event ids apply once.
 """
+
 from __future__ import annotations
 
 import csv
@@ -62,23 +63,38 @@ def parse_line(raw: dict) -> dict:
     return {k: v for k, v in row.items() if v != "" or k in REQUIRED + SERVICE}
 
 
-def import_csv(app, stream: TextIO, *, batch_size: int = 1000, dry_run: bool = False,
-               progress: Callable[[int], None] = lambda n: None) -> ImportReport:
+def import_csv(
+    app,
+    stream: TextIO,
+    *,
+    batch_size: int = 1000,
+    dry_run: bool = False,
+    progress: Callable[[int], None] = lambda n: None,
+) -> ImportReport:
     """Read ``stream``, rate its valid lines in batches; ``progress(n)`` after each n lines."""
     reader = csv.DictReader(stream)
     header = [h.strip() for h in (reader.fieldnames or [])]
     named = sum(c in header for c in SERVICE)
-    service = [] if named == 1 else ["service_id"] if not named else \
-        ["only one of " + " and ".join(SERVICE)]
-    missing = [c for c in REQUIRED[:1] if c not in header] + service + \
-        [c for c in REQUIRED[1:] if c not in header]
+    service = (
+        []
+        if named == 1
+        else ["service_id"]
+        if not named
+        else ["only one of " + " and ".join(SERVICE)]
+    )
+    missing = (
+        [c for c in REQUIRED[:1] if c not in header]
+        + service
+        + [c for c in REQUIRED[1:] if c not in header]
+    )
     unknown = [c for c in header if c not in REQUIRED + SERVICE + OPTIONAL]
     if missing or unknown:
-        raise BadHeader("the header line must name the columns "
-                        f"{', '.join(REQUIRED)}, {' or '.join(SERVICE)} "
-                        f"(optional: {', '.join(OPTIONAL)}); "
-                        + (f"missing: {', '.join(missing)}" if missing else
-                           f"unknown: {', '.join(unknown)}"))
+        raise BadHeader(
+            "the header line must name the columns "
+            f"{', '.join(REQUIRED)}, {' or '.join(SERVICE)} "
+            f"(optional: {', '.join(OPTIONAL)}); "
+            + (f"missing: {', '.join(missing)}" if missing else f"unknown: {', '.join(unknown)}")
+        )
     report = ImportReport()
     schema = UsageEventIn()
     pending: list[tuple[int, dict]] = []
@@ -91,12 +107,15 @@ def import_csv(app, stream: TextIO, *, batch_size: int = 1000, dry_run: bool = F
             not_text = [k for k, v in row.items() if isinstance(v, str) and NOT_TEXT.search(v)]
             try:
                 if not_text:
-                    raise ValidationError({k: ["Not text: a NUL or a byte that is not UTF-8."]
-                                           for k in not_text})
+                    raise ValidationError(
+                        {k: ["Not text: a NUL or a byte that is not UTF-8."] for k in not_text}
+                    )
                 pending.append((number, schema.load(row)))
             except ValidationError as exc:
-                report.errors += [LineError(number, f, "; ".join(_flat(m)))
-                                  for f, m in exc.normalized_messages().items()]
+                report.errors += [
+                    LineError(number, f, "; ".join(_flat(m)))
+                    for f, m in exc.normalized_messages().items()
+                ]
             if len(pending) >= batch_size:
                 _flush(app, pending, report, dry_run)
                 progress(read)
@@ -104,9 +123,17 @@ def import_csv(app, stream: TextIO, *, batch_size: int = 1000, dry_run: bool = F
         _flush(app, pending, report, dry_run)
         progress(read)
         if not dry_run:
-            audit.record_system(app, "usage.imported", "usage",
-                                {"lines": report.lines, "rated": report.rated,
-                                 "duplicates": report.duplicates, "errors": len(report.errors)})
+            audit.record_system(
+                app,
+                "usage.imported",
+                "usage",
+                {
+                    "lines": report.lines,
+                    "rated": report.rated,
+                    "duplicates": report.duplicates,
+                    "errors": len(report.errors),
+                },
+            )
     report.errors.sort(key=lambda e: e.line)
     return report
 
@@ -129,12 +156,13 @@ def _records(reader: csv.DictReader, report: ImportReport) -> Iterator[tuple[int
         number, last = last + 1, lines.line_num
         if cells:
             names = reader.fieldnames or []  # a record follows a header: never empty here
-            yield number, {**dict(zip(names, cells)), None: cells[len(names):]}
+            yield number, {**dict(zip(names, cells)), None: cells[len(names) :]}
 
 
 def _flush(app, pending: list[tuple[int, dict]], report: ImportReport, dry_run: bool) -> None:
-    external = service_ids({row["service_external_id"] for _, row in pending
-                            if "service_external_id" in row})
+    external = service_ids(
+        {row["service_external_id"] for _, row in pending if "service_external_id" in row}
+    )
     unknown = unknown_services({row["service_id"] for _, row in pending if "service_id" in row})
     good = []
     for number, row in pending:

@@ -3,6 +3,7 @@
 An event names its service by Portico's id (``service_id``) or by the operator's own id for it
 (``service_external_id``, e.g. the MSISDN). Either way an event id is rated once.
 """
+
 from __future__ import annotations
 
 from engine import audit
@@ -18,16 +19,20 @@ def service_ids(external_ids: set[str]) -> dict[str, int]:
     """Portico's service id for each of the operator's ids that names a service."""
     found: dict[str, int] = {}
     for part in chunks(sorted(external_ids)):
-        found.update(Service.select(Service.external_id, Service.id)
-                     .where(Service.external_id.in_(part)).tuples())
+        found.update(
+            Service.select(Service.external_id, Service.id)
+            .where(Service.external_id.in_(part))
+            .tuples()
+        )
     return found
 
 
 def resolve(app, events: list[dict]) -> list[dict]:
     """The events with every service as a ``service_id``; 422 (errors by index) if any names
     no service or is older than retention keeps, so a batch is applied whole or not at all."""
-    by_external = service_ids({e["service_external_id"] for e in events
-                               if "service_external_id" in e})
+    by_external = service_ids(
+        {e["service_external_id"] for e in events if "service_external_id" in e}
+    )
     unknown = unknown_services({e["service_id"] for e in events if "service_id" in e})
     errors, out = {}, []
     for index, event in enumerate(events):
@@ -59,12 +64,18 @@ def ingest(ctx, events: list[dict]) -> dict:
     with locked_transaction():
         outcomes = rate(ctx.app, [UsageIn(**e) for e in resolved])
         result = batch_result(outcomes)
-        audit.record(ctx, "usage.batch_rated", "usage",
-                     {"rated": result["rated"], "duplicates": result["duplicates"]})
+        audit.record(
+            ctx,
+            "usage.batch_rated",
+            "usage",
+            {"rated": result["rated"], "duplicates": result["duplicates"]},
+        )
     return result
 
 
 def batch_result(outcomes) -> dict:
-    return {"rated": sum(o.status == "rated" for o in outcomes),
-            "duplicates": sum(o.status == "duplicate" for o in outcomes),
-            "results": outcomes}
+    return {
+        "rated": sum(o.status == "rated" for o in outcomes),
+        "duplicates": sum(o.status == "duplicate" for o in outcomes),
+        "results": outcomes,
+    }

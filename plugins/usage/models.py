@@ -4,6 +4,7 @@ Quantities are integers: data in bytes, voice in seconds, SMS/MMS in messages,
 monetary credit in minor units of the service's currency. A bucket's
 ``remaining`` always equals its ``initial`` plus the sum of its ledger rows.
 """
+
 from __future__ import annotations
 
 import peewee
@@ -35,6 +36,7 @@ class Bucket(BaseModel):
     default), the earliest expiry first among equal weights; never once expired.
     ``renewable`` buckets are the base plan's: each renewal refills them.
     """
+
     service = ForeignKeyField(Service, backref="buckets", on_delete="CASCADE")
     type = CharField(max_length=10)
     scope = CharField(max_length=15, default="any")
@@ -59,6 +61,7 @@ class Bucket(BaseModel):
 
 class LedgerEntry(BaseModel):
     """One change to a bucket: usage (negative), a charge to credit, a renewal, an adjustment."""
+
     id = BigAutoField()  # several rows per usage event: 64-bit (OPS-7, migration 0003)
     # Indexed by (bucket, id) below, which serves every lookup by bucket (migration 0002).
     bucket = ForeignKeyField(Bucket, backref="ledger", on_delete="CASCADE", index=False)
@@ -81,6 +84,7 @@ class UsageEvent(BaseModel):
     ``covered`` came out of allowance buckets, ``charged`` (minor units) out of
     monetary credit, and ``overage`` (in the event's unit) is what nothing paid for.
     """
+
     id = BigAutoField()  # 1M subscribers x 20 events a day pass 2^31 in 107 days (OPS-7)
     event_id = CharField(max_length=100, unique=True)
     # Indexed by (service, occurred_at) and (service, type, id) below (migration 0002).
@@ -88,7 +92,9 @@ class UsageEvent(BaseModel):
     type = CharField(max_length=10)
     quantity = BigIntegerField()
     occurred_at = UTCDateTimeField()
-    destination = CharField(max_length=15, default="")  # voice: onnet, offnet, international, special
+    destination = CharField(
+        max_length=15, default=""
+    )  # voice: onnet, offnet, international, special
     international = BooleanField(default=False)
     counterparty = CharField(max_length=40, default="")  # the number called or texted
     covered = BigIntegerField(default=0)
@@ -97,8 +103,10 @@ class UsageEvent(BaseModel):
     rated_at = UTCDateTimeField(default=utcnow)
 
     class Meta:
-        indexes = ((("service", "occurred_at"), False),  # usage totals and history by date
-                   (("service", "type", "id"), False))  # call records, keyset pages by id
+        indexes = (
+            (("service", "occurred_at"), False),  # usage totals and history by date
+            (("service", "type", "id"), False),
+        )  # call records, keyset pages by id
 
     @classmethod
     def for_customer(cls, customer_id: int) -> peewee.Select:

@@ -10,6 +10,7 @@ Other plugins import usage only from here and name ``usage`` in their
   event id, and record it; returns the ``BatchResultSchema`` shape. 422 if any names no
   service, too many events, nothing rated.
 """
+
 from __future__ import annotations
 
 from plugins.usage.intake import ingest

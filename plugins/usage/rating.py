@@ -10,6 +10,7 @@ row (``lock_services``), in id order, so concurrent batches, top-ups and
 renewals on one service queue up instead of losing updates; on SQLite the
 ``BEGIN IMMEDIATE`` transaction already serialises writers.
 """
+
 from __future__ import annotations
 
 import math
@@ -33,6 +34,7 @@ CHUNK = 500  # rows per statement: well under SQLite's and PostgreSQL's paramete
 @dataclass
 class UsageIn:
     """One validated usage event (the API, the CSV import and the demo all build these)."""
+
     id: str
     service_id: int
     type: str
@@ -46,6 +48,7 @@ class UsageIn:
 @dataclass
 class Outcome:
     """What rating did with one event. ``status`` is "rated" or "duplicate"."""
+
     id: str
     service_id: int
     status: str
@@ -57,6 +60,7 @@ class Outcome:
 @dataclass
 class Slot:
     """A bucket in memory while a batch is rated."""
+
     id: int
     type: str
     scope: str
@@ -78,6 +82,7 @@ class UnknownService(ValueError):
 
 # -- the rules -------------------------------------------------------------------------
 
+
 def scope_of(event: UsageIn) -> str:
     """Which allowances may pay: "international", "special" (only "any" buckets) or "domestic"."""
     if event.type == "voice":
@@ -89,8 +94,12 @@ def scope_of(event: UsageIn) -> str:
     return "any"
 
 
-SCOPES_FOR = {"international": ("any", "international"), "special": ("any",),
-              "domestic": ("any", "domestic"), "any": ("any", "domestic", "international")}
+SCOPES_FOR = {
+    "international": ("any", "international"),
+    "special": ("any",),
+    "domestic": ("any", "domestic"),
+    "any": ("any", "domestic", "international"),
+}
 
 
 def types_for(event_type: str, policy: Policy) -> tuple[str, ...]:
@@ -104,8 +113,12 @@ def eligible(event: UsageIn, slots: list[Slot], policy: Policy, now: datetime) -
     types = types_for(event.type, policy)
     scopes = SCOPES_FOR[scope_of(event)]
     for slot in slots:
-        if (slot.remaining > 0 and slot.type in types and slot.scope in scopes
-                and (slot.expires_at is None or slot.expires_at > now)):
+        if (
+            slot.remaining > 0
+            and slot.type in types
+            and slot.scope in scopes
+            and (slot.expires_at is None or slot.expires_at > now)
+        ):
             yield slot
 
 
@@ -117,8 +130,9 @@ def price(event: UsageIn, quantity: int, rates: dict) -> int:
         per_minute = rates[f"voice_{event.destination or 'offnet'}_per_minute"]
         return math.ceil(quantity * per_minute / 60)
     if event.type in ("sms", "mms"):
-        return quantity * rates[f"{event.type}_international" if event.international
-                                else event.type]
+        return (
+            quantity * rates[f"{event.type}_international" if event.international else event.type]
+        )
     return quantity  # monetary events are already money
 
 
@@ -134,8 +148,9 @@ def take(slots: Iterable[Slot], amount: int, kind: str, moves: list) -> int:
     return amount
 
 
-def apply(event: UsageIn, slots: list[Slot], policy: Policy, overage_mode: str,
-          now: datetime) -> tuple[Outcome, list]:
+def apply(
+    event: UsageIn, slots: list[Slot], policy: Policy, overage_mode: str, now: datetime
+) -> tuple[Outcome, list]:
     """Rate one event against one service's sorted buckets; returns the outcome and the moves.
 
     Allowances pay first, in USE-3 order, split across buckets; what they do
@@ -144,15 +159,21 @@ def apply(event: UsageIn, slots: list[Slot], policy: Policy, overage_mode: str,
     """
     moves: list = []
     left = take(eligible(event, slots, policy, now), event.quantity, "usage", moves)
-    outcome = Outcome(event.id, event.service_id, "rated", covered=event.quantity - left,
-                      overage=left)
+    outcome = Outcome(
+        event.id, event.service_id, "rated", covered=event.quantity - left, overage=left
+    )
     if left and event.type != "monetary" and overage_mode == "credit":
         cost = price(event, left, policy.rates)
         if cost == 0:
             outcome.overage = 0  # free at the configured rate
         else:
-            credit = (s for s in slots if s.type == "monetary" and s.remaining > 0
-                      and (s.expires_at is None or s.expires_at > now))
+            credit = (
+                s
+                for s in slots
+                if s.type == "monetary"
+                and s.remaining > 0
+                and (s.expires_at is None or s.expires_at > now)
+            )
             unpaid = take(credit, cost, "charge", moves)
             outcome.charged = cost - unpaid
             outcome.overage = math.ceil(left * unpaid / cost)
@@ -180,8 +201,9 @@ def is_low(balance_type: str, remaining: int, initial: int, threshold: int) -> b
 
 def threshold_for(app, customer_id: int, balance_type: str) -> int:
     """The customer's threshold (``balance_threshold`` hook), else the operator's default."""
-    answer = app.plugins.hook.balance_threshold(app=app, customer_id=customer_id,
-                                                balance_type=balance_type)
+    answer = app.plugins.hook.balance_threshold(
+        app=app, customer_id=customer_id, balance_type=balance_type
+    )
     if answer is not None:
         return int(answer)
     return settings(app)["low_balance"][balance_type]
@@ -189,9 +211,10 @@ def threshold_for(app, customer_id: int, balance_type: str) -> int:
 
 # -- the batch ---------------------------------------------------------------------------
 
+
 def chunks(items: list, size: int = CHUNK) -> Iterator[list]:
     for i in range(0, len(items), size):
-        yield items[i:i + size]
+        yield items[i : i + size]
 
 
 def unknown_services(ids: set[int]) -> set[int]:
@@ -207,8 +230,10 @@ def lock_services(ids: Iterable[int]) -> dict[int, Service]:
     found: dict[int, Service] = {}
     lock = " FOR UPDATE" if is_postgres() else ""  # SQLite: BEGIN IMMEDIATE holds the lock
     for part in chunks(sorted(set(ids))):
-        sql = (f'SELECT * FROM "{Service._meta.table_name}" WHERE "id" IN ({marks(len(part))}) '
-               f'ORDER BY "id"{lock}')
+        sql = (
+            f'SELECT * FROM "{Service._meta.table_name}" WHERE "id" IN ({marks(len(part))}) '
+            f'ORDER BY "id"{lock}'
+        )
         for service in Service.raw(sql, *part):
             found[service.id] = service
     return found
@@ -218,14 +243,36 @@ def load_slots(service_ids: Iterable[int], policy: Policy, now: datetime) -> dic
     """The unexpired buckets of these services, each list in consumption order."""
     by_service: dict[int, list[Slot]] = defaultdict(list)
     expiry = Bucket.expires_at
-    columns = ", ".join(f'"{f.column_name}"' for f in (
-        Bucket.id, Bucket.service, Bucket.type, Bucket.scope, Bucket.weight, expiry,
-        Bucket.remaining, Bucket.initial, Bucket.unit))
+    columns = ", ".join(
+        f'"{f.column_name}"'
+        for f in (
+            Bucket.id,
+            Bucket.service,
+            Bucket.type,
+            Bucket.scope,
+            Bucket.weight,
+            expiry,
+            Bucket.remaining,
+            Bucket.initial,
+            Bucket.unit,
+        )
+    )
     for part in chunks(sorted(set(service_ids))):
-        sql = (f'SELECT {columns} FROM "{Bucket._meta.table_name}" WHERE "service_id" IN '
-               f'({marks(len(part))}) AND ("expires_at" IS NULL OR "expires_at" > {marks(1)})')
-        for bid, sid, kind, scope, weight, expires_at, remaining, initial, unit in \
-                database.execute_sql(sql, [*part, expiry.db_value(now)]).fetchall():
+        sql = (
+            f'SELECT {columns} FROM "{Bucket._meta.table_name}" WHERE "service_id" IN '
+            f'({marks(len(part))}) AND ("expires_at" IS NULL OR "expires_at" > {marks(1)})'
+        )
+        for (
+            bid,
+            sid,
+            kind,
+            scope,
+            weight,
+            expires_at,
+            remaining,
+            initial,
+            unit,
+        ) in database.execute_sql(sql, [*part, expiry.db_value(now)]).fetchall():
             expires_at = expiry.python_value(expires_at)
             slot = Slot(bid, kind, scope, weight, expires_at, remaining, initial, unit)
             slot.key = policy.order_key(weight, expires_at, bid)
@@ -239,8 +286,10 @@ def already_rated(event_ids: list[str]) -> set[str]:
     """The event ids among these that were rated before."""
     found: set[str] = set()
     for part in chunks(event_ids):
-        sql = (f'SELECT "event_id" FROM "{UsageEvent._meta.table_name}" '
-               f'WHERE "event_id" IN ({marks(len(part))})')
+        sql = (
+            f'SELECT "event_id" FROM "{UsageEvent._meta.table_name}" '
+            f'WHERE "event_id" IN ({marks(len(part))})'
+        )
         found.update(r[0] for r in database.execute_sql(sql, part).fetchall())
     return found
 
@@ -255,8 +304,9 @@ def marks(n: int) -> str:
     return ", ".join([database.obj.param] * n)
 
 
-def rate(app, events: list[UsageIn], *, now: datetime | None = None,
-         quiet: bool = False) -> list[Outcome]:
+def rate(
+    app, events: list[UsageIn], *, now: datetime | None = None, quiet: bool = False
+) -> list[Outcome]:
     """Rate a batch in one locked transaction; returns one outcome per event, in input order.
 
     An event id already rated (now or in an earlier batch) is a "duplicate" and
@@ -287,8 +337,9 @@ def rate(app, events: list[UsageIn], *, now: datetime | None = None,
     return out
 
 
-def _rate_locked(app, events: list[UsageIn], policy: Policy, now: datetime,
-                 quiet: bool) -> dict[str, Outcome]:
+def _rate_locked(
+    app, events: list[UsageIn], policy: Policy, now: datetime, quiet: bool
+) -> dict[str, Outcome]:
     services = lock_services(e.service_id for e in events)
     missing = {e.service_id for e in events} - set(services)
     if missing:
@@ -306,9 +357,22 @@ def _rate_locked(app, events: list[UsageIn], policy: Policy, now: datetime,
         outcome, moves = apply(e, slots[e.service_id], policy, mode, now)
         done[e.id] = outcome
         abroad = e.international or e.destination == "international"
-        event_rows.append((e.id, e.service_id, e.type, e.quantity, e.occurred_at, e.destination,
-                           abroad, e.counterparty, outcome.covered, outcome.charged,
-                           outcome.overage, now))
+        event_rows.append(
+            (
+                e.id,
+                e.service_id,
+                e.type,
+                e.quantity,
+                e.occurred_at,
+                e.destination,
+                abroad,
+                e.counterparty,
+                outcome.covered,
+                outcome.charged,
+                outcome.overage,
+                now,
+            )
+        )
         for slot, delta, kind in moves:
             ledger_rows.append((slot.id, kind, delta, e.id, now))
             changed[slot.id] = slot
@@ -318,12 +382,27 @@ def _rate_locked(app, events: list[UsageIn], policy: Policy, now: datetime,
     return done
 
 
-EVENT_FIELDS = [UsageEvent.event_id, UsageEvent.service, UsageEvent.type, UsageEvent.quantity,
-                UsageEvent.occurred_at, UsageEvent.destination, UsageEvent.international,
-                UsageEvent.counterparty, UsageEvent.covered, UsageEvent.charged,
-                UsageEvent.overage, UsageEvent.rated_at]
-LEDGER_FIELDS = [LedgerEntry.bucket, LedgerEntry.kind, LedgerEntry.delta, LedgerEntry.reference,
-                 LedgerEntry.created_at]
+EVENT_FIELDS = [
+    UsageEvent.event_id,
+    UsageEvent.service,
+    UsageEvent.type,
+    UsageEvent.quantity,
+    UsageEvent.occurred_at,
+    UsageEvent.destination,
+    UsageEvent.international,
+    UsageEvent.counterparty,
+    UsageEvent.covered,
+    UsageEvent.charged,
+    UsageEvent.overage,
+    UsageEvent.rated_at,
+]
+LEDGER_FIELDS = [
+    LedgerEntry.bucket,
+    LedgerEntry.kind,
+    LedgerEntry.delta,
+    LedgerEntry.reference,
+    LedgerEntry.created_at,
+]
 
 
 def write(event_rows: list, ledger_rows: list, changed: Iterable[Slot]) -> None:
@@ -332,11 +411,14 @@ def write(event_rows: list, ledger_rows: list, changed: Iterable[Slot]) -> None:
     bulk_insert(LedgerEntry, LEDGER_FIELDS, ledger_rows)
     p = database.obj.param
     for part in chunks(list(changed)):
-        sql = (f'UPDATE "{Bucket._meta.table_name}" SET "remaining" = CASE "id" '
-               + " ".join([f"WHEN {p} THEN {p}"] * len(part))
-               + f' END WHERE "id" IN ({marks(len(part))})')
-        database.execute_sql(sql, [v for s in part for v in (s.id, s.remaining)]
-                             + [s.id for s in part])
+        sql = (
+            f'UPDATE "{Bucket._meta.table_name}" SET "remaining" = CASE "id" '
+            + " ".join([f"WHEN {p} THEN {p}"] * len(part))
+            + f' END WHERE "id" IN ({marks(len(part))})'
+        )
+        database.execute_sql(
+            sql, [v for s in part for v in (s.id, s.remaining)] + [s.id for s in part]
+        )
 
 
 def bulk_insert(model, fields: list, rows: list) -> None:
@@ -356,6 +438,7 @@ def bulk_insert(model, fields: list, rows: list) -> None:
         for i in times:
             row[i] = fields[i].db_value(row[i])
         return row
+
     if is_postgres():
         copy_rows(model._meta.table_name, [f.column_name for f in fields], map(plain, rows))
         return
@@ -363,23 +446,34 @@ def bulk_insert(model, fields: list, rows: list) -> None:
     one = f"({marks(len(fields))})"
     for part in chunks(rows):
         params = [v for row in part for v in plain(row)]
-        database.execute_sql(f'INSERT INTO "{model._meta.table_name}" ({columns}) VALUES '
-                       + ", ".join([one] * len(part)), params)
+        database.execute_sql(
+            f'INSERT INTO "{model._meta.table_name}" ({columns}) VALUES '
+            + ", ".join([one] * len(part)),
+            params,
+        )
 
 
-def after_events(app, services: dict[int, Service], before: dict, slots: dict,
-                 now: datetime) -> None:
+def after_events(
+    app, services: dict[int, Service], before: dict, slots: dict, now: datetime
+) -> None:
     """Tell other plugins what changed: ``usage_rated`` per service, ``balance_low`` per crossing."""
     hook = app.plugins.hook
     candidates = []  # (service, type, after, before) falls that may cross a threshold
     for sid, old in before.items():
         service, new = services[sid], totals(slots[sid], now)
-        hook.usage_rated(app=app, service=service, before={k: v[0] for k, v in old.items()},
-                         after={k: v[0] for k, v in new.items()})
+        hook.usage_rated(
+            app=app,
+            service=service,
+            before={k: v[0] for k, v in old.items()},
+            after={k: v[0] for k, v in new.items()},
+        )
         for kind, after in new.items():
             was = old.get(kind)
-            if was is not None and after[0] < was[0] and may_cross(kind, after[0], was[0],
-                                                                   after[1]):
+            if (
+                was is not None
+                and after[0] < was[0]
+                and may_cross(kind, after[0], was[0], after[1])
+            ):
                 candidates.append((service, kind, after, was))
     by_type: dict[str, set[int]] = defaultdict(set)
     for service, kind, _, _ in candidates:
@@ -387,22 +481,38 @@ def after_events(app, services: dict[int, Service], before: dict, slots: dict,
     thresholds = {kind: thresholds_for(app, ids, kind) for kind, ids in by_type.items()}
     for service, kind, (remaining, initial, unit), was in candidates:
         threshold = thresholds[kind][service.customer_id]
-        if is_low(kind, remaining, initial, threshold) and not is_low(kind, was[0], was[1], threshold):
-            balance = Balance(id=None, type=kind, remaining=remaining, initial=initial,
-                              unit=unit, weight=0, expires_at=None, name="")
+        if is_low(kind, remaining, initial, threshold) and not is_low(
+            kind, was[0], was[1], threshold
+        ):
+            balance = Balance(
+                id=None,
+                type=kind,
+                remaining=remaining,
+                initial=initial,
+                unit=unit,
+                weight=0,
+                expires_at=None,
+                name="",
+            )
             # On the customer's record (rare: once per crossing), which also refreshes a
             # dashboard kept between visits, so the low-balance alert shows at once.
-            record_system(app, "usage.balance_low", f"service:{service.id}",
-                          {"type": kind, "remaining": remaining, "threshold": threshold},
-                          customer_id=service.customer_id)
+            record_system(
+                app,
+                "usage.balance_low",
+                f"service:{service.id}",
+                {"type": kind, "remaining": remaining, "threshold": threshold},
+                customer_id=service.customer_id,
+            )
             hook.balance_low(app=app, service=service, balance=balance, threshold=threshold)
 
 
 def thresholds_for(app, customer_ids: Iterable[int], balance_type: str) -> dict[int, int]:
     """Thresholds of many customers: one bulk ``balance_thresholds`` call, then one by one."""
     ids = sorted(set(customer_ids))
-    found = dict(app.plugins.hook.balance_thresholds(app=app, customer_ids=ids,
-                                                     balance_type=balance_type) or {})
+    found = dict(
+        app.plugins.hook.balance_thresholds(app=app, customer_ids=ids, balance_type=balance_type)
+        or {}
+    )
     for cid in ids:
         if found.get(cid) is None:
             found[cid] = threshold_for(app, cid, balance_type)

@@ -1,4 +1,5 @@
 """Usage views (portal and API) and the staff usage intake."""
+
 from __future__ import annotations
 
 from engine.api import PageQuery, load, operation, paginate
@@ -25,34 +26,46 @@ def calls_enabled(app) -> bool:
 
 # -- customer API -----------------------------------------------------------------------
 
+
 class BalancesAPI:
     """``GET /api/v1/services/{service_id}/balances``"""
 
-    @operation("A service's balances, one row per bucket in consumption order (USE-1..3)",
-               query=schemas.BalancesQuery, response=schemas.BalanceList)
+    @operation(
+        "A service's balances, one row per bucket in consumption order (USE-1..3)",
+        query=schemas.BalancesQuery,
+        response=schemas.BalanceList,
+    )
     def on_get(self, req, resp, service_id, query):
         service = _service(req, service_id)
-        rows = usage.buckets_of(service.id, Policy.of(req.context.app), utcnow(),
-                                query["include_expired"])
+        rows = usage.buckets_of(
+            service.id, Policy.of(req.context.app), utcnow(), query["include_expired"]
+        )
         return {"items": [usage.bucket_row(b, service) for b in rows], "next": None}
 
 
 class UsageAPI:
     """``GET /api/v1/services/{service_id}/usage``"""
 
-    @operation("A service's usage: totals, this period, breakdowns, forecast, daily history",
-               query=schemas.UsageQuery, response=schemas.UsageSummarySchema)
+    @operation(
+        "A service's usage: totals, this period, breakdowns, forecast, daily history",
+        query=schemas.UsageQuery,
+        response=schemas.UsageSummarySchema,
+    )
     def on_get(self, req, resp, service_id, query):
         ctx = req.context
-        return usage.summary(ctx.app, _service(req, service_id), days=query["days"],
-                             tz=ctx.timezone)
+        return usage.summary(
+            ctx.app, _service(req, service_id), days=query["days"], tz=ctx.timezone
+        )
 
 
 class CallsAPI:
     """``GET /api/v1/services/{service_id}/calls`` (mounted when the operator enables it)."""
 
-    @operation("Recent call records of a service, newest first (USE-4)", query=PageQuery,
-               response=schemas.CallPage)
+    @operation(
+        "Recent call records of a service, newest first (USE-4)",
+        query=PageQuery,
+        response=schemas.CallPage,
+    )
     def on_get(self, req, resp, service_id, query):
         service = _service(req, service_id)
         return paginate(usage.calls(service.id), UsageEvent.id, query)
@@ -60,22 +73,27 @@ class CallsAPI:
 
 # -- staff intake ----------------------------------------------------------------------------
 
+
 class StaffUsageAPI:
     """``POST /api/v1/staff/usage``: batches from the network or charging side (USE-7); the route
     needs ``can_post_usage``."""
 
-    @operation("Rate a batch of usage events; each event id is applied once",
-               body=schemas.UsageBatchIn, response=schemas.BatchResultSchema,
-               description="Idempotent by event id: a re-sent event answers `duplicate` and "
-                           "charges nothing. Each event names its service by `service_id` or "
-                           "by the operator's `service_external_id`. The whole batch is "
-                           "refused (422, errors by index) if any event is invalid, or older "
-                           "than `[retention] usage_events_days` when that is set.")
+    @operation(
+        "Rate a batch of usage events; each event id is applied once",
+        body=schemas.UsageBatchIn,
+        response=schemas.BatchResultSchema,
+        description="Idempotent by event id: a re-sent event answers `duplicate` and "
+        "charges nothing. Each event names its service by `service_id` or "
+        "by the operator's `service_external_id`. The whole batch is "
+        "refused (422, errors by index) if any event is invalid, or older "
+        "than `[retention] usage_events_days` when that is set.",
+    )
     def on_post(self, req, resp, body):
         return intake.ingest(req.context, body["events"])
 
 
 # -- portal pages -------------------------------------------------------------------------------
+
 
 def _section(req) -> None:
     req.context.extra["section"] = "usage"
@@ -87,8 +105,12 @@ class UsagePage:
     def on_get(self, req, resp):
         app, ctx = req.context.app, req.context
         _section(req)
-        app.page(req, resp, "usage/overview.html",
-                 rows=usage.customer_totals(app, ctx.require_customer()))
+        app.page(
+            req,
+            resp,
+            "usage/overview.html",
+            rows=usage.customer_totals(app, ctx.require_customer()),
+        )
 
 
 class ServiceUsagePage:
@@ -106,11 +128,19 @@ class ServiceUsagePage:
         offered = applicable_charts(data)
         chart = chart or (offered[0] if offered else "data")
         fmt = Formatter(ctx.locale, ctx.timezone)
-        app.page(req, resp, "usage/service.html", service=service, usage=data,
-                 days=query["days"], chart=chart, charts=offered,
-                 day_label=lambda iso: fmt.date(charts.day(iso), "EEE d MMM"),
-                 chart_svg=render_chart(app, fmt, data, chart, service) if offered else "",
-                 calls_enabled=calls_enabled(app))
+        app.page(
+            req,
+            resp,
+            "usage/service.html",
+            service=service,
+            usage=data,
+            days=query["days"],
+            chart=chart,
+            charts=offered,
+            day_label=lambda iso: fmt.date(charts.day(iso), "EEE d MMM"),
+            chart_svg=render_chart(app, fmt, data, chart, service) if offered else "",
+            calls_enabled=calls_enabled(app),
+        )
 
 
 def applicable_charts(data: dict) -> list[str]:
@@ -138,12 +168,20 @@ def render_chart(app, fmt: Formatter, data: dict, chart: str, service: Service):
         return fmt.date(charts.day(iso), "d MMM" if short else "EEE d MMM")
 
     def label(total: int, peak_day: str, peak: int) -> str:
-        return _("Total %(total)s over %(days)d days; highest on %(day)s with %(peak)s.",
-                 total=value(total), days=len(days), day=when(peak_day) if peak_day else "-",
-                 peak=value(peak))
+        return _(
+            "Total %(total)s over %(days)d days; highest on %(day)s with %(peak)s.",
+            total=value(total),
+            days=len(days),
+            day=when(peak_day) if peak_day else "-",
+            peak=value(peak),
+        )
 
-    names = {"data": _("Data used per day"), "voice": _("Call time per day"),
-             "sms": _("Texts sent per day"), "monetary": _("Credit spent per day")}
+    names = {
+        "data": _("Data used per day"),
+        "voice": _("Call time per day"),
+        "sms": _("Texts sent per day"),
+        "monetary": _("Credit spent per day"),
+    }
     return charts.bar_chart(days, key, label, value, when, names[chart])
 
 
@@ -154,7 +192,12 @@ class CallsPage:
         app = req.context.app
         _section(req)
         service = _service(req, service_id)
-        page = paginate(usage.calls(service.id), UsageEvent.id,
-                        load(PageQuery, dict(req.params)))
-        app.page(req, resp, "usage/calls.html", service=service, calls=page["items"],
-                 next_cursor=page["next"])
+        page = paginate(usage.calls(service.id), UsageEvent.id, load(PageQuery, dict(req.params)))
+        app.page(
+            req,
+            resp,
+            "usage/calls.html",
+            service=service,
+            calls=page["items"],
+            next_cursor=page["next"],
+        )

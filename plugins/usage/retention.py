@@ -9,6 +9,7 @@ period started stay however old they are, and the setting is at least 93 days.
 An event's id is how a repeat is told apart (USE-7); once an event may have been
 archived its id is gone, so intake refuses events older than the retention.
 """
+
 from __future__ import annotations
 
 from datetime import datetime, timedelta
@@ -27,9 +28,13 @@ def days(app) -> int:
 
 def current_period():
     """Events of a renewing service's current period: they stay, whatever their age."""
-    return fn.EXISTS(Service.select(Service.id).where(
-        (Service.id == UsageEvent.service) & Service.renews_at.is_null(False)
-        & (Service.period_start <= UsageEvent.occurred_at)))
+    return fn.EXISTS(
+        Service.select(Service.id).where(
+            (Service.id == UsageEvent.service)
+            & Service.renews_at.is_null(False)
+            & (Service.period_start <= UsageEvent.occurred_at)
+        )
+    )
 
 
 def archive() -> Archive:
@@ -47,5 +52,7 @@ def too_old(app, occurred_at: datetime, now: datetime | None = None) -> str | No
     limit = horizon(app, now)
     if limit is None or occurred_at >= limit:
         return None
-    return (f"Older than the usage retention ({days(app)} days): events this old are "
-            "archived, so a repeat could not be recognised.")
+    return (
+        f"Older than the usage retention ({days(app)} days): events this old are "
+        "archived, so a repeat could not be recognised."
+    )

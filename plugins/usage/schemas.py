@@ -1,4 +1,5 @@
 """Shapes of the usage API: balances, the usage summary, call records, and usage batches."""
+
 from __future__ import annotations
 
 from datetime import timedelta, timezone
@@ -16,8 +17,10 @@ FUTURE_SKEW = timedelta(minutes=10)
 
 # -- reading balances and usage ---------------------------------------------------------------
 
+
 class BalanceSchema(Schema):
     """One bucket, as the API outline shapes a balance row."""
+
     id = fields.Integer()
     type = fields.String(metadata={"enum": list(BALANCE_TYPES)})
     name = fields.String()
@@ -28,13 +31,16 @@ class BalanceSchema(Schema):
     initial = fields.Integer()
     unit = fields.String(metadata={"description": "bytes, seconds, messages, or an ISO currency"})
     expires_at = fields.DateTime(allow_none=True)
-    renews_at = fields.DateTime(allow_none=True, metadata={
-        "description": "base-plan buckets refill on this date"})
+    renews_at = fields.DateTime(
+        allow_none=True, metadata={"description": "base-plan buckets refill on this date"}
+    )
 
 
 class BalanceList(Schema):
-    items = fields.List(fields.Nested(BalanceSchema), metadata={
-        "description": "unexpired buckets in consumption order (USE-3)"})
+    items = fields.List(
+        fields.Nested(BalanceSchema),
+        metadata={"description": "unexpired buckets in consumption order (USE-3)"},
+    )
     next = fields.String(allow_none=True)
 
 
@@ -44,10 +50,13 @@ class BalancesQuery(Schema):
 
 class ForecastSchema(Schema):
     daily_rate = fields.Integer(metadata={"description": "average use per day over the last week"})
-    runs_out_at = fields.DateTime(allow_none=True, metadata={
-        "description": "when the balance runs out at that rate; null if it does not"})
-    before_renewal = fields.Boolean(metadata={
-        "description": "true when it runs out before the renewal or expiry date"})
+    runs_out_at = fields.DateTime(
+        allow_none=True,
+        metadata={"description": "when the balance runs out at that rate; null if it does not"},
+    )
+    before_renewal = fields.Boolean(
+        metadata={"description": "true when it runs out before the renewal or expiry date"}
+    )
 
 
 class SubBalanceSchema(Schema):
@@ -83,15 +92,27 @@ class BalanceGroupSchema(Schema):
     threshold = fields.Integer()
     forecast = fields.Nested(ForecastSchema)
     buckets = fields.List(fields.Nested(BalanceSchema))
-    by_destination = fields.Dict(keys=fields.String(), values=fields.Integer(), metadata={
-        "description": "voice seconds this period: onnet, offnet, international, special"})
-    international = fields.Nested(SubBalanceSchema, metadata={
-        "description": "voice and SMS: international allowance and use, tracked separately"})
+    by_destination = fields.Dict(
+        keys=fields.String(),
+        values=fields.Integer(),
+        metadata={
+            "description": "voice seconds this period: onnet, offnet, international, special"
+        },
+    )
+    international = fields.Nested(
+        SubBalanceSchema,
+        metadata={
+            "description": "voice and SMS: international allowance and use, tracked separately"
+        },
+    )
     mms_used_this_period = fields.Integer()
     mms_counts_against_sms = fields.Boolean()
     last_topup = fields.Nested(LastTopupSchema, allow_none=True)
-    auto_topup = fields.Nested(AutoTopupStatusSchema, allow_none=True, metadata={
-        "description": "null when no plugin manages auto top-up"})
+    auto_topup = fields.Nested(
+        AutoTopupStatusSchema,
+        allow_none=True,
+        metadata={"description": "null when no plugin manages auto top-up"},
+    )
 
 
 class DayUsageSchema(Schema):
@@ -114,7 +135,9 @@ class UsageSummarySchema(Schema):
     as_of = fields.DateTime()
     period_start = fields.DateTime()
     renews_at = fields.DateTime(allow_none=True)
-    ended = fields.Boolean(metadata={"description": "expired or cancelled: no balances, no renewal"})
+    ended = fields.Boolean(
+        metadata={"description": "expired or cancelled: no balances, no renewal"}
+    )
     balances = fields.List(fields.Nested(BalanceGroupSchema))
     history = fields.Nested(HistorySchema)
 
@@ -139,33 +162,55 @@ CallPage = page_schema(CallSchema, "CallPage")
 
 # -- writing usage (staff) ----------------------------------------------------------------------
 
+
 class UsageEventIn(Schema):
     """One usage event from the network or charging side."""
-    id = fields.String(required=True, validate=validate.Length(1, 100), metadata={
-        "description": "unique per event: a re-sent id is not charged again"})
-    service_id = Id(metadata={"description": "Portico's id of the service; or send "
-                                             "`service_external_id`"})
-    service_external_id = fields.String(validate=validate.Length(1, EXTERNAL_ID_MAX), metadata={
-        "description": "the operator's id of the service (e.g. its MSISDN, INT-3); or send "
-                       "`service_id`", "example": "447700900123"})
+
+    id = fields.String(
+        required=True,
+        validate=validate.Length(1, 100),
+        metadata={"description": "unique per event: a re-sent id is not charged again"},
+    )
+    service_id = Id(
+        metadata={"description": "Portico's id of the service; or send `service_external_id`"}
+    )
+    service_external_id = fields.String(
+        validate=validate.Length(1, EXTERNAL_ID_MAX),
+        metadata={
+            "description": "the operator's id of the service (e.g. its MSISDN, INT-3); or send "
+            "`service_id`",
+            "example": "447700900123",
+        },
+    )
     type = fields.String(required=True, validate=validate.OneOf(EVENT_TYPES))
-    quantity = fields.Integer(required=True, strict=True, validate=validate.Range(
-        1, 10 ** 15), metadata={"description": "bytes, seconds, messages, or minor units"})
-    occurred_at = AwareDateTime(required=True, default_timezone=timezone.utc, metadata={
-        "description": "ISO 8601; without an offset it is read as UTC"})
-    destination = fields.String(load_default="", validate=validate.OneOf(["", *DESTINATIONS]),
-                                metadata={"description": "voice only"})
+    quantity = fields.Integer(
+        required=True,
+        strict=True,
+        validate=validate.Range(1, 10**15),
+        metadata={"description": "bytes, seconds, messages, or minor units"},
+    )
+    occurred_at = AwareDateTime(
+        required=True,
+        default_timezone=timezone.utc,
+        metadata={"description": "ISO 8601; without an offset it is read as UTC"},
+    )
+    destination = fields.String(
+        load_default="",
+        validate=validate.OneOf(["", *DESTINATIONS]),
+        metadata={"description": "voice only"},
+    )
     international = fields.Boolean(load_default=False, metadata={"description": "SMS and MMS"})
     counterparty = fields.String(load_default="", validate=validate.Length(max=40))
 
     @validates_schema
     def consistent(self, data, **kwargs):
         if ("service_id" in data) == ("service_external_id" in data):
-            raise ValidationError("Send either service_id or service_external_id.",
-                                  "service_id")
+            raise ValidationError("Send either service_id or service_external_id.", "service_id")
         if data.get("type") == "voice" and not data.get("destination"):
-            raise ValidationError("Voice events need a destination: onnet, offnet, "
-                                  "international or special.", "destination")
+            raise ValidationError(
+                "Voice events need a destination: onnet, offnet, international or special.",
+                "destination",
+            )
         if data.get("type") != "voice" and data.get("destination"):
             raise ValidationError("Only voice events have a destination.", "destination")
         at = data.get("occurred_at")
@@ -174,8 +219,9 @@ class UsageEventIn(Schema):
 
 
 class UsageBatchIn(Schema):
-    events = fields.List(fields.Nested(UsageEventIn), required=True,
-                         validate=validate.Length(min=1))
+    events = fields.List(
+        fields.Nested(UsageEventIn), required=True, validate=validate.Length(min=1)
+    )
 
 
 class OutcomeSchema(Schema):

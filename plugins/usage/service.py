@@ -1,4 +1,5 @@
 """The usage rules both faces call: balances, credits, renewal, and the usage summary (USE-1..6)."""
+
 from __future__ import annotations
 
 from collections import defaultdict
@@ -22,6 +23,7 @@ FORECAST_DAYS = 7  # the "current rate" is the average of the last week
 
 # -- balances (the ``service_balances`` hook) --------------------------------------------
 
+
 def buckets_of(service_id: int, policy: Policy, now: datetime, include_expired: bool = False):
     """A service's buckets in consumption order (USE-2, USE-3)."""
     query = Bucket.select().where(Bucket.service == service_id)
@@ -31,8 +33,16 @@ def buckets_of(service_id: int, policy: Policy, now: datetime, include_expired: 
 
 
 def as_balance(b: Bucket) -> Balance:
-    return Balance(id=b.id, type=b.type, remaining=b.remaining, initial=b.initial, unit=b.unit,
-                   weight=b.weight, expires_at=b.expires_at, name=b.name)
+    return Balance(
+        id=b.id,
+        type=b.type,
+        remaining=b.remaining,
+        initial=b.initial,
+        unit=b.unit,
+        weight=b.weight,
+        expires_at=b.expires_at,
+        name=b.name,
+    )
 
 
 def balances(app, service: Service, now: datetime | None = None) -> list[Balance]:
@@ -40,6 +50,7 @@ def balances(app, service: Service, now: datetime | None = None) -> list[Balance
 
 
 # -- credits and renewal -------------------------------------------------------------------
+
 
 def unit_for(balance_type: str, service: Service) -> str:
     return service.currency if balance_type == "monetary" else UNITS[balance_type]
@@ -53,7 +64,9 @@ def credit(app, service: Service, item: Credit) -> Bucket:
     one purchase never credits twice.
     """
     if item.type not in BALANCE_TYPES:
-        raise ValueError(f"credit type must be one of {', '.join(BALANCE_TYPES)}, not {item.type!r}")
+        raise ValueError(
+            f"credit type must be one of {', '.join(BALANCE_TYPES)}, not {item.type!r}"
+        )
     if item.amount <= 0:
         raise ValueError("credit amount must be positive")
     unit = unit_for(item.type, service)
@@ -62,16 +75,31 @@ def credit(app, service: Service, item: Credit) -> Bucket:
     with locked_transaction():
         lock_services([service.id])
         if item.reference:
-            found = Bucket.get_or_none((Bucket.service == service.id)
-                                       & (Bucket.reference == item.reference))
+            found = Bucket.get_or_none(
+                (Bucket.service == service.id) & (Bucket.reference == item.reference)
+            )
             if found is not None:
                 return found
-        default_name = {"monetary": "Credit", "data": "Data top-up", "voice": "Minutes top-up",
-                        "sms": "Texts top-up", "mms": "Picture messages top-up"}[item.type]
-        return Bucket.create(service=service.id, type=item.type, scope="any",
-                             name=item.name or default_name, source="topup", weight=item.weight,
-                             initial=item.amount, remaining=item.amount, unit=unit,
-                             expires_at=item.expires_at, reference=item.reference)
+        default_name = {
+            "monetary": "Credit",
+            "data": "Data top-up",
+            "voice": "Minutes top-up",
+            "sms": "Texts top-up",
+            "mms": "Picture messages top-up",
+        }[item.type]
+        return Bucket.create(
+            service=service.id,
+            type=item.type,
+            scope="any",
+            name=item.name or default_name,
+            source="topup",
+            weight=item.weight,
+            initial=item.amount,
+            remaining=item.amount,
+            unit=unit,
+            expires_at=item.expires_at,
+            reference=item.reference,
+        )
 
 
 def refill_plan(service: Service, now: datetime | None = None) -> int:
@@ -86,14 +114,16 @@ def refill_plan(service: Service, now: datetime | None = None) -> int:
     for b in Bucket.select().where((Bucket.service == service.id) & Bucket.renewable):
         delta = b.initial - b.remaining
         if delta:
-            LedgerEntry.create(bucket=b.id, kind="renewal", delta=delta, reference=reference,
-                               created_at=now)
+            LedgerEntry.create(
+                bucket=b.id, kind="renewal", delta=delta, reference=reference, created_at=now
+            )
             Bucket.update(remaining=b.initial).where(Bucket.id == b.id).execute()
             refilled += 1
     return refilled
 
 
 # -- the usage summary (USE-2..6) ---------------------------------------------------------
+
 
 def period_start_of(service: Service, tz: ZoneInfo, now: datetime) -> datetime:
     """Since the last renewal; a service that never renews counts from the start of the month."""
@@ -106,16 +136,32 @@ def period_start_of(service: Service, tz: ZoneInfo, now: datetime) -> datetime:
 
 def used_since(service_id: int, since: datetime) -> list[dict[str, Any]]:
     """Usage totals since ``since``, grouped by type, destination and the international flag."""
-    rows = (UsageEvent
-            .select(UsageEvent.type, UsageEvent.destination, UsageEvent.international,
-                    peewee.fn.SUM(UsageEvent.quantity), peewee.fn.SUM(UsageEvent.overage),
-                    peewee.fn.SUM(UsageEvent.charged), peewee.fn.COUNT(UsageEvent.id))
-            .where((UsageEvent.service == service_id) & (UsageEvent.occurred_at >= since))
-            .group_by(UsageEvent.type, UsageEvent.destination, UsageEvent.international)
-            .tuples())
-    return [{"type": t, "destination": d, "international": bool(i), "quantity": int(q or 0),
-             "overage": int(o or 0), "charged": int(c or 0), "count": n}
-            for t, d, i, q, o, c, n in rows]
+    rows = (
+        UsageEvent.select(
+            UsageEvent.type,
+            UsageEvent.destination,
+            UsageEvent.international,
+            peewee.fn.SUM(UsageEvent.quantity),
+            peewee.fn.SUM(UsageEvent.overage),
+            peewee.fn.SUM(UsageEvent.charged),
+            peewee.fn.COUNT(UsageEvent.id),
+        )
+        .where((UsageEvent.service == service_id) & (UsageEvent.occurred_at >= since))
+        .group_by(UsageEvent.type, UsageEvent.destination, UsageEvent.international)
+        .tuples()
+    )
+    return [
+        {
+            "type": t,
+            "destination": d,
+            "international": bool(i),
+            "quantity": int(q or 0),
+            "overage": int(o or 0),
+            "charged": int(c or 0),
+            "count": n,
+        }
+        for t, d, i, q, o, c, n in rows
+    ]
 
 
 def history(service_id: int, days: int, tz: ZoneInfo, now: datetime) -> list[dict]:
@@ -124,10 +170,13 @@ def history(service_id: int, days: int, tz: ZoneInfo, now: datetime) -> list[dic
     first = today - timedelta(days=days - 1)
     start = datetime(first.year, first.month, first.day, tzinfo=tz)
     per_day: dict = {first + timedelta(days=i): defaultdict(int) for i in range(days)}
-    rows = (UsageEvent.select(UsageEvent.occurred_at, UsageEvent.type, UsageEvent.quantity,
-                              UsageEvent.charged)
-            .where((UsageEvent.service == service_id) & (UsageEvent.occurred_at >= start))
-            .tuples())
+    rows = (
+        UsageEvent.select(
+            UsageEvent.occurred_at, UsageEvent.type, UsageEvent.quantity, UsageEvent.charged
+        )
+        .where((UsageEvent.service == service_id) & (UsageEvent.occurred_at >= start))
+        .tuples()
+    )
     for at, kind, quantity, charged in rows:
         day = per_day.get(at.astimezone(tz).date())
         if day is None:
@@ -135,12 +184,19 @@ def history(service_id: int, days: int, tz: ZoneInfo, now: datetime) -> list[dic
         day[kind] += quantity
         if charged:
             day["charged"] += charged
-    return [{"date": d.isoformat(), **{k: v.get(k, 0) for k in (*BALANCE_TYPES, "charged")}}
-            for d, v in per_day.items()]
+    return [
+        {"date": d.isoformat(), **{k: v.get(k, 0) for k in (*BALANCE_TYPES, "charged")}}
+        for d, v in per_day.items()
+    ]
 
 
-def forecast(remaining: int, daily: list[int], ends_at: datetime | None,
-             now: datetime, buckets: list[dict] | None = None) -> dict:
+def forecast(
+    remaining: int,
+    daily: list[int],
+    ends_at: datetime | None,
+    now: datetime,
+    buckets: list[dict] | None = None,
+) -> dict:
     """When a balance runs out at the average rate of the last week (or fewer days, if newer).
 
     With ``buckets`` (``remaining`` and ``expires_at`` each, in consumption order), a bucket
@@ -150,12 +206,19 @@ def forecast(remaining: int, daily: list[int], ends_at: datetime | None,
     recent = daily[-FORECAST_DAYS:] or [0]
     rate = sum(recent) / len(recent)
     if rate <= 0 or remaining <= 0:
-        return {"daily_rate": round(rate), "runs_out_at": now if remaining <= 0 and rate > 0
-                else None, "before_renewal": remaining <= 0 and rate > 0}
-    runs_out = _depleted_at(buckets, rate, now) if buckets else \
-        now + timedelta(days=remaining / rate)
-    return {"daily_rate": round(rate), "runs_out_at": runs_out,
-            "before_renewal": ends_at is None or runs_out < ends_at}
+        return {
+            "daily_rate": round(rate),
+            "runs_out_at": now if remaining <= 0 and rate > 0 else None,
+            "before_renewal": remaining <= 0 and rate > 0,
+        }
+    runs_out = (
+        _depleted_at(buckets, rate, now) if buckets else now + timedelta(days=remaining / rate)
+    )
+    return {
+        "daily_rate": round(rate),
+        "runs_out_at": runs_out,
+        "before_renewal": ends_at is None or runs_out < ends_at,
+    }
 
 
 def _depleted_at(buckets: list[dict], rate: float, now: datetime) -> datetime:
@@ -170,24 +233,39 @@ def _depleted_at(buckets: list[dict], rate: float, now: datetime) -> datetime:
 
 
 def bucket_row(b: Bucket, service: Service) -> dict:
-    return {"id": b.id, "type": b.type, "name": b.name, "source": b.source, "scope": b.scope,
-            "weight": b.weight, "remaining": b.remaining, "initial": b.initial, "unit": b.unit,
-            "expires_at": b.expires_at,
-            "renews_at": service.renews_at if b.renewable else None}
+    return {
+        "id": b.id,
+        "type": b.type,
+        "name": b.name,
+        "source": b.source,
+        "scope": b.scope,
+        "weight": b.weight,
+        "remaining": b.remaining,
+        "initial": b.initial,
+        "unit": b.unit,
+        "expires_at": b.expires_at,
+        "renews_at": service.renews_at if b.renewable else None,
+    }
 
 
 def _group(kind: str, buckets: list[Bucket], service: Service, unit: str) -> dict:
     remaining = sum(b.remaining for b in buckets)
     initial = sum(b.initial for b in buckets)
     expiries = [b.expires_at for b in buckets if b.expires_at and b.remaining > 0]
-    return {"type": kind, "unit": unit, "remaining": remaining, "initial": initial,
-            "percent_left": round(100 * remaining / initial, 1) if initial else None,
-            "expires_at": min(expiries) if expiries else None,
-            "buckets": [bucket_row(b, service) for b in buckets]}
+    return {
+        "type": kind,
+        "unit": unit,
+        "remaining": remaining,
+        "initial": initial,
+        "percent_left": round(100 * remaining / initial, 1) if initial else None,
+        "expires_at": min(expiries) if expiries else None,
+        "buckets": [bucket_row(b, service) for b in buckets],
+    }
 
 
-def summary(app, service: Service, *, days: int = 30, tz: str = "UTC",
-            now: datetime | None = None) -> dict:
+def summary(
+    app, service: Service, *, days: int = 30, tz: str = "UTC", now: datetime | None = None
+) -> dict:
     """Everything the usage page and ``GET /services/{id}/usage`` show (USE-1..6)."""
     now = now or utcnow()
     zone = _zone(tz)
@@ -213,34 +291,41 @@ def summary(app, service: Service, *, days: int = 30, tz: str = "UTC",
             continue
         if kind == "monetary" and not mine and not any(u["charged"] for u in used):
             continue
-        group = _group(kind, domestic if kind in ("voice", "sms") else mine, service,
-                       unit_for(kind, service))
+        group = _group(
+            kind, domestic if kind in ("voice", "sms") else mine, service, unit_for(kind, service)
+        )
         group["overage_this_period"] = sum(u["overage"] for u in used if u["type"] == kind)
         if kind == "voice":
             group["used_this_period"] = used_where(type="voice") - used_where(
-                type="voice", destination="international")
-            group["by_destination"] = {d: used_where(type="voice", destination=d)
-                                       for d in ("onnet", "offnet", "international", "special")}
-            group["international"] = {**_group(kind, abroad, service, group["unit"]),
-                                      "used_this_period": group["by_destination"]["international"]}
+                type="voice", destination="international"
+            )
+            group["by_destination"] = {
+                d: used_where(type="voice", destination=d)
+                for d in ("onnet", "offnet", "international", "special")
+            }
+            group["international"] = {
+                **_group(kind, abroad, service, group["unit"]),
+                "used_this_period": group["by_destination"]["international"],
+            }
         elif kind == "sms":
             group["used_this_period"] = used_where(type="sms", international=False)
             group["mms_used_this_period"] = used_where(type="mms")
             group["mms_counts_against_sms"] = policy.mms_uses_sms
-            group["international"] = {**_group(kind, abroad, service, group["unit"]),
-                                      "used_this_period": used_where(type="sms",
-                                                                     international=True)}
+            group["international"] = {
+                **_group(kind, abroad, service, group["unit"]),
+                "used_this_period": used_where(type="sms", international=True),
+            }
         elif kind == "monetary":
             group["used_this_period"] = used_where(type="monetary") + sum(
-                u["charged"] for u in used)
+                u["charged"] for u in used
+            )
             group["last_topup"] = last_topup(service)
             group["auto_topup"] = app.plugins.hook.auto_topup_status(app=app, service=service)
         else:
             group["used_this_period"] = used_where(type=kind)
         threshold = threshold_for(app, service.customer_id, kind)
         group["threshold"] = threshold
-        group["low"] = bool(mine) and is_low(kind, group["remaining"], group["initial"],
-                                             threshold)
+        group["low"] = bool(mine) and is_low(kind, group["remaining"], group["initial"], threshold)
         spend = [d[kind] + (d["charged"] if kind == "monetary" else 0) for d in daily]
         if kind in ("voice", "sms") and group["initial"] == 0:
             spend = [0]  # no allowance to run out of: calls and texts are paid from credit
@@ -249,16 +334,28 @@ def summary(app, service: Service, *, days: int = 30, tz: str = "UTC",
     live = service.status in LIVE
     # An ended service (expired, cancelled) has nothing left to use and renews no more: its
     # history stays, its balances are not "live", "low" or forecast (SVC-1/2).
-    return {"service_id": service.id, "as_of": now, "period_start": since,
-            "renews_at": service.renews_at if live else None,
-            "ended": not live, "balances": groups if live else [],
-            "history": {"days": days, "items": daily[-days:]}}
+    return {
+        "service_id": service.id,
+        "as_of": now,
+        "period_start": since,
+        "renews_at": service.renews_at if live else None,
+        "ended": not live,
+        "balances": groups if live else [],
+        "history": {"days": days, "items": daily[-days:]},
+    }
 
 
 def last_topup(service: Service) -> dict | None:
-    b = (Bucket.select().where((Bucket.service == service.id) & (Bucket.type == "monetary")
-                               & (Bucket.source == "topup"))
-         .order_by(Bucket.created_at.desc(), Bucket.id.desc()).first())
+    b = (
+        Bucket.select()
+        .where(
+            (Bucket.service == service.id)
+            & (Bucket.type == "monetary")
+            & (Bucket.source == "topup")
+        )
+        .order_by(Bucket.created_at.desc(), Bucket.id.desc())
+        .first()
+    )
     return {"amount": money(b.initial, b.unit), "at": b.created_at} if b else None
 
 
@@ -271,24 +368,41 @@ def _zone(tz: str) -> ZoneInfo:
 
 # -- across a customer's services (dashboard card, alerts, the Usage section) ------------------
 
+
 def customer_totals(app, customer_id: int, now: datetime | None = None) -> list[dict]:
     """Per live service: its balance totals by type (one query for the buckets)."""
     now = now or utcnow()
-    services = list(Service.select().where((Service.customer == customer_id)
-                                           & Service.status.in_(LIVE)).order_by(Service.id))
+    services = list(
+        Service.select()
+        .where((Service.customer == customer_id) & Service.status.in_(LIVE))
+        .order_by(Service.id)
+    )
     slots = load_slots([s.id for s in services], Policy.of(app), now) if services else {}
     out = []
     for s in services:
         t = totals(slots.get(s.id, []), now)
-        out.append({"service": s, "totals": [
-            {"type": k, "remaining": t[k][0], "initial": t[k][1], "unit": t[k][2],
-             "percent_left": round(100 * t[k][0] / t[k][1], 1) if t[k][1] else None}
-            for k in BALANCE_TYPES if k in t]})
+        out.append(
+            {
+                "service": s,
+                "totals": [
+                    {
+                        "type": k,
+                        "remaining": t[k][0],
+                        "initial": t[k][1],
+                        "unit": t[k][2],
+                        "percent_left": round(100 * t[k][0] / t[k][1], 1) if t[k][1] else None,
+                    }
+                    for k in BALANCE_TYPES
+                    if k in t
+                ],
+            }
+        )
     return out
 
 
-def low_balances(app, customer_id: int, now: datetime | None = None,
-                 rows: list[dict] | None = None) -> list[tuple]:
+def low_balances(
+    app, customer_id: int, now: datetime | None = None, rows: list[dict] | None = None
+) -> list[tuple]:
     """(service, total) pairs below the customer's threshold, for the in-portal alert.
 
     ``rows``: ``customer_totals`` already read in this request (the dashboard's card).
@@ -306,5 +420,6 @@ def low_balances(app, customer_id: int, now: datetime | None = None,
 
 def calls(service_id: int):
     """Voice usage events of a service, newest first (USE-4 call records)."""
-    return UsageEvent.select().where((UsageEvent.service == service_id)
-                                     & (UsageEvent.type == "voice"))
+    return UsageEvent.select().where(
+        (UsageEvent.service == service_id) & (UsageEvent.type == "voice")
+    )

@@ -1,4 +1,5 @@
 """The usage plugin's settings (``[usage]`` in portico.toml) and the rating policy read from them."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -14,6 +15,7 @@ FAR_FUTURE = datetime(9999, 1, 1, tzinfo=timezone.utc)
 
 class RatesSettings(Schema):
     """Prices, in minor units, of usage no allowance covers (when it is charged to credit)."""
+
     data_per_mb = fields.Integer(load_default=1, validate=validate.Range(min=0))
     voice_onnet_per_minute = fields.Integer(load_default=5, validate=validate.Range(min=0))
     voice_offnet_per_minute = fields.Integer(load_default=10, validate=validate.Range(min=0))
@@ -27,6 +29,7 @@ class RatesSettings(Schema):
 
 class LowBalanceSettings(Schema):
     """Default low-balance thresholds when the customer has set none (percent; monetary in minor units)."""
+
     data = fields.Integer(load_default=10, validate=validate.Range(0, 100))
     voice = fields.Integer(load_default=10, validate=validate.Range(0, 100))
     sms = fields.Integer(load_default=10, validate=validate.Range(0, 100))
@@ -36,25 +39,45 @@ class LowBalanceSettings(Schema):
 
 class UsageSettings(Schema):
     """``[usage]``: how usage is rated and what the portal shows."""
-    rating_order = fields.String(load_default="ascending", validate=validate.OneOf(
-        ["ascending", "descending"]), metadata={
-        "description": "consume buckets by ascending weight (10 promo, 20 top-up, 30 plan) "
-                       "or descending, as some charging systems do (USE-3)"})
-    overage = fields.String(load_default="record", validate=validate.OneOf(OVERAGE_MODES),
-                            metadata={"description": "usage no bucket covers: 'record' it as "
-                                                     "overage, or 'credit' to charge it to "
-                                                     "monetary credit at [usage.rates]"})
+
+    rating_order = fields.String(
+        load_default="ascending",
+        validate=validate.OneOf(["ascending", "descending"]),
+        metadata={
+            "description": "consume buckets by ascending weight (10 promo, 20 top-up, 30 plan) "
+            "or descending, as some charging systems do (USE-3)"
+        },
+    )
+    overage = fields.String(
+        load_default="record",
+        validate=validate.OneOf(OVERAGE_MODES),
+        metadata={
+            "description": "usage no bucket covers: 'record' it as "
+            "overage, or 'credit' to charge it to "
+            "monetary credit at [usage.rates]"
+        },
+    )
     overage_by_service_type = fields.Dict(
         keys=fields.String(validate=validate.OneOf(SERVICE_TYPES)),
         values=fields.String(validate=validate.OneOf(OVERAGE_MODES)),
         load_default=lambda: {"prepaid": "credit"},
-        metadata={"description": "per service type override of 'overage'"})
-    mms_uses_sms = fields.Boolean(load_default=True, metadata={
-        "description": "MMS count against the SMS allowance once MMS buckets run out (USE-5)"})
-    call_records = fields.Boolean(load_default=False, metadata={
-        "description": "show customers their recent call records (USE-4)"})
-    max_batch = fields.Integer(load_default=10000, validate=validate.Range(1, 100000), metadata={
-        "description": "most events one POST /api/v1/staff/usage may carry"})
+        metadata={"description": "per service type override of 'overage'"},
+    )
+    mms_uses_sms = fields.Boolean(
+        load_default=True,
+        metadata={
+            "description": "MMS count against the SMS allowance once MMS buckets run out (USE-5)"
+        },
+    )
+    call_records = fields.Boolean(
+        load_default=False,
+        metadata={"description": "show customers their recent call records (USE-4)"},
+    )
+    max_batch = fields.Integer(
+        load_default=10000,
+        validate=validate.Range(1, 100000),
+        metadata={"description": "most events one POST /api/v1/staff/usage may carry"},
+    )
     rates = fields.Nested(RatesSettings)
     low_balance = fields.Nested(LowBalanceSettings)
 
@@ -67,6 +90,7 @@ class UsageSettings(Schema):
 @dataclass(frozen=True)
 class Policy:
     """The rating rules of one deployment, read once per batch."""
+
     descending: bool = False
     overage: str = "record"
     overage_by_service_type: dict = field(default_factory=lambda: {"prepaid": "credit"})
@@ -76,9 +100,13 @@ class Policy:
     @classmethod
     def of(cls, app) -> "Policy":
         s = settings(app)
-        return cls(descending=s["rating_order"] == "descending", overage=s["overage"],
-                   overage_by_service_type=dict(s["overage_by_service_type"]),
-                   mms_uses_sms=s["mms_uses_sms"], rates=dict(s["rates"]))
+        return cls(
+            descending=s["rating_order"] == "descending",
+            overage=s["overage"],
+            overage_by_service_type=dict(s["overage_by_service_type"]),
+            mms_uses_sms=s["mms_uses_sms"],
+            rates=dict(s["rates"]),
+        )
 
     def overage_mode(self, service_type: str) -> str:
         return self.overage_by_service_type.get(service_type, self.overage)

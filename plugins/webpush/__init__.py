@@ -7,6 +7,7 @@ IMP-6); a password reset or "sign out everywhere" removes every browser of the
 login (SEC-4, ``security.sign_out_removes_push``). Push never carries a
 sensitive notice (SEC-1).
 """
+
 from __future__ import annotations
 
 from engine import hookimpl
@@ -16,6 +17,7 @@ from engine.registry import Route
 @hookimpl
 def register_settings():
     from plugins.webpush.schemas import WebPushSettings
+
     return WebPushSettings
 
 
@@ -27,6 +29,7 @@ def configured(app) -> bool:
 @hookimpl
 def register_models():
     from plugins.webpush.models import PushDelivery, PushSubscription
+
     return [PushSubscription, PushDelivery]
 
 
@@ -35,14 +38,18 @@ def register_routes(app):
     if not configured(app):
         return []
     from plugins.webpush import resources
-    return [Route("/api/v1/push/key", resources.PublicKey()),
-            Route("/api/v1/push/subscriptions", resources.Subscriptions()),
-            Route("/api/v1/push/subscriptions/{subscription_id}", resources.Subscription())]
+
+    return [
+        Route("/api/v1/push/key", resources.PublicKey()),
+        Route("/api/v1/push/subscriptions", resources.Subscriptions()),
+        Route("/api/v1/push/subscriptions/{subscription_id}", resources.Subscription()),
+    ]
 
 
 @hookimpl
 def register_actors():
     from plugins.webpush.tasks import deliver_push
+
     return [deliver_push]
 
 
@@ -51,6 +58,7 @@ def notification_channels(app):
     if not configured(app):
         return []
     from plugins.webpush.channel import PushChannel
+
     return [PushChannel()]
 
 
@@ -58,10 +66,12 @@ def notification_channels(app):
 def signed_out_everywhere(app, ctx, user, reason):
     if app.settings.security.sign_out_removes_push:
         from plugins.webpush.service import remove_all
+
         remove_all(ctx, user, reason)
 
 
 @hookimpl
 def register_commands(cli, app_factory):
     from plugins.webpush.commands import webpush
+
     cli.add_command(webpush)

@@ -1,4 +1,5 @@
 """The push channel: one delivery row per notice and browser, sent by a task."""
+
 from __future__ import annotations
 
 import logging
@@ -27,19 +28,32 @@ class PushChannel(Channel):
         for sub in PushSubscription.select().where(PushSubscription.user == notice.user_id):
             try:
                 with app.database.atomic():
-                    row = PushDelivery.create(key=notice.key, subscription=sub, title=title,
-                                              url=notice.data.get("url", "/"))
+                    row = PushDelivery.create(
+                        key=notice.key,
+                        subscription=sub,
+                        title=title,
+                        url=notice.data.get("url", "/"),
+                    )
             except peewee.IntegrityError:
                 continue  # already accepted for this browser
-            from plugins.webpush import tasks as webpush_tasks  # imported late, as the plugin does elsewhere
+            from plugins.webpush import (
+                tasks as webpush_tasks,
+            )  # imported late, as the plugin does elsewhere
+
             app.tasks.enqueue(webpush_tasks.deliver_push, row.id)
 
 
 def _title(app, notice) -> str:
     """The email subject line doubles as the push title, in the user's language."""
     from engine.models import User
+
     user = User.get_or_none(User.id == notice.user_id)
     locale = notice.locale or (user.locale if user else "") or app.settings.default_locale
-    text = app.theme.render_plain(f"email/{notice.kind}.txt", locale, data=notice.data,
-                                  app_url=app.url, support=app.settings.support)
+    text = app.theme.render_plain(
+        f"email/{notice.kind}.txt",
+        locale,
+        data=notice.data,
+        app_url=app.url,
+        support=app.settings.support,
+    )
     return text.partition("\n")[0].strip()[:200]

@@ -1,4 +1,5 @@
 """Browsers subscribed to push, and one row per push to send."""
+
 from peewee import CharField, ForeignKeyField, TextField
 
 from engine.db import BaseModel, UTCDateTimeField, utcnow
@@ -17,6 +18,7 @@ class PushSubscription(BaseModel):
     @classmethod
     def for_customer(cls, customer_id):
         from engine.models import Contact
+
         return cls.select().join(User).join(Contact).where(Contact.customer == customer_id)
 
 

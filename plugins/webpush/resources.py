@@ -1,4 +1,5 @@
 """Push subscription API: the browser registers where to send pushes for this user."""
+
 from __future__ import annotations
 
 import falcon
@@ -18,18 +19,26 @@ class PublicKey:
 
 
 class Subscriptions:
-    @operation("Your browsers subscribed to push", query=PageQuery,
-               response=schemas.SubscriptionList)
+    @operation(
+        "Your browsers subscribed to push", query=PageQuery, response=schemas.SubscriptionList
+    )
     def on_get(self, req, resp, query):
         ctx = req.context
         mine = owned(PushSubscription, ctx.require_customer()).where(
-            PushSubscription.user == ctx.principal.user_id)
+            PushSubscription.user == ctx.principal.user_id
+        )
         return paginate(mine, PushSubscription.id, query)
 
-    @operation("Subscribe this browser to push notifications", body=schemas.SubscriptionIn,
-               response=schemas.SubscriptionOut, status=201,
-               errors={403: "Under impersonation, or with an API key: the account holder "
-                            "subscribes in their own session (IMP-6)"})
+    @operation(
+        "Subscribe this browser to push notifications",
+        body=schemas.SubscriptionIn,
+        response=schemas.SubscriptionOut,
+        status=201,
+        errors={
+            403: "Under impersonation, or with an API key: the account holder "
+            "subscribes in their own session (IMP-6)"
+        },
+    )
     def on_post(self, req, resp, body):
         ctx = req.context
         service.require_subscriber(ctx)
@@ -43,11 +52,13 @@ class Subscriptions:
                 sub.delete_instance()  # the browser now belongs to someone else
                 sub = None
             if sub is None:
-                sub = PushSubscription.create(user=ctx.principal.user_id,
-                                              endpoint=body["endpoint"],
-                                              p256dh=body["keys"]["p256dh"],
-                                              auth=body["keys"]["auth"],
-                                              user_agent=ctx.user_agent)
+                sub = PushSubscription.create(
+                    user=ctx.principal.user_id,
+                    endpoint=body["endpoint"],
+                    p256dh=body["keys"]["p256dh"],
+                    auth=body["keys"]["auth"],
+                    user_agent=ctx.user_agent,
+                )
                 audit.record(ctx, "push.subscribed", f"push_subscription:{sub.id}")
         return sub
 

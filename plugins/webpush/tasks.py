@@ -1,4 +1,5 @@
 """Sending one push message through the browser vendor's push service (pywebpush)."""
+
 from __future__ import annotations
 
 import json
@@ -31,12 +32,18 @@ def deliver_push(app, delivery_id: int) -> None:
         return
     try:
         with http:
-            webpush(subscription_info={"endpoint": sub.endpoint,
-                                       "keys": {"p256dh": sub.p256dh, "auth": sub.auth}},
-                    data=json.dumps({"title": row.title, "body": row.body, "url": row.url}),
-                    vapid_private_key=conf.vapid_private_key,
-                    vapid_claims={"sub": conf.vapid_subject}, ttl=conf.ttl_seconds, timeout=10,
-                    requests_session=http)
+            webpush(
+                subscription_info={
+                    "endpoint": sub.endpoint,
+                    "keys": {"p256dh": sub.p256dh, "auth": sub.auth},
+                },
+                data=json.dumps({"title": row.title, "body": row.body, "url": row.url}),
+                vapid_private_key=conf.vapid_private_key,
+                vapid_claims={"sub": conf.vapid_subject},
+                ttl=conf.ttl_seconds,
+                timeout=10,
+                requests_session=http,
+            )
     except WebPushException as exc:
         status = exc.response.status_code if exc.response is not None else None
         if status in (404, 410):  # the browser unsubscribed: forget it, don't retry

@@ -18,6 +18,7 @@ Fixtures:
 
 Every test in this folder is marked ``browser``.
 """
+
 from __future__ import annotations
 
 import email
@@ -39,9 +40,15 @@ import pytest
 from engine.testing import DEMO_PASSWORD, need_service
 
 CHROMIUM = os.environ.get("PORTICO_TEST_CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                 "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--no-first-run"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 VIEWPORTS = {"phone": {"width": 390, "height": 844}, "desktop": {"width": 1280, "height": 800}}
 SCREENSHOTS = Path(__file__).resolve().parent.parent / "screenshots"
 START_TIMEOUT = 60  # seconds for the demo to migrate, seed and answer /healthz
@@ -55,6 +62,7 @@ def pytest_collection_modifyitems(config, items):
 
 
 # -- the live demo portal -----------------------------------------------------------
+
 
 @dataclass
 class LiveServer:
@@ -113,15 +121,32 @@ def live_server(tmp_path_factory, live_server_env):
     data_dir = tmp_path_factory.mktemp("live") / "var"
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("PORTICO_")}
-    env.update(PORTICO_DATA_DIR=str(data_dir), PORTICO_DEMO_PASSWORD=DEMO_PASSWORD,
-               PYTHONUNBUFFERED="1", **live_server_env)
+    env.update(
+        PORTICO_DATA_DIR=str(data_dir),
+        PORTICO_DEMO_PASSWORD=DEMO_PASSWORD,
+        PYTHONUNBUFFERED="1",
+        **live_server_env,
+    )
     log = data_dir.parent / "serve.log"
     with log.open("wb") as out:
         process = subprocess.Popen(
-            [*portico_command(), "serve", "--demo", "--host", "127.0.0.1", "--port", str(port),
-             "--workers", "1"],
-            cwd=data_dir.parent, env=env, stdout=out, stderr=subprocess.STDOUT,
-            start_new_session=True)  # its own process group: we stop gunicorn and its children
+            [
+                *portico_command(),
+                "serve",
+                "--demo",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--workers",
+                "1",
+            ],
+            cwd=data_dir.parent,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )  # its own process group: we stop gunicorn and its children
     server = LiveServer(f"http://127.0.0.1:{port}", data_dir, DEMO_PASSWORD, process, log)
     try:
         _wait_until_healthy(server)
@@ -134,16 +159,20 @@ def _wait_until_healthy(server: LiveServer) -> None:
     deadline = time.monotonic() + START_TIMEOUT
     while time.monotonic() < deadline:
         if server.process.poll() is not None:
-            pytest.fail(f"portico serve --demo exited with {server.process.returncode}:\n"
-                        f"{server.log.read_text(errors='replace')[-4000:]}")
+            pytest.fail(
+                f"portico serve --demo exited with {server.process.returncode}:\n"
+                f"{server.log.read_text(errors='replace')[-4000:]}"
+            )
         try:
             if server.get("/healthz")[0] == 200:
                 return
         except OSError:
             pass
         time.sleep(0.1)
-    pytest.fail(f"portico serve --demo did not answer /healthz within {START_TIMEOUT}s:\n"
-                f"{server.log.read_text(errors='replace')[-4000:]}")
+    pytest.fail(
+        f"portico serve --demo did not answer /healthz within {START_TIMEOUT}s:\n"
+        f"{server.log.read_text(errors='replace')[-4000:]}"
+    )
 
 
 def _stop(process: subprocess.Popen) -> None:
@@ -159,6 +188,7 @@ def _stop(process: subprocess.Popen) -> None:
 
 # -- the browser ------------------------------------------------------------------------
 
+
 @pytest.fixture(scope="module")
 def browser():
     """Headless Debian Chromium through Playwright (skips without them, fails in CI)."""
@@ -167,12 +197,14 @@ def browser():
     except ImportError as exc:
         need_service("Playwright (pip install playwright)", exc)
     if not Path(CHROMIUM).is_file():
-        need_service("Chromium", FileNotFoundError(
-            f"{CHROMIUM} is missing (apt-get install -y chromium)"))
+        need_service(
+            "Chromium", FileNotFoundError(f"{CHROMIUM} is missing (apt-get install -y chromium)")
+        )
     playwright = sync_playwright().start()
     try:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, headless=True,
-                                              args=CHROMIUM_ARGS)
+        chromium = playwright.chromium.launch(
+            executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS
+        )
     except Error as exc:
         playwright.stop()
         need_service("Chromium", exc)
@@ -205,15 +237,24 @@ def new_page(browser, request, requests_seen, console_errors):
     contexts, pages = [], []
 
     def factory(viewport: str = "desktop", locale: str = "en-GB"):
-        context = browser.new_context(viewport=VIEWPORTS[viewport], locale=locale,
-                                      has_touch=viewport == "phone",
-                                      is_mobile=viewport == "phone")
+        context = browser.new_context(
+            viewport=VIEWPORTS[viewport],
+            locale=locale,
+            has_touch=viewport == "phone",
+            is_mobile=viewport == "phone",
+        )
         context.set_default_timeout(15_000)
         contexts.append(context)
         page = context.new_page()
         page.on("request", lambda r: requests_seen.append(r.url))
-        page.on("console", lambda m: console_errors.append(f"{m.text} at {m.location.get('url')}")
-                if m.type == "error" else None)
+        page.on(
+            "console",
+            lambda m: (
+                console_errors.append(f"{m.text} at {m.location.get('url')}")
+                if m.type == "error"
+                else None
+            ),
+        )
         page.on("pageerror", lambda e: console_errors.append(str(e)))
         pages.append(page)
         return page

@@ -9,6 +9,7 @@
 
 axe-core comes from the npm registry: ``npm ci`` in tests/browser (package.json there).
 """
+
 from __future__ import annotations
 
 import json
@@ -37,7 +38,9 @@ def wait_until(target, expression: str, arg=None, timeout: float = 15.0) -> None
     the portal's Content-Security-Policy forbids once the first check has passed; evaluate()
     goes through DevTools and is allowed, so this polls with it instead."""
     deadline = time.monotonic() + timeout
-    while not (target.evaluate(expression, arg) if arg is not None else target.evaluate(expression)):
+    while not (
+        target.evaluate(expression, arg) if arg is not None else target.evaluate(expression)
+    ):
         if time.monotonic() > deadline:
             raise AssertionError(f"still false after {timeout:g} s: {expression}")
         time.sleep(0.05)
@@ -45,8 +48,10 @@ def wait_until(target, expression: str, arg=None, timeout: float = 15.0) -> None
 
 def axe_source() -> str:
     if not AXE.is_file():
-        need_service("axe-core", FileNotFoundError(f"{AXE} is missing: run `npm ci` in "
-                                                   f"{AXE.parent.parent.parent}"))
+        need_service(
+            "axe-core",
+            FileNotFoundError(f"{AXE} is missing: run `npm ci` in {AXE.parent.parent.parent}"),
+        )
     return AXE.read_text(encoding="utf-8")
 
 
@@ -55,13 +60,16 @@ def session_cookies(live_server, email: str) -> list[dict]:
     key = (live_server.url, email)
     if key not in _sessions:
         request = urllib.request.Request(
-            live_server.url + "/api/v1/auth/login", method="POST",
+            live_server.url + "/api/v1/auth/login",
+            method="POST",
             data=json.dumps({"email": email, "password": live_server.password}).encode(),
-            headers={"Content-Type": "application/json"})
+            headers={"Content-Type": "application/json"},
+        )
         with urllib.request.urlopen(request, timeout=10) as answer:
             assert answer.status == 200
-            cookies = [c.split(";", 1)[0].split("=", 1)
-                       for c in answer.headers.get_all("Set-Cookie")]
+            cookies = [
+                c.split(";", 1)[0].split("=", 1) for c in answer.headers.get_all("Set-Cookie")
+            ]
         _sessions[key] = [{"name": n, "value": v, "url": live_server.url} for n, v in cookies]
     return _sessions[key]
 
@@ -86,8 +94,9 @@ def body_text(message) -> str:
     return part.get_payload(decode=True).decode()
 
 
-def wait_for_mail(live_server, subject: str, to: str | None = None,
-                  timeout: float = WORKER_DEADLINE_MS / 1000):
+def wait_for_mail(
+    live_server, subject: str, to: str | None = None, timeout: float = WORKER_DEADLINE_MS / 1000
+):
     """The first email whose subject holds ``subject`` (sent to ``to``, when given): the demo's
     in-process worker writes each as an .eml file into the mail folder."""
     deadline = time.monotonic() + timeout
@@ -96,8 +105,10 @@ def wait_for_mail(live_server, subject: str, to: str | None = None,
             if subject in subject_of(message) and (to is None or to in str(message["To"])):
                 return message
         time.sleep(0.2)
-    raise AssertionError(f"no email '{subject}' to {to or 'anyone'}; got "
-                         f"{[(str(m['To']), subject_of(m)) for m in live_server.mails()]}")
+    raise AssertionError(
+        f"no email '{subject}' to {to or 'anyone'}; got "
+        f"{[(str(m['To']), subject_of(m)) for m in live_server.mails()]}"
+    )
 
 
 def signed_in(new_page, live_server, email: str, viewport: str = "desktop", **options):
@@ -109,8 +120,9 @@ def signed_in(new_page, live_server, email: str, viewport: str = "desktop", **op
 def api_get(live_server, email: str, path: str) -> dict:
     """A JSON API answer for ``email`` (to find ids the pages show)."""
     cookie = "; ".join(f"{c['name']}={c['value']}" for c in session_cookies(live_server, email))
-    status, _, body = live_server.get(path, headers={"Cookie": cookie,
-                                                     "Accept": "application/json"})
+    status, _, body = live_server.get(
+        path, headers={"Cookie": cookie, "Accept": "application/json"}
+    )
     assert status == 200, (path, status, body[:300])
     return json.loads(body)
 
@@ -119,14 +131,20 @@ def axe_violations(page, impacts=("serious", "critical")) -> list[str]:
     """axe-core's violations of the given impacts on the page as it is now, one line each."""
     if not page.evaluate("() => typeof window.axe === 'object'"):
         page.evaluate(axe_source())  # through DevTools: the page's CSP does not apply
-    found = page.evaluate("""async (tags) => {
+    found = page.evaluate(
+        """async (tags) => {
         const result = await axe.run(document, {runOnly: {type: "tag", values: tags},
                                                 resultTypes: ["violations"]});
         return result.violations.map(v => ({id: v.id, impact: v.impact, help: v.help,
             nodes: v.nodes.slice(0, 5).map(n => n.target.join(" "))}));
-    }""", AXE_TAGS)
-    return [f"{v['impact']} {v['id']} ({v['help']}): {', '.join(v['nodes'])}"
-            for v in found if v["impact"] in impacts]
+    }""",
+        AXE_TAGS,
+    )
+    return [
+        f"{v['impact']} {v['id']} ({v['help']}): {', '.join(v['nodes'])}"
+        for v in found
+        if v["impact"] in impacts
+    ]
 
 
 def assert_accessible(page) -> None:
@@ -142,8 +160,11 @@ def assert_fits_the_screen(page) -> None:
 
 def assert_only_own_host(live_server, urls: list[str]) -> None:
     own = urlparse(live_server.url).netloc
-    foreign = [u for u in urls if urlparse(u).scheme in ("http", "https", "ws", "wss")
-               and urlparse(u).netloc != own]
+    foreign = [
+        u
+        for u in urls
+        if urlparse(u).scheme in ("http", "https", "ws", "wss") and urlparse(u).netloc != own
+    ]
     assert not foreign, f"requests to third-party hosts: {foreign}"
 
 

@@ -5,6 +5,7 @@ the status page following it; removal.
 The live demo portal uses the sandbox provider and runs its worker in-process, so provisioning
 happens for real while the page waits.
 """
+
 from __future__ import annotations
 
 import re
@@ -18,10 +19,6 @@ pytestmark = pytest.mark.browser
 BROADBAND = "Broadband - 1 High Street"
 
 
-
-
-
-
 def open_addons(page, service_name: str) -> None:
     page.get_by_role("link", name="Services", exact=True).first.click()
     card = page.locator("article.service-card", has_text=service_name)
@@ -31,8 +28,7 @@ def open_addons(page, service_name: str) -> None:
 
 @pytest.mark.spec("ADD-1", "ADD-2", "MOB-1")
 @pytest.mark.parametrize("viewport", ["phone"], indirect=True)
-def test_add_a_router_with_a_one_off_price_on_a_phone(live_server, page, viewport,
-                                                      console_errors):
+def test_add_a_router_with_a_one_off_price_on_a_phone(live_server, page, viewport, console_errors):
     sign_in(page, live_server, "alice@example.com")
     open_addons(page, BROADBAND)
     mine = page.locator("li.addon[data-addon]", has_text="Static IP address")
@@ -51,13 +47,18 @@ def test_add_a_router_with_a_one_off_price_on_a_phone(live_server, page, viewpor
 
     page.wait_for_url(re.compile(r".*/services/\d+/addons/\d+$"))
     # Pending, then (the worker sets it up; the page refreshes itself) active.
-    expect(page.locator("h1 [data-addon-status]")).to_have_text("Active", timeout=WORKER_DEADLINE_MS)
+    expect(page.locator("h1 [data-addon-status]")).to_have_text(
+        "Active", timeout=WORKER_DEADLINE_MS
+    )
     expect(page.locator("[data-addon-page]")).to_contain_text("Next charge")
     expect(page.locator("[data-addon-page]")).to_contain_text("contact support")
     assert_fits_the_screen(page)
     page.get_by_role("link", name="Add-ons", exact=True).first.click()
-    expect(page.locator("li.addon[data-addon]", has_text="Wi-Fi 6 router rental")
-           .locator("[data-addon-status]")).to_have_text("Active")
+    expect(
+        page.locator("li.addon[data-addon]", has_text="Wi-Fi 6 router rental").locator(
+            "[data-addon-status]"
+        )
+    ).to_have_text("Active")
     assert not console_errors, console_errors
 
 
@@ -67,15 +68,20 @@ def test_add_then_remove_a_monthly_add_on_on_a_phone(live_server, page, viewport
     sign_in(page, live_server, "alice@example.com")
     open_addons(page, BROADBAND)
     page.locator('li.addon[data-product="broadband-boost-900"]').get_by_role(
-        "link", name=re.compile(r"^Add .+ to this service$")).click()
+        "link", name=re.compile(r"^Add .+ to this service$")
+    ).click()
     expect(page.locator("[data-review-one-off]")).to_have_text("£0.00")
     page.get_by_role("button", name="Confirm and add").click()
     page.wait_for_url(re.compile(r".*/services/\d+/addons/\d+$"))
-    expect(page.locator("h1 [data-addon-status]")).to_have_text("Active", timeout=WORKER_DEADLINE_MS)
+    expect(page.locator("h1 [data-addon-status]")).to_have_text(
+        "Active", timeout=WORKER_DEADLINE_MS
+    )
 
     page.get_by_role("link", name="Remove").click()
     page.get_by_role("button", name="Remove").click()
     expect(page.locator(".flash")).to_contain_text("removing")
-    expect(page.locator("h1 [data-addon-status]")).to_have_text("Removed", timeout=WORKER_DEADLINE_MS)
+    expect(page.locator("h1 [data-addon-status]")).to_have_text(
+        "Removed", timeout=WORKER_DEADLINE_MS
+    )
     page.goto(live_server.url + "/")
     assert "Speed boost to 900 Mb/s" not in page.locator("main").inner_text()

@@ -3,6 +3,7 @@ stripe.js), 3-D Secure, a guest payment link, and the invoice list on a phone.
 
 The live demo portal runs with Stripe as its provider, pointed at localstripe on loopback.
 """
+
 from __future__ import annotations
 
 import json
@@ -20,15 +21,15 @@ VISA, NEEDS_3DS = "4242424242424242", "4000002500003155"
 
 @pytest.fixture(scope="module")
 def live_server_env(localstripe_server) -> dict:
-    return {"PORTICO_BILLING_PROVIDER": "stripe",
-            "PORTICO_STRIPE_SECRET_KEY": SECRET_KEY,
-            "PORTICO_STRIPE_PUBLISHABLE_KEY": PUBLISHABLE_KEY,
-            "PORTICO_STRIPE_WEBHOOK_SECRET": WEBHOOK_SECRET,
-            "PORTICO_STRIPE_API_BASE": localstripe_server.url,
-            "PORTICO_STRIPE_JS_URL": localstripe_server.js_url,
-            "PORTICO_STRIPE_MAX_NETWORK_RETRIES": "0"}
-
-
+    return {
+        "PORTICO_BILLING_PROVIDER": "stripe",
+        "PORTICO_STRIPE_SECRET_KEY": SECRET_KEY,
+        "PORTICO_STRIPE_PUBLISHABLE_KEY": PUBLISHABLE_KEY,
+        "PORTICO_STRIPE_WEBHOOK_SECRET": WEBHOOK_SECRET,
+        "PORTICO_STRIPE_API_BASE": localstripe_server.url,
+        "PORTICO_STRIPE_JS_URL": localstripe_server.js_url,
+        "PORTICO_STRIPE_MAX_NETWORK_RETRIES": "0",
+    }
 
 
 def open_unpaid_invoice(page, live_server) -> str:
@@ -54,18 +55,16 @@ def fill_card(page, number: str) -> None:
     element.get_by_placeholder("postal_code").fill("SW1A1")
 
 
-
-
-
-
 @pytest.mark.spec("BILL-2", "BILL-5")
 @pytest.mark.parametrize("viewport", ["phone"], indirect=True)
-def test_pay_an_invoice_with_a_new_card_through_stripe_elements(live_server, page, viewport,
-                                                                 localstripe_server,
-                                                                 console_errors):
+def test_pay_an_invoice_with_a_new_card_through_stripe_elements(
+    live_server, page, viewport, localstripe_server, console_errors
+):
     posted = []
-    page.on("request", lambda r: posted.append((r.url, r.post_data or ""))
-            if r.method == "POST" else None)
+    page.on(
+        "request",
+        lambda r: posted.append((r.url, r.post_data or "")) if r.method == "POST" else None,
+    )
     sign_in(page, live_server, "alice@example.com")
     page.goto(live_server.url + "/billing/payment-methods")
     cards_before = page.locator(".saved-card").count()

@@ -1,4 +1,5 @@
 """Sign-in, 2FA set-up, password reset by email, and the impersonation banner, in Chromium."""
+
 from __future__ import annotations
 
 import re
@@ -12,12 +13,6 @@ from portal_checks import body_text, sign_in, wait_for_mail
 
 pytestmark = pytest.mark.browser
 NEW_PASSWORD = "Browser-Reset-2031!"
-
-
-
-
-
-
 
 
 @pytest.mark.spec("ACC-1")

@@ -4,6 +4,7 @@ by emailed link, password, API keys, notification preferences, activity log, sup
 
 Every page a flow passes through — its error states included — passes ``check_page``.
 """
+
 from __future__ import annotations
 
 import re
@@ -20,10 +21,12 @@ pytestmark = pytest.mark.browser
 
 
 def api_status(live_server, path: str, key: str, method: str = "GET") -> int:
-    request = urllib.request.Request(live_server.url + path, method=method, data=b"{}" if
-                                     method != "GET" else None,
-                                     headers={"Authorization": f"Bearer {key}",
-                                              "Content-Type": "application/json"})
+    request = urllib.request.Request(
+        live_server.url + path,
+        method=method,
+        data=b"{}" if method != "GET" else None,
+        headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json"},
+    )
     try:
         with urllib.request.urlopen(request, timeout=10) as answer:
             return answer.status
@@ -33,8 +36,9 @@ def api_status(live_server, path: str, key: str, method: str = "GET") -> int:
 
 @pytest.mark.spec("ACCT-1", "ACCT-2", "ACCT-3", "ACCT-5", "MOB-1")
 @pytest.mark.parametrize("viewport", ["phone", "desktop"], indirect=True)
-def test_details_then_edit_the_phone_number_field_by_field(live_server, new_page, viewport,
-                                                           requests_seen):
+def test_details_then_edit_the_phone_number_field_by_field(
+    live_server, new_page, viewport, requests_seen
+):
     page = signed_in(new_page, live_server, "alice@example.com", viewport)
     page.goto(live_server.url + "/account")
     details = page.get_by_role("region", name="Details")
@@ -59,8 +63,12 @@ def test_details_then_edit_the_phone_number_field_by_field(live_server, new_page
     phone.fill(number)
     page.get_by_role("button", name="Save changes").click()
     page.wait_for_url(re.compile(r".*/account\?notice=phone$"))
-    expect(page.get_by_role("status").filter(has_text="phone number has been saved")).to_be_visible()
-    expect(page.locator('[data-field="phone"]')).to_contain_text("+44" + number[1:].replace(" ", ""))
+    expect(
+        page.get_by_role("status").filter(has_text="phone number has been saved")
+    ).to_be_visible()
+    expect(page.locator('[data-field="phone"]')).to_contain_text(
+        "+44" + number[1:].replace(" ", "")
+    )
     check_page(page, live_server, requests_seen)
 
     page.get_by_role("link", name="Activity log").click()
@@ -70,8 +78,9 @@ def test_details_then_edit_the_phone_number_field_by_field(live_server, new_page
 
 @pytest.mark.spec("ACCT-1", "ACCT-3")
 @pytest.mark.parametrize("viewport", ["phone"], indirect=True)
-def test_change_the_email_address_through_the_emailed_link(live_server, new_page, viewport,
-                                                          requests_seen):
+def test_change_the_email_address_through_the_emailed_link(
+    live_server, new_page, viewport, requests_seen
+):
     page = signed_in(new_page, live_server, "carol@example.com", viewport)
     page.goto(live_server.url + "/account")
     page.get_by_role("link", name="Edit email address").click()
@@ -90,8 +99,9 @@ def test_change_the_email_address_through_the_emailed_link(live_server, new_page
     expect(page.locator('[data-field="email"]')).to_contain_text("carol@example.com")
     expect(page.locator('[data-field="email"]')).to_contain_text("carol.accounts@example.com")
 
-    message = wait_for_mail(live_server, "Confirm your new email address",
-                            "carol.accounts@example.com")
+    message = wait_for_mail(
+        live_server, "Confirm your new email address", "carol.accounts@example.com"
+    )
     link = re.search(r"https?://\S+/account/email/verify\?token=\S+", body_text(message)).group(0)
     page.goto(live_server.url + "/account/email/verify?" + link.split("?", 1)[1])
     check_page(page, live_server, requests_seen)
@@ -102,8 +112,7 @@ def test_change_the_email_address_through_the_emailed_link(live_server, new_page
 
 @pytest.mark.spec("ACCT-4", "PWD-2")
 @pytest.mark.parametrize("viewport", ["phone"], indirect=True)
-def test_change_the_password_needs_the_current_one(live_server, new_page, viewport,
-                                                   requests_seen):
+def test_change_the_password_needs_the_current_one(live_server, new_page, viewport, requests_seen):
     page = new_page(viewport)
     sign_in(page, live_server, "alice@example.com")
     page.wait_for_url(live_server.url + "/")
@@ -122,14 +131,16 @@ def test_change_the_password_needs_the_current_one(live_server, new_page, viewpo
         page.get_by_label("Sign out on every other device").uncheck()  # the suite's sessions
         page.get_by_role("button", name="Save changes").click()
         page.wait_for_url(re.compile(r".*/account\?notice=password$"))
-        expect(page.get_by_role("status").filter(has_text="password has been changed")) \
-            .to_be_visible()
+        expect(
+            page.get_by_role("status").filter(has_text="password has been changed")
+        ).to_be_visible()
 
 
 @pytest.mark.spec("API-1", "API-3")
 @pytest.mark.parametrize("viewport", ["phone", "desktop"], indirect=True)
-def test_generate_a_read_only_api_key_use_it_and_revoke_it(live_server, new_page, viewport,
-                                                          requests_seen):
+def test_generate_a_read_only_api_key_use_it_and_revoke_it(
+    live_server, new_page, viewport, requests_seen
+):
     page = signed_in(new_page, live_server, "bob@example.com", viewport)
     page.goto(live_server.url + "/account")
     page.get_by_role("link", name="API access").click()
@@ -158,8 +169,9 @@ def test_generate_a_read_only_api_key_use_it_and_revoke_it(live_server, new_page
 
 @pytest.mark.spec("NOT-3", "ACCT-1")
 @pytest.mark.parametrize("viewport", ["phone", "desktop"], indirect=True)
-def test_notification_preferences_are_saved_and_wrong_numbers_refused(live_server, new_page,
-                                                                      viewport, requests_seen):
+def test_notification_preferences_are_saved_and_wrong_numbers_refused(
+    live_server, new_page, viewport, requests_seen
+):
     page = signed_in(new_page, live_server, "alice@example.com", viewport)
     page.goto(live_server.url + "/account")
     page.get_by_role("link", name="Edit preferences").click()
@@ -188,8 +200,9 @@ def test_notification_preferences_are_saved_and_wrong_numbers_refused(live_serve
 
 @pytest.mark.spec("SUP-1", "LIM-1", "MOB-1")
 @pytest.mark.parametrize("viewport", ["phone", "desktop"], indirect=True)
-def test_support_page_taps_to_call_and_quotes_the_customer_id(live_server, new_page, viewport,
-                                                             requests_seen):
+def test_support_page_taps_to_call_and_quotes_the_customer_id(
+    live_server, new_page, viewport, requests_seen
+):
     page = signed_in(new_page, live_server, "alice@example.com", viewport)
     page.goto(live_server.url + "/")
     page.get_by_role("contentinfo").get_by_role("link", name="Help and support").click()

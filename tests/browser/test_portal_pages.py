@@ -6,6 +6,7 @@ and the HTML is under 100 KB. Each test leaves a screenshot in tests/screenshots
 module writes the weights it measured to tests/screenshots/page-weight.md (docs/portal.md
 quotes them). The flows through these pages are in the other test_portal_*.py modules.
 """
+
 from __future__ import annotations
 
 import re
@@ -22,20 +23,42 @@ REPORT = Path(__file__).resolve().parent.parent / "screenshots" / "page-weight.m
 #: (who, path): who is "" for a visitor, else the demo customer signed in. Paths name ids
 #: found through the API: {mobile} (a mobile line), {unpaid} and {paid} (invoices).
 PAGES = [
-    ("", "/"), ("", "/login"), ("", "/password/forgot"), ("", "/support"), ("", "/offline"),
-    ("", "/staff/login"), ("", "/no-such-page"),
-    ("alice", "/"), ("alice", "/services"), ("alice", "/services/{mobile}"),
-    ("alice", "/services/{mobile}/cancel"), ("alice", "/services/{mobile}/modify"),
-    ("alice", "/usage"), ("alice", "/services/{mobile}/usage"),
+    ("", "/"),
+    ("", "/login"),
+    ("", "/password/forgot"),
+    ("", "/support"),
+    ("", "/offline"),
+    ("", "/staff/login"),
+    ("", "/no-such-page"),
+    ("alice", "/"),
+    ("alice", "/services"),
+    ("alice", "/services/{mobile}"),
+    ("alice", "/services/{mobile}/cancel"),
+    ("alice", "/services/{mobile}/modify"),
+    ("alice", "/usage"),
+    ("alice", "/services/{mobile}/usage"),
     ("alice", "/services/{mobile}/usage?days=90&type=voice"),
-    ("alice", "/billing"), ("alice", "/billing?status=unpaid"), ("alice", "/billing/transactions"),
-    ("alice", "/billing/invoices/{unpaid}"), ("alice", "/billing/invoices/{paid}"),
-    ("alice", "/billing/invoices/{unpaid}/pay"), ("alice", "/billing/payment-methods"),
-    ("alice", "/account"), ("alice", "/account/edit/phone"), ("alice", "/account/email"),
-    ("alice", "/account/password"), ("alice", "/account/contacts"), ("alice", "/account/sites"),
-    ("alice", "/account/security"), ("alice", "/account/2fa/setup"),
-    ("alice", "/account/activity"), ("alice", "/account/notifications"), ("alice", "/support"),
-    ("alice", "/account/api-keys"), ("bob", "/account/api-keys"), ("alice", "/no-such-page"),
+    ("alice", "/billing"),
+    ("alice", "/billing?status=unpaid"),
+    ("alice", "/billing/transactions"),
+    ("alice", "/billing/invoices/{unpaid}"),
+    ("alice", "/billing/invoices/{paid}"),
+    ("alice", "/billing/invoices/{unpaid}/pay"),
+    ("alice", "/billing/payment-methods"),
+    ("alice", "/account"),
+    ("alice", "/account/edit/phone"),
+    ("alice", "/account/email"),
+    ("alice", "/account/password"),
+    ("alice", "/account/contacts"),
+    ("alice", "/account/sites"),
+    ("alice", "/account/security"),
+    ("alice", "/account/2fa/setup"),
+    ("alice", "/account/activity"),
+    ("alice", "/account/notifications"),
+    ("alice", "/support"),
+    ("alice", "/account/api-keys"),
+    ("bob", "/account/api-keys"),
+    ("alice", "/no-such-page"),
 ]
 STATUS = {"/no-such-page": 404}
 
@@ -44,9 +67,11 @@ STATUS = {"/no-such-page": 404}
 def ids(live_server) -> dict:
     services = api_get(live_server, "alice@example.com", "/api/v1/services")["items"]
     invoices = api_get(live_server, "alice@example.com", "/api/v1/invoices")["items"]
-    return {"mobile": next(s["id"] for s in services if s["name"].startswith("Mobile")),
-            "unpaid": next(i["id"] for i in invoices if i["status"] != "paid"),
-            "paid": next(i["id"] for i in invoices if i["status"] == "paid")}
+    return {
+        "mobile": next(s["id"] for s in services if s["name"].startswith("Mobile")),
+        "unpaid": next(i["id"] for i in invoices if i["status"] != "paid"),
+        "paid": next(i["id"] for i in invoices if i["status"] == "paid"),
+    }
 
 
 @pytest.fixture(scope="module")
@@ -56,19 +81,27 @@ def weights():
     yield found
     if not found:
         return
-    rows = ["| page | signed in | viewport | HTML (bytes) | all files (bytes) | requests |",
-            "|---|---|---|---:|---:|---:|"]
-    for (who, path, viewport), w in sorted(found.items(), key=lambda kv: (kv[0][1], kv[0][0],
-                                                                           kv[0][2])):
-        rows.append(f"| `{path}` | {who or '—'} | {viewport} | {w['html']:,} | {w['files']:,} "
-                    f"| {w['requests']} |")
+    rows = [
+        "| page | signed in | viewport | HTML (bytes) | all files (bytes) | requests |",
+        "|---|---|---|---:|---:|---:|",
+    ]
+    for (who, path, viewport), w in sorted(
+        found.items(), key=lambda kv: (kv[0][1], kv[0][0], kv[0][2])
+    ):
+        rows.append(
+            f"| `{path}` | {who or '—'} | {viewport} | {w['html']:,} | {w['files']:,} "
+            f"| {w['requests']} |"
+        )
     REPORT.parent.mkdir(exist_ok=True)
     REPORT.write_text("\n".join(rows) + "\n", encoding="utf-8")
 
 
 def open_page(new_page, live_server, who, path, ids, viewport):
-    page = signed_in(new_page, live_server, f"{who}@example.com", viewport) if who \
+    page = (
+        signed_in(new_page, live_server, f"{who}@example.com", viewport)
+        if who
         else new_page(viewport)
+    )
     answer = page.goto(live_server.url + path.format(**ids))
     assert answer.status == STATUS.get(path, 200), (path, answer.status)
     return page
@@ -77,8 +110,9 @@ def open_page(new_page, live_server, who, path, ids, viewport):
 @pytest.mark.spec("MOB-1")
 @pytest.mark.parametrize("viewport", ["phone", "desktop"], indirect=True)
 @pytest.mark.parametrize("who,path", PAGES, ids=[f"{w or 'visitor'}:{p}" for w, p in PAGES])
-def test_every_page_is_accessible_fits_and_is_light(live_server, new_page, viewport, who, path,
-                                                     ids, weights, requests_seen, console_errors):
+def test_every_page_is_accessible_fits_and_is_light(
+    live_server, new_page, viewport, who, path, ids, weights, requests_seen, console_errors
+):
     page = open_page(new_page, live_server, who, path, ids, viewport)
     expect(page.locator("h1")).to_have_count(1)
     expect(page.locator("main#main")).to_be_visible()
@@ -151,8 +185,9 @@ def test_the_sign_in_cookies_are_a_real_session(live_server):
 
 @pytest.mark.spec("MOB-1")
 @pytest.mark.parametrize("viewport", ["phone"], indirect=True)
-@pytest.mark.parametrize("path", ["/", "/services/{mobile}/usage", "/billing", "/account",
-                                  "/account/notifications"])
+@pytest.mark.parametrize(
+    "path", ["/", "/services/{mobile}/usage", "/billing", "/account", "/account/notifications"]
+)
 def test_chinese_pages_pass_too(live_server, new_page, viewport, path, ids, requests_seen):
     page = signed_in(new_page, live_server, "alice@example.com", viewport, locale="zh-CN")
     assert page.goto(live_server.url + path.format(**ids)).status == 200

@@ -6,6 +6,7 @@ subscription whose endpoint is a push service on loopback (tests/https_service.p
 keys this test owns: everything else is real — the page's script, the subscription API, the
 preferences form, a payment, the notice, the worker and the encrypted push.
 """
+
 from __future__ import annotations
 
 import json
@@ -35,15 +36,20 @@ def push_service(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def live_server_env(tmp_path_factory, push_service) -> dict:
-    result = CliRunner().invoke(cli, ["webpush", "keys"], env={
-        "PORTICO_DEMO": "true", "PORTICO_DATA_DIR": str(tmp_path_factory.mktemp("vapid"))})
+    result = CliRunner().invoke(
+        cli,
+        ["webpush", "keys"],
+        env={"PORTICO_DEMO": "true", "PORTICO_DATA_DIR": str(tmp_path_factory.mktemp("vapid"))},
+    )
     assert result.exit_code == 0, result.output
     keys = dict(line.split(" = ") for line in result.output.splitlines() if " = " in line)
-    return {"PORTICO_WEBPUSH_VAPID_PRIVATE_KEY": keys["vapid_private_key"].split('"')[1],
-            "PORTICO_WEBPUSH_VAPID_PUBLIC_KEY": keys["vapid_public_key"].split('"')[1],
-            # The test's push service is on loopback, with a certificate of its own CA.
-            "PORTICO_OUTBOUND_UNSAFE_ALLOW_LOOPBACK_FOR_TESTS": "true",
-            "REQUESTS_CA_BUNDLE": str(push_service.ca_file)}
+    return {
+        "PORTICO_WEBPUSH_VAPID_PRIVATE_KEY": keys["vapid_private_key"].split('"')[1],
+        "PORTICO_WEBPUSH_VAPID_PUBLIC_KEY": keys["vapid_public_key"].split('"')[1],
+        # The test's push service is on loopback, with a certificate of its own CA.
+        "PORTICO_OUTBOUND_UNSAFE_ALLOW_LOOPBACK_FOR_TESTS": "true",
+        "REQUESTS_CA_BUNDLE": str(push_service.ca_file),
+    }
 
 
 PUSH_MANAGER = """
@@ -77,14 +83,16 @@ def wait_for_push(push_service, count: int, timeout: float = 30.0) -> list:
 
 @pytest.mark.spec("MOB-3", "NOT-4", "NOT-3")
 @pytest.mark.parametrize("viewport", ["phone"], indirect=True)
-def test_turn_on_push_choose_it_for_bills_and_get_one(live_server, new_page, viewport,
-                                                     push_service, requests_seen):
+def test_turn_on_push_choose_it_for_bills_and_get_one(
+    live_server, new_page, viewport, push_service, requests_seen
+):
     private, p256dh, auth = browser_keys()
     endpoint = push_service.url + "alice-phone"
     page = signed_in(new_page, live_server, "alice@example.com", viewport)
     page.context.grant_permissions(["notifications"], origin=live_server.url)
-    page.add_init_script(PUSH_MANAGER % json.dumps(
-        {"endpoint": endpoint, "p256dh": p256dh, "auth": b64(auth)}))
+    page.add_init_script(
+        PUSH_MANAGER % json.dumps({"endpoint": endpoint, "p256dh": p256dh, "auth": b64(auth)})
+    )
 
     page.goto(live_server.url + "/account/notifications")
     panel = page.get_by_role("region", name="Notifications on this device")
@@ -117,8 +125,9 @@ def test_turn_on_push_choose_it_for_bills_and_get_one(live_server, new_page, vie
     page.wait_for_url(re.compile(r".*/billing/invoices/\d+\?done=paid$"))
     headers, body = wait_for_push(push_service, 1)[-1]
     assert headers["authorization"].startswith("vapid t=")
-    message = json.loads(http_ece.decrypt(body, private_key=private, auth_secret=auth,
-                                          version="aes128gcm"))
+    message = json.loads(
+        http_ece.decrypt(body, private_key=private, auth_secret=auth, version="aes128gcm")
+    )
     assert "Payment received" in message["title"] and message["url"].startswith("/")
 
     # And off again: the browser forgets the subscription, and so does the portal.
@@ -142,13 +151,15 @@ def test_a_refused_permission_is_explained(live_server, new_page, push_service):
 
 @pytest.mark.spec("SEC-4", "MOB-3")
 def test_signing_out_everywhere_forgets_this_browser_and_the_switch_says_so(
-        live_server, new_page, push_service):
+    live_server, new_page, push_service
+):
     _, p256dh, auth = browser_keys()
     endpoint = push_service.url + "bob-laptop"
     page = signed_in(new_page, live_server, "bob@example.com", "desktop")
     page.context.grant_permissions(["notifications"], origin=live_server.url)
-    page.add_init_script(PUSH_MANAGER % json.dumps(
-        {"endpoint": endpoint, "p256dh": p256dh, "auth": b64(auth)}))
+    page.add_init_script(
+        PUSH_MANAGER % json.dumps({"endpoint": endpoint, "p256dh": p256dh, "auth": b64(auth)})
+    )
     page.goto(live_server.url + "/account/notifications")
     panel = page.get_by_role("region", name="Notifications on this device")
     state = panel.get_by_role("status")

@@ -1,6 +1,7 @@
 """The portal as a progressive web app in Chromium (MOB-3): installable, offline copies of the
 customer's own pages marked with the time they were fetched, nothing left behind at sign-out,
 and every page still working with JavaScript off."""
+
 from __future__ import annotations
 
 import json
@@ -37,8 +38,11 @@ def saved_pages(page) -> list[str]:
 
 def wait_for_saved_pages(page, expected: list[str]) -> None:
     """Until the worker has saved exactly ``expected`` (it saves after the page has shown)."""
-    wait_until(page, f"() => ({SAVED_PAGES})().then(p => JSON.stringify(p.sort()) === "
-                     f"{json.dumps(json.dumps(sorted(expected), separators=(',', ':')))})")
+    wait_until(
+        page,
+        f"() => ({SAVED_PAGES})().then(p => JSON.stringify(p.sort()) === "
+        f"{json.dumps(json.dumps(sorted(expected), separators=(',', ':')))})",
+    )
 
 
 @pytest.mark.spec("MOB-3")
@@ -46,8 +50,14 @@ def test_the_portal_is_installable_and_offers_its_install_button(live_server, br
     # Chromium never offers to install from an incognito window, which every Playwright
     # context is, so this test runs its own profile.
     context = browser.browser_type.launch_persistent_context(
-        str(tmp_path / "profile"), executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS,
-        viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True)
+        str(tmp_path / "profile"),
+        executable_path=CHROMIUM,
+        headless=True,
+        args=CHROMIUM_ARGS,
+        viewport={"width": 390, "height": 844},
+        is_mobile=True,
+        has_touch=True,
+    )
     try:
         page = context.new_page()
         page.goto(live_server.url + "/")
@@ -62,12 +72,15 @@ def test_the_portal_is_installable_and_offers_its_install_button(live_server, br
         install = page.get_by_role("button", name="Install the app")
         expect(install).to_be_visible(timeout=15_000)
         assert install.bounding_box()["height"] >= 44
-        page.screenshot(path=str(SCREENSHOTS / "test_portal_pwa__install_button.png"),
-                        full_page=True)
+        page.screenshot(
+            path=str(SCREENSHOTS / "test_portal_pwa__install_button.png"), full_page=True
+        )
         # Pressing it hides it and shows the browser's prompt. Checked in the click's own turn:
         # Chromium may offer again (a new beforeinstallprompt) once that prompt goes away.
-        hidden = page.evaluate("() => { const b = document.querySelector('[data-install]');"
-                               " b.click(); return b.hidden; }")
+        hidden = page.evaluate(
+            "() => { const b = document.querySelector('[data-install]');"
+            " b.click(); return b.hidden; }"
+        )
         assert hidden is True
     finally:
         context.close()
@@ -88,20 +101,23 @@ def test_the_manifest_names_the_brand_icons_and_sections(live_server):
         assert "immutable" in headers["Cache-Control"]  # fingerprinted
     shortcuts = {s["url"] for s in manifest["shortcuts"]}
     assert {"/services", "/usage"} <= shortcuts
-    chinese = json.loads(live_server.get("/manifest.webmanifest",
-                                         {"Accept-Language": "zh-CN"})[2])
+    chinese = json.loads(live_server.get("/manifest.webmanifest", {"Accept-Language": "zh-CN"})[2])
     assert chinese["lang"] == "zh-Hans" and chinese["description"] != manifest["description"]
 
 
 @pytest.mark.spec("MOB-3", "DASH-1", "USE-1", "BILL-1")
 @pytest.mark.parametrize("viewport", ["phone"], indirect=True)
-def test_offline_the_latest_pages_show_with_the_time_they_were_fetched(live_server, new_page,
-                                                                       viewport):
+def test_offline_the_latest_pages_show_with_the_time_they_were_fetched(
+    live_server, new_page, viewport
+):
     page = signed_in(new_page, live_server, "alice@example.com", viewport)
     page.goto(live_server.url + "/")
     wait_for_worker(page)
-    mobile = next(s for s in api_get(live_server, "alice@example.com", "/api/v1/services")["items"]
-                  if s["name"].startswith("Mobile"))
+    mobile = next(
+        s
+        for s in api_get(live_server, "alice@example.com", "/api/v1/services")["items"]
+        if s["name"].startswith("Mobile")
+    )
     before = datetime.now(timezone.utc) - timedelta(seconds=1)
     pages = ["/", "/services", f"/services/{mobile['id']}/usage", "/usage", "/billing"]
     online = {}
@@ -120,15 +136,18 @@ def test_offline_the_latest_pages_show_with_the_time_they_were_fetched(live_serv
             note = page.get_by_role("status").filter(has_text="You are offline")
             expect(note).to_be_visible()
             fetched = datetime.fromisoformat(
-                note.locator("time").get_attribute("datetime").replace("Z", "+00:00"))
+                note.locator("time").get_attribute("datetime").replace("Z", "+00:00")
+            )
             assert before <= fetched <= after
             # Shown in the customer's language and time zone, the British way for English.
-            assert re.fullmatch(r"\d{1,2} \w{3} \d{4}, \d{2}:\d{2}",
-                                note.locator("time").inner_text()), note.inner_text()
+            assert re.fullmatch(
+                r"\d{1,2} \w{3} \d{4}, \d{2}:\d{2}", note.locator("time").inner_text()
+            ), note.inner_text()
         page.goto(live_server.url + f"/services/{mobile['id']}/usage")
         expect(page.locator('section[data-balance="data"] progress')).to_be_visible()
-        page.screenshot(path=str(SCREENSHOTS / "test_portal_pwa__offline_usage_phone.png"),
-                        full_page=True)
+        page.screenshot(
+            path=str(SCREENSHOTS / "test_portal_pwa__offline_usage_phone.png"), full_page=True
+        )
 
         # A page never opened: the offline page, listing what is saved on this device.
         page.goto(live_server.url + "/account/activity")
@@ -173,8 +192,9 @@ def test_signing_out_leaves_no_saved_pages_behind(live_server, new_page, viewpor
 @pytest.mark.parametrize("viewport", ["phone"], indirect=True)
 def test_the_portal_works_without_javascript(live_server, browser, viewport):
     """Sign in, move around, change a setting and pay a bill with scripts switched off."""
-    context = browser.new_context(viewport={"width": 390, "height": 844},
-                                  java_script_enabled=False, locale="en-GB")
+    context = browser.new_context(
+        viewport={"width": 390, "height": 844}, java_script_enabled=False, locale="en-GB"
+    )
     try:
         page = context.new_page()
         page.goto(live_server.url + "/login")
@@ -202,8 +222,9 @@ def test_the_portal_works_without_javascript(live_server, browser, viewport):
         page.locator("[data-pay-button]").click()
         page.wait_for_url(re.compile(r".*/billing/invoices/\d+\?done=paid$"))
         assert page.locator("h1 [data-status]").get_attribute("data-status") == "paid"
-        page.screenshot(path=str(SCREENSHOTS / "test_portal_pwa__no_javascript_phone.png"),
-                        full_page=True)
+        page.screenshot(
+            path=str(SCREENSHOTS / "test_portal_pwa__no_javascript_phone.png"), full_page=True
+        )
     finally:
         context.close()
 

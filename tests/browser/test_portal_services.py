@@ -4,6 +4,7 @@ test_billing_browser.py, top-ups in test_topup_browser.py.
 
 The live portal lets customers cancel where the product allows it (``services.allow_cancel``).
 """
+
 from __future__ import annotations
 
 import re
@@ -28,14 +29,16 @@ def service_named(live_server, email: str, prefix: str) -> dict:
 
 @pytest.mark.spec("DASH-1", "NOT-2", "MOB-1")
 @pytest.mark.parametrize("viewport", ["phone", "desktop"], indirect=True)
-def test_dashboard_cards_from_every_plugin_and_dismissible_alerts(live_server, new_page, viewport,
-                                                                  requests_seen):
+def test_dashboard_cards_from_every_plugin_and_dismissible_alerts(
+    live_server, new_page, viewport, requests_seen
+):
     page = signed_in(new_page, live_server, "alice@example.com", viewport)
     page.goto(live_server.url + "/")
     expected = api_get(live_server, "alice@example.com", "/api/v1/dashboard")
     shown = page.locator("[data-card]")
-    assert [shown.nth(i).get_attribute("data-card") for i in range(shown.count())] == \
-        [c["id"] for c in expected["cards"]]
+    assert [shown.nth(i).get_attribute("data-card") for i in range(shown.count())] == [
+        c["id"] for c in expected["cards"]
+    ]
     for card_id in ("services", "balances", "billing"):
         expect(page.locator(f'[data-card="{card_id}"] h2')).to_be_visible()
     expect(page.locator('[data-card="billing"] [data-unpaid-total]')).to_have_text("£74.40")
@@ -63,15 +66,18 @@ def test_dashboard_cards_from_every_plugin_and_dismissible_alerts(live_server, n
 
 @pytest.mark.spec("SVC-1", "SVC-2", "MOB-1")
 @pytest.mark.parametrize("viewport", ["phone", "desktop"], indirect=True)
-def test_service_cards_swipe_on_a_phone_and_lead_to_the_details(live_server, new_page, viewport,
-                                                                requests_seen):
+def test_service_cards_swipe_on_a_phone_and_lead_to_the_details(
+    live_server, new_page, viewport, requests_seen
+):
     page = signed_in(new_page, live_server, "bob@example.com", viewport)
     page.goto(live_server.url + "/services")
     lists = page.locator(".service-list")
     cards = page.locator("article.service-card")
     assert cards.count() == 4
-    lights = {cards.nth(i).locator("[data-indicator]").get_attribute("data-indicator")
-              for i in range(cards.count())}
+    lights = {
+        cards.nth(i).locator("[data-indicator]").get_attribute("data-indicator")
+        for i in range(cards.count())
+    }
     assert lights == {"active", "expiring", "suspended", "expired"}  # SVC-2's four colours
     first = lists.first
     if viewport == "phone":
@@ -82,8 +88,11 @@ def test_service_cards_swipe_on_a_phone_and_lead_to_the_details(live_server, new
         assert second.bounding_box()["x"] > width * 0.8
         first.hover()
         page.mouse.wheel(box["width"] * 0.6, 0)  # a sideways swipe, as a trackpad sends it
-        wait_until(first, "el => Math.abs(el.children[1].getBoundingClientRect().left - "
-                   "el.getBoundingClientRect().left) < 40")
+        wait_until(
+            first,
+            "el => Math.abs(el.children[1].getBoundingClientRect().left - "
+            "el.getBoundingClientRect().left) < 40",
+        )
     else:
         assert first.evaluate("el => el.scrollWidth <= el.clientWidth")
     check_page(page, live_server, requests_seen)
@@ -98,8 +107,7 @@ def test_service_cards_swipe_on_a_phone_and_lead_to_the_details(live_server, new
 
 @pytest.mark.spec("SVC-3")
 @pytest.mark.parametrize("viewport", ["phone"], indirect=True)
-def test_modify_page_offers_what_the_product_allows(live_server, new_page, viewport,
-                                                   requests_seen):
+def test_modify_page_offers_what_the_product_allows(live_server, new_page, viewport, requests_seen):
     mobile = service_named(live_server, "alice@example.com", "Mobile")
     page = signed_in(new_page, live_server, "alice@example.com", viewport)
     page.goto(live_server.url + f"/services/{mobile['id']}")
@@ -111,8 +119,9 @@ def test_modify_page_offers_what_the_product_allows(live_server, new_page, viewp
 
 @pytest.mark.spec("SVC-4", "LIM-1")
 @pytest.mark.parametrize("viewport", ["phone"], indirect=True)
-def test_cancel_where_allowed_and_send_to_support_where_not(live_server, new_page, viewport,
-                                                           requests_seen):
+def test_cancel_where_allowed_and_send_to_support_where_not(
+    live_server, new_page, viewport, requests_seen
+):
     page = signed_in(new_page, live_server, "alice@example.com", viewport)
     broadband = service_named(live_server, "alice@example.com", "Broadband")
     page.goto(live_server.url + f"/services/{broadband['id']}")
@@ -127,21 +136,22 @@ def test_cancel_where_allowed_and_send_to_support_where_not(live_server, new_pag
     page.get_by_role("button", name="Cancel service").click()  # without ticking the box
     expect(page.locator("#confirm-error")).to_be_visible()
     expect(page.get_by_label(re.compile("will be cancelled now"))).to_have_attribute(
-        "aria-invalid", "true")
+        "aria-invalid", "true"
+    )
     check_page(page, live_server, requests_seen)
     page.get_by_label("Why are you leaving? (optional)").fill("Moving abroad")
     page.get_by_label(re.compile("will be cancelled now")).check()
     page.get_by_role("button", name="Cancel service").click()
     page.wait_for_url(re.compile(r".*/services/\d+(\?.*)?$"))
-    expect(page.locator("[data-indicator]").first).to_have_attribute("data-indicator",
-                                                                      "cancelled")
+    expect(page.locator("[data-indicator]").first).to_have_attribute("data-indicator", "cancelled")
     check_page(page, live_server, requests_seen)
 
 
 @pytest.mark.spec("BILL-5", "MOB-1")
 @pytest.mark.parametrize("viewport", ["phone"], indirect=True)
-def test_add_a_card_make_it_the_default_and_delete_it(live_server, new_page, viewport,
-                                                     requests_seen):
+def test_add_a_card_make_it_the_default_and_delete_it(
+    live_server, new_page, viewport, requests_seen
+):
     page = signed_in(new_page, live_server, "bob@example.com", viewport)
     page.goto(live_server.url + "/billing/payment-methods")
     before = page.locator(".saved-card").count()
@@ -193,8 +203,7 @@ def test_invoice_details_and_transactions(live_server, new_page, viewport, reque
 
 @pytest.mark.spec("ADD-1", "ADD-2", "SVC-3", "MOB-1")
 @pytest.mark.parametrize("viewport", ["phone"], indirect=True)
-def test_add_an_add_on_and_watch_it_become_active(live_server, new_page, viewport,
-                                                  requests_seen):
+def test_add_an_add_on_and_watch_it_become_active(live_server, new_page, viewport, requests_seen):
     page = signed_in(new_page, live_server, "alice@example.com", viewport)
     page.goto(live_server.url + "/services")
     card = page.locator("article.service-card", has_text="Mobile - +44 7700 900123")
@@ -209,8 +218,9 @@ def test_add_an_add_on_and_watch_it_become_active(live_server, new_page, viewpor
     page.locator("[data-confirm-button]").click()
     page.wait_for_url(re.compile(r".*/services/\d+/addons/\d+(\?.*)?$"))
     # Provisioned in the background; the page refreshes itself until it is done.
-    expect(page.locator("[data-addon-page]")).to_have_attribute("data-addon-page", "active",
-                                                                timeout=WORKER_DEADLINE_MS)
+    expect(page.locator("[data-addon-page]")).to_have_attribute(
+        "data-addon-page", "active", timeout=WORKER_DEADLINE_MS
+    )
     check_page(page, live_server, requests_seen)
     page.get_by_role("link", name="Add-ons").last.click()
     expect(page.locator("li[data-addon]", has_text="5G Max speed")).to_be_visible()

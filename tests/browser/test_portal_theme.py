@@ -1,5 +1,6 @@
 """The second shipped theme, Harbour, in Chromium (ENG-5): it looks clearly different, yet every
 page it leaves to the default theme still passes the page checks, light and dark."""
+
 from __future__ import annotations
 
 import pytest

@@ -1,4 +1,5 @@
 """The demo portal's shell in a real browser: navigation, layout per screen size, languages."""
+
 from __future__ import annotations
 
 import json
@@ -20,12 +21,11 @@ def sections(live_server) -> list[dict]:
     return json.loads(body)["items"]
 
 
-
-
 @pytest.mark.spec("ACC-3", "MOB-1")
 @pytest.mark.parametrize("viewport", ["phone", "desktop"], indirect=True)
-def test_home_page_navigation_comes_from_the_sections_hook(live_server, page, viewport,
-                                                            requests_seen, console_errors):
+def test_home_page_navigation_comes_from_the_sections_hook(
+    live_server, page, viewport, requests_seen, console_errors
+):
     answer = page.goto(live_server.url + "/")
     assert answer.status == 200
     assert page.locator("h1").inner_text() == HERO
@@ -45,8 +45,10 @@ def test_home_page_navigation_comes_from_the_sections_hook(live_server, page, vi
     else:
         assert not more.is_visible()
     links = page.locator("nav.sections a:visible")
-    shown = [(links.nth(i).get_attribute("href"), links.nth(i).inner_text().strip())
-             for i in range(links.count())]
+    shown = [
+        (links.nth(i).get_attribute("href"), links.nth(i).inner_text().strip())
+        for i in range(links.count())
+    ]
     assert shown == expected
 
     # Touch-friendly and on screen: every link visible and at least 44 px tall.
@@ -72,15 +74,18 @@ def test_home_page_navigation_comes_from_the_sections_hook(live_server, page, vi
 
     page.locator("nav.sections a[data-section=dashboard]").click()
     page.wait_for_url(live_server.url + "/")
-    assert page.locator("nav.sections a[data-section=dashboard]").get_attribute(
-        "aria-current") == "page"
+    assert (
+        page.locator("nav.sections a[data-section=dashboard]").get_attribute("aria-current")
+        == "page"
+    )
     assert_only_own_host(live_server, requests_seen)
     assert not console_errors
 
 
 @pytest.mark.parametrize("viewport", ["phone", "desktop"], indirect=True)
-def test_language_switcher_switches_to_chinese_and_back(live_server, page, viewport,
-                                                        requests_seen, console_errors):
+def test_language_switcher_switches_to_chinese_and_back(
+    live_server, page, viewport, requests_seen, console_errors
+):
     page.goto(live_server.url + "/")
     assert page.locator("html").get_attribute("lang") == "en"
 
@@ -116,6 +121,7 @@ def test_a_chinese_browser_gets_chinese_first(live_server, new_page, requests_se
 
 
 def test_demo_server_keeps_its_state_in_the_data_folder(live_server):
-    assert (live_server.data_dir / "portico.sqlite3").exists() or \
-        any(live_server.data_dir.glob("*.sqlite3"))
+    assert (live_server.data_dir / "portico.sqlite3").exists() or any(
+        live_server.data_dir.glob("*.sqlite3")
+    )
     assert live_server.get("/healthz")[0] == 200

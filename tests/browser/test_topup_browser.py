@@ -4,6 +4,7 @@ card that asks for 3-D Secure; auto top-up.
 
 The live demo portal uses the sandbox provider (its default), with its in-process worker.
 """
+
 from __future__ import annotations
 
 import re
@@ -17,10 +18,6 @@ pytestmark = pytest.mark.browser
 PREPAID = "Prepaid - +44 7700 900555"
 
 
-
-
-
-
 def open_topup(page, service_name: str) -> None:
     page.get_by_role("link", name="Services", exact=True).first.click()
     card = page.locator("article.service-card", has_text=service_name)
@@ -28,12 +25,9 @@ def open_topup(page, service_name: str) -> None:
     page.wait_for_url(re.compile(r".*/services/\d+/topup$"))
 
 
-
-
 @pytest.mark.spec("TOP-1", "TOP-2", "MOB-1")
 @pytest.mark.parametrize("viewport", ["phone"], indirect=True)
-def test_buy_a_data_topup_with_a_saved_card_on_a_phone(live_server, page, viewport,
-                                                        console_errors):
+def test_buy_a_data_topup_with_a_saved_card_on_a_phone(live_server, page, viewport, console_errors):
     sign_in(page, live_server, "alice@example.com")
     open_topup(page, PREPAID)
     assert_fits_the_screen(page)
@@ -64,8 +58,9 @@ def test_buy_a_data_topup_with_a_saved_card_on_a_phone(live_server, page, viewpo
 
 @pytest.mark.spec("TOP-1", "BILL-2", "MOB-1")
 @pytest.mark.parametrize("viewport", ["phone"], indirect=True)
-def test_a_custom_amount_of_credit_with_a_new_card_and_3ds(live_server, page, viewport,
-                                                           console_errors):
+def test_a_custom_amount_of_credit_with_a_new_card_and_3ds(
+    live_server, page, viewport, console_errors
+):
     sign_in(page, live_server, "alice@example.com")
     open_topup(page, PREPAID)
     page.locator('.topup-option[data-product="prepaid-credit-custom"]').click()

@@ -1,4 +1,5 @@
 """The usage page at phone size in Chromium: balances, low data, the chart, its table, eSIM (USE-2, MOB-1, MOB-2)."""
+
 from __future__ import annotations
 
 import re
@@ -9,8 +10,6 @@ from playwright.sync_api import expect
 from portal_checks import sign_in
 
 pytestmark = pytest.mark.browser
-
-
 
 
 @pytest.mark.spec("USE-1", "USE-2", "USE-4", "USE-5", "MOB-1", "NOT-2")
@@ -33,7 +32,8 @@ def test_usage_page_on_a_phone(live_server, page, viewport, console_errors):
     expect(data).to_contain_text("runs out around")
     voice = page.locator('section[data-balance="voice"]')
     expect(voice.get_by_role("table", name=re.compile("by destination"))).to_contain_text(
-        "Same network")
+        "Same network"
+    )
     expect(voice).to_contain_text("International")
     expect(page.locator('section[data-balance="sms"]')).to_contain_text("Picture messages")
 
@@ -42,8 +42,9 @@ def test_usage_page_on_a_phone(live_server, page, viewport, console_errors):
     assert chart.locator("rect").count() == 30
     page.get_by_role("link", name="90 days").click()
     page.wait_for_url(re.compile(r".*days=90"))
-    assert page.get_by_role("img", name=re.compile("Data used per day")).locator("rect").count() \
-        == 90
+    assert (
+        page.get_by_role("img", name=re.compile("Data used per day")).locator("rect").count() == 90
+    )
     page.get_by_role("link", name="Calls", exact=True).click()
     expect(page.get_by_role("img", name=re.compile("Call time per day"))).to_be_visible()
 
@@ -71,7 +72,9 @@ def test_usage_chart_reads_without_javascript(live_server, browser):
         expect(chart).to_be_visible()
         assert "Total" in chart.locator("desc").text_content()
         # The bucket list shows the promotion, then the top-up, then the plan (USE-3).
-        names = page.locator('section[data-balance="data"] table.buckets tbody th').all_inner_texts()
+        names = page.locator(
+            'section[data-balance="data"] table.buckets tbody th'
+        ).all_inner_texts()
         assert names == ["Bonus 2 GB", "5 GB top-up", "20 GB data"]
     finally:
         context.close()
@@ -82,8 +85,9 @@ def test_usage_chart_reads_without_javascript(live_server, browser):
 def test_esim_qr_code_on_a_phone(live_server, page, viewport):
     sign_in(page, live_server, "alice@example.com")
     page.goto(live_server.url + "/services")
-    page.locator("article.service-card", has_text="Mobile - +44 7700 900123") \
-        .get_by_role("link", name="View details").click()
+    page.locator("article.service-card", has_text="Mobile - +44 7700 900123").get_by_role(
+        "link", name="View details"
+    ).click()
     page.get_by_text("Show the eSIM activation QR code").click()
     qr = page.get_by_role("img", name=re.compile("eSIM activation QR code"))
     expect(qr).to_be_visible()

@@ -7,6 +7,7 @@ Redis or RabbitMQ can have queues of its own. Subprocesses find it through the
 ``portico.plugins`` entry point of a throw-away ``.dist-info`` (see
 ``tests/test_worker.py``).
 """
+
 from __future__ import annotations
 
 import os
@@ -21,12 +22,14 @@ def queue_name() -> str:
 @hookimpl
 def register_models():
     from jobs_plugin.models import JobRun
+
     return [JobRun]
 
 
 @hookimpl
 def register_actors():
     from jobs_plugin import tasks
+
     return tasks.actors(queue_name())
 
 
@@ -35,5 +38,6 @@ def provision_addon(app, service, addon, action):
     """Count every call a provisioner gets (the add-ons' built-in one answers): a test sees
     whether redelivered work provisioned anything twice."""
     from jobs_plugin.models import JobRun
+
     JobRun.create(name="provision", arg=f"{addon.id}:{action}", pid=os.getpid())
     return None

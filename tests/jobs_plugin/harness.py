@@ -3,6 +3,7 @@
 Real services only: Redis and RabbitMQ on 127.0.0.1 (a namespace / queue names
 of the test's own, removed afterwards), the embedded queue in a temp file.
 """
+
 from __future__ import annotations
 
 import os
@@ -65,6 +66,7 @@ class Queues:
     def flush_redis(self) -> int:
         """Delete every Redis key of this test's namespace (its FLUSHDB); returns how many."""
         import redis
+
         client = redis.Redis.from_url(REDIS_URL)
         keys = list(client.scan_iter(match=f"{self.namespace}*", count=500))
         return client.delete(*keys) if keys else 0
@@ -74,6 +76,7 @@ class Queues:
             self.flush_redis()
         if _amqp_error() is None:
             import pika
+
             conn = pika.BlockingConnection(pika.URLParameters(AMQP_URL))
             channel = conn.channel()
             for name in (self.queue, f"{self.queue}.DQ", f"{self.queue}.XQ"):
@@ -88,6 +91,7 @@ def _redis_error() -> Exception | None:
     if "redis" not in _service_errors:
         try:
             import redis
+
             redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2).ping()
             _service_errors["redis"] = None
         except Exception as exc:
@@ -99,6 +103,7 @@ def _amqp_error() -> Exception | None:
     if "amqp" not in _service_errors:
         try:
             import pika
+
             params = pika.URLParameters(AMQP_URL + "?connection_attempts=1&socket_timeout=2")
             pika.BlockingConnection(params).close()
             _service_errors["amqp"] = None
@@ -119,14 +124,17 @@ def queues(monkeypatch):
 @pytest.fixture
 def jobs_plugin():
     import jobs_plugin
+
     return jobs_plugin
 
 
 @pytest.fixture
 def jobs_app(make_app, jobs_plugin, queues):
     """``jobs_app(**settings)``: an app with the jobs plugin on this test's queue."""
+
     def build(**overrides):
         return make_app(plugins=[("jobs", jobs_plugin)], **overrides)
+
     return build
 
 
@@ -146,11 +154,13 @@ class RunningWorker:
 
 def runs(name: str, arg: str | None = None) -> list[str]:
     from jobs_plugin.models import JobRun
+
     with db.connection():
         return JobRun.names(name, arg)
 
 
 # -- subprocesses: the real `portico` command with the jobs plugin as an entry point --
+
 
 def install_entry_point(folder: Path) -> Path:
     """A throw-away distribution on ``folder`` whose ``portico.plugins`` entry point is jobs_plugin."""
@@ -165,16 +175,18 @@ def portico_env(app, site: Path, **extra: str) -> dict:
     """The environment for a `portico` subprocess sharing ``app``'s database, broker and data dir."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("PORTICO_")}
     env.update(TEST_ENVIRON)
-    env.update({
-        "PYTHONPATH": os.pathsep.join([str(site), str(TESTS), str(REPO)]),
-        "PORTICO_DATABASE_URL": app.settings.database_url,
-        "PORTICO_BROKER_URL": app.settings.broker_url,
-        "PORTICO_DATA_DIR": app.settings.data_dir,
-        "PORTICO_SECRET_KEY": app.settings.secret_key,
-        "PORTICO_BASE_URL": app.settings.base_url,
-        "PORTICO_TEST_JOBS_QUEUE": os.environ.get("PORTICO_TEST_JOBS_QUEUE", "jobs"),
-        "PYTHONUNBUFFERED": "1",
-    })
+    env.update(
+        {
+            "PYTHONPATH": os.pathsep.join([str(site), str(TESTS), str(REPO)]),
+            "PORTICO_DATABASE_URL": app.settings.database_url,
+            "PORTICO_BROKER_URL": app.settings.broker_url,
+            "PORTICO_DATA_DIR": app.settings.data_dir,
+            "PORTICO_SECRET_KEY": app.settings.secret_key,
+            "PORTICO_BASE_URL": app.settings.base_url,
+            "PORTICO_TEST_JOBS_QUEUE": os.environ.get("PORTICO_TEST_JOBS_QUEUE", "jobs"),
+            "PYTHONUNBUFFERED": "1",
+        }
+    )
     env.update(extra)
     return env
 
@@ -182,8 +194,13 @@ def portico_env(app, site: Path, **extra: str) -> dict:
 def portico(*args: str, env: dict, log: Path) -> subprocess.Popen:
     """Start ``portico <args>`` (the real command line) with its output in ``log``."""
     out = open(log, "wb")
-    return subprocess.Popen([sys.executable, "-m", "engine.cli", *args], env=env, cwd=str(REPO),
-                            stdout=out, stderr=subprocess.STDOUT)
+    return subprocess.Popen(
+        [sys.executable, "-m", "engine.cli", *args],
+        env=env,
+        cwd=str(REPO),
+        stdout=out,
+        stderr=subprocess.STDOUT,
+    )
 
 
 def stop(proc: subprocess.Popen, timeout: float = 60) -> int:

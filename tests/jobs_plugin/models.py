@@ -1,4 +1,5 @@
 """One row per task run."""
+
 from peewee import CharField, IntegerField
 
 from engine.db import BaseModel, UTCDateTimeField, utcnow

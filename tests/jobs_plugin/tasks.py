@@ -1,4 +1,5 @@
 """The test tasks. Each is re-wrapped per queue, so one process can hold several apps."""
+
 from __future__ import annotations
 
 import functools
@@ -17,8 +18,9 @@ log = logging.getLogger("jobs_plugin.tasks")
 
 
 def _run(name: str, arg: str = "", **extra) -> JobRun:
-    return JobRun.create(name=name, arg=arg, message_id=current_message_id() or "",
-                         pid=os.getpid(), **extra)
+    return JobRun.create(
+        name=name, arg=arg, message_id=current_message_id() or "", pid=os.getpid(), **extra
+    )
 
 
 def record(app, arg: str) -> None:

@@ -1,4 +1,5 @@
 """``portico weather ...``: commands for the operator."""
+
 from __future__ import annotations
 
 import click
@@ -13,11 +14,16 @@ def add_commands(cli: click.Group, app_factory) -> None:
         """acme-weather: forecasts at customers' sites."""
 
     @weather.command("refresh")
-    @click.option("--customer", "number", metavar="NUMBER",
-                  help="Only this customer (the number they quote, e.g. C-100001).")
+    @click.option(
+        "--customer",
+        "number",
+        metavar="NUMBER",
+        help="Only this customer (the number they quote, e.g. C-100001).",
+    )
     def refresh(number):
         """Fetch the forecasts now (the scheduler also does it every hour)."""
         from acme_weather import service
+
         app = app_factory()
         with db.connection():
             if number:

@@ -1,4 +1,5 @@
 """acme-weather's own table. Tables are prefixed with the plugin's name so they never collide."""
+
 from __future__ import annotations
 
 from peewee import CharField, DateField, ForeignKeyField, IntegerField
@@ -9,6 +10,7 @@ from engine.models import Customer, Site
 
 class Forecast(BaseModel):
     """One day's forecast at one site. ``customer`` scopes it to its tenant (``owned()``)."""
+
     customer = ForeignKeyField(Customer, on_delete="CASCADE")
     site = ForeignKeyField(Site, on_delete="CASCADE")
     day = DateField()

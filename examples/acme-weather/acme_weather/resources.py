@@ -1,4 +1,5 @@
 """The Weather section: a portal page and a JSON API, both calling ``service``."""
+
 from __future__ import annotations
 
 import falcon
@@ -20,9 +21,13 @@ class WeatherPage:
     def on_get(self, req, resp):
         ctx = req.context
         ctx.extra["section"] = "weather"  # highlights our entry in the navigation
-        ctx.app.page(req, resp, "acme_weather/weather.html",
-                     sites=service.forecasts_for(ctx.app, ctx.require_customer()),
-                     queued=req.get_param_as_bool("queued") or False)
+        ctx.app.page(
+            req,
+            resp,
+            "acme_weather/weather.html",
+            sites=service.forecasts_for(ctx.app, ctx.require_customer()),
+            queued=req.get_param_as_bool("queued") or False,
+        )
 
     def on_post_refresh(self, req, resp):
         service.request_refresh(req.context)

@@ -1,4 +1,5 @@
 """Settings and API shapes of acme-weather."""
+
 from __future__ import annotations
 
 from marshmallow import Schema, fields, validate
@@ -8,12 +9,23 @@ from engine.settings import secret
 
 class WeatherSettings(Schema):
     """The ``[acme_weather]`` table of ``portico.toml`` (validated at start-up)."""
-    units = fields.String(load_default="metric", validate=validate.OneOf(["metric", "imperial"]),
-                          metadata={"description": "metric (°C) or imperial (°F)"})
-    days = fields.Integer(load_default=3, validate=validate.Range(1, 7),
-                          metadata={"description": "forecast days per site"})
-    api_key = secret(fields.String(load_default="", metadata={
-        "description": "the forecast provider's key (the sample source needs none)"}))
+
+    units = fields.String(
+        load_default="metric",
+        validate=validate.OneOf(["metric", "imperial"]),
+        metadata={"description": "metric (°C) or imperial (°F)"},
+    )
+    days = fields.Integer(
+        load_default=3,
+        validate=validate.Range(1, 7),
+        metadata={"description": "forecast days per site"},
+    )
+    api_key = secret(
+        fields.String(
+            load_default="",
+            metadata={"description": "the forecast provider's key (the sample source needs none)"},
+        )
+    )
 
 
 class Day(Schema):

@@ -1,4 +1,5 @@
 """The rules both faces (portal page and JSON API) call: read, refresh, queue a refresh."""
+
 from __future__ import annotations
 
 import hashlib
@@ -13,8 +14,7 @@ from acme_weather import NAME
 from acme_weather.models import Forecast
 
 
-SUMMARIES = (N_("sunny"), N_("partly cloudy"), N_("cloudy"), N_("showers"), N_("rain"),
-             N_("windy"))
+SUMMARIES = (N_("sunny"), N_("partly cloudy"), N_("cloudy"), N_("showers"), N_("rain"), N_("windy"))
 
 
 def settings(app):
@@ -31,8 +31,11 @@ def fetch(app, site: Site, day: date) -> dict:
     """
     digest = hashlib.sha256(f"{site.postcode}|{site.city}|{day.isoformat()}".encode()).digest()
     low = 2 + digest[1] % 12
-    return {"summary": SUMMARIES[digest[0] % len(SUMMARIES)], "low_c": low,
-            "high_c": low + 3 + digest[2] % 8}
+    return {
+        "summary": SUMMARIES[digest[0] % len(SUMMARIES)],
+        "low_c": low,
+        "high_c": low + 3 + digest[2] % 8,
+    }
 
 
 def refresh(app, customer_id: int) -> int:
@@ -43,12 +46,25 @@ def refresh(app, customer_id: int) -> int:
         for site in owned(Site, customer_id):
             for offset in range(settings(app).days):
                 day = today + timedelta(days=offset)
-                (Forecast.insert(customer=customer_id, site=site.id, day=day,
-                                 fetched_at=db.utcnow(), **fetch(app, site, day))
-                 .on_conflict(conflict_target=[Forecast.site, Forecast.day],
-                              preserve=[Forecast.summary, Forecast.low_c, Forecast.high_c,
-                                        Forecast.fetched_at])
-                 .execute())
+                (
+                    Forecast.insert(
+                        customer=customer_id,
+                        site=site.id,
+                        day=day,
+                        fetched_at=db.utcnow(),
+                        **fetch(app, site, day),
+                    )
+                    .on_conflict(
+                        conflict_target=[Forecast.site, Forecast.day],
+                        preserve=[
+                            Forecast.summary,
+                            Forecast.low_c,
+                            Forecast.high_c,
+                            Forecast.fetched_at,
+                        ],
+                    )
+                    .execute()
+                )
                 written += 1
         Forecast.delete().where(Forecast.customer == customer_id, Forecast.day < today).execute()
     return written
@@ -63,9 +79,9 @@ def request_refresh(ctx) -> str:
     app, customer_id = ctx.app, ctx.require_customer()
     with db.database.atomic():
         from acme_weather import tasks  # lazily: tasks imports this module
+
         job = app.tasks.enqueue(tasks.refresh_forecasts, customer_id)
-        audit.record(ctx, "acme-weather.refresh_requested", f"customer:{customer_id}",
-                     {"job": job})
+        audit.record(ctx, "acme-weather.refresh_requested", f"customer:{customer_id}", {"job": job})
     return job
 
 
@@ -81,21 +97,35 @@ def forecasts_for(app, customer_id: int, site_id: int | None = None) -> list[dic
     if site_id is not None:
         sites = sites.where(Site.id == site_id)
     days: dict[int, list[dict]] = {}
-    rows = (owned(Forecast, customer_id).where(Forecast.day >= today)
-            .order_by(Forecast.site, Forecast.day))
+    rows = (
+        owned(Forecast, customer_id)
+        .where(Forecast.day >= today)
+        .order_by(Forecast.site, Forecast.day)
+    )
     if site_id is not None:
         rows = rows.where(Forecast.site == site_id)
     for row in rows:
-        days.setdefault(row.site_id, []).append({
-            "date": row.day, "summary": row.summary, "unit": unit,
-            "high": _temperature(row.high_c, unit), "low": _temperature(row.low_c, unit)})
-    return [{"id": s.id, "label": s.label or s.line1, "city": s.city, "days": days.get(s.id, [])}
-            for s in sites]
+        days.setdefault(row.site_id, []).append(
+            {
+                "date": row.day,
+                "summary": row.summary,
+                "unit": unit,
+                "high": _temperature(row.high_c, unit),
+                "low": _temperature(row.low_c, unit),
+            }
+        )
+    return [
+        {"id": s.id, "label": s.label or s.line1, "city": s.city, "days": days.get(s.id, [])}
+        for s in sites
+    ]
 
 
 def today(app, customer_id: int | None) -> list[dict]:
     """Today's line per site, for the dashboard card."""
     if customer_id is None:
         return []
-    return [{"label": s["label"], **{k: v for k, v in s["days"][0].items() if k != "date"}}
-            for s in forecasts_for(app, customer_id) if s["days"]]
+    return [
+        {"label": s["label"], **{k: v for k, v in s["days"][0].items() if k != "date"}}
+        for s in forecasts_for(app, customer_id)
+        if s["days"]
+    ]

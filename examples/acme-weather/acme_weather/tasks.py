@@ -1,4 +1,5 @@
 """Background work: a task takes ``app`` first; the engine names it ``acme-weather.<function>``."""
+
 from __future__ import annotations
 
 from engine.models import Site

@@ -3,6 +3,7 @@
 Run with ``pytest examples/acme-weather/tests``: each test that uses ``make_app``
 runs on SQLite and on PostgreSQL (skipped without a server, except in CI).
 """
+
 from __future__ import annotations
 
 import pytest
@@ -50,8 +51,11 @@ def test_another_customers_site_is_not_found(weather_app):
 
 
 def test_imperial_units(make_app):
-    app = make_app(entry_points=True, plugins=[("test-auth", PrincipalHeader())],
-                   acme_weather={"units": "imperial"})
+    app = make_app(
+        entry_points=True,
+        plugins=[("test-auth", PrincipalHeader())],
+        acme_weather={"units": "imperial"},
+    )
     app.demo = seed_demo(app)
     days = customer(app, "alice").get("/api/v1/weather").json["items"][0]["days"]
     assert {d["unit"] for d in days} == {"F"}
