@@ -135,6 +135,11 @@ def serve(state: State, demo, host, port, workers):
 
     started = time.monotonic()
     if demo:
+        # As settings, so the demo's links (base_url) and its scheduler process follow them.
+        if host:
+            os.environ["PORTICO_WEB_HOST"] = host
+        if port:
+            os.environ["PORTICO_WEB_PORT"] = str(port)
         os.environ["PORTICO_DEMO"] = "true"
         os.environ.setdefault("PORTICO_DATA_DIR", str(Path("var").resolve()))
         state.overrides.update(demo=True)

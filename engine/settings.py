@@ -512,8 +512,8 @@ class CoreSettings(Schema):
         metadata={
             "description": "public URL of the portal; links in emails "
             "use it; https turns on Secure cookies and HSTS; "
-            "required outside demo mode (demo: "
-            "http://127.0.0.1:8000)"
+            "required outside demo mode (demo: where `portico serve "
+            "--demo` listens, e.g. http://127.0.0.1:8000)"
         },
     )
     secret_key = secret(
@@ -892,8 +892,8 @@ def load_settings(
     problems = _unsafe_outside_demo(core, serving)
     if problems:  # every one at once, as schema errors are
         raise SettingsError("\n".join(problems))
-    if core["base_url"] is None:  # demo mode
-        core["base_url"] = "http://127.0.0.1:8000"
+    if core["base_url"] is None:  # demo mode: links point where `portico serve` listens
+        core["base_url"] = _listening_url(core["web"]["host"], core["web"]["port"])
     keys = list(dict.fromkeys(core["secret_keys"] or filter(None, [core["secret_key"]])))
     if not keys and (core["demo"] or core["security"]["allow_generated_secret"]):
         keys = [_demo_secret(data_dir)]
@@ -942,6 +942,12 @@ def _unsafe_outside_demo(core: dict, serving: bool = True) -> list[str]:
             "<data_dir>/secret_key (one machine only)"
         )
     return problems
+
+
+def _listening_url(host: str, port: int) -> str:
+    """``http://`` and the address a browser on this machine reaches ``host:port`` at."""
+    host = "127.0.0.1" if host in ("", "0.0.0.0") else "[::1]" if host == "::" else host
+    return f"http://{f'[{host}]' if ':' in host and not host.startswith('[') else host}:{port}"
 
 
 def _demo_secret(data_dir: Path) -> str:

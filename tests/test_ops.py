@@ -555,3 +555,21 @@ def test_a_broker_lost_while_the_worker_runs_is_not_a_line_per_consumer_every_fe
             redis_server.terminate()
         worker.send_signal(signal.SIGTERM)
         worker.wait(timeout=90)
+
+
+def test_the_demos_links_follow_where_it_serves(tmp_path):
+    """Demo mode has no base_url of its own: emails link to the host and port it listens on."""
+
+    def demo(environ=None, **web):
+        return load_settings(
+            None,
+            environ=environ or {},
+            overrides={"demo": True, "data_dir": str(tmp_path), "web": web},
+        ).base_url
+
+    assert demo() == "http://127.0.0.1:8000"
+    assert demo({"PORTICO_WEB_PORT": "9123"}) == "http://127.0.0.1:9123"  # serve --port 9123
+    assert demo(host="0.0.0.0", port=8080) == "http://127.0.0.1:8080"
+    assert demo(host="::", port=8080) == "http://[::1]:8080"
+    assert demo(host="portal.lan", port=80) == "http://portal.lan:80"
+    assert demo({"PORTICO_BASE_URL": "https://demo.example.net"}) == "https://demo.example.net"
