@@ -134,9 +134,9 @@ def test_the_gunicorn_config_starts_the_portal(tmp_path):
         deadline, page = time.monotonic() + 90, None
         while time.monotonic() < deadline and server.poll() is None:
             try:
-                page = requests.get(f"http://127.0.0.1:{port}/login", timeout=5)
+                page = requests.get(f"http://127.0.0.1:{port}/login", timeout=30)
                 break
-            except requests.ConnectionError:
+            except (requests.ConnectionError, requests.Timeout):  # not up, or still booting
                 time.sleep(0.2)
         assert page is not None, log.read_text()[-3000:]
         assert page.status_code == 200 and "<form" in page.text

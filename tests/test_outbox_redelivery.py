@@ -69,7 +69,7 @@ def test_redis_flushed_mid_way_every_provisioning_and_notice_happens_once(
     app = make_app(
         plugins=[("test-auth", PrincipalHeader()), ("jobs", jobs_plugin)],
         broker_url=queues.url("redis", tmp_path),
-        billing={"pay_rate": "100000/minute"},
+        billing={"pay_rate": "100000/minute", "pay_account_rate": "100000/minute"},
     )
     alice, user = customer("alice")
     sandbox_card(app, alice.id)
