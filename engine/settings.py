@@ -946,8 +946,10 @@ def _unsafe_outside_demo(core: dict, serving: bool = True) -> list[str]:
 
 def _listening_url(host: str, port: int) -> str:
     """``http://`` and the address a browser on this machine reaches ``host:port`` at."""
-    host = "127.0.0.1" if host in ("", "0.0.0.0") else "[::1]" if host == "::" else host
-    return f"http://{f'[{host}]' if ':' in host and not host.startswith('[') else host}:{port}"
+    host = {"": "127.0.0.1", "0.0.0.0": "127.0.0.1", "::": "::1"}.get(host, host)
+    if ":" in host and not host.startswith("["):  # IPv6
+        host = f"[{host}]"
+    return f"http://{host}:{port}"
 
 
 def _demo_secret(data_dir: Path) -> str:
