@@ -219,7 +219,7 @@ def test_preferences_page_saves_and_shows_field_errors(napp):
         "threshold_data": "0",
         "threshold_voice": "10",
         "threshold_sms": "10",
-        "threshold_monetary": "500",
+        "threshold_monetary": "5.00",
     }
     bad = client.post("/account/notifications", form=form)
     assert bad.status_code == 422 and 'id="threshold_data-error"' in bad.text
@@ -228,6 +228,29 @@ def test_preferences_page_saves_and_shows_field_errors(napp):
     assert ok.status_code == 303
     prefs = client.get("/api/v1/account/notification-preferences").json
     assert prefs["thresholds"]["data"] == 25 and prefs["channels"]["usage"] == []
+
+
+@pytest.mark.spec("NOT-3")
+def test_credit_threshold_is_typed_in_the_currency(napp):
+    """The form takes credit as a customer writes money (3.50 GBP); the API keeps minor units."""
+    client = as_user(napp_client(napp), alice(napp))
+    form = {
+        "frequency": "immediate",
+        "threshold_data": "0",  # a second error on the same form: both are shown at once
+        "threshold_voice": "10",
+        "threshold_sms": "10",
+        "threshold_monetary": "3.5x",
+    }
+    bad = client.post("/account/notifications", form=form)
+    assert bad.status_code == 422
+    assert 'id="threshold_monetary-error"' in bad.text and 'id="threshold_data-error"' in bad.text
+    assert 'value="3.5x"' in bad.text  # what was typed comes back to be corrected
+    form.update(threshold_data="20", threshold_monetary="3.50")
+    assert client.post("/account/notifications", form=form).status_code == 303
+    prefs = client.get("/api/v1/account/notification-preferences").json
+    assert prefs["thresholds"]["monetary"] == 350
+    page = client.get("/account/notifications").text
+    assert "Credit below (GBP)" in page and 'value="3.50"' in page
 
 
 def test_preferences_form_needs_the_csrf_token(napp):

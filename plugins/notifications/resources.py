@@ -5,7 +5,8 @@ from __future__ import annotations
 import falcon
 from marshmallow import ValidationError
 
-from engine.api import operation
+from engine import money
+from engine.api import MajorAmount, operation
 from engine.errors import invalid
 from engine.forms import read_form
 from plugins.notifications import schemas, service
@@ -46,42 +47,62 @@ class PreferencesPage:
 
     def on_get(self, req, resp):
         app, ctx = req.context.app, req.context
-        ctx.extra["section"] = "account"
-        app.page(
-            req,
-            resp,
-            "notifications/preferences.html",
-            prefs=service.preferences(app, _require_user(ctx)),
-            errors={},
-            categories=service.CATEGORIES,
-            saved=req.get_param("saved") == "1",
-        )
+        prefs = service.preferences(app, _require_user(ctx))
+        credit = money.plain(prefs["thresholds"]["monetary"], app.settings.currency)
+        self.render(req, resp, prefs, credit, saved=req.get_param("saved") == "1")
 
     def on_post(self, req, resp):
         app, ctx = req.context.app, req.context
         user_id = _require_user(ctx)
         form = read_form(req)
+        typed = form.get("threshold_monetary", "")
         data = {
             "frequency": form.get("frequency", ""),
             "channels": {c: _as_list(form.get(f"channels_{c}")) for c in service.CATEGORIES},
             "thresholds": {k: form.get(f"threshold_{k}", "") for k in service.BALANCE_TYPES},
         }
+        errors: dict = {}
+        try:
+            data["thresholds"]["monetary"] = _credit_in_minor(app, typed)
+        except ValidationError as exc:
+            errors = {"thresholds": {"monetary": exc.messages}}
+            data["thresholds"]["monetary"] = 0  # still check the other fields, all at once
         try:
             loaded = _validated(app, data)
         except ValidationError as exc:
-            prefs = {**service.preferences(app, user_id), **{"frequency": data["frequency"]}}
-            app.page(
-                req,
-                resp,
-                "notifications/preferences.html",
-                status=422,
-                prefs=prefs,
-                errors=exc.messages,
-                categories=service.CATEGORIES,
-            )
+            errors = {
+                **exc.messages,
+                "thresholds": {
+                    **exc.messages.get("thresholds", {}),
+                    **errors.get("thresholds", {}),
+                },
+            }
+        if errors:
+            prefs = {**service.preferences(app, user_id), "frequency": data["frequency"]}
+            self.render(req, resp, prefs, typed, errors=errors, status=422)
             return
         service.save(app, ctx, user_id, loaded)
         raise falcon.HTTPSeeOther("/account/notifications?saved=1")
+
+    @staticmethod
+    def render(req, resp, prefs, credit, errors=None, status=200, saved=False) -> None:
+        req.context.app.page(
+            req,
+            resp,
+            "notifications/preferences.html",
+            status=status,
+            prefs=prefs,
+            credit=credit,
+            currency=req.context.app.settings.currency,
+            errors=errors or {},
+            categories=service.CATEGORIES,
+            saved=saved,
+        )
+
+
+def _credit_in_minor(app, typed) -> int:
+    """The form's credit threshold is typed in the currency (5.00), the API's in minor units."""
+    return money.to_minor(MajorAmount(required=True).deserialize(typed), app.settings.currency)
 
 
 def _as_list(value) -> list[str]:
