@@ -161,6 +161,10 @@ def test_generate_a_read_only_api_key_use_it_and_revoke_it(
     page.goto(live_server.url + "/account/api-keys")
     assert key not in page.content()  # shown once only
     row = page.locator("tr[data-key]", has_text=name)
+    page.once("dialog", lambda d: d.dismiss())
+    row.get_by_role("button", name="Revoke").click()
+    assert api_status(live_server, "/api/v1/me", key) == 200  # not revoked: the answer was no
+    page.once("dialog", lambda d: d.accept())
     row.get_by_role("button", name="Revoke").click()
     page.wait_for_url(re.compile(r".*/account/api-keys\?notice=revoked$"))
     expect(page.locator("tr[data-key]", has_text=name)).to_contain_text("Revoked")
@@ -190,6 +194,8 @@ def test_notification_preferences_are_saved_and_wrong_numbers_refused(
     expect(page.get_by_role("status").filter(has_text="have been saved")).to_be_visible()
     expect(page.get_by_label("One daily summary")).to_be_checked()
     expect(page.get_by_label("Data left (%)")).to_have_value("25")
+    # Credit is shown and typed as money, not in pence.
+    expect(page.get_by_label("Credit below (GBP)")).to_have_value(re.compile(r"^\d+\.\d\d$"))
     expect(page.get_by_label("Usage and low balance: Email")).not_to_be_checked()
     check_page(page, live_server, requests_seen)
     page.get_by_label("Usage and low balance: Email").check()  # as it was, for other tests

@@ -167,6 +167,7 @@ def test_signing_out_everywhere_forgets_this_browser_and_the_switch_says_so(
     expect(state).to_have_text("Notifications are on for this device.")
 
     page.goto(live_server.url + "/account/security")
+    page.once("dialog", lambda d: d.accept())  # it asks first
     page.get_by_role("button", name="Sign out everywhere else").click()
     page.wait_for_url(re.compile(r".*/account/security\?notice=ended$"))
     assert api_get(live_server, "bob@example.com", "/api/v1/push/subscriptions")["items"] == []

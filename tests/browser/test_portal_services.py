@@ -175,6 +175,12 @@ def test_add_a_card_make_it_the_default_and_delete_it(
     expect(new.locator(".badge")).to_have_text("Default")
     expect(page.locator(".saved-card .badge", has_text="Default")).to_have_count(1)
     check_page(page, live_server, requests_seen)
+    asked = []
+    page.once("dialog", lambda d: (asked.append(d.message), d.dismiss()))
+    new.get_by_role("button", name=re.compile("^Delete")).click()
+    assert asked and asked[0].startswith("Delete ") and "4444" in asked[0]
+    expect(new).to_have_count(1)  # "Cancel" on the question keeps the card
+    page.once("dialog", lambda d: d.accept())
     new.get_by_role("button", name=re.compile("^Delete")).click()
     expect(new).to_have_count(0)
     assert page.locator(".saved-card").count() == before

@@ -23,6 +23,13 @@
     });
   }
 
+  // -- destructive forms ask first (deleting a card, revoking a key, ending other sessions) --
+  // Without this file they submit straight away, like any form.
+  document.addEventListener("submit", function (event) {
+    var question = event.target.getAttribute && event.target.getAttribute("data-confirm");
+    if (question && !window.confirm(question)) event.preventDefault();
+  });
+
   // -- install prompt: offered only when the browser says the portal can be installed --------
   var install = document.querySelector("[data-install]");
   var offer = null;
