@@ -266,6 +266,7 @@ class Theme:
                 ctx.locale = self.translator.negotiate(req, ctx.principal)
             base = self.shell_context(ctx)
             base["ctx_path"] = req.relative_uri
+            base["scheme"] = scheme_of(req)
         base.update(values)
         token = current_locale.set(ctx.locale if ctx is not None else self.settings.default_locale)
         try:
@@ -299,6 +300,16 @@ class Theme:
             "fmt": Formatter(ctx.locale, ctx.timezone),
             "theme": self.name,
         }
+
+
+#: Appearances a visitor may choose (``POST /appearance``); ``system`` follows the device.
+SCHEMES = ("system", "light", "dark")
+
+
+def scheme_of(req) -> str:
+    """The visitor's chosen appearance, from the ``scheme`` cookie; else the device's."""
+    chosen = req.cookies.get("scheme", "")
+    return chosen if chosen in SCHEMES else "system"
 
 
 def _folders(paths: list[Path]) -> jinja2.FileSystemLoader:

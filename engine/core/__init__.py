@@ -51,6 +51,7 @@ def register_routes(app):
         Route("/api/v1/openapi.json", resources.OpenAPI()),
         Route("/static/{path:path}", resources.Static()),
         Route("/lang", resources.Language()),
+        Route("/appearance", resources.Appearance()),
         Route("/manifest.webmanifest", pwa.Manifest()),
         Route("/sw.js", pwa.ServiceWorker()),
         Route("/offline", pwa.OfflinePage()),

@@ -1,4 +1,4 @@
-"""Core HTTP resources: health, OpenAPI, static files, language switch."""
+"""Core HTTP resources: health, OpenAPI, static files, language and appearance switches."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from engine.forms import read_form
 from engine.i18n import LOCALES
 from engine.models import User
 from engine.redirects import local_path
+from engine.theming import SCHEMES
 
 
 class Health:
@@ -121,13 +122,35 @@ class Language:
                     f"user:{principal.user_id}",
                     {"from": principal.locale, "to": lang},
                 )
-        resp.set_cookie(
-            "lang",
-            lang,
-            max_age=60 * 60 * 24 * 365,
-            path="/",
-            same_site="Lax",
-            http_only=True,
-            secure=ctx.app.settings.security.cookie_secure,
-        )
+        _remember(req, resp, "lang", lang)
         raise falcon.HTTPSeeOther(local_path(form.get("next")))
+
+
+class Appearance:
+    """``POST /appearance``: light, dark or the device's setting (``system``), remembered in
+    this browser for a year (``engine.theming.scheme_of`` reads it back)."""
+
+    auth = "public"
+
+    def on_post(self, req, resp):
+        form = read_form(req)
+        scheme = form.get("scheme", "")
+        if scheme not in SCHEMES:
+            raise falcon.HTTPBadRequest(
+                title="Unknown appearance", description=f"Choose one of: {', '.join(SCHEMES)}."
+            )
+        _remember(req, resp, "scheme", scheme)
+        raise falcon.HTTPSeeOther(local_path(form.get("next")))
+
+
+def _remember(req, resp, name: str, value: str) -> None:
+    """A visitor's choice, kept in a cookie for a year (no account needed)."""
+    resp.set_cookie(
+        name,
+        value,
+        max_age=60 * 60 * 24 * 365,
+        path="/",
+        same_site="Lax",
+        http_only=True,
+        secure=req.context.app.settings.security.cookie_secure,
+    )

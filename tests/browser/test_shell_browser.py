@@ -125,3 +125,29 @@ def test_demo_server_keeps_its_state_in_the_data_folder(live_server):
         live_server.data_dir.glob("*.sqlite3")
     )
     assert live_server.get("/healthz")[0] == 200
+
+
+@pytest.mark.spec("MOB-1")
+@pytest.mark.parametrize("viewport", ["phone"], indirect=True)
+def test_the_appearance_switch_beats_the_device_and_is_remembered(live_server, new_page, viewport):
+    page = new_page(viewport)
+    page.emulate_media(color_scheme="light")
+    page.goto(live_server.url + "/")
+    body = "getComputedStyle(document.body).backgroundColor"
+    light = page.evaluate(body)
+    page.select_option("#scheme", "dark")
+    with page.expect_navigation():
+        page.locator(".scheme-switch button[type=submit]").click()
+    dark = page.evaluate(body)
+    assert dark != light, "choosing dark did not darken a light device's page"
+    page.goto(live_server.url + "/login")  # remembered on the next page
+    assert page.evaluate(body) == dark
+    page.emulate_media(color_scheme="dark")
+    page.select_option("#scheme", "light")
+    with page.expect_navigation():
+        page.locator(".scheme-switch button[type=submit]").click()
+    assert page.evaluate(body) == light  # light on a dark device too
+    page.select_option("#scheme", "system")
+    with page.expect_navigation():
+        page.locator(".scheme-switch button[type=submit]").click()
+    assert page.evaluate(body) == dark  # the device (dark) decides again
