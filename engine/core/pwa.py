@@ -22,6 +22,8 @@ import falcon
 SHELL_STATIC = (
     "css/portico.css",
     "css/theme.css",
+    "css/dark.css",
+    "css/theme-dark.css",
     "js/portal.js",
     "img/icons.svg",
     "img/logo.svg",
