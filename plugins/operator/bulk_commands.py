@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import sys
 
 import click
@@ -44,13 +45,15 @@ def import_command(app_factory) -> click.Command:
         from plugins.operator import bulk
 
         app = app_factory()
-        show = sys.stdout.isatty()
-        with (
-            db.connection(),
+        # The bar only on a terminal: a piped or logged run gets the lines and the summary.
+        bar = (
             click.progressbar(
                 length=bulk.count_records(path), label=f"Importing {kind}", show_pos=True
-            ) as bar,
-        ):
+            )
+            if sys.stdout.isatty()
+            else contextlib.nullcontext(None)
+        )
+        with db.connection(), bar as shown:
             report = bulk.import_file(
                 app,
                 kind,
@@ -60,7 +63,7 @@ def import_command(app_factory) -> click.Command:
                 all_or_nothing=all_or_nothing,
                 batch_size=batch_size,
                 resume=not restart,
-                progress=bar.update if show else (lambda n: None),
+                progress=shown.update if shown is not None else (lambda n: None),
             )
         for error in report.errors[:200]:
             click.echo(str(error), err=True)
