@@ -105,15 +105,24 @@ def test_int5_csv_hostile_rows_and_service_rules_per_line(app, tmp_path):
         "SVC-3,ACC-9,mobile-20gb,No such customer,\n"
         "SVC-4,ACC-1,no-such-product,Mobile 4,\n"
         "SVC-5,ACC-1,mobile-20gb,Too,many,cells\n"
-        '"SVC-6,ACC-1,mobile-20gb,unterminated\n'
     ).replace("\n", "\r\n")
     path = tmp_path / "services.csv"
-    path.write_bytes(text.encode() + b"SVC-7,ACC-1,mobile-20gb,\xff\xfe bytes,\n")
+    huge = "SVC-8,ACC-1,mobile-20gb," + "y" * 300_000 + ",\n"  # over the CSV reader's limit
+    path.write_bytes(
+        text.encode()
+        + b"SVC-7,ACC-1,mobile-20gb,\xff\xfe bytes,\n"
+        + huge.encode()
+        + b"SVC-9,ACC-2,mobile-20gb,Last,\n"
+        + b'"SVC-6,ACC-1,mobile-20gb,unterminated\n'
+    )
     result = run_import(app, "services", path)
+    assert "line 7: name: Not text" in result.output
+    assert "line 8: Not readable as CSV: field larger than field limit" in result.output
+    assert "line 10: " in result.output  # the unterminated quote
     assert "line 4: customer_external_id: No such customer." in result.output
     assert "line 5: product: No such product." in result.output
     assert "line 6: 6 cells" in result.output
-    assert "2 created" in result.output
+    assert "3 created" in result.output  # SVC-1, SVC-2 and SVC-9 after the huge line
 
 
 def test_int5_dry_run_writes_nothing(app, tmp_path):

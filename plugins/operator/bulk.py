@@ -312,9 +312,12 @@ def resume_line(path: str, kind: str, digest: str) -> int:
 
 def _save_checkpoint(path: str, kind: str, digest: str, line: int) -> None:
     temporary = checkpoint_path(path) + ".tmp"
-    with open(temporary, "w", encoding="utf-8") as f:
-        json.dump({"kind": kind, "sha256": digest, "line": line}, f)
-    os.replace(temporary, checkpoint_path(path))
+    try:
+        with open(temporary, "w", encoding="utf-8") as f:
+            json.dump({"kind": kind, "sha256": digest, "line": line}, f)
+        os.replace(temporary, checkpoint_path(path))
+    except OSError:
+        pass  # a read-only folder: no resume, but a re-run is still idempotent, only slower
 
 
 # -- importing ------------------------------------------------------------------------------
