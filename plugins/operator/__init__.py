@@ -58,6 +58,9 @@ def register_routes(app):
 
 @hookimpl
 def register_commands(cli, app_factory):
+    from plugins.operator.bulk_commands import export_command, import_command
     from plugins.operator.commands import token_group
 
     cli.add_command(token_group(app_factory))
+    cli.add_command(import_command(app_factory))
+    cli.add_command(export_command(app_factory))

@@ -9,12 +9,13 @@ Other plugins import usage only from here and name ``usage`` in their
   (each names its service by ``service_id`` or ``service_external_id``, INT-3), once per
   event id, and record it; returns the ``BatchResultSchema`` shape. 422 if any names no
   service, too many events, nothing rated.
+- ``UsageEventIn``: one event of such a batch (for a bulk import that reads them row by row).
 """
 
 from __future__ import annotations
 
 from plugins.usage.intake import ingest
-from plugins.usage.schemas import BatchResultSchema, UsageBatchIn
+from plugins.usage.schemas import BatchResultSchema, UsageBatchIn, UsageEventIn
 from plugins.usage.settings import Policy
 
-__all__ = ["BatchResultSchema", "Policy", "UsageBatchIn", "ingest"]
+__all__ = ["BatchResultSchema", "Policy", "UsageBatchIn", "UsageEventIn", "ingest"]

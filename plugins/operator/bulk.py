@@ -1,0 +1,486 @@
+"""Bulk import and export for the operator's systems (INT-5): CSV and JSON Lines.
+
+Every row goes through the same rules as the operator API: it is validated with the kind's
+marshmallow schema and written by the service layer (``service.upsert_*``, by external id;
+usage through the usage plugin's ``ingest``). So a re-run changes nothing, and an export
+imported again answers ``unchanged`` for every row.
+
+Rows are written in batches (one transaction per ``batch_size`` rows, each row in a savepoint
+of it) for speed; a bad row is reported with its line number and the rest go on. After each
+batch a checkpoint (the file's SHA-256 and the last committed line) is written next to the
+file, so an interrupted import resumes where it stopped; it is removed when the import ends.
+
+Adding a kind is one entry in ``KINDS``.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import os
+import re
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterator, TextIO
+
+import peewee
+from marshmallow import Schema, ValidationError, fields
+
+from engine import audit
+from engine.api import paginate
+from engine.context import Context
+from engine.db import database, locked_transaction
+from engine.errors import Problem
+from engine.models import Contact, Customer, Service, Site
+from plugins.operator import schemas
+from plugins.operator import service as rules
+
+CREATED, UPDATED, UNCHANGED = rules.CREATED, rules.UPDATED, rules.UNCHANGED
+FORMATS = ("csv", "jsonl")
+#: NUL, or a byte that was not UTF-8 (files are read with errors="surrogateescape").
+NOT_TEXT = re.compile("[\x00\udc80-\udcff]")
+DIGITS = re.compile(r"^-?\d{1,18}$")
+
+
+@dataclass(frozen=True)
+class Kind:
+    """What one kind of row is: how a row is checked, written and read back."""
+
+    schema: type[Schema]  # validates one row (without its key)
+    #: ``write(ctx, rows)`` for a list of (key, values): one change (created, updated,
+    #: unchanged) or one ``Problem`` per row, in order. Called inside the batch transaction.
+    write: Callable[[Any, list[tuple[str, dict]]], list[str | Problem]]
+    key: str = "external_id"  # the column naming the row; not part of ``schema``
+    model: Any = None  # for export: rows paged by id through ``service.changed_since``
+    out: type[Schema] | None = None
+
+
+def upserts(upsert: Callable) -> Callable:
+    """A ``write`` for a service-layer upsert: each row in its own savepoint, so one row's
+    problem leaves the others in the batch."""
+
+    def write(ctx, rows):
+        done: list[str | Problem] = []
+        for key, values in rows:
+            try:
+                done.append(upsert(ctx, key, values).change)
+            except Problem as exc:
+                done.append(exc)
+            except peewee.DatabaseError as exc:  # e.g. a value the database refuses
+                done.append(Problem(422, f"The database refused this row: {exc}".strip()))
+        return done
+
+    return write
+
+
+def _usage_kind() -> Kind | None:
+    try:
+        from plugins.usage.public import UsageEventIn, ingest
+    except ImportError:  # pragma: no cover - the usage plugin is optional
+        return None
+
+    def write(ctx, rows):
+        """One ``ingest`` per batch; the rows it refuses (errors by index) are reported and
+        the rest sent again. Rated events are ``created``, already-rated ones ``unchanged``."""
+        events = [{**values, "id": key} for key, values in rows]
+        done: list[str | Problem | None] = [None] * len(events)
+        todo = list(range(len(events)))
+        while todo:
+            try:
+                with database.atomic():
+                    result = ingest(ctx, [events[i] for i in todo])
+            except Problem as exc:
+                by_index = (exc.errors or {}).get("events")
+                if not isinstance(by_index, dict) or not by_index:
+                    for i in todo:
+                        done[i] = exc
+                    break
+                refused = {todo[int(k)] for k in by_index}
+                for k, messages in by_index.items():
+                    done[todo[int(k)]] = Problem(422, "Some fields are not valid", errors=messages)
+                todo = [i for i in todo if i not in refused]
+                continue
+            for i, outcome in zip(todo, result["results"]):
+                done[i] = CREATED if outcome.status == "rated" else UNCHANGED
+            break
+        return [d if d is not None else UNCHANGED for d in done]
+
+    return Kind(UsageEventIn, write, key="id")
+
+
+#: kind -> how to import (and export) it. Buckets and invoices come as one entry each.
+KINDS: dict[str, Kind] = {
+    "customers": Kind(
+        schemas.OperatorCustomerIn,
+        upserts(rules.upsert_customer),
+        model=Customer,
+        out=schemas.OperatorCustomerOut,
+    ),
+    "contacts": Kind(
+        schemas.OperatorContactIn,
+        upserts(rules.upsert_contact),
+        model=Contact,
+        out=schemas.OperatorContactOut,
+    ),
+    "sites": Kind(
+        schemas.OperatorSiteIn, upserts(rules.upsert_site), model=Site, out=schemas.OperatorSiteOut
+    ),
+    "services": Kind(
+        schemas.OperatorServiceIn,
+        upserts(rules.upsert_service),
+        model=Service,
+        out=schemas.OperatorServiceOut,
+    ),
+}
+if (usage := _usage_kind()) is not None:
+    KINDS["usage"] = usage
+
+
+def format_of(path: str, given: str | None) -> str:
+    """``given``, else from the file's extension (.jsonl or .ndjson: JSON Lines; else CSV)."""
+    if given:
+        return given
+    return "jsonl" if path.lower().endswith((".jsonl", ".ndjson", ".json")) else "csv"
+
+
+# -- reading ------------------------------------------------------------------------------
+
+
+@dataclass
+class RowError:
+    line: int
+    message: str
+
+    def __str__(self) -> str:
+        return f"line {self.line}: {self.message}"
+
+
+@dataclass
+class Report:
+    kind: str
+    file: str
+    created: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    errors: list[RowError] = field(default_factory=list)
+    skipped_to: int = 0  # resumed after this line
+    seconds: float = 0.0
+    dry_run: bool = False
+    rolled_back: bool = False
+
+    @property
+    def failed(self) -> int:
+        return len(self.errors)
+
+    @property
+    def rows(self) -> int:
+        return self.created + self.updated + self.unchanged + self.failed
+
+    def counts(self) -> dict:
+        return {
+            "created": self.created,
+            "updated": self.updated,
+            "unchanged": self.unchanged,
+            "failed": self.failed,
+        }
+
+    def summary(self) -> str:
+        rate = self.rows / self.seconds if self.seconds else 0.0
+        head = "dry run, nothing written: " if self.dry_run else ""
+        if self.rolled_back:
+            head = "all or nothing: errors, nothing written: "
+        resumed = f" (resumed after line {self.skipped_to})" if self.skipped_to else ""
+        return (
+            f"{head}{self.rows} rows{resumed}: {self.created} created, {self.updated} updated, "
+            f"{self.unchanged} unchanged, {self.failed} failed in {self.seconds:.1f}s "
+            f"({rate:.0f} rows/s)"
+        )
+
+
+def records(stream: TextIO, fmt: str) -> Iterator[tuple[int, dict | RowError]]:
+    """(line number, raw row) of each record, or (line, error) for one that cannot be read."""
+    if fmt == "jsonl":
+        for number, text in enumerate(stream, 1):
+            if not text.strip():
+                continue
+            try:
+                row = json.loads(text)
+            except ValueError as exc:
+                yield number, RowError(number, f"Not JSON: {exc}.")
+                continue
+            if not isinstance(row, dict):
+                yield number, RowError(number, "Not a JSON object.")
+                continue
+            yield number, row
+        return
+    reader = csv.reader(stream)
+    try:
+        header = [h.strip() for h in next(reader)]
+    except StopIteration:
+        return
+    last = reader.line_num
+    while True:
+        try:
+            cells = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:  # e.g. a field over the reader's size limit
+            yield last + 1, RowError(last + 1, f"Not readable as CSV: {exc}.")
+            last = reader.line_num
+            continue
+        number, last = last + 1, reader.line_num
+        if not cells:
+            continue
+        if len(cells) != len(header):
+            yield number, RowError(number, f"{len(cells)} cells; the header names {len(header)}.")
+            continue
+        # A blank cell is a field left out: it keeps its value (or takes its default).
+        yield number, {k: v for k, v in zip(header, cells) if v != ""}
+
+
+def _from_csv(schema: Schema, row: dict) -> dict:
+    """CSV cells are text: whole numbers become numbers where the schema wants them (usage's
+    quantity is strict)."""
+    out = dict(row)
+    for name, value in row.items():
+        f = schema.fields.get(name)
+        if isinstance(f, fields.Integer) and isinstance(value, str) and DIGITS.match(value):
+            out[name] = int(value)
+    return out
+
+
+def load(kind: Kind, schema: Schema, row: dict, fmt: str) -> tuple[str, dict]:
+    """(key, validated values) of a raw row; ``ValidationError`` if it is not valid."""
+    bad = [k for k, v in row.items() if isinstance(v, str) and NOT_TEXT.search(v)]
+    if bad:
+        raise ValidationError({k: ["Not text: a NUL or a byte that is not UTF-8."] for k in bad})
+    row = dict(row)
+    if fmt == "csv":
+        row = _from_csv(schema, row)
+    if kind.key in schema.fields:  # usage: the event id is one of the schema's fields
+        values = schema.load(row)
+        return values.pop(kind.key), values
+    key = row.pop(kind.key, None)
+    try:
+        schemas.EXTERNAL_ID(key)
+    except (ValidationError, TypeError):
+        raise ValidationError({kind.key: ["Missing or not a valid external id."]}) from None
+    return key, schema.load(row)
+
+
+def _message(messages: Any) -> str:
+    if isinstance(messages, dict):
+        return "; ".join(f"{k}: {_message(v)}" for k, v in messages.items())
+    if isinstance(messages, list):
+        return " ".join(_message(m) for m in messages)
+    return str(messages)
+
+
+def _problem_text(problem: Problem) -> str:
+    if problem.errors:
+        return _message(problem.errors)
+    return str(problem.title)
+
+
+# -- checkpoints ----------------------------------------------------------------------------
+
+
+def checksum(path: str) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def checkpoint_path(path: str) -> str:
+    return path + ".portico-import"
+
+
+def resume_line(path: str, kind: str, digest: str) -> int:
+    """The last committed line of an interrupted import of this very file, or 0."""
+    try:
+        with open(checkpoint_path(path), encoding="utf-8") as f:
+            saved = json.load(f)
+    except (OSError, ValueError):
+        return 0
+    if saved.get("sha256") != digest or saved.get("kind") != kind:
+        return 0  # another file (or it changed): start again; the upserts keep it idempotent
+    return int(saved.get("line", 0))
+
+
+def _save_checkpoint(path: str, kind: str, digest: str, line: int) -> None:
+    temporary = checkpoint_path(path) + ".tmp"
+    try:
+        with open(temporary, "w", encoding="utf-8") as f:
+            json.dump({"kind": kind, "sha256": digest, "line": line}, f)
+        os.replace(temporary, checkpoint_path(path))
+    except OSError:
+        pass  # a read-only folder: no resume, but a re-run is still idempotent, only slower
+
+
+# -- importing ------------------------------------------------------------------------------
+
+
+class _RollBack(Exception):
+    pass
+
+
+def import_file(
+    app,
+    kind_name: str,
+    path: str,
+    *,
+    fmt: str | None = None,
+    dry_run: bool = False,
+    all_or_nothing: bool = False,
+    batch_size: int = 500,
+    resume: bool = True,
+    stop_after: int | None = None,
+    progress: Callable[[int], None] = lambda n: None,
+) -> Report:
+    """Import ``path`` (rows of ``kind_name``); returns the report. ``stop_after`` stops after
+    that many rows as if interrupted (for tests). Call inside ``db.connection()``."""
+    kind = KINDS[kind_name]
+    fmt = format_of(path, fmt)
+    schema = kind.schema()
+    ctx = Context(app=app, user_agent="portico import")
+    report = Report(kind_name, os.path.basename(path), dry_run=dry_run)
+    digest = checksum(path)
+    single = dry_run or all_or_nothing  # one transaction, rolled back on request or error
+    skip = resume_line(path, kind_name, digest) if resume and not single else 0
+    report.skipped_to = skip
+    started = time.perf_counter()
+    pending: list[tuple[int, str, dict]] = []
+    seen = 0
+
+    def flush(last_line: int) -> None:
+        if not pending:
+            return
+        changes = kind.write(ctx, [(key, values) for _, key, values in pending])
+        for (number, _, _), change in zip(pending, changes):
+            if isinstance(change, Problem):
+                report.errors.append(RowError(number, _problem_text(change)))
+            else:
+                setattr(report, change, getattr(report, change) + 1)
+        progress(len(pending))
+        pending.clear()
+
+    def batches(stream) -> None:
+        nonlocal seen
+        last = 0
+        for number, row in records(stream, fmt):
+            if number <= skip:
+                continue
+            if stop_after is not None and seen >= stop_after:
+                raise KeyboardInterrupt
+            seen += 1
+            last = number
+            if isinstance(row, RowError):
+                report.errors.append(row)
+                progress(1)
+                continue
+            try:
+                key, values = load(kind, schema, row, fmt)
+            except ValidationError as exc:
+                report.errors.append(RowError(number, _message(exc.normalized_messages())))
+                progress(1)
+                continue
+            pending.append((number, key, values))
+            if len(pending) >= batch_size:
+                if single:
+                    flush(number)
+                else:
+                    with locked_transaction():
+                        flush(number)
+                    _save_checkpoint(path, kind_name, digest, number)
+        if single:
+            flush(last)
+        else:
+            with locked_transaction():
+                flush(last)
+
+    text = {"encoding": "utf-8-sig", "errors": "surrogateescape", "newline": ""}
+    with open(path, **text) as stream:  # type: ignore[call-overload]
+        if single:
+            try:
+                with locked_transaction():
+                    batches(stream)
+                    if dry_run or report.errors:
+                        raise _RollBack
+            except _RollBack:
+                report.rolled_back = not dry_run
+        else:
+            batches(stream)
+    report.seconds = time.perf_counter() - started
+    report.errors.sort(key=lambda e: e.line)
+    if not dry_run:
+        with database.atomic():
+            audit.record_system(
+                app,
+                "operator.imported",
+                f"import:{kind_name}",
+                {
+                    "file": report.file,
+                    "sha256": digest,
+                    "format": fmt,
+                    "resumed_after": skip,
+                    "all_or_nothing": all_or_nothing,
+                    "rolled_back": report.rolled_back,
+                    **report.counts(),
+                },
+            )
+        try:
+            os.remove(checkpoint_path(path))
+        except FileNotFoundError:
+            pass
+    return report
+
+
+def count_records(path: str) -> int:
+    """Lines in the file (an upper bound of the records, for the progress bar)."""
+    with open(path, "rb") as f:
+        return sum(block.count(b"\n") for block in iter(lambda: f.read(1 << 20), b""))
+
+
+# -- exporting ------------------------------------------------------------------------------
+
+
+def exported(kind_name: str, page_size: int = 500) -> Iterator[dict]:
+    """Each row of the kind with an external id, as an import takes it (its ``key`` and its
+    schema's fields), paged by id with the API's cursors."""
+    kind = KINDS[kind_name]
+    if kind.model is None or kind.out is None:
+        raise ValueError(f"{kind_name} cannot be exported")
+    wanted = list(kind.schema().fields)
+    out = kind.out()
+    page: dict = {"limit": page_size}
+    while True:
+        query = rules.changed_since(kind.model).where(kind.model.external_id.is_null(False))
+        found = paginate(query, kind.model.id, page, descending=False)
+        for row in found["items"]:
+            dumped = out.dump(row)
+            yield {kind.key: row.external_id, **{k: dumped.get(k) for k in wanted}}
+        if not found["next"]:
+            return
+        page["cursor"] = found["next"]
+
+
+def export(kind_name: str, stream: TextIO, fmt: str) -> int:
+    """Write the kind's rows to ``stream``; returns how many."""
+    kind = KINDS[kind_name]
+    count = 0
+    if fmt == "jsonl":
+        for row in exported(kind_name):
+            stream.write(json.dumps(row, ensure_ascii=False) + "\n")
+            count += 1
+        return count
+    header = [kind.key, *kind.schema().fields]
+    writer = csv.DictWriter(stream, header, lineterminator="\n")
+    writer.writeheader()
+    for row in exported(kind_name):
+        # CSV has no null: a blank cell, which an import reads as "left out" (keeps its value).
+        writer.writerow({k: ("" if v is None else v) for k, v in row.items()})
+        count += 1
+    return count
