@@ -18,13 +18,13 @@ import logging
 import math
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Iterable, Iterator
 
 import peewee
 
 from engine.audit import record_system
-from engine.db import database, is_postgres, locked_transaction, utcnow
+from engine.db import UTCDateTimeField, database, is_postgres, locked_transaction, utcnow
 from engine.models import Service
 from engine.registry import Balance
 from plugins.usage.models import Bucket, LedgerEntry, UsageEvent
@@ -245,11 +245,19 @@ def lock_services(ids: Iterable[int]) -> dict[int, Service]:
 def model_of(model, fields: list, row: tuple):
     """A model instance from a row of ``SELECT *``.
 
-    PERF: peewee's row wrapper sets each field through its descriptor (about
+    PERF: peewee's row wrapper sets each field through its descriptor, and each
+    stored UTC time goes through ``UTCDateTimeField.python_value`` (together about
     60 µs a service row, a fifth of a batch's time); this fills the same data.
     """
     obj = model.__new__(model)
-    obj.__data__ = {f.name: f.python_value(v) for f, v in zip(fields, row)}
+    obj.__data__ = {
+        f.name: (
+            v.replace(tzinfo=timezone.utc)
+            if type(v) is datetime and isinstance(f, UTCDateTimeField)
+            else f.python_value(v)
+        )
+        for f, v in zip(fields, row)
+    }
     obj._dirty = set()
     obj.__rel__ = {}
     return obj
