@@ -426,9 +426,12 @@ def rating(bench: Bench) -> dict:
             f"{SERVICES} services with 4-5 buckets each; every tenth service prepaid "
             "(uncovered use charged to credit). About "
             f"{first['ledger_rows_per_event']} ledger rows per event.",
-            "Each rated batch is one locked transaction: lock the services' rows, skip "
-            "already-rated event ids, rate in memory, then one multi-row INSERT of the "
-            "events, one of the ledger rows and one UPDATE … CASE of the balances.",
+            "Each rated batch is one locked transaction and one commit; on PostgreSQL six "
+            "statements whatever its size (pinned by tests/test_usage_batch.py): lock the "
+            "services' rows (= ANY array, FOR UPDATE, id order), find already-rated event ids, "
+            "load the buckets, rate in memory, then COPY the events, COPY the ledger rows and "
+            "one UPDATE … FROM unnest of the balances. SQLite: multi-row INSERTs and "
+            "UPDATE … CASE in chunks of 500.",
             "Raw executemany is the DB-API baseline the issue asks for; psycopg2's "
             "executemany sends one statement per row, SQLite's reuses one prepared "
             "statement.",
