@@ -23,6 +23,13 @@ def plugin_optional():
 
 
 @hookimpl
+def register_settings():
+    from plugins.operator.settings import OperatorSettings
+
+    return OperatorSettings
+
+
+@hookimpl
 def register_models():
     from plugins.operator.models import MODELS
 
@@ -53,6 +60,12 @@ def register_routes(app):
         ("services", r.SERVICES),
     ):
         routes += [Route(f"{base}/{name}", many), Route(f"{base}/{name}/{{external_id}}", one)]
+    from plugins.operator import invitation_pages as inv
+
+    routes += [
+        Route(f"{base}/contacts/{{external_id}}/invitation", inv.InvitationAPI()),
+        Route("/invitation", inv.InvitationPage()),
+    ]
     return routes
 
 
