@@ -8,10 +8,11 @@ import time_machine
 
 from engine.db import connection, utcnow
 from engine.models import AuditEvent, StaffUser, User
-from engine.testing import Client
-from identity_support import NEW_PASSWORD, core_demo, link_in, sent_mail, text_of  # noqa: F401
+from engine.testing import Client, run_tasks
+from identity_support import NEW_PASSWORD, link_in
 from plugins.operator import tokens
 from plugins.operator.models import Invitation
+from tests.mailserver import body_text, smtp  # noqa: F401  (fixture)
 
 API = "/api/v1/operator"
 CONTACT = {
@@ -19,6 +20,19 @@ CONTACT = {
     "first_name": "Dora",
     "email": "dora@example.com",
 }
+
+
+@pytest.fixture
+def core_demo(make_app, smtp):
+    """The core demo people, with mail going to a real SMTP server (``smtp.inbox``)."""
+    from engine.core.demo import seed
+
+    app = make_app(**smtp.settings())
+    app.demo = {}
+    app.inbox = smtp.inbox
+    with connection():
+        seed(app, app.demo)
+    return app
 
 
 @pytest.fixture
@@ -36,9 +50,10 @@ def op(core_demo):
 
 def invitation_links(app) -> list[str]:
     """The /invitation links of every invitation email delivered so far, oldest first."""
+    run_tasks(app)  # the outbox's worker sends them over SMTP
     return [
-        link_in(text_of(m), "/invitation")
-        for m in sent_mail(app)
+        link_in(body_text(m), "/invitation")
+        for m in app.inbox.messages
         if m["Subject"] == "You are invited to your customer portal"
     ]
 

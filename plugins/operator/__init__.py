@@ -19,7 +19,7 @@ def plugin_requires():
 
 @hookimpl
 def plugin_optional():
-    return ["usage"]  # POST /api/v1/operator/usage, when usage is metered
+    return ["usage", "staff"]  # usage: POST .../usage when metered; staff: the token console
 
 
 @hookimpl
@@ -66,6 +66,15 @@ def register_routes(app):
         Route(f"{base}/contacts/{{external_id}}/invitation", inv.InvitationAPI()),
         Route("/invitation", inv.InvitationPage()),
     ]
+    if "staff" in app.plugins.enabled:
+        from plugins.operator import console
+
+        routes += [
+            Route("/staff/tokens", console.TokensPage(), permission="admin"),
+            Route(
+                "/staff/tokens/{token_id:int}/revoke", console.RevokeTokenPage(), permission="admin"
+            ),
+        ]
     return routes
 
 
