@@ -143,9 +143,9 @@ def test_a_link_expires(op):
 @pytest.mark.spec("INT-2")
 def test_sending_again_invalidates_the_old_link_and_delete_revokes(op):
     op.put(f"{API}/contacts/CON-1", json={**CONTACT, "portal_access": True})
+    [old] = invitation_links(op.app)
     assert op.post(f"{API}/contacts/CON-1/invitation").status_code == 201
-    old, new = invitation_links(op.app)
-    assert old != new
+    [new] = set(invitation_links(op.app)) - {old}
     assert accept(Client(op.app), old).status_code == 410
     assert op.delete(f"{API}/contacts/CON-1/invitation").status_code == 204
     assert op.delete(f"{API}/contacts/CON-1/invitation").status_code == 404
@@ -154,8 +154,9 @@ def test_sending_again_invalidates_the_old_link_and_delete_revokes(op):
     assert len(events("invitation.sent")) == 2 and len(events("invitation.revoked")) == 1
     # portal_access false revokes a pending invitation too.
     op.post(f"{API}/contacts/CON-1/invitation")
+    [last] = set(invitation_links(op.app)) - {old, new}
     op.put(f"{API}/contacts/CON-1", json={**CONTACT, "portal_access": False})
-    assert accept(Client(op.app), invitation_links(op.app)[-1]).status_code == 410
+    assert accept(Client(op.app), last).status_code == 410
 
 
 @pytest.mark.spec("INT-2")

@@ -98,7 +98,9 @@ def test_a_token_over_its_rate_gets_429_with_retry_after(core_demo):
     over = tight.get(API)
     assert over.status_code == 429 and 1 <= int(over.headers["Retry-After"]) <= 61
     assert over.headers["content-type"].startswith("application/problem+json")
-    assert Client(core_demo, headers={"Authorization": f"Bearer {other}"}).get(API).status_code == 200
+    assert (
+        Client(core_demo, headers={"Authorization": f"Bearer {other}"}).get(API).status_code == 200
+    )
 
 
 @pytest.mark.spec("INT-1")

@@ -73,7 +73,7 @@ class TokensPage:
             try:
                 data = TokenForm().load(values)
             except ValidationError as exc:
-                errors = dict(exc.messages)  # type: ignore[arg-type]
+                errors = dict(exc.messages)
         if not errors and (not scopes or not set(scopes) <= set(tokens.SCOPES)):
             errors = {"scopes": ["Choose one or more of the scopes listed."]}
         if errors:
