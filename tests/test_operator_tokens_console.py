@@ -121,3 +121,20 @@ def test_the_default_rate_is_a_setting(make_app):
     client = Client(app, headers={"Authorization": f"Bearer {token}"})
     assert client.get(API).status_code == 200
     assert client.get(API).status_code == 429
+
+
+@pytest.mark.spec("INT-1")
+def test_token_create_takes_a_rate_on_the_command_line(core_demo):
+    from click.testing import CliRunner
+
+    from plugins.operator.commands import token_group
+
+    args = ["create", "--name", "Batch", "--scope", "read", "--by", "admin@example.com"]
+    run = CliRunner().invoke(token_group(lambda: core_demo), [*args, "--rate", "1"])
+    assert run.exit_code == 0, run.output
+    client = Client(core_demo, headers={"Authorization": f"Bearer {run.stdout.split()[-1]}"})
+    assert [client.get(API).status_code for _ in range(2)] == [200, 429]
+    bad = CliRunner().invoke(token_group(lambda: core_demo), [*args, "--rate", "0"])
+    assert bad.exit_code != 0
+    with connection():
+        assert [t.rate_per_minute for t in ServiceToken.select()] == [1]
