@@ -183,6 +183,13 @@ def test_a_link_opens_only_its_own_contact_and_needs_the_scope(op):
         json={**CONTACT, "email": "alice@example.com", "portal_access": True},
     )
     assert taken.status_code == 409
+    # An address another login takes after the invitation was sent: a clear page, not a 500.
+    op.put(f"{API}/contacts/CON-4", json={**CONTACT, "email": "fay@example.com"})
+    op.post(f"{API}/contacts/CON-4/invitation")
+    [fay] = set(invitation_links(op.app)) - set(links)
+    with connection():
+        User.update(email="fay@example.com").where(User.email == "alice@example.com").execute()
+    assert accept(Client(op.app), fay).status_code == 410
     with connection():
         admin = StaffUser.get(StaffUser.email == "admin@example.com")
         reader, _ = tokens.create(op.app, "R", ["read"], utcnow() + timedelta(days=1), admin)

@@ -156,6 +156,8 @@ def valid(token: str) -> Invitation | None:
     contact = row.contact
     if contact.email.strip().lower() != row.email or has_login(contact.id):
         return None
+    if User.select().where(User.email == row.email).exists():
+        return None  # another login took the address meanwhile: no IntegrityError later
     return row
 
 
