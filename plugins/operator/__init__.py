@@ -19,7 +19,14 @@ def plugin_requires():
 
 @hookimpl
 def plugin_optional():
-    return ["usage"]  # POST /api/v1/operator/usage, when usage is metered
+    return ["usage", "staff"]  # usage: POST .../usage when metered; staff: the token console
+
+
+@hookimpl
+def register_settings():
+    from plugins.operator.settings import OperatorSettings
+
+    return OperatorSettings
 
 
 @hookimpl
@@ -53,6 +60,21 @@ def register_routes(app):
         ("services", r.SERVICES),
     ):
         routes += [Route(f"{base}/{name}", many), Route(f"{base}/{name}/{{external_id}}", one)]
+    from plugins.operator import invitation_pages as inv
+
+    routes += [
+        Route(f"{base}/contacts/{{external_id}}/invitation", inv.InvitationAPI()),
+        Route("/invitation", inv.InvitationPage()),
+    ]
+    if "staff" in app.plugins.enabled:
+        from plugins.operator import console
+
+        routes += [
+            Route("/staff/tokens", console.TokensPage(), permission="admin"),
+            Route(
+                "/staff/tokens/{token_id:int}/revoke", console.RevokeTokenPage(), permission="admin"
+            ),
+        ]
     return routes
 
 

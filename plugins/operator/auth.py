@@ -11,6 +11,7 @@ from engine.context import Principal
 from engine.errors import Problem
 from plugins.identity.public import bearer
 from plugins.operator import tokens
+from plugins.operator.ratelimit import limiter
 
 PREFIX = "/api/v1/operator"
 
@@ -41,5 +42,6 @@ def authenticate(app, req) -> Principal | None:
             type="service-token-required",
         )
     row = tokens.resolve(token, req.context.ip)
+    limiter(app).hit(row)  # 429 with Retry-After over the token's rate
     req.context.extra["service_token"] = tokens.describe(row)
     return Principal(kind="service", token_id=row.id, scopes=row.scope_set, via="service_token")

@@ -66,8 +66,14 @@ def token_group(app_factory) -> click.Group:
         show_default=True,
         help="days (90d) or an ISO date; at most 730 days ahead",
     )
+    @click.option(
+        "--rate",
+        type=click.IntRange(1, 1_000_000),
+        default=None,
+        help="its own limit in requests a minute (default: [operator] token_rate)",
+    )
     @by_option
-    def create(name, scopes, expires, by):
+    def create(name, scopes, expires, rate, by):
         """Create a token and print it (once: only its hash is kept)."""
         from engine import db
         from plugins.operator import tokens
@@ -76,7 +82,12 @@ def token_group(app_factory) -> click.Group:
         with db.connection():
             try:
                 token, row = tokens.create(
-                    app, name.strip()[:100], list(scopes), parse_expiry(expires), admin(by)
+                    app,
+                    name.strip()[:100],
+                    list(scopes),
+                    parse_expiry(expires),
+                    admin(by),
+                    rate_per_minute=rate,
                 )
             except ValueError as exc:
                 raise click.ClickException(str(exc)) from None

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from peewee import CharField, ForeignKeyField
+from peewee import CharField, ForeignKeyField, IntegerField
 
 from engine.db import BaseModel, UTCDateTimeField, utcnow
-from engine.models import StaffUser
+from engine.models import Contact, StaffUser
 
 
 class ServiceToken(BaseModel):
@@ -21,6 +21,8 @@ class ServiceToken(BaseModel):
     last_used_at = UTCDateTimeField(null=True)
     last_used_ip = CharField(max_length=64, default="")
     revoked_at = UTCDateTimeField(null=True)
+    #: Requests a minute; null takes ``[operator] token_rate`` (the default for all tokens).
+    rate_per_minute = IntegerField(null=True)
 
     @property
     def scope_set(self) -> frozenset[str]:
@@ -35,4 +37,20 @@ class ServiceToken(BaseModel):
         return "active"
 
 
-MODELS = (ServiceToken,)
+class Invitation(BaseModel):
+    """A contact's invitation to the portal (INT-2): an emailed link to set a password.
+
+    Only the token's hash is kept. It works once, until ``expires_at``, while it is the
+    contact's newest (sending again revokes the one before) and the address is unchanged.
+    """
+
+    contact = ForeignKeyField(Contact, backref="invitations", on_delete="CASCADE")
+    token_hash = CharField(max_length=64, unique=True)
+    email = CharField(max_length=254)  # the address it was sent to
+    created_at = UTCDateTimeField(default=utcnow)
+    expires_at = UTCDateTimeField()
+    used_at = UTCDateTimeField(null=True)
+    revoked_at = UTCDateTimeField(null=True)
+
+
+MODELS = (ServiceToken, Invitation)

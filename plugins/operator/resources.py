@@ -9,7 +9,7 @@ import falcon
 from engine.api import operation, paginate
 from engine.errors import Problem
 from engine.models import Contact, Customer, Service, Site
-from plugins.operator import schemas
+from plugins.operator import invitations, schemas
 from plugins.operator import service as rules
 from plugins.operator.schemas import EXTERNAL_ID
 
@@ -133,7 +133,7 @@ CUSTOMERS = _pair(
 CONTACTS = _pair(
     Contact,
     "customers:write",
-    rules.upsert_contact,
+    invitations.upsert_contact,
     "contact",
     schemas.OperatorContactOut,
     schemas.OperatorContactIn,

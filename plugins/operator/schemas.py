@@ -56,6 +56,12 @@ class OperatorContactIn(Schema):
     is_primary = fields.Boolean(
         metadata={"description": "the account's primary contact; the others stop being primary"}
     )
+    portal_access = fields.Boolean(
+        metadata={
+            "description": "true: invite this contact to the portal (INT-2) unless they have "
+            "a login or a live invitation; false: revoke a pending invitation"
+        }
+    )
 
 
 class OperatorSiteIn(Schema):
@@ -137,6 +143,12 @@ class OperatorCustomerOut(OperatorSynced):
     created_at = fields.DateTime()
 
 
+def _portal_state(contact) -> str:
+    from plugins.operator import invitations  # lazily: it imports the models
+
+    return invitations.portal_state(contact)
+
+
 class OperatorContactOut(OperatorOfCustomer):
     first_name = fields.String()
     last_name = fields.String()
@@ -144,6 +156,10 @@ class OperatorContactOut(OperatorOfCustomer):
     phone = fields.String()
     role = fields.String()
     is_primary = fields.Boolean()
+    portal = fields.Function(
+        lambda row: _portal_state(row),
+        metadata={"description": "active (has a login), invited (a live invitation) or none"},
+    )
 
 
 class OperatorSiteOut(OperatorOfCustomer):
@@ -174,3 +190,21 @@ CustomerPage = page_schema(OperatorCustomerOut, "OperatorCustomerPage")
 ContactPage = page_schema(OperatorContactOut, "OperatorContactPage")
 SitePage = page_schema(OperatorSiteOut, "OperatorSitePage")
 ServicePage = page_schema(OperatorServiceOut, "OperatorServicePage")
+
+
+class InvitationForm(Schema):
+    """The invitation page's form (INT-2): the password twice, and 2FA next if ticked."""
+
+    token = fields.String(required=True, validate=validate.Length(max=200))
+    password = fields.String(
+        required=True,
+        validate=validate.Length(max=4096),
+        error_messages={"required": "Choose a password."},
+    )
+    password_confirm = fields.String(load_default="", validate=validate.Length(max=4096))
+    setup_2fa = fields.Boolean(load_default=False, truthy={"on", "1", "true"})
+
+
+class InvitationOut(Schema):
+    status = fields.String(metadata={"example": "sent"})
+    expires_at = AwareDateTime()

@@ -21,14 +21,21 @@ TOKEN_PREFIX = "pst_"
 #: writes of its objects. ``billing:write`` is reserved for invoices pushed in (INT-4).
 SCOPES = ("read", "customers:write", "services:write", "usage:write", "billing:write")
 MAX_DAYS = 730
+MAX_RATE = 1_000_000
 #: ``last_used_at`` is written at most this often (not on every request).
 TOUCH_EVERY = timedelta(minutes=1)
 
 
 def create(
-    app, name: str, scopes: list[str], expires_at: datetime, staff: StaffUser
+    app,
+    name: str,
+    scopes: list[str],
+    expires_at: datetime,
+    staff: StaffUser,
+    rate_per_minute: int | None = None,
 ) -> tuple[str, ServiceToken]:
-    """A new token made by ``staff`` (recorded); returns (the token, shown once, its row)."""
+    """A new token made by ``staff`` (recorded); returns (the token, shown once, its row).
+    ``rate_per_minute``: its own rate limit (None: ``[operator] token_rate``)."""
     unknown = sorted(set(scopes) - set(SCOPES))
     if unknown or not scopes:
         raise ValueError(
@@ -38,6 +45,8 @@ def create(
         )
     if not utcnow() < expires_at <= utcnow() + timedelta(days=MAX_DAYS):
         raise ValueError(f"the expiry must be in the future and within {MAX_DAYS} days")
+    if rate_per_minute is not None and not 1 <= rate_per_minute <= MAX_RATE:
+        raise ValueError(f"the rate must be between 1 and {MAX_RATE} requests a minute")
     token = TOKEN_PREFIX + new_token(32)
     with app.database.atomic():
         row = ServiceToken.create(
@@ -47,12 +56,18 @@ def create(
             scopes=" ".join(s for s in SCOPES if s in scopes),
             created_by=staff.id,
             expires_at=expires_at,
+            rate_per_minute=rate_per_minute,
         )
         audit.record_system(
             app,
             "service_token.created",
             f"service_token:{row.id}",
-            {"service_token": describe(row), "by": staff.email},
+            {
+                "service_token": describe(row),
+                "by": staff.email,
+                "scopes": row.scopes,
+                "rate_per_minute": rate_per_minute,
+            },
             staff_id=staff.id,
         )
     return token, row
