@@ -3,8 +3,8 @@
 
 Each is one transaction with the service locked, its audit event (``service.updated`` with
 the fields changed) and, for a status change, the ``service_status_changed`` hook. Doing
-what is already done answers ``unchanged``; what the service cannot do (resume a cancelled
-service) answers 409.
+what is already done answers ``unchanged``; an ended service (cancelled, expired) takes no
+action: 409 ``service-ended``.
 """
 
 from __future__ import annotations
@@ -28,12 +28,12 @@ from plugins.operator.service import (
     status_hook,
 )
 
-#: The status each action puts a service in, and the statuses it may come from.
+#: The status each action puts a live service in (an ended one takes none: 409).
 STATUS_ACTIONS = {
-    "suspend": ("suspended", ("active",)),
-    "resume": ("active", ("suspended",)),
-    "cancel": ("cancelled", ("active", "suspended")),
-    "expire": ("expired", ("active", "suspended")),
+    "suspend": "suspended",
+    "resume": "active",
+    "cancel": "cancelled",
+    "expire": "expired",
 }
 ACTIONS = (*STATUS_ACTIONS, "change-plan")
 
@@ -58,16 +58,9 @@ def service_action(ctx, external_id: str, action: str, values: dict) -> Upserted
             raise Problem(404, "No such service", type="not-found")
         if action == "change-plan":
             return _change_plan(row, v)
-        status, sources = STATUS_ACTIONS[action]
+        status = STATUS_ACTIONS[action]
         if row.status == status:
             return {}  # done already: unchanged
-        if row.status not in sources and row.status not in ENDED:
-            raise Problem(
-                409,
-                f"A {row.status} service cannot {action}",
-                f"It can {action} only when it is {' or '.join(sources)}.",
-                type="illegal-transition",
-            )
         columns: dict = {"status": status}
         if action == "suspend":
             columns["suspended_reason"] = v.get("reason", "")
@@ -120,8 +113,8 @@ class ServiceActionAPI:
         body=ServiceActionIn,
         response=OperatorServiceOut,
         errors={
-            409: "The service cannot do that now (resume a cancelled service: "
-            "`illegal-transition` or `service-ended`)"
+            409: "The service has ended (cancelled or expired) and takes no action "
+            "(`service-ended`)"
         },
         description="`{action}` is one of `suspend` (optional `reason`), `resume`, `cancel`, "
         "`expire` or `change-plan` (`product_external_id`, one of the current plan's "
