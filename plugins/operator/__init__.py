@@ -59,14 +59,17 @@ def register_routes(app):
 
 def _catalogue_routes(app, base: str) -> list[Route]:
     """Products, service actions and (with usage) buckets (issue 17)."""
-    from plugins.operator.actions import ServiceActionAPI
+    from plugins.operator.actions import ACTIONS, ServiceActionAPI
     from plugins.operator.catalogue import PRODUCTS
 
     many, one = PRODUCTS
     routes = [
         Route(f"{base}/products", many),
         Route(f"{base}/products/{{external_id}}", one),
-        Route(f"{base}/services/{{external_id}}/{{action}}", ServiceActionAPI()),
+    ]
+    routes += [
+        Route(f"{base}/services/{{external_id}}/{action}", ServiceActionAPI(action))
+        for action in ACTIONS
     ]
     if "usage" in app.plugins.enabled:
         from plugins.operator import buckets as b

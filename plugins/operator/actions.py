@@ -102,10 +102,14 @@ def _change_plan(row, v: dict) -> dict:
 
 
 class ServiceActionAPI:
-    """``POST /api/v1/operator/services/{external_id}/{action}``."""
+    """``POST /api/v1/operator/services/{external_id}/<action>``, one route per action (so
+    nothing else under a service's path answers but 404)."""
 
     auth = "service"
     scope = "services:write"
+
+    def __init__(self, action: str):
+        self.action = action
 
     @falcon.before(write_scope)
     @operation(
@@ -116,15 +120,13 @@ class ServiceActionAPI:
             409: "The service has ended (cancelled or expired) and takes no action "
             "(`service-ended`)"
         },
-        description="`{action}` is one of `suspend` (optional `reason`), `resume`, `cancel`, "
+        description="The action is the last part of the path: `suspend` (optional `reason`), `resume`, `cancel`, "
         "`expire` or `change-plan` (`product_external_id`, one of the current plan's "
         "`compatible_plans`, else 422). Doing what is done already answers "
         "`\"change\": \"unchanged\"`. Needs the `services:write` scope.",
     )
-    def on_post(self, req, resp, external_id, action, body):
-        if action not in ACTIONS:
-            raise falcon.HTTPNotFound(title="Not found")
-        done = service_action(req.context, _external_id(external_id), action, body)
+    def on_post(self, req, resp, external_id, body):
+        done = service_action(req.context, _external_id(external_id), self.action, body)
         row = changed_since(Service).where(Service.id == done.row.id).get()
         row.change = done.change
         return row
