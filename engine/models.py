@@ -129,8 +129,9 @@ class StaffUser(BaseModel):
         return "admin" in perms or permission in perms
 
 
-class Product(BaseModel):
-    """A plan a service runs on."""
+class Product(Synced):
+    """A plan a service runs on. ``compatible_plans``: the external ids of the products a
+    service on this plan may switch to (the operator API's change-plan, issue 17)."""
 
     code = CharField(max_length=50, unique=True)
     name = CharField(max_length=200)
@@ -141,6 +142,7 @@ class Product(BaseModel):
     allow_cancel = BooleanField(default=False)  # self-service cancellation (SVC-4)
     allow_modify = BooleanField(default=False)
     description = TextField(default="")
+    compatible_plans = peewee.JSONField(default=list)
 
 
 class Service(Synced):

@@ -75,6 +75,34 @@ def register_routes(app):
                 "/staff/tokens/{token_id:int}/revoke", console.RevokeTokenPage(), permission="admin"
             ),
         ]
+    routes += _catalogue_routes(app, base)
+    return routes
+
+
+def _catalogue_routes(app, base: str) -> list[Route]:
+    """Products, service actions and (with usage) buckets (issue 17)."""
+    from plugins.operator.actions import ACTIONS, ServiceActionAPI
+    from plugins.operator.catalogue import PRODUCTS
+
+    many, one = PRODUCTS
+    routes = [
+        Route(f"{base}/products", many),
+        Route(f"{base}/products/{{external_id}}", one),
+    ]
+    routes += [
+        Route(f"{base}/services/{{external_id}}/{action}", ServiceActionAPI(action))
+        for action in ACTIONS
+    ]
+    if "usage" in app.plugins.enabled:
+        from plugins.operator import buckets as b
+
+        many, one = b.BUCKETS
+        routes += [
+            Route(f"{base}/buckets", many),
+            Route(f"{base}/buckets/{{external_id}}", one),
+            Route(f"{base}/buckets/{{external_id}}/adjust", b.BucketAdjustAPI()),
+            Route(f"{base}/buckets/{{external_id}}/expire", b.BucketExpireAPI()),
+        ]
     return routes
 
 

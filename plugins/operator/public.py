@@ -4,10 +4,18 @@ may use of it.
 - ``upsert_customer``, ``upsert_contact``, ``upsert_site``, ``upsert_service``
   ``(ctx, external_id, values)``: the operator API's rules, each one transaction, returning
   ``Upserted(row, change)`` with ``change`` "created", "updated" or "unchanged".
+- ``upsert_product`` (values as ``catalogue.OperatorProductIn``) and
+  ``service_action(ctx, external_id, action, values)`` (suspend, resume, cancel, expire,
+  change-plan), same shape of answer.
+- ``upsert_bucket``, ``adjust(ctx, external_id, values)``,
+  ``expire(ctx, external_id)``: only while the usage plugin is enabled (import them
+  from ``plugins.operator.buckets`` then; this facade does not, so it loads without usage).
 """
 
 from __future__ import annotations
 
+from plugins.operator.actions import service_action
+from plugins.operator.catalogue import upsert_product
 from plugins.operator.service import (
     Upserted,
     upsert_contact,
@@ -16,4 +24,12 @@ from plugins.operator.service import (
     upsert_site,
 )
 
-__all__ = ["Upserted", "upsert_contact", "upsert_customer", "upsert_service", "upsert_site"]
+__all__ = [
+    "Upserted",
+    "service_action",
+    "upsert_contact",
+    "upsert_customer",
+    "upsert_product",
+    "upsert_service",
+    "upsert_site",
+]

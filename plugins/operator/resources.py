@@ -80,7 +80,9 @@ class _Synced:
         return paginate(rows, self.model.id, query, descending=False)
 
 
-def _pair(model, scope, upsert, noun, out, body, page, put_description=""):
+def _pair(
+    model, scope, upsert, noun, out, body, page, put_description="", query=schemas.OperatorListQuery
+):
     """The two resources of one kind of object: the collection and one by external id."""
 
     class One(_Synced):
@@ -109,7 +111,7 @@ def _pair(model, scope, upsert, noun, out, body, page, put_description=""):
         @falcon.before(_read_scope)
         @operation(
             f"List {noun}s, oldest first; filter by `updated_since` to sync",
-            query=schemas.OperatorListQuery,
+            query=query,
             response=page,
         )
         def on_get(self, req, resp, query):

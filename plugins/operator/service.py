@@ -93,8 +93,15 @@ def _upsert(
     raise AssertionError("unreachable")
 
 
-def _customer_of(row) -> int:
-    return row.id if isinstance(row, Customer) else row.customer_id
+def _customer_of(row) -> int | None:
+    """Whose activity log the change is in: none for a product; a bucket's service's."""
+    if isinstance(row, Customer):
+        return row.id
+    if hasattr(row, "customer_id"):
+        return row.customer_id
+    if hasattr(row, "service_id"):
+        return Service.select(Service.customer).where(Service.id == row.service_id).scalar()
+    return None
 
 
 def customer_id(external_id: str, field: str = "customer_external_id") -> int:
@@ -215,8 +222,15 @@ def upsert_service(ctx, external_id: str, values: dict) -> Upserted:
         _status_rules(row, v)
         return v
 
+    return _upsert(ctx, Service, "service", external_id, values, prepare, status_hook(ctx))
+
+
+def status_hook(ctx) -> Callable[[Any, dict], None]:
+    """``_upsert``'s ``changed_hook`` for services: a status change reaches the other plugins
+    (``service_status_changed``) in the same transaction."""
+
     def status_changed(row, before):
-        if before["status"] != row.status:  # the other plugins react in this transaction
+        if before["status"] != row.status:
             ctx.app.plugins.hook.service_status_changed(
                 app=ctx.app,
                 service=row,
@@ -225,7 +239,7 @@ def upsert_service(ctx, external_id: str, values: dict) -> Upserted:
                 reason="changed by the operator",
             )
 
-    return _upsert(ctx, Service, "service", external_id, values, prepare, status_changed)
+    return status_changed
 
 
 def _site_of(site_external_id: str | None, customer: int) -> int | None:
@@ -261,8 +275,14 @@ def _status_rules(row, v: dict) -> None:
 def changed_since(model, since=None, customer_external_id: str | None = None):
     """Rows of ``model`` with what their answers show (the customer, a service's product),
     those changed at or after ``since`` when given (``updated_since``), one customer's when
-    ``customer_external_id`` is given."""
-    if model is Customer:
+    ``customer_external_id`` is given (models of no customer, like products, ignore it)."""
+    if "service" in model._meta.fields and "customer" not in model._meta.fields:
+        query = model.select(model, Service, Customer).join(Service).join(Customer)  # buckets
+        if customer_external_id is not None:
+            query = query.where(Customer.external_id == customer_external_id)
+    elif "customer" not in model._meta.fields and model is not Customer:
+        query = model.select()  # products
+    elif model is Customer:
         query = Customer.select()
         if customer_external_id is not None:
             query = query.where(Customer.external_id == customer_external_id)

@@ -18,8 +18,17 @@ from plugins.operator.models import ServiceToken
 
 TOKEN_PREFIX = "pst_"
 #: What a token may do. ``read``: every GET of the operator API; each ``*:write`` scope the
-#: writes of its objects. ``billing:write`` is reserved for invoices pushed in (INT-4).
-SCOPES = ("read", "customers:write", "services:write", "usage:write", "billing:write")
+#: writes of its objects (``catalogue:write``: products; ``balances:write``: buckets).
+#: ``billing:write`` is reserved for invoices pushed in (INT-4).
+SCOPES = (
+    "read",
+    "customers:write",
+    "services:write",
+    "usage:write",
+    "billing:write",
+    "catalogue:write",
+    "balances:write",
+)
 MAX_DAYS = 730
 MAX_RATE = 1_000_000
 #: ``last_used_at`` is written at most this often (not on every request).

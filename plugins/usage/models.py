@@ -18,7 +18,7 @@ from peewee import (
 )
 
 from engine.db import BaseModel, UTCDateTimeField, utcnow
-from engine.models import Service
+from engine.models import Service, Synced
 
 BALANCE_TYPES = ("data", "voice", "sms", "mms", "monetary")
 EVENT_TYPES = BALANCE_TYPES
@@ -29,8 +29,11 @@ SOURCES = ("plan", "promo", "topup", "credit", "adjustment")
 UNITS = {"data": "bytes", "voice": "seconds", "sms": "messages", "mms": "messages"}
 
 
-class Bucket(BaseModel):
+class Bucket(Synced):
     """One allowance or credit of a service (USE-1..3).
+
+    ``external_id`` names a bucket the operator granted (the operator API); ``updated_at``
+    moves when the operator or staff change it, not when usage draws it down.
 
     Consumed in ``weight`` order (10 promo, 20 top-ups, 30 base plan by
     default), the earliest expiry first among equal weights; never once expired.

@@ -10,12 +10,35 @@ Other plugins import usage only from here and name ``usage`` in their
   event id, and record it; returns the ``BatchResultSchema`` shape. 422 if any names no
   service, too many events, nothing rated.
 - ``UsageEventIn``: one event of such a batch (for a bulk import that reads them row by row).
+- ``Bucket``, ``BALANCE_TYPES``, ``SOURCES``, ``SCOPES``: the bucket model and its values,
+  for the operator API's bucket routes (read, and ``grant_columns`` in its upsert).
+- ``grant_columns(row, values, service)``, ``adjust_bucket(ctx, external_id, values)``,
+  ``expire_bucket(ctx, external_id)``: buckets granted by the operator's systems
+  (``plugins.usage.grants``); adjust and expire lock as rating does and keep the ledger
+  netting.
 """
 
 from __future__ import annotations
 
+from plugins.usage.grants import adjust as adjust_bucket
+from plugins.usage.grants import expire as expire_bucket
+from plugins.usage.grants import grant_columns
 from plugins.usage.intake import ingest
+from plugins.usage.models import BALANCE_TYPES, SCOPES, SOURCES, Bucket
 from plugins.usage.schemas import BatchResultSchema, UsageBatchIn, UsageEventIn
 from plugins.usage.settings import Policy
 
-__all__ = ["BatchResultSchema", "Policy", "UsageBatchIn", "UsageEventIn", "ingest"]
+__all__ = [
+    "BALANCE_TYPES",
+    "SCOPES",
+    "SOURCES",
+    "BatchResultSchema",
+    "Bucket",
+    "Policy",
+    "UsageBatchIn",
+    "UsageEventIn",
+    "adjust_bucket",
+    "expire_bucket",
+    "grant_columns",
+    "ingest",
+]
