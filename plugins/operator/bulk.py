@@ -453,7 +453,7 @@ def exported(kind_name: str, page_size: int = 500) -> Iterator[dict]:
     kind = KINDS[kind_name]
     if kind.model is None or kind.out is None:
         raise ValueError(f"{kind_name} cannot be exported")
-    wanted = list(kind.schema().fields)
+    wanted = _exported_fields(kind)
     out = kind.out()
     page: dict = {"limit": page_size}
     while True:
@@ -467,6 +467,14 @@ def exported(kind_name: str, page_size: int = 500) -> Iterator[dict]:
         page["cursor"] = found["next"]
 
 
+def _exported_fields(kind: Kind) -> list[str]:
+    """The schema's fields an export can fill: not the write-only ones (``portal_access`` is
+    an instruction to invite, not a value read back)."""
+    assert kind.out is not None
+    shown = kind.out().fields
+    return [name for name in kind.schema().fields if name in shown]
+
+
 def export(kind_name: str, stream: TextIO, fmt: str) -> int:
     """Write the kind's rows to ``stream``; returns how many."""
     kind = KINDS[kind_name]
@@ -476,7 +484,7 @@ def export(kind_name: str, stream: TextIO, fmt: str) -> int:
             stream.write(json.dumps(row, ensure_ascii=False) + "\n")
             count += 1
         return count
-    header = [kind.key, *kind.schema().fields]
+    header = [kind.key, *_exported_fields(kind)]
     writer = csv.DictWriter(stream, header, lineterminator="\n")
     writer.writeheader()
     for row in exported(kind_name):
