@@ -19,7 +19,9 @@ def plugin_requires():
 
 @hookimpl
 def plugin_optional():
-    return ["usage"]  # POST /api/v1/operator/usage, when usage is metered
+    # POST /api/v1/operator/usage when usage is metered; invoices, transactions and payments
+    # pushed in (INT-4) when Portico bills
+    return ["usage", "billing"]
 
 
 @hookimpl
@@ -46,6 +48,10 @@ def register_routes(app):
         from plugins.operator.usage import UsageAPI
 
         routes.append(Route(f"{base}/usage", UsageAPI()))
+    if "billing" in app.plugins.enabled:
+        from plugins.operator import billing
+
+        routes += billing.routes(base)
     for name, (many, one) in (
         ("customers", r.CUSTOMERS),
         ("contacts", r.CONTACTS),
