@@ -36,7 +36,17 @@ CURRENCY = fields.String(
     validate=validate.Regexp(r"^[A-Za-z]{3}$", error="Three letters (ISO 4217)."),
     metadata={"example": "GBP"},
 )
-TAX_RATE = dict(strict=True, validate=validate.Range(0, 10000))
+
+
+def basis_points(description: str, **kwargs) -> fields.Integer:
+    """A tax rate in basis points (2000 is 20%)."""
+    return fields.Integer(
+        strict=True,
+        validate=validate.Range(0, 10000),
+        metadata={"description": description, "example": 2000},
+        **kwargs,
+    )
+
 
 # -- in -----------------------------------------------------------------------------------
 
@@ -48,9 +58,7 @@ class InvoiceLineIn(Schema):
     amount = money(
         metadata={"description": "quantity × unit_amount; checked when sent"}, example=1500
     )
-    tax_rate = fields.Integer(
-        load_default=0, metadata={"description": "basis points: 2000 is 20%"}, **TAX_RATE
-    )
+    tax_rate = basis_points("basis points: 2000 is 20%", load_default=0)
     tax_amount = money(load_default=0, example=300)
 
 
@@ -99,9 +107,7 @@ class OperatorTransactionIn(Schema):
         required=True, example=-500, metadata={"description": "net, minor units; credits < 0"}
     )
     currency = CURRENCY
-    tax_rate = fields.Integer(
-        metadata={"description": "basis points; default the billing tax rate"}, **TAX_RATE
-    )
+    tax_rate = basis_points("basis points; default the billing tax rate")
     tax = money(metadata={"description": "default: the amount at the tax rate"})
     occurred_at = AwareDateTime()
 
