@@ -288,6 +288,9 @@ def test_hostile_billing_input_is_refused_without_a_500(alice_op):
     assert alice_op.put(f"{API}/invoices/INV-1", json=many).status_code == 422
     big_total = invoice_body(line(quantity=10**6, unit=10**6, tax=0))
     assert alice_op.put(f"{API}/invoices/INV-1", json=big_total).status_code == 422
+    up, down = line(unit=10**8, tax=2 * 10**7), line(unit=-(10**8), rate=0, tax=0)
+    by_rate = alice_op.put(f"{API}/invoices/INV-1", json=invoice_body(up, up, down, down))
+    assert "lines" in problem(by_rate)["errors"]  # nets to 0, but 2e8 at 20%: no overflow
     floats = alice_op.put(f"{API}/payments/P-1", json=pay_body(12.5))
     assert floats.status_code == 422 and "amount" in problem(floats)["errors"]
     assert alice_op.put(f"{API}/payments/P-1", json=pay_body(0)).status_code == 422
@@ -327,3 +330,19 @@ def test_the_billing_routes_are_registered_only_with_billing_enabled(alice_op):
     assert "/api/v1/operator/customers" in without
     assert not [p for p in without if "invoices" in p or "payments" in p]
     assert "/api/v1/operator/payments/{external_id}" in paths({"identity", "billing"})
+
+
+@pytest.mark.spec("INT-4")
+def test_simultaneous_payments_move_money_once(alice_op):
+    from test_money_concurrency import race
+
+    alice_op.put(f"{API}/invoices/INV-1", json=invoice_body())
+    same = race(alice_op.app, 4, lambda i: alice_op.put(f"{API}/payments/P-R", json=pay_body(1800)))
+    assert sorted(a.status_code for a in same) == [200, 200, 200, 201], [a.text for a in same]
+    others = race(
+        alice_op.app, 3, lambda i: alice_op.put(f"{API}/payments/P-{i}", json=pay_body(1800))
+    )
+    assert [a.status_code for a in others] == [409] * 3  # nothing is owed any more
+    with connection():
+        assert Payment.select().where(Payment.provider == "offline").count() == 1
+    assert balance() == 0 and len(events("payment.succeeded")) == 1

@@ -27,7 +27,7 @@ from typing import Any
 
 import peewee
 
-from engine import audit
+from engine import api, audit
 from engine.db import lock_rows, locked_transaction, utcnow
 from engine.errors import Problem, invalid
 from engine.notify import notify_customer
@@ -44,8 +44,8 @@ from plugins.billing.models import (
 )
 
 CREATED, UPDATED, UNCHANGED = "created", "updated", "unchanged"
-#: The largest amount (minor units) of a line, a total or a payment: the columns are 32-bit.
-MAX_AMOUNT = 1_000_000_000
+#: The largest amount (minor units) of a line or a sum by tax rate (as of any amount sent).
+MAX_AMOUNT = api.MAX_AMOUNT
 PAYMENT_METHODS = {
     "bank_transfer": "Bank transfer",
     "cash": "Cash",
@@ -109,6 +109,11 @@ def check_invoice(values: dict) -> list[dict]:
         if line["tax_amount"] and (line["tax_amount"] > 0) != (amount > 0):
             errors[f"lines.{i}.tax_amount"] = ["Must have the sign of the line's amount."]
         lines.append({**line, "amount": amount})
+    by_rate: dict[int, int] = defaultdict(int)
+    for line in lines:
+        by_rate[line["tax_rate"]] += line["amount"]
+    if any(abs(net) > MAX_AMOUNT for net in by_rate.values()):
+        errors["lines"] = [f"The lines of one tax rate add up to more than {MAX_AMOUNT}."]
     subtotal = sum(line["amount"] for line in lines)
     tax_total = sum(line["tax_amount"] for line in lines)
     for name, expected in (

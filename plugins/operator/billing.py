@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
-from engine.api import AwareDateTime, page_schema
+from engine.api import MAX_AMOUNT, Amount, AwareDateTime, page_schema
 from engine.registry import Route
 from plugins.billing.public import Invoice, Payment, Transaction, pushed
 from plugins.operator import resources as r
@@ -18,17 +18,15 @@ from plugins.operator import service as rules
 from plugins.operator.schemas import ExternalId, OperatorOfCustomer, text
 
 SCOPE = "billing:write"
-MAX = pushed.MAX_AMOUNT
 
 
-def money(low: int = -MAX, high: int = MAX, example: int | None = None, **kwargs):
-    """An integer amount in minor units (pence, cents), within the columns' range."""
+def money(low: int = -MAX_AMOUNT, high: int = MAX_AMOUNT, example: int | None = None, **kwargs):
+    """An ``Amount`` in minor units (pence, cents), either sign unless narrowed; whole
+    numbers only (12.5 is a field error, not 12)."""
     metadata = {"description": "minor units (pence, cents)", **kwargs.pop("metadata", {})}
     if example is not None:
         metadata["example"] = example
-    return fields.Integer(
-        strict=True, validate=validate.Range(low, high), metadata=metadata, **kwargs
-    )
+    return Amount(minimum=low, maximum=high, strict=True, metadata=metadata, **kwargs)
 
 
 CURRENCY = fields.String(
@@ -118,7 +116,7 @@ class OperatorPaymentIn(Schema):
         allow_none=True,
         metadata={"example": "INV-42", "description": "null or left out: on account"},
     )
-    amount = money(1, MAX, required=True, example=1800)
+    amount = money(1, MAX_AMOUNT, required=True, example=1800)
     currency = CURRENCY
     method = fields.String(
         required=True,
