@@ -3,7 +3,8 @@
 Service tokens (``portico token create``) for systems, not people, open
 ``/api/v1/operator/...`` and nothing else; no customer or staff sign-in opens it. There the
 operator's systems upsert customers, contacts, sites and services by their own external ids,
-sync by ``updated_since`` and send usage by the service's external id. docs/integration.md.
+sync by ``updated_since``, send usage by the service's external id and, while billing is
+enabled, push invoices, transactions and offline payments (INT-4). docs/integration.md.
 """
 
 from __future__ import annotations
