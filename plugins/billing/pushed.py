@@ -405,16 +405,19 @@ def record_payment(ctx, external_id: str, customer_id: int, values: dict) -> Pus
     received = values.get("received_at") or utcnow()
 
     def work() -> Pushed:
-        row = lock_rows(Payment.select().where(Payment.external_id == external_id)).first()
-        if row is not None:
-            return _same_payment(row, customer_id, values, currency)
         invoice = None
         if invoice_external_id is not None:
+            # The invoice's lock first: a concurrent request for the same payment waits here,
+            # then finds the payment recorded (and is "unchanged", not "already paid").
             invoice = lock_rows(
                 Invoice.select().where(Invoice.external_id == invoice_external_id)
             ).first()
             if invoice is None or invoice.customer_id != customer_id:
                 raise invalid({"invoice_external_id": ["No such invoice of this customer."]})
+        row = lock_rows(Payment.select().where(Payment.external_id == external_id)).first()
+        if row is not None:
+            return _same_payment(row, customer_id, values, currency)
+        if invoice is not None:
             if invoice.currency != currency:
                 raise invalid({"currency": [f"The invoice is in {invoice.currency}."]})
             _payable(invoice)
