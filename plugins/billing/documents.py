@@ -122,7 +122,9 @@ RENDERER = _Renderer()
 
 
 def pdf_key(invoice: Invoice) -> str:
-    return f"invoices/{invoice.customer_id}/{invoice.number}.pdf"
+    # A pushed invoice changed before it was paid is a new document: a new key (INT-4).
+    revised = f"-r{invoice.revision}" if invoice.revision else ""
+    return f"invoices/{invoice.customer_id}/{invoice.number}{revised}.pdf"
 
 
 def _documents(app, invoices: list[Invoice]) -> Iterator[tuple[Invoice, dict]]:

@@ -293,7 +293,7 @@ def mark_overdue(app, now: datetime | None = None) -> int:
         if not late:
             return 0
         changed = (
-            Invoice.update(status="overdue")
+            Invoice.update(status="overdue", updated_at=now)  # seen by updated_since syncs
             .where(Invoice.id.in_([i.id for i in late]) & (Invoice.status == "unpaid"))
             .execute()
         )

@@ -11,7 +11,7 @@ import peewee
 from peewee import BooleanField, CharField, ForeignKeyField, IntegerField, TextField
 
 from engine.db import BaseModel, CurrencyField, UTCDateTimeField, utcnow
-from engine.models import Customer, Service
+from engine.models import EXTERNAL_ID_MAX, Customer, Service, Synced
 
 INVOICE_STATUSES = ("unpaid", "paid", "overdue")
 TRANSACTION_KINDS = ("charge", "credit", "payment", "refund")
@@ -20,8 +20,12 @@ PAYMENT_STATUSES = ("pending", "requires_action", "succeeded", "failed", "cancel
 OPEN_PAYMENT = ("pending", "requires_action")
 
 
-class Invoice(BaseModel):
-    """An issued invoice (BILL-1). Totals are fixed at issue; only payment fields change after."""
+class Invoice(Synced):
+    """An issued invoice (BILL-1). Totals are fixed at issue; only payment fields change after.
+
+    ``external_id``: the operator's id of an invoice its billing system pushed in (INT-4);
+    ``revision`` counts the times such an invoice's lines changed before it was paid.
+    """
 
     customer = ForeignKeyField(Customer, backref="invoices", on_delete="CASCADE")
     number = CharField(max_length=40, unique=True)
@@ -44,6 +48,7 @@ class Invoice(BaseModel):
     pdf_sha256 = CharField(max_length=64, default="")
     pdf_rendered_at = UTCDateTimeField(null=True)
     notes = TextField(default="")
+    revision = IntegerField(default=0)
 
     class Meta:
         indexes = (
@@ -194,6 +199,7 @@ class Payment(BaseModel):
     failure_code = CharField(max_length=60, default="")
     failure_message = CharField(max_length=300, default="")
     reference = CharField(max_length=100, default="")  # staff: bank reference
+    external_id = CharField(max_length=EXTERNAL_ID_MAX, null=True, unique=True)  # INT-4
     refunded_amount = IntegerField(default=0)
     detach_after = BooleanField(default=False)  # a guest's card, forgotten once used
     created_at = UTCDateTimeField(default=utcnow)
@@ -231,6 +237,7 @@ class Transaction(BaseModel):
     service = ForeignKeyField(Service, null=True, on_delete="SET NULL")
     payment = ForeignKeyField(Payment, null=True, on_delete="SET NULL")
     reference = CharField(max_length=120, null=True, unique=True)
+    external_id = CharField(max_length=EXTERNAL_ID_MAX, null=True, unique=True)  # INT-4
     created_at = UTCDateTimeField(default=utcnow)
 
     class Meta:

@@ -12,19 +12,26 @@ here (an import-linter contract checks it) and names ``billing`` in its
   ``challenge``, ``widget_csp``) and the JSON API's answer to a payment (``pay_answer``).
 - ``rate_limit(app, "pay" | "card", *who)``: count a payment attempt; 429 when over;
   ``rate_limit_service(app, service)``: the same for a payment for one service.
-- ``Payment`` and ``PaymentMethod`` (models, for foreign keys and reading),
+- ``pushed``: invoices, transactions and offline payments pushed by the operator's billing
+  system (INT-4): ``upsert_invoice``, ``upsert_transaction``, ``record_payment``
+  ``(ctx, external_id, customer_id, values)``, each one transaction, returning
+  ``Pushed(row, change)``; ``PAYMENT_METHODS``, ``MAX_AMOUNT``.
+- ``Invoice``, ``Transaction``, ``Payment`` and ``PaymentMethod`` (models, for foreign keys and reading),
   ``PayOut`` (the payment part of an API answer's schema).
 """
 
 from __future__ import annotations
 
-from plugins.billing import checkout, payments
-from plugins.billing.models import Payment, PaymentMethod
+from plugins.billing import checkout, payments, pushed
+from plugins.billing.models import Invoice, Payment, PaymentMethod, Transaction
 from plugins.billing.ratelimits import hit as rate_limit
 from plugins.billing.ratelimits import hit_service as rate_limit_service
 from plugins.billing.schemas import PayOut
 
 __all__ = [
+    "Invoice",
+    "Transaction",
+    "pushed",
     "Payment",
     "PaymentMethod",
     "PayOut",

@@ -3,7 +3,8 @@
 Service tokens (``portico token create``) for systems, not people, open
 ``/api/v1/operator/...`` and nothing else; no customer or staff sign-in opens it. There the
 operator's systems upsert customers, contacts, sites and services by their own external ids,
-sync by ``updated_since`` and send usage by the service's external id. docs/integration.md.
+sync by ``updated_since``, send usage by the service's external id and, while billing is
+enabled, push invoices, transactions and offline payments (INT-4). docs/integration.md.
 """
 
 from __future__ import annotations
@@ -19,7 +20,9 @@ def plugin_requires():
 
 @hookimpl
 def plugin_optional():
-    return ["usage", "staff"]  # usage: POST .../usage when metered; staff: the token console
+    # usage: POST .../usage when metered; staff: the token console; billing: invoices,
+    # transactions and payments pushed in (INT-4) when Portico bills
+    return ["usage", "staff", "billing"]
 
 
 @hookimpl
@@ -53,6 +56,10 @@ def register_routes(app):
         from plugins.operator.usage import UsageAPI
 
         routes.append(Route(f"{base}/usage", UsageAPI()))
+    if "billing" in app.plugins.enabled:
+        from plugins.operator import billing
+
+        routes += billing.routes(base)
     for name, (many, one) in (
         ("customers", r.CUSTOMERS),
         ("contacts", r.CONTACTS),

@@ -18,8 +18,8 @@ from plugins.operator.models import ServiceToken
 
 TOKEN_PREFIX = "pst_"
 #: What a token may do. ``read``: every GET of the operator API; each ``*:write`` scope the
-#: writes of its objects (``catalogue:write``: products; ``balances:write``: buckets).
-#: ``billing:write`` is reserved for invoices pushed in (INT-4).
+#: writes of its objects (``catalogue:write``: products; ``balances:write``: buckets;
+#: ``billing:write``: invoices, transactions, payments pushed in, INT-4).
 SCOPES = (
     "read",
     "customers:write",
