@@ -18,8 +18,16 @@ from plugins.operator.models import ServiceToken
 
 TOKEN_PREFIX = "pst_"
 #: What a token may do. ``read``: every GET of the operator API; each ``*:write`` scope the
-#: writes of its objects. ``billing:write`` is reserved for invoices pushed in (INT-4).
-SCOPES = ("read", "customers:write", "services:write", "usage:write", "billing:write")
+#: writes of its objects. ``billing:write`` is reserved for invoices pushed in (INT-4);
+#: ``webhooks:write`` manages webhook endpoints and replays deliveries (INT-6).
+SCOPES = (
+    "read",
+    "customers:write",
+    "services:write",
+    "usage:write",
+    "billing:write",
+    "webhooks:write",
+)
 MAX_DAYS = 730
 #: ``last_used_at`` is written at most this often (not on every request).
 TOUCH_EVERY = timedelta(minutes=1)
