@@ -39,9 +39,13 @@ class EndpointIn(Schema):
     enabled = fields.Boolean(load_default=True)
 
 
-class EndpointPatch(EndpointIn):
-    class Meta:
-        partial = True
+class EndpointPatch(Schema):
+    """What a PATCH changes; what it leaves out stays."""
+
+    url = fields.Url(schemes={"https"}, require_tld=False, validate=validate.Length(max=1000))
+    event_types = fields.List(EVENT_TYPE, validate=validate.Length(min=1, max=len(EVENT_TYPES)))
+    description = fields.String(validate=validate.Length(max=200))
+    enabled = fields.Boolean()
 
 
 class EndpointOut(Schema):
