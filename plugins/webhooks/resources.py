@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import falcon
+
 from engine import audit
 from engine.api import PageQuery, operation, paginate
 from engine.context import get_or_404
@@ -27,16 +29,29 @@ class _Access:
             )
 
 
+def needs(scope: str):
+    """A falcon ``before`` hook: the scope is checked before the body is read (403, not 422)."""
+
+    def hook(req, resp, resource, params) -> None:
+        resource.need(req, scope)
+
+    return hook
+
+
+READ, WRITE = falcon.before(needs("read")), falcon.before(needs(WRITE_SCOPE))
+
+
 def _endpoint(endpoint_id) -> WebhookEndpoint:
     return get_or_404(WebhookEndpoint, endpoint_id)
 
 
 class Endpoints(_Access):
+    @READ
     @operation("Webhook endpoints (INT-6)", query=PageQuery, response=schemas.EndpointList)
     def on_get(self, req, resp, query):
-        self.need(req, "read")
         return paginate(WebhookEndpoint.select(), WebhookEndpoint.id, query, descending=False)
 
+    @WRITE
     @operation(
         "Subscribe a URL to events; the answer holds its signing secret, shown this once",
         body=schemas.EndpointIn,
@@ -44,39 +59,38 @@ class Endpoints(_Access):
         status=201,
     )
     def on_post(self, req, resp, body):
-        self.need(req, WRITE_SCOPE)
         return service.create_endpoint(req.context, body)
 
 
 class Endpoint(_Access):
+    @READ
     @operation("One webhook endpoint", response=schemas.EndpointOut)
     def on_get(self, req, resp, endpoint_id):
-        self.need(req, "read")
         return _endpoint(endpoint_id)
 
+    @WRITE
     @operation(
         "Change an endpoint's URL, events, description or enabled flag",
         body=schemas.EndpointPatch,
         response=schemas.EndpointOut,
     )
     def on_patch(self, req, resp, endpoint_id, body):
-        self.need(req, WRITE_SCOPE)
         return service.update_endpoint(req.context, _endpoint(endpoint_id), body)
 
+    @WRITE
     @operation("Remove an endpoint and its deliveries", status=204)
     def on_delete(self, req, resp, endpoint_id):
-        self.need(req, WRITE_SCOPE)
         service.delete_endpoint(req.context, _endpoint(endpoint_id))
 
 
 class Deliveries(_Access):
+    @READ
     @operation(
         "An endpoint's deliveries, newest first: status, attempts, last response code",
         query=schemas.DeliveryQuery,
         response=schemas.DeliveryList,
     )
     def on_get(self, req, resp, endpoint_id, query):
-        self.need(req, "read")
         rows = (
             WebhookDelivery.select(WebhookDelivery, WebhookEvent)
             .join(WebhookEvent)
@@ -88,13 +102,13 @@ class Deliveries(_Access):
 
 
 class Replay(_Access):
+    @WRITE
     @operation(
         "Send a delivery again now, with a fresh retry window (audited)",
         response=schemas.DeliveryOut,
         status=202,
     )
     def on_post(self, req, resp, delivery_id):
-        self.need(req, WRITE_SCOPE)
         return service.replay(req.context, get_or_404(WebhookDelivery, delivery_id))
 
 
@@ -123,7 +137,6 @@ class AddonCallback(_Access):
     def _settle(self, req, addon_id, outcome: str, body: dict):
         from plugins.addons.public import settle
 
-        self.need(req, "services:write")
         try:
             addon = settle(req.context.app, int(addon_id), outcome, body)
         except (TypeError, ValueError):  # not an id: nothing has it
@@ -139,6 +152,7 @@ class AddonCallback(_Access):
         )
         return addon
 
+    @falcon.before(needs("services:write"))
     @operation(
         "The add-on is set up (or, when it was being removed, taken off)",
         body=schemas.ProvisionedIn,
@@ -151,6 +165,7 @@ class AddonCallback(_Access):
     def on_post_provisioned(self, req, resp, addon_id, body):
         return self._settle(req, addon_id, "active", body)
 
+    @falcon.before(needs("services:write"))
     @operation(
         "The add-on could not be set up (its payment is refunded) or removed",
         body=schemas.ProvisionFailedIn,
