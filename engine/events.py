@@ -35,7 +35,9 @@ EVENT_TYPES: dict[str, str] = {
 }
 
 
-def emit(app: Portico, event_type: str, data: dict[str, Any], customer_id: int | None = None) -> None:
+def emit(
+    app: Portico, event_type: str, data: dict[str, Any], customer_id: int | None = None
+) -> None:
     """Announce ``event_type`` with ``data`` (call it inside the transaction of the change)."""
     if event_type not in EVENT_TYPES:
         raise ValueError(f"unknown event type {event_type!r}: add it to engine.events")
