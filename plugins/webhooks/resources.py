@@ -135,12 +135,10 @@ class AddonCallback(_Access):
     auth = "service"
 
     def _settle(self, req, addon_id, outcome: str, body: dict):
-        from plugins.addons.public import settle
+        from plugins.addons.public import ServiceAddon, settle
 
-        try:
-            addon = settle(req.context.app, int(addon_id), outcome, body)
-        except (TypeError, ValueError):  # not an id: nothing has it
-            addon = None
+        found = get_or_404(ServiceAddon, addon_id)  # an id that is no row id is not found
+        addon = settle(req.context.app, found.id, outcome, body)
         if addon is None:
             raise Problem(404, "Not found")
         audit.record(
