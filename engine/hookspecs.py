@@ -211,6 +211,15 @@ def audit_recorded(app: Portico, event: AuditEvent) -> None:
 
 
 @hookspec
+def event_emitted(
+    app: Portico, event_type: str, data: dict[str, Any], customer_id: int | None
+) -> None:
+    """A business event happened (``engine.events.emit``, INT-6), in the transaction of the
+    change: ``event_type`` is one of ``engine.events.EVENT_TYPES``, ``data`` plain JSON. The
+    webhooks plugin records it for delivery to the operator's endpoints."""
+
+
+@hookspec
 def notification_requested(app: Portico, event: Notice) -> None:
     """Called when something happened that a customer may be told about.
 

@@ -53,6 +53,7 @@ BUILTIN_PLUGINS: tuple[tuple[str, str], ...] = (
     ("topups", "plugins.topups"),
     ("addons", "plugins.addons"),
     ("operator", "plugins.operator"),
+    ("webhooks", "plugins.webhooks"),
 )
 
 #: Built-ins an operator cannot disable.

@@ -306,7 +306,7 @@ def expectation(app, principal: str, path: str, method: str) -> tuple[str, bool]
             permission = needed_permission(app, path, method)
             if not permission:
                 return "allowed", False
-            return ("not_found" if permission == "admin" else "forbidden"), True
+            return ("not_found" if path in STAFF_PERMISSION else "forbidden"), True
         return "staff_login", True  # customers, keys, impersonation: no admin function (LIM-2)
     credential = (method, path) in CREDENTIALS
     if (method, path) in OWNER_REFUSED and principal in (
@@ -388,11 +388,23 @@ def customer_markers(customer: Customer) -> list[str]:
     return [customer.number, customer.name, *emails]
 
 
+def seed_webhook() -> None:
+    """A webhook endpoint with one delivery (the demo has none): staff routes reach them."""
+    from plugins.webhooks.models import WebhookDelivery, WebhookEndpoint, WebhookEvent
+
+    endpoint = WebhookEndpoint.create(
+        url="https://hooks.example.com/portico", event_types="invoice.paid", secret="whsec_x"
+    )
+    event = WebhookEvent.create(uid="evt_matrix", type="invoice.paid", data="{}")
+    WebhookDelivery.create(event=event, endpoint=endpoint, retry_until=utcnow(), status="failed")
+
+
 @pytest.mark.spec("LIM-2", "API-2", "API-3", "IMP-2", "IMP-5", "ACCT-7")
 def test_every_route_with_an_id_answers_every_caller_as_expected(demo_app):
     app = demo_app
     target = Customer.get(Customer.number == "C-100002")
     principals = Principals(app, target)
+    seed_webhook()
     markers = customer_markers(target)
     routes = list(id_routes(app, target))
     cells = [

@@ -8,6 +8,7 @@ from engine import audit, roles
 from engine.context import get_owned, owned
 from engine.db import database, utcnow
 from engine.errors import Problem, invalid
+from engine.events import emit
 from engine.i18n import N_
 from engine.models import AuditEvent, Contact, StaffUser, User
 from engine.notify import Notice, notify
@@ -95,6 +96,17 @@ def update_details(app, ctx, user: User, changes: dict) -> dict:
                 setattr(user, name, changes[name])
         if changed:
             audit.record(ctx, "account.updated", f"user:{user.id}", {"changed": changed})
+            emit(
+                ctx.app,
+                "contact.changed",
+                {
+                    "contact_id": contact.id,
+                    "contact_external_id": contact.external_id,
+                    "customer_id": contact.customer_id,
+                    "changed": changed,
+                },
+                customer_id=contact.customer_id,
+            )
     return changed
 
 

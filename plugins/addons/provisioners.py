@@ -5,6 +5,11 @@
 - ``static_ip``: takes a free address from the operator's pool
   (``[addons] static_ip_pool``); when the pool is used up it fails, and the
   customer's one-off payment is refunded. Removal frees the address.
+- ``webhook``: the operator's systems do it (INT-6). They hear ``addon.ordered`` (or
+  ``addon.cancelled`` for a removal) by webhook and call back
+  ``POST /api/v1/operator/addons/{id}/provisioned`` or ``.../failed``
+  (``plugins.addons.public.settle``); meanwhile the add-on stays pending, and after
+  ``MAX_PENDING_CHECKS`` checks (an hour) without an answer it fails.
 
 A partner's plugin answers for its own ``provisioner`` ids before these.
 """
@@ -27,6 +32,8 @@ def builtin(app, service, addon: ServiceAddon, action: str) -> dict | None:
         return {"status": "active"}
     if addon.provisioner == "static_ip":
         return static_ip(app, addon, action)
+    if addon.provisioner == "webhook":
+        return {"status": "pending"}  # until the operator calls back (settle)
     return None
 
 

@@ -16,6 +16,7 @@ from datetime import datetime, timedelta
 from engine.audit import record, record_system
 from engine.db import lock_rows, locked_transaction, utcnow
 from engine.errors import Problem, invalid
+from engine.events import emit
 from engine.i18n import N_
 from engine import idempotency
 from engine.models import Service
@@ -173,6 +174,7 @@ def order(
             from plugins.addons import tasks as addons_tasks  # lazily: it imports this module
 
             app.tasks.enqueue(addons_tasks.provision, addon.id)
+            _emit(app, "addon.ordered", addon, service)
         record(
             ctx,
             "addon.ordered",
@@ -206,6 +208,7 @@ def paid(app, payment: Payment) -> None:
     from plugins.addons import tasks as addons_tasks  # lazily: it imports this module
 
     app.tasks.enqueue(addons_tasks.provision, addon.id)
+    _emit(app, "addon.ordered", addon, service)
     record_system(
         app,
         "addon.paid",
@@ -303,6 +306,7 @@ def _activate(app, addon: ServiceAddon, service: Service, answer: dict, now: dat
         "service",
         data=notice_data(app, addon, service),
     )
+    _emit(app, "addon.provisioned", addon, service)
     record_system(
         app,
         "addon.active",
@@ -333,6 +337,7 @@ def _fail(app, addon: ServiceAddon, service: Service, message: str) -> None:
             "message": addon.failure_message,
         },
     )
+    _emit(app, "addon.failed", addon, service)
     record_system(
         app,
         "addon.failed",
@@ -356,6 +361,56 @@ def _removed(app, addon: ServiceAddon, service: Service, now: datetime) -> None:
         data=notice_data(app, addon, service),
     )
     record_system(app, "addon.removed", f"addon:{addon.id}", {}, customer_id=addon.customer_id)
+
+
+def _emit(app, event_type: str, addon: ServiceAddon, service: Service) -> None:
+    """An add-on event for the operator's systems (INT-6), in the caller's transaction."""
+    data = {
+        "addon_id": addon.id,
+        "status": addon.status,
+        "product": addon.product.code if addon.product_id else None,
+        "name": addon.name,
+        "provisioner": addon.provisioner,
+        "service_id": service.id,
+        "service_external_id": service.external_id,
+        "customer_id": addon.customer_id,
+        "reference": addon.reference,
+        "detail": addon.detail,
+        "failure_message": addon.failure_message,
+        "one_off_price": addon.one_off_price,
+        "recurring_price": addon.recurring_price,
+        "currency": addon.currency,
+    }
+    emit(app, event_type, data, customer_id=addon.customer_id)
+
+
+def settle(app, addon_id: int, outcome: str, answer: dict) -> ServiceAddon | None:
+    """An outside provisioner's answer (the ``webhook`` provisioner, INT-6): ``outcome`` is
+    "active" or "failed" for the set-up or removal now waiting; ``answer`` may hold
+    ``reference``, ``detail`` or ``message``. None for an unknown add-on; 409 when it is
+    not waiting for this provisioner."""
+    with locked_transaction():
+        addon = lock_rows(ServiceAddon.select().where(ServiceAddon.id == addon_id)).first()
+        if addon is None:
+            return None
+        if addon.provisioner != "webhook" or addon.status not in ("pending", "removing"):
+            raise Problem(
+                409,
+                "This add-on is not waiting for an answer",
+                f"It is {addon.status} (provisioner {addon.provisioner}).",
+                type="addon-not-waiting",
+            )
+        service = Service.get_by_id(addon.service_id)
+        if addon.status == "pending" and outcome == "active":
+            _activate(app, addon, service, answer, utcnow())
+        elif addon.status == "pending":
+            _fail(app, addon, service, answer.get("message") or NOT_AVAILABLE)
+        elif outcome == "active":
+            _removed(app, addon, service, utcnow())
+        else:
+            addon.status, addon.failure_message = "active", REMOVE_FAILED
+            addon.save(only=[ServiceAddon.status, ServiceAddon.failure_message])
+    return ServiceAddon.get_by_id(addon_id)
 
 
 def notice_data(app, addon: ServiceAddon, service: Service) -> dict:
@@ -464,5 +519,6 @@ def remove(app, ctx, addon: ServiceAddon) -> ServiceAddon:
         from plugins.addons import tasks as addons_tasks  # lazily: it imports this module
 
         app.tasks.enqueue(addons_tasks.provision, addon.id)
+        _emit(app, "addon.cancelled", addon, Service.get_by_id(addon.service_id))
         record(ctx, "addon.remove", f"addon:{addon.id}", {"service": addon.service_id})
     return addon

@@ -29,6 +29,7 @@ from engine.audit import record, record_system
 from engine.context import IMPERSONATION_TITLE, get_owned
 from engine.db import locked_transaction, lock_rows, utcnow
 from engine.errors import Problem
+from engine.events import emit
 from engine.i18n import N_
 from engine.models import Customer
 from engine.notify import notify_customer
@@ -396,7 +397,22 @@ def _succeed(app, payment_id: int, result: ChargeResult) -> Payment:
         invoice = None
         if payment.invoice_id:
             invoice = lock_rows(Invoice.select().where(Invoice.id == payment.invoice_id)).get()
+            was = invoice.status
             apply_payment(invoice, payment.amount, now)
+            if invoice.status == "paid" and was != "paid":
+                emit(
+                    app,
+                    "invoice.paid",
+                    {
+                        "invoice_id": invoice.id,
+                        "number": invoice.number,
+                        "total": invoice.total,
+                        "currency": invoice.currency,
+                        "payment_id": payment.id,
+                        "customer_id": payment.customer_id,
+                    },
+                    customer_id=payment.customer_id,
+                )
         Transaction.create(
             customer=payment.customer_id,
             kind="payment",
@@ -436,12 +452,31 @@ def _succeed(app, payment_id: int, result: ChargeResult) -> Payment:
             customer_id=payment.customer_id,
             user_id=payment.user_id,
         )
+        emit(app, "payment.succeeded", _event_data(payment), customer_id=payment.customer_id)
         if payment.detach_after and payment.method_id:
             from plugins.billing import tasks as billing_tasks  # lazily: it imports this module
 
             app.tasks.enqueue(billing_tasks.forget_card, payment.method_id)
         app.plugins.hook.payment_succeeded(app=app, payment=payment)
     return payment
+
+
+def _event_data(payment: Payment) -> dict:
+    """What the payment events tell the operator's systems (INT-6)."""
+    return {
+        "payment_id": payment.id,
+        "customer_id": payment.customer_id,
+        "amount": payment.amount,
+        "currency": payment.currency,
+        "status": payment.status,
+        "purpose": payment.purpose,
+        "invoice_id": payment.invoice_id,
+        "provider": payment.provider,
+        "provider_ref": payment.provider_ref,
+        "via": payment.via,
+        "failure_code": payment.failure_code,
+        "failure_message": payment.failure_message,
+    }
 
 
 def _payment_text(payment: Payment) -> str:
@@ -469,6 +504,7 @@ def _fail(app, payment_id: int, code: str, message: str, status: str = "failed")
             customer_id=payment.customer_id,
             user_id=payment.user_id,
         )
+        emit(app, "payment.failed", _event_data(payment), customer_id=payment.customer_id)
         refused = _never_paid(payment, status)
         if refused and payment.method_id and not payment.detach_after:
             record_system(

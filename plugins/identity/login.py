@@ -10,6 +10,7 @@ import hashlib
 
 from engine import audit
 from engine.db import database, utcnow
+from engine.events import emit
 from engine.models import StaffUser, User
 from engine.notify import Notice, notify
 from engine.observe.metrics import LOGIN_FAILURES, LOGIN_LOCKOUTS
@@ -249,6 +250,19 @@ def _remember_device(app, ctx, req, resp, user: User, session) -> None:
                 "user_agent": ctx.user_agent or "unknown",
             },
         ),
+    )
+    emit(
+        app,
+        "login.new_device",
+        {
+            "user_id": user.id,
+            "contact_id": user.contact_id,
+            "customer_id": user.contact.customer_id,
+            "at": now.isoformat(),
+            "ip": ctx.ip,
+            "user_agent": ctx.user_agent or "",
+        },
+        customer_id=user.contact.customer_id,
     )
 
 

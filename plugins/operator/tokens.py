@@ -19,7 +19,8 @@ from plugins.operator.models import ServiceToken
 TOKEN_PREFIX = "pst_"
 #: What a token may do. ``read``: every GET of the operator API; each ``*:write`` scope the
 #: writes of its objects (``catalogue:write``: products; ``balances:write``: buckets;
-#: ``billing:write``: invoices, transactions, payments pushed in, INT-4).
+#: ``billing:write``: invoices, transactions, payments pushed in, INT-4; ``webhooks:write``:
+#: webhook endpoints and replays, INT-6).
 SCOPES = (
     "read",
     "customers:write",
@@ -28,6 +29,7 @@ SCOPES = (
     "billing:write",
     "catalogue:write",
     "balances:write",
+    "webhooks:write",
 )
 MAX_DAYS = 730
 MAX_RATE = 1_000_000

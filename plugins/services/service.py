@@ -16,6 +16,7 @@ from engine.api import money
 from engine.context import owned
 from engine.db import connection, lock_rows, locked_transaction, utcnow
 from engine.errors import Problem
+from engine.events import emit
 from engine.models import EXPIRING_SOON, Product, Service
 
 #: Statuses in which a service still runs (and may be cancelled or renewed).
@@ -211,6 +212,20 @@ def cancel(app, ctx, service: Service, reason: str = "") -> Service:
             "service.cancelled",
             f"service:{service.id}",
             {"name": service.name, "previous_status": old, "reason": reason},
+        )
+        emit(
+            app,
+            "service.cancelled",
+            {
+                "service_id": service.id,
+                "service_external_id": service.external_id,
+                "customer_id": service.customer_id,
+                "name": service.name,
+                "previous_status": old,
+                "reason": reason,
+                "ends_at": service.expires_at.isoformat() if service.expires_at else None,
+            },
+            customer_id=service.customer_id,
         )
         app.plugins.hook.service_status_changed(
             app=app,

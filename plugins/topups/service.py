@@ -19,6 +19,7 @@ from engine.audit import record, record_system
 from engine.db import lock_rows, locked_transaction, utcnow
 from engine.errors import Problem, invalid
 from engine import idempotency
+from engine.events import emit
 from engine.i18n import N_
 from engine.models import Service
 from engine.notify import notify_customer
@@ -362,6 +363,23 @@ def credit(app, payment: Payment) -> None:
         },
         customer_id=purchase.customer_id,
         user_id=purchase.user_id,
+    )
+    emit(
+        app,
+        "topup.purchased",
+        {
+            "topup_id": purchase.id,
+            "customer_id": purchase.customer_id,
+            "service_id": service.id,
+            "service_external_id": service.external_id,
+            "quantity": purchase.quantity,
+            "unit": purchase.unit,
+            "price": purchase.price,
+            "currency": purchase.currency,
+            "auto": purchase.auto,
+            "expires_at": purchase.expires_at.isoformat() if purchase.expires_at else None,
+        },
+        customer_id=purchase.customer_id,
     )
 
 
