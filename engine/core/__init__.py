@@ -58,14 +58,14 @@ def register_routes(app):
     ]
 
 
-@hookimpl
+@hookimpl(optionalhook=True)  # billing's hooks: billing may be disabled
 def payment_succeeded(app, payment):
     from engine.observe.metrics import PAYMENTS
 
     PAYMENTS.labels(payment.provider, "succeeded").inc()
 
 
-@hookimpl
+@hookimpl(optionalhook=True)
 def payment_failed(app, payment):
     from engine.observe.metrics import PAYMENTS
 
