@@ -179,6 +179,18 @@ def copy_rows(table: str, columns: list[str], rows) -> None:
     database.cursor().copy_expert(f'COPY "{table}" ({names}) FROM STDIN', io.StringIO(body))
 
 
+def insert_rows(model, rows: list[dict]) -> list[int]:
+    """Insert ``rows`` (each a full ``__data__``, the same columns) and return their ids in
+    order: one multi-row ``INSERT ... RETURNING`` on PostgreSQL; one INSERT a row on SQLite,
+    whose peewee driver has no RETURNING (and whose statements cost no round trip)."""
+    if not rows:
+        return []
+    if is_postgres():
+        query = model.insert_many(rows).returning(model._meta.primary_key)
+        return [r[0] for r in query.tuples().execute()]
+    return [model.insert(**row).execute() for row in rows]
+
+
 def utcnow() -> datetime:
     """The current time, timezone-aware UTC. Tests move it with time-machine."""
     return datetime.now(timezone.utc)
