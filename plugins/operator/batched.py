@@ -17,6 +17,7 @@ external id twice (the second row is an update of the first).
 
 from __future__ import annotations
 
+import logging
 from typing import Any, Callable
 
 import peewee
@@ -28,6 +29,7 @@ from engine.errors import Problem
 from engine.models import Customer, Product, Site
 from plugins.operator import service as rules
 
+log = logging.getLogger("portico.operator")
 Write = Callable[[Any, list[tuple[str, dict]]], list[Any]]
 
 
@@ -37,7 +39,6 @@ class BatchLookups(rules.Lookups):
     def __init__(self) -> None:
         self.customers: dict[str, int] = {}
         self.products: dict[str, Product] = {}
-        self.products_by_id: dict[int, Product] = {}
         self.sites: dict[str, Site] = {}
         self.taken: set[str] = set()  # customer numbers in use (of those read, and the batch's)
         self.first_number = 0  # what ``next_number`` answers before this batch creates any
@@ -59,9 +60,6 @@ class BatchLookups(rules.Lookups):
 
     def product(self, code: str) -> Product | None:
         return self.products.get(code)
-
-    def product_of(self, row) -> Product:
-        return self.products_by_id[row.product_id]
 
     def site(self, external_id: str) -> Site | None:
         return self.sites.get(external_id)
@@ -90,10 +88,8 @@ def service_lookups(rows: list[tuple[str, dict]], existing: dict) -> BatchLookup
         found = Customer.select(Customer.external_id, Customer.id)
         look.customers = dict(found.where(Customer.external_id.in_(sorted(names))).tuples())
     codes = sorted({v["product"] for _, v in rows if "product" in v})
-    ids = sorted({r.product_id for r in existing.values()})
-    if codes or ids:
-        for product in Product.select().where(Product.code.in_(codes) | Product.id.in_(ids)):
-            look.products[product.code] = look.products_by_id[product.id] = product
+    if codes:
+        look.products = {p.code: p for p in Product.select().where(Product.code.in_(codes))}
     sites = sorted({v["site_external_id"] for _, v in rows if v.get("site_external_id")})
     if sites:
         look.sites = {s.external_id: s for s in Site.select().where(Site.external_id.in_(sites))}
@@ -112,11 +108,13 @@ def writer(
 
     def write(ctx, rows):
         if len({key for key, _ in rows}) < len(rows):
+            log.info("%s batch names an external id twice: row by row", kind)
             return fallback(ctx, rows)
         try:
             with database.atomic():
                 return _write(ctx, rows)
-        except peewee.DatabaseError:
+        except peewee.DatabaseError as exc:
+            log.info("%s batch met a database error, row by row: %s", kind, exc)
             return fallback(ctx, rows)
 
     def _write(ctx, rows):

@@ -157,9 +157,6 @@ class Lookups:
     def product(self, code: str) -> Product | None:
         return Product.get_or_none(Product.code == code)
 
-    def product_of(self, row) -> Product:
-        return row.product
-
     def site(self, external_id: str) -> Site | None:
         return Site.get_or_none(Site.external_id == external_id)
 
@@ -233,27 +230,34 @@ def prepare_service(row, v: dict, look: Lookups = ONE_BY_ONE) -> dict:
         raise invalid({"customer_external_id": ["No such customer."]})
     _same_customer(row, customer)
     v["customer"] = customer
-    if "product" in v:
-        product = look.product(v["product"])
-        if product is None:
-            raise invalid({"product": ["No such product."]})
-        v["product"] = product.id
-    elif row is None:
-        raise invalid({"product": ["Missing data for required field."]})
-    else:
-        product = look.product_of(row)
+    product = _product(v, look, required=row is None)
     if "site_external_id" in v:
         v["site"] = _site_of(v.pop("site_external_id"), customer, look)
-    if row is None:
+    if product is None:  # left out on an update: the same product
+        pass
+    elif row is None:
         now = utcnow()
         v.setdefault("service_type", product.service_type)
         v.update(monthly_fee=product.monthly_fee, currency=product.currency, period_start=now)
         if v.get("auto_renew", True):
             v.setdefault("renews_at", now + timedelta(days=max(1, product.period_days)))
-    elif row.product_id != v["product"]:
+    elif row.product_id != product.id:
         v.update(monthly_fee=product.monthly_fee, currency=product.currency)
     _status_rules(row, v)
     return v
+
+
+def _product(v: dict, look: Lookups, required: bool) -> Product | None:
+    """The product ``v`` names by its code (its id put in ``v``), or None if left out."""
+    if "product" not in v:
+        if required:
+            raise invalid({"product": ["Missing data for required field."]})
+        return None
+    product = look.product(v["product"])
+    if product is None:
+        raise invalid({"product": ["No such product."]})
+    v["product"] = product.id
+    return product
 
 
 def status_hook(ctx) -> Callable[[Any, dict], None]:
