@@ -407,6 +407,16 @@ def test_int5_a_batch_that_meets_a_concurrent_writer_falls_back_to_rows(app, cap
     assert len(audit("customer.updated")) == 1
 
 
+def test_int5_a_batch_naming_an_external_id_twice_goes_row_by_row(app, tmp_path, caplog):
+    caplog.set_level("INFO", logger="portico.operator")
+    path = write(tmp_path / "c.csv", CUSTOMERS + "ACC-1,Bob's Bicycles,business\n")
+    result = run_import(app, "customers", path)
+    assert "3 rows: 2 created, 1 updated, 0 unchanged, 0 failed" in result.output
+    assert "customer batch names an external id twice: row by row" in caplog.text
+    with connection():
+        assert Customer.get(Customer.external_id == "ACC-1").name == "Bob's Bicycles"
+
+
 #: Statements of one batch of new customers (savepoint, the batch's rows FOR UPDATE, the
 #: highest id, the numbers in use, the INSERT, its audit events, release), of new services
 #: (savepoint, rows, customers, products, INSERT, events, release) and of a re-run (savepoint,

@@ -134,7 +134,8 @@ def writer(
                 continue
             if row is None:
                 new.append((i, model(external_id=key, **columns)))
-                look.taken.add(columns.get("number", ""))
+                if "number" in columns:  # a customer's: no later row of the batch may take it
+                    look.taken.add(columns["number"])
                 look.created += 1
                 done.append(rules.CREATED)
                 continue
