@@ -455,3 +455,23 @@ def test_int5_a_batch_runs_a_known_number_of_statements(app):
             seen[label, size] = len(queries)
             assert len(queries) == BATCH_QUERIES[label], (label, size, queries)
     assert len(audit("customer.created")) == 45 and len(audit("service.created")) == 45
+
+
+@pytest.mark.spec("INT-2", "INT-5")
+def test_int5_imported_contacts_with_portal_access_are_invited_once(app, tmp_path):
+    from plugins.operator.models import Invitation
+
+    run_import(app, "customers", write(tmp_path / "customers.csv", CUSTOMERS))
+    contacts = write(
+        tmp_path / "contacts.csv",
+        "external_id,customer_external_id,first_name,email,portal_access\n"
+        "CON-1,ACC-1,Bob,bob@bikes.example,true\n"
+        "CON-2,ACC-1,Kim,kim@bikes.example,\n",
+    )
+    result = run_import(app, "contacts", contacts)
+    assert "2 created" in result.output, result.output
+    again = run_import(app, "contacts", contacts)  # a re-run sends no second invitation
+    assert "2 unchanged" in again.output, again.output
+    with connection():
+        invited = [i.contact.external_id for i in Invitation.select()]
+    assert invited == ["CON-1"]

@@ -34,7 +34,7 @@ from engine.context import Context
 from engine.db import database, locked_transaction
 from engine.errors import Problem
 from engine.models import Contact, Customer, Service, Site
-from plugins.operator import batched, schemas
+from plugins.operator import batched, invitations, schemas
 from plugins.operator import service as rules
 
 CREATED, UPDATED, UNCHANGED = rules.CREATED, rules.UPDATED, rules.UNCHANGED
@@ -128,7 +128,7 @@ KINDS: dict[str, Kind] = {
     ),
     "contacts": Kind(
         schemas.OperatorContactIn,
-        upserts(rules.upsert_contact),
+        upserts(invitations.upsert_contact),  # portal_access invites, as the API does
         model=Contact,
         out=schemas.OperatorContactOut,
     ),
