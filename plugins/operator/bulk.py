@@ -32,8 +32,9 @@ from engine.api import paginate
 from engine.context import Context
 from engine.db import database, locked_transaction
 from engine.errors import Problem
-from engine.models import Contact, Customer, Service, Site
-from plugins.operator import schemas
+from engine.models import Contact, Customer, Product, Service, Site
+from plugins.operator import buckets, catalogue, schemas
+from plugins.operator import catalogue_items as items
 from plugins.operator import service as rules
 
 CREATED, UPDATED, UNCHANGED = rules.CREATED, rules.UPDATED, rules.UNCHANGED
@@ -131,6 +132,30 @@ KINDS: dict[str, Kind] = {
         upserts(rules.upsert_service),
         model=Service,
         out=schemas.OperatorServiceOut,
+    ),
+    "products": Kind(
+        catalogue.OperatorProductIn,
+        upserts(catalogue.upsert_product),
+        model=Product,
+        out=catalogue.OperatorProductOut,
+    ),
+    "buckets": Kind(
+        buckets.OperatorBucketIn,
+        upserts(buckets.upsert_bucket),
+        model=buckets.Bucket,
+        out=buckets.OperatorBucketOut,
+    ),
+    "topup_products": Kind(
+        items.OperatorTopupProductIn,
+        upserts(items.upsert_topup_product),
+        model=items.TopupProduct,
+        out=items.OperatorTopupProductOut,
+    ),
+    "addon_products": Kind(
+        items.OperatorAddonProductIn,
+        upserts(items.upsert_addon_product),
+        model=items.AddonProduct,
+        out=items.OperatorAddonProductOut,
     ),
 }
 if (usage := _usage_kind()) is not None:
