@@ -33,8 +33,9 @@ from engine.api import paginate
 from engine.context import Context
 from engine.db import database, locked_transaction
 from engine.errors import Problem
-from engine.models import Contact, Customer, Service, Site
-from plugins.operator import batched, invitations, schemas
+from engine.models import Contact, Customer, Product, Service, Site
+from plugins.operator import batched, buckets, catalogue, invitations, schemas
+from plugins.operator import catalogue_items as items
 from plugins.operator import service as rules
 
 CREATED, UPDATED, UNCHANGED = rules.CREATED, rules.UPDATED, rules.UNCHANGED
@@ -148,6 +149,30 @@ KINDS: dict[str, Kind] = {
             _services,
             rules.status_hook,
         ),
+    ),
+    "products": Kind(
+        catalogue.OperatorProductIn,
+        upserts(catalogue.upsert_product),
+        model=Product,
+        out=catalogue.OperatorProductOut,
+    ),
+    "buckets": Kind(
+        buckets.OperatorBucketIn,
+        upserts(buckets.upsert_bucket),
+        model=buckets.Bucket,
+        out=buckets.OperatorBucketOut,
+    ),
+    "topup_products": Kind(
+        items.OperatorTopupProductIn,
+        upserts(items.upsert_topup_product),
+        model=items.TopupProduct,
+        out=items.OperatorTopupProductOut,
+    ),
+    "addon_products": Kind(
+        items.OperatorAddonProductIn,
+        upserts(items.upsert_addon_product),
+        model=items.AddonProduct,
+        out=items.OperatorAddonProductOut,
     ),
 }
 if (usage := _usage_kind()) is not None:
