@@ -7,7 +7,7 @@ from datetime import timedelta
 import pytest
 
 from engine.db import connection, utcnow
-from engine.models import AuditEvent, StaffUser
+from engine.models import AuditEvent, Product, StaffUser
 from engine.testing import Client, problem
 from identity_support import core_demo  # noqa: F401
 from plugins.addons.models import AddonProduct
@@ -256,7 +256,8 @@ def test_int5_catalogue_kinds_import_and_export_back_unchanged(make_app, tmp_pat
 
     app = make_app()
     files = {
-        "products": "external_id,name,monthly_fee,period_days\nM20,Mobile 20 GB,1500,30\n",
+        "products": "external_id,name,monthly_fee,period_days,compatible_plans\n"
+        "M20,Mobile 20 GB,1500,30,M40/M60\n",  # a list in CSV: its items joined by "/"
         "topup_products": "external_id,name,service_type,kind,quantity,price,validity_days\n"
         "DATA-5GB,5 GB data,mobile,data,5368709120,500,30\n"
         "BAD,x,mobile,gold,1,1,\n",
@@ -269,8 +270,9 @@ def test_int5_catalogue_kinds_import_and_export_back_unchanged(make_app, tmp_pat
         result = CliRunner().invoke(import_command(lambda: app), [kind, str(path)])
         failed = 1 if kind == "topup_products" else 0
         assert f"1 created, 0 updated, 0 unchanged, {failed} failed" in result.output, result.output
-        if kind == "products" and fmt == "csv":
-            continue  # CSV has no lists: compatible_plans round-trips in JSON Lines only
+        if kind == "products":
+            with connection():
+                assert Product.get(Product.external_id == "M20").compatible_plans == ["M40", "M60"]
         out = tmp_path / f"{kind}-out.{fmt}"
         exported = CliRunner().invoke(export_command(lambda: app), [kind, "--output", str(out)])
         assert exported.exit_code == 0, exported.output

@@ -475,3 +475,13 @@ def test_int5_imported_contacts_with_portal_access_are_invited_once(app, tmp_pat
     with connection():
         invited = [i.contact.external_id for i in Invitation.select()]
     assert invited == ["CON-1"]
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_int5_a_kind_of_a_disabled_plugin_is_refused_clearly(make_app, tmp_path):
+    app = make_app(disabled=["addons"])
+    result = run_export(app, "addon_products")
+    assert result.exit_code == 2
+    assert "addon_products: the addons plugin is disabled" in result.output
+    rows = write(tmp_path / "a.jsonl", '{"external_id": "X", "name": "X"}\n')
+    assert "the addons plugin is disabled" in run_import(app, "addon_products", rows).output

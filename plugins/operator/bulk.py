@@ -59,6 +59,14 @@ class Kind:
     #: a ``write`` with a constant number of statements per batch (``batched``), falling
     #: back to ``write`` on a database error; None: ``write`` always.
     batch: Callable[[Any, list[tuple[str, dict]]], list[str | Problem]] | None = None
+    plugin: str | None = None  # the plugin whose tables these rows live in, when optional
+
+
+def require_enabled(app, kind_name: str) -> None:
+    """A kind whose plugin this deployment has disabled has no tables to read or write."""
+    plugin = KINDS[kind_name].plugin
+    if plugin is not None and plugin not in app.plugins.enabled:
+        raise ValueError(f"{kind_name}: the {plugin} plugin is disabled in this deployment")
 
 
 def upserts(upsert: Callable) -> Callable:
@@ -111,10 +119,10 @@ def _usage_kind() -> Kind | None:
             break
         return [d if d is not None else UNCHANGED for d in done]
 
-    return Kind(UsageEventIn, write, key="id")
+    return Kind(UsageEventIn, write, key="id", plugin="usage")
 
 
-#: kind -> how to import (and export) it. Buckets and invoices come as one entry each.
+#: kind -> how to import (and export) it.
 _customers = upserts(rules.upsert_customer)
 _services = upserts(rules.upsert_service)
 KINDS: dict[str, Kind] = {
@@ -161,18 +169,21 @@ KINDS: dict[str, Kind] = {
         upserts(buckets.upsert_bucket),
         model=buckets.Bucket,
         out=buckets.OperatorBucketOut,
+        plugin="usage",
     ),
     "topup_products": Kind(
         items.OperatorTopupProductIn,
         upserts(items.upsert_topup_product),
         model=items.TopupProduct,
         out=items.OperatorTopupProductOut,
+        plugin="topups",
     ),
     "addon_products": Kind(
         items.OperatorAddonProductIn,
         upserts(items.upsert_addon_product),
         model=items.AddonProduct,
         out=items.OperatorAddonProductOut,
+        plugin="addons",
     ),
 }
 if (usage := _usage_kind()) is not None:
@@ -283,12 +294,15 @@ def records(stream: TextIO, fmt: str) -> Iterator[tuple[int, dict | RowError]]:
 
 def _from_csv(schema: Schema, row: dict) -> dict:
     """CSV cells are text: whole numbers become numbers where the schema wants them (usage's
-    quantity is strict)."""
+    quantity is strict), and a list is its items separated by ``|`` (a product's
+    ``compatible_plans``: ``PLAN-A/PLAN-B``; an empty cell is left out)."""
     out = dict(row)
     for name, value in row.items():
         f = schema.fields.get(name)
         if isinstance(f, fields.Integer) and isinstance(value, str) and DIGITS.match(value):
             out[name] = int(value)
+        elif isinstance(f, fields.List) and isinstance(value, str) and value:
+            out[name] = value.split(LIST_SEPARATOR)
     return out
 
 
@@ -522,6 +536,20 @@ def _exported_fields(kind: Kind) -> list[str]:
     return [name for name in kind.schema().fields if name in shown]
 
 
+#: How a CSV cell holds a list of external ids: "/" is the one character they never contain.
+LIST_SEPARATOR = "/"
+
+
+def _csv_cell(value) -> Any:
+    """CSV has no null (a blank cell, which an import reads as "left out": it keeps its
+    value) and no list (items joined by ``/``)."""
+    if value is None:
+        return ""
+    if isinstance(value, list):
+        return LIST_SEPARATOR.join(str(v) for v in value)
+    return value
+
+
 def export(kind_name: str, stream: TextIO, fmt: str) -> int:
     """Write the kind's rows to ``stream``; returns how many."""
     kind = KINDS[kind_name]
@@ -535,7 +563,6 @@ def export(kind_name: str, stream: TextIO, fmt: str) -> int:
     writer = csv.DictWriter(stream, header, lineterminator="\n")
     writer.writeheader()
     for row in exported(kind_name):
-        # CSV has no null: a blank cell, which an import reads as "left out" (keeps its value).
-        writer.writerow({k: ("" if v is None else v) for k, v in row.items()})
+        writer.writerow({k: _csv_cell(v) for k, v in row.items()})
         count += 1
     return count

@@ -45,6 +45,7 @@ def import_command(app_factory) -> click.Command:
         from plugins.operator import bulk
 
         app = app_factory()
+        _require_enabled(app, kind)
         # The bar only on a terminal: a piped or logged run gets the lines and the summary.
         bar = (
             click.progressbar(
@@ -93,7 +94,7 @@ def export_command(app_factory) -> click.Command:
         from engine import db
         from plugins.operator import bulk
 
-        app_factory()
+        _require_enabled(app_factory(), kind)
         fmt = bulk.format_of(output or "", fmt)
         with db.connection():
             if output:
@@ -104,3 +105,12 @@ def export_command(app_factory) -> click.Command:
                 bulk.export(kind, sys.stdout, fmt)
 
     return export
+
+
+def _require_enabled(app, kind: str) -> None:
+    from plugins.operator import bulk
+
+    try:
+        bulk.require_enabled(app, kind)
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from None
