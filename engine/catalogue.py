@@ -112,7 +112,7 @@ class CatalogueEntryIn(Schema):
     code = fields.String(
         required=True,
         validate=validate.Regexp(
-            r"^[a-z0-9][a-z0-9._-]{0,59}$",
+            r"^[a-z0-9][a-z0-9._-]{0,59}\Z",
             error="Lower-case letters, digits, '.', '_' and '-' (up to 60).",
         ),
     )
@@ -121,7 +121,7 @@ class CatalogueEntryIn(Schema):
     description = fields.String(load_default="", validate=validate.Length(max=1000))
     currency = fields.String(
         load_default="GBP",
-        validate=validate.Regexp(r"^[A-Za-z]{3}$", error="An ISO 4217 code, e.g. GBP."),
+        validate=validate.Regexp(r"^[A-Za-z]{3}\Z", error="An ISO 4217 code, e.g. GBP."),
     )
     position = fields.Integer(load_default=0, validate=validate.Range(0, 10000))
     active = fields.Boolean(load_default=True)

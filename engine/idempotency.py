@@ -63,7 +63,7 @@ KEEP_FOR = timedelta(hours=24)
 TAKE_OVER_AFTER = timedelta(minutes=2)
 #: The one rule for every idempotency key, the API's header and a form's hidden field alike:
 #: 1 to 255 printable ASCII characters (no spaces), e.g. a UUID.
-KEY_PATTERN = re.compile(r"^[\x21-\x7e]{1,255}$")
+KEY_PATTERN = re.compile(r"^[\x21-\x7e]{1,255}\Z")
 KEY_RULE = N_("Use 1 to 255 printable ASCII characters, e.g. a UUID.")
 
 

@@ -392,3 +392,22 @@ def test_the_password_reset_page_is_never_cached(app):
         "/password/reset", form={"token": token, "password": "x", "password_confirm": "y"}
     )
     assert answer.status_code == 422 and answer.headers.get("cache-control") == "no-store"
+
+
+def test_no_anchored_pattern_lets_a_trailing_newline_through():
+    """SEC-3: ``$`` also matches before a final newline, so ``^[A-Z]{3}$`` accepts "GBP\\n";
+    whole-value patterns end in ``\\Z``."""
+    import re as re_
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    loose = re_.compile(r"""r["']\^[^"'\n]*\$["']""")
+    found = [
+        f"{path.relative_to(root)}:{n}"
+        for folder in ("engine", "plugins")
+        for path in (root / folder).rglob("*.py")
+        if "migrations" not in path.parts and path.name != "pwa.py"  # pwa.py: JavaScript's
+        for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)
+        if loose.search(line)
+    ]
+    assert found == []

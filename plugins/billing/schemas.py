@@ -49,7 +49,7 @@ class BillingSettings(Schema):
     )
     pay_rate = fields.String(
         load_default="10/hour",
-        validate=validate.Regexp(r"^\d+\s*/\s*(\d+\s*)?(second|minute|hour|day)s?$"),
+        validate=validate.Regexp(r"^\d+\s*/\s*(\d+\s*)?(second|minute|hour|day)s?\Z"),
         metadata={
             "description": "payment attempts per invoice-paying customer, per service for "
             "top-ups and add-ons, per guest link and per address"
@@ -57,7 +57,7 @@ class BillingSettings(Schema):
     )
     pay_account_rate = fields.String(
         load_default="100/hour",
-        validate=validate.Regexp(r"^\d+\s*/\s*(\d+\s*)?(second|minute|hour|day)s?$"),
+        validate=validate.Regexp(r"^\d+\s*/\s*(\d+\s*)?(second|minute|hour|day)s?\Z"),
         metadata={
             "description": "top-up and add-on payments per customer across all their services: "
             "a business topping up 20 lines is not refused, a card tester is"
@@ -65,7 +65,7 @@ class BillingSettings(Schema):
     )
     card_rate = fields.String(
         load_default="20/hour",
-        validate=validate.Regexp(r"^\d+\s*/\s*(\d+\s*)?(second|minute|hour|day)s?$"),
+        validate=validate.Regexp(r"^\d+\s*/\s*(\d+\s*)?(second|minute|hour|day)s?\Z"),
         metadata={"description": "cards a customer may start adding"},
     )
     seller_name = fields.String(

@@ -31,7 +31,7 @@ def money(low: int = -MAX_AMOUNT, high: int = MAX_AMOUNT, example: int | None = 
 
 CURRENCY = fields.String(
     required=True,
-    validate=validate.Regexp(r"^[A-Za-z]{3}$", error="Three letters (ISO 4217)."),
+    validate=validate.Regexp(r"^[A-Za-z]{3}\Z", error="Three letters (ISO 4217)."),
     metadata={"example": "GBP"},
 )
 

@@ -42,7 +42,7 @@ CREATED, UPDATED, UNCHANGED = rules.CREATED, rules.UPDATED, rules.UNCHANGED
 FORMATS = ("csv", "jsonl")
 #: NUL, or a byte that was not UTF-8 (files are read with errors="surrogateescape").
 NOT_TEXT = re.compile("[\x00\udc80-\udcff]")
-DIGITS = re.compile(r"^-?\d{1,18}$")
+DIGITS = re.compile(r"^-?\d{1,18}\Z")
 
 
 @dataclass(frozen=True)

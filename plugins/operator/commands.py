@@ -11,7 +11,7 @@ from datetime import datetime, timedelta, timezone
 
 import click
 
-DAYS = re.compile(r"^(\d{1,4})d$")
+DAYS = re.compile(r"^(\d{1,4})d\Z")
 
 
 def parse_expiry(value: str) -> datetime:

@@ -51,7 +51,7 @@ TEST_CARDS = {
     "4000000000009995": ("funds", "visa"),
     "4000002500003155": ("auth", "visa"),
 }
-TOKEN_RE = re.compile(r"^sbx_(ok|decline|funds|auth)_(visa|mastercard)_(\d{4})_(\d{2})_(\d{4})$")
+TOKEN_RE = re.compile(r"^sbx_(ok|decline|funds|auth)_(visa|mastercard)_(\d{4})_(\d{2})_(\d{4})\Z")
 OUTCOMES = {
     "decline": ("card_declined", N_("Your card was declined.")),
     "funds": ("insufficient_funds", N_("Your card has insufficient funds.")),

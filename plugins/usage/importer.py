@@ -27,7 +27,7 @@ REQUIRED = ("id", "type", "quantity", "occurred_at")
 #: Exactly one of these names the service: Portico's id, or the operator's (INT-3).
 SERVICE = ("service_id", "service_external_id")
 OPTIONAL = ("destination", "international", "counterparty")
-DIGITS = re.compile(r"^-?\d+$")
+DIGITS = re.compile(r"^-?\d+\Z")
 #: NUL, or a byte that was not UTF-8 (read with errors="surrogateescape").
 NOT_TEXT = re.compile("[\x00\udc80-\udcff]")
 
