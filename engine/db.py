@@ -11,6 +11,7 @@ import contextlib
 import io
 import logging
 import itertools
+import logging
 import re
 import time
 import weakref
@@ -192,6 +193,37 @@ def copy_text(table: str, columns: list[str], body: str) -> None:
     sql = f'COPY "{table}" ({names}) FROM STDIN'
     logging.getLogger("peewee").debug((sql, None))
     database.cursor().copy_expert(sql, io.StringIO(body))
+
+
+def insert_rows(model, rows: list[dict]) -> list[int]:
+    """Insert ``rows`` (each a model instance's ``__data__``) and return
+    their ids in order.
+
+    On PostgreSQL one multi-row ``INSERT ... RETURNING`` built by psycopg2's ``execute_values``
+    (peewee's own ``insert_many`` spends longer composing a 500-row statement than the server
+    takes to run it); logged on peewee's logger like its own statements. On SQLite one INSERT
+    a row: its peewee driver has no RETURNING, and its statements cost no round trip.
+    """
+    if not rows:
+        return []
+    if not is_postgres():
+        return [model.insert(**row).execute() for row in rows]
+    from psycopg2.extras import execute_values
+
+    meta = model._meta
+    # The fields any row sets (one left unset, with no default, is NULL as in ``create``).
+    columns = [meta.fields[name] for name in dict.fromkeys(k for row in rows for k in row)]
+    sql = 'INSERT INTO "{}" ({}) VALUES %s RETURNING "{}"'.format(
+        meta.table_name,
+        ", ".join(f'"{f.column_name}"' for f in columns),
+        meta.primary_key.column_name,
+    )
+    values = [tuple(f.db_value(row.get(f.name)) for f in columns) for row in rows]
+    logging.getLogger("peewee").debug((sql, f"{len(values)} rows"))
+    cursor = database.cursor()
+    with peewee.__exception_wrapper__:  # psycopg2's errors as peewee's, as its own execute does
+        found = execute_values(cursor, sql, values, page_size=len(values), fetch=True)
+    return [r[0] for r in found]
 
 
 def utcnow() -> datetime:

@@ -11,7 +11,7 @@ from peewee import BooleanField, CharField, ForeignKeyField, IntegerField
 
 from engine.catalogue import CatalogueEntry
 from engine.db import BaseModel, CurrencyField, UTCDateTimeField, utcnow
-from engine.models import Customer, Service
+from engine.models import Customer, Service, Synced
 from plugins.billing.public import Payment
 
 CATEGORIES = ("roaming", "static_ip", "premium_content", "hardware", "speed_boost")
@@ -23,10 +23,11 @@ STATUSES = ("awaiting_payment", "pending", "active", "failed", "canceled", "remo
 LIVE_STATUSES = ("awaiting_payment", "pending", "active", "removing")
 
 
-class AddonProduct(CatalogueEntry):
+class AddonProduct(CatalogueEntry, Synced):
     """One catalogue entry for one service type. ``provisioner`` names who sets it up on the
     network (a ``provision_addon`` hook implementation); ``removable``: the customer may
-    take it off online."""
+    take it off online. ``external_id``/``updated_at`` (``Synced``): the operator's id for
+    it when their systems keep the catalogue (INT-1, operator API)."""
 
     audit_prefix = "addon"
 

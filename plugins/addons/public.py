@@ -1,5 +1,10 @@
-"""The add-ons plugin's public facade: what other plugins may use of it.
+"""The addons plugin's public facade: what other plugins may use of it.
 
+Other plugins import addons only from here and name ``addons`` in their
+``plugin_requires`` or ``plugin_optional``. Anything not listed in ``__all__`` is private.
+
+- ``AddonProduct``, ``CATEGORIES``: the add-on catalogue's model and its categories, for
+  the operator API's catalogue routes (INT-1), which upsert entries by external id.
 - ``settle(app, addon_id, outcome, answer)``: an outside provisioner's answer for an add-on
   of the ``webhook`` provisioner (INT-6): ``outcome`` "active" or "failed"; ``answer`` may
   hold ``reference``, ``detail`` (set-up) or ``message`` (failure). Returns the add-on (None
@@ -8,7 +13,7 @@
 
 from __future__ import annotations
 
-from plugins.addons.models import ServiceAddon
+from plugins.addons.models import CATEGORIES, AddonProduct, ServiceAddon
 from plugins.addons.service import settle
 
-__all__ = ["ServiceAddon", "settle"]
+__all__ = ["CATEGORIES", "AddonProduct", "ServiceAddon", "settle"]

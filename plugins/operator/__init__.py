@@ -21,8 +21,9 @@ def plugin_requires():
 @hookimpl
 def plugin_optional():
     # usage: POST .../usage when metered; staff: the token console; billing: invoices,
-    # transactions and payments pushed in (INT-4) when Portico bills
-    return ["usage", "staff", "billing"]
+    # transactions and payments pushed in (INT-4) when Portico bills; topups, addons: their
+    # catalogue entries
+    return ["usage", "staff", "billing", "topups", "addons"]
 
 
 @hookimpl
@@ -87,7 +88,8 @@ def register_routes(app):
 
 
 def _catalogue_routes(app, base: str) -> list[Route]:
-    """Products, service actions and (with usage) buckets (issue 17)."""
+    """Products, service actions and (with usage) buckets, (with topups, addons) their
+    catalogue entries (issue 17)."""
     from plugins.operator.actions import ACTIONS, ServiceActionAPI
     from plugins.operator.catalogue import PRODUCTS
 
@@ -110,6 +112,18 @@ def _catalogue_routes(app, base: str) -> list[Route]:
             Route(f"{base}/buckets/{{external_id}}/adjust", b.BucketAdjustAPI()),
             Route(f"{base}/buckets/{{external_id}}/expire", b.BucketExpireAPI()),
         ]
+    for plugin, name, pair in (
+        ("topups", "topup-products", "TOPUP_PRODUCTS"),
+        ("addons", "addon-products", "ADDON_PRODUCTS"),
+    ):
+        if plugin in app.plugins.enabled:
+            from plugins.operator import catalogue_items
+
+            many, one = getattr(catalogue_items, pair)
+            routes += [
+                Route(f"{base}/{name}", many),
+                Route(f"{base}/{name}/{{external_id}}", one),
+            ]
     return routes
 
 

@@ -37,7 +37,7 @@ class OperatorProductIn(Schema):
         metadata={"example": 1500, "description": "in minor units (pence)"},
     )
     currency = fields.String(
-        validate=validate.Regexp(r"^[A-Z]{3}$", error="An ISO 4217 code, e.g. GBP."),
+        validate=validate.Regexp(r"^[A-Z]{3}\Z", error="An ISO 4217 code, e.g. GBP."),
         metadata={"example": "GBP"},
     )
     period_days = fields.Integer(

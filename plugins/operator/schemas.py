@@ -10,10 +10,11 @@ from engine.api import AwareDateTime, PageQuery, page_schema
 from engine.models import CUSTOMER_KINDS, EXTERNAL_ID_MAX, SERVICE_STATUSES, SERVICE_TYPES
 
 #: An external id: what the operator's systems call the object. Any printable text but "/"
-#: (it is a path segment), at most ``EXTERNAL_ID_MAX`` characters.
+#: (it is a path segment), at most ``EXTERNAL_ID_MAX`` characters. ``\Z``, as ``$`` would let
+#: a last newline by.
 EXTERNAL_ID = validate.And(
     validate.Length(1, EXTERNAL_ID_MAX),
-    validate.Regexp(r"^[^/\x00-\x1f\x7f]+$", error="Any text but '/' and control characters."),
+    validate.Regexp(r"^[^/\x00-\x1f\x7f]+\Z", error="Any text but '/' and control characters."),
 )
 
 

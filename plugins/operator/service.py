@@ -137,19 +137,44 @@ def next_number() -> str:
 
 def upsert_customer(ctx, external_id: str, values: dict) -> Upserted:
     """``values``: name, kind, and on create optionally the customer ``number`` they quote."""
+    return _upsert(ctx, Customer, "customer", external_id, values, prepare_customer)
 
-    def prepare(row, v):
-        number = v.pop("number", None)
-        if row is not None:
-            if number is not None and number != row.number:
-                raise invalid({"number": ["A customer's number cannot change."]})
-            return v
-        if number is not None and Customer.select().where(Customer.number == number).exists():
-            raise invalid({"number": ["Another customer has this number."]})
-        v["number"] = number or next_number()
+
+class Lookups:
+    """What the ``prepare_*`` rules ask the database, one query per question (the API's one
+    row at a time). A bulk import answers them from rows read once per batch
+    (``batched.BatchLookups``), so both paths share the same rules."""
+
+    def customer(self, external_id: str) -> int | None:
+        return Customer.select(Customer.id).where(Customer.external_id == external_id).scalar()
+
+    def number_taken(self, number: str) -> bool:
+        return Customer.select().where(Customer.number == number).exists()
+
+    def next_number(self) -> str:
+        return next_number()
+
+    def product(self, code: str) -> Product | None:
+        return Product.get_or_none(Product.code == code)
+
+    def site(self, external_id: str) -> Site | None:
+        return Site.get_or_none(Site.external_id == external_id)
+
+
+ONE_BY_ONE = Lookups()
+
+
+def prepare_customer(row, v: dict, look: Lookups = ONE_BY_ONE) -> dict:
+    """``_upsert``'s ``prepare`` for customers: the number is given once or made up."""
+    number = v.pop("number", None)
+    if row is not None:
+        if number is not None and number != row.number:
+            raise invalid({"number": ["A customer's number cannot change."]})
         return v
-
-    return _upsert(ctx, Customer, "customer", external_id, values, prepare)
+    if number is not None and look.number_taken(number):
+        raise invalid({"number": ["Another customer has this number."]})
+    v["number"] = number or look.next_number()
+    return v
 
 
 def upsert_contact(ctx, external_id: str, values: dict) -> Upserted:
@@ -195,34 +220,44 @@ def upsert_service(ctx, external_id: str, values: dict) -> Upserted:
     (``cancelled``) or ends (``expired``) a service; an ended service does not start again.
     A new service takes its type, fee and period from its product.
     """
+    return _upsert(ctx, Service, "service", external_id, values, prepare_service, status_hook(ctx))
 
-    def prepare(row, v):
-        customer = customer_id(v.pop("customer_external_id"))
-        _same_customer(row, customer)
-        v["customer"] = customer
-        if "product" in v:
-            product = Product.get_or_none(Product.code == v["product"])
-            if product is None:
-                raise invalid({"product": ["No such product."]})
-            v["product"] = product.id
-        elif row is None:
+
+def prepare_service(row, v: dict, look: Lookups = ONE_BY_ONE) -> dict:
+    """``_upsert``'s ``prepare`` for services (see ``upsert_service``)."""
+    customer = look.customer(v.pop("customer_external_id"))
+    if customer is None:
+        raise invalid({"customer_external_id": ["No such customer."]})
+    _same_customer(row, customer)
+    v["customer"] = customer
+    product = _product(v, look, required=row is None)
+    if "site_external_id" in v:
+        v["site"] = _site_of(v.pop("site_external_id"), customer, look)
+    if product is None:  # left out on an update: the same product
+        pass
+    elif row is None:
+        now = utcnow()
+        v.setdefault("service_type", product.service_type)
+        v.update(monthly_fee=product.monthly_fee, currency=product.currency, period_start=now)
+        if v.get("auto_renew", True):
+            v.setdefault("renews_at", now + timedelta(days=max(1, product.period_days)))
+    elif row.product_id != product.id:
+        v.update(monthly_fee=product.monthly_fee, currency=product.currency)
+    _status_rules(row, v)
+    return v
+
+
+def _product(v: dict, look: Lookups, required: bool) -> Product | None:
+    """The product ``v`` names by its code (its id put in ``v``), or None if left out."""
+    if "product" not in v:
+        if required:
             raise invalid({"product": ["Missing data for required field."]})
-        else:
-            product = row.product
-        if "site_external_id" in v:
-            v["site"] = _site_of(v.pop("site_external_id"), customer)
-        if row is None:
-            now = utcnow()
-            v.setdefault("service_type", product.service_type)
-            v.update(monthly_fee=product.monthly_fee, currency=product.currency, period_start=now)
-            if v.get("auto_renew", True):
-                v.setdefault("renews_at", now + timedelta(days=max(1, product.period_days)))
-        elif row.product_id != v["product"]:
-            v.update(monthly_fee=product.monthly_fee, currency=product.currency)
-        _status_rules(row, v)
-        return v
-
-    return _upsert(ctx, Service, "service", external_id, values, prepare, status_hook(ctx))
+        return None
+    product = look.product(v["product"])
+    if product is None:
+        raise invalid({"product": ["No such product."]})
+    v["product"] = product.id
+    return product
 
 
 def status_hook(ctx) -> Callable[[Any, dict], None]:
@@ -242,10 +277,10 @@ def status_hook(ctx) -> Callable[[Any, dict], None]:
     return status_changed
 
 
-def _site_of(site_external_id: str | None, customer: int) -> int | None:
+def _site_of(site_external_id: str | None, customer: int, look: Lookups) -> int | None:
     if site_external_id is None:
         return None
-    site = Site.get_or_none(Site.external_id == site_external_id)
+    site = look.site(site_external_id)
     if site is None or site.customer_id != customer:
         raise invalid({"site_external_id": ["No such site of this customer."]})
     return site.id

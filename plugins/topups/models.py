@@ -12,7 +12,7 @@ from peewee import BigIntegerField, BooleanField, CharField, ForeignKeyField, In
 
 from engine.catalogue import CatalogueEntry
 from engine.db import BaseModel, CurrencyField, UTCDateTimeField, utcnow
-from engine.models import Customer, Service
+from engine.models import Customer, Service, Synced
 from plugins.billing.public import Payment
 
 KINDS = ("data", "voice", "sms", "mms", "monetary")
@@ -22,7 +22,7 @@ UNITS = {"data": "bytes", "voice": "seconds", "sms": "messages", "mms": "message
 PURCHASE_STATUSES = ("pending", "credited", "failed", "refunding", "refunded")
 
 
-class TopupProduct(CatalogueEntry):
+class TopupProduct(CatalogueEntry, Synced):
     """One catalogue entry, for one service type (TOP-2). Operators edit these, not code.
 
     ``quantity`` is what is added; a ``custom`` monetary product lets the
