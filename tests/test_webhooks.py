@@ -132,6 +132,28 @@ def test_int6_a_real_change_emits_its_event(wapp, admin, receiver):
     event = json.loads(body)
     assert event["type"] == "contact.changed" and event["data"]["customer_id"] == c.id
     assert event["data"]["changed"]["phone"][1] == "+447700900123"
+    assert event["data"]["customer_external_id"] is None  # made in Portico: no external id
+
+
+@pytest.mark.spec("INT-6", "INT-7")
+def test_int6_an_event_about_a_customer_names_it_by_the_operators_external_id(
+    wapp, admin, receiver
+):
+    """The operator API shows no Portico ids, so payment.succeeded's customer_id alone could
+    not be matched to the operator's customer (found by the INT-7 end-to-end test)."""
+    subscribe(admin, receiver, ["payment.succeeded"])
+    c, _ = customer("alice")
+    c.external_id = "ACC-1001"
+    c.save()
+    with wapp.database.atomic():
+        emit(wapp, "payment.succeeded", {"payment_id": 3, "customer_id": c.id}, customer_id=c.id)
+    run_tasks(wapp)
+    [(_, body)] = received(receiver)
+    assert json.loads(body)["data"] == {
+        "payment_id": 3,
+        "customer_id": c.id,
+        "customer_external_id": "ACC-1001",
+    }
 
 
 @pytest.mark.spec("INT-6")

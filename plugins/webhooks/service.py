@@ -27,6 +27,7 @@ import requests
 from engine import audit, outbound
 from engine.db import utcnow
 from engine.errors import invalid
+from engine.models import Customer
 from engine.security import new_token, seal, unseal
 from plugins.webhooks.models import WebhookDelivery, WebhookEndpoint, WebhookEvent
 
@@ -115,6 +116,10 @@ def record_event(app, event_type: str, data: dict, customer_id: int | None) -> W
         return None
     from plugins.webhooks import tasks  # lazily: it imports this module
 
+    if customer_id is not None and "customer_external_id" not in data:
+        # The operator's systems know their customers by external id only (the operator API
+        # never shows Portico's ids), so every event about a customer names it that way.
+        data = {**data, "customer_external_id": _customer_external_id(customer_id)}
     now = utcnow()
     with app.database.atomic():
         event = WebhookEvent.create(
@@ -134,6 +139,11 @@ def record_event(app, event_type: str, data: dict, customer_id: int | None) -> W
             )
             app.tasks.enqueue(tasks.deliver, delivery.id)
     return event
+
+
+def _customer_external_id(customer_id: int) -> str | None:
+    row = Customer.select(Customer.external_id).where(Customer.id == customer_id).first()
+    return row.external_id if row else None
 
 
 def _window(app) -> timedelta:
