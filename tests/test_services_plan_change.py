@@ -3,6 +3,7 @@ prorated charge, downgrade at the next renewal (cancellable), the cost shown fir
 
 from __future__ import annotations
 
+import json
 from datetime import datetime, timezone
 
 import pytest
@@ -205,3 +206,13 @@ def test_svc3_portal_schedules_and_keeps(site):
         kept = alice.post(f"/services/{service.id}/plan/cancel", form={})
         assert kept.status_code == 303 and kept.headers["location"].endswith("done=kept")
     assert Service.get_by_id(service.id).pending_plan is None
+
+
+@pytest.mark.spec("SVC-3")
+def test_svc3_routes_are_in_the_openapi_document(site):
+    app, alice, service, big, small, events = site
+    paths = alice.get("/api/v1/openapi.json").json["paths"]
+    change = paths["/services/{service_id}/plan-change"]  # under /api/v1
+    assert {"post", "delete"} <= set(change)
+    assert "get" in paths["/services/{service_id}/plan-options"]
+    assert "confirm" in json.dumps(change["post"])
