@@ -164,6 +164,8 @@ class Service(Synced):
     currency = CurrencyField(default="GBP")
     auto_renew = BooleanField(default=True)
     esim_activation_code = CharField(max_length=255, default="")  # LPA:1$... (MOB-2)
+    # SVC-3: the plan (a product's external id) a downgrade switches to at the next renewal
+    pending_plan = CharField(max_length=100, null=True)
 
     class Meta:
         indexes = ((("customer", "id"), False),)

@@ -32,6 +32,8 @@ POWERS: dict[str, frozenset[str]] = {
     "all_activity": frozenset({PRIMARY, MANAGER}),
     # delete the account's saved cards and choose the default one (anyone may add one and pay)
     "payment_methods": frozenset({PRIMARY, MANAGER}),
+    # change a service's plan (SVC-3): it changes what the account is charged
+    "change_plan": frozenset({PRIMARY, MANAGER}),
     # grant or take back "manage"
     "grant_manage": frozenset({PRIMARY}),
 }

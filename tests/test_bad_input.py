@@ -38,6 +38,7 @@ from identity_support import enable_2fa
 from plugins.account.models import EmailChange
 from plugins.billing.models import Invoice
 from plugins.identity import reset
+from plugins.services.plans import options as plan_options
 from plugins.topups import service as topups_service
 from plugins.usage.commands import usage_group
 from plugins.usage.models import LedgerEntry, UsageEvent
@@ -579,6 +580,11 @@ def principals_and_forms(app) -> list[tuple[Client, dict]]:
         offered = topups_service.offered(Service.get_by_id(service_id))
         if offered:  # the catalogue leaves the choice to the person: choose the first
             pages.append(f"/services/{service_id}/topup/review?product_id={offered[0].id}")
+        plans = plan_options(Service.get_by_id(service_id))  # SVC-3: choose the first plan
+        if plans:
+            pages.append(f"/services/{service_id}/plan?plan={plans[0]['plan']}")
+            # a scheduled change, so the Modify page offers to keep the current plan
+            Service.update(pending_plan=plans[0]["plan"]).where(Service.id == service_id).execute()
     alice_forms = crawl(alice, pages)
     unpaid = Invoice.get((Invoice.customer == customer.id) & (Invoice.status == "unpaid"))
     guest = alice.post(f"/api/v1/invoices/{unpaid.id}/payment-links", json={}).json["url"]

@@ -69,6 +69,10 @@ ROLE_REFUSED = {
     ("post", "/account/contacts/{contact_id}/manage"): {"member": ROLE, "manager": ROLE},
     ("post", "/api/v1/account/contacts/{contact_id}/sign-out"): {"member": ROLE, "manager": ROLE},
     ("post", "/account/contacts/{contact_id}/sign-out"): {"member": ROLE, "manager": ROLE},
+    # SVC-3: changing a service's plan is for the primary contact and managers.
+    ("delete", "/api/v1/services/{service_id}/plan-change"): {"member": ROLE},
+    ("get", "/services/{service_id}/plan"): {"member": ROLE},
+    ("post", "/services/{service_id}/plan/cancel"): {"member": ROLE},
     # Sessions belong to one login, whatever the role.
     ("delete", "/api/v1/account/sessions/{session_id}"): {
         "member": (404, None),

@@ -15,6 +15,12 @@ def register_hookspecs():
 
 
 @hookimpl
+def plugin_optional():
+    # billing: an upgrade's prorated charge goes on the account (SVC-3)
+    return ["billing"]
+
+
+@hookimpl
 def register_settings():
     from plugins.services.schemas import ServicesSettings
 
@@ -34,10 +40,14 @@ def register_routes(app):
         Route("/api/v1/services", r.ServicesAPI()),
         Route("/api/v1/services/{service_id}", r.ServiceAPI()),
         Route("/api/v1/services/{service_id}/cancel", r.ServiceCancelAPI()),
+        Route("/api/v1/services/{service_id}/plan-options", r.PlanOptionsAPI()),
+        Route("/api/v1/services/{service_id}/plan-change", r.PlanChangeAPI()),
         Route("/services", r.ServicesPage()),
         Route("/services/{service_id}", r.ServicePage()),
         Route("/services/{service_id}/cancel", r.ServiceCancelPage()),
         Route("/services/{service_id}/modify", r.ServiceModifyPage()),
+        Route("/services/{service_id}/plan", r.ServicePlanPage()),
+        Route("/services/{service_id}/plan/cancel", r.ServicePlanCancelPage()),
     ]
 
 

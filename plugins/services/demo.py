@@ -7,6 +7,9 @@ from datetime import timedelta
 from engine.db import database, utcnow
 from engine.models import Customer, Product, Service, Site
 
+#: The plans a service on each plan may switch to (SVC-3), by code (the demo's external ids).
+COMPATIBLE = {"mobile-20gb": ["mobile-50gb"], "mobile-50gb": ["mobile-20gb"]}
+
 PRODUCTS = [
     # code, name, type, monthly fee (pence), allow_cancel, allow_modify, description
     (
@@ -17,6 +20,15 @@ PRODUCTS = [
         True,
         True,
         "20 GB data, 500 UK minutes, 60 international minutes and 1,000 texts every month.",
+    ),
+    (
+        "mobile-50gb",
+        "Mobile 50GB",
+        "mobile",
+        2500,
+        True,
+        True,
+        "50 GB data, unlimited UK minutes, 120 international minutes and unlimited texts.",
     ),
     (
         "mobile-biz-10gb",
@@ -64,6 +76,8 @@ def seed(app, demo: dict) -> None:
                     allow_cancel=cancel,
                     allow_modify=modify,
                     description=text,
+                    external_id=code if code in COMPATIBLE else None,
+                    compatible_plans=COMPATIBLE.get(code, []),
                 ),
             )
         alice, bob = demo["customers"]["alice"], demo["customers"]["bob"]

@@ -77,8 +77,14 @@ class ServiceSchema(Schema):
     )
     monthly_fee = fields.Nested(MoneySchema)
     auto_renew = fields.Boolean()
+    pending_plan = fields.String(
+        allow_none=True,
+        metadata={"description": "the plan a scheduled downgrade switches to at the next renewal"},
+    )
     cancellable = fields.Boolean(metadata={"description": "the customer may cancel it (SVC-4)"})
-    modifiable = fields.Boolean(metadata={"description": "the customer may switch auto-renew"})
+    modifiable = fields.Boolean(
+        metadata={"description": "the customer may switch auto-renew and change plan (SVC-3)"}
+    )
     actions = fields.List(fields.Nested(ActionSchema))
     esim = fields.Nested(EsimSchema, allow_none=True)
 
@@ -102,3 +108,63 @@ class CancelForm(CancelIn):
 
 class ServicePatch(Schema):
     auto_renew = fields.Boolean(required=True)
+
+
+class PlanOptionSchema(Schema):
+    """A compatible plan and what switching to it costs (SVC-3)."""
+
+    plan = fields.String(metadata={"description": "the product's external id"})
+    product = fields.Nested(ProductRef)
+    kind = fields.String(
+        metadata={
+            "enum": ["upgrade", "downgrade"],
+            "description": "upgrade (higher fee): now, with `charge_now`; downgrade: at the "
+            "next renewal",
+        }
+    )
+    monthly_fee = fields.Nested(MoneySchema)
+    current_fee = fields.Nested(MoneySchema)
+    days_left = fields.Integer(metadata={"description": "whole days left in the period"})
+    period_days = fields.Integer()
+    charge_now = fields.Nested(
+        MoneySchema,
+        metadata={
+            "description": "days left / period days × the fee difference, rounded down; "
+            "charged to the account, invoiced with the next bill"
+        },
+    )
+    applies_at = fields.DateTime()
+
+
+class PlanOptions(Schema):
+    items = fields.List(fields.Nested(PlanOptionSchema))
+    pending_plan = fields.String(allow_none=True)
+
+
+class PlanChangeIn(Schema):
+    plan = fields.String(required=True, validate=validate.Length(min=1, max=100))
+    confirm = fields.Boolean(
+        load_default=False,
+        metadata={"description": "false (the default): only quote; true: do it"},
+    )
+
+
+class PlanChangeOut(PlanOptionSchema):
+    done = fields.String(
+        allow_none=True,
+        metadata={
+            "enum": ["applied", "scheduled", None],
+            "description": "null for a quote; `applied` (an upgrade) or `scheduled` (a "
+            "downgrade, at the next renewal)",
+        },
+    )
+
+
+class PlanForm(Schema):
+    """The portal's confirm step: the plan chosen, confirmed."""
+
+    plan = fields.String(required=True, validate=validate.Length(min=1, max=100))
+
+
+class EmptyForm(Schema):
+    pass

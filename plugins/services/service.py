@@ -77,7 +77,8 @@ def cancel_allowed(app, service: Service) -> bool:
 
 
 def modify_allowed(service: Service) -> bool:
-    """Where the product allows it, the customer may switch auto-renew on or off."""
+    """Where the product allows it, the customer may switch auto-renew on or off and change
+    plan among the compatible ones (SVC-3)."""
     return bool(service.product.allow_modify and service.status in LIVE)
 
 
@@ -103,6 +104,7 @@ def describe(app, ctx, service: Service, now: datetime | None = None) -> dict:
         "ended_at": None if live else ended_at(service),
         "monthly_fee": money(service.monthly_fee, service.currency),
         "auto_renew": service.auto_renew,
+        "pending_plan": service.pending_plan if live else None,
         "cancellable": cancel_allowed(app, service),
         "modifiable": modify_allowed(service),
         "actions": actions_for(app, ctx, service),
@@ -237,19 +239,24 @@ def cancel(app, ctx, service: Service, reason: str = "") -> Service:
     return service
 
 
+def refuse_modify(app) -> Problem:
+    """403 ``modify-not-allowed``, with how to reach support."""
+    support = contact_support(app)
+    return Problem(
+        403,
+        "This service cannot be changed in the portal",
+        f"Contact support to change it: {support['phone']} or {support['email']}.",
+        type="modify-not-allowed",
+        support=support,
+    )
+
+
 def set_auto_renew(app, ctx, service: Service, value: bool) -> Service:
     """Switch auto-renew, where the product allows the customer to modify the service."""
     with locked_transaction():
         service = _locked(service.id)
         if not modify_allowed(service):
-            support = contact_support(app)
-            raise Problem(
-                403,
-                "This service cannot be changed in the portal",
-                f"Contact support to change it: {support['phone']} or {support['email']}.",
-                type="modify-not-allowed",
-                support=support,
-            )
+            raise refuse_modify(app)
         if service.auto_renew != value:
             service.auto_renew = value
             service.save(only=[Service.auto_renew])
@@ -289,6 +296,9 @@ def renew(app, service_id: int, now: datetime | None = None) -> bool:
             service.period_start = service.renews_at
             service.renews_at = service.renews_at + step
         service.save(only=[Service.period_start, Service.renews_at])
+        from plugins.services.plans import apply_pending  # plans builds on this module
+
+        apply_pending(app, service)  # a scheduled downgrade starts with the new period (SVC-3)
         audit.record_system(
             app,
             "service.renewed",

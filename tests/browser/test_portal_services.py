@@ -106,7 +106,7 @@ def test_service_cards_swipe_on_a_phone_and_lead_to_the_details(
 
 
 @pytest.mark.spec("SVC-3")
-@pytest.mark.parametrize("viewport", ["phone"], indirect=True)
+@pytest.mark.parametrize("viewport", ["phone", "desktop"], indirect=True)
 def test_modify_page_offers_what_the_product_allows(live_server, new_page, viewport, requests_seen):
     mobile = service_named(live_server, "alice@example.com", "Mobile")
     page = signed_in(new_page, live_server, "alice@example.com", viewport)
@@ -115,6 +115,23 @@ def test_modify_page_offers_what_the_product_allows(live_server, new_page, viewp
     page.wait_for_url(re.compile(r".*/services/\d+/modify$"))
     expect(page.locator("h1")).to_be_visible()
     check_page(page, live_server, requests_seen)
+
+    # Pick a compatible plan: its cost shows before anything changes (not confirmed here,
+    # so both viewports meet the same plan).
+    page.get_by_label(re.compile("Mobile 50GB")).check()
+    page.get_by_role("button", name="See the cost").click()
+    page.wait_for_url(re.compile(r".*/services/\d+/plan\?plan=mobile-50gb$"))
+    options = api_get(
+        live_server, "alice@example.com", f"/api/v1/services/{mobile['id']}/plan-options"
+    )
+    [quote] = [o for o in options["items"] if o["plan"] == "mobile-50gb"]
+    charge = quote["charge_now"]["amount"]
+    assert quote["kind"] == "upgrade" and charge > 0
+    expect(page.locator("[data-charge]")).to_have_text(f"£{charge // 100}.{charge % 100:02d}")
+    expect(page.get_by_role("button", name="Confirm the change")).to_be_visible()
+    check_page(page, live_server, requests_seen)
+    unchanged = service_named(live_server, "alice@example.com", "Mobile")
+    assert unchanged["product"] == mobile["product"]
 
 
 @pytest.mark.spec("SVC-4", "LIM-1")
