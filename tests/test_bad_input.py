@@ -31,13 +31,14 @@ from marshmallow import fields
 from engine.testing import LONG
 from engine.db import database, utcnow
 from billing_helpers import sandbox_card
-from engine.models import Customer, Service, User
+from engine.models import Contact, Customer, Service, User
 from engine.security import token_hash
 from engine.testing import DEMO_PASSWORD, Client
 from identity_support import enable_2fa
 from plugins.account.models import EmailChange
 from plugins.billing.models import Invoice
 from plugins.identity import reset
+from plugins.operator.models import Invitation
 from plugins.services.plans import options as plan_options
 from plugins.topups import service as topups_service
 from plugins.usage.commands import usage_group
@@ -244,7 +245,7 @@ def test_csv_import_reports_lines_that_are_not_text_or_not_csv(usage_app, tmp_pa
 
 #: Forms with nothing a person types (sign out, language, buttons) or another principal's.
 NOT_FUZZED = re.compile(
-    r"^/(logout|lang|staff/|impersonation/|webhooks/)|/(revoke|delete|default)$"
+    r"^/(logout|lang|appearance|staff/|impersonation/|webhooks/)|/(revoke|delete|default)$"
     r"|/end-others$|/dismiss$"
 )
 #: Bookkeeping a refused attempt may legitimately write: rate-limit and lockout counters,
@@ -613,11 +614,19 @@ def principals_and_forms(app) -> list[tuple[Client, dict]]:
         new_email="bob.new@example.com",
         token_hash=token_hash("email-link-token"),
     )
+    ivy = Contact.create(customer=customer.id, first_name="Ivy", email="ivy@example.com")
+    Invitation.create(  # INT-2: a contact invited to the portal, who chooses a password
+        contact=ivy.id,
+        token_hash=token_hash("invitation-token"),
+        email=ivy.email,
+        expires_at=utcnow() + timedelta(days=1),
+    )
     public = crawl(
         anonymous,
         [  # the links' pages first: without their tokens, an error page
             f"/password/reset?token={token}",
             "/account/email/verify?token=email-link-token",
+            "/invitation?token=invitation-token",
             urlsplit(guest).path,
             *start_pages(app, customer, "public"),
         ],

@@ -392,9 +392,19 @@ def customer_markers(customer: Customer) -> list[str]:
     return [customer.number, customer.name, *emails]
 
 
-def seed_webhook() -> None:
-    """A webhook endpoint with one delivery (the demo has none): staff routes reach them."""
+def seed_staff_objects() -> None:
+    """What the demo has none of, so staff routes reach a real row: a webhook endpoint with
+    one delivery, and a service token."""
+    from plugins.operator.models import ServiceToken
     from plugins.webhooks.models import WebhookDelivery, WebhookEndpoint, WebhookEvent
+
+    ServiceToken.create(
+        name="matrix",
+        prefix="pst_matrix",
+        token_hash="0" * 64,
+        scopes="read",
+        expires_at=utcnow() + timedelta(days=1),
+    )
 
     endpoint = WebhookEndpoint.create(
         url="https://hooks.example.com/portico", event_types="invoice.paid", secret="whsec_x"
@@ -408,7 +418,7 @@ def test_every_route_with_an_id_answers_every_caller_as_expected(demo_app):
     app = demo_app
     target = Customer.get(Customer.number == "C-100002")
     principals = Principals(app, target)
-    seed_webhook()
+    seed_staff_objects()
     markers = customer_markers(target)
     routes = list(id_routes(app, target))
     cells = [

@@ -153,6 +153,7 @@ def test_harbour_overrides_only_logo_colours_and_one_template(make_app):
     harbour = THEMES_DIR / "harbour"
     own = sorted(str(p.relative_to(harbour)) for p in harbour.rglob("*") if p.is_file())
     assert own == [
+        "static/css/theme-dark.css",
         "static/css/theme.css",
         "static/img/icon-180.png",
         "static/img/icon-192.png",
