@@ -155,10 +155,13 @@ def test_int1_change_plan_only_to_a_compatible_plan(op, core_demo):
     assert (
         incompatible.status_code == 422 and "product_external_id" in problem(incompatible)["errors"]
     )
+    with connection():  # a downgrade the customer scheduled: the operator's change replaces it
+        Service.update(pending_plan="M10").where(Service.external_id == "S-1").execute()
     switched = op.post(f"{API}/services/S-1/change-plan", json={"product_external_id": "M50"})
     assert switched.status_code == 200 and switched.json["product"] == "m50"
     with connection():
-        assert Service.get(Service.external_id == "S-1").monthly_fee == 2500
+        service = Service.get(Service.external_id == "S-1")
+        assert service.monthly_fee == 2500 and service.pending_plan is None
     same = op.post(f"{API}/services/S-1/change-plan", json={"product_external_id": "M50"})
     assert same.json["change"] == "unchanged"
     back = op.post(f"{API}/services/S-1/change-plan", json={"product_external_id": "M20"})
@@ -166,7 +169,9 @@ def test_int1_change_plan_only_to_a_compatible_plan(op, core_demo):
     # Actions need services:write.
     reader = _token(core_demo, ["read", "catalogue:write"])
     assert reader.post(f"{API}/services/S-1/suspend", json={}).status_code == 403
-    assert [e.data["fields"] for e in events("service.updated")] == [["monthly_fee", "product"]]
+    assert [e.data["fields"] for e in events("service.updated")] == [
+        ["monthly_fee", "pending_plan", "product"]
+    ]
 
 
 @pytest.mark.spec("INT-1")

@@ -98,7 +98,13 @@ def _change_plan(row, v: dict) -> dict:
                 ]
             }
         )
-    return {"product": target.id, "monthly_fee": target.monthly_fee, "currency": target.currency}
+    # The operator's change wins over a downgrade the customer scheduled for renewal (SVC-3).
+    return {
+        "product": target.id,
+        "monthly_fee": target.monthly_fee,
+        "currency": target.currency,
+        "pending_plan": None,
+    }
 
 
 class ServiceActionAPI:
