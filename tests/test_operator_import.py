@@ -485,3 +485,45 @@ def test_int5_a_kind_of_a_disabled_plugin_is_refused_clearly(make_app, tmp_path)
     assert "addon_products: the addons plugin is disabled" in result.output
     rows = write(tmp_path / "a.jsonl", '{"external_id": "X", "name": "X"}\n')
     assert "the addons plugin is disabled" in run_import(app, "addon_products", rows).output
+
+
+@pytest.mark.spec("INT-4", "INT-5")
+def test_int5_invoices_and_payments_from_a_file_once(app, tmp_path):
+    from plugins.billing.models import Invoice
+
+    run_import(app, "customers", write(tmp_path / "customers.csv", CUSTOMERS))
+    line = {"description": "Line rental", "quantity": 1, "unit_amount": 1000}
+    line |= {"tax_rate": 2000, "tax_amount": 200}
+    invoice = {
+        "external_id": "INV-1",
+        "customer_external_id": "ACC-1",
+        "number": "OP-1",
+        "issued_at": "2026-12-01T09:00:00+00:00",
+        "due_at": "2026-12-15T09:00:00+00:00",
+        "currency": "GBP",
+        "lines": [line],
+        "subtotal": 1000,
+        "tax_total": 200,
+        "total": 1200,
+        "notify": False,
+    }
+    bad = {**invoice, "external_id": "INV-2", "number": "OP-2", "total": 1}
+    invoices = write(tmp_path / "invoices.jsonl", f"{json.dumps(invoice)}\n{json.dumps(bad)}\n")
+    result = run_import(app, "invoices", invoices)
+    assert "2 rows: 1 created, 0 updated, 0 unchanged, 1 failed" in result.output, result.output
+    assert "line 2: total" in result.output  # the totals must add up, as in the API
+    again = run_import(app, "invoices", invoices)
+    assert "1 unchanged" in again.output and "0 created" in again.output
+    # An invoice's lines do not fit a CSV row: said before anything is read.
+    csv_file = write(tmp_path / "invoices.csv", "external_id,number\nINV-3,OP-3\n")
+    refused = run_import(app, "invoices", csv_file)
+    assert refused.exit_code == 2 and "csv cannot hold these rows; use jsonl" in refused.output
+    payments = write(
+        tmp_path / "payments.csv",
+        "external_id,customer_external_id,invoice_external_id,amount,currency,method,received_at\n"
+        "PAY-1,ACC-1,INV-1,1200,GBP,bank_transfer,2026-12-03T10:00:00+00:00\n",
+    )
+    assert "1 created" in run_import(app, "payments", payments).output
+    assert "1 unchanged" in run_import(app, "payments", payments).output  # money moves once
+    with connection():
+        assert Invoice.get(Invoice.external_id == "INV-1").status == "paid"

@@ -190,7 +190,7 @@ class OperatorPaymentOut(OperatorOfCustomer):
 # -- routes -------------------------------------------------------------------------------
 
 
-def _by_customer(push):
+def by_customer(push):
     """``push(ctx, external_id, customer_id, values)`` with the customer by external id."""
 
     def upsert(ctx, external_id, body):
@@ -203,7 +203,7 @@ def _by_customer(push):
 INVOICES = r._pair(
     Invoice,
     SCOPE,
-    _by_customer(pushed.upsert_invoice),
+    by_customer(pushed.upsert_invoice),
     "invoice",
     OperatorInvoiceOut,
     OperatorInvoiceIn,
@@ -217,7 +217,7 @@ INVOICES = r._pair(
 TRANSACTIONS = r._pair(
     Transaction,
     SCOPE,
-    _by_customer(pushed.upsert_transaction),
+    by_customer(pushed.upsert_transaction),
     "transaction",
     OperatorTransactionOut,
     OperatorTransactionIn,
@@ -229,7 +229,7 @@ TRANSACTIONS = r._pair(
 PAYMENTS = r._pair(
     Payment,
     SCOPE,
-    _by_customer(pushed.record_payment),
+    by_customer(pushed.record_payment),
     "payment",
     OperatorPaymentOut,
     OperatorPaymentIn,

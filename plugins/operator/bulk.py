@@ -34,7 +34,7 @@ from engine.context import Context
 from engine.db import database, locked_transaction
 from engine.errors import Problem
 from engine.models import Contact, Customer, Product, Service, Site
-from plugins.operator import batched, buckets, catalogue, invitations, schemas
+from plugins.operator import batched, billing, buckets, catalogue, invitations, schemas
 from plugins.operator import catalogue_items as items
 from plugins.operator import service as rules
 
@@ -60,13 +60,17 @@ class Kind:
     #: back to ``write`` on a database error; None: ``write`` always.
     batch: Callable[[Any, list[tuple[str, dict]]], list[str | Problem]] | None = None
     plugin: str | None = None  # the plugin whose tables these rows live in, when optional
+    formats: tuple[str, ...] = FORMATS  # JSON Lines only for rows with nested lists
 
 
-def require_enabled(app, kind_name: str) -> None:
-    """A kind whose plugin this deployment has disabled has no tables to read or write."""
-    plugin = KINDS[kind_name].plugin
-    if plugin is not None and plugin not in app.plugins.enabled:
-        raise ValueError(f"{kind_name}: the {plugin} plugin is disabled in this deployment")
+def require_usable(app, kind_name: str, fmt: str) -> None:
+    """A kind whose plugin this deployment has disabled has no tables to read or write; an
+    invoice's lines do not fit in a CSV row."""
+    kind = KINDS[kind_name]
+    if kind.plugin is not None and kind.plugin not in app.plugins.enabled:
+        raise ValueError(f"{kind_name}: the {kind.plugin} plugin is disabled in this deployment")
+    if fmt not in kind.formats:
+        raise ValueError(f"{kind_name}: {fmt} cannot hold these rows; use {kind.formats[0]}")
 
 
 def upserts(upsert: Callable) -> Callable:
@@ -188,6 +192,23 @@ KINDS: dict[str, Kind] = {
 }
 if (usage := _usage_kind()) is not None:
     KINDS["usage"] = usage
+# From the operator's billing system (INT-4), import only: each row as its PUT takes it.
+KINDS["invoices"] = Kind(
+    billing.OperatorInvoiceIn,
+    upserts(billing.by_customer(billing.pushed.upsert_invoice)),
+    plugin="billing",
+    formats=("jsonl",),
+)
+KINDS["transactions"] = Kind(
+    billing.OperatorTransactionIn,
+    upserts(billing.by_customer(billing.pushed.upsert_transaction)),
+    plugin="billing",
+)
+KINDS["payments"] = Kind(
+    billing.OperatorPaymentIn,
+    upserts(billing.by_customer(billing.pushed.record_payment)),
+    plugin="billing",
+)
 
 
 def format_of(path: str, given: str | None) -> str:

@@ -34,7 +34,8 @@ def import_command(app_factory) -> click.Command:
         "--restart", is_flag=True, help="Ignore the checkpoint of an interrupted run of this file."
     )
     def import_(kind, path, fmt, dry_run, all_or_nothing, batch_size, restart):
-        """Create or update KIND (customers, contacts, sites, services, usage) from a CSV or
+        """Create or update KIND (customers, contacts, sites, services, products, buckets, usage,
+        invoices, ...: see the list above) from a CSV or
         JSON Lines file, by external id, through the operator API's rules.
 
         Bad rows are listed with their line number and the rest imported; a re-run changes
@@ -45,7 +46,7 @@ def import_command(app_factory) -> click.Command:
         from plugins.operator import bulk
 
         app = app_factory()
-        _require_enabled(app, kind)
+        _require_usable(app, kind, bulk.format_of(path, fmt))
         # The bar only on a terminal: a piped or logged run gets the lines and the summary.
         bar = (
             click.progressbar(
@@ -94,8 +95,8 @@ def export_command(app_factory) -> click.Command:
         from engine import db
         from plugins.operator import bulk
 
-        _require_enabled(app_factory(), kind)
         fmt = bulk.format_of(output or "", fmt)
+        _require_usable(app_factory(), kind, fmt)
         with db.connection():
             if output:
                 with open(output, "w", encoding="utf-8", newline="") as f:
@@ -107,10 +108,10 @@ def export_command(app_factory) -> click.Command:
     return export
 
 
-def _require_enabled(app, kind: str) -> None:
+def _require_usable(app, kind: str, fmt: str) -> None:
     from plugins.operator import bulk
 
     try:
-        bulk.require_enabled(app, kind)
+        bulk.require_usable(app, kind, fmt)
     except ValueError as exc:
         raise click.UsageError(str(exc)) from None
