@@ -38,6 +38,22 @@ def rate_label(app, rate: int) -> str:
     return f"{settings(app).tax_name} {percent}%"
 
 
+def write_tax_lines(app, invoice_id: int, by_rate: dict[int, list[int]]) -> None:
+    """An invoice's tax summary: one line per rate, from ``{rate: [net, tax]}``."""
+    InvoiceTaxLine.insert_many(
+        [
+            dict(
+                invoice=invoice_id,
+                name=rate_label(app, rate),
+                rate=rate,
+                taxable_amount=net,
+                tax_amount=tax,
+            )
+            for rate, (net, tax) in sorted(by_rate.items())
+        ]
+    ).execute()
+
+
 # -- transactions (BILL-4) ------------------------------------------------------
 
 
@@ -238,18 +254,7 @@ def _create(app, customer_id, rows, currency, issued_at, due_at, notes) -> Invoi
             for i, t in enumerate(rows, start=1)
         ]
     ).execute()
-    InvoiceTaxLine.insert_many(
-        [
-            dict(
-                invoice=invoice.id,
-                name=rate_label(app, rate),
-                rate=rate,
-                taxable_amount=net,
-                tax_amount=tax,
-            )
-            for rate, (net, tax) in sorted(by_rate.items())
-        ]
-    ).execute()
+    write_tax_lines(app, invoice.id, by_rate)
     (
         Transaction.update(invoice=invoice.id)
         .where(Transaction.id.in_([t.id for t in rows]))

@@ -33,7 +33,7 @@ from engine.errors import Problem, invalid
 from engine.notify import notify_customer
 from engine.payments import SUCCEEDED, ChargeResult
 from plugins.billing import payments
-from plugins.billing.invoicing import invoice_notice_data, rate_label, tax_of
+from plugins.billing.invoicing import invoice_notice_data, tax_of, write_tax_lines
 from plugins.billing.models import (
     OPEN_PAYMENT,
     Invoice,
@@ -279,18 +279,7 @@ def _write_lines(app, row: Invoice, lines: list[dict]) -> None:
             for i, line in enumerate(lines, start=1)
         ]
     ).execute()
-    InvoiceTaxLine.insert_many(
-        [
-            dict(
-                invoice=row.id,
-                name=rate_label(app, rate),
-                rate=rate,
-                taxable_amount=net,
-                tax_amount=tax,
-            )
-            for rate, (net, tax) in sorted(by_rate.items())
-        ]
-    ).execute()
+    write_tax_lines(app, row.id, by_rate)
     ledger = [
         dict(
             customer=row.customer_id,

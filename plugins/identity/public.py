@@ -9,7 +9,8 @@ listed in ``__all__`` is private and may change without notice.
   (the password policy), ``sessions`` (cookies, creating and revoking sessions),
   ``twofactor`` (TOTP and backup codes).
 - Web helpers for sign-in pages: ``redirect``, ``rotate_csrf``, ``end_session``,
-  ``policy_hint``, ``password_errors``, ``current_user``, ``bearer``.
+  ``policy_hint``, ``password_errors``, ``current_user``, ``bearer``, ``keep_private`` (the
+  headers of a page whose URL carries a token).
 - Rate limits: ``limiter(app)`` (identity's named limits), ``storage_for(url)`` (the shared
   counter storage, for a plugin's own limits) and ``too_many(seconds)`` (the 429 problem).
 - The ``Session`` model and the two-factor schemas shared with the staff sign-in.
@@ -25,6 +26,7 @@ from plugins.identity.models import Session
 from plugins.identity.ratelimit import limiter, storage_for, too_many
 from plugins.identity.resources import (
     end_session,
+    keep_private,
     password_errors,
     policy_hint,
     redirect,
@@ -43,6 +45,7 @@ __all__ = [
     "current_user",
     "end_session",
     "guards",
+    "keep_private",
     "limiter",
     "lockout",
     "login",

@@ -30,6 +30,15 @@ def redirect(resp: falcon.Response, path: str) -> None:
     resp.text = ""
 
 
+def keep_private(resp: falcon.Response) -> None:
+    """For a page whose URL carries a secret token (a reset or invitation link).
+
+    APPSEC: never let the token leave in a Referer header, and never let a shared or
+    back-button cache keep the page that carries it."""
+    resp.set_header("Referrer-Policy", "no-referrer")
+    resp.set_header("Cache-Control", "no-store")
+
+
 def rotate_csrf(app, ctx, resp) -> str:
     """A fresh CSRF cookie at sign-in; returns the token forms and scripts must send."""
     cookie = new_csrf_cookie()
@@ -257,16 +266,9 @@ class ResetPage:
 
     auth = "public"
 
-    @staticmethod
-    def _private(resp):
-        # APPSEC: the token is in this page's URL; never let it leave in a Referer header,
-        # and never let a shared or back-button cache keep the page that carries it.
-        resp.set_header("Referrer-Policy", "no-referrer")
-        resp.set_header("Cache-Control", "no-store")
-
     def on_get(self, req, resp):
         app = req.context.app
-        self._private(resp)
+        keep_private(resp)
         token = req.get_param("token") or ""
         if reset.valid(token) is None:
             return app.page(req, resp, "identity/reset.html", 410, invalid=reset.INVALID_MESSAGE)
@@ -274,7 +276,7 @@ class ResetPage:
 
     def on_post(self, req, resp):
         app, ctx = req.context.app, req.context
-        self._private(resp)
+        keep_private(resp)
         data, errors = validate_form(req, schemas.ResetForm)
         token = str(read_form(req).get("token", ""))[:200]
         row = reset.valid(token)

@@ -9,7 +9,14 @@ from engine.api import operation
 from engine.db import locked_transaction
 from engine.forms import read_form, validate_form
 from engine.models import Contact
-from plugins.identity.public import login, password_errors, policy_hint, redirect, rotate_csrf
+from plugins.identity.public import (
+    keep_private,
+    login,
+    password_errors,
+    policy_hint,
+    redirect,
+    rotate_csrf,
+)
 from plugins.operator import invitations, schemas
 from plugins.operator.resources import _external_id, write_scope
 
@@ -61,18 +68,12 @@ class InvitationPage:
 
     auth = "public"
 
-    @staticmethod
-    def _private(resp):
-        # As the reset page: the token is in the URL; keep it out of Referer and caches.
-        resp.set_header("Referrer-Policy", "no-referrer")
-        resp.set_header("Cache-Control", "no-store")
-
     def _gone(self, req, resp):
         req.context.app.page(req, resp, TEMPLATE, 410, invalid=True)
 
     def on_get(self, req, resp):
         app = req.context.app
-        self._private(resp)
+        keep_private(resp)
         token = req.get_param("token") or ""
         row = invitations.valid(token)
         if row is None:
@@ -83,7 +84,7 @@ class InvitationPage:
 
     def on_post(self, req, resp):
         app, ctx = req.context.app, req.context
-        self._private(resp)
+        keep_private(resp)
         data, errors = validate_form(req, schemas.InvitationForm)
         token = str(read_form(req).get("token", ""))[:200]
         row = invitations.valid(token)
