@@ -108,7 +108,7 @@ def payment_failed(app, payment):
         not_paid(app, payment)
 
 
-@hookimpl
+@hookimpl(trylast=True)  # after billing's demo, as billing's is after the services'
 def demo_data(app, demo):
     from plugins.addons.demo import seed
 

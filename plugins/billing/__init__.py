@@ -157,7 +157,9 @@ def service_renewed(app, service, previous_period_start):
     charge_renewal(app, service, previous_period_start)
 
 
-@hookimpl
+# After the services (and their usage): billing's demo invoices charge those services, and
+# services may name billing as optional (SVC-3), which would otherwise put billing first.
+@hookimpl(trylast=True)
 def demo_data(app, demo):
     from plugins.billing.demo import seed
 

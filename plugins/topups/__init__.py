@@ -120,7 +120,7 @@ def payment_failed(app, payment):
         declined(app, payment)
 
 
-@hookimpl
+@hookimpl(trylast=True)  # after billing's demo, as billing's is after the services'
 def demo_data(app, demo):
     from plugins.topups.demo import seed
 
