@@ -22,7 +22,7 @@ from datetime import timedelta
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, Phase, given, settings
-from hypothesis.errors import Unsatisfiable
+from hypothesis.errors import FlakyStrategyDefinition, Unsatisfiable
 from schemathesis import GenerationMode
 from schemathesis.config._checks import PositiveDataAcceptanceConfig
 from schemathesis.core.failures import FailureGroup
@@ -159,16 +159,21 @@ def stateful(app, max_examples: int, steps: int) -> int:
             calls["steps"] += 1
             return super().get_call_kwargs(case)
 
-    Machine.run(
-        settings=settings(
-            max_examples=max_examples,
-            stateful_step_count=steps,
-            deadline=None,
-            database=None,
-            derandomize=True,
-            suppress_health_check=list(HealthCheck),
-        )
+    run = settings(
+        max_examples=max_examples,
+        stateful_step_count=steps,
+        deadline=None,
+        database=None,
+        derandomize=True,
+        suppress_health_check=list(HealthCheck),
     )
+    try:
+        Machine.run(settings=run)
+    except FlakyStrategyDefinition:
+        # The demo's data moves under the machine (rate counters, times): hypothesis then cannot
+        # replay a step the same way. That says nothing of the API's answers, which a second
+        # run checks again (seen once in a loaded fresh-clone CI run, 2026-12-06).
+        Machine.run(settings=run)
     return calls["steps"]
 
 
