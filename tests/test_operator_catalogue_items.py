@@ -2,17 +2,15 @@
 external id, idempotent and audited, synced by ``updated_since``, scopes, hostile input, and
 no routes while their plugin is disabled."""
 
-from datetime import timedelta
-
 import pytest
 
 from engine.db import connection, utcnow
-from engine.models import AuditEvent, Product, StaffUser
+from engine.models import Product
 from engine.testing import Client, problem
 from identity_support import core_demo  # noqa: F401
 from plugins.addons.models import AddonProduct
-from plugins.operator import tokens
 from plugins.topups.models import TopupProduct
+from test_operator_catalogue import _token, events, op  # noqa: F401
 
 API = "/api/v1/operator"
 DATA_5GB = {
@@ -31,23 +29,6 @@ ROAMING = {
     "recurring_price": 300,
     "period_days": 30,
 }
-
-
-def _token(app, scopes):
-    with connection():
-        admin = StaffUser.get(StaffUser.email == "admin@example.com")
-        token, _ = tokens.create(app, "CRM", scopes, utcnow() + timedelta(days=5), admin)
-    return Client(app, headers={"Authorization": f"Bearer {token}"})
-
-
-@pytest.fixture
-def op(core_demo):
-    return _token(core_demo, list(tokens.SCOPES))
-
-
-def events(action):
-    with connection():
-        return list(AuditEvent.select().where(AuditEvent.action == action))
 
 
 @pytest.mark.spec("INT-1")
