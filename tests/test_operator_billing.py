@@ -2,6 +2,7 @@
 idempotent upserts, totals that must add up, the PDF the customer downloads, money moving
 once, the ledger netting, isolation and hostile input."""
 
+import json
 from datetime import timedelta
 
 import pytest
@@ -12,6 +13,7 @@ from engine.testing import Client, problem, run_tasks
 from identity_support import core_demo, signed_in  # noqa: F401
 from plugins.billing.models import Invoice, Payment, Transaction
 from plugins.operator import tokens
+from plugins.webhooks.models import WebhookEndpoint, WebhookEvent
 from test_operator_api import API, CUSTOMER, events, op  # noqa: F401
 
 ISSUED = "2026-12-01T09:00:00+00:00"
@@ -175,6 +177,25 @@ def test_an_offline_payment_moves_money_once_and_marks_the_invoice_paid(alice_op
         invoice_id = Invoice.get(Invoice.external_id == "INV-1").id
     card = alice.post(f"/api/v1/invoices/{invoice_id}/pay", json={})
     assert card.status_code in (409, 422) and balance() == 0
+
+
+@pytest.mark.spec("INT-6")
+def test_payment_events_for_a_pushed_invoice_name_the_operators_invoice(alice_op):
+    """The operator's systems know the invoice by its external id (they never see Portico's)."""
+    with connection():
+        WebhookEndpoint.create(
+            url="https://crm.example.net/hooks",
+            event_types="payment.succeeded invoice.paid",
+            secret="whsec_x",
+        )
+    alice_op.put(f"{API}/invoices/INV-1", json=invoice_body())
+    assert alice_op.put(f"{API}/payments/P-1", json=pay_body(1800)).status_code == 201
+    with connection():
+        sent = {e.type: json.loads(e.data) for e in WebhookEvent.select()}
+    assert sent["payment.succeeded"]["invoice_external_id"] == "INV-1"
+    assert sent["payment.succeeded"]["invoice_number"] == "OP-0001"
+    assert sent["invoice.paid"]["invoice_external_id"] == "INV-1"
+    assert sent["invoice.paid"]["customer_external_id"] == "ACC-ALICE"
 
 
 @pytest.mark.spec("INT-4")

@@ -405,6 +405,7 @@ def _succeed(app, payment_id: int, result: ChargeResult) -> Payment:
                     "invoice.paid",
                     {
                         "invoice_id": invoice.id,
+                        "invoice_external_id": invoice.external_id,
                         "number": invoice.number,
                         "total": invoice.total,
                         "currency": invoice.currency,
@@ -452,7 +453,12 @@ def _succeed(app, payment_id: int, result: ChargeResult) -> Payment:
             customer_id=payment.customer_id,
             user_id=payment.user_id,
         )
-        emit(app, "payment.succeeded", _event_data(payment), customer_id=payment.customer_id)
+        emit(
+            app,
+            "payment.succeeded",
+            _event_data(payment, invoice),
+            customer_id=payment.customer_id,
+        )
         if payment.detach_after and payment.method_id:
             from plugins.billing import tasks as billing_tasks  # lazily: it imports this module
 
@@ -461,8 +467,11 @@ def _succeed(app, payment_id: int, result: ChargeResult) -> Payment:
     return payment
 
 
-def _event_data(payment: Payment) -> dict:
-    """What the payment events tell the operator's systems (INT-6)."""
+def _event_data(payment: Payment, invoice: Invoice | None = None) -> dict:
+    """What the payment events tell the operator's systems (INT-6): the invoice by Portico's
+    id, its number and, for an invoice the operator's billing pushed in, its external id."""
+    if invoice is None and payment.invoice_id:
+        invoice = Invoice.get_by_id(payment.invoice_id)
     return {
         "payment_id": payment.id,
         "customer_id": payment.customer_id,
@@ -471,6 +480,8 @@ def _event_data(payment: Payment) -> dict:
         "status": payment.status,
         "purpose": payment.purpose,
         "invoice_id": payment.invoice_id,
+        "invoice_number": invoice.number if invoice else None,
+        "invoice_external_id": invoice.external_id if invoice else None,
         "provider": payment.provider,
         "provider_ref": payment.provider_ref,
         "via": payment.via,
