@@ -248,6 +248,39 @@ def test_int6_staff_replay_a_delivery_audited(wapp, admin, receiver):
 
 
 @pytest.mark.spec("INT-6")
+def test_int6_staff_change_and_delete_an_endpoint_in_the_console(wapp, admin, receiver):
+    endpoint = subscribe(admin, receiver, types=("invoice.paid",))
+    pages = Client(wapp, headers={"X-Test-User": admin.headers["X-Test-User"]})
+    path = f"/staff/webhooks/{endpoint['id']}"
+    shown = pages.get(path, headers={"Accept": "text/html"})
+    assert shown.status_code == 200 and 'value="invoice.paid" checked' in shown.text
+    url = receiver.url_for("127.0.0.1", "/moved")
+    form = {"url": url, "description": "CRM", "event_types": ["payment.failed", "invoice.paid"]}
+    saved = pages.post(path, form={**form, "enabled_shown": "1"})  # the box left unticked
+    assert saved.status_code == 303 and saved.headers["location"] == f"{path}?saved=1"
+    row = WebhookEndpoint.get_by_id(endpoint["id"])
+    assert (row.url, row.description, row.enabled) == (url, "CRM", False)
+    assert row.types == ["invoice.paid", "payment.failed"]
+    # Bad input: the page again with the message, and the endpoint as it was.
+    bad = pages.post(path, form={**form, "url": "http://example.com/x", "enabled": "1"})
+    assert bad.status_code == 422 and "error" in bad.text
+    assert WebhookEndpoint.get_by_id(endpoint["id"]).url == url
+    assert pages.post(path, form={**form, "event_types": []}).status_code == 422
+    audit = AuditEvent.select().where(AuditEvent.action == "webhook.updated")
+    assert audit.count() == 1 and audit.get().data["enabled"] is False
+    assert pages.post(f"{path}/delete", form={}, csrf=False).status_code == 403
+    # Delete: the endpoint and its pending deliveries go; audited; a second time is a 404.
+    WebhookEndpoint.update(enabled=True).execute()
+    announce(wapp, "invoice.paid")
+    assert WebhookDelivery.select().count() == 1
+    gone = pages.post(f"{path}/delete", form={})
+    assert gone.status_code == 303 and gone.headers["location"] == "/staff/webhooks?deleted=1"
+    assert WebhookEndpoint.select().count() == 0 and WebhookDelivery.select().count() == 0
+    assert AuditEvent.select().where(AuditEvent.action == "webhook.deleted").count() == 1
+    assert pages.post(f"{path}/delete", form={}).status_code == 404
+
+
+@pytest.mark.spec("INT-6")
 def test_int6_the_console_is_for_admins_only(wapp, receiver):
     agent = as_user(Client(wapp), staff("can_impersonate billing", name="agnes"))
     body = {"url": receiver.url_for("127.0.0.1", "/h"), "event_types": ["invoice.paid"]}

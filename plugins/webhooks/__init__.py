@@ -45,6 +45,9 @@ def register_routes(app):
         Route("/staff/webhooks", pages.WebhooksPage(), permission="admin"),
         Route("/staff/webhooks/{endpoint_id}", pages.EndpointPage(), permission="admin"),
         Route(
+            "/staff/webhooks/{endpoint_id}/delete", pages.DeleteEndpointPage(), permission="admin"
+        ),
+        Route(
             "/staff/webhook-deliveries/{delivery_id}/replay",
             pages.ReplayPage(),
             permission="admin",
