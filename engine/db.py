@@ -120,7 +120,7 @@ def is_postgres() -> bool:
     return isinstance(database.obj, peewee.PostgresqlDatabase)
 
 
-def locked_transaction():
+def locked_transaction() -> Any:
     """A transaction that holds a write lock from its first statement.
 
     On SQLite ``BEGIN IMMEDIATE`` takes the write lock up front: a deferred

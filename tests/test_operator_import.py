@@ -371,7 +371,7 @@ def test_int5_a_batch_that_meets_a_concurrent_writer_falls_back_to_rows(app, cap
 
     from engine.context import Context
     from plugins.operator import batched
-    from plugins.operator import service as rules
+    from engine import upserts as rules
 
     caplog.set_level("INFO", logger="portico.operator")
 
@@ -527,3 +527,26 @@ def test_int5_invoices_and_payments_from_a_file_once(app, tmp_path):
     assert "1 unchanged" in run_import(app, "payments", payments).output  # money moves once
     with connection():
         assert Invoice.get(Invoice.external_id == "INV-1").status == "paid"
+    # The export: what was pushed in, in the columns the import takes; back in, unchanged.
+    charge = write(
+        tmp_path / "transactions.csv",
+        "external_id,customer_external_id,kind,description,amount,currency\n"
+        "TX-1,ACC-1,charge,Engineer visit,3000,GBP\n",
+    )
+    assert "1 created" in run_import(app, "transactions", charge).output
+    for kind, fmt in (("invoices", "jsonl"), ("transactions", "csv"), ("payments", "csv")):
+        out = tmp_path / f"export-{kind}.{fmt}"
+        exported = run_export(app, kind, "--output", out)
+        assert exported.exit_code == 0, exported.output
+        back = run_import(app, kind, out)
+        assert "1 rows: 0 created, 0 updated, 1 unchanged, 0 failed" in back.output, back.output
+    [row] = [json.loads(x) for x in (tmp_path / "export-invoices.jsonl").read_text().splitlines()]
+    assert row["external_id"] == "INV-1" and row["lines"][0]["unit_amount"] == 1000
+    assert "status" not in row  # paid: its payments make it paid again elsewhere
+    paid = (tmp_path / "export-payments.csv").read_text().splitlines()
+    assert paid[1].startswith("PAY-1,ACC-1,INV-1,1200,GBP,bank_transfer,")
+    assert "2026-12-03T10:00:00+00:00" in paid[1]
+    assert (
+        "TX-1,ACC-1,charge,Engineer visit,3000,GBP"
+        in (tmp_path / "export-transactions.csv").read_text()
+    )

@@ -5,9 +5,12 @@ from __future__ import annotations
 import os
 import secrets
 import string
+from typing import Any
 
+from engine import upserts
+from engine.context import Context
 from engine.db import database
-from engine.models import Contact, Customer, Site, StaffUser, User
+from engine.models import Customer, StaffUser, User
 from engine.security import hash_password
 
 
@@ -20,79 +23,111 @@ def demo_password() -> str:
     return "Demo-" + "".join(secrets.choice(alphabet) for _ in range(10)) + "7!"
 
 
+#: The demo's customers, contacts and sites, as the operator's systems would send them
+#: (``engine.upserts``, the operator API's rules): by external id, with validated values.
+CUSTOMERS = {
+    "alice": ("DEMO-ALICE", {"name": "Alice Example", "kind": "individual", "number": "C-100001"}),
+    "bob": ("DEMO-BOB", {"name": "Bob's Bikes Ltd", "kind": "business", "number": "C-100002"}),
+}
+CONTACTS: dict[str, tuple[str, dict[str, Any]]] = {
+    "alice": (
+        "DEMO-ALICE-1",
+        {
+            "customer_external_id": "DEMO-ALICE",
+            "first_name": "Alice",
+            "last_name": "Example",
+            "email": "alice@example.com",
+            "phone": "+447700900123",
+            "is_primary": True,
+        },
+    ),
+    "bob": (
+        "DEMO-BOB-1",
+        {
+            "customer_external_id": "DEMO-BOB",
+            "first_name": "Bob",
+            "last_name": "Builder",
+            "email": "bob@example.com",
+            "phone": "+447700900456",
+            "is_primary": True,
+            "role": "Owner",
+        },
+    ),
+    "carol": (
+        "DEMO-BOB-2",
+        {
+            "customer_external_id": "DEMO-BOB",
+            "first_name": "Carol",
+            "last_name": "Accounts",
+            "email": "carol@example.com",
+            "phone": "+447700900789",
+            "role": "Accounts",
+        },
+    ),
+}
+SITES = [
+    (
+        "DEMO-ALICE-HOME",
+        {
+            "customer_external_id": "DEMO-ALICE",
+            "label": "Home",
+            "line1": "1 High Street",
+            "city": "London",
+            "postcode": "SW1A 1AA",
+        },
+    ),
+    (
+        "DEMO-BOB-SHOP",
+        {
+            "customer_external_id": "DEMO-BOB",
+            "label": "Shop",
+            "line1": "22 Market Road",
+            "city": "Manchester",
+            "postcode": "M1 1AE",
+        },
+    ),
+    (
+        "DEMO-BOB-WAREHOUSE",
+        {
+            "customer_external_id": "DEMO-BOB",
+            "label": "Warehouse",
+            "line1": "Unit 4, Dock Lane",
+            "city": "Salford",
+            "postcode": "M50 3AZ",
+        },
+    ),
+]
+
+
 def seed(app, demo: dict) -> None:
+    """Customers, contacts and sites through the operator's path (``engine.upserts``); then
+    what only a demo does: logins with a known password (a real contact is invited, INT-2)
+    and two staff users."""
     password = demo.setdefault("password", demo_password())
     hashed = hash_password(password)
+    ctx = demo_context(app)
     with database.atomic():
-        alice_c = Customer.create(number="C-100001", name="Alice Example", kind="individual")
-        alice = Contact.create(
-            customer=alice_c,
-            first_name="Alice",
-            last_name="Example",
-            email="alice@example.com",
-            phone="+447700900123",
-            is_primary=True,
-        )
-        Site.create(
-            customer=alice_c,
-            label="Home",
-            line1="1 High Street",
-            city="London",
-            postcode="SW1A 1AA",
-        )
-        bob_c = Customer.create(
-            number="C-100002", name="Bob's Bikes Ltd", kind="business", api_access=True
-        )
-        bob = Contact.create(
-            customer=bob_c,
-            first_name="Bob",
-            last_name="Builder",
-            email="bob@example.com",
-            phone="+447700900456",
-            is_primary=True,
-            role="Owner",
-        )
-        carol = Contact.create(
-            customer=bob_c,
-            first_name="Carol",
-            last_name="Accounts",
-            email="carol@example.com",
-            phone="+447700900789",
-            role="Accounts",
-        )
-        Site.create(
-            customer=bob_c,
-            label="Shop",
-            line1="22 Market Road",
-            city="Manchester",
-            postcode="M1 1AE",
-        )
-        Site.create(
-            customer=bob_c,
-            label="Warehouse",
-            line1="Unit 4, Dock Lane",
-            city="Salford",
-            postcode="M50 3AZ",
-        )
+        customers = {
+            key: upserts.upsert_customer(ctx, external_id, values).row
+            for key, (external_id, values) in CUSTOMERS.items()
+        }
+        # A portal setting, not something the operator's systems send: bob's business may
+        # create API keys.
+        Customer.update(api_access=True).where(Customer.id == customers["bob"].id).execute()
+        contacts = {
+            key: upserts.upsert_contact(ctx, external_id, values).row
+            for key, (external_id, values) in CONTACTS.items()
+        }
+        for external_id, values in SITES:
+            upserts.upsert_site(ctx, external_id, values)
         users = {
-            "alice": User.create(
-                contact=alice,
-                email="alice@example.com",
+            key: User.create(
+                contact=contact,
+                email=contact.email,
                 password_hash=hashed,
-                email_verified_at=alice_c.created_at,
-            ),
-            "bob": User.create(
-                contact=bob,
-                email="bob@example.com",
-                password_hash=hashed,
-                email_verified_at=bob_c.created_at,
-            ),
-            "carol": User.create(
-                contact=carol,
-                email="carol@example.com",
-                password_hash=hashed,
-                email_verified_at=bob_c.created_at,
-            ),
+                email_verified_at=customers["alice" if key == "alice" else "bob"].created_at,
+            )
+            for key, contact in contacts.items()
         }
         staff = {
             "admin": StaffUser.create(
@@ -108,7 +143,7 @@ def seed(app, demo: dict) -> None:
                 permissions="can_impersonate",
             ),
         }
-    demo["customers"] = {"alice": alice_c, "bob": bob_c}
+    demo["customers"] = {key: Customer.get_by_id(c.id) for key, c in customers.items()}
     demo["users"] = users
     demo["staff"] = staff
     demo.setdefault("logins", []).extend(
@@ -120,6 +155,11 @@ def seed(app, demo: dict) -> None:
             ("staff", "agent@example.com"),
         ]
     )
+
+
+def demo_context(app) -> Context:
+    """Whom the demo's changes are recorded as: the system (like ``portico import``)."""
+    return Context(app=app, user_agent="portico demo")
 
 
 def seeded() -> bool:

@@ -1,14 +1,17 @@
 """The demo add-on catalogue (ADD-1) per service type, and add-ons the demo services already have.
 
-Operators keep theirs with the staff API (``/api/v1/staff/addon-products``).
+Operators keep theirs with the operator API or the staff console.
 """
 
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
+from engine.core.demo import demo_context
 from engine.db import database, utcnow
-from plugins.addons.models import AddonProduct, ServiceAddon
+from plugins.addons.models import ServiceAddon
+from plugins.addons.service import upsert_product
 
 #: service type: (code, category, name, one-off, recurring per 30 days, provisioner,
 #: removable, description). Prices in pence, tax included.
@@ -135,6 +138,9 @@ CATALOGUE = {
 
 
 def seed(app, demo: dict) -> None:
+    """The catalogue as the operator's systems send it (by external id), then add-ons the
+    demo services took before today (back-dated: no feed does that)."""
+    ctx = demo_context(app)
     now = utcnow().replace(microsecond=0)
     products = {}
     with database.atomic():
@@ -149,18 +155,13 @@ def seed(app, demo: dict) -> None:
                 removable,
                 text,
             ) in enumerate(entries):
-                products[f"{service_type}-{code}"] = AddonProduct.create(
-                    code=f"{service_type}-{code}",
-                    service_type=service_type,
-                    category=category,
-                    name=name,
-                    one_off_price=once,
-                    recurring_price=monthly,
-                    provisioner=provisioner,
-                    removable=removable,
-                    description=text,
-                    position=position,
-                )
+                values: dict[str, Any] = {"service_type": service_type, "name": name}
+                values["category"] = category
+                values |= {"one_off_price": once, "recurring_price": monthly}
+                values |= {"provisioner": provisioner, "removable": removable}
+                values |= {"description": text, "position": position}
+                key = f"{service_type}-{code}"  # its external id and its code
+                products[key] = upsert_product(ctx, key, values).row
         services = demo.get("services", {})
         taken = [
             ("alice_broadband", "broadband-static-ip", "203.0.113.1", 40),

@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 from datetime import datetime, timedelta
 
+from engine import upserts
 from engine.audit import record, record_system
 from engine.db import lock_rows, locked_transaction, utcnow
 from engine.errors import Problem, invalid
@@ -522,3 +523,11 @@ def remove(app, ctx, addon: ServiceAddon) -> ServiceAddon:
         _emit(app, "addon.cancelled", addon, Service.get_by_id(addon.service_id))
         record(ctx, "addon.remove", f"addon:{addon.id}", {"service": addon.service_id})
     return addon
+
+
+def upsert_product(ctx, external_id: str, values: dict) -> upserts.Upserted:
+    """A catalogue entry by the operator's external id (the operator API, ``portico import
+    addon_products``, the demo seed); ``values`` as the operator API's
+    ``OperatorAddonProductIn`` validates them."""
+    prepare = upserts.entry_rules(AddonProduct, external_id)
+    return upserts.upsert(ctx, AddonProduct, "addon_product", external_id, values, prepare)

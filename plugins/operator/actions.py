@@ -18,12 +18,12 @@ from engine.errors import Problem, invalid
 from engine.models import Product, Service
 from plugins.operator.resources import _external_id, write_scope
 from plugins.operator.schemas import ExternalId, OperatorServiceOut, text
-from plugins.operator.service import (
+from engine.upserts import (
     ENDED,
     UNCHANGED,
     Upserted,
     _status_rules,
-    _upsert,
+    upsert,
     changed_since,
     status_hook,
 )
@@ -69,7 +69,7 @@ def service_action(ctx, external_id: str, action: str, values: dict) -> Upserted
         _status_rules(row, columns)  # an ended service: 409 service-ended
         return columns
 
-    return _upsert(ctx, Service, "service", external_id, values, prepare, status_hook(ctx))
+    return upsert(ctx, Service, "service", external_id, values, prepare, status_hook(ctx))
 
 
 def _change_plan(row, v: dict) -> dict:

@@ -27,7 +27,7 @@ from engine import audit
 from engine.db import database, insert_rows, lock_rows
 from engine.errors import Problem
 from engine.models import Customer, Product, Site
-from plugins.operator import service as rules
+from engine import upserts as rules
 
 log = logging.getLogger("portico.operator")
 Write = Callable[[Any, list[tuple[str, dict]]], list[Any]]

@@ -14,7 +14,7 @@ from engine.api import MAX_AMOUNT, Amount, AwareDateTime, page_schema
 from engine.registry import Route
 from plugins.billing.public import Invoice, Payment, Transaction, pushed
 from plugins.operator import resources as r
-from plugins.operator import service as rules
+from engine import upserts as rules
 from plugins.operator.schemas import ExternalId, OperatorOfCustomer, text
 
 SCOPE = "billing:write"
@@ -129,6 +129,9 @@ class OperatorPaymentIn(Schema):
 
 # -- out ----------------------------------------------------------------------------------
 
+#: A recorded payment's method, as the PUT took it, from the label it stores.
+METHOD_OF_LABEL = {label: method for method, label in pushed.PAYMENT_METHODS.items()}
+
 
 class InvoiceLineOut(Schema):
     description = fields.String()
@@ -181,9 +184,18 @@ class OperatorPaymentOut(OperatorOfCustomer):
     )
     amount = fields.Integer()
     currency = fields.String()
-    method = fields.String(attribute="method_label")
+    method = fields.Function(
+        lambda row: METHOD_OF_LABEL.get(row.method_label, "other"),
+        metadata={"example": "bank_transfer"},
+    )
+    method_label = fields.String(metadata={"example": "Bank transfer"})
     reference = fields.String()
     status = fields.String()
+    received_at = fields.Function(
+        lambda row: row.succeeded_at.isoformat() if row.succeeded_at else None,
+        allow_none=True,
+        metadata={"type": "string", "format": "date-time", "description": "when it was paid"},
+    )
     succeeded_at = fields.DateTime(allow_none=True)
 
 

@@ -9,11 +9,9 @@ import falcon
 from marshmallow import Schema, fields, validate
 
 from engine.api import AwareDateTime, operation, page_schema
-from engine.errors import invalid
-from engine.models import Service
 from plugins.operator.resources import _external_id, _pair, write_scope
 from plugins.operator.schemas import ExternalId, OperatorSynced, text
-from plugins.operator.service import UNCHANGED, UPDATED, Upserted, _upsert, changed_since
+from engine.upserts import UNCHANGED, UPDATED, Upserted, changed_since
 from plugins.usage.public import (
     BALANCE_TYPES,
     SCOPES,
@@ -21,7 +19,7 @@ from plugins.usage.public import (
     Bucket,
     adjust_bucket,
     expire_bucket,
-    grant_columns,
+    upsert_bucket,
 )
 
 #: The largest amount: 2**53 - 1, exact in every JSON reader (a petabyte is 2**50 bytes).
@@ -76,21 +74,6 @@ class OperatorBucketOut(OperatorSynced):
 
 
 BucketPage = page_schema(OperatorBucketOut, "OperatorBucketPage")
-
-
-def upsert_bucket(ctx, external_id: str, values: dict) -> Upserted:
-    """Grant (or update the details of) the bucket with this external id; ``values``
-    validated with ``OperatorBucketIn``. Amounts change only through ``adjust``."""
-
-    def prepare(row, v):
-        service = Service.get_or_none(Service.external_id == v.pop("service_external_id"))
-        if service is None:
-            raise invalid({"service_external_id": ["No such service."]})
-        if row is not None and row.service_id != service.id:
-            raise invalid({"service_external_id": ["A bucket cannot move to another service."]})
-        return grant_columns(row, v, service)
-
-    return _upsert(ctx, Bucket, "bucket", external_id, values, prepare)
 
 
 def adjust(ctx, external_id: str, values: dict) -> Upserted:

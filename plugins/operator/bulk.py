@@ -1,7 +1,7 @@
 """Bulk import and export for the operator's systems (INT-5): CSV and JSON Lines.
 
 Every row goes through the same rules as the operator API: it is validated with the kind's
-marshmallow schema and written by the service layer (``service.upsert_*``, by external id;
+marshmallow schema and written by the service layer (``engine.upserts``, by external id;
 usage through the usage plugin's ``ingest``). So a re-run changes nothing, and an export
 imported again answers ``unchanged`` for every row.
 
@@ -36,7 +36,7 @@ from engine.errors import Problem
 from engine.models import Contact, Customer, Product, Service, Site
 from plugins.operator import batched, billing, buckets, catalogue, invitations, schemas
 from plugins.operator import catalogue_items as items
-from plugins.operator import service as rules
+from engine import upserts as rules
 
 CREATED, UPDATED, UNCHANGED = rules.CREATED, rules.UPDATED, rules.UNCHANGED
 FORMATS = ("csv", "jsonl")
@@ -61,6 +61,8 @@ class Kind:
     batch: Callable[[Any, list[tuple[str, dict]]], list[str | Problem]] | None = None
     plugin: str | None = None  # the plugin whose tables these rows live in, when optional
     formats: tuple[str, ...] = FORMATS  # JSON Lines only for rows with nested lists
+    #: for export: what of a row the import must not be told (see ``_invoice_row``)
+    export_row: Callable[[dict], dict] | None = None
 
 
 def require_usable(app, kind_name: str, fmt: str) -> None:
@@ -192,21 +194,39 @@ KINDS: dict[str, Kind] = {
 }
 if (usage := _usage_kind()) is not None:
     KINDS["usage"] = usage
-# From the operator's billing system (INT-4), import only: each row as its PUT takes it.
+
+
+def _invoice_row(row: dict) -> dict:
+    """A paid invoice is exported without its status: an import makes it paid by importing
+    its payments (an invoice cannot be pushed as paid while its money is not recorded)."""
+    if row.get("status") == "paid":
+        row = {k: v for k, v in row.items() if k != "status"}
+    return row
+
+
+# From the operator's billing system (INT-4): each row as its PUT takes it; exported as an
+# import takes them back, so another Portico (or a re-run here) gets the same ledger.
 KINDS["invoices"] = Kind(
     billing.OperatorInvoiceIn,
     upserts(billing.by_customer(billing.pushed.upsert_invoice)),
+    model=billing.Invoice,
+    out=billing.OperatorInvoiceOut,
     plugin="billing",
     formats=("jsonl",),
+    export_row=_invoice_row,
 )
 KINDS["transactions"] = Kind(
     billing.OperatorTransactionIn,
     upserts(billing.by_customer(billing.pushed.upsert_transaction)),
+    model=billing.Transaction,
+    out=billing.OperatorTransactionOut,
     plugin="billing",
 )
 KINDS["payments"] = Kind(
     billing.OperatorPaymentIn,
     upserts(billing.by_customer(billing.pushed.record_payment)),
+    model=billing.Payment,
+    out=billing.OperatorPaymentOut,
     plugin="billing",
 )
 
@@ -543,7 +563,8 @@ def exported(kind_name: str, page_size: int = 500) -> Iterator[dict]:
         for row in found["items"]:
             dumped = out.dump(row)
             # A field only the input has (a contact's ``portal_access`` request) is left out.
-            yield {kind.key: row.external_id, **{k: dumped[k] for k in wanted if k in dumped}}
+            values = {kind.key: row.external_id, **{k: dumped[k] for k in wanted if k in dumped}}
+            yield kind.export_row(values) if kind.export_row else values
         if not found["next"]:
             return
         page["cursor"] = found["next"]

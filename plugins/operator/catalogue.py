@@ -7,11 +7,10 @@ from __future__ import annotations
 from marshmallow import Schema, fields, validate
 
 from engine.api import AwareDateTime, PageQuery, page_schema
-from engine.errors import invalid
 from engine.models import SERVICE_TYPES, Product
 from plugins.operator.resources import _pair
 from plugins.operator.schemas import EXTERNAL_ID, OperatorSynced, text
-from plugins.operator.service import Upserted, _upsert
+from engine.upserts import upsert_product
 
 MAX_FEE = 100_000_000  # minor units: a million pounds a month is a typing error
 MAX_COMPATIBLE = 100
@@ -77,31 +76,6 @@ class ProductListQuery(PageQuery):
 
 
 ProductPage = page_schema(OperatorProductOut, "OperatorProductPage")
-
-
-def upsert_product(ctx, external_id: str, values: dict) -> Upserted:
-    """``values`` (validated with ``OperatorProductIn``): name, code, service_type,
-    monthly_fee, currency, period_days, allow_cancel, allow_modify, description,
-    compatible_plans. A fee change applies to services that switch to the plan from now
-    on, not to those on it (their fee was agreed when they started)."""
-
-    def prepare(row, v):
-        if row is None:
-            v.setdefault("code", external_id)
-            if len(v["code"]) > 50:
-                raise invalid({"code": ["Give a code of at most 50 characters."]})
-        code = v.get("code")
-        if code is not None and (row is None or code != row.code):
-            if Product.select().where(Product.code == code).exists():
-                raise invalid({"code": ["Another product has this code."]})
-        if "compatible_plans" in v:
-            plans = list(dict.fromkeys(v["compatible_plans"]))  # once each, in their order
-            if external_id in plans:
-                raise invalid({"compatible_plans": ["A plan is not compatible with itself."]})
-            v["compatible_plans"] = plans
-        return v
-
-    return _upsert(ctx, Product, "product", external_id, values, prepare)
 
 
 PRODUCTS = _pair(

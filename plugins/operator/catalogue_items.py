@@ -9,23 +9,17 @@ another is sent."""
 
 from __future__ import annotations
 
-import re
-from typing import Callable
 
 from marshmallow import Schema, fields, validate
 
-from engine.api import MAX_AMOUNT, Amount, AwareDateTime, PageQuery, page_schema
-from engine.errors import invalid
+from engine.api import Amount, AwareDateTime, PageQuery, page_schema
 from engine.models import SERVICE_TYPES
-from plugins.addons.public import CATEGORIES, AddonProduct
+from plugins.addons.public import CATEGORIES, AddonProduct, upsert_addon_product
 from plugins.operator.resources import _pair
 from plugins.operator.schemas import OperatorSynced, text
-from plugins.operator.service import Upserted, _upsert
-from plugins.topups.public import KINDS, TopupProduct, check_product
+from engine.upserts import CODE, CODE_RULE
+from plugins.topups.public import KINDS, TopupProduct, upsert_topup_product
 
-#: A catalogue code: what the portal and past purchases name the entry by.
-CODE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,59}\Z")  # \Z: "$" lets a last "\n" by
-CODE_RULE = "Lower-case letters, digits, '.', '_' and '-' (up to 60)."
 #: A top-up's quantity: bytes, seconds or messages (a petabyte is 10**15 bytes).
 MAX_QUANTITY = 10**15
 #: Printable text on one line: a provisioner's id is matched against plugins' ids.
@@ -152,47 +146,6 @@ class EntryListQuery(PageQuery):
 
 TopupProductPage = page_schema(OperatorTopupProductOut, "OperatorTopupProductPage")
 AddonProductPage = page_schema(OperatorAddonProductOut, "OperatorAddonProductPage")
-
-
-def _entry_rules(model, external_id: str, check: Callable[[dict], None] | None = None):
-    """``prepare`` for ``_upsert``: the code is set once and unique, and ``check`` sees the
-    entry as it would be saved."""
-
-    def prepare(row, v):
-        if row is None:
-            if "code" not in v:
-                if not CODE.match(external_id.lower()):
-                    raise invalid({"code": [f"Give a code: {CODE_RULE}"]})
-                v["code"] = external_id.lower()
-            if model.select().where(model.code == v["code"]).exists():
-                raise invalid({"code": ["Another catalogue entry has this code."]})
-        elif v.get("code", row.code) != row.code:
-            raise invalid({"code": ["The code of an entry cannot change; create a new entry."]})
-        if check is not None:
-            check({**(row.__data__ if row is not None else {}), **v})
-        return v
-
-    return prepare
-
-
-def _check_topup(entry: dict) -> None:
-    check_product(entry)
-    if entry.get("kind") == "monetary" and (entry.get("quantity") or 0) > MAX_AMOUNT:
-        raise invalid({"quantity": [f"Credit is money: at most {MAX_AMOUNT} minor units."]})
-
-
-def upsert_topup_product(ctx, external_id: str, values: dict) -> Upserted:
-    """``values`` validated with ``OperatorTopupProductIn``; the top-up plugin's rules of an
-    entry apply (a custom amount is monetary with a minimum and maximum; a fixed one has a
-    quantity and a price)."""
-    prepare = _entry_rules(TopupProduct, external_id, _check_topup)
-    return _upsert(ctx, TopupProduct, "topup_product", external_id, values, prepare)
-
-
-def upsert_addon_product(ctx, external_id: str, values: dict) -> Upserted:
-    """``values`` validated with ``OperatorAddonProductIn``."""
-    prepare = _entry_rules(AddonProduct, external_id)
-    return _upsert(ctx, AddonProduct, "addon_product", external_id, values, prepare)
 
 
 _PUT = (

@@ -19,7 +19,7 @@ from engine.errors import Problem
 from engine.models import Contact, User
 from engine.notify import Notice, notify
 from engine.security import hash_password, new_token, token_hash
-from plugins.operator import service as rules
+from engine import upserts as rules
 from plugins.operator.models import Invitation
 
 INVALID_MESSAGE = (  # the page says it in the template, translated

@@ -10,7 +10,7 @@ from engine.api import operation, paginate
 from engine.errors import Problem
 from engine.models import Contact, Customer, Service, Site
 from plugins.operator import invitations, schemas
-from plugins.operator import service as rules
+from engine import upserts as rules
 from plugins.operator.schemas import EXTERNAL_ID
 
 PUT_ERRORS = {

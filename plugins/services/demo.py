@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from engine import upserts
+from engine.core.demo import demo_context
 from engine.db import database, utcnow
-from engine.models import Customer, Product, Service, Site
+from engine.models import Customer, Service, Site
 
-#: The plans a service on each plan may switch to (SVC-3), by code (the demo's external ids).
+#: The plans a service on each plan may switch to (SVC-3), by code (each product's external id).
 COMPATIBLE = {"mobile-20gb": ["mobile-50gb"], "mobile-50gb": ["mobile-20gb"]}
 
 PRODUCTS = [
@@ -62,50 +64,53 @@ PRODUCTS = [
 
 
 def seed(app, demo: dict) -> None:
+    """Products and services through the operator's path (``engine.upserts``), then what
+    only a demo does: back-date them, so the portal shows months of history."""
     now = utcnow().replace(microsecond=0)
     day = timedelta(days=1)
+    ctx = demo_context(app)
     with database.atomic():
         products = {}
         for code, name, kind, fee, cancel, modify, text in PRODUCTS:
-            products[code], _ = Product.get_or_create(
-                code=code,
-                defaults=dict(
-                    name=name,
-                    service_type=kind,
-                    monthly_fee=fee,
-                    allow_cancel=cancel,
-                    allow_modify=modify,
-                    description=text,
-                    external_id=code if code in COMPATIBLE else None,
-                    compatible_plans=COMPATIBLE.get(code, []),
-                ),
-            )
-        alice, bob = demo["customers"]["alice"], demo["customers"]["bob"]
-        home = Site.get(Site.customer == alice)
-        shop = Site.get((Site.customer == bob) & (Site.label == "Shop"))
+            values = {
+                "name": name,
+                "service_type": kind,
+                "monthly_fee": fee,
+                "allow_cancel": cancel,
+                "allow_modify": modify,
+                "description": text,
+                "compatible_plans": COMPATIBLE.get(code, []),
+            }
+            products[code] = upserts.upsert_product(ctx, code, values).row
+        customer_of = {
+            "alice": demo["customers"]["alice"].external_id,
+            "bob": demo["customers"]["bob"].external_id,
+        }
+        sites = {s.label: s.external_id for s in Site.select()}
 
-        def make(key, customer, code, name, ident, created_days, period_day, **extra):
+        def make(key, who, code, name, ident, created_days, period_day, site=None, **extra):
             product = products[code]
             period_start = now - period_day * day
-            values = dict(
-                customer=customer,
-                product=product,
-                service_type=product.service_type,
-                name=name,
-                identifier=ident,
-                monthly_fee=product.monthly_fee,
-                currency=product.currency,
-                created_at=now - created_days * day,
-                period_start=period_start,
-                renews_at=period_start + product.period_days * day,
-            )
-            values.update(extra)
-            services[key] = Service.create(**values)
+            values = {
+                "customer_external_id": customer_of[who],
+                "product": code,
+                "name": name,
+                "identifier": ident,
+                "site_external_id": sites[site] if site else None,
+                "renews_at": period_start + product.period_days * day,
+            }
+            history = {"created_at": now - created_days * day, "period_start": period_start}
+            for field in ("status", "suspended_reason", "renews_at", "expires_at", "auto_renew"):
+                if field in extra:
+                    values[field] = extra.pop(field)
+            service = upserts.upsert_service(ctx, f"DEMO-{key.upper()}", values).row
+            Service.update(**history, **extra).where(Service.id == service.id).execute()
+            services[key] = Service.get_by_id(service.id)
 
         services: dict[str, Service] = {}
         make(
             "alice_mobile",
-            alice,
+            "alice",
             "mobile-20gb",
             "Mobile - +44 7700 900123",
             "+447700900123",
@@ -115,39 +120,38 @@ def seed(app, demo: dict) -> None:
         )
         make(
             "alice_broadband",
-            alice,
+            "alice",
             "fibre-500",
             "Broadband - 1 High Street",
             "FTTP-LDN-004512",
             220,
             9,
-            site=home,
+            site="Home",
         )
         make(
             "alice_tv",
-            alice,
+            "alice",
             "iptv-plus",
             "TV - 1 High Street",
             "IPTV-88213",
             150,
             27,
-            site=home,
+            site="Home",
             auto_renew=False,
         )
         make(
             "alice_prepaid",
-            alice,
+            "alice",
             "prepaid-payg",
             "Prepaid - +44 7700 900555",
             "+447700900555",
             120,
             0,
-            monthly_fee=0,
             renews_at=None,
         )
         make(
             "bob_mobile",
-            bob,
+            "bob",
             "mobile-biz-10gb",
             "Mobile - +44 7700 900456",
             "+447700900456",
@@ -157,7 +161,7 @@ def seed(app, demo: dict) -> None:
         )
         make(
             "bob_mobile_2",
-            bob,
+            "bob",
             "mobile-biz-10gb",
             "Mobile - +44 7700 900457",
             "+447700900457",
@@ -169,17 +173,17 @@ def seed(app, demo: dict) -> None:
         )
         make(
             "bob_broadband",
-            bob,
+            "bob",
             "fibre-500",
             "Broadband - 22 Market Road",
             "FTTP-MAN-117720",
             640,
             14,
-            site=shop,
+            site="Shop",
         )
         make(
             "bob_old_mobile",
-            bob,
+            "bob",
             "mobile-biz-10gb",
             "Mobile - +44 7700 900458",
             "+447700900458",
@@ -190,8 +194,8 @@ def seed(app, demo: dict) -> None:
             renews_at=now - 20 * day,
             expires_at=now - 20 * day,
         )
-        for customer in (alice, bob):  # "Customer since": before their first service, not
-            # the moment the demo was seeded
+        for customer in demo["customers"].values():  # "Customer since": before their first
+            # service, not the moment the demo was seeded
             first = min(s.created_at for s in services.values() if s.customer_id == customer.id)
             since = first - 30 * day
             if customer.created_at > since:

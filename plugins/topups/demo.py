@@ -1,13 +1,17 @@
 """The demo top-up catalogue (TOP-2) for each service type, and an auto top-up on Alice's prepaid line.
 
-Operators keep theirs with the staff API (``/api/v1/staff/topup-products``);
-this is only a starting point that shows every kind of entry.
+Operators keep theirs with the operator API or the staff console; this is only a starting
+point that shows every kind of entry.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
+from engine.core.demo import demo_context
 from engine.db import database
-from plugins.topups.models import AutoTopup, TopupProduct
+from plugins.topups.models import AutoTopup
+from plugins.topups.service import upsert_product
 
 GB, MINUTE = 10**9, 60
 
@@ -42,30 +46,21 @@ CATALOGUE: dict[str, list[tuple[str, str, str, int, int, int | None]]] = {
 
 
 def seed(app, demo: dict) -> None:
+    """The catalogue as the operator's systems send it (by external id, which is also the
+    entry's code), then an auto top-up, which only a customer sets up."""
+    ctx = demo_context(app)
     with database.atomic():
         for service_type, entries in CATALOGUE.items():
             for position, (code, name, kind, quantity, price, days) in enumerate(entries):
-                TopupProduct.create(
-                    code=f"{service_type}-{code}",
-                    service_type=service_type,
-                    kind=kind,
-                    name=name,
-                    quantity=quantity,
-                    price=price,
-                    validity_days=days,
-                    position=position,
-                )
-        TopupProduct.create(
-            code="prepaid-credit-custom",
-            service_type="prepaid",
-            kind="monetary",
-            name="Credit, your amount",
-            custom=True,
-            min_amount=100,
-            max_amount=25000,
-            position=99,
-            description="Any amount from £1 to £250.",
-        )
+                values: dict[str, Any] = {"service_type": service_type, "kind": kind}
+                values["name"] = name
+                values |= {"quantity": quantity, "price": price, "position": position}
+                upsert_product(ctx, f"{service_type}-{code}", {**values, "validity_days": days})
+        custom: dict[str, Any] = {"service_type": "prepaid", "kind": "monetary"}
+        custom["name"] = "Credit, your amount"
+        custom |= {"custom": True, "min_amount": 100, "max_amount": 25000, "position": 99}
+        custom["description"] = "Any amount from £1 to £250."
+        upsert_product(ctx, "prepaid-credit-custom", custom)
         prepaid = demo.get("services", {}).get("alice_prepaid")
         if prepaid is not None and demo.get("payment_methods", {}).get("alice") is not None:
             AutoTopup.create(

@@ -14,7 +14,8 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from engine import db
+from engine import db, upserts
+from engine.api import MAX_AMOUNT
 from engine.audit import record, record_system
 from engine.db import lock_rows, locked_transaction, utcnow
 from engine.errors import Problem, invalid
@@ -88,6 +89,20 @@ def check_product(values: dict) -> None:
             errors["price"] = ["The price, tax included, in minor units: more than 0."]
     if errors:
         raise invalid(errors)
+
+
+def _check_entry(entry: dict) -> None:
+    check_product(entry)
+    if entry.get("kind") == "monetary" and (entry.get("quantity") or 0) > MAX_AMOUNT:
+        raise invalid({"quantity": [f"Credit is money: at most {MAX_AMOUNT} minor units."]})
+
+
+def upsert_product(ctx, external_id: str, values: dict) -> upserts.Upserted:
+    """A catalogue entry by the operator's external id (the operator API, ``portico import
+    topup_products``, the demo seed); ``values`` as the operator API's
+    ``OperatorTopupProductIn`` validates them. The rules of ``check_product`` apply."""
+    prepare = upserts.entry_rules(TopupProduct, external_id, _check_entry)
+    return upserts.upsert(ctx, TopupProduct, "topup_product", external_id, values, prepare)
 
 
 def save_product(ctx, product: TopupProduct | None, values: dict) -> TopupProduct:

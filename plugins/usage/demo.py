@@ -12,10 +12,12 @@ import random
 from datetime import datetime, timedelta
 from typing import Any
 
+from engine.core.demo import demo_context
 from engine.db import locked_transaction, utcnow
 from engine.models import Service
 from engine.registry import Credit
 from plugins.usage.models import Bucket
+from plugins.usage.grants import upsert as upsert_bucket
 from plugins.usage.rating import UsageIn, lock_services, rate
 from plugins.usage.service import credit, refill_plan
 
@@ -70,6 +72,7 @@ def seed(app, demo: dict) -> None:
     if not services:
         return
     rng = random.Random(20260301)
+    ctx = demo_context(app)
     now = utcnow().replace(microsecond=0)
     start = now - timedelta(days=DAYS)
     markers: list[tuple[datetime, int, tuple[Any, ...] | None]] = []
@@ -77,20 +80,13 @@ def seed(app, demo: dict) -> None:
         s = services.get(key)
         if s is None:
             continue
-        for kind, scope, name, amount in plan:
-            Bucket.create(
-                service=s.id,
-                type=kind,
-                scope=scope,
-                name=name,
-                source="plan",
-                weight=30,
-                initial=amount,
-                remaining=amount,
-                unit="bytes" if kind == "data" else "seconds" if kind == "voice" else "messages",
-                renewable=True,
-                created_at=start,
-            )
+        for n, (kind, scope, name, amount) in enumerate(plan, 1):
+            # Granted as the operator's systems grant them (the operator API's rules), then
+            # back-dated to the start of the simulated window.
+            values = {"service_external_id": s.external_id, "type": kind, "scope": scope}
+            values |= {"name": name, "source": "plan", "weight": 30, "allowance": amount}
+            bucket = upsert_bucket(ctx, f"{s.external_id}-{n}", {**values, "renewable": True})
+            Bucket.update(created_at=start).where(Bucket.id == bucket.row.id).execute()
         for boundary in past_renewals(s, start):
             markers.append((boundary, len(markers), ("renew", s, boundary)))
     for at, key, item in extra_credits(now):

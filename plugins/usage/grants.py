@@ -1,14 +1,14 @@
 """Buckets the operator's systems grant, adjust and expire (the operator API, issue 17).
 
-``grant_columns`` is the check behind the operator's upsert of a bucket by its external id
-(the operator plugin runs the transaction). ``adjust`` and ``expire`` lock the service
+``upsert`` grants a bucket by its external id (``engine.upserts``' rules: the operator API,
+``portico import buckets`` and the demo seed all call it). ``adjust`` and ``expire`` lock the service
 first, as rating does, so a change never races a usage batch and the ledger still nets:
 a bucket's ``remaining`` is its ``initial`` plus the sum of its ledger rows.
 """
 
 from __future__ import annotations
 
-from engine import audit
+from engine import audit, upserts
 from engine.db import lock_rows, locked_transaction, utcnow
 from engine.errors import Problem, invalid
 from engine.models import Service
@@ -18,6 +18,22 @@ from plugins.usage.service import unit_for
 
 #: What a PUT may not change on a bucket that exists (adjust changes the amounts).
 FIXED = ("type", "allowance")
+
+
+def upsert(ctx, external_id: str, values: dict) -> upserts.Upserted:
+    """Grant (or update the details of) the bucket with this external id; ``values`` as the
+    operator API's ``OperatorBucketIn`` validates them (the service by
+    ``service_external_id``). Amounts change only through ``adjust``."""
+
+    def prepare(row, v):
+        service = Service.get_or_none(Service.external_id == v.pop("service_external_id"))
+        if service is None:
+            raise invalid({"service_external_id": ["No such service."]})
+        if row is not None and row.service_id != service.id:
+            raise invalid({"service_external_id": ["A bucket cannot move to another service."]})
+        return grant_columns(row, v, service)
+
+    return upserts.upsert(ctx, Bucket, "bucket", external_id, values, prepare)
 
 
 def grant_columns(row: Bucket | None, values: dict, service: Service) -> dict:

@@ -11,8 +11,8 @@ Other plugins import usage only from here and name ``usage`` in their
   service, too many events, nothing rated.
 - ``UsageEventIn``: one event of such a batch (for a bulk import that reads them row by row).
 - ``Bucket``, ``BALANCE_TYPES``, ``SOURCES``, ``SCOPES``: the bucket model and its values,
-  for the operator API's bucket routes (read, and ``grant_columns`` in its upsert).
-- ``grant_columns(row, values, service)``, ``adjust_bucket(ctx, external_id, values)``,
+  for the operator API's bucket routes.
+- ``upsert_bucket(ctx, external_id, values)``, ``adjust_bucket(ctx, external_id, values)``,
   ``expire_bucket(ctx, external_id)``: buckets granted by the operator's systems
   (``plugins.usage.grants``); adjust and expire lock as rating does and keep the ledger
   netting.
@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from plugins.usage.grants import adjust as adjust_bucket
 from plugins.usage.grants import expire as expire_bucket
-from plugins.usage.grants import grant_columns
+from plugins.usage.grants import upsert as upsert_bucket
 from plugins.usage.intake import ingest
 from plugins.usage.models import BALANCE_TYPES, SCOPES, SOURCES, Bucket
 from plugins.usage.schemas import BatchResultSchema, UsageBatchIn, UsageEventIn
@@ -39,6 +39,6 @@ __all__ = [
     "UsageEventIn",
     "adjust_bucket",
     "expire_bucket",
-    "grant_columns",
     "ingest",
+    "upsert_bucket",
 ]

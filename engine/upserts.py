@@ -1,25 +1,37 @@
-"""The rules of the operator API (INT-1): upserts by the operator's external id, and syncs.
+"""Customers, contacts, sites, products and services written by the operator's external id
+(INT-1): the one path every feed of Portico takes.
 
-Both the JSON API and anything else that feeds Portico from the operator's systems (a
-bulk import, the demo seed) call these functions with validated values (``schemas``).
-Each upsert is one transaction: the row, its audit event and any hook run together, or
-nothing is written. Sending the same values again changes nothing, records nothing and
-answers ``unchanged``. Fields left out keep their value (on create: their default).
+The operator API, its bulk import and the demo seed all call these functions, with values
+validated by the operator plugin's schemas (the demo's are written to pass them). They
+live in the engine, not in the operator plugin, so the demo seeds the same way while that
+plugin is disabled. Each upsert is one transaction: the row, its audit event and any hook
+run together, or nothing is written. Sending the same values again changes nothing,
+records nothing and answers ``unchanged``. Fields left out keep their value (on create:
+their default).
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any, Callable
+from typing import Any, Callable, cast
 
 import peewee
 from peewee import fn
 
 from engine import audit
+from engine.context import Context
 from engine.db import lock_rows, locked_transaction, utcnow
 from engine.errors import Problem, invalid
 from engine.models import Contact, Customer, Product, Service, Site
+
+#: A catalogue entry's code (top-ups, add-ons): what the portal and past purchases name it by.
+CODE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,59}\Z")  # \Z: "$" lets a last "\n" by
+CODE_RULE = "Lower-case letters, digits, '.', '_' and '-' (up to 60)."
+
+#: ``prepare(row or None, values)``: the columns to write (see ``upsert``).
+Prepare = Callable[[Any, dict[str, Any]], dict[str, Any]]
 
 CREATED, UPDATED, UNCHANGED = "created", "updated", "unchanged"
 #: Statuses a service may be put in, and those it never leaves (a new service is a new row).
@@ -32,14 +44,14 @@ class Upserted:
     change: str  # created, updated or unchanged
 
 
-def _upsert(
-    ctx,
-    model,
+def upsert(
+    ctx: Context,
+    model: Any,
     kind: str,
     external_id: str,
-    values: dict,
-    prepare: Callable[[Any, dict], dict],
-    changed_hook: Callable[[Any, dict], None] | None = None,
+    values: dict[str, Any],
+    prepare: Prepare,
+    changed_hook: Callable[[Any, dict[str, Any]], None] | None = None,
 ) -> Upserted:
     """Create or change ``model``'s row with this external id, in one transaction.
 
@@ -93,26 +105,31 @@ def _upsert(
     raise AssertionError("unreachable")
 
 
-def _customer_of(row) -> int | None:
+def _customer_of(row: Any) -> int | None:
     """Whose activity log the change is in: none for a product; a bucket's service's."""
     if isinstance(row, Customer):
-        return row.id
+        return cast(int, row.id)
     if hasattr(row, "customer_id"):
-        return row.customer_id
+        return cast(int | None, row.customer_id)
     if hasattr(row, "service_id"):
-        return Service.select(Service.customer).where(Service.id == row.service_id).scalar()
+        found: int | None = (
+            Service.select(Service.customer).where(Service.id == row.service_id).scalar()
+        )
+        return found
     return None
 
 
 def customer_id(external_id: str, field: str = "customer_external_id") -> int:
     """Portico's id of the operator's customer; 422 on ``field`` if there is none."""
-    found = Customer.select(Customer.id).where(Customer.external_id == external_id).scalar()
+    found: int | None = (
+        Customer.select(Customer.id).where(Customer.external_id == external_id).scalar()
+    )
     if found is None:
         raise invalid({field: ["No such customer."]})
     return found
 
 
-def _same_customer(row, customer: int) -> None:
+def _same_customer(row: Any, customer: int) -> None:
     if row is not None and row.customer_id != customer:
         raise invalid(
             {
@@ -135,9 +152,9 @@ def next_number() -> str:
 # -- customers, contacts, sites ------------------------------------------------------
 
 
-def upsert_customer(ctx, external_id: str, values: dict) -> Upserted:
+def upsert_customer(ctx: Context, external_id: str, values: dict[str, Any]) -> Upserted:
     """``values``: name, kind, and on create optionally the customer ``number`` they quote."""
-    return _upsert(ctx, Customer, "customer", external_id, values, prepare_customer)
+    return upsert(ctx, Customer, "customer", external_id, values, prepare_customer)
 
 
 class Lookups:
@@ -146,26 +163,31 @@ class Lookups:
     (``batched.BatchLookups``), so both paths share the same rules."""
 
     def customer(self, external_id: str) -> int | None:
-        return Customer.select(Customer.id).where(Customer.external_id == external_id).scalar()
+        found: int | None = (
+            Customer.select(Customer.id).where(Customer.external_id == external_id).scalar()
+        )
+        return found
 
     def number_taken(self, number: str) -> bool:
-        return Customer.select().where(Customer.number == number).exists()
+        return bool(Customer.select().where(Customer.number == number).exists())
 
     def next_number(self) -> str:
         return next_number()
 
     def product(self, code: str) -> Product | None:
-        return Product.get_or_none(Product.code == code)
+        found: Product | None = Product.get_or_none(Product.code == code)
+        return found
 
     def site(self, external_id: str) -> Site | None:
-        return Site.get_or_none(Site.external_id == external_id)
+        found: Site | None = Site.get_or_none(Site.external_id == external_id)
+        return found
 
 
 ONE_BY_ONE = Lookups()
 
 
-def prepare_customer(row, v: dict, look: Lookups = ONE_BY_ONE) -> dict:
-    """``_upsert``'s ``prepare`` for customers: the number is given once or made up."""
+def prepare_customer(row: Any, v: dict[str, Any], look: Lookups = ONE_BY_ONE) -> dict[str, Any]:
+    """``upsert``'s ``prepare`` for customers: the number is given once or made up."""
     number = v.pop("number", None)
     if row is not None:
         if number is not None and number != row.number:
@@ -177,11 +199,11 @@ def prepare_customer(row, v: dict, look: Lookups = ONE_BY_ONE) -> dict:
     return v
 
 
-def upsert_contact(ctx, external_id: str, values: dict) -> Upserted:
+def upsert_contact(ctx: Context, external_id: str, values: dict[str, Any]) -> Upserted:
     """``values``: customer_external_id, names, email, phone, role, is_primary. Making a
     contact primary makes the customer's other contacts not primary (one primary, ACCT-7)."""
 
-    def prepare(row, v):
+    def prepare(row: Any, v: dict[str, Any]) -> dict[str, Any]:
         customer = customer_id(v.pop("customer_external_id"))
         _same_customer(row, customer)
         v["customer"] = customer
@@ -194,25 +216,50 @@ def upsert_contact(ctx, external_id: str, values: dict) -> Upserted:
             others.execute()
         return v
 
-    return _upsert(ctx, Contact, "contact", external_id, values, prepare)
+    return upsert(ctx, Contact, "contact", external_id, values, prepare)
 
 
-def upsert_site(ctx, external_id: str, values: dict) -> Upserted:
+def upsert_site(ctx: Context, external_id: str, values: dict[str, Any]) -> Upserted:
     """``values``: customer_external_id, label, address lines, city, postcode, country."""
 
-    def prepare(row, v):
+    def prepare(row: Any, v: dict[str, Any]) -> dict[str, Any]:
         customer = customer_id(v.pop("customer_external_id"))
         _same_customer(row, customer)
         v["customer"] = customer
         return v
 
-    return _upsert(ctx, Site, "site", external_id, values, prepare)
+    return upsert(ctx, Site, "site", external_id, values, prepare)
 
 
-# -- services ----------------------------------------------------------------------------
+# -- products and services -----------------------------------------------------------------
 
 
-def upsert_service(ctx, external_id: str, values: dict) -> Upserted:
+def upsert_product(ctx: Context, external_id: str, values: dict[str, Any]) -> Upserted:
+    """``values`` (as the operator plugin's ``OperatorProductIn`` validates them): name, code, service_type,
+    monthly_fee, currency, period_days, allow_cancel, allow_modify, description,
+    compatible_plans. A fee change applies to services that switch to the plan from now
+    on, not to those on it (their fee was agreed when they started)."""
+
+    def prepare(row: Any, v: dict[str, Any]) -> dict[str, Any]:
+        if row is None:
+            v.setdefault("code", external_id)
+            if len(v["code"]) > 50:
+                raise invalid({"code": ["Give a code of at most 50 characters."]})
+        code = v.get("code")
+        if code is not None and (row is None or code != row.code):
+            if Product.select().where(Product.code == code).exists():
+                raise invalid({"code": ["Another product has this code."]})
+        if "compatible_plans" in v:
+            plans = list(dict.fromkeys(v["compatible_plans"]))  # once each, in their order
+            if external_id in plans:
+                raise invalid({"compatible_plans": ["A plan is not compatible with itself."]})
+            v["compatible_plans"] = plans
+        return v
+
+    return upsert(ctx, Product, "product", external_id, values, prepare)
+
+
+def upsert_service(ctx: Context, external_id: str, values: dict[str, Any]) -> Upserted:
     """``values``: customer_external_id, product (its code), site_external_id (or null), name,
     identifier, status, suspended_reason, renews_at, expires_at, auto_renew.
 
@@ -220,11 +267,11 @@ def upsert_service(ctx, external_id: str, values: dict) -> Upserted:
     (``cancelled``) or ends (``expired``) a service; an ended service does not start again.
     A new service takes its type, fee and period from its product.
     """
-    return _upsert(ctx, Service, "service", external_id, values, prepare_service, status_hook(ctx))
+    return upsert(ctx, Service, "service", external_id, values, prepare_service, status_hook(ctx))
 
 
-def prepare_service(row, v: dict, look: Lookups = ONE_BY_ONE) -> dict:
-    """``_upsert``'s ``prepare`` for services (see ``upsert_service``)."""
+def prepare_service(row: Any, v: dict[str, Any], look: Lookups = ONE_BY_ONE) -> dict[str, Any]:
+    """``upsert``'s ``prepare`` for services (see ``upsert_service``)."""
     customer = look.customer(v.pop("customer_external_id"))
     if customer is None:
         raise invalid({"customer_external_id": ["No such customer."]})
@@ -247,7 +294,7 @@ def prepare_service(row, v: dict, look: Lookups = ONE_BY_ONE) -> dict:
     return v
 
 
-def _product(v: dict, look: Lookups, required: bool) -> Product | None:
+def _product(v: dict[str, Any], look: Lookups, required: bool) -> Product | None:
     """The product ``v`` names by its code (its id put in ``v``), or None if left out."""
     if "product" not in v:
         if required:
@@ -260,11 +307,11 @@ def _product(v: dict, look: Lookups, required: bool) -> Product | None:
     return product
 
 
-def status_hook(ctx) -> Callable[[Any, dict], None]:
-    """``_upsert``'s ``changed_hook`` for services: a status change reaches the other plugins
+def status_hook(ctx: Context) -> Callable[[Any, dict[str, Any]], None]:
+    """``upsert``'s ``changed_hook`` for services: a status change reaches the other plugins
     (``service_status_changed``) in the same transaction."""
 
-    def status_changed(row, before):
+    def status_changed(row: Any, before: dict[str, Any]) -> None:
         if before["status"] != row.status:
             ctx.app.plugins.hook.service_status_changed(
                 app=ctx.app,
@@ -283,10 +330,10 @@ def _site_of(site_external_id: str | None, customer: int, look: Lookups) -> int 
     site = look.site(site_external_id)
     if site is None or site.customer_id != customer:
         raise invalid({"site_external_id": ["No such site of this customer."]})
-    return site.id
+    return cast(int, site.id)
 
 
-def _status_rules(row, v: dict) -> None:
+def _status_rules(row: Any, v: dict[str, Any]) -> None:
     status = v.get("status")
     old = row.status if row is not None else None
     if status is None or status == old:
@@ -304,10 +351,34 @@ def _status_rules(row, v: dict) -> None:
         v.setdefault("suspended_reason", "")
 
 
+def entry_rules(
+    model: Any, external_id: str, check: Callable[[dict[str, Any]], None] | None = None
+) -> Prepare:
+    """``prepare`` for a catalogue entry (a top-up, an add-on): the code is set once and
+    unique (on create: the external id in lower case unless one is sent), and ``check``
+    sees the entry as it would be saved."""
+
+    def prepare(row: Any, v: dict[str, Any]) -> dict[str, Any]:
+        if row is None:
+            if "code" not in v:
+                if not CODE.match(external_id.lower()):
+                    raise invalid({"code": [f"Give a code: {CODE_RULE}"]})
+                v["code"] = external_id.lower()
+            if model.select().where(model.code == v["code"]).exists():
+                raise invalid({"code": ["Another catalogue entry has this code."]})
+        elif v.get("code", row.code) != row.code:
+            raise invalid({"code": ["The code of an entry cannot change; create a new entry."]})
+        if check is not None:
+            check({**(row.__data__ if row is not None else {}), **v})
+        return v
+
+    return prepare
+
+
 # -- syncs --------------------------------------------------------------------------------
 
 
-def changed_since(model, since=None, customer_external_id: str | None = None):
+def changed_since(model: Any, since: Any = None, customer_external_id: str | None = None) -> Any:
     """Rows of ``model`` with what their answers show (the customer, a service's product),
     those changed at or after ``since`` when given (``updated_since``), one customer's when
     ``customer_external_id`` is given (models of no customer, like products, ignore it)."""
