@@ -108,11 +108,11 @@ def import_(bench: Bench) -> dict:
         "notes": [
             f"Load average before the run: {load} (2 cores, shared with other work).",
             "Each row: schema validation, then the service layer's rules "
-            "(``service.prepare_customer``, ``prepare_service``) against rows read once per "
-            "batch of 500: 7 statements a batch of new customers or services (savepoint, "
-            "SELECT … FOR UPDATE of the batch's external ids, the look-ups, one multi-row "
-            "INSERT of the rows and one of their audit events, release), 3 or 5 a batch of "
-            "unchanged rows (tests/test_operator_import.py BATCH_QUERIES).",
+            "(``engine.upserts.prepare_customer``, ``prepare_service``) against rows read once "
+            "per batch of 500: 9 statements a batch of new customers or services (savepoint, "
+            "SELECT … FOR UPDATE of the batch's external ids, the look-ups, for the rows and "
+            "for their audit events each: their ids from the sequence, then COPY; release), "
+            "3 or 5 a batch of unchanged rows (tests/test_operator_import.py BATCH_QUERIES).",
             "Before (per-row upserts, commit 27cf61a, 5,000 rows, load 12.4): 122 customers/s, "
             "43 services/s, 32 customers with a service/s; re-run 242, 129, 84 — about 7 "
             "statements a row at ~1.4 ms each on the loaded server.",
