@@ -19,6 +19,7 @@ from engine.plugins import PluginError, Plugins, load_plugins
 from engine.registry import PluginState, Route, Section
 from engine.settings import Settings, load_settings
 from engine.theming import Theme
+from engine.i18n import N_
 
 log = logging.getLogger("portico")
 
@@ -130,7 +131,7 @@ class Portico:
 
     @staticmethod
     def _not_found(req, resp, **_):
-        raise falcon.HTTPNotFound(title="Page not found")
+        raise falcon.HTTPNotFound(title=N_("Page not found"))
 
     # -- what resources use ---------------------------------------------------
 

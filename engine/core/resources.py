@@ -11,6 +11,7 @@ from engine.i18n import LOCALES
 from engine.models import User
 from engine.redirects import local_path
 from engine.theming import SCHEMES
+from engine.i18n import N_
 
 
 class Health:
@@ -104,7 +105,7 @@ class Language:
         lang = form.get("lang", "")
         if lang not in LOCALES:
             raise falcon.HTTPBadRequest(
-                title="Unknown language", description=f"Choose one of: {', '.join(LOCALES)}."
+                title=N_("Unknown language"), description=N_("Choose one of: %(choices)s.", choices=", ".join(LOCALES))
             )
         ctx = req.context
         principal = ctx.principal
@@ -137,7 +138,7 @@ class Appearance:
         scheme = form.get("scheme", "")
         if scheme not in SCHEMES:
             raise falcon.HTTPBadRequest(
-                title="Unknown appearance", description=f"Choose one of: {', '.join(SCHEMES)}."
+                title=N_("Unknown appearance"), description=N_("Choose one of: %(choices)s.", choices=", ".join(SCHEMES))
             )
         _remember(req, resp, "scheme", scheme)
         raise falcon.HTTPSeeOther(local_path(form.get("next")))

@@ -19,8 +19,9 @@ from engine.security import hash_password, needs_rehash, new_token, verify_passw
 from plugins.identity import lockout, reset, sessions, twofactor
 from plugins.identity.models import KnownDevice
 from plugins.identity.ratelimit import limiter
+from engine.i18n import N_
 
-WRONG = "The email or password is not right."
+WRONG = N_("The email or password is not right.")
 DEVICE_MAX_AGE = 60 * 60 * 24 * 400
 
 

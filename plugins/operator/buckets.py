@@ -23,6 +23,7 @@ from plugins.usage.public import (
     expire_bucket,
     grant_columns,
 )
+from engine.i18n import N_
 
 #: The largest amount: 2**53 - 1, exact in every JSON reader (a petabyte is 2**50 bytes).
 MAX_AMOUNT = 2**53 - 1
@@ -85,9 +86,9 @@ def upsert_bucket(ctx, external_id: str, values: dict) -> Upserted:
     def prepare(row, v):
         service = Service.get_or_none(Service.external_id == v.pop("service_external_id"))
         if service is None:
-            raise invalid({"service_external_id": ["No such service."]})
+            raise invalid({"service_external_id": [N_("No such service.")]})
         if row is not None and row.service_id != service.id:
-            raise invalid({"service_external_id": ["A bucket cannot move to another service."]})
+            raise invalid({"service_external_id": [N_("A bucket cannot move to another service.")]})
         return grant_columns(row, v, service)
 
     return _upsert(ctx, Bucket, "bucket", external_id, values, prepare)

@@ -12,6 +12,7 @@ from engine.models import SERVICE_TYPES, Product
 from plugins.operator.resources import _pair
 from plugins.operator.schemas import EXTERNAL_ID, OperatorSynced, text
 from plugins.operator.service import Upserted, _upsert
+from engine.i18n import N_
 
 MAX_FEE = 100_000_000  # minor units: a million pounds a month is a typing error
 MAX_COMPATIBLE = 100
@@ -37,7 +38,7 @@ class OperatorProductIn(Schema):
         metadata={"example": 1500, "description": "in minor units (pence)"},
     )
     currency = fields.String(
-        validate=validate.Regexp(r"^[A-Z]{3}\Z", error="An ISO 4217 code, e.g. GBP."),
+        validate=validate.Regexp(r"^[A-Z]{3}\Z", error=N_("An ISO 4217 code, e.g. GBP.")),
         metadata={"example": "GBP"},
     )
     period_days = fields.Integer(
@@ -89,15 +90,15 @@ def upsert_product(ctx, external_id: str, values: dict) -> Upserted:
         if row is None:
             v.setdefault("code", external_id)
             if len(v["code"]) > 50:
-                raise invalid({"code": ["Give a code of at most 50 characters."]})
+                raise invalid({"code": [N_("Give a code of at most 50 characters.")]})
         code = v.get("code")
         if code is not None and (row is None or code != row.code):
             if Product.select().where(Product.code == code).exists():
-                raise invalid({"code": ["Another product has this code."]})
+                raise invalid({"code": [N_("Another product has this code.")]})
         if "compatible_plans" in v:
             plans = list(dict.fromkeys(v["compatible_plans"]))  # once each, in their order
             if external_id in plans:
-                raise invalid({"compatible_plans": ["A plan is not compatible with itself."]})
+                raise invalid({"compatible_plans": [N_("A plan is not compatible with itself.")]})
             v["compatible_plans"] = plans
         return v
 

@@ -22,14 +22,15 @@ from plugins.operator.resources import _pair
 from plugins.operator.schemas import OperatorSynced, text
 from plugins.operator.service import Upserted, _upsert
 from plugins.topups.public import KINDS, TopupProduct, check_product
+from engine.i18n import N_
 
 #: A catalogue code: what the portal and past purchases name the entry by.
 CODE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,59}\Z")  # \Z: "$" lets a last "\n" by
-CODE_RULE = "Lower-case letters, digits, '.', '_' and '-' (up to 60)."
+CODE_RULE = N_("Lower-case letters, digits, '.', '_' and '-' (up to 60).")
 #: A top-up's quantity: bytes, seconds or messages (a petabyte is 10**15 bytes).
 MAX_QUANTITY = 10**15
 #: Printable text on one line: a provisioner's id is matched against plugins' ids.
-ONE_LINE = validate.Regexp(r"^[^\x00-\x1f\x7f]+\Z", error="Text on one line.")
+ONE_LINE = validate.Regexp(r"^[^\x00-\x1f\x7f]+\Z", error=N_("Text on one line."))
 
 
 class _EntryIn(Schema):
@@ -49,7 +50,7 @@ class _EntryIn(Schema):
     )
     description = text(0, 1000, "Valid for 30 days")
     currency = fields.String(
-        validate=validate.Regexp(r"^[A-Z]{3}\Z", error="An ISO 4217 code, e.g. GBP."),
+        validate=validate.Regexp(r"^[A-Z]{3}\Z", error=N_("An ISO 4217 code, e.g. GBP.")),
         metadata={"example": "GBP"},
     )
     position = fields.Integer(
@@ -162,12 +163,12 @@ def _entry_rules(model, external_id: str, check: Callable[[dict], None] | None =
         if row is None:
             if "code" not in v:
                 if not CODE.match(external_id.lower()):
-                    raise invalid({"code": [f"Give a code: {CODE_RULE}"]})
+                    raise invalid({"code": [N_("Give a code: %(rule)s", rule=CODE_RULE)]})
                 v["code"] = external_id.lower()
             if model.select().where(model.code == v["code"]).exists():
-                raise invalid({"code": ["Another catalogue entry has this code."]})
+                raise invalid({"code": [N_("Another catalogue entry has this code.")]})
         elif v.get("code", row.code) != row.code:
-            raise invalid({"code": ["The code of an entry cannot change; create a new entry."]})
+            raise invalid({"code": [N_("The code of an entry cannot change; create a new entry.")]})
         if check is not None:
             check({**(row.__data__ if row is not None else {}), **v})
         return v
@@ -178,7 +179,7 @@ def _entry_rules(model, external_id: str, check: Callable[[dict], None] | None =
 def _check_topup(entry: dict) -> None:
     check_product(entry)
     if entry.get("kind") == "monetary" and (entry.get("quantity") or 0) > MAX_AMOUNT:
-        raise invalid({"quantity": [f"Credit is money: at most {MAX_AMOUNT} minor units."]})
+        raise invalid({"quantity": [N_("Credit is money: at most %(amount)s minor units.", amount=MAX_AMOUNT)]})
 
 
 def upsert_topup_product(ctx, external_id: str, values: dict) -> Upserted:

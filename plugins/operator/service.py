@@ -20,6 +20,7 @@ from engine import audit
 from engine.db import lock_rows, locked_transaction, utcnow
 from engine.errors import Problem, invalid
 from engine.models import Contact, Customer, Product, Service, Site
+from engine.i18n import N_
 
 CREATED, UPDATED, UNCHANGED = "created", "updated", "unchanged"
 #: Statuses a service may be put in, and those it never leaves (a new service is a new row).
@@ -86,8 +87,8 @@ def _upsert(
             if attempt:
                 raise Problem(
                     409,
-                    f"This {kind} changed while it was being saved",
-                    "Send the request again.",
+                    N_("This %(kind)s changed while it was being saved", kind=kind),
+                    N_("Send the request again."),
                     type="conflict",
                 ) from None
     raise AssertionError("unreachable")
@@ -108,7 +109,7 @@ def customer_id(external_id: str, field: str = "customer_external_id") -> int:
     """Portico's id of the operator's customer; 422 on ``field`` if there is none."""
     found = Customer.select(Customer.id).where(Customer.external_id == external_id).scalar()
     if found is None:
-        raise invalid({field: ["No such customer."]})
+        raise invalid({field: [N_("No such customer.")]})
     return found
 
 
@@ -117,7 +118,7 @@ def _same_customer(row, customer: int) -> None:
         raise invalid(
             {
                 "customer_external_id": [
-                    "This belongs to another customer; it cannot move. Give it a new external id."
+                    N_("This belongs to another customer; it cannot move. Give it a new external id.")
                 ]
             }
         )
@@ -169,10 +170,10 @@ def prepare_customer(row, v: dict, look: Lookups = ONE_BY_ONE) -> dict:
     number = v.pop("number", None)
     if row is not None:
         if number is not None and number != row.number:
-            raise invalid({"number": ["A customer's number cannot change."]})
+            raise invalid({"number": [N_("A customer's number cannot change.")]})
         return v
     if number is not None and look.number_taken(number):
-        raise invalid({"number": ["Another customer has this number."]})
+        raise invalid({"number": [N_("Another customer has this number.")]})
     v["number"] = number or look.next_number()
     return v
 
@@ -227,7 +228,7 @@ def prepare_service(row, v: dict, look: Lookups = ONE_BY_ONE) -> dict:
     """``_upsert``'s ``prepare`` for services (see ``upsert_service``)."""
     customer = look.customer(v.pop("customer_external_id"))
     if customer is None:
-        raise invalid({"customer_external_id": ["No such customer."]})
+        raise invalid({"customer_external_id": [N_("No such customer.")]})
     _same_customer(row, customer)
     v["customer"] = customer
     product = _product(v, look, required=row is None)
@@ -251,11 +252,11 @@ def _product(v: dict, look: Lookups, required: bool) -> Product | None:
     """The product ``v`` names by its code (its id put in ``v``), or None if left out."""
     if "product" not in v:
         if required:
-            raise invalid({"product": ["Missing data for required field."]})
+            raise invalid({"product": [N_("Missing data for required field.")]})
         return None
     product = look.product(v["product"])
     if product is None:
-        raise invalid({"product": ["No such product."]})
+        raise invalid({"product": [N_("No such product.")]})
     v["product"] = product.id
     return product
 
@@ -271,7 +272,7 @@ def status_hook(ctx) -> Callable[[Any, dict], None]:
                 service=row,
                 old_status=before["status"],
                 new_status=row.status,
-                reason="changed by the operator",
+                reason=N_("Changed by the operator."),
             )
 
     return status_changed
@@ -282,7 +283,7 @@ def _site_of(site_external_id: str | None, customer: int, look: Lookups) -> int 
         return None
     site = look.site(site_external_id)
     if site is None or site.customer_id != customer:
-        raise invalid({"site_external_id": ["No such site of this customer."]})
+        raise invalid({"site_external_id": [N_("No such site of this customer.")]})
     return site.id
 
 
@@ -294,8 +295,8 @@ def _status_rules(row, v: dict) -> None:
     if old in ENDED:
         raise Problem(
             409,
-            f"This service is {old} and cannot change status",
-            "An ended service does not start again: create a new one with a new external id.",
+            N_("This service is %(status)s and cannot change status", status=old),
+            N_("An ended service does not start again: create a new one with a new external id."),
             type="service-ended",
         )
     if status == "cancelled":

@@ -15,6 +15,7 @@ from engine.models import Service
 from plugins.usage.models import Bucket, LedgerEntry
 from plugins.usage.rating import lock_services
 from plugins.usage.service import unit_for
+from engine.i18n import N_
 
 #: What a PUT may not change on a bucket that exists (adjust changes the amounts).
 FIXED = ("type", "allowance")
@@ -26,7 +27,7 @@ def grant_columns(row: Bucket | None, values: dict, service: Service) -> dict:
     allowance = values.pop("allowance", None)
     if row is None:
         if allowance is None:
-            raise invalid({"allowance": ["Missing data for required field."]})
+            raise invalid({"allowance": [N_("Missing data for required field.")]})
         values.update(
             service=service.id,
             initial=allowance,
@@ -36,9 +37,9 @@ def grant_columns(row: Bucket | None, values: dict, service: Service) -> dict:
         return values
     errors = {}
     if values.get("type", row.type) != row.type:
-        errors["type"] = ["A bucket's type cannot change. Give it a new external id."]
+        errors["type"] = [N_("A bucket's type cannot change. Give it a new external id.")]
     if allowance is not None and allowance != row.initial:
-        errors["allowance"] = ["Change the amounts with POST .../adjust."]
+        errors["allowance"] = [N_("Change the amounts with POST .../adjust.")]
     if errors:
         raise invalid(errors)
     values.pop("type", None)
@@ -49,7 +50,7 @@ def _locked(ctx, external_id: str) -> Bucket:
     """The bucket with this external id, its service locked then the bucket (rating's order)."""
     service_id = Bucket.select(Bucket.service).where(Bucket.external_id == external_id).scalar()
     if service_id is None:
-        raise Problem(404, "No such bucket", type="not-found")
+        raise Problem(404, N_("No such bucket"), type="not-found")
     lock_services([service_id])
     return lock_rows(Bucket.select().where(Bucket.external_id == external_id)).get()
 

@@ -22,6 +22,7 @@ from plugins.usage.intake import service_ids
 from plugins.usage.rating import UsageIn, rate, unknown_services
 from plugins.usage.retention import too_old
 from plugins.usage.schemas import UsageEventIn
+from engine.i18n import N_
 
 REQUIRED = ("id", "type", "quantity", "occurred_at")
 #: Exactly one of these names the service: Portico's id, or the operator's (INT-3).
@@ -108,7 +109,7 @@ def import_csv(
             try:
                 if not_text:
                     raise ValidationError(
-                        {k: ["Not text: a NUL or a byte that is not UTF-8."] for k in not_text}
+                        {k: [N_("Not text: a NUL or a byte that is not UTF-8.")] for k in not_text}
                     )
                 pending.append((number, schema.load(row)))
             except ValidationError as exc:

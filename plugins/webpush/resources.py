@@ -10,6 +10,7 @@ from engine.context import get_owned, owned
 from engine.errors import invalid
 from plugins.webpush import schemas, service
 from plugins.webpush.models import PushSubscription
+from engine.i18n import N_
 
 
 class PublicKey:
@@ -69,7 +70,7 @@ class Subscription:
         ctx = req.context
         sub = get_owned(PushSubscription, subscription_id, ctx)
         if sub.user_id != ctx.principal.user_id:
-            raise falcon.HTTPNotFound(title="Not found")
+            raise falcon.HTTPNotFound(title=N_("Not found"))
         with ctx.app.database.atomic():
             sub.delete_instance()
             audit.record(ctx, "push.unsubscribed", f"push_subscription:{sub.id}")

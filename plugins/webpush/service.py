@@ -5,14 +5,15 @@ from __future__ import annotations
 from engine import audit
 from engine.context import require_in_person
 from plugins.webpush.models import PushSubscription
+from engine.i18n import N_
 
 IMPERSONATION_MESSAGE = (
-    "Staff cannot turn on push notifications for the customer while "
-    "impersonating: the customer does that in their own session."
+    N_("Staff cannot turn on push notifications for the customer while "
+    "impersonating: the customer does that in their own session.")
 )
 API_KEY_MESSAGE = (
-    "Push notifications are turned on in the portal, in the account holder's "
-    "own session, not with an API key."
+    N_("Push notifications are turned on in the portal, in the account holder's "
+    "own session, not with an API key.")
 )
 
 
