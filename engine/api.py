@@ -30,9 +30,9 @@ from engine.bodies import read_json
 from engine.context import MAX_ID
 from engine.errors import invalid
 from engine.forms import text_errors
+from engine.i18n import N_
 from engine.money import as_json
 from engine.registry import PUBLIC
-from engine.i18n import N_
 
 API_PREFIX = "/api/v1"
 RESPONDERS = ("get", "post", "put", "patch", "delete")

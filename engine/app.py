@@ -12,14 +12,13 @@ import engine
 from engine import bodies, db, errors, storage, tasks
 from engine.api import build_openapi
 from engine.context import Context
-from engine.i18n import Translator
+from engine.i18n import N_, Translator
 from engine.middleware import RequestMiddleware
 from engine.observe.web import ObserveMiddleware
 from engine.plugins import PluginError, Plugins, load_plugins
 from engine.registry import PluginState, Route, Section
 from engine.settings import Settings, load_settings
 from engine.theming import Theme
-from engine.i18n import N_
 
 log = logging.getLogger("portico")
 

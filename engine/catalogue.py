@@ -16,8 +16,8 @@ from engine.audit import record
 from engine.context import get_or_404
 from engine.db import BaseModel, CurrencyField, UTCDateTimeField, utcnow
 from engine.errors import invalid
-from engine.models import SERVICE_TYPES
 from engine.i18n import N_
+from engine.models import SERVICE_TYPES
 
 
 class CatalogueEntry(BaseModel):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+from typing import Callable
 
 import falcon
 from marshmallow import ValidationError
@@ -116,7 +117,7 @@ def problem_body(req: falcon.Request, error: falcon.HTTPError) -> dict:
     return body
 
 
-def _gettext(req: falcon.Request):
+def _gettext(req: falcon.Request) -> Callable[[str], str] | None:
     """The request's catalogue's ``gettext`` (its language negotiated now if no route did:
     a 404, a body too large), or None outside an app."""
     ctx = req.context

@@ -51,7 +51,8 @@ class Message(str):
         self.msgid, self.variables = msgid, variables or {}
         return self
 
-    def __reduce__(self):  # copy.deepcopy (marshmallow copies fields) and pickle keep the id
+    def __reduce__(self) -> tuple[Any, ...]:
+        """``copy.deepcopy`` (marshmallow copies every field) and pickle keep the id."""
         return (Message, (self.msgid, self.variables))
 
 

@@ -11,10 +11,10 @@ import falcon
 from engine import bodies, db
 from engine.errors import Problem
 from engine.forms import read_form
+from engine.i18n import N_
 from engine.observe.health import BARE_PATHS
 from engine.registry import ANY_STAFF, PUBLIC, request_kind
 from engine.security import sign, signed
-from engine.i18n import N_
 
 UNSAFE = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 CSRF_COOKIE = "portico_csrf"

@@ -35,6 +35,7 @@ from urllib.parse import urlsplit
 import requests
 from requests.adapters import HTTPAdapter
 from urllib3.exceptions import NewConnectionError
+
 from engine.i18n import N_
 
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address

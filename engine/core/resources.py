@@ -7,11 +7,10 @@ import falcon
 from engine import db, downloads
 from engine.audit import record
 from engine.forms import read_form
-from engine.i18n import LOCALES
+from engine.i18n import LOCALES, N_
 from engine.models import User
 from engine.redirects import local_path
 from engine.theming import SCHEMES
-from engine.i18n import N_
 
 
 class Health:

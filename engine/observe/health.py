@@ -12,8 +12,8 @@ import falcon
 
 from engine import db
 from engine.errors import Problem
-from engine.observe import metrics
 from engine.i18n import N_
+from engine.observe import metrics
 
 #: Paths the request middleware leaves alone (no database, cookies or authentication).
 BARE_PATHS = frozenset({"/livez", "/readyz", "/metrics"})

@@ -7,10 +7,10 @@ from engine.api import PageQuery, operation, paginate
 from engine.context import owned
 from engine.errors import Problem, invalid, in_words
 from engine.forms import read_form, validate_form
+from engine.i18n import N_
 from engine.models import AuditEvent, Contact, Customer, Site, StaffUser
 from plugins.account import schemas, service
 from plugins.identity.public import current_user, guards, policy_hint, redirect, twofactor
-from engine.i18n import N_
 
 NOTICES = {
     "phone": N_("Your phone number has been saved."),

@@ -10,8 +10,7 @@ from marshmallow import RAISE, Schema, ValidationError, fields, pre_load, valida
 
 from engine.api import page_schema
 from engine.core.schemas import ContactOut, SiteOut
-from engine.i18n import LOCALES
-from engine.i18n import N_
+from engine.i18n import LOCALES, N_
 
 #: Fields a customer can see but never set (ACCT-2, LIM-1, LIM-2); the answer says where to go.
 PROTECTED = {

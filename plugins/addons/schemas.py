@@ -8,9 +8,9 @@ from marshmallow import Schema, ValidationError, fields, validate
 
 from engine.api import Amount, Id, money, page_schema
 from engine.catalogue import CatalogueEntryIn, CataloguePatch
+from engine.i18n import N_
 from plugins.addons.models import CATEGORIES, STATUSES
 from plugins.billing.public import PayOut
-from engine.i18n import N_
 
 
 def _network(value: str) -> None:

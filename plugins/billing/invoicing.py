@@ -16,10 +16,10 @@ from engine import db
 from engine.audit import record_system
 from engine.db import locked_transaction, lock_rows, utcnow
 from engine.errors import invalid
+from engine.i18n import N_
 from engine.models import Customer
 from engine.notify import notify_customer
 from plugins.billing.models import Invoice, InvoiceLine, InvoiceTaxLine, Transaction
-from engine.i18n import N_
 
 BILLABLE = ("charge", "credit")
 

@@ -30,6 +30,7 @@ import peewee
 from engine import api, audit
 from engine.db import lock_rows, locked_transaction, utcnow
 from engine.errors import Problem, invalid
+from engine.i18n import N_
 from engine.notify import notify_customer
 from engine.payments import SUCCEEDED, ChargeResult
 from plugins.billing import payments
@@ -42,7 +43,6 @@ from plugins.billing.models import (
     Payment,
     Transaction,
 )
-from engine.i18n import N_
 
 CREATED, UPDATED, UNCHANGED = "created", "updated", "unchanged"
 #: The largest amount (minor units) of a line or a sum by tax rate (as of any amount sent).

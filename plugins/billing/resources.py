@@ -17,6 +17,7 @@ from engine.api import operation, paginate
 from engine.audit import record
 from engine.context import get_or_404, get_owned, owned
 from engine.errors import Problem, invalid
+from engine.i18n import N_
 from engine.idempotency import idempotent
 from engine.models import Customer
 from engine.payments import WebhookError
@@ -29,7 +30,6 @@ from plugins.billing.models import (
     PaymentMethod,
     ProviderEvent,
 )
-from engine.i18n import N_
 
 log = logging.getLogger("portico.billing")
 NOT_MODIFIED = N_("Not modified: the copy you have (If-None-Match, If-Modified-Since) is current")

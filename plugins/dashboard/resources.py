@@ -10,10 +10,10 @@ from markupsafe import Markup
 
 from engine import audit
 from engine.api import Dumped, operation
+from engine.i18n import N_
 from plugins.dashboard import schemas
 from plugins.dashboard.cache import dashboard_cache
 from plugins.dashboard.models import AlertDismissal
-from engine.i18n import N_
 
 
 CSRF_MARK = "csrf-" + secrets.token_hex(16)  # stands in for the visitor's token in a kept page

@@ -11,6 +11,7 @@ from engine.context import as_id, get_or_404, owned
 from engine.db import database, utcnow
 from engine.errors import Problem, invalid, in_words
 from engine.forms import read_form, validate_form
+from engine.i18n import N_
 from engine.models import Contact, Customer, User
 from engine.notify import Notice, notify
 from engine.security import verify_password
@@ -19,7 +20,6 @@ from plugins.identity.auth import load_user
 from plugins.identity.models import ApiKey, Session
 from plugins.identity.ratelimit import limiter
 from plugins.identity.resources import redirect
-from engine.i18n import N_
 
 NOTICES = {
     "backup": N_("You signed in with a backup code. If you lost your phone, turn two-step "

@@ -13,10 +13,10 @@ import falcon
 
 from engine.db import utcnow
 from engine.errors import Problem
+from engine.i18n import N_
 from engine.models import Customer
 from engine.security import new_token, token_hash
 from plugins.identity.models import ApiKey
-from engine.i18n import N_
 
 KEY_PREFIX = "ptk_"
 MAX_DAYS = 730

@@ -17,11 +17,11 @@ from engine import audit, roles
 from engine.context import Principal
 from engine.db import Prepared
 from engine.errors import Problem
+from engine.i18n import N_
 from engine.middleware import UNSAFE
 from engine.models import AuditEvent, Contact, Customer, StaffUser, User
 from plugins.identity import apikeys, sessions
 from plugins.identity.models import Session
-from engine.i18n import N_
 
 
 def bearer(req) -> str | None:

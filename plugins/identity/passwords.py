@@ -13,6 +13,7 @@ from __future__ import annotations
 import re
 from functools import lru_cache
 from pathlib import Path
+
 from engine.i18n import N_
 
 MIN_LENGTH = 8

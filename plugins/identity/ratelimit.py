@@ -18,8 +18,8 @@ from limits.storage import Storage, storage_from_string
 from limits.strategies import FixedWindowRateLimiter
 
 from engine.errors import Problem
-from plugins.identity.models import RateCounter
 from engine.i18n import N_
+from plugins.identity.models import RateCounter
 
 log = logging.getLogger("portico.identity")
 

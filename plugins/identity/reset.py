@@ -14,12 +14,12 @@ from datetime import timedelta
 
 from engine import audit
 from engine.db import database, utcnow
+from engine.i18n import N_
 from engine.models import User
 from engine.notify import Notice, notify
 from engine.security import hash_password, new_token, token_hash
 from plugins.identity import apikeys, lockout, sessions
 from plugins.identity.models import PasswordReset
-from engine.i18n import N_
 
 VALID_FOR = timedelta(hours=1)
 SENT_MESSAGE = (

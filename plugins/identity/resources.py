@@ -9,12 +9,12 @@ from engine.api import operation
 from engine.db import database
 from engine.errors import Problem, invalid, in_words
 from engine.forms import read_form, validate_form
+from engine.i18n import N_
 from engine.middleware import CSRF_COOKIE, csrf_token, new_csrf_cookie
 from plugins.identity import login, passwords, reset, schemas, sessions, twofactor
 from plugins.identity.auth import bearer, load_user
 from plugins.identity.login import LoginRefused
 from plugins.identity.ratelimit import limiter
-from engine.i18n import N_
 
 NOTICES = {
     "reset": N_("Your password has been changed. Sign in with the new one."),

@@ -8,8 +8,8 @@ from zoneinfo import ZoneInfo
 from marshmallow import Schema, ValidationError, fields, post_load, validate, validates
 
 from engine.db import utcnow
-from plugins.identity import apikeys
 from engine.i18n import N_
+from plugins.identity import apikeys
 
 _EMAIL = validate.Email(error=N_("Enter a valid email address."))
 Email = lambda **kw: fields.String(  # noqa: E731

@@ -15,6 +15,7 @@ from marshmallow import Schema
 from engine.api import operation
 from engine.db import utcnow
 from engine.errors import Problem, invalid
+from engine.i18n import N_
 from engine.models import Product, Service
 from plugins.operator.resources import _external_id, write_scope
 from plugins.operator.schemas import ExternalId, OperatorServiceOut, text
@@ -27,7 +28,6 @@ from plugins.operator.service import (
     changed_since,
     status_hook,
 )
-from engine.i18n import N_
 
 #: The status each action puts a live service in (an ended one takes none: 409).
 STATUS_ACTIONS = {

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from engine.context import Principal
 from engine.errors import Problem
+from engine.i18n import N_
 from plugins.identity.public import bearer
 from plugins.operator import tokens
 from plugins.operator.ratelimit import limiter
-from engine.i18n import N_
 
 PREFIX = "/api/v1/operator"
 

@@ -11,12 +11,12 @@ from __future__ import annotations
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
 from engine.api import MAX_AMOUNT, Amount, AwareDateTime, page_schema
+from engine.i18n import N_
 from engine.registry import Route
 from plugins.billing.public import Invoice, Payment, Transaction, pushed
 from plugins.operator import resources as r
 from plugins.operator import service as rules
 from plugins.operator.schemas import ExternalId, OperatorOfCustomer, text
-from engine.i18n import N_
 
 SCOPE = "billing:write"
 

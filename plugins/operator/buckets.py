@@ -10,6 +10,7 @@ from marshmallow import Schema, fields, validate
 
 from engine.api import AwareDateTime, operation, page_schema
 from engine.errors import invalid
+from engine.i18n import N_
 from engine.models import Service
 from plugins.operator.resources import _external_id, _pair, write_scope
 from plugins.operator.schemas import ExternalId, OperatorSynced, text
@@ -23,7 +24,6 @@ from plugins.usage.public import (
     expire_bucket,
     grant_columns,
 )
-from engine.i18n import N_
 
 #: The largest amount: 2**53 - 1, exact in every JSON reader (a petabyte is 2**50 bytes).
 MAX_AMOUNT = 2**53 - 1

@@ -33,11 +33,11 @@ from engine.api import paginate
 from engine.context import Context
 from engine.db import database, locked_transaction
 from engine.errors import Problem
+from engine.i18n import N_
 from engine.models import Contact, Customer, Product, Service, Site
 from plugins.operator import batched, billing, buckets, catalogue, invitations, schemas
 from plugins.operator import catalogue_items as items
 from plugins.operator import service as rules
-from engine.i18n import N_
 
 CREATED, UPDATED, UNCHANGED = rules.CREATED, rules.UPDATED, rules.UNCHANGED
 FORMATS = ("csv", "jsonl")

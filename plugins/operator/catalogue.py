@@ -8,11 +8,11 @@ from marshmallow import Schema, fields, validate
 
 from engine.api import AwareDateTime, PageQuery, page_schema
 from engine.errors import invalid
+from engine.i18n import N_
 from engine.models import SERVICE_TYPES, Product
 from plugins.operator.resources import _pair
 from plugins.operator.schemas import EXTERNAL_ID, OperatorSynced, text
 from plugins.operator.service import Upserted, _upsert
-from engine.i18n import N_
 
 MAX_FEE = 100_000_000  # minor units: a million pounds a month is a typing error
 MAX_COMPATIBLE = 100

@@ -16,13 +16,13 @@ from marshmallow import Schema, fields, validate
 
 from engine.api import MAX_AMOUNT, Amount, AwareDateTime, PageQuery, page_schema
 from engine.errors import invalid
+from engine.i18n import N_
 from engine.models import SERVICE_TYPES
 from plugins.addons.public import CATEGORIES, AddonProduct
 from plugins.operator.resources import _pair
 from plugins.operator.schemas import OperatorSynced, text
 from plugins.operator.service import Upserted, _upsert
 from plugins.topups.public import KINDS, TopupProduct, check_product
-from engine.i18n import N_
 
 #: A catalogue code: what the portal and past purchases name the entry by.
 CODE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,59}\Z")  # \Z: "$" lets a last "\n" by

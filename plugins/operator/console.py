@@ -12,11 +12,11 @@ from marshmallow import Schema, ValidationError, fields, validate
 
 from engine.db import utcnow
 from engine.forms import read_form, text_errors
+from engine.i18n import N_
 from engine.models import StaffUser
 from plugins.identity.public import redirect
 from plugins.operator import tokens
 from plugins.operator.models import ServiceToken
-from engine.i18n import N_
 
 TEMPLATE = "operator/tokens.html"
 

@@ -8,6 +8,7 @@ import falcon
 from engine.api import operation
 from engine.db import locked_transaction
 from engine.forms import read_form, validate_form
+from engine.i18n import N_
 from engine.models import Contact
 from plugins.identity.public import (
     keep_private,
@@ -19,7 +20,6 @@ from plugins.identity.public import (
 )
 from plugins.operator import invitations, schemas
 from plugins.operator.resources import _external_id, write_scope
-from engine.i18n import N_
 
 TEMPLATE = "operator/invitation.html"
 

@@ -16,12 +16,12 @@ from datetime import timedelta
 from engine import audit
 from engine.db import database, locked_transaction, utcnow
 from engine.errors import Problem
+from engine.i18n import N_
 from engine.models import Contact, User
 from engine.notify import Notice, notify
 from engine.security import hash_password, new_token, token_hash
 from plugins.operator import service as rules
 from plugins.operator.models import Invitation
-from engine.i18n import N_
 
 INVALID_MESSAGE = (  # the page says it in the template, translated
     N_("This invitation link has expired, was already used or was replaced by a newer one. "

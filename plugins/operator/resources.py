@@ -8,11 +8,11 @@ import falcon
 
 from engine.api import operation, paginate
 from engine.errors import Problem
+from engine.i18n import N_
 from engine.models import Contact, Customer, Service, Site
 from plugins.operator import invitations, schemas
 from plugins.operator import service as rules
 from plugins.operator.schemas import EXTERNAL_ID
-from engine.i18n import N_
 
 PUT_ERRORS = {
     201: "Created (an update or no change answers 200)",

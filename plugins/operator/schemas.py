@@ -7,8 +7,8 @@ from __future__ import annotations
 from marshmallow import Schema, fields, validate
 
 from engine.api import AwareDateTime, PageQuery, page_schema
-from engine.models import CUSTOMER_KINDS, EXTERNAL_ID_MAX, SERVICE_STATUSES, SERVICE_TYPES
 from engine.i18n import N_
+from engine.models import CUSTOMER_KINDS, EXTERNAL_ID_MAX, SERVICE_STATUSES, SERVICE_TYPES
 
 #: An external id: what the operator's systems call the object. Any printable text but "/"
 #: (it is a path segment), at most ``EXTERNAL_ID_MAX`` characters. ``\Z``, as ``$`` would let

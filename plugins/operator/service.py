@@ -19,8 +19,8 @@ from peewee import fn
 from engine import audit
 from engine.db import lock_rows, locked_transaction, utcnow
 from engine.errors import Problem, invalid
-from engine.models import Contact, Customer, Product, Service, Site
 from engine.i18n import N_
+from engine.models import Contact, Customer, Product, Service, Site
 
 CREATED, UPDATED, UNCHANGED = "created", "updated", "unchanged"
 #: Statuses a service may be put in, and those it never leaves (a new service is a new row).

@@ -12,10 +12,10 @@ from datetime import datetime, timedelta
 from engine import audit
 from engine.db import utcnow
 from engine.errors import Problem
+from engine.i18n import N_
 from engine.models import StaffUser
 from engine.security import new_token, token_hash
 from plugins.operator.models import ServiceToken
-from engine.i18n import N_
 
 TOKEN_PREFIX = "pst_"
 #: What a token may do. ``read``: every GET of the operator API; each ``*:write`` scope the

@@ -12,9 +12,9 @@ from marshmallow import Schema, fields, validate
 from engine.api import operation
 from engine.errors import Problem, invalid
 from engine.forms import validate_form
+from engine.i18n import N_
 from engine.payments import PaymentError
 from engine.redirects import LocalPath
-from engine.i18n import N_
 
 
 class AuthenticateIn(Schema):

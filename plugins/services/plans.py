@@ -15,9 +15,9 @@ from engine.api import money
 from engine.db import locked_transaction, utcnow
 from engine.errors import Problem, invalid
 from engine.events import emit
+from engine.i18n import N_
 from engine.models import Product, Service
 from plugins.services.service import LIVE, _locked, modify_allowed, refuse_modify
-from engine.i18n import N_
 
 DAY = timedelta(days=1)
 

@@ -3,8 +3,8 @@
 from marshmallow import Schema, fields, validate
 
 from engine.api import MoneySchema, PageQuery, page_schema
-from engine.models import SERVICE_STATUSES, SERVICE_TYPES
 from engine.i18n import N_
+from engine.models import SERVICE_STATUSES, SERVICE_TYPES
 
 INDICATORS = ("active", "expiring", "suspended", "expired", "cancelled")
 

@@ -17,8 +17,8 @@ from engine.context import owned
 from engine.db import connection, lock_rows, locked_transaction, utcnow
 from engine.errors import Problem
 from engine.events import emit
-from engine.models import EXPIRING_SOON, Product, Service
 from engine.i18n import N_
+from engine.models import EXPIRING_SOON, Product, Service
 
 #: Statuses in which a service still runs (and may be cancelled or renewed).
 LIVE = ("active", "suspended")

@@ -10,6 +10,7 @@ from engine.context import Principal, as_id, get_or_404
 from engine.db import database
 from engine.errors import Problem, in_words
 from engine.forms import read_form, validate_form
+from engine.i18n import N_
 from engine.models import Customer, Service, Site, StaffUser
 from plugins.identity.public import (
     BackupCodesOut,
@@ -27,7 +28,6 @@ from plugins.identity.public import (
 )
 from plugins.staff import schemas, service, twofactor
 from plugins.staff.models import Impersonation
-from engine.i18n import N_
 
 
 def _staff_page(req, resp, template: str, status: int = 200, **values) -> None:

@@ -9,12 +9,12 @@ import falcon
 from engine import audit
 from engine.db import database, utcnow
 from engine.errors import Problem, invalid
+from engine.i18n import N_
 from engine.models import Contact, Customer, Service, Site, User
 from engine.notify import Notice, notify
 from engine.security import new_token, token_hash
 from plugins.identity.public import Session, sessions
 from plugins.staff.models import Impersonation
-from engine.i18n import N_
 
 LINK_VALID = timedelta(minutes=2)
 INVALID_LINK = N_("This impersonation link has expired or was already used. Start a new one.")

@@ -15,12 +15,12 @@ import falcon
 from engine import audit
 from engine.db import database
 from engine.errors import Problem, invalid
+from engine.i18n import N_
 from engine.models import StaffUser
 from engine.notify import Notice, notify
 from engine.registry import PUBLIC
 from plugins.identity.public import limiter, lockout, login, twofactor
 from plugins.staff.models import StaffBackupCode, StaffTwoFactor
-from engine.i18n import N_
 
 CODE_NEEDED = N_("Enter the 6-digit code from your authenticator app, or a backup code.")
 WRONG_CODE = N_("That code is not right.")

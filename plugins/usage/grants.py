@@ -11,11 +11,11 @@ from __future__ import annotations
 from engine import audit
 from engine.db import lock_rows, locked_transaction, utcnow
 from engine.errors import Problem, invalid
+from engine.i18n import N_
 from engine.models import Service
 from plugins.usage.models import Bucket, LedgerEntry
 from plugins.usage.rating import lock_services
 from plugins.usage.service import unit_for
-from engine.i18n import N_
 
 #: What a PUT may not change on a bucket that exists (adjust changes the amounts).
 FIXED = ("type", "allowance")

@@ -18,11 +18,11 @@ from marshmallow import ValidationError
 
 from engine import audit
 from engine.db import connection
+from engine.i18n import N_
 from plugins.usage.intake import service_ids
 from plugins.usage.rating import UsageIn, rate, unknown_services
 from plugins.usage.retention import too_old
 from plugins.usage.schemas import UsageEventIn
-from engine.i18n import N_
 
 REQUIRED = ("id", "type", "quantity", "occurred_at")
 #: Exactly one of these names the service: Portico's id, or the operator's (INT-3).

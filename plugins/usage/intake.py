@@ -9,11 +9,11 @@ from __future__ import annotations
 from engine import audit
 from engine.db import locked_transaction
 from engine.errors import invalid
+from engine.i18n import N_
 from engine.models import Service
 from plugins.usage.rating import UsageIn, chunks, rate, unknown_services
 from plugins.usage.retention import too_old
 from plugins.usage.settings import settings
-from engine.i18n import N_
 
 
 def service_ids(external_ids: set[str]) -> dict[str, int]:

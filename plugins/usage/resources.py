@@ -6,6 +6,7 @@ from engine.api import PageQuery, load, operation, paginate
 from engine.context import get_owned
 from engine.db import utcnow
 from engine.errors import invalid
+from engine.i18n import N_
 from engine.models import Service
 from engine.theming import Formatter
 from plugins.usage import charts, intake, schemas

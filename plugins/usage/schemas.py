@@ -8,9 +8,9 @@ from marshmallow import Schema, ValidationError, fields, validate, validates_sch
 
 from engine.api import AwareDateTime, Id, MoneySchema, page_schema
 from engine.db import utcnow
+from engine.i18n import N_
 from engine.models import EXTERNAL_ID_MAX
 from plugins.usage.models import BALANCE_TYPES, DESTINATIONS, EVENT_TYPES, SCOPES, SOURCES
-from engine.i18n import N_
 
 #: How far ahead of the server's clock an event may claim to have happened (clock skew).
 FUTURE_SKEW = timedelta(minutes=10)

@@ -9,9 +9,9 @@ from engine import audit
 from engine.api import PageQuery, operation, paginate
 from engine.context import get_or_404
 from engine.errors import Problem
+from engine.i18n import N_
 from plugins.webhooks import schemas, service
 from plugins.webhooks.models import WebhookDelivery, WebhookEndpoint, WebhookEvent
-from engine.i18n import N_
 
 WRITE_SCOPE = "webhooks:write"
 

@@ -8,9 +8,9 @@ from engine import audit, outbound
 from engine.api import PageQuery, operation, paginate
 from engine.context import get_owned, owned
 from engine.errors import invalid
+from engine.i18n import N_
 from plugins.webpush import schemas, service
 from plugins.webpush.models import PushSubscription
-from engine.i18n import N_
 
 
 class PublicKey:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from engine import audit
 from engine.context import require_in_person
-from plugins.webpush.models import PushSubscription
 from engine.i18n import N_
+from plugins.webpush.models import PushSubscription
 
 IMPERSONATION_MESSAGE = (
     N_("Staff cannot turn on push notifications for the customer while "
