@@ -112,7 +112,9 @@ def problem_body(req: falcon.Request, error: falcon.HTTPError) -> dict:
         body["errors"] = errors
     gettext = _gettext(req)
     if gettext is not None:
-        body.update(translate({k: body[k] for k in ("title", "detail", "errors") if k in body}, gettext))
+        body.update(
+            translate({k: body[k] for k in ("title", "detail", "errors") if k in body}, gettext)
+        )
     body.update(getattr(error, "extra", None) or {})
     return body
 

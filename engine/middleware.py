@@ -136,7 +136,10 @@ class RequestMiddleware:
             or not csrf_valid(self.app, req.context.extra["csrf_cookie"], str(sent))
         ):
             raise Problem(
-                403, N_("The form has expired"), N_("Reload the page and submit it again."), type="csrf"
+                403,
+                N_("The form has expired"),
+                N_("Reload the page and submit it again."),
+                type="csrf",
             )
 
     def process_response(self, req, resp, resource, req_succeeded) -> None:

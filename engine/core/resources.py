@@ -104,7 +104,8 @@ class Language:
         lang = form.get("lang", "")
         if lang not in LOCALES:
             raise falcon.HTTPBadRequest(
-                title=N_("Unknown language"), description=N_("Choose one of: %(choices)s.", choices=", ".join(LOCALES))
+                title=N_("Unknown language"),
+                description=N_("Choose one of: %(choices)s.", choices=", ".join(LOCALES)),
             )
         ctx = req.context
         principal = ctx.principal
@@ -137,7 +138,8 @@ class Appearance:
         scheme = form.get("scheme", "")
         if scheme not in SCHEMES:
             raise falcon.HTTPBadRequest(
-                title=N_("Unknown appearance"), description=N_("Choose one of: %(choices)s.", choices=", ".join(SCHEMES))
+                title=N_("Unknown appearance"),
+                description=N_("Choose one of: %(choices)s.", choices=", ".join(SCHEMES)),
             )
         _remember(req, resp, "scheme", scheme)
         raise falcon.HTTPSeeOther(local_path(form.get("next")))

@@ -14,8 +14,10 @@ from plugins.identity.public import current_user, guards, policy_hint, redirect,
 
 NOTICES = {
     "phone": N_("Your phone number has been saved."),
-    "email-sent": N_("We have sent a confirmation link to your new address. Your email address "
-    "changes when you open it."),
+    "email-sent": N_(
+        "We have sent a confirmation link to your new address. Your email address "
+        "changes when you open it."
+    ),
     "email": N_("Your email address has been changed."),
     "password": N_("Your password has been changed."),
     "password-ended": N_("Your password has been changed and your other sessions signed out."),

@@ -21,7 +21,9 @@ PROTECTED = {
     "customer_type": N_("Only support can change the customer type."),
     "name": N_("Contact support to change the account name."),
     "created_at": N_("The creation date is read-only."),
-    "email": N_("Change your email address with POST /account/email: the new address must confirm it."),
+    "email": N_(
+        "Change your email address with POST /account/email: the new address must confirm it."
+    ),
     "password": N_("Change your password with POST /account/password."),
     "balance": N_("Balances change only through top-ups and usage."),
     "balances": N_("Balances change only through top-ups and usage."),

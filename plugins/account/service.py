@@ -25,7 +25,9 @@ from plugins.account.models import EmailChange
 from plugins.account.schemas import PROTECTED
 
 EMAIL_LINK_VALID = timedelta(hours=24)
-EMAIL_LINK_INVALID = N_("This confirmation link has expired or was already used. Ask for a new one.")
+EMAIL_LINK_INVALID = N_(
+    "This confirmation link has expired or was already used. Ask for a new one."
+)
 
 #: LIM-1: what only staff can do, shown on the support page and in the API.
 STAFF_ONLY = [
@@ -41,7 +43,10 @@ STAFF_ONLY = [
         "id": "primary_contact",
         "title": N_("Change the primary contact, or add and remove contacts and sites"),
     },
-    {"id": "configuration", "title": N_("Complex service configuration beyond add-ons and top-ups")},
+    {
+        "id": "configuration",
+        "title": N_("Complex service configuration beyond add-ons and top-ups"),
+    },
     {"id": "void", "title": N_("Void invoices or transactions")},
 ]
 

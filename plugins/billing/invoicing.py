@@ -173,8 +173,7 @@ def issue_invoice(
                 {
                     "transaction_ids": [
                         N_(
-                            "Not uninvoiced %(currency)s transactions of this customer: "
-                            "%(ids)s.",
+                            "Not uninvoiced %(currency)s transactions of this customer: %(ids)s.",
                             currency=currency,
                             ids=", ".join(map(str, missing)),
                         )

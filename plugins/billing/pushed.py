@@ -104,7 +104,9 @@ def check_invoice(values: dict) -> list[dict]:
     for i, line in enumerate(values["lines"]):
         amount = line["quantity"] * line["unit_amount"]
         if "amount" in line and line["amount"] != amount:
-            errors[f"lines.{i}.amount"] = [N_("Must be quantity × unit_amount (%(amount)s).", amount=amount)]
+            errors[f"lines.{i}.amount"] = [
+                N_("Must be quantity × unit_amount (%(amount)s).", amount=amount)
+            ]
         if abs(amount) > MAX_AMOUNT:
             errors[f"lines.{i}.amount"] = [N_("At most %(amount)s either way.", amount=MAX_AMOUNT)]
         if line["tax_amount"] and (line["tax_amount"] > 0) != (amount > 0):
@@ -115,8 +117,8 @@ def check_invoice(values: dict) -> list[dict]:
         by_rate[line["tax_rate"]] += line["amount"]
     if any(abs(net) > MAX_AMOUNT for net in by_rate.values()):
         errors["lines"] = [
-                N_("The lines of one tax rate add up to more than %(amount)s.", amount=MAX_AMOUNT)
-            ]
+            N_("The lines of one tax rate add up to more than %(amount)s.", amount=MAX_AMOUNT)
+        ]
     subtotal = sum(line["amount"] for line in lines)
     tax_total = sum(line["tax_amount"] for line in lines)
     for name, expected in (
@@ -130,7 +132,8 @@ def check_invoice(values: dict) -> list[dict]:
                 "tax_total": N_("Must be the sum of the lines' tax (%(sum)s).", sum=expected),
             }
             errors.setdefault(name, []).append(
-                sums.get(name) or N_("Must be the sum of subtotal + tax_total (%(sum)s).", sum=expected)
+                sums.get(name)
+                or N_("Must be the sum of subtotal + tax_total (%(sum)s).", sum=expected)
             )
     if errors:
         raise invalid(errors, title=N_("The invoice's totals do not add up"))
@@ -249,8 +252,10 @@ def _paid_needs_payment() -> Problem:
     return invalid(
         {
             "status": [
-                N_("An invoice that owes money is paid by a payment: record it with "
-                "PUT /api/v1/operator/payments/{external_id}.")
+                N_(
+                    "An invoice that owes money is paid by a payment: record it with "
+                    "PUT /api/v1/operator/payments/{external_id}."
+                )
             ]
         }
     )
@@ -414,7 +419,9 @@ def record_payment(ctx, external_id: str, customer_id: int, values: dict) -> Pus
             return _same_payment(row, customer_id, values, currency)
         if invoice is not None:
             if invoice.currency != currency:
-                raise invalid({"currency": [N_("The invoice is in %(currency)s.", currency=invoice.currency)]})
+                raise invalid(
+                    {"currency": [N_("The invoice is in %(currency)s.", currency=invoice.currency)]}
+                )
             _payable(invoice)
         row = Payment.create(
             customer=customer_id,
@@ -459,8 +466,10 @@ def _payable(invoice: Invoice) -> None:
         raise Problem(
             409,
             N_("This invoice is already paid"),
-            N_("Nothing is owed on it (perhaps paid by card): record the money against the "
-            "account instead (no invoice_external_id), where it is a credit."),
+            N_(
+                "Nothing is owed on it (perhaps paid by card): record the money against the "
+                "account instead (no invoice_external_id), where it is a credit."
+            ),
             type="invoice-paid",
         )
     in_flight = Payment.select().where(

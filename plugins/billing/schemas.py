@@ -9,7 +9,9 @@ from engine.api import MAX_AMOUNT, Amount, AwareDateTime, Id, MoneySchema, PageQ
 from engine.context import as_id
 from engine.i18n import N_
 
-TAX_RATE = validate.Range(0, 10000, error=N_("Basis points from 0 to 10000 (2000 means 20 per cent)."))
+TAX_RATE = validate.Range(
+    0, 10000, error=N_("Basis points from 0 to 10000 (2000 means 20 per cent).")
+)
 
 
 class BillingSettings(Schema):

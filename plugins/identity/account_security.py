@@ -22,8 +22,10 @@ from plugins.identity.ratelimit import limiter
 from plugins.identity.resources import redirect
 
 NOTICES = {
-    "backup": N_("You signed in with a backup code. If you lost your phone, turn two-step "
-    "verification off below and set it up again on your new phone."),
+    "backup": N_(
+        "You signed in with a backup code. If you lost your phone, turn two-step "
+        "verification off below and set it up again on your new phone."
+    ),
     "enabled": N_("Two-step verification is on."),
     "disabled": N_("Two-step verification is off."),
     "ended": N_("Your other sessions have been signed out."),
@@ -102,8 +104,10 @@ def enable(app, ctx, user, code: str) -> list[str]:
         raise invalid(
             {
                 "code": [
-                    N_("That code is not right. Check the time on your phone and "
-                    "enter the newest code.")
+                    N_(
+                        "That code is not right. Check the time on your phone and "
+                        "enter the newest code."
+                    )
                 ]
             }
         )
@@ -160,8 +164,10 @@ def require_api_access(ctx) -> Customer:
         raise Problem(
             403,
             N_("API access is not enabled for your account"),
-            N_("API keys are for business customers. Contact support to enable API "
-            "access for your account."),
+            N_(
+                "API keys are for business customers. Contact support to enable API "
+                "access for your account."
+            ),
             type="api-access-disabled",
         )
     return customer
@@ -403,9 +409,7 @@ class ApiKeysPage:
         except Problem as exc:
             if exc.status_code != 429:
                 raise
-            return self._render(
-                req, resp, 429, {"_form": [in_words(exc)]}, values=values
-            )
+            return self._render(req, resp, 429, {"_form": [in_words(exc)]}, values=values)
         self._render(req, resp, 201, created=row)
 
 

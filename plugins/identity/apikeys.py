@@ -58,8 +58,10 @@ def refuse_in_query(req: falcon.Request) -> None:
             raise Problem(
                 401,
                 N_("API keys are not accepted in the URL"),
-                N_("Send the key in the Authorization header: "
-                "'Authorization: Bearer <key>'. Revoke a key that was sent in a URL."),
+                N_(
+                    "Send the key in the Authorization header: "
+                    "'Authorization: Bearer <key>'. Revoke a key that was sent in a URL."
+                ),
                 type="key-in-url",
             )
 
@@ -74,7 +76,10 @@ def resolve(key: str, ip: str) -> ApiKey:
     )
     if row is None:
         raise Problem(
-            401, N_("Unknown API key"), N_("Check the key, or generate a new one."), type="invalid-key"
+            401,
+            N_("Unknown API key"),
+            N_("Check the key, or generate a new one."),
+            type="invalid-key",
         )
     now = utcnow()
     state = row.state(now)

@@ -185,7 +185,10 @@ def _api_key_principal(req, key: str) -> Principal:
     user = load_user(row.user_id)
     if user is None:  # removed since resolve() read the key
         raise Problem(
-            401, N_("Unknown API key"), N_("Check the key, or generate a new one."), type="invalid-key"
+            401,
+            N_("Unknown API key"),
+            N_("Check the key, or generate a new one."),
+            type="invalid-key",
         )
     req.context.extra["customer_number"] = user.contact.customer.number
     req.context.extra["user"] = user

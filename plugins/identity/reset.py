@@ -22,9 +22,9 @@ from plugins.identity import apikeys, lockout, sessions
 from plugins.identity.models import PasswordReset
 
 VALID_FOR = timedelta(hours=1)
-SENT_MESSAGE = (
-    N_("If an account uses this email, we have sent it a link to reset the password. "
-    "The link works once, for one hour.")
+SENT_MESSAGE = N_(
+    "If an account uses this email, we have sent it a link to reset the password. "
+    "The link works once, for one hour."
 )
 
 

@@ -94,8 +94,10 @@ def _change_plan(row, v: dict) -> dict:
         raise invalid(
             {
                 "product_external_id": [
-                    N_("This service's plan cannot switch to that one (it is not among the "
-                    "plan's compatible_plans).")
+                    N_(
+                        "This service's plan cannot switch to that one (it is not among the "
+                        "plan's compatible_plans)."
+                    )
                 ]
             }
         )

@@ -30,7 +30,9 @@ def authenticate(app, req) -> Principal | None:
             raise Problem(
                 401,
                 N_("Service tokens are not accepted in the URL"),
-                N_("Send it in the Authorization header, and revoke this one: URLs end up in logs."),
+                N_(
+                    "Send it in the Authorization header, and revoke this one: URLs end up in logs."
+                ),
                 type="token-in-url",
             )
     token = bearer(req)
@@ -38,8 +40,10 @@ def authenticate(app, req) -> Principal | None:
         raise Problem(
             401,
             N_("The operator API takes a service token"),
-            N_("Send 'Authorization: Bearer pst_...' (portico token create); "
-            "customer and staff sign-ins do not open it."),
+            N_(
+                "Send 'Authorization: Bearer pst_...' (portico token create); "
+                "customer and staff sign-ins do not open it."
+            ),
             type="service-token-required",
         )
     row = tokens.resolve(token, req.context.ip)

@@ -116,7 +116,9 @@ def _usage_kind() -> Kind | None:
                     break
                 refused = {todo[int(k)] for k in by_index}
                 for k, messages in by_index.items():
-                    done[todo[int(k)]] = Problem(422, N_("Some fields are not valid"), errors=messages)
+                    done[todo[int(k)]] = Problem(
+                        422, N_("Some fields are not valid"), errors=messages
+                    )
                 todo = [i for i in todo if i not in refused]
                 continue
             for i, outcome in zip(todo, result["results"]):
@@ -332,7 +334,9 @@ def load(kind: Kind, schema: Schema, row: dict, fmt: str) -> tuple[str, dict]:
     """(key, validated values) of a raw row; ``ValidationError`` if it is not valid."""
     bad = [k for k, v in row.items() if isinstance(v, str) and NOT_TEXT.search(v)]
     if bad:
-        raise ValidationError({k: [N_("Not text: a NUL or a byte that is not UTF-8.")] for k in bad})
+        raise ValidationError(
+            {k: [N_("Not text: a NUL or a byte that is not UTF-8.")] for k in bad}
+        )
     row = dict(row)
     if fmt == "csv":
         row = _from_csv(schema, row)

@@ -179,7 +179,13 @@ def _entry_rules(model, external_id: str, check: Callable[[dict], None] | None =
 def _check_topup(entry: dict) -> None:
     check_product(entry)
     if entry.get("kind") == "monetary" and (entry.get("quantity") or 0) > MAX_AMOUNT:
-        raise invalid({"quantity": [N_("Credit is money: at most %(amount)s minor units.", amount=MAX_AMOUNT)]})
+        raise invalid(
+            {
+                "quantity": [
+                    N_("Credit is money: at most %(amount)s minor units.", amount=MAX_AMOUNT)
+                ]
+            }
+        )
 
 
 def upsert_topup_product(ctx, external_id: str, values: dict) -> Upserted:

@@ -24,8 +24,10 @@ from plugins.operator import service as rules
 from plugins.operator.models import Invitation
 
 INVALID_MESSAGE = (  # the page says it in the template, translated
-    N_("This invitation link has expired, was already used or was replaced by a newer one. "
-    "Ask your provider to send a new invitation.")
+    N_(
+        "This invitation link has expired, was already used or was replaced by a newer one. "
+        "Ask your provider to send a new invitation."
+    )
 )
 
 

@@ -74,7 +74,9 @@ class OperatorSiteIn(Schema):
     city = text(1, 100, "London", required=True)
     postcode = text(0, 20, "N1 1AA")
     country = fields.String(
-        validate=validate.Regexp(r"^[A-Z]{2}\Z", error=N_("Two capital letters (ISO 3166-1 alpha-2).")),
+        validate=validate.Regexp(
+            r"^[A-Z]{2}\Z", error=N_("Two capital letters (ISO 3166-1 alpha-2).")
+        ),
         metadata={"example": "GB"},
     )
 

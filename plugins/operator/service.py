@@ -118,7 +118,9 @@ def _same_customer(row, customer: int) -> None:
         raise invalid(
             {
                 "customer_external_id": [
-                    N_("This belongs to another customer; it cannot move. Give it a new external id.")
+                    N_(
+                        "This belongs to another customer; it cannot move. Give it a new external id."
+                    )
                 ]
             }
         )

@@ -76,7 +76,9 @@ def _checked(app, ctx, service: Service, plan: str) -> tuple[Service, Product]:
     roles.require(ctx.principal, "change_plan")
     service = _locked(service.id)
     if service.status not in LIVE:
-        raise Problem(409, N_("This service has ended and cannot change plan"), type="service-ended")
+        raise Problem(
+            409, N_("This service has ended and cannot change plan"), type="service-ended"
+        )
     if not modify_allowed(service):
         raise refuse_modify(app)
     target = next((p for p in compatible(service) if p.external_id == plan), None)

@@ -71,8 +71,10 @@ def gate(app, req, principal) -> None:
     raise Problem(
         403,
         SETUP_NEEDED,
-        N_("Staff accounts must use two-step sign-in here. Set it up with POST "
-        "/api/v1/staff/2fa/setup and POST /api/v1/staff/2fa/enable (or at /staff/2fa)."),
+        N_(
+            "Staff accounts must use two-step sign-in here. Set it up with POST "
+            "/api/v1/staff/2fa/setup and POST /api/v1/staff/2fa/enable (or at /staff/2fa)."
+        ),
         type="2fa-setup-required",
     )
 

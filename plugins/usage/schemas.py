@@ -206,7 +206,9 @@ class UsageEventIn(Schema):
     @validates_schema
     def consistent(self, data, **kwargs):
         if ("service_id" in data) == ("service_external_id" in data):
-            raise ValidationError(N_("Send either service_id or service_external_id."), "service_id")
+            raise ValidationError(
+                N_("Send either service_id or service_external_id."), "service_id"
+            )
         if data.get("type") == "voice" and not data.get("destination"):
             raise ValidationError(
                 N_("Voice events need a destination: onnet, offnet, international or special."),
