@@ -1,8 +1,9 @@
 """Errors as RFC 9457 ``application/problem+json``; HTML pages get a themed page.
 
 A problem has a stable ``type`` (a URI under the operator's base URL), a human
-``title``, the ``status``, and for bad input ``errors``: field → messages.
-No stack trace ever reaches a user.
+``title``, the ``status``, and for bad input ``errors``: field → messages. Titles,
+details and messages are written as ``N_("...")`` message ids and answered in the
+request's language (``problem_body``). No stack trace ever reaches a user.
 """
 
 from __future__ import annotations
