@@ -30,6 +30,7 @@ from engine.bodies import read_json
 from engine.context import MAX_ID
 from engine.errors import invalid
 from engine.forms import text_errors
+from engine.i18n import N_
 from engine.money import as_json
 from engine.registry import PUBLIC
 
@@ -114,7 +115,7 @@ class Dumped:
 def load(schema_cls: type[Schema], data: Any) -> dict:
     """Validate ``data``; any problem becomes a 422 with field-by-field messages."""
     if not isinstance(data, dict):
-        raise invalid({"_schema": ["Expected a JSON object."]})
+        raise invalid({"_schema": [N_("Expected a JSON object.")]})
     refused = text_errors(data)
     if refused:
         raise invalid(refused)
@@ -156,7 +157,7 @@ def decode_cursor(cursor: str) -> Any:
         return json.loads(base64.urlsafe_b64decode(padded.encode()))
     except (ValueError, UnicodeDecodeError):
         raise invalid(
-            {"cursor": ["Not a valid cursor: use the 'next' value of the previous page."]}
+            {"cursor": [N_("Not a valid cursor: use the 'next' value of the previous page.")]}
         ) from None
 
 
@@ -166,7 +167,7 @@ def paginate(query, key_field, page: dict, descending: bool = True) -> dict:
     if page.get("cursor"):
         after = decode_cursor(page["cursor"])
         if isinstance(after, bool) or not isinstance(after, int) or not 0 <= after <= MAX_ID + 1:
-            raise invalid({"cursor": ["Not a valid cursor."]})
+            raise invalid({"cursor": [N_("Not a valid cursor.")]})
         query = query.where(key_field < after if descending else key_field > after)
     order = key_field.desc() if descending else key_field.asc()
     rows = list(query.order_by(order).limit(limit + 1))
@@ -193,7 +194,7 @@ def paginate_dated(query, date_field, id_field, page: dict) -> dict:
             if when.tzinfo is None or isinstance(last, bool) or not 0 < last <= MAX_ID:
                 raise ValueError(after)
         except (TypeError, ValueError):
-            raise invalid({"cursor": ["Not a valid cursor."]}) from None
+            raise invalid({"cursor": [N_("Not a valid cursor.")]}) from None
         query = query.where((date_field < when) | ((date_field == when) & (id_field < last)))
     rows = list(query.order_by(date_field.desc(), id_field.desc()).limit(limit + 1))
     more = len(rows) > limit
@@ -214,7 +215,7 @@ def paginate_dated(query, date_field, id_field, page: dict) -> dict:
 
 def Id(**kwargs) -> fields.Integer:  # noqa: N802 - a field type, like fields.Integer
     """A row id sent by a client: too big for the database is a field error, not a 500."""
-    kwargs.setdefault("validate", validate.Range(1, MAX_ID, error="Not a valid id."))
+    kwargs.setdefault("validate", validate.Range(1, MAX_ID, error=N_("Not a valid id.")))
     return fields.Integer(**kwargs)
 
 
@@ -226,7 +227,7 @@ class AwareDateTime(fields.AwareDateTime):
         try:
             moment.astimezone(timezone.utc)
         except OverflowError:
-            raise ValidationError("Not a valid time: out of range.") from None
+            raise ValidationError(N_("Not a valid time: out of range.")) from None
         return moment
 
 

@@ -12,7 +12,7 @@ import engine
 from engine import bodies, db, errors, storage, tasks
 from engine.api import build_openapi
 from engine.context import Context
-from engine.i18n import Translator
+from engine.i18n import N_, Translator
 from engine.middleware import RequestMiddleware
 from engine.observe.web import ObserveMiddleware
 from engine.plugins import PluginError, Plugins, load_plugins
@@ -130,7 +130,7 @@ class Portico:
 
     @staticmethod
     def _not_found(req, resp, **_):
-        raise falcon.HTTPNotFound(title="Page not found")
+        raise falcon.HTTPNotFound(title=N_("Page not found"))
 
     # -- what resources use ---------------------------------------------------
 

@@ -22,6 +22,7 @@ import falcon
 from falcon.media import JSONHandler
 
 from engine.errors import Problem
+from engine.i18n import N_
 
 #: The deepest nesting of arrays and objects a JSON body may have. Portico's own shapes
 #: nest three levels; the parser (recursive in C) would fail near 1,000.
@@ -32,9 +33,9 @@ JSON_TYPE = "application/json"
 def too_large(limit: int) -> Problem:
     return Problem(
         413,
-        "The request body is too large",
-        f"Send at most {limit} bytes.",
-        errors={"_schema": [f"The body is larger than {limit} bytes."]},
+        N_("The request body is too large"),
+        N_("Send at most %(limit)s bytes.", limit=limit),
+        errors={"_schema": [N_("The body is larger than %(limit)s bytes.", limit=limit)]},
     )
 
 
@@ -63,9 +64,9 @@ def _chunked(req: falcon.Request) -> bool:
 def _too_deep() -> Problem:
     return Problem(
         400,
-        "The JSON is nested too deeply",
-        f"Arrays and objects may nest at most {MAX_DEPTH} levels.",
-        errors={"_schema": [f"Nested more than {MAX_DEPTH} levels deep."]},
+        N_("The JSON is nested too deeply"),
+        N_("Arrays and objects may nest at most %(depth)s levels.", depth=MAX_DEPTH),
+        errors={"_schema": [N_("Nested more than %(depth)s levels deep.", depth=MAX_DEPTH)]},
     )
 
 
@@ -117,12 +118,12 @@ def read_json(req: falcon.Request) -> Any:
         return {}
     if (req.content_type or "").split(";")[0].strip().lower() != JSON_TYPE:
         raise falcon.HTTPUnsupportedMediaType(
-            title="Unsupported media type",
-            description="Send the body as JSON with 'Content-Type: application/json'.",
+            title=N_("Unsupported media type"),
+            description=N_("Send the body as JSON with 'Content-Type: application/json'."),
         )
     try:
         return req.get_media()
     except falcon.MediaMalformedError:
         raise falcon.HTTPBadRequest(
-            title="Malformed JSON", description="The request body is not valid JSON."
+            title=N_("Malformed JSON"), description=N_("The request body is not valid JSON.")
         ) from None

@@ -16,6 +16,7 @@ from engine.audit import record
 from engine.context import get_or_404
 from engine.db import BaseModel, CurrencyField, UTCDateTimeField, utcnow
 from engine.errors import invalid
+from engine.i18n import N_
 from engine.models import SERVICE_TYPES
 
 
@@ -96,7 +97,7 @@ class CatalogueEntry(BaseModel):
                     dict(values),
                 )
         except peewee.IntegrityError:
-            raise invalid({"code": ["Another catalogue entry has this code."]}) from None
+            raise invalid({"code": [N_("Another catalogue entry has this code.")]}) from None
         return entry
 
 
@@ -113,7 +114,7 @@ class CatalogueEntryIn(Schema):
         required=True,
         validate=validate.Regexp(
             r"^[a-z0-9][a-z0-9._-]{0,59}\Z",
-            error="Lower-case letters, digits, '.', '_' and '-' (up to 60).",
+            error=N_("Lower-case letters, digits, '.', '_' and '-' (up to 60)."),
         ),
     )
     service_type = fields.String(required=True, validate=validate.OneOf(SERVICE_TYPES))
@@ -121,7 +122,7 @@ class CatalogueEntryIn(Schema):
     description = fields.String(load_default="", validate=validate.Length(max=1000))
     currency = fields.String(
         load_default="GBP",
-        validate=validate.Regexp(r"^[A-Za-z]{3}\Z", error="An ISO 4217 code, e.g. GBP."),
+        validate=validate.Regexp(r"^[A-Za-z]{3}\Z", error=N_("An ISO 4217 code, e.g. GBP.")),
     )
     position = fields.Integer(load_default=0, validate=validate.Range(0, 10000))
     active = fields.Boolean(load_default=True)
@@ -137,7 +138,7 @@ class CataloguePatch:
 
     @validates("code")
     def code_stays(self, value, **kwargs):
-        raise ValidationError("The code of an entry cannot change; create a new entry.")
+        raise ValidationError(N_("The code of an entry cannot change; create a new entry."))
 
 
 def staff_api(

@@ -130,7 +130,7 @@ class Context:
     def require_customer(self) -> int:
         if self.customer_id is None:
             raise falcon.HTTPUnauthorized(
-                title="Sign in required", description="This needs a signed-in customer."
+                title=N_("Sign in required"), description=N_("This needs a signed-in customer.")
             )
         return self.customer_id
 
@@ -203,7 +203,7 @@ def get_or_404(
     try:
         return (model.select() if query is None else query).where(model.id == as_id(obj_id)).get()
     except (ValueError, TypeError, model.DoesNotExist):
-        raise falcon.HTTPNotFound(title="Not found") from None
+        raise falcon.HTTPNotFound(title=N_("Not found")) from None
 
 
 def get_owned(model: type[peewee.Model], obj_id: Any, ctx: Context) -> peewee.Model:

@@ -1,18 +1,21 @@
 """Errors as RFC 9457 ``application/problem+json``; HTML pages get a themed page.
 
 A problem has a stable ``type`` (a URI under the operator's base URL), a human
-``title``, the ``status``, and for bad input ``errors``: field → messages.
-No stack trace ever reaches a user.
+``title``, the ``status``, and for bad input ``errors``: field → messages. Titles,
+details and messages are written as ``N_("...")`` message ids and answered in the
+request's language (``problem_body``). No stack trace ever reaches a user.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+from typing import Callable
 
 import falcon
 from marshmallow import ValidationError
 
+from engine.i18n import N_, translate
 from engine.registry import request_kind
 
 log = logging.getLogger("portico.errors")
@@ -32,6 +35,29 @@ PROBLEM_TYPES = {
     500: "server-error",
     502: "provider-error",
     503: "unavailable",
+}
+
+#: The title of an error raised without one (Falcon's own 404s and 405s): the status's
+#: reason phrase, as Falcon writes it, marked for translation.
+STATUS_TITLES = {
+    400: N_("Bad Request"),
+    401: N_("Unauthorized"),
+    403: N_("Forbidden"),
+    404: N_("Not Found"),
+    405: N_("Method Not Allowed"),
+    406: N_("Not Acceptable"),
+    409: N_("Conflict"),
+    410: N_("Gone"),
+    411: N_("Length Required"),
+    413: N_("Content Too Large"),
+    414: N_("URI Too Long"),
+    415: N_("Unsupported Media Type"),
+    422: N_("Unprocessable Entity"),
+    429: N_("Too Many Requests"),
+    431: N_("Request Header Fields Too Large"),
+    500: N_("Internal Server Error"),
+    502: N_("Bad Gateway"),
+    503: N_("Service Unavailable"),
 }
 
 
@@ -57,19 +83,27 @@ class Problem(falcon.HTTPError):
         self.extra = extra
 
 
-def invalid(errors: dict, title: str = "Some fields are not valid") -> Problem:
+def invalid(errors: dict, title: str = N_("Some fields are not valid")) -> Problem:
     """422 with field messages, the shape every form and API call uses."""
     return Problem(
-        422, title, "Correct the fields listed in 'errors' and try again.", errors=errors
+        422, title, N_("Correct the fields listed in 'errors' and try again."), errors=errors
     )
 
 
+def in_words(error: falcon.HTTPError) -> str:
+    """A problem as one line of a form's messages ("Title. Detail."), translated where shown."""
+    if not error.description:
+        return error.title
+    return N_("%(title)s. %(detail)s", title=error.title, detail=error.description)
+
+
 def problem_body(req: falcon.Request, error: falcon.HTTPError) -> dict:
+    """The problem document, its title, detail and field messages in the request's language."""
     status = int(error.status_code)
     slug = getattr(error, "slug", None) or PROBLEM_TYPES.get(status, "error")
     body = {
         "type": f"/problems/{slug}",
-        "title": error.title or str(error.status)[4:],
+        "title": error.title or STATUS_TITLES.get(status) or str(error.status)[4:],
         "status": status,
     }
     if error.description:
@@ -77,8 +111,25 @@ def problem_body(req: falcon.Request, error: falcon.HTTPError) -> dict:
     errors = getattr(error, "errors", None)  # a Problem's field messages
     if errors:
         body["errors"] = errors
+    gettext = _gettext(req)
+    if gettext is not None:
+        body.update(
+            translate({k: body[k] for k in ("title", "detail", "errors") if k in body}, gettext)
+        )
     body.update(getattr(error, "extra", None) or {})
     return body
+
+
+def _gettext(req: falcon.Request) -> Callable[[str], str] | None:
+    """The request's catalogue's ``gettext`` (its language negotiated now if no route did:
+    a 404, a body too large), or None outside an app."""
+    ctx = req.context
+    app = getattr(ctx, "app", None)
+    if app is None:
+        return None
+    if not ctx.extra.get("locale_negotiated"):
+        ctx.locale = app.translator.negotiate(req, getattr(ctx, "principal", None))
+    return app.translator.get(ctx.locale).gettext
 
 
 def wants_html(req: falcon.Request) -> bool:
@@ -147,8 +198,8 @@ def handle_uncaught(req, resp, ex: Exception, params) -> None:
             _outage_log.warning("a service is unreachable: %s", faults.reason(ex))
         raise Problem(
             503,
-            "The service is temporarily unavailable",
-            "Please try again in a moment.",
+            N_("The service is temporarily unavailable"),
+            N_("Please try again in a moment."),
             headers={"Retry-After": "30"},
         )
     from engine.observe import reporting
@@ -157,8 +208,8 @@ def handle_uncaught(req, resp, ex: Exception, params) -> None:
     log.exception("unhandled error on %s %s", req.method, req.path)
     raise Problem(
         500,
-        "Something went wrong on our side",
-        "The error has been logged. Please try again in a moment.",
+        N_("Something went wrong on our side"),
+        N_("The error has been logged. Please try again in a moment."),
     )
 
 

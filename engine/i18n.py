@@ -18,7 +18,7 @@ import contextvars
 import functools
 import io
 from pathlib import Path
-from typing import Iterable
+from typing import Any, Callable, Iterable
 
 from babel import Locale, UnknownLocaleError
 from babel.messages.mofile import write_mo
@@ -34,12 +34,73 @@ ENGINE_LOCALE_DIR = Path(__file__).parent / "locale"
 current_locale: contextvars.ContextVar[str] = contextvars.ContextVar("portico_locale", default="en")
 
 
-def N_(message: str) -> str:
+class Message(str):
+    """A message id marked with ``N_``: reads as its English text, translates as a whole.
+
+    With values (``N_("Send at most %(limit)s bytes.", limit=limit)``) the text is the
+    English with the values in; ``translate`` looks up the id and puts the values into the
+    translation (a value that is itself a ``Message`` is translated too).
+    """
+
+    msgid: str
+    variables: dict[str, Any]
+
+    def __new__(cls, msgid: str, variables: dict[str, Any] | None = None) -> "Message":
+        text = msgid % variables if variables else msgid
+        self = super().__new__(cls, text)
+        self.msgid, self.variables = msgid, variables or {}
+        return self
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        """``copy.deepcopy`` (marshmallow copies every field) and pickle keep the id."""
+        return (Message, (self.msgid, self.variables))
+
+
+def N_(message: str, **variables: Any) -> str:
     """Mark a string for extraction without translating it now (``Section(..., N_("Usage"))``).
 
-    Templates translate such values when they show them (``{{ _(section.title) }}``).
+    What shows it translates it then: templates (``{{ _(section.title) }}``, the
+    ``translate`` filter, form ``errors``) and problem+json answers (``engine.errors``),
+    in the reader's language. Values go in as keywords, never with an f-string, so the
+    message id stays the same: ``N_("At most %(limit)s events per batch.", limit=limit)``.
     """
-    return message
+    return Message(message, variables)
+
+
+def translate(value: Any, gettext: Callable[[str], str]) -> Any:
+    """``value`` in the language of ``gettext``: a message (with its values), any text,
+    or the dicts and lists of field messages a validation error holds.
+
+    Text that is not a message id may be one of marshmallow's own messages with its values
+    filled in ("Longer than maximum length 500."): ``engine.field_messages`` finds those.
+    Text that is neither (a customer's name, a reason typed in) comes back unchanged.
+    """
+    if isinstance(value, Message):
+        text = gettext(value.msgid)
+        if not value.variables:
+            return text
+        values = {
+            k: translate(v, gettext) if isinstance(v, Message) else v
+            for k, v in value.variables.items()
+        }
+        try:
+            return text % values
+        except (KeyError, ValueError, TypeError):  # a broken translation: the English then
+            return value.msgid % values
+    if isinstance(value, str):
+        if not value:
+            return value
+        text = gettext(value)
+        if text == value:
+            from engine.field_messages import translate_filled
+
+            return translate_filled(value, gettext)
+        return text
+    if isinstance(value, dict):
+        return {k: translate(v, gettext) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [translate(v, gettext) for v in value]
+    return value
 
 
 def _aliases(tag: str) -> str | None:

@@ -154,7 +154,7 @@ def check_key(key: str | None, field: str = HEADER) -> str | None:
     if key is None or key == "":
         return None
     if not valid_key(key):
-        raise Problem(422, "Invalid idempotency key", KEY_RULE, errors={field: [KEY_RULE]})
+        raise Problem(422, N_("Invalid idempotency key"), KEY_RULE, errors={field: [KEY_RULE]})
     return key
 
 
@@ -211,10 +211,10 @@ def _claim(owner: str, key: str, request: str) -> IdempotencyRecord | Outcome:
     if record.request != request:
         raise Problem(
             422,
-            "This Idempotency-Key was used for a different request",
-            "Use a new key for a new request.",
+            N_("This Idempotency-Key was used for a different request"),
+            N_("Use a new key for a new request."),
             type="idempotency-key-reused",
-            errors={HEADER: ["Already used for a different request."]},
+            errors={HEADER: [N_("Already used for a different request.")]},
         )
     if record.state == "done":
         return Outcome(record.status, record.body, record.problem, replayed=True)
@@ -233,8 +233,8 @@ def _claim(owner: str, key: str, request: str) -> IdempotencyRecord | Outcome:
             return IdempotencyRecord.get_by_id(record.id)
     raise Problem(
         409,
-        "This request is still being processed",
-        "Wait a moment, then repeat it with the same Idempotency-Key to get the answer.",
+        N_("This request is still being processed"),
+        N_("Wait a moment, then repeat it with the same Idempotency-Key to get the answer."),
         type="idempotency-in-progress",
         headers={"Retry-After": "2"},
     )

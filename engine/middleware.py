@@ -11,6 +11,7 @@ import falcon
 from engine import bodies, db
 from engine.errors import Problem
 from engine.forms import read_form
+from engine.i18n import N_
 from engine.observe.health import BARE_PATHS
 from engine.registry import ANY_STAFF, PUBLIC, request_kind
 from engine.security import sign, signed
@@ -92,7 +93,11 @@ class RequestMiddleware:
             self._unauthorized(req, page)
         if permission not in (None, PUBLIC, ANY_STAFF) and not ctx.principal.can(permission):
             # Before the input is read: staff without the permission get a 403, not a 422.
-            raise Problem(403, f"You need the {permission} permission", type="forbidden")
+            raise Problem(
+                403,
+                N_("You need the %(permission)s permission", permission=permission),
+                type="forbidden",
+            )
         if (
             req.method in UNSAFE
             and ctx.principal
@@ -101,8 +106,8 @@ class RequestMiddleware:
         ):  # a service route checks its own scope
             raise Problem(
                 403,
-                "This API key is read-only",
-                "Create a read-write key to make changes.",
+                N_("This API key is read-only"),
+                N_("Create a read-write key to make changes."),
                 type="read-only-key",
             )
         self._check_csrf(req, resource, page)
@@ -113,8 +118,8 @@ class RequestMiddleware:
         if page and (req.method == "GET" or req.context.kind.staff):
             raise falcon.HTTPSeeOther(login + "?next=" + quote(req.relative_uri, safe=""))
         raise falcon.HTTPUnauthorized(
-            title="Sign in required",
-            description="Sign in, or send a valid bearer token or API key.",
+            title=N_("Sign in required"),
+            description=N_("Sign in, or send a valid bearer token or API key."),
         )
 
     def _check_csrf(self, req, resource, page: bool) -> None:
@@ -131,7 +136,10 @@ class RequestMiddleware:
             or not csrf_valid(self.app, req.context.extra["csrf_cookie"], str(sent))
         ):
             raise Problem(
-                403, "The form has expired", "Reload the page and submit it again.", type="csrf"
+                403,
+                N_("The form has expired"),
+                N_("Reload the page and submit it again."),
+                type="csrf",
             )
 
     def process_response(self, req, resp, resource, req_succeeded) -> None:

@@ -36,6 +36,8 @@ import requests
 from requests.adapters import HTTPAdapter
 from urllib3.exceptions import NewConnectionError
 
+from engine.i18n import N_
+
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 
@@ -150,30 +152,35 @@ def check_url(app, url: str) -> Target:
         parts = urlsplit(url)
         port = parts.port or 443
     except ValueError:
-        raise UnsafeURL("Not a valid URL.") from None
+        raise UnsafeURL(N_("Not a valid URL.")) from None
     if parts.scheme.lower() != "https":
-        raise UnsafeURL("Only https URLs are allowed.")
+        raise UnsafeURL(N_("Only https URLs are allowed."))
     if parts.username is not None or parts.password is not None:
-        raise UnsafeURL("A URL may not carry a user name or password.")
+        raise UnsafeURL(N_("A URL may not carry a user name or password."))
     host = (parts.hostname or "").rstrip(".")
     try:
         host = host.encode("idna").decode("ascii")
     except UnicodeError:
-        raise UnsafeURL("Not a valid host name.") from None
+        raise UnsafeURL(N_("Not a valid host name.")) from None
     if not host:
-        raise UnsafeURL("The URL has no host.")
+        raise UnsafeURL(N_("The URL has no host."))
     try:
         addresses = tuple(resolve_host(host, port))
     except (OSError, UnicodeError):
         addresses = ()
     if not addresses:
-        raise UnresolvableURL(f"The host {host} could not be found.")
+        raise UnresolvableURL(N_("The host %(host)s could not be found.", host=host))
     for address in addresses:
         why = refusal(address, _allow_loopback(app))
         if why:
             raise UnsafeURL(
-                f"The host {host} is at {address}, {why}: only public "
-                "internet addresses are allowed."
+                N_(
+                    "The host %(host)s is at %(address)s, %(why)s: only public internet "
+                    "addresses are allowed.",
+                    host=host,
+                    address=str(address),
+                    why=why,
+                )
             )
     return Target(url=url, host=host, port=port, addresses=addresses)
 
@@ -194,7 +201,13 @@ class PinnedAdapter(HTTPAdapter):
             or (parts.hostname or "").rstrip(".") != self.target.host
             or (parts.port or 443) != self.target.port
         ):
-            raise UnsafeURL(f"Only {self.target.host}:{self.target.port} was checked.")
+            raise UnsafeURL(
+                N_(
+                    "Only %(host)s:%(port)s was checked.",
+                    host=self.target.host,
+                    port=self.target.port,
+                )
+            )
 
     def build_connection_pool_key_attributes(self, request, verify, cert=None):
         self._same_origin(request.url)

@@ -30,7 +30,14 @@ from babel import numbers as babel_numbers
 from babel import units as babel_units
 
 from engine import money
-from engine.i18n import LANGUAGE_NAMES, LOCALES, babel_locale, current_locale
+from engine.i18n import (
+    LANGUAGE_NAMES,
+    LOCALES,
+    Message,
+    babel_locale,
+    current_locale,
+    translate,
+)
 from engine.settings import SettingsError
 
 THEMES_DIR = Path(__file__).resolve().parent.parent / "themes"
@@ -158,6 +165,7 @@ class Theme:
             lstrip_blocks=True,
             auto_reload=False,
             bytecode_cache=BYTECODE,
+            finalize=self._finalize,
         )
         # added by the i18n extension at run time: jinja2's Environment type does not list it
         self.env.install_gettext_callables(  # type: ignore[attr-defined]
@@ -192,9 +200,15 @@ class Theme:
                 self._fragments[key] = found
         return found
 
+    def _finalize(self, value):
+        """Each ``{{ ... }}`` shown: a message marked with ``N_`` (a notice, a problem's
+        title) appears in the reader's language without the template asking."""
+        return translate(value, self.translator.gettext) if isinstance(value, Message) else value
+
     def translate(self, value):
-        """``{{ value|translate }}``: text known only at run time, never %-formatted."""
-        return self.translator.gettext(value) if isinstance(value, str) and value else value
+        """``{{ value|translate }}``: text known only at run time (a message marked with
+        ``N_``, one of marshmallow's, a stored failure reason), never %-formatted."""
+        return translate(value, self.translator.gettext) if isinstance(value, str) else value
 
     # -- static files -----------------------------------------------------------
 
@@ -270,6 +284,8 @@ class Theme:
         base.update(values)
         token = current_locale.set(ctx.locale if ctx is not None else self.settings.default_locale)
         try:
+            if base.get("errors"):  # a form's field messages, in the reader's language
+                base["errors"] = translate(base["errors"], self.translator.gettext)
             return self.env.get_template(template).render(base)
         finally:
             current_locale.reset(token)

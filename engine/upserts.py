@@ -24,11 +24,12 @@ from engine import audit
 from engine.context import Context
 from engine.db import lock_rows, locked_transaction, utcnow
 from engine.errors import Problem, invalid
+from engine.i18n import N_
 from engine.models import Contact, Customer, Product, Service, Site
 
 #: A catalogue entry's code (top-ups, add-ons): what the portal and past purchases name it by.
 CODE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,59}\Z")  # \Z: "$" lets a last "\n" by
-CODE_RULE = "Lower-case letters, digits, '.', '_' and '-' (up to 60)."
+CODE_RULE = N_("Lower-case letters, digits, '.', '_' and '-' (up to 60).")
 
 #: ``prepare(row or None, values)``: the columns to write (see ``upsert``).
 Prepare = Callable[[Any, dict[str, Any]], dict[str, Any]]
@@ -98,8 +99,8 @@ def upsert(
             if attempt:
                 raise Problem(
                     409,
-                    f"This {kind} changed while it was being saved",
-                    "Send the request again.",
+                    N_("This %(kind)s changed while it was being saved", kind=kind),
+                    N_("Send the request again."),
                     type="conflict",
                 ) from None
     raise AssertionError("unreachable")
@@ -125,7 +126,7 @@ def customer_id(external_id: str, field: str = "customer_external_id") -> int:
         Customer.select(Customer.id).where(Customer.external_id == external_id).scalar()
     )
     if found is None:
-        raise invalid({field: ["No such customer."]})
+        raise invalid({field: [N_("No such customer.")]})
     return found
 
 
@@ -134,7 +135,9 @@ def _same_customer(row: Any, customer: int) -> None:
         raise invalid(
             {
                 "customer_external_id": [
-                    "This belongs to another customer; it cannot move. Give it a new external id."
+                    N_(
+                        "This belongs to another customer; it cannot move. Give it a new external id."
+                    )
                 ]
             }
         )
@@ -191,10 +194,10 @@ def prepare_customer(row: Any, v: dict[str, Any], look: Lookups = ONE_BY_ONE) ->
     number = v.pop("number", None)
     if row is not None:
         if number is not None and number != row.number:
-            raise invalid({"number": ["A customer's number cannot change."]})
+            raise invalid({"number": [N_("A customer's number cannot change.")]})
         return v
     if number is not None and look.number_taken(number):
-        raise invalid({"number": ["Another customer has this number."]})
+        raise invalid({"number": [N_("Another customer has this number.")]})
     v["number"] = number or look.next_number()
     return v
 
@@ -244,15 +247,15 @@ def upsert_product(ctx: Context, external_id: str, values: dict[str, Any]) -> Up
         if row is None:
             v.setdefault("code", external_id)
             if len(v["code"]) > 50:
-                raise invalid({"code": ["Give a code of at most 50 characters."]})
+                raise invalid({"code": [N_("Give a code of at most 50 characters.")]})
         code = v.get("code")
         if code is not None and (row is None or code != row.code):
             if Product.select().where(Product.code == code).exists():
-                raise invalid({"code": ["Another product has this code."]})
+                raise invalid({"code": [N_("Another product has this code.")]})
         if "compatible_plans" in v:
             plans = list(dict.fromkeys(v["compatible_plans"]))  # once each, in their order
             if external_id in plans:
-                raise invalid({"compatible_plans": ["A plan is not compatible with itself."]})
+                raise invalid({"compatible_plans": [N_("A plan is not compatible with itself.")]})
             v["compatible_plans"] = plans
         return v
 
@@ -274,7 +277,7 @@ def prepare_service(row: Any, v: dict[str, Any], look: Lookups = ONE_BY_ONE) -> 
     """``upsert``'s ``prepare`` for services (see ``upsert_service``)."""
     customer = look.customer(v.pop("customer_external_id"))
     if customer is None:
-        raise invalid({"customer_external_id": ["No such customer."]})
+        raise invalid({"customer_external_id": [N_("No such customer.")]})
     _same_customer(row, customer)
     v["customer"] = customer
     product = _product(v, look, required=row is None)
@@ -298,11 +301,11 @@ def _product(v: dict[str, Any], look: Lookups, required: bool) -> Product | None
     """The product ``v`` names by its code (its id put in ``v``), or None if left out."""
     if "product" not in v:
         if required:
-            raise invalid({"product": ["Missing data for required field."]})
+            raise invalid({"product": [N_("Missing data for required field.")]})
         return None
     product = look.product(v["product"])
     if product is None:
-        raise invalid({"product": ["No such product."]})
+        raise invalid({"product": [N_("No such product.")]})
     v["product"] = product.id
     return product
 
@@ -318,7 +321,7 @@ def status_hook(ctx: Context) -> Callable[[Any, dict[str, Any]], None]:
                 service=row,
                 old_status=before["status"],
                 new_status=row.status,
-                reason="changed by the operator",
+                reason=N_("Changed by the operator."),
             )
 
     return status_changed
@@ -329,7 +332,7 @@ def _site_of(site_external_id: str | None, customer: int, look: Lookups) -> int 
         return None
     site = look.site(site_external_id)
     if site is None or site.customer_id != customer:
-        raise invalid({"site_external_id": ["No such site of this customer."]})
+        raise invalid({"site_external_id": [N_("No such site of this customer.")]})
     return cast(int, site.id)
 
 
@@ -341,8 +344,8 @@ def _status_rules(row: Any, v: dict[str, Any]) -> None:
     if old in ENDED:
         raise Problem(
             409,
-            f"This service is {old} and cannot change status",
-            "An ended service does not start again: create a new one with a new external id.",
+            N_("This service is %(status)s and cannot change status", status=old),
+            N_("An ended service does not start again: create a new one with a new external id."),
             type="service-ended",
         )
     if status == "cancelled":
@@ -362,12 +365,12 @@ def entry_rules(
         if row is None:
             if "code" not in v:
                 if not CODE.match(external_id.lower()):
-                    raise invalid({"code": [f"Give a code: {CODE_RULE}"]})
+                    raise invalid({"code": [N_("Give a code: %(rule)s", rule=CODE_RULE)]})
                 v["code"] = external_id.lower()
             if model.select().where(model.code == v["code"]).exists():
-                raise invalid({"code": ["Another catalogue entry has this code."]})
+                raise invalid({"code": [N_("Another catalogue entry has this code.")]})
         elif v.get("code", row.code) != row.code:
-            raise invalid({"code": ["The code of an entry cannot change; create a new entry."]})
+            raise invalid({"code": [N_("The code of an entry cannot change; create a new entry.")]})
         if check is not None:
             check({**(row.__data__ if row is not None else {}), **v})
         return v

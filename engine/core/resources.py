@@ -7,7 +7,7 @@ import falcon
 from engine import db, downloads
 from engine.audit import record
 from engine.forms import read_form
-from engine.i18n import LOCALES
+from engine.i18n import LOCALES, N_
 from engine.models import User
 from engine.redirects import local_path
 from engine.theming import SCHEMES
@@ -104,7 +104,8 @@ class Language:
         lang = form.get("lang", "")
         if lang not in LOCALES:
             raise falcon.HTTPBadRequest(
-                title="Unknown language", description=f"Choose one of: {', '.join(LOCALES)}."
+                title=N_("Unknown language"),
+                description=N_("Choose one of: %(choices)s.", choices=", ".join(LOCALES)),
             )
         ctx = req.context
         principal = ctx.principal
@@ -137,7 +138,8 @@ class Appearance:
         scheme = form.get("scheme", "")
         if scheme not in SCHEMES:
             raise falcon.HTTPBadRequest(
-                title="Unknown appearance", description=f"Choose one of: {', '.join(SCHEMES)}."
+                title=N_("Unknown appearance"),
+                description=N_("Choose one of: %(choices)s.", choices=", ".join(SCHEMES)),
             )
         _remember(req, resp, "scheme", scheme)
         raise falcon.HTTPSeeOther(local_path(form.get("next")))

@@ -12,6 +12,7 @@ import falcon
 
 from engine import db
 from engine.errors import Problem
+from engine.i18n import N_
 from engine.observe import metrics
 
 #: Paths the request middleware leaves alone (no database, cookies or authentication).
@@ -46,8 +47,8 @@ class Readyz:
         if database != "ok":
             raise Problem(
                 503,
-                "The database does not answer",
-                "This node cannot serve requests until the database is back.",
+                N_("The database does not answer"),
+                N_("This node cannot serve requests until the database is back."),
                 type="unavailable",
                 checks={"database": database},
                 headers={"Cache-Control": "no-store", "Retry-After": "5"},
@@ -70,16 +71,16 @@ class Metrics:
         app = req.context.app
         refused = metrics.refusal(app.settings, req.context.ip, req.get_header("Authorization"))
         if refused == 404:
-            raise falcon.HTTPNotFound(title="Page not found")
+            raise falcon.HTTPNotFound(title=N_("Page not found"))
         if refused == 401:
             raise Problem(
                 401,
-                "A metrics token is required",
+                N_("A metrics token is required"),
                 type="unauthorized",
                 headers={"WWW-Authenticate": 'Bearer realm="metrics"'},
             )
         if refused == 403:
-            raise Problem(403, "This address may not read the metrics", type="forbidden")
+            raise Problem(403, N_("This address may not read the metrics"), type="forbidden")
         resp.set_header("Cache-Control", "no-store")
         resp.content_type = metrics.CONTENT_TYPE
         resp.data = metrics.exposition(app)

@@ -5,22 +5,25 @@ from __future__ import annotations
 from engine import roles
 from engine.api import PageQuery, operation, paginate
 from engine.context import owned
-from engine.errors import Problem, invalid
+from engine.errors import Problem, invalid, in_words
 from engine.forms import read_form, validate_form
+from engine.i18n import N_
 from engine.models import AuditEvent, Contact, Customer, Site, StaffUser
 from plugins.account import schemas, service
 from plugins.identity.public import current_user, guards, policy_hint, redirect, twofactor
 
 NOTICES = {
-    "phone": "Your phone number has been saved.",
-    "email-sent": "We have sent a confirmation link to your new address. Your email address "
-    "changes when you open it.",
-    "email": "Your email address has been changed.",
-    "password": "Your password has been changed.",
-    "password-ended": "Your password has been changed and your other sessions signed out.",
-    "manage-granted": "The contact may now manage the account.",
-    "manage-revoked": "The contact may no longer manage the account.",
-    "signed-out": "The contact has been signed out everywhere.",
+    "phone": N_("Your phone number has been saved."),
+    "email-sent": N_(
+        "We have sent a confirmation link to your new address. Your email address "
+        "changes when you open it."
+    ),
+    "email": N_("Your email address has been changed."),
+    "password": N_("Your password has been changed."),
+    "password-ended": N_("Your password has been changed and your other sessions signed out."),
+    "manage-granted": N_("The contact may now manage the account."),
+    "manage-revoked": N_("The contact may no longer manage the account."),
+    "signed-out": N_("The contact has been signed out everywhere."),
 }
 
 
@@ -40,7 +43,7 @@ def _page(req, resp, template: str, status: int = 200, **values) -> None:
 
 def _field_errors(exc: Problem) -> dict:
     if exc.status_code == 429:
-        return {"_form": [exc.title + ". " + (exc.description or "")]}
+        return {"_form": [in_words(exc)]}
     if exc.status_code == 403:
         return {"_form": [exc.description or exc.title]}
     return exc.errors or {"_form": [exc.title]}
@@ -70,13 +73,13 @@ class EditPage:
 
     def on_get(self, req, resp, field):
         if field != "phone":
-            raise Problem(404, "Not found")
+            raise Problem(404, N_("Not found"))
         user = current_user(req.context)
         _page(req, resp, "account/edit_phone.html", value=user.contact.phone, errors={})
 
     def on_post(self, req, resp, field):
         if field != "phone":
-            raise Problem(404, "Not found")
+            raise Problem(404, N_("Not found"))
         ctx = req.context
         user = current_user(ctx)
         data, errors = validate_form(req, schemas.PhoneForm)
@@ -187,7 +190,7 @@ class PasswordPage:
         user = current_user(ctx)
         data, errors = validate_form(req, schemas.PasswordChangeForm)
         if not errors and data["new_password"] != data["new_password_confirm"]:
-            errors = {"new_password_confirm": ["The two new passwords are not the same."]}
+            errors = {"new_password_confirm": [N_("The two new passwords are not the same.")]}
         if not errors:
             try:
                 ended = service.change_password(

@@ -10,26 +10,28 @@ from marshmallow import RAISE, Schema, ValidationError, fields, pre_load, valida
 
 from engine.api import page_schema
 from engine.core.schemas import ContactOut, SiteOut
-from engine.i18n import LOCALES
+from engine.i18n import LOCALES, N_
 
 #: Fields a customer can see but never set (ACCT-2, LIM-1, LIM-2); the answer says where to go.
 PROTECTED = {
-    "id": "Your customer ID never changes.",
-    "customer_id": "Your customer ID never changes.",
-    "number": "Your customer ID never changes.",
-    "kind": "Only support can change the customer type.",
-    "customer_type": "Only support can change the customer type.",
-    "name": "Contact support to change the account name.",
-    "created_at": "The creation date is read-only.",
-    "email": "Change your email address with POST /account/email: the new address must confirm it.",
-    "password": "Change your password with POST /account/password.",
-    "balance": "Balances change only through top-ups and usage.",
-    "balances": "Balances change only through top-ups and usage.",
-    "status": "Only support can change the account status.",
-    "api_access": "Contact support to enable API access.",
-    "is_primary": "Only support can change the primary contact.",
-    "contacts": "Contact support to change contacts.",
-    "sites": "Contact support to change sites.",
+    "id": N_("Your customer ID never changes."),
+    "customer_id": N_("Your customer ID never changes."),
+    "number": N_("Your customer ID never changes."),
+    "kind": N_("Only support can change the customer type."),
+    "customer_type": N_("Only support can change the customer type."),
+    "name": N_("Contact support to change the account name."),
+    "created_at": N_("The creation date is read-only."),
+    "email": N_(
+        "Change your email address with POST /account/email: the new address must confirm it."
+    ),
+    "password": N_("Change your password with POST /account/password."),
+    "balance": N_("Balances change only through top-ups and usage."),
+    "balances": N_("Balances change only through top-ups and usage."),
+    "status": N_("Only support can change the account status."),
+    "api_access": N_("Contact support to enable API access."),
+    "is_primary": N_("Only support can change the primary contact."),
+    "contacts": N_("Contact support to change contacts."),
+    "sites": N_("Contact support to change sites."),
 }
 
 
@@ -42,10 +44,10 @@ def normalise_phone(value: str, region: str = "GB") -> str:
         number = phonenumbers.parse(value, region)
     except phonenumbers.NumberParseException:
         raise ValidationError(
-            "Enter a phone number like 07700 900123 or +44 7700 900123."
+            N_("Enter a phone number like 07700 900123 or +44 7700 900123.")
         ) from None
     if not phonenumbers.is_possible_number(number):
-        raise ValidationError("This is not a valid phone number.")
+        raise ValidationError(N_("This is not a valid phone number."))
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
 
 
@@ -60,12 +62,14 @@ class EmailField(fields.String):
         try:
             return validate_email(value, check_deliverability=False).normalized.lower()
         except EmailNotValidError as exc:
-            raise ValidationError(f"Enter a valid email address ({exc}).") from None
+            raise ValidationError(
+                N_("Enter a valid email address (%(reason)s).", reason=str(exc))
+            ) from None
 
 
 def _timezone(value: str) -> None:
     if value not in available_timezones():
-        raise ValidationError("Choose a time zone such as Europe/London.")
+        raise ValidationError(N_("Choose a time zone such as Europe/London."))
     ZoneInfo(value)
 
 
@@ -101,12 +105,12 @@ class EmailChangeBody(Schema):
     email = EmailField(
         required=True,
         validate=validate.Length(max=254),
-        error_messages={"required": "Enter the new email address."},
+        error_messages={"required": N_("Enter the new email address.")},
     )
     password = fields.String(
         required=True,
         validate=validate.Length(max=4096),
-        error_messages={"required": "Enter your password."},
+        error_messages={"required": N_("Enter your password.")},
     )
 
 
@@ -118,12 +122,12 @@ class PasswordChangeBody(Schema):
     current_password = fields.String(
         required=True,
         validate=validate.Length(max=4096),
-        error_messages={"required": "Enter your current password."},
+        error_messages={"required": N_("Enter your current password.")},
     )
     new_password = fields.String(
         required=True,
         validate=validate.Length(max=4096),
-        error_messages={"required": "Choose a new password."},
+        error_messages={"required": N_("Choose a new password.")},
     )
     end_other_sessions = fields.Boolean(
         load_default=True, metadata={"description": "sign out every other session (default true)"}

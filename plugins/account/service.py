@@ -25,54 +25,59 @@ from plugins.account.models import EmailChange
 from plugins.account.schemas import PROTECTED
 
 EMAIL_LINK_VALID = timedelta(hours=24)
-EMAIL_LINK_INVALID = "This confirmation link has expired or was already used. Ask for a new one."
+EMAIL_LINK_INVALID = N_(
+    "This confirmation link has expired or was already used. Ask for a new one."
+)
 
 #: LIM-1: what only staff can do, shown on the support page and in the API.
 STAFF_ONLY = [
-    {"id": "customer_type", "title": "Change the customer type (individual or business)"},
-    {"id": "move_services", "title": "Move services between customer accounts"},
+    {"id": "customer_type", "title": N_("Change the customer type (individual or business)")},
+    {"id": "move_services", "title": N_("Move services between customer accounts")},
     {
         "id": "cancel_services",
-        "title": "Cancel a service, unless its product allows self-service cancellation",
+        "title": N_("Cancel a service, unless its product allows self-service cancellation"),
     },
-    {"id": "disputes", "title": "Dispute an invoice"},
+    {"id": "disputes", "title": N_("Dispute an invoice")},
     {"id": "refunds", "title": "Refunds"},
     {
         "id": "primary_contact",
-        "title": "Change the primary contact, or add and remove contacts and sites",
+        "title": N_("Change the primary contact, or add and remove contacts and sites"),
     },
-    {"id": "configuration", "title": "Complex service configuration beyond add-ons and top-ups"},
-    {"id": "void", "title": "Void invoices or transactions"},
+    {
+        "id": "configuration",
+        "title": N_("Complex service configuration beyond add-ons and top-ups"),
+    },
+    {"id": "void", "title": N_("Void invoices or transactions")},
 ]
 
 ACTIONS = {
-    "login": "Signed in",
-    "logout": "Signed out",
-    "login.failed": "Failed sign-in attempt",
-    "login.locked": "Sign-in paused after failed attempts",
-    "password.changed": "Password changed",
-    "password.reset": "Password reset by email link",
-    "email.change_requested": "Email change requested",
-    "email.changed": "Email address changed",
-    "account.updated": "Account details changed",
-    "2fa.enabled": "Two-step verification turned on",
-    "2fa.disabled": "Two-step verification turned off",
-    "2fa.backup_codes_renewed": "New backup codes",
-    "2fa.backup_code_used": "Backup code used",
-    "2fa.replay_refused": "A reused verification code was refused",
+    "login": N_("Signed in"),
+    "logout": N_("Signed out"),
+    "login.failed": N_("Failed sign-in attempt"),
+    "login.locked": N_("Sign-in paused after failed attempts"),
+    "password.changed": N_("Password changed"),
+    "password.reset": N_("Password reset by email link"),
+    "email.change_requested": N_("Email change requested"),
+    "email.changed": N_("Email address changed"),
+    "account.updated": N_("Account details changed"),
+    "2fa.enabled": N_("Two-step verification turned on"),
+    "2fa.disabled": N_("Two-step verification turned off"),
+    "2fa.backup_codes_renewed": N_("New backup codes"),
+    "2fa.backup_code_used": N_("Backup code used"),
+    "2fa.replay_refused": N_("A reused verification code was refused"),
     "api_key.created": "API key generated",
     "api_key.revoked": "API key revoked",
-    "sessions.ended_others": "Signed out other sessions",
-    "session.revoked": "Session signed out",
-    "push.subscribed": "Push notifications turned on for a browser",
-    "push.unsubscribed": "Push notifications turned off for a browser",
-    "push.subscriptions_removed": "Push notifications turned off on every browser",
-    "impersonation.started": "Support staff opened your account",
-    "impersonation.ended": "Support staff left your account",
-    "impersonation.action": "Support staff made a change",
-    "contact.manage_granted": "A contact may now manage the account",
-    "contact.manage_revoked": "A contact may no longer manage the account",
-    "contact.signed_out": "A contact was signed out everywhere",
+    "sessions.ended_others": N_("Signed out other sessions"),
+    "session.revoked": N_("Session signed out"),
+    "push.subscribed": N_("Push notifications turned on for a browser"),
+    "push.unsubscribed": N_("Push notifications turned off for a browser"),
+    "push.subscriptions_removed": N_("Push notifications turned off on every browser"),
+    "impersonation.started": N_("Support staff opened your account"),
+    "impersonation.ended": N_("Support staff left your account"),
+    "impersonation.action": N_("Support staff made a change"),
+    "contact.manage_granted": N_("A contact may now manage the account"),
+    "contact.manage_revoked": N_("A contact may no longer manage the account"),
+    "contact.signed_out": N_("A contact was signed out everywhere"),
 }
 
 
@@ -115,9 +120,9 @@ def request_email_change(app, ctx, user: User, new_email: str, password: str) ->
     guards.require_account_holder(ctx)
     limiter(app).hit("reset", "email-change", str(user.id))
     if not verify_password(user.password_hash, password):
-        raise invalid({"password": ["This is not your current password."]})
+        raise invalid({"password": [N_("This is not your current password.")]})
     if new_email == user.email:
-        raise invalid({"email": ["This is already your email address."]})
+        raise invalid({"email": [N_("This is already your email address.")]})
     token = new_token(32)
     with database.atomic():
         # Only the newest request counts.
@@ -194,7 +199,7 @@ def confirm_email_change(app, ctx, token: str) -> User:
     if row is None:
         raise invalid({"token": [EMAIL_LINK_INVALID]})
     if User.select().where((User.email == row.new_email) & (User.id != row.user_id)).exists():
-        raise invalid({"email": ["This email address is already used by another account."]})
+        raise invalid({"email": [N_("This email address is already used by another account.")]})
     user, now = row.user, utcnow()
     with database.atomic():
         spent = (
@@ -239,10 +244,10 @@ def change_password(app, ctx, user: User, current: str, new: str, end_others: bo
     guards.require_account_holder(ctx)
     limiter(app).hit("login_account", "password-change", str(user.id))
     if not verify_password(user.password_hash, current):
-        raise invalid({"current_password": ["This is not your current password."]})
+        raise invalid({"current_password": [N_("This is not your current password.")]})
     errors = password_errors(app, new, user.email, field="new_password")
     if not errors and current == new:
-        errors = {"new_password": ["Choose a password different from the current one."]}
+        errors = {"new_password": [N_("Choose a password different from the current one.")]}
     if errors:
         raise invalid(errors)
     now = utcnow()

@@ -34,7 +34,7 @@ def owned_service(req, service_id) -> Service:
 def owned_addon(req, service: Service, addon_id) -> ServiceAddon:
     addon = get_owned(ServiceAddon, addon_id, req.context)
     if addon.service_id != service.id:
-        raise falcon.HTTPNotFound(title="Not found")
+        raise falcon.HTTPNotFound(title=N_("Not found"))
     return addon
 
 

@@ -8,6 +8,7 @@ from marshmallow import Schema, ValidationError, fields, validate
 
 from engine.api import Amount, Id, money, page_schema
 from engine.catalogue import CatalogueEntryIn, CataloguePatch
+from engine.i18n import N_
 from plugins.addons.models import CATEGORIES, STATUSES
 from plugins.billing.public import PayOut
 
@@ -16,7 +17,7 @@ def _network(value: str) -> None:
     try:
         ipaddress.ip_network(value, strict=False)
     except ValueError:
-        raise ValidationError("An address range such as 203.0.113.0/28.") from None
+        raise ValidationError(N_("An address range such as 203.0.113.0/28.")) from None
 
 
 class AddonSettings(Schema):
@@ -115,7 +116,7 @@ class AddonsOut(Schema):
 class AddonChoiceQuery(Schema):
     # Not required here: the service is checked first (another customer's is a 404).
     product_id = Id(
-        load_default=None, allow_none=True, error_messages={"invalid": "Choose an add-on."}
+        load_default=None, allow_none=True, error_messages={"invalid": N_("Choose an add-on.")}
     )
 
 

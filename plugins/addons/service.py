@@ -85,10 +85,10 @@ def review(service: Service, product: AddonProduct) -> dict:
 
 def pick(service: Service, product_id) -> AddonProduct:
     if product_id is None:
-        raise invalid({"product_id": ["Choose an add-on."]})
+        raise invalid({"product_id": [N_("Choose an add-on.")]})
     product = next((p for p in offered(service) if str(p.id) == str(product_id)), None)
     if product is None:
-        raise invalid({"product_id": ["Choose one of the add-ons offered for this service."]})
+        raise invalid({"product_id": [N_("Choose one of the add-ons offered for this service.")]})
     return product
 
 
@@ -117,8 +117,8 @@ def order(
         if (earlier.service_id, earlier.product_id) != (service.id, product.id):
             raise Problem(
                 422,
-                "This Idempotency-Key was used for a different request",
-                "Use a new key for a new request.",
+                N_("This Idempotency-Key was used for a different request"),
+                N_("Use a new key for a new request."),
                 type="idempotency-key-reused",
             )
         attempt = None
@@ -127,7 +127,7 @@ def order(
         return ServiceAddon.get_by_id(earlier.id), attempt
     pay_now = product.one_off_price > 0
     if pay_now and method is None:
-        raise invalid({"payment_method_id": ["You have no saved card: add one first."]})
+        raise invalid({"payment_method_id": [N_("You have no saved card: add one first.")]})
     with locked_transaction():
         lock_rows(Service.select().where(Service.id == service.id)).get()
         if (
@@ -138,7 +138,7 @@ def order(
             raise Problem(
                 409,
                 N_("This service already has this add-on"),
-                "It is active or being set up; see its status on the add-ons page.",
+                N_("It is active or being set up; see its status on the add-ons page."),
                 type="addon-exists",
             )
         addon = ServiceAddon.create(
@@ -397,8 +397,12 @@ def settle(app, addon_id: int, outcome: str, answer: dict) -> ServiceAddon | Non
         if addon.provisioner != "webhook" or addon.status not in ("pending", "removing"):
             raise Problem(
                 409,
-                "This add-on is not waiting for an answer",
-                f"It is {addon.status} (provisioner {addon.provisioner}).",
+                N_("This add-on is not waiting for an answer"),
+                N_(
+                    "It is %(status)s (provisioner %(provisioner)s).",
+                    status=addon.status,
+                    provisioner=addon.provisioner,
+                ),
                 type="addon-not-waiting",
             )
         service = Service.get_by_id(addon.service_id)
@@ -508,7 +512,7 @@ def remove(app, ctx, addon: ServiceAddon) -> ServiceAddon:
         raise Problem(
             409,
             N_("This add-on cannot be removed online"),
-            "Contact support to end it (equipment may need to be returned).",
+            N_("Contact support to end it (equipment may need to be returned)."),
             type="addon-not-removable",
         )
     with locked_transaction():

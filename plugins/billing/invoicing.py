@@ -16,6 +16,7 @@ from engine import db
 from engine.audit import record_system
 from engine.db import locked_transaction, lock_rows, utcnow
 from engine.errors import invalid
+from engine.i18n import N_
 from engine.models import Customer
 from engine.notify import notify_customer
 from plugins.billing.models import Invoice, InvoiceLine, InvoiceTaxLine, Transaction
@@ -75,11 +76,11 @@ def record_transaction(
     With a ``reference``, recording the same thing twice returns the first row.
     """
     if kind not in BILLABLE:
-        raise invalid({"kind": ["Must be one of: charge, credit."]})
+        raise invalid({"kind": [N_("Must be one of: charge, credit.")]})
     if kind == "charge" and amount <= 0:
-        raise invalid({"amount": ["A charge is a positive amount."]})
+        raise invalid({"amount": [N_("A charge is a positive amount.")]})
     if kind == "credit" and amount >= 0:
-        raise invalid({"amount": ["A credit is a negative amount."]})
+        raise invalid({"amount": [N_("A credit is a negative amount.")]})
     if reference:
         found = Transaction.get_or_none(Transaction.reference == reference)
         if found is not None:
@@ -171,8 +172,11 @@ def issue_invoice(
             raise invalid(
                 {
                     "transaction_ids": [
-                        f"Not uninvoiced {currency} transactions of this customer: "
-                        f"{', '.join(map(str, missing))}."
+                        N_(
+                            "Not uninvoiced %(currency)s transactions of this customer: %(ids)s.",
+                            currency=currency,
+                            ids=", ".join(map(str, missing)),
+                        )
                     ]
                 }
             )
@@ -180,10 +184,13 @@ def issue_invoice(
             raise invalid(
                 {
                     "transaction_ids": [
-                        f"This customer has no uninvoiced {currency} charges or credits."
+                        N_(
+                            "This customer has no uninvoiced %(currency)s charges or credits.",
+                            currency=currency,
+                        )
                     ]
                 },
-                title="Nothing to invoice",
+                title=N_("Nothing to invoice"),
             )
         invoice = _create(
             app, customer_id, rows, currency, issued_at, issued_at + timedelta(days=due_days), notes

@@ -266,7 +266,7 @@ class PayFlow:
                 single_use=self.guest or not data["save_card"],
             )
         elif self.guest:
-            raise falcon.HTTPNotFound(title="Not found")
+            raise falcon.HTTPNotFound(title=N_("Not found"))
         else:
             method = payments.saved_card(app, self.ctx, data["method"])
         attempt = payments.pay_invoice(

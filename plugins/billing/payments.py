@@ -75,7 +75,7 @@ def provider_for(app, provider_id: str | None = None) -> PaymentProvider:
         raise Problem(
             503,
             N_("Card payments are not available right now"),
-            "Please try again later, or contact support.",
+            N_("Please try again later, or contact support."),
             type="provider-unavailable",
         )
     return found
@@ -303,7 +303,7 @@ def _claim(app, invoice_id, method, via, user_id, guest_link_id) -> Payment:
             raise Problem(
                 409,
                 N_("A payment of this invoice is already in progress"),
-                "Wait a moment and reload the invoice.",
+                N_("Wait a moment and reload the invoice."),
                 type="payment-in-progress",
             )
     raise Problem(
@@ -869,7 +869,7 @@ def record_offline_payment(
             raise Problem(
                 422,
                 N_("More than the invoice owes"),
-                errors={"amount": [f"At most {invoice.amount_due} is due."]},
+                errors={"amount": [N_("At most %(amount)s is due.", amount=invoice.amount_due)]},
             )
         payment = Payment.create(
             customer=invoice.customer_id,
@@ -891,14 +891,19 @@ def refund(app, payment: Payment, amount: int, staff_id: int | None = None) -> P
         raise Problem(
             422,
             N_("Only a succeeded card payment can be refunded here"),
-            errors={"payment": ["Not a succeeded card payment."]},
+            errors={"payment": [N_("Not a succeeded card payment.")]},
         )
     if amount > payment.amount - payment.refunded_amount:
         raise Problem(
             422,
             N_("More than the payment can give back"),
             errors={
-                "amount": [f"At most {payment.amount - payment.refunded_amount} is left to refund."]
+                "amount": [
+                    N_(
+                        "At most %(amount)s is left to refund.",
+                        amount=payment.amount - payment.refunded_amount,
+                    )
+                ]
             },
         )
     provider = provider_for(app, payment.provider)

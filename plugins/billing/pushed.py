@@ -30,6 +30,7 @@ import peewee
 from engine import api, audit
 from engine.db import lock_rows, locked_transaction, utcnow
 from engine.errors import Problem, invalid
+from engine.i18n import N_
 from engine.notify import notify_customer
 from engine.payments import SUCCEEDED, ChargeResult
 from plugins.billing import payments
@@ -47,11 +48,11 @@ CREATED, UPDATED, UNCHANGED = "created", "updated", "unchanged"
 #: The largest amount (minor units) of a line or a sum by tax rate (as of any amount sent).
 MAX_AMOUNT = api.MAX_AMOUNT
 PAYMENT_METHODS = {
-    "bank_transfer": "Bank transfer",
-    "cash": "Cash",
-    "cheque": "Cheque",
-    "direct_debit": "Direct debit",
-    "other": "Other",
+    "bank_transfer": N_("Bank transfer"),
+    "cash": N_("Cash"),
+    "cheque": N_("Cheque"),
+    "direct_debit": N_("Direct debit"),
+    "other": N_("Other"),
 }
 #: What changes an invoice's document (a new revision and PDF); the first four are amounts.
 AMOUNTS = ("currency", "subtotal", "tax_total", "total")
@@ -76,8 +77,8 @@ def _once(kind: str, work) -> Pushed:
             if attempt:
                 raise Problem(
                     409,
-                    f"This {kind} changed while it was being saved",
-                    "Send the request again.",
+                    N_("This %(kind)s changed while it was being saved", kind=kind),
+                    N_("Send the request again."),
                     type="conflict",
                 ) from None
     raise AssertionError("unreachable")
@@ -87,7 +88,7 @@ def _other_customer() -> Problem:
     return invalid(
         {
             "customer_external_id": [
-                "This belongs to another customer; it cannot move. Give it a new external id."
+                N_("This belongs to another customer; it cannot move. Give it a new external id.")
             ]
         }
     )
@@ -103,17 +104,21 @@ def check_invoice(values: dict) -> list[dict]:
     for i, line in enumerate(values["lines"]):
         amount = line["quantity"] * line["unit_amount"]
         if "amount" in line and line["amount"] != amount:
-            errors[f"lines.{i}.amount"] = [f"Must be quantity × unit_amount ({amount})."]
+            errors[f"lines.{i}.amount"] = [
+                N_("Must be quantity × unit_amount (%(amount)s).", amount=amount)
+            ]
         if abs(amount) > MAX_AMOUNT:
-            errors[f"lines.{i}.amount"] = [f"At most {MAX_AMOUNT} either way."]
+            errors[f"lines.{i}.amount"] = [N_("At most %(amount)s either way.", amount=MAX_AMOUNT)]
         if line["tax_amount"] and (line["tax_amount"] > 0) != (amount > 0):
-            errors[f"lines.{i}.tax_amount"] = ["Must have the sign of the line's amount."]
+            errors[f"lines.{i}.tax_amount"] = [N_("Must have the sign of the line's amount.")]
         lines.append({**line, "amount": amount})
     by_rate: dict[int, int] = defaultdict(int)
     for line in lines:
         by_rate[line["tax_rate"]] += line["amount"]
     if any(abs(net) > MAX_AMOUNT for net in by_rate.values()):
-        errors["lines"] = [f"The lines of one tax rate add up to more than {MAX_AMOUNT}."]
+        errors["lines"] = [
+            N_("The lines of one tax rate add up to more than %(amount)s.", amount=MAX_AMOUNT)
+        ]
     subtotal = sum(line["amount"] for line in lines)
     tax_total = sum(line["tax_amount"] for line in lines)
     for name, expected in (
@@ -122,12 +127,16 @@ def check_invoice(values: dict) -> list[dict]:
         ("total", values["subtotal"] + values["tax_total"]),
     ):
         if values[name] != expected:
-            what = {"subtotal": "the lines' amounts", "tax_total": "the lines' tax"}.get(
-                name, "subtotal + tax_total"
+            sums = {
+                "subtotal": N_("Must be the sum of the lines' amounts (%(sum)s).", sum=expected),
+                "tax_total": N_("Must be the sum of the lines' tax (%(sum)s).", sum=expected),
+            }
+            errors.setdefault(name, []).append(
+                sums.get(name)
+                or N_("Must be the sum of subtotal + tax_total (%(sum)s).", sum=expected)
             )
-            errors.setdefault(name, []).append(f"Must be the sum of {what} ({expected}).")
     if errors:
-        raise invalid(errors, title="The invoice's totals do not add up")
+        raise invalid(errors, title=N_("The invoice's totals do not add up"))
     return lines
 
 
@@ -153,7 +162,7 @@ def upsert_invoice(ctx, external_id: str, customer_id: int, values: dict) -> Pus
         if row is not None:
             taken = taken.where(Invoice.id != row.id)
         if taken.exists():
-            raise invalid({"number": ["Another invoice has this number."]})
+            raise invalid({"number": [N_("Another invoice has this number.")]})
         if row is None:
             return _create_invoice(ctx, external_id, customer_id, values, lines, status, notify)
         return _update_invoice(ctx, row, values, lines, status)
@@ -202,15 +211,15 @@ def _update_invoice(ctx, row: Invoice, values, lines, status) -> Pushed:
     if set(changed) & {*AMOUNTS, "lines"} and (row.amount_paid or _has_payments(row)):
         raise Problem(
             409,
-            "This invoice has payments: its amounts cannot change",
-            "Issue a credit note as a new invoice, or push a credit transaction.",
+            N_("This invoice has payments: its amounts cannot change"),
+            N_("Issue a credit note as a new invoice, or push a credit transaction."),
             type="invoice-paid",
         )
     if status is not None and status != row.status:
         if status == "paid" and row.amount_due > 0:
             raise _paid_needs_payment()
         if row.status == "paid" and row.amount_due <= 0:
-            raise invalid({"status": ["This invoice is paid; it cannot owe again."]})
+            raise invalid({"status": [N_("This invoice is paid; it cannot owe again.")]})
         row.status = status
         changed.append("status")
     if not changed:
@@ -243,8 +252,10 @@ def _paid_needs_payment() -> Problem:
     return invalid(
         {
             "status": [
-                "An invoice that owes money is paid by a payment: record it with "
-                "PUT /api/v1/operator/payments/{external_id}."
+                N_(
+                    "An invoice that owes money is paid by a payment: record it with "
+                    "PUT /api/v1/operator/payments/{external_id}."
+                )
             ]
         }
     )
@@ -318,7 +329,7 @@ def upsert_transaction(ctx, external_id: str, customer_id: int, values: dict) ->
     kind, amount = values.pop("kind"), values["amount"]
     if amount == 0 or (kind == "charge" and amount < 0) or (kind == "credit" and amount > 0):
         raise invalid(
-            {"amount": ["A charge is positive, a credit negative, an adjustment not zero."]}
+            {"amount": [N_("A charge is positive, a credit negative, an adjustment not zero.")]}
         )
     rate = values.get("tax_rate")
     if rate is None:
@@ -327,7 +338,7 @@ def upsert_transaction(ctx, external_id: str, customer_id: int, values: dict) ->
     if tax is None:
         tax = tax_of(amount, rate)
     if tax and (tax > 0) != (amount > 0):
-        raise invalid({"tax": ["Must have the sign of the amount."]})
+        raise invalid({"tax": [N_("Must have the sign of the amount.")]})
     columns = dict(
         customer=customer_id,
         kind="charge" if amount > 0 else "credit",
@@ -360,8 +371,8 @@ def upsert_transaction(ctx, external_id: str, customer_id: int, values: dict) ->
         if row.invoice_id and set(changed) - {"description"}:
             raise Problem(
                 409,
-                "This transaction is on an invoice: it cannot change",
-                "Push a new credit or adjustment with a new external id.",
+                N_("This transaction is on an invoice: it cannot change"),
+                N_("Push a new credit or adjustment with a new external id."),
                 type="transaction-invoiced",
             )
         for name in changed:
@@ -402,13 +413,15 @@ def record_payment(ctx, external_id: str, customer_id: int, values: dict) -> Pus
                 Invoice.select().where(Invoice.external_id == invoice_external_id)
             ).first()
             if invoice is None or invoice.customer_id != customer_id:
-                raise invalid({"invoice_external_id": ["No such invoice of this customer."]})
+                raise invalid({"invoice_external_id": [N_("No such invoice of this customer.")]})
         row = lock_rows(Payment.select().where(Payment.external_id == external_id)).first()
         if row is not None:
             return _same_payment(row, customer_id, values, currency)
         if invoice is not None:
             if invoice.currency != currency:
-                raise invalid({"currency": [f"The invoice is in {invoice.currency}."]})
+                raise invalid(
+                    {"currency": [N_("The invoice is in %(currency)s.", currency=invoice.currency)]}
+                )
             _payable(invoice)
         row = Payment.create(
             customer=customer_id,
@@ -452,9 +465,11 @@ def _payable(invoice: Invoice) -> None:
     if invoice.amount_due <= 0:
         raise Problem(
             409,
-            "This invoice is already paid",
-            "Nothing is owed on it (perhaps paid by card): record the money against the "
-            "account instead (no invoice_external_id), where it is a credit.",
+            N_("This invoice is already paid"),
+            N_(
+                "Nothing is owed on it (perhaps paid by card): record the money against the "
+                "account instead (no invoice_external_id), where it is a credit."
+            ),
             type="invoice-paid",
         )
     in_flight = Payment.select().where(
@@ -463,8 +478,8 @@ def _payable(invoice: Invoice) -> None:
     if in_flight.exists():
         raise Problem(
             409,
-            "A card payment of this invoice is in progress",
-            "Send the request again in a few minutes, once it has settled.",
+            N_("A card payment of this invoice is in progress"),
+            N_("Send the request again in a few minutes, once it has settled."),
             type="payment-in-progress",
         )
 
@@ -482,8 +497,8 @@ def _same_payment(row: Payment, customer_id: int, values: dict, currency: str) -
     if not same:
         raise Problem(
             409,
-            "This payment is recorded: it cannot change",
-            "Money moves once. Correct it with a transaction (a charge or an adjustment).",
+            N_("This payment is recorded: it cannot change"),
+            N_("Money moves once. Correct it with a transaction (a charge or an adjustment)."),
             type="payment-recorded",
         )
     return Pushed(row, UNCHANGED)

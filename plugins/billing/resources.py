@@ -17,6 +17,7 @@ from engine.api import operation, paginate
 from engine.audit import record
 from engine.context import get_or_404, get_owned, owned
 from engine.errors import Problem, invalid
+from engine.i18n import N_
 from engine.idempotency import idempotent
 from engine.models import Customer
 from engine.payments import WebhookError
@@ -31,7 +32,7 @@ from plugins.billing.models import (
 )
 
 log = logging.getLogger("portico.billing")
-NOT_MODIFIED = "Not modified: the copy you have (If-None-Match, If-Modified-Since) is current"
+NOT_MODIFIED = N_("Not modified: the copy you have (If-None-Match, If-Modified-Since) is current")
 
 
 # -- shared by the API and the pages ----------------------------------------------------------
@@ -53,7 +54,7 @@ def archive_selection(customer_id: int, query: dict) -> list[Invoice]:
     if ids:
         rows = list(selected.where(Invoice.id.in_(ids)).order_by(Invoice.issued_at, Invoice.id))
         if len(rows) != len(set(ids)):
-            raise falcon.HTTPNotFound(title="Not found")
+            raise falcon.HTTPNotFound(title=N_("Not found"))
         return rows
     from datetime import datetime, time, timezone
 
@@ -70,8 +71,10 @@ def archive_selection(customer_id: int, query: dict) -> list[Invoice]:
         raise invalid(
             {
                 "from": [
-                    f"At most {documents.ARCHIVE_LIMIT} invoices per archive: "
-                    "choose a shorter range."
+                    N_(
+                        "At most %(limit)s invoices per archive: choose a shorter range.",
+                        limit=documents.ARCHIVE_LIMIT,
+                    )
                 ]
             }
         )
@@ -81,7 +84,7 @@ def archive_selection(customer_id: int, query: dict) -> list[Invoice]:
 def send_archive(req, resp, customer_id: int, invoices: list[Invoice]) -> None:
     """The zip of ``invoices``: from storage when it was built before, else built as it is sent."""
     if not invoices:
-        raise Problem(404, "No invoices in that range", type="no-invoices")
+        raise Problem(404, N_("No invoices in that range"), type="no-invoices")
     app = req.context.app
     archive = documents.Archive(app, customer_id, invoices)
     name = documents.archive_name(invoices)
@@ -114,8 +117,8 @@ def send_pdf(req, resp, invoice: Invoice) -> None:
     except documents.MissingFile:
         raise Problem(
             500,
-            "This invoice's PDF is missing from storage",
-            "We have been told; please try again later.",
+            N_("This invoice's PDF is missing from storage"),
+            N_("We have been told; please try again later."),
             type="file-missing",
         ) from None
     downloads.send(resp, opened, documents.PDF, name)
@@ -216,7 +219,7 @@ class InvoicePayAPI:
         invoice = get_owned(Invoice, invoice_id, ctx)
         method = payments.saved_card(app, ctx, body["payment_method_id"])
         if method is None:
-            raise invalid({"payment_method_id": ["You have no saved card: add one first."]})
+            raise invalid({"payment_method_id": [N_("You have no saved card: add one first.")]})
         ratelimits.hit(app, "pay", "customer", invoice.customer_id)
         attempt = payments.pay_invoice(
             app, invoice.id, method, via="api", user_id=ctx.principal.user_id
@@ -346,7 +349,10 @@ def known_provider(app, name: str | None) -> str | None:
         raise invalid(
             {
                 "provider": [
-                    f"Unknown payment provider; use one of: {', '.join(sorted(app.providers))}."
+                    N_(
+                        "Unknown payment provider; use one of: %(choices)s.",
+                        choices=", ".join(sorted(app.providers)),
+                    )
                 ]
             }
         )
@@ -470,7 +476,7 @@ class StaffTransactionsAPI:
                 .where((Service.id == body["service_id"]) & (Service.customer == customer_id))
                 .exists()
             ):
-                raise invalid({"service_id": ["Not a service of this customer."]})
+                raise invalid({"service_id": [N_("Not a service of this customer.")]})
         with db.database.atomic():
             tx = invoicing.record_transaction(
                 app,
@@ -632,13 +638,13 @@ class Webhook:
         app = req.context.app
         provider = app.providers.get(provider_id)
         if provider is None:
-            raise falcon.HTTPNotFound(title="Not found")
+            raise falcon.HTTPNotFound(title=N_("Not found"))
         payload = req.bounded_stream.read()  # at most web.max_body_bytes (engine.bodies.cap)
         headers = {k.lower(): v for k, v in req.headers.items()}
         try:
             event = provider.parse_webhook(app, payload, headers)
         except WebhookError as exc:
-            raise Problem(400, "Webhook refused", str(exc), type="webhook-invalid") from None
+            raise Problem(400, N_("Webhook refused"), str(exc), type="webhook-invalid") from None
         try:
             with db.locked_transaction():
                 ProviderEvent.create(provider=provider_id, event_id=event.id, type=event.type)

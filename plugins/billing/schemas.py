@@ -9,7 +9,9 @@ from engine.api import MAX_AMOUNT, Amount, AwareDateTime, Id, MoneySchema, PageQ
 from engine.context import as_id
 from engine.i18n import N_
 
-TAX_RATE = validate.Range(0, 10000, error="Basis points from 0 to 10000 (2000 = 20%).")
+TAX_RATE = validate.Range(
+    0, 10000, error=N_("Basis points from 0 to 10000 (2000 means 20 per cent).")
+)
 
 
 class BillingSettings(Schema):
@@ -359,9 +361,9 @@ class StaffTransactionIn(Schema):
     @validates_schema
     def signed(self, data, **kwargs):
         if data["kind"] == "charge" and data["amount"] <= 0:
-            raise ValidationError("A charge is a positive amount.", "amount")
+            raise ValidationError(N_("A charge is a positive amount."), "amount")
         if data["kind"] == "credit" and data["amount"] >= 0:
-            raise ValidationError("A credit is a negative amount.", "amount")
+            raise ValidationError(N_("A credit is a negative amount."), "amount")
 
 
 class IssueIn(Schema):

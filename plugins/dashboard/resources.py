@@ -10,6 +10,7 @@ from markupsafe import Markup
 
 from engine import audit
 from engine.api import Dumped, operation
+from engine.i18n import N_
 from plugins.dashboard import schemas
 from plugins.dashboard.cache import dashboard_cache
 from plugins.dashboard.models import AlertDismissal
@@ -54,7 +55,7 @@ def dismiss(app, ctx, alert_id: str) -> None:
     """Hide a dismissible alert for this user; an undismissible or unknown one is a 404."""
     known = {a["id"]: a for a in alerts_for(app, ctx)}
     if alert_id not in known or not known[alert_id]["dismissible"]:
-        raise falcon.HTTPNotFound(title="No such alert")
+        raise falcon.HTTPNotFound(title=N_("No such alert"))
     with app.database.atomic():
         (
             AlertDismissal.insert(user=ctx.principal.user_id, alert_id=alert_id)

@@ -9,8 +9,9 @@ from engine import audit, roles
 from engine.api import PageQuery, operation, paginate
 from engine.context import as_id, get_or_404, owned
 from engine.db import database, utcnow
-from engine.errors import Problem, invalid
+from engine.errors import Problem, invalid, in_words
 from engine.forms import read_form, validate_form
+from engine.i18n import N_
 from engine.models import Contact, Customer, User
 from engine.notify import Notice, notify
 from engine.security import verify_password
@@ -21,12 +22,14 @@ from plugins.identity.ratelimit import limiter
 from plugins.identity.resources import redirect
 
 NOTICES = {
-    "backup": "You signed in with a backup code. If you lost your phone, turn two-step "
-    "verification off below and set it up again on your new phone.",
-    "enabled": "Two-step verification is on.",
-    "disabled": "Two-step verification is off.",
-    "ended": "Your other sessions have been signed out.",
-    "revoked": "The API key has been revoked.",
+    "backup": N_(
+        "You signed in with a backup code. If you lost your phone, turn two-step "
+        "verification off below and set it up again on your new phone."
+    ),
+    "enabled": N_("Two-step verification is on."),
+    "disabled": N_("Two-step verification is off."),
+    "ended": N_("Your other sessions have been signed out."),
+    "revoked": N_("The API key has been revoked."),
 }
 
 
@@ -59,14 +62,14 @@ def check_password_and_code(app, ctx, user, password: str, code: str) -> dict:
     limiter(app).hit("otp", str(user.id))
     errors = {}
     if not verify_password(user.password_hash, password):
-        errors["password"] = ["This is not your current password."]
+        errors["password"] = [N_("This is not your current password.")]
     elif (result := twofactor.verify_second_factor(app, user, code)) not in ("ok", "backup"):
         if result == "replay":
             audit.record(ctx, "2fa.replay_refused", f"user:{user.id}")
         errors["code"] = [
-            "That code was already used. Wait for the next one."
+            N_("That code was already used. Wait for the next one.")
             if result == "replay"
-            else "That code is not right."
+            else N_("That code is not right.")
         ]
     return errors
 
@@ -79,8 +82,8 @@ def start_setup(app, ctx, user) -> dict:
     if twofactor.enabled(user):
         raise Problem(
             409,
-            "Two-step verification is already on",
-            "Turn it off first to move it to a new phone.",
+            N_("Two-step verification is already on"),
+            N_("Turn it off first to move it to a new phone."),
             type="2fa-enabled",
         )
     row = twofactor.pending(user) or twofactor.begin_setup(app, user)
@@ -92,17 +95,19 @@ def enable(app, ctx, user, code: str) -> list[str]:
     guards.require_account_holder(ctx)
     limiter(app).hit("otp", str(user.id))
     if twofactor.enabled(user):
-        raise Problem(409, "Two-step verification is already on", type="2fa-enabled")
+        raise Problem(409, N_("Two-step verification is already on"), type="2fa-enabled")
     row = twofactor.pending(user)
     if row is None:
-        raise invalid({"code": ["Start the set-up first."]})
+        raise invalid({"code": [N_("Start the set-up first.")]})
     result = twofactor.confirm(app, row, code)
     if result != "ok":
         raise invalid(
             {
                 "code": [
-                    "That code is not right. Check the time on your phone and "
-                    "enter the newest code."
+                    N_(
+                        "That code is not right. Check the time on your phone and "
+                        "enter the newest code."
+                    )
                 ]
             }
         )
@@ -116,7 +121,7 @@ def enable(app, ctx, user, code: str) -> list[str]:
 def disable(app, ctx, user, password: str, code: str) -> None:
     guards.require_account_holder(ctx)
     if not twofactor.enabled(user):
-        raise Problem(409, "Two-step verification is already off", type="2fa-disabled")
+        raise Problem(409, N_("Two-step verification is already off"), type="2fa-disabled")
     errors = check_password_and_code(app, ctx, user, password, code)
     if errors:
         raise invalid(errors)
@@ -131,7 +136,7 @@ def disable(app, ctx, user, password: str, code: str) -> None:
 def renew_backup_codes(app, ctx, user, password: str, code: str) -> list[str]:
     guards.require_account_holder(ctx)
     if not twofactor.enabled(user):
-        raise Problem(409, "Two-step verification is off", type="2fa-disabled")
+        raise Problem(409, N_("Two-step verification is off"), type="2fa-disabled")
     errors = check_password_and_code(app, ctx, user, password, code)
     if errors:
         raise invalid(errors)
@@ -158,9 +163,11 @@ def require_api_access(ctx) -> Customer:
     if not apikeys.allowed(customer):
         raise Problem(
             403,
-            "API access is not enabled for your account",
-            "API keys are for business customers. Contact support to enable API "
-            "access for your account.",
+            N_("API access is not enabled for your account"),
+            N_(
+                "API keys are for business customers. Contact support to enable API "
+                "access for your account."
+            ),
             type="api-access-disabled",
         )
     return customer
@@ -274,7 +281,7 @@ class TwoFactorSetupPage:
             except Problem as exc:
                 if exc.status_code not in (422, 429):
                     raise
-                errors = exc.errors or {"code": [exc.title + ". " + (exc.description or "")]}
+                errors = exc.errors or {"code": [in_words(exc)]}
             else:
                 return app.page(req, resp, "identity/backup_codes.html", codes=codes, fresh=True)
         app.page(
@@ -402,9 +409,7 @@ class ApiKeysPage:
         except Problem as exc:
             if exc.status_code != 429:
                 raise
-            return self._render(
-                req, resp, 429, {"_form": [exc.title + ". " + exc.description]}, values=values
-            )
+            return self._render(req, resp, 429, {"_form": [in_words(exc)]}, values=values)
         self._render(req, resp, 201, created=row)
 
 
@@ -555,7 +560,7 @@ class SessionAPI:
                 & (Session.kind == "customer")
             )
         except (ValueError, Session.DoesNotExist):
-            raise falcon.HTTPNotFound(title="Not found") from None
+            raise falcon.HTTPNotFound(title=N_("Not found")) from None
         with database.atomic():
             sessions.revoke(row.id)
             audit.record(ctx, "session.revoked", f"session:{row.id}")

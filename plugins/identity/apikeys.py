@@ -13,6 +13,7 @@ import falcon
 
 from engine.db import utcnow
 from engine.errors import Problem
+from engine.i18n import N_
 from engine.models import Customer
 from engine.security import new_token, token_hash
 from plugins.identity.models import ApiKey
@@ -21,6 +22,10 @@ KEY_PREFIX = "ptk_"
 MAX_DAYS = 730
 QUERY_NAMES = frozenset({"api_key", "apikey", "api-key", "access_token", "bearer", "token_key"})
 TOUCH_EVERY = timedelta(minutes=1)
+KEY_STATES = {
+    "expired": N_("This API key has expired"),
+    "revoked": N_("This API key is revoked"),
+}
 
 
 def allowed(customer: Customer) -> bool:
@@ -52,9 +57,11 @@ def refuse_in_query(req: falcon.Request) -> None:
         if name.lower() in QUERY_NAMES or any(str(v).startswith(KEY_PREFIX) for v in values):
             raise Problem(
                 401,
-                "API keys are not accepted in the URL",
-                "Send the key in the Authorization header: "
-                "'Authorization: Bearer <key>'. Revoke a key that was sent in a URL.",
+                N_("API keys are not accepted in the URL"),
+                N_(
+                    "Send the key in the Authorization header: "
+                    "'Authorization: Bearer <key>'. Revoke a key that was sent in a URL."
+                ),
                 type="key-in-url",
             )
 
@@ -69,22 +76,25 @@ def resolve(key: str, ip: str) -> ApiKey:
     )
     if row is None:
         raise Problem(
-            401, "Unknown API key", "Check the key, or generate a new one.", type="invalid-key"
+            401,
+            N_("Unknown API key"),
+            N_("Check the key, or generate a new one."),
+            type="invalid-key",
         )
     now = utcnow()
     state = row.state(now)
     if state != "active":
         raise Problem(
             401,
-            f"This API key is {state}",
-            "Generate a new key under Account → API access.",
+            KEY_STATES.get(state, N_("This API key is not active")),
+            N_("Generate a new key under Account → API access."),
             type=f"{state}-key",
         )
     if not allowed(row.customer) or not row.user.is_active:
         raise Problem(
             401,
-            "API access is not enabled for this account",
-            "Contact support to enable API access.",
+            N_("API access is not enabled for this account"),
+            N_("Contact support to enable API access."),
             type="api-access-disabled",
         )
     if row.last_used_at is None or now - row.last_used_at >= TOUCH_EVERY:

@@ -17,6 +17,7 @@ from engine import audit, roles
 from engine.context import Principal
 from engine.db import Prepared
 from engine.errors import Problem
+from engine.i18n import N_
 from engine.middleware import UNSAFE
 from engine.models import AuditEvent, Contact, Customer, StaffUser, User
 from plugins.identity import apikeys, sessions
@@ -184,7 +185,10 @@ def _api_key_principal(req, key: str) -> Principal:
     user = load_user(row.user_id)
     if user is None:  # removed since resolve() read the key
         raise Problem(
-            401, "Unknown API key", "Check the key, or generate a new one.", type="invalid-key"
+            401,
+            N_("Unknown API key"),
+            N_("Check the key, or generate a new one."),
+            type="invalid-key",
         )
     req.context.extra["customer_number"] = user.contact.customer.number
     req.context.extra["user"] = user

@@ -10,16 +10,17 @@ from __future__ import annotations
 
 from engine.context import in_person_refusal, require_in_person
 from engine.errors import Problem
+from engine.i18n import N_
 
-IMPERSONATION_MESSAGE = (
+IMPERSONATION_MESSAGE = N_(
     "Staff cannot change the customer's password, email address, "
     "two-step verification or API keys while impersonating."
 )
-API_KEY_MESSAGE = "Sign in as the account holder to change credentials."
-SESSIONS_IMPERSONATION_MESSAGE = (
+API_KEY_MESSAGE = N_("Sign in as the account holder to change credentials.")
+SESSIONS_IMPERSONATION_MESSAGE = N_(
     "Staff cannot sign the customer out of their sessions while impersonating."
 )
-SESSIONS_API_KEY_MESSAGE = "Sign in as the account holder to sign out sessions."
+SESSIONS_API_KEY_MESSAGE = N_("Sign in as the account holder to sign out sessions.")
 
 
 def refusal(ctx) -> Problem | None:

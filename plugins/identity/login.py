@@ -11,6 +11,7 @@ import hashlib
 from engine import audit
 from engine.db import database, utcnow
 from engine.events import emit
+from engine.i18n import N_
 from engine.models import StaffUser, User
 from engine.notify import Notice, notify
 from engine.observe.metrics import LOGIN_FAILURES, LOGIN_LOCKOUTS
@@ -20,7 +21,7 @@ from plugins.identity import lockout, reset, sessions, twofactor
 from plugins.identity.models import KnownDevice
 from plugins.identity.ratelimit import limiter
 
-WRONG = "The email or password is not right."
+WRONG = N_("The email or password is not right.")
 DEVICE_MAX_AGE = 60 * 60 * 24 * 400
 
 

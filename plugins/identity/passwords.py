@@ -14,6 +14,8 @@ import re
 from functools import lru_cache
 from pathlib import Path
 
+from engine.i18n import N_
+
 MIN_LENGTH = 8
 PASSPHRASE_LENGTH = 20  # from here on, a passphrase: length is its strength
 MAX_LENGTH = 1024  # far above any passphrase; bounds the argon2 work per attempt
@@ -46,17 +48,17 @@ def problems(password: str, policy: str = "composition", *, email: str = "") -> 
     reasons = []
     if policy == "composition" and len(password) < PASSPHRASE_LENGTH:
         if not re.search(r"[A-Z]", password):
-            reasons.append("Add an upper-case letter (A-Z).")
+            reasons.append(N_("Add an upper-case letter (A-Z)."))
         if not re.search(r"[a-z]", password):
-            reasons.append("Add a lower-case letter (a-z).")
+            reasons.append(N_("Add a lower-case letter (a-z)."))
         if not re.search(r"\d", password):
-            reasons.append("Add a digit (0-9).")
+            reasons.append(N_("Add a digit (0-9)."))
         if not any(c in SPECIALS for c in password):
             reasons.append("Add a special character: one of " + " ".join(SPECIALS) + ".")
     if is_common(password):
-        reasons.append("This password is too common and easy to guess; choose another.")
+        reasons.append(N_("This password is too common and easy to guess; choose another."))
     if email and password.lower() in (email.lower(), email.split("@")[0].lower()):
-        reasons.append("Do not use your email address as your password.")
+        reasons.append(N_("Do not use your email address as your password."))
     return reasons
 
 

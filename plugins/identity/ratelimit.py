@@ -18,6 +18,7 @@ from limits.storage import Storage, storage_from_string
 from limits.strategies import FixedWindowRateLimiter
 
 from engine.errors import Problem
+from engine.i18n import N_
 from plugins.identity.models import RateCounter
 
 log = logging.getLogger("portico.identity")
@@ -158,8 +159,12 @@ def too_many(retry_after: int) -> Problem:
     minutes = max(1, (retry_after + 59) // 60)
     return Problem(
         429,
-        "Too many attempts",
-        f"Please wait {minutes} minute{'s' if minutes != 1 else ''} and try again.",
+        N_("Too many attempts"),
+        (
+            N_("Please wait a minute and try again.")
+            if minutes == 1
+            else N_("Please wait %(minutes)s minutes and try again.", minutes=minutes)
+        ),
         headers={"Retry-After": str(retry_after)},
     )
 

@@ -14,6 +14,7 @@ from datetime import timedelta
 
 from engine import audit
 from engine.db import database, utcnow
+from engine.i18n import N_
 from engine.models import User
 from engine.notify import Notice, notify
 from engine.security import hash_password, new_token, token_hash
@@ -21,7 +22,7 @@ from plugins.identity import apikeys, lockout, sessions
 from plugins.identity.models import PasswordReset
 
 VALID_FOR = timedelta(hours=1)
-SENT_MESSAGE = (
+SENT_MESSAGE = N_(
     "If an account uses this email, we have sent it a link to reset the password. "
     "The link works once, for one hour."
 )
@@ -102,7 +103,7 @@ def valid(token: str) -> PasswordReset | None:
     return row
 
 
-INVALID_MESSAGE = "This reset link has expired or was already used. Ask for a new one."
+INVALID_MESSAGE = N_("This reset link has expired or was already used. Ask for a new one.")
 
 
 def complete(app, ctx, row: PasswordReset, password: str) -> bool:

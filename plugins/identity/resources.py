@@ -7,8 +7,9 @@ import falcon
 from engine import audit
 from engine.api import operation
 from engine.db import database
-from engine.errors import Problem, invalid
+from engine.errors import Problem, invalid, in_words
 from engine.forms import read_form, validate_form
+from engine.i18n import N_
 from engine.middleware import CSRF_COOKIE, csrf_token, new_csrf_cookie
 from plugins.identity import login, passwords, reset, schemas, sessions, twofactor
 from plugins.identity.auth import bearer, load_user
@@ -16,10 +17,10 @@ from plugins.identity.login import LoginRefused
 from plugins.identity.ratelimit import limiter
 
 NOTICES = {
-    "reset": "Your password has been changed. Sign in with the new one.",
-    "signed-out": "You have signed out.",
-    "expired": "Your session has ended. Please sign in again.",
-    "email": "Your email address has been changed.",
+    "reset": N_("Your password has been changed. Sign in with the new one."),
+    "signed-out": N_("You have signed out."),
+    "expired": N_("Your session has ended. Please sign in again."),
+    "email": N_("Your email address has been changed."),
 }
 
 
@@ -132,7 +133,7 @@ class LoginPage:
                 exc.status_code,
                 next=target,
                 email=email,
-                errors={"_form": [exc.title + ". " + exc.description]},
+                errors={"_form": [in_words(exc)]},
             )
         rotate_csrf(app, ctx, resp)
         if twofactor.enabled(user):
@@ -192,7 +193,7 @@ class SecondFactorPage:
                 resp,
                 "identity/login_2fa.html",
                 exc.status_code,
-                errors={"otp": [exc.title + ". " + exc.description]},
+                errors={"otp": [in_words(exc)]},
             )
         sessions.revoke(row.id)  # the password-only token dies; a new one is issued
         login.complete(
@@ -255,7 +256,7 @@ class ForgotPage:
                 "identity/forgot.html",
                 429,
                 email=email,
-                errors={"_form": [exc.title + ". " + exc.description]},
+                errors={"_form": [in_words(exc)]},
             )
         reset.request_reset(app, data["email"])
         app.page(req, resp, "identity/forgot.html", sent=reset.SENT_MESSAGE)
@@ -285,7 +286,7 @@ class ResetPage:
         if not errors:
             errors = password_errors(app, data["password"], row.user.email)
             if not errors and data["password"] != data["password_confirm"]:
-                errors = {"password_confirm": ["The two passwords are not the same."]}
+                errors = {"password_confirm": [N_("The two passwords are not the same.")]}
         if errors:
             return app.page(
                 req,
@@ -334,10 +335,10 @@ class LoginAPI:
                 if not body.get("otp"):
                     raise Problem(
                         401,
-                        "Two-step verification code required",
-                        "Send the code from the authenticator app (or a backup code) as 'otp'.",
+                        N_("Two-step verification code required"),
+                        N_("Send the code from the authenticator app (or a backup code) as 'otp'."),
                         type="otp-required",
-                        errors={"otp": ["Enter the code from your app."]},
+                        errors={"otp": [N_("Enter the code from your app.")]},
                     )
                 result = login.second_factor(app, ctx, user, body["otp"])
                 method = "password+backup code" if result == "backup" else "password+totp"
@@ -366,8 +367,8 @@ class LogoutAPI:
         if row is None:
             raise Problem(
                 400,
-                "Not a session",
-                "API keys are revoked under /account/api-keys, not signed out.",
+                N_("Not a session"),
+                N_("API keys are revoked under /account/api-keys, not signed out."),
             )
         end_session(app, ctx, row)
         if bearer(req) is None:

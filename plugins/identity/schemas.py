@@ -8,9 +8,10 @@ from zoneinfo import ZoneInfo
 from marshmallow import Schema, ValidationError, fields, post_load, validate, validates
 
 from engine.db import utcnow
+from engine.i18n import N_
 from plugins.identity import apikeys
 
-_EMAIL = validate.Email(error="Enter a valid email address.")
+_EMAIL = validate.Email(error=N_("Enter a valid email address."))
 Email = lambda **kw: fields.String(  # noqa: E731
     validate=[validate.Length(min=3, max=254), lambda value: _EMAIL(value.strip())],
     metadata={"format": "email"},
@@ -31,8 +32,8 @@ class LoginBody(Schema):
 
 
 class LoginForm(Schema):
-    email = Email(required=True, error_messages={"required": "Enter your email address."})
-    password = Password(required=True, error_messages={"required": "Enter your password."})
+    email = Email(required=True, error_messages={"required": N_("Enter your email address.")})
+    password = Password(required=True, error_messages={"required": N_("Enter your password.")})
     next = fields.String(load_default="/")
 
 
@@ -40,7 +41,7 @@ class OtpForm(Schema):
     otp = fields.String(
         required=True,
         validate=validate.Length(min=6, max=20),
-        error_messages={"required": "Enter the code from your app."},
+        error_messages={"required": N_("Enter the code from your app.")},
     )
 
 
@@ -53,12 +54,12 @@ class TokenOut(Schema):
 
 
 class ForgotBody(Schema):
-    email = Email(required=True, error_messages={"required": "Enter your email address."})
+    email = Email(required=True, error_messages={"required": N_("Enter your email address.")})
 
 
 class ResetBody(Schema):
     token = fields.String(required=True, validate=validate.Length(max=200))
-    password = Password(required=True, error_messages={"required": "Choose a new password."})
+    password = Password(required=True, error_messages={"required": N_("Choose a new password.")})
 
 
 class ResetForm(ResetBody):
@@ -89,16 +90,16 @@ class CodeBody(Schema):
     code = fields.String(
         required=True,
         validate=validate.Length(min=6, max=20),
-        error_messages={"required": "Enter the code from your app."},
+        error_messages={"required": N_("Enter the code from your app.")},
     )
 
 
 class PasswordAndCode(Schema):
-    password = Password(required=True, error_messages={"required": "Enter your password."})
+    password = Password(required=True, error_messages={"required": N_("Enter your password.")})
     code = fields.String(
         required=True,
         validate=validate.Length(min=6, max=20),
-        error_messages={"required": "Enter a code from your app or a backup code."},
+        error_messages={"required": N_("Enter a code from your app or a backup code.")},
     )
 
 
@@ -113,17 +114,17 @@ class ApiKeyBody(Schema):
     name = fields.String(
         required=True,
         validate=validate.Length(min=1, max=100),
-        error_messages={"required": "Give the key a name."},
+        error_messages={"required": N_("Give the key a name.")},
     )
     access = fields.String(
         load_default="read",
-        validate=validate.OneOf(["read", "read_write"], error="Choose read or read_write."),
+        validate=validate.OneOf(["read", "read_write"], error=N_("Choose read or read_write.")),
     )
     expires_at: fields.Field = fields.DateTime(
         required=True,
         error_messages={  # ApiKeyForm: a Date
-            "required": "Choose an expiry date.",
-            "invalid": "Enter a date like 2027-01-31.",
+            "required": N_("Choose an expiry date."),
+            "invalid": N_("Enter a date like 2027-01-31."),
         },
     )
 
@@ -131,9 +132,9 @@ class ApiKeyBody(Schema):
     def _future(self, value, **kwargs):
         value = value if value.tzinfo else value.replace(tzinfo=timezone.utc)
         if value <= utcnow():
-            raise ValidationError("Choose a date in the future.")
+            raise ValidationError(N_("Choose a date in the future."))
         if value > apikeys.max_expiry():
-            raise ValidationError(f"Keys live at most {apikeys.MAX_DAYS} days.")
+            raise ValidationError(N_("Keys live at most %(days)s days.", days=apikeys.MAX_DAYS))
 
     @post_load
     def _aware(self, data, **kwargs):
@@ -150,8 +151,8 @@ class ApiKeyForm(ApiKeyBody):
     expires_at = fields.Date(
         required=True,
         error_messages={
-            "required": "Choose an expiry date.",
-            "invalid": "Enter a date like 2027-01-31.",
+            "required": N_("Choose an expiry date."),
+            "invalid": N_("Enter a date like 2027-01-31."),
         },
     )
 

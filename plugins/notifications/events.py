@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 from engine.db import utcnow
+from engine.i18n import N_
 from engine.notify import notify_customer
+
+#: The statuses a notice names ("Your service is now %(status)s"): the email templates show
+#: them translated (``_(data.status)``), so their words are marked here.
+STATUS_WORDS = (N_("active"), N_("suspended"), N_("cancelled"), N_("expired"))
 
 
 def tell_balance_low(app, service, balance, threshold) -> None:

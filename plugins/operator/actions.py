@@ -15,6 +15,7 @@ from marshmallow import Schema
 from engine.api import operation
 from engine.db import utcnow
 from engine.errors import Problem, invalid
+from engine.i18n import N_
 from engine.models import Product, Service
 from plugins.operator.resources import _external_id, write_scope
 from plugins.operator.schemas import ExternalId, OperatorServiceOut, text
@@ -55,7 +56,7 @@ def service_action(ctx, external_id: str, action: str, values: dict) -> Upserted
 
     def prepare(row, v):
         if row is None:
-            raise Problem(404, "No such service", type="not-found")
+            raise Problem(404, N_("No such service"), type="not-found")
         if action == "change-plan":
             return _change_plan(row, v)
         status = STATUS_ACTIONS[action]
@@ -75,15 +76,15 @@ def service_action(ctx, external_id: str, action: str, values: dict) -> Upserted
 def _change_plan(row, v: dict) -> dict:
     target_id = v.get("product_external_id")
     if target_id is None:
-        raise invalid({"product_external_id": ["Missing data for required field."]})
+        raise invalid({"product_external_id": [N_("Missing data for required field.")]})
     target = Product.get_or_none(Product.external_id == target_id)
     if target is None:
-        raise invalid({"product_external_id": ["No such product."]})
+        raise invalid({"product_external_id": [N_("No such product.")]})
     if row.status in ENDED:
         raise Problem(
             409,
-            f"This service is {row.status} and cannot change plan",
-            "An ended service does not start again: create a new one with a new external id.",
+            N_("This service is %(status)s and cannot change plan", status=row.status),
+            N_("An ended service does not start again: create a new one with a new external id."),
             type="service-ended",
         )
     if target.id == row.product_id:
@@ -93,8 +94,10 @@ def _change_plan(row, v: dict) -> dict:
         raise invalid(
             {
                 "product_external_id": [
-                    "This service's plan cannot switch to that one (it is not among the "
-                    "plan's compatible_plans)."
+                    N_(
+                        "This service's plan cannot switch to that one (it is not among the "
+                        "plan's compatible_plans)."
+                    )
                 ]
             }
         )

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from engine.context import Principal
 from engine.errors import Problem
+from engine.i18n import N_
 from plugins.identity.public import bearer
 from plugins.operator import tokens
 from plugins.operator.ratelimit import limiter
@@ -28,17 +29,21 @@ def authenticate(app, req) -> Principal | None:
         if any(str(v).startswith(tokens.TOKEN_PREFIX) for v in values):
             raise Problem(
                 401,
-                "Service tokens are not accepted in the URL",
-                "Send it in the Authorization header, and revoke this one: URLs end up in logs.",
+                N_("Service tokens are not accepted in the URL"),
+                N_(
+                    "Send it in the Authorization header, and revoke this one: URLs end up in logs."
+                ),
                 type="token-in-url",
             )
     token = bearer(req)
     if token is None or not token.startswith(tokens.TOKEN_PREFIX):
         raise Problem(
             401,
-            "The operator API takes a service token",
-            "Send 'Authorization: Bearer pst_...' (portico token create); "
-            "customer and staff sign-ins do not open it.",
+            N_("The operator API takes a service token"),
+            N_(
+                "Send 'Authorization: Bearer pst_...' (portico token create); "
+                "customer and staff sign-ins do not open it."
+            ),
             type="service-token-required",
         )
     row = tokens.resolve(token, req.context.ip)

@@ -11,6 +11,7 @@ from __future__ import annotations
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
 from engine.api import MAX_AMOUNT, Amount, AwareDateTime, page_schema
+from engine.i18n import N_
 from engine.registry import Route
 from plugins.billing.public import Invoice, Payment, Transaction, pushed
 from plugins.operator import resources as r
@@ -31,7 +32,7 @@ def money(low: int = -MAX_AMOUNT, high: int = MAX_AMOUNT, example: int | None = 
 
 CURRENCY = fields.String(
     required=True,
-    validate=validate.Regexp(r"^[A-Za-z]{3}\Z", error="Three letters (ISO 4217)."),
+    validate=validate.Regexp(r"^[A-Za-z]{3}\Z", error=N_("Three letters (ISO 4217).")),
     metadata={"example": "GBP"},
 )
 
@@ -90,7 +91,7 @@ class OperatorInvoiceIn(Schema):
     @validates_schema
     def _dates(self, data, **kwargs):
         if data.get("due_at") and data.get("issued_at") and data["due_at"] < data["issued_at"]:
-            raise ValidationError("Must not be before issued_at.", "due_at")
+            raise ValidationError(N_("Must not be before issued_at."), "due_at")
 
 
 class OperatorTransactionIn(Schema):

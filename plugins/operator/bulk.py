@@ -33,6 +33,7 @@ from engine.api import paginate
 from engine.context import Context
 from engine.db import database, locked_transaction
 from engine.errors import Problem
+from engine.i18n import N_
 from engine.models import Contact, Customer, Product, Service, Site
 from plugins.operator import batched, billing, buckets, catalogue, invitations, schemas
 from plugins.operator import catalogue_items as items
@@ -117,7 +118,9 @@ def _usage_kind() -> Kind | None:
                     break
                 refused = {todo[int(k)] for k in by_index}
                 for k, messages in by_index.items():
-                    done[todo[int(k)]] = Problem(422, "Some fields are not valid", errors=messages)
+                    done[todo[int(k)]] = Problem(
+                        422, N_("Some fields are not valid"), errors=messages
+                    )
                 todo = [i for i in todo if i not in refused]
                 continue
             for i, outcome in zip(todo, result["results"]):
@@ -351,7 +354,9 @@ def load(kind: Kind, schema: Schema, row: dict, fmt: str) -> tuple[str, dict]:
     """(key, validated values) of a raw row; ``ValidationError`` if it is not valid."""
     bad = [k for k, v in row.items() if isinstance(v, str) and NOT_TEXT.search(v)]
     if bad:
-        raise ValidationError({k: ["Not text: a NUL or a byte that is not UTF-8."] for k in bad})
+        raise ValidationError(
+            {k: [N_("Not text: a NUL or a byte that is not UTF-8.")] for k in bad}
+        )
     row = dict(row)
     if fmt == "csv":
         row = _from_csv(schema, row)
@@ -362,7 +367,7 @@ def load(kind: Kind, schema: Schema, row: dict, fmt: str) -> tuple[str, dict]:
     try:
         schemas.EXTERNAL_ID(key)
     except (ValidationError, TypeError):
-        raise ValidationError({kind.key: ["Missing or not a valid external id."]}) from None
+        raise ValidationError({kind.key: [N_("Missing or not a valid external id.")]}) from None
     return key, schema.load(row)
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 from marshmallow import Schema, fields, validate
 
 from engine.api import AwareDateTime, PageQuery, page_schema
+from engine.i18n import N_
 from engine.models import SERVICE_TYPES, Product
 from plugins.operator.resources import _pair
 from plugins.operator.schemas import EXTERNAL_ID, OperatorSynced, text
@@ -36,7 +37,7 @@ class OperatorProductIn(Schema):
         metadata={"example": 1500, "description": "in minor units (pence)"},
     )
     currency = fields.String(
-        validate=validate.Regexp(r"^[A-Z]{3}\Z", error="An ISO 4217 code, e.g. GBP."),
+        validate=validate.Regexp(r"^[A-Z]{3}\Z", error=N_("An ISO 4217 code, e.g. GBP.")),
         metadata={"example": "GBP"},
     )
     period_days = fields.Integer(

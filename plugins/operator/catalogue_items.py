@@ -13,6 +13,7 @@ from __future__ import annotations
 from marshmallow import Schema, fields, validate
 
 from engine.api import Amount, AwareDateTime, PageQuery, page_schema
+from engine.i18n import N_
 from engine.models import SERVICE_TYPES
 from plugins.addons.public import CATEGORIES, AddonProduct, upsert_addon_product
 from plugins.operator.resources import _pair
@@ -23,7 +24,7 @@ from plugins.topups.public import KINDS, TopupProduct, upsert_topup_product
 #: A top-up's quantity: bytes, seconds or messages (a petabyte is 10**15 bytes).
 MAX_QUANTITY = 10**15
 #: Printable text on one line: a provisioner's id is matched against plugins' ids.
-ONE_LINE = validate.Regexp(r"^[^\x00-\x1f\x7f]+\Z", error="Text on one line.")
+ONE_LINE = validate.Regexp(r"^[^\x00-\x1f\x7f]+\Z", error=N_("Text on one line."))
 
 
 class _EntryIn(Schema):
@@ -43,7 +44,7 @@ class _EntryIn(Schema):
     )
     description = text(0, 1000, "Valid for 30 days")
     currency = fields.String(
-        validate=validate.Regexp(r"^[A-Z]{3}\Z", error="An ISO 4217 code, e.g. GBP."),
+        validate=validate.Regexp(r"^[A-Z]{3}\Z", error=N_("An ISO 4217 code, e.g. GBP.")),
         metadata={"example": "GBP"},
     )
     position = fields.Integer(

@@ -12,6 +12,7 @@ from marshmallow import Schema, ValidationError, fields, validate
 
 from engine.db import utcnow
 from engine.forms import read_form, text_errors
+from engine.i18n import N_
 from engine.models import StaffUser
 from plugins.identity.public import redirect
 from plugins.operator import tokens
@@ -24,7 +25,7 @@ class TokenForm(Schema):
     name = fields.String(
         required=True,
         validate=validate.Length(1, 100),
-        error_messages={"required": "Name what will use it."},
+        error_messages={"required": N_("Name what will use it.")},
     )
     days = fields.Integer(load_default=365, validate=validate.Range(1, tokens.MAX_DAYS))
     rate_per_minute = fields.Integer(
@@ -75,7 +76,7 @@ class TokensPage:
             except ValidationError as exc:
                 errors = dict(exc.messages)
         if not errors and (not scopes or not set(scopes) <= set(tokens.SCOPES)):
-            errors = {"scopes": ["Choose one or more of the scopes listed."]}
+            errors = {"scopes": [N_("Choose one or more of the scopes listed.")]}
         if errors:
             return _render(req, resp, 422, errors=errors, form=values)
         secret, row = tokens.create(
@@ -95,6 +96,6 @@ class RevokeTokenPage:
     def on_post(self, req, resp, token_id):
         row = ServiceToken.get_or_none(ServiceToken.id == token_id)
         if row is None:
-            raise falcon.HTTPNotFound(title="Not found")
+            raise falcon.HTTPNotFound(title=N_("Not found"))
         tokens.revoke(req.context.app, row, StaffUser.get_by_id(req.context.principal.staff_id))
         redirect(resp, "/staff/tokens?done=revoked")

@@ -8,6 +8,7 @@ import falcon
 from engine.api import operation
 from engine.db import locked_transaction
 from engine.forms import read_form, validate_form
+from engine.i18n import N_
 from engine.models import Contact
 from plugins.identity.public import (
     keep_private,
@@ -26,7 +27,7 @@ TEMPLATE = "operator/invitation.html"
 def _contact(external_id: str) -> Contact:
     row = Contact.get_or_none(Contact.external_id == _external_id(external_id))
     if row is None:
-        raise falcon.HTTPNotFound(title="Not found")
+        raise falcon.HTTPNotFound(title=N_("Not found"))
     return row
 
 
@@ -59,7 +60,7 @@ class InvitationAPI:
     )
     def on_delete(self, req, resp, external_id):
         if not invitations.revoke(req.context, _contact(external_id)):
-            raise falcon.HTTPNotFound(title="No pending invitation")
+            raise falcon.HTTPNotFound(title=N_("No pending invitation"))
         resp.status = falcon.HTTP_204
 
 
@@ -93,7 +94,7 @@ class InvitationPage:
         if not errors:
             errors = password_errors(app, data["password"], row.email)
             if not errors and data["password"] != data["password_confirm"]:
-                errors = {"password_confirm": ["The two passwords are not the same."]}
+                errors = {"password_confirm": [N_("The two passwords are not the same.")]}
         if errors:
             return app.page(
                 req,

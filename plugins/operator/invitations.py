@@ -16,6 +16,7 @@ from datetime import timedelta
 from engine import audit
 from engine.db import database, locked_transaction, utcnow
 from engine.errors import Problem
+from engine.i18n import N_
 from engine.models import Contact, User
 from engine.notify import Notice, notify
 from engine.security import hash_password, new_token, token_hash
@@ -23,8 +24,10 @@ from engine import upserts as rules
 from plugins.operator.models import Invitation
 
 INVALID_MESSAGE = (  # the page says it in the template, translated
-    "This invitation link has expired, was already used or was replaced by a newer one. "
-    "Ask your provider to send a new invitation."
+    N_(
+        "This invitation link has expired, was already used or was replaced by a newer one. "
+        "Ask your provider to send a new invitation."
+    )
 )
 
 
@@ -55,16 +58,16 @@ def send(app, ctx, contact: Contact) -> Invitation:
     if has_login(contact.id):
         raise Problem(
             409,
-            "This contact already has a portal login",
-            "They sign in with it, or reset its password from the sign-in page.",
+            N_("This contact already has a portal login"),
+            N_("They sign in with it, or reset its password from the sign-in page."),
             type="has-login",
         )
     email = contact.email.strip().lower()
     if User.select().where(User.email == email).exists():
         raise Problem(
             409,
-            "Another login uses this email address",
-            "Give the contact their own address before inviting them.",
+            N_("Another login uses this email address"),
+            N_("Give the contact their own address before inviting them."),
             type="email-taken",
         )
     now = utcnow()

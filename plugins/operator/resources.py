@@ -8,6 +8,7 @@ import falcon
 
 from engine.api import operation, paginate
 from engine.errors import Problem
+from engine.i18n import N_
 from engine.models import Contact, Customer, Service, Site
 from plugins.operator import invitations, schemas
 from engine import upserts as rules
@@ -24,8 +25,11 @@ def need(req, scope: str) -> None:
     if scope not in req.context.principal.scopes:
         raise Problem(
             403,
-            f"This service token lacks the {scope} scope",
-            f"Ask an administrator for a token with it (portico token create --scope {scope}).",
+            N_("This service token lacks the %(scope)s scope", scope=scope),
+            N_(
+                "Ask an administrator for a token with it (portico token create --scope %(scope)s).",
+                scope=scope,
+            ),
             type="missing-scope",
         )
 
@@ -35,7 +39,7 @@ def _external_id(value: str) -> str:
     try:
         EXTERNAL_ID(value)
     except Exception:  # marshmallow's ValidationError: not an id, so nothing has it
-        raise falcon.HTTPNotFound(title="Not found") from None
+        raise falcon.HTTPNotFound(title=N_("Not found")) from None
     return value
 
 
@@ -62,7 +66,7 @@ class _Synced:
             .first()
         )
         if row is None:
-            raise falcon.HTTPNotFound(title="Not found")
+            raise falcon.HTTPNotFound(title=N_("Not found"))
         return row
 
     def put(self, req, resp, external_id, body):

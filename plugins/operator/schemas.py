@@ -7,6 +7,7 @@ from __future__ import annotations
 from marshmallow import Schema, fields, validate
 
 from engine.api import AwareDateTime, PageQuery, page_schema
+from engine.i18n import N_
 from engine.models import CUSTOMER_KINDS, EXTERNAL_ID_MAX, SERVICE_STATUSES, SERVICE_TYPES
 
 #: An external id: what the operator's systems call the object. Any printable text but "/"
@@ -14,7 +15,7 @@ from engine.models import CUSTOMER_KINDS, EXTERNAL_ID_MAX, SERVICE_STATUSES, SER
 #: a last newline by.
 EXTERNAL_ID = validate.And(
     validate.Length(1, EXTERNAL_ID_MAX),
-    validate.Regexp(r"^[^/\x00-\x1f\x7f]+\Z", error="Any text but '/' and control characters."),
+    validate.Regexp(r"^[^/\x00-\x1f\x7f]+\Z", error=N_("Any text but '/' and control characters.")),
 )
 
 
@@ -73,7 +74,9 @@ class OperatorSiteIn(Schema):
     city = text(1, 100, "London", required=True)
     postcode = text(0, 20, "N1 1AA")
     country = fields.String(
-        validate=validate.Regexp(r"^[A-Z]{2}\Z", error="Two capital letters (ISO 3166-1 alpha-2)."),
+        validate=validate.Regexp(
+            r"^[A-Z]{2}\Z", error=N_("Two capital letters (ISO 3166-1 alpha-2).")
+        ),
         metadata={"example": "GB"},
     )
 
@@ -200,7 +203,7 @@ class InvitationForm(Schema):
     password = fields.String(
         required=True,
         validate=validate.Length(max=4096),
-        error_messages={"required": "Choose a password."},
+        error_messages={"required": N_("Choose a password.")},
     )
     password_confirm = fields.String(load_default="", validate=validate.Length(max=4096))
     setup_2fa = fields.Boolean(load_default=False, truthy={"on", "1", "true"})

@@ -12,6 +12,7 @@ from datetime import datetime, timedelta
 from engine import audit
 from engine.db import utcnow
 from engine.errors import Problem
+from engine.i18n import N_
 from engine.models import StaffUser
 from engine.security import new_token, token_hash
 from plugins.operator.models import ServiceToken
@@ -90,8 +91,8 @@ def resolve(token: str, ip: str) -> ServiceToken:
     if row is None:
         raise Problem(
             401,
-            "Unknown service token",
-            "Check the token, or ask an administrator for a new one (portico token create).",
+            N_("Unknown service token"),
+            N_("Check the token, or ask an administrator for a new one (portico token create)."),
             type="invalid-token",
         )
     now = utcnow()
@@ -99,8 +100,8 @@ def resolve(token: str, ip: str) -> ServiceToken:
     if state != "active":
         raise Problem(
             401,
-            f"This service token is {state}",
-            "Ask an administrator for a new one (portico token create).",
+            N_("This service token is %(state)s", state=state),
+            N_("Ask an administrator for a new one (portico token create)."),
             type=f"{state}-token",
         )
     if row.last_used_at is None or now - row.last_used_at >= TOUCH_EVERY:

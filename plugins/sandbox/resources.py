@@ -12,6 +12,7 @@ from marshmallow import Schema, fields, validate
 from engine.api import operation
 from engine.errors import Problem, invalid
 from engine.forms import validate_form
+from engine.i18n import N_
 from engine.payments import PaymentError
 from engine.redirects import LocalPath
 
@@ -40,7 +41,7 @@ def _authenticate(req, ref: str, client_secret: str, success: bool):
     try:
         return provider.authenticate(ref, client_secret, success)
     except PaymentError:
-        raise falcon.HTTPNotFound(title="Not found") from None
+        raise falcon.HTTPNotFound(title=N_("Not found")) from None
 
 
 class AuthenticatePage:
@@ -70,5 +71,5 @@ class AuthenticateAPI:
     def on_post(self, req, resp, ref, body):
         result = _authenticate(req, ref, body["client_secret"], body["success"])
         if result.status not in ("succeeded", "failed"):
-            raise Problem(409, "This payment is not waiting for authentication")
+            raise Problem(409, N_("This payment is not waiting for authentication"))
         return {"ref": result.ref, "status": result.status}

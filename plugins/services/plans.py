@@ -15,6 +15,7 @@ from engine.api import money
 from engine.db import locked_transaction, utcnow
 from engine.errors import Problem, invalid
 from engine.events import emit
+from engine.i18n import N_
 from engine.models import Product, Service
 from plugins.services.service import LIVE, _locked, modify_allowed, refuse_modify
 
@@ -75,12 +76,14 @@ def _checked(app, ctx, service: Service, plan: str) -> tuple[Service, Product]:
     roles.require(ctx.principal, "change_plan")
     service = _locked(service.id)
     if service.status not in LIVE:
-        raise Problem(409, "This service has ended and cannot change plan", type="service-ended")
+        raise Problem(
+            409, N_("This service has ended and cannot change plan"), type="service-ended"
+        )
     if not modify_allowed(service):
         raise refuse_modify(app)
     target = next((p for p in compatible(service) if p.external_id == plan), None)
     if target is None:
-        raise invalid({"plan": ["This service cannot switch to that plan."]})
+        raise invalid({"plan": [N_("This service cannot switch to that plan.")]})
     return service, target
 
 
@@ -127,7 +130,7 @@ def cancel_pending(app, ctx, service: Service) -> Service:
     with locked_transaction():
         service = _locked(service.id)
         if not service.pending_plan:
-            raise Problem(409, "No plan change is scheduled", type="no-plan-change")
+            raise Problem(409, N_("No plan change is scheduled"), type="no-plan-change")
         plan, service.pending_plan = service.pending_plan, None
         service.save(only=[Service.pending_plan])
         audit.record(

@@ -3,6 +3,7 @@
 from marshmallow import Schema, fields, validate
 
 from engine.api import MoneySchema, PageQuery, page_schema
+from engine.i18n import N_
 from engine.models import SERVICE_STATUSES, SERVICE_TYPES
 
 INDICATORS = ("active", "expiring", "suspended", "expired", "cancelled")
@@ -101,8 +102,8 @@ class CancelForm(CancelIn):
 
     confirm = fields.Boolean(
         required=True,
-        validate=validate.Equal(True, error="Tick the box to confirm the cancellation."),
-        error_messages={"required": "Tick the box to confirm the cancellation."},
+        validate=validate.Equal(True, error=N_("Tick the box to confirm the cancellation.")),
+        error_messages={"required": N_("Tick the box to confirm the cancellation.")},
     )
 
 

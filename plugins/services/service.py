@@ -17,10 +17,16 @@ from engine.context import owned
 from engine.db import connection, lock_rows, locked_transaction, utcnow
 from engine.errors import Problem
 from engine.events import emit
+from engine.i18n import N_
 from engine.models import EXPIRING_SOON, Product, Service
 
 #: Statuses in which a service still runs (and may be cancelled or renewed).
 LIVE = ("active", "suspended")
+
+#: Why a service stopped, as the ``service_status_changed`` hook hands it on; marked for
+#: translation, so the notice a customer gets reads in their language ("Reason: ...").
+ENDED_REASON = N_("The service reached its end date.")
+CANCELLED_REASON = N_("Cancelled by the customer.")
 
 
 # -- reading -------------------------------------------------------------------
@@ -188,18 +194,21 @@ def cancel(app, ctx, service: Service, reason: str = "") -> Service:
     with locked_transaction():
         service = _locked(service.id)
         if service.status == "cancelled":
-            raise Problem(409, "This service is already cancelled", type="already-cancelled")
+            raise Problem(409, N_("This service is already cancelled"), type="already-cancelled")
         if service.status not in LIVE:
             raise Problem(
-                409, "This service has ended and cannot be cancelled", type="service-ended"
+                409, N_("This service has ended and cannot be cancelled"), type="service-ended"
             )
         if not cancel_allowed(app, service):
             support = contact_support(app)
             raise Problem(
                 403,
-                "Cancellation is not available in the portal",
-                f"To cancel this service, contact support: {support['phone']} or "
-                f"{support['email']}.",
+                N_("Cancellation is not available in the portal"),
+                N_(
+                    "To cancel this service, contact support: %(phone)s or %(email)s.",
+                    phone=support["phone"],
+                    email=support["email"],
+                ),
                 type="cancel-not-allowed",
                 support=support,
             )
@@ -234,7 +243,7 @@ def cancel(app, ctx, service: Service, reason: str = "") -> Service:
             service=service,
             old_status=old,
             new_status="cancelled",
-            reason="cancelled by the customer",
+            reason=CANCELLED_REASON,
         )
     return service
 
@@ -244,8 +253,12 @@ def refuse_modify(app) -> Problem:
     support = contact_support(app)
     return Problem(
         403,
-        "This service cannot be changed in the portal",
-        f"Contact support to change it: {support['phone']} or {support['email']}.",
+        N_("This service cannot be changed in the portal"),
+        N_(
+            "Contact support to change it: %(phone)s or %(email)s.",
+            phone=support["phone"],
+            email=support["email"],
+        ),
         type="modify-not-allowed",
         support=support,
     )
@@ -336,7 +349,7 @@ def expire(app, service_id: int, now: datetime | None = None) -> bool:
             customer_id=service.customer_id,
         )
         app.plugins.hook.service_status_changed(
-            app=app, service=service, old_status=old, new_status="expired", reason="expired"
+            app=app, service=service, old_status=old, new_status="expired", reason=ENDED_REASON
         )
     return True
 

@@ -8,8 +8,9 @@ from engine import audit
 from engine.api import PageQuery, operation, paginate
 from engine.context import Principal, as_id, get_or_404
 from engine.db import database
-from engine.errors import Problem
+from engine.errors import Problem, in_words
 from engine.forms import read_form, validate_form
+from engine.i18n import N_
 from engine.models import Customer, Service, Site, StaffUser
 from plugins.identity.public import (
     BackupCodesOut,
@@ -89,7 +90,7 @@ class StaffLoginPage:
                 errors, status = {exc.field or "_form": [exc.message]}, exc.status
             except Problem as exc:
                 resp.set_headers(exc.headers or {})
-                errors, status = {"_form": [exc.title + ". " + exc.description]}, exc.status_code
+                errors, status = {"_form": [in_words(exc)]}, exc.status_code
         else:
             status = 422
         _staff_page(req, resp, "staff/login.html", status, errors=errors, email=email, next=target)
@@ -238,7 +239,7 @@ class ImpersonatePage:
         if not errors and not any(
             c.id == data["contact_id"] for c in service.contacts_of(customer.id)
         ):
-            errors = {"contact_id": ["This contact is not on this customer."]}
+            errors = {"contact_id": [N_("This contact is not on this customer.")]}
         if not errors:
             try:
                 url, _ = service.start(ctx.app, ctx, data["contact_id"], data["reason"])
@@ -490,6 +491,6 @@ class ImpersonationAPI:
         try:
             row = Impersonation.get_by_id(as_id(impersonation_id))
         except (ValueError, Impersonation.DoesNotExist):
-            raise falcon.HTTPNotFound(title="Not found") from None
+            raise falcon.HTTPNotFound(title=N_("Not found")) from None
         service.end(ctx.app, ctx, row)
         return _out(Impersonation.get_by_id(row.id))

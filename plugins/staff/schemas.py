@@ -6,6 +6,7 @@ from marshmallow import Schema, fields, validate
 
 from engine.api import Id, PageQuery, money, page_schema
 from engine.core.schemas import ContactOut, SiteOut
+from engine.i18n import N_
 
 
 class StaffLoginBody(Schema):
@@ -118,9 +119,9 @@ class ImpersonationBody(Schema):
         validate=validate.Length(
             min=5,
             max=500,
-            error="Give a reason of 5 to 500 characters (it is shown to the customer).",
+            error=N_("Give a reason of 5 to 500 characters (it is shown to the customer)."),
         ),
-        error_messages={"required": "Give a reason (it is shown to the customer)."},
+        error_messages={"required": N_("Give a reason (it is shown to the customer).")},
     )
 
 

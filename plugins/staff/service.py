@@ -9,6 +9,7 @@ import falcon
 from engine import audit
 from engine.db import database, utcnow
 from engine.errors import Problem, invalid
+from engine.i18n import N_
 from engine.models import Contact, Customer, Service, Site, User
 from engine.notify import Notice, notify
 from engine.security import new_token, token_hash
@@ -16,7 +17,7 @@ from plugins.identity.public import Session, sessions
 from plugins.staff.models import Impersonation
 
 LINK_VALID = timedelta(minutes=2)
-INVALID_LINK = "This impersonation link has expired or was already used. Start a new one."
+INVALID_LINK = N_("This impersonation link has expired or was already used. Start a new one.")
 
 
 def search_customers(q: str | None):
@@ -59,8 +60,8 @@ def require_impersonator(ctx) -> None:
     if not ctx.principal.can("can_impersonate"):
         raise Problem(
             403,
-            "You may not impersonate customers",
-            "Impersonation needs the can_impersonate or admin permission.",
+            N_("You may not impersonate customers"),
+            N_("Impersonation needs the can_impersonate or admin permission."),
             type="permission-denied",
         )
 
@@ -70,10 +71,10 @@ def start(app, ctx, contact_id, reason: str) -> tuple[str, Impersonation]:
     require_impersonator(ctx)
     contact = Contact.get_or_none(Contact.id == contact_id)
     if contact is None:
-        raise invalid({"contact_id": ["No contact has this id."]})
+        raise invalid({"contact_id": [N_("No contact has this id.")]})
     user = User.get_or_none((User.contact == contact.id) & (User.is_active == True))  # noqa: E712
     if user is None:
-        raise invalid({"contact_id": ["This contact has no portal login to open."]})
+        raise invalid({"contact_id": [N_("This contact has no portal login to open.")]})
     token = new_token(32)
     now = utcnow()
     with database.atomic():
@@ -148,7 +149,7 @@ def status(row: Impersonation) -> str:
 def end(app, ctx, row: Impersonation) -> int:
     """End an impersonation from the staff side: its session stops at once."""
     if row.staff_id != ctx.principal.staff_id and not ctx.principal.can("admin"):
-        raise falcon.HTTPNotFound(title="Not found")
+        raise falcon.HTTPNotFound(title=N_("Not found"))
     with database.atomic():
         return _close(ctx, row, "staff")
 

@@ -15,16 +15,17 @@ import falcon
 from engine import audit
 from engine.db import database
 from engine.errors import Problem, invalid
+from engine.i18n import N_
 from engine.models import StaffUser
 from engine.notify import Notice, notify
 from engine.registry import PUBLIC
 from plugins.identity.public import limiter, lockout, login, twofactor
 from plugins.staff.models import StaffBackupCode, StaffTwoFactor
 
-CODE_NEEDED = "Enter the 6-digit code from your authenticator app, or a backup code."
-WRONG_CODE = "That code is not right."
-REPLAYED = "That code was already used. Wait for the next code."
-SETUP_NEEDED = "Set up two-step sign-in first"
+CODE_NEEDED = N_("Enter the 6-digit code from your authenticator app, or a backup code.")
+WRONG_CODE = N_("That code is not right.")
+REPLAYED = N_("That code was already used. Wait for the next code.")
+SETUP_NEEDED = N_("Set up two-step sign-in first")
 # What a staff member who must set up two-step sign-in may reach meanwhile.
 SETUP_ROUTES = frozenset(
     {
@@ -70,8 +71,10 @@ def gate(app, req, principal) -> None:
     raise Problem(
         403,
         SETUP_NEEDED,
-        "Staff accounts must use two-step sign-in here. Set it up with POST "
-        "/api/v1/staff/2fa/setup and POST /api/v1/staff/2fa/enable (or at /staff/2fa).",
+        N_(
+            "Staff accounts must use two-step sign-in here. Set it up with POST "
+            "/api/v1/staff/2fa/setup and POST /api/v1/staff/2fa/enable (or at /staff/2fa)."
+        ),
         type="2fa-setup-required",
     )
 
@@ -90,8 +93,8 @@ def start_setup(app, staff: StaffUser) -> dict:
     if factor(staff.id) is not None:
         raise Problem(
             409,
-            "Two-step sign-in is already on",
-            "Turn it off first to move it to a new phone.",
+            N_("Two-step sign-in is already on"),
+            N_("Turn it off first to move it to a new phone."),
             type="2fa-enabled",
         )
     with database.atomic():
@@ -106,10 +109,10 @@ def enable(app, ctx, staff: StaffUser, code: str) -> list[str]:
     (shown once). 422 for a wrong code."""
     limiter(app).hit("otp", f"staff:{staff.id}")
     if factor(staff.id) is not None:
-        raise Problem(409, "Two-step sign-in is already on", type="2fa-enabled")
+        raise Problem(409, N_("Two-step sign-in is already on"), type="2fa-enabled")
     row = StaffTwoFactor.get_or_none(StaffTwoFactor.staff == staff.id)
     if row is None:
-        raise Problem(409, "Start the set-up first", type="2fa-no-setup")
+        raise Problem(409, N_("Start the set-up first"), type="2fa-no-setup")
     result = twofactor.confirm(app, row, code)
     if result != "ok":
         raise invalid({"code": [REPLAYED if result == "replay" else WRONG_CODE]})
@@ -132,7 +135,7 @@ def disable(app, ctx, staff: StaffUser, password: str, code: str) -> None:
 def renew_backup_codes(app, ctx, staff: StaffUser, password: str, code: str) -> list[str]:
     """A new set of backup codes (the old ones stop working): the password and a code."""
     if factor(staff.id) is None:
-        raise Problem(409, "Two-step sign-in is off", type="2fa-disabled")
+        raise Problem(409, N_("Two-step sign-in is off"), type="2fa-disabled")
     login.check_password(app, ctx, "staff", staff.email, password)
     check(app, ctx, staff, code, field="code")
     with database.atomic():

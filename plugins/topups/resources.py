@@ -36,7 +36,7 @@ def owned_service(req, service_id) -> Service:
 def owned_purchase(req, service: Service, purchase_id) -> TopupPurchase:
     purchase = get_owned(TopupPurchase, purchase_id, req.context)
     if purchase.service_id != service.id:
-        raise falcon.HTTPNotFound(title="Not found")
+        raise falcon.HTTPNotFound(title=N_("Not found"))
     return purchase
 
 
@@ -55,7 +55,7 @@ def auto_answer(app, service: Service) -> dict:
         raise Problem(
             409,
             N_("Auto top-up is not available for this service"),
-            "Only services that can buy credit can top it up automatically.",
+            N_("Only services that can buy credit can top it up automatically."),
             type="auto-topup-unavailable",
         )
     return {**status, "amounts": rules.auto_amounts(service)}
@@ -91,7 +91,7 @@ class TopupsAPI:
         choice = rules.choose(service, body["product_id"], body["amount"])
         method = payments.saved_card(app, ctx, body["payment_method_id"])
         if method is None:
-            raise invalid({"payment_method_id": ["You have no saved card: add one first."]})
+            raise invalid({"payment_method_id": [N_("You have no saved card: add one first.")]})
         rate_limit_service(app, service)
         purchase, attempt = rules.buy(app, ctx, service, choice, method, via="api")
         answer = checkout.pay_answer(resp, attempt)

@@ -103,7 +103,10 @@ class TopupProductIn(CatalogueEntryIn):
     def credit_is_money(self, data, **kwargs):
         """Credit's quantity is minor units of money: bounded like any amount."""
         if data.get("kind") == "monetary" and data.get("quantity", 0) > MAX_AMOUNT:
-            raise ValidationError(f"Credit is money: at most {MAX_AMOUNT} minor units.", "quantity")
+            raise ValidationError(
+                N_("Credit is money: at most %(amount)s minor units.", amount=MAX_AMOUNT),
+                "quantity",
+            )
 
 
 class TopupProductPatch(CataloguePatch, TopupProductIn):

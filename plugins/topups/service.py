@@ -74,19 +74,19 @@ def check_product(values: dict) -> None:
     errors: dict[str, list[str]] = {}
     if values.get("custom"):
         if values.get("kind") != "monetary":
-            errors["custom"] = ["Only monetary credit can have a custom amount."]
+            errors["custom"] = [N_("Only monetary credit can have a custom amount.")]
         low, high = values.get("min_amount"), values.get("max_amount")
         if low is None:
-            errors["min_amount"] = ["A custom amount needs a minimum."]
+            errors["min_amount"] = [N_("A custom amount needs a minimum.")]
         if high is None:
-            errors["max_amount"] = ["A custom amount needs a maximum."]
+            errors["max_amount"] = [N_("A custom amount needs a maximum.")]
         if low is not None and high is not None and low > high:
-            errors["max_amount"] = ["Must be at least the minimum."]
+            errors["max_amount"] = [N_("Must be at least the minimum.")]
     else:
         if not values.get("quantity"):
-            errors["quantity"] = ["How much the top-up adds: more than 0."]
+            errors["quantity"] = [N_("How much the top-up adds: more than 0.")]
         if not values.get("price"):
-            errors["price"] = ["The price, tax included, in minor units: more than 0."]
+            errors["price"] = [N_("The price, tax included, in minor units: more than 0.")]
     if errors:
         raise invalid(errors)
 
@@ -94,7 +94,13 @@ def check_product(values: dict) -> None:
 def _check_entry(entry: dict) -> None:
     check_product(entry)
     if entry.get("kind") == "monetary" and (entry.get("quantity") or 0) > MAX_AMOUNT:
-        raise invalid({"quantity": [f"Credit is money: at most {MAX_AMOUNT} minor units."]})
+        raise invalid(
+            {
+                "quantity": [
+                    N_("Credit is money: at most %(amount)s minor units.", amount=MAX_AMOUNT)
+                ]
+            }
+        )
 
 
 def upsert_product(ctx, external_id: str, values: dict) -> upserts.Upserted:
@@ -130,10 +136,10 @@ class Choice:
 def choose(service: Service, product_id, amount: int | None) -> Choice:
     """The customer's pick, checked against this service's catalogue and the operator's bounds."""
     if product_id is None:
-        raise invalid({"product_id": ["Choose a top-up."]})
+        raise invalid({"product_id": [N_("Choose a top-up.")]})
     product = next((p for p in offered(service) if str(p.id) == str(product_id)), None)
     if product is None:
-        raise invalid({"product_id": ["Choose one of the top-ups offered for this service."]})
+        raise invalid({"product_id": [N_("Choose one of the top-ups offered for this service.")]})
     if not product.custom:
         return Choice(product, product.quantity, product.price)
     if amount is None or not product.min_amount <= amount <= product.max_amount:
@@ -141,8 +147,11 @@ def choose(service: Service, product_id, amount: int | None) -> Choice:
         raise invalid(
             {
                 "amount": [
-                    f"Choose an amount from {fmt.money(product.min_amount, product.currency)} "
-                    f"to {fmt.money(product.max_amount, product.currency)}."
+                    N_(
+                        "Choose an amount from %(least)s to %(most)s.",
+                        least=fmt.money(product.min_amount, product.currency),
+                        most=fmt.money(product.max_amount, product.currency),
+                    )
                 ]
             }
         )
@@ -266,8 +275,8 @@ def settle_retry(
     ):
         raise Problem(
             422,
-            "This Idempotency-Key was used for a different request",
-            "Use a new key for a new request.",
+            N_("This Idempotency-Key was used for a different request"),
+            N_("Use a new key for a new request."),
             type="idempotency-key-reused",
         )
     attempt = payments.complete(app, Payment.get_by_id(purchase.payment_id))
@@ -520,7 +529,7 @@ def set_auto(
         raise Problem(
             409,
             N_("Auto top-up is not available for this service"),
-            "Only services that can buy credit can top it up automatically.",
+            N_("Only services that can buy credit can top it up automatically."),
             type="auto-topup-unavailable",
         )
     if enabled:  # IMP-6: switching on may charge the default card at once, and later
@@ -539,11 +548,13 @@ def set_auto(
     checked = chosen if enabled else sent
     errors = {}
     if "threshold" in checked and not 1 <= (checked["threshold"] or 0) <= MAX_THRESHOLD:
-        errors["threshold"] = [f"Choose a threshold from 1 to {MAX_THRESHOLD} (minor units)."]
+        errors["threshold"] = [
+            N_("Choose a threshold from 1 to %(most)s (minor units).", most=MAX_THRESHOLD)
+        ]
     if "amount" in checked and (
         checked["amount"] is None or auto_choice(service, checked["amount"]) is None
     ):
-        errors["amount"] = ["Choose one of the credit amounts on offer."]
+        errors["amount"] = [N_("Choose one of the credit amounts on offer.")]
     if (
         enabled
         and not errors

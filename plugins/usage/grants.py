@@ -11,6 +11,7 @@ from __future__ import annotations
 from engine import audit, upserts
 from engine.db import lock_rows, locked_transaction, utcnow
 from engine.errors import Problem, invalid
+from engine.i18n import N_
 from engine.models import Service
 from plugins.usage.models import Bucket, LedgerEntry
 from plugins.usage.rating import lock_services
@@ -28,9 +29,9 @@ def upsert(ctx, external_id: str, values: dict) -> upserts.Upserted:
     def prepare(row, v):
         service = Service.get_or_none(Service.external_id == v.pop("service_external_id"))
         if service is None:
-            raise invalid({"service_external_id": ["No such service."]})
+            raise invalid({"service_external_id": [N_("No such service.")]})
         if row is not None and row.service_id != service.id:
-            raise invalid({"service_external_id": ["A bucket cannot move to another service."]})
+            raise invalid({"service_external_id": [N_("A bucket cannot move to another service.")]})
         return grant_columns(row, v, service)
 
     return upserts.upsert(ctx, Bucket, "bucket", external_id, values, prepare)
@@ -42,7 +43,7 @@ def grant_columns(row: Bucket | None, values: dict, service: Service) -> dict:
     allowance = values.pop("allowance", None)
     if row is None:
         if allowance is None:
-            raise invalid({"allowance": ["Missing data for required field."]})
+            raise invalid({"allowance": [N_("Missing data for required field.")]})
         values.update(
             service=service.id,
             initial=allowance,
@@ -52,9 +53,9 @@ def grant_columns(row: Bucket | None, values: dict, service: Service) -> dict:
         return values
     errors = {}
     if values.get("type", row.type) != row.type:
-        errors["type"] = ["A bucket's type cannot change. Give it a new external id."]
+        errors["type"] = [N_("A bucket's type cannot change. Give it a new external id.")]
     if allowance is not None and allowance != row.initial:
-        errors["allowance"] = ["Change the amounts with POST .../adjust."]
+        errors["allowance"] = [N_("Change the amounts with POST .../adjust.")]
     if errors:
         raise invalid(errors)
     values.pop("type", None)
@@ -65,7 +66,7 @@ def _locked(ctx, external_id: str) -> Bucket:
     """The bucket with this external id, its service locked then the bucket (rating's order)."""
     service_id = Bucket.select(Bucket.service).where(Bucket.external_id == external_id).scalar()
     if service_id is None:
-        raise Problem(404, "No such bucket", type="not-found")
+        raise Problem(404, N_("No such bucket"), type="not-found")
     lock_services([service_id])
     return lock_rows(Bucket.select().where(Bucket.external_id == external_id)).get()
 

@@ -18,6 +18,7 @@ from marshmallow import ValidationError
 
 from engine import audit
 from engine.db import connection
+from engine.i18n import N_
 from plugins.usage.intake import service_ids
 from plugins.usage.rating import UsageIn, rate, unknown_services
 from plugins.usage.retention import too_old
@@ -108,7 +109,7 @@ def import_csv(
             try:
                 if not_text:
                     raise ValidationError(
-                        {k: ["Not text: a NUL or a byte that is not UTF-8."] for k in not_text}
+                        {k: [N_("Not text: a NUL or a byte that is not UTF-8.")] for k in not_text}
                     )
                 pending.append((number, schema.load(row)))
             except ValidationError as exc:

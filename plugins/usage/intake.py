@@ -9,6 +9,7 @@ from __future__ import annotations
 from engine import audit
 from engine.db import locked_transaction
 from engine.errors import invalid
+from engine.i18n import N_
 from engine.models import Service
 from plugins.usage.rating import UsageIn, chunks, rate, unknown_services
 from plugins.usage.retention import too_old
@@ -40,11 +41,11 @@ def resolve(app, events: list[dict]) -> list[dict]:
         external = event.pop("service_external_id", None)
         if external is not None:
             if external not in by_external:
-                errors[str(index)] = {"service_external_id": ["No such service."]}
+                errors[str(index)] = {"service_external_id": [N_("No such service.")]}
                 continue
             event["service_id"] = by_external[external]
         elif event["service_id"] in unknown:
-            errors[str(index)] = {"service_id": ["No such service."]}
+            errors[str(index)] = {"service_id": [N_("No such service.")]}
             continue
         if why := too_old(app, event["occurred_at"]):
             errors[str(index)] = {"occurred_at": [why]}
@@ -59,7 +60,7 @@ def ingest(ctx, events: list[dict]) -> dict:
     """Rate a validated batch (``UsageBatchIn``) and record it; returns the batch result."""
     limit = settings(ctx.app)["max_batch"]
     if len(events) > limit:
-        raise invalid({"events": [f"At most {limit} events per batch."]})
+        raise invalid({"events": [N_("At most %(limit)s events per batch.", limit=limit)]})
     resolved = resolve(ctx.app, events)
     with locked_transaction():
         outcomes = rate(ctx.app, [UsageIn(**e) for e in resolved])

@@ -6,6 +6,7 @@ from engine.api import PageQuery, load, operation, paginate
 from engine.context import get_owned
 from engine.db import utcnow
 from engine.errors import invalid
+from engine.i18n import N_
 from engine.models import Service
 from engine.theming import Formatter
 from plugins.usage import charts, intake, schemas
@@ -123,7 +124,9 @@ class ServiceUsagePage:
         query = load(schemas.UsageQuery, {k: v for k, v in req.params.items() if k == "days"})
         chart = req.get_param("chart")
         if chart is not None and chart not in CHARTS:
-            raise invalid({"chart": [f"Must be one of: {', '.join(CHARTS)}."]})
+            raise invalid(
+                {"chart": [N_("Must be one of: %(choices)s.", choices=", ".join(CHARTS))]}
+            )
         data = usage.summary(app, service, days=query["days"], tz=ctx.timezone)
         offered = applicable_charts(data)
         chart = chart or (offered[0] if offered else "data")

@@ -8,6 +8,7 @@ from marshmallow import Schema, ValidationError, fields, validate, validates_sch
 
 from engine.api import AwareDateTime, Id, MoneySchema, page_schema
 from engine.db import utcnow
+from engine.i18n import N_
 from engine.models import EXTERNAL_ID_MAX
 from plugins.usage.models import BALANCE_TYPES, DESTINATIONS, EVENT_TYPES, SCOPES, SOURCES
 
@@ -205,17 +206,19 @@ class UsageEventIn(Schema):
     @validates_schema
     def consistent(self, data, **kwargs):
         if ("service_id" in data) == ("service_external_id" in data):
-            raise ValidationError("Send either service_id or service_external_id.", "service_id")
+            raise ValidationError(
+                N_("Send either service_id or service_external_id."), "service_id"
+            )
         if data.get("type") == "voice" and not data.get("destination"):
             raise ValidationError(
-                "Voice events need a destination: onnet, offnet, international or special.",
+                N_("Voice events need a destination: onnet, offnet, international or special."),
                 "destination",
             )
         if data.get("type") != "voice" and data.get("destination"):
-            raise ValidationError("Only voice events have a destination.", "destination")
+            raise ValidationError(N_("Only voice events have a destination."), "destination")
         at = data.get("occurred_at")
         if at is not None and at > utcnow() + FUTURE_SKEW:
-            raise ValidationError("This time is in the future.", "occurred_at")
+            raise ValidationError(N_("This time is in the future."), "occurred_at")
 
 
 class UsageBatchIn(Schema):

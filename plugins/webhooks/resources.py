@@ -9,6 +9,7 @@ from engine import audit
 from engine.api import PageQuery, operation, paginate
 from engine.context import get_or_404
 from engine.errors import Problem
+from engine.i18n import N_
 from plugins.webhooks import schemas, service
 from plugins.webhooks.models import WebhookDelivery, WebhookEndpoint, WebhookEvent
 
@@ -23,8 +24,11 @@ class _Access:
         if principal.kind == "service" and scope not in principal.scopes:
             raise Problem(
                 403,
-                f"This service token lacks the {scope} scope",
-                f"Ask an administrator for a token with it (portico token create --scope {scope}).",
+                N_("This service token lacks the %(scope)s scope", scope=scope),
+                N_(
+                    "Ask an administrator for a token with it (portico token create --scope %(scope)s).",
+                    scope=scope,
+                ),
                 type="missing-scope",
             )
 
@@ -140,7 +144,7 @@ class AddonCallback(_Access):
         found = get_or_404(ServiceAddon, addon_id)  # an id that is no row id is not found
         addon = settle(req.context.app, found.id, outcome, body)
         if addon is None:
-            raise Problem(404, "Not found")
+            raise Problem(404, N_("Not found"))
         audit.record(
             req.context,
             "addon.settled_by_operator",

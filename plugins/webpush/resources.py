@@ -8,6 +8,7 @@ from engine import audit, outbound
 from engine.api import PageQuery, operation, paginate
 from engine.context import get_owned, owned
 from engine.errors import invalid
+from engine.i18n import N_
 from plugins.webpush import schemas, service
 from plugins.webpush.models import PushSubscription
 
@@ -69,7 +70,7 @@ class Subscription:
         ctx = req.context
         sub = get_owned(PushSubscription, subscription_id, ctx)
         if sub.user_id != ctx.principal.user_id:
-            raise falcon.HTTPNotFound(title="Not found")
+            raise falcon.HTTPNotFound(title=N_("Not found"))
         with ctx.app.database.atomic():
             sub.delete_instance()
             audit.record(ctx, "push.unsubscribed", f"push_subscription:{sub.id}")

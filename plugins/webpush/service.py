@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from engine import audit
 from engine.context import require_in_person
+from engine.i18n import N_
 from plugins.webpush.models import PushSubscription
 
-IMPERSONATION_MESSAGE = (
+IMPERSONATION_MESSAGE = N_(
     "Staff cannot turn on push notifications for the customer while "
     "impersonating: the customer does that in their own session."
 )
-API_KEY_MESSAGE = (
+API_KEY_MESSAGE = N_(
     "Push notifications are turned on in the portal, in the account holder's "
     "own session, not with an API key."
 )
