@@ -30,6 +30,7 @@ from babel import numbers as babel_numbers
 from babel import units as babel_units
 
 from engine import money
+from engine.devices import device_name
 from engine.i18n import LANGUAGE_NAMES, LOCALES, babel_locale, current_locale
 from engine.settings import SettingsError
 
@@ -164,6 +165,7 @@ class Theme:
             translator.gettext, translator.ngettext, newstyle=True
         )
         self.env.filters["translate"] = self.translate
+        self.env.filters["device"] = self.device
         self.env.globals.update(
             static_url=self.static_url,
             has_static=self.has_static,
@@ -195,6 +197,12 @@ class Theme:
     def translate(self, value):
         """``{{ value|translate }}``: text known only at run time, never %-formatted."""
         return self.translator.gettext(value) if isinstance(value, str) and value else value
+
+    def device(self, user_agent) -> str:
+        """``{{ session.user_agent|device }}``: "Chrome on Android", in the page's language."""
+        return device_name(
+            user_agent if isinstance(user_agent, str) else "", self.translator.gettext
+        )
 
     # -- static files -----------------------------------------------------------
 
