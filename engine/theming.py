@@ -30,6 +30,7 @@ from babel import numbers as babel_numbers
 from babel import units as babel_units
 
 from engine import money
+from engine.devices import device_name
 from engine.i18n import (
     LANGUAGE_NAMES,
     LOCALES,
@@ -172,6 +173,7 @@ class Theme:
             translator.gettext, translator.ngettext, newstyle=True
         )
         self.env.filters["translate"] = self.translate
+        self.env.filters["device"] = self.device
         self.env.globals.update(
             static_url=self.static_url,
             has_static=self.has_static,
@@ -209,6 +211,12 @@ class Theme:
         """``{{ value|translate }}``: text known only at run time (a message marked with
         ``N_``, one of marshmallow's, a stored failure reason), never %-formatted."""
         return translate(value, self.translator.gettext) if isinstance(value, str) else value
+
+    def device(self, user_agent) -> str:
+        """``{{ session.user_agent|device }}``: "Chrome on Android", in the page's language."""
+        return device_name(
+            user_agent if isinstance(user_agent, str) else "", self.translator.gettext
+        )
 
     # -- static files -----------------------------------------------------------
 

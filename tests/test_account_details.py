@@ -101,7 +101,9 @@ def test_every_change_is_in_the_activity_log_with_who_when_and_where(core_demo):
         "phone": ["+447700900123", "+447700900321"],
         "locale": ["", "zh_Hans"],
     }
-    assert change["actor"] == "You" and change["ip"] == "127.0.0.1"
+    # Alice now reads Chinese: the log speaks her language (ACCT-5), "You" included.
+    assert change["actor"] == "您" and change["ip"] == "127.0.0.1"
+    assert change["description"] == "账户信息已更改"
     assert change["user_agent"] == "Firefox/130" and change["at"] and not change["impersonated"]
     page = alice.get("/account/activity")
     assert page.status_code == 200 and 'data-action="account.updated"' in page.text

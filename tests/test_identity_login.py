@@ -182,6 +182,28 @@ def test_a_login_from_a_new_device_sends_a_security_email(core_demo):
     assert sent[0].data["user_agent"] == "Laptop/2.0" and sent[0].data["ip"] == "127.0.0.1"
 
 
+@pytest.mark.spec("NOT-1", "ACCT-5")
+@pytest.mark.parametrize(
+    "locale, named", [("en", "Chrome on Android"), ("zh_Hans", "Android 上的 Chrome")]
+)
+def test_the_new_device_email_names_the_device_as_the_activity_log_does(core_demo, locale, named):
+    from engine.models import User
+    from plugins.email.tasks import render
+
+    android = (
+        "Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) "
+        "Chrome/126.0.0.0 Mobile Safari/537.36"
+    )
+    User.update(locale=locale).where(User.email == "alice@example.com").execute()
+    signed_in(core_demo, "alice@example.com", **{"User-Agent": "Phone/1.0"})
+    phone = signed_in(core_demo, "alice@example.com", **{"User-Agent": android})
+    [sent] = deliveries("new_device")
+    _subject, text, html = render(core_demo, sent)
+    assert named in text and named in html and "Chrome/126" not in text + html
+    login = phone.get("/api/v1/account/activity").json["items"][0]
+    assert login["action"] == "login" and login["device"] == named
+
+
 @pytest.mark.spec("NOT-1")
 def test_the_new_device_email_tells_the_time_in_the_customers_zone(core_demo):
     from datetime import datetime, timezone

@@ -5,15 +5,15 @@ from __future__ import annotations
 from engine.i18n import N_
 from engine.models import AuditEvent
 from engine.registry import Card
-from plugins.account import service
+from plugins.account import activity
 
 RECENT = 3
 
 
 def activity_card(app, ctx) -> Card:
     """The last few account events, newest first, with who did them (ACCT-5)."""
-    rows = service.activity_query(ctx).order_by(AuditEvent.id.desc()).limit(RECENT)
-    events = service.describe_events(rows, ctx.principal.user_id)
+    rows = activity.activity_query(ctx).order_by(AuditEvent.id.desc()).limit(RECENT)
+    events = activity.describe_events(app, ctx, rows)
     return Card(
         "activity",
         N_("Recent activity"),

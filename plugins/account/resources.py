@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from marshmallow import ValidationError
+
 from engine import roles
 from engine.api import PageQuery, operation, paginate
 from engine.context import owned
@@ -9,7 +11,7 @@ from engine.errors import Problem, invalid, in_words
 from engine.forms import read_form, validate_form
 from engine.i18n import N_
 from engine.models import AuditEvent, Contact, Customer, Site, StaffUser
-from plugins.account import schemas, service
+from plugins.account import activity, schemas, service
 from plugins.identity.public import current_user, guards, policy_hint, redirect, twofactor
 
 NOTICES = {
@@ -258,19 +260,38 @@ class SitesPage:
 
 
 class ActivityPage:
-    """``/account/activity``: newest first, 50 a page, keyset-paginated; what the viewer's role
-    may read (ACCT-7)."""
+    """``/account/activity``: sentences, newest first, 50 a page, keyset-paginated, one kind
+    or all (ACCT-5); what the viewer's role may read (ACCT-7). A wrong filter is a 422 page
+    that says so, with no list."""
 
     def on_get(self, req, resp):
         ctx = req.context
-        query = PageQuery().load({k: v for k, v in req.params.items() if k in ("cursor", "limit")})
-        page = paginate(service.activity_query(ctx), AuditEvent.id, query)
+        values = {
+            k: v
+            for k, v in req.params.items()
+            if k in ("kind", "cursor", "limit") and isinstance(v, str) and v
+        }
+        try:
+            query, errors = schemas.ActivityQuery().load(values), {}
+        except ValidationError as exc:
+            query, errors = {}, exc.normalized_messages()
+        page = (
+            paginate(activity.activity_query(ctx, query["kind"]), AuditEvent.id, query)
+            if not errors
+            else {"items": [], "next": None}
+        )
+        kind = values.get("kind") if not errors else None
         _page(
             req,
             resp,
             "account/activity.html",
-            events=service.describe_events(page["items"], ctx.principal.user_id),
+            422 if errors else 200,
+            events=activity.describe_events(ctx.app, ctx, page["items"]),
             next=page["next"],
+            kinds=activity.KINDS,
+            kind=kind,
+            first_page=not values.get("cursor"),
+            errors=errors,
         )
 
 
@@ -472,16 +493,17 @@ class SitesAPI:
 
 class ActivityAPI:
     @operation(
-        "Your activity log: every change, sign-in and impersonation, newest first (the "
-        "whole account's for the primary contact and managers, ACCT-7)",
-        query=PageQuery,
+        "Your activity log: every change, sign-in and impersonation as a sentence in your "
+        "language, newest first, one kind or all (ACCT-5; the whole account's for the "
+        "primary contact and managers, ACCT-7)",
+        query=schemas.ActivityQuery,
         response=schemas.ActivityPage,
     )
     def on_get(self, req, resp, query):
         ctx = req.context
-        page = paginate(service.activity_query(ctx), AuditEvent.id, query)
+        page = paginate(activity.activity_query(ctx, query["kind"]), AuditEvent.id, query)
         return {
-            "items": service.describe_events(page["items"], ctx.principal.user_id),
+            "items": activity.describe_events(ctx.app, ctx, page["items"]),
             "next": page["next"],
         }
 

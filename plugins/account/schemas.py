@@ -8,9 +8,10 @@ import phonenumbers
 from email_validator import EmailNotValidError, validate_email
 from marshmallow import RAISE, Schema, ValidationError, fields, pre_load, validate
 
-from engine.api import page_schema
+from engine.api import PageQuery, page_schema
 from engine.core.schemas import ContactOut, SiteOut
 from engine.i18n import LOCALES, N_
+from plugins.account.activity import KINDS
 
 #: Fields a customer can see but never set (ACCT-2, LIM-1, LIM-2); the answer says where to go.
 PROTECTED = {
@@ -182,10 +183,23 @@ class MeOut(Schema):
     )
 
 
+class ActivityQuery(PageQuery):
+    """``?kind=``: one kind of event (ACCT-5); ``limit`` and ``cursor`` as every list."""
+
+    kind = fields.String(
+        load_default=None,
+        validate=validate.OneOf(list(KINDS)),
+        metadata={"description": "only this kind: " + ", ".join(KINDS)},
+    )
+
+
 class ActivityOut(Schema):
     id = fields.Integer()
-    action = fields.String()
-    description = fields.String()
+    action = fields.String(metadata={"description": "the event's id, for programs"})
+    kind = fields.String(allow_none=True, metadata={"description": "its kind: " + ", ".join(KINDS)})
+    description = fields.String(
+        metadata={"description": "the event as a sentence, in your language (ACCT-5)"}
+    )
     target = fields.String()
     data = fields.Dict()
     at = fields.DateTime()
@@ -193,7 +207,11 @@ class ActivityOut(Schema):
     impersonated = fields.Boolean()
     staff = fields.String(allow_none=True, metadata={"description": "the staff member, if any"})
     ip = fields.String()
-    user_agent = fields.String()
+    device = fields.String(
+        allow_none=True,
+        metadata={"description": 'the browser and device by name ("Chrome on Android")'},
+    )
+    user_agent = fields.String(metadata={"description": "the User-Agent as sent, for programs"})
 
 
 class ContactLoginOut(Schema):

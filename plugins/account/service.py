@@ -1,4 +1,4 @@
-"""Account rules both faces call: details, email change, password change, activity, support."""
+"""Account rules both faces call: details, email change, password change, contacts, support."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from engine.db import database, utcnow
 from engine.errors import Problem, invalid
 from engine.events import emit
 from engine.i18n import N_
-from engine.models import AuditEvent, Contact, StaffUser, User
+from engine.models import Contact, User
 from engine.notify import Notice, notify
 from engine.security import hash_password, new_token, token_hash, verify_password
 from plugins.identity.public import (
@@ -49,36 +49,6 @@ STAFF_ONLY = [
     },
     {"id": "void", "title": N_("Void invoices or transactions")},
 ]
-
-ACTIONS = {
-    "login": N_("Signed in"),
-    "logout": N_("Signed out"),
-    "login.failed": N_("Failed sign-in attempt"),
-    "login.locked": N_("Sign-in paused after failed attempts"),
-    "password.changed": N_("Password changed"),
-    "password.reset": N_("Password reset by email link"),
-    "email.change_requested": N_("Email change requested"),
-    "email.changed": N_("Email address changed"),
-    "account.updated": N_("Account details changed"),
-    "2fa.enabled": N_("Two-step verification turned on"),
-    "2fa.disabled": N_("Two-step verification turned off"),
-    "2fa.backup_codes_renewed": N_("New backup codes"),
-    "2fa.backup_code_used": N_("Backup code used"),
-    "2fa.replay_refused": N_("A reused verification code was refused"),
-    "api_key.created": "API key generated",
-    "api_key.revoked": "API key revoked",
-    "sessions.ended_others": N_("Signed out other sessions"),
-    "session.revoked": N_("Session signed out"),
-    "push.subscribed": N_("Push notifications turned on for a browser"),
-    "push.unsubscribed": N_("Push notifications turned off for a browser"),
-    "push.subscriptions_removed": N_("Push notifications turned off on every browser"),
-    "impersonation.started": N_("Support staff opened your account"),
-    "impersonation.ended": N_("Support staff left your account"),
-    "impersonation.action": N_("Support staff made a change"),
-    "contact.manage_granted": N_("A contact may now manage the account"),
-    "contact.manage_revoked": N_("A contact may no longer manage the account"),
-    "contact.signed_out": N_("A contact was signed out everywhere"),
-}
 
 
 def update_details(app, ctx, user: User, changes: dict) -> dict:
@@ -290,62 +260,6 @@ def account_view(user: User) -> dict:
         "two_factor": twofactor.enabled(user),
         "read_only": sorted(k for k in PROTECTED if k != "password"),
     }
-
-
-def describe_events(rows, viewer_id: int | None = None) -> list[dict]:
-    """Activity rows for people: who did what, when, from where (ACCT-5)."""
-    rows = list(rows)
-    user_ids = {r.user_id for r in rows if r.user_id}
-    staff_ids = {r.staff_id for r in rows if r.staff_id}
-    # No query for an empty set (most rows have no staff): the dashboard reads this per visit.
-    users = (
-        {u.id: u.email for u in User.select(User.id, User.email).where(User.id.in_(user_ids))}
-        if user_ids
-        else {}
-    )
-    staff = (
-        {
-            s.id: s.name
-            for s in StaffUser.select(StaffUser.id, StaffUser.name).where(
-                StaffUser.id.in_(staff_ids)
-            )
-        }
-        if staff_ids
-        else {}
-    )
-    out = []
-    for r in rows:
-        person = "You" if viewer_id and r.user_id == viewer_id else users.get(r.user_id, "")
-        staff_name = staff.get(r.staff_id) if r.staff_id else None
-        if r.impersonated and staff_name:
-            actor = f"{staff_name} (support staff, acting as {users.get(r.user_id, 'you')})"
-        elif staff_name:
-            actor = f"{staff_name} (support staff)"
-        else:
-            actor = person or "System"
-        out.append(
-            {
-                "id": r.id,
-                "action": r.action,
-                "description": ACTIONS.get(r.action, r.action),
-                "target": r.target,
-                "data": r.data,
-                "at": r.created_at,
-                "actor": actor,
-                "impersonated": r.impersonated,
-                "staff": staff_name,
-                "ip": r.ip,
-                "user_agent": r.user_agent,
-            }
-        )
-    return out
-
-
-def activity_query(ctx):
-    """The activity log the viewer may read (ACCT-7): the whole account's for the primary
-    contact and managers, otherwise only what they did (or staff did as them)."""
-    query = AuditEvent.select().where(AuditEvent.customer == ctx.require_customer())
-    return roles.mine_unless(query, ctx.principal, "all_activity", AuditEvent.user)
 
 
 # -- contacts and their roles (ACCT-7) ---------------------------------------------------
