@@ -5,18 +5,17 @@ One implementation behind the API, the portal page and both CSV downloads.
 
 from __future__ import annotations
 
-import csv
-import io
-from datetime import date, datetime, time, timedelta
 from typing import Iterator
 from zoneinfo import ZoneInfo
 
+from peewee import chunked
+
+from engine import csvexport, dayrange
 from engine.api import paginate_dated
 from engine.context import owned
 from engine.money import plain
 from plugins.billing.models import Invoice, Transaction
 
-CSV = "text/csv; charset=utf-8"
 CSV_COLUMNS = (
     "date",
     "type",
@@ -29,10 +28,6 @@ CSV_COLUMNS = (
     "status",
 )
 CSV_LIMIT = 100_000  # rows in one download: years of a busy account, within a response's time
-
-
-def _start_of(day: date, tz: str) -> datetime:
-    return datetime.combine(day, time.min, ZoneInfo(tz))
 
 
 def selected(customer_id: int, filters: dict, tz: str):
@@ -48,12 +43,11 @@ def selected(customer_id: int, filters: dict, tz: str):
         query = query.where(Transaction.invoice.is_null())
     if filters.get("kind"):
         query = query.where(Transaction.kind == filters["kind"])
-    if filters.get("start"):
-        query = query.where(Transaction.occurred_at >= _start_of(filters["start"], tz))
-    if filters.get("end"):
-        query = query.where(
-            Transaction.occurred_at < _start_of(filters["end"] + timedelta(days=1), tz)
-        )
+    start, end = dayrange.bounds(filters.get("start"), filters.get("end"), tz)
+    if start is not None:
+        query = query.where(Transaction.occurred_at >= start)
+    if end is not None:
+        query = query.where(Transaction.occurred_at < end)
     return query
 
 
@@ -95,18 +89,14 @@ def csv_rows(customer_id: int, filters: dict, tz: str) -> Iterator[bytes]:
         .order_by(Transaction.occurred_at.desc(), Transaction.id.desc())
         .limit(CSV_LIMIT)
     )
-    buffer = io.StringIO()
-    writer = csv.writer(buffer)
-    writer.writerow(CSV_COLUMNS)
-    batch: list[Transaction] = []
 
-    def flush() -> bytes:
-        for t in with_invoice_numbers(batch):
-            writer.writerow(
-                [
+    def rows() -> Iterator[list]:
+        for batch in chunked(query.iterator(), csvexport.CHUNK_ROWS):
+            for t in with_invoice_numbers(batch):
+                yield [
                     t.occurred_at.astimezone(zone).isoformat(timespec="seconds"),
                     t.kind,
-                    _safe(t.description),
+                    csvexport.safe(t.description),
                     plain(t.amount, t.currency),
                     plain(t.tax, t.currency),
                     plain(t.total, t.currency),
@@ -114,20 +104,5 @@ def csv_rows(customer_id: int, filters: dict, tz: str) -> Iterator[bytes]:
                     t.invoice_number or "",
                     "invoiced" if t.invoiced else "not_invoiced",
                 ]
-            )
-        batch.clear()
-        out = buffer.getvalue().encode("utf-8")
-        buffer.seek(0)
-        buffer.truncate()
-        return out
 
-    for row in query.iterator():
-        batch.append(row)
-        if len(batch) == 500:
-            yield flush()
-    yield flush()
-
-
-def _safe(text: str) -> str:
-    """A cell a spreadsheet will not run as a formula (CSV injection)."""
-    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
+    return csvexport.stream(CSV_COLUMNS, rows())

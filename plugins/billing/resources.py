@@ -12,7 +12,7 @@ import peewee
 
 import logging
 
-from engine import db, downloads
+from engine import csvexport, db, downloads
 from engine.api import operation, paginate
 from engine.audit import record
 from engine.context import get_or_404, get_owned, owned
@@ -335,9 +335,11 @@ class TransactionsCsvAPI:
 def send_csv(req, resp, filters: dict) -> None:
     """The customer's transactions ``filters`` selects, as a CSV download."""
     ctx = req.context
-    resp.content_type = ledger.CSV
-    resp.downloadable_as = ledger.csv_name(filters)
-    resp.stream = ledger.csv_rows(ctx.require_customer(), filters, ctx.timezone)
+    csvexport.send(
+        resp,
+        ledger.csv_name(filters),
+        ledger.csv_rows(ctx.require_customer(), filters, ctx.timezone),
+    )
 
 
 # -- payment methods (BILL-5) ----------------------------------------------------------------

@@ -7,6 +7,7 @@ from marshmallow import Schema, ValidationError, fields, validate, validates_sch
 from engine import idempotency
 from engine.api import MAX_AMOUNT, Amount, AwareDateTime, Id, MoneySchema, PageQuery, money
 from engine.context import as_id
+from engine.dayrange import DayRange
 from engine.i18n import N_
 
 TAX_RATE = validate.Range(
@@ -205,7 +206,7 @@ class TransactionPage(Schema):
 KINDS = ("charge", "credit", "payment", "refund")
 
 
-class TransactionFilter(Schema):
+class TransactionFilter(DayRange):
     """Which transactions (BILL-4): dates are days in the customer's time zone, inclusive."""
 
     status = fields.String(load_default=None, validate=validate.OneOf(["invoiced", "not_invoiced"]))
@@ -215,17 +216,6 @@ class TransactionFilter(Schema):
         validate=validate.OneOf(KINDS),
         metadata={"description": "only this type: " + ", ".join(KINDS)},
     )
-    start = fields.Date(
-        data_key="from", load_default=None, metadata={"description": "first day, e.g. 2026-10-01"}
-    )
-    end = fields.Date(
-        data_key="to", load_default=None, metadata={"description": "last day, included"}
-    )
-
-    @validates_schema
-    def ordered(self, data, **kwargs):
-        if data.get("start") and data.get("end") and data["start"] > data["end"]:
-            raise ValidationError(N_("The start date is after the end date."), "from")
 
 
 class TransactionQuery(PageQuery, TransactionFilter):

@@ -52,9 +52,13 @@ def register_routes(app):
     routes = [
         Route("/api/v1/services/{service_id}/balances", r.BalancesAPI()),
         Route("/api/v1/services/{service_id}/usage", r.UsageAPI()),
+        Route("/api/v1/services/{service_id}/usage/events", r.UsageEventsAPI()),
+        Route("/api/v1/services/{service_id}/usage/events.csv", r.UsageEventsCsvAPI()),
+        Route("/api/v1/services/{service_id}/usage/history", r.UsageHistoryAPI()),
         Route("/api/v1/staff/usage", r.StaffUsageAPI(), permission="can_post_usage"),
         Route("/usage", r.UsagePage()),
         Route("/services/{service_id}/usage", r.ServiceUsagePage()),
+        Route("/services/{service_id}/usage.csv", r.ServiceUsageCsvPage()),
     ]
     if r.calls_enabled(app):  # USE-4: call records only where the operator shows them
         routes += [

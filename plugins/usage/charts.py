@@ -63,7 +63,8 @@ def bar_chart(
             f'text-anchor="end" font-size="10" fill="#5b6470">'
             f'{escape(fmt_value(int(top * fraction)))}</text>'
         )
-    every = 7 if len(values) <= 31 else 15
+    # A date under every 7th bar for a month, every 15th for a quarter; about six for longer.
+    every = 7 if len(values) <= 31 else 15 if len(values) <= 92 else -(-len(values) // 6)
     for i, (d, v) in enumerate(zip(days, values)):
         h = plot_h * v / top
         x = LEFT + i * slot + (slot - bar_w) / 2

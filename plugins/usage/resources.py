@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
-from engine.api import PageQuery, load, operation, paginate
+from datetime import date
+from urllib.parse import urlencode
+from zoneinfo import ZoneInfo
+
+import falcon
+from marshmallow import ValidationError
+
+from engine import csvexport
+from engine.api import PageQuery, load, operation, paginate, paginate_dated
 from engine.context import get_owned
 from engine.db import utcnow
 from engine.errors import invalid
 from engine.i18n import N_
 from engine.models import Service
 from engine.theming import Formatter
-from plugins.usage import charts, intake, schemas
+from plugins.usage import charts, history, intake, retention, schemas
 from plugins.usage import service as usage
 from plugins.usage.models import UsageEvent
 from plugins.usage.settings import Policy, settings
@@ -57,6 +65,96 @@ class UsageAPI:
         return usage.summary(
             ctx.app, _service(req, service_id), days=query["days"], tz=ctx.timezone
         )
+
+
+def usage_range(
+    req, service: Service, query: dict, days: int | None = None
+) -> tuple[date, date, ZoneInfo, dict]:
+    """(first day, last day, the customer's zone, field errors) of the range ``query`` asks for."""
+    zone = usage.zone_of(req.context.timezone)
+    now = utcnow()
+    start, end = history.resolve(
+        usage.period_start_of(service, zone, now),
+        zone,
+        now,
+        query.get("start"),
+        query.get("end"),
+        days,
+    )
+    return start, end, zone, history.range_errors(start, end)
+
+
+def _checked_range(req, service: Service, query: dict) -> tuple[date, date, ZoneInfo]:
+    start, end, zone, errors = usage_range(req, service, query)
+    if errors:
+        raise invalid(errors)
+    return start, end, zone
+
+
+class UsageEventsAPI:
+    """``GET /api/v1/services/{service_id}/usage/events``"""
+
+    @operation(
+        "A service's usage events for a range of days, newest first (USE-8)",
+        query=schemas.UsageEventQuery,
+        response=schemas.UsageEventPage,
+        description=schemas.RANGE_NOTE
+        + " Paged with `cursor`; the same events as CSV at `/usage/events.csv`. "
+        "An ended (expired or cancelled) service's history stays readable.",
+    )
+    def on_get(self, req, resp, service_id, query):
+        service = _service(req, service_id)
+        start, end, zone = _checked_range(req, service, query)
+        page = paginate_dated(
+            history.in_range(service.id, start, end, zone, query["kind"]),
+            UsageEvent.occurred_at,
+            UsageEvent.id,
+            query,
+        )
+        for e in page["items"]:
+            e.unit = history.unit_of(e, service)
+        return {"start": start, "end": end, **page}
+
+
+class UsageEventsCsvAPI:
+    """``GET /api/v1/services/{service_id}/usage/events.csv``"""
+
+    @operation(
+        "A service's usage events for a range of days as CSV, newest first (USE-8)",
+        query=schemas.UsageEventFilter,
+        description="Answers `text/csv` with the columns "
+        + ", ".join(f"`{c}`" for c in history.CSV_COLUMNS)
+        + "; times in your time zone with their offset, `charged` in major units. "
+        + schemas.RANGE_NOTE,
+    )
+    def on_get(self, req, resp, service_id, query):
+        service = _service(req, service_id)
+        start, end, zone = _checked_range(req, service, query)
+        send_csv(resp, service, start, end, zone, query["kind"])
+
+
+def send_csv(resp, service: Service, start: date, end: date, zone: ZoneInfo, kind=None) -> None:
+    csvexport.send(
+        resp,
+        history.csv_name(service, start, end),
+        history.csv_rows(service, start, end, zone, kind),
+    )
+
+
+class UsageHistoryAPI:
+    """``GET /api/v1/services/{service_id}/usage/history``"""
+
+    @operation(
+        "A service's usage per day for a range of days (USE-8)",
+        query=schemas.UsageRange,
+        response=schemas.UsageHistorySchema,
+        description=schemas.RANGE_NOTE + " Every day of the range is listed, days without use "
+        "with zeros.",
+    )
+    def on_get(self, req, resp, service_id, query):
+        service = _service(req, service_id)
+        start, end, zone = _checked_range(req, service, query)
+        return {"start": start, "end": end, "items": history.daily(service.id, start, end, zone)}
 
 
 class CallsAPI:
@@ -114,36 +212,104 @@ class UsagePage:
         )
 
 
+RANGE_PARAMS = ("from", "to", "days")
+
+
+def page_query(req) -> tuple[dict, dict, dict]:
+    """(query, field errors, the range as typed) from the usage page's query string."""
+    typed = {
+        k: v
+        for k, v in req.params.items()
+        if k in (*RANGE_PARAMS, "limit", "cursor") and isinstance(v, str) and v
+    }
+    try:
+        return schemas.UsagePageQuery().load(typed), {}, typed
+    except ValidationError as exc:
+        return {}, exc.normalized_messages(), typed
+
+
 class ServiceUsagePage:
-    """``GET /services/{service_id}/usage``: balances, breakdowns, chart and forecast."""
+    """``GET /services/{service_id}/usage``: balances, breakdowns, forecast, and the usage history
+    of a range of days (USE-8): per-day chart and table, the events newest first, a CSV."""
 
     def on_get(self, req, resp, service_id):
         app, ctx = req.context.app, req.context
         _section(req)
         service = _service(req, service_id)
-        query = load(schemas.UsageQuery, {k: v for k, v in req.params.items() if k == "days"})
         chart = req.get_param("chart")
         if chart is not None and chart not in CHARTS:
             raise invalid(
                 {"chart": [N_("Must be one of: %(choices)s.", choices=", ".join(CHARTS))]}
             )
-        data = usage.summary(app, service, days=query["days"], tz=ctx.timezone)
+        query, errors, typed = page_query(req)
+        data = usage.summary(app, service, tz=ctx.timezone)
+        start = end = None
+        events: dict = {"items": [], "next": None}
+        if not errors:
+            start, end, zone, errors = usage_range(req, service, query, query["days"])
+        if not errors:
+            data["history"] = {
+                "days": (end - start).days + 1,
+                "items": history.daily(service.id, start, end, zone),
+            }
+            events = paginate_dated(
+                history.in_range(service.id, start, end, zone),
+                UsageEvent.occurred_at,
+                UsageEvent.id,
+                query,
+            )
+            for e in events["items"]:
+                e.unit = history.unit_of(e, service)
         offered = applicable_charts(data)
         chart = chart or (offered[0] if offered else "data")
         fmt = Formatter(ctx.locale, ctx.timezone)
+        shown = {k: v for k, v in typed.items() if k in RANGE_PARAMS}
+        horizon = retention.horizon(app)
         app.page(
             req,
             resp,
             "usage/service.html",
             service=service,
             usage=data,
-            days=query["days"],
+            start=start,
+            end=end,
+            days=query.get("days") if not (query.get("start") or query.get("end")) else None,
+            typed=shown,
+            range_query=urlencode(shown),
+            csv_query=urlencode({"from": start, "to": end}) if start else "",
+            errors=errors,
+            max_days=history.MAX_DAYS,
+            archived_before=horizon if horizon and start and start <= _day(horizon, ctx) else None,
+            events=events["items"],
+            next_cursor=events["next"],
             chart=chart,
             charts=offered,
             day_label=lambda iso: fmt.date(charts.day(iso), "EEE d MMM"),
-            chart_svg=render_chart(app, fmt, data, chart, service) if offered else "",
+            chart_svg=render_chart(app, fmt, data, chart, service)
+            if offered and not errors
+            else "",
             calls_enabled=calls_enabled(app),
+            status=422 if errors else 200,
         )
+
+
+def _day(moment, ctx) -> date:
+    """The customer's day of ``moment`` (events before the retention's horizon may be gone)."""
+    return moment.astimezone(usage.zone_of(ctx.timezone)).date()
+
+
+class ServiceUsageCsvPage:
+    """``GET /services/{service_id}/usage.csv``: the page's range of events as a spreadsheet."""
+
+    def on_get(self, req, resp, service_id):
+        _section(req)
+        service = _service(req, service_id)
+        query, errors, _typed = page_query(req)
+        if not errors:
+            start, end, zone, errors = usage_range(req, service, query, query["days"])
+        if errors:
+            raise falcon.HTTPSeeOther(f"/services/{service.id}/usage?" + req.query_string)
+        send_csv(resp, service, start, end, zone)
 
 
 def applicable_charts(data: dict) -> list[str]:

@@ -6,7 +6,8 @@ from datetime import timedelta, timezone
 
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
-from engine.api import AwareDateTime, Id, MoneySchema, page_schema
+from engine.api import AwareDateTime, Id, MoneySchema, PageQuery, page_schema
+from engine.dayrange import DayRange
 from engine.db import utcnow
 from engine.i18n import N_
 from engine.models import EXTERNAL_ID_MAX
@@ -159,6 +160,64 @@ class CallSchema(Schema):
 
 
 CallPage = page_schema(CallSchema, "CallPage")
+
+
+# -- usage history for a range of days (USE-8) --------------------------------------------------
+
+RANGE_NOTE = (
+    "`from` and `to` are days in your time zone, both included, at most 366 days apart; "
+    "without them, the service's current period up to today."
+)
+
+
+class UsageRange(DayRange):
+    """Which days (USE-8): the customer's, both included; the current period when absent."""
+
+
+class UsageEventFilter(UsageRange):
+    kind = fields.String(
+        data_key="type",
+        load_default=None,
+        validate=validate.OneOf(EVENT_TYPES),
+        metadata={"description": "only this type: " + ", ".join(EVENT_TYPES)},
+    )
+
+
+class UsageEventQuery(PageQuery, UsageEventFilter):
+    pass
+
+
+class UsagePageQuery(PageQuery, UsageRange):
+    """The service usage page: a range of days, or ``days`` (the last 30 or 90) as a shortcut."""
+
+    days = fields.Integer(load_default=None, validate=validate.OneOf([30, 90]))
+
+
+class UsageEventSchema(Schema):
+    id = fields.String(attribute="event_id")
+    occurred_at = fields.DateTime()
+    type = fields.String(metadata={"enum": list(EVENT_TYPES)})
+    quantity = fields.Integer(metadata={"description": "in `unit`"})
+    unit = fields.String(metadata={"description": "bytes, seconds, messages, or a currency"})
+    destination = fields.String(metadata={"description": "voice: " + ", ".join(DESTINATIONS)})
+    international = fields.Boolean()
+    counterparty = fields.String(metadata={"description": "the number called or texted"})
+    covered = fields.Integer(metadata={"description": "paid from allowances, in `unit`"})
+    charged = fields.Integer(metadata={"description": "taken from credit, in minor units"})
+    overage = fields.Integer(metadata={"description": "nothing paid for it, in `unit`"})
+
+
+class UsageEventPage(Schema):
+    start = fields.Date(data_key="from", metadata={"description": "first day shown"})
+    end = fields.Date(data_key="to", metadata={"description": "last day shown, included"})
+    items = fields.List(fields.Nested(UsageEventSchema))
+    next = fields.String(allow_none=True, metadata={"description": "cursor of the next page"})
+
+
+class UsageHistorySchema(Schema):
+    start = fields.Date(data_key="from", metadata={"description": "first day"})
+    end = fields.Date(data_key="to", metadata={"description": "last day, included"})
+    items = fields.List(fields.Nested(DayUsageSchema), metadata={"description": "one per day"})
 
 
 # -- writing usage (staff) ----------------------------------------------------------------------

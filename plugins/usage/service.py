@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections import defaultdict
 from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -13,6 +12,7 @@ from engine.api import money
 from engine.db import locked_transaction, utcnow
 from engine.models import Service
 from engine.registry import Balance, Credit
+from plugins.usage.history import daily as daily_totals
 from plugins.usage.models import BALANCE_TYPES, UNITS, Bucket, LedgerEntry, UsageEvent
 from plugins.usage.rating import is_low, load_slots, lock_services, threshold_for, totals
 from plugins.usage.settings import Policy
@@ -167,27 +167,7 @@ def used_since(service_id: int, since: datetime) -> list[dict[str, Any]]:
 def history(service_id: int, days: int, tz: ZoneInfo, now: datetime) -> list[dict]:
     """Daily usage per type for the last ``days`` days, in the customer's time zone."""
     today = now.astimezone(tz).date()
-    first = today - timedelta(days=days - 1)
-    start = datetime(first.year, first.month, first.day, tzinfo=tz)
-    per_day: dict = {first + timedelta(days=i): defaultdict(int) for i in range(days)}
-    rows = (
-        UsageEvent.select(
-            UsageEvent.occurred_at, UsageEvent.type, UsageEvent.quantity, UsageEvent.charged
-        )
-        .where((UsageEvent.service == service_id) & (UsageEvent.occurred_at >= start))
-        .tuples()
-    )
-    for at, kind, quantity, charged in rows:
-        day = per_day.get(at.astimezone(tz).date())
-        if day is None:
-            continue
-        day[kind] += quantity
-        if charged:
-            day["charged"] += charged
-    return [
-        {"date": d.isoformat(), **{k: v.get(k, 0) for k in (*BALANCE_TYPES, "charged")}}
-        for d, v in per_day.items()
-    ]
+    return daily_totals(service_id, today - timedelta(days=days - 1), today, tz)
 
 
 def forecast(
@@ -268,7 +248,7 @@ def summary(
 ) -> dict:
     """Everything the usage page and ``GET /services/{id}/usage`` show (USE-1..6)."""
     now = now or utcnow()
-    zone = _zone(tz)
+    zone = zone_of(tz)
     policy = Policy.of(app)
     since = period_start_of(service, zone, now)
     buckets = buckets_of(service.id, policy, now)
@@ -359,7 +339,7 @@ def last_topup(service: Service) -> dict | None:
     return {"amount": money(b.initial, b.unit), "at": b.created_at} if b else None
 
 
-def _zone(tz: str) -> ZoneInfo:
+def zone_of(tz: str) -> ZoneInfo:
     try:
         return ZoneInfo(tz or "UTC")
     except (KeyError, ValueError):

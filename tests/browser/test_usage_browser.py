@@ -1,4 +1,5 @@
-"""The usage page at phone size in Chromium: balances, low data, the chart, its table, eSIM (USE-2, MOB-1, MOB-2)."""
+"""The usage page at phone size in Chromium: balances, low data, the chart, its table, a range of
+days and its CSV, eSIM (USE-2, USE-8, MOB-1, MOB-2)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from portal_checks import sign_in
 pytestmark = pytest.mark.browser
 
 
-@pytest.mark.spec("USE-1", "USE-2", "USE-4", "USE-5", "MOB-1", "NOT-2")
+@pytest.mark.spec("USE-1", "USE-2", "USE-4", "USE-5", "USE-8", "MOB-1", "NOT-2")
 @pytest.mark.parametrize("viewport", ["phone"], indirect=True)
 def test_usage_page_on_a_phone(live_server, page, viewport, console_errors):
     sign_in(page, live_server, "bob@example.com")
@@ -39,7 +40,14 @@ def test_usage_page_on_a_phone(live_server, page, viewport, console_errors):
 
     chart = page.get_by_role("img", name=re.compile("Data used per day"))
     expect(chart).to_be_visible()
-    assert chart.locator("rect").count() == 30
+    # USE-8: the chart takes the screen's width, not half of it.
+    figure = page.locator("section.history").bounding_box()
+    assert chart.bounding_box()["width"] >= 0.8 * figure["width"]
+    page.get_by_role("link", name="30 days").click()
+    page.wait_for_url(re.compile(r".*days=30"))
+    assert (
+        page.get_by_role("img", name=re.compile("Data used per day")).locator("rect").count() == 30
+    )
     page.get_by_role("link", name="90 days").click()
     page.wait_for_url(re.compile(r".*days=90"))
     assert (
@@ -53,11 +61,27 @@ def test_usage_page_on_a_phone(live_server, page, viewport, console_errors):
     expect(rows.first).to_be_visible()
     assert rows.count() == 90
 
+    # USE-8: any range of days, its events, and the CSV of them.
+    page.get_by_label("From", exact=True).fill("2026-01-01")
+    page.get_by_label("To", exact=True).fill("2026-01-10")
+    page.get_by_role("button", name="Show", exact=True).click()
+    page.wait_for_url(re.compile(r".*from=2026-01-01.*to=2026-01-10"))
+    expect(page.get_by_role("img", name=re.compile("per day"))).to_be_visible()
+    assert page.get_by_role("img", name=re.compile("per day")).locator("rect").count() == 10
+    expect(page.locator("a[data-csv]")).to_have_attribute(
+        "href", re.compile(r"usage\.csv\?from=2026-01-01&to=2026-01-10")
+    )
+
     # Phone layout: nothing wider than the screen, touch targets at least 44 px tall.
     assert page.evaluate("document.documentElement.scrollWidth") <= viewport_width(page)
     for tab in page.locator(".tabs a").all():
         assert tab.bounding_box()["height"] >= 44
     assert console_errors == []
+
+    # A reversed range: the page again (status 422), the message beside the field.
+    page.get_by_label("From", exact=True).fill("2026-01-11")
+    page.get_by_role("button", name="Show", exact=True).click()
+    expect(page.locator("#range-from-error")).to_contain_text("after the end date")
 
 
 @pytest.mark.spec("USE-2")
