@@ -41,6 +41,19 @@ SUCCEEDED, REQUIRES_ACTION, FAILED, PROCESSING, CANCELED = (
 #: Created at the provider but not yet confirmed: no money has moved.
 NOT_CONFIRMED = "not_confirmed"
 
+#: What a provider may say of 3-D Secure (``ChargeResult.three_d_secure``): the cardholder
+#: authenticated, the bank took an attempt as enough, no challenge was needed (or the
+#: payment was exempt), the card does not support it, authentication failed, or the bank
+#: asks for it and the cardholder has not finished yet. "" when the provider does not say.
+THREE_D_SECURE = (
+    "authenticated",
+    "attempted",
+    "not_required",
+    "not_supported",
+    "failed",
+    "required",
+)
+
 
 class PaymentError(Exception):
     """A provider refused or could not do something; ``message`` is safe to show a customer.
@@ -103,7 +116,12 @@ class ChargeRequest:
 
 @dataclass(frozen=True)
 class ChargeResult:
-    """Where a charge stands at the provider. ``client_secret`` lets the browser finish 3-D Secure."""
+    """Where a charge stands at the provider. ``client_secret`` lets the browser finish 3-D Secure.
+
+    ``three_d_secure``: one of ``THREE_D_SECURE`` when the provider tells the outcome of
+    strong customer authentication, else "" (billing then infers what it saw: asked for,
+    then succeeded or failed).
+    """
 
     status: str
     ref: str
@@ -112,6 +130,7 @@ class ChargeResult:
     client_secret: str = ""
     code: str = ""
     message: str = ""
+    three_d_secure: str = ""
 
 
 @dataclass(frozen=True)
@@ -236,4 +255,5 @@ __all__ = [
     "PROCESSING",
     "CANCELED",
     "NOT_CONFIRMED",
+    "THREE_D_SECURE",
 ]

@@ -249,6 +249,7 @@ def test_no_customer_route_edits_or_voids_invoices_or_transactions(app, alice):
     }
     assert writes == {
         ("/invoices/{invoice_id}/pay", "post"),
+        ("/invoices/pay-all", "post"),  # BILL-8: paying, too
         ("/payments/{payment_id}/complete", "post"),
         ("/invoices/{invoice_id}/payment-links", "post"),
         ("/payment-links/{link_id}", "delete"),

@@ -328,6 +328,115 @@ def test_two_simultaneous_payments_charge_stripe_once(app, alice, localstripe, d
     assert Invoice.get_by_id(invoice.id).amount_paid == 1200
 
 
+# -- pay all (BILL-8), provider reference and 3-D Secure outcome (BILL-2) -----------------------
+
+
+@pytest.mark.spec("BILL-8", "BILL-2")
+def test_pay_all_through_stripe_is_one_payment_intent(app, alice, localstripe, events):
+    """BILL-8 with the real client: one PaymentIntent for the sum, every invoice paid, a
+    repeat with the same Idempotency-Key charges nothing more (localstripe ignores the key:
+    our record keeps it to one); BILL-2: the PaymentIntent id is the payment's reference."""
+    c, user = alice
+    invoices = [invoice_for(app, c.id, net) for net in (1000, 2000)]
+    api = api_for(app, user)
+    card = add_card(api, localstripe)[1].json
+    headers = {"Idempotency-Key": "pay-all-1"}
+    body = {"payment_method_id": card["id"]}
+    r = api.post("/api/v1/invoices/pay-all", json=body, headers=headers)
+    assert r.status_code == 200, r.text
+    assert [i["status"] for i in r.json["invoices"]] == ["paid", "paid"]
+    ref = r.json["payment"]["provider_ref"]
+    intent = localstripe.client().v1.payment_intents.retrieve(ref)
+    assert ref.startswith("pi_") and intent.status == "succeeded" and intent.amount == 3600
+    assert intent.metadata["portico_invoices"] == ",".join(str(i.id) for i in invoices)
+    again = api.post("/api/v1/invoices/pay-all", json=body, headers=headers)
+    assert again.json == r.json and len(charges_at_stripe(localstripe)) == 1
+    assert events.succeeded == [r.json["payment"]["id"]]
+    listed = api.get("/api/v1/transactions", params={"type": "payment"}).json["items"]
+    assert {t["provider_ref"] for t in listed} == {ref}
+
+
+@pytest.mark.spec("BILL-8")
+def test_a_declined_pay_all_through_stripe_leaves_every_invoice_unpaid(app, alice, localstripe):
+    c, user = alice
+    invoices = [invoice_for(app, c.id, net) for net in (1000, 2000)]
+    api = api_for(app, user)
+    card = add_card(api, localstripe, DECLINED_AT_CHARGE)[1].json
+    body = problem(api.post("/api/v1/invoices/pay-all", json={"payment_method_id": card["id"]}))
+    assert body["status"] == 402 and body["code"] == "card_declined"
+    assert [Invoice.get_by_id(i.id).status for i in invoices] == ["unpaid", "unpaid"]
+    assert not Transaction.select().where(Transaction.kind == "payment").exists()
+    assert charges_at_stripe(localstripe) == []
+
+
+@pytest.mark.spec("BILL-8", "BILL-2")
+def test_pay_all_with_three_d_secure_through_stripe(app, alice, localstripe):
+    """BILL-2: the 3-D Secure outcome is recorded and shown ("authenticated")."""
+    c, user = alice
+    invoices = [invoice_for(app, c.id, net) for net in (1000, 2000)]
+    api = api_for(app, user)
+    card = add_card(api, localstripe, NEEDS_3DS)[1].json
+    r = api.post("/api/v1/invoices/pay-all", json={"payment_method_id": card["id"]})
+    assert r.status_code == 202 and r.json["payment"]["three_d_secure"] == "required"
+    ref = r.json["payment"]["provider_ref"]
+    assert localstripe.authenticate(ref, r.json["next_action"]["client_secret"]).status_code == 200
+    done = api.post(r.json["next_action"]["complete_url"])
+    assert done.status_code == 200 and [i["status"] for i in done.json["invoices"]] == [
+        "paid",
+        "paid",
+    ]
+    assert (done.json["payment"]["provider_ref"], done.json["payment"]["three_d_secure"]) == (
+        ref,
+        "authenticated",
+    )
+    page = as_user(Client(app, headers={"Accept": "text/html"}), user).get(
+        f"/billing/invoices/{invoices[1].id}"
+    )
+    assert f'data-provider-ref="{ref}"' in page.text
+    assert 'data-three-d-secure="authenticated"' in page.text
+    assert len(charges_at_stripe(localstripe)) == 1
+
+
+@pytest.mark.spec("BILL-2")
+def test_stripes_3ds_outcome_is_read_from_the_charge():
+    """BILL-2: Stripe tells the outcome on the PaymentIntent's charge (localstripe does not
+    send ``payment_method_details``, so the mapping is checked on Stripe's own shapes)."""
+    import stripe
+
+    from plugins.stripe.provider import three_d_secure
+
+    def intent(three_ds, status="succeeded"):
+        return stripe.PaymentIntent.construct_from(
+            {
+                "id": "pi_1",
+                "status": status,
+                "latest_charge": {
+                    "id": "ch_1",
+                    "object": "charge",
+                    "payment_method_details": {
+                        "type": "card",
+                        "card": {"three_d_secure": three_ds},
+                    },
+                },
+            },
+            "sk_test",
+        )
+
+    assert three_d_secure(intent(None)) == "not_required"
+    assert three_d_secure(intent({"result": "authenticated"})) == "authenticated"
+    assert three_d_secure(intent({"result": "attempt_acknowledged"})) == "attempted"
+    assert three_d_secure(intent({"result": "failed"}, "requires_payment_method")) == "failed"
+    assert three_d_secure(intent(None, "requires_action")) == "required"
+    not_expanded = stripe.PaymentIntent.construct_from(
+        {"id": "pi_2", "status": "succeeded", "latest_charge": "ch_2"}, "sk_test"
+    )
+    assert three_d_secure(not_expanded) == ""
+    failed = stripe.PaymentIntent.construct_from(
+        {"id": "pi_3", "status": "requires_payment_method", "latest_charge": None}, "sk_test"
+    )
+    assert three_d_secure(failed, "payment_intent_authentication_failure") == "failed"
+
+
 def test_stripe_down_is_a_clear_503_not_a_500(make_app, localstripe):
     app = make_app(
         plugins=[("test-auth", PrincipalHeader())],

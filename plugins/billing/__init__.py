@@ -52,6 +52,7 @@ def register_routes(app):
     return [
         Route(f"{api}/invoices", r.InvoicesAPI()),
         Route(f"{api}/invoices/archive", r.InvoiceArchiveAPI()),
+        Route(f"{api}/invoices/pay-all", r.InvoicesPayAllAPI()),
         Route(f"{api}/invoices/{{invoice_id}}", r.InvoiceAPI()),
         Route(f"{api}/invoices/{{invoice_id}}/pdf", r.InvoicePdfAPI()),
         Route(f"{api}/invoices/{{invoice_id}}/pay", r.InvoicePayAPI()),
@@ -95,6 +96,7 @@ def register_routes(app):
         Route("/webhooks/{provider_id}", r.Webhook()),
         Route("/billing", p.InvoicesPage()),
         Route("/billing/archive", p.ArchivePage()),
+        Route("/billing/pay-all", p.PayAllPage()),
         Route("/billing/invoices/{invoice_id}", p.InvoicePage()),
         Route("/billing/invoices/{invoice_id}/pdf", p.InvoicePdfPage()),
         Route("/billing/invoices/{invoice_id}/pay", p.PayPage()),

@@ -15,12 +15,13 @@ from dataclasses import dataclass
 from typing import Callable
 
 import falcon
+from marshmallow import Schema
 
 from engine.errors import Problem, problem_body
 from engine.forms import validate_form
 from engine.idempotency import once, owner_of, request_id
 from engine.middleware import CSP
-from plugins.billing import payments, schemas
+from plugins.billing import payall, payments, schemas
 from plugins.billing.models import Invoice
 
 
@@ -87,6 +88,7 @@ def submit(
     work: Callable[[dict], dict],
     show_form: Callable[..., None],
     pay: bool = True,
+    form: type[Schema] | None = None,
 ) -> Paid | None:
     """Run a pay form's POST once per its key; None when the form was shown again instead.
 
@@ -94,9 +96,9 @@ def submit(
     ``work(data)`` buys it with the posted ``PayForm`` values and returns a small JSON body
     (a ``client_secret`` in it is handed back but never stored); ``show_form(error=...,
     errors=..., status=...)`` renders the form again. ``pay=False``: nothing to pay now,
-    the form carries only its key.
+    the form carries only its key. ``form``: a ``PayForm`` with more fields.
     """
-    data, errors = validate_form(req, schemas.PayForm if pay else schemas.KeyForm)
+    data, errors = validate_form(req, form or (schemas.PayForm if pay else schemas.KeyForm))
     if errors:
         show_form(errors=errors, status=422)
         return None
@@ -135,7 +137,10 @@ def submit(
 
 
 def pay_answer(resp, attempt: payments.Attempt) -> dict:
-    """The API's answer to a payment attempt: 200 paid, 202 waiting, 402 declined."""
+    """The API's answer to a payment attempt: 200 paid, 202 waiting, 402 declined.
+
+    ``invoice`` is the invoice it pays (None for a payment of several: ``invoices`` lists
+    every invoice it pays, BILL-8)."""
     payment = attempt.payment
     if payment.status in ("failed", "canceled"):
         raise Problem(
@@ -157,4 +162,11 @@ def pay_answer(resp, attempt: payments.Attempt) -> dict:
     elif payment.status == "pending":
         resp.status = falcon.HTTP_202
     invoice = Invoice.get_by_id(payment.invoice_id) if payment.invoice_id else None
-    return {"payment": payment, "invoice": invoice, "next_action": next_action}
+    ids = payall.invoice_ids(payment)
+    invoices = list(Invoice.select().where(Invoice.id.in_(ids)).order_by(Invoice.id)) if ids else []
+    return {
+        "payment": payment,
+        "invoice": invoice,
+        "invoices": invoices,
+        "next_action": next_action,
+    }

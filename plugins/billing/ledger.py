@@ -14,7 +14,7 @@ from engine import csvexport, dayrange
 from engine.api import paginate_dated
 from engine.context import owned
 from engine.money import plain
-from plugins.billing.models import Invoice, Transaction
+from plugins.billing.models import Invoice, Payment, Transaction
 
 CSV_COLUMNS = (
     "date",
@@ -57,7 +57,29 @@ def page(customer_id: int, filters: dict, tz: str) -> dict:
         selected(customer_id, filters, tz), Transaction.occurred_at, Transaction.id, filters
     )
     with_invoice_numbers(found["items"])
+    with_payment_refs(found["items"])
     return found
+
+
+def with_payment_refs(rows: list[Transaction]) -> list[Transaction]:
+    """Attach ``provider_ref`` and ``three_d_secure`` of the payment behind each transaction
+    that has one (BILL-2), with one query for the whole page."""
+    ids = {t.payment_id for t in rows if t.payment_id}
+    found = (
+        {
+            p.id: p
+            for p in Payment.select(Payment.id, Payment.provider_ref, Payment.three_d_secure).where(
+                Payment.id.in_(ids)
+            )
+        }
+        if ids
+        else {}
+    )
+    for t in rows:
+        payment = found.get(t.payment_id)
+        t.provider_ref = payment.provider_ref if payment else None
+        t.three_d_secure = payment.three_d_secure if payment else None
+    return rows
 
 
 def with_invoice_numbers(rows: list[Transaction]) -> list[Transaction]:

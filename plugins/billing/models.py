@@ -170,7 +170,11 @@ class Payment(BaseModel):
 
     ``attempt_key`` is the idempotency key given to the provider; ``provider_ref``
     is written (and committed) before any money moves, so a lost answer is
-    reconciled with the provider instead of charged again.
+    reconciled with the provider instead of charged again. ``three_d_secure`` is
+    the outcome of strong customer authentication (``engine.payments.THREE_D_SECURE``; ""
+    when unknown). A payment of
+    several invoices at once (``purpose`` "invoices", BILL-8) has no ``invoice``: its
+    ``allocations`` name them.
     """
 
     customer = ForeignKeyField(Customer, backref="payments", on_delete="CASCADE")
@@ -202,6 +206,7 @@ class Payment(BaseModel):
     external_id = CharField(max_length=EXTERNAL_ID_MAX, null=True, unique=True)  # INT-4
     refunded_amount = IntegerField(default=0)
     detach_after = BooleanField(default=False)  # a guest's card, forgotten once used
+    three_d_secure = CharField(max_length=20, default="")
     created_at = UTCDateTimeField(default=utcnow)
     updated_at = UTCDateTimeField(default=utcnow)
     succeeded_at = UTCDateTimeField(null=True)
@@ -212,6 +217,23 @@ class Payment(BaseModel):
             (("status", "created_at"), False),
             (("invoice", "status"), False),
         )
+
+
+class PaymentAllocation(BaseModel):
+    """One invoice of a payment that pays several at once (BILL-8).
+
+    The set and each ``amount`` (what the invoice owed) are fixed when the payment is
+    claimed; ``applied`` is what the invoice received when the payment succeeded (less
+    when it was paid another way meanwhile: the rest became account credit).
+    """
+
+    payment = ForeignKeyField(Payment, backref="allocations", on_delete="CASCADE")
+    invoice = ForeignKeyField(Invoice, backref="allocations", on_delete="CASCADE")
+    amount = IntegerField()
+    applied = IntegerField(default=0)
+
+    class Meta:
+        indexes = ((("payment", "invoice"), True),)
 
 
 class Transaction(BaseModel):
@@ -272,6 +294,7 @@ MODELS = (
     ProviderCustomer,
     GuestPayLink,
     Payment,
+    PaymentAllocation,
     Transaction,
     ProviderEvent,
 )

@@ -18,9 +18,9 @@ from engine.audit import record
 from engine.context import get_or_404, get_owned
 from engine.db import utcnow
 from engine.errors import Problem
-from engine.forms import validate_form
+from engine.forms import read_form, validate_form
 from engine.i18n import N_
-from plugins.billing import checkout, guest, ledger, payments, ratelimits, schemas
+from plugins.billing import checkout, guest, ledger, payall, payments, ratelimits, schemas
 from plugins.billing.models import GuestPayLink, Invoice, Payment, PaymentMethod
 from plugins.billing.resources import (
     archive_selection,
@@ -32,6 +32,10 @@ from plugins.billing.resources import (
 
 DONE = {
     "paid": N_("Payment received — thank you. A confirmation email is on its way."),
+    "paid-all": N_(
+        "Payment received — thank you: those invoices are all paid. A confirmation email is "
+        "on its way."
+    ),
     "guest-paid": N_("Payment received — thank you."),
     "card-added": N_("Your card has been saved."),
     "card-deleted": N_("The card has been deleted."),
@@ -76,7 +80,17 @@ class InvoicesPage:
             filter_status=status,
             flash=_flash(req),
             archive_errors=None,
+            pay_all=pay_all_offers(ctx.customer_id),
         )
+
+
+def pay_all_offers(customer_id: int) -> list[dict]:
+    """ "Pay all" (BILL-8), per currency in which more than one invoice is unpaid."""
+    return [
+        {"currency": currency, "count": len(found), "total": sum(i.amount_due for i in found)}
+        for currency, found in sorted(payall.payable(customer_id).items())
+        if len(found) > 1
+    ]
 
 
 class ArchivePage:
@@ -131,9 +145,7 @@ class InvoicePage:
             invoice=invoice,
             lines=list(invoice.lines.order_by(invoice.lines.model.position)),
             tax_lines=list(invoice.tax_lines),
-            payments=list(
-                invoice.payments.where(Payment.status == "succeeded").order_by(Payment.id)
-            ),
+            payments=payall.payments_of(invoice),
             links=list(invoice.guest_links.order_by(GuestPayLink.id.desc())),
             flash=_flash(req),
             **extra,
@@ -314,8 +326,121 @@ class PaymentPage:
         _section(req)
         payment = get_owned(Payment, payment_id, req.context)
         attempt = payments.complete(req.context.app, payment)
+        if payment.purpose == payall.PAY_ALL:
+            PayAllFlow(req, resp).show_payment(attempt.payment, attempt.client_secret)
+            return
         invoice = Invoice.get_by_id(payment.invoice_id)
         PayFlow(req, resp, invoice).show_payment(attempt.payment, attempt.client_secret)
+
+
+# -- paying every unpaid invoice at once (BILL-8) -----------------------------------------------
+
+
+class PayAllFlow:
+    """The "pay all" form (the invoices it pays, their total, a card) and its outcome."""
+
+    def __init__(self, req, resp):
+        self.req, self.resp = req, resp
+        self.app, self.ctx = req.context.app, req.context
+        self.customer_id = self.ctx.require_customer()
+
+    def invoices(self) -> tuple[str, list[Invoice]]:
+        """(currency, what is owed in it) — ``?currency=`` when several are owed."""
+        found = payall.payable(self.customer_id)
+        wanted = (self.req.get_param("currency") or "").upper()
+        currency = wanted if wanted in found else (sorted(found)[0] if found else "")
+        return currency, found.get(currency, [])
+
+    def show_form(
+        self, *, error: str | None = None, errors: dict | None = None, status: int = 200
+    ) -> None:
+        currency, invoices = self.invoices()
+        if not invoices and error is None:
+            raise falcon.HTTPSeeOther("/billing")
+        error = self.app.translator.gettext(error) if error else None
+        pay, error = checkout.pay_with(self.req, self.resp, self.customer_id, error)
+        self.app.page(
+            self.req,
+            self.resp,
+            "billing/pay_all.html",
+            status=status,
+            invoices=invoices,
+            currency=currency,
+            total=sum(i.amount_due for i in invoices),
+            invoice_ids=",".join(str(i.id) for i in invoices),
+            idempotency_key=checkout.new_key(),
+            error=error,
+            errors=errors or {},
+            **pay,
+        )
+
+    def show_payment(self, payment: Payment, client_secret: str = "") -> None:
+        """Paid (back to the invoices), declined (the form again), or 3-D Secure."""
+        if payment.status == "succeeded":
+            raise falcon.HTTPSeeOther("/billing?done=paid-all")
+        if payment.status in ("failed", "canceled"):
+            self.show_form(error=payment.failure_message or payments.DECLINED, status=402)
+            return
+        provider, widget = checkout.challenge(self.resp, self.app, payment)
+        if payment.status == "requires_action" and not client_secret and provider is not None:
+            client_secret = payments.complete(self.app, payment).client_secret
+        self.app.page(
+            self.req,
+            self.resp,
+            "billing/payment.html",
+            invoice=None,
+            payment=payment,
+            provider=provider,
+            mode="authenticate",
+            widget=widget,
+            client_secret=client_secret,
+            return_url=f"/billing/payments/{payment.id}",
+            guest=False,
+        )
+
+    def submit(self) -> None:
+        posted = read_form(self.req).get("invoice_ids", "")
+        paid = checkout.submit(
+            self.req,
+            order={"pay_all": posted if isinstance(posted, str) else ""},
+            work=self._pay,
+            show_form=self.show_form,
+            form=schemas.PayAllForm,
+        )
+        if paid is not None:
+            self.show_payment(Payment.get_by_id(paid.body["payment_id"]), paid.client_secret)
+
+    def _pay(self, data: dict) -> dict:
+        app, ctx = self.app, self.ctx
+        ratelimits.hit(app, "pay", "customer", self.customer_id)
+        method = payments.chosen_card(app, ctx, data)
+        attempt = payments.pay_invoices(
+            app,
+            self.customer_id,
+            method,
+            invoice_ids=data["id_list"],
+            via="portal",
+            user_id=ctx.principal.user_id,
+        )
+        record(
+            ctx,
+            "invoice.pay_all",
+            f"payment:{attempt.payment.id}",
+            {"status": attempt.status, "amount": attempt.payment.amount},
+        )
+        return {"payment_id": attempt.payment.id, "client_secret": attempt.client_secret}
+
+
+class PayAllPage:
+    """``GET|POST /billing/pay-all``: every unpaid invoice in one card payment (BILL-8)."""
+
+    def on_get(self, req, resp):
+        _section(req)
+        PayAllFlow(req, resp).show_form()
+
+    def on_post(self, req, resp):
+        _section(req)
+        PayAllFlow(req, resp).submit()
 
 
 # -- guest payment (BILL-6) ------------------------------------------------------------------

@@ -28,7 +28,7 @@ from engine import db, roles
 from engine.audit import record, record_system
 from engine.context import IMPERSONATION_TITLE, get_owned
 from engine.db import locked_transaction, lock_rows, utcnow
-from engine.errors import Problem
+from engine.errors import Problem, invalid
 from engine.events import emit
 from engine.i18n import N_
 from engine.models import Customer
@@ -45,6 +45,7 @@ from engine.payments import (
     PaymentError,
     PaymentProvider,
 )
+from plugins.billing import payall
 from plugins.billing.invoicing import apply_payment
 from plugins.billing.models import (
     OPEN_PAYMENT,
@@ -270,45 +271,135 @@ def pay_invoice(
     return _charge(app, payment, method)
 
 
+IN_PROGRESS = N_("A payment of this invoice is already in progress")
+
+
 def _claim(app, invoice_id, method, via, user_id, guest_link_id) -> Payment:
+    def claim() -> tuple[Payment | None, Payment | None]:
+        invoice = lock_rows(Invoice.select().where(Invoice.id == invoice_id)).get()
+        if not invoice.is_open or invoice.amount_due <= 0:
+            raise Problem(409, N_("This invoice is already paid"), type="invoice-paid")
+        in_flight = payall.open_payment_of([invoice.id])
+        if in_flight is not None:
+            return None, in_flight
+        return Payment.create(
+            customer=invoice.customer_id,
+            invoice=invoice.id,
+            purpose="invoice",
+            amount=invoice.amount_due,
+            currency=invoice.currency,
+            provider=method.provider,
+            method=method.id,
+            method_label=method.label,
+            attempt_key=f"pay-{uuid.uuid4().hex}",
+            via=via,
+            user_id=user_id,
+            guest_link=guest_link_id,
+            detach_after=method.single_use,
+        ), None
+
+    return _claim_once(app, claim, IN_PROGRESS)
+
+
+def _claim_once(app, claim, busy: str) -> Payment:
+    """Run ``claim`` in a locked transaction: it locks the invoices and returns (the new
+    payment, None), or (None, the payment in flight of one of them). That attempt is settled
+    with the provider (outside the lock) and the claim tried once more; 409 when it is really
+    still in flight."""
     for _ in range(2):
         with locked_transaction():
-            invoice = lock_rows(Invoice.select().where(Invoice.id == invoice_id)).get()
-            if not invoice.is_open or invoice.amount_due <= 0:
-                raise Problem(409, N_("This invoice is already paid"), type="invoice-paid")
-            open_payment = (
-                Payment.select()
-                .where((Payment.invoice == invoice.id) & Payment.status.in_(OPEN_PAYMENT))
-                .first()
-            )
-            if open_payment is None:
-                return Payment.create(
-                    customer=invoice.customer_id,
-                    invoice=invoice.id,
-                    purpose="invoice",
-                    amount=invoice.amount_due,
-                    currency=invoice.currency,
-                    provider=method.provider,
-                    method=method.id,
-                    method_label=method.label,
-                    attempt_key=f"pay-{uuid.uuid4().hex}",
-                    via=via,
-                    user_id=user_id,
-                    guest_link=guest_link_id,
-                    detach_after=method.single_use,
-                )
-        # Another attempt exists: settle it with the provider (outside the lock), then retry.
-        settled = reconcile(app, open_payment, abandon=open_payment.status == REQUIRES_ACTION)
+            payment, in_flight = claim()
+            if payment is not None:
+                return payment
+        # Another attempt exists: settle it with the provider, then retry.
+        settled = reconcile(app, in_flight, abandon=in_flight.status == REQUIRES_ACTION)
         if settled.status in OPEN_PAYMENT:
             raise Problem(
-                409,
-                N_("A payment of this invoice is already in progress"),
-                N_("Wait a moment and reload the invoice."),
-                type="payment-in-progress",
+                409, busy, N_("Wait a moment and reload the invoice."), type="payment-in-progress"
             )
-    raise Problem(
-        409, N_("A payment of this invoice is already in progress"), type="payment-in-progress"
-    )
+    raise Problem(409, busy, type="payment-in-progress")
+
+
+# -- paying every unpaid invoice at once (BILL-8) -----------------------------------------------
+
+ALL_IN_PROGRESS = N_("A payment of one of these invoices is already in progress")
+ALL_CHANGED = N_("Some of these invoices have changed since you saw them")
+NOTHING_TO_PAY = N_("You have no invoices to pay")
+
+
+def pay_invoices(
+    app,
+    customer_id: int,
+    method: PaymentMethod,
+    *,
+    invoice_ids: list[int] | None = None,
+    currency: str | None = None,
+    via: str = "portal",
+    user_id: int | None = None,
+) -> Attempt:
+    """Charge ``method`` once for everything the customer's open invoices owe, then mark
+    each paid (BILL-8). ``invoice_ids``: exactly those (what the customer was shown), else
+    every open invoice of ``currency`` (needed only when they owe in several).
+
+    The set and the amount are the server's, fixed when the payment is claimed
+    (``payall``). 409 when there is nothing to pay, one of ``invoice_ids`` has been paid
+    meanwhile, or one of them has a payment in flight; a foreign id is a 404. A decline is a
+    failed ``Attempt``: every invoice stays unpaid.
+    """
+    chosen = sorted(set(invoice_ids or []))
+
+    def claim() -> tuple[Payment | None, Payment | None]:
+        invoices = _payable_now(customer_id, chosen, currency)
+        in_flight = payall.open_payment_of([i.id for i in invoices])
+        if in_flight is not None:
+            return None, in_flight
+        payment = Payment.create(
+            customer=customer_id,
+            purpose=payall.PAY_ALL,
+            amount=sum(i.amount_due for i in invoices),
+            currency=invoices[0].currency,
+            provider=method.provider,
+            method=method.id,
+            method_label=method.label,
+            attempt_key=f"pay-{uuid.uuid4().hex}",
+            via=via,
+            user_id=user_id,
+            detach_after=method.single_use,
+        )
+        payall.allocate(payment, invoices)
+        return payment, None
+
+    payment = _claim_once(app, claim, ALL_IN_PROGRESS)
+    return _charge(app, payment, method)
+
+
+def _payable_now(customer_id: int, chosen: list[int], currency: str | None) -> list[Invoice]:
+    """The invoices a payment of several pays, locked in id order (inside its claim)."""
+    query = Invoice.select().where(Invoice.customer == customer_id).order_by(Invoice.id)
+    if chosen:
+        invoices = list(lock_rows(query.where(Invoice.id.in_(chosen))))
+        if len(invoices) != len(chosen):  # another's, or no invoice at all
+            raise Problem(404, N_("Not found"))
+        if any(not i.is_open or i.amount_due <= 0 for i in invoices):
+            raise Problem(
+                409,
+                ALL_CHANGED,
+                "Nothing was charged. Reload to see what is left to pay.",
+                type="invoice-paid",
+            )
+    else:
+        invoices = [
+            i
+            for i in lock_rows(query.where(Invoice.status.in_(payall.OPEN_INVOICE)))
+            if i.amount_due > 0 and (currency is None or i.currency == currency.upper())
+        ]
+    if not invoices:
+        raise Problem(409, NOTHING_TO_PAY, type="invoice-paid")
+    currencies = sorted({i.currency for i in invoices})
+    if len(currencies) > 1:
+        field = "invoice_ids" if chosen else "currency"
+        raise invalid({field: [f"One currency at a time: you owe in {', '.join(currencies)}."]})
+    return invoices
 
 
 def _charge(app, payment: Payment, method: PaymentMethod) -> Attempt:
@@ -324,6 +415,11 @@ def _charge(app, payment: Payment, method: PaymentMethod) -> Attempt:
         metadata={
             "portico_payment": str(payment.id),
             "portico_invoice": str(payment.invoice_id or ""),
+            **(
+                {"portico_invoices": ",".join(map(str, payall.invoice_ids(payment)))[:500]}
+                if payment.purpose == payall.PAY_ALL
+                else {}
+            ),
         },
     )
 
@@ -351,7 +447,24 @@ def _charge(app, payment: Payment, method: PaymentMethod) -> Attempt:
 def _description(payment: Payment) -> str:
     if payment.invoice_id:
         return f"Invoice {payment.invoice.number}"
+    if payment.purpose == payall.PAY_ALL:
+        numbers = Invoice.select(Invoice.number).where(Invoice.id.in_(payall.invoice_ids(payment)))
+        return "Invoices " + ", ".join(i.number for i in numbers.order_by(Invoice.id))
     return payment.purpose.title()
+
+
+def _three_d_secure(seen: str, result: ChargeResult) -> str:
+    """The 3-D Secure outcome to keep: the provider's word, else what we saw happen (the
+    bank asked, then the payment went through or failed)."""
+    if result.three_d_secure:
+        return result.three_d_secure
+    if result.status == REQUIRES_ACTION:
+        return "required"
+    if seen == "required" and result.status == SUCCEEDED:
+        return "authenticated"
+    if seen == "required" and result.status == FAILED:
+        return "failed"
+    return seen
 
 
 def record_result(app, payment_id: int, result: ChargeResult) -> Payment:
@@ -366,12 +479,14 @@ def record_result(app, payment_id: int, result: ChargeResult) -> Payment:
             result.code or "card_declined",
             message,
             status="canceled" if result.status == CANCELED else "failed",
+            result=result,
         )
     with locked_transaction():
         payment = lock_rows(Payment.select().where(Payment.id == payment_id)).get()
         if payment.status in OPEN_PAYMENT:
             payment.status = "requires_action" if result.status == REQUIRES_ACTION else "pending"
             payment.provider_ref = payment.provider_ref or result.ref
+            payment.three_d_secure = _three_d_secure(payment.three_d_secure, result)
             payment.updated_at = utcnow()
             payment.save()
         return payment
@@ -392,39 +507,32 @@ def _succeed(app, payment_id: int, result: ChargeResult) -> Payment:
             )
         payment.status, payment.succeeded_at, payment.updated_at = "succeeded", now, now
         payment.provider_ref = payment.provider_ref or result.ref
+        payment.three_d_secure = _three_d_secure(payment.three_d_secure, result)
         payment.failure_code = payment.failure_message = ""
         payment.save()
         invoice = None
-        if payment.invoice_id:
-            invoice = lock_rows(Invoice.select().where(Invoice.id == payment.invoice_id)).get()
-            was = invoice.status
-            apply_payment(invoice, payment.amount, now)
-            if invoice.status == "paid" and was != "paid":
-                emit(
-                    app,
-                    "invoice.paid",
-                    {
-                        "invoice_id": invoice.id,
-                        "invoice_external_id": invoice.external_id,
-                        "number": invoice.number,
-                        "total": invoice.total,
-                        "currency": invoice.currency,
-                        "payment_id": payment.id,
-                        "customer_id": payment.customer_id,
-                    },
-                    customer_id=payment.customer_id,
-                )
-        Transaction.create(
-            customer=payment.customer_id,
-            kind="payment",
-            occurred_at=now,
-            description=_payment_text(payment),
-            amount=-payment.amount,
-            currency=payment.currency,
-            invoice=payment.invoice_id,
-            payment=payment.id,
-            reference=f"payment:{payment.id}",
-        )
+        paid: list[Invoice] = []
+        if payment.purpose == payall.PAY_ALL:  # one charge, spread over its invoices (BILL-8)
+            paid = payall.apply(app, payment, now, _payment_text(payment))
+        else:
+            if payment.invoice_id:
+                invoice = lock_rows(Invoice.select().where(Invoice.id == payment.invoice_id)).get()
+                was = invoice.status
+                apply_payment(invoice, payment.amount, now)
+                if invoice.status == "paid" and was != "paid":
+                    payall.emit_invoice_paid(app, invoice, payment)
+            Transaction.create(
+                customer=payment.customer_id,
+                kind="payment",
+                occurred_at=now,
+                description=_payment_text(payment),
+                amount=-payment.amount,
+                currency=payment.currency,
+                invoice=payment.invoice_id,
+                payment=payment.id,
+                reference=f"payment:{payment.id}",
+            )
+        numbers = ", ".join(i.number for i in paid)
         notify_customer(
             app,
             payment.customer_id,
@@ -437,6 +545,9 @@ def _succeed(app, payment_id: int, result: ChargeResult) -> Payment:
                 "method": payment.method_label,
                 "invoice": invoice.number if invoice else "",
                 "invoice_url": app.url(f"/billing/invoices/{invoice.id}") if invoice else "",
+                "invoices": numbers,
+                "invoices_url": app.url("/billing") if paid else "",
+                "reference": payment.provider_ref,
                 "paid_at": now.isoformat(),
             },
         )
@@ -447,7 +558,7 @@ def _succeed(app, payment_id: int, result: ChargeResult) -> Payment:
             {
                 "amount": payment.amount,
                 "currency": payment.currency,
-                "invoice": invoice.number if invoice else None,
+                "invoice": invoice.number if invoice else (numbers or None),
                 "via": payment.via,
             },
             customer_id=payment.customer_id,
@@ -482,8 +593,10 @@ def _event_data(payment: Payment, invoice: Invoice | None = None) -> dict:
         "invoice_id": payment.invoice_id,
         "invoice_number": invoice.number if invoice else None,
         "invoice_external_id": invoice.external_id if invoice else None,
+        "invoice_ids": payall.invoice_ids(payment),
         "provider": payment.provider,
         "provider_ref": payment.provider_ref,
+        "three_d_secure": payment.three_d_secure,
         "via": payment.via,
         "failure_code": payment.failure_code,
         "failure_message": payment.failure_message,
@@ -494,18 +607,29 @@ def _payment_text(payment: Payment) -> str:
     label = payment.method_label or payment.provider
     if payment.provider == "offline":
         return f"Payment received ({label})"
+    if payment.purpose == payall.PAY_ALL:
+        return f"Card payment — {label} (all unpaid invoices)"
     if payment.purpose != "invoice":
         return f"Card payment — {label} ({payment.purpose})"
     return f"Card payment — {label}"
 
 
-def _fail(app, payment_id: int, code: str, message: str, status: str = "failed") -> Payment:
+def _fail(
+    app,
+    payment_id: int,
+    code: str,
+    message: str,
+    status: str = "failed",
+    result: ChargeResult | None = None,
+) -> Payment:
     with locked_transaction():
         payment = lock_rows(Payment.select().where(Payment.id == payment_id)).get()
         if payment.status not in OPEN_PAYMENT:
             return payment
         payment.status, payment.updated_at = status, utcnow()
         payment.failure_code, payment.failure_message = code[:60], message[:300]
+        if result is not None:
+            payment.three_d_secure = _three_d_secure(payment.three_d_secure, result)
         payment.save()
         record_system(
             app,

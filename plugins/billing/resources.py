@@ -233,6 +233,58 @@ class InvoicePayAPI:
         return pay_answer(resp, attempt)
 
 
+class InvoicesPayAllAPI:
+    """``POST /api/v1/invoices/pay-all``"""
+
+    @idempotent
+    @operation(
+        "Pay all your unpaid invoices in one payment (BILL-8)",
+        body=schemas.PayAllIn,
+        response=schemas.PayOut,
+        money=True,
+        errors={
+            202: "The card asks for 3-D Secure: see next_action",
+            402: "Declined: every invoice stays unpaid",
+            404: "One of invoice_ids is not one of your invoices",
+            409: "Nothing to pay, one of invoice_ids was paid meanwhile, or a payment of one "
+            "of them is in progress",
+            429: "Too many payment attempts",
+        },
+        description="One charge for what your unpaid and overdue invoices still owe (or "
+        "exactly `invoice_ids`, e.g. the ones you showed), then each is marked paid: "
+        "`invoices` in the answer. The amount is the server's. 202 with `next_action`: "
+        "finish 3-D Secure, then POST `complete_url`. 402: declined, nothing is paid. "
+        "Send an `Idempotency-Key`: a repeat charges once.",
+    )
+    def on_post(self, req, resp, body):
+        app, ctx = req.context.app, req.context
+        customer_id = ctx.require_customer()
+        if body["invoice_ids"]:  # another customer's invoice is a 404 (LIM-2), before any card
+            ids = set(body["invoice_ids"])
+            if owned(Invoice, customer_id).where(Invoice.id.in_(ids)).count() != len(ids):
+                raise falcon.HTTPNotFound(title="Not found")
+        method = payments.saved_card(app, ctx, body["payment_method_id"])
+        if method is None:
+            raise invalid({"payment_method_id": ["You have no saved card: add one first."]})
+        ratelimits.hit(app, "pay", "customer", customer_id)
+        attempt = payments.pay_invoices(
+            app,
+            customer_id,
+            method,
+            invoice_ids=body["invoice_ids"],
+            currency=body["currency"],
+            via="api",
+            user_id=ctx.principal.user_id,
+        )
+        record(
+            ctx,
+            "invoice.pay_all",
+            f"payment:{attempt.payment.id}",
+            {"status": attempt.status, "amount": attempt.payment.amount},
+        )
+        return pay_answer(resp, attempt)
+
+
 class PaymentAPI:
     """``GET /api/v1/payments/{payment_id}``"""
 

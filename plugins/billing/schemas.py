@@ -9,6 +9,16 @@ from engine.api import MAX_AMOUNT, Amount, AwareDateTime, Id, MoneySchema, PageQ
 from engine.context import as_id
 from engine.dayrange import DayRange
 from engine.i18n import N_
+from plugins.billing import payall
+
+#: Invoices one payment may pay at once (BILL-8): years of monthly bills.
+PAY_ALL_LIMIT = 100
+THREE_D_SECURE_TEXT = (
+    "3-D Secure: authenticated, attempted (the bank took an attempt as enough), "
+    "not_required, not_supported (the card has none), failed, required (asked, not "
+    "finished); empty when the provider did not say"
+)
+
 
 TAX_RATE = validate.Range(
     0, 10000, error=N_("Basis points from 0 to 10000 (2000 means 20 per cent).")
@@ -196,6 +206,15 @@ class TransactionSchema(Schema):
         lambda t: getattr(t, "invoice_number", None),
         metadata={"description": "the number of the invoice that holds it"},
     )
+    payment_id = fields.Integer(allow_none=True)
+    provider_ref = fields.Function(
+        lambda t: getattr(t, "provider_ref", None),
+        metadata={"description": "a payment's reference at the payment provider (BILL-2)"},
+    )
+    three_d_secure = fields.Function(
+        lambda t: getattr(t, "three_d_secure", None),
+        metadata={"description": "a card payment's " + THREE_D_SECURE_TEXT},
+    )
 
 
 class TransactionPage(Schema):
@@ -271,6 +290,28 @@ class PayIn(Schema):
     )
 
 
+class PayAllIn(Schema):
+    """Pay every open invoice at once (BILL-8)."""
+
+    payment_method_id = Id(
+        load_default=None, metadata={"description": "a saved card; default: your default card"}
+    )
+    invoice_ids = fields.List(
+        Id(),
+        load_default=None,
+        validate=validate.Length(1, PAY_ALL_LIMIT),
+        metadata={
+            "description": "exactly these invoices (the ones you showed the customer); "
+            "default: every unpaid and overdue invoice"
+        },
+    )
+    currency = fields.String(
+        load_default=None,
+        validate=validate.Regexp(r"^[A-Za-z]{3}\Z", error="A three-letter currency code."),
+        metadata={"description": "only when you owe in several currencies: which to pay"},
+    )
+
+
 class PaymentSchema(Schema):
     id = fields.Integer()
     status = fields.String(
@@ -278,8 +319,16 @@ class PaymentSchema(Schema):
     )
     amount = fields.Function(lambda p: _money(p, "amount"))
     invoice_id = fields.Integer(allow_none=True)
+    invoice_ids = fields.Function(
+        lambda p: payall.invoice_ids(p),
+        metadata={"description": "every invoice it pays (several: a payment of all, BILL-8)"},
+    )
     method = fields.String(attribute="method_label")
     provider = fields.String()
+    provider_ref = fields.String(
+        metadata={"description": "the provider's reference (Stripe: the PaymentIntent id)"}
+    )
+    three_d_secure = fields.String(metadata={"description": THREE_D_SECURE_TEXT})
     failure_code = fields.String()
     failure_message = fields.String()
     created_at = fields.DateTime()
@@ -289,6 +338,10 @@ class PaymentSchema(Schema):
 class PayOut(Schema):
     payment = fields.Nested(PaymentSchema)
     invoice = fields.Nested(InvoiceSchema, allow_none=True)
+    invoices = fields.List(
+        fields.Nested(InvoiceSchema),
+        metadata={"description": "every invoice the payment pays (one, or several: BILL-8)"},
+    )
     next_action = fields.Dict(
         allow_none=True,
         metadata={
@@ -402,6 +455,26 @@ class PayForm(KeyForm):
                 raise ValidationError(N_("Enter your card details."), "method")
         elif not data["method"].isdigit():
             raise ValidationError(N_("Choose how to pay."), "method")
+
+
+class PayAllForm(PayForm):
+    """ "Pay all": the pay page's fields and the invoices the customer was shown (BILL-8)."""
+
+    invoice_ids = fields.String(
+        required=True,
+        validate=validate.Length(1, 2000),
+        error_messages={"required": N_("Nothing to pay.")},
+    )
+
+    @validates_schema
+    def listed(self, data, **kwargs):
+        try:
+            ids = [as_id(x) for x in data["invoice_ids"].split(",") if x.strip()]
+        except ValueError:
+            raise ValidationError(N_("Nothing to pay."), "invoice_ids") from None
+        if not 1 <= len(ids) <= PAY_ALL_LIMIT:
+            raise ValidationError(N_("Nothing to pay."), "invoice_ids")
+        data["id_list"] = ids
 
 
 class CardForm(Schema):

@@ -69,6 +69,20 @@ def _ref(prefix: str) -> str:
     return f"{prefix}_sbx_{secrets.token_hex(8)}"
 
 
+def _three_d_secure(charge: SandboxCharge) -> str:
+    """What the sandbox bank says of 3-D Secure: only its "auth" test card asks for it."""
+    if charge.status == "requires_confirmation":
+        return ""
+    kind = SandboxCard.select(SandboxCard.kind).where(SandboxCard.ref == charge.card_ref).scalar()
+    if kind != "auth":
+        return "not_required"
+    if charge.status == "succeeded":
+        return "authenticated"
+    if charge.failure_code == "authentication_failed":
+        return "failed"
+    return "required"  # waiting, given up, or off-session (nobody there to authenticate)
+
+
 def _result(charge: SandboxCharge) -> ChargeResult:
     return ChargeResult(
         status=_STATUS[charge.status],
@@ -78,6 +92,7 @@ def _result(charge: SandboxCharge) -> ChargeResult:
         client_secret=charge.client_secret if charge.status == "requires_action" else "",
         code=charge.failure_code,
         message=charge.failure_message,
+        three_d_secure=_three_d_secure(charge),
     )
 
 

@@ -55,6 +55,17 @@ _EVENTS = {
     "payment_intent.requires_action": REQUIRES_ACTION,
     "payment_intent.processing": PROCESSING,
 }
+#: ``payment_method_details.card.three_d_secure.result`` of a charge, as Portico says it.
+_THREE_D_SECURE = {
+    "authenticated": "authenticated",
+    "attempt_acknowledged": "attempted",
+    "exempted": "not_required",
+    "not_supported": "not_supported",
+    "failed": "failed",
+    "processing_error": "failed",
+}
+#: Retrieved and confirmed PaymentIntents bring their charge: it tells the 3-D Secure outcome.
+_EXPAND = ["latest_charge"]
 UNAVAILABLE = N_("Card payments are not available right now. Please try again in a few minutes.")
 
 
@@ -84,6 +95,26 @@ def _field(obj, name: str) -> str:
 def _origin(url: str) -> str:
     parts = urlparse(url)
     return f"{parts.scheme}://{parts.netloc}"
+
+
+def three_d_secure(intent, failure_code: str = "") -> str:
+    """The 3-D Secure outcome of a PaymentIntent (BILL-2): its charge's
+    ``payment_method_details.card.three_d_secure`` (null: no authentication was needed), or
+    what the intent says (the bank asks, or authentication failed); "" when Stripe does not
+    say (the charge not expanded, or not made yet)."""
+    if intent.status == "requires_action":
+        return "required"
+    if failure_code == "payment_intent_authentication_failure":
+        return "failed"
+    charge = getattr(intent, "latest_charge", None)
+    details = getattr(charge, "payment_method_details", None) if charge is not None else None
+    card = getattr(details, "card", None) if details is not None else None
+    if card is None:  # not expanded (an id), not charged yet, or a server that does not say
+        return ""
+    checked = getattr(card, "three_d_secure", None)
+    if checked is None:
+        return "not_required"
+    return _THREE_D_SECURE.get(_field(checked, "result"), "")
 
 
 class StripeProvider(PaymentProvider):
@@ -217,7 +248,9 @@ class StripeProvider(PaymentProvider):
         )
         if on_created:
             on_created(intent.id)
-        params = {"off_session": True} if request.off_session else {}
+        params: dict = {"expand": _EXPAND}
+        if request.off_session:
+            params["off_session"] = True
         try:
             intent = self.client.v1.payment_intents.confirm(
                 intent.id,
@@ -263,14 +296,19 @@ class StripeProvider(PaymentProvider):
             client_secret=intent.client_secret if status == REQUIRES_ACTION else "",
             code=code or ("card_declined" if status == FAILED else ""),
             message=message or (N_("Your card was declined.") if status == FAILED else ""),
+            three_d_secure=three_d_secure(intent, code),
         )
 
     def retrieve(self, app, ref: str) -> ChargeResult:
-        return self._result(self._call(self.client.v1.payment_intents.retrieve, ref))
+        return self._result(
+            self._call(self.client.v1.payment_intents.retrieve, ref, params={"expand": _EXPAND})
+        )
 
     def cancel(self, app, ref: str) -> ChargeResult:
         try:
-            return self._result(self.client.v1.payment_intents.cancel(ref))
+            return self._result(
+                self.client.v1.payment_intents.cancel(ref, params={"expand": _EXPAND})
+            )
         except stripe.InvalidRequestError:
             return self.retrieve(app, ref)  # it moved on (succeeded, or already cancelled)
         except stripe.StripeError as exc:
