@@ -248,7 +248,6 @@ class CustomerPage:
             services=overview.services(app, customer.id),
             billing=overview.billing(app, customer.id) if can_billing else None,
             billing_on="billing" in app.plugins.enabled,
-            can_billing=can_billing,
             activity=overview.activity(app, customer.id, cursor),
             can_impersonate=p.can("can_impersonate"),
             errors=errors or {},
