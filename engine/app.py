@@ -11,12 +11,12 @@ import falcon
 import engine
 from engine import bodies, db, errors, storage, tasks
 from engine.api import build_openapi
-from engine.context import Context
+from engine.context import Context, Principal
 from engine.i18n import N_, Translator
 from engine.middleware import RequestMiddleware
 from engine.observe.web import ObserveMiddleware
 from engine.plugins import PluginError, Plugins, load_plugins
-from engine.registry import PluginState, Route, Section
+from engine.registry import ANY_STAFF, PUBLIC, PluginState, Route, Section
 from engine.settings import Settings, load_settings
 from engine.theming import Theme
 
@@ -148,6 +148,15 @@ class Portico:
         """What a staff route needs for ``method`` (``engine.registry.Route``); None elsewhere."""
         route = self.staff_routes.get(uri_template or "")
         return route.permission_for(method) if route is not None else None
+
+    def staff_may(self, principal: Principal | None, path: str, method: str = "GET") -> bool:
+        """Whether the staff route ``path`` (a URI template) is here and ``principal`` may call
+        it with ``method``: the staff console shows only the links its reader may follow."""
+        route = self.staff_routes.get(path)
+        if route is None or principal is None or not principal.is_staff:
+            return False
+        needed = route.permission_for(method)
+        return needed in (PUBLIC, ANY_STAFF) or principal.can(str(needed))
 
     def staff_permissions(self) -> dict[str, list[str]]:
         """Each staff route and method (``"POST /api/v1/staff/usage"``) by what it needs: a

@@ -13,6 +13,13 @@ def plugin_requires():
 
 
 @hookimpl
+def plugin_optional():
+    # billing: invoices and payments on the console's customer page, and the invoice number
+    # in its search; account: the activity log's sentences
+    return ["billing", "account"]
+
+
+@hookimpl
 def register_settings():
     from plugins.staff.settings import StaffSettings
 

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import falcon
+from marshmallow import ValidationError
 
 from engine import audit
-from engine.api import PageQuery, operation, paginate
+from engine.api import PageQuery, load, operation, paginate
 from engine.context import Principal, as_id, get_or_404
 from engine.db import database
 from engine.errors import Problem, in_words
-from engine.forms import read_form, validate_form
+from engine.forms import read_form, text_errors, validate_form
 from engine.i18n import N_
 from engine.models import Customer, Service, Site, StaffUser
 from plugins.identity.public import (
@@ -26,7 +27,7 @@ from plugins.identity.public import (
     rotate_csrf,
     sessions,
 )
-from plugins.staff import schemas, service, twofactor
+from plugins.staff import overview, schemas, search, service, twofactor
 from plugins.staff.models import Impersonation
 
 
@@ -107,21 +108,41 @@ class StaffLogoutPage:
 
 
 class ConsolePage:
-    """``/staff``: find a customer by number, name, email or phone."""
+    """``/staff``: one search box (``plugins.staff.search``), the customers it finds, paged."""
+
+    PAGE = 25
 
     def on_get(self, req, resp):
-        query = schemas.CustomerQuery().load(
-            {k: v for k, v in req.params.items() if k in ("q", "cursor", "limit")}
-        )
-        page = paginate(service.search_customers(query["q"]), Customer.id, query)
+        raw = {k: v for k, v in req.params.items() if k in ("q", "cursor")}
+        errors, query = text_errors(raw), {"q": None, "cursor": None}
+        if not errors:
+            try:
+                query = schemas.ConsoleQuery().load(raw)
+            except ValidationError as exc:
+                errors = dict(exc.messages)
+        page = {"items": [], "next": None}
+        if not errors:
+            found = search.search_customers(req.context.app, query["q"])
+            try:
+                page = paginate(found, Customer.id, {"limit": self.PAGE, "cursor": query["cursor"]})
+            except Problem as exc:  # a cursor that is not one of ours
+                errors = exc.errors or {"cursor": [exc.title]}
+        # What was typed goes back in the box (too long, say, to be shortened), unless it is
+        # no text at all (a NUL, a lone surrogate) or not one value.
+        typed = raw.get("q")
+        shown = typed if isinstance(typed, str) and not text_errors({"q": typed}) else ""
         _staff_page(
             req,
             resp,
             "staff/customers.html",
+            422 if errors else 200,
             customers=page["items"],
+            primary=service.primary_contacts([c.id for c in page["items"]]),
             next=page["next"],
-            q=query["q"] or "",
-            staff=StaffUser.get_by_id(req.context.principal.staff_id),
+            q=shown.strip(),
+            searched=bool(query["q"] and query["q"].strip()),
+            errors=errors,
+            staff=_me(req),
         )
 
 
@@ -202,7 +223,10 @@ class BackupCodesPage:
 
 
 class CustomerPage:
-    """``/staff/customers/{id}``: contacts (with "Log in as user"), sites, services."""
+    """``/staff/customers/{id}``: contacts (with "Log in as user" for those who may), sites,
+    services with their plan, status and balances, the newest invoices and payments (with
+    ``billing``), and the activity log, newest first (``?cursor=`` pages it). Read-only but
+    for the actions the staff member's permissions allow."""
 
     def on_get(self, req, resp, customer_id):
         customer = get_or_404(Customer, customer_id)
@@ -210,7 +234,10 @@ class CustomerPage:
 
     @staticmethod
     def render(req, resp, customer, status=200, errors=None, values=None):
-        p = req.context.principal
+        app, p = req.context.app, req.context.principal
+        raw = {k: v for k, v in req.params.items() if k == "cursor"}
+        cursor = load(schemas.ActivityQuery, raw)["cursor"] if req.method == "GET" else None
+        can_billing = p.can("billing")
         _staff_page(
             req,
             resp,
@@ -219,7 +246,10 @@ class CustomerPage:
             customer=customer,
             contacts=service.contacts_of(customer.id),
             sites=list(service.sites_of(customer.id)),
-            services=list(service.services_of(customer.id)),
+            services=overview.services(app, customer.id),
+            billing=overview.billing(app, customer.id) if can_billing else None,
+            billing_on="billing" in app.plugins.enabled,
+            activity=overview.activity(app, req.context, customer.id, cursor),
             can_impersonate=p.can("can_impersonate"),
             errors=errors or {},
             values=values or {},
@@ -405,9 +435,16 @@ def _me(req) -> StaffUser:
 
 
 class CustomersAPI:
-    @operation("Find customers", query=schemas.CustomerQuery, response=schemas.CustomerPage)
+    @operation(
+        "Find customers",
+        query=schemas.CustomerQuery,
+        response=schemas.CustomerPage,
+        description="The console's search box: `q` matches part of a customer's name or "
+        "number, of a contact's email or phone, or of a service's MSISDN or identifier; or "
+        "exactly a customer's or service's external id, or an invoice number. Newest first.",
+    )
     def on_get(self, req, resp, query):
-        return paginate(service.search_customers(query["q"]), Customer.id, query)
+        return paginate(search.search_customers(req.context.app, query["q"]), Customer.id, query)
 
 
 class CustomerAPI:

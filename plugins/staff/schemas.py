@@ -62,13 +62,40 @@ class StaffOut(Schema):
         return sorted(obj.permissions.split())
 
 
-class CustomerQuery(PageQuery):
-    q = fields.String(
+#: The longest search: more than anyone types to find a name, an email or an id.
+SEARCH_MAX = 100
+SEARCH_TOO_LONG = N_("Type at most 100 characters to search for.")
+SEARCH_HELP = (
+    "one search box: part of a customer's name or number, or of a contact's email or phone; "
+    "part of a service's MSISDN or identifier (07700 900123 finds +447700900123); or exactly "
+    "a customer's or service's external id, or an invoice number"
+)
+
+
+def _search_field() -> fields.String:
+    return fields.String(
         load_default=None,
         allow_none=True,
-        validate=validate.Length(max=100),
-        metadata={"description": "part of a customer number, name, email or phone"},
+        validate=validate.Length(max=SEARCH_MAX, error=SEARCH_TOO_LONG),
+        metadata={"description": SEARCH_HELP},
     )
+
+
+class CustomerQuery(PageQuery):
+    q = _search_field()
+
+
+class ConsoleQuery(Schema):
+    """The console's search box (``/staff?q=``) and its next page."""
+
+    q = _search_field()
+    cursor = fields.String(load_default=None, allow_none=True)
+
+
+class ActivityQuery(Schema):
+    """The customer page's activity log: which page (``/staff/customers/{id}?cursor=``)."""
+
+    cursor = fields.String(load_default=None, allow_none=True)
 
 
 class StaffCustomerOut(Schema):

@@ -10,7 +10,7 @@ from engine import audit
 from engine.db import database, utcnow
 from engine.errors import Problem, invalid
 from engine.i18n import N_
-from engine.models import Contact, Customer, Service, Site, User
+from engine.models import Contact, Service, Site, User
 from engine.notify import Notice, notify
 from engine.security import new_token, token_hash
 from plugins.identity.public import Session, sessions
@@ -20,17 +20,12 @@ LINK_VALID = timedelta(minutes=2)
 INVALID_LINK = N_("This impersonation link has expired or was already used. Start a new one.")
 
 
-def search_customers(q: str | None):
-    query = Customer.select()
-    q = (q or "").strip()
-    if q:
-        by_contact = Contact.select(Contact.customer).where(
-            Contact.email.contains(q) | Contact.phone.contains(q)
-        )
-        query = query.where(
-            Customer.number.contains(q) | Customer.name.contains(q) | Customer.id.in_(by_contact)
-        )
-    return query
+def primary_contacts(customer_ids: list[int]) -> dict[int, Contact]:
+    """Each customer's primary contact (one query for a page of customers)."""
+    if not customer_ids:
+        return {}
+    rows = Contact.select().where(Contact.customer.in_(customer_ids) & Contact.is_primary)
+    return {c.customer_id: c for c in rows}
 
 
 def contacts_of(customer_id: int):

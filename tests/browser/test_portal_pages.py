@@ -175,6 +175,25 @@ def test_staff_console_pages_pass(live_server, new_page, requests_seen):
     check_page(page, live_server, requests_seen)
 
 
+@pytest.mark.spec("IMP-1", "ACC-2")
+def test_staff_console_customer_page_passes_on_a_phone(live_server, new_page, requests_seen):
+    """An administrator's view (invoices and payments too) on a phone: the console's tabs."""
+    page = new_page("phone")
+    page.goto(live_server.url + "/staff/login")
+    page.get_by_label("Email address").fill("admin@example.com")
+    page.get_by_label("Password").fill(live_server.password)
+    page.get_by_role("button", name="Sign in").click()
+    page.wait_for_url(live_server.url + "/staff")
+    page.get_by_label("Find a customer").fill("07700 900457")
+    page.get_by_role("button", name="Search").click()
+    page.get_by_role("link", name="C-100002").click()
+    page.wait_for_url(re.compile(r".*/staff/customers/\d+$"))
+    assert page.locator("#payments tbody tr").count() > 0
+    tabs = page.locator("nav.console-nav a").all_inner_texts()
+    assert "Customers" in tabs and "Webhooks" in tabs and "Billing" not in tabs
+    check_page(page, live_server, requests_seen)
+
+
 def test_the_sign_in_cookies_are_a_real_session(live_server):
     """The suite's shortcut signs in through the API: its cookie must open the portal."""
     cookies = {c["name"] for c in session_cookies(live_server, "alice@example.com")}
