@@ -18,6 +18,7 @@ from engine.db import connection, lock_rows, locked_transaction, utcnow
 from engine.errors import Problem
 from engine.events import emit
 from engine.models import EXPIRING_SOON, Product, Service
+from engine.support import reach_text, tel_uri
 
 #: Statuses in which a service still runs (and may be cancelled or renewed).
 LIVE = ("active", "suspended")
@@ -179,8 +180,14 @@ def _locked(service_id: int) -> Service:
 
 
 def contact_support(app) -> dict:
+    """How to reach support, for a refusal (SUP-1): only what the operator set is non-empty."""
     support = app.settings.support
-    return {"phone": support.phone, "email": support.email, "chat_url": support.chat_url}
+    return {
+        "phone": support.phone,
+        "tel": tel_uri(support.phone),
+        "email": support.email,
+        "chat_url": support.chat_url,
+    }
 
 
 def cancel(app, ctx, service: Service, reason: str = "") -> Service:
@@ -198,8 +205,7 @@ def cancel(app, ctx, service: Service, reason: str = "") -> Service:
             raise Problem(
                 403,
                 "Cancellation is not available in the portal",
-                f"To cancel this service, contact support: {support['phone']} or "
-                f"{support['email']}.",
+                f"To cancel this service, contact support{reach_text(support)}.",
                 type="cancel-not-allowed",
                 support=support,
             )
@@ -245,7 +251,7 @@ def refuse_modify(app) -> Problem:
     return Problem(
         403,
         "This service cannot be changed in the portal",
-        f"Contact support to change it: {support['phone']} or {support['email']}.",
+        f"Contact support to change it{reach_text(support)}.",
         type="modify-not-allowed",
         support=support,
     )
