@@ -1,4 +1,5 @@
-"""Core demo records: two customers with contacts and sites, their logins, and two staff users."""
+"""Core demo records: two customers with contacts and sites, their logins, and two staff users;
+and carol's own business, a second customer account her login switches to (SUP-2)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import secrets
 import string
 
 from engine.db import database
-from engine.models import Contact, Customer, Site, StaffUser, User
+from engine.models import Contact, Customer, LinkedContact, Site, StaffUser, User
 from engine.security import hash_password
 
 
@@ -94,6 +95,27 @@ def seed(app, demo: dict) -> None:
                 email_verified_at=bob_c.created_at,
             ),
         }
+        # SUP-2: carol keeps the books at Bob's Bikes and runs her own catering business; one
+        # login, two customer accounts (the header's switcher). Not in demo["customers"]: the
+        # other plugins' demo data (services, invoices) is for alice and bob.
+        catering = Customer.create(
+            number="C-100003",
+            name="Carol's Catering",
+            kind="business",
+            created_at=bob_c.created_at,
+        )
+        LinkedContact.create(
+            user=users["carol"],
+            contact=Contact.create(
+                customer=catering,
+                first_name="Carol",
+                last_name="Accounts",
+                email="carol@catering.example",  # her business address; she signs in as carol@
+                phone="+447700900789",
+                is_primary=True,
+                role="Owner",
+            ),
+        )
         staff = {
             "admin": StaffUser.create(
                 email="admin@example.com",
@@ -109,6 +131,7 @@ def seed(app, demo: dict) -> None:
             ),
         }
     demo["customers"] = {"alice": alice_c, "bob": bob_c}
+    demo["carol_business"] = catering
     demo["users"] = users
     demo["staff"] = staff
     demo.setdefault("logins", []).extend(

@@ -20,6 +20,7 @@ NOTICES = {
     "signed-out": "You have signed out.",
     "expired": "Your session has ended. Please sign in again.",
     "email": "Your email address has been changed.",
+    "joined": "The account was added to your login. Sign in and choose it at the top of the page.",
 }
 
 
