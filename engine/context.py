@@ -92,7 +92,9 @@ class Extra(TypedDict, total=False):
     session: Any  # the identity plugin's Session row behind the principal
     api_key: Any  # the identity plugin's ApiKey row behind the principal
     service_token: dict[str, Any]  # the operator service token behind the principal: id, name
-    user: User  # the signed-in customer login, loaded with the session
+    user: User  # the signed-in customer login, loaded with the session (``contact``: the current
+    # account's contact, SUP-2)
+    accounts: Callable[[], list[dict[str, Any]]]  # a login's several accounts (SUP-2), on use
     customer_number: str
     customer_version: int  # the customer's change stamp (the dashboard cache's key)
 

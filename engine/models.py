@@ -1,7 +1,8 @@
 """The core domain every plugin hangs on.
 
-Customer → Contact → User (login identity); Customer → Site; Customer →
-Service → Product; StaffUser; AuditEvent; OutboxMessage (work to enqueue).
+Customer → Contact → User (login identity; LinkedContact: its further accounts);
+Customer → Site; Customer → Service → Product; StaffUser; AuditEvent; OutboxMessage (work to
+enqueue).
 Money is integer minor units with a currency; times are UTC.
 """
 
@@ -93,7 +94,10 @@ class Site(Synced):
 class User(BaseModel):
     """A customer's login identity, linked to one contact.
 
-    A person with several customer accounts has one user per contact (SUP-2).
+    A person with several customer accounts signs in once and switches between them (SUP-2):
+    the further accounts are ``LinkedContact`` rows, and the session names the current one.
+    In a request, ``ctx.extra["user"].contact`` is the contact of the current account; such a
+    ``User`` is never ``save()``d (logins change by ``User.update()``).
     """
 
     contact = ForeignKeyField(Contact, backref="users", unique=True, on_delete="CASCADE")
@@ -109,6 +113,34 @@ class User(BaseModel):
     @property
     def customer_id(self) -> int:
         return self.contact.customer_id
+
+    @classmethod
+    def of_contacts(cls, contact_ids) -> dict[int, User]:
+        """The login of each of these contacts that has one: its own, or the login linked to
+        it (SUP-2, ``LinkedContact``); by contact id."""
+        ids = list(contact_ids)
+        if not ids:
+            return {}
+        found = {u.contact_id: u for u in cls.select().where(cls.contact.in_(ids))}
+        links = (
+            LinkedContact.select(LinkedContact, cls).join(cls).where(LinkedContact.contact.in_(ids))
+        )
+        for link in links:
+            found[link.contact_id] = link.user
+        return found
+
+
+class LinkedContact(BaseModel):
+    """A further customer account a login speaks for (SUP-2): its contact at that customer.
+
+    A login is made for one contact, its home (``User.contact``); the same person at another
+    customer is one row here (the operator links it: docs/identity.md, "Several customer
+    accounts"). A contact has at most one login: its own ``User``, or one row here.
+    """
+
+    user = ForeignKeyField(User, backref="linked_contacts", on_delete="CASCADE")
+    contact = ForeignKeyField(Contact, unique=True, backref="login_links", on_delete="CASCADE")
+    created_at = UTCDateTimeField(default=utcnow)
 
 
 class StaffUser(BaseModel):
@@ -236,4 +268,15 @@ class OutboxMessage(BaseModel):
     redeliver_at = UTCDateTimeField(null=True, index=True)  # cleared when done
 
 
-MODELS = (Customer, Contact, Site, User, StaffUser, Product, Service, AuditEvent, OutboxMessage)
+MODELS = (
+    Customer,
+    Contact,
+    Site,
+    User,
+    LinkedContact,
+    StaffUser,
+    Product,
+    Service,
+    AuditEvent,
+    OutboxMessage,
+)

@@ -358,11 +358,154 @@ class SecuritySettings(Schema):
     )
 
 
+#: Weekday keys of a structured ``support.hours`` table, Monday first.
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+_TIME_RANGE = re.compile(r"^([01]\d|2[0-3]):[0-5]\d-(([01]\d|2[0-3]):[0-5]\d|24:00)$")
+
+
+def phone_number(value: str) -> None:
+    """A validator: a phone number in international format (+44 20 7946 0000), or empty."""
+    if value == "":
+        return
+    import phonenumbers
+
+    try:
+        valid = phonenumbers.is_valid_number(phonenumbers.parse(value, None))
+    except phonenumbers.NumberParseException:
+        valid = False
+    if not valid:
+        raise ValidationError(
+            f"'{value}' is not a phone number in international format (e.g. +44 20 7946 0000)"
+        )
+
+
+def optional_mail_address(value: str) -> None:
+    if value != "":
+        mail_address(value)
+
+
+def support_link(relative: bool):
+    """A validator: an ``https://`` (``http://`` in demo mode only) URL, or empty; with
+    ``relative``, also a path on the portal (``/help/roaming``)."""
+
+    def check(value: str) -> None:
+        if value == "" or (relative and value.startswith("/") and not value.startswith("//")):
+            return
+        scheme, sep, rest = value.partition("://")
+        if not sep or scheme.lower() not in ("https", "http") or not rest or " " in value:
+            raise ValidationError(
+                f"'{value}' is not an https:// URL"
+                + (" nor a path on the portal starting with /" if relative else "")
+            )
+
+    return check
+
+
+class OpeningHours(fields.Field):
+    """Free text ("24/7", "Mon-Fri 8am-8pm"), or a table of weekdays (``mon`` .. ``sun``), each
+    "closed" or time ranges ("08:00-20:00", "08:00-12:00, 13:00-17:00")."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if isinstance(value, str):
+            if len(value) > 200:
+                raise ValidationError("at most 200 characters")
+            return value.strip()
+        if not isinstance(value, Mapping):
+            raise ValidationError("free text, or a table of weekdays (mon = \"08:00-20:00\")")
+        errors, table = {}, {}
+        for day, hours in value.items():
+            if day not in WEEKDAYS:
+                errors[day] = [f"not a weekday: use {', '.join(WEEKDAYS)}"]
+                continue
+            ranges = [r.strip() for r in str(hours).split(",")] if isinstance(hours, str) else []
+            if ranges != ["closed"] and (not ranges or not all(map(_TIME_RANGE.match, ranges))):
+                errors[day] = [
+                    "\"closed\", or time ranges such as \"08:00-20:00\" "
+                    "or \"08:00-12:00, 13:00-17:00\""
+                ]
+                continue
+            table[day] = ", ".join(ranges)
+        if errors:
+            raise ValidationError(errors)
+        return {day: table[day] for day in WEEKDAYS if day in table}
+
+
+class HelpArticle(Schema):
+    """One help article: ``{title = "Roaming abroad", url = "https://help.example.net/roaming"}``."""
+
+    title = fields.String(required=True, validate=validate.Length(1, 200))
+    url = fields.String(required=True, validate=support_link(relative=True))
+
+
 class SupportSettings(Schema):
-    phone = fields.String(load_default="+44 20 7946 0000")
-    email = fields.String(load_default="support@example.com")
-    chat_url = fields.String(load_default="")
-    hours = fields.String(load_default="24/7")
+    """``[support]``: how customers reach the operator's support (SUP-1). Empty by default:
+    the portal shows what is set and says so when nothing is (docs/portal.md)."""
+
+    phone = fields.String(
+        load_default="",
+        validate=phone_number,
+        metadata={
+            "description": "in international format, e.g. +44 20 7946 0000: a tap-to-call link"
+        },
+    )
+    email = fields.String(
+        load_default="", validate=optional_mail_address, metadata={"description": "support email"}
+    )
+    chat_url = fields.String(
+        load_default="",
+        validate=support_link(relative=False),
+        metadata={"description": "https:// link to the operator's chat"},
+    )
+    hours = OpeningHours(
+        load_default="",
+        metadata={
+            "description": "opening hours: free text (\"24/7\"), or a table of weekdays "
+            "(hours = {mon = \"08:00-20:00\", sun = \"closed\"}; days left out are not shown)"
+        },
+    )
+    articles = fields.List(
+        fields.Nested(HelpArticle),
+        load_default=list,
+        metadata={
+            "description": "help articles: articles = [{title = \"...\", url = \"https://...\"}] "
+            "(https:// or a path on the portal); as JSON in the environment variable"
+        },
+    )
+
+    @pre_load
+    def articles_from_json(self, data, **kwargs):
+        """``PORTICO_SUPPORT_ARTICLES`` (a string) holds the list as JSON."""
+        value = data.get("articles") if isinstance(data, Mapping) else None
+        if isinstance(value, str):
+            import json
+
+            try:
+                data = {**data, "articles": json.loads(value) if value.strip() else []}
+            except ValueError:
+                raise ValidationError("a JSON list of {title, url}", "articles") from None
+        return data
+
+
+#: ``[support]`` values the demo shows when the operator set none (demo mode only, never a
+#: production default: a real portal must not send customers to a made-up number).
+DEMO_SUPPORT = {
+    "phone": "+44 20 7946 0000",
+    "email": "support@example.com",
+    "chat_url": "https://chat.example.com/",
+    "hours": {
+        "mon": "08:00-20:00",
+        "tue": "08:00-20:00",
+        "wed": "08:00-20:00",
+        "thu": "08:00-20:00",
+        "fri": "08:00-20:00",
+        "sat": "09:00-17:00",
+        "sun": "closed",
+    },
+    "articles": [
+        {"title": "Using your phone abroad", "url": "https://help.example.com/roaming"},
+        {"title": "Understanding your bill", "url": "https://help.example.com/bill"},
+    ],
+}
 
 
 class OutboundSettings(Schema):
@@ -890,6 +1033,8 @@ def load_settings(
     if core["broker_url"] is None:
         core["broker_url"] = f"sqlite:///{data_dir.resolve() / 'queue.sqlite3'}"
     problems = _unsafe_outside_demo(core, serving)
+    if core["demo"]:
+        core["support"] = _demo_support(core["support"], raw.get("support") or {})
     if problems:  # every one at once, as schema errors are
         raise SettingsError("\n".join(problems))
     if core["base_url"] is None:  # demo mode: links point where `portico serve` listens
@@ -928,6 +1073,13 @@ def _unsafe_outside_demo(core: dict, serving: bool = True) -> list[str]:
             "reaches anyone; outside demo mode choose mail.backend = \"smtp\", or set "
             "mail.allow_file_backend = true (tests, staging)"
         )
+    support = core["support"]
+    links = [("chat_url", support["chat_url"])] + [
+        (f"articles.{i}.url", a["url"]) for i, a in enumerate(support["articles"])
+    ]
+    for key, url in links:
+        if url.lower().startswith("http://") and not demo:
+            problems.append(f"support.{key}: '{url}' must be an https:// URL outside demo mode")
     keys = core["secret_keys"] or list(filter(None, [core["secret_key"]]))
     if any(key in PLACEHOLDER_SECRETS for key in keys):
         problems.append(
@@ -942,6 +1094,11 @@ def _unsafe_outside_demo(core: dict, serving: bool = True) -> list[str]:
             "<data_dir>/secret_key (one machine only)"
         )
     return problems
+
+
+def _demo_support(support: dict, given: dict) -> dict:
+    """Demo mode: the ``DEMO_SUPPORT`` values for every ``[support]`` key the operator left out."""
+    return {k: (v if k in given else DEMO_SUPPORT[k]) for k, v in support.items()}
 
 
 def _listening_url(host: str, port: int) -> str:

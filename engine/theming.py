@@ -29,7 +29,7 @@ from babel import dates as babel_dates
 from babel import numbers as babel_numbers
 from babel import units as babel_units
 
-from engine import money
+from engine import money, support
 from engine.devices import device_name
 from engine.i18n import (
     LANGUAGE_NAMES,
@@ -174,6 +174,7 @@ class Theme:
         )
         self.env.filters["translate"] = self.translate
         self.env.filters["device"] = self.device
+        self.env.filters["tel"] = support.tel_uri
         self.env.globals.update(
             static_url=self.static_url,
             has_static=self.has_static,
@@ -391,6 +392,10 @@ class Formatter:
     def money(self, amount: int, currency: str) -> str:
         """Minor units as money: ``money(1050, "GBP")`` → "£10.50"."""
         return money.display(amount, currency, self.locale)
+
+    def opening_hours(self, hours) -> list[dict[str, str]]:
+        """``[support] hours`` as rows with the weekday named in this language (SUP-1)."""
+        return support.opening_hours(hours, self.locale)
 
     def number(self, value) -> str:
         return babel_numbers.format_decimal(value, locale=self.locale)

@@ -1,4 +1,5 @@
-"""Core demo records: two customers with contacts and sites, their logins, and two staff users."""
+"""Core demo records: two customers with contacts and sites, their logins, and two staff users;
+and carol's own business, a second customer account her login switches to (SUP-2)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from typing import Any
 from engine import upserts
 from engine.context import Context
 from engine.db import database
-from engine.models import Customer, StaffUser, User
+from engine.models import Customer, LinkedContact, StaffUser, User
 from engine.security import hash_password
 
 
@@ -64,6 +65,17 @@ CONTACTS: dict[str, tuple[str, dict[str, Any]]] = {
             "role": "Accounts",
         },
     ),
+}
+#: SUP-2: carol's own business, linked to her login (see ``seed``).
+CATERING = {"name": "Carol's Catering", "kind": "business", "number": "C-100003"}
+CATERING_CONTACT = {
+    "customer_external_id": "DEMO-CAROL",
+    "first_name": "Carol",
+    "last_name": "Accounts",
+    "email": "carol@catering.example",  # her business address; she signs in as carol@
+    "phone": "+447700900789",
+    "is_primary": True,
+    "role": "Owner",
 }
 SITES = [
     (
@@ -129,6 +141,14 @@ def seed(app, demo: dict) -> None:
             )
             for key, contact in contacts.items()
         }
+        # SUP-2: carol keeps the books at Bob's Bikes and runs her own catering business; one
+        # login, two customer accounts (the header's switcher). Not in demo["customers"]: the
+        # other plugins' demo data (services, invoices) is for alice and bob.
+        catering = upserts.upsert_customer(ctx, "DEMO-CAROL", CATERING).row
+        LinkedContact.create(
+            user=users["carol"],
+            contact=upserts.upsert_contact(ctx, "DEMO-CAROL-1", CATERING_CONTACT).row,
+        )
         staff = {
             "admin": StaffUser.create(
                 email="admin@example.com",
@@ -144,6 +164,7 @@ def seed(app, demo: dict) -> None:
             ),
         }
     demo["customers"] = {key: Customer.get_by_id(c.id) for key, c in customers.items()}
+    demo["carol_business"] = Customer.get_by_id(catering.id)
     demo["users"] = users
     demo["staff"] = staff
     demo.setdefault("logins", []).extend(

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from marshmallow import ValidationError
 
-from engine import roles
+from engine import roles, support
 from engine.api import PageQuery, operation, paginate
 from engine.context import owned
 from engine.errors import Problem, invalid, in_words
 from engine.forms import read_form, validate_form
-from engine.i18n import N_
+from engine.i18n import N_, babel_locale
 from engine.models import AuditEvent, Contact, Customer, Site, StaffUser
 from plugins.account import activity, schemas, service
 from plugins.identity.public import current_user, guards, policy_hint, redirect, twofactor
@@ -517,12 +517,8 @@ class SupportAPI:
     )
     def on_get(self, req, resp):
         ctx = req.context
-        s = ctx.app.settings.support
         return {
-            "phone": s.phone,
-            "email": s.email,
-            "chat_url": s.chat_url,
-            "hours": s.hours,
+            **support.as_json(ctx.app.settings.support, babel_locale(ctx.locale)),
             "customer_number": _customer_number(ctx),
             "staff_only": service.STAFF_ONLY,
         }

@@ -246,11 +246,31 @@ SitePage = page_schema(SiteOut, "SitePage")
 ActivityPage = page_schema(ActivityOut, "ActivityPage")
 
 
+class OpeningHoursOut(Schema):
+    day = fields.String(metadata={"description": "mon, tue, wed, thu, fri, sat or sun"})
+    label = fields.String(metadata={"description": "the weekday in the caller's language"})
+    hours = fields.String(metadata={"description": "'closed', or ranges such as '08:00-20:00'"})
+
+
+class HelpArticleOut(Schema):
+    title = fields.String()
+    url = fields.String(metadata={"description": "https:// or a path on the portal"})
+
+
 class SupportOut(Schema):
-    phone = fields.String()
+    configured = fields.Boolean(
+        metadata={"description": "whether the operator set any way to reach support"}
+    )
+    phone = fields.String(metadata={"description": "as the operator wrote it; '' when not set"})
+    tel = fields.String(metadata={"description": "the tap-to-call link (tel:+442079460000)"})
     email = fields.String()
     chat_url = fields.String()
-    hours = fields.String()
+    hours = fields.String(metadata={"description": "opening hours as free text, if given so"})
+    opening_hours = fields.List(
+        fields.Nested(OpeningHoursOut),
+        metadata={"description": "opening hours per weekday, if given so"},
+    )
+    articles = fields.List(fields.Nested(HelpArticleOut), metadata={"description": "help articles"})
     customer_number = fields.String(
         allow_none=True, metadata={"description": "quote it when you call (when signed in)"}
     )

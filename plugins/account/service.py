@@ -273,11 +273,7 @@ def with_logins(ctx, contacts: list[Contact]) -> list[Contact]:
     """Attach each contact's role (``access``) and ``login`` (email, active, 2FA) where the
     viewer may see it: their own, or everyone's with the ``see_logins`` power."""
     everyone = roles.may(ctx.principal, "see_logins")
-    users = (
-        {u.contact_id: u for u in User.select().where(User.contact.in_([c.id for c in contacts]))}
-        if contacts
-        else {}
-    )
+    users = User.of_contacts(c.id for c in contacts)
     for c in contacts:
         c.access, user = roles.of(c), users.get(c.id)
         shown = user if everyone or c.id == ctx.principal.contact_id else None
@@ -336,7 +332,7 @@ def sign_out_contact(app, ctx, contact_id) -> int:
     guards.require_account_holder(ctx)
     contact = get_owned(Contact, contact_id, ctx)
     roles.require_over(ctx.principal, "end_sessions", contact)
-    user = User.get_or_none(User.contact == contact.id)
+    user = User.of_contacts([contact.id]).get(contact.id)  # its own login, or a linked one
     if user is None:
         raise Problem(409, N_("This contact has no portal login"), type="no-login")
     keep = ctx.principal.session_id if user.id == ctx.principal.user_id else None

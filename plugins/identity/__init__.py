@@ -44,6 +44,7 @@ def register_actors():
 @hookimpl
 def register_routes(app):
     from plugins.identity import account_security as sec
+    from plugins.identity import accounts
     from plugins.identity import resources as r
 
     return [
@@ -59,6 +60,7 @@ def register_routes(app):
         Route("/account/sessions/end-others", sec.EndSessionsPage()),
         Route("/account/api-keys", sec.ApiKeysPage()),
         Route("/account/api-keys/{key_id}/revoke", sec.ApiKeyRevokePage()),
+        Route("/account/switch", accounts.AccountsPage()),
         Route("/api/v1/auth/login", r.LoginAPI()),
         Route("/api/v1/auth/logout", r.LogoutAPI()),
         Route("/api/v1/auth/password/forgot", r.ForgotAPI()),
@@ -73,4 +75,6 @@ def register_routes(app):
         Route("/api/v1/account/sessions/{session_id}", sec.SessionAPI()),
         Route("/api/v1/account/api-keys", sec.ApiKeysAPI()),
         Route("/api/v1/account/api-keys/{key_id}", sec.ApiKeyAPI()),
+        Route("/api/v1/me/accounts", accounts.AccountsAPI()),
+        Route("/api/v1/me/switch", accounts.SwitchAPI()),
     ]

@@ -11,7 +11,7 @@
 
 from __future__ import annotations
 
-from peewee import JOIN
+from peewee import JOIN, fn
 
 from engine import audit, roles
 from engine.context import Principal
@@ -19,8 +19,8 @@ from engine.db import Prepared
 from engine.errors import Problem
 from engine.i18n import N_
 from engine.middleware import UNSAFE
-from engine.models import AuditEvent, Contact, Customer, StaffUser, User
-from plugins.identity import apikeys, sessions
+from engine.models import AuditEvent, Contact, Customer, LinkedContact, StaffUser, User
+from plugins.identity import accounts, apikeys, sessions
 from plugins.identity.models import Session
 
 
@@ -87,6 +87,11 @@ _USER = Prepared(
 # as the dashboard's, without a round trip of their own (ctx.extra["customer_version"]). So
 # does an impersonating staff member's account (IMP-6: checked on every request; a customer's
 # own session joins no row).
+# SUP-2: the contact joined is the session's current account: its ``contact`` while the login
+# is still linked to it (``linked_contact``), else the login's own; and whether the login has
+# further accounts at all (the header's switcher loads them only then).
+_Link = LinkedContact.alias("current_link")
+_Links = LinkedContact.alias("any_link")
 _SESSION_USER = Prepared(
     lambda digest: (
         Session.select(
@@ -98,9 +103,17 @@ _SESSION_USER = Prepared(
             StaffUser.is_active,
             StaffUser.permissions,
             AuditEvent.latest_id(Customer.id).alias("customer_version"),
+            fn.EXISTS(_Links.select(_Links.id).where(_Links.user == User.id)).alias("linked"),
         )
         .join(User)
-        .join(Contact)
+        .switch(Session)
+        .join(
+            _Link,
+            JOIN.LEFT_OUTER,
+            on=((_Link.user == Session.user) & (_Link.contact == Session.contact)),
+        )
+        .switch(User)
+        .join(Contact, on=(Contact.id == fn.COALESCE(_Link.contact, User.contact)), attr="contact")
         .join(Customer)
         .switch(Session)
         .join(StaffUser, JOIN.LEFT_OUTER)
@@ -125,6 +138,8 @@ def _customer_principal(req, row: Session, via: str) -> Principal | None:
         return None
     req.context.extra["customer_number"] = user.contact.customer.number
     req.context.extra["user"] = user
+    if row.linked:
+        req.context.extra["accounts"] = accounts.lister(req.context, user.id)
     principal = Principal(
         kind="customer",
         user_id=user.id,
@@ -182,8 +197,9 @@ def _end_impersonation(app, row: Session) -> None:
 
 def _api_key_principal(req, key: str) -> Principal:
     row = apikeys.resolve(key, req.context.ip)
-    user = load_user(row.user_id)
-    if user is None:  # removed since resolve() read the key
+    # The login as it acts for the key's customer (SUP-2: its own contact or a linked one).
+    user = accounts.load_user_at(row.user_id, row.customer_id)
+    if user is None:  # removed, or unlinked from the key's customer, since it was made
         raise Problem(
             401,
             N_("Unknown API key"),

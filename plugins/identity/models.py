@@ -25,7 +25,8 @@ class Session(BaseModel):
 
     ``kind``: "customer", "staff", "impersonation" (``user`` is the customer's
     login, ``staff`` the impersonator) or "otp" (password checked, second
-    factor pending: it authenticates nothing).
+    factor pending: it authenticates nothing). ``contact``: the customer account the session
+    acts for when the login has several (SUP-2, ``LinkedContact``); null for its own.
     """
 
     token_hash = CharField(max_length=64, unique=True)
@@ -33,6 +34,8 @@ class Session(BaseModel):
     user = ForeignKeyField(User, null=True, backref="sessions", on_delete="CASCADE")
     staff = ForeignKeyField(StaffUser, null=True, backref="sessions", on_delete="CASCADE")
     impersonation_id = IntegerField(null=True)
+    # SUP-2: the account the session acts for when it is not the login's own (a linked contact)
+    contact = ForeignKeyField(Contact, null=True, on_delete="SET NULL")
     created_at = UTCDateTimeField(default=utcnow)
     last_seen_at = UTCDateTimeField(default=utcnow)
     expires_at = UTCDateTimeField()  # the absolute timeout

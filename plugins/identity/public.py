@@ -4,7 +4,8 @@ Other plugins import identity only from here (an import-linter contract checks i
 name ``identity`` in their ``plugin_requires`` (or ``plugin_optional``). Anything not
 listed in ``__all__`` is private and may change without notice.
 
-- Service modules, used as namespaces: ``guards`` (account-holder checks), ``lockout``
+- Service modules, used as namespaces: ``accounts`` (a login's several customer accounts,
+  SUP-2: listing, linking a contact to a login), ``guards`` (account-holder checks), ``lockout``
   (failed-login counters), ``login`` (password checks, ``LoginRefused``), ``passwords``
   (the password policy), ``sessions`` (cookies, creating and revoking sessions),
   ``twofactor`` (TOTP and backup codes).
@@ -18,7 +19,7 @@ listed in ``__all__`` is private and may change without notice.
 
 from __future__ import annotations
 
-from plugins.identity import guards, lockout, login, passwords, sessions, twofactor
+from plugins.identity import accounts, guards, lockout, login, passwords, sessions, twofactor
 from plugins.identity.account_security import current_user
 from plugins.identity.auth import bearer
 from plugins.identity.login import LoginRefused
@@ -41,6 +42,7 @@ __all__ = [
     "PasswordAndCode",
     "Session",
     "TwoFactorSetup",
+    "accounts",
     "bearer",
     "current_user",
     "end_session",

@@ -21,6 +21,9 @@ NOTICES = {
     "signed-out": N_("You have signed out."),
     "expired": N_("Your session has ended. Please sign in again."),
     "email": N_("Your email address has been changed."),
+    "joined": N_(
+        "The account was added to your login. Sign in and choose it at the top of the page."
+    ),
 }
 
 

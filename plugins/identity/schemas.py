@@ -7,6 +7,7 @@ from zoneinfo import ZoneInfo
 
 from marshmallow import Schema, ValidationError, fields, post_load, validate, validates
 
+from engine.api import Id
 from engine.db import utcnow
 from engine.i18n import N_
 from plugins.identity import apikeys
@@ -198,3 +199,27 @@ class ApiKeyCreated(ApiKeyOut):
 class ApiKeyPage(Schema):
     items = fields.List(fields.Nested(ApiKeyOut))
     next = fields.String(allow_none=True)
+
+
+class CustomerAccountOut(Schema):
+    """One customer account a login speaks for (SUP-2)."""
+
+    id = fields.Integer(metadata={"description": "the customer's id: what switching takes"})
+    number = fields.String(metadata={"description": "the customer ID to quote to support"})
+    name = fields.String()
+    kind = fields.String(metadata={"description": "individual or business"})
+    contact_id = fields.Integer(metadata={"description": "your contact on that account"})
+    current = fields.Boolean(metadata={"description": "the account this session acts for"})
+
+
+class CustomerAccountsOut(Schema):
+    items = fields.List(fields.Nested(CustomerAccountOut))
+
+
+class SwitchBody(Schema):
+    customer_id = Id(
+        required=True,
+        strict=False,
+        error_messages={"required": "Choose an account."},
+        metadata={"description": "one of your accounts' id (GET /api/v1/me/accounts)"},
+    )

@@ -26,9 +26,19 @@ TOUCH_EVERY = timedelta(seconds=30)
 
 
 def create(
-    app, ctx, kind: str, *, user_id=None, staff_id=None, impersonation_id=None, next_path: str = ""
+    app,
+    ctx,
+    kind: str,
+    *,
+    user_id=None,
+    staff_id=None,
+    impersonation_id=None,
+    next_path: str = "",
+    contact_id=None,
 ) -> tuple[str, Session]:
-    """Start a session; returns (token, row). The token is never stored."""
+    """Start a session; returns (token, row). The token is never stored.
+
+    ``contact_id``: the customer account it acts for, when not the login's own (SUP-2)."""
     sec = app.settings.security
     now = utcnow()
     idle = sec.impersonation_idle_minutes if kind == "impersonation" else sec.session_idle_minutes
@@ -42,6 +52,7 @@ def create(
         user=user_id,
         staff=staff_id,
         impersonation_id=impersonation_id,
+        contact=contact_id,
         created_at=now,
         last_seen_at=now,
         expires_at=now + absolute,

@@ -80,17 +80,34 @@ class InvitationPage:
         if row is None:
             return self._gone(req, resp)
         app.page(
-            req, resp, TEMPLATE, token=token, email=row.email, errors={}, policy=policy_hint(app)
+            req,
+            resp,
+            TEMPLATE,
+            token=token,
+            email=row.email,
+            errors={},
+            policy=policy_hint(app),
+            joining=invitations.login_for(row.email) is not None,
+            customer_name=row.contact.customer.name,
         )
 
     def on_post(self, req, resp):
         app, ctx = req.context.app, req.context
         keep_private(resp)
-        data, errors = validate_form(req, schemas.InvitationForm)
         token = str(read_form(req).get("token", ""))[:200]
         row = invitations.valid(token)
         if row is None:
             return self._gone(req, resp)
+        joining = invitations.login_for(row.email) is not None
+        if (read_form(req).get("join") == "1") != joining:
+            return self._gone(req, resp)  # a login took (or left) the address since the page
+        if joining:
+            # SUP-2: the address has a login: this customer joins it; no password, no sign-in
+            if invitations.accept_join(ctx, row) is None:
+                return self._gone(req, resp)
+            redirect(resp, "/login?notice=joined")
+            return
+        data, errors = validate_form(req, schemas.InvitationForm)
         if not errors:
             errors = password_errors(app, data["password"], row.email)
             if not errors and data["password"] != data["password_confirm"]:

@@ -7,6 +7,11 @@ while it is the contact's newest (sending again revokes the one before) and the 
 address is the one it was sent to. Only the token's hash is stored, as for password resets.
 Accepting it (``/invitation``) sets the password under the same rules as a reset, creates
 the login, signs it in and, if asked, goes on to the 2FA set-up.
+
+SUP-2: when a login already uses the contact's address (the same person at another
+customer), the link adds this contact's customer to that login instead: no new password,
+no sign-in (the person signs in as always, with their second factor, and switches accounts
+in the header). The link proves the address is theirs, as a password-reset link would.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from engine.models import Contact, User
 from engine.notify import Notice, notify
 from engine.security import hash_password, new_token, token_hash
 from engine import upserts as rules
+from plugins.identity.public import accounts
 from plugins.operator.models import Invitation
 
 INVALID_MESSAGE = (  # the page says it in the template, translated
@@ -42,7 +48,8 @@ def live(contact_id: int):
 
 
 def has_login(contact_id: int) -> bool:
-    return User.select().where(User.contact == contact_id).exists()
+    """Whether a login speaks for the contact: its own, or a linked one (SUP-2)."""
+    return contact_id in User.of_contacts([contact_id])
 
 
 def portal_state(contact: Contact) -> str:
@@ -63,11 +70,15 @@ def send(app, ctx, contact: Contact) -> Invitation:
             type="has-login",
         )
     email = contact.email.strip().lower()
-    if User.select().where(User.email == email).exists():
+    joining = login_for(email)
+    if joining is not None and not may_join(joining, contact):
         raise Problem(
             409,
             N_("Another login uses this email address"),
-            N_("Give the contact their own address before inviting them."),
+            N_(
+                "That login cannot take this contact: it is disabled, or already has a contact "
+                "at this customer. Give the contact their own address before inviting them."
+            ),
             type="email-taken",
         )
     now = utcnow()
@@ -93,6 +104,8 @@ def send(app, ctx, contact: Contact) -> Invitation:
                 "url": app.url(f"/invitation?token={token}"),
                 "days": days,
                 "first_name": contact.first_name,
+                "existing_login": joining is not None,  # SUP-2: it adds an account to it
+                "customer_name": contact.customer.name,
             },
         ),
     )
@@ -100,7 +113,12 @@ def send(app, ctx, contact: Contact) -> Invitation:
         ctx,
         "invitation.sent",
         f"contact:{contact.id}",
-        {"invitation": row.id, "email": email, "expires_at": row.expires_at.isoformat()},
+        {
+            "invitation": row.id,
+            "email": email,
+            "expires_at": row.expires_at.isoformat(),
+            "existing_login": joining is not None,
+        },
         customer_id=contact.customer_id,
     )
     return row
@@ -159,9 +177,51 @@ def valid(token: str) -> Invitation | None:
     contact = row.contact
     if contact.email.strip().lower() != row.email or has_login(contact.id):
         return None
-    if User.select().where(User.email == row.email).exists():
+    joining = login_for(row.email)
+    if joining is not None and not may_join(joining, contact):
         return None  # another login took the address meanwhile: no IntegrityError later
     return row
+
+
+def login_for(email: str) -> User | None:
+    """The login that uses ``email`` already, if any (SUP-2: the link then joins it)."""
+    return User.get_or_none(User.email == email.strip().lower())
+
+
+def may_join(user: User, contact: Contact) -> bool:
+    """Whether ``contact`` may become another account of ``user`` (SUP-2): an active login
+    with no contact at that customer yet (one login, one contact per customer)."""
+    return bool(user.is_active) and accounts.contact_at(user.id, contact.customer_id) is None
+
+
+def accept_join(ctx, row: Invitation) -> User | None:
+    """Spend the link and add the contact's customer to the login with its address (audited:
+    ``invitation.accepted`` and ``login.linked``); None if it was spent or cannot join."""
+    contact = row.contact
+    now = utcnow()
+    with locked_transaction():
+        spent = (
+            Invitation.update(used_at=now)
+            .where(
+                (Invitation.id == row.id)
+                & Invitation.used_at.is_null()
+                & Invitation.revoked_at.is_null()
+            )
+            .execute()
+        )
+        user = login_for(row.email)
+        if not spent or has_login(contact.id) or user is None or not may_join(user, contact):
+            return None  # the link is spent either way: it cannot be used again
+        accounts.link(ctx, user, contact)
+        audit.record(
+            ctx,
+            "invitation.accepted",
+            f"user:{user.id}",
+            {"invitation": row.id, "contact": contact.id, "existing_login": True},
+            customer_id=contact.customer_id,
+            user_id=user.id,
+        )
+    return user
 
 
 def accept(ctx, row: Invitation, password: str) -> User | None:

@@ -19,6 +19,7 @@ from engine.errors import Problem
 from engine.events import emit
 from engine.i18n import N_
 from engine.models import EXPIRING_SOON, Product, Service
+from engine.support import reach_text, tel_uri
 
 #: Statuses in which a service still runs (and may be cancelled or renewed).
 LIVE = ("active", "suspended")
@@ -185,8 +186,14 @@ def _locked(service_id: int) -> Service:
 
 
 def contact_support(app) -> dict:
+    """How to reach support, for a refusal (SUP-1): only what the operator set is non-empty."""
     support = app.settings.support
-    return {"phone": support.phone, "email": support.email, "chat_url": support.chat_url}
+    return {
+        "phone": support.phone,
+        "tel": tel_uri(support.phone),
+        "email": support.email,
+        "chat_url": support.chat_url,
+    }
 
 
 def cancel(app, ctx, service: Service, reason: str = "") -> Service:
@@ -204,11 +211,7 @@ def cancel(app, ctx, service: Service, reason: str = "") -> Service:
             raise Problem(
                 403,
                 N_("Cancellation is not available in the portal"),
-                N_(
-                    "To cancel this service, contact support: %(phone)s or %(email)s.",
-                    phone=support["phone"],
-                    email=support["email"],
-                ),
+                N_("To cancel this service, contact support%(reach)s.", reach=reach_text(support)),
                 type="cancel-not-allowed",
                 support=support,
             )
@@ -254,11 +257,7 @@ def refuse_modify(app) -> Problem:
     return Problem(
         403,
         N_("This service cannot be changed in the portal"),
-        N_(
-            "Contact support to change it: %(phone)s or %(email)s.",
-            phone=support["phone"],
-            email=support["email"],
-        ),
+        N_("Contact support to change it%(reach)s.", reach=reach_text(support)),
         type="modify-not-allowed",
         support=support,
     )

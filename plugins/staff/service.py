@@ -35,7 +35,7 @@ def contacts_of(customer_id: int):
         .where(Contact.customer == customer_id)
         .order_by(Contact.is_primary.desc(), Contact.id)
     )
-    users = {u.contact_id: u for u in User.select().where(User.contact.in_([c.id for c in rows]))}
+    users = User.of_contacts(c.id for c in rows)
     for c in rows:
         c.user = users.get(c.id)
         c.user_id = c.user.id if c.user else None
@@ -67,8 +67,8 @@ def start(app, ctx, contact_id, reason: str) -> tuple[str, Impersonation]:
     contact = Contact.get_or_none(Contact.id == contact_id)
     if contact is None:
         raise invalid({"contact_id": [N_("No contact has this id.")]})
-    user = User.get_or_none((User.contact == contact.id) & (User.is_active == True))  # noqa: E712
-    if user is None:
+    user = User.of_contacts([contact.id]).get(contact.id)  # its own login, or a linked one
+    if user is None or not user.is_active:
         raise invalid({"contact_id": [N_("This contact has no portal login to open.")]})
     token = new_token(32)
     now = utcnow()
@@ -131,6 +131,7 @@ def open_link(app, ctx, token: str) -> tuple[str, Session]:
             user_id=row.user_id,
             staff_id=row.staff_id,
             impersonation_id=row.id,
+            contact_id=row.contact_id,  # the account opened, also when it is a linked one
         )
 
 
