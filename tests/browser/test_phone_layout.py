@@ -45,7 +45,7 @@ def visible_tabs(page) -> list[str]:
 def test_the_bottom_bar_holds_the_five_sections(live_server, new_page, locale, width):
     page = phone(new_page, live_server, locale, width)
     page.goto(live_server.url + "/")
-    bar = page.get_by_role("navigation", name=tr(locale, "Sections"))
+    bar = page.get_by_role("navigation", name=tr(locale, "Sections"), exact=True)
     expect(bar).to_be_visible()
     assert visible_tabs(page) == TABS
 
@@ -107,13 +107,14 @@ def page_title_of(section: str) -> str:
 def test_more_in_the_header_lists_the_other_sections(live_server, new_page, locale):
     page = phone(new_page, live_server, locale, width=360)
     page.goto(live_server.url + "/billing")
+    assert_accessible(page)
     expected = [
         s["id"]
         for s in api_get(live_server, "alice@example.com", "/api/v1/sections")["items"]
         if s["id"] not in TABS
     ]
-    assert expected == ["topup"]
-    more = page.get_by_role("navigation", name=tr(locale, "More sections"))
+    assert "topup" in expected  # and the demo's partner section, Weather
+    more = page.get_by_role("navigation", name=tr(locale, "More sections"), exact=True)
     summary = more.locator("summary")
     expect(summary).to_have_text(tr(locale, "More"))
     assert summary.bounding_box()["height"] >= 44
@@ -126,11 +127,14 @@ def test_more_in_the_header_lists_the_other_sections(live_server, new_page, loca
     assert [links.nth(i).get_attribute("data-section") for i in range(links.count())] == expected
     box = sheet.bounding_box()
     assert box["x"] >= 0 and box["x"] + box["width"] <= page.viewport_size["width"]
-    assert_accessible(page)
+    for i in range(links.count()):
+        assert links.nth(i).bounding_box()["height"] >= 44
+    # Open, the sheet covers part of the page: axe checks the menu itself (the page, closed).
+    assert_accessible(page, within=".sections-more")
     page.keyboard.press("Escape")  # portal.js closes it
     expect(sheet).to_be_hidden()
     summary.tap()
-    page.locator("main h1").tap()  # and so does a tap outside
+    page.touchscreen.tap(4, 400)  # and so does a tap outside it (the page margin)
     expect(sheet).to_be_hidden()
 
     summary.tap()
@@ -163,7 +167,7 @@ def dashboard_alerts(live_server) -> list[dict]:
 @pytest.mark.parametrize("locale", ["en", "zh"])
 def test_several_notices_fold_into_one_line_on_a_phone(live_server, new_page, locale):
     alerts = dashboard_alerts(live_server)
-    assert len(alerts) >= 3, f"the demo's alice should have several alerts: {alerts}"
+    assert len(alerts) >= 2, f"the demo's alice should have several alerts: {alerts}"
     page = phone(new_page, live_server, locale)
     page.goto(live_server.url + "/")
     shown = page.locator(".alerts .alert")
@@ -176,10 +180,9 @@ def test_several_notices_fold_into_one_line_on_a_phone(live_server, new_page, lo
     expect(page.locator(".alerts .alert:visible")).to_have_count(1)
     toggle = page.locator(".alerts-more summary")
     rest = len(alerts) - 1
+    words = ("%(num)d more notice", "%(num)d more notices", rest)
     expect(toggle).to_have_text(
-        ZH.ngettext("%(num)d more notice", "%(num)d more notices", rest) % {"num": rest}
-        if locale == "zh"
-        else f"{rest} more notices"
+        (ZH.ngettext(*words) if locale == "zh" else words[rest > 1]) % {"num": rest}
     )
     assert toggle.bounding_box()["height"] >= 44
     # The first screen keeps room for the dashboard's own cards.
