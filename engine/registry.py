@@ -118,13 +118,19 @@ class Route:
 
 @dataclass(frozen=True)
 class Section:
-    """A navigation entry (ACC-3). ``order`` sorts the menu, lowest first."""
+    """A navigation entry (ACC-3). ``order`` sorts the menu, lowest first.
+
+    ``primary`` marks one of the portal's main destinations: a phone shows up to five
+    sections as tabs in its bottom bar, primary ones first (then the others by ``order``
+    while there is room); the rest are listed under "More" in the header.
+    """
 
     id: str
     title: str
     path: str
     icon: str = "circle"
     order: int = 100
+    primary: bool = False
 
 
 @dataclass(frozen=True)

@@ -473,6 +473,7 @@ def test_hook_register_sections(make_app):
         "path": "/gadgets",
         "icon": "circle",
         "order": 5,
+        "primary": False,
         "plugin": "acme",
     } in items
     assert items == sorted(items, key=lambda s: (s["order"], s["id"]))  # the menu's order

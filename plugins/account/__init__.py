@@ -20,7 +20,7 @@ def register_models():
 
 @hookimpl
 def register_sections(app):
-    return [Section("account", "Account", "/account", icon="user", order=80)]
+    return [Section("account", "Account", "/account", icon="user", order=80, primary=True)]
 
 
 @hookimpl

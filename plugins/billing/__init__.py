@@ -40,7 +40,7 @@ def register_models():
 
 @hookimpl
 def register_sections(app):
-    return [Section("billing", N_("Billing"), "/billing", icon="billing", order=40)]
+    return [Section("billing", N_("Billing"), "/billing", icon="billing", order=40, primary=True)]
 
 
 @hookimpl

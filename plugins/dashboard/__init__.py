@@ -15,7 +15,7 @@ def register_settings():
 
 @hookimpl
 def register_sections(app):
-    return [Section("dashboard", "Dashboard", "/", icon="home", order=0)]
+    return [Section("dashboard", "Dashboard", "/", icon="home", order=0, primary=True)]
 
 
 @hookimpl

@@ -31,6 +31,9 @@ class SectionSchema(Schema):
     path = fields.String()
     icon = fields.String()
     order = fields.Integer()
+    primary = fields.Boolean(
+        metadata={"description": "A main destination: phones show it as a bottom-bar tab"}
+    )
     plugin = fields.String()
 
 

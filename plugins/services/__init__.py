@@ -29,7 +29,9 @@ def register_settings():
 
 @hookimpl
 def register_sections(app):
-    return [Section("services", N_("Services"), "/services", icon="services", order=20)]
+    return [
+        Section("services", N_("Services"), "/services", icon="services", order=20, primary=True)
+    ]
 
 
 @hookimpl

@@ -42,7 +42,7 @@ def register_archives(app):
 
 @hookimpl
 def register_sections(app):
-    return [Section("usage", N_("Usage"), "/usage", icon="usage", order=30)]
+    return [Section("usage", N_("Usage"), "/usage", icon="usage", order=30, primary=True)]
 
 
 @hookimpl

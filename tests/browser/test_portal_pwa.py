@@ -202,11 +202,11 @@ def test_the_portal_works_without_javascript(live_server, browser, viewport):
         page.get_by_label("Password").fill(live_server.password)
         page.get_by_role("button", name="Sign in").click()
         page.wait_for_url(live_server.url + "/")
-        # The "More" tab is a plain <details>: it opens without a script.
-        more = page.locator("nav.sections .tab-more summary")
-        if more.is_visible():
-            more.click()
-        page.locator("nav.sections a[data-section=account]:visible").click()
+        # "More" in the header is a plain <details>: it opens without a script.
+        page.locator(".sections-more summary").click()
+        page.locator(".sections-more a[data-section=topup]").click()
+        page.wait_for_url(live_server.url + "/topup")
+        page.locator("nav.sections a[data-section=account]:visible").click()  # a tab
         page.wait_for_url(live_server.url + "/account")
         page.get_by_role("link", name="Edit phone number").click()
         page.get_by_label("Phone number").fill("07700 900999")

@@ -9,8 +9,8 @@
     navigator.serviceWorker.register("/sw.js").catch(function () { /* the portal works without */ });
   }
 
-  // -- the phone's "More" sheet closes on a tap outside it, or on Escape ----------------------
-  var more = document.querySelector(".tab-more details");
+  // -- the phone's "More" sheet (header) closes on a tap outside it, or on Escape -------------
+  var more = document.querySelector(".sections-more details");
   if (more) {
     document.addEventListener("click", function (event) {
       if (more.open && !more.contains(event.target)) more.open = false;
