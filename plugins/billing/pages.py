@@ -473,7 +473,7 @@ def _guest_gone(req, resp, exc: Problem) -> None:
         "billing/guest_gone.html",
         status=404,
         title=gettext(exc.title),
-        detail=gettext(exc.description or ""),
+        detail=gettext(exc.description) if exc.description else "",
     )
 
 

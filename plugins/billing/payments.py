@@ -384,7 +384,7 @@ def _payable_now(customer_id: int, chosen: list[int], currency: str | None) -> l
             raise Problem(
                 409,
                 ALL_CHANGED,
-                "Nothing was charged. Reload to see what is left to pay.",
+                N_("Nothing was charged. Reload to see what is left to pay."),
                 type="invoice-paid",
             )
     else:
@@ -398,7 +398,16 @@ def _payable_now(customer_id: int, chosen: list[int], currency: str | None) -> l
     currencies = sorted({i.currency for i in invoices})
     if len(currencies) > 1:
         field = "invoice_ids" if chosen else "currency"
-        raise invalid({field: [f"One currency at a time: you owe in {', '.join(currencies)}."]})
+        raise invalid(
+            {
+                field: [
+                    N_(
+                        "One currency at a time: you owe in %(currencies)s.",
+                        currencies=", ".join(currencies),
+                    )
+                ]
+            }
+        )
     return invoices
 
 

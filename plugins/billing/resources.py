@@ -262,10 +262,10 @@ class InvoicesPayAllAPI:
         if body["invoice_ids"]:  # another customer's invoice is a 404 (LIM-2), before any card
             ids = set(body["invoice_ids"])
             if owned(Invoice, customer_id).where(Invoice.id.in_(ids)).count() != len(ids):
-                raise falcon.HTTPNotFound(title="Not found")
+                raise falcon.HTTPNotFound(title=N_("Not found"))
         method = payments.saved_card(app, ctx, body["payment_method_id"])
         if method is None:
-            raise invalid({"payment_method_id": ["You have no saved card: add one first."]})
+            raise invalid({"payment_method_id": [N_("You have no saved card: add one first.")]})
         ratelimits.hit(app, "pay", "customer", customer_id)
         attempt = payments.pay_invoices(
             app,

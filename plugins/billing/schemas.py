@@ -307,7 +307,7 @@ class PayAllIn(Schema):
     )
     currency = fields.String(
         load_default=None,
-        validate=validate.Regexp(r"^[A-Za-z]{3}\Z", error="A three-letter currency code."),
+        validate=validate.Regexp(r"^[A-Za-z]{3}\Z", error=N_("A three-letter currency code.")),
         metadata={"description": "only when you owe in several currencies: which to pay"},
     )
 

@@ -18,6 +18,7 @@ from engine import audit
 from engine.api import operation
 from engine.context import as_id, in_person_refusal
 from engine.db import database
+from engine.i18n import N_
 from engine.errors import Problem
 from engine.forms import validate_form
 from engine.models import Contact, Customer, LinkedContact, User
@@ -122,10 +123,10 @@ def switch(app, ctx, customer_id: Any) -> dict[str, Any]:
     contacts = accounts_of(principal.user_id)
     target = next((c for c in contacts if c.customer_id == wanted), None)
     if target is None:
-        raise Problem(404, "Not found", "You have no account with this id.")
+        raise Problem(404, N_("Not found"), N_("You have no account with this id."))
     session = ctx.extra.get("session")
     if session is None:  # a signed-in customer without a session row: nothing to switch
-        raise Problem(404, "Not found", "You have no account with this id.")
+        raise Problem(404, N_("Not found"), N_("You have no account with this id."))
     own = contacts[0].id
     previous = next((c for c in contacts if c.customer_id == principal.customer_id), None)
     with database.atomic():

@@ -220,6 +220,6 @@ class SwitchBody(Schema):
     customer_id = Id(
         required=True,
         strict=False,
-        error_messages={"required": "Choose an account."},
+        error_messages={"required": N_("Choose an account.")},
         metadata={"description": "one of your accounts' id (GET /api/v1/me/accounts)"},
     )
