@@ -190,6 +190,32 @@ class RevokeLinkPage:
 # -- paying (BILL-2), signed in or as a guest ---------------------------------------------------
 
 
+def _not_through(
+    flow, payment: Payment, client_secret: str, *, invoice, return_url: str, guest: bool = False
+) -> None:
+    """A payment not through yet, for ``PayFlow`` and ``PayAllFlow``: declined (their form
+    again) or waiting for 3-D Secure (the challenge page)."""
+    if payment.status in ("failed", "canceled"):
+        flow.show_form(error=payment.failure_message or payments.DECLINED, status=402)
+        return
+    provider, widget = checkout.challenge(flow.resp, flow.app, payment)
+    if payment.status == "requires_action" and not client_secret and provider is not None:
+        client_secret = payments.complete(flow.app, payment).client_secret
+    flow.app.page(
+        flow.req,
+        flow.resp,
+        "billing/payment.html",
+        invoice=invoice,
+        payment=payment,
+        provider=provider,
+        mode="authenticate",
+        widget=widget,
+        client_secret=client_secret,
+        return_url=return_url,
+        guest=guest,
+    )
+
+
 class PayFlow:
     """The pay form and its outcome, for a signed-in customer or a guest link."""
 
@@ -232,22 +258,11 @@ class PayFlow:
                 else f"/billing/invoices/{self.invoice.id}?done=paid"
             )
             raise falcon.HTTPSeeOther(target)
-        if payment.status in ("failed", "canceled"):
-            self.show_form(error=payment.failure_message or payments.DECLINED, status=402)
-            return
-        provider, widget = checkout.challenge(self.resp, self.app, payment)
-        if payment.status == "requires_action" and not client_secret and provider is not None:
-            client_secret = payments.complete(self.app, payment).client_secret
-        self.app.page(
-            self.req,
-            self.resp,
-            "billing/payment.html",
+        _not_through(
+            self,
+            payment,
+            client_secret,
             invoice=self.invoice,
-            payment=payment,
-            provider=provider,
-            mode="authenticate",
-            widget=widget,
-            client_secret=client_secret,
             return_url=self.payment_url(payment),
             guest=self.guest,
         )
@@ -378,24 +393,8 @@ class PayAllFlow:
         """Paid (back to the invoices), declined (the form again), or 3-D Secure."""
         if payment.status == "succeeded":
             raise falcon.HTTPSeeOther("/billing?done=paid-all")
-        if payment.status in ("failed", "canceled"):
-            self.show_form(error=payment.failure_message or payments.DECLINED, status=402)
-            return
-        provider, widget = checkout.challenge(self.resp, self.app, payment)
-        if payment.status == "requires_action" and not client_secret and provider is not None:
-            client_secret = payments.complete(self.app, payment).client_secret
-        self.app.page(
-            self.req,
-            self.resp,
-            "billing/payment.html",
-            invoice=None,
-            payment=payment,
-            provider=provider,
-            mode="authenticate",
-            widget=widget,
-            client_secret=client_secret,
-            return_url=f"/billing/payments/{payment.id}",
-            guest=False,
+        _not_through(
+            self, payment, client_secret, invoice=None, return_url=f"/billing/payments/{payment.id}"
         )
 
     def submit(self) -> None:
