@@ -360,7 +360,7 @@ class SecuritySettings(Schema):
 
 #: Weekday keys of a structured ``support.hours`` table, Monday first.
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
-_TIME_RANGE = re.compile(r"^([01]\d|2[0-3]):[0-5]\d-(([01]\d|2[0-3]):[0-5]\d|24:00)$")
+_TIME_RANGE = re.compile(r"^([01]\d|2[0-3]):[0-5]\d-(([01]\d|2[0-3]):[0-5]\d|24:00)\Z")
 
 
 def phone_number(value: str) -> None:

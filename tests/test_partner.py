@@ -221,6 +221,7 @@ def test_partner_section_page_template_and_static_appear(weather_app):
         "icon": "sun",
         "order": 70,
         "plugin": "acme-weather",
+        "primary": False,  # on a phone: under More, not a tab of the bottom bar
     } in sections
     page = bob.get("/weather")
     assert page.status_code == 200

@@ -79,6 +79,8 @@ SENTENCES: dict[str, str | tuple[str, str]] = {
     # sign-ins
     "login": (N_("Signed in from %(device)s"), N_("Signed in")),
     "logout": N_("Signed out"),
+    "login.linked": N_("An existing login was linked to a contact"),
+    "account.switched": N_("Switched to this account"),
     "login.failed": (N_("Failed sign-in attempt from %(device)s"), N_("Failed sign-in attempt")),
     "login.locked": N_("Sign-in paused after failed attempts"),
     "session.revoked": N_("Session signed out"),
@@ -121,6 +123,7 @@ SENTENCES: dict[str, str | tuple[str, str]] = {
     "invoice.updated": N_("Invoice updated"),
     "invoice.overdue": (N_("Invoice %(number)s is overdue"), N_("An invoice is overdue")),
     "invoice.pay": N_("Invoice payment started"),
+    "invoice.pay_all": N_("Payment of all unpaid invoices started"),
     "invoice.payment_recorded": N_("Payment recorded against an invoice"),
     "transaction.created": N_("Transaction added"),
     "transaction.recorded": N_("Transaction added"),

@@ -22,7 +22,7 @@ import re
 from engine.models import Contact, Customer, Service
 
 #: A query made of what people type in a phone number, with this many digits at least.
-_PHONE = re.compile(r"^\+?[\d\s().-]+$")
+_PHONE = re.compile(r"^\+?[\d\s().-]+\Z")
 _MIN_PHONE_DIGITS = 6
 
 

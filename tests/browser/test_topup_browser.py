@@ -91,6 +91,7 @@ def test_a_custom_amount_of_credit_with_a_new_card_and_3ds(
 @pytest.mark.parametrize("viewport", ["phone"], indirect=True)
 def test_auto_topup_settings_on_a_phone(live_server, page, viewport):
     sign_in(page, live_server, "alice@example.com")
+    page.locator(".sections-more summary").click()  # on a phone Top-up is under More
     page.get_by_role("link", name="Top-up", exact=True).first.click()
     card = page.locator("[data-topup-service]", has_text=PREPAID)
     expect(card).to_contain_text("On: £10.00 when below £3.00")  # the demo's setting
